@@ -1,0 +1,16 @@
+import type { Pool } from 'pg';
+import type { Clock } from '../protocol';
+
+/** What activities need from the outside world; wired once in the worker process (or a test). */
+export type ActivityDeps = {
+  /** Pool connected as the application role. */
+  pool: Pool;
+  clock: Clock;
+};
+
+/** Builds the activity implementations registered on the worker. */
+export function createActivities(_deps: ActivityDeps) {
+  return {};
+}
+
+export type Activities = ReturnType<typeof createActivities>;

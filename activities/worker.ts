@@ -1,0 +1,58 @@
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import { createPool } from '../db';
+import { systemClock } from '../protocol';
+import { createActivities, type ActivityDeps } from './create-activities';
+
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+
+/** Bundles workflows/ once; the bundle is reused by every Worker built in this process. */
+export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => console.error(m), log() {} } });
+}
+
+export type CreateWorkerInput = {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDeps;
+  workflowBundle: WorkflowBundleWithSourceMap | { codePath: string };
+  maxConcurrentActivityTaskExecutions?: number;
+};
+
+export async function createWorker(input: CreateWorkerInput): Promise<Worker> {
+  return Worker.create({
+    connection: input.connection,
+    namespace: input.namespace,
+    taskQueue: input.taskQueue,
+    workflowBundle: input.workflowBundle,
+    activities: createActivities(input.deps),
+    maxConcurrentActivityTaskExecutions: input.maxConcurrentActivityTaskExecutions ?? 50,
+  });
+}
+
+/**
+ * The worker process: one worker on the configured task queue. Temporal's runtime traps
+ * SIGINT/SIGTERM and drains the worker gracefully; then the pool is closed.
+ */
+export async function runWorkerProcess(config: Config, logger: Logger): Promise<void> {
+  const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-worker', max: 20 });
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  try {
+    const workflowBundle = await bundleWorkflows();
+    const worker = await createWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      deps: { pool, clock: systemClock },
+      workflowBundle,
+    });
+    logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
+    await worker.run();
+    logger.info('worker stopped');
+  } finally {
+    await connection.close();
+    await pool.end();
+  }
+}

@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Pool } from 'pg';
+import type { Config } from '../config';
+import type { Clock } from '../protocol';
+import { installErrorHandling } from './errors';
+import { healthRoutes } from './health/routes';
+import { wellKnownRoutes } from './well-known/routes';
+import { createLogger } from './logger';
+import { createMetrics, type Metrics } from './metrics';
+import type { TemporalDeps } from './temporal';
+
+export type AppDeps = {
+  config: Config;
+  /** Pool connected as the least-privileged application role. */
+  pool: Pool;
+  temporal: TemporalDeps;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+};
+
+export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger'> & Partial<Pick<AppDeps, 'metrics' | 'logger'>>;
+
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
+
+/** Builds the Fastify app from its dependencies; it does not listen. */
+export async function buildApp(input: BuildAppInput): Promise<App> {
+  const deps: AppDeps = {
+    ...input,
+    metrics: input.metrics ?? createMetrics(),
+    logger: input.logger ?? createLogger(input.config.logLevel),
+  };
+  const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
+    loggerInstance: deps.logger,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomBytes(12).toString('base64url')}`;
+    },
+    requestIdHeader: false,
+    bodyLimit: 1024 * 1024,
+    trustProxy: false,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.inc('agentina_http_requests_total', 'HTTP requests answered', {
+      method: req.method,
+      route: req.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    });
+  });
+  deps.metrics.gauge('agentina_db_pool_total', 'PostgreSQL connections open in the pool', () => deps.pool.totalCount);
+  deps.metrics.gauge('agentina_db_pool_waiting', 'Queries waiting for a PostgreSQL connection', () => deps.pool.waitingCount);
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+      },
+    },
+    strictTransportSecurity: { maxAge: 31536000, includeSubDomains: true },
+  });
+  // Global limit is generous; login and activation routes set tighter ones of their own.
+  await app.register(rateLimit, { global: true, max: 1000, timeWindow: '1 minute' });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Agentina control plane', version: '0.1.0', description: 'Admin, portal and agent APIs.' },
+      components: {
+        securitySchemes: {
+          adminSession: { type: 'apiKey', in: 'cookie', name: '__Host-agentina_admin' },
+          portalSession: { type: 'apiKey', in: 'cookie', name: '__Host-agentina_portal' },
+          serviceToken: { type: 'http', scheme: 'bearer' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(healthRoutes(deps));
+  await app.register(wellKnownRoutes(deps));
+
+  return app;
+}

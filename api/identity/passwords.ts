@@ -1,0 +1,74 @@
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { AppError } from '../errors';
+
+/**
+ * Password hashing for admins and customer users. Hashes are self-describing
+ * (`scrypt$N$r$p$salt$hash`, base64url), so the configured cost can rise without invalidating
+ * accounts: `needsRehash` tells the login path to re-hash with current parameters.
+ * scrypt runs on libuv's thread pool (async), never on the event loop.
+ */
+export type ScryptParams = { N: number; r: number; p: number };
+
+export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
+export const PASSWORD_MIN_CHARS = 12;
+export const PASSWORD_MAX_BYTES = 1024;
+const KEY_LEN = 32;
+const SALT_LEN = 16;
+
+function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+  // scrypt needs 128 * N * r bytes; leave headroom over Node's 32 MiB default.
+  const opts: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 1024 * 1024 };
+  return new Promise((resolve, reject) => {
+    scryptCb(password.normalize('NFKC'), salt, KEY_LEN, opts, (err, key) => (err ? reject(err) : resolve(key)));
+  });
+}
+
+/** Throws a VALIDATION_FAILED AppError when the password breaks the rules. */
+export function checkPasswordRules(password: string): void {
+  if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
+    throw new AppError('VALIDATION_FAILED', 'The password is too long.', [{ path: 'body.password', message: `at most ${PASSWORD_MAX_BYTES} bytes` }]);
+  }
+  if ([...password].length < PASSWORD_MIN_CHARS) {
+    throw new AppError('VALIDATION_FAILED', 'The password is too short.', [{ path: 'body.password', message: `at least ${PASSWORD_MIN_CHARS} characters` }]);
+  }
+}
+
+export async function hashPassword(password: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
+  const salt = randomBytes(SALT_LEN);
+  const key = await scrypt(password, salt, params);
+  return ['scrypt', params.N, params.r, params.p, salt.toString('base64url'), key.toString('base64url')].join('$');
+}
+
+type Parsed = ScryptParams & { salt: Buffer; key: Buffer };
+
+function parseHash(stored: string): Parsed | undefined {
+  const parts = stored.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return undefined;
+  const [N, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
+  if (![N, r, p].every((n) => Number.isInteger(n) && n > 0) || N > 2 ** 20 || r > 32 || p > 16) return undefined;
+  return { N, r, p, salt: Buffer.from(parts[4]!, 'base64url'), key: Buffer.from(parts[5]!, 'base64url') };
+}
+
+/** Constant-time comparison of the derived key. A malformed stored hash never matches. */
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const parsed = parseHash(stored);
+  if (!parsed || Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) return false;
+  const key = await scrypt(password, parsed.salt, parsed);
+  return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+}
+
+export function needsRehash(stored: string, params: ScryptParams = DEFAULT_SCRYPT): boolean {
+  const parsed = parseHash(stored);
+  return !parsed || parsed.N !== params.N || parsed.r !== params.r || parsed.p !== params.p;
+}
+
+/** A readable one-time password: 20 characters from an unambiguous alphabet (~115 bits). */
+export function generateOneTimePassword(): string {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+  const bytes = randomBytes(40);
+  let out = '';
+  for (const b of bytes) {
+    if (b < 4 * alphabet.length && out.length < 20) out += alphabet[b % alphabet.length];
+  }
+  return out.length === 20 ? out : generateOneTimePassword();
+}

@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { Config } from '../config';
+import { createPool } from '../db';
+import { systemClock } from '../protocol';
+import { buildApp, type App } from './app';
+import { createLogger } from './logger';
+import { createTemporal } from './temporal';
+
+/**
+ * Starts the API process: connects to PostgreSQL as the application role and to Temporal
+ * (lazily), then listens. When TLS files are configured the server speaks TLS 1.3 only.
+ */
+export async function startApi(config: Config): Promise<{ app: App; url: string; close(): Promise<void> }> {
+  const logger = createLogger(config.logLevel);
+  const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-api', max: 20 });
+  const temporal = createTemporal(config);
+  const app = await buildApp({ config, pool, temporal, clock: systemClock, logger });
+  if (config.tls) {
+    // Fastify's `https` option is fixed at construction, so TLS is applied through a wrapping server.
+    const tls = { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), minVersion: 'TLSv1.3' as const };
+    const server = createServer(tls, (req, res) => app.routing(req, res));
+    await app.ready();
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));
+    const url = `https://${config.host}:${config.port}`;
+    logger.info({ url }, 'API listening');
+    return {
+      app,
+      url,
+      async close() {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await app.close();
+        await pool.end();
+        await temporal.close();
+      },
+    };
+  }
+  const url = await app.listen({ port: config.port, host: config.host });
+  return {
+    app,
+    url,
+    async close() {
+      await app.close();
+      await pool.end();
+      await temporal.close();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config';
+import { createPool, ensureDatabase, migrate } from '../db';
+import { createLogger } from '../api/logger';
+import { createAdmin } from './create-admin';
+import { startApi } from '../api/server';
+import { runWorkerProcess } from '../activities/worker';
+
+/** `agentina <command>`: operator CLI. Exit codes: 0 ok, 1 failed, 2 usage. */
+const USAGE = `Usage: agentina <command> [options]
+
+Commands:
+  migrate                          apply pending database migrations
+  serve                            run the API (and admin UI)
+  worker                           run the Temporal worker
+  create-admin --email E [--password-stdin]
+                                   create an admin; prints a one-time password
+                                   (or reads one line of stdin as the password)
+  help                             show this text
+`;
+
+type Command = (args: string[]) => Promise<number>;
+
+function readStdinLine(): string {
+  const text = readFileSync(0, 'utf8');
+  const line = text.split(/\r?\n/)[0] ?? '';
+  return line;
+}
+
+const commands: Record<string, Command> = {
+  async migrate() {
+    const config = loadConfig();
+    await ensureDatabase(config.databaseUrl);
+    const result = await migrate(config.databaseUrl, { log: (l) => console.log(l) });
+    console.log(result.applied.length ? `migrated to version ${result.current}` : `database is up to date (version ${result.current})`);
+    return 0;
+  },
+  async serve() {
+    const config = loadConfig();
+    const api = await startApi(config);
+    const stop = () => {
+      api.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return new Promise<number>(() => undefined);
+  },
+  async worker() {
+    const config = loadConfig();
+    await runWorkerProcess(config, createLogger(config.logLevel));
+    return 0;
+  },
+  async 'create-admin'(args) {
+    const { values } = parseArgs({ args, options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, strict: true });
+    if (!values.email) {
+      console.error('create-admin needs --email');
+      return 2;
+    }
+    const config = loadConfig();
+    const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-cli', max: 1 });
+    try {
+      const password = values['password-stdin'] ? readStdinLine() : undefined;
+      const admin = await createAdmin(pool, password === undefined ? { email: values.email } : { email: values.email, password });
+      console.log(`created admin ${admin.email} (${admin.id})`);
+      if (admin.oneTimePassword) console.log(`one-time password: ${admin.oneTimePassword}\n(shown once; change it at first login)`);
+      return 0;
+    } finally {
+      await pool.end();
+    }
+  },
+  async help() {
+    process.stdout.write(USAGE);
+    return 0;
+  },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(name ? `unknown command: ${name}\n\n${USAGE}` : USAGE);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof ConfigError) console.error(err.message);
+    else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') console.error(`${(err as Error).message}\n\n${USAGE}`);
+    else console.error(`agentina ${name}: ${(err as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,89 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one place that reads process.env. Every process (API, worker, CLI, dev stack)
+ * parses its environment once at start-up and fails fast with a readable message.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+
+const envSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  APP_DATABASE_URL: z.string().url().optional(),
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('agentina'),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_UI_URL: z.string().url().optional(),
+  AGENTINA_DATA_DIR: z.string().min(1).default('.data'),
+  AGENTINA_KEYS_DIR: z.string().min(1).optional(),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PUBLIC_ORIGIN: z.string().url().optional(),
+});
+
+export type Config = {
+  /** Connection used by migrations and operator tools (schema owner or superuser). */
+  databaseUrl: string;
+  /** Connection the API and worker use: the least-privileged application role. */
+  appDatabaseUrl: string;
+  port: number;
+  host: string;
+  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number; uiUrl: string };
+  dataDir: string;
+  keysDir: string;
+  tls: { certFile: string; keyFile: string } | undefined;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  publicOrigin: string;
+};
+
+export class ConfigError extends Error {}
+
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/agentina';
+export const APP_ROLE = 'agentina_app';
+export const OWNER_ROLE = 'agentina_owner';
+
+/** Same server and database as `url`, logged in as the application role. */
+export function appUrlFor(url: string): string {
+  const u = new URL(url);
+  u.username = APP_ROLE;
+  u.password = '';
+  return u.toString();
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration in the environment:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('Invalid configuration in the environment:\n  TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  const databaseUrl = e.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+  const dataDir = path.resolve(e.AGENTINA_DATA_DIR);
+  const scheme = e.TLS_CERT_FILE ? 'https' : 'http';
+  const uiHost = e.TEMPORAL_ADDRESS.split(':')[0] ?? '127.0.0.1';
+  return {
+    databaseUrl,
+    appDatabaseUrl: e.APP_DATABASE_URL ?? appUrlFor(databaseUrl),
+    port: e.PORT,
+    host: e.HOST,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      uiPort: e.TEMPORAL_UI_PORT,
+      uiUrl: e.TEMPORAL_UI_URL ?? `http://${uiHost}:${e.TEMPORAL_UI_PORT}`,
+    },
+    dataDir,
+    keysDir: path.resolve(e.AGENTINA_KEYS_DIR ?? path.join(dataDir, 'keys')),
+    tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
+    logLevel: e.LOG_LEVEL,
+    publicOrigin: e.PUBLIC_ORIGIN ?? `${scheme}://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`,
+  };
+}

@@ -1,0 +1,10 @@
+export { createPool, withTransaction, pingDatabase, SCHEMA } from './pool';
+export type { Queryable, Tx, PoolOptions } from './pool';
+export { migrate, ensureDatabase, loadMigrations, MIGRATIONS_DIR } from './migrate';
+export type { Migration, MigrateResult } from './migrate';
+export * as adminsRepo from './admins-repo';
+export type { AdminRow } from './admins-repo';
+export { appendAudit } from './audit-repo';
+export type { AuditEventInput, AppendResult } from './audit-repo';
+export { AUDIT_ACTIONS, isAuditAction } from './audit-actions';
+export type { AuditAction } from './audit-actions';

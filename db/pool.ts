@@ -1,0 +1,50 @@
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
+
+/** Anything that can run a query: the pool itself or a client inside a transaction. */
+export type Queryable = Pick<Pool, 'query'> | PoolClient;
+export type Tx = PoolClient;
+
+export const SCHEMA = 'agentina';
+
+export type PoolOptions = {
+  applicationName?: string;
+  max?: number;
+  statementTimeoutMs?: number;
+};
+
+export function createPool(url: string, opts: PoolOptions = {}): Pool {
+  const config: PoolConfig = {
+    connectionString: url,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? 'agentina',
+    options: `-c search_path=${SCHEMA}`,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 10000,
+  };
+  if (opts.statementTimeoutMs !== undefined) config.statement_timeout = opts.statementTimeoutMs;
+  const pool = new Pool(config);
+  // An idle client that loses its server must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Runs `fn` in one transaction on a dedicated client; commits on success, rolls back on throw. */
+export async function withTransaction<T>(pool: Pool, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Resolves when the server answers `SELECT 1`; rejects with the driver's error otherwise. */
+export async function pingDatabase(db: Queryable): Promise<void> {
+  await db.query('SELECT 1');
+}

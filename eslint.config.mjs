@@ -1,0 +1,53 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.data/**', '.tools/**', 'web/dist/**', 'coverage/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/restrict-template-expressions': 'off',
+      '@typescript-eslint/only-throw-error': 'off',
+    },
+  },
+  {
+    // Workflow code is replayed: it must be deterministic and free of I/O.
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [
+          ...nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: no Node built-ins.' })),
+          { name: 'pg', message: 'Workflows do no I/O: call an activity.' },
+          { name: 'axios', message: 'Workflows do no I/O: call an activity.' },
+          { name: 'undici', message: 'Workflows do no I/O: call an activity.' },
+          { name: 'node-fetch', message: 'Workflows do no I/O: call an activity.' },
+          { name: 'got', message: 'Workflows do no I/O: call an activity.' },
+        ],
+        patterns: [
+          { group: ['**/activities', '**/activities/**', '**/db', '**/db/**', '**/api', '**/api/**'], allowTypeImports: true, message: 'Workflows may only import types from activities/, and nothing from db/ or api/.' },
+          { group: ['pg/**', 'pg-*', 'axios/**', 'undici/**'], message: 'Workflows do no I/O.' },
+        ],
+      }],
+      'no-restricted-globals': ['error',
+        { name: 'fetch', message: 'Workflows do no I/O.' },
+        { name: 'setInterval', message: 'Use workflow timers.' },
+        { name: 'process', message: 'Workflows must not read the environment.' },
+      ],
+    },
+  },
+);

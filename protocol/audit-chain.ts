@@ -1,0 +1,32 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical-json';
+
+/**
+ * The audit chain's hashing rule, shared by the writer, `agentina audit verify` and anyone
+ * verifying an export elsewhere:  hash = sha256( prev_hash ‖ canonicalJson(content) ), both as
+ * UTF-8 text, prev_hash as 64 lowercase hex characters (64 zeros before the first row).
+ */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const ACTOR_KINDS = ['admin', 'customer', 'system', 'agent', 'workflow'] as const;
+export type ActorKind = (typeof ACTOR_KINDS)[number];
+export type Actor = { kind: ActorKind; id: string };
+export type Subject = { kind: string; id: string };
+
+/** Exactly what is hashed for one row. */
+export type AuditContent = {
+  seq: number;
+  time: string;
+  actor: Actor;
+  action: string;
+  subject: Subject;
+  data: Record<string, unknown>;
+  idempotencyKey: string;
+};
+
+export function auditHash(prevHash: string, content: AuditContent): string {
+  return createHash('sha256').update(prevHash, 'utf8').update(canonicalJson(content), 'utf8').digest('hex');
+}
+
+/** The signed statement a checkpoint makes about the chain head. */
+export type CheckpointStatement = { sequence: number; hash: string; time: string };

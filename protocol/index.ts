@@ -1,0 +1,11 @@
+export { canonicalJson, canonicalBytes, CanonicalJsonError } from './canonical-json';
+export { createSigner, createKeySet, generateKeyFile, verifySignature, signEnvelope } from './signer';
+export type { Signature, SignedEnvelope, Signer, KeySet, KeyFile, VerifyResult } from './signer';
+export { writeNewKeyFile, readKeyFile, loadSigner, loadKeySet } from './key-files';
+export { redactDeep, redactString, isSecretKey, REDACTED } from './redact';
+export { systemClock, createFixedClock } from './clock';
+export type { Clock } from './clock';
+export { newId, newSecret, idSchema, ID_PREFIXES } from './ids';
+export type { IdPrefix } from './ids';
+export { auditHash, GENESIS_HASH, ACTOR_KINDS } from './audit-chain';
+export type { Actor, ActorKind, Subject, AuditContent, CheckpointStatement } from './audit-chain';

@@ -1,0 +1,123 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, type Config } from '../config';
+import { adminsRepo, createPool, ensureDatabase, migrate } from '../db';
+import { createAdmin } from '../cli/create-admin';
+import { findOrStartPostgres, withDatabase, type PostgresServer } from './stack/postgres';
+import { portAnswers, waitFor } from './stack/ports';
+import { startProcess, type ManagedProcess } from './stack/processes';
+import { ensureSearchAttributes, splitAddress, startTemporalDevServer, temporalAnswers } from './stack/temporal';
+import { findTemporalCli, ROOT } from './stack/tools';
+
+const FIRST_ADMIN_EMAIL = 'admin@agentina.local';
+const log = (line: string) => console.log(`  · ${line}`);
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** `npm start`: PostgreSQL, Temporal (with Web UI), migrations, worker and API; Ctrl-C stops all. */
+export async function main(): Promise<void> {
+  const config: Config = loadConfig();
+  const logDir = path.join(config.dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const started: Array<ManagedProcess | { name: string; stop(): Promise<void> }> = [];
+  let stopping = false;
+
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nStopping…');
+    for (const p of [...started].reverse()) {
+      await p.stop().catch((e: unknown) => console.error(`  could not stop ${p.name}: ${String(e)}`));
+      log(`stopped ${p.name}`);
+    }
+    process.exit(code);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stopAll(0));
+
+  try {
+    console.log('Starting Agentina…');
+    const cli = findTemporalCli(log);
+    log(`Temporal CLI: ${path.relative(ROOT, cli) || cli}`);
+
+    const pg: PostgresServer = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir: config.dataDir, log });
+    if (pg.source === 'embedded') started.push({ name: 'PostgreSQL (embedded)', stop: () => pg.stop() });
+    const databaseUrl = process.env.DATABASE_URL ?? withDatabase(pg.adminUrl, 'agentina');
+    await ensureDatabase(databaseUrl);
+    const migrated = await migrate(databaseUrl);
+    log(`PostgreSQL (${pg.source}): schema at version ${migrated.current}${migrated.applied.length ? `, applied ${migrated.applied.length}` : ''}`);
+
+    const { host, port } = splitAddress(config.temporal.address);
+    if (await temporalAnswers(config.temporal.address)) {
+      log(`Temporal already answers at ${config.temporal.address}; using it`);
+      await ensureSearchAttributes(config.temporal.address, config.temporal.namespace);
+    } else {
+      if (await portAnswers(host, config.temporal.uiPort)) throw new Error(`port ${config.temporal.uiPort} (TEMPORAL_UI_PORT) is taken by another program`);
+      const temporal = await startTemporalDevServer({
+        cli,
+        host,
+        port,
+        namespace: config.temporal.namespace,
+        uiPort: config.temporal.uiPort,
+        dbFile: path.join(config.dataDir, 'temporal.db'),
+        logFile: path.join(logDir, 'temporal.log'),
+      });
+      started.push(temporal);
+      log(`Temporal dev server at ${config.temporal.address}`);
+    }
+
+    let firstAdmin: { email: string; password: string } | undefined;
+    const env = { ...process.env, DATABASE_URL: databaseUrl };
+    const appConfig = loadConfig(env);
+    const pool = createPool(appConfig.appDatabaseUrl, { max: 1 });
+    try {
+      if ((await adminsRepo.countAdmins(pool)) === 0) {
+        const admin = await createAdmin(pool, { email: FIRST_ADMIN_EMAIL });
+        firstAdmin = { email: admin.email, password: admin.oneTimePassword! };
+      }
+    } finally {
+      await pool.end();
+    }
+
+    if (await portAnswers(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.port)) {
+      throw new Error(`port ${config.port} (PORT) is taken by another program; set PORT to run a second stack`);
+    }
+    const bin = path.join(ROOT, 'bin', 'agentina.js');
+    for (const name of ['worker', 'serve'] as const) {
+      const logFile = path.join(logDir, `${name === 'serve' ? 'api' : name}.log`);
+      const proc = startProcess(name === 'serve' ? 'API' : 'worker', process.execPath, [bin, name], { env, logFile, cwd: ROOT });
+      started.push(proc);
+      void proc.exited.then((code) => {
+        if (stopping) return;
+        console.error(`\n${proc.name} exited unexpectedly (code ${code}). Last lines of ${path.relative(ROOT, logFile)}:\n${tail(logFile)}`);
+        void stopAll(1);
+      });
+    }
+    const apiHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+    await waitFor('the API', () => portAnswers(apiHost, config.port), 60000, 200);
+
+    const scheme = config.tls ? 'https' : 'http';
+    const lines = [
+      '',
+      'Agentina is running.',
+      `  Admin UI and API   ${scheme}://${apiHost}:${config.port}/      (API docs: /docs)`,
+      `  Customer portal    ${scheme}://${apiHost}:${config.port}/portal`,
+      `  Temporal Web       ${config.temporal.uiUrl}`,
+      `  PostgreSQL         ${pg.source}, database "${new URL(databaseUrl).pathname.slice(1)}"`,
+      `  Logs               ${path.relative(process.cwd(), logDir) || logDir}/`,
+    ];
+    if (firstAdmin) {
+      lines.push(`  First admin        ${firstAdmin.email}`, `  One-time password  ${firstAdmin.password}    (shown once; change it at first login)`);
+    }
+    lines.push('Press Ctrl-C to stop.', '');
+    console.log(lines.join('\n'));
+  } catch (err) {
+    console.error(`\nnpm start failed: ${(err as Error).message}`);
+    await stopAll(1);
+  }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * `npm start`: bootstraps the dev stack. Plain JavaScript, because it runs before dependencies are
+ * installed: it (re)installs them when node_modules is missing or older than package-lock.json,
+ * then hands over to the TypeScript orchestrator in scripts/dev-stack.ts.
+ */
+const { spawnSync } = require('node:child_process');
+const { createHash } = require('node:crypto');
+const { existsSync, readFileSync, writeFileSync } = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) {
+  console.error(`Agentina needs Node.js 20 or newer; this is ${process.version}.`);
+  process.exit(1);
+}
+
+function ensureDependencies() {
+  const lock = path.join(root, 'package-lock.json');
+  const stamp = path.join(root, 'node_modules', '.agentina-deps');
+  const want = createHash('sha256').update(readFileSync(lock)).digest('hex');
+  const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+  if (have === want) return;
+  console.log(existsSync(path.join(root, 'node_modules')) ? 'Dependencies changed: running npm ci…' : 'Installing dependencies (npm ci)…');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('npm ci failed; see the output above.');
+    process.exit(1);
+  }
+  writeFileSync(stamp, `${want}\n`);
+}
+
+module.exports = { ensureDependencies };
+
+if (require.main === module) {
+  ensureDependencies();
+  require('tsx/cjs');
+  const { main } = require('./dev-stack.ts');
+  main().catch((err) => {
+    console.error(`\nnpm start failed: ${err && err.message ? err.message : err}`);
+    process.exit(1);
+  });
+}

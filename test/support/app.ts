@@ -1,0 +1,49 @@
+import { Writable } from 'node:stream';
+import type { Pool } from 'pg';
+import { buildApp, type App } from '../../api/app';
+import { createLogger } from '../../api/logger';
+import { createTemporal, type TemporalDeps } from '../../api/temporal';
+import { loadConfig, type Config } from '../../config';
+import { systemClock, type Clock } from '../../protocol';
+import { testEnv } from './env';
+
+/** Collects every log line the app writes, so tests can grep it for secrets. */
+export function createLogCapture() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { lines, stream, text: () => lines.join('\n') };
+}
+
+export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/unused',
+    TEMPORAL_ADDRESS: process.env.AGENTINA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    LOG_LEVEL: 'info',
+    ...overrides,
+  });
+}
+
+export type TestAppInput = { pool: Pool; temporal?: TemporalDeps; clock?: Clock; config?: Config };
+
+/** The real app on a real database and the shared Temporal dev server, logging into memory. */
+export async function buildTestApp(input: TestAppInput): Promise<{ app: App; logs: ReturnType<typeof createLogCapture>; temporal: TemporalDeps; close(): Promise<void> }> {
+  const config = input.config ?? testConfig();
+  const logs = createLogCapture();
+  const temporal = input.temporal ?? createTemporal({ temporal: { ...config.temporal, address: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS') } });
+  const app = await buildApp({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock, logger: createLogger('info', logs.stream) });
+  await app.ready();
+  return {
+    app,
+    logs,
+    temporal,
+    async close() {
+      await app.close();
+      if (!input.temporal) await temporal.close();
+    },
+  };
+}

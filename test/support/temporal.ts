@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { testEnv } from './env';
+
+let runtimeInstalled = false;
+/** Keeps the SDK quiet in test output unless something is wrong. */
+export function quietTemporalRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+export type TestTemporal = {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  connection: Connection;
+  nativeConnection: NativeConnection;
+  client: Client;
+  workflowBundle: { codePath: string };
+  close(): Promise<void>;
+};
+
+/** Connections to the shared dev server and a task queue of this test file's own. */
+export async function connectTestTemporal(label = 'test'): Promise<TestTemporal> {
+  quietTemporalRuntime();
+  const address = testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS');
+  const connection = await Connection.connect({ address });
+  const nativeConnection = await NativeConnection.connect({ address });
+  return {
+    address,
+    namespace: 'default',
+    taskQueue: `${label}-${randomBytes(4).toString('hex')}`,
+    connection,
+    nativeConnection,
+    client: new Client({ connection, namespace: 'default' }),
+    workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
+    async close() {
+      await connection.close();
+      await nativeConnection.close();
+    },
+  };
+}
+
+/** Runs `worker` in the background; the returned function shuts it down and waits. */
+export function runWorkerInBackground(worker: Worker): () => Promise<void> {
+  const running = worker.run();
+  return async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+  };
+}
