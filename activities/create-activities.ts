@@ -6,6 +6,8 @@ export type ActivityDeps = {
   /** Pool connected as the application role. */
   pool: Pool;
   clock: Clock;
+  /** AGENTINA_KEYS_DIR: signing key files (protocol/keyring.ts). Keys never travel in payloads. */
+  keysDir: string;
 };
 
 /** Builds the activity implementations registered on the worker. */

@@ -45,7 +45,7 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      deps: { pool, clock: systemClock },
+      deps: { pool, clock: systemClock, keysDir: config.keysDir },
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');

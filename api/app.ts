@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
 import type { Clock } from '../protocol';
+import { installAccessControl, type Authenticate } from './auth/access';
+import { createAuthenticator } from './auth/authenticate';
 import { installErrorHandling } from './errors';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
@@ -25,9 +27,11 @@ export type AppDeps = {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  /** Resolves the caller of each request; see api/auth/access.ts. */
+  authenticate: Authenticate;
 };
 
-export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger'> & Partial<Pick<AppDeps, 'metrics' | 'logger'>>;
+export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate'> & Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate'>>;
 
 export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
 
@@ -39,6 +43,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     ...input,
     metrics: input.metrics ?? createMetrics(),
     logger: input.logger ?? createLogger(input.config.logLevel),
+    authenticate: input.authenticate ?? createAuthenticator({ pool: input.pool, clock: input.clock }),
   };
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,
@@ -54,6 +59,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  installAccessControl(app, deps.authenticate);
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);

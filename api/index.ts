@@ -7,3 +7,7 @@ export { createLogger, loggerOptions } from './logger';
 export { createMetrics } from './metrics';
 export { AppError, ERROR_STATUS, errorBody } from './errors';
 export type { ErrorCode, ErrorBody } from './errors';
+export { actorOf, principalOf, installAccessControl } from './auth/access';
+export type { Principal, PrincipalKind, AccessKind, Authenticate } from './auth/access';
+export { chainResolvers, createAuthenticator } from './auth/authenticate';
+export type { CredentialResolver } from './auth/authenticate';

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../config';
 import { adminsRepo, createPool, ensureDatabase, migrate } from '../db';
 import { createAdmin } from '../cli/create-admin';
+import { ensureKeys } from '../protocol';
 import { findOrStartPostgres, withDatabase, type PostgresServer } from './stack/postgres';
 import { portAnswers, waitFor } from './stack/ports';
 import { startProcess, type ManagedProcess } from './stack/processes';
@@ -70,6 +71,9 @@ export async function main(): Promise<void> {
       started.push(temporal);
       log(`Temporal dev server at ${config.temporal.address}`);
     }
+
+    ensureKeys(config.keysDir);
+    log(`signing keys in ${path.relative(process.cwd(), config.keysDir) || config.keysDir}/`);
 
     let firstAdmin: { email: string; password: string } | undefined;
     const env = { ...process.env, DATABASE_URL: databaseUrl };

@@ -31,12 +31,12 @@ export function healthRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.get('/livez', {
       schema: { tags: ['health'], summary: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
-      config: { rateLimit: false },
+      config: { rateLimit: false, access: ['anonymous'] },
     }, async () => ({ status: 'ok' as const }));
 
     app.get('/readyz', {
       schema: { tags: ['health'], summary: 'PostgreSQL and Temporal both answer', response: { 200: readySchema, 503: errorSchema } },
-      config: { rateLimit: false },
+      config: { rateLimit: false, access: ['anonymous'] },
     }, async (req, reply) => {
       const checks: Check[] = [
         { name: 'postgres', run: async () => void (await deps.pool.query('SELECT 1')), down: 'PostgreSQL is not answering' },
@@ -54,7 +54,7 @@ export function healthRoutes(deps: AppDeps): FastifyPluginAsyncZod {
 
     app.get('/metrics', {
       schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false },
-      config: { rateLimit: false },
+      config: { rateLimit: false, access: ['anonymous'] },
     }, async (_req, reply) => {
       return reply.type('text/plain; version=0.0.4').send(deps.metrics.render());
     });

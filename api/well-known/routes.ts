@@ -4,7 +4,7 @@ import type { AppDeps } from '../app';
 /** RFC 9116 security.txt; the policy itself is SECURITY.md. */
 export function wellKnownRoutes(deps: AppDeps): FastifyPluginAsync {
   return async (app) => {
-    app.get('/.well-known/security.txt', { schema: { tags: ['health'], summary: 'Responsible disclosure contact (RFC 9116)' } }, async (_req, reply) => {
+    app.get('/.well-known/security.txt', { config: { access: ['anonymous'] }, schema: { tags: ['health'], summary: 'Responsible disclosure contact (RFC 9116)' } }, async (_req, reply) => {
       const expires = new Date(deps.clock.now().getTime() + 180 * 24 * 3600 * 1000);
       expires.setUTCHours(0, 0, 0, 0);
       const origin = deps.config.publicOrigin;

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Pool } from 'pg';
 import { buildApp, type App } from '../../api/app';
+import type { Authenticate } from '../../api/auth/access';
 import { createLogger } from '../../api/logger';
 import { createTemporal, type TemporalDeps } from '../../api/temporal';
 import { loadConfig, type Config } from '../../config';
@@ -28,14 +29,14 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
   });
 }
 
-export type TestAppInput = { pool: Pool; temporal?: TemporalDeps; clock?: Clock; config?: Config };
+export type TestAppInput = { pool: Pool; temporal?: TemporalDeps; clock?: Clock; config?: Config; authenticate?: Authenticate };
 
 /** The real app on a real database and the shared Temporal dev server, logging into memory. */
 export async function buildTestApp(input: TestAppInput): Promise<{ app: App; logs: ReturnType<typeof createLogCapture>; temporal: TemporalDeps; close(): Promise<void> }> {
   const config = input.config ?? testConfig();
   const logs = createLogCapture();
   const temporal = input.temporal ?? createTemporal({ temporal: { ...config.temporal, address: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS') } });
-  const app = await buildApp({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock, logger: createLogger('info', logs.stream) });
+  const app = await buildApp({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock, logger: createLogger('info', logs.stream), ...(input.authenticate ? { authenticate: input.authenticate } : {}) });
   await app.ready();
   return {
     app,

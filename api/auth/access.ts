@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Actor } from '../../protocol';
+import { AppError } from '../errors';
+
+/**
+ * Who is calling. Every route declares which kinds may call it (`config.access`); anything not
+ * declared is refused, and a route that declares nothing makes the app refuse to start.
+ */
+export type Principal =
+  | { kind: 'admin'; id: string; sessionId: string }
+  | { kind: 'customer'; id: string; customerId: string; sessionId: string }
+  | { kind: 'service'; id: string }
+  | { kind: 'agent'; id: string; licenseId: string; customerId: string };
+
+export type PrincipalKind = Principal['kind'];
+export type AccessKind = 'anonymous' | PrincipalKind;
+
+/** Resolves the caller from the request (cookies, bearer tokens); null when anonymous. */
+export type Authenticate = (req: FastifyRequest) => Promise<Principal | null>;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call this route. 'anonymous' makes it public. */
+    access?: readonly AccessKind[];
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+/** The audit actor for a principal: service accounts are `system`, never an operator. */
+export function actorOf(p: Principal): Actor {
+  switch (p.kind) {
+    case 'admin':
+      return { kind: 'admin', id: p.id };
+    case 'customer':
+      return { kind: 'customer', id: p.id };
+    case 'service':
+      return { kind: 'system', id: p.id };
+    case 'agent':
+      return { kind: 'agent', id: p.id };
+  }
+}
+
+/** Narrows `req.principal` for handlers whose route already restricted the kinds. */
+export function principalOf<K extends PrincipalKind>(req: FastifyRequest, ...kinds: K[]): Extract<Principal, { kind: K }> {
+  const p = req.principal;
+  if (!p || !(kinds as string[]).includes(p.kind)) throw new AppError('FORBIDDEN', 'You may not do this.');
+  return p as Extract<Principal, { kind: K }>;
+}
+
+/** Plugin-registered routes (OpenAPI UI, static files) that are public by nature. */
+const PUBLIC_PREFIXES = ['/docs'];
+
+/**
+ * Installs deny-by-default access control: authenticate every request to a matched route,
+ * then allow it only if the principal's kind is in the route's `access` list.
+ * 401 when no valid credential was presented, 403 when the credential is of the wrong kind.
+ */
+export function installAccessControl(app: FastifyInstance, authenticate: Authenticate): void {
+  const undeclared: string[] = [];
+  app.decorateRequest('principal', null);
+  app.addHook('onRoute', (route) => {
+    if (route.config?.access) return;
+    if (PUBLIC_PREFIXES.some((p) => route.url === p || route.url.startsWith(`${p}/`))) {
+      route.config = { ...(route.config ?? {}), access: ['anonymous'] };
+      return;
+    }
+    undeclared.push(`${String(route.method)} ${route.url}`);
+  });
+  app.addHook('onReady', async () => {
+    if (undeclared.length) throw new Error(`routes without an access rule: ${undeclared.join(', ')}`);
+  });
+  app.addHook('onRequest', async (req) => {
+    const access = req.routeOptions.config?.access;
+    if (!access) return; // unmatched route: the 404 handler answers
+    const principal = await authenticate(req);
+    req.principal = principal;
+    if (access.includes('anonymous')) return;
+    if (!principal) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');
+    if (!access.includes(principal.kind)) throw new AppError('FORBIDDEN', 'Your credential does not allow this.');
+  });
+}

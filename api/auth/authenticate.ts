@@ -1,0 +1,28 @@
+import type { FastifyRequest } from 'fastify';
+import type { Pool } from 'pg';
+import type { Clock } from '../../protocol';
+import type { Authenticate, Principal } from './access';
+
+/**
+ * One credential type's resolver: `undefined` when the request does not carry this kind of
+ * credential, `null` when it does but the credential is not valid, a principal when it is.
+ */
+export type CredentialResolver = (req: FastifyRequest) => Promise<Principal | null | undefined>;
+
+export type AuthenticatorDeps = { pool: Pool; clock: Clock };
+
+/** Tries each resolver in order; the first that recognises its credential decides. */
+export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {
+  return async (req) => {
+    for (const resolve of resolvers) {
+      const result = await resolve(req);
+      if (result !== undefined) return result;
+    }
+    return null;
+  };
+}
+
+/** The production authenticator. Resolvers are added by the identity and agent modules. */
+export function createAuthenticator(_deps: AuthenticatorDeps): Authenticate {
+  return chainResolvers([]);
+}

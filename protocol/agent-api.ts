@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { fingerprintHashesSchema, fingerprintSaltSchema, FINGERPRINT_COMPONENTS } from './fingerprint';
+import { signedLicenseSchema } from './license';
+import { agentId, AGENT_STATUSES, boundedText, hex64, isoTime, LICENSE_STATES, licenseId, signatureSchema, taskId } from './schemas';
+
+/**
+ * The wire contract between the control plane and the agent (`/v1/agent/*`). Both sides parse
+ * with these schemas; the agent authenticates with `Authorization: Bearer agc_…` after activation.
+ */
+
+// ---- activation: POST /v1/agent/activate (no auth header; the act_ token is the credential)
+export const activationTokenSchema = z.string().regex(/^act_[A-Za-z0-9_-]{22,64}$/, 'must be an act_ token');
+export const agentCredentialSchema = z.string().regex(/^agc_[A-Za-z0-9_-]{22,64}$/, 'must be an agc_ credential');
+
+export const activateRequestSchema = z.strictObject({
+  token: activationTokenSchema,
+  /** The agent's Ed25519 public key (SPKI PEM). */
+  publicKey: z.string().min(40).max(1000),
+  fingerprint: z.strictObject({ salt: fingerprintSaltSchema, components: fingerprintHashesSchema }),
+  agentVersion: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
+  hostnameHint: boundedText(255).optional(),
+});
+export type ActivateRequest = z.infer<typeof activateRequestSchema>;
+
+// ---- the signed status answer (status long-poll, heartbeat answers, activation)
+export const statusPayloadSchema = z.strictObject({
+  kind: z.literal('agentina.status/v1'),
+  licenseId,
+  agentId,
+  licenseState: z.enum(LICENSE_STATES),
+  agentStatus: z.enum(AGENT_STATUSES),
+  /** True only when the license is trial/active/grace and the agent is active (or offline). */
+  good: z.boolean(),
+  /** licenses.version + agents.status_version: rises with every change that concerns this agent. */
+  version: z.number().int().min(0),
+  serverTime: isoTime,
+  expiresAt: isoTime,
+  graceDays: z.number().int().min(0).max(365),
+  reason: boundedText(500).optional(),
+});
+export type StatusPayload = z.infer<typeof statusPayloadSchema>;
+export const signedStatusSchema = z.strictObject({ payload: statusPayloadSchema, signature: signatureSchema });
+export type SignedStatus = z.infer<typeof signedStatusSchema>;
+
+export const activateResponseSchema = z.strictObject({
+  agentId,
+  /** Shown once; the control plane stores only its sha256. */
+  credential: agentCredentialSchema,
+  license: signedLicenseSchema,
+  status: signedStatusSchema,
+  heartbeatIntervalS: z.number().int().min(5).max(3600),
+});
+export type ActivateResponse = z.infer<typeof activateResponseSchema>;
+
+// ---- GET /v1/agent/status?since=<version>&wait=<seconds>
+export const statusQuerySchema = z.strictObject({
+  since: z.coerce.number().int().min(0).optional(),
+  wait: z.coerce.number().int().min(0).max(30).optional(),
+});
+export const statusResponseSchema = z.strictObject({ status: signedStatusSchema, changed: z.boolean() });
+export type StatusResponse = z.infer<typeof statusResponseSchema>;
+
+// ---- POST /v1/agent/heartbeat
+export const heartbeatRequestSchema = z.strictObject({
+  agentVersion: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
+  /** SHA-256 over the runtime files' manifest (agent/integrity). */
+  runtimeHash: hex64,
+  fingerprint: fingerprintHashesSchema,
+  score: z.number().int().min(0).max(100),
+  changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)).max(FINGERPRINT_COMPONENTS.length),
+  inFlightTasks: z.number().int().min(0).max(10000),
+  /** Set when the agent has gone terminal: why (journaled reason code). */
+  terminalReason: boundedText(200).optional(),
+});
+export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
+export const heartbeatResponseSchema = z.strictObject({ status: signedStatusSchema, heartbeatIntervalS: z.number().int().min(5).max(3600) });
+
+// ---- tasks: GET /v1/agent/tasks/next?wait=<s>, POST /v1/agent/tasks/:id/result
+export const TASK_KINDS = ['echo', 'sleep', 'http.get'] as const;
+export const agentTaskSchema = z.strictObject({
+  id: taskId,
+  kind: z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/),
+  payload: z.record(z.string().max(100), z.unknown()),
+  leaseExpiresAt: isoTime,
+});
+export type AgentTask = z.infer<typeof agentTaskSchema>;
+export const nextTaskQuerySchema = z.strictObject({ wait: z.coerce.number().int().min(0).max(30).optional() });
+export const nextTaskResponseSchema = z.strictObject({ task: agentTaskSchema.nullable() });
+export const taskResultRequestSchema = z.strictObject({
+  outcome: z.enum(['succeeded', 'failed', 'interrupted', 'rejected']),
+  result: z.unknown().optional(),
+  error: boundedText(2000).optional(),
+});
+export type TaskResultRequest = z.infer<typeof taskResultRequestSchema>;
+
+// ---- GET /v1/agent/revocations?since=<cursor>
+export const revocationsQuerySchema = z.strictObject({ since: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() });
+export const revocationItemSchema = z.strictObject({
+  cursor: z.number().int().min(1),
+  licenseId,
+  agentId: agentId.optional(),
+  state: z.string().max(30),
+  version: z.number().int().min(0),
+  reason: boundedText(500).optional(),
+  at: isoTime,
+});
+export const revocationsPayloadSchema = z.strictObject({
+  kind: z.literal('agentina.revocations/v1'),
+  items: z.array(revocationItemSchema),
+  nextCursor: z.number().int().min(0),
+  serverTime: isoTime,
+});
+export const signedRevocationsSchema = z.strictObject({ payload: revocationsPayloadSchema, signature: signatureSchema });
+
+// ---- GET /v1/agent/releases/latest: a signed release manifest
+export const releaseFileSchema = z.strictObject({ path: z.string().min(1).max(300), sha256: hex64, size: z.number().int().min(0) });
+export const releaseManifestSchema = z.strictObject({
+  kind: z.literal('agentina.release/v1'),
+  version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
+  files: z.array(releaseFileSchema).max(10000),
+  /** sha256 over the canonical JSON of `files`: what heartbeats report as runtimeHash. */
+  runtimeHash: hex64,
+  createdAt: isoTime,
+});
+export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
+export const signedReleaseManifestSchema = z.strictObject({ manifest: releaseManifestSchema, signature: signatureSchema });
