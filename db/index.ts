@@ -8,3 +8,5 @@ export { appendAudit } from './audit-repo';
 export type { AuditEventInput, AppendResult } from './audit-repo';
 export { AUDIT_ACTIONS, isAuditAction } from './audit-actions';
 export type { AuditAction } from './audit-actions';
+export { STATUS_CHANNEL, insertStatusFeed, notifyStatus, listStatusFeedSince } from './status-feed-repo';
+export type { StatusNotice, StatusFeedInput, StatusFeedRow } from './status-feed-repo';

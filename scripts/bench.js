@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * `npm run bench:<name>` → runs test/bench/<name>.ts. Each benchmark provisions what it needs the
+ * way `npm test` does (test/support/stack.ts, honouring DATABASE_URL), stops all it started, and
+ * prints one JSON object of its figures as its last line.
+ */
+const path = require('node:path');
+const { existsSync } = require('node:fs');
+
+const name = process.argv[2];
+const file = name && path.join(__dirname, '..', 'test', 'bench', `${name}.ts`);
+if (!file || !existsSync(file)) {
+  console.error(`usage: node scripts/bench.js <name>   (no benchmark ${name ?? ''} in test/bench/)`);
+  process.exit(2);
+}
+require('tsx/cjs');
+const { main } = require(file);
+main(process.argv.slice(3)).then(
+  (figures) => {
+    console.log(JSON.stringify(figures));
+    process.exit(0);
+  },
+  (err) => {
+    console.error(err && err.stack ? err.stack : err);
+    process.exit(1);
+  },
+);
