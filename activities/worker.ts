@@ -1,9 +1,11 @@
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { createPool } from '../db';
 import { systemClock } from '../protocol';
 import { createActivities, type ActivityDeps } from './create-activities';
+import { ensureSchedules } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -40,6 +42,13 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
   const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-worker', max: 20 });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
+    const clientConnection = await Connection.connect({ address: config.temporal.address });
+    try {
+      const scheduled = await ensureSchedules(new Client({ connection: clientConnection, namespace: config.temporal.namespace }), config);
+      logger.info({ schedules: scheduled }, 'schedules in place');
+    } finally {
+      await clientConnection.close();
+    }
     const workflowBundle = await bundleWorkflows();
     const worker = await createWorker({
       connection,

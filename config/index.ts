@@ -7,6 +7,14 @@ import { z } from 'zod';
  */
 const port = z.coerce.number().int().min(0).max(65535);
 
+/** A duration such as `90s`, `10m`, `1h` (or bare seconds), as milliseconds; 1 s to 1 day. */
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
+const duration = z
+  .string()
+  .regex(/^\d{1,6}(s|m|h)?$/, 'must be a duration like 30s, 10m or 1h')
+  .transform((v) => Number(v.replace(/[smh]$/, '')) * UNIT_MS[(/[smh]$/.exec(v)?.[0] ?? 's') as keyof typeof UNIT_MS])
+  .pipe(z.number().min(1000, 'must be at least 1s').max(86_400_000, 'must be at most 24h'));
+
 const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   APP_DATABASE_URL: z.string().url().optional(),
@@ -23,6 +31,7 @@ const envSchema = z.object({
   TLS_KEY_FILE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_ORIGIN: z.string().url().optional(),
+  AUDIT_CHECKPOINT_INTERVAL: duration.default(600_000),
 });
 
 export type Config = {
@@ -38,6 +47,8 @@ export type Config = {
   tls: { certFile: string; keyFile: string } | undefined;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   publicOrigin: string;
+  /** How often the audit checkpoint schedule signs the chain head. */
+  audit: { checkpointIntervalMs: number };
 };
 
 export class ConfigError extends Error {}
@@ -85,5 +96,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     logLevel: e.LOG_LEVEL,
     publicOrigin: e.PUBLIC_ORIGIN ?? `${scheme}://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`,
+    audit: { checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL },
   };
 }
