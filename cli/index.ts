@@ -32,7 +32,7 @@ const commands: Record<string, Command> = {
   async migrate() {
     const config = loadConfig();
     await ensureDatabase(config.databaseUrl);
-    const result = await migrate(config.databaseUrl, { log: (l) => console.log(l) });
+    const result = await migrate(config.databaseUrl, { log: (l) => console.log(l), ...(config.appDbPassword ? { appPassword: config.appDbPassword } : {}) });
     console.log(result.applied.length ? `migrated to version ${result.current}` : `database is up to date (version ${result.current})`);
     return 0;
   },

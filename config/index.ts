@@ -18,6 +18,8 @@ const duration = z
 const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   APP_DATABASE_URL: z.string().url().optional(),
+  /** Set by `agentina migrate` as the application role's password (production); none in local dev. */
+  AGENTINA_APP_DB_PASSWORD: z.string().min(16).max(200).optional(),
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
@@ -32,13 +34,22 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_ORIGIN: z.string().url().optional(),
   AUDIT_CHECKPOINT_INTERVAL: duration.default(600_000),
+  /** Agents: heartbeat period (3 missed → offline), fingerprint score below which an agent is quarantined, task lease. */
+  AGENT_HEARTBEAT_INTERVAL: duration.pipe(z.number().min(5000, 'must be at least 5s').max(3_600_000, 'must be at most 1h')).default(60_000),
+  AGENT_FINGERPRINT_THRESHOLD: z.coerce.number().int().min(0).max(100).default(70),
+  AGENT_TASK_LEASE: duration.default(300_000),
 });
+
+/** Every environment variable Agentina reads (docker-compose.yml is checked against this list). */
+export const CONFIG_ENV_NAMES = Object.keys(envSchema.shape);
 
 export type Config = {
   /** Connection used by migrations and operator tools (schema owner or superuser). */
   databaseUrl: string;
   /** Connection the API and worker use: the least-privileged application role. */
   appDatabaseUrl: string;
+  /** Password to give the application role when migrating, if any. */
+  appDbPassword: string | undefined;
   port: number;
   host: string;
   temporal: { address: string; namespace: string; taskQueue: string; uiPort: number; uiUrl: string };
@@ -49,6 +60,8 @@ export type Config = {
   publicOrigin: string;
   /** How often the audit checkpoint schedule signs the chain head. */
   audit: { checkpointIntervalMs: number };
+  /** Agent heartbeats, the offline sweep, fingerprint quarantine and task leases. */
+  agents: { heartbeatIntervalMs: number; fingerprintThreshold: number; taskLeaseMs: number };
 };
 
 export class ConfigError extends Error {}
@@ -58,10 +71,10 @@ export const APP_ROLE = 'agentina_app';
 export const OWNER_ROLE = 'agentina_owner';
 
 /** Same server and database as `url`, logged in as the application role. */
-export function appUrlFor(url: string): string {
+export function appUrlFor(url: string, password?: string): string {
   const u = new URL(url);
   u.username = APP_ROLE;
-  u.password = '';
+  u.password = password ? encodeURIComponent(password) : '';
   return u.toString();
 }
 
@@ -81,7 +94,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const uiHost = e.TEMPORAL_ADDRESS.split(':')[0] ?? '127.0.0.1';
   return {
     databaseUrl,
-    appDatabaseUrl: e.APP_DATABASE_URL ?? appUrlFor(databaseUrl),
+    appDatabaseUrl: e.APP_DATABASE_URL ?? appUrlFor(databaseUrl, e.AGENTINA_APP_DB_PASSWORD),
+    appDbPassword: e.AGENTINA_APP_DB_PASSWORD,
     port: e.PORT,
     host: e.HOST,
     temporal: {
@@ -97,5 +111,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     publicOrigin: e.PUBLIC_ORIGIN ?? `${scheme}://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`,
     audit: { checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL },
+    agents: { heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL, fingerprintThreshold: e.AGENT_FINGERPRINT_THRESHOLD, taskLeaseMs: e.AGENT_TASK_LEASE },
   };
 }

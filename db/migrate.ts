@@ -57,7 +57,7 @@ ALTER TABLE ${SCHEMA}.schema_migrations OWNER TO ${OWNER_ROLE};
  * `url` must be a role that may create roles (or they must exist) and may act as the owner.
  * Refuses to run if an applied migration's file has changed since.
  */
-export async function migrate(url: string, opts: { dir?: string; log?: (line: string) => void } = {}): Promise<MigrateResult> {
+export async function migrate(url: string, opts: { dir?: string; log?: (line: string) => void; appPassword?: string } = {}): Promise<MigrateResult> {
   const migrations = loadMigrations(opts.dir);
   const client = new Client({ connectionString: url, application_name: 'agentina-migrate' });
   await client.connect();
@@ -66,6 +66,11 @@ export async function migrate(url: string, opts: { dir?: string; log?: (line: st
     // One migrator per database at a time.
     await client.query('SELECT pg_advisory_xact_lock(7310001)');
     await client.query(BOOTSTRAP_SQL);
+    if (opts.appPassword) {
+      // Parameters cannot be bound in utility statements; quote the literal safely instead.
+      const literal = `'${opts.appPassword.replace(/'/g, "''")}'`;
+      await client.query(`ALTER ROLE ${APP_ROLE} PASSWORD ${literal}`);
+    }
     await client.query(`SET LOCAL ROLE ${OWNER_ROLE}`);
     await client.query(`SET LOCAL search_path = ${SCHEMA}`);
     const { rows } = await client.query<{ version: number; checksum: string; name: string }>(
