@@ -1,5 +1,7 @@
 import type { Pool } from 'pg';
 import type { Clock } from '../protocol';
+import { createLicenseActivities } from './license-activities';
+import { createIdentityActivities } from './identity';
 
 /** What activities need from the outside world; wired once in the worker process (or a test). */
 export type ActivityDeps = {
@@ -11,8 +13,11 @@ export type ActivityDeps = {
 };
 
 /** Builds the activity implementations registered on the worker. */
-export function createActivities(_deps: ActivityDeps) {
-  return {};
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createLicenseActivities(deps),
+    ...createIdentityActivities(deps),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -2,4 +2,5 @@
  * Every workflow the Agentina worker runs, bundled once by the worker. Deterministic code only:
  * the lint bans Node built-ins, I/O clients and imports from activities/, db/ and api/.
  */
-export {};
+export * from './license-lifecycle';
+export * from './account-lockout';

@@ -1,0 +1,362 @@
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, TypedSearchAttributes, ApplicationFailure, ActivityFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { appendAudit } from '../../db/audit-repo';
+import { getCustomerForLicense, getLicense, insertLicense, listLicenses, type LicenseRow } from '../../db/licenses-repo';
+import { withTransaction, type Queryable } from '../../db/pool';
+import { loadPurposeSigner, newId, signLicense, type Actor, type Clock, type LicenseDocument, type LicenseState, type SignedLicense, type Signer } from '../../protocol';
+import {
+  convertTrialUpdate,
+  CustomerIdAttribute,
+  DAY_MS,
+  INVALID_ARGUMENT,
+  INVALID_TRANSITION,
+  LICENSE_WORKFLOW_TYPE,
+  LicenseIdAttribute,
+  licenseStateQuery,
+  LicenseStateAttribute,
+  licenseWorkflowId,
+  renewUpdate,
+  resumeUpdate,
+  revokeUpdate,
+  scheduledState,
+  suspendUpdate,
+  type LicenseLifecycleInput,
+  type LicenseSnapshot,
+  type TrialEndState,
+} from '../../workflows/license-lifecycle';
+import { AppError } from '../errors';
+
+/**
+ * The license rules the API (admin, portal) and the agent area use. Every change of state goes
+ * through the license's workflow; this service writes the row only when it creates it.
+ *
+ * For the activation area: `buildSignedLicense(licenseId, { agentId, fingerprintCommitment })`
+ * returns the Ed25519-signed document for a bound agent (key from the key files only), and
+ * `revokeLicense(id, actor, reason)` returns once the revocation is committed and NOTIFYed.
+ */
+
+export type LicenseView = {
+  id: string;
+  customerId: string;
+  plan: string;
+  features: Record<string, boolean | number | string>;
+  maxAgents: number;
+  state: LicenseState;
+  version: number;
+  notBefore: string;
+  expiresAt: string;
+  trialEndsAt: string | null;
+  trialEndState: TrialEndState;
+  graceDays: number;
+  /** When grace ends (and the license expires) if nothing changes. */
+  graceEndsAt: string;
+  stateReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+};
+
+export type WorkflowView = {
+  id: string;
+  /** Temporal Web page of this lifecycle. */
+  url: string;
+  /** The workflow's own answer, or null when it could not be asked right now. */
+  current: LicenseSnapshot | null;
+};
+
+export type CreateLicenseInput = {
+  /** Optional client-chosen id: repeating a create with the same id returns the same license. */
+  id?: string | undefined;
+  customerId: string;
+  plan: string;
+  features: Record<string, boolean | number | string>;
+  maxAgents: number;
+  graceDays: number;
+  trialEndState: TrialEndState;
+  notBefore?: string | undefined;
+} & ({ trial: { days?: number | undefined; endsAt?: string | undefined }; term?: undefined } | { term: { days?: number | undefined; expiresAt?: string | undefined }; trial?: undefined });
+
+export type LicenseListQuery = { customerId?: string | undefined; state?: LicenseState | undefined; cursor?: string | undefined; limit: number };
+
+export type LicenseServiceDeps = {
+  pool: Pool;
+  temporal: { client: Client; taskQueue: string };
+  clock: Clock;
+  /** AGENTINA_KEYS_DIR: the `license` key signs documents; it is read from there and nowhere else. */
+  keysDir: string;
+  /** Temporal Web base URL and namespace, for links. */
+  temporalUi: { url: string; namespace: string };
+  /** How long an API call waits for the workflow (updates run one PostgreSQL transaction). */
+  updateTimeoutMs?: number;
+  /** Tests lower the continue-as-new threshold of the workflows they start. */
+  continueAsNewAtHistoryLength?: number;
+};
+
+const QUERY_TIMEOUT_MS = 3000;
+const DEFAULT_UPDATE_TIMEOUT_MS = 30000;
+
+export function toLicenseView(r: LicenseRow): LicenseView {
+  const end = (r.trial_ends_at ?? r.expires_at).getTime();
+  const graceEnd = r.trial_ends_at !== null && r.trial_end_state === 'expired' ? end : end + r.grace_days * DAY_MS;
+  return {
+    id: r.id,
+    customerId: r.customer_id,
+    plan: r.plan,
+    features: r.features,
+    maxAgents: r.max_agents,
+    state: r.state,
+    version: r.version,
+    notBefore: r.not_before.toISOString(),
+    expiresAt: r.expires_at.toISOString(),
+    trialEndsAt: r.trial_ends_at?.toISOString() ?? null,
+    trialEndState: r.trial_end_state,
+    graceDays: r.grace_days,
+    graceEndsAt: new Date(graceEnd).toISOString(),
+    stateReason: r.state_reason,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  };
+}
+
+/** The workflow input that continues a license from its row (creation, or a lost lifecycle). */
+export function lifecycleInputFromRow(r: LicenseRow, extra: Pick<LicenseLifecycleInput, 'continueAsNewAtHistoryLength'> = {}): LicenseLifecycleInput {
+  const base: LicenseLifecycleInput = {
+    licenseId: r.id,
+    customerId: r.customer_id,
+    expiresAt: r.expires_at.toISOString(),
+    trialEndsAt: r.trial_ends_at?.toISOString() ?? null,
+    graceDays: r.grace_days,
+    trialEndState: r.trial_end_state,
+    ...(extra.continueAsNewAtHistoryLength !== undefined ? { continueAsNewAtHistoryLength: extra.continueAsNewAtHistoryLength } : {}),
+  };
+  if (r.version === 1) return base;
+  return {
+    ...base,
+    carried: {
+      licenseId: r.id,
+      customerId: r.customer_id,
+      state: r.state,
+      version: r.version,
+      expiresAt: base.expiresAt,
+      trialEndsAt: base.trialEndsAt,
+      graceDays: r.grace_days,
+      trialEndState: r.trial_end_state,
+      reason: r.state_reason,
+      changedAt: r.updated_at.toISOString(),
+      nextTransitionAt: null,
+    },
+  };
+}
+
+/** Builds the unsigned license document for a row, optionally bound to one agent. */
+export function licenseDocumentFor(r: LicenseRow, issuedAt: Date, binding?: { agentId: string; fingerprintCommitment: string }): LicenseDocument {
+  return {
+    kind: 'agentina.license/v1',
+    licenseId: r.id,
+    customerId: r.customer_id,
+    plan: r.plan,
+    features: r.features,
+    maxAgents: r.max_agents,
+    notBefore: r.not_before.toISOString(),
+    expiresAt: (r.trial_ends_at ?? r.expires_at).toISOString(),
+    graceDays: r.trial_ends_at !== null && r.trial_end_state === 'expired' ? 0 : r.grace_days,
+    issuedAt: issuedAt.toISOString(),
+    version: r.version,
+    ...(binding ? { agentId: binding.agentId, fingerprintCommitment: binding.fingerprintCommitment } : {}),
+  };
+}
+
+type Cursor = { createdAt: Date; id: string };
+export function encodeCursor(r: Pick<LicenseRow, 'created_at' | 'id'>): string {
+  return Buffer.from(JSON.stringify([r.created_at.toISOString(), r.id])).toString('base64url');
+}
+function decodeCursor(cursor: string): Cursor {
+  try {
+    const [c, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    const createdAt = new Date(String(c));
+    if (typeof c !== 'string' || typeof id !== 'string' || !Number.isFinite(createdAt.getTime()) || !/^lic_[A-Za-z0-9_-]{16,64}$/.test(id)) throw new Error('bad');
+    return { createdAt, id };
+  } catch {
+    throw new AppError('BAD_REQUEST', 'The cursor is not valid; use nextCursor from a previous page.');
+  }
+}
+
+/** Maps a failed update to the one error shape; refusals carry the workflow's own message. */
+function mapUpdateError(err: unknown, licenseId: string): never {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const cause = err.cause;
+    if (cause instanceof ApplicationFailure) {
+      if (cause.type === INVALID_TRANSITION) throw new AppError('CONFLICT', cause.message);
+      if (cause.type === INVALID_ARGUMENT) throw new AppError('BAD_REQUEST', cause.message);
+    }
+    if (cause instanceof ActivityFailure) throw new AppError('UNAVAILABLE', `The change to license ${licenseId} could not be recorded; try again.`);
+  }
+  throw err;
+}
+
+export function createLicenseService(deps: LicenseServiceDeps) {
+  const { pool, clock } = deps;
+  const client = deps.temporal.client;
+  let signer: Signer | undefined;
+  const licenseSigner = (): Signer => (signer ??= loadPurposeSigner(deps.keysDir, 'license'));
+
+  const workflowUrl = (licenseId: string): string =>
+    `${deps.temporalUi.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${encodeURIComponent(licenseWorkflowId(licenseId))}`;
+
+  /** Starts the lifecycle of `row` unless it runs already (the workflow id is the business key). */
+  async function ensureLifecycle(row: LicenseRow): Promise<WorkflowHandle> {
+    return client.workflow.start(LICENSE_WORKFLOW_TYPE, {
+      taskQueue: deps.temporal.taskQueue,
+      workflowId: licenseWorkflowId(row.id),
+      args: [lifecycleInputFromRow(row, deps.continueAsNewAtHistoryLength !== undefined ? { continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength } : {})],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      // A lifecycle that was terminated by hand restarts from the row, which holds its state.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: LicenseIdAttribute, value: row.id },
+        { key: CustomerIdAttribute, value: row.customer_id },
+        { key: LicenseStateAttribute, value: row.state },
+      ]),
+    });
+  }
+
+  async function requireLicense(id: string, scope?: { customerId: string }, db: Queryable = pool): Promise<LicenseRow> {
+    const row = await getLicense(db, id);
+    // Another customer's license is as absent as one that does not exist.
+    if (!row || (scope && row.customer_id !== scope.customerId)) throw new AppError('NOT_FOUND', `No license ${id}.`);
+    return row;
+  }
+
+  async function queryWorkflow(id: string): Promise<LicenseSnapshot | null> {
+    try {
+      return await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => client.workflow.getHandle(licenseWorkflowId(id)).query(licenseStateQuery));
+    } catch {
+      return null; // no worker, or Temporal down: the row still answers
+    }
+  }
+
+  /** Sends one update; a lifecycle that is missing is restarted from the row and asked again. */
+  async function update<A>(id: string, run: (h: WorkflowHandle) => Promise<A>): Promise<{ license: LicenseView; workflow: LicenseSnapshot }> {
+    const row = await requireLicense(id);
+    const deadline = Date.now() + (deps.updateTimeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS);
+    const attempt = async (h: WorkflowHandle) => client.withDeadline(deadline, () => run(h));
+    let snapshot: LicenseSnapshot;
+    try {
+      try {
+        snapshot = (await attempt(client.workflow.getHandle(licenseWorkflowId(id)))) as LicenseSnapshot;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        snapshot = (await attempt(await ensureLifecycle(row))) as LicenseSnapshot;
+      }
+    } catch (err) {
+      mapUpdateError(err, id);
+    }
+    // The update returns after its transaction committed: the row is current.
+    return { license: toLicenseView(await requireLicense(id)), workflow: snapshot };
+  }
+
+  return {
+    workflowUrl,
+    ensureLifecycle,
+
+    /**
+     * Creates the row (version 1) and its audit event in one transaction, then starts the
+     * lifecycle. Repeating the call with the same id returns the existing license (created:
+     * false) and starts its lifecycle if an earlier try could not.
+     */
+    async createLicense(actor: Actor, input: CreateLicenseInput): Promise<{ license: LicenseView; created: boolean; workflow: { id: string; url: string } }> {
+      const now = clock.now();
+      const notBefore = input.notBefore ? new Date(input.notBefore) : now;
+      const endOf = (days: number | undefined, at: string | undefined, what: string): Date => {
+        if ((days === undefined) === (at === undefined)) throw new AppError('BAD_REQUEST', `Give exactly one of ${what}.days and ${what}.${what === 'trial' ? 'endsAt' : 'expiresAt'}.`);
+        const t = days !== undefined ? new Date(Math.max(now.getTime(), notBefore.getTime()) + days * DAY_MS) : new Date(at!);
+        if (t.getTime() <= now.getTime() || t.getTime() <= notBefore.getTime()) throw new AppError('BAD_REQUEST', `The ${what} must end in the future and after notBefore.`);
+        return t;
+      };
+      const trialEndsAt = input.trial ? endOf(input.trial.days, input.trial.endsAt, 'trial') : null;
+      const expiresAt = input.term ? endOf(input.term.days, input.term.expiresAt, 'term') : trialEndsAt!;
+      const id = input.id ?? newId('lic');
+
+      const { row, created } = await withTransaction(pool, async (tx) => {
+        const customer = await getCustomerForLicense(tx, input.customerId);
+        if (!customer) throw new AppError('NOT_FOUND', `No customer ${input.customerId}.`);
+        if (!customer.active) throw new AppError('CONFLICT', `Customer ${input.customerId} is deactivated.`);
+        const terms = { expiresAt: expiresAt.toISOString(), trialEndsAt: trialEndsAt?.toISOString() ?? null, graceDays: input.graceDays, trialEndState: input.trialEndState };
+        const inserted = await insertLicense(tx, {
+          id,
+          customerId: input.customerId,
+          plan: input.plan,
+          features: input.features,
+          maxAgents: input.maxAgents,
+          state: scheduledState(terms, now.getTime()),
+          notBefore,
+          expiresAt,
+          trialEndsAt,
+          trialEndState: input.trialEndState,
+          graceDays: input.graceDays,
+          now,
+        });
+        if (!inserted) {
+          const existing = await getLicense(tx, id);
+          if (!existing || existing.customer_id !== input.customerId) throw new AppError('CONFLICT', `License id ${id} is already in use.`);
+          return { row: existing, created: false };
+        }
+        await appendAudit(tx, {
+          actor,
+          action: 'license.created',
+          subject: { kind: 'license', id },
+          data: { customerId: input.customerId, plan: input.plan, maxAgents: input.maxAgents, state: inserted.state, expiresAt: terms.expiresAt, trialEndsAt: terms.trialEndsAt, graceDays: input.graceDays, trialEndState: input.trialEndState },
+          idempotencyKey: `${licenseWorkflowId(id)}#0`,
+        }, clock);
+        return { row: inserted, created: true };
+      });
+      try {
+        await ensureLifecycle(row);
+      } catch {
+        throw new AppError('UNAVAILABLE', `License ${id} was recorded but its lifecycle could not be started; repeat the request with the same id.`);
+      }
+      return { license: toLicenseView(row), created, workflow: { id: licenseWorkflowId(id), url: workflowUrl(id) } };
+    },
+
+    async listLicenses(q: LicenseListQuery): Promise<{ items: LicenseView[]; nextCursor: string | null }> {
+      const rows = await listLicenses(pool, {
+        customerId: q.customerId,
+        states: q.state ? [q.state] : undefined,
+        after: q.cursor ? decodeCursor(q.cursor) : undefined,
+        limit: q.limit + 1,
+      });
+      const page = rows.slice(0, q.limit);
+      return { items: page.map(toLicenseView), nextCursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
+    },
+
+    /** The row, plus (for operators) the workflow's own view and its Temporal Web link. */
+    async getLicense(id: string, scope?: { customerId: string }): Promise<{ license: LicenseView; workflow: WorkflowView }> {
+      const row = await requireLicense(id, scope);
+      return { license: toLicenseView(row), workflow: { id: licenseWorkflowId(id), url: workflowUrl(id), current: await queryWorkflow(id) } };
+    },
+
+    async getLicenseRow(id: string, scope?: { customerId: string }, db: Queryable = pool): Promise<LicenseRow> {
+      return requireLicense(id, scope, db);
+    },
+
+    renewLicense: (id: string, actor: Actor, expiresAt: string) => update(id, (h) => h.executeUpdate(renewUpdate, { args: [{ expiresAt, actor }] })),
+    convertTrial: (id: string, actor: Actor, expiresAt: string) => update(id, (h) => h.executeUpdate(convertTrialUpdate, { args: [{ expiresAt, actor }] })),
+    suspendLicense: (id: string, actor: Actor, reason: string) => update(id, (h) => h.executeUpdate(suspendUpdate, { args: [{ reason, actor }] })),
+    resumeLicense: (id: string, actor: Actor) => update(id, (h) => h.executeUpdate(resumeUpdate, { args: [{ actor }] })),
+    /** Returns once the revocation is committed and its NOTIFY sent. */
+    revokeLicense: (id: string, actor: Actor, reason: string) => update(id, (h) => h.executeUpdate(revokeUpdate, { args: [{ reason, actor }] })),
+
+    /** Signs the document of a license row (key from the key files; never from a payload). */
+    signLicenseDocument(row: LicenseRow, binding?: { agentId: string; fingerprintCommitment: string }): SignedLicense {
+      return signLicense(licenseSigner(), licenseDocumentFor(row, clock.now(), binding));
+    },
+
+    /** Reads the license (inside the caller's transaction if given) and signs its document. */
+    async buildSignedLicense(licenseId: string, binding?: { agentId: string; fingerprintCommitment: string }, db: Queryable = pool): Promise<SignedLicense> {
+      const row = await requireLicense(licenseId, undefined, db);
+      return signLicense(licenseSigner(), licenseDocumentFor(row, clock.now(), binding));
+    },
+  };
+}
+
+export type LicenseService = ReturnType<typeof createLicenseService>;

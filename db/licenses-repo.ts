@@ -1,0 +1,113 @@
+import type { LicenseState } from '../protocol';
+import type { Queryable, Tx } from './pool';
+
+/** A license row as the application reads it (dates as Date, version as number). */
+export type LicenseRow = {
+  id: string;
+  customer_id: string;
+  plan: string;
+  features: Record<string, boolean | number | string>;
+  max_agents: number;
+  state: LicenseState;
+  version: number;
+  not_before: Date;
+  expires_at: Date;
+  trial_ends_at: Date | null;
+  trial_end_state: 'expired' | 'grace';
+  grace_days: number;
+  state_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+};
+
+export type NewLicense = {
+  id: string;
+  customerId: string;
+  plan: string;
+  features: Record<string, boolean | number | string>;
+  maxAgents: number;
+  state: LicenseState;
+  notBefore: Date;
+  expiresAt: Date;
+  trialEndsAt: Date | null;
+  trialEndState: 'expired' | 'grace';
+  graceDays: number;
+  now: Date;
+};
+
+const COLUMNS = `id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
+  trial_end_state, grace_days, state_reason, created_at, updated_at`;
+
+type RawRow = Omit<LicenseRow, 'version'> & { version: string };
+const toRow = (r: RawRow): LicenseRow => ({ ...r, version: Number(r.version) });
+
+/** Inserts a new license at version 1; returns null when the id is taken (a retried create). */
+export async function insertLicense(tx: Queryable, l: NewLicense): Promise<LicenseRow | null> {
+  const { rows } = await tx.query<RawRow>(
+    `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
+                           trial_end_state, grace_days, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12)
+     ON CONFLICT (id) DO NOTHING
+     RETURNING ${COLUMNS}`,
+    [l.id, l.customerId, l.plan, JSON.stringify(l.features), l.maxAgents, l.state, l.notBefore, l.expiresAt, l.trialEndsAt, l.trialEndState, l.graceDays, l.now],
+  );
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+export async function getLicense(db: Queryable, id: string, opts: { forUpdate?: boolean } = {}): Promise<LicenseRow | null> {
+  const { rows } = await db.query<RawRow>(`SELECT ${COLUMNS} FROM licenses WHERE id = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+export type LicenseListFilter = {
+  customerId?: string | undefined;
+  states?: readonly LicenseState[] | undefined;
+  /** Keyset cursor: the (created_at, id) of the last row of the previous page. */
+  after?: { createdAt: Date; id: string } | undefined;
+  limit: number;
+};
+
+/** Newest first, keyset-paginated. */
+export async function listLicenses(db: Queryable, f: LicenseListFilter): Promise<LicenseRow[]> {
+  const { rows } = await db.query<RawRow>(
+    `SELECT ${COLUMNS} FROM licenses
+      WHERE ($1::text IS NULL OR customer_id = $1)
+        AND ($2::text[] IS NULL OR state = ANY($2))
+        AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+      ORDER BY created_at DESC, id DESC
+      LIMIT $5`,
+    [f.customerId ?? null, f.states ?? null, f.after?.createdAt ?? null, f.after?.id ?? null, f.limit],
+  );
+  return rows.map(toRow);
+}
+
+export type LicenseTransitionWrite = {
+  id: string;
+  /** The version the row must have now; it becomes expectedVersion + 1. */
+  expectedVersion: number;
+  state: LicenseState;
+  expiresAt: Date;
+  trialEndsAt: Date | null;
+  reason: string | null;
+  now: Date;
+};
+
+/**
+ * Moves the row from `expectedVersion` to the next one. Returns the new version, or null when
+ * the row is not at `expectedVersion` (already moved by an earlier try, or never there).
+ */
+export async function applyLicenseTransitionRow(tx: Tx, w: LicenseTransitionWrite): Promise<number | null> {
+  const { rows } = await tx.query<{ version: string }>(
+    `UPDATE licenses SET state = $3, version = version + 1, expires_at = $4, trial_ends_at = $5, state_reason = $6, updated_at = $7
+      WHERE id = $1 AND version = $2
+      RETURNING version`,
+    [w.id, w.expectedVersion, w.state, w.expiresAt, w.trialEndsAt, w.reason, w.now],
+  );
+  return rows[0] ? Number(rows[0].version) : null;
+}
+
+/** The customer a license may be created for: exists and is active. */
+export async function getCustomerForLicense(db: Queryable, customerId: string): Promise<{ id: string; active: boolean } | null> {
+  const { rows } = await db.query<{ id: string; active: boolean }>('SELECT id, active FROM customers WHERE id = $1', [customerId]);
+  return rows[0] ?? null;
+}
