@@ -57,7 +57,12 @@ export const statusQuerySchema = z.strictObject({
   since: z.coerce.number().int().min(0).optional(),
   wait: z.coerce.number().int().min(0).max(30).optional(),
 });
-export const statusResponseSchema = z.strictObject({ status: signedStatusSchema, changed: z.boolean() });
+export const statusResponseSchema = z.strictObject({
+  status: signedStatusSchema,
+  changed: z.boolean(),
+  /** Optional: a re-issued license document (e.g. after a renewal), bound to the same agent. */
+  license: signedLicenseSchema.optional(),
+});
 export type StatusResponse = z.infer<typeof statusResponseSchema>;
 
 // ---- POST /v1/agent/heartbeat
@@ -73,7 +78,12 @@ export const heartbeatRequestSchema = z.strictObject({
   terminalReason: boundedText(200).optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
-export const heartbeatResponseSchema = z.strictObject({ status: signedStatusSchema, heartbeatIntervalS: z.number().int().min(5).max(3600) });
+export const heartbeatResponseSchema = z.strictObject({
+  status: signedStatusSchema,
+  heartbeatIntervalS: z.number().int().min(5).max(3600),
+  /** Optional: a re-issued license document (e.g. after a renewal), bound to the same agent. */
+  license: signedLicenseSchema.optional(),
+});
 
 // ---- tasks: GET /v1/agent/tasks/next?wait=<s>, POST /v1/agent/tasks/:id/result
 export const TASK_KINDS = ['echo', 'sleep', 'http.get'] as const;
