@@ -15,6 +15,7 @@ import { createAuthenticator } from './auth/authenticate';
 import { installErrorHandling } from './errors';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
+import { webRoutes } from './web/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import type { TemporalDeps } from './temporal';
@@ -108,6 +109,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
 
   await app.register(healthRoutes(deps));
   await app.register(wellKnownRoutes(deps));
+  await app.register(webRoutes());
 
   return app;
 }

@@ -9,6 +9,7 @@ import { portAnswers, waitFor } from './stack/ports';
 import { startProcess, type ManagedProcess } from './stack/processes';
 import { ensureSearchAttributes, splitAddress, startTemporalDevServer, temporalAnswers } from './stack/temporal';
 import { findTemporalCli, ROOT } from './stack/tools';
+import { ensureWebBuilt } from './stack/web';
 
 const FIRST_ADMIN_EMAIL = 'admin@agentina.local';
 const log = (line: string) => console.log(`  · ${line}`);
@@ -91,6 +92,7 @@ export async function main(): Promise<void> {
     if (await portAnswers(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.port)) {
       throw new Error(`port ${config.port} (PORT) is taken by another program; set PORT to run a second stack`);
     }
+    ensureWebBuilt(log);
     const bin = path.join(ROOT, 'bin', 'agentina.js');
     for (const name of ['worker', 'serve'] as const) {
       const logFile = path.join(logDir, `${name === 'serve' ? 'api' : name}.log`);
