@@ -1,0 +1,70 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { createKeySet, type Clock } from '../protocol';
+import { createLicenseCheck } from './checks/license-check';
+import { createGraceCheck } from './checks/grace-check';
+import { createStatusCheck } from './checks/status-check';
+import { hashFingerprint, type FingerprintSource } from './fingerprint-source';
+import type { ControlPlaneClient } from './http-client';
+import type { Journal } from './journal';
+import type { PrefixStore } from './prefix-store';
+import { PREFIX_FILES, type ActivationRecord, type AgentSettings, type TrustedKeys } from './settings';
+import { AGENT_VERSION } from './version';
+
+export type ActivationOutcome = { ok: true; agentId: string; licenseId: string } | { ok: false; message: string };
+
+/**
+ * Redeems the single-use token: picks a fresh fingerprint salt, sends only salted component
+ * hashes and a new public key, verifies the answer (license signature and binding, signed
+ * status) against the pinned keys, and only then writes the installation under the prefix.
+ * The act_ token itself is never stored.
+ */
+export async function activateAgent(input: {
+  store: PrefixStore;
+  client: ControlPlaneClient;
+  token: string;
+  settings: AgentSettings;
+  trustedKeys: TrustedKeys;
+  ca: string | undefined;
+  fingerprintSource: FingerprintSource;
+  clock: Clock;
+  journal: Journal;
+}): Promise<ActivationOutcome> {
+  const { store, clock } = input;
+  const salt = randomBytes(24).toString('base64url');
+  const raw = await input.fingerprintSource.read();
+  const components = hashFingerprint(salt, raw);
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const res = await input.client.activate({
+    token: input.token,
+    publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    fingerprint: { salt, components },
+    agentVersion: AGENT_VERSION,
+    hostnameHint: hostname().slice(0, 255),
+  });
+
+  const licenseKeys = createKeySet(input.trustedKeys.license);
+  const licenseId = res.license.document.licenseId;
+  const now = clock.now();
+  const licenseCheck = createLicenseCheck({ keys: licenseKeys, agentId: res.agentId, licenseId, salt, recorded: components, license: res.license });
+  const lv = await licenseCheck.evaluate(now);
+  if (!lv.ok) return { ok: false, message: `the control plane answered with a license this agent cannot trust: ${lv.detail}` };
+  const statusCheck = createStatusCheck({ keys: licenseKeys, agentId: res.agentId, licenseId, maxAgeMs: () => 10 * 60_000, initial: null });
+  const sv = statusCheck.accept(res.status);
+  if (!sv.accepted) return { ok: false, message: `the control plane answered with a status this agent cannot trust: ${sv.reason}` };
+
+  const record: ActivationRecord = { agentId: res.agentId, licenseId, salt, components, server: input.client.server, agentVersion: AGENT_VERSION, activatedAt: now.toISOString() };
+  store.writeJson(PREFIX_FILES.settings, input.settings);
+  store.writeJson(PREFIX_FILES.trustedKeys, input.trustedKeys);
+  if (input.ca) store.writeText(PREFIX_FILES.ca, input.ca);
+  store.writeText(PREFIX_FILES.credential, `${res.credential}\n`);
+  store.writeText(PREFIX_FILES.agentKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  store.writeJson(PREFIX_FILES.license, res.license);
+  store.writeJson(PREFIX_FILES.status, res.status);
+  const grace = createGraceCheck({ store, credential: res.credential, currentHashes: async () => components });
+  await grace.seal(new Date(res.status.payload.serverTime), res.status.payload.graceDays, now);
+  // Written last: its presence is what marks the prefix as activated.
+  store.writeJson(PREFIX_FILES.activation, record);
+  input.journal.append('agent.activated', { agentId: res.agentId, licenseId, server: input.client.server, agentVersion: AGENT_VERSION }, true);
+  return { ok: true, agentId: res.agentId, licenseId };
+}

@@ -1,0 +1,259 @@
+import type { Agent as HttpsAgent } from 'node:https';
+import { FINGERPRINT_COMPONENTS, type Clock, type KeySet, type SignedLicense, type SignedStatus, type StatusPayload } from '../protocol';
+import { createBackoff, sleepUnlessAborted } from './backoff';
+import type { CheckName, CheckResult } from './checks/check';
+import { createFingerprintCheck } from './checks/fingerprint-check';
+import { createGraceCheck } from './checks/grace-check';
+import { createLicenseCheck } from './checks/license-check';
+import { createStatusCheck } from './checks/status-check';
+import { createGate, TAMPER_CODES, type TerminalState } from './enforcement';
+import type { FingerprintSource } from './fingerprint-source';
+import { ControlPlaneError, type ControlPlaneClient } from './http-client';
+import type { Journal } from './journal';
+import type { AgentLogger } from './logger';
+import type { PrefixStore } from './prefix-store';
+import { PREFIX_FILES, type ActivationRecord, type AgentSettings } from './settings';
+import { createTaskHandlers, type TaskHandler } from './task-handlers';
+import { createTaskRunner } from './task-runner';
+import { createTaskStore } from './task-store';
+import { AGENT_VERSION } from './version';
+
+const DAY_MS = 86_400_000;
+const MIN_STATUS_AGE_MS = 120_000;
+
+export type AgentDeps = {
+  store: PrefixStore;
+  client: ControlPlaneClient;
+  httpsAgent: HttpsAgent;
+  fingerprintSource: FingerprintSource;
+  clock: Clock;
+  logger: AgentLogger;
+  journal: Journal;
+  settings: AgentSettings;
+  licenseKeys: KeySet;
+  activation: ActivationRecord;
+  credential: string;
+  runtimeHash: string;
+  handlers?: ReadonlyMap<string, TaskHandler>;
+  random?: () => number;
+  heartbeatIntervalS?: number;
+};
+
+/**
+ * The running agent: four independent checks behind one gate, the status long-poll, the
+ * heartbeat and the task runner. Everything it needs comes in through `deps`.
+ */
+export function createAgent(deps: AgentDeps) {
+  const { store, client, clock, logger, journal, settings, activation } = deps;
+  const random = deps.random ?? Math.random;
+  const stopping = new AbortController();
+  let heartbeatIntervalS = deps.heartbeatIntervalS ?? 60;
+  let lastHeartbeatAt: string | null = null;
+  let reportedTerminal = false;
+
+  const license = createLicenseCheck({
+    keys: deps.licenseKeys,
+    agentId: activation.agentId,
+    licenseId: activation.licenseId,
+    salt: activation.salt,
+    recorded: activation.components,
+    license: store.readJson(PREFIX_FILES.license) as SignedLicense | null,
+  });
+  const fingerprint = createFingerprintCheck({
+    source: deps.fingerprintSource,
+    salt: activation.salt,
+    recorded: activation.components,
+    threshold: settings.fingerprintThreshold,
+    ...(settings.fingerprintWeights ? { weights: settings.fingerprintWeights } : {}),
+  });
+  const status = createStatusCheck({
+    keys: deps.licenseKeys,
+    agentId: activation.agentId,
+    licenseId: activation.licenseId,
+    maxAgeMs: (p: StatusPayload) => settings.maxStatusAgeS !== undefined ? settings.maxStatusAgeS * 1000 : Math.max(p.graceDays * DAY_MS, MIN_STATUS_AGE_MS),
+    initial: store.readJson(PREFIX_FILES.status) as SignedStatus | null,
+  });
+  const grace = createGraceCheck({
+    store,
+    credential: deps.credential,
+    currentHashes: async (now) => (await fingerprint.current(now)).hashes,
+  });
+
+  const tasks = createTaskStore(store);
+  let runner: ReturnType<typeof createTaskRunner> | null = null;
+
+  const gate = createGate({
+    checks: [license, fingerprint, status, grace],
+    clock,
+    onTerminal(t: TerminalState) {
+      journal.append('agent.terminal', { code: t.code, check: t.check, detail: t.detail, tamper: TAMPER_CODES.has(t.code) }, true);
+      logger.error({ code: t.code, check: t.check, detail: t.detail }, 'agent is terminal: no new tasks will be accepted');
+      runner?.onTerminal();
+      writeRuntime();
+      // Report at once rather than at the next heartbeat tick.
+      if (!stopping.signal.aborted) void heartbeat().catch(() => undefined);
+    },
+  });
+
+  runner = createTaskRunner({
+    client,
+    gate,
+    tasks,
+    handlers: deps.handlers ?? createTaskHandlers(),
+    journal,
+    logger,
+    clock,
+    httpGetAllow: settings.httpGetAllow,
+    httpsAgent: deps.httpsAgent,
+    taskWaitS: settings.taskWaitS,
+    drainTimeoutMs: settings.drainTimeoutS * 1000,
+  });
+
+  let running = false;
+  function writeRuntime(): void {
+    const p = status.payload();
+    store.writeJson(PREFIX_FILES.runtime, {
+      pid: process.pid,
+      running,
+      version: AGENT_VERSION,
+      agentId: activation.agentId,
+      licenseId: activation.licenseId,
+      terminal: gate.terminal(),
+      inFlightTasks: runner?.inFlight() ?? 0,
+      lastStatus: p ? { version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good, serverTime: p.serverTime } : null,
+      lastHeartbeatAt,
+      updatedAt: clock.now().toISOString(),
+    });
+  }
+
+  /** A status answer from the long-poll or a heartbeat: verify, keep, seal the grace, re-judge. */
+  async function receiveStatus(signed: SignedStatus, renewed?: SignedLicense): Promise<void> {
+    const verdict = status.accept(signed);
+    if (!verdict.accepted) {
+      if (verdict.reason.startsWith('replayed')) {
+        logger.debug({ reason: verdict.reason }, 'ignored an older status answer');
+        return;
+      }
+      journal.append('status.rejected', { reason: verdict.reason }, true);
+      gate.enterTerminal('STATUS_TAMPERED', verdict.reason);
+      return;
+    }
+    store.writeJson(PREFIX_FILES.status, signed);
+    const p = signed.payload;
+    await grace.seal(new Date(p.serverTime), p.graceDays, clock.now());
+    if (renewed && license.replace(renewed)) {
+      store.writeJson(PREFIX_FILES.license, renewed);
+      journal.append('license.renewed', { version: renewed.document.version, expiresAt: renewed.document.expiresAt });
+    }
+    if (verdict.changed) {
+      journal.append('status.changed', { version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good, ...(p.reason ? { reason: p.reason } : {}) });
+      logger.info({ version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good }, 'status changed');
+    }
+    if (!gate.terminal()) await gate.admit();
+    writeRuntime();
+  }
+
+  function onControlPlaneError(err: unknown, what: string): void {
+    if (err instanceof ControlPlaneError && err.credentialRejected) {
+      gate.enterTerminal('CREDENTIAL_REJECTED', `the control plane refused the agent credential (${err.code})`);
+      return;
+    }
+    logger.warn({ err: err instanceof Error ? { type: err.name, message: err.message } : err }, `${what} failed`);
+  }
+
+  async function pollStatus(): Promise<void> {
+    const backoff = createBackoff({ random });
+    while (!stopping.signal.aborted) {
+      const since = status.payload()?.version;
+      const started = Date.now();
+      try {
+        const res = await client.status({ ...(since !== undefined ? { since } : {}), wait: settings.statusWaitS }, stopping.signal);
+        backoff.reset();
+        await receiveStatus(res.status, res.license);
+        // A server that answers at once without a change must not turn the long-poll into a busy loop.
+        if (!res.changed && Date.now() - started < 1000) await sleepUnlessAborted(1000, stopping.signal);
+      } catch (err) {
+        if (stopping.signal.aborted) return;
+        onControlPlaneError(err, 'status long-poll');
+        await sleepUnlessAborted(backoff.next(), stopping.signal);
+      }
+    }
+  }
+
+  async function heartbeat(): Promise<void> {
+    const now = clock.now();
+    const reading = await fingerprint.read(now);
+    const t = gate.terminal();
+    const res = await client.heartbeat({
+      agentVersion: AGENT_VERSION,
+      runtimeHash: deps.runtimeHash,
+      fingerprint: reading.hashes,
+      score: reading.score,
+      changedComponents: FINGERPRINT_COMPONENTS.filter((c) => reading.changed.includes(c)),
+      inFlightTasks: runner?.inFlight() ?? 0,
+      ...(t ? { terminalReason: `${t.code}: ${t.detail}`.slice(0, 200) } : {}),
+    });
+    lastHeartbeatAt = clock.now().toISOString();
+    if (t && !reportedTerminal) {
+      reportedTerminal = true;
+      journal.append('agent.terminal_reported', { code: t.code });
+    }
+    heartbeatIntervalS = res.heartbeatIntervalS;
+    await receiveStatus(res.status, res.license);
+    await runner?.flushOutbox();
+  }
+
+  async function heartbeatLoop(): Promise<void> {
+    while (!stopping.signal.aborted) {
+      try {
+        await heartbeat();
+      } catch (err) {
+        if (stopping.signal.aborted) return;
+        onControlPlaneError(err, 'heartbeat');
+      }
+      // Between heartbeats the gate still runs, so the grace high-water mark and expiry move with time.
+      if (!gate.terminal()) await gate.admit();
+      writeRuntime();
+      await sleepUnlessAborted(Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2)), stopping.signal);
+    }
+  }
+
+  let loops: Promise<unknown> | null = null;
+  return {
+    gate,
+    checks: { license, fingerprint, status, grace },
+    tasks,
+    async start(): Promise<void> {
+      running = true;
+      journal.append('agent.started', { pid: process.pid, version: AGENT_VERSION, runtimeHash: deps.runtimeHash });
+      writeRuntime();
+      // One status answer first (at once, wait=0), so a fresh start judges fresh facts; offline,
+      // the stored signed status and the sealed grace state decide.
+      try {
+        const res = await client.status({ wait: 0 }, stopping.signal);
+        await receiveStatus(res.status, res.license);
+      } catch (err) {
+        onControlPlaneError(err, 'first status request');
+      }
+      const poll = pollStatus();
+      const hb = heartbeatLoop();
+      runner!.start();
+      loops = Promise.all([poll, hb]);
+    },
+    async stop(): Promise<void> {
+      stopping.abort();
+      await runner!.stop();
+      await loops;
+      running = false;
+      journal.append('agent.stopped', { pid: process.pid });
+      writeRuntime();
+      client.close();
+      deps.httpsAgent.destroy();
+    },
+    async evaluate(): Promise<Array<{ name: CheckName; result: CheckResult }>> {
+      return gate.evaluateAll();
+    },
+    inFlight: () => runner!.inFlight(),
+  };
+}
+export type RunningAgent = ReturnType<typeof createAgent>;

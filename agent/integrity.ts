@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { canonicalJson, signedReleaseManifestSchema, verifySignature, type KeySet, type ReleaseManifest } from '../protocol';
+
+/**
+ * The agent's runtime files and their signed manifest. The runtime is every file under agent/
+ * and protocol/ plus the launcher; a release manifest lists each with its SHA-256 and size, and
+ * `runtimeHash` (sha256 of the canonical JSON of that list) is what heartbeats report.
+ */
+export const CODE_ROOT = path.resolve(__dirname, '..');
+export const RUNTIME_DIRS = ['agent', 'protocol'] as const;
+export const RUNTIME_FILES = ['bin/agentina-agent.js'] as const;
+export const DEFAULT_MANIFEST_FILE = path.join('dist', 'agent-release.json');
+
+export type RuntimeFile = ReleaseManifest['files'][number];
+
+function walk(root: string, rel: string, out: string[]): void {
+  for (const entry of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+    const r = path.posix.join(rel, entry.name);
+    if (entry.isDirectory()) walk(root, r, out);
+    else out.push(r);
+  }
+}
+
+export function listRuntimePaths(root: string): string[] {
+  const out: string[] = [];
+  for (const d of RUNTIME_DIRS) walk(root, d, out);
+  for (const f of RUNTIME_FILES) {
+    try {
+      if (statSync(path.join(root, f)).isFile()) out.push(f);
+    } catch {
+      // reported as missing by verification
+    }
+  }
+  return out.sort();
+}
+
+export function hashFile(file: string): { sha256: string; size: number } {
+  const bytes = readFileSync(file);
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+}
+
+export function runtimeHashOf(files: RuntimeFile[]): string {
+  return createHash('sha256').update(canonicalJson(files)).digest('hex');
+}
+
+export function buildReleaseManifest(root: string, version: string, now: Date): ReleaseManifest {
+  const files = listRuntimePaths(root).map((p) => ({ path: p, ...hashFile(path.join(root, p)) }));
+  return { kind: 'agentina.release/v1', version, files, runtimeHash: runtimeHashOf(files), createdAt: now.toISOString() };
+}
+
+export type IntegrityResult =
+  | { ok: true; manifest: ReleaseManifest; runtimeHash: string }
+  | { ok: false; code: 'MANIFEST_MISSING' | 'MANIFEST_INVALID' | 'MANIFEST_SIGNATURE' | 'VERSION_MISMATCH' | 'FILE_MISSING' | 'FILE_EXTRA' | 'FILE_MODIFIED'; file?: string; message: string };
+
+/** Verifies the signed manifest, then every runtime file against it: missing, extra or modified files are named. */
+export function verifyRuntime(input: { root: string; manifest: unknown; keys: KeySet; version: string }): IntegrityResult {
+  if (input.manifest === null || input.manifest === undefined) return { ok: false, code: 'MANIFEST_MISSING', message: 'no signed release manifest for this build' };
+  const parsed = signedReleaseManifestSchema.safeParse(input.manifest);
+  if (!parsed.success) return { ok: false, code: 'MANIFEST_INVALID', message: 'the release manifest is malformed' };
+  const { manifest, signature } = parsed.data;
+  const v = verifySignature(manifest, signature, input.keys);
+  if (!v.ok) return { ok: false, code: 'MANIFEST_SIGNATURE', message: `the release manifest signature is not trusted (${v.code})` };
+  if (manifest.version !== input.version) return { ok: false, code: 'VERSION_MISMATCH', message: `the manifest is for ${manifest.version}, this agent is ${input.version}` };
+  if (manifest.files.some((f) => path.posix.isAbsolute(f.path) || f.path.split('/').includes('..'))) return { ok: false, code: 'MANIFEST_INVALID', message: 'the manifest names a path outside the runtime' };
+  if (runtimeHashOf(manifest.files) !== manifest.runtimeHash) return { ok: false, code: 'MANIFEST_INVALID', message: 'the manifest runtimeHash does not match its file list' };
+  const expected = new Map(manifest.files.map((f) => [f.path, f]));
+  const present = listRuntimePaths(input.root);
+  for (const p of present) if (!expected.has(p)) return { ok: false, code: 'FILE_EXTRA', file: p, message: `unexpected runtime file ${p}` };
+  for (const f of manifest.files) {
+    let actual: { sha256: string; size: number };
+    try {
+      actual = hashFile(path.join(input.root, f.path));
+    } catch {
+      return { ok: false, code: 'FILE_MISSING', file: f.path, message: `runtime file ${f.path} is missing` };
+    }
+    if (actual.sha256 !== f.sha256 || actual.size !== f.size) return { ok: false, code: 'FILE_MODIFIED', file: f.path, message: `runtime file ${f.path} was modified` };
+  }
+  return { ok: true, manifest, runtimeHash: manifest.runtimeHash };
+}
