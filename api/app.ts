@@ -15,6 +15,8 @@ import { createAuthenticator } from './auth/authenticate';
 import { installErrorHandling } from './errors';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
+import { activationRoutes } from './activation/routes';
+import { agentStatusRoutes } from './agent-status/routes';
 import { webRoutes } from './web/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
@@ -109,6 +111,8 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
 
   await app.register(healthRoutes(deps));
   await app.register(wellKnownRoutes(deps));
+  await app.register(activationRoutes(deps));
+  await app.register(agentStatusRoutes(deps));
   await app.register(webRoutes());
 
   return app;

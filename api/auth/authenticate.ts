@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { Clock } from '../../protocol';
 import type { Authenticate, Principal } from './access';
+import { createAgentCredentialResolver } from '../agent-status/agent-credential-resolver';
 
 /**
  * One credential type's resolver: `undefined` when the request does not carry this kind of
@@ -23,6 +24,6 @@ export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {
 }
 
 /** The production authenticator. Resolvers are added by the identity and agent modules. */
-export function createAuthenticator(_deps: AuthenticatorDeps): Authenticate {
-  return chainResolvers([]);
+export function createAuthenticator(deps: AuthenticatorDeps): Authenticate {
+  return chainResolvers([createAgentCredentialResolver(deps)]);
 }

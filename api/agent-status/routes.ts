@@ -1,0 +1,76 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { revocationsQuerySchema, signedRevocationsSchema, statusQuerySchema, statusResponseSchema, type Signer } from '../../protocol';
+import type { AppDeps } from '../app';
+import { principalOf } from '../auth/access';
+import { AppError } from '../errors';
+import { errorSchema } from '../schemas';
+import { createLazyLicenseSigner } from './license-signer';
+import { createRevocationService } from './revocation-service';
+import { createStatusListener } from './status-listener';
+import { createStatusService } from './status-service';
+
+/** A long-polling agent holds one request at a time; this only stops a runaway loop. */
+const PER_AGENT_PER_MINUTE = 1200;
+
+const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
+
+/**
+ * GET /v1/agent/status (long-poll) and GET /v1/agent/revocations. Owns this process's one
+ * LISTEN connection; it is opened when the app is ready and closed with the app.
+ */
+export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): FastifyPluginAsyncZod {
+  return async (app) => {
+    const signer = deps.licenseSigner ?? createLazyLicenseSigner(deps.config.keysDir);
+    const listener = createStatusListener({ pool: deps.pool, logger: deps.logger });
+    const status = createStatusService({ pool: deps.pool, signer, clock: deps.clock, listener });
+    const revocations = createRevocationService({ pool: deps.pool, signer, clock: deps.clock });
+
+    deps.metrics.gauge('agentina_status_parked', 'Status long-polls parked in this process', () => listener.waiting);
+    deps.metrics.gauge('agentina_status_listener_up', '1 while the LISTEN connection for status notices is up', () => (listener.connected ? 1 : 0));
+
+    app.addHook('onReady', async () => {
+      await listener.start();
+    });
+    // Parked requests answer (with the current status) before the server stops accepting.
+    app.addHook('preClose', async () => {
+      status.close();
+    });
+    app.addHook('onClose', async () => {
+      await listener.close();
+    });
+
+    const rateLimit = { max: PER_AGENT_PER_MINUTE, timeWindow: '1 minute', keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip };
+
+    app.get('/v1/agent/status', {
+      schema: {
+        tags: ['agent'],
+        summary: "The agent's signed status; parks up to `wait` seconds while its version equals `since`",
+        querystring: statusQuerySchema,
+        response: { 200: statusResponseSchema, ...agentErrors },
+      },
+      config: { access: ['agent'], rateLimit },
+    }, async (req, reply) => {
+      const agent = principalOf(req, 'agent');
+      const abort = new AbortController();
+      reply.raw.once('close', () => abort.abort());
+      const answer = await status.awaitStatus({ agentId: agent.id, licenseId: agent.licenseId, since: req.query.since, waitS: req.query.wait, signal: abort.signal });
+      if (!answer) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
+      void reply.header('cache-control', 'no-store');
+      return answer;
+    });
+
+    app.get('/v1/agent/revocations', {
+      schema: {
+        tags: ['agent'],
+        summary: "Signed list of bad news for the agent's license since a cursor: revoked, suspended, expired, quarantined",
+        querystring: revocationsQuerySchema,
+        response: { 200: signedRevocationsSchema, ...agentErrors },
+      },
+      config: { access: ['agent'], rateLimit },
+    }, async (req, reply) => {
+      const agent = principalOf(req, 'agent');
+      void reply.header('cache-control', 'no-store');
+      return revocations.listSince(agent.licenseId, req.query.since ?? 0, req.query.limit ?? 100);
+    });
+  };
+}

@@ -1,0 +1,161 @@
+import type { Pool } from 'pg';
+import { readAgentStatuses, type AgentStatusRow } from '../../db/agents-repo';
+import {
+  GOOD_LICENSE_STATES,
+  type Clock,
+  type LicenseState,
+  type SignedStatus,
+  type Signer,
+  type StatusPayload,
+  type StatusResponse,
+  type AgentStatus,
+} from '../../protocol';
+import { createBatchLoader } from './batch-loader';
+import type { StatusListener } from './status-listener';
+
+/** While the LISTEN connection is down, parked requests re-read this often instead. */
+export const STATUS_FALLBACK_POLL_MS = 1000;
+/**
+ * How long one signed answer may be served again for the same agent and the same version. The
+ * version and state are read fresh for every request; only the signature (and so serverTime) is
+ * reused, never across a change.
+ */
+export const SIGNED_STATUS_REUSE_MS = 1000;
+const SIGNED_CACHE_MAX = 200_000;
+
+export type StatusServiceDeps = { pool: Pool; signer: Signer; clock: Clock; listener?: StatusListener };
+export type StatusSubject = { agentId: string; licenseId: string };
+export type AwaitStatusInput = StatusSubject & { since?: number | undefined; waitS?: number | undefined; signal?: AbortSignal };
+
+const AGENT_GOOD: ReadonlySet<string> = new Set<AgentStatus>(['active', 'offline']);
+
+/** licenses.version + agents.status_version: both only rise, so the sum rises with any change. */
+export function statusVersion(row: Pick<AgentStatusRow, 'license_version' | 'status_version'>): number {
+  return row.license_version + row.status_version;
+}
+
+export function statusPayloadOf(row: AgentStatusRow, now: Date): StatusPayload {
+  const licenseGood = (GOOD_LICENSE_STATES as readonly string[]).includes(row.license_state);
+  const agentGood = AGENT_GOOD.has(row.agent_status);
+  const payload: StatusPayload = {
+    kind: 'agentina.status/v1',
+    licenseId: row.license_id,
+    agentId: row.agent_id,
+    licenseState: row.license_state as LicenseState,
+    agentStatus: row.agent_status as AgentStatus,
+    good: licenseGood && agentGood,
+    version: statusVersion(row),
+    serverTime: now.toISOString(),
+    expiresAt: row.expires_at.toISOString(),
+    graceDays: row.grace_days,
+  };
+  if (!licenseGood) payload.reason = (row.license_reason ?? `license ${row.license_state}`).slice(0, 500);
+  else if (!agentGood) payload.reason = (row.agent_reason ?? `agent ${row.agent_status}`).slice(0, 500);
+  return payload;
+}
+
+/** A one-shot flag a parked request waits on; a wake before the wait is not lost. */
+function createWakeable() {
+  let woken = false;
+  let release: (() => void) | undefined;
+  return {
+    wake() {
+      woken = true;
+      release?.();
+    },
+    wait(ms: number): Promise<void> {
+      if (woken) {
+        woken = false;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          release = undefined;
+          woken = false;
+          resolve();
+        }
+        release = done;
+      });
+    },
+  };
+}
+
+/**
+ * Reads, signs and waits for an agent's status. Reused by the heartbeat route (currentStatus);
+ * without a listener it still answers correctly, parking by polling.
+ */
+export function createStatusService(deps: StatusServiceDeps) {
+  const load = createBatchLoader<string, AgentStatusRow>(async (ids) => {
+    const rows = await readAgentStatuses(deps.pool, ids);
+    return new Map(rows.map((r) => [r.agent_id, r]));
+  });
+  const signed = new Map<string, { key: string; at: number; answer: SignedStatus }>();
+  let closing = false;
+
+  function sign(row: AgentStatusRow): SignedStatus {
+    const now = deps.clock.now();
+    const key = `${statusVersion(row)}|${row.license_state}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.grace_days}`;
+    const hit = signed.get(row.agent_id);
+    const age = hit ? now.getTime() - hit.at : Infinity;
+    if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit.answer;
+    const payload = statusPayloadOf(row, now);
+    const answer: SignedStatus = { payload, signature: deps.signer.sign(payload) };
+    if (signed.size >= SIGNED_CACHE_MAX) signed.clear();
+    signed.set(row.agent_id, { key, at: now.getTime(), answer });
+    return answer;
+  }
+
+  async function readRow(agentId: string): Promise<AgentStatusRow | undefined> {
+    return load(agentId);
+  }
+
+  return {
+    /** The agent's current signed status, or undefined when there is no such agent. */
+    async currentStatus(agentId: string): Promise<SignedStatus | undefined> {
+      const row = await readRow(agentId);
+      return row && sign(row);
+    },
+
+    /**
+     * Answers at once when the status version differs from `since` (or `since`/`wait` is absent);
+     * otherwise parks until a notice concerning the agent or its license, or until `waitS` passes.
+     * Returns undefined when the agent no longer exists.
+     */
+    async awaitStatus(input: AwaitStatusInput): Promise<StatusResponse | undefined> {
+      const waitMs = (input.waitS ?? 0) * 1000;
+      const deadline = performance.now() + waitMs;
+      const wakeable = createWakeable();
+      // Watch before the first read, so a change committed between the read and parking still wakes us.
+      const unwatch = input.since !== undefined && waitMs > 0 ? deps.listener?.watch({ licenseId: input.licenseId, agentId: input.agentId, wake: () => wakeable.wake() }) : undefined;
+      const onAbort = () => wakeable.wake();
+      input.signal?.addEventListener('abort', onAbort);
+      try {
+        let row = await readRow(input.agentId);
+        if (!row) return undefined;
+        while (statusVersion(row) === input.since && !closing && !input.signal?.aborted) {
+          const remaining = deadline - performance.now();
+          if (remaining <= 0) break;
+          const listening = deps.listener?.connected === true;
+          await wakeable.wait(listening ? remaining : Math.min(remaining, STATUS_FALLBACK_POLL_MS));
+          if (closing || input.signal?.aborted) break;
+          row = await readRow(input.agentId);
+          if (!row) return undefined;
+        }
+        return { status: sign(row), changed: statusVersion(row) !== input.since };
+      } finally {
+        input.signal?.removeEventListener('abort', onAbort);
+        unwatch?.();
+      }
+    },
+
+    /** Makes every parked request answer now (app shutdown). */
+    close(): void {
+      closing = true;
+      deps.listener?.wakeAll();
+    },
+  };
+}
+
+export type StatusService = ReturnType<typeof createStatusService>;

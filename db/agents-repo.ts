@@ -1,0 +1,128 @@
+import type { FingerprintHashes } from '../protocol';
+import type { Queryable, Tx } from './pool';
+
+/** What activation needs of the license, read under a row lock (see lockLicenseForActivation). */
+export type ActivationLicenseRow = {
+  id: string;
+  customer_id: string;
+  plan: string;
+  features: Record<string, unknown>;
+  max_agents: number;
+  state: string;
+  version: number;
+  not_before: Date;
+  expires_at: Date;
+  grace_days: number;
+  state_reason: string | null;
+  customer_active: boolean;
+};
+
+/**
+ * Locks the license row until the caller commits, so concurrent activations on one license are
+ * serialized and the max-agents count cannot be raced past.
+ */
+export async function lockLicenseForActivation(tx: Tx, licenseId: string): Promise<ActivationLicenseRow | undefined> {
+  const { rows } = await tx.query<ActivationLicenseRow & { version: string }>(
+    `SELECT l.id, l.customer_id, l.plan, l.features, l.max_agents, l.state, l.version, l.not_before, l.expires_at,
+            l.grace_days, l.state_reason, c.active AS customer_active
+       FROM licenses l JOIN customers c ON c.id = l.customer_id
+      WHERE l.id = $1 FOR UPDATE OF l`,
+    [licenseId],
+  );
+  const r = rows[0];
+  return r && { ...r, version: Number(r.version) };
+}
+
+/** Agents that occupy a seat on the license (everything but deregistered ones). */
+export async function countSeatedAgents(tx: Queryable, licenseId: string): Promise<number> {
+  const { rows } = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM agents WHERE license_id = $1 AND status <> 'deregistered'`, [licenseId]);
+  return Number(rows[0]!.n);
+}
+
+export type NewAgent = {
+  id: string;
+  licenseId: string;
+  customerId: string;
+  credentialHash: string;
+  publicKey: string;
+  fingerprintSalt: string;
+  fingerprint: FingerprintHashes;
+  fingerprintCommitment: string;
+  agentVersion: string;
+  hostnameHint?: string | undefined;
+  at: Date;
+};
+
+export async function insertAgent(tx: Tx, a: NewAgent): Promise<void> {
+  await tx.query(
+    `INSERT INTO agents (id, license_id, customer_id, credential_hash, public_key, fingerprint_salt, fingerprint,
+                         fingerprint_commitment, fingerprint_score, agent_version, hostname_hint, last_seen_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 100, $9, $10, $11, $11, $11)`,
+    [a.id, a.licenseId, a.customerId, a.credentialHash, a.publicKey, a.fingerprintSalt, a.fingerprint, a.fingerprintCommitment, a.agentVersion, a.hostnameHint ?? null, a.at],
+  );
+}
+
+/** The principal behind an agent credential; deregistered agents' credentials are dead. */
+export type AgentIdentityRow = { id: string; license_id: string; customer_id: string };
+
+export async function findAgentByCredentialHash(db: Queryable, credentialHash: string): Promise<AgentIdentityRow | undefined> {
+  const { rows } = await db.query<AgentIdentityRow>(
+    `SELECT id, license_id, customer_id FROM agents WHERE credential_hash = $1 AND status <> 'deregistered'`,
+    [credentialHash],
+  );
+  return rows[0];
+}
+
+/** Batched form of findAgentByCredentialHash (one round trip for many concurrent requests). */
+export async function findAgentsByCredentialHashes(db: Queryable, credentialHashes: readonly string[]): Promise<Array<AgentIdentityRow & { credential_hash: string }>> {
+  const { rows } = await db.query<AgentIdentityRow & { credential_hash: string }>(
+    `SELECT id, license_id, customer_id, credential_hash FROM agents WHERE credential_hash = ANY($1::text[]) AND status <> 'deregistered'`,
+    [credentialHashes],
+  );
+  return rows;
+}
+
+/** Everything a signed status answer is made of, for one agent. */
+export type AgentStatusRow = {
+  agent_id: string;
+  license_id: string;
+  customer_id: string;
+  license_state: string;
+  license_version: number;
+  license_reason: string | null;
+  expires_at: Date;
+  grace_days: number;
+  agent_status: string;
+  status_version: number;
+  agent_reason: string | null;
+};
+
+/** Status rows for many agents in one round trip (the status service batches concurrent reads). */
+export async function readAgentStatuses(db: Queryable, agentIds: readonly string[]): Promise<AgentStatusRow[]> {
+  const { rows } = await db.query<AgentStatusRow & { license_version: string; status_version: string }>(
+    `SELECT a.id AS agent_id, a.license_id, a.customer_id, l.state AS license_state, l.version AS license_version,
+            l.state_reason AS license_reason, l.expires_at, l.grace_days, a.status AS agent_status,
+            a.status_version, a.status_reason AS agent_reason
+       FROM agents a JOIN licenses l ON l.id = a.license_id
+      WHERE a.id = ANY($1::text[])`,
+    [agentIds],
+  );
+  return rows.map((r) => ({ ...r, license_version: Number(r.license_version), status_version: Number(r.status_version) }));
+}
+
+export type RevocationFeedRow = { id: number; license_id: string; agent_id: string | null; state: string; version: number; reason: string | null; created_at: Date };
+
+/**
+ * Bad-news feed rows for one license after `cursor`: the license going revoked, suspended or
+ * expired, and any of its agents being quarantined. Oldest first.
+ */
+export async function listRevocationsForLicense(db: Queryable, licenseId: string, cursor: number, limit: number): Promise<RevocationFeedRow[]> {
+  const { rows } = await db.query<RevocationFeedRow & { id: string; version: string }>(
+    `SELECT id, license_id, agent_id, state, version, reason, created_at FROM status_feed
+      WHERE license_id = $1 AND id > $2
+        AND ((agent_id IS NULL AND state IN ('revoked', 'suspended', 'expired')) OR (agent_id IS NOT NULL AND state = 'quarantined'))
+      ORDER BY id LIMIT $3`,
+    [licenseId, cursor, limit],
+  );
+  return rows.map((r) => ({ ...r, id: Number(r.id), version: Number(r.version) }));
+}
