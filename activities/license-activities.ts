@@ -54,7 +54,10 @@ export function createLicenseActivities(deps: LicenseActivityDeps) {
         if (version === null) {
           const row = await getLicense(tx, input.licenseId);
           if (!row) throw ApplicationFailure.nonRetryable(`license ${input.licenseId} does not exist`, 'LicenseMissing');
-          if (row.version > input.transition) return { version: input.transition + 1, applied: false };
+          // A retry whose first try committed: its audit row (same key) is there. Anything else
+          // moved the row under the workflow, which must not be papered over.
+          const { rowCount } = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [transitionKey(input.workflowId, input.transition)]);
+          if (row.version > input.transition && rowCount) return { version: input.transition + 1, applied: false };
           // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
           throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
         }

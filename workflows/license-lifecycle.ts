@@ -252,7 +252,8 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
 
   /** Runs one transition at a time; `plan` sees the state as it is once the lock is held. */
   async function transition(plan: (cur: LicenseSnapshot) => { refusal?: Refusal | null; next?: Omit<LicenseTransitionInput, 'workflowId' | 'licenseId' | 'customerId' | 'transition' | 'from' | 'effectiveAt'> }): Promise<LicenseSnapshot> {
-    await condition(() => !busy);
+    // Several waiters may wake in one activation: re-check after each wake-up.
+    while (busy) await condition(() => !busy);
     busy = true;
     try {
       const p = plan(s);

@@ -1,0 +1,270 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { createLicenseService, type LicenseService } from '../../api/licenses/license-service';
+import { AppError } from '../../api/errors';
+import { getLicense } from '../../db/licenses-repo';
+import { createFixedClock, systemClock, type Actor } from '../../protocol';
+import { DAY_MS, licenseStateQuery, licenseWorkflowId, type LicenseSnapshot } from '../../workflows/license-lifecycle';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { testEnv } from '../support/env';
+import { createTestCustomer, registerSearchAttributes, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';
+import { quietTemporalRuntime, runWorkerInBackground } from '../support/temporal';
+
+/** Lifecycle timers and updates on the time-skipping server, with real PostgreSQL writes. */
+describe('licenseLifecycle on the time-skipping server', () => {
+  const HOUR = 3600 * 1000;
+  const admin: Actor = { kind: 'admin', id: 'adm_timeskippingtester01' };
+  const taskQueue = 'license-time';
+  let env: TestWorkflowEnvironment;
+  let db: TestDatabase;
+  let keys: ReturnType<typeof createTestKeysDir>;
+  let stopWorker: () => Promise<void>;
+  let customerId: string;
+
+  beforeAll(async () => {
+    quietTemporalRuntime();
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } } });
+    await registerSearchAttributes(env.connection);
+    db = await createTestDatabase('lictime');
+    keys = createTestKeysDir();
+    customerId = await createTestCustomer(db.pool);
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
+      activities: createActivities({ pool: db.pool, clock: systemClock, keysDir: keys.dir }),
+    });
+    stopWorker = runWorkerInBackground(worker);
+  });
+
+  afterAll(async () => {
+    await stopWorker?.();
+    await env?.teardown();
+    await db?.drop();
+    keys?.remove();
+  });
+
+  /** A service whose clock reads the test server's (skipped) time, so new terms are relative to it. */
+  async function service(extra: { continueAsNewAtHistoryLength?: number } = {}): Promise<LicenseService> {
+    return createLicenseService({
+      pool: db.pool,
+      temporal: { client: env.client, taskQueue },
+      clock: createFixedClock(new Date(await env.currentTimeMs())),
+      keysDir: keys.dir,
+      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
+      ...extra,
+    });
+  }
+
+  const query = (id: string) => env.client.workflow.getHandle(licenseWorkflowId(id)).query(licenseStateQuery);
+  const stateOf = (id: string, state: LicenseSnapshot['state']) => eventually(() => query(id), (s) => s.state === state, 20000, `${id} → ${state}`);
+  const rowOf = async (id: string) => (await getLicense(db.pool, id))!;
+  const base = { plan: 'pro', features: { seats: 5 }, maxAgents: 3, trialEndState: 'expired' as const };
+
+  async function refused(p: Promise<unknown>): Promise<AppError> {
+    const err = await p.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    return err as AppError;
+  }
+
+  it('a 14-day trial expires on day 14, not before', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, trial: { days: 14 } });
+    const t0 = Date.parse((await query(license.id)).changedAt);
+    const end = Date.parse(license.trialEndsAt!);
+    expect(end - t0).toBeLessThanOrEqual(14 * DAY_MS);
+    expect(end - t0).toBeGreaterThan(14 * DAY_MS - HOUR);
+    await env.sleep(14 * DAY_MS - HOUR);
+    expect((await query(license.id)).state).toBe('trial');
+    await env.sleep(2 * HOUR);
+    const s = await stateOf(license.id, 'expired');
+    expect(Date.parse(s.changedAt)).toBeGreaterThanOrEqual(end);
+    expect(Date.parse(s.changedAt)).toBeLessThan(end + HOUR);
+    expect(await rowOf(license.id)).toMatchObject({ state: 'expired', version: 2 });
+    const audit = await licenseAudit(db.pool, license.id);
+    expect(audit.map((a) => [a.action, a.actor_kind])).toEqual([['license.created', 'admin'], ['license.expired', 'workflow']]);
+    expect(audit[1]!.idempotency_key).toBe(`${licenseWorkflowId(license.id)}#1`);
+    expect(await licenseFeed(db.pool, license.id)).toEqual([{ state: 'expired', version: 2 }]);
+  });
+
+  it('a trial configured to end in grace goes to grace, then expired after the grace days', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 3, trialEndState: 'grace', trial: { days: 7 } });
+    await env.sleep(7 * DAY_MS + HOUR);
+    await stateOf(license.id, 'grace');
+    await env.sleep(3 * DAY_MS);
+    await stateOf(license.id, 'expired');
+    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.grace_started', 'license.expired']);
+  });
+
+  it('a 1-year license with 7 grace days goes grace on its expiry date and expired 7 days later', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 365 } });
+    const end = Date.parse(license.expiresAt);
+    await env.sleep(365 * DAY_MS - HOUR);
+    expect((await query(license.id)).state).toBe('active');
+    await env.sleep(2 * HOUR);
+    const g = await stateOf(license.id, 'grace');
+    expect(Date.parse(g.changedAt) - end).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(g.changedAt) - end).toBeLessThan(HOUR);
+    await env.sleep(6 * DAY_MS);
+    expect((await query(license.id)).state).toBe('grace');
+    await env.sleep(DAY_MS);
+    const e = await stateOf(license.id, 'expired');
+    expect(Date.parse(e.changedAt) - end).toBeGreaterThanOrEqual(7 * DAY_MS);
+    expect(Date.parse(e.changedAt) - end).toBeLessThan(7 * DAY_MS + HOUR);
+    expect(await rowOf(license.id)).toMatchObject({ state: 'expired', version: 3 });
+  });
+
+  it('0 grace days: expiry goes straight to expired', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 0, term: { days: 30 } });
+    await env.sleep(30 * DAY_MS + HOUR);
+    await stateOf(license.id, 'expired');
+    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.expired']);
+  });
+
+  it('renewal during grace returns to active and re-arms the timers', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 30 } });
+    await env.sleep(30 * DAY_MS + HOUR);
+    await stateOf(license.id, 'grace');
+    const now = await env.currentTimeMs();
+    const renewed = await svc.renewLicense(license.id, admin, new Date(now + 30 * DAY_MS).toISOString());
+    expect(renewed.license).toMatchObject({ state: 'active', version: 3 });
+    expect(renewed.workflow.state).toBe('active');
+    // The old grace end (day 37) has passed by day 59; the renewed term still holds.
+    await env.sleep(29 * DAY_MS);
+    expect((await query(license.id)).state).toBe('active');
+    await env.sleep(DAY_MS);
+    await stateOf(license.id, 'grace');
+    const audit = await licenseAudit(db.pool, license.id);
+    expect(audit.map((a) => a.action)).toEqual(['license.created', 'license.grace_started', 'license.renewed', 'license.grace_started']);
+    expect(audit[2]).toMatchObject({ actor_kind: 'admin', actor_id: admin.id });
+  });
+
+  it('renewing an expired license makes it active again; an earlier date is refused', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 0, term: { days: 10 } });
+    await env.sleep(11 * DAY_MS);
+    await stateOf(license.id, 'expired');
+    const now = await env.currentTimeMs();
+    const past = await refused(svc.renewLicense(license.id, admin, new Date(now - DAY_MS).toISOString()));
+    expect(past.code).toBe('BAD_REQUEST');
+    expect((await svc.renewLicense(license.id, admin, new Date(now + 10 * DAY_MS).toISOString())).license.state).toBe('active');
+  });
+
+  it('suspend/resume: suspended ignores the timers; resume returns to what the timers say now', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 30 } });
+    const suspended = await svc.suspendLicense(license.id, admin, 'payment overdue');
+    expect(suspended.license).toMatchObject({ state: 'suspended', stateReason: 'payment overdue', version: 2 });
+    expect((await refused(svc.suspendLicense(license.id, admin, 'again'))).code).toBe('CONFLICT');
+    await env.sleep(31 * DAY_MS);
+    expect((await query(license.id)).state).toBe('suspended');
+    const resumed = await svc.resumeLicense(license.id, admin);
+    expect(resumed.license).toMatchObject({ state: 'grace', stateReason: null, version: 3 });
+    const again = await refused(svc.resumeLicense(license.id, admin));
+    expect(again.code).toBe('CONFLICT');
+    expect(again.message).toMatch(/not suspended/);
+    // Resumed into grace, the grace timer still ends it on day 37.
+    await env.sleep(6 * DAY_MS + HOUR);
+    await stateOf(license.id, 'expired');
+    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.suspended', 'license.resumed', 'license.expired']);
+  });
+
+  it('a trial suspended and resumed before its end is a trial again', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, trial: { days: 14 } });
+    await svc.suspendLicense(license.id, admin, 'abuse report');
+    expect((await svc.resumeLicense(license.id, admin)).license.state).toBe('trial');
+  });
+
+  it('converting a trial makes it active until the paid expiry; a non-trial cannot be converted', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, trial: { days: 14 } });
+    const now = await env.currentTimeMs();
+    const converted = await svc.convertTrial(license.id, admin, new Date(now + 365 * DAY_MS).toISOString());
+    expect(converted.license).toMatchObject({ state: 'active', trialEndsAt: null, version: 2 });
+    expect((await refused(svc.renewLicense(license.id, admin, 'not a date'))).code).toBe('BAD_REQUEST');
+    await env.sleep(15 * DAY_MS);
+    expect((await query(license.id)).state).toBe('active');
+    expect((await refused(svc.convertTrial(license.id, admin, new Date(now + 400 * DAY_MS).toISOString()))).code).toBe('CONFLICT');
+    const trial = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, trial: { days: 14 } });
+    const renewTrial = await refused(svc.renewLicense(trial.license.id, admin, new Date(now + 500 * DAY_MS).toISOString()));
+    expect(renewTrial.message).toMatch(/convert the trial/);
+  });
+
+  it('revoke works from every state and is terminal: renewal after revoke is refused, not ignored', async () => {
+    const svc = await service();
+    const make = async (k: { trial?: { days: number }; term?: { days: number } }, graceDays = 7) =>
+      (await svc.createLicense(admin, { ...base, customerId, graceDays, ...(k.trial ? { trial: k.trial } : { term: k.term! }) })).license.id;
+    const trial = await make({ trial: { days: 100 } });
+    const active = await make({ term: { days: 100 } });
+    const suspended = await make({ term: { days: 100 } });
+    await svc.suspendLicense(suspended, admin, 'hold');
+    const grace = await make({ term: { days: 5 } }, 30);
+    const expired = await make({ term: { days: 5 } }, 0);
+    await env.sleep(6 * DAY_MS);
+    await stateOf(grace, 'grace');
+    await stateOf(expired, 'expired');
+    const from: Record<string, string> = { trial, active, suspended, grace, expired };
+    for (const [state, id] of Object.entries(from)) {
+      const before = await rowOf(id);
+      expect(before.state).toBe(state);
+      const r = await svc.revokeLicense(id, admin, `revoked from ${state}`);
+      expect(r.license).toMatchObject({ state: 'revoked', stateReason: `revoked from ${state}`, version: before.version + 1 });
+      const audit = await licenseAudit(db.pool, id);
+      expect(audit[audit.length - 1]).toMatchObject({ action: 'license.revoked', actor_kind: 'admin', data: expect.objectContaining({ from: state, to: 'revoked' }) });
+    }
+    const now = await env.currentTimeMs();
+    const countBefore = (await licenseAudit(db.pool, active)).length;
+    const renew = await refused(svc.renewLicense(active, admin, new Date(now + 400 * DAY_MS).toISOString()));
+    expect(renew.code).toBe('CONFLICT');
+    expect(renew.message).toMatch(/revoked/);
+    expect((await refused(svc.resumeLicense(active, admin))).code).toBe('CONFLICT');
+    expect((await refused(svc.revokeLicense(active, admin, 'twice'))).code).toBe('CONFLICT');
+    expect((await refused(svc.suspendLicense(active, admin, 'late'))).code).toBe('CONFLICT');
+    expect((await refused(svc.convertTrial(trial, admin, new Date(now + 400 * DAY_MS).toISOString()))).code).toBe('CONFLICT');
+    // Nothing moved: no timer revives a revoked license either.
+    await env.sleep(200 * DAY_MS);
+    expect(await rowOf(active)).toMatchObject({ state: 'revoked' });
+    expect(await licenseAudit(db.pool, active)).toHaveLength(countBefore);
+  });
+
+  it('concurrent updates are serialized into consecutive versions', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 100 } });
+    const results = await Promise.allSettled([svc.suspendLicense(license.id, admin, 'one'), svc.revokeLicense(license.id, admin, 'two')]);
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    expect(await rowOf(license.id)).toMatchObject({ state: 'revoked', version: 3 });
+    const audit = await licenseAudit(db.pool, license.id);
+    expect(audit.map((a) => a.data.version ?? 1)).toEqual([1, 2, 3]);
+    expect(await licenseFeed(db.pool, license.id)).toEqual([{ state: 'suspended', version: 2 }, { state: 'revoked', version: 3 }]);
+  });
+
+  it('continues as new when the history grows (forced low) and carries state and versions', async () => {
+    const svc = await service({ continueAsNewAtHistoryLength: 20 });
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 30 } });
+    const handle = env.client.workflow.getHandle(licenseWorkflowId(license.id));
+    const firstRun = (await handle.describe()).runId;
+    let expiry = (await env.currentTimeMs()) + 30 * DAY_MS;
+    for (let i = 0; i < 8; i++) {
+      expiry += 30 * DAY_MS;
+      await svc.renewLicense(license.id, admin, new Date(expiry).toISOString());
+    }
+    await svc.suspendLicense(license.id, admin, 'check');
+    const d = await eventually(() => handle.describe(), (x) => x.runId !== firstRun, 20000, 'continue-as-new');
+    expect(d.runId).not.toBe(firstRun);
+    const s = await query(license.id);
+    expect(s).toMatchObject({ state: 'suspended', version: 10, expiresAt: new Date(expiry).toISOString() });
+    expect(await rowOf(license.id)).toMatchObject({ state: 'suspended', version: 10 });
+    // The new run keeps the timers: resume and let the renewed term run out.
+    await svc.resumeLicense(license.id, admin);
+    await env.sleep(expiry - (await env.currentTimeMs()) + HOUR);
+    await stateOf(license.id, 'grace');
+    const audit = await licenseAudit(db.pool, license.id);
+    expect(audit.map((a) => a.idempotency_key)).toEqual(Array.from({ length: 12 }, (_, i) => `${licenseWorkflowId(license.id)}#${i}`));
+  });
+});
