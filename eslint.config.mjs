@@ -50,4 +50,24 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The agent ships alone to customer machines: it may import protocol/ and npm packages, never server code.
+    files: ['agent/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [
+          { name: 'pg', message: 'The agent talks to the control plane only, over HTTPS.' },
+          { name: 'fastify', message: 'The agent opens no listening socket.' },
+        ],
+        patterns: [
+          {
+            regex: '^(\\.\\./)+(api|db|activities|workflows|cli|config|scripts|test|web)(/|$)',
+            message: 'agent/ imports only protocol/ and npm packages (never server code).',
+          },
+          { group: ['@temporalio/*', 'pg-*', '@fastify/*'], message: 'The agent depends on protocol/ and its own npm packages only.' },
+        ],
+      }],
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'The agent is configured by its CLI and the files under its prefix, not the environment.' }],
+    },
+  },
 );

@@ -237,12 +237,12 @@ export function createAgent(deps: AgentDeps) {
       }
       const poll = pollStatus();
       const hb = heartbeatLoop();
-      runner!.start();
+      runner.start();
       loops = Promise.all([poll, hb]);
     },
     async stop(): Promise<void> {
       stopping.abort();
-      await runner!.stop();
+      await runner.stop();
       await loops;
       running = false;
       journal.append('agent.stopped', { pid: process.pid });
@@ -253,7 +253,7 @@ export function createAgent(deps: AgentDeps) {
     async evaluate(): Promise<Array<{ name: CheckName; result: CheckResult }>> {
       return gate.evaluateAll();
     },
-    inFlight: () => runner!.inFlight(),
+    inFlight: () => runner.inFlight(),
   };
 }
 export type RunningAgent = ReturnType<typeof createAgent>;
