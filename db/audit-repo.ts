@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { auditHash, systemClock, type Actor, type AuditContent, type Clock, type Subject } from '../protocol';
+import { auditCanonicalParts, systemClock, type Actor, type AuditContent, type Clock, type Subject } from '../protocol';
 import { isAuditAction, type AuditAction } from './audit-actions';
 import type { Tx } from './pool';
 
@@ -15,27 +15,30 @@ export type AuditEventInput = {
   idempotencyKey?: string;
 };
 
-export type AppendResult = { seq: number; hash: string; inserted: boolean };
+/**
+ * `staged`: the row will join the chain when the caller commits. false: a row with this
+ * idempotency key is already in the chain, so nothing was staged (a retried activity).
+ */
+export type AppendResult = { idempotencyKey: string; staged: boolean };
 
 /**
  * Appends one audit row inside the caller's transaction, so a change and its audit commit or roll
- * back together. The head row is locked FOR UPDATE until the caller commits: appends are
- * serialized and the chain cannot fork. Call it late in the transaction to keep that lock short.
- * `tx` must be a client inside BEGIN … COMMIT.
+ * back together. The row is staged now and chained at COMMIT by a deferred trigger
+ * (db/migrations/0051_audit_chain_at_commit.sql), which locks the chain head, assigns the next
+ * seq, computes the hash in SQL from the canonical JSON prepared here, and inserts into
+ * audit_events. The head lock is held only while the caller commits, so appends are serialized
+ * (no forks) without holding the lock across the caller's other work. Callers run at READ
+ * COMMITTED (the default). `tx` must be a client inside BEGIN … COMMIT.
  */
 export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock = systemClock): Promise<AppendResult> {
   if (!isAuditAction(event.action)) throw new Error(`unknown audit action: ${String(event.action)}`);
   const idempotencyKey = event.idempotencyKey ?? `evt_${randomUUID()}`;
   if (event.idempotencyKey !== undefined) {
-    // Cheap early exit for retried activities; the ON CONFLICT below is what guarantees it.
-    const existing = await tx.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_events WHERE idempotency_key = $1', [idempotencyKey]);
-    if (existing.rows[0]) return { seq: Number(existing.rows[0].seq), hash: existing.rows[0].hash, inserted: false };
+    // Cheap early exit for retried activities; the trigger's ON CONFLICT is what guarantees it.
+    const existing = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [idempotencyKey]);
+    if (existing.rowCount) return { idempotencyKey, staged: false };
   }
-  const head = await tx.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_head FOR UPDATE');
-  const prev = head.rows[0];
-  if (!prev) throw new Error('audit_head is missing: the database was not migrated');
-  const content: AuditContent = {
-    seq: Number(prev.seq) + 1,
+  const content: Omit<AuditContent, 'seq'> = {
     time: clock.now().toISOString(),
     actor: { kind: event.actor.kind, id: event.actor.id },
     action: event.action,
@@ -43,21 +46,13 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
     data: normaliseData(event.data ?? {}),
     idempotencyKey,
   };
-  const hash = auditHash(prev.hash, content);
-  const { rows } = await tx.query<{ seq: string }>(
-    `WITH ins AS (
-       INSERT INTO audit_events (seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-       ON CONFLICT (idempotency_key) DO NOTHING
-       RETURNING seq, hash)
-     UPDATE audit_head SET seq = ins.seq, hash = ins.hash FROM ins RETURNING audit_head.seq`,
-    [content.seq, content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, prev.hash, hash],
+  const canon = auditCanonicalParts(content);
+  await tx.query(
+    `INSERT INTO audit_staging (time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, canon_before_seq, canon_after_seq)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, canon.before, canon.after],
   );
-  if (rows.length === 0) {
-    const again = await tx.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_events WHERE idempotency_key = $1', [idempotencyKey]);
-    return { seq: Number(again.rows[0]!.seq), hash: again.rows[0]!.hash, inserted: false };
-  }
-  return { seq: content.seq, hash, inserted: true };
+  return { idempotencyKey, staged: true };
 }
 
 /**

@@ -30,3 +30,15 @@ export function auditHash(prevHash: string, content: AuditContent): string {
 
 /** The signed statement a checkpoint makes about the chain head. */
 export type CheckpointStatement = { sequence: number; hash: string; time: string };
+
+/**
+ * canonicalJson(content) split around the value of `seq`, for a writer that learns the sequence
+ * number only when the row is chained (at commit, in SQL):
+ *   canonicalJson(content) === before + String(content.seq) + after
+ * Keys sort as action, actor, data, idempotencyKey, seq, subject, time.
+ */
+export function auditCanonicalParts(content: Omit<AuditContent, 'seq'>): { before: string; after: string } {
+  const before = `{"action":${canonicalJson(content.action)},"actor":${canonicalJson(content.actor)},"data":${canonicalJson(content.data)},"idempotencyKey":${canonicalJson(content.idempotencyKey)},"seq":`;
+  const after = `,"subject":${canonicalJson(content.subject)},"time":${canonicalJson(content.time)}}`;
+  return { before, after };
+}

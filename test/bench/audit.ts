@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Client, type Pool } from 'pg';
+import { appUrlFor } from '../../config';
+import { appendAudit, createPool, migrate, withTransaction } from '../../db';
+import { readChainFrom } from '../../db/audit-read-repo';
+import { verifyAuditChain } from '../../protocol/audit-verify';
+import { findOrStartPostgres, withDatabase } from '../../scripts/stack/postgres';
+import { ROOT } from '../../scripts/stack/tools';
+
+/**
+ * `npm run bench:audit`: appends to the hash chain from 8 concurrent writers, each append its own
+ * transaction, against two baselines from the same run: one writer appending alone, and 8
+ * writers doing plain INSERTs (same columns, no chain, no head lock) into an unchained table.
+ * Only PostgreSQL is provisioned (the audit path never touches Temporal).
+ */
+const WRITERS = 8;
+
+type Phase = { ops: number; seconds: number; perSecond: number; p50Ms: number; p99Ms: number };
+
+function parseArgs(args: string[]): { appends: number } {
+  const i = args.indexOf('--appends');
+  const n = i >= 0 ? Number(args[i + 1]) : 4000;
+  if (!Number.isInteger(n) || n < WRITERS) throw new Error('--appends must be an integer ≥ 8');
+  return { appends: n };
+}
+
+async function runWriters(writers: number, total: number, op: (writer: number, i: number) => Promise<void>): Promise<Phase> {
+  const latencies: number[] = [];
+  const perWriter = Math.ceil(total / writers);
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let i = 0; i < perWriter; i++) {
+        const t0 = process.hrtime.bigint();
+        await op(w, i);
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 100) / 100;
+  const ops = perWriter * writers;
+  return { ops, seconds: Math.round(seconds * 1000) / 1000, perSecond: Math.round(ops / seconds), p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
+function appendOp(pool: Pool, tag: string) {
+  return (w: number, i: number) =>
+    withTransaction(pool, async (tx) => {
+      await appendAudit(tx, {
+        actor: { kind: 'system', id: `bench-writer-${w}` },
+        action: 'license.renewed',
+        subject: { kind: 'license', id: `lic_bench${w}` },
+        data: { i, tag },
+        idempotencyKey: `bench/${tag}/${w}/${i}`,
+      });
+    }).then(() => undefined);
+}
+
+export async function main(args: string[]): Promise<object> {
+  const { appends } = parseArgs(args);
+  const log = (line: string) => console.log(line);
+  const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir: path.join(ROOT, '.data', 'test'), log });
+  const name = `agentina_bench_audit_${randomBytes(4).toString('hex')}`;
+  const server = new Client({ connectionString: pg.adminUrl });
+  await server.connect();
+  await server.query(`CREATE DATABASE ${name}`);
+  const adminUrl = withDatabase(pg.adminUrl, name);
+  let pool: Pool | undefined;
+  let adminPool: Pool | undefined;
+  try {
+    await migrate(adminUrl);
+    adminPool = createPool(adminUrl, { applicationName: 'bench-audit-admin', max: 2 });
+    await adminPool.query(`
+      SET ROLE agentina_owner;
+      CREATE TABLE agentina.bench_plain (LIKE agentina.audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+      GRANT SELECT, INSERT ON agentina.bench_plain TO agentina_app;
+      RESET ROLE;`);
+    pool = createPool(appUrlFor(adminUrl), { applicationName: 'bench-audit', max: WRITERS + 2 });
+    const settings = await adminPool.query<{ name: string; setting: string }>(
+      "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'server_version')",
+    );
+    log(`PostgreSQL (${pg.source}): ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(' ')}`);
+    log(`warming up`);
+    await runWriters(WRITERS, 200, appendOp(pool, 'warm'));
+
+    const single = await runWriters(1, Math.max(500, Math.floor(appends / 4)), appendOp(pool, 'single'));
+    log(`1 writer, chained appends: ${single.perSecond}/s (p50 ${single.p50Ms} ms, p99 ${single.p99Ms} ms)`);
+
+    const concurrent = await runWriters(WRITERS, appends, appendOp(pool, 'concurrent'));
+    log(`${WRITERS} writers, chained appends: ${concurrent.perSecond}/s (p50 ${concurrent.p50Ms} ms, p99 ${concurrent.p99Ms} ms)`);
+
+    let plainSeq = 0;
+    const plain = await runWriters(WRITERS, appends, (w, i) =>
+      withTransaction(pool!, async (tx) => {
+        plainSeq += 1;
+        await tx.query(
+          `INSERT INTO bench_plain (seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash)
+           VALUES ($1, now(), 'system', $2, 'license.renewed', 'license', $3, $4, $5, $6, $7)`,
+          [plainSeq, `bench-writer-${w}`, `lic_bench${w}`, { i }, `plain/${w}/${i}`, '0'.repeat(64), randomBytes(32).toString('hex')],
+        );
+      }),
+    );
+    log(`${WRITERS} writers, plain INSERTs (no chain): ${plain.perSecond}/s (p50 ${plain.p50Ms} ms, p99 ${plain.p99Ms} ms)`);
+
+    const rows = await readChainFrom(adminPool, 1);
+    const result = verifyAuditChain({ events: rows, checkpoints: [], keys: new Map() });
+    const contiguous = rows.every((r, i) => r.seq === i + 1);
+    log(`chain after the run: ${rows.length} rows, verify ${result.ok ? 'ok' : `BROKEN at ${result.firstBreak?.seq}`}, seqs ${contiguous ? 'contiguous' : 'NOT contiguous'}`);
+    if (!result.ok || !contiguous) throw new Error('the chain forked or broke under load');
+
+    return {
+      bench: 'audit',
+      writers: WRITERS,
+      appends_per_s: concurrent.perSecond,
+      append_p50_ms: concurrent.p50Ms,
+      append_p99_ms: concurrent.p99Ms,
+      single_writer_appends_per_s: single.perSecond,
+      plain_inserts_per_s: plain.perSecond,
+      ratio_vs_single_writer: Math.round((concurrent.perSecond / single.perSecond) * 100) / 100,
+      ratio_vs_plain_insert: Math.round((concurrent.perSecond / plain.perSecond) * 100) / 100,
+      chain_rows_verified: rows.length,
+    };
+  } finally {
+    await pool?.end();
+    await adminPool?.end();
+    await server.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await server.end();
+    await pg.stop();
+  }
+}
