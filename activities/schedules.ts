@@ -25,6 +25,7 @@ export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
     everyMs: config.audit.checkpointIntervalMs,
     note: 'signs the audit chain head (issue 4)',
   }),
+  () => ({ id: 'agentina-session-purge', workflowType: 'purgeExpiredSessions', everyMs: 3600_000, note: 'deletes expired admin and portal sessions (issue 5)' }),
 ];
 
 export type EnsureResult = { id: string; outcome: 'created' | 'updated' };

@@ -15,6 +15,7 @@ import { createAuthenticator } from './auth/authenticate';
 import { installErrorHandling } from './errors';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
+import { identityRoutes } from './identity/routes';
 import { activationRoutes } from './activation/routes';
 import { agentStatusRoutes } from './agent-status/routes';
 import { webRoutes } from './web/routes';
@@ -46,7 +47,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     ...input,
     metrics: input.metrics ?? createMetrics(),
     logger: input.logger ?? createLogger(input.config.logLevel),
-    authenticate: input.authenticate ?? createAuthenticator({ pool: input.pool, clock: input.clock }),
+    authenticate: input.authenticate ?? createAuthenticator({ pool: input.pool, clock: input.clock, publicOrigin: input.config.publicOrigin }),
   };
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,
@@ -111,6 +112,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
 
   await app.register(healthRoutes(deps));
   await app.register(wellKnownRoutes(deps));
+  await app.register(identityRoutes(deps));
   await app.register(activationRoutes(deps));
   await app.register(agentStatusRoutes(deps));
   await app.register(webRoutes());

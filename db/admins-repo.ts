@@ -35,3 +35,18 @@ export async function findAdminByEmail(db: Queryable, email: string): Promise<Ad
   const { rows } = await db.query<AdminRow>('SELECT * FROM admins WHERE email = lower($1)', [email]);
   return rows[0];
 }
+
+export async function findAdmin(db: Queryable, id: string): Promise<AdminRow | undefined> {
+  const { rows } = await db.query<AdminRow>('SELECT * FROM admins WHERE id = $1', [id]);
+  return rows[0];
+}
+
+export async function listAdmins(db: Queryable, limit: number): Promise<AdminRow[]> {
+  const { rows } = await db.query<AdminRow>('SELECT * FROM admins ORDER BY created_at, id LIMIT $1', [limit]);
+  return rows;
+}
+
+export async function countActiveAdmins(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM admins WHERE active');
+  return Number(rows[0]!.n);
+}

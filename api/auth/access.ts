@@ -49,6 +49,14 @@ export function principalOf<K extends PrincipalKind>(req: FastifyRequest, ...kin
   return p as Extract<Principal, { kind: K }>;
 }
 
+export type RegisteredRoute = { method: string; url: string; access: readonly AccessKind[] };
+const ROUTE_REGISTRIES = new WeakMap<object, RegisteredRoute[]>();
+
+/** Every route registered on the app (HEAD twins of GET left out): the authorization matrix walks them all. */
+export function registeredRoutes(app: object): RegisteredRoute[] {
+  return [...(ROUTE_REGISTRIES.get(app) ?? [])];
+}
+
 /** Plugin-registered routes (OpenAPI UI, static files) that are public by nature. */
 const PUBLIC_PREFIXES = ['/docs'];
 
@@ -59,14 +67,18 @@ const PUBLIC_PREFIXES = ['/docs'];
  */
 export function installAccessControl(app: FastifyInstance, authenticate: Authenticate): void {
   const undeclared: string[] = [];
+  const registry: RegisteredRoute[] = [];
+  ROUTE_REGISTRIES.set(app, registry);
   app.decorateRequest('principal', null);
   app.addHook('onRoute', (route) => {
-    if (route.config?.access) return;
-    if (PUBLIC_PREFIXES.some((p) => route.url === p || route.url.startsWith(`${p}/`))) {
+    if (!route.config?.access && PUBLIC_PREFIXES.some((p) => route.url === p || route.url.startsWith(`${p}/`))) {
       route.config = { ...(route.config ?? {}), access: ['anonymous'] };
-      return;
     }
-    undeclared.push(`${String(route.method)} ${route.url}`);
+    const access = route.config?.access;
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') registry.push({ method: String(method), url: route.url, access: access ?? [] });
+    }
+    if (!access) undeclared.push(`${String(route.method)} ${route.url}`);
   });
   app.addHook('onReady', async () => {
     if (undeclared.length) throw new Error(`routes without an access rule: ${undeclared.join(', ')}`);

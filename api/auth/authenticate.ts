@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { Clock } from '../../protocol';
 import type { Authenticate, Principal } from './access';
+import { createIdentityResolvers } from '../identity/resolvers';
 import { createAgentCredentialResolver } from '../agent-status/agent-credential-resolver';
 
 /**
@@ -10,7 +11,7 @@ import { createAgentCredentialResolver } from '../agent-status/agent-credential-
  */
 export type CredentialResolver = (req: FastifyRequest) => Promise<Principal | null | undefined>;
 
-export type AuthenticatorDeps = { pool: Pool; clock: Clock };
+export type AuthenticatorDeps = { pool: Pool; clock: Clock; /** Origin allowed for cookie-authenticated state changes (CSRF). */ publicOrigin: string };
 
 /** Tries each resolver in order; the first that recognises its credential decides. */
 export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {
@@ -25,5 +26,5 @@ export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {
 
 /** The production authenticator. Resolvers are added by the identity and agent modules. */
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticate {
-  return chainResolvers([createAgentCredentialResolver(deps)]);
+  return chainResolvers([...createIdentityResolvers(deps), createAgentCredentialResolver(deps)]);
 }

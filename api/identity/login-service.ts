@@ -1,0 +1,141 @@
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { appendAudit, loginAccountsRepo, withTransaction, type AccountKind, type LoginAccount } from '../../db';
+import type { Clock } from '../../protocol';
+import { ACCOUNT_LOCKOUT_WORKFLOW, lockoutWorkflowId, type AccountLockoutInput } from '../../workflows/account-lockout';
+import { AppError } from '../errors';
+import type { TemporalDeps } from '../temporal';
+import { DEFAULT_SCRYPT, PASSWORD_MAX_BYTES, hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords';
+import { createSessionService, type IssuedSession, type SessionService } from './session-service';
+
+export const LOCKOUT_THRESHOLD = 5;
+export const LOCKOUT_MS = 15 * 60_000;
+
+export type LoginMeta = { ip: string; userAgent: string | null };
+export type LoginSuccess = { account: LoginAccount; session: IssuedSession };
+
+/** One answer for unknown email, wrong password, inactive account and locked account. */
+const REFUSED = 'The email or password is not correct.';
+
+/** Audit actor for attempts made before anyone is authenticated. */
+const ANONYMOUS = { kind: 'system' as const, id: 'anonymous' };
+
+export function subjectKind(kind: AccountKind): 'admin' | 'customer_user' {
+  return kind === 'admin' ? 'admin' : 'customer_user';
+}
+
+export type LoginServiceDeps = {
+  pool: Pool;
+  clock: Clock;
+  temporal: Pick<TemporalDeps, 'client' | 'taskQueue'>;
+  logger: Pick<Logger, 'warn'>;
+  scrypt?: ScryptParams;
+  sessions?: SessionService;
+};
+
+/**
+ * Password login for admins and customer users. Timing: every path that reaches a password check
+ * runs exactly one scrypt at the current parameters (a dummy hash stands in for unknown emails),
+ * and the row lock is taken only after scrypt, never held across it.
+ */
+export function createLoginService(deps: LoginServiceDeps) {
+  const params = deps.scrypt ?? DEFAULT_SCRYPT;
+  const sessions = deps.sessions ?? createSessionService(deps);
+  let dummyHash: Promise<string> | undefined;
+  const dummy = () => (dummyHash ??= hashPassword('agentina-dummy-password-for-timing', params));
+
+  function refused(lockedUntil?: Date): AppError {
+    if (!lockedUntil) return new AppError('UNAUTHENTICATED', REFUSED);
+    const seconds = Math.max(1, Math.ceil((lockedUntil.getTime() - deps.clock.now().getTime()) / 1000));
+    return new AppError('UNAUTHENTICATED', REFUSED, undefined, { 'retry-after': String(seconds) });
+  }
+
+  async function startLockoutTimer(input: AccountLockoutInput): Promise<void> {
+    try {
+      await deps.temporal.client.workflow.start(ACCOUNT_LOCKOUT_WORKFLOW, {
+        taskQueue: deps.temporal.taskQueue,
+        workflowId: lockoutWorkflowId(input.kind, input.accountId),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [input],
+      });
+    } catch (err) {
+      // The lock is enforced from the database and ends on its own at locked_until; only the
+      // tidy-up (counter reset and its audit row) waits for the next failed attempt.
+      deps.logger.warn({ err: (err as Error).message, kind: input.kind, accountId: input.accountId }, 'could not start the lockout timer');
+    }
+  }
+
+  async function recordFailure(account: LoginAccount, meta: LoginMeta, reason: 'wrong_password' | 'inactive'): Promise<AppError> {
+    const outcome = await withTransaction(deps.pool, async (tx) => {
+      const now = deps.clock.now();
+      const row = await loginAccountsRepo.lockAccount(tx, account.kind, account.id);
+      if (!row) return { lockedUntil: undefined, lockedNow: false };
+      const subject = { kind: subjectKind(account.kind), id: account.id };
+      if (row.lockedUntil && row.lockedUntil > now) {
+        await appendAudit(tx, { actor: ANONYMOUS, action: 'login.refused_locked', subject, data: { ip: meta.ip, lockedUntil: row.lockedUntil.toISOString() } }, deps.clock);
+        return { lockedUntil: row.lockedUntil, lockedNow: false };
+      }
+      if (reason === 'inactive') {
+        await appendAudit(tx, { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason } }, deps.clock);
+        return { lockedUntil: undefined, lockedNow: false };
+      }
+      // A lock that has run out no longer counts, whether or not its timer has tidied up yet.
+      const previous = row.lockedUntil ? 0 : row.failedLogins;
+      const failures = previous + 1;
+      const lockedUntil = failures >= LOCKOUT_THRESHOLD ? new Date(now.getTime() + LOCKOUT_MS) : null;
+      await loginAccountsRepo.setLoginCounters(tx, account.kind, account.id, failures, lockedUntil, now);
+      await appendAudit(tx, { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason, failures } }, deps.clock);
+      if (lockedUntil) {
+        await appendAudit(tx, { actor: ANONYMOUS, action: 'account.locked', subject, data: { ip: meta.ip, failures, lockedUntil: lockedUntil.toISOString() } }, deps.clock);
+      }
+      return { lockedUntil: lockedUntil ?? undefined, lockedNow: lockedUntil !== null };
+    });
+    if (outcome.lockedNow && outcome.lockedUntil) {
+      await startLockoutTimer({ kind: account.kind, accountId: account.id, lockedUntil: outcome.lockedUntil.toISOString() });
+    }
+    return refused(outcome.lockedUntil);
+  }
+
+  return {
+    /** Returns a fresh session or throws the one refusal (401, plus Retry-After while locked). */
+    async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginSuccess> {
+      const account = email.length <= 254 ? await loginAccountsRepo.findAccountByEmail(deps.pool, kind, email) : undefined;
+      if (!account) {
+        await verifyPassword(password, await dummy());
+        throw refused();
+      }
+      const now = deps.clock.now();
+      if (account.lockedUntil && account.lockedUntil > now) {
+        // The right password changes nothing while locked; no scrypt is spent on a locked account.
+        throw await recordFailure(account, meta, 'wrong_password');
+      }
+      const ok = Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && (await verifyPassword(password, account.passwordHash));
+      if (!ok) throw await recordFailure(account, meta, 'wrong_password');
+      if (!account.active) throw await recordFailure(account, meta, 'inactive');
+      const rehashed = needsRehash(account.passwordHash, params) ? await hashPassword(password, params) : undefined;
+
+      const result = await withTransaction(deps.pool, async (tx) => {
+        const row = await loginAccountsRepo.lockAccount(tx, kind, account.id);
+        const at = deps.clock.now();
+        if (!row || !row.active) return { refusal: refused() };
+        if (row.lockedUntil && row.lockedUntil > at) return { refusal: refused(row.lockedUntil) };
+        if (row.failedLogins > 0 || row.lockedUntil) await loginAccountsRepo.setLoginCounters(tx, kind, account.id, 0, null, at);
+        if (rehashed && row.passwordHash === account.passwordHash) {
+          await loginAccountsRepo.setPasswordHash(tx, kind, account.id, rehashed, row.mustChangePassword, at);
+        }
+        const session = await sessions.issue(tx, kind, { accountId: account.id, customerId: account.customerId, ip: meta.ip, userAgent: meta.userAgent });
+        await appendAudit(tx, {
+          actor: { kind: kind === 'admin' ? 'admin' : 'customer', id: account.id },
+          action: 'session.created',
+          subject: { kind: 'session', id: session.id },
+          data: { ip: meta.ip, rehashed: rehashed !== undefined },
+        }, deps.clock);
+        return { session, account: row };
+      });
+      if ('refusal' in result) throw result.refusal;
+      return { account: result.account, session: result.session };
+    },
+  };
+}
+
+export type LoginService = ReturnType<typeof createLoginService>;

@@ -1,0 +1,88 @@
+import type { FastifyRequest } from 'fastify';
+import type { Pool } from 'pg';
+import { appendAudit, serviceAccountsRepo, withTransaction } from '../../db';
+import type { Clock } from '../../protocol';
+import { actorOf, type Principal } from '../auth/access';
+import type { CredentialResolver } from '../auth/authenticate';
+import { AppError } from '../errors';
+import { csrfRefusal, originOf } from './csrf';
+import { createSessionService, type SessionService } from './session-service';
+import { ADMIN_COOKIE, PORTAL_COOKIE, bearerToken, hashesEqual, looksLikeToken, readCookie, sha256Hex } from './tokens';
+
+export type IdentityResolverDeps = { pool: Pool; clock: Clock; publicOrigin: string; sessions?: SessionService };
+
+const SERVICE_TOUCH_MS = 60_000;
+
+/**
+ * `Authorization: Bearer svc_…`. Other bearer tokens (e.g. agent `agc_…`) are not ours: undefined
+ * lets the next resolver in the chain look at them.
+ */
+export function createServiceTokenResolver(deps: { pool: Pool; clock: Clock }): CredentialResolver {
+  return async (req) => {
+    const token = bearerToken(req);
+    if (token === undefined || !token.startsWith('svc_')) return undefined;
+    if (!looksLikeToken(token, 'svc')) return null;
+    const hash = sha256Hex(token);
+    const row = await serviceAccountsRepo.findServiceAccountByTokenHash(deps.pool, hash);
+    if (!row || !hashesEqual(row.token_hash, hash) || row.revoked_at) return null;
+    const now = deps.clock.now();
+    await serviceAccountsRepo.touchServiceAccount(deps.pool, row.id, now, new Date(now.getTime() - SERVICE_TOUCH_MS));
+    return { kind: 'service', id: row.id };
+  };
+}
+
+/**
+ * The admin and portal session cookies. Each cookie is only ever looked up in its own table, so an
+ * admin cookie means nothing to the portal and vice versa. When a browser holds both, the route's
+ * access list decides which one speaks. Cookie-authenticated state changes pass the CSRF check.
+ */
+export function createSessionResolver(deps: IdentityResolverDeps): CredentialResolver {
+  const sessions = deps.sessions ?? createSessionService(deps);
+  const allowed = new Set([originOf(deps.publicOrigin)]);
+
+  async function fromCookie(req: FastifyRequest, kind: 'admin' | 'customer'): Promise<Principal | null | undefined> {
+    const token = readCookie(req, kind === 'admin' ? ADMIN_COOKIE : PORTAL_COOKIE);
+    if (token === undefined) return undefined;
+    const s = await sessions.resolve(kind, token);
+    if (!s) return null;
+    return kind === 'admin'
+      ? { kind: 'admin', id: s.accountId, sessionId: s.id }
+      : { kind: 'customer', id: s.accountId, customerId: s.customerId!, sessionId: s.id };
+  }
+
+  async function refuseCsrf(req: FastifyRequest, principal: Principal & { sessionId: string }, reason: string): Promise<never> {
+    const origin = req.headers.origin;
+    await withTransaction(deps.pool, (tx) =>
+      appendAudit(tx, {
+        actor: actorOf(principal),
+        action: 'request.csrf_refused',
+        subject: { kind: 'session', id: principal.sessionId },
+        data: { reason, method: req.method, route: req.routeOptions.url ?? null, origin: typeof origin === 'string' ? origin.slice(0, 200) : null, ip: req.ip },
+      }, deps.clock),
+    );
+    throw new AppError('FORBIDDEN', 'This request was refused: it did not come from this site as JSON.');
+  }
+
+  return async (req) => {
+    // A request with an Authorization header is not using ambient credentials; bearer resolvers decide.
+    if (req.headers.authorization !== undefined) return undefined;
+    const access = req.routeOptions.config?.access ?? [];
+    const order: Array<'admin' | 'customer'> = access.includes('customer') && !access.includes('admin') ? ['customer', 'admin'] : ['admin', 'customer'];
+    for (const kind of order) {
+      const principal = await fromCookie(req, kind);
+      if (principal === undefined) continue;
+      if (principal === null) return null;
+      // Public routes do not act on the caller's authority, so there is nothing to forge.
+      if (access.includes('anonymous')) return principal;
+      const refusal = csrfRefusal(req, allowed);
+      if (refusal) await refuseCsrf(req, principal as Principal & { sessionId: string }, refusal);
+      return principal;
+    }
+    return undefined;
+  };
+}
+
+/** The identity resolvers, in the order they belong in the chain. */
+export function createIdentityResolvers(deps: IdentityResolverDeps): CredentialResolver[] {
+  return [createServiceTokenResolver(deps), createSessionResolver(deps)];
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { idSchema } from '../../protocol';
+import { PASSWORD_MAX_BYTES } from './passwords';
+
+/** Request and response schemas shared by the admin-auth, portal-auth and admin identity routes. */
+export const email = z.string().trim().min(3).max(254).regex(/^[^\s@]{1,64}@[^\s@]{1,189}$/, 'must be an email address');
+export const password = z.string().min(1).max(PASSWORD_MAX_BYTES);
+export const displayName = z.string().trim().max(200);
+
+export const loginBody = z.object({ email: z.string().max(254), password }).strict();
+export const changePasswordBody = z.object({ currentPassword: password, newPassword: password }).strict();
+/** State-changing routes without a payload still take `{}` (JSON is part of the CSRF rule). */
+export const emptyBody = z.object({}).strict().optional();
+
+const isoTime = z.string().max(40);
+
+export const adminSchema = z.object({
+  id: idSchema('adm'),
+  email: z.string(),
+  displayName: z.string(),
+  active: z.boolean(),
+  locked: z.boolean(),
+  lockedUntil: isoTime.nullable(),
+  mustChangePassword: z.boolean(),
+  createdAt: isoTime,
+  deactivatedAt: isoTime.nullable(),
+});
+
+export const customerSchema = z.object({ id: idSchema('cus'), name: z.string(), active: z.boolean(), createdAt: isoTime, deactivatedAt: isoTime.nullable() });
+
+export const customerUserSchema = z.object({
+  id: idSchema('usr'),
+  customerId: idSchema('cus'),
+  email: z.string(),
+  displayName: z.string(),
+  active: z.boolean(),
+  locked: z.boolean(),
+  lockedUntil: isoTime.nullable(),
+  mustChangePassword: z.boolean(),
+  createdAt: isoTime,
+  deactivatedAt: isoTime.nullable(),
+});
+
+export const serviceAccountSchema = z.object({
+  id: idSchema('svcacct'),
+  name: z.string(),
+  tokenHint: z.string(),
+  createdBy: z.string(),
+  createdAt: isoTime,
+  lastUsedAt: isoTime.nullable(),
+  revokedAt: isoTime.nullable(),
+});
+
+export const sessionInfoSchema = z.object({ expiresAt: isoTime, idleTimeoutSeconds: z.number().int() });
+export const passwordChangedSchema = z.object({ otherSessionsEnded: z.number().int() });
+export const okSchema = z.object({ ok: z.literal(true) });
