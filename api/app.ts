@@ -17,6 +17,7 @@ import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
 import { identityRoutes } from './identity/routes';
 import { activationRoutes } from './activation/routes';
+import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
 import { webRoutes } from './web/routes';
 import { createLogger } from './logger';
@@ -113,6 +114,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(healthRoutes(deps));
   await app.register(wellKnownRoutes(deps));
   await app.register(identityRoutes(deps));
+  await app.register(licenseRoutes(deps));
   await app.register(activationRoutes(deps));
   await app.register(agentStatusRoutes(deps));
   await app.register(webRoutes());
