@@ -250,11 +250,11 @@ export function verifyAuditExport(lines: Iterable<string>, keys: KeySet): ChainV
       from = line.from;
     } else if (line.type === 'checkpoint') {
       if (verifier) return malformed('checkpoint after the first event');
-      checkpoints.push({ id: line.id, statement: line.statement, signature: line.signature as Signature });
+      checkpoints.push({ id: line.id, statement: line.statement, signature: line.signature });
     } else {
       verifier ??= createChainVerifier({ checkpoints, keys, from });
       const { type: _t, ...event } = line;
-      verifier.push(event as ChainEvent);
+      verifier.push(event);
       lastSeq = line.seq;
     }
   }
