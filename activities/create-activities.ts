@@ -1,5 +1,7 @@
 import type { Pool } from 'pg';
 import type { Clock } from '../protocol';
+import { createAgentActivities } from './agent-activities';
+import { createAuditActivities } from './audit-activities';
 import { createLicenseActivities } from './license-activities';
 import { createIdentityActivities } from './identity';
 
@@ -15,6 +17,8 @@ export type ActivityDeps = {
 /** Builds the activity implementations registered on the worker. */
 export function createActivities(deps: ActivityDeps) {
   return {
+    ...createAgentActivities(deps),
+    ...createAuditActivities(deps),
     ...createLicenseActivities(deps),
     ...createIdentityActivities(deps),
   };

@@ -26,6 +26,7 @@ export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
     note: 'signs the audit chain head (issue 4)',
   }),
   () => ({ id: 'agentina-session-purge', workflowType: 'purgeExpiredSessions', everyMs: 3600_000, note: 'deletes expired admin and portal sessions (issue 5)' }),
+  (config) => ({ id: 'agentina-agent-offline-sweep', workflowType: 'agentOfflineSweep', everyMs: config.agents.heartbeatIntervalMs, args: [{ staleAfterS: (3 * config.agents.heartbeatIntervalMs) / 1000 }], note: 'marks agents silent for 3 heartbeat intervals offline (issue 7)' }),
 ];
 
 export type EnsureResult = { id: string; outcome: 'created' | 'updated' };

@@ -16,10 +16,14 @@ import { installErrorHandling } from './errors';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
 import { identityRoutes } from './identity/routes';
+import { agentHeartbeatRoutes } from './agent-heartbeat/routes';
+import { agentsRoutes } from './agents/routes';
+import { tasksRoutes } from './tasks/routes';
+import { releasesRoutes } from './releases/routes';
+import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
-import { webRoutes } from './web/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import type { TemporalDeps } from './temporal';
@@ -114,10 +118,14 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(healthRoutes(deps));
   await app.register(wellKnownRoutes(deps));
   await app.register(identityRoutes(deps));
+  await app.register(webRoutes());
   await app.register(licenseRoutes(deps));
   await app.register(activationRoutes(deps));
   await app.register(agentStatusRoutes(deps));
-  await app.register(webRoutes());
+  await app.register(agentHeartbeatRoutes(deps));
+  await app.register(agentsRoutes(deps));
+  await app.register(tasksRoutes(deps));
+  await app.register(releasesRoutes(deps));
 
   return app;
 }

@@ -102,6 +102,12 @@ export const taskResultRequestSchema = z.strictObject({
   error: boundedText(2000).optional(),
 });
 export type TaskResultRequest = z.infer<typeof taskResultRequestSchema>;
+export const taskResultResponseSchema = z.strictObject({ id: taskId, state: z.enum(['succeeded', 'failed', 'interrupted', 'rejected']) });
+export type TaskResultResponse = z.infer<typeof taskResultResponseSchema>;
+
+// ---- POST /v1/agent/deregister (no body): frees the license seat; the credential stops working
+export const deregisterResponseSchema = z.strictObject({ agentId, status: z.literal('deregistered') });
+export type DeregisterResponse = z.infer<typeof deregisterResponseSchema>;
 
 // ---- GET /v1/agent/revocations?since=<cursor>
 export const revocationsQuerySchema = z.strictObject({ since: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() });
@@ -134,3 +140,4 @@ export const releaseManifestSchema = z.strictObject({
 });
 export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
 export const signedReleaseManifestSchema = z.strictObject({ manifest: releaseManifestSchema, signature: signatureSchema });
+export type SignedReleaseManifest = z.infer<typeof signedReleaseManifestSchema>;

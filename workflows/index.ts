@@ -4,3 +4,6 @@
  */
 export * from './license-lifecycle';
 export * from './account-lockout';
+export * from './audit-checkpoint';
+export * from './agent-quarantine';
+export * from './agent-offline-sweep';

@@ -1,0 +1,141 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { getAgentWithLicense, recordHeartbeat, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
+import { appendAudit } from '../../db/audit-repo';
+import { withTransaction } from '../../db/pool';
+import { getReleaseByVersion, hasAnyRelease } from '../../db/releases-repo';
+import { cancelOpenTasks, extendLeases } from '../../db/tasks-repo';
+import { FINGERPRINT_COMPONENTS, scoreFingerprint, type Clock, type FingerprintComponent, type HeartbeatRequest, type SignedStatus } from '../../protocol';
+import { agentDeregisteredSignal, workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
+import type { Principal } from '../auth/access';
+import { AppError } from '../errors';
+import type { TemporalDeps } from '../temporal';
+
+export type AgentSettings = { heartbeatIntervalMs: number; fingerprintThreshold: number; taskLeaseMs: number };
+export type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
+/** The signed status of one agent (the status service's currentStatus). */
+export type CurrentStatus = (agentId: string) => Promise<SignedStatus | undefined>;
+
+export type HeartbeatServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock; settings: AgentSettings; currentStatus: CurrentStatus; onWarning?: (message: string, err: unknown) => void };
+
+/** What the runtime hash check concluded; `unverified` only while no release at all is registered. */
+export type IntegrityVerdict = { ok: true; verified: boolean } | { ok: false; expected: string | null };
+
+/**
+ * Heartbeats (store what the agent reports, detect tampering and machine changes, bring an
+ * offline agent back) and deregistration. Quarantine itself is the agentQuarantine workflow's job;
+ * this service only detects, audits the detection and starts the workflow after commit.
+ */
+export function createHeartbeatService(deps: HeartbeatServiceDeps) {
+  const intervalS = Math.round(deps.settings.heartbeatIntervalMs / 1000);
+
+  async function lockLiveAgent(tx: Parameters<typeof getAgentWithLicense>[0], principal: AgentPrincipal): Promise<AgentWithLicense> {
+    const agent = await getAgentWithLicense(tx, principal.id, { lock: true });
+    // The credential resolver already refuses deregistered agents; this closes the race with a concurrent deregistration.
+    if (!agent || agent.license_id !== principal.licenseId || agent.status === 'deregistered') {
+      throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
+    }
+    return agent;
+  }
+
+  async function startQuarantine(agentId: string, reason: QuarantineReason, detectedAt: Date): Promise<void> {
+    const input: AgentQuarantineInput = { agentId, reason, detectedAt: detectedAt.toISOString() };
+    try {
+      await deps.temporal.client.workflow.start('agentQuarantine', {
+        workflowId: workflowIdForAgent(agentId),
+        taskQueue: deps.temporal.taskQueue,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+    } catch {
+      // The detection is audited; the agent's next heartbeat detects again and retries the start.
+      throw new AppError('UNAVAILABLE', 'The control plane could not record this heartbeat; try again.');
+    }
+  }
+
+  return {
+    heartbeatIntervalS: intervalS,
+
+    async heartbeat(principal: AgentPrincipal, hb: HeartbeatRequest): Promise<{ status: SignedStatus; heartbeatIntervalS: number }> {
+      const at = deps.clock.now();
+      const quarantine = await withTransaction(deps.pool, async (tx) => {
+        const agent = await lockLiveAgent(tx, principal);
+        // The score is recomputed here from the activation record; the agent's own figure can only lower it.
+        const server = scoreFingerprint(agent.fingerprint, hb.fingerprint);
+        const score = Math.min(server.score, hb.score);
+        const changed: FingerprintComponent[] = FINGERPRINT_COMPONENTS.filter((c) => server.changed.includes(c) || hb.changedComponents.includes(c));
+        await recordHeartbeat(tx, agent.id, { agentVersion: hb.agentVersion, runtimeHash: hb.runtimeHash, score, changedComponents: changed, inFlightTasks: hb.inFlightTasks, at });
+        if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);
+
+        const integrity = await checkIntegrity(tx, hb.agentVersion, hb.runtimeHash);
+        let reason: QuarantineReason | null = null;
+        const watching = agent.status === 'active' || agent.status === 'offline';
+        if (!integrity.ok) {
+          reason = 'integrity_mismatch';
+          if (watching) {
+            await appendAudit(tx, {
+              actor: { kind: 'agent', id: agent.id },
+              action: 'agent.integrity_mismatch',
+              subject: { kind: 'agent', id: agent.id },
+              data: { licenseId: agent.license_id, agentVersion: hb.agentVersion, reportedRuntimeHash: hb.runtimeHash, expectedRuntimeHash: integrity.expected },
+            }, deps.clock);
+          }
+        } else if (score < deps.settings.fingerprintThreshold) {
+          reason = 'fingerprint_mismatch';
+          if (watching) {
+            await appendAudit(tx, {
+              actor: { kind: 'agent', id: agent.id },
+              action: 'agent.fingerprint_mismatch',
+              subject: { kind: 'agent', id: agent.id },
+              data: { licenseId: agent.license_id, score, threshold: deps.settings.fingerprintThreshold, changedComponents: changed },
+            }, deps.clock);
+          }
+        }
+        if (!reason && agent.status === 'offline') {
+          await transitionAgentStatus(tx, {
+            agentId: agent.id, from: ['offline'], to: 'active', reason: null,
+            actor: { kind: 'agent', id: agent.id }, action: 'agent.online', data: { lastHeartbeatAt: agent.last_heartbeat_at?.toISOString() ?? null },
+          }, deps.clock);
+        }
+        return watching && reason ? reason : null;
+      });
+      if (quarantine) await startQuarantine(principal.id, quarantine, at);
+      const status = await deps.currentStatus(principal.id);
+      if (!status) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
+      return { status, heartbeatIntervalS: intervalS };
+    },
+
+    /** Frees the license seat: the agent is deregistered, its open tasks cancelled, its credential dead. */
+    async deregister(principal: AgentPrincipal): Promise<{ agentId: string; status: 'deregistered' }> {
+      await withTransaction(deps.pool, async (tx) => {
+        const agent = await lockLiveAgent(tx, principal);
+        const cancelled = await cancelOpenTasks(tx, agent.id, deps.clock.now());
+        await transitionAgentStatus(tx, {
+          agentId: agent.id, from: ['active', 'offline', 'quarantined'], to: 'deregistered', reason: 'deregistered by the agent',
+          actor: { kind: 'agent', id: agent.id }, action: 'agent.deregistered', data: { cancelledTasks: cancelled },
+        }, deps.clock);
+      });
+      // A quarantine waiting for release has nothing left to release. Best effort: the seat is
+      // already free, and a release of a deregistered agent changes nothing.
+      try {
+        await deps.temporal.client.workflow.getHandle(workflowIdForAgent(principal.id)).signal(agentDeregisteredSignal);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) deps.onWarning?.('could not tell the quarantine workflow about a deregistration', err);
+      }
+      return { agentId: principal.id, status: 'deregistered' };
+    },
+  };
+}
+
+/**
+ * The runtime hash must equal the one in the signed manifest of the version the agent reports.
+ * Once any release is registered, a version without a manifest is a mismatch too; before that
+ * (a fresh install that has published nothing) there is nothing to compare against.
+ */
+async function checkIntegrity(tx: Parameters<typeof getReleaseByVersion>[0], version: string, runtimeHash: string): Promise<IntegrityVerdict> {
+  const release = await getReleaseByVersion(tx, version);
+  if (release) return release.runtime_hash === runtimeHash ? { ok: true, verified: true } : { ok: false, expected: release.runtime_hash };
+  return (await hasAnyRelease(tx)) ? { ok: false, expected: null } : { ok: true, verified: false };
+}
+
+export type HeartbeatService = ReturnType<typeof createHeartbeatService>;

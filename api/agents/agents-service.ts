@@ -1,0 +1,109 @@
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { getAgentWithLicense, listAgents, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
+import { withTransaction } from '../../db/pool';
+import type { AgentStatus, Clock, FingerprintComponent, LicenseState } from '../../protocol';
+import { releaseAgentUpdate, workflowIdForAgent } from '../../workflows/agent-quarantine';
+import type { Principal } from '../auth/access';
+import { AppError } from '../errors';
+import type { TemporalDeps } from '../temporal';
+
+export type AgentsServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock };
+type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
+
+/** What admins and customers see of an agent: no credential hash, key or fingerprint hashes. */
+export type AgentView = {
+  id: string;
+  licenseId: string;
+  customerId: string;
+  status: AgentStatus;
+  statusVersion: number;
+  statusReason: string | null;
+  licenseState: LicenseState;
+  changedComponents: FingerprintComponent[];
+  agentVersion: string | null;
+  runtimeHash: string | null;
+  fingerprintScore: number | null;
+  inFlightTasks: number;
+  hostnameHint: string | null;
+  lastHeartbeatAt: string | null;
+  createdAt: string;
+  deregisteredAt: string | null;
+};
+
+export function agentView(a: AgentWithLicense): AgentView {
+  return {
+    id: a.id,
+    licenseId: a.license_id,
+    customerId: a.customer_id,
+    status: a.status,
+    statusVersion: a.license_version + a.status_version,
+    statusReason: a.status_reason,
+    licenseState: a.license_state,
+    agentVersion: a.agent_version,
+    runtimeHash: a.runtime_hash,
+    fingerprintScore: a.fingerprint_score,
+    changedComponents: a.changed_components,
+    inFlightTasks: a.in_flight_tasks,
+    hostnameHint: a.hostname_hint,
+    lastHeartbeatAt: a.last_heartbeat_at?.toISOString() ?? null,
+    createdAt: a.created_at.toISOString(),
+    deregisteredAt: a.deregistered_at?.toISOString() ?? null,
+  };
+}
+
+const NOT_FOUND = () => new AppError('NOT_FOUND', 'No such agent.');
+
+/** Admin and portal views of agents, and the admin release of a quarantined agent. */
+export function createAgentsService(deps: AgentsServiceDeps) {
+  /** The agent if the viewer may see it; another customer's agent does not exist for them. */
+  async function visibleAgent(viewer: Viewer, agentId: string): Promise<AgentWithLicense> {
+    const agent = await getAgentWithLicense(deps.pool, agentId);
+    if (!agent || (viewer.kind === 'customer' && agent.customer_id !== viewer.customerId)) throw NOT_FOUND();
+    return agent;
+  }
+
+  return {
+    async list(viewer: Viewer, q: { licenseId?: string; customerId?: string; status?: AgentStatus; after?: string; limit?: number }) {
+      const limit = q.limit ?? 50;
+      const customerId = viewer.kind === 'customer' ? viewer.customerId : q.customerId;
+      const rows = await listAgents(deps.pool, { ...(customerId ? { customerId } : {}), ...(q.licenseId ? { licenseId: q.licenseId } : {}), ...(q.status ? { status: q.status } : {}), ...(q.after ? { after: q.after } : {}), limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      return { items: page.map(agentView), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+    },
+
+    async get(viewer: Viewer, agentId: string): Promise<AgentView> {
+      return agentView(await visibleAgent(viewer, agentId));
+    },
+
+    /**
+     * Releases a quarantined agent through its agentQuarantine workflow (a Workflow Update: the
+     * answer comes after the release committed). If no workflow is waiting (terminated by an
+     * operator), the same audited transition runs here.
+     */
+    async release(admin: Extract<Principal, { kind: 'admin' }>, agentId: string): Promise<AgentView> {
+      const agent = await visibleAgent(admin, agentId);
+      if (agent.status !== 'quarantined') throw new AppError('CONFLICT', `The agent is ${agent.status}, not quarantined.`);
+      const handle = deps.temporal.client.workflow.getHandle(workflowIdForAgent(agentId));
+      let viaWorkflow = true;
+      try {
+        const r = await handle.executeUpdate(releaseAgentUpdate, { args: [{ actor: { kind: 'admin', id: admin.id } }] });
+        if (!r.released) viaWorkflow = false;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) viaWorkflow = false;
+        else throw new AppError('UNAVAILABLE', 'The workflow service did not answer; try again.');
+      }
+      if (!viaWorkflow) {
+        await withTransaction(deps.pool, (tx) =>
+          transitionAgentStatus(tx, {
+            agentId, from: ['quarantined'], to: 'active', reason: null,
+            actor: { kind: 'admin', id: admin.id }, action: 'agent.released', data: { workflow: false },
+          }, deps.clock),
+        );
+      }
+      return agentView((await getAgentWithLicense(deps.pool, agentId))!);
+    },
+  };
+}
+
+export type AgentsService = ReturnType<typeof createAgentsService>;

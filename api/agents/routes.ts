@@ -1,0 +1,75 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { agentId, AGENT_STATUSES, customerId, FINGERPRINT_COMPONENTS, hex64, LICENSE_STATES, licenseId } from '../../protocol';
+import type { AppDeps } from '../app';
+import { principalOf } from '../auth/access';
+import { errorSchema } from '../schemas';
+import { createAgentsService } from './agents-service';
+
+const isoOut = z.string().max(40);
+export const agentViewSchema = z.strictObject({
+  id: agentId,
+  licenseId,
+  customerId,
+  status: z.enum(AGENT_STATUSES),
+  statusVersion: z.number().int().min(0),
+  statusReason: z.string().max(500).nullable(),
+  licenseState: z.enum(LICENSE_STATES),
+  agentVersion: z.string().max(50).nullable(),
+  runtimeHash: hex64.nullable(),
+  fingerprintScore: z.number().int().min(0).max(100).nullable(),
+  changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)),
+  inFlightTasks: z.number().int().min(0),
+  hostnameHint: z.string().max(255).nullable(),
+  lastHeartbeatAt: isoOut.nullable(),
+  createdAt: isoOut,
+  deregisteredAt: isoOut.nullable(),
+});
+export type AgentViewBody = z.infer<typeof agentViewSchema>;
+const agentListSchema = z.strictObject({ items: z.array(agentViewSchema), nextCursor: agentId.nullable() });
+const listQuery = z.strictObject({
+  status: z.enum(AGENT_STATUSES).optional(),
+  licenseId: licenseId.optional(),
+  after: agentId.optional(),
+  limit: z.coerce.number().int().min(1).max(200).optional(),
+});
+const adminListQuery = listQuery.extend({ customerId: customerId.optional() });
+const idParams = z.strictObject({ id: agentId });
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema };
+
+/** GET /v1/admin/agents (+ /:id, POST /:id/release) and GET /v1/portal/agents (+ /:id): a customer sees only its own. */
+export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    const agents = createAgentsService({ pool: deps.pool, temporal: deps.temporal, clock: deps.clock });
+
+    app.get('/v1/admin/agents', {
+      schema: { tags: ['admin'], summary: 'List agents', querystring: adminListQuery, response: { 200: agentListSchema, ...errors } },
+      config: { access: ['admin'] },
+    }, async (req) => agents.list(principalOf(req, 'admin'), req.query));
+
+    app.get('/v1/admin/agents/:id', {
+      schema: { tags: ['admin'], summary: 'One agent', params: idParams, response: { 200: agentViewSchema, ...errors } },
+      config: { access: ['admin'] },
+    }, async (req) => agents.get(principalOf(req, 'admin'), req.params.id));
+
+    app.post('/v1/admin/agents/:id/release', {
+      schema: {
+        tags: ['admin'],
+        summary: 'Release a quarantined agent (audited agent.released)',
+        params: idParams,
+        response: { 200: agentViewSchema, ...errors, 409: errorSchema, 503: errorSchema },
+      },
+      config: { access: ['admin'] },
+    }, async (req) => agents.release(principalOf(req, 'admin'), req.params.id));
+
+    app.get('/v1/portal/agents', {
+      schema: { tags: ['portal'], summary: "Your organisation's agents", querystring: listQuery, response: { 200: agentListSchema, ...errors } },
+      config: { access: ['customer'] },
+    }, async (req) => agents.list(principalOf(req, 'customer'), req.query));
+
+    app.get('/v1/portal/agents/:id', {
+      schema: { tags: ['portal'], summary: 'One of your agents', params: idParams, response: { 200: agentViewSchema, ...errors } },
+      config: { access: ['customer'] },
+    }, async (req) => agents.get(principalOf(req, 'customer'), req.params.id));
+  };
+}

@@ -1,0 +1,62 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { hex64, loadPurposeKeySet, signedReleaseManifestSchema } from '../../protocol';
+import type { AppDeps } from '../app';
+import { actorOf, principalOf } from '../auth/access';
+import { errorSchema } from '../schemas';
+import { createReleasesService } from './releases-service';
+
+const releaseViewSchema = z.strictObject({
+  id: z.string().max(80),
+  version: z.string().max(60),
+  runtimeHash: hex64,
+  keyId: z.string().max(64),
+  fileCount: z.number().int().min(0),
+  publishedBy: z.strictObject({ kind: z.string().max(20), id: z.string().max(200) }),
+  createdAt: z.string().max(40),
+});
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema };
+
+/** Signed release manifests: admins register them (verified against the `release` key set); agents fetch the latest. */
+export function releasesRoutes(deps: AppDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    const releases = createReleasesService({ pool: deps.pool, clock: deps.clock, releaseKeys: () => loadPurposeKeySet(deps.config.keysDir, 'release') });
+
+    app.get('/v1/admin/releases', {
+      schema: {
+        tags: ['admin'],
+        summary: 'Registered releases, highest version first',
+        querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional(), offset: z.coerce.number().int().min(0).max(100000).optional() }),
+        response: { 200: z.strictObject({ items: z.array(releaseViewSchema) }), ...errors },
+      },
+      config: { access: ['admin'] },
+    }, async (req) => releases.list(req.query));
+
+    app.post('/v1/admin/releases', {
+      schema: {
+        tags: ['admin'],
+        summary: 'Register a signed release manifest (signature checked against the release key set)',
+        body: signedReleaseManifestSchema,
+        response: { 200: releaseViewSchema, 201: releaseViewSchema, ...errors, 409: errorSchema, 422: errorSchema, 503: errorSchema },
+      },
+      config: { access: ['admin', 'service'] },
+      bodyLimit: 4 * 1024 * 1024,
+    }, async (req, reply) => {
+      const principal = principalOf(req, 'admin', 'service');
+      const r = await releases.register(actorOf(principal), req.body);
+      return reply.status(r.created ? 201 : 200).send(r.release);
+    });
+
+    app.get('/v1/agent/releases/latest', {
+      schema: {
+        tags: ['agent'],
+        summary: 'The signed manifest of the highest published version',
+        response: { 200: signedReleaseManifestSchema, ...errors, 404: errorSchema },
+      },
+      config: { access: ['agent'] },
+    }, async (_req, reply) => {
+      void reply.header('cache-control', 'no-store');
+      return releases.latest();
+    });
+  };
+}

@@ -1,0 +1,212 @@
+import type { Pool } from 'pg';
+import { getAgentWithLicense } from '../../db/agent-status-repo';
+import { appendAudit } from '../../db/audit-repo';
+import { withTransaction, type Tx } from '../../db/pool';
+import {
+  completeTask, failExhaustedLeases, lockAgentForLease, getTask, insertTask, leaseNextTask, listTasks, lockAgentTask, notifyTaskQueued,
+  type TaskRow, type TaskState,
+} from '../../db/tasks-repo';
+import { GOOD_LICENSE_STATES, newId, redactDeep, redactString, type AgentTask, type Clock, type TaskResultRequest } from '../../protocol';
+import { actorOf, type Principal } from '../auth/access';
+import { AppError } from '../errors';
+import type { TaskWaker } from './task-waker';
+
+/** Bounds on what a task carries, in bytes of JSON. */
+export const MAX_TASK_PAYLOAD_BYTES = 64 * 1024;
+export const MAX_TASK_RESULT_BYTES = 64 * 1024;
+export const DEFAULT_TASK_MAX_ATTEMPTS = 3;
+
+type Creator = Extract<Principal, { kind: 'admin' | 'customer' }>;
+type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
+
+export type TasksServiceDeps = { pool: Pool; clock: Clock; waker: TaskWaker; leaseMs: number };
+
+export type TaskView = {
+  id: string;
+  agentId: string;
+  licenseId: string;
+  customerId: string;
+  kind: string;
+  payload: Record<string, unknown>;
+  state: TaskState;
+  attempts: number;
+  maxAttempts: number;
+  leaseExpiresAt: string | null;
+  result: unknown;
+  error: string | null;
+  createdBy: { kind: string; id: string };
+  createdAt: string;
+  completedAt: string | null;
+};
+
+export function taskView(t: TaskRow): TaskView {
+  return {
+    id: t.id,
+    agentId: t.agent_id,
+    licenseId: t.license_id,
+    customerId: t.customer_id,
+    kind: t.kind,
+    payload: t.payload,
+    state: t.state,
+    attempts: t.attempts,
+    maxAttempts: t.max_attempts,
+    leaseExpiresAt: t.lease_expires_at?.toISOString() ?? null,
+    result: t.result ?? null,
+    error: t.error,
+    createdBy: { kind: t.created_by_kind, id: t.created_by_id },
+    createdAt: t.created_at.toISOString(),
+    completedAt: t.completed_at?.toISOString() ?? null,
+  };
+}
+
+function jsonBytes(v: unknown): number {
+  return Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+}
+
+/** PostgreSQL's jsonb cannot hold NUL characters; refuse them as bad input rather than fail. */
+function refuseNul(v: unknown, what: string): void {
+  if ((JSON.stringify(v) ?? '').includes('\\u0000')) throw new AppError('BAD_REQUEST', `The ${what} may not contain NUL characters.`);
+}
+
+const TASK_NOT_FOUND = () => new AppError('NOT_FOUND', 'No such task.');
+const OUTCOME_ACTION = { succeeded: 'task.completed', failed: 'task.failed', interrupted: 'task.failed', rejected: 'task.failed' } as const;
+
+/**
+ * Tasks: admins and customers queue them for an agent, the agent leases one at a time and
+ * reports its outcome. Audit rows name the task, agent and kind, never the payload or result.
+ */
+export function createTasksService(deps: TasksServiceDeps) {
+  async function auditFailedLeases(tx: Tx, rows: TaskRow[]) {
+    for (const t of rows) {
+      await appendAudit(tx, {
+        actor: { kind: 'system', id: 'task-lease' },
+        action: 'task.failed',
+        subject: { kind: 'task', id: t.id },
+        data: { agentId: t.agent_id, kind: t.kind, outcome: 'lease_exhausted', attempts: t.attempts },
+      }, deps.clock);
+    }
+  }
+
+  /** Leases one task if the agent may work now: active (or offline) and its license good. */
+  async function tryLease(agent: AgentPrincipal): Promise<TaskRow | null> {
+    return withTransaction(deps.pool, async (tx) => {
+      // FOR SHARE of agent and license: a revocation or quarantine committing now waits for this
+      // lease, and a lease never goes to an agent whose license has already turned bad.
+      const row = await lockAgentForLease(tx, agent.id);
+      if (!row || row.status === 'deregistered' || row.license_id !== agent.licenseId) {
+        throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
+      }
+      if (!['active', 'offline'].includes(row.status) || !(GOOD_LICENSE_STATES as readonly string[]).includes(row.license_state)) return null;
+      const now = deps.clock.now();
+      await auditFailedLeases(tx, await failExhaustedLeases(tx, agent.id, now));
+      return leaseNextTask(tx, agent.id, now, deps.leaseMs);
+    });
+  }
+
+  return {
+    async create(creator: Creator, input: { agentId: string; kind: string; payload: Record<string, unknown>; maxAttempts?: number }): Promise<TaskView> {
+      if (jsonBytes(input.payload) > MAX_TASK_PAYLOAD_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `A task payload may be at most ${MAX_TASK_PAYLOAD_BYTES} bytes of JSON.`);
+      refuseNul(input.payload, 'payload');
+      return withTransaction(deps.pool, async (tx) => {
+        const agent = await getAgentWithLicense(tx, input.agentId);
+        if (!agent || (creator.kind === 'customer' && agent.customer_id !== creator.customerId)) throw new AppError('NOT_FOUND', 'No such agent.');
+        if (agent.status === 'deregistered') throw new AppError('CONFLICT', 'The agent is deregistered and takes no tasks.');
+        const actor = actorOf(creator);
+        const task = await insertTask(tx, {
+          id: newId('tsk'),
+          agent_id: agent.id,
+          license_id: agent.license_id,
+          customer_id: agent.customer_id,
+          kind: input.kind,
+          payload: input.payload,
+          max_attempts: input.maxAttempts ?? DEFAULT_TASK_MAX_ATTEMPTS,
+          created_by_kind: actor.kind as 'admin' | 'customer',
+          created_by_id: actor.id,
+          at: deps.clock.now(),
+        });
+        await notifyTaskQueued(tx, agent.id);
+        await appendAudit(tx, { actor, action: 'task.created', subject: { kind: 'task', id: task.id }, data: { agentId: agent.id, licenseId: agent.license_id, kind: task.kind } }, deps.clock);
+        return taskView(task);
+      });
+    },
+
+    async list(viewer: Creator, q: { agentId?: string; state?: TaskState; before?: string; limit?: number }) {
+      const limit = q.limit ?? 50;
+      let before: { createdAt: Date; id: string } | undefined;
+      if (q.before) {
+        const cursorTask = await getTask(deps.pool, q.before);
+        if (!cursorTask || (viewer.kind === 'customer' && cursorTask.customer_id !== viewer.customerId)) throw new AppError('BAD_REQUEST', 'Unknown cursor.');
+        before = { createdAt: cursorTask.created_at, id: cursorTask.id };
+      }
+      const rows = await listTasks(deps.pool, {
+        ...(viewer.kind === 'customer' ? { customerId: viewer.customerId } : {}),
+        ...(q.agentId ? { agentId: q.agentId } : {}),
+        ...(q.state ? { state: q.state } : {}),
+        ...(before ? { before } : {}),
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      return { items: page.map(taskView), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
+    },
+
+    async get(viewer: Creator, taskId: string): Promise<TaskView> {
+      const t = await getTask(deps.pool, taskId);
+      if (!t || (viewer.kind === 'customer' && t.customer_id !== viewer.customerId)) throw TASK_NOT_FOUND();
+      return taskView(t);
+    },
+
+    /**
+     * Leases the agent's next task, parking up to `waitS` seconds for one to be queued. Returns
+     * null when there is none, or when the agent may not work now (quarantined, license not good).
+     */
+    async next(agent: AgentPrincipal, waitS = 0, signal?: AbortSignal): Promise<AgentTask | null> {
+      const deadline = performance.now() + waitS * 1000;
+      for (;;) {
+        const sub = deps.waker.subscribe(agent.id);
+        let timer: NodeJS.Timeout | undefined;
+        const onAbort = () => sub.cancel();
+        try {
+          const task = await tryLease(agent);
+          if (task) return { id: task.id, kind: task.kind, payload: task.payload, leaseExpiresAt: task.lease_expires_at!.toISOString() };
+          const remaining = deadline - performance.now();
+          if (remaining <= 0 || signal?.aborted) return null;
+          signal?.addEventListener('abort', onAbort, { once: true });
+          await Promise.race([sub.woken, new Promise<void>((r) => (timer = setTimeout(r, remaining)))]);
+          if (signal?.aborted) return null;
+        } finally {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          sub.cancel();
+        }
+      }
+    },
+
+    /** Records the outcome; only the agent the task was queued for, while it holds (or held) the lease. */
+    async complete(agent: AgentPrincipal, taskId: string, body: TaskResultRequest): Promise<{ id: string; state: TaskState }> {
+      const result = body.result === undefined ? undefined : redactDeep(body.result);
+      if (result !== undefined && jsonBytes(result) > MAX_TASK_RESULT_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `A task result may be at most ${MAX_TASK_RESULT_BYTES} bytes of JSON.`);
+      refuseNul(result, 'result');
+      if (body.error?.includes('\u0000')) throw new AppError('BAD_REQUEST', 'The error may not contain NUL characters.');
+      return withTransaction(deps.pool, async (tx) => {
+        const task = await lockAgentTask(tx, taskId, agent.id);
+        if (!task) throw TASK_NOT_FOUND();
+        if (task.state !== 'leased') {
+          // A retried report of the same outcome is answered again; anything else is a conflict.
+          if (task.state === body.outcome) return { id: task.id, state: task.state };
+          if (task.state === 'queued') throw new AppError('CONFLICT', 'This task is not leased.');
+          throw new AppError('CONFLICT', `This task is already ${task.state}.`);
+        }
+        const done = await completeTask(tx, task.id, { outcome: body.outcome, result, error: body.error ? redactString(body.error).slice(0, 2000) : null, at: deps.clock.now() });
+        await appendAudit(tx, {
+          actor: { kind: 'agent', id: agent.id },
+          action: OUTCOME_ACTION[body.outcome],
+          subject: { kind: 'task', id: task.id },
+          data: { agentId: agent.id, kind: task.kind, outcome: body.outcome, attempts: task.attempts },
+        }, deps.clock);
+        return { id: done.id, state: done.state };
+      });
+    },
+  };
+}
+
+export type TasksService = ReturnType<typeof createTasksService>;

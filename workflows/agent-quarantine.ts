@@ -1,0 +1,79 @@
+import { allHandlersFinished, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { AgentActivities } from '../activities/agent-activities';
+
+/**
+ * agentQuarantine (id `agent/<agentId>`): a heartbeat reported a tampered runtime or a machine
+ * that no longer matches its activation record. Quarantine the agent (one activity, one
+ * transaction: row, status feed, NOTIFY, audit), then wait for an admin to release it.
+ * Payloads carry ids, codes and dates only.
+ */
+export type QuarantineReason = 'integrity_mismatch' | 'fingerprint_mismatch';
+export type AgentQuarantineInput = { agentId: string; reason: QuarantineReason; detectedAt: string };
+export type AgentReleaseRequest = { actor: { kind: 'admin'; id: string } };
+export type AgentReleaseResult = { agentId: string; released: boolean; status: string | null };
+export type QuarantinePhase = 'quarantining' | 'quarantined' | 'released' | 'ended';
+export type AgentQuarantineResult = { agentId: string; outcome: 'released' | 'not_quarantinable' | 'deregistered' };
+
+export const releaseAgentUpdate = defineUpdate<AgentReleaseResult, [AgentReleaseRequest]>('releaseAgent');
+/** Sent when the agent deregisters while quarantined: nothing is left to release. */
+export const agentDeregisteredSignal = defineSignal('agentDeregistered');
+export const quarantinePhaseQuery = defineQuery<QuarantinePhase>('quarantinePhase');
+
+export const workflowIdForAgent = (agentId: string) => `agent/${agentId}`;
+
+export const AGENT_ACTIVITY_START_TO_CLOSE = '30 seconds';
+
+const { quarantineAgent, releaseAgent } = proxyActivities<AgentActivities>({
+  startToCloseTimeout: AGENT_ACTIVITY_START_TO_CLOSE,
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+});
+
+export async function agentQuarantine(input: AgentQuarantineInput): Promise<AgentQuarantineResult> {
+  const { workflowId, runId } = workflowInfo();
+  const key = (step: string) => `${workflowId}/${runId}#${step}`;
+  let phase: QuarantinePhase = 'quarantining';
+  let request: AgentReleaseRequest | undefined;
+  let result: AgentReleaseResult | undefined = undefined;
+  let deregistered = false;
+
+  setHandler(quarantinePhaseQuery, () => phase);
+  setHandler(agentDeregisteredSignal, () => {
+    deregistered = true;
+  });
+  setHandler(
+    releaseAgentUpdate,
+    async (req) => {
+      request ??= req;
+      await condition(() => result !== undefined || phase === 'ended');
+      return result ?? { agentId: input.agentId, released: false, status: null };
+    },
+    {
+      validator: (req) => {
+        if (req?.actor?.kind !== 'admin' || typeof req.actor.id !== 'string' || req.actor.id.length === 0) {
+          throw new Error('only an admin may release a quarantined agent');
+        }
+        if (phase === 'released' || phase === 'ended') throw new Error('this quarantine is already over');
+      },
+    },
+  );
+
+  const q = await quarantineAgent({ agentId: input.agentId, reason: input.reason, detectedAt: input.detectedAt, idempotencyKey: key('quarantine') });
+  if (!q.quarantined) {
+    phase = 'ended';
+    await condition(allHandlersFinished);
+    return { agentId: input.agentId, outcome: 'not_quarantinable' };
+  }
+  phase = 'quarantined';
+
+  await condition(() => request !== undefined || deregistered);
+  if (!request) {
+    phase = 'ended';
+    await condition(allHandlersFinished);
+    return { agentId: input.agentId, outcome: 'deregistered' };
+  }
+  const r = await releaseAgent({ agentId: input.agentId, actor: request.actor, idempotencyKey: key('release') });
+  result = { agentId: input.agentId, released: r.released, status: r.status };
+  phase = 'released';
+  await condition(allHandlersFinished);
+  return { agentId: input.agentId, outcome: 'released' };
+}
