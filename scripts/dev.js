@@ -7,7 +7,7 @@
  */
 const { spawnSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
-const { existsSync, readFileSync, writeFileSync } = require('node:fs');
+const { existsSync, readFileSync, statSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
@@ -19,10 +19,18 @@ if (major < 20) {
 
 function ensureDependencies() {
   const lock = path.join(root, 'package-lock.json');
+  // npm writes node_modules/.package-lock.json on every install; our stamp records which lock
+  // file that install was for, so a changed lock (git pull) triggers a fresh `npm ci`.
+  const hidden = path.join(root, 'node_modules', '.package-lock.json');
   const stamp = path.join(root, 'node_modules', '.agentina-deps');
   const want = createHash('sha256').update(readFileSync(lock)).digest('hex');
-  const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
-  if (have === want) return;
+  if (existsSync(hidden)) {
+    const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+    if (have === want || statSync(hidden).mtimeMs >= statSync(lock).mtimeMs) {
+      if (have !== want) writeFileSync(stamp, `${want}\n`);
+      return;
+    }
+  }
   console.log(existsSync(path.join(root, 'node_modules')) ? 'Dependencies changed: running npm ci…' : 'Installing dependencies (npm ci)…');
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
