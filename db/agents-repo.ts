@@ -1,36 +1,9 @@
 import type { FingerprintHashes } from '../protocol';
 import type { Queryable, Tx } from './pool';
 
-/** What activation needs of the license, read under a row lock (see lockLicenseForActivation). */
-export type ActivationLicenseRow = {
-  id: string;
-  customer_id: string;
-  plan: string;
-  features: Record<string, unknown>;
-  max_agents: number;
-  state: string;
-  version: number;
-  not_before: Date;
-  expires_at: Date;
-  grace_days: number;
-  state_reason: string | null;
-  customer_active: boolean;
-};
-
-/**
- * Locks the license row until the caller commits, so concurrent activations on one license are
- * serialized and the max-agents count cannot be raced past.
- */
-export async function lockLicenseForActivation(tx: Tx, licenseId: string): Promise<ActivationLicenseRow | undefined> {
-  const { rows } = await tx.query<ActivationLicenseRow & { version: string }>(
-    `SELECT l.id, l.customer_id, l.plan, l.features, l.max_agents, l.state, l.version, l.not_before, l.expires_at,
-            l.grace_days, l.state_reason, c.active AS customer_active
-       FROM licenses l JOIN customers c ON c.id = l.customer_id
-      WHERE l.id = $1 FOR UPDATE OF l`,
-    [licenseId],
-  );
-  const r = rows[0];
-  return r && { ...r, version: Number(r.version) };
+export async function isCustomerActive(db: Queryable, customerId: string): Promise<boolean> {
+  const { rows } = await db.query<{ active: boolean }>('SELECT active FROM customers WHERE id = $1', [customerId]);
+  return rows[0]?.active === true;
 }
 
 /** Agents that occupy a seat on the license (everything but deregistered ones). */
@@ -101,7 +74,11 @@ export type AgentStatusRow = {
 export async function readAgentStatuses(db: Queryable, agentIds: readonly string[]): Promise<AgentStatusRow[]> {
   const { rows } = await db.query<AgentStatusRow & { license_version: string; status_version: string }>(
     `SELECT a.id AS agent_id, a.license_id, a.customer_id, l.state AS license_state, l.version AS license_version,
-            l.state_reason AS license_reason, l.expires_at, l.grace_days, a.status AS agent_status,
+            l.state_reason AS license_reason,
+            -- the effective end of the term and its grace, as the signed license document states them
+            COALESCE(l.trial_ends_at, l.expires_at) AS expires_at,
+            CASE WHEN l.trial_ends_at IS NOT NULL AND l.trial_end_state = 'expired' THEN 0 ELSE l.grace_days END AS grace_days,
+            a.status AS agent_status,
             a.status_version, a.status_reason AS agent_reason
        FROM agents a JOIN licenses l ON l.id = a.license_id
       WHERE a.id = ANY($1::text[])`,

@@ -12,12 +12,15 @@ import {
   spendActivationToken,
   type ActivationTokenRow,
 } from '../../db/activation-tokens-repo';
-import { countSeatedAgents, insertAgent, lockLicenseForActivation } from '../../db/agents-repo';
+import { countSeatedAgents, insertAgent, isCustomerActive } from '../../db/agents-repo';
+import { getLicense } from '../../db/licenses-repo';
+import { licenseDocumentFor } from '../licenses/license-service';
 import {
   fingerprintCommitment,
   GOOD_LICENSE_STATES,
   newId,
   newSecret,
+  signLicense,
   type ActivateRequest,
   type ActivateResponse,
   type Actor,
@@ -26,7 +29,6 @@ import {
   type Signer,
 } from '../../protocol';
 import { AppError } from '../errors';
-import { signBoundLicense } from './license-document';
 
 export const ACTIVATION_TOKEN_DEFAULT_TTL_S = 24 * 3600;
 export const ACTIVATION_TOKEN_MIN_TTL_S = 300;
@@ -189,9 +191,10 @@ export function createActivationService(deps: ActivationServiceDeps) {
           return { ok: false as const, refusal };
         }
         // From here on any refusal throws: the transaction rolls back and the token stays unspent.
-        const license = await lockLicenseForActivation(tx, token.license_id);
+        // The row lock serializes activations on one license, so the seat count cannot be raced past.
+        const license = await getLicense(tx, token.license_id, { forUpdate: true });
         if (!license) throw new AppError('NOT_FOUND', 'No such license.');
-        if (!license.customer_active) throw new AppError('CONFLICT', 'The customer account of this license is deactivated.');
+        if (!(await isCustomerActive(tx, license.customer_id))) throw new AppError('CONFLICT', 'The customer account of this license is deactivated.');
         if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state)) throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
         const seated = await countSeatedAgents(tx, license.id);
         if (seated >= license.max_agents) throw new AppError('CONFLICT', `The license already has its maximum of ${license.max_agents} agent(s).`);
@@ -228,7 +231,7 @@ export function createActivationService(deps: ActivationServiceDeps) {
       if (!outcome.ok) {
         throw new AppError(outcome.refusal === 'unknown' ? 'UNAUTHENTICATED' : 'GONE', REFUSAL_MESSAGE[outcome.refusal]);
       }
-      const license = signBoundLicense(deps.signer, outcome.license, { agentId, fingerprintCommitment: commitment }, outcome.now);
+      const license = signLicense(deps.signer, licenseDocumentFor(outcome.license, outcome.now, { agentId, fingerprintCommitment: commitment }));
       const status = await deps.currentStatus(agentId);
       if (!status) throw new Error('activated agent has no status');
       return { agentId, credential, license, status, heartbeatIntervalS: HEARTBEAT_INTERVAL_S };
