@@ -46,8 +46,8 @@ type Started = { child: ChildProcess; output: () => string; pids: number[] };
 async function startStack(env: NodeJS.ProcessEnv): Promise<Started> {
   const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'dev.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 120000);
     const check = setInterval(() => {
