@@ -4,6 +4,8 @@ import { ConfigError, loadConfig } from '../config';
 import { createPool, ensureDatabase, migrate } from '../db';
 import { createLogger } from '../api/logger';
 import { createAdmin } from './create-admin';
+import { auditCommand } from './audit';
+import { keysCommand } from './keys';
 import { startApi } from '../api/server';
 import { runWorkerProcess } from '../activities/worker';
 
@@ -17,6 +19,12 @@ Commands:
   create-admin --email E [--password-stdin]
                                    create an admin; prints a one-time password
                                    (or reads one line of stdin as the password)
+  keys generate [--purpose audit|license|release]
+                                   make a signing key (0600) in AGENTINA_KEYS_DIR
+  audit verify [--from N] [--file F] [--keys K] [--json]
+                                   re-walk the audit chain and check its signed checkpoints
+  audit export [--since SEQ|TIME] [--out F]
+                                   write the chain as JSON lines for verification elsewhere
   help                             show this text
 `;
 
@@ -72,6 +80,8 @@ const commands: Record<string, Command> = {
       await pool.end();
     }
   },
+  keys: (args) => keysCommand(args),
+  audit: (args) => auditCommand(args),
   async help() {
     process.stdout.write(USAGE);
     return 0;

@@ -1,0 +1,352 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SCHEDULES } from '../../activities/schedules';
+import { createWorker } from '../../activities/worker';
+import type { TemporalDeps } from '../../api/temporal';
+import { runtimeHashOf } from '../../api/releases/releases-service';
+import {
+  createFixedClock, ensureKeys, generateKeyFile, createSigner, loadPurposeKeySet, loadPurposeSigner, signedStatusSchema, verifySignature,
+  type HeartbeatRequest, type ReleaseManifest, type Signer,
+} from '../../protocol';
+import { buildTestApp, testConfig } from '../support/app';
+import { asAdmin, asAgent, asCustomer, createAgent, createAgentWithLicense, createTestAuthenticator, eventually, type AgentFixture } from '../support/agent-server-fixtures';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
+
+const HEARTBEAT_S = 10;
+const files = [
+  { path: 'agent/index.js', sha256: 'a'.repeat(64), size: 1200 },
+  { path: 'agent/lib/run.js', sha256: 'b'.repeat(64), size: 800 },
+];
+const GOOD_HASH = runtimeHashOf(files);
+
+function signManifest(signer: Signer, version: string, f = files) {
+  const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version, files: f, runtimeHash: runtimeHashOf(f), createdAt: '2026-11-01T00:00:00.000Z' };
+  return { manifest, signature: signer.sign(manifest) };
+}
+
+describe('agents on the control plane: heartbeat, quarantine, offline sweep, deregistration, releases', () => {
+  let db: TestDatabase;
+  let t: TestTemporal;
+  let stopWorker: () => Promise<void>;
+  let keysDir: string;
+  let built: Awaited<ReturnType<typeof buildTestApp>>;
+  const clock = createFixedClock(new Date('2026-11-26T12:00:00.000Z'));
+
+  const inject = (opts: Parameters<typeof built.app.inject>[0]) => built.app.inject(opts);
+  const heartbeat = (a: AgentFixture, over: Partial<HeartbeatRequest> = {}) =>
+    inject({
+      method: 'POST',
+      url: '/v1/agent/heartbeat',
+      headers: asAgent(a),
+      payload: { agentVersion: '1.0.0', runtimeHash: GOOD_HASH, fingerprint: a.fingerprint, score: 100, changedComponents: [], inFlightTasks: 0, ...over },
+    });
+  const agentRow = async (id: string) => (await db.adminPool.query('SELECT * FROM agentina.agents WHERE id = $1', [id])).rows[0];
+  const audits = async (subjectId: string) =>
+    (await db.adminPool.query('SELECT action, actor_kind, actor_id, data FROM agentina.audit_events WHERE subject_id = $1 ORDER BY seq', [subjectId])).rows as Array<{ action: string; actor_kind: string; actor_id: string; data: Record<string, unknown> }>;
+  const feed = async (agentId: string) => (await db.adminPool.query('SELECT state, version FROM agentina.status_feed WHERE agent_id = $1 ORDER BY id', [agentId])).rows;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('agentsrv');
+    keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
+    ensureKeys(keysDir);
+    t = await connectTestTemporal('agentsrv');
+    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock, keysDir }, workflowBundle: t.workflowBundle });
+    stopWorker = runWorkerInBackground(worker);
+    const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
+    const config = testConfig({ AGENTINA_KEYS_DIR: keysDir, AGENT_HEARTBEAT_INTERVAL: `${HEARTBEAT_S}s` });
+    built = await buildTestApp({ pool: db.pool, temporal, clock, config, authenticate: createTestAuthenticator(db.pool) });
+    const r = await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: signManifest(loadPurposeSigner(keysDir, 'release'), '1.0.0') });
+    expect(r.statusCode).toBe(201);
+  });
+
+  afterAll(async () => {
+    await built?.close();
+    await stopWorker?.();
+    await t?.close();
+    await db?.drop();
+    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+  });
+
+  describe('POST /v1/agent/heartbeat', () => {
+    it('stores what the agent reports and answers with a status signed by the license key', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const res = await heartbeat(a, { inFlightTasks: 2 });
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.heartbeatIntervalS).toBe(HEARTBEAT_S);
+      const status = signedStatusSchema.parse(body.status);
+      expect(verifySignature(status.payload, status.signature, loadPurposeKeySet(keysDir, 'license'))).toEqual({ ok: true });
+      expect(status.payload).toMatchObject({ agentId: a.agentId, licenseId: a.licenseId, agentStatus: 'active', good: true });
+      const row = await agentRow(a.agentId);
+      expect(row).toMatchObject({ agent_version: '1.0.0', runtime_hash: GOOD_HASH, fingerprint_score: 100, changed_components: [], in_flight_tasks: 2, status: 'active' });
+      expect(row.last_heartbeat_at.toISOString()).toBe(clock.now().toISOString());
+    });
+
+    it.each([
+      ['no credential', {}],
+      ['an unknown agent credential', { authorization: `Bearer agc_${'x'.repeat(43)}` }],
+    ])('refuses %s with 401', async (_label, headers) => {
+      const res = await inject({ method: 'POST', url: '/v1/agent/heartbeat', headers, payload: {} });
+      expect(res.statusCode).toBe(401);
+    });
+
+    it('refuses admins and customers (403): only agents heartbeat', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      for (const headers of [asAdmin(), asCustomer(a.customerId)]) {
+        const res = await inject({ method: 'POST', url: '/v1/agent/heartbeat', headers, payload: {} });
+        expect(res.statusCode).toBe(403);
+      }
+    });
+
+    it.each([
+      ['a malformed runtime hash', { runtimeHash: 'abc' }],
+      ['an unknown field', { extra: 1 }],
+      ['a score above 100', { score: 101 }],
+      ['an unknown component', { changedComponents: ['gpu'] }],
+    ])('rejects %s with 400 in the one error shape', async (_label, over) => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const res = await heartbeat(a, over as Partial<HeartbeatRequest>);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.code).toBe('VALIDATION_FAILED');
+    });
+
+    it('passes with one changed component (score 75 ≥ 70) and reports it', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const res = await heartbeat(a, { fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) }, score: 75, changedComponents: ['disk'] });
+      expect(res.statusCode).toBe(200);
+      expect(await agentRow(a.agentId)).toMatchObject({ status: 'active', fingerprint_score: 75, changed_components: ['disk'] });
+    });
+
+    it('scores the fingerprint itself: an agent claiming 100 with three changed components is still quarantined', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const moved = { ...a.fingerprint, baseboard: '1'.repeat(64), disk: '2'.repeat(64), cpu: '3'.repeat(64) };
+      const res = await heartbeat(a, { fingerprint: moved, score: 100, changedComponents: [] });
+      expect(res.statusCode).toBe(200);
+      await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'fingerprint quarantine');
+      const row = await agentRow(a.agentId);
+      expect(row).toMatchObject({ fingerprint_score: 25, changed_components: ['baseboard', 'disk', 'cpu'], status_reason: 'fingerprint_mismatch' });
+      const actions = (await audits(a.agentId)).map((e) => e.action);
+      expect(actions).toEqual(['agent.fingerprint_mismatch', 'agent.quarantined']);
+    });
+  });
+
+  describe('runtime tamper detection → agentQuarantine → admin release', () => {
+    it('quarantines on a tampered runtime hash: status version rises, the feed has the row, the agent sees it', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const before = await agentRow(a.agentId);
+      const res = await heartbeat(a, { runtimeHash: 'f'.repeat(64) });
+      expect(res.statusCode).toBe(200);
+      await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'integrity quarantine');
+      const after = await agentRow(a.agentId);
+      expect(Number(after.status_version)).toBe(Number(before.status_version) + 1);
+      expect(after.status_reason).toBe('integrity_mismatch');
+      expect(await feed(a.agentId)).toEqual([{ state: 'quarantined', version: String(1 + Number(after.status_version)) }]);
+      const events = await audits(a.agentId);
+      expect(events.map((e) => e.action)).toEqual(['agent.integrity_mismatch', 'agent.quarantined']);
+      expect(events[0]!.data).toMatchObject({ reportedRuntimeHash: 'f'.repeat(64), expectedRuntimeHash: GOOD_HASH });
+      expect(events[1]).toMatchObject({ actor_kind: 'workflow', actor_id: `agent/${a.agentId}` });
+
+      // The next answer the agent gets says it may not work.
+      const next = await heartbeat(a, { runtimeHash: 'f'.repeat(64) });
+      expect(next.json().status.payload).toMatchObject({ agentStatus: 'quarantined', good: false });
+      // Repeated tampered heartbeats neither start a twin workflow nor audit again.
+      expect((await audits(a.agentId)).length).toBe(2);
+
+      const status = await inject({ method: 'GET', url: '/v1/agent/status', headers: asAgent(a) });
+      expect(status.json().status.payload).toMatchObject({ agentStatus: 'quarantined', good: false, version: 1 + Number(after.status_version) });
+
+      // Only an admin releases it; customers and the agent itself cannot.
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asCustomer(a.customerId) })).statusCode).toBe(403);
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAgent(a) })).statusCode).toBe(403);
+      const rel = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAdmin('adm_releaser000000000000') });
+      expect(rel.statusCode).toBe(200);
+      expect(rel.json()).toMatchObject({ id: a.agentId, status: 'active' });
+      const released = await agentRow(a.agentId);
+      expect(Number(released.status_version)).toBe(Number(after.status_version) + 1);
+      const last = (await audits(a.agentId)).at(-1)!;
+      expect(last).toMatchObject({ action: 'agent.released', actor_kind: 'admin', actor_id: 'adm_releaser000000000000' });
+      const result = await t.client.workflow.getHandle(`agent/${a.agentId}`).result();
+      expect(result).toEqual({ agentId: a.agentId, outcome: 'released' });
+
+      // Releasing an agent that is not quarantined is a conflict; an unknown agent is a 404.
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAdmin() })).statusCode).toBe(409);
+      expect((await inject({ method: 'POST', url: '/v1/admin/agents/agt_doesnotexist000000000/release', headers: asAdmin() })).statusCode).toBe(404);
+
+      // Tampering again after a release starts a new quarantine.
+      await heartbeat(a, { runtimeHash: 'e'.repeat(64) });
+      await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'second quarantine');
+    });
+
+    it('quarantines an agent that reports a version with no signed manifest', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      await heartbeat(a, { agentVersion: '9.9.9' });
+      await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'unknown-version quarantine');
+      const events = await audits(a.agentId);
+      expect(events[0]).toMatchObject({ action: 'agent.integrity_mismatch', data: expect.objectContaining({ expectedRuntimeHash: null }) });
+    });
+
+    it('an agent that deregisters while quarantined ends its quarantine workflow', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      await heartbeat(a, { runtimeHash: 'd'.repeat(64) });
+      await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'quarantine');
+      expect((await inject({ method: 'POST', url: '/v1/agent/deregister', headers: asAgent(a) })).statusCode).toBe(200);
+      expect(await t.client.workflow.getHandle(`agent/${a.agentId}`).result()).toEqual({ agentId: a.agentId, outcome: 'deregistered' });
+    });
+  });
+
+  describe('admin and portal agent views', () => {
+    it('a customer sees its own agents only; another customer\'s agent is a 404', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const b = await createAgentWithLicense(db.pool, clock.now());
+      const mine = await inject({ method: 'GET', url: '/v1/portal/agents', headers: asCustomer(a.customerId) });
+      expect(mine.statusCode).toBe(200);
+      expect(mine.json().items.map((i: { id: string }) => i.id)).toEqual([a.agentId]);
+      expect((await inject({ method: 'GET', url: `/v1/portal/agents/${a.agentId}`, headers: asCustomer(a.customerId) })).statusCode).toBe(200);
+      const theirs = await inject({ method: 'GET', url: `/v1/portal/agents/${b.agentId}`, headers: asCustomer(a.customerId) });
+      expect(theirs.statusCode).toBe(404);
+      expect(theirs.json().error.code).toBe('NOT_FOUND');
+      // Customers cannot widen the scope with an admin filter.
+      expect((await inject({ method: 'GET', url: `/v1/portal/agents?customerId=${b.customerId}`, headers: asCustomer(a.customerId) })).statusCode).toBe(400);
+      expect((await inject({ method: 'GET', url: '/v1/admin/agents', headers: asCustomer(a.customerId) })).statusCode).toBe(403);
+    });
+
+    it('admins list and read any agent, without secrets', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const list = await inject({ method: 'GET', url: `/v1/admin/agents?customerId=${a.customerId}`, headers: asAdmin() });
+      expect(list.json().items).toHaveLength(1);
+      const one = await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: asAdmin() });
+      expect(one.json()).toMatchObject({ id: a.agentId, status: 'active', licenseState: 'active' });
+      expect(one.body).not.toMatch(/credential|public_key|publicKey|fingerprint_salt/);
+      expect(one.body).not.toContain(a.fingerprint.baseboard);
+      const paged = await inject({ method: 'GET', url: '/v1/admin/agents?limit=1', headers: asAdmin() });
+      expect(paged.json().items).toHaveLength(1);
+      expect(paged.json().nextCursor).toEqual(expect.stringMatching(/^agt_/));
+    });
+  });
+
+  describe('POST /v1/agent/deregister', () => {
+    it('frees the seat, cancels open tasks, audits, and the credential stops working', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const sibling = await createAgent(db.pool, a.licenseId, a.customerId, clock.now());
+      const seats = async () => Number((await db.adminPool.query(`SELECT count(*) FROM agentina.agents WHERE license_id = $1 AND status <> 'deregistered'`, [a.licenseId])).rows[0].count);
+      expect(await seats()).toBe(2);
+      const task = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hi' } } });
+      expect(task.statusCode).toBe(201);
+
+      const res = await inject({ method: 'POST', url: '/v1/agent/deregister', headers: asAgent(a) });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ agentId: a.agentId, status: 'deregistered' });
+      expect(await seats()).toBe(1);
+      expect(await agentRow(a.agentId)).toMatchObject({ status: 'deregistered' });
+      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'agent', data: expect.objectContaining({ cancelledTasks: 1 }) });
+      const cancelled = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.json().id}`, headers: asAdmin() });
+      expect(cancelled.json().state).toBe('cancelled');
+      expect((await feed(a.agentId)).at(-1)).toMatchObject({ state: 'deregistered' });
+
+      for (const req of [
+        { method: 'POST' as const, url: '/v1/agent/heartbeat', payload: {} },
+        { method: 'POST' as const, url: '/v1/agent/deregister' },
+        { method: 'GET' as const, url: '/v1/agent/tasks/next' },
+      ]) {
+        expect((await inject({ ...req, headers: asAgent(a) })).statusCode).toBe(401);
+      }
+      // The sibling on the same license is untouched.
+      expect((await heartbeat(sibling)).statusCode).toBe(200);
+      // No new task can be queued for a deregistered agent.
+      const late = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: {} } });
+      expect(late.statusCode).toBe(409);
+    });
+  });
+
+  describe('releases', () => {
+    it('registers a signed manifest once, answers an identical re-post, and refuses a different one for the same version', async () => {
+      const signer = loadPurposeSigner(keysDir, 'release');
+      const m = signManifest(signer, '1.1.0');
+      const first = await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: m });
+      expect(first.statusCode).toBe(201);
+      expect(first.json()).toMatchObject({ version: '1.1.0', runtimeHash: m.manifest.runtimeHash, keyId: signer.kid, fileCount: 2 });
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: m })).statusCode).toBe(200);
+      const other = signManifest(signer, '1.1.0', [{ path: 'agent/index.js', sha256: '9'.repeat(64), size: 1 }]);
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: other })).statusCode).toBe(409);
+      const audit = await db.adminPool.query(`SELECT count(*) FROM agentina.audit_events WHERE action = 'release.published' AND data->>'version' = '1.1.0'`);
+      expect(Number(audit.rows[0].count)).toBe(1);
+    });
+
+    it.each([
+      ['a bad signature', (s: Signer) => ({ ...signManifest(s, '2.0.0'), signature: { ...signManifest(s, '2.0.1').signature } }), 'BAD_SIGNATURE'],
+      ['a key outside the release key set', () => signManifest(createSigner(generateKeyFile('release-rogue')), '2.0.0'), 'UNKNOWN_KEY'],
+      ['the license key instead of the release key', () => signManifest(loadPurposeSigner(keysDir, 'license'), '2.0.0'), 'UNKNOWN_KEY'],
+      ['a runtimeHash that is not the hash of its files', (s: Signer) => {
+        const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version: '2.0.0', files, runtimeHash: 'e'.repeat(64), createdAt: '2026-11-01T00:00:00.000Z' };
+        return { manifest, signature: s.sign(manifest) };
+      }, 'RUNTIME_HASH'],
+      ['a path escaping the prefix', (s: Signer) => signManifest(s, '2.0.0', [{ path: '../etc/passwd', sha256: 'a'.repeat(64), size: 1 }]), 'BAD_FILES'],
+    ])('refuses a manifest with %s (422) and stores nothing', async (_label, make, code) => {
+      const res = await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: make(loadPurposeSigner(keysDir, 'release')) });
+      expect(res.statusCode).toBe(422);
+      expect(res.json().error).toMatchObject({ code: 'UNPROCESSABLE', details: [{ path: 'body', message: code }] });
+      expect((await db.adminPool.query(`SELECT count(*) FROM agentina.releases WHERE version = '2.0.0'`)).rows[0].count).toBe('0');
+    });
+
+    it('only admins (and service accounts) register; agents and customers cannot', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const m = signManifest(loadPurposeSigner(keysDir, 'release'), '3.0.0');
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAgent(a), payload: m })).statusCode).toBe(403);
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asCustomer(a.customerId), payload: m })).statusCode).toBe(403);
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', payload: m })).statusCode).toBe(401);
+      expect((await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: asAdmin() })).statusCode).toBe(403);
+    });
+
+    it('serves the highest version to agents, verifiable with the release key; an older registration never lowers it', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const signer = loadPurposeSigner(keysDir, 'release');
+      for (const v of ['1.10.0', '1.10.0-rc.1', '1.2.0']) {
+        expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: signManifest(signer, v) })).statusCode).toBe(201);
+      }
+      const latest = await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: asAgent(a) });
+      expect(latest.statusCode).toBe(200);
+      const body = latest.json();
+      expect(body.manifest.version).toBe('1.10.0');
+      expect(verifySignature(body.manifest, body.signature, loadPurposeKeySet(keysDir, 'release'))).toEqual({ ok: true });
+      const list = await inject({ method: 'GET', url: '/v1/admin/releases', headers: asAdmin() });
+      expect(list.json().items.map((r: { version: string }) => r.version).slice(0, 3)).toEqual(['1.10.0', '1.10.0-rc.1', '1.2.0']);
+    });
+  });
+
+  // Last: it moves the shared clock and sweeps every agent in this database.
+  describe('offline sweep', () => {
+    it('is registered as a Temporal Schedule every heartbeat interval, sweeping after three', () => {
+      const config = testConfig({ AGENT_HEARTBEAT_INTERVAL: '60s' });
+      const entry = SCHEDULES.map((make) => make(config)).find((e) => e.workflowType === 'agentOfflineSweep');
+      expect(entry).toMatchObject({ everyMs: 60_000, args: [{ staleAfterS: 180 }] });
+    });
+
+    it('marks agents silent for three intervals offline (audited), and a heartbeat brings them back', async () => {
+      const silent = await createAgentWithLicense(db.pool, clock.now());
+      const alive = await createAgentWithLicense(db.pool, clock.now());
+      expect((await heartbeat(silent)).statusCode).toBe(200);
+      clock.advance(3 * HEARTBEAT_S * 1000 + 1000);
+      expect((await heartbeat(alive)).statusCode).toBe(200);
+
+      const run = await t.client.workflow.execute('agentOfflineSweep', { taskQueue: t.taskQueue, workflowId: `sweep-${Date.now()}`, args: [{ staleAfterS: 3 * HEARTBEAT_S }] });
+      expect(run.marked).toBeGreaterThanOrEqual(1);
+      expect(await agentRow(silent.agentId)).toMatchObject({ status: 'offline', status_reason: 'no heartbeat' });
+      expect(await agentRow(alive.agentId)).toMatchObject({ status: 'active' });
+      expect((await audits(silent.agentId)).at(-1)).toMatchObject({ action: 'agent.offline', actor_kind: 'system' });
+      expect((await feed(silent.agentId)).at(-1)).toMatchObject({ state: 'offline' });
+
+      // Offline still counts as good (the agent may be briefly cut off), and its return is audited.
+      const back = await heartbeat(silent);
+      expect(back.json().status.payload).toMatchObject({ agentStatus: 'active', good: true });
+      expect((await agentRow(silent.agentId)).status).toBe('active');
+      expect((await audits(silent.agentId)).at(-1)).toMatchObject({ action: 'agent.online', actor_kind: 'agent' });
+
+      // A second sweep right away changes nothing.
+      const again = await t.client.workflow.execute('agentOfflineSweep', { taskQueue: t.taskQueue, workflowId: `sweep-${Date.now()}-2`, args: [{ staleAfterS: 3 * HEARTBEAT_S }] });
+      expect((await agentRow(silent.agentId)).status).toBe('active');
+      expect(again.marked).toBe(0);
+    });
+  });
+});
