@@ -1,0 +1,134 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createIdentityActivities } from '../../activities/identity';
+import type { App } from '../../api/app';
+import type { TemporalDeps } from '../../api/temporal';
+import { createFixedClock } from '../../protocol';
+import { lockoutWorkflowId } from '../../workflows/account-lockout';
+import { buildTestApp } from '../support/app';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { testEnv } from '../support/env';
+import { SAME_ORIGIN, TEST_PASSWORD, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser } from '../support/identity';
+import { quietTemporalRuntime, runWorkerInBackground } from '../support/temporal';
+
+/** Five failures lock for 15 minutes; the accountLockout workflow ends the lock on the time-skipping server. */
+describe('identity: lockout', () => {
+  let db: TestDatabase;
+  let env: TestWorkflowEnvironment;
+  let stopWorker: () => Promise<void>;
+  let t: Awaited<ReturnType<typeof buildTestApp>>;
+  let app: App;
+  const taskQueue = 'identity-lockout';
+  // The API's clock starts where the time-skipping server's clock is, so lock ends agree.
+  let clock: ReturnType<typeof createFixedClock>;
+
+  beforeAll(async () => {
+    quietTemporalRuntime();
+    db = await createTestDatabase('lockout');
+    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } } });
+    clock = createFixedClock(new Date(await env.currentTimeMs()));
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
+      activities: createIdentityActivities({ pool: db.pool, clock }),
+    });
+    stopWorker = runWorkerInBackground(worker);
+    const temporal: TemporalDeps = { client: env.client, taskQueue, ping: async () => undefined, close: async () => undefined };
+    t = await buildTestApp({ pool: db.pool, clock, temporal });
+    app = t.app;
+  });
+  afterAll(async () => {
+    await t?.close();
+    await stopWorker?.();
+    await env?.teardown();
+    await db?.drop();
+  });
+
+  // The test server's clock may jump while a result is awaited; each test starts from where it is.
+  beforeEach(async () => {
+    clock.set(new Date(await env.currentTimeMs()));
+  });
+
+  const attempt = (kind: 'admin' | 'portal', email: string, password: string) =>
+    app.inject({ method: 'POST', url: `/v1/${kind}/login`, remoteAddress: nextIp(), headers: { 'content-type': 'application/json' }, payload: { email, password } });
+  const account = async (table: string, id: string) => (await db.pool.query(`SELECT failed_logins, locked_until FROM ${table} WHERE id = $1`, [id])).rows[0];
+  const audits = async (subjectId: string) => (await db.pool.query('SELECT action, actor_kind, actor_id FROM audit_events WHERE subject_id = $1 ORDER BY seq', [subjectId])).rows;
+
+  it('locks on the 5th failure, refuses even the right password with Retry-After, and the workflow unlocks after 15 minutes', async () => {
+    const admin = await seedAdmin(db.pool);
+    for (let i = 1; i <= 4; i++) {
+      const r = await attempt('admin', admin.email, `wrong password ${i}`);
+      expect(r.statusCode).toBe(401);
+      expect(r.headers['retry-after']).toBeUndefined();
+    }
+    expect((await account('admins', admin.id)).failed_logins).toBe(4);
+
+    const fifth = await attempt('admin', admin.email, 'wrong password 5');
+    expect(fifth.statusCode).toBe(401);
+    expect(fifth.headers['retry-after']).toBe('900');
+    const locked = await account('admins', admin.id);
+    expect(locked.locked_until.getTime()).toBe(clock.now().getTime() + 15 * 60_000);
+
+    const handle = env.client.workflow.getHandle(lockoutWorkflowId('admin', admin.id));
+    const firstRun = (await handle.describe()).runId;
+
+    // While locked the right password gets the wrong password's answer (plus Retry-After), and is audited.
+    clock.advance(60_000);
+    const right = await attempt('admin', admin.email, TEST_PASSWORD);
+    expect(right.statusCode).toBe(401);
+    expect(right.json().error.message).toBe(fifth.json().error.message);
+    expect(right.headers['retry-after']).toBe('840');
+    expect(right.headers['set-cookie']).toBeUndefined();
+    expect((await attempt('admin', admin.email, 'wrong again')).statusCode).toBe(401);
+    expect((await account('admins', admin.id)).failed_logins).toBe(5);
+    expect((await handle.describe()).runId).toBe(firstRun);
+
+    const before = await env.currentTimeMs();
+    expect(await handle.result()).toBe('unlocked');
+    expect((await env.currentTimeMs()) - before).toBeGreaterThanOrEqual(14 * 60_000);
+    expect(await account('admins', admin.id)).toEqual({ failed_logins: 0, locked_until: null });
+
+    const trail = await audits(admin.id);
+    expect(trail.map((a) => a.action)).toEqual([
+      'login.failed', 'login.failed', 'login.failed', 'login.failed', 'login.failed', 'account.locked',
+      'login.refused_locked', 'login.refused_locked', 'account.unlocked',
+    ]);
+    expect(trail.at(-1)).toEqual({ action: 'account.unlocked', actor_kind: 'workflow', actor_id: lockoutWorkflowId('admin', admin.id) });
+
+    // The clock has not moved past locked_until: the workflow, not the clock, ended this lock.
+    expect((await attempt('admin', admin.email, TEST_PASSWORD)).statusCode).toBe(200);
+  });
+
+  it('an admin can unlock early (audited); the timer then finds nothing to do', async () => {
+    const customer = await seedCustomer(db.pool);
+    const user = await seedCustomerUser(db.pool, customer.id);
+    for (let i = 0; i < 5; i++) await attempt('portal', user.email, `nope ${i}`);
+    expect((await account('customer_users', user.id)).locked_until).not.toBeNull();
+    expect((await attempt('portal', user.email, TEST_PASSWORD)).statusCode).toBe(401);
+
+    const admin = await seedAdmin(db.pool, { cheap: true });
+    const s = await mintSession(db.pool, 'admin', admin, clock);
+    const res = await app.inject({ method: 'POST', url: `/v1/admin/customers/${customer.id}/users/${user.id}/unlock`, headers: { cookie: s.cookie, ...SAME_ORIGIN }, payload: {} });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ unlocked: true });
+    expect((await attempt('portal', user.email, TEST_PASSWORD)).statusCode).toBe(200);
+
+    expect(await env.client.workflow.getHandle(lockoutWorkflowId('customer', user.id)).result()).toBe('already_clear');
+    const trail = await audits(user.id);
+    expect(trail.filter((a) => a.action === 'customer_user.unlocked')).toEqual([{ action: 'customer_user.unlocked', actor_kind: 'admin', actor_id: admin.id }]);
+    expect(trail.some((a) => a.action === 'account.unlocked')).toBe(false);
+  });
+
+  it('a success before the 5th failure resets the counter; a lock that ran out no longer counts', async () => {
+    const admin = await seedAdmin(db.pool);
+    for (let i = 0; i < 4; i++) await attempt('admin', admin.email, `bad ${i}`);
+    expect((await attempt('admin', admin.email, TEST_PASSWORD)).statusCode).toBe(200);
+    expect((await account('admins', admin.id)).failed_logins).toBe(0);
+
+    // A lock whose time has passed in the database but whose timer has not tidied up yet.
+    await db.pool.query('UPDATE admins SET failed_logins = 5, locked_until = $2 WHERE id = $1', [admin.id, new Date(clock.now().getTime() - 1000)]);
+    expect((await attempt('admin', admin.email, 'bad again')).headers['retry-after']).toBeUndefined();
+    expect((await account('admins', admin.id)).failed_logins).toBe(1);
+  });
+});
