@@ -86,7 +86,7 @@ export function createAgent(deps: AgentDeps) {
     checks: [license, fingerprint, status, grace],
     clock,
     onTerminal(t: TerminalState) {
-      journal.append('agent.terminal', { code: t.code, check: t.check, detail: t.detail, tamper: TAMPER_CODES.has(t.code) }, true);
+      journal.append('agent.terminal', { code: t.code, check: t.check, detail: t.detail, failures: t.failures, tamper: t.failures.some((c) => TAMPER_CODES.has(c)) }, true);
       logger.error({ code: t.code, check: t.check, detail: t.detail }, 'agent is terminal: no new tasks will be accepted');
       runner?.onTerminal();
       writeRuntime();

@@ -1,7 +1,7 @@
 import type { Clock } from '../protocol';
 import type { Check, CheckName, CheckResult } from './checks/check';
 
-export type TerminalState = { code: string; check: CheckName | 'control-plane'; detail: string; at: string };
+export type TerminalState = { code: string; check: CheckName | 'control-plane'; detail: string; at: string; failures: string[] };
 export type GateVerdict = { admitted: true } | { admitted: false; terminal: TerminalState };
 
 /** Failure codes that mean someone tampered with the agent's state or clock. */
@@ -34,16 +34,18 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
       const failed = results.find((r) => !r.result.ok);
       if (results.length !== 4 || failed) {
         const r = failed?.result;
+        const failures = results.flatMap((x) => (x.result.ok ? [] : [x.result.code]));
+        const at = input.clock.now().toISOString();
         const t: TerminalState = r && !r.ok
-          ? { code: r.code, check: failed.name, detail: r.detail, at: input.clock.now().toISOString() }
-          : { code: 'CHECKS_INCOMPLETE', check: 'license', detail: 'the gate needs exactly four checks', at: input.clock.now().toISOString() };
+          ? { code: r.code, check: failed.name, detail: r.detail, at, failures }
+          : { code: 'CHECKS_INCOMPLETE', check: 'license', detail: 'the gate needs exactly four checks', at, failures };
         return { admitted: false, terminal: enterTerminal(t) };
       }
       if (terminal) return { admitted: false, terminal };
       return { admitted: true };
     },
     /** For causes found outside the checks (the control plane refusing the credential). */
-    enterTerminal: (code: string, detail: string) => enterTerminal({ code, check: 'control-plane', detail, at: input.clock.now().toISOString() }),
+    enterTerminal: (code: string, detail: string) => enterTerminal({ code, check: 'control-plane', detail, at: input.clock.now().toISOString(), failures: [code] }),
     terminal: () => terminal,
   };
 }
