@@ -24,6 +24,7 @@ import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
+import { auditRoutes } from './audit/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import type { TemporalDeps } from './temporal';
@@ -126,6 +127,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(agentsRoutes(deps));
   await app.register(tasksRoutes(deps));
   await app.register(releasesRoutes(deps));
+  await app.register(auditRoutes(deps));
 
   return app;
 }
