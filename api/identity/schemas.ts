@@ -10,7 +10,7 @@ export const displayName = z.string().trim().max(200);
 export const loginBody = z.object({ email: z.string().max(254), password }).strict();
 export const changePasswordBody = z.object({ currentPassword: password, newPassword: password }).strict();
 /** State-changing routes without a payload still take `{}` (JSON is part of the CSRF rule). */
-export const emptyBody = z.object({}).strict().optional();
+export const emptyBody = z.object({}).strict().nullish();
 
 const isoTime = z.string().max(40);
 
