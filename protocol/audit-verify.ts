@@ -217,25 +217,29 @@ export function checkpointToExportLine(c: ChainCheckpoint): string {
 }
 
 /**
- * Verifies the text of an export. Checkpoints come first in an export, so it streams; a line
- * that does not parse is reported as a malformed row at the sequence where it sits.
+ * Verifies an export line by line (checkpoints come before events in an export, so it streams).
+ * A line that does not parse is reported as a malformed row at the sequence where it sits.
  */
-export function verifyAuditExport(lines: Iterable<string>, keys: KeySet): ChainVerifyResult {
+export function createExportVerifier(keys: KeySet) {
   const checkpoints: ChainCheckpoint[] = [];
   let from = 1;
   let verifier: ReturnType<typeof createChainVerifier> | undefined;
   let lastSeq = 0;
   let lineNo = 0;
-  const malformed = (detail: string): ChainVerifyResult => {
-    const v = verifier ?? createChainVerifier({ checkpoints, keys, from });
-    const r = v.finish();
-    const brk: ChainBreak = { seq: verifier ? lastSeq + 1 : from, code: 'MALFORMED_ROW', message: `${MESSAGE.MALFORMED_ROW}: line ${lineNo}: ${detail}` };
+  let seen = 0;
+  let stopped: ChainVerifyResult | undefined;
+  const chain = () => (verifier ??= createChainVerifier({ checkpoints, keys, from }));
+  const malformed = (detail: string): void => {
+    const r = chain().finish();
+    const brk: ChainBreak = { seq: verifier && lastSeq ? lastSeq + 1 : from, code: 'MALFORMED_ROW', message: `${MESSAGE.MALFORMED_ROW}: line ${lineNo}: ${detail}` };
     const first = r.firstBreak && r.firstBreak.seq <= brk.seq ? r.firstBreak : brk;
-    return { ...r, ok: false, checkedThrough: Math.min(r.checkedThrough, first.seq - 1), firstBreak: first };
+    stopped = { ...r, ok: false, checkedThrough: Math.min(r.checkedThrough, first.seq - 1), firstBreak: first };
   };
-  for (const raw of lines) {
+  function push(raw: string): void {
+    if (stopped) return;
     lineNo += 1;
-    if (raw.trim() === '') continue;
+    if (raw.trim() === '') return;
+    seen += 1;
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -246,18 +250,28 @@ export function verifyAuditExport(lines: Iterable<string>, keys: KeySet): ChainV
     if (!parsed.success) return malformed(parsed.error.issues[0]?.message ?? 'invalid line');
     const line = parsed.data;
     if (line.type === 'header') {
-      if (lineNo !== 1) return malformed('header after the first line');
+      if (seen !== 1) return malformed('header after the first line');
       from = line.from;
+    } else if (seen === 1) {
+      return malformed('the first line must be the export header');
     } else if (line.type === 'checkpoint') {
       if (verifier) return malformed('checkpoint after the first event');
       checkpoints.push({ id: line.id, statement: line.statement, signature: line.signature });
     } else {
-      verifier ??= createChainVerifier({ checkpoints, keys, from });
       const { type: _t, ...event } = line;
-      verifier.push(event);
+      chain().push(event);
       lastSeq = line.seq;
     }
   }
-  if (lineNo === 0) return malformed('empty export');
-  return (verifier ?? createChainVerifier({ checkpoints, keys, from })).finish();
+  function finish(): ChainVerifyResult {
+    if (!stopped && seen === 0) malformed('empty export');
+    return stopped ?? chain().finish();
+  }
+  return { push, finish };
+}
+
+export function verifyAuditExport(lines: Iterable<string>, keys: KeySet): ChainVerifyResult {
+  const v = createExportVerifier(keys);
+  for (const l of lines) v.push(l);
+  return v.finish();
 }

@@ -1,0 +1,92 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AUDIT_ACTIONS } from '../../db/audit-actions';
+import { ACTOR_KINDS, BREAK_CODES, hex64, isoTime } from '../../protocol';
+import type { AppDeps } from '../app';
+import { AppError } from '../errors';
+import { errorSchema } from '../schemas';
+import { AUDIT_PAGE_MAX, createAuditService } from './audit-service';
+
+const text = (max: number) => z.string().min(1).max(max);
+const seqCursor = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a sequence number');
+
+const eventSchema = z.strictObject({
+  seq: z.number().int().min(1),
+  time: z.string().max(40),
+  actor: z.strictObject({ kind: z.enum(ACTOR_KINDS), id: z.string().max(200) }),
+  action: z.string().max(100),
+  subject: z.strictObject({ kind: z.string().max(50), id: z.string().max(200) }),
+  data: z.record(z.string(), z.unknown()),
+  idempotencyKey: z.string().max(300),
+  prevHash: hex64,
+  hash: hex64,
+});
+export type AuditEventBody = z.infer<typeof eventSchema>;
+
+const listQuery = z.strictObject({
+  actorKind: z.enum(ACTOR_KINDS).optional(),
+  actorId: text(200).optional(),
+  action: z.enum(AUDIT_ACTIONS).optional(),
+  subjectKind: text(50).optional(),
+  subjectId: text(200).optional(),
+  since: isoTime.optional(),
+  until: isoTime.optional(),
+  cursor: seqCursor.optional(),
+  limit: z.coerce.number().int().min(1).max(AUDIT_PAGE_MAX).optional(),
+});
+const listSchema = z.strictObject({ items: z.array(eventSchema), nextCursor: seqCursor.nullable() });
+
+const verifyQuery = z.strictObject({ from: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional() });
+const verifySchema = z.strictObject({
+  ok: z.boolean(),
+  checkedFrom: z.number().int(),
+  checkedThrough: z.number().int(),
+  events: z.number().int(),
+  checkpoints: z.strictObject({
+    total: z.number().int(),
+    valid: z.number().int(),
+    latest: z.strictObject({ sequence: z.number().int(), hash: hex64, time: z.string().max(40), kid: z.string().max(64) }).optional(),
+  }),
+  unsignedTail: z.number().int(),
+  firstBreak: z.strictObject({ seq: z.number().int(), code: z.enum(BREAK_CODES), message: z.string().max(500), checkpointId: z.number().int().optional() }).optional(),
+});
+export type AuditVerifyBody = z.infer<typeof verifySchema>;
+
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema };
+
+/**
+ * GET /v1/admin/audit and /v1/admin/audit/verify. Read-only, so service accounts may call them
+ * too: an auditor's script holding a `svc_` token can list and verify without an admin login.
+ * Verification walks the whole chain, so it has a tight rate limit of its own.
+ */
+export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    const audit = createAuditService({ pool: deps.pool, keysDir: deps.config.keysDir });
+
+    app.get('/v1/admin/audit', {
+      schema: {
+        tags: ['admin'],
+        summary: 'Audit events, newest first (filter by actor, action, subject, time; page with cursor)',
+        querystring: listQuery,
+        response: { 200: listSchema, ...errors },
+      },
+      config: { access: ['admin', 'service'] },
+    }, async (req) => {
+      const { since, until } = req.query;
+      if (since && until && Date.parse(since) >= Date.parse(until)) {
+        throw new AppError('VALIDATION_FAILED', 'since must be before until.', [{ path: 'querystring.since', message: 'must be before until' }]);
+      }
+      return audit.list(req.query);
+    });
+
+    app.get('/v1/admin/audit/verify', {
+      schema: {
+        tags: ['admin'],
+        summary: 'Re-walk the audit chain and check every signed checkpoint',
+        querystring: verifyQuery,
+        response: { 200: verifySchema, ...errors },
+      },
+      config: { access: ['admin', 'service'], rateLimit: { max: 10, timeWindow: '1 minute' } },
+    }, async (req) => audit.verify(req.query.from));
+  };
+}
