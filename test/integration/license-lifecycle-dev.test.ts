@@ -1,0 +1,123 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createWorker } from '../../activities';
+import { createLicenseService, type LicenseService } from '../../api/licenses/license-service';
+import { getLicense } from '../../db/licenses-repo';
+import { systemClock, type Actor } from '../../protocol';
+import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-lifecycle';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { testEnv } from '../support/env';
+import { createTestCustomer, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';
+import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
+
+const run = promisify(execFile);
+
+/** On the real dev server: a worker killed mid-lifecycle, and the LicenseState search attribute. */
+describe('licenseLifecycle on the dev server', () => {
+  const admin: Actor = { kind: 'admin', id: 'adm_devservertester00001' };
+  let db: TestDatabase;
+  let t: TestTemporal;
+  let keys: ReturnType<typeof createTestKeysDir>;
+  let service: LicenseService;
+  let stopWorker: (() => Promise<void>) | undefined;
+  let child: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('licdev');
+    t = await connectTestTemporal('licdev');
+    keys = createTestKeysDir();
+    service = createLicenseService({
+      pool: db.pool,
+      temporal: { client: t.client, taskQueue: t.taskQueue },
+      clock: systemClock,
+      keysDir: keys.dir,
+      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
+    });
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await stopWorker?.();
+    await t?.close();
+    await db?.drop();
+    keys?.remove();
+  });
+
+  function startChildWorker(killAfterAction: string): Promise<ChildProcess> {
+    const args = { address: t.address, taskQueue: t.taskQueue, appDatabaseUrl: db.appUrl, keysDir: keys.dir, bundlePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE'), killAfterAction };
+    const proc = spawn(process.execPath, ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return new Promise((resolve, reject) => {
+      let out = '';
+      proc.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('worker ready')) resolve(proc);
+      });
+      proc.stderr!.on('data', (c: Buffer) => void (out += c.toString()));
+      proc.on('exit', (code, signal) => reject(new Error(`child worker exited early (${code ?? signal}): ${out}`)));
+    });
+  }
+
+  it('a worker SIGKILLed right after a transition commits: a new worker finishes, nothing lost or doubled', async () => {
+    child = await startChildWorker('license.expired');
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child!.on('exit', (_code, signal) => resolve(signal)));
+    const customerId = await createTestCustomer(db.pool);
+    const { license } = await service.createLicense(admin, { customerId, plan: 'pro', features: {}, maxAgents: 1, graceDays: 0, trialEndState: 'expired', term: { expiresAt: new Date(Date.now() + 6000).toISOString() } });
+    expect((await service.suspendLicense(license.id, admin, 'check')).license.version).toBe(2);
+    expect((await service.resumeLicense(license.id, admin)).license).toMatchObject({ state: 'active', version: 3 });
+
+    // The expiry timer fires on the child; it commits the transition and dies before reporting it.
+    expect(await exited).toBe('SIGKILL');
+    expect(await getLicense(db.pool, license.id)).toMatchObject({ state: 'expired', version: 4 });
+
+    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir }, workflowBundle: t.workflowBundle });
+    stopWorker = runWorkerInBackground(worker);
+    const handle = t.client.workflow.getHandle(licenseWorkflowId(license.id));
+    // The activity times out on the dead worker and is retried here: it finds its own commit.
+    await eventually(() => handle.query(licenseStateQuery), (s) => s.state === 'expired' && s.version === 4, 45000, 'expiry recorded by the workflow');
+    expect((await service.revokeLicense(license.id, admin, 'after the crash')).license).toMatchObject({ state: 'revoked', version: 5 });
+
+    const audit = await licenseAudit(db.pool, license.id);
+    expect(audit.map((a) => a.action)).toEqual(['license.created', 'license.suspended', 'license.resumed', 'license.expired', 'license.revoked']);
+    expect(audit.map((a) => a.idempotency_key)).toEqual([0, 1, 2, 3, 4].map((n) => `${licenseWorkflowId(license.id)}#${n}`));
+    expect(await licenseFeed(db.pool, license.id)).toEqual([
+      { state: 'suspended', version: 2 },
+      { state: 'active', version: 3 },
+      { state: 'expired', version: 4 },
+      { state: 'revoked', version: 5 },
+    ]);
+    const history = await handle.fetchHistory();
+    const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    expect(Math.max(...attempts)).toBeGreaterThan(1);
+  }, 90000);
+
+  it('`temporal workflow list --query LicenseState="revoked"` lists exactly the revoked licenses', async () => {
+    if (!stopWorker) {
+      const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir }, workflowBundle: t.workflowBundle });
+      stopWorker = runWorkerInBackground(worker);
+    }
+    const customerId = await createTestCustomer(db.pool);
+    const make = async () => (await service.createLicense(admin, { customerId, plan: 'pro', features: {}, maxAgents: 1, graceDays: 7, trialEndState: 'expired', term: { days: 30 } })).license.id;
+    const ids = [await make(), await make(), await make(), await make()];
+    await service.revokeLicense(ids[0]!, admin, 'one');
+    await service.revokeLicense(ids[2]!, admin, 'two');
+    await service.suspendLicense(ids[3]!, admin, 'not revoked');
+    const expected = [ids[0]!, ids[2]!].map(licenseWorkflowId).sort();
+    const query = `LicenseState="revoked" AND CustomerId="${customerId}"`;
+
+    const viaCli = await eventually(async () => {
+      const { stdout } = await run(testEnv('AGENTINA_TEST_TEMPORAL_CLI'), ['workflow', 'list', '--address', t.address, '--namespace', 'default', '--query', query, '--output', 'json']);
+      return [...new Set(stdout.match(/license\/lic_[A-Za-z0-9_-]+/g) ?? [])].sort();
+    }, (found) => found.length === expected.length, 30000, 'CLI list');
+    expect(viaCli).toEqual(expected);
+
+    const viaClient: string[] = [];
+    for await (const w of t.client.workflow.list({ query })) viaClient.push(w.workflowId);
+    expect(viaClient.sort()).toEqual(expected);
+    const suspended = await eventually(async () => {
+      const found: string[] = [];
+      for await (const w of t.client.workflow.list({ query: `LicenseState="suspended" AND CustomerId="${customerId}"` })) found.push(w.workflowId);
+      return found;
+    }, (found) => found.length > 0, 30000, 'suspended listed');
+    expect(suspended).toEqual([licenseWorkflowId(ids[3]!)]);
+  }, 60000);
+});

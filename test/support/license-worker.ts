@@ -1,0 +1,45 @@
+/**
+ * A worker in a child process, for tests that SIGKILL it mid-lifecycle. One JSON argument:
+ * { address, taskQueue, appDatabaseUrl, keysDir, bundlePath, killAfterAction? }. With
+ * killAfterAction, the process kills itself right after that transition's transaction commits and
+ * before the activity reports back: the worst moment for a lost or doubled transition.
+ */
+import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { createPool } from '../../db';
+import { systemClock } from '../../protocol';
+import type { LicenseTransitionInput } from '../../activities/license-activities';
+
+type Args = { address: string; taskQueue: string; appDatabaseUrl: string; keysDir: string; bundlePath: string; killAfterAction?: string };
+
+async function main(): Promise<void> {
+  const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const pool = createPool(args.appDatabaseUrl, { applicationName: 'license-worker-child', max: 4 });
+  const connection = await NativeConnection.connect({ address: args.address });
+  const activities = createActivities({ pool, clock: systemClock, keysDir: args.keysDir });
+  const worker = await Worker.create({
+    connection,
+    taskQueue: args.taskQueue,
+    workflowBundle: { codePath: args.bundlePath },
+    activities: {
+      ...activities,
+      async applyLicenseTransition(input: LicenseTransitionInput) {
+        const result = await activities.applyLicenseTransition(input);
+        if (input.action === args.killAfterAction) {
+          process.stdout.write(`killing after ${input.action} v${result.version}\n`);
+          process.kill(process.pid, 'SIGKILL');
+          await new Promise(() => undefined);
+        }
+        return result;
+      },
+    },
+  });
+  process.stdout.write('worker ready\n');
+  await worker.run();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${String(err)}\n`);
+  process.exit(1);
+});
