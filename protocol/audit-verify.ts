@@ -232,7 +232,8 @@ export function createExportVerifier(keys: KeySet) {
   const malformed = (detail: string): void => {
     const r = chain().finish();
     const brk: ChainBreak = { seq: verifier && lastSeq ? lastSeq + 1 : from, code: 'MALFORMED_ROW', message: `${MESSAGE.MALFORMED_ROW}: line ${lineNo}: ${detail}` };
-    const first = r.firstBreak && r.firstBreak.seq <= brk.seq ? r.firstBreak : brk;
+    // Reading stopped here, so a checkpoint further on is not evidence of a cut tail.
+    const first = r.firstBreak && r.firstBreak.code !== 'TRUNCATED' && r.firstBreak.seq < brk.seq ? r.firstBreak : brk;
     stopped = { ...r, ok: false, checkedThrough: Math.min(r.checkedThrough, first.seq - 1), firstBreak: first };
   };
   function push(raw: string): void {
