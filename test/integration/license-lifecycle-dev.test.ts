@@ -48,11 +48,11 @@ describe('licenseLifecycle on the dev server', () => {
     const proc = spawn(process.execPath, ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
     return new Promise((resolve, reject) => {
       let out = '';
-      proc.stdout!.on('data', (c: Buffer) => {
+      proc.stdout.on('data', (c: Buffer) => {
         out += c.toString();
         if (out.includes('worker ready')) resolve(proc);
       });
-      proc.stderr!.on('data', (c: Buffer) => void (out += c.toString()));
+      proc.stderr.on('data', (c: Buffer) => void (out += c.toString()));
       proc.on('exit', (code, signal) => reject(new Error(`child worker exited early (${code ?? signal}): ${out}`)));
     });
   }
