@@ -1,0 +1,116 @@
+import type { App } from '../../api/app';
+import { registeredRoutes } from '../../api/auth/access';
+import { createIdentityService } from '../../api/identity/identity-service';
+import { buildTestApp } from '../support/app';
+import { AUTHZ_ROWS, PRINCIPALS, coverageGaps, type AuthzRow, type Fixtures, type PrincipalName } from '../support/authz-routes';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { SAME_ORIGIN, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser, seedServiceAccount } from '../support/identity';
+
+/** Every registered route × every principal, against test/support/authz-routes.ts. */
+describe('authorization matrix', () => {
+  let db: TestDatabase;
+  let t: Awaited<ReturnType<typeof buildTestApp>>;
+  let app: App;
+  let fixtures: Fixtures;
+  let credentials: Record<PrincipalName, () => Promise<Record<string, string>>>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('authz');
+    t = await buildTestApp({ pool: db.pool });
+    app = t.app;
+
+    const admin = await seedAdmin(db.pool, { cheap: true });
+    const goneAdmin = await seedAdmin(db.pool, { cheap: true });
+    const spareAdmin = await seedAdmin(db.pool, { cheap: true });
+    const customerA = await seedCustomer(db.pool, 'Customer A');
+    const customerB = await seedCustomer(db.pool, 'Customer B');
+    const spareCustomer = await seedCustomer(db.pool, 'Spare');
+    const userA = await seedCustomerUser(db.pool, customerA.id, { cheap: true });
+    const userB = await seedCustomerUser(db.pool, customerB.id, { cheap: true });
+    const spareUserA = await seedCustomerUser(db.pool, customerA.id, { cheap: true });
+    const service = await seedServiceAccount(db.pool);
+    const revoked = await seedServiceAccount(db.pool, { revoked: true });
+    const spareService = await seedServiceAccount(db.pool);
+
+    // The deactivated admin had a live session; deactivation (the real path) ended it.
+    const gone = await mintSession(db.pool, 'admin', goneAdmin);
+    await createIdentityService({ pool: db.pool, clock: { now: () => new Date() } }).setAdminActive({ kind: 'admin', id: admin.id, sessionId: 'ses_none' }, goneAdmin.id, false);
+
+    fixtures = {
+      admin: admin.id,
+      customerA: customerA.id,
+      customerB: customerB.id,
+      userA: userA.id,
+      userB: userB.id,
+      spareAdmin: spareAdmin.id,
+      spareCustomer: spareCustomer.id,
+      spareUserA: spareUserA.id,
+      spareServiceAccount: spareService.id,
+    };
+    // Cookie principals get a fresh session per call, so a row such as logout cannot spoil the next.
+    credentials = {
+      anonymous: async () => ({}),
+      admin: async () => ({ cookie: (await mintSession(db.pool, 'admin', admin)).cookie }),
+      deactivatedAdmin: async () => ({ cookie: gone.cookie }),
+      customerA: async () => ({ cookie: (await mintSession(db.pool, 'customer', userA)).cookie }),
+      customerB: async () => ({ cookie: (await mintSession(db.pool, 'customer', userB)).cookie }),
+      service: async () => ({ authorization: `Bearer ${service.token}` }),
+      revokedService: async () => ({ authorization: `Bearer ${revoked.token}` }),
+    };
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
+
+  it('has a row for every registered route, and a route for every row', () => {
+    const gaps = coverageGaps(registeredRoutes(app));
+    expect(gaps).toEqual({ missingRows: [], staleRows: [] });
+  });
+
+  it('a route registered without a row fails the coverage check', async () => {
+    const extra = await buildTestApp({
+      pool: db.pool,
+      register: (a) => {
+        a.get('/v1/admin/unlisted-thing', { config: { access: ['admin'] } }, async () => ({ ok: true }));
+      },
+    });
+    try {
+      expect(coverageGaps(registeredRoutes(extra.app)).missingRows).toEqual(['GET /v1/admin/unlisted-thing']);
+    } finally {
+      await extra.close();
+    }
+  });
+
+  async function call(row: AuthzRow, principal: PrincipalName, vars: Record<string, string>): Promise<number> {
+    const url = row.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+      const v = vars[name];
+      if (v === undefined) throw new Error(`no fixture {${name}} for ${row.method} ${row.url}`);
+      return v;
+    });
+    const creds = await credentials[principal]();
+    const unsafe = !['GET', 'HEAD', 'OPTIONS'].includes(row.method);
+    const headers: Record<string, string> = { ...creds, ...(creds.cookie ? { 'sec-fetch-site': SAME_ORIGIN['sec-fetch-site'] } : {}) };
+    if (unsafe) headers['content-type'] = 'application/json';
+    const res = await app.inject({
+      method: row.method as 'GET',
+      url,
+      headers,
+      remoteAddress: nextIp(),
+      ...(unsafe ? { payload: JSON.stringify(row.body ?? {}) } : {}),
+    });
+    return res.statusCode;
+  }
+
+  it('answers every route with the expected status for every principal', async () => {
+    const mismatches: string[] = [];
+    for (const row of AUTHZ_ROWS) {
+      const vars = { ...fixtures, ...(row.setup ? await row.setup({ pool: db.pool, fixtures }) : {}) };
+      for (const principal of PRINCIPALS) {
+        const got = await call(row, principal, vars);
+        if (got !== row.expect[principal]) mismatches.push(`${row.method} ${row.url} as ${principal}: expected ${row.expect[principal]}, got ${got}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+  });
+});
