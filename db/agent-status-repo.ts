@@ -3,6 +3,7 @@ import { appendAudit } from './audit-repo';
 import type { AuditAction } from './audit-actions';
 import type { Queryable, Tx } from './pool';
 import { insertStatusFeed, notifyStatus } from './status-feed-repo';
+import { cancelOpenTasks } from './tasks-repo';
 
 /**
  * Agents as the control plane sees them after activation: heartbeats, status transitions
@@ -123,10 +124,10 @@ export async function transitionAgentStatus(tx: Tx, t: AgentTransition, clock: C
   const agent = await getAgentWithLicense(tx, t.agentId, { lock: true });
   if (!agent || !t.from.includes(agent.status)) return { changed: false, agent };
   const now = clock.now();
-  const { rows } = await tx.query<{ status_version: string }>(
+  const { rows } = await tx.query<{ status_version: string; deregistered_at: Date | null }>(
     `UPDATE agents SET status = $2, status_version = status_version + 1, status_reason = $3, updated_at = $4,
             deregistered_at = CASE WHEN $2 = 'deregistered' THEN $4 ELSE deregistered_at END
-      WHERE id = $1 RETURNING status_version`,
+      WHERE id = $1 RETURNING status_version, deregistered_at`,
     [t.agentId, t.to, t.reason, now],
   );
   const statusVersion = Number(rows[0]!.status_version);
@@ -145,7 +146,20 @@ export async function transitionAgentStatus(tx: Tx, t: AgentTransition, clock: C
     },
     clock,
   );
-  return { changed: true, feedId, agent: { ...agent, status: t.to, status_version: statusVersion, status_reason: t.reason, updated_at: now } };
+  return { changed: true, feedId, agent: { ...agent, status: t.to, status_version: statusVersion, status_reason: t.reason, updated_at: now, deregistered_at: rows[0]!.deregistered_at } };
+}
+
+/**
+ * Frees the agent's license seat: open tasks are cancelled, the agent becomes deregistered (its
+ * credential stops resolving), with status feed row, NOTIFY and audit, all in the caller's tx.
+ */
+export async function deregisterAgent(tx: Tx, d: { agentId: string; actor: Actor; reason: string }, clock: Clock): Promise<TransitionResult & { cancelledTasks: number }> {
+  const cancelledTasks = await cancelOpenTasks(tx, d.agentId, clock.now());
+  const r = await transitionAgentStatus(tx, {
+    agentId: d.agentId, from: ['active', 'offline', 'quarantined'], to: 'deregistered', reason: d.reason,
+    actor: d.actor, action: 'agent.deregistered', data: { cancelledTasks },
+  }, clock);
+  return { ...r, cancelledTasks };
 }
 
 /** Active agents whose last sign of life (heartbeat, else activation) is older than `before`. */

@@ -1,12 +1,12 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { getAgentWithLicense, recordHeartbeat, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
+import { deregisterAgent, getAgentWithLicense, recordHeartbeat, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { getReleaseByVersion, hasAnyRelease } from '../../db/releases-repo';
-import { cancelOpenTasks, extendLeases } from '../../db/tasks-repo';
+import { extendLeases } from '../../db/tasks-repo';
 import { FINGERPRINT_COMPONENTS, scoreFingerprint, type Clock, type FingerprintComponent, type HeartbeatRequest, type SignedStatus } from '../../protocol';
-import { agentDeregisteredSignal, workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
+import { workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
+import { endQuarantineOnDeregistration } from '../agents/agents-service';
 import type { Principal } from '../auth/access';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
@@ -109,19 +109,9 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
     async deregister(principal: AgentPrincipal): Promise<{ agentId: string; status: 'deregistered' }> {
       await withTransaction(deps.pool, async (tx) => {
         const agent = await lockLiveAgent(tx, principal);
-        const cancelled = await cancelOpenTasks(tx, agent.id, deps.clock.now());
-        await transitionAgentStatus(tx, {
-          agentId: agent.id, from: ['active', 'offline', 'quarantined'], to: 'deregistered', reason: 'deregistered by the agent',
-          actor: { kind: 'agent', id: agent.id }, action: 'agent.deregistered', data: { cancelledTasks: cancelled },
-        }, deps.clock);
+        await deregisterAgent(tx, { agentId: agent.id, actor: { kind: 'agent', id: agent.id }, reason: 'deregistered by the agent' }, deps.clock);
       });
-      // A quarantine waiting for release has nothing left to release. Best effort: the seat is
-      // already free, and a release of a deregistered agent changes nothing.
-      try {
-        await deps.temporal.client.workflow.getHandle(workflowIdForAgent(principal.id)).signal(agentDeregisteredSignal);
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) deps.onWarning?.('could not tell the quarantine workflow about a deregistration', err);
-      }
+      await endQuarantineOnDeregistration(deps.temporal, principal.id, deps.onWarning);
       return { agentId: principal.id, status: 'deregistered' };
     },
   };

@@ -1,14 +1,14 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { getAgentWithLicense, listAgents, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
+import { deregisterAgent, getAgentWithLicense, listAgents, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
 import { withTransaction } from '../../db/pool';
 import type { AgentStatus, Clock, FingerprintComponent, LicenseState } from '../../protocol';
-import { releaseAgentUpdate, workflowIdForAgent } from '../../workflows/agent-quarantine';
-import type { Principal } from '../auth/access';
+import { agentDeregisteredSignal, releaseAgentUpdate, workflowIdForAgent } from '../../workflows/agent-quarantine';
+import { actorOf, type Principal } from '../auth/access';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
 
-export type AgentsServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock };
+export type AgentsServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock; onWarning?: (message: string, err: unknown) => void };
 type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
 
 /** What admins and customers see of an agent: no credential hash, key or fingerprint hashes. */
@@ -50,6 +50,18 @@ export function agentView(a: AgentWithLicense): AgentView {
     createdAt: a.created_at.toISOString(),
     deregisteredAt: a.deregistered_at?.toISOString() ?? null,
   };
+}
+
+/**
+ * Tells a quarantine waiting for release that there is nothing left to release. Best effort: the
+ * seat is already free, and releasing a deregistered agent changes nothing.
+ */
+export async function endQuarantineOnDeregistration(temporal: TemporalDeps, agentId: string, onWarning?: (message: string, err: unknown) => void): Promise<void> {
+  try {
+    await temporal.client.workflow.getHandle(workflowIdForAgent(agentId)).signal(agentDeregisteredSignal);
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) onWarning?.('could not tell the quarantine workflow about a deregistration', err);
+  }
 }
 
 const NOT_FOUND = () => new AppError('NOT_FOUND', 'No such agent.');
@@ -102,6 +114,15 @@ export function createAgentsService(deps: AgentsServiceDeps) {
         );
       }
       return agentView((await getAgentWithLicense(deps.pool, agentId))!);
+    },
+
+    /** Frees the seat of a lost or retired machine; a customer may do this for its own agents. */
+    async deregister(viewer: Viewer, agentId: string): Promise<AgentView> {
+      await visibleAgent(viewer, agentId);
+      const r = await withTransaction(deps.pool, (tx) => deregisterAgent(tx, { agentId, actor: actorOf(viewer), reason: `deregistered by ${viewer.kind}` }, deps.clock));
+      if (!r.changed) throw new AppError('CONFLICT', 'The agent is already deregistered.');
+      await endQuarantineOnDeregistration(deps.temporal, agentId, deps.onWarning);
+      return agentView(r.agent!);
     },
   };
 }

@@ -40,7 +40,7 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
 /** GET /v1/admin/agents (+ /:id, POST /:id/release) and GET /v1/portal/agents (+ /:id): a customer sees only its own. */
 export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const agents = createAgentsService({ pool: deps.pool, temporal: deps.temporal, clock: deps.clock });
+    const agents = createAgentsService({ pool: deps.pool, temporal: deps.temporal, clock: deps.clock, onWarning: (message, err) => deps.logger.warn({ err }, message) });
 
     app.get('/v1/admin/agents', {
       schema: { tags: ['admin'], summary: 'List agents', querystring: adminListQuery, response: { 200: agentListSchema, ...errors } },
@@ -61,6 +61,18 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
       },
       config: { access: ['admin'] },
     }, async (req) => agents.release(principalOf(req, 'admin'), req.params.id));
+
+    for (const [scope, kind] of [['admin', 'admin'], ['portal', 'customer']] as const) {
+      app.post(`/v1/${scope}/agents/:id/deregister`, {
+        schema: {
+          tags: [scope],
+          summary: 'Deregister an agent (lost or retired machine): frees its license seat, cancels its open tasks, its credential stops working',
+          params: idParams,
+          response: { 200: agentViewSchema, ...errors, 409: errorSchema },
+        },
+        config: { access: [kind] },
+      }, async (req) => agents.deregister(principalOf(req, kind), req.params.id));
+    }
 
     app.get('/v1/portal/agents', {
       schema: { tags: ['portal'], summary: "Your organisation's agents", querystring: listQuery, response: { 200: agentListSchema, ...errors } },

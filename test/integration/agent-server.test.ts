@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { InjectOptions } from 'fastify';
 import { SCHEDULES } from '../../activities/schedules';
 import { createWorker } from '../../activities/worker';
 import type { TemporalDeps } from '../../api/temporal';
@@ -34,7 +35,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
   let built: Awaited<ReturnType<typeof buildTestApp>>;
   const clock = createFixedClock(new Date('2026-11-26T12:00:00.000Z'));
 
-  const inject = (opts: Parameters<typeof built.app.inject>[0]) => built.app.inject(opts);
+  const inject = (opts: InjectOptions) => built.app.inject(opts);
   const heartbeat = (a: AgentFixture, over: Partial<HeartbeatRequest> = {}) =>
     inject({
       method: 'POST',
@@ -257,6 +258,30 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       // No new task can be queued for a deregistered agent.
       const late = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: {} } });
       expect(late.statusCode).toBe(409);
+    });
+  });
+
+  describe('POST /v1/{admin,portal}/agents/:id/deregister', () => {
+    it('an admin frees the seat of a lost machine; the agent\'s credential stops working', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const res = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAdmin('adm_seatfreer000000000000') });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ id: a.agentId, status: 'deregistered', deregisteredAt: clock.now().toISOString() });
+      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'admin', actor_id: 'adm_seatfreer000000000000' });
+      expect((await heartbeat(a)).statusCode).toBe(401);
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAdmin() })).statusCode).toBe(409);
+    });
+
+    it('a customer deregisters its own agent; another customer\'s is a 404 and stays untouched', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const b = await createAgentWithLicense(db.pool, clock.now());
+      const refused = await inject({ method: 'POST', url: `/v1/portal/agents/${b.agentId}/deregister`, headers: asCustomer(a.customerId) });
+      expect(refused.statusCode).toBe(404);
+      expect((await agentRow(b.agentId)).status).toBe('active');
+      const mine = await inject({ method: 'POST', url: `/v1/portal/agents/${a.agentId}/deregister`, headers: asCustomer(a.customerId) });
+      expect(mine.statusCode).toBe(200);
+      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'customer' });
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAgent(b) })).statusCode).toBe(403);
     });
   });
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { InjectOptions } from 'fastify';
 import type { TemporalDeps } from '../../api/temporal';
 import { createFixedClock, ensureKeys } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
@@ -16,7 +17,7 @@ describe('tasks: queueing, leasing, results', () => {
   let keysDir: string;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
   const clock = createFixedClock(new Date('2026-11-26T12:00:00.000Z'));
-  const inject = (opts: Parameters<typeof built.app.inject>[0]) => built.app.inject(opts);
+  const inject = (opts: InjectOptions) => built.app.inject(opts);
 
   const queue = (a: Pick<AgentFixture, 'agentId'>, headers: Record<string, string> = asAdmin(), body: Record<string, unknown> = {}) =>
     inject({ method: 'POST', url: 'x-test-customer' in headers ? '/v1/portal/tasks' : '/v1/admin/tasks', headers, payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hello' }, ...body } });
