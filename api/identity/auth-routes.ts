@@ -59,7 +59,7 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
       config: { access: [group.kind] },
     }, async (req, reply) => {
       noStore(reply);
-      return services.identity.me(principalOf(req, group.kind)) as Promise<z.infer<typeof account>>;
+      return services.identity.me(principalOf(req, group.kind));
     });
 
     app.post(`${group.prefix}/me/password`, {
