@@ -50,6 +50,7 @@ export const AUDIT_ACTIONS = [
   'task.created',
   'task.completed',
   'task.failed',
+  'task.cancelled',
   'release.published',
   // the ledger itself
   'audit.checkpoint_signed',

@@ -47,8 +47,8 @@ export async function notifyTaskQueued(tx: Tx, agentId: string): Promise<void> {
   await tx.query('SELECT pg_notify($1, $2)', [TASKS_CHANNEL, agentId]);
 }
 
-export async function getTask(db: Queryable, id: string): Promise<TaskRow | null> {
-  const { rows } = await db.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1`, [id]);
+export async function getTask(db: Queryable, id: string, opts: { lock?: boolean } = {}): Promise<TaskRow | null> {
+  const { rows } = await db.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1${opts.lock ? ' FOR UPDATE' : ''}`, [id]);
   return rows[0] ?? null;
 }
 
@@ -138,6 +138,16 @@ export async function completeTask(tx: Tx, taskId: string, c: { outcome: TaskOut
     [taskId, c.outcome, c.result === undefined ? null : JSON.stringify(c.result), c.error, c.at],
   );
   return rows[0]!;
+}
+
+/** Cancels one open task; null when it is not queued or leased any more. */
+export async function cancelTask(tx: Tx, taskId: string, now: Date): Promise<TaskRow | null> {
+  const { rows } = await tx.query<TaskRow>(
+    `UPDATE tasks SET state = 'cancelled', lease_expires_at = NULL, error = 'cancelled', completed_at = $2, updated_at = $2
+      WHERE id = $1 AND state IN ('queued', 'leased') RETURNING ${COLUMNS}`,
+    [taskId, now],
+  );
+  return rows[0] ?? null;
 }
 
 /** Cancels every open task of an agent (deregistration); returns how many. */

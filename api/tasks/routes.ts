@@ -70,6 +70,11 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         schema: { tags: [scope], summary: 'One task', params: idParams, response: { 200: taskViewSchema, ...errors } },
         config: { access: [kind] },
       }, async (req) => tasks.get(principalOf(req, kind), req.params.id));
+
+      app.post(`/v1/${scope}/tasks/:id/cancel`, {
+        schema: { tags: [scope], summary: 'Cancel a queued or leased task', params: idParams, response: { 200: taskViewSchema, ...writeErrors } },
+        config: { access: [kind] },
+      }, async (req) => tasks.cancel(principalOf(req, kind), req.params.id));
     }
 
     const agentRateLimit = { max: 1200, timeWindow: '1 minute', keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip };

@@ -3,7 +3,7 @@ import { getAgentWithLicense } from '../../db/agent-status-repo';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction, type Tx } from '../../db/pool';
 import {
-  completeTask, failExhaustedLeases, lockAgentForLease, getTask, insertTask, leaseNextTask, listTasks, lockAgentTask, notifyTaskQueued,
+  cancelTask, completeTask, failExhaustedLeases, lockAgentForLease, getTask, insertTask, leaseNextTask, listTasks, lockAgentTask, notifyTaskQueued,
   type TaskRow, type TaskState,
 } from '../../db/tasks-repo';
 import { GOOD_LICENSE_STATES, newId, redactDeep, redactString, type AgentTask, type Clock, type TaskResultRequest } from '../../protocol';
@@ -153,6 +153,21 @@ export function createTasksService(deps: TasksServiceDeps) {
       const t = await getTask(deps.pool, taskId);
       if (!t || (viewer.kind === 'customer' && t.customer_id !== viewer.customerId)) throw TASK_NOT_FOUND();
       return taskView(t);
+    },
+
+    /**
+     * Cancels a queued or leased task. A leased task's agent may still be running it; its result
+     * is then refused (409) and the task stays cancelled.
+     */
+    async cancel(viewer: Creator, taskId: string): Promise<TaskView> {
+      return withTransaction(deps.pool, async (tx) => {
+        const t = await getTask(tx, taskId, { lock: true });
+        if (!t || (viewer.kind === 'customer' && t.customer_id !== viewer.customerId)) throw TASK_NOT_FOUND();
+        const cancelled = await cancelTask(tx, t.id, deps.clock.now());
+        if (!cancelled) throw new AppError('CONFLICT', `This task is already ${t.state}.`);
+        await appendAudit(tx, { actor: actorOf(viewer), action: 'task.cancelled', subject: { kind: 'task', id: t.id }, data: { agentId: t.agent_id, kind: t.kind, from: t.state } }, deps.clock);
+        return taskView(cancelled);
+      });
     },
 
     /**

@@ -172,6 +172,24 @@ describe('tasks: queueing, leasing, results', () => {
     expect((await inject({ method: 'GET', url: `/v1/admin/tasks?agentId=${a.agentId}`, headers: asAdmin() })).json().items).toHaveLength(1);
   });
 
+  it('cancels a queued or leased task (audited); the agent\'s late result is refused; others\' tasks are 404s', async () => {
+    const a = await createAgentWithLicense(db.pool, clock.now());
+    const b = await createAgentWithLicense(db.pool, clock.now());
+    const queued = (await queue(a)).json().id;
+    expect((await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: asCustomer(b.customerId) })).statusCode).toBe(404);
+    const c1 = await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: asCustomer(a.customerId) });
+    expect(c1.statusCode).toBe(200);
+    expect(c1.json().state).toBe('cancelled');
+    expect((await next(a)).json().task).toBeNull();
+
+    const leased = (await queue(a)).json().id;
+    expect((await next(a)).json().task.id).toBe(leased);
+    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: asAdmin() })).statusCode).toBe(200);
+    expect((await report(a, leased)).statusCode).toBe(409);
+    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: asAdmin() })).statusCode).toBe(409);
+    expect((await audits(leased)).map((e: { action: string }) => e.action)).toEqual(['task.created', 'task.cancelled']);
+  });
+
   it.each([
     ['an unknown kind', { kind: 'shell' }, 400],
     ['a payload that is not an object', { payload: ['x'] }, 400],
