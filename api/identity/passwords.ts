@@ -14,6 +14,7 @@ export const PASSWORD_MIN_CHARS = 12;
 export const PASSWORD_MAX_BYTES = 1024;
 const KEY_LEN = 32;
 const SALT_LEN = 16;
+const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
 
 function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
   // scrypt needs 128 * N * r bytes; leave headroom over Node's 32 MiB default.
@@ -27,6 +28,9 @@ function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<B
 export function checkPasswordRules(password: string): void {
   if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
     throw new AppError('VALIDATION_FAILED', 'The password is too long.', [{ path: 'body.password', message: `at most ${PASSWORD_MAX_BYTES} bytes` }]);
+  }
+  if (password.includes('\u0000')) {
+    throw new AppError('VALIDATION_FAILED', 'The password may not contain NUL characters.', [{ path: 'body.password', message: 'contains U+0000' }]);
   }
   if ([...password].length < PASSWORD_MIN_CHARS) {
     throw new AppError('VALIDATION_FAILED', 'The password is too short.', [{ path: 'body.password', message: `at least ${PASSWORD_MIN_CHARS} characters` }]);
@@ -45,15 +49,26 @@ function parseHash(stored: string): Parsed | undefined {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return undefined;
   const [N, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
-  if (![N, r, p].every((n) => Number.isInteger(n) && n > 0) || N > 2 ** 20 || r > 32 || p > 16) return undefined;
-  return { N, r, p, salt: Buffer.from(parts[4]!, 'base64url'), key: Buffer.from(parts[5]!, 'base64url') };
+  if (![N, r, p].every((n) => Number.isInteger(n) && n > 0) || N < 2 || (N & (N - 1)) !== 0 || p > 16) return undefined;
+  // A stored hash may not make us allocate more than MAX_SCRYPT_MEMORY (scrypt needs 128·N·r bytes).
+  if (128 * N * r > MAX_SCRYPT_MEMORY) return undefined;
+  const salt = Buffer.from(parts[4]!, 'base64url');
+  const key = Buffer.from(parts[5]!, 'base64url');
+  if (salt.length < 8 || key.length !== KEY_LEN) return undefined;
+  return { N, r, p, salt, key };
 }
 
 /** Constant-time comparison of the derived key. A malformed stored hash never matches. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parsed = parseHash(stored);
-  if (!parsed || Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) return false;
-  const key = await scrypt(password, parsed.salt, parsed);
+  // HMAC zero-pads short keys, so `pw` and `pw\0` would derive the same key: NUL never verifies.
+  if (!parsed || Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES || password.includes('\u0000')) return false;
+  let key: Buffer;
+  try {
+    key = await scrypt(password, parsed.salt, parsed);
+  } catch {
+    return false;
+  }
   return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
 }
 
