@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createWorker } from '../../activities/worker';
+import type { TemporalDeps } from '../../api/temporal';
+import { runtimeHashOf } from '../../api/releases/releases-service';
+import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
+import { startTestStack } from '../support/stack';
+import { buildTestApp, testConfig } from '../support/app';
+import { asAdmin, asAgent, createAgent, createCustomer, createLicense, createTestAuthenticator, type AgentFixture } from '../support/agent-server-fixtures';
+import { createTestDatabase } from '../support/db';
+import { connectTestTemporal, runWorkerInBackground } from '../support/temporal';
+
+/**
+ * `npm run bench:agent-server`: the control plane's side of the agent, in process (app.inject,
+ * real PostgreSQL, real Temporal): heartbeats per second (credential lookup, fingerprint score,
+ * manifest check, signed status), full task round trips per second (queue → lease with
+ * SKIP LOCKED → result), and the time from a tampered heartbeat to the agent's quarantine being
+ * committed by the agentQuarantine workflow, against GET /livez in the same run. Options: --seconds N (per phase, default 4),
+ * --concurrency N (default 32), --agents N (default 200), --quarantines N (default 20).
+ */
+function arg(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
+}
+
+async function drive(seconds: number, concurrency: number, one: (n: number) => Promise<boolean>): Promise<{ ops: number; errors: number; perS: number }> {
+  let ops = 0;
+  let errors = 0;
+  let n = 0;
+  const stopAt = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < stopAt) {
+      if (await one(n++)) ops++;
+      else errors++;
+    }
+  }));
+  const elapsed = (performance.now() - started) / 1000;
+  return { ops, errors, perS: Math.round(ops / elapsed) };
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
+
+export async function main(args: string[]): Promise<object> {
+  const seconds = arg(args, 'seconds', 4);
+  const concurrency = arg(args, 'concurrency', 32);
+  const agentCount = arg(args, 'agents', 200);
+  const quarantines = arg(args, 'quarantines', 20);
+  const log = (line: string) => console.log(`[bench:agent-server] ${line}`);
+  const stack = await startTestStack(log);
+  const keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-bench-keys-'));
+  const db = await createTestDatabase('benchagentsrv');
+  const t = await connectTestTemporal('bench-agentsrv');
+  let stopWorker: (() => Promise<void>) | undefined;
+  let built: Awaited<ReturnType<typeof buildTestApp>> | undefined;
+  try {
+    ensureKeys(keysDir);
+    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir }, workflowBundle: { codePath: stack.bundlePath } });
+    stopWorker = runWorkerInBackground(worker);
+    const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
+    built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'warn' }), authenticate: createTestAuthenticator(db.pool) });
+    const app = built.app;
+
+    const files = [{ path: 'agent/index.js', sha256: 'a'.repeat(64), size: 1 }];
+    const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version: '1.0.0', files, runtimeHash: runtimeHashOf(files), createdAt: new Date().toISOString() };
+    await app.inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: { manifest, signature: loadPurposeSigner(keysDir, 'release').sign(manifest) } });
+
+    const customerId = await createCustomer(db.pool);
+    const licenseId = await createLicense(db.pool, customerId, { maxAgents: 100000 });
+    const agents: AgentFixture[] = [];
+    for (let i = 0; i < agentCount; i++) agents.push(await createAgent(db.pool, licenseId, customerId));
+    log(`${agentCount} agents ready`);
+
+    const beat = (a: AgentFixture, runtimeHash = manifest.runtimeHash) =>
+      app.inject({ method: 'POST', url: '/v1/agent/heartbeat', headers: asAgent(a), payload: { agentVersion: '1.0.0', runtimeHash, fingerprint: a.fingerprint, score: 100, changedComponents: [], inFlightTasks: 0 } });
+
+    // Baseline in the same run and process: the cheapest route (no database), so figures taken on a busy machine can be compared.
+    const baseline = await drive(seconds, concurrency, async () => (await app.inject({ method: 'GET', url: '/livez' })).statusCode === 200);
+    log(`baseline GET /livez: ${baseline.perS}/s`);
+
+    const heartbeats = await drive(seconds, concurrency, async (n) => (await beat(agents[n % agents.length]!)).statusCode === 200);
+    log(`heartbeats: ${heartbeats.perS}/s (${heartbeats.errors} errors)`);
+
+    const roundTrips = await drive(seconds, concurrency, async (n) => {
+      const a = agents[n % agents.length]!;
+      const q = await app.inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: { n } } });
+      if (q.statusCode !== 201) return false;
+      const leased = await app.inject({ method: 'GET', url: '/v1/agent/tasks/next', headers: asAgent(a) });
+      const task = leased.json().task as { id: string } | null;
+      if (!task) return false;
+      const r = await app.inject({ method: 'POST', url: `/v1/agent/tasks/${task.id}/result`, headers: asAgent(a), payload: { outcome: 'succeeded', result: { n } } });
+      return r.statusCode === 200;
+    });
+    log(`task round trips: ${roundTrips.perS}/s (${roundTrips.errors} errors)`);
+
+    const latencies: number[] = [];
+    for (const a of agents.slice(0, quarantines)) {
+      const t0 = performance.now();
+      await beat(a, 'f'.repeat(64));
+      for (;;) {
+        const { rows } = await db.pool.query(`SELECT 1 FROM status_feed WHERE agent_id = $1 AND state = 'quarantined'`, [a.agentId]);
+        if (rows.length) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      latencies.push(performance.now() - t0);
+    }
+    log(`tampered heartbeat → quarantine committed: p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`);
+
+    return {
+      bench: 'agent-server',
+      agents: agentCount,
+      concurrency,
+      livez_per_s: baseline.perS,
+      heartbeats_per_s: heartbeats.perS,
+      heartbeat_vs_livez: Number((heartbeats.perS / Math.max(1, baseline.perS)).toFixed(3)),
+      task_round_trips_per_s: roundTrips.perS,
+      task_round_trip_vs_livez: Number((roundTrips.perS / Math.max(1, baseline.perS)).toFixed(3)),
+      quarantine_p50_ms: Math.round(pct(latencies, 50)),
+      quarantine_p99_ms: Math.round(pct(latencies, 99)),
+      errors: heartbeats.errors + roundTrips.errors,
+    };
+  } finally {
+    await built?.close();
+    await stopWorker?.();
+    await t.close();
+    await db.drop();
+    rmSync(keysDir, { recursive: true, force: true });
+    await stack.stop();
+  }
+}
