@@ -1,0 +1,52 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../config';
+import { ROOT } from '../../scripts/stack/tools';
+
+/** `agentina keys generate` and the audit settings, through the real CLI entry point. */
+function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(ROOT, 'bin', 'agentina.js'), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'agentina-keys-cli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+it('keys generate --purpose audit writes a 0600 key, prints its id and public key path, never the private key', async () => {
+  const first = await cli(['keys', 'generate', '--purpose', 'audit'], { AGENTINA_KEYS_DIR: dir });
+  expect(first.code).toBe(0);
+  const kid = /audit: key id (\S+)/.exec(first.stdout)?.[1];
+  expect(kid).toMatch(/^audit-\d{8}-[0-9a-f]{8}$/);
+  expect(first.stdout).toContain(path.join(dir, 'audit.pub.json'));
+  expect(first.stdout + first.stderr).not.toMatch(/PRIVATE KEY|privateKeyPem/);
+  expect(statSync(path.join(dir, 'audit.key')).mode & 0o777).toBe(0o600);
+  // Rotation keeps the old public key so old checkpoints still verify.
+  const second = await cli(['keys', 'generate', '--purpose', 'audit'], { AGENTINA_KEYS_DIR: dir });
+  const kid2 = /audit: key id (\S+)/.exec(second.stdout)?.[1];
+  expect(kid2).not.toBe(kid);
+  const set = JSON.parse(readFileSync(path.join(dir, 'audit.pub.json'), 'utf8')) as { keys: Array<{ kid: string }> };
+  expect(set.keys.map((k) => k.kid)).toEqual([kid, kid2]);
+  // Without --purpose: only the purposes that have no key yet.
+  const rest = await cli(['keys', 'generate'], { AGENTINA_KEYS_DIR: dir });
+  expect(rest.stdout).toMatch(/license: key id/);
+  expect(rest.stdout).toMatch(/release: key id/);
+  expect(rest.stdout).not.toMatch(/audit: key id/);
+  expect((await cli(['keys', 'generate', '--purpose', 'nuclear'], { AGENTINA_KEYS_DIR: dir })).code).toBe(2);
+  expect((await cli(['audit', 'verify', '--from', 'x'], { AGENTINA_KEYS_DIR: dir })).code).toBe(2);
+});
+
+it('AUDIT_CHECKPOINT_INTERVAL is a bounded duration, 10 minutes by default', () => {
+  expect(loadConfig({}).audit.checkpointIntervalMs).toBe(600_000);
+  expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '30s' }).audit.checkpointIntervalMs).toBe(30_000);
+  expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '2h' }).audit.checkpointIntervalMs).toBe(7_200_000);
+  expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '90' }).audit.checkpointIntervalMs).toBe(90_000);
+  for (const bad of ['0s', '10 minutes', '-5m', '25h', '']) expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL: bad })).toThrow(/AUDIT_CHECKPOINT_INTERVAL/);
+});
