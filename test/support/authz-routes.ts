@@ -1,5 +1,7 @@
 import type { Pool } from 'pg';
 import type { RegisteredRoute } from '../../api/auth/access';
+import { newId } from '../../protocol';
+import { createAgent, createLicense } from './agent-server-fixtures';
 
 /**
  * The authorization matrix: one row per registered route, saying what each principal gets.
@@ -73,6 +75,24 @@ const PORTAL = { customerA: 200, customerB: 200 };
 const ADMIN_400 = { admin: 400 };
 const ADMIN_SERVICE_400 = { admin: 400, service: 400 };
 
+/** A fresh agent of customer A (its own license), so rows that change it do not affect others. */
+async function agentOfA({ pool, fixtures }: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
+  const licenseId = await createLicense(pool, fixtures.customerA);
+  return { agentA: (await createAgent(pool, licenseId, fixtures.customerA)).agentId };
+}
+
+/** A queued task for a fresh agent of customer A. */
+async function taskOfA(ctx: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
+  const { agentA } = await agentOfA(ctx);
+  const { rows } = await ctx.pool.query<{ id: string }>(
+    `INSERT INTO tasks (id, agent_id, license_id, customer_id, kind, payload, created_by_kind, created_by_id, created_at, updated_at)
+     SELECT $1, a.id, a.license_id, a.customer_id, 'echo', '{}', 'admin', 'adm_authzmatrix000000000', now(), now() FROM agents a WHERE a.id = $2
+     RETURNING id`,
+    [newId('tsk'), agentA],
+  );
+  return { agentA: agentA!, taskA: rows[0]!.id };
+}
+
 export const AUTHZ_ROWS: AuthzRow[] = [
   // health, docs, well-known (foundation)
   pub('GET /livez'),
@@ -116,6 +136,26 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('GET /v1/admin/service-accounts', ADMIN),
   allow('POST /v1/admin/service-accounts', ADMIN_400),
   allow('POST /v1/admin/service-accounts/:id/revoke', ADMIN, { path: '/v1/admin/service-accounts/{spareServiceAccount}/revoke' }),
+  // agents (issue 7, control-plane side)
+  allow('GET /v1/admin/agents', ADMIN),
+  allow('GET /v1/admin/agents/:id', ADMIN, { path: '/v1/admin/agents/{agentA}', setup: agentOfA }),
+  allow('POST /v1/admin/agents/:id/release', { admin: 409 }, { path: '/v1/admin/agents/{agentA}/release', setup: agentOfA }),
+  allow('POST /v1/admin/agents/:id/deregister', ADMIN, { path: '/v1/admin/agents/{agentA}/deregister', setup: agentOfA }),
+  allow('GET /v1/portal/agents', PORTAL),
+  allow('GET /v1/portal/agents/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/agents/{agentA}', setup: agentOfA }),
+  allow('POST /v1/portal/agents/:id/deregister', { customerA: 200, customerB: 404 }, { path: '/v1/portal/agents/{agentA}/deregister', setup: agentOfA }),
+  // tasks
+  allow('GET /v1/admin/tasks', ADMIN),
+  allow('POST /v1/admin/tasks', ADMIN_400),
+  allow('GET /v1/admin/tasks/:id', ADMIN, { path: '/v1/admin/tasks/{taskA}', setup: taskOfA }),
+  allow('POST /v1/admin/tasks/:id/cancel', ADMIN, { path: '/v1/admin/tasks/{taskA}/cancel', setup: taskOfA }),
+  allow('GET /v1/portal/tasks', PORTAL),
+  allow('POST /v1/portal/tasks', { customerA: 400, customerB: 400 }),
+  allow('GET /v1/portal/tasks/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/tasks/{taskA}', setup: taskOfA }),
+  allow('POST /v1/portal/tasks/:id/cancel', { customerA: 200, customerB: 404 }, { path: '/v1/portal/tasks/{taskA}/cancel', setup: taskOfA }),
+  // releases
+  allow('GET /v1/admin/releases', ADMIN),
+  allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
 ];
 
 /**
@@ -131,11 +171,6 @@ export const AWAITING_ROWS: string[] = [
   '* /v1/portal/licenses*',
   '* /v1/admin/activation-tokens*',
   '* /v1/portal/activation-tokens*',
-  '* /v1/admin/agents*',
-  '* /v1/portal/agents*',
-  '* /v1/admin/tasks*',
-  '* /v1/portal/tasks*',
-  '* /v1/admin/releases*',
   '* /v1/admin/audit*',
   '* /v1/agent/*',
 ];
