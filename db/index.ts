@@ -16,3 +16,6 @@ export * as sessionsRepo from './sessions-repo';
 export * as customersRepo from './customers-repo';
 export * as customerUsersRepo from './customer-users-repo';
 export * as serviceAccountsRepo from './service-accounts-repo';
+export * as agentStatusRepo from './agent-status-repo';
+export * as tasksRepo from './tasks-repo';
+export * as releasesRepo from './releases-repo';
