@@ -37,6 +37,7 @@ export function createTaskRunner(input: {
 
   /** A task in flight when the agent last stopped is reported interrupted, never re-run. */
   function recoverInterrupted(): void {
+    tasks.load();
     const inflight = tasks.state().inflight;
     if (!inflight) return;
     journal.append('task.interrupted', { taskId: inflight.id, kind: inflight.kind, startedAt: inflight.startedAt, reason: 'the agent stopped while the task ran' }, true);

@@ -18,11 +18,16 @@ const DONE_KEEP = 500;
 
 export function createTaskStore(store: PrefixStore) {
   let state: TaskState = { inflight: null, outbox: [], done: [] };
-  const loaded = taskStateSchema.safeParse(store.readJson(PREFIX_FILES.tasks));
-  if (loaded.success) state = loaded.data;
+  const load = () => {
+    const loaded = taskStateSchema.safeParse(store.readJson(PREFIX_FILES.tasks));
+    state = loaded.success ? loaded.data : { inflight: null, outbox: [], done: [] };
+  };
+  load();
   const save = () => store.writeJson(PREFIX_FILES.tasks, state);
 
   return {
+    /** Re-reads the file: the runner does so when it starts, to find what the last run left. */
+    load,
     state: (): Readonly<TaskState> => state,
     begin(id: string, kind: string, at: Date): void {
       state = { ...state, inflight: { id, kind, startedAt: at.toISOString() } };

@@ -5,8 +5,9 @@ import { fail, pass, type Check } from './check';
 export type FingerprintReading = { hashes: FingerprintHashes; score: number; changed: FingerprintComponent[]; at: Date };
 
 /**
- * Check 2: this machine still is the activated machine. Reads the fingerprint source (at most
- * `maxReadingAgeMs` old at the moment of judging) and scores it against the activation record.
+ * Check 2: this machine still is the activated machine. Every evaluation reads the fingerprint
+ * source afresh and scores it against the activation record. `current()` (a reading at most
+ * `maxReadingAgeMs` old) serves other users of the hashes, such as the grace seal key.
  */
 export function createFingerprintCheck(input: {
   source: FingerprintSource;
@@ -31,7 +32,8 @@ export function createFingerprintCheck(input: {
     async evaluate(now) {
       let reading: FingerprintReading;
       try {
-        reading = await this.current(now);
+        // Judged on a fresh reading: a task is accepted only on what the machine is now.
+        reading = await read(now);
       } catch (err) {
         return fail('FINGERPRINT_UNREADABLE', `cannot read the machine fingerprint: ${(err as Error).message}`);
       }

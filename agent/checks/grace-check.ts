@@ -34,6 +34,13 @@ export function createGraceCheck(input: {
 }) {
   const minOffline = input.minOfflineMs ?? 120_000;
   let lastCounter = -1;
+  // Reads and writes of the file are serialised, so two callers never interleave read-modify-write.
+  let chain: Promise<unknown> = Promise.resolve();
+  function serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = chain.then(fn);
+    chain = next.catch(() => undefined);
+    return next;
+  }
 
   function keyFor(hashes: FingerprintHashes): Buffer {
     return createHmac('sha256', input.credential).update(`agentina-grace/v1\0${canonicalJson(hashes)}`).digest();
@@ -62,7 +69,7 @@ export function createGraceCheck(input: {
 
   const check: Check & { seal(serverTime: Date, graceDays: number, now: Date): Promise<GraceState>; read(now: Date): Promise<GraceState | null> } = {
     name: 'grace',
-    async evaluate(now) {
+    evaluate: (now) => serial(async () => {
       const loaded = await load(now);
       if (!loaded.ok) return fail(loaded.code, loaded.detail);
       const s = loaded.state;
@@ -72,9 +79,9 @@ export function createGraceCheck(input: {
       if (t > Date.parse(s.deadline)) return fail('GRACE_EXPIRED', `offline grace ended at ${s.deadline}`);
       if (t > Date.parse(s.highWater)) write(loaded.key, { ...s, highWater: now.toISOString(), counter: s.counter + 1 });
       return pass;
-    },
+    }),
     /** Records a verified server-signed time: the only way the deadline moves. */
-    async seal(serverTime, graceDays, now) {
+    seal: (serverTime, graceDays, now) => serial(async () => {
       const loaded = await load(now);
       const prev = loaded.ok ? loaded.state : null;
       const last = prev && Date.parse(prev.lastServerTime) > serverTime.getTime() ? new Date(prev.lastServerTime) : serverTime;
@@ -87,11 +94,11 @@ export function createGraceCheck(input: {
       };
       write(keyFor(await input.currentHashes(now)), state);
       return state;
-    },
-    async read(now) {
+    }),
+    read: (now) => serial(async () => {
       const loaded = await load(now);
       return loaded.ok ? loaded.state : null;
-    },
+    }),
   };
   return check;
 }

@@ -57,7 +57,7 @@ export function makeTestKeys(): TestKeys {
 }
 
 type FakeAgent = { agentId: string; credentialHash: string; salt: string; commitment: string; status: 'active' | 'quarantined' | 'offline' | 'deregistered'; statusVersion: number; activation: ActivateRequest };
-type FakeTask = AgentTask & { state: 'queued' | 'leased' | 'done'; result?: TaskResultRequest };
+type FakeTask = AgentTask & { state: 'queued' | 'leased' | 'done'; result?: TaskResultRequest; agentId?: string };
 type Waiter = () => void;
 
 export type FakeControlPlane = Awaited<ReturnType<typeof startFakeControlPlane>>;
@@ -123,7 +123,11 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   };
-  const error = (res: ServerResponse, status: number, code: string) => send(res, status, { error: { code, message: code.toLowerCase(), requestId: 'req_fake' } });
+  let refusals = 0;
+  const error = (res: ServerResponse, status: number, code: string) => {
+    if (status === 503) refusals++;
+    send(res, status, { error: { code, message: code.toLowerCase(), requestId: 'req_fake' } });
+  };
 
   async function readBody(req: IncomingMessage): Promise<unknown> {
     const chunks: Buffer[] = [];
@@ -196,8 +200,9 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
     }
     if (req.method === 'GET' && url.pathname === '/v1/agent/tasks/next') {
       const wait = Math.min(Number(url.searchParams.get('wait') ?? 0), 30);
-      await park(wait, () => tasks.some((t) => t.state === 'queued'), req);
-      const t = tasks.find((x) => x.state === 'queued');
+      const mine = (x: FakeTask) => x.state === 'queued' && (!x.agentId || x.agentId === a.agentId);
+      await park(wait, () => tasks.some(mine), req);
+      const t = tasks.find(mine);
       if (!t || res.destroyed) return send(res, 200, { task: null });
       t.state = 'leased';
       wake();
@@ -269,6 +274,8 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
       freeze = off;
       wake();
     },
+    /** How many requests were answered 503 while offline. */
+    refusals: () => refusals,
     setServerTimeOffset(ms: number): void {
       serverTimeOffsetMs = ms;
     },
@@ -276,9 +283,10 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
       sendBadSignature = on;
     },
     signedStatusFor: (agentId: string) => signedStatus(agents.get(agentId)!),
-    enqueue(kind: string, payload: Record<string, unknown>): string {
+    /** Queues a task, for one agent when `agentId` is given (else for whichever asks first). */
+    enqueue(kind: string, payload: Record<string, unknown>, agentId?: string): string {
       const id = newId('tsk');
-      tasks.push({ id, kind, payload, leaseExpiresAt: new Date(now().getTime() + 300_000).toISOString(), state: 'queued' });
+      tasks.push({ id, kind, payload, leaseExpiresAt: new Date(now().getTime() + 300_000).toISOString(), state: 'queued', ...(agentId ? { agentId } : {}) });
       wake();
       return id;
     },

@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { activateAgent } from '../../agent/activation';
+import { createAgent, type RunningAgent } from '../../agent/agent';
+import { createStaticFingerprintSource, type RawFingerprint } from '../../agent/fingerprint-source';
+import { createControlPlaneClient, createHttpsAgent } from '../../agent/http-client';
+import { loadInstallation } from '../../agent/installation';
+import { createJournal, type Journal } from '../../agent/journal';
+import { createAgentLogger } from '../../agent/logger';
+import { createPrefixStore, type PrefixStore } from '../../agent/prefix-store';
+import { agentSettingsSchema, type AgentSettings } from '../../agent/settings';
+import type { Clock } from '../../protocol';
+import type { FakeControlPlane, TestCert, TestKeys } from './agent-fakes';
+
+export const TEST_MACHINE: RawFingerprint = { baseboard: 'Acme B450 SN-77', disk: 'nvme0n1 Samsung 980 S777', cpu: 'AMD Ryzen 9', mac: '02:00:00:aa:bb:77', hostname: 'agent-host-7' };
+
+/** A clock that follows real time plus an offset the test can move (clock set back, etc.). */
+export function createOffsetClock(): Clock & { offsetMs: number } {
+  const c = { offsetMs: 0, now: () => new Date(Date.now() + c.offsetMs) };
+  return c;
+}
+
+export function createLineCapture() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { lines, stream, text: () => lines.join('\n') };
+}
+
+export type InProcessAgent = {
+  agent: RunningAgent;
+  store: PrefixStore;
+  journal: Journal;
+  source: ReturnType<typeof createStaticFingerprintSource>;
+  clock: ReturnType<typeof createOffsetClock>;
+  logs: ReturnType<typeof createLineCapture>;
+  agentId: string;
+  credential: string;
+  stop(): Promise<void>;
+};
+
+/** Activates an agent against `server` and runs it inside the test process with a fake machine and clock. */
+export async function startInProcessAgent(input: { server: FakeControlPlane; keys: TestKeys; cert: TestCert; settings?: Partial<AgentSettings>; start?: boolean }): Promise<InProcessAgent> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'agentina-agent-'));
+  const store = createPrefixStore(dir);
+  const clock = createOffsetClock();
+  const source = createStaticFingerprintSource(TEST_MACHINE);
+  const journal = createJournal({ store, clock });
+  const tls = { ca: input.cert.cert };
+  const settings = agentSettingsSchema.parse({ server: input.server.url, caPinned: true, drainTimeoutS: 30, statusWaitS: 2, taskWaitS: 1, httpGetAllow: [input.server.origin], ...input.settings });
+  const bootstrap = createControlPlaneClient({ server: input.server.url, tls });
+  const outcome = await activateAgent({ store, client: bootstrap, token: input.server.issueToken(), settings, trustedKeys: input.keys.trusted, ca: input.cert.cert, fingerprintSource: source, clock, journal });
+  bootstrap.close();
+  if (!outcome.ok) throw new Error(outcome.message);
+  const inst = loadInstallation(store);
+  const logs = createLineCapture();
+  const agent = createAgent({
+    store,
+    client: createControlPlaneClient({ server: inst.settings.server, tls, credential: inst.credential }),
+    httpsAgent: createHttpsAgent(tls),
+    fingerprintSource: source,
+    clock,
+    logger: createAgentLogger('debug', logs.stream),
+    journal,
+    settings: inst.settings,
+    licenseKeys: inst.licenseKeys,
+    activation: inst.activation,
+    credential: inst.credential,
+    runtimeHash: 'c'.repeat(64),
+  });
+  if (input.start !== false) await agent.start();
+  let stopped = false;
+  return {
+    agent, store, journal, source, clock, logs, agentId: inst.activation.agentId, credential: inst.credential,
+    async stop() {
+      if (!stopped) {
+        stopped = true;
+        await agent.stop();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
