@@ -24,6 +24,7 @@ import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
+import { createStatusListener, type StatusListener } from './agent-status/status-listener';
 import { auditRoutes } from './audit/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
@@ -39,9 +40,11 @@ export type AppDeps = {
   logger: Logger;
   /** Resolves the caller of each request; see api/auth/access.ts. */
   authenticate: Authenticate;
+  /** This process's one LISTEN connection for status notices: long-polls and the agent caches. */
+  statusListener: StatusListener;
 };
 
-export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate'> & Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate'>>;
+export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'> & Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'>>;
 
 export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
 
@@ -49,11 +52,13 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
 /** Builds the Fastify app from its dependencies; it does not listen. */
 export async function buildApp(input: BuildAppInput): Promise<App> {
+  const statusListener = input.statusListener ?? createStatusListener({ pool: input.pool });
   const deps: AppDeps = {
     ...input,
+    statusListener,
     metrics: input.metrics ?? createMetrics(),
     logger: input.logger ?? createLogger(input.config.logLevel),
-    authenticate: input.authenticate ?? createAuthenticator({ pool: input.pool, clock: input.clock, publicOrigin: input.config.publicOrigin }),
+    authenticate: input.authenticate ?? createAuthenticator({ pool: input.pool, clock: input.clock, publicOrigin: input.config.publicOrigin, statusListener }),
   };
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,

@@ -4,33 +4,62 @@ import { findAgentsByCredentialHashes } from '../../db/agents-repo';
 import type { Principal } from '../auth/access';
 import type { CredentialResolver } from '../auth/authenticate';
 import { createBatchLoader } from './batch-loader';
+import type { StatusListener } from './status-listener';
 
 const BEARER = /^Bearer\s+(\S+)$/i;
 const AGENT_CREDENTIAL = /^agc_[A-Za-z0-9_-]{22,64}$/;
+/** Longest a credential lookup is reused (also only while no notice for the agent has arrived). */
+export const CREDENTIAL_REUSE_MS = 5000;
+const CACHE_MAX = 200_000;
 
 export function hashAgentCredential(credential: string): string {
   return createHash('sha256').update(credential, 'utf8').digest('hex');
 }
 
+type AgentIdentity = { id: string; license_id: string; customer_id: string };
+
 /**
  * `Authorization: Bearer agc_…` → the agent principal. Only the sha256 is looked up, so the
  * comparison never touches the secret itself. Other bearer tokens are not ours: undefined.
  * A deregistered agent's credential is dead (null).
+ *
+ * With the process's status listener, a found credential is remembered (by hash) until a notice
+ * concerns its agent (deregistration and quarantine NOTIFY), the LISTEN connection drops, or
+ * CREDENTIAL_REUSE_MS passes. Unknown credentials are never remembered.
  */
-export function createAgentCredentialResolver(deps: { pool: Pool }): CredentialResolver {
-  const lookup = createBatchLoader<string, { id: string; license_id: string; customer_id: string }>(async (hashes) => {
+export function createAgentCredentialResolver(deps: { pool: Pool; statusListener?: StatusListener }): CredentialResolver {
+  const lookup = createBatchLoader<string, AgentIdentity>(async (hashes) => {
     const rows = await findAgentsByCredentialHashes(deps.pool, hashes);
     return new Map(rows.map((r) => [r.credential_hash, r]));
   });
+  const cache = new Map<string, { agent: AgentIdentity; mark: number; at: number }>();
+  const listener = deps.statusListener;
+
+  async function find(hash: string): Promise<AgentIdentity | undefined> {
+    if (!listener) return lookup(hash);
+    const now = performance.now();
+    const hit = cache.get(hash);
+    if (hit && now - hit.at < CREDENTIAL_REUSE_MS && !listener.changedSince([hit.agent.id], hit.mark)) return hit.agent;
+    const mark = listener.mark();
+    const agent = await lookup(hash);
+    if (agent && !listener.changedSince([agent.id], mark)) {
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(hash, { agent, mark, at: now });
+    } else {
+      cache.delete(hash);
+    }
+    return agent;
+  }
+
   return async (req) => {
     const header = req.headers.authorization;
     if (typeof header !== 'string' || header.length > 200) return undefined;
     const m = BEARER.exec(header);
     if (!m || !m[1]!.startsWith('agc_')) return undefined;
     if (!AGENT_CREDENTIAL.test(m[1]!)) return null;
-    const row = await lookup(hashAgentCredential(m[1]!));
-    if (!row) return null;
-    const principal: Principal = { kind: 'agent', id: row.id, licenseId: row.license_id, customerId: row.customer_id };
+    const agent = await find(hashAgentCredential(m[1]!));
+    if (!agent) return null;
+    const principal: Principal = { kind: 'agent', id: agent.id, licenseId: agent.license_id, customerId: agent.customer_id };
     return principal;
   };
 }

@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { revocationsQuerySchema, signedRevocationsSchema, statusQuerySchema, statusResponseSchema, type Signer } from '../../protocol';
+import { revocationsQuerySchema, signedRevocationsSchema, statusQuerySchema, statusResponseSchema, type Signer, type StatusResponse } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
+import { createAgentRateLimit } from './agent-rate-limit';
 import { createLazyLicenseSigner } from './license-signer';
 import { createRevocationService } from './revocation-service';
-import { createStatusListener } from './status-listener';
 import { createStatusService } from './status-service';
 
 /** A long-polling agent holds one request at a time; this only stops a runaway loop. */
@@ -21,15 +21,16 @@ const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429:
 export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): FastifyPluginAsyncZod {
   return async (app) => {
     const signer = deps.licenseSigner ?? createLazyLicenseSigner(deps.config.keysDir);
-    const listener = createStatusListener({ pool: deps.pool, logger: deps.logger });
+    const listener = deps.statusListener;
     const status = createStatusService({ pool: deps.pool, signer, clock: deps.clock, listener });
     const revocations = createRevocationService({ pool: deps.pool, signer, clock: deps.clock });
 
     deps.metrics.gauge('agentina_status_parked', 'Status long-polls parked in this process', () => listener.waiting);
+    deps.metrics.gauge('agentina_status_notices_received', 'Status notices received on the LISTEN connection since start', () => listener.notices);
     deps.metrics.gauge('agentina_status_listener_up', '1 while the LISTEN connection for status notices is up', () => (listener.connected ? 1 : 0));
 
     app.addHook('onReady', async () => {
-      await listener.start();
+      await listener.start(deps.logger);
     });
     // Parked requests answer (with the current status) before the server stops accepting.
     app.addHook('preClose', async () => {
@@ -39,7 +40,8 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
       await listener.close();
     });
 
-    const rateLimit = { max: PER_AGENT_PER_MINUTE, timeWindow: '1 minute', keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip };
+    // Per agent, not per IP: a site's agents share one address. The plugin limiter is off for these routes.
+    const limiter = createAgentRateLimit(PER_AGENT_PER_MINUTE);
 
     app.get('/v1/agent/status', {
       schema: {
@@ -48,15 +50,25 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
         querystring: statusQuerySchema,
         response: { 200: statusResponseSchema, ...agentErrors },
       },
-      config: { access: ['agent'], rateLimit },
+      config: { access: ['agent'], rateLimit: false },
     }, async (req, reply) => {
       const agent = principalOf(req, 'agent');
-      const abort = new AbortController();
-      reply.raw.once('close', () => abort.abort());
-      const answer = await status.awaitStatus({ agentId: agent.id, licenseId: agent.licenseId, since: req.query.since, waitS: req.query.wait, signal: abort.signal });
+      limiter.take(agent.id);
+      const { since, wait } = req.query;
+      // Only a request that may park needs to hear about its client going away.
+      let signal: AbortSignal | undefined;
+      if (since !== undefined && wait) {
+        const abort = new AbortController();
+        reply.raw.once('close', () => {
+          if (!reply.raw.writableEnded) abort.abort();
+        });
+        signal = abort.signal;
+      }
+      const answer = await status.awaitStatus({ agentId: agent.id, licenseId: agent.licenseId, since, waitS: wait, ...(signal ? { signal } : {}) });
       if (!answer) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
-      void reply.header('cache-control', 'no-store');
-      return answer;
+      // The answer was checked against statusResponseSchema's parts when it was signed; its JSON is
+      // reused as long as the signature is (same agent, same version, under a second old).
+      return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(answer.json as unknown as StatusResponse);
     });
 
     app.get('/v1/agent/revocations', {
@@ -66,9 +78,10 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
         querystring: revocationsQuerySchema,
         response: { 200: signedRevocationsSchema, ...agentErrors },
       },
-      config: { access: ['agent'], rateLimit },
+      config: { access: ['agent'], rateLimit: false },
     }, async (req, reply) => {
       const agent = principalOf(req, 'agent');
+      limiter.take(agent.id);
       void reply.header('cache-control', 'no-store');
       return revocations.listSince(agent.licenseId, req.query.since ?? 0, req.query.limit ?? 100);
     });

@@ -20,14 +20,27 @@ export type StatusListener = {
   onReset(fn: () => void): void;
   readonly connected: boolean;
   readonly waiting: number;
+  /** Notices received since start (for metrics, and for tests that must wait for one). */
+  readonly notices: number;
+  /**
+   * A counter that rises with every notice and every reset. A cache reads it before going to the
+   * database and stores the result only if `changedSince(ids, mark)` is false afterwards, so a
+   * notice that lands during the read is never papered over.
+   */
+  mark(): number;
+  changedSince(ids: readonly string[], mark: number): boolean;
   /** Connects; resolves after the first attempt whether or not it succeeded (it keeps retrying). */
-  start(): Promise<void>;
+  start(logger?: Pick<Logger, 'warn' | 'info'>): Promise<void>;
   /** Wakes every waiter (so parked requests answer) without disconnecting. */
   wakeAll(): void;
   close(): Promise<void>;
 };
 
-export type StatusListenerDeps = { pool: Pool; logger: Pick<Logger, 'warn' | 'info'>; retryMinMs?: number; retryMaxMs?: number };
+export type StatusListenerDeps = { pool: Pool; logger?: Pick<Logger, 'warn' | 'info'>; retryMinMs?: number; retryMaxMs?: number };
+
+const SILENT = { warn: () => undefined, info: () => undefined };
+/** Past this many remembered ids the per-id marks are dropped; callers then see every read as changed. */
+const MARKS_MAX = 500_000;
 
 const NOTICE_MAX_CHARS = 1000;
 
@@ -55,6 +68,12 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
   let retryMs = retryMin;
   let retryTimer: NodeJS.Timeout | undefined;
   let waiting = 0;
+  let logger: Pick<Logger, 'warn' | 'info'> = deps.logger ?? SILENT;
+  let counter = 0;
+  let notices = 0;
+  /** Reads started before this mark are suspect for every id (a reset or an overflow happened). */
+  let floor = 0;
+  const lastNotice = new Map<string, number>();
 
   const add = (index: Map<string, Set<StatusWaiter>>, key: string, w: StatusWaiter) => {
     let set = index.get(key);
@@ -75,6 +94,9 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
     for (const set of [...byLicense.values()]) wakeSet(set);
   };
   const reset = () => {
+    counter += 1;
+    floor = counter;
+    lastNotice.clear();
     for (const fn of resetFns) fn();
     wakeAll();
   };
@@ -83,6 +105,14 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
     if (msg.channel !== STATUS_CHANNEL) return;
     const notice = parseStatusNotice(msg.payload);
     if (!notice) return;
+    notices += 1;
+    counter += 1;
+    if (lastNotice.size >= MARKS_MAX) {
+      lastNotice.clear();
+      floor = counter;
+    }
+    lastNotice.set(notice.licenseId, counter);
+    if (notice.agentId) lastNotice.set(notice.agentId, counter);
     for (const fn of noticeFns) fn(notice);
     wakeSet(notice.agentId ? byAgent.get(notice.agentId) : byLicense.get(notice.licenseId));
   };
@@ -110,7 +140,7 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
   const lost = (err: Error) => {
     if (!connected && !client) return;
     connected = false;
-    deps.logger.warn({ err: { message: err.message } }, 'status listener lost its connection; reconnecting');
+    logger.warn({ err: { message: err.message } }, 'status listener lost its connection; reconnecting');
     dropClient(err);
     reset();
     scheduleReconnect();
@@ -128,7 +158,7 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
     try {
       c = await deps.pool.connect();
     } catch (err) {
-      deps.logger.warn({ err: { message: (err as Error).message } }, 'status listener could not connect; retrying');
+      logger.warn({ err: { message: (err as Error).message } }, 'status listener could not connect; retrying');
       scheduleReconnect();
       return;
     }
@@ -182,7 +212,18 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
     get waiting() {
       return waiting;
     },
-    start: connect,
+    get notices() {
+      return notices;
+    },
+    mark: () => counter,
+    changedSince(ids, mark) {
+      if (!connected || floor > mark) return true;
+      return ids.some((id) => (lastNotice.get(id) ?? 0) > mark);
+    },
+    start(withLogger) {
+      if (withLogger) logger = withLogger;
+      return connect();
+    },
     wakeAll,
     async close() {
       closed = true;

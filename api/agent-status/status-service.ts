@@ -8,6 +8,7 @@ import {
   type Signer,
   type StatusPayload,
   type StatusResponse,
+  signedStatusSchema,
   type AgentStatus,
 } from '../../protocol';
 import { createBatchLoader } from './batch-loader';
@@ -22,10 +23,21 @@ export const STATUS_FALLBACK_POLL_MS = 1000;
  */
 export const SIGNED_STATUS_REUSE_MS = 1000;
 const SIGNED_CACHE_MAX = 200_000;
+/**
+ * A status row read from PostgreSQL is reused while no notice for the agent or its license has
+ * arrived since the read began (every status change NOTIFYs) and the LISTEN connection has stayed
+ * up, and never for longer than this: a bound should a writer ever forget to NOTIFY.
+ */
+export const STATUS_ROW_REUSE_MS = 5000;
 
 export type StatusServiceDeps = { pool: Pool; signer: Signer; clock: Clock; listener?: StatusListener };
 export type StatusSubject = { agentId: string; licenseId: string };
 export type AwaitStatusInput = StatusSubject & { since?: number | undefined; waitS?: number | undefined; signal?: AbortSignal };
+
+type SignedEntry = { key: string; at: number; answer: SignedStatus; json: string; version: number };
+
+/** A status answer ready to send: `json` is the StatusResponse, already serialized. */
+export type StatusAnswer = { json: string; response: StatusResponse };
 
 const AGENT_GOOD: ReadonlySet<string> = new Set<AgentStatus>(['active', 'offline']);
 
@@ -91,24 +103,47 @@ export function createStatusService(deps: StatusServiceDeps) {
     const rows = await readAgentStatuses(deps.pool, ids);
     return new Map(rows.map((r) => [r.agent_id, r]));
   });
-  const signed = new Map<string, { key: string; at: number; answer: SignedStatus }>();
+  const rows = new Map<string, { row: AgentStatusRow; mark: number; at: number }>();
+  const signed = new Map<string, SignedEntry>();
   let closing = false;
 
   function sign(row: AgentStatusRow): SignedStatus {
+    return signedEntry(row).answer;
+  }
+
+  /**
+   * The signed answer for this row, and its JSON: checked against the wire schema once when it is
+   * made, so serving it again costs neither a signature nor a serialization.
+   */
+  function signedEntry(row: AgentStatusRow): SignedEntry {
     const now = deps.clock.now();
     const key = `${statusVersion(row)}|${row.license_state}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.grace_days}`;
     const hit = signed.get(row.agent_id);
     const age = hit ? now.getTime() - hit.at : Infinity;
-    if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit.answer;
+    if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit;
     const payload = statusPayloadOf(row, now);
-    const answer: SignedStatus = { payload, signature: deps.signer.sign(payload) };
+    const answer = signedStatusSchema.parse({ payload, signature: deps.signer.sign(payload) });
+    const entry: SignedEntry = { key, at: now.getTime(), answer, json: JSON.stringify(answer), version: payload.version };
     if (signed.size >= SIGNED_CACHE_MAX) signed.clear();
-    signed.set(row.agent_id, { key, at: now.getTime(), answer });
-    return answer;
+    signed.set(row.agent_id, entry);
+    return entry;
   }
 
   async function readRow(agentId: string): Promise<AgentStatusRow | undefined> {
-    return load(agentId);
+    const listener = deps.listener;
+    if (!listener) return load(agentId);
+    const hit = rows.get(agentId);
+    const now = performance.now();
+    if (hit && now - hit.at < STATUS_ROW_REUSE_MS && !listener.changedSince([agentId, hit.row.license_id], hit.mark)) return hit.row;
+    const mark = listener.mark();
+    const row = await load(agentId);
+    if (row && !listener.changedSince([agentId, row.license_id], mark)) {
+      if (rows.size >= SIGNED_CACHE_MAX) rows.clear();
+      rows.set(agentId, { row, mark, at: now });
+    } else {
+      rows.delete(agentId);
+    }
+    return row;
   }
 
   return {
@@ -123,7 +158,7 @@ export function createStatusService(deps: StatusServiceDeps) {
      * otherwise parks until a notice concerning the agent or its license, or until `waitS` passes.
      * Returns undefined when the agent no longer exists.
      */
-    async awaitStatus(input: AwaitStatusInput): Promise<StatusResponse | undefined> {
+    async awaitStatus(input: AwaitStatusInput): Promise<StatusAnswer | undefined> {
       const waitMs = (input.waitS ?? 0) * 1000;
       const deadline = performance.now() + waitMs;
       const wakeable = createWakeable();
@@ -143,7 +178,9 @@ export function createStatusService(deps: StatusServiceDeps) {
           row = await readRow(input.agentId);
           if (!row) return undefined;
         }
-        return { status: sign(row), changed: statusVersion(row) !== input.since };
+        const entry = signedEntry(row);
+        const changed = entry.version !== input.since;
+        return { json: `{"status":${entry.json},"changed":${changed}}`, response: { status: entry.answer, changed } };
       } finally {
         input.signal?.removeEventListener('abort', onAbort);
         unwatch?.();

@@ -4,6 +4,7 @@ import type { Clock } from '../../protocol';
 import type { Authenticate, Principal } from './access';
 import { createIdentityResolvers } from '../identity/resolvers';
 import { createAgentCredentialResolver } from '../agent-status/agent-credential-resolver';
+import type { StatusListener } from '../agent-status/status-listener';
 
 /**
  * One credential type's resolver: `undefined` when the request does not carry this kind of
@@ -11,7 +12,10 @@ import { createAgentCredentialResolver } from '../agent-status/agent-credential-
  */
 export type CredentialResolver = (req: FastifyRequest) => Promise<Principal | null | undefined>;
 
-export type AuthenticatorDeps = { pool: Pool; clock: Clock; /** Origin allowed for cookie-authenticated state changes (CSRF). */ publicOrigin: string };
+export type AuthenticatorDeps = { pool: Pool; clock: Clock; /** Origin allowed for cookie-authenticated state changes (CSRF). */ publicOrigin: string;
+  /** The process's status listener: lets the agent resolver reuse lookups until a notice concerns the agent. */
+  statusListener?: StatusListener;
+};
 
 /** Tries each resolver in order; the first that recognises its credential decides. */
 export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {

@@ -19,7 +19,6 @@ import {
   insertCustomer,
   insertLicense,
   quarantineAgentByHand,
-  testAuthenticate,
   transitionLicenseByHand,
 } from '../support/activation-fixtures';
 import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
@@ -50,8 +49,9 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     stopWorker = runWorkerInBackground(worker);
     const config = testConfig({ AGENTINA_KEYS_DIR: keys.dir });
     // Two API processes on one database: each has its own LISTEN connection.
-    a = await buildTestApp({ pool: db.pool, config, authenticate: testAuthenticate(db.pool) });
-    b = await buildTestApp({ pool: db.pool, config, authenticate: testAuthenticate(db.pool) });
+    // The production authenticator: the agent resolver reuses lookups while no notice concerns the agent.
+    a = await buildTestApp({ pool: db.pool, config });
+    b = await buildTestApp({ pool: db.pool, config });
     licenses = createLicenseService({
       pool: db.pool,
       temporal: { client: temporal.client, taskQueue: temporal.taskQueue },
@@ -77,6 +77,14 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
   const getStatus = (app: App, credential: string, query = '') =>
     app.inject({ method: 'GET', url: `/v1/agent/status${query}`, headers: { authorization: `Bearer ${credential}` } });
   const parked = async (app: App) => Number(/agentina_status_parked (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+  const noticesSeen = async (app: App) => Number(/agentina_status_notices_received (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+  /** Runs `change` and waits until `app` has received its NOTIFY (a cached read is valid until then). */
+  async function changeAndAwaitNotice(app: App, change: () => Promise<unknown>) {
+    const before = await noticesSeen(app);
+    await change();
+    for (let i = 0; i < 500 && (await noticesSeen(app)) <= before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await noticesSeen(app)).toBeGreaterThan(before);
+  }
   async function untilParked(app: App, n: number) {
     for (let i = 0; i < 500 && (await parked(app)) < n; i++) await new Promise((r) => setTimeout(r, 10));
     expect(await parked(app)).toBeGreaterThanOrEqual(n);
@@ -151,7 +159,7 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
   it('a replayed or altered answer is detectable: the signature covers version and serverTime', async () => {
     const { lic, agents } = await agentsOn(1);
     const before = verified((await getStatus(a.app, agents[0]!.credential)).json());
-    await transitionLicenseByHand(db.pool, lic, 'revoked', 'fraud');
+    await changeAndAwaitNotice(a.app, () => transitionLicenseByHand(db.pool, lic, 'revoked', 'fraud'));
     const after = verified((await getStatus(a.app, agents[0]!.credential)).json());
     // an attacker replaying the old "good" answer offers a lower version and an older server time
     expect(before.status.payload.good).toBe(true);
@@ -178,11 +186,13 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
       expect(res.statusCode).toBe(401);
       expect(res.json().error.code).toBe('UNAUTHENTICATED');
     }
-    await db.adminPool.query("UPDATE agentina.agents SET status = 'deregistered' WHERE id = $1", [two.agents[0]!.agentId]);
+    // a deregistered agent's credential dies at once, cached lookup or not
+    expect((await getStatus(a.app, two.agents[0]!.credential)).statusCode).toBe(200);
+    await changeAndAwaitNotice(a.app, () => quarantineAgentByHand(db.pool, two.agents[0]!.agentId, 'deregistered by its owner', 'deregistered'));
     expect((await getStatus(a.app, two.agents[0]!.credential)).statusCode).toBe(401);
-    // admins and customers do not read agent statuses through the agent API
-    const admin = await a.app.inject({ method: 'GET', url: '/v1/agent/status', headers: { 'x-test-principal': 'admin:adm_statustester0000001' } });
-    expect(admin.statusCode).toBe(403);
+    // other kinds of bearer token are not agent credentials
+    const svc = await a.app.inject({ method: 'GET', url: '/v1/agent/status', headers: { authorization: `Bearer svc_${'s'.repeat(43)}` } });
+    expect(svc.statusCode).toBe(401);
     expect(a.logs.text()).not.toContain(one.agents[0]!.credential);
   });
 
@@ -211,7 +221,7 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
 
   it('answers parked requests when the app closes, and leaves no LISTEN connection behind', async () => {
     const { agents } = await agentsOn(1);
-    const c = await buildTestApp({ pool: db.pool, config: testConfig({ AGENTINA_KEYS_DIR: keys.dir }), authenticate: testAuthenticate(db.pool), temporal: createTemporal(testConfig()) });
+    const c = await buildTestApp({ pool: db.pool, config: testConfig({ AGENTINA_KEYS_DIR: keys.dir }), temporal: createTemporal(testConfig()) });
     const poll = getStatus(c.app, agents[0]!.credential, '?since=1&wait=30');
     await untilParked(c.app, 1);
     const listening = async () => (await db.adminPool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%LISTEN agentina_status'")).rows[0].n as number;

@@ -126,15 +126,15 @@ export async function transitionLicenseByHand(pool: Pool, licenseId: string, sta
   });
 }
 
-/** The same for one agent (what the quarantine workflow does). */
-export async function quarantineAgentByHand(pool: Pool, agentId: string, reason: string): Promise<void> {
+/** The same for one agent (what the quarantine workflow and deregistration do). */
+export async function quarantineAgentByHand(pool: Pool, agentId: string, reason: string, status: 'quarantined' | 'deregistered' = 'quarantined'): Promise<void> {
   await withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<{ license_id: string; version: string }>(
-      `UPDATE agents a SET status = 'quarantined', status_reason = $2, status_version = a.status_version + 1
+      `UPDATE agents a SET status = $3, status_reason = $2, status_version = a.status_version + 1
          FROM licenses l WHERE a.id = $1 AND l.id = a.license_id RETURNING a.license_id, l.version + a.status_version AS version`,
-      [agentId, reason],
+      [agentId, reason, status],
     );
-    const feedId = await insertStatusFeed(tx, { licenseId: rows[0]!.license_id, agentId, state: 'quarantined', version: Number(rows[0]!.version), reason });
+    const feedId = await insertStatusFeed(tx, { licenseId: rows[0]!.license_id, agentId, state: status, version: Number(rows[0]!.version), reason });
     await notifyStatus(tx, { licenseId: rows[0]!.license_id, agentId, feedId });
   });
 }

@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Fastify from 'fastify';
+import { buildApp } from '../../api/app';
+import { createLogger } from '../../api/logger';
+import { createTemporal } from '../../api/temporal';
+import { systemClock } from '../../protocol';
+import { findOrStartPostgres } from '../../scripts/stack/postgres';
+import { ROOT } from '../../scripts/stack/tools';
+import { createTestKeys, insertAgents, insertCustomer, insertLicense } from '../support/activation-fixtures';
+import { testConfig } from '../support/app';
+import { createTestDatabase } from '../support/db';
+
+/**
+ * `npm run bench:status`: GET /v1/agent/status answering at once (real agent credentials looked up
+ * in PostgreSQL, the status read from PostgreSQL, an Ed25519-signed answer) against a bare Fastify
+ * hello-world route, both served from this process and driven by the same keep-alive load
+ * generator in a child process. Options: --seconds N (per phase, default 5), --connections N
+ * (default 64), --agents N (default 1000).
+ */
+
+type Phase = { requests: number; errors: number; seconds: number; rps: number; p50Ms: number; p99Ms: number };
+
+/** The load generator: plain node:http with keep-alive, `connections` requests in flight. */
+const LOADGEN = String.raw`
+const http = require('node:http');
+const fs = require('node:fs');
+const [port, pathsFile, seconds, connections] = process.argv.slice(1);
+const { paths, auth } = JSON.parse(fs.readFileSync(pathsFile, 'utf8'));
+const agent = new http.Agent({ keepAlive: true, maxSockets: Number(connections) });
+const lat = [];
+let ok = 0, errors = 0, i = 0, stopAt = 0, measuring = false;
+function one(done) {
+  const n = i++;
+  const headers = auth.length ? { authorization: 'Bearer ' + auth[n % auth.length] } : {};
+  const t0 = process.hrtime.bigint();
+  const req = http.request({ host: '127.0.0.1', port: Number(port), path: paths[n % paths.length], agent, headers }, (res) => {
+    res.resume();
+    res.on('end', () => {
+      if (measuring) {
+        if (res.statusCode === 200) { ok++; lat.push(Number(process.hrtime.bigint() - t0) / 1e6); } else errors++;
+      }
+      done();
+    });
+  });
+  req.on('error', () => { if (measuring) errors++; done(); });
+  req.end();
+}
+function loop(resolve) { if (Date.now() >= stopAt) return resolve(); one(() => loop(resolve)); }
+async function phase(ms, measure) {
+  measuring = measure; stopAt = Date.now() + ms;
+  const t = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: Number(connections) }, () => new Promise(loop)));
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+(async () => {
+  await phase(1000, false);
+  const s = await phase(Number(seconds) * 1000, true);
+  lat.sort((a, b) => a - b);
+  const at = (q) => lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] * 100) / 100 : 0;
+  process.stdout.write(JSON.stringify({ requests: ok, errors, seconds: Math.round(s * 1000) / 1000, rps: Math.round(ok / s), p50Ms: at(0.5), p99Ms: at(0.99) }));
+  agent.destroy();
+})();
+`;
+
+function option(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(args[i + 1]) : fallback;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+export async function drive(port: number, work: { paths: string[]; auth: string[] }, seconds: number, connections: number, dir: string): Promise<Phase> {
+  const file = path.join(dir, `work-${port}.json`);
+  writeFileSync(file, JSON.stringify(work), { mode: 0o600 });
+  const child = spawn(process.execPath, ['-e', LOADGEN, String(port), file, String(seconds), String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`load generator exited with ${code}`);
+  return JSON.parse(out) as Phase;
+}
+
+export async function main(args: string[]): Promise<object> {
+  const seconds = option(args, 'seconds', 5);
+  const connections = option(args, 'connections', 64);
+  const agentCount = option(args, 'agents', 1000);
+  const log = (line: string) => console.log(`[bench:status] ${line}`);
+  const work = mkdtempSync(path.join(tmpdir(), 'agentina-bench-status-'));
+  const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir: path.join(ROOT, '.data', 'test'), log });
+  process.env.AGENTINA_TEST_PG_ADMIN_URL = pg.adminUrl;
+  const db = await createTestDatabase('benchstatus');
+  const keys = createTestKeys();
+  const hello = Fastify();
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  const config = testConfig({ AGENTINA_KEYS_DIR: keys.dir, LOG_LEVEL: 'warn' });
+  const temporal = createTemporal(config);
+  try {
+    // Agents on licenses of several sizes, as in production: one big fleet, many small ones.
+    const credentials: string[] = [];
+    const big = await insertCustomer(db.pool);
+    const bigLicense = await insertLicense(db.pool, big, { maxAgents: 100000 });
+    credentials.push(...(await insertAgents(db.pool, bigLicense, big, Math.ceil(agentCount / 2))).map((a) => a.credential));
+    while (credentials.length < agentCount) {
+      const cus = await insertCustomer(db.pool);
+      const lic = await insertLicense(db.pool, cus, { maxAgents: 10 });
+      credentials.push(...(await insertAgents(db.pool, lic, cus, Math.min(5, agentCount - credentials.length))).map((a) => a.credential));
+    }
+    log(`${credentials.length} agents provisioned; ${connections} keep-alive connections, ${seconds} s per phase after 1 s warm-up`);
+
+    hello.get('/hello', async () => ({ hello: 'world' }));
+    await hello.listen({ port: 0, host: '127.0.0.1' });
+    app = await buildApp({ config, pool: db.pool, temporal, clock: systemClock, logger: createLogger('warn') });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const portOf = (f: { server: { address(): unknown } }) => (f.server.address() as { port: number }).port;
+
+    // A real answer first: signed, 200, for an authenticated agent.
+    const probe = await app.inject({ method: 'GET', url: '/v1/agent/status', headers: { authorization: `Bearer ${credentials[0]}` } });
+    if (probe.statusCode !== 200 || !probe.json().status?.signature?.sig) throw new Error(`status probe failed: ${probe.statusCode} ${probe.body}`);
+
+    const helloPhase = await drive(portOf(hello), { paths: ['/hello'], auth: [] }, seconds, connections, work);
+    log(`hello-world: ${helloPhase.rps} req/s (p50 ${helloPhase.p50Ms} ms, p99 ${helloPhase.p99Ms} ms, errors ${helloPhase.errors})`);
+    const statusPhase = await drive(portOf(app), { paths: ['/v1/agent/status'], auth: credentials }, seconds, connections, work);
+    log(`status:      ${statusPhase.rps} req/s (p50 ${statusPhase.p50Ms} ms, p99 ${statusPhase.p99Ms} ms, errors ${statusPhase.errors})`);
+    if (statusPhase.errors > 0) log(`WARNING: ${statusPhase.errors} status requests did not answer 200`);
+    const ratio = Math.round((statusPhase.rps / helloPhase.rps) * 1000) / 1000;
+    log(`ratio ${ratio} (goal ≥ 0.5)`);
+    return { bench: 'status', status_rps: statusPhase.rps, hello_rps: helloPhase.rps, ratio, agents: credentials.length, connections, status_errors: statusPhase.errors };
+  } finally {
+    await app?.close();
+    await hello.close();
+    await temporal.close();
+    await db.drop();
+    await pg.stop();
+    keys.remove();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
