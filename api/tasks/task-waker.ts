@@ -4,6 +4,8 @@ import { TASKS_CHANNEL } from '../../db/tasks-repo';
 export type TaskWaker = {
   /** Call before looking for work, so a task queued in between still wakes the caller. */
   subscribe(agentId: string): { woken: Promise<void>; cancel(): void };
+  /** True once closing: parked requests answer now instead of parking again. */
+  readonly closed: boolean;
   close(): Promise<void>;
 };
 
@@ -54,6 +56,9 @@ export function createTaskWaker(pool: Pool, onError: (err: unknown) => void = ()
   }
 
   return {
+    get closed() {
+      return closed;
+    },
     subscribe(agentId) {
       ensureConnected();
       let resolve!: () => void;

@@ -184,7 +184,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           const task = await tryLease(agent);
           if (task) return { id: task.id, kind: task.kind, payload: task.payload, leaseExpiresAt: task.lease_expires_at!.toISOString() };
           const remaining = deadline - performance.now();
-          if (remaining <= 0 || signal?.aborted) return null;
+          if (remaining <= 0 || signal?.aborted || deps.waker.closed) return null;
           signal?.addEventListener('abort', onAbort, { once: true });
           await Promise.race([sub.woken, new Promise<void>((r) => (timer = setTimeout(r, remaining)))]);
           if (signal?.aborted) return null;
