@@ -19,7 +19,7 @@ import { newId, newSecret, type Clock } from '../../protocol';
 import { actorOf, type Principal } from '../auth/access';
 import { AppError } from '../errors';
 import { subjectKind } from './login-service';
-import { DEFAULT_SCRYPT, checkPasswordRules, generateOneTimePassword, hashPassword, verifyPassword, type ScryptParams } from './passwords';
+import { checkPasswordRules, createPasswordHasher, generateOneTimePassword, type PasswordHasher } from './passwords';
 import { sha256Hex } from './tokens';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -78,14 +78,14 @@ function isUniqueViolation(err: unknown): boolean {
  * Admins, customers, customer users and service accounts. Every change and its audit row commit
  * in one transaction, attributed to the acting principal (service accounts as `system`).
  */
-export function createIdentityService(deps: { pool: Pool; clock: Clock; scrypt?: ScryptParams }) {
-  const params = deps.scrypt ?? DEFAULT_SCRYPT;
+export function createIdentityService(deps: { pool: Pool; clock: Clock; passwords?: PasswordHasher }) {
+  const passwords = deps.passwords ?? createPasswordHasher();
 
   /** A chosen password (checked against the rules) or a generated one-time password. */
   async function initialPassword(password: string | undefined) {
     if (password !== undefined) checkPasswordRules(password);
     const plain = password ?? generateOneTimePassword();
-    return { hash: await hashPassword(plain, params), oneTimePassword: password === undefined ? plain : undefined };
+    return { hash: await passwords.hash(plain), oneTimePassword: password === undefined ? plain : undefined };
   }
 
   async function audit(tx: Tx, by: Principal, action: Parameters<typeof appendAudit>[1]['action'], subject: { kind: string; id: string }, data?: Record<string, unknown>) {
@@ -144,11 +144,11 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; scrypt?:
     async changeOwnPassword(p: Extract<Principal, { kind: 'admin' | 'customer' }>, current: string, next: string): Promise<{ otherSessionsEnded: number }> {
       checkPasswordRules(next);
       const account = await loginAccountsRepo.findAccountById(deps.pool, p.kind, p.id);
-      if (!account || !(await verifyPassword(current, account.passwordHash))) {
+      if (!account || !(await passwords.verify(current, account.passwordHash))) {
         throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'body.currentPassword', message: 'not correct' }]);
       }
       if (current === next) throw new AppError('VALIDATION_FAILED', 'The new password must differ from the current one.', [{ path: 'body.newPassword', message: 'same as the current password' }]);
-      const hash = await hashPassword(next, params);
+      const hash = await passwords.hash(next);
       return withTransaction(deps.pool, async (tx) => {
         await loginAccountsRepo.lockAccount(tx, p.kind, p.id);
         await loginAccountsRepo.setPasswordHash(tx, p.kind, p.id, hash, false, deps.clock.now());

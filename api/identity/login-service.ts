@@ -5,7 +5,7 @@ import type { Clock } from '../../protocol';
 import { ACCOUNT_LOCKOUT_WORKFLOW, lockoutWorkflowId, type AccountLockoutInput } from '../../workflows/account-lockout';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
-import { DEFAULT_SCRYPT, PASSWORD_MAX_BYTES, hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords';
+import { PASSWORD_MAX_BYTES, createPasswordHasher, type PasswordHasher } from './passwords';
 import { createSessionService, type IssuedSession, type SessionService } from './session-service';
 
 export const LOCKOUT_THRESHOLD = 5;
@@ -29,7 +29,7 @@ export type LoginServiceDeps = {
   clock: Clock;
   temporal: Pick<TemporalDeps, 'client' | 'taskQueue'>;
   logger: Pick<Logger, 'warn'>;
-  scrypt?: ScryptParams;
+  passwords?: PasswordHasher;
   sessions?: SessionService;
 };
 
@@ -39,10 +39,10 @@ export type LoginServiceDeps = {
  * and the row lock is taken only after scrypt, never held across it.
  */
 export function createLoginService(deps: LoginServiceDeps) {
-  const params = deps.scrypt ?? DEFAULT_SCRYPT;
+  const passwords = deps.passwords ?? createPasswordHasher();
   const sessions = deps.sessions ?? createSessionService(deps);
   let dummyHash: Promise<string> | undefined;
-  const dummy = () => (dummyHash ??= hashPassword('agentina-dummy-password-for-timing', params));
+  const dummy = () => (dummyHash ??= passwords.hash('agentina-dummy-password-for-timing'));
 
   function refused(lockedUntil?: Date): AppError {
     if (!lockedUntil) return new AppError('UNAUTHENTICATED', REFUSED);
@@ -101,7 +101,7 @@ export function createLoginService(deps: LoginServiceDeps) {
     async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginSuccess> {
       const account = email.length <= 254 ? await loginAccountsRepo.findAccountByEmail(deps.pool, kind, email) : undefined;
       if (!account) {
-        await verifyPassword(password, await dummy());
+        await passwords.verify(password, await dummy());
         throw refused();
       }
       const now = deps.clock.now();
@@ -109,10 +109,10 @@ export function createLoginService(deps: LoginServiceDeps) {
         // The right password changes nothing while locked; no scrypt is spent on a locked account.
         throw await recordFailure(account, meta, 'wrong_password');
       }
-      const ok = Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && (await verifyPassword(password, account.passwordHash));
+      const ok = Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && (await passwords.verify(password, account.passwordHash));
       if (!ok) throw await recordFailure(account, meta, 'wrong_password');
       if (!account.active) throw await recordFailure(account, meta, 'inactive');
-      const rehashed = needsRehash(account.passwordHash, params) ? await hashPassword(password, params) : undefined;
+      const rehashed = passwords.needsRehash(account.passwordHash) ? await passwords.hash(password) : undefined;
 
       const result = await withTransaction(deps.pool, async (tx) => {
         const row = await loginAccountsRepo.lockAccount(tx, kind, account.id);

@@ -1,4 +1,5 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { AppError } from '../errors';
 
 /**
@@ -87,3 +88,35 @@ export function generateOneTimePassword(): string {
   }
   return out.length === 20 ? out : generateOneTimePassword();
 }
+
+/**
+ * Password hashing with a cap on how many scrypt computations run at once. Each takes a core for
+ * ~120 ms; with every core busy the event loop starves (health checks, every other request).
+ * The default leaves one core for the event loop and PostgreSQL; waiting logins queue here,
+ * outside libuv's thread pool, so file and DNS work is not stuck behind them either.
+ */
+export function createPasswordHasher(opts: { params?: ScryptParams; concurrency?: number } = {}) {
+  const params = opts.params ?? DEFAULT_SCRYPT;
+  const limit = Math.max(1, opts.concurrency ?? availableParallelism() - 1);
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  async function gated<T>(fn: () => Promise<T>): Promise<T> {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running += 1;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running -= 1;
+    }
+  }
+  return {
+    params,
+    hash: (password: string) => gated(() => hashPassword(password, params)),
+    verify: (password: string, stored: string) => gated(() => verifyPassword(password, stored)),
+    needsRehash: (stored: string) => needsRehash(stored, params),
+  };
+}
+
+export type PasswordHasher = ReturnType<typeof createPasswordHasher>;

@@ -24,7 +24,7 @@ describe('passwords', () => {
     const h = await hashPassword(pw);
     const parts = h.split('$');
     const key = Buffer.from(parts[5]!, 'base64url');
-    key[0] ^= 1;
+    key[0] = key[0]! ^ 1;
     const variants = [
       [...parts.slice(0, 5), key.toString('base64url')].join('$'),
       ['scrypt', '32769', ...parts.slice(2)].join('$'), // N not a power of two
