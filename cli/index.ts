@@ -21,6 +21,7 @@ Commands:
                                    (or reads one line of stdin as the password)
   keys generate [--purpose audit|license|release]
                                    make a signing key (0600) in AGENTINA_KEYS_DIR
+  keys ensure                      make keys only for purposes that have none
   audit verify [--from N] [--file F] [--keys K] [--json]
                                    re-walk the audit chain and check its signed checkpoints
   audit export [--since SEQ|TIME] [--out F]

@@ -4,10 +4,12 @@ import { loadConfig } from '../config';
 import { generatePurposeKey, KEY_PURPOSES, keyFilePaths, type KeyPurpose } from '../protocol';
 
 export const KEYS_USAGE = `Usage: agentina keys generate [--purpose audit|license|release]
+       agentina keys ensure
 
   With --purpose: makes a new active key for that purpose in AGENTINA_KEYS_DIR (mode 0600). A
   previous key is retired, its public half stays in <purpose>.pub.json so old signatures verify.
-  Without --purpose: makes a key for every purpose that has none (never replaces one).
+  Without --purpose, and \`keys ensure\` (idempotent, for deploy jobs): makes a key for every
+  purpose that has none; never replaces one.
   Prints key ids and file paths, never private key material.
 `;
 
@@ -18,11 +20,11 @@ function isPurpose(s: string): s is KeyPurpose {
 /** `agentina keys <sub>`; returns the exit code. */
 export async function keysCommand(args: string[], out: (line: string) => void = console.log, err: (line: string) => void = console.error): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'generate') {
+  if (sub !== 'generate' && sub !== 'ensure') {
     err(KEYS_USAGE);
     return 2;
   }
-  const { values } = parseArgs({ args: rest, options: { purpose: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: rest, options: sub === 'generate' ? { purpose: { type: 'string' } } : {}, strict: true }) as { values: { purpose?: string } };
   if (values.purpose !== undefined && !isPurpose(values.purpose)) {
     err(`--purpose must be one of ${KEY_PURPOSES.join(', ')}`);
     return 2;

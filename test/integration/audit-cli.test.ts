@@ -39,6 +39,10 @@ it('keys generate --purpose audit writes a 0600 key, prints its id and public ke
   expect(rest.stdout).toMatch(/license: key id/);
   expect(rest.stdout).toMatch(/release: key id/);
   expect(rest.stdout).not.toMatch(/audit: key id/);
+  // `keys ensure` (the compose job) is idempotent.
+  const ensured = await cli(['keys', 'ensure'], { AGENTINA_KEYS_DIR: dir });
+  expect(ensured).toMatchObject({ code: 0 });
+  expect(ensured.stdout).toContain('every purpose already has a key');
   expect((await cli(['keys', 'generate', '--purpose', 'nuclear'], { AGENTINA_KEYS_DIR: dir })).code).toBe(2);
   expect((await cli(['audit', 'verify', '--from', 'x'], { AGENTINA_KEYS_DIR: dir })).code).toBe(2);
 });
