@@ -14,6 +14,7 @@ export type SessionRow = {
   expiresAt: Date;
   /** The account (and its customer) is still active. */
   accountActive: boolean;
+  mustChangePassword: boolean;
 };
 
 const TABLE: Record<AccountKind, string> = { admin: 'admin_sessions', customer: 'customer_sessions' };
@@ -39,18 +40,18 @@ export async function insertSession(
   }
 }
 
-type Row = { id: string; account_id: string; customer_id: string | null; created_at: Date; last_seen_at: Date; expires_at: Date; account_active: boolean };
+type Row = { id: string; account_id: string; customer_id: string | null; created_at: Date; last_seen_at: Date; expires_at: Date; account_active: boolean; must_change_password: boolean };
 
 export async function findSessionByTokenHash(db: Queryable, kind: AccountKind, tokenHash: string): Promise<SessionRow | undefined> {
   const sql =
     kind === 'admin'
-      ? `SELECT s.id, s.admin_id AS account_id, NULL::text AS customer_id, s.created_at, s.last_seen_at, s.expires_at, a.active AS account_active
+      ? `SELECT s.id, s.admin_id AS account_id, NULL::text AS customer_id, s.created_at, s.last_seen_at, s.expires_at, a.active AS account_active, a.must_change_password
          FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = $1`
-      : `SELECT s.id, s.user_id AS account_id, s.customer_id, s.created_at, s.last_seen_at, s.expires_at, (u.active AND c.active) AS account_active
+      : `SELECT s.id, s.user_id AS account_id, s.customer_id, s.created_at, s.last_seen_at, s.expires_at, (u.active AND c.active) AS account_active, u.must_change_password
          FROM customer_sessions s JOIN customer_users u ON u.id = s.user_id JOIN customers c ON c.id = u.customer_id WHERE s.token_hash = $1`;
   const { rows } = await db.query<Row>(sql, [tokenHash]);
   const r = rows[0];
-  return r && { id: r.id, accountId: r.account_id, customerId: r.customer_id, createdAt: r.created_at, lastSeenAt: r.last_seen_at, expiresAt: r.expires_at, accountActive: r.account_active };
+  return r && { id: r.id, accountId: r.account_id, customerId: r.customer_id, createdAt: r.created_at, lastSeenAt: r.last_seen_at, expiresAt: r.expires_at, accountActive: r.account_active, mustChangePassword: r.must_change_password };
 }
 
 /** Moves last_seen_at forward only when it is older than `notAfter` (the write throttle). */

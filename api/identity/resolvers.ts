@@ -13,6 +13,11 @@ export type IdentityResolverDeps = { pool: Pool; clock: Clock; publicOrigin: str
 
 const SERVICE_TOUCH_MS = 60_000;
 
+/** All a session with a one-time password may do. */
+const PASSWORD_CHANGE_ROUTES: ReadonlySet<string> = new Set(
+  ['/v1/admin', '/v1/portal'].flatMap((p) => [`GET ${p}/me`, `POST ${p}/me/password`, `POST ${p}/logout`]),
+);
+
 /**
  * `Authorization: Bearer svc_…`. Other bearer tokens (e.g. agent `agc_…`) are not ours: undefined
  * lets the next resolver in the chain look at them.
@@ -39,12 +44,14 @@ export function createServiceTokenResolver(deps: { pool: Pool; clock: Clock }): 
 export function createSessionResolver(deps: IdentityResolverDeps): CredentialResolver {
   const sessions = deps.sessions ?? createSessionService(deps);
   const allowed = new Set([originOf(deps.publicOrigin)]);
+  const mustChange = new WeakSet<FastifyRequest>();
 
   async function fromCookie(req: FastifyRequest, kind: 'admin' | 'customer'): Promise<Principal | null | undefined> {
     const token = readCookie(req, kind === 'admin' ? ADMIN_COOKIE : PORTAL_COOKIE);
     if (token === undefined) return undefined;
     const s = await sessions.resolve(kind, token);
     if (!s) return null;
+    if (s.mustChangePassword) mustChange.add(req);
     return kind === 'admin'
       ? { kind: 'admin', id: s.accountId, sessionId: s.id }
       : { kind: 'customer', id: s.accountId, customerId: s.customerId!, sessionId: s.id };
@@ -76,6 +83,10 @@ export function createSessionResolver(deps: IdentityResolverDeps): CredentialRes
       if (access.includes('anonymous')) return principal;
       const refusal = csrfRefusal(req, allowed);
       if (refusal) await refuseCsrf(req, principal as Principal & { sessionId: string }, refusal);
+      // A one-time password buys exactly one thing: choosing a real one.
+      if (mustChange.has(req) && !PASSWORD_CHANGE_ROUTES.has(`${req.method} ${req.routeOptions.url ?? ''}`)) {
+        throw new AppError('FORBIDDEN', 'Change your one-time password first (POST …/me/password).');
+      }
       return principal;
     }
     return undefined;

@@ -9,7 +9,7 @@ export const SESSION_IDLE_MS = 8 * 3600_000;
 export const SESSION_MAX_MS = 30 * 24 * 3600_000;
 export const SESSION_TOUCH_MS = 60_000;
 
-export type ValidSession = { id: string; accountId: string; customerId: string | null; expiresAt: Date };
+export type ValidSession = { id: string; accountId: string; customerId: string | null; expiresAt: Date; mustChangePassword: boolean };
 export type IssuedSession = { id: string; token: string; expiresAt: Date };
 
 export function createSessionService(deps: { pool: Pool; clock: Clock }) {
@@ -38,7 +38,7 @@ export function createSessionService(deps: { pool: Pool; clock: Clock }) {
       if (idle >= SESSION_TOUCH_MS) {
         await sessionsRepo.touchSession(deps.pool, kind, row.id, new Date(now), new Date(now - SESSION_TOUCH_MS));
       }
-      return { id: row.id, accountId: row.accountId, customerId: row.customerId, expiresAt: row.expiresAt };
+      return { id: row.id, accountId: row.accountId, customerId: row.customerId, expiresAt: row.expiresAt, mustChangePassword: row.mustChangePassword };
     },
   };
 }

@@ -55,6 +55,16 @@ describe('identity: admin API', () => {
     const first = await login('admin', email, oneTimePassword);
     expect(first.statusCode).toBe(200);
     expect(first.json().account.mustChangePassword).toBe(true);
+    // Until the one-time password is replaced, the session can do nothing else.
+    const otp = cookieFrom(first.headers['set-cookie']);
+    expect((await as(otp).get('/v1/admin/me')).statusCode).toBe(200);
+    const blocked = await as(otp).get('/v1/admin/admins');
+    expect(blocked.statusCode).toBe(403);
+    expect(blocked.json().error.message).toMatch(/one-time password/);
+    expect((await as(otp).post('/v1/admin/customers', { name: 'Not yet' })).statusCode).toBe(403);
+    expect((await as(otp).post('/v1/admin/me/password', { currentPassword: oneTimePassword, newPassword: 'my own long password' })).statusCode).toBe(200);
+    expect((await as(otp).get('/v1/admin/admins')).statusCode).toBe(200);
+    expect((await as(otp).get('/v1/admin/me')).json().mustChangePassword).toBe(false);
   });
 
   it('changing your own password ends your other sessions and keeps this one', async () => {
