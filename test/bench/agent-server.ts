@@ -7,7 +7,7 @@ import { runtimeHashOf } from '../../api/releases/releases-service';
 import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
 import { startTestStack } from '../support/stack';
 import { buildTestApp, testConfig } from '../support/app';
-import { asAdmin, asAgent, createAgent, createCustomer, createLicense, createTestAuthenticator, type AgentFixture } from '../support/agent-server-fixtures';
+import { asAgent, createAgent, createCustomer, createLicense, createStaff, type AgentFixture } from '../support/agent-server-fixtures';
 import { createTestDatabase } from '../support/db';
 import { connectTestTemporal, runWorkerInBackground } from '../support/temporal';
 
@@ -59,12 +59,13 @@ export async function main(args: string[]): Promise<object> {
     const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir }, workflowBundle: { codePath: stack.bundlePath } });
     stopWorker = runWorkerInBackground(worker);
     const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
-    built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'warn' }), authenticate: createTestAuthenticator(db.pool) });
+    built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'warn' }) });
+    const admin = await createStaff(db.pool, systemClock).admin();
     const app = built.app;
 
     const files = [{ path: 'agent/index.js', sha256: 'a'.repeat(64), size: 1 }];
     const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version: '1.0.0', files, runtimeHash: runtimeHashOf(files), createdAt: new Date().toISOString() };
-    await app.inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: { manifest, signature: loadPurposeSigner(keysDir, 'release').sign(manifest) } });
+    await app.inject({ method: 'POST', url: '/v1/admin/releases', headers: admin, payload: { manifest, signature: loadPurposeSigner(keysDir, 'release').sign(manifest) } });
 
     const customerId = await createCustomer(db.pool);
     const licenseId = await createLicense(db.pool, customerId, { maxAgents: 100000 });
@@ -84,7 +85,7 @@ export async function main(args: string[]): Promise<object> {
 
     const roundTrips = await drive(seconds, concurrency, async (n) => {
       const a = agents[n % agents.length]!;
-      const q = await app.inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: { n } } });
+      const q = await app.inject({ method: 'POST', url: '/v1/admin/tasks', headers: admin, payload: { agentId: a.agentId, kind: 'echo', payload: { n } } });
       if (q.statusCode !== 201) return false;
       const leased = await app.inject({ method: 'GET', url: '/v1/agent/tasks/next', headers: asAgent(a) });
       const task = leased.json().task as { id: string } | null;

@@ -11,7 +11,7 @@ import {
   type HeartbeatRequest, type ReleaseManifest, type Signer,
 } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
-import { asAdmin, asAgent, asCustomer, createAgent, createAgentWithLicense, createTestAuthenticator, eventually, type AgentFixture } from '../support/agent-server-fixtures';
+import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, eventually, type Staff, withJsonBody } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
 
@@ -33,9 +33,10 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
   let stopWorker: () => Promise<void>;
   let keysDir: string;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
+  let staff: Staff;
   const clock = createFixedClock(new Date('2026-11-26T12:00:00.000Z'));
 
-  const inject = (opts: InjectOptions) => built.app.inject(opts);
+  const inject = (opts: InjectOptions) => built.app.inject(withJsonBody(opts));
   const heartbeat = (a: AgentFixture, over: Partial<HeartbeatRequest> = {}) =>
     inject({
       method: 'POST',
@@ -50,6 +51,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
 
   beforeAll(async () => {
     db = await createTestDatabase('agentsrv');
+    staff = createStaff(db.pool, clock);
     keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
     ensureKeys(keysDir);
     t = await connectTestTemporal('agentsrv');
@@ -57,8 +59,8 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
     stopWorker = runWorkerInBackground(worker);
     const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
     const config = testConfig({ AGENTINA_KEYS_DIR: keysDir, AGENT_HEARTBEAT_INTERVAL: `${HEARTBEAT_S}s` });
-    built = await buildTestApp({ pool: db.pool, temporal, clock, config, authenticate: createTestAuthenticator(db.pool) });
-    const r = await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: signManifest(loadPurposeSigner(keysDir, 'release'), '1.0.0') });
+    built = await buildTestApp({ pool: db.pool, temporal, clock, config });
+    const r = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: signManifest(loadPurposeSigner(keysDir, 'release'), '1.0.0') });
     expect(r.statusCode).toBe(201);
   });
 
@@ -95,7 +97,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
 
     it('refuses admins and customers (403): only agents heartbeat', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
-      for (const headers of [asAdmin(), asCustomer(a.customerId)]) {
+      for (const headers of [await staff.admin(), await staff.customer(a.customerId)]) {
         const res = await inject({ method: 'POST', url: '/v1/agent/heartbeat', headers, payload: {} });
         expect(res.statusCode).toBe(403);
       }
@@ -159,21 +161,21 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(status.json().status.payload).toMatchObject({ agentStatus: 'quarantined', good: false, version: 1 + Number(after.status_version) });
 
       // Only an admin releases it; customers and the agent itself cannot.
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asCustomer(a.customerId) })).statusCode).toBe(403);
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.customer(a.customerId) })).statusCode).toBe(403);
       expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAgent(a) })).statusCode).toBe(403);
-      const rel = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAdmin('adm_releaser000000000000') });
+      const rel = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin('releaser') });
       expect(rel.statusCode).toBe(200);
       expect(rel.json()).toMatchObject({ id: a.agentId, status: 'active' });
       const released = await agentRow(a.agentId);
       expect(Number(released.status_version)).toBe(Number(after.status_version) + 1);
       const last = (await audits(a.agentId)).at(-1)!;
-      expect(last).toMatchObject({ action: 'agent.released', actor_kind: 'admin', actor_id: 'adm_releaser000000000000' });
+      expect(last).toMatchObject({ action: 'agent.released', actor_kind: 'admin', actor_id: staff.adminId('releaser') });
       const result = await t.client.workflow.getHandle(`agent/${a.agentId}`).result();
       expect(result).toEqual({ agentId: a.agentId, outcome: 'released' });
 
       // Releasing an agent that is not quarantined is a conflict; an unknown agent is a 404.
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAdmin() })).statusCode).toBe(409);
-      expect((await inject({ method: 'POST', url: '/v1/admin/agents/agt_doesnotexist000000000/release', headers: asAdmin() })).statusCode).toBe(404);
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin() })).statusCode).toBe(409);
+      expect((await inject({ method: 'POST', url: '/v1/admin/agents/agt_doesnotexist000000000/release', headers: await staff.admin() })).statusCode).toBe(404);
 
       // Tampering again after a release starts a new quarantine.
       await heartbeat(a, { runtimeHash: 'e'.repeat(64) });
@@ -201,27 +203,27 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
     it('a customer sees its own agents only; another customer\'s agent is a 404', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const b = await createAgentWithLicense(db.pool, clock.now());
-      const mine = await inject({ method: 'GET', url: '/v1/portal/agents', headers: asCustomer(a.customerId) });
+      const mine = await inject({ method: 'GET', url: '/v1/portal/agents', headers: await staff.customer(a.customerId) });
       expect(mine.statusCode).toBe(200);
       expect(mine.json().items.map((i: { id: string }) => i.id)).toEqual([a.agentId]);
-      expect((await inject({ method: 'GET', url: `/v1/portal/agents/${a.agentId}`, headers: asCustomer(a.customerId) })).statusCode).toBe(200);
-      const theirs = await inject({ method: 'GET', url: `/v1/portal/agents/${b.agentId}`, headers: asCustomer(a.customerId) });
+      expect((await inject({ method: 'GET', url: `/v1/portal/agents/${a.agentId}`, headers: await staff.customer(a.customerId) })).statusCode).toBe(200);
+      const theirs = await inject({ method: 'GET', url: `/v1/portal/agents/${b.agentId}`, headers: await staff.customer(a.customerId) });
       expect(theirs.statusCode).toBe(404);
       expect(theirs.json().error.code).toBe('NOT_FOUND');
       // Customers cannot widen the scope with an admin filter.
-      expect((await inject({ method: 'GET', url: `/v1/portal/agents?customerId=${b.customerId}`, headers: asCustomer(a.customerId) })).statusCode).toBe(400);
-      expect((await inject({ method: 'GET', url: '/v1/admin/agents', headers: asCustomer(a.customerId) })).statusCode).toBe(403);
+      expect((await inject({ method: 'GET', url: `/v1/portal/agents?customerId=${b.customerId}`, headers: await staff.customer(a.customerId) })).statusCode).toBe(400);
+      expect((await inject({ method: 'GET', url: '/v1/admin/agents', headers: await staff.customer(a.customerId) })).statusCode).toBe(403);
     });
 
     it('admins list and read any agent, without secrets', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
-      const list = await inject({ method: 'GET', url: `/v1/admin/agents?customerId=${a.customerId}`, headers: asAdmin() });
+      const list = await inject({ method: 'GET', url: `/v1/admin/agents?customerId=${a.customerId}`, headers: await staff.admin() });
       expect(list.json().items).toHaveLength(1);
-      const one = await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: asAdmin() });
+      const one = await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: await staff.admin() });
       expect(one.json()).toMatchObject({ id: a.agentId, status: 'active', licenseState: 'active' });
       expect(one.body).not.toMatch(/credential|public_key|publicKey|fingerprint_salt/);
       expect(one.body).not.toContain(a.fingerprint.baseboard);
-      const paged = await inject({ method: 'GET', url: '/v1/admin/agents?limit=1', headers: asAdmin() });
+      const paged = await inject({ method: 'GET', url: '/v1/admin/agents?limit=1', headers: await staff.admin() });
       expect(paged.json().items).toHaveLength(1);
       expect(paged.json().nextCursor).toEqual(expect.stringMatching(/^agt_/));
     });
@@ -233,7 +235,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const sibling = await createAgent(db.pool, a.licenseId, a.customerId, clock.now());
       const seats = async () => Number((await db.adminPool.query(`SELECT count(*) FROM agentina.agents WHERE license_id = $1 AND status <> 'deregistered'`, [a.licenseId])).rows[0].count);
       expect(await seats()).toBe(2);
-      const task = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hi' } } });
+      const task = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: await staff.admin(), payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hi' } } });
       expect(task.statusCode).toBe(201);
 
       const res = await inject({ method: 'POST', url: '/v1/agent/deregister', headers: asAgent(a) });
@@ -242,7 +244,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(await seats()).toBe(1);
       expect(await agentRow(a.agentId)).toMatchObject({ status: 'deregistered' });
       expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'agent', data: expect.objectContaining({ cancelledTasks: 1 }) });
-      const cancelled = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.json().id}`, headers: asAdmin() });
+      const cancelled = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.json().id}`, headers: await staff.admin() });
       expect(cancelled.json().state).toBe('cancelled');
       expect((await feed(a.agentId)).at(-1)).toMatchObject({ state: 'deregistered' });
 
@@ -256,7 +258,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       // The sibling on the same license is untouched.
       expect((await heartbeat(sibling)).statusCode).toBe(200);
       // No new task can be queued for a deregistered agent.
-      const late = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAdmin(), payload: { agentId: a.agentId, kind: 'echo', payload: {} } });
+      const late = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: await staff.admin(), payload: { agentId: a.agentId, kind: 'echo', payload: {} } });
       expect(late.statusCode).toBe(409);
     });
   });
@@ -264,21 +266,21 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
   describe('POST /v1/{admin,portal}/agents/:id/deregister', () => {
     it('an admin frees the seat of a lost machine; the agent\'s credential stops working', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
-      const res = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAdmin('adm_seatfreer000000000000') });
+      const res = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: await staff.admin('seatfreer') });
       expect(res.statusCode).toBe(200);
       expect(res.json()).toMatchObject({ id: a.agentId, status: 'deregistered', deregisteredAt: clock.now().toISOString() });
-      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'admin', actor_id: 'adm_seatfreer000000000000' });
+      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'admin', actor_id: staff.adminId('seatfreer') });
       expect((await heartbeat(a)).statusCode).toBe(401);
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAdmin() })).statusCode).toBe(409);
+      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: await staff.admin() })).statusCode).toBe(409);
     });
 
     it('a customer deregisters its own agent; another customer\'s is a 404 and stays untouched', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const b = await createAgentWithLicense(db.pool, clock.now());
-      const refused = await inject({ method: 'POST', url: `/v1/portal/agents/${b.agentId}/deregister`, headers: asCustomer(a.customerId) });
+      const refused = await inject({ method: 'POST', url: `/v1/portal/agents/${b.agentId}/deregister`, headers: await staff.customer(a.customerId) });
       expect(refused.statusCode).toBe(404);
       expect((await agentRow(b.agentId)).status).toBe('active');
-      const mine = await inject({ method: 'POST', url: `/v1/portal/agents/${a.agentId}/deregister`, headers: asCustomer(a.customerId) });
+      const mine = await inject({ method: 'POST', url: `/v1/portal/agents/${a.agentId}/deregister`, headers: await staff.customer(a.customerId) });
       expect(mine.statusCode).toBe(200);
       expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'customer' });
       expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAgent(b) })).statusCode).toBe(403);
@@ -289,12 +291,12 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
     it('registers a signed manifest once, answers an identical re-post, and refuses a different one for the same version', async () => {
       const signer = loadPurposeSigner(keysDir, 'release');
       const m = signManifest(signer, '1.1.0');
-      const first = await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: m });
+      const first = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: m });
       expect(first.statusCode).toBe(201);
       expect(first.json()).toMatchObject({ version: '1.1.0', runtimeHash: m.manifest.runtimeHash, keyId: signer.kid, fileCount: 2 });
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: m })).statusCode).toBe(200);
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: m })).statusCode).toBe(200);
       const other = signManifest(signer, '1.1.0', [{ path: 'agent/index.js', sha256: '9'.repeat(64), size: 1 }]);
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: other })).statusCode).toBe(409);
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: other })).statusCode).toBe(409);
       const audit = await db.adminPool.query(`SELECT count(*) FROM agentina.audit_events WHERE action = 'release.published' AND data->>'version' = '1.1.0'`);
       expect(Number(audit.rows[0].count)).toBe(1);
     });
@@ -309,7 +311,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       }, 'RUNTIME_HASH'],
       ['a path escaping the prefix', (s: Signer) => signManifest(s, '2.0.0', [{ path: '../etc/passwd', sha256: 'a'.repeat(64), size: 1 }]), 'BAD_FILES'],
     ])('refuses a manifest with %s (422) and stores nothing', async (_label, make, code) => {
-      const res = await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: make(loadPurposeSigner(keysDir, 'release')) });
+      const res = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: make(loadPurposeSigner(keysDir, 'release')) });
       expect(res.statusCode).toBe(422);
       expect(res.json().error).toMatchObject({ code: 'UNPROCESSABLE', details: [{ path: 'body', message: code }] });
       expect((await db.adminPool.query(`SELECT count(*) FROM agentina.releases WHERE version = '2.0.0'`)).rows[0].count).toBe('0');
@@ -319,23 +321,23 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const a = await createAgentWithLicense(db.pool, clock.now());
       const m = signManifest(loadPurposeSigner(keysDir, 'release'), '3.0.0');
       expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAgent(a), payload: m })).statusCode).toBe(403);
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asCustomer(a.customerId), payload: m })).statusCode).toBe(403);
+      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.customer(a.customerId), payload: m })).statusCode).toBe(403);
       expect((await inject({ method: 'POST', url: '/v1/admin/releases', payload: m })).statusCode).toBe(401);
-      expect((await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: asAdmin() })).statusCode).toBe(403);
+      expect((await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: await staff.admin() })).statusCode).toBe(403);
     });
 
     it('serves the highest version to agents, verifiable with the release key; an older registration never lowers it', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const signer = loadPurposeSigner(keysDir, 'release');
       for (const v of ['1.10.0', '1.10.0-rc.1', '1.2.0']) {
-        expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAdmin(), payload: signManifest(signer, v) })).statusCode).toBe(201);
+        expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: signManifest(signer, v) })).statusCode).toBe(201);
       }
       const latest = await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: asAgent(a) });
       expect(latest.statusCode).toBe(200);
       const body = latest.json();
       expect(body.manifest.version).toBe('1.10.0');
       expect(verifySignature(body.manifest, body.signature, loadPurposeKeySet(keysDir, 'release'))).toEqual({ ok: true });
-      const list = await inject({ method: 'GET', url: '/v1/admin/releases', headers: asAdmin() });
+      const list = await inject({ method: 'GET', url: '/v1/admin/releases', headers: await staff.admin() });
       expect(list.json().items.map((r: { version: string }) => r.version).slice(0, 3)).toEqual(['1.10.0', '1.10.0-rc.1', '1.2.0']);
     });
   });

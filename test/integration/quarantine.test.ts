@@ -8,7 +8,7 @@ import type { TemporalDeps } from '../../api/temporal';
 import { ensureKeys, systemClock } from '../../protocol';
 import { quarantinePhaseQuery, releaseAgentUpdate, type AgentReleaseRequest } from '../../workflows/agent-quarantine';
 import { buildTestApp, testConfig } from '../support/app';
-import { asAdmin, createAgentWithLicense, createTestAuthenticator, eventually } from '../support/agent-server-fixtures';
+import { createAgentWithLicense, createStaff, eventually, type Staff } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
 
@@ -19,6 +19,7 @@ describe('agentQuarantine', () => {
   let keysDir: string;
   let stopWorker: () => Promise<void>;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
+  let staff: Staff;
 
   const agentRow = async (id: string) => (await db.adminPool.query('SELECT status, status_version FROM agentina.agents WHERE id = $1', [id])).rows[0];
   const auditCount = async (id: string, action: string) =>
@@ -32,13 +33,14 @@ describe('agentQuarantine', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('quarantine');
+    staff = createStaff(db.pool, systemClock);
     keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
     ensureKeys(keysDir);
     t = await connectTestTemporal('quarantine');
     const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir }, workflowBundle: t.workflowBundle });
     stopWorker = runWorkerInBackground(worker);
     const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
-    built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir }), authenticate: createTestAuthenticator(db.pool) });
+    built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir }) });
   });
 
   afterAll(async () => {
@@ -83,7 +85,7 @@ describe('agentQuarantine', () => {
       await expect(handle.executeUpdate(releaseAgentUpdate, { args: [{ actor } as unknown as AgentReleaseRequest] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
     }
     expect((await agentRow(a.agentId)).status).toBe('quarantined');
-    const res = await built.app.inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAdmin() });
+    const res = await built.app.inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin(), payload: {} });
     expect(res.statusCode).toBe(200);
     expect(await handle.result()).toEqual({ agentId: a.agentId, outcome: 'released' });
   });
@@ -93,11 +95,11 @@ describe('agentQuarantine', () => {
     const handle = await start(a.agentId);
     await eventually(async () => (await handle.query(quarantinePhaseQuery)) === 'quarantined', 'quarantined phase');
     await handle.terminate('operator cleanup');
-    const res = await built.app.inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAdmin('adm_fallback000000000000') });
+    const res = await built.app.inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin('fallback'), payload: {} });
     expect(res.statusCode).toBe(200);
     expect(res.json().status).toBe('active');
     const audit = await db.adminPool.query(`SELECT actor_kind, actor_id FROM agentina.audit_events WHERE subject_id = $1 AND action = 'agent.released'`, [a.agentId]);
-    expect(audit.rows).toEqual([{ actor_kind: 'admin', actor_id: 'adm_fallback000000000000' }]);
+    expect(audit.rows).toEqual([{ actor_kind: 'admin', actor_id: staff.adminId('fallback') }]);
   });
 
   it('a workflow for an agent that is already deregistered ends without touching it', async () => {

@@ -5,7 +5,7 @@ import type { InjectOptions } from 'fastify';
 import type { TemporalDeps } from '../../api/temporal';
 import { createFixedClock, ensureKeys } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
-import { asAdmin, asAgent, asCustomer, createAgent, createAgentWithLicense, createTestAuthenticator, type AgentFixture } from '../support/agent-server-fixtures';
+import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, type Staff, withJsonBody } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { connectTestTemporal, type TestTemporal } from '../support/temporal';
 
@@ -16,11 +16,17 @@ describe('tasks: queueing, leasing, results', () => {
   let t: TestTemporal;
   let keysDir: string;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
+  let staff: Staff;
   const clock = createFixedClock(new Date('2026-11-26T12:00:00.000Z'));
-  const inject = (opts: InjectOptions) => built.app.inject(opts);
+  const inject = (opts: InjectOptions) => built.app.inject(withJsonBody(opts));
 
-  const queue = (a: Pick<AgentFixture, 'agentId'>, headers: Record<string, string> = asAdmin(), body: Record<string, unknown> = {}) =>
-    inject({ method: 'POST', url: 'x-test-customer' in headers ? '/v1/portal/tasks' : '/v1/admin/tasks', headers, payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hello' }, ...body } });
+  const queue = async (a: Pick<AgentFixture, 'agentId'>, who: { customer?: string } = {}, body: Record<string, unknown> = {}) =>
+    inject({
+      method: 'POST',
+      url: who.customer ? '/v1/portal/tasks' : '/v1/admin/tasks',
+      headers: who.customer ? await staff.customer(who.customer) : await staff.admin(),
+      payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hello' }, ...body },
+    });
   const next = (a: AgentFixture, wait = 0) => inject({ method: 'GET', url: `/v1/agent/tasks/next?wait=${wait}`, headers: asAgent(a) });
   const report = (a: AgentFixture, taskId: string, body: Record<string, unknown> = { outcome: 'succeeded', result: { echoed: 'hello' } }) =>
     inject({ method: 'POST', url: `/v1/agent/tasks/${taskId}/result`, headers: asAgent(a), payload: body });
@@ -28,12 +34,13 @@ describe('tasks: queueing, leasing, results', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('tasks');
+    staff = createStaff(db.pool, clock);
     keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
     ensureKeys(keysDir);
     t = await connectTestTemporal('tasks');
     const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
     const config = testConfig({ AGENTINA_KEYS_DIR: keysDir, AGENT_TASK_LEASE: `${LEASE_S}s` });
-    built = await buildTestApp({ pool: db.pool, temporal, clock, config, authenticate: createTestAuthenticator(db.pool) });
+    built = await buildTestApp({ pool: db.pool, temporal, clock, config });
   });
 
   afterAll(async () => {
@@ -62,7 +69,7 @@ describe('tasks: queueing, leasing, results', () => {
     expect((await report(a, task.id)).statusCode).toBe(200);
     expect((await report(a, task.id, { outcome: 'failed' })).statusCode).toBe(409);
 
-    const view = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.id}`, headers: asAdmin() });
+    const view = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.id}`, headers: await staff.admin() });
     expect(view.json()).toMatchObject({ state: 'succeeded', result: { echoed: 'hello' }, attempts: 1, leaseExpiresAt: null });
     expect((await audits(task.id)).map((e: { action: string }) => e.action)).toEqual(['task.created', 'task.completed']);
   });
@@ -87,7 +94,7 @@ describe('tasks: queueing, leasing, results', () => {
 
   it('re-offers a task whose lease expired (the agent crashed), and fails it after the last allowed attempt', async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
-    const id = (await queue(a, asAdmin(), { maxAttempts: 2 })).json().id;
+    const id = (await queue(a, {}, { maxAttempts: 2 })).json().id;
     expect((await next(a)).json().task.id).toBe(id);
     clock.advance(LEASE_S * 1000 - 1);
     expect((await next(a)).json().task).toBeNull();
@@ -96,7 +103,7 @@ describe('tasks: queueing, leasing, results', () => {
     expect(again.id).toBe(id);
     clock.advance(LEASE_S * 1000 + 1);
     expect((await next(a)).json().task).toBeNull();
-    const view = (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: asAdmin() })).json();
+    const view = (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json();
     expect(view).toMatchObject({ state: 'failed', attempts: 2 });
     expect((await audits(id)).at(-1)).toMatchObject({ action: 'task.failed', actor_kind: 'system', data: expect.objectContaining({ outcome: 'lease_exhausted' }) });
   });
@@ -125,7 +132,7 @@ describe('tasks: queueing, leasing, results', () => {
     const stolen = await report(other, id);
     expect(stolen.statusCode).toBe(404);
     expect(stolen.json().error.code).toBe('NOT_FOUND');
-    expect((await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: asAdmin() })).json().state).toBe('leased');
+    expect((await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json().state).toBe('leased');
     expect((await report(a, 'tsk_doesnotexist0000000000')).statusCode).toBe(404);
   });
 
@@ -142,7 +149,7 @@ describe('tasks: queueing, leasing, results', () => {
       await next(a);
       const res = await report(a, id, { outcome, error: 'upstream said Bearer abc.def.ghi and token=s3cret' });
       expect(res.json()).toEqual({ id, state: outcome });
-      const view = (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: asAdmin() })).json();
+      const view = (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json();
       expect(view.error).not.toMatch(/abc\.def\.ghi|s3cret/);
       expect((await audits(id)).at(-1)).toMatchObject({ action: 'task.failed', data: expect.objectContaining({ outcome }) });
     }
@@ -151,42 +158,42 @@ describe('tasks: queueing, leasing, results', () => {
   it('a customer queues tasks for its own agents only: another customer\'s agent and tasks are 404s', async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const b = await createAgentWithLicense(db.pool, clock.now());
-    const refused = await queue(a, asCustomer(b.customerId));
+    const refused = await queue(a, { customer: b.customerId });
     expect(refused.statusCode).toBe(404);
     expect(refused.json().error.code).toBe('NOT_FOUND');
     expect(await db.adminPool.query('SELECT 1 FROM agentina.tasks WHERE agent_id = $1', [a.agentId]).then((r) => r.rowCount)).toBe(0);
 
-    const mine = await queue(a, asCustomer(a.customerId));
+    const mine = await queue(a, { customer: a.customerId });
     expect(mine.statusCode).toBe(201);
     expect(mine.json().createdBy.kind).toBe('customer');
     const id = mine.json().id;
-    expect((await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: asCustomer(a.customerId) })).statusCode).toBe(200);
-    expect((await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: asCustomer(b.customerId) })).statusCode).toBe(404);
-    const bList = await inject({ method: 'GET', url: '/v1/portal/tasks', headers: asCustomer(b.customerId) });
+    expect((await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(a.customerId) })).statusCode).toBe(200);
+    expect((await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(b.customerId) })).statusCode).toBe(404);
+    const bList = await inject({ method: 'GET', url: '/v1/portal/tasks', headers: await staff.customer(b.customerId) });
     expect(bList.json().items).toEqual([]);
-    const aList = await inject({ method: 'GET', url: `/v1/portal/tasks?agentId=${a.agentId}`, headers: asCustomer(a.customerId) });
+    const aList = await inject({ method: 'GET', url: `/v1/portal/tasks?agentId=${a.agentId}`, headers: await staff.customer(a.customerId) });
     expect(aList.json().items.map((x: { id: string }) => x.id)).toEqual([id]);
     // Agents and customers cannot use the admin routes; admins see everything.
-    expect((await inject({ method: 'GET', url: '/v1/admin/tasks', headers: asCustomer(a.customerId) })).statusCode).toBe(403);
+    expect((await inject({ method: 'GET', url: '/v1/admin/tasks', headers: await staff.customer(a.customerId) })).statusCode).toBe(403);
     expect((await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAgent(a), payload: { agentId: a.agentId, kind: 'echo', payload: {} } })).statusCode).toBe(403);
-    expect((await inject({ method: 'GET', url: `/v1/admin/tasks?agentId=${a.agentId}`, headers: asAdmin() })).json().items).toHaveLength(1);
+    expect((await inject({ method: 'GET', url: `/v1/admin/tasks?agentId=${a.agentId}`, headers: await staff.admin() })).json().items).toHaveLength(1);
   });
 
   it('cancels a queued or leased task (audited); the agent\'s late result is refused; others\' tasks are 404s', async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const b = await createAgentWithLicense(db.pool, clock.now());
     const queued = (await queue(a)).json().id;
-    expect((await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: asCustomer(b.customerId) })).statusCode).toBe(404);
-    const c1 = await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: asCustomer(a.customerId) });
+    expect((await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: await staff.customer(b.customerId) })).statusCode).toBe(404);
+    const c1 = await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: await staff.customer(a.customerId) });
     expect(c1.statusCode).toBe(200);
     expect(c1.json().state).toBe('cancelled');
     expect((await next(a)).json().task).toBeNull();
 
     const leased = (await queue(a)).json().id;
     expect((await next(a)).json().task.id).toBe(leased);
-    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: asAdmin() })).statusCode).toBe(200);
+    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: await staff.admin() })).statusCode).toBe(200);
     expect((await report(a, leased)).statusCode).toBe(409);
-    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: asAdmin() })).statusCode).toBe(409);
+    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: await staff.admin() })).statusCode).toBe(409);
     expect((await audits(leased)).map((e: { action: string }) => e.action)).toEqual(['task.created', 'task.cancelled']);
   });
 
@@ -199,7 +206,7 @@ describe('tasks: queueing, leasing, results', () => {
     ['an unknown agent', { agentId: 'agt_doesnotexist0000000000' }, 404],
   ])('refuses a task with %s', async (_label, body, status) => {
     const a = await createAgentWithLicense(db.pool, clock.now());
-    const res = await queue(a, asAdmin(), body);
+    const res = await queue(a, {}, body);
     expect(res.statusCode).toBe(status);
     expect(res.json().error.requestId).toEqual(expect.any(String));
   });
@@ -223,7 +230,7 @@ describe('tasks: queueing, leasing, results', () => {
     const id = (await queue(a)).json().id;
     await spoil(a);
     expect((await next(a)).json().task).toBeNull();
-    expect((await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: asAdmin() })).json().state).toBe('queued');
+    expect((await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json().state).toBe('queued');
   });
 
   it('parks a long-poll until a task is queued for the agent, then leases it', async () => {

@@ -1,10 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
-import type { Authenticate, Principal } from '../../api/auth/access';
-import { createAgentCredentialResolver } from '../../api/agent-status/agent-credential-resolver';
-import { chainResolvers, type CredentialResolver } from '../../api/auth/authenticate';
-import { fingerprintCommitment, newId, newSecret, type FingerprintHashes } from '../../protocol';
+import { fingerprintCommitment, newId, newSecret, type Clock, type FingerprintHashes } from '../../protocol';
+import { mintSession, SAME_ORIGIN, seedAdmin, seedCustomerUser } from './identity';
 
 /** Test-only data: a customer, a license and agents bound to it, written as the app role would. */
 export type AgentFixture = {
@@ -56,26 +53,51 @@ export async function createAgentWithLicense(pool: Pool, at = new Date()): Promi
 }
 
 /**
- * Agents authenticate with their real `agc_` credential through the production resolver; admins
- * and customers through a test header (`x-test-admin: adm_…`, `x-test-customer: usr_…/cus_…`),
- * since their sessions are another area's subject.
+ * Admin and portal callers with real sessions, as the production authenticator resolves them
+ * (cookie + same-origin headers). Sessions are minted on `clock`, the app's clock.
  */
-export function createTestAuthenticator(pool: Pool): Authenticate {
-  const staff: CredentialResolver = async (req: FastifyRequest) => {
-    const admin = req.headers['x-test-admin'];
-    if (typeof admin === 'string') return { kind: 'admin', id: admin, sessionId: 'test' } satisfies Principal;
-    const customer = req.headers['x-test-customer'];
-    if (typeof customer === 'string') {
-      const [id, customerId] = customer.split('/');
-      return { kind: 'customer', id: id!, customerId: customerId!, sessionId: 'test' } satisfies Principal;
-    }
-    return undefined;
+export function createStaff(pool: Pool, clock: Clock) {
+  const admins = new Map<string, Promise<{ id: string; headers: Record<string, string> }>>();
+  const customers = new Map<string, Promise<Record<string, string>>>();
+  const adminIds = new Map<string, string>();
+  const mintAdmin = async (label: string) => {
+    const admin = await seedAdmin(pool, { cheap: true });
+    adminIds.set(label, admin.id);
+    const { cookie } = await mintSession(pool, 'admin', admin, clock);
+    return { id: admin.id, headers: { cookie, ...SAME_ORIGIN } };
   };
-  return chainResolvers([staff, createAgentCredentialResolver({ pool })]);
+  const mintCustomer = async (customerId: string) => {
+    const user = await seedCustomerUser(pool, customerId, { cheap: true });
+    const { cookie } = await mintSession(pool, 'customer', { id: user.id, customerId }, clock);
+    return { cookie, ...SAME_ORIGIN };
+  };
+  return {
+    /** Headers of an admin session; one admin per label. */
+    async admin(label = 'default'): Promise<Record<string, string>> {
+      if (!admins.has(label)) admins.set(label, mintAdmin(label));
+      return (await admins.get(label)!).headers;
+    },
+    /** The id of the admin behind `label` (after `admin(label)`). */
+    adminId(label = 'default'): string {
+      const id = adminIds.get(label);
+      if (!id) throw new Error(`no admin session for ${label} yet`);
+      return id;
+    },
+    /** Headers of a portal session of a user of `customerId`. */
+    async customer(customerId: string): Promise<Record<string, string>> {
+      if (!customers.has(customerId)) customers.set(customerId, mintCustomer(customerId));
+      return customers.get(customerId)!;
+    },
+  };
+}
+export type Staff = ReturnType<typeof createStaff>;
+
+/** Browser-like JSON POSTs carry a body; an empty `{}` where the test gives none. */
+export function withJsonBody<T extends { method?: string; payload?: unknown; headers?: unknown }>(opts: T): T {
+  const headers = (opts.headers ?? {}) as Record<string, string>;
+  return opts.method === 'POST' && opts.payload === undefined && headers['content-type'] === 'application/json' ? { ...opts, payload: {} } : opts;
 }
 
-export const asAdmin = (id = 'adm_testadmin0000000000') => ({ 'x-test-admin': id });
-export const asCustomer = (customerId: string, userId = 'usr_testuser00000000000') => ({ 'x-test-customer': `${userId}/${customerId}` });
 export const asAgent = (a: Pick<AgentFixture, 'credential'>) => ({ authorization: `Bearer ${a.credential}` });
 
 /** Polls `probe` until it returns a value; for state that a workflow writes asynchronously. */
