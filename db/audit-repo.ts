@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { auditCanonicalParts, systemClock, type Actor, type AuditContent, type Clock, type Subject } from '../protocol';
+import { ACTOR_KINDS, auditCanonicalParts, systemClock, type Actor, type AuditContent, type Clock, type Subject } from '../protocol';
 import { isAuditAction, type AuditAction } from './audit-actions';
 import type { Tx } from './pool';
 
@@ -33,6 +33,12 @@ export type AppendResult = { idempotencyKey: string; staged: boolean };
 export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock = systemClock): Promise<AppendResult> {
   if (!isAuditAction(event.action)) throw new Error(`unknown audit action: ${String(event.action)}`);
   const idempotencyKey = event.idempotencyKey ?? `evt_${randomUUID()}`;
+  // The table's CHECKs would only fire at COMMIT (when the row is chained): fail here instead.
+  if (!(ACTOR_KINDS as readonly string[]).includes(event.actor.kind)) throw new Error(`unknown audit actor kind: ${String(event.actor.kind)}`);
+  checkLength('actor.id', event.actor.id, 200);
+  checkLength('subject.kind', event.subject.kind, 50);
+  checkLength('subject.id', event.subject.id, 200);
+  checkLength('idempotencyKey', idempotencyKey, 300);
   if (event.idempotencyKey !== undefined) {
     // Cheap early exit for retried activities; the trigger's ON CONFLICT is what guarantees it.
     const existing = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [idempotencyKey]);
@@ -53,6 +59,10 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
     [content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, canon.before, canon.after],
   );
   return { idempotencyKey, staged: true };
+}
+
+function checkLength(field: string, value: string, max: number): void {
+  if (typeof value !== 'string' || value.length < 1 || value.length > max) throw new Error(`audit ${field} must be 1-${max} characters`);
 }
 
 /**

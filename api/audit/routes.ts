@@ -86,7 +86,7 @@ export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         querystring: verifyQuery,
         response: { 200: verifySchema, ...errors },
       },
-      config: { access: ['admin', 'service'], rateLimit: { max: 10, timeWindow: '1 minute' } },
+      config: { access: ['admin', 'service'], rateLimit: { max: 20, timeWindow: '1 minute' } },
     }, async (req) => audit.verify(req.query.from));
   };
 }
