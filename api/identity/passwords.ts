@@ -116,6 +116,8 @@ export function createPasswordHasher(opts: { params?: ScryptParams; concurrency?
     hash: (password: string) => gated(() => hashPassword(password, params)),
     verify: (password: string, stored: string) => gated(() => verifyPassword(password, stored)),
     needsRehash: (stored: string) => needsRehash(stored, params),
+    /** Computations running and queued right now. */
+    load: () => ({ running, waiting: waiting.length }),
   };
 }
 

@@ -4,8 +4,9 @@ import { createIdentityActivities } from '../../activities/identity';
 import type { App } from '../../api/app';
 import type { TemporalDeps } from '../../api/temporal';
 import { createFixedClock } from '../../protocol';
+import { SCHEDULES } from '../../activities/schedules';
 import { lockoutWorkflowId } from '../../workflows/account-lockout';
-import { buildTestApp } from '../support/app';
+import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import { SAME_ORIGIN, TEST_PASSWORD, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser } from '../support/identity';
@@ -130,5 +131,23 @@ describe('identity: lockout', () => {
     await db.pool.query('UPDATE admins SET failed_logins = 5, locked_until = $2 WHERE id = $1', [admin.id, new Date(clock.now().getTime() - 1000)]);
     expect((await attempt('admin', admin.email, 'bad again')).headers['retry-after']).toBeUndefined();
     expect((await account('admins', admin.id)).failed_logins).toBe(1);
+  });
+
+  it('the scheduled purgeExpiredSessions workflow deletes idle and over-age sessions only', async () => {
+    const admin = await seedAdmin(db.pool, { cheap: true });
+    const now = clock.now().getTime();
+    const fresh = await mintSession(db.pool, 'admin', admin, clock);
+    const idle = await mintSession(db.pool, 'admin', admin, clock);
+    const old = await mintSession(db.pool, 'admin', admin, clock);
+    await db.pool.query('UPDATE admin_sessions SET last_seen_at = $2 WHERE id = $1', [idle.sessionId, new Date(now - 9 * 3600_000)]);
+    await db.pool.query('UPDATE admin_sessions SET expires_at = $2 WHERE id = $1', [old.sessionId, new Date(now - 1000)]);
+
+    const entry = SCHEDULES.map((make) => make(testConfig())).find((e) => e.id === 'agentina-session-purge');
+    expect(entry?.workflowType).toBe('purgeExpiredSessions');
+    const purged = await env.client.workflow.execute('purgeExpiredSessions', { taskQueue, workflowId: `purge-${now}`, args: [] });
+    // Earlier tests' sessions are long past too (the test server's clock jumps), so at least these two.
+    expect(purged.admin).toBeGreaterThanOrEqual(2);
+    const { rows } = await db.pool.query('SELECT id FROM admin_sessions WHERE admin_id = $1', [admin.id]);
+    expect(rows.map((r) => r.id)).toEqual([fresh.sessionId]);
   });
 });

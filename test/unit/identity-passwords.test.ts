@@ -1,5 +1,5 @@
 import { AppError } from '../../api/errors';
-import { DEFAULT_SCRYPT, PASSWORD_MAX_BYTES, checkPasswordRules, generateOneTimePassword, hashPassword, needsRehash, verifyPassword } from '../../api/identity/passwords';
+import { DEFAULT_SCRYPT, PASSWORD_MAX_BYTES, checkPasswordRules, createPasswordHasher, generateOneTimePassword, hashPassword, needsRehash, verifyPassword } from '../../api/identity/passwords';
 
 describe('passwords', () => {
   const pw = 'correct horse battery staple';
@@ -96,5 +96,18 @@ describe('passwords', () => {
       seen.add(otp);
     }
     expect(seen.size).toBe(200);
+  });
+
+  it('the hasher runs at most `concurrency` scrypts at once and queues the rest', async () => {
+    const hasher = createPasswordHasher({ params: { N: 1024, r: 8, p: 1 }, concurrency: 2 });
+    const jobs = Array.from({ length: 5 }, (_, i) => hasher.hash(`${pw} ${i}`));
+    expect(hasher.load()).toEqual({ running: 2, waiting: 3 });
+    const hashes = await Promise.all(jobs);
+    expect(hasher.load()).toEqual({ running: 0, waiting: 0 });
+    expect(await hasher.verify(`${pw} 3`, hashes[3]!)).toBe(true);
+    expect(await hasher.verify(`${pw} 3`, hashes[4]!)).toBe(false);
+    // A failing job releases its slot too.
+    await expect(hasher.verify(pw, 'scrypt$1$1$1$x$y')).resolves.toBe(false);
+    expect(hasher.load()).toEqual({ running: 0, waiting: 0 });
   });
 });
