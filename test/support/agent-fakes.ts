@@ -167,7 +167,8 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers } });
     if (url.pathname.startsWith('/data/')) {
       httpGets.push({ url: req.url ?? '', headers: { ...req.headers } });
-      return send(res, 200, { hello: 'from the allow-listed origin', path: url.pathname });
+      // Echoes the request headers back, so a secret sent in a header comes back in the task result.
+      return send(res, 200, { hello: 'from the allow-listed origin', path: url.pathname, headers: req.headers });
     }
     if (req.method === 'POST' && url.pathname === '/v1/agent/activate') {
       const body = activateRequestSchema.safeParse(await readBody(req));

@@ -1,0 +1,110 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+
+/**
+ * The agent refuses to run as root, and the test machines run tests as root: process-level agent
+ * tests start it as an unprivileged system user (created here, idempotently) with a prefix that
+ * user owns. The code tree and node_modules are world-readable, so the user can load them.
+ */
+export const AGENT_BIN = path.resolve(__dirname, '..', '..', 'bin', 'agentina-agent.js');
+export const TEST_USER = 'agentina-test';
+export type AgentUser = { uid: number; gid: number; name: string };
+
+export function ensureAgentUser(): AgentUser {
+  const me = userInfo();
+  if (me.uid !== 0) return { uid: me.uid, gid: me.gid, name: me.username };
+  const lookup = () => {
+    try {
+      return { uid: Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim()), gid: Number(execFileSync('id', ['-g', TEST_USER], { encoding: 'utf8' }).trim()) };
+    } catch {
+      return null;
+    }
+  };
+  let ids = lookup();
+  if (!ids) {
+    try {
+      execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { stdio: 'ignore' });
+    } catch {
+      // another test file created it at the same moment
+    }
+    ids = lookup();
+  }
+  if (!ids) throw new Error(`could not create the unprivileged test user ${TEST_USER}`);
+  return { ...ids, name: TEST_USER };
+}
+
+/** A fresh directory owned by the user, mode 0700 (their "home" for one test file). */
+export const USER_HOME_PREFIX = 'agentina-userhome-';
+export function makeUserDir(user: AgentUser, label: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), `${USER_HOME_PREFIX}${label}-`));
+  chownSync(dir, user.uid, user.gid);
+  chmodSync(dir, 0o700);
+  return dir;
+}
+
+/** A directory anyone may read (public keys, manifest, CA certificate). */
+export function makePublicDir(label: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), `agentina-${label}-`));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+export type AgentProcess = { child: ChildProcess; stdout: string[]; stderr: string[]; output(): string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> };
+
+export function spawnAgent(user: AgentUser, home: string, args: string[], stdin?: string): AgentProcess {
+  const child = spawn(process.execPath, [AGENT_BIN, ...args], {
+    uid: user.uid,
+    gid: user.gid,
+    cwd: home,
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout.on('data', (c: Buffer) => stdout.push(c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => stderr.push(c.toString('utf8')));
+  if (stdin !== undefined) child.stdin.end(stdin);
+  else child.stdin.end();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, stdout, stderr, output: () => `${stdout.join('')}${stderr.join('')}`, exited };
+}
+
+export async function runAgentCommand(user: AgentUser, home: string, args: string[], stdin?: string) {
+  const p = spawnAgent(user, home, args, stdin);
+  const { code } = await p.exited;
+  return { code, stdout: p.stdout.join(''), stderr: p.stderr.join(''), output: p.output() };
+}
+
+/** Sockets a process holds, from /proc: which are listening (TCP LISTEN or bound UDP) and which are connected. */
+export function socketsOf(pid: number): { listening: string[]; established: number; total: number } {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  const listening: string[] = [];
+  let established = 0;
+  for (const table of ['tcp', 'tcp6', 'udp', 'udp6']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9]!)) continue;
+      const state = f[3];
+      if (table.startsWith('tcp') && state === '0A') listening.push(`${table} ${f[1]}`);
+      else if (table.startsWith('udp') && state === '07') listening.push(`${table} ${f[1]}`);
+      else if (table.startsWith('tcp') && state === '01') established++;
+    }
+  }
+  return { listening, established, total: inodes.size };
+}
