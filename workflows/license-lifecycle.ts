@@ -244,11 +244,16 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
     return { ...s, nextTransitionAt: next === null ? null : new Date(next).toISOString() };
   };
 
-  upsertSearchAttributes([
-    { key: LicenseIdAttribute, value: s.licenseId },
-    { key: CustomerIdAttribute, value: s.customerId },
-    { key: LicenseStateAttribute, value: s.state },
-  ]);
+  // The starter sets them and continue-as-new carries them; upsert only what is missing or stale
+  // (a lifecycle started by hand), so a normal start costs no extra command.
+  const attrs = info.typedSearchAttributes;
+  if (attrs.get(LicenseIdAttribute) !== s.licenseId || attrs.get(CustomerIdAttribute) !== s.customerId || attrs.get(LicenseStateAttribute) !== s.state) {
+    upsertSearchAttributes([
+      { key: LicenseIdAttribute, value: s.licenseId },
+      { key: CustomerIdAttribute, value: s.customerId },
+      { key: LicenseStateAttribute, value: s.state },
+    ]);
+  }
 
   /** Runs one transition at a time; `plan` sees the state as it is once the lock is held. */
   async function transition(plan: (cur: LicenseSnapshot) => { refusal?: Refusal | null; next?: Omit<LicenseTransitionInput, 'workflowId' | 'licenseId' | 'customerId' | 'transition' | 'from' | 'effectiveAt'> }): Promise<LicenseSnapshot> {

@@ -236,12 +236,18 @@ describe('licenseLifecycle on the time-skipping server', () => {
   it('concurrent updates are serialized into consecutive versions', async () => {
     const svc = await service();
     const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 100 } });
-    const results = await Promise.allSettled([svc.suspendLicense(license.id, admin, 'one'), svc.revokeLicense(license.id, admin, 'two')]);
-    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(await rowOf(license.id)).toMatchObject({ state: 'revoked', version: 3 });
+    const expiresAt = new Date((await env.currentTimeMs()) + 200 * DAY_MS).toISOString();
+    // Valid in either order, so both must land, one after the other.
+    const results = await Promise.allSettled([svc.suspendLicense(license.id, admin, 'one'), svc.renewLicense(license.id, admin, expiresAt)]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(await rowOf(license.id)).toMatchObject({ state: 'suspended', version: 3, expires_at: new Date(expiresAt) });
     const audit = await licenseAudit(db.pool, license.id);
     expect(audit.map((a) => a.data.version ?? 1)).toEqual([1, 2, 3]);
-    expect(await licenseFeed(db.pool, license.id)).toEqual([{ state: 'suspended', version: 2 }, { state: 'revoked', version: 3 }]);
+    expect((await licenseFeed(db.pool, license.id)).map((f) => f.version)).toEqual([2, 3]);
+    // And a refused one in the same burst changes nothing.
+    const burst = await Promise.allSettled([svc.revokeLicense(license.id, admin, 'two'), svc.revokeLicense(license.id, admin, 'three')]);
+    expect(burst.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(await rowOf(license.id)).toMatchObject({ state: 'revoked', version: 4 });
   });
 
   it('continues as new when the history grows (forced low) and carries state and versions', async () => {
