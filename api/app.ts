@@ -26,6 +26,8 @@ import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
 import { createStatusListener, type StatusListener } from './agent-status/status-listener';
 import { auditRoutes } from './audit/routes';
+import { publicKeyRoutes } from './public-keys/routes';
+import { licenseDocumentRoutes } from './license-documents/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import type { TemporalDeps } from './temporal';
@@ -133,6 +135,8 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(tasksRoutes(deps));
   await app.register(releasesRoutes(deps));
   await app.register(auditRoutes(deps));
+  await app.register(publicKeyRoutes(deps));
+  await app.register(licenseDocumentRoutes(deps));
 
   return app;
 }

@@ -105,6 +105,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   pub('GET /docs/static/swagger-initializer.js'),
   pub('GET /docs/static/*', 200, { path: '/docs/static/swagger-ui.css' }),
   pub('GET /.well-known/security.txt'),
+  pub('GET /.well-known/agentina-keys.json'),
 
   // identity: admin auth
   pub('POST /v1/admin/login', 400),
