@@ -1,3 +1,4 @@
+import { TypedSearchAttributes } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { deregisterAgent, getAgentWithLicense, recordHeartbeat, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
 import { appendAudit } from '../../db/audit-repo';
@@ -6,6 +7,7 @@ import { getReleaseByVersion, hasAnyRelease } from '../../db/releases-repo';
 import { extendLeases } from '../../db/tasks-repo';
 import { FINGERPRINT_COMPONENTS, scoreFingerprint, type Clock, type FingerprintComponent, type HeartbeatRequest, type SignedStatus } from '../../protocol';
 import { workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
+import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-lifecycle';
 import { endQuarantineOnDeregistration } from '../agents/agents-service';
 import type { Principal } from '../auth/access';
 import { AppError } from '../errors';
@@ -16,7 +18,7 @@ export type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
 /** The signed status of one agent (the status service's currentStatus). */
 export type CurrentStatus = (agentId: string) => Promise<SignedStatus | undefined>;
 
-export type HeartbeatServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock; settings: AgentSettings; currentStatus: CurrentStatus; onWarning?: (message: string, err: unknown) => void };
+export type HeartbeatServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock; settings: AgentSettings; currentStatus: CurrentStatus; onWarning?: (message: string, err: unknown) => void; onQuarantineStarted?: (reason: QuarantineReason) => void };
 
 /** What the runtime hash check concluded; `unverified` only while no release at all is registered. */
 export type IntegrityVerdict = { ok: true; verified: boolean } | { ok: false; expected: string | null };
@@ -38,15 +40,21 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
     return agent;
   }
 
-  async function startQuarantine(agentId: string, reason: QuarantineReason, detectedAt: Date): Promise<void> {
-    const input: AgentQuarantineInput = { agentId, reason, detectedAt: detectedAt.toISOString() };
+  async function startQuarantine(principal: AgentPrincipal, reason: QuarantineReason, detectedAt: Date): Promise<void> {
+    const input: AgentQuarantineInput = { agentId: principal.id, reason, detectedAt: detectedAt.toISOString() };
     try {
       await deps.temporal.client.workflow.start('agentQuarantine', {
-        workflowId: workflowIdForAgent(agentId),
+        workflowId: workflowIdForAgent(principal.id),
         taskQueue: deps.temporal.taskQueue,
         args: [input],
         workflowIdConflictPolicy: 'USE_EXISTING',
+        // Operators find an agent's quarantines next to its license's lifecycle in Temporal Web.
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: LicenseIdAttribute, value: principal.licenseId },
+          { key: CustomerIdAttribute, value: principal.customerId },
+        ]),
       });
+      deps.onQuarantineStarted?.(reason);
     } catch {
       // The detection is audited; the agent's next heartbeat detects again and retries the start.
       throw new AppError('UNAVAILABLE', 'The control plane could not record this heartbeat; try again.');
@@ -99,7 +107,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
         }
         return watching && reason ? reason : null;
       });
-      if (quarantine) await startQuarantine(principal.id, quarantine, at);
+      if (quarantine) await startQuarantine(principal, quarantine, at);
       const status = await deps.currentStatus(principal.id);
       if (!status) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
       return { status, heartbeatIntervalS: intervalS };

@@ -21,6 +21,7 @@ export function agentHeartbeatRoutes(deps: AppDeps & { licenseSigner?: Signer })
       settings: deps.config.agents,
       currentStatus: (agentId) => status.currentStatus(agentId),
       onWarning: (message, err) => deps.logger.warn({ err }, message),
+      onQuarantineStarted: (reason) => deps.metrics.inc('agentina_agent_quarantines_started_total', 'agentQuarantine workflows started by heartbeats', { reason }),
     });
     // A heartbeat a minute per agent; the limit only stops a runaway loop.
     const rateLimit = { max: 120, timeWindow: '1 minute', keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip };
@@ -37,7 +38,9 @@ export function agentHeartbeatRoutes(deps: AppDeps & { licenseSigner?: Signer })
       const agent = principalOf(req, 'agent');
       if (req.body.terminalReason) req.log.info({ agentId: agent.id, terminalReason: req.body.terminalReason }, 'agent reports it is terminal');
       void reply.header('cache-control', 'no-store');
-      return heartbeats.heartbeat(agent, req.body);
+      const answer = await heartbeats.heartbeat(agent, req.body);
+      deps.metrics.inc('agentina_agent_heartbeats_total', 'Agent heartbeats accepted');
+      return answer;
     });
 
     app.post('/v1/agent/deregister', {

@@ -10,6 +10,7 @@ import {
   createFixedClock, ensureKeys, generateKeyFile, createSigner, loadPurposeKeySet, loadPurposeSigner, signedStatusSchema, verifySignature,
   type HeartbeatRequest, type ReleaseManifest, type Signer,
 } from '../../protocol';
+import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-lifecycle';
 import { buildTestApp, testConfig } from '../support/app';
 import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, eventually, type Staff, withJsonBody } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -150,6 +151,9 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(events.map((e) => e.action)).toEqual(['agent.integrity_mismatch', 'agent.quarantined']);
       expect(events[0]!.data).toMatchObject({ reportedRuntimeHash: 'f'.repeat(64), expectedRuntimeHash: GOOD_HASH });
       expect(events[1]).toMatchObject({ actor_kind: 'workflow', actor_id: `agent/${a.agentId}` });
+      const described = await t.client.workflow.getHandle(`agent/${a.agentId}`).describe();
+      expect(described.typedSearchAttributes.get(LicenseIdAttribute)).toBe(a.licenseId);
+      expect(described.typedSearchAttributes.get(CustomerIdAttribute)).toBe(a.customerId);
 
       // The next answer the agent gets says it may not work.
       const next = await heartbeat(a, { runtimeHash: 'f'.repeat(64) });
