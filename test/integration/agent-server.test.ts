@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { InjectOptions } from 'fastify';
-import { SCHEDULES } from '../../activities/schedules';
+import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
 import { createWorker } from '../../activities/worker';
 import type { TemporalDeps } from '../../api/temporal';
 import { runtimeHashOf } from '../../api/releases/releases-service';
@@ -352,6 +352,20 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const config = testConfig({ AGENT_HEARTBEAT_INTERVAL: '60s' });
       const entry = SCHEDULES.map((make) => make(config)).find((e) => e.workflowType === 'agentOfflineSweep');
       expect(entry).toMatchObject({ everyMs: 60_000, args: [{ staleAfterS: 180 }] });
+    });
+
+    it('the schedule entry is accepted by Temporal and starts agentOfflineSweep on the configured queue', async () => {
+      const config = testConfig({ AGENT_HEARTBEAT_INTERVAL: '60s', TEMPORAL_TASK_QUEUE: t.taskQueue });
+      const entry = SCHEDULES.map((make) => make(config)).find((e) => e.workflowType === 'agentOfflineSweep')!;
+      const id = `${entry.id}-test-${Date.now()}`;
+      await ensureSchedules(t.client, config, [{ ...entry, id }]);
+      const handle = t.client.schedule.getHandle(id);
+      try {
+        const d = await handle.describe();
+        expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'agentOfflineSweep', taskQueue: t.taskQueue, args: [{ staleAfterS: 180 }] });
+      } finally {
+        await handle.delete();
+      }
     });
 
     it('marks agents silent for three intervals offline (audited), and a heartbeat brings them back', async () => {
