@@ -39,11 +39,6 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
   checkLength('subject.kind', event.subject.kind, 50);
   checkLength('subject.id', event.subject.id, 200);
   checkLength('idempotencyKey', idempotencyKey, 300);
-  if (event.idempotencyKey !== undefined) {
-    // Cheap early exit for retried activities; the trigger's ON CONFLICT is what guarantees it.
-    const existing = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [idempotencyKey]);
-    if (existing.rowCount) return { idempotencyKey, staged: false };
-  }
   const content: Omit<AuditContent, 'seq'> = {
     time: clock.now().toISOString(),
     actor: { kind: event.actor.kind, id: event.actor.id },
@@ -53,12 +48,15 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
     idempotencyKey,
   };
   const canon = auditCanonicalParts(content);
-  await tx.query(
+  // One round trip: nothing is staged when the key is already in the chain (a retried activity).
+  // That is only the cheap path; the commit-time trigger's ON CONFLICT is the guarantee.
+  const { rowCount } = await tx.query(
     `INSERT INTO audit_staging (time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, canon_before_seq, canon_after_seq)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+     SELECT $1::timestamptz, $2::text, $3::text, $4::text, $5::text, $6::text, $7::jsonb, $8::text, $9::text, $10::text
+      WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE idempotency_key = $8)`,
     [content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, canon.before, canon.after],
   );
-  return { idempotencyKey, staged: true };
+  return { idempotencyKey, staged: rowCount === 1 };
 }
 
 function checkLength(field: string, value: string, max: number): void {

@@ -92,17 +92,21 @@ export async function main(args: string[]): Promise<object> {
     log(`${WRITERS} writers, chained appends: ${concurrent.perSecond}/s (p50 ${concurrent.p50Ms} ms, p99 ${concurrent.p99Ms} ms)`);
 
     let plainSeq = 0;
-    const plain = await runWriters(WRITERS, appends, (w, i) =>
+    const plainOp = (tag: string) => (w: number, i: number) =>
       withTransaction(pool!, async (tx) => {
         plainSeq += 1;
         await tx.query(
           `INSERT INTO bench_plain (seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash)
            VALUES ($1, now(), 'system', $2, 'license.renewed', 'license', $3, $4, $5, $6, $7)`,
-          [plainSeq, `bench-writer-${w}`, `lic_bench${w}`, { i }, `plain/${w}/${i}`, '0'.repeat(64), randomBytes(32).toString('hex')],
+          [plainSeq, `bench-writer-${w}`, `lic_bench${w}`, { i }, `${tag}/${w}/${i}`, '0'.repeat(64), randomBytes(32).toString('hex')],
         );
-      }),
-    );
+      });
+    const plain = await runWriters(WRITERS, appends, plainOp('plain'));
     log(`${WRITERS} writers, plain INSERTs (no chain): ${plain.perSecond}/s (p50 ${plain.p50Ms} ms, p99 ${plain.p99Ms} ms)`);
+    // One writer's plain INSERT + COMMIT: one WAL flush per transaction with no group commit, the
+    // floor a strictly serial chain can approach.
+    const plainSingle = await runWriters(1, Math.max(500, Math.floor(appends / 4)), plainOp('plain-single'));
+    log(`1 writer, plain INSERTs: ${plainSingle.perSecond}/s (p50 ${plainSingle.p50Ms} ms): one commit flush per transaction`);
 
     const rows = await readChainFrom(adminPool, 1);
     const result = verifyAuditChain({ events: rows, checkpoints: [], keys: new Map() });
@@ -118,8 +122,10 @@ export async function main(args: string[]): Promise<object> {
       append_p99_ms: concurrent.p99Ms,
       single_writer_appends_per_s: single.perSecond,
       plain_inserts_per_s: plain.perSecond,
+      single_writer_plain_inserts_per_s: plainSingle.perSecond,
       ratio_vs_single_writer: Math.round((concurrent.perSecond / single.perSecond) * 100) / 100,
       ratio_vs_plain_insert: Math.round((concurrent.perSecond / plain.perSecond) * 100) / 100,
+      ratio_vs_single_writer_plain_insert: Math.round((concurrent.perSecond / plainSingle.perSecond) * 100) / 100,
       chain_rows_verified: rows.length,
     };
   } finally {

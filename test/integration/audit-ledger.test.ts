@@ -148,6 +148,16 @@ describe('appendAudit inside the caller’s transaction', () => {
     expect(rows).toHaveLength(2);
   });
 
+  it('refuses a bad event at append time, before the caller commits anything', async () => {
+    const bad = [
+      { actor: { kind: 'system' as const, id: 'x'.repeat(201) }, action: 'task.created' as const, subject: { kind: 'task', id: 't' } },
+      { actor: { kind: 'root' as unknown as 'system', id: 'x' }, action: 'task.created' as const, subject: { kind: 'task', id: 't' } },
+      { actor: { kind: 'system' as const, id: 'x' }, action: 'task.exploded' as unknown as 'task.created', subject: { kind: 'task', id: 't' } },
+      { actor: { kind: 'system' as const, id: 'x' }, action: 'task.created' as const, subject: { kind: '', id: 't' } },
+    ];
+    for (const event of bad) await expect(withTransaction(db.pool, (tx) => appendAudit(tx, event))).rejects.toThrow(/audit/);
+  });
+
   it('chains several appends of one transaction in order', async () => {
     await withTransaction(db.pool, async (tx) => {
       for (const k of ['multi-a', 'multi-b', 'multi-c']) await appendAudit(tx, { actor: { kind: 'system', id: 's' }, action: 'task.created', subject: { kind: 'task', id: k }, idempotencyKey: k });
