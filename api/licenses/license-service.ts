@@ -92,6 +92,13 @@ export type LicenseServiceDeps = {
   continueAsNewAtHistoryLength?: number;
 };
 
+/**
+ * A caller's idempotency key: the same key on a repeated request reaches the workflow as the same
+ * update id, and Temporal answers it with the first outcome instead of applying it twice.
+ */
+export type ChangeOptions = { idempotencyKey?: string | undefined };
+const updateIdOf = (o: ChangeOptions, action: string): { updateId?: string } => (o.idempotencyKey ? { updateId: `api:${action}:${o.idempotencyKey}` } : {});
+
 const QUERY_TIMEOUT_MS = 3000;
 const DEFAULT_UPDATE_TIMEOUT_MS = 30000;
 
@@ -339,12 +346,12 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       return requireLicense(id, scope, db);
     },
 
-    renewLicense: (id: string, actor: Actor, expiresAt: string) => update(id, (h) => h.executeUpdate(renewUpdate, { args: [{ expiresAt, actor }] })),
-    convertTrial: (id: string, actor: Actor, expiresAt: string) => update(id, (h) => h.executeUpdate(convertTrialUpdate, { args: [{ expiresAt, actor }] })),
-    suspendLicense: (id: string, actor: Actor, reason: string) => update(id, (h) => h.executeUpdate(suspendUpdate, { args: [{ reason, actor }] })),
-    resumeLicense: (id: string, actor: Actor) => update(id, (h) => h.executeUpdate(resumeUpdate, { args: [{ actor }] })),
+    renewLicense: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(renewUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'renew') })),
+    convertTrial: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(convertTrialUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'convertTrial') })),
+    suspendLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(suspendUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'suspend') })),
+    resumeLicense: (id: string, actor: Actor, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(resumeUpdate, { args: [{ actor }], ...updateIdOf(o, 'resume') })),
     /** Returns once the revocation is committed and its NOTIFY sent. */
-    revokeLicense: (id: string, actor: Actor, reason: string) => update(id, (h) => h.executeUpdate(revokeUpdate, { args: [{ reason, actor }] })),
+    revokeLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(revokeUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'revoke') })),
 
     /** Signs the document of a license row (key from the key files; never from a payload). */
     signLicenseDocument(row: LicenseRow, binding?: { agentId: string; fingerprintCommitment: string }): SignedLicense {

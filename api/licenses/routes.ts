@@ -64,6 +64,9 @@ export const createLicenseBody = z
 export type CreateLicenseBody = z.infer<typeof createLicenseBody>;
 
 const idParams = z.strictObject({ id: licenseId });
+/** Optional `Idempotency-Key`: a retried change with the same key is applied once. */
+const changeHeaders = z.object({ 'idempotency-key': z.string().regex(/^[A-Za-z0-9._:-]{8,100}$/, 'must be 8-100 characters of [A-Za-z0-9._:-]').optional() });
+const keyOf = (req: { headers: { 'idempotency-key'?: string | undefined } }) => ({ idempotencyKey: req.headers['idempotency-key'] });
 const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
 const expiresBody = z.strictObject({ expiresAt: isoTime });
 const emptyBody = z.strictObject({}).optional();
@@ -111,29 +114,29 @@ export function licenseRoutes(deps: AppDeps, service: LicenseService = createLic
     const actor = (req: Parameters<typeof principalOf>[0]) => actorOf(principalOf(req, 'admin', 'service'));
 
     app.post('/v1/admin/licenses/:id/renew', {
-      schema: { tags, summary: 'Move the expiry later (from active, grace, expired or suspended)', params: idParams, body: expiresBody, response: { 200: changedSchema, ...changeErrors } },
+      schema: { tags, summary: 'Move the expiry later (from active, grace, expired or suspended)', params: idParams, headers: changeHeaders, body: expiresBody, response: { 200: changedSchema, ...changeErrors } },
       config: admin,
-    }, async (req) => service.renewLicense(req.params.id, actor(req), req.body.expiresAt));
+    }, async (req) => service.renewLicense(req.params.id, actor(req), req.body.expiresAt, keyOf(req)));
 
     app.post('/v1/admin/licenses/:id/convert-trial', {
-      schema: { tags, summary: 'Convert a trial into a paid term', params: idParams, body: expiresBody, response: { 200: changedSchema, ...changeErrors } },
+      schema: { tags, summary: 'Convert a trial into a paid term', params: idParams, headers: changeHeaders, body: expiresBody, response: { 200: changedSchema, ...changeErrors } },
       config: admin,
-    }, async (req) => service.convertTrial(req.params.id, actor(req), req.body.expiresAt));
+    }, async (req) => service.convertTrial(req.params.id, actor(req), req.body.expiresAt, keyOf(req)));
 
     app.post('/v1/admin/licenses/:id/suspend', {
-      schema: { tags, summary: 'Suspend a trial, active or grace license', params: idParams, body: reasonBody, response: { 200: changedSchema, ...changeErrors } },
+      schema: { tags, summary: 'Suspend a trial, active or grace license', params: idParams, headers: changeHeaders, body: reasonBody, response: { 200: changedSchema, ...changeErrors } },
       config: admin,
-    }, async (req) => service.suspendLicense(req.params.id, actor(req), req.body.reason));
+    }, async (req) => service.suspendLicense(req.params.id, actor(req), req.body.reason, keyOf(req)));
 
     app.post('/v1/admin/licenses/:id/resume', {
-      schema: { tags, summary: 'Resume a suspended license into the state its dates say', params: idParams, body: emptyBody, response: { 200: changedSchema, ...changeErrors } },
+      schema: { tags, summary: 'Resume a suspended license into the state its dates say', params: idParams, headers: changeHeaders, body: emptyBody, response: { 200: changedSchema, ...changeErrors } },
       config: admin,
-    }, async (req) => service.resumeLicense(req.params.id, actor(req)));
+    }, async (req) => service.resumeLicense(req.params.id, actor(req), keyOf(req)));
 
     app.post('/v1/admin/licenses/:id/revoke', {
-      schema: { tags, summary: 'Revoke a license for good', params: idParams, body: reasonBody, response: { 200: changedSchema, ...changeErrors } },
+      schema: { tags, summary: 'Revoke a license for good', params: idParams, headers: changeHeaders, body: reasonBody, response: { 200: changedSchema, ...changeErrors } },
       config: admin,
-    }, async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason));
+    }, async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason, keyOf(req)));
 
     app.get('/v1/portal/licenses', {
       schema: { tags, summary: "The signed-in customer's licenses", querystring: listQuery, response: { 200: listSchema, ...errors } },

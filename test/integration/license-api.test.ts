@@ -118,6 +118,18 @@ describe('license API', () => {
       expect(feed.rows.map((x) => `${x.state}@${x.version}`)).toEqual(['suspended@2', 'active@3', 'active@4', 'revoked@5']);
     });
 
+    it('a change repeated with the same Idempotency-Key is applied once', async () => {
+      const lic = await create({ term: { days: 30 } });
+      const send = () => harness.app.inject({ method: 'POST', url: `/v1/admin/licenses/${lic.id}/suspend`, headers: { 'x-test-as': 'admin', 'idempotency-key': 'retry-key-0001' }, payload: { reason: 'overdue' } });
+      const first = await send();
+      const second = await send();
+      expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
+      expect(second.json().license).toMatchObject({ state: 'suspended', version: 2 });
+      expect((await licenseAudit(db.pool, lic.id)).map((a) => a.action)).toEqual(['license.created', 'license.suspended']);
+      const bad = await harness.app.inject({ method: 'POST', url: `/v1/admin/licenses/${lic.id}/resume`, headers: { 'x-test-as': 'admin', 'idempotency-key': 'no spaces allowed' }, payload: {} });
+      expect(bad.statusCode).toBe(400);
+    });
+
     it('converts a trial', async () => {
       const lic = await create({ trial: { days: 14 } });
       const expiresAt = future(365);
