@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf } from '../auth/access';
+import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
 import { adminSchema, changePasswordBody, customerUserSchema, emptyBody, loginBody, okSchema, passwordChangedSchema, sessionInfoSchema } from './schemas';
 import type { IdentityServices } from './services';
@@ -10,6 +11,9 @@ import { clearedCookie, sessionCookie } from './tokens';
 
 /** Per client IP, per route: one client cannot lock out many accounts (or guess) quickly. */
 export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 };
+
+/** One answer for unknown email, wrong password, inactive account and locked account. */
+const LOGIN_REFUSED = 'The email or password is not correct.';
 
 export type AuthGroup = { kind: 'admin' | 'customer'; prefix: '/v1/admin' | '/v1/portal'; cookie: string; tag: string; security: string };
 
@@ -37,7 +41,11 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
       config: { access: ['anonymous'], rateLimit: LOGIN_RATE_LIMIT },
     }, async (req, reply) => {
       noStore(reply);
-      const { session, account: acc } = await services.login.login(group.kind, req.body.email, req.body.password, meta(req));
+      const result = await services.login.login(group.kind, req.body.email, req.body.password, meta(req));
+      if (!result.ok) {
+        throw new AppError('UNAUTHENTICATED', LOGIN_REFUSED, undefined, result.retryAfterSeconds ? { 'retry-after': String(result.retryAfterSeconds) } : undefined);
+      }
+      const { session, account: acc } = result;
       void reply.header('set-cookie', sessionCookie(group.cookie, session.token, Math.floor(SESSION_MAX_MS / 1000)));
       const principal = group.kind === 'admin'
         ? { kind: 'admin' as const, id: acc.id, sessionId: session.id }

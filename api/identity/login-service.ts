@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import { appendAudit, loginAccountsRepo, withTransaction, type AccountKind, type LoginAccount } from '../../db';
 import type { Clock } from '../../protocol';
 import { ACCOUNT_LOCKOUT_WORKFLOW, lockoutWorkflowId, type AccountLockoutInput } from '../../workflows/account-lockout';
-import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
 import { PASSWORD_MAX_BYTES, createPasswordHasher, type PasswordHasher } from './passwords';
 import { createSessionService, type IssuedSession, type SessionService } from './session-service';
@@ -12,10 +11,9 @@ export const LOCKOUT_THRESHOLD = 5;
 export const LOCKOUT_MS = 15 * 60_000;
 
 export type LoginMeta = { ip: string; userAgent: string | null };
-export type LoginSuccess = { account: LoginAccount; session: IssuedSession };
-
-/** One answer for unknown email, wrong password, inactive account and locked account. */
-const REFUSED = 'The email or password is not correct.';
+/** Every refusal looks the same to the caller; `retryAfterSeconds` is set while the account is locked. */
+export type LoginResult = { ok: true; account: LoginAccount; session: IssuedSession } | { ok: false; retryAfterSeconds?: number };
+type Refusal = Extract<LoginResult, { ok: false }>;
 
 /** Audit actor for attempts made before anyone is authenticated. */
 const ANONYMOUS = { kind: 'system' as const, id: 'anonymous' };
@@ -44,10 +42,9 @@ export function createLoginService(deps: LoginServiceDeps) {
   let dummyHash: Promise<string> | undefined;
   const dummy = () => (dummyHash ??= passwords.hash('agentina-dummy-password-for-timing'));
 
-  function refused(lockedUntil?: Date): AppError {
-    if (!lockedUntil) return new AppError('UNAUTHENTICATED', REFUSED);
-    const seconds = Math.max(1, Math.ceil((lockedUntil.getTime() - deps.clock.now().getTime()) / 1000));
-    return new AppError('UNAUTHENTICATED', REFUSED, undefined, { 'retry-after': String(seconds) });
+  function refused(lockedUntil?: Date): Refusal {
+    if (!lockedUntil) return { ok: false };
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((lockedUntil.getTime() - deps.clock.now().getTime()) / 1000)) };
   }
 
   async function startLockoutTimer(input: AccountLockoutInput): Promise<void> {
@@ -65,7 +62,7 @@ export function createLoginService(deps: LoginServiceDeps) {
     }
   }
 
-  async function recordFailure(account: LoginAccount, meta: LoginMeta, reason: 'wrong_password' | 'inactive'): Promise<AppError> {
+  async function recordFailure(account: LoginAccount, meta: LoginMeta, reason: 'wrong_password' | 'inactive'): Promise<Refusal> {
     const outcome = await withTransaction(deps.pool, async (tx) => {
       const now = deps.clock.now();
       const row = await loginAccountsRepo.lockAccount(tx, account.kind, account.id);
@@ -97,28 +94,29 @@ export function createLoginService(deps: LoginServiceDeps) {
   }
 
   return {
-    /** Returns a fresh session or throws the one refusal (401, plus Retry-After while locked). */
-    async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginSuccess> {
+    /** A fresh session, or the one refusal (the same for unknown email, wrong password, inactive, locked). */
+    async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginResult> {
       const account = email.length <= 254 ? await loginAccountsRepo.findAccountByEmail(deps.pool, kind, email) : undefined;
       if (!account) {
         await passwords.verify(password, await dummy());
-        throw refused();
+        return refused();
       }
       const now = deps.clock.now();
       if (account.lockedUntil && account.lockedUntil > now) {
         // The right password changes nothing while locked; no scrypt is spent on a locked account.
-        throw await recordFailure(account, meta, 'wrong_password');
+        return recordFailure(account, meta, 'wrong_password');
       }
       const ok = Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && (await passwords.verify(password, account.passwordHash));
-      if (!ok) throw await recordFailure(account, meta, 'wrong_password');
-      if (!account.active) throw await recordFailure(account, meta, 'inactive');
+      if (!ok) return recordFailure(account, meta, 'wrong_password');
+      if (!account.active) return recordFailure(account, meta, 'inactive');
       const rehashed = passwords.needsRehash(account.passwordHash) ? await passwords.hash(password) : undefined;
 
-      const result = await withTransaction(deps.pool, async (tx) => {
+      // Re-checked under the row lock: a lock or deactivation may have landed during scrypt.
+      return withTransaction(deps.pool, async (tx): Promise<LoginResult> => {
         const row = await loginAccountsRepo.lockAccount(tx, kind, account.id);
         const at = deps.clock.now();
-        if (!row || !row.active) return { refusal: refused() };
-        if (row.lockedUntil && row.lockedUntil > at) return { refusal: refused(row.lockedUntil) };
+        if (!row || !row.active) return refused();
+        if (row.lockedUntil && row.lockedUntil > at) return refused(row.lockedUntil);
         if (row.failedLogins > 0 || row.lockedUntil) await loginAccountsRepo.setLoginCounters(tx, kind, account.id, 0, null, at);
         if (rehashed && row.passwordHash === account.passwordHash) {
           await loginAccountsRepo.setPasswordHash(tx, kind, account.id, rehashed, row.mustChangePassword, at);
@@ -130,10 +128,8 @@ export function createLoginService(deps: LoginServiceDeps) {
           subject: { kind: 'session', id: session.id },
           data: { ip: meta.ip, rehashed: rehashed !== undefined },
         }, deps.clock);
-        return { session, account: row };
+        return { ok: true, session, account: row };
       });
-      if ('refusal' in result) throw result.refusal;
-      return { account: result.account, session: result.session };
     },
   };
 }
