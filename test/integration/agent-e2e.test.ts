@@ -1,0 +1,104 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { startAgentStack, type AgentStack } from '../support/agent-stack';
+import { ensureAgentUser, makeUserDir, runAgentCommand, socketsOf, spawnAgent, type AgentProcess, type AgentUser } from '../support/agent-user';
+import { eventually } from '../support/license-helpers';
+
+/**
+ * The agent end to end: the real API (HTTPS, TLS 1.3), worker, Temporal and PostgreSQL, and the
+ * agent as an unprivileged process. Activation, single-use token, tasks, an admin revoke reaching
+ * the running agent through the status long-poll while a task is in flight, uninstall.
+ */
+jest.setTimeout(120_000);
+
+let stack: AgentStack;
+let user: AgentUser;
+let home: string;
+let prefix: string;
+let run: AgentProcess | null = null;
+
+beforeAll(async () => {
+  user = ensureAgentUser();
+  stack = await startAgentStack('agente2e');
+  home = makeUserDir(user, 'agent-e2e');
+  prefix = path.join(home, 'prefix');
+});
+
+afterAll(async () => {
+  if (run && run.child.exitCode === null && run.child.signalCode === null) {
+    run.child.kill('SIGKILL');
+    await run.exited;
+  }
+  await stack?.close();
+  rmSync(home, { recursive: true, force: true });
+  rmSync(stack?.pub ?? '/nonexistent', { recursive: true, force: true });
+});
+
+const inflightId = () => (JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')) as { inflight: { id: string } | null }).inflight?.id;
+const journal = () => (existsSync(path.join(prefix, 'journal', 'journal.jsonl')) ? readFileSync(path.join(prefix, 'journal', 'journal.jsonl'), 'utf8') : '');
+const task = async (id: string) => (await stack.admin('GET', `/v1/admin/tasks/${id}`)) as { state: string; result: unknown; error: string | null };
+
+describe('agent against the real control plane', () => {
+  let licenseId: string;
+  let token: string;
+  let agentId: string;
+
+  it('activates with a single-use token; a reuse is rejected', async () => {
+    licenseId = await stack.createLicense();
+    token = await stack.issueToken(licenseId);
+    const args = (p: string) => ['activate', '--server', stack.url, '--token', token, '--prefix', p, '--keys', stack.keysFile, '--ca', stack.caFile, '--manifest', stack.manifestFile];
+    const r = await runAgentCommand(user, home, args(prefix));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    agentId = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(r.stdout)![1]!;
+    const { rows } = await stack.db.pool.query('SELECT status, license_id FROM agents WHERE id = $1', [agentId]);
+    expect(rows[0]).toMatchObject({ status: 'active', license_id: licenseId });
+
+    const again = await runAgentCommand(user, home, args(path.join(home, 'reuse')));
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/activation failed/);
+    expect(again.output).not.toContain(token);
+  });
+
+  it('runs: heartbeats, holds no listening socket, runs a task', async () => {
+    run = spawnAgent(user, home, ['run', '--prefix', prefix]);
+    await eventually(async () => (await stack.db.pool.query('SELECT last_heartbeat_at, fingerprint_score FROM agents WHERE id = $1', [agentId])).rows[0], (r) => r?.last_heartbeat_at !== null, 60_000, 'first heartbeat');
+    const { rows } = await stack.db.pool.query('SELECT fingerprint_score, runtime_hash, agent_version FROM agents WHERE id = $1', [agentId]);
+    expect(rows[0]).toMatchObject({ fingerprint_score: 100, agent_version: '0.1.0' });
+    expect(rows[0].runtime_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(socketsOf(run.child.pid!).listening).toEqual([]);
+
+    const created = await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'echo', payload: { hello: 'e2e' } });
+    const done = await eventually(() => task(created.id), (t) => t.state === 'succeeded', 30_000, 'echo task');
+    expect(done.result).toEqual({ echo: { hello: 'e2e' } });
+  });
+
+  it('an admin revoke makes the agent terminal while the task in flight completes; the queued task never starts', async () => {
+    const inflight = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'sleep', payload: { ms: 3000 } })).id as string;
+    await eventually(async () => inflightId(), (id) => id === inflight, 30_000, 'task in flight');
+    const queued = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'echo', payload: { late: true } })).id as string;
+    const revokedAt = Date.now();
+    await stack.admin('POST', `/v1/admin/licenses/${licenseId}/revoke`, { reason: 'end-to-end test' });
+    await eventually(async () => journal(), (j) => j.includes('"event":"agent.terminal"'), 30_000, 'agent terminal');
+    const terminalAfterMs = Date.now() - revokedAt;
+    process.stderr.write(`[agent e2e] revoke → agent terminal (journaled) in ${terminalAfterMs} ms\n`);
+    expect(journal()).toMatch(/LICENSE_REVOKED/);
+    // The task in flight was not cut short by the revocation.
+    const finished = await eventually(() => task(inflight), (t) => t.state !== 'leased' && t.state !== 'queued', 30_000, 'in-flight task result');
+    expect(finished.state).toBe('succeeded');
+    expect((await task(queued)).state).toBe('queued');
+    const status = await runAgentCommand(user, home, ['status', '--prefix', prefix]);
+    expect(JSON.parse(status.stdout).runtime.terminal.code).toBe('LICENSE_REVOKED');
+  });
+
+  it('uninstall after stopping deregisters the agent and removes the prefix', async () => {
+    run!.child.kill('SIGTERM');
+    expect((await run!.exited).code).toBe(0);
+    const r = await runAgentCommand(user, home, ['uninstall', '--prefix', prefix]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(existsSync(prefix)).toBe(false);
+    const { rows } = await stack.db.pool.query('SELECT status FROM agents WHERE id = $1', [agentId]);
+    expect(rows[0].status).toBe('deregistered');
+  });
+});
