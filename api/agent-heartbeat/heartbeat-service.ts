@@ -15,10 +15,23 @@ import type { TemporalDeps } from '../temporal';
 
 export type AgentSettings = { heartbeatIntervalMs: number; fingerprintThreshold: number; taskLeaseMs: number };
 export type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
+export const DEFAULT_QUARANTINE_WAIT_MS = 5000;
+const QUARANTINE_POLL_MS = 20;
+
 /** The signed status of one agent (the status service's currentStatus). */
 export type CurrentStatus = (agentId: string) => Promise<SignedStatus | undefined>;
 
-export type HeartbeatServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock; settings: AgentSettings; currentStatus: CurrentStatus; onWarning?: (message: string, err: unknown) => void; onQuarantineStarted?: (reason: QuarantineReason) => void };
+export type HeartbeatServiceDeps = {
+  pool: Pool;
+  temporal: TemporalDeps;
+  clock: Clock;
+  settings: AgentSettings;
+  currentStatus: CurrentStatus;
+  onWarning?: (message: string, err: unknown) => void;
+  onQuarantineStarted?: (reason: QuarantineReason) => void;
+  /** How long a heartbeat that triggered a quarantine waits for it to commit (default 5 s). */
+  quarantineWaitMs?: number;
+};
 
 /** What the runtime hash check concluded; `unverified` only while no release at all is registered. */
 export type IntegrityVerdict = { ok: true; verified: boolean } | { ok: false; expected: string | null };
@@ -58,6 +71,19 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
     } catch {
       // The detection is audited; the agent's next heartbeat detects again and retries the start.
       throw new AppError('UNAVAILABLE', 'The control plane could not record this heartbeat; try again.');
+    }
+  }
+
+  /**
+   * The workflow quarantines within milliseconds when the worker is up; waiting (bounded) for it
+   * lets this very answer tell the agent to stop, instead of only its next status long-poll.
+   */
+  async function awaitQuarantined(agentId: string): Promise<void> {
+    const deadline = performance.now() + (deps.quarantineWaitMs ?? DEFAULT_QUARANTINE_WAIT_MS);
+    while (performance.now() < deadline) {
+      const agent = await getAgentWithLicense(deps.pool, agentId);
+      if (!agent || (agent.status !== 'active' && agent.status !== 'offline')) return;
+      await new Promise((r) => setTimeout(r, QUARANTINE_POLL_MS));
     }
   }
 
@@ -107,7 +133,10 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
         }
         return watching && reason ? reason : null;
       });
-      if (quarantine) await startQuarantine(principal, quarantine, at);
+      if (quarantine) {
+        await startQuarantine(principal, quarantine, at);
+        await awaitQuarantined(principal.id);
+      }
       const status = await deps.currentStatus(principal.id);
       if (!status) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
       return { status, heartbeatIntervalS: intervalS };

@@ -142,6 +142,8 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const before = await agentRow(a.agentId);
       const res = await heartbeat(a, { runtimeHash: 'f'.repeat(64) });
       expect(res.statusCode).toBe(200);
+      // The answer to the tampered heartbeat itself already tells the agent to stop.
+      expect(res.json().status.payload).toMatchObject({ agentStatus: 'quarantined', good: false, reason: 'integrity_mismatch' });
       await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'integrity quarantine');
       const after = await agentRow(a.agentId);
       expect(Number(after.status_version)).toBe(Number(before.status_version) + 1);
