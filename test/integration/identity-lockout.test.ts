@@ -121,6 +121,18 @@ describe('identity: lockout', () => {
     expect(trail.some((a) => a.action === 'account.unlocked')).toBe(false);
   });
 
+  it('parallel guesses cannot slip past the threshold: exactly five failures, one lock, the rest refused as locked', async () => {
+    const admin = await seedAdmin(db.pool);
+    const answers = await Promise.all(Array.from({ length: 9 }, (_, i) => attempt('admin', admin.email, `parallel guess ${i}`)));
+    expect(answers.every((a) => a.statusCode === 401)).toBe(true);
+    const counts = Object.fromEntries(
+      (await db.pool.query('SELECT action, count(*)::int AS n FROM audit_events WHERE subject_id = $1 GROUP BY action', [admin.id])).rows.map((r) => [r.action, r.n]),
+    );
+    expect(counts).toEqual({ 'login.failed': 5, 'account.locked': 1, 'login.refused_locked': 4 });
+    expect((await account('admins', admin.id)).failed_logins).toBe(5);
+    expect(await env.client.workflow.getHandle(lockoutWorkflowId('admin', admin.id)).result()).toBe('unlocked');
+  });
+
   it('a success before the 5th failure resets the counter; a lock that ran out no longer counts', async () => {
     const admin = await seedAdmin(db.pool);
     for (let i = 0; i < 4; i++) await attempt('admin', admin.email, `bad ${i}`);
