@@ -10,10 +10,13 @@ export class ApiError extends Error {
   }
 }
 
+const SAFE = new Set(['GET', 'HEAD']);
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
+  // State changes are always JSON, even without a payload: the API's CSRF rule requires it.
+  if (body !== undefined || !SAFE.has(method)) {
+    init.body = JSON.stringify(body ?? {});
     init.headers = { ...init.headers, 'content-type': 'application/json' };
   }
   const res = await fetch(path, init);
@@ -23,4 +26,12 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     throw new ApiError(res.status, json.error?.code ?? 'HTTP_' + res.status, json.error?.message ?? res.statusText, json.error?.details ?? []);
   }
   return json as T;
+}
+
+/** `path?k=v&…` with empty values left out. */
+export function withQuery(path: string, query: Record<string, string | number | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
 }

@@ -1,5 +1,5 @@
 /** A tiny element builder: no framework, no innerHTML with data (text nodes only). */
-type Child = Node | string | number | null | undefined | false;
+export type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | EventListener | undefined>;
 
 export function h(tag: string, attrs: Attrs = {}, ...children: Child[]): HTMLElement {
@@ -7,6 +7,7 @@ export function h(tag: string, attrs: Attrs = {}, ...children: Child[]): HTMLEle
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === false) continue;
     if (typeof v === 'function') el.addEventListener(k.replace(/^on/, '').toLowerCase(), v);
+    else if (k === 'value' && (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement)) el.value = String(v);
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }
