@@ -210,6 +210,11 @@ describe('identity: login and sessions', () => {
     const me = await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie } });
     expect(me.json()).toMatchObject({ id: user.id, customerId: customer.id });
     expect((await login('admin', { email: user.email, password: TEST_PASSWORD })).statusCode).toBe(401);
+    // The portal cookie is an ambient credential too: a cross-site logout is refused and audited.
+    const forged = await app.inject({ method: 'POST', url: '/v1/portal/logout', headers: { cookie, 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' }, payload: {} });
+    expect(forged.statusCode).toBe(403);
+    expect((await db.pool.query("SELECT actor_kind, actor_id FROM audit_events WHERE action = 'request.csrf_refused' ORDER BY seq DESC LIMIT 1")).rows[0]).toEqual({ actor_kind: 'customer', actor_id: user.id });
+    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie } })).statusCode).toBe(200);
 
     const admin = await seedAdmin(db.pool, { cheap: true });
     const a = await mintSession(db.pool, 'admin', admin, clock);
