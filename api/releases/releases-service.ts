@@ -52,8 +52,10 @@ export function checkSignedManifest(signed: SignedReleaseManifest, keys: KeySet)
   if (!m || parts.some((p) => !Number.isSafeInteger(p) || p > MAX_PART)) return { ok: false, code: 'BAD_VERSION', message: 'The version is not a usable semantic version.' };
   const paths = new Set<string>();
   for (const f of signed.manifest.files) {
-    if (f.path.startsWith('/') || f.path.split(/[\\/]/).some((seg) => seg === '..' || seg === '') || paths.has(f.path)) {
-      return { ok: false, code: 'BAD_FILES', message: `The manifest lists an unsafe or repeated path: ${f.path.slice(0, 100)}` };
+    // Relative, normalised, printable: what the agent joins to its install prefix must stay inside it.
+    // eslint-disable-next-line no-control-regex
+    if (f.path.startsWith('/') || /[\u0000-\u001f\u007f]/.test(f.path) || f.path.split(/[\\/]/).some((seg) => seg === '..' || seg === '.' || seg === '') || paths.has(f.path)) {
+      return { ok: false, code: 'BAD_FILES', message: `The manifest lists an unsafe or repeated path: ${JSON.stringify(f.path.slice(0, 100))}` };
     }
     paths.add(f.path);
   }
