@@ -211,6 +211,19 @@ describe('tasks: queueing, leasing, results', () => {
     expect(res.json().error.requestId).toEqual(expect.any(String));
   });
 
+  it('accepts a payload and a result just under 64 KiB made of many small fields', async () => {
+    const a = await createAgentWithLicense(db.pool, clock.now());
+    // jsonb's text form is larger than JSON.stringify's (a space after each ':' and ','): the limit is the API's.
+    const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, Object.fromEntries(Array.from({ length: 110 }, (_, j) => [`f${j}`, 0]))]));
+    expect(Buffer.byteLength(JSON.stringify(many))).toBeLessThan(64 * 1024);
+    const created = await queue(a, {}, { payload: many });
+    expect(created.statusCode).toBe(201);
+    const stored = await db.adminPool.query('SELECT octet_length(payload::text) AS n FROM agentina.tasks WHERE id = $1', [created.json().id]);
+    expect(stored.rows[0].n).toBeGreaterThan(64 * 1024);
+    await next(a);
+    expect((await report(a, created.json().id, { outcome: 'succeeded', result: many })).statusCode).toBe(200);
+  });
+
   it('refuses an oversized or malformed result', async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const id = (await queue(a)).json().id;
