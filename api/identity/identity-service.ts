@@ -142,7 +142,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
 
     /** Changes the caller's own password and ends every other session of theirs. */
     async changeOwnPassword(p: Extract<Principal, { kind: 'admin' | 'customer' }>, current: string, next: string): Promise<{ otherSessionsEnded: number }> {
-      checkPasswordRules(next);
+      checkPasswordRules(next, 'body.newPassword');
       const account = await loginAccountsRepo.findAccountById(deps.pool, p.kind, p.id);
       if (!account || !(await passwords.verify(current, account.passwordHash))) {
         throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'body.currentPassword', message: 'not correct' }]);

@@ -26,15 +26,15 @@ function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<B
 }
 
 /** Throws a VALIDATION_FAILED AppError when the password breaks the rules. */
-export function checkPasswordRules(password: string): void {
+export function checkPasswordRules(password: string, path = 'body.password'): void {
   if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
-    throw new AppError('VALIDATION_FAILED', 'The password is too long.', [{ path: 'body.password', message: `at most ${PASSWORD_MAX_BYTES} bytes` }]);
+    throw new AppError('VALIDATION_FAILED', 'The password is too long.', [{ path, message: `at most ${PASSWORD_MAX_BYTES} bytes` }]);
   }
   if (password.includes('\u0000')) {
-    throw new AppError('VALIDATION_FAILED', 'The password may not contain NUL characters.', [{ path: 'body.password', message: 'contains U+0000' }]);
+    throw new AppError('VALIDATION_FAILED', 'The password may not contain NUL characters.', [{ path, message: 'contains U+0000' }]);
   }
   if ([...password].length < PASSWORD_MIN_CHARS) {
-    throw new AppError('VALIDATION_FAILED', 'The password is too short.', [{ path: 'body.password', message: `at least ${PASSWORD_MIN_CHARS} characters` }]);
+    throw new AppError('VALIDATION_FAILED', 'The password is too short.', [{ path, message: `at least ${PASSWORD_MIN_CHARS} characters` }]);
   }
 }
 
