@@ -61,6 +61,8 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
 
 function checkLength(field: string, value: string, max: number): void {
   if (typeof value !== 'string' || value.length < 1 || value.length > max) throw new Error(`audit ${field} must be 1-${max} characters`);
+  // PostgreSQL would store a lone surrogate as U+FFFD, so the row would no longer match its hash.
+  if (/\p{Surrogate}/u.test(value)) throw new Error(`audit ${field} is not well-formed Unicode`);
 }
 
 /**

@@ -154,6 +154,7 @@ describe('appendAudit inside the caller’s transaction', () => {
       { actor: { kind: 'root' as unknown as 'system', id: 'x' }, action: 'task.created' as const, subject: { kind: 'task', id: 't' } },
       { actor: { kind: 'system' as const, id: 'x' }, action: 'task.exploded' as unknown as 'task.created', subject: { kind: 'task', id: 't' } },
       { actor: { kind: 'system' as const, id: 'x' }, action: 'task.created' as const, subject: { kind: '', id: 't' } },
+      { actor: { kind: 'system' as const, id: 'lone \ud800 surrogate' }, action: 'task.created' as const, subject: { kind: 'task', id: 't' } },
     ];
     for (const event of bad) await expect(withTransaction(db.pool, (tx) => appendAudit(tx, event))).rejects.toThrow(/audit/);
   });
