@@ -78,6 +78,7 @@ export async function listAgents(db: Queryable, f: AgentListFilter): Promise<Age
 
 export type HeartbeatFields = {
   agentVersion: string;
+  fingerprint: FingerprintHashes;
   runtimeHash: string;
   score: number;
   changedComponents: readonly FingerprintComponent[];
@@ -85,13 +86,13 @@ export type HeartbeatFields = {
   at: Date;
 };
 
-/** Stores what a heartbeat reports. The component hashes are compared, not stored: the activation record stays the reference. */
+/** Stores what a heartbeat reports; the reported hashes go next to the activation record, which stays the reference. */
 export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFields): Promise<void> {
   await tx.query(
     `UPDATE agents SET agent_version = $2, runtime_hash = $3, fingerprint_score = $4, changed_components = $5,
-            in_flight_tasks = $6, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7
+            in_flight_tasks = $6, reported_fingerprint = $8, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7
       WHERE id = $1`,
-    [agentId, hb.agentVersion, hb.runtimeHash, hb.score, hb.changedComponents, hb.inFlightTasks, hb.at],
+    [agentId, hb.agentVersion, hb.runtimeHash, hb.score, hb.changedComponents, hb.inFlightTasks, hb.at, hb.fingerprint],
   );
 }
 

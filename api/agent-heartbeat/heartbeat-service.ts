@@ -98,7 +98,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
         const server = scoreFingerprint(agent.fingerprint, hb.fingerprint);
         const score = Math.min(server.score, hb.score);
         const changed: FingerprintComponent[] = FINGERPRINT_COMPONENTS.filter((c) => server.changed.includes(c) || hb.changedComponents.includes(c));
-        await recordHeartbeat(tx, agent.id, { agentVersion: hb.agentVersion, runtimeHash: hb.runtimeHash, score, changedComponents: changed, inFlightTasks: hb.inFlightTasks, at });
+        await recordHeartbeat(tx, agent.id, { agentVersion: hb.agentVersion, runtimeHash: hb.runtimeHash, fingerprint: hb.fingerprint, score, changedComponents: changed, inFlightTasks: hb.inFlightTasks, at });
         if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);
 
         const integrity = await checkIntegrity(tx, hb.agentVersion, hb.runtimeHash);

@@ -120,7 +120,9 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const a = await createAgentWithLicense(db.pool, clock.now());
       const res = await heartbeat(a, { fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) }, score: 75, changedComponents: ['disk'] });
       expect(res.statusCode).toBe(200);
-      expect(await agentRow(a.agentId)).toMatchObject({ status: 'active', fingerprint_score: 75, changed_components: ['disk'] });
+      expect(await agentRow(a.agentId)).toMatchObject({ status: 'active', fingerprint_score: 75, changed_components: ['disk'], reported_fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) } });
+      // The activation record stays the reference: the next heartbeat is scored against it, not against the last one.
+      expect((await agentRow(a.agentId)).fingerprint).toEqual(a.fingerprint);
     });
 
     it('scores the fingerprint itself: an agent claiming 100 with three changed components is still quarantined', async () => {
