@@ -2,7 +2,7 @@ import type { App } from '../../api/app';
 import { registeredRoutes } from '../../api/auth/access';
 import { createIdentityService } from '../../api/identity/identity-service';
 import { buildTestApp } from '../support/app';
-import { AUTHZ_ROWS, PRINCIPALS, coverageGaps, type AuthzRow, type Fixtures, type PrincipalName } from '../support/authz-routes';
+import { AUTHZ_ROWS, PRINCIPALS, coverageGaps, suggestRow, type AuthzRow, type Fixtures, type PrincipalName } from '../support/authz-routes';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { SAME_ORIGIN, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser, seedServiceAccount } from '../support/identity';
 
@@ -64,7 +64,12 @@ describe('authorization matrix', () => {
   });
 
   it('has a row for every registered route, and a route for every row', () => {
-    const gaps = coverageGaps(registeredRoutes(app));
+    const routes = registeredRoutes(app);
+    const gaps = coverageGaps(routes);
+    if (gaps.missingRows.length) {
+      const lines = routes.filter((r) => gaps.missingRows.includes(`${r.method} ${r.url}`)).map(suggestRow);
+      process.stderr.write(`authz matrix: rows to review and add to test/support/authz-routes.ts:\n  ${lines.join('\n  ')}\n`);
+    }
     expect(gaps).toEqual({ missingRows: [], staleRows: [] });
   });
 
@@ -76,7 +81,9 @@ describe('authorization matrix', () => {
       },
     });
     try {
-      expect(coverageGaps(registeredRoutes(extra.app)).missingRows).toEqual(['GET /v1/admin/unlisted-thing']);
+      const routes = registeredRoutes(extra.app);
+      expect(coverageGaps(routes).missingRows).toEqual(['GET /v1/admin/unlisted-thing']);
+      expect(suggestRow(routes.find((r) => r.url === '/v1/admin/unlisted-thing')!)).toBe("allow('GET /v1/admin/unlisted-thing', { admin: 200 }),");
     } finally {
       await extra.close();
     }

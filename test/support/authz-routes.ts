@@ -194,3 +194,16 @@ export function coverageGaps(routes: RegisteredRoute[], rows: AuthzRow[] = AUTHZ
     staleRows: rows.filter((r) => !routeKeys.has(key(r))).map(key),
   };
 }
+
+/**
+ * A starting line for a missing row, from the route's declared access (who gets past access
+ * control). Review it: the right status for an allowed caller, params and cross-tenant 404s are
+ * the row author's call.
+ */
+export function suggestRow(route: RegisteredRoute): string {
+  const kinds: Record<string, PrincipalName[]> = { admin: ['admin'], customer: ['customerA', 'customerB'], service: ['service'] };
+  if (route.access.includes('anonymous')) return `pub('${route.method} ${route.url}'),`;
+  const allowed = route.access.flatMap((k) => kinds[k] ?? []).map((p) => `${p}: 200`);
+  const path = route.url.includes(':') ? `, { path: '${route.url.replace(/:(\w+)/g, '{$1}')}' }` : '';
+  return `allow('${route.method} ${route.url}', { ${allowed.join(', ')} }${path}),`;
+}
