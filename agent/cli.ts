@@ -6,8 +6,7 @@ import { activateAgent } from './activation';
 import { createAgent } from './agent';
 import { createSystemFingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, createControlPlaneClient, createHttpsAgent } from './http-client';
-import { checkRuntime, InstallationError, loadInstallation, manifestPath, readTrustedKeysFile } from './installation';
-import { CODE_ROOT } from './integrity';
+import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, InstallationError, loadInstallation, manifestPath, readTrustedKeysFile } from './installation';
 import { createJournal } from './journal';
 import { createAgentLogger } from './logger';
 import { createPrefixStore } from './prefix-store';
@@ -149,7 +148,7 @@ async function activateCommand(args: Args, prefix: string, io: Io): Promise<numb
     io.err('agentina-agent: --server must be an https:// URL');
     return EXIT.usage;
   }
-  const keysFile = path.resolve(one(args, 'keys') ?? path.join(CODE_ROOT, 'dist', 'trusted-keys.json'));
+  const keysFile = path.resolve(one(args, 'keys') ?? DEFAULT_TRUSTED_KEYS_FILE);
   const trustedKeys = readTrustedKeysFile(keysFile);
   const caFile = one(args, 'ca');
   const ca = caFile ? readFileSync(path.resolve(caFile), 'utf8') : undefined;

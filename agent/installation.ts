@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createKeySet, type KeySet } from '../protocol';
-import { CODE_ROOT, DEFAULT_MANIFEST_FILE, verifyRuntime, type IntegrityResult } from './integrity';
+import { CODE_ROOT, DEFAULT_MANIFEST_FILE, LAYOUT, verifyRuntime, type IntegrityResult } from './integrity';
 import type { PrefixStore } from './prefix-store';
 import { activationRecordSchema, agentSettingsSchema, PREFIX_FILES, trustedKeysSchema, type ActivationRecord, type AgentSettings, type TrustedKeys } from './settings';
 import { AGENT_VERSION } from './version';
@@ -50,6 +50,8 @@ export function loadInstallation(store: PrefixStore): Installation {
     ca,
   };
 }
+
+export const DEFAULT_TRUSTED_KEYS_FILE = path.join(CODE_ROOT, LAYOUT.trustedKeys);
 
 export function manifestPath(settings: Pick<AgentSettings, 'manifestFile'>, override?: string): string {
   return path.resolve(override ?? settings.manifestFile ?? path.join(CODE_ROOT, DEFAULT_MANIFEST_FILE));

@@ -4,14 +4,24 @@ import path from 'node:path';
 import { canonicalJson, signedReleaseManifestSchema, verifySignature, type KeySet, type ReleaseManifest } from '../protocol';
 
 /**
- * The agent's runtime files and their signed manifest. The runtime is every file under agent/
- * and protocol/ plus the launcher; a release manifest lists each with its SHA-256 and size, and
- * `runtimeHash` (sha256 of the canonical JSON of that list) is what heartbeats report.
+ * The agent's runtime files and their signed manifest; a manifest lists each file with its
+ * SHA-256 and size, and `runtimeHash` (sha256 of the canonical JSON of that list) is what
+ * heartbeats report. Two layouts:
+ *  - a release (what ships; `npm run agent:build`): <release>/runtime/agentina-agent.js, one
+ *    self-contained bundle, with <release>/agent-release.json and <release>/trusted-keys.json;
+ *  - a source checkout (bin/agentina-agent.js through tsx): agent/, protocol/ and the launcher,
+ *    with dist/agent-release.json and dist/trusted-keys.json.
  */
+declare const AGENTINA_AGENT_BUNDLE: boolean | undefined;
+export const BUNDLED = typeof AGENTINA_AGENT_BUNDLE !== 'undefined' && AGENTINA_AGENT_BUNDLE === true;
+
+export type RuntimeLayout = { dirs: readonly string[]; files: readonly string[]; manifest: string; trustedKeys: string };
+export const RELEASE_LAYOUT: RuntimeLayout = { dirs: ['runtime'], files: [], manifest: 'agent-release.json', trustedKeys: 'trusted-keys.json' };
+export const SOURCE_LAYOUT: RuntimeLayout = { dirs: ['agent', 'protocol'], files: ['bin/agentina-agent.js'], manifest: path.join('dist', 'agent-release.json'), trustedKeys: path.join('dist', 'trusted-keys.json') };
+export const LAYOUT = BUNDLED ? RELEASE_LAYOUT : SOURCE_LAYOUT;
+/** The bundle lives in <release>/runtime/; the sources in <repo>/agent/: either way, one up. */
 export const CODE_ROOT = path.resolve(__dirname, '..');
-export const RUNTIME_DIRS = ['agent', 'protocol'] as const;
-export const RUNTIME_FILES = ['bin/agentina-agent.js'] as const;
-export const DEFAULT_MANIFEST_FILE = path.join('dist', 'agent-release.json');
+export const DEFAULT_MANIFEST_FILE = LAYOUT.manifest;
 
 export type RuntimeFile = ReleaseManifest['files'][number];
 
@@ -23,10 +33,16 @@ function walk(root: string, rel: string, out: string[]): void {
   }
 }
 
-export function listRuntimePaths(root: string): string[] {
+export function listRuntimePaths(root: string, layout: RuntimeLayout = LAYOUT): string[] {
   const out: string[] = [];
-  for (const d of RUNTIME_DIRS) walk(root, d, out);
-  for (const f of RUNTIME_FILES) {
+  for (const d of layout.dirs) {
+    try {
+      walk(root, d, out);
+    } catch {
+      // a missing directory: its files are reported missing by verification
+    }
+  }
+  for (const f of layout.files) {
     try {
       if (statSync(path.join(root, f)).isFile()) out.push(f);
     } catch {
@@ -45,8 +61,8 @@ export function runtimeHashOf(files: RuntimeFile[]): string {
   return createHash('sha256').update(canonicalJson(files)).digest('hex');
 }
 
-export function buildReleaseManifest(root: string, version: string, now: Date): ReleaseManifest {
-  const files = listRuntimePaths(root).map((p) => ({ path: p, ...hashFile(path.join(root, p)) }));
+export function buildReleaseManifest(root: string, version: string, now: Date, layout: RuntimeLayout = LAYOUT): ReleaseManifest {
+  const files = listRuntimePaths(root, layout).map((p) => ({ path: p, ...hashFile(path.join(root, p)) }));
   return { kind: 'agentina.release/v1', version, files, runtimeHash: runtimeHashOf(files), createdAt: now.toISOString() };
 }
 

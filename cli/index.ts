@@ -22,7 +22,7 @@ Commands:
   keys generate [--purpose audit|license|release]
                                    make a signing key (0600) in AGENTINA_KEYS_DIR
   keys ensure                      make keys only for purposes that have none
-  audit verify [--from N] [--file F] [--keys K] [--json]
+  audit verify [--from N] [--file F] [--keys K] [--checkpoints F] [--json]
                                    re-walk the audit chain and check its signed checkpoints
   audit export [--since SEQ|TIME] [--out F]
                                    write the chain as JSON lines for verification elsewhere

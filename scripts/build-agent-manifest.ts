@@ -1,33 +1,64 @@
 /**
- * Builds and signs the agent's runtime manifest for the current checkout:
- *   npm run agent:manifest [-- --keys-dir DIR] [--out FILE] [--trusted-keys-out FILE]
- * Hashes every runtime file (agent/, protocol/, bin/agentina-agent.js), signs the manifest with
- * the `release` key (generated if the keys directory has none), and writes the agent's pinned
- * trusted-keys file (license + release public keys) next to it.
+ * Builds the agent for the current checkout and signs its runtime manifest with the `release` key:
+ *   npm run agent:build [-- --keys-dir DIR] [--out-dir DIR]
+ * - a release in --out-dir (default dist/agent): runtime/agentina-agent.js (one self-contained
+ *   bundle: this is what ships and what `bench:agent` runs), agent-release.json (the signed
+ *   manifest) and trusted-keys.json (the license and release public keys the agent pins);
+ * - the same manifest and keys for the source checkout (dist/agent-release.json,
+ *   dist/trusted-keys.json), which bin/agentina-agent.js checks when run through tsx.
+ * The release key is generated in the keys directory if it has none.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { buildReleaseManifest, CODE_ROOT, DEFAULT_MANIFEST_FILE } from '../agent/integrity';
+import { buildSync } from 'esbuild';
+import { buildReleaseManifest, CODE_ROOT, RELEASE_LAYOUT, SOURCE_LAYOUT, type RuntimeLayout } from '../agent/integrity';
 import { AGENT_VERSION } from '../agent/version';
 import { loadConfig } from '../config';
 import { ensureKeys, loadPurposeSigner, readPublicKeySetFile, signedReleaseManifestSchema } from '../protocol';
 
-export type BuiltManifest = { manifestFile: string; trustedKeysFile: string; runtimeHash: string; files: number };
+export type BuiltManifest = { root: string; manifestFile: string; trustedKeysFile: string; runtimeHash: string; files: number };
+export type BuiltRelease = BuiltManifest & { entry: string };
 
-export function buildAgentManifest(input: { keysDir: string; out?: string; trustedKeysOut?: string; root?: string; now?: Date }): BuiltManifest {
-  const root = input.root ?? CODE_ROOT;
-  const out = path.resolve(input.out ?? path.join(root, DEFAULT_MANIFEST_FILE));
-  const trustedKeysOut = path.resolve(input.trustedKeysOut ?? path.join(path.dirname(out), 'trusted-keys.json'));
+function signAndWrite(input: { keysDir: string; root: string; layout: RuntimeLayout; now?: Date }): BuiltManifest {
   ensureKeys(input.keysDir, ['license', 'release']);
   const signer = loadPurposeSigner(input.keysDir, 'release');
-  const manifest = buildReleaseManifest(root, AGENT_VERSION, input.now ?? new Date());
+  const manifest = buildReleaseManifest(input.root, AGENT_VERSION, input.now ?? new Date(), input.layout);
   const signed = signedReleaseManifestSchema.parse({ manifest, signature: signer.sign(manifest) });
   const publicKeys = (purpose: 'license' | 'release') => readPublicKeySetFile(input.keysDir, purpose).keys.map(({ kid, publicKeyPem }) => ({ kid, publicKeyPem }));
-  mkdirSync(path.dirname(out), { recursive: true });
-  mkdirSync(path.dirname(trustedKeysOut), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
-  writeFileSync(trustedKeysOut, `${JSON.stringify({ license: publicKeys('license'), release: publicKeys('release') }, null, 2)}\n`, { mode: 0o644 });
-  return { manifestFile: out, trustedKeysFile: trustedKeysOut, runtimeHash: manifest.runtimeHash, files: manifest.files.length };
+  const manifestFile = path.join(input.root, input.layout.manifest);
+  const trustedKeysFile = path.join(input.root, input.layout.trustedKeys);
+  mkdirSync(path.dirname(manifestFile), { recursive: true, mode: 0o755 });
+  writeFileSync(manifestFile, `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
+  writeFileSync(trustedKeysFile, `${JSON.stringify({ license: publicKeys('license'), release: publicKeys('release') }, null, 2)}\n`, { mode: 0o644 });
+  return { root: input.root, manifestFile, trustedKeysFile, runtimeHash: manifest.runtimeHash, files: manifest.files.length };
+}
+
+/** Bundles agent/ (with protocol/ and its npm dependencies) into one file and signs the release. */
+export function buildAgentRelease(input: { keysDir: string; outDir?: string; now?: Date }): BuiltRelease {
+  const root = path.resolve(input.outDir ?? path.join(CODE_ROOT, 'dist', 'agent'));
+  const runtimeDir = path.join(root, RELEASE_LAYOUT.dirs[0]!);
+  rmSync(runtimeDir, { recursive: true, force: true });
+  mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
+  const entry = path.join(runtimeDir, 'agentina-agent.js');
+  buildSync({
+    entryPoints: [path.join(CODE_ROOT, 'agent', 'bundle-entry.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outfile: entry,
+    banner: { js: '#!/usr/bin/env node' },
+    define: { AGENTINA_AGENT_BUNDLE: 'true' },
+    legalComments: 'none',
+    logLevel: 'error',
+  });
+  chmodSync(entry, 0o755);
+  return { ...signAndWrite({ keysDir: input.keysDir, root, layout: RELEASE_LAYOUT, ...(input.now ? { now: input.now } : {}) }), entry };
+}
+
+/** The manifest of the source checkout, for bin/agentina-agent.js (dist/agent-release.json). */
+export function buildAgentManifest(input: { keysDir: string; now?: Date }): BuiltManifest {
+  return signAndWrite({ keysDir: input.keysDir, root: CODE_ROOT, layout: SOURCE_LAYOUT, ...(input.now ? { now: input.now } : {}) });
 }
 
 function flag(argv: string[], name: string): string | undefined {
@@ -38,6 +69,9 @@ function flag(argv: string[], name: string): string | undefined {
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const keysDir = flag(argv, 'keys-dir') ?? loadConfig(process.env).keysDir;
-  const r = buildAgentManifest({ keysDir, ...(flag(argv, 'out') ? { out: flag(argv, 'out') } : {}), ...(flag(argv, 'trusted-keys-out') ? { trustedKeysOut: flag(argv, 'trusted-keys-out') } : {}) });
-  console.log(`signed agent manifest: ${r.files} files, runtimeHash ${r.runtimeHash}\n  ${r.manifestFile}\n  ${r.trustedKeysFile}`);
+  const outDir = flag(argv, 'out-dir');
+  const release = buildAgentRelease({ keysDir, ...(outDir ? { outDir } : {}) });
+  const source = buildAgentManifest({ keysDir });
+  console.log(`agent ${AGENT_VERSION} release: ${release.entry}\n  manifest ${release.manifestFile} (${release.files} file, runtimeHash ${release.runtimeHash})`);
+  console.log(`source checkout manifest: ${source.manifestFile} (${source.files} files, runtimeHash ${source.runtimeHash})`);
 }

@@ -46,22 +46,22 @@ describe('agent against the real control plane', () => {
   it('activates with a single-use token; a reuse is rejected', async () => {
     licenseId = await stack.createLicense();
     token = await stack.issueToken(licenseId);
-    const args = (p: string) => ['activate', '--server', stack.url, '--token', token, '--prefix', p, '--keys', stack.keysFile, '--ca', stack.caFile, '--manifest', stack.manifestFile];
-    const r = await runAgentCommand(user, home, args(prefix));
+    const args = (p: string) => ['activate', '--server', stack.url, '--token', token, '--prefix', p, '--keys', stack.keysFile, '--ca', stack.caFile];
+    const r = await runAgentCommand(user, home, args(prefix), { entry: stack.entry });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     agentId = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(r.stdout)![1]!;
     const { rows } = await stack.db.pool.query('SELECT status, license_id FROM agents WHERE id = $1', [agentId]);
     expect(rows[0]).toMatchObject({ status: 'active', license_id: licenseId });
 
-    const again = await runAgentCommand(user, home, args(path.join(home, 'reuse')));
+    const again = await runAgentCommand(user, home, args(path.join(home, 'reuse')), { entry: stack.entry });
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/activation failed/);
     expect(again.output).not.toContain(token);
   });
 
   it('runs: heartbeats, holds no listening socket, runs a task', async () => {
-    run = spawnAgent(user, home, ['run', '--prefix', prefix]);
+    run = spawnAgent(user, home, ['run', '--prefix', prefix], { entry: stack.entry });
     await eventually(async () => (await stack.db.pool.query('SELECT last_heartbeat_at, fingerprint_score FROM agents WHERE id = $1', [agentId])).rows[0], (r) => r?.last_heartbeat_at !== null, 60_000, 'first heartbeat');
     const { rows } = await stack.db.pool.query('SELECT fingerprint_score, runtime_hash, agent_version FROM agents WHERE id = $1', [agentId]);
     expect(rows[0]).toMatchObject({ fingerprint_score: 100, agent_version: '0.1.0' });
@@ -87,14 +87,14 @@ describe('agent against the real control plane', () => {
     const finished = await eventually(() => task(inflight), (t) => t.state !== 'leased' && t.state !== 'queued', 30_000, 'in-flight task result');
     expect(finished.state).toBe('succeeded');
     expect((await task(queued)).state).toBe('queued');
-    const status = await runAgentCommand(user, home, ['status', '--prefix', prefix]);
+    const status = await runAgentCommand(user, home, ['status', '--prefix', prefix], { entry: stack.entry });
     expect(JSON.parse(status.stdout).runtime.terminal.code).toBe('LICENSE_REVOKED');
   });
 
   it('uninstall after stopping deregisters the agent and removes the prefix', async () => {
     run!.child.kill('SIGTERM');
     expect((await run!.exited).code).toBe(0);
-    const r = await runAgentCommand(user, home, ['uninstall', '--prefix', prefix]);
+    const r = await runAgentCommand(user, home, ['uninstall', '--prefix', prefix], { entry: stack.entry });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(existsSync(prefix)).toBe(false);

@@ -2,10 +2,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildReleaseManifest, CODE_ROOT, runtimeHashOf } from '../../agent/integrity';
+import { buildReleaseManifest, CODE_ROOT, runtimeHashOf, SOURCE_LAYOUT } from '../../agent/integrity';
 import { main as agentMain } from '../../agent/cli';
 import { AGENT_VERSION } from '../../agent/version';
-import { newSecret, type ReleaseManifest } from '../../protocol';
+import { createSigner, generateKeyFile, newSecret, type ReleaseManifest } from '../../protocol';
+import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
 import { ensureAgentUser, makePublicDir, makeUserDir, runAgentCommand, socketsOf, spawnAgent, USER_HOME_PREFIX, type AgentProcess, type AgentUser } from '../support/agent-user';
 
@@ -27,6 +28,7 @@ let prefix: string;
 let manifestFile: string;
 let keysFile: string;
 let caFile: string;
+let entry: string;
 const procs: AgentProcess[] = [];
 
 function signManifest(manifest: ReleaseManifest, signer = keys.release) {
@@ -42,11 +44,11 @@ beforeAll(async () => {
   home = makeUserDir(user, 'agent-home');
   pub = makePublicDir('agent-pub');
   prefix = path.join(home, 'prefix');
-  manifestFile = path.join(pub, 'agent-release.json');
-  keysFile = path.join(pub, 'trusted-keys.json');
   caFile = path.join(pub, 'ca.pem');
-  writePublic(manifestFile, signManifest(buildReleaseManifest(CODE_ROOT, AGENT_VERSION, new Date())));
-  writePublic(keysFile, keys.trusted);
+  const release = buildAgentRelease({ keysDir: keys.dir, outDir: pub });
+  entry = release.entry;
+  manifestFile = release.manifestFile;
+  keysFile = release.trustedKeysFile;
   writePublic(caFile, cert.cert);
 });
 
@@ -56,12 +58,14 @@ afterAll(async () => {
   await server.close();
   rmSync(home, { recursive: true, force: true });
   rmSync(pub, { recursive: true, force: true });
+  keys.remove();
 });
 
 const activateArgs = (token: string, extra: string[] = []) => ['activate', '--server', server.url, '--token', token, '--prefix', prefix, '--keys', keysFile, '--ca', caFile, '--manifest', manifestFile, '--allow-http-get', server.origin, ...extra];
 
+const agentCmd = (args: string[]) => runAgentCommand(user, home, args, { entry });
 function startRun(): AgentProcess {
-  const p = spawnAgent(user, home, ['run', '--prefix', prefix]);
+  const p = spawnAgent(user, home, ['run', '--prefix', prefix], { entry });
   procs.push(p);
   return p;
 }
@@ -102,7 +106,7 @@ describe('the agent process', () => {
   it('refuses a TLS 1.2-only control plane', async () => {
     const old = await startFakeControlPlane({ keys, cert, tlsMaxVersion: 'TLSv1.2' });
     try {
-      const r = await runAgentCommand(user, home, ['activate', '--server', old.url, '--token', old.issueToken(), '--prefix', path.join(home, 'tls12'), '--keys', keysFile, '--ca', caFile, '--manifest', manifestFile]);
+      const r = await agentCmd(['activate', '--server', old.url, '--token', old.issueToken(), '--prefix', path.join(home, 'tls12'), '--keys', keysFile, '--ca', caFile, '--manifest', manifestFile]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/activation failed/);
       expect(old.requests).toHaveLength(0);
@@ -115,14 +119,14 @@ describe('the agent process', () => {
   it('refuses a control plane whose certificate is not signed by the pinned CA', async () => {
     const other = makeSelfSignedCert();
     writePublic(path.join(pub, 'other-ca.pem'), other.cert);
-    const r = await runAgentCommand(user, home, ['activate', '--server', server.url, '--token', server.issueToken(), '--prefix', path.join(home, 'wrong-ca'), '--keys', keysFile, '--ca', path.join(pub, 'other-ca.pem'), '--manifest', manifestFile]);
+    const r = await agentCmd(['activate', '--server', server.url, '--token', server.issueToken(), '--prefix', path.join(home, 'wrong-ca'), '--keys', keysFile, '--ca', path.join(pub, 'other-ca.pem'), '--manifest', manifestFile]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/activation failed: .*(certificate|self.signed)/i);
   });
 
   it('activates: stores license, credential (0600) and activation record under the prefix; the token is single-use', async () => {
     activationToken = server.issueToken();
-    const r = await runAgentCommand(user, home, activateArgs(activationToken));
+    const r = await agentCmd(activateArgs(activationToken));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/activated agent agt_/);
@@ -135,13 +139,13 @@ describe('the agent process', () => {
     const record = JSON.parse(readFileSync(path.join(prefix, 'activation.json'), 'utf8'));
     expect(JSON.stringify(record)).not.toMatch(/agent-host|02:fc/);
 
-    const again = await runAgentCommand(user, home, activateArgs(activationToken, ['--prefix', path.join(home, 'second')]));
+    const again = await agentCmd(activateArgs(activationToken, ['--prefix', path.join(home, 'second')]));
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/activation failed/);
   });
 
   it('refuses a second activation into the same prefix', async () => {
-    const r = await runAgentCommand(user, home, activateArgs(server.issueToken()));
+    const r = await agentCmd(activateArgs(server.issueToken()));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/already activated/);
   });
@@ -167,7 +171,12 @@ describe('the agent process', () => {
     expect(server.task(h)!.result!.outcome).toBe('succeeded');
     const credential = readFileSync(path.join(prefix, 'credential'), 'utf8').trim();
     for (const f of filesUnder(prefix)) {
-      const text = readFileSync(f, 'utf8');
+      let text: string;
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        continue; // a temp file of an atomic write, already renamed
+      }
       for (const secret of [planted.payload, planted.header, activationToken]) expect(`${path.relative(prefix, f)}: ${text.includes(secret)}`).toBe(`${path.relative(prefix, f)}: false`);
       if (path.basename(f) !== 'credential') expect(`${path.relative(prefix, f)}: ${text.includes(credential)}`).toBe(`${path.relative(prefix, f)}: false`);
     }
@@ -177,7 +186,7 @@ describe('the agent process', () => {
   });
 
   it('reports `status` from the files under the prefix', async () => {
-    const r = await runAgentCommand(user, home, ['status', '--prefix', prefix]);
+    const r = await agentCmd(['status', '--prefix', prefix]);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s).toMatchObject({ agentId: agentId(), running: true });
@@ -212,41 +221,77 @@ describe('the agent process', () => {
   });
 
   it('refuses to uninstall while the agent runs', async () => {
-    const r = await runAgentCommand(user, home, ['uninstall', '--prefix', prefix]);
+    const r = await agentCmd(['uninstall', '--prefix', prefix]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is running/);
     const { code } = await stopRun(run);
     expect(code).toBe(0);
   });
 
-  describe('integrity at start', () => {
-    const good = () => buildReleaseManifest(CODE_ROOT, AGENT_VERSION, new Date());
-    afterAll(() => writePublic(manifestFile, signManifest(good())));
-
-    it.each([
-      ['a modified file', (m: ReleaseManifest) => ({ ...m, files: m.files.map((f) => (f.path === 'agent/cli.ts' ? { ...f, sha256: 'f'.repeat(64) } : f)) }), /agent\/cli\.ts was modified/],
-      ['a missing file', (m: ReleaseManifest) => ({ ...m, files: [...m.files, { path: 'agent/zz-gone.ts', sha256: 'a'.repeat(64), size: 1 }] }), /agent\/zz-gone\.ts is missing/],
-      ['an extra file', (m: ReleaseManifest) => ({ ...m, files: m.files.filter((f) => f.path !== 'protocol/redact.ts') }), /unexpected runtime file protocol\/redact\.ts/],
-    ])('refuses to start with %s, naming it', async (_n, alter, message) => {
-      const m = alter(good());
-      writePublic(manifestFile, signManifest({ ...m, runtimeHash: runtimeHashOf(m.files) }));
-      const r = await runAgentCommand(user, home, ['run', '--prefix', prefix]);
-      expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(message);
+  describe('integrity at start (release bundle)', () => {
+    const bundle = () => path.join(pub, 'runtime', 'agentina-agent.js');
+    let original: Buffer;
+    let originalManifest: string;
+    beforeAll(() => {
+      original = readFileSync(bundle());
+      originalManifest = readFileSync(manifestFile, 'utf8');
+    });
+    afterEach(() => {
+      writeFileSync(bundle(), original);
+      rmSync(path.join(pub, 'runtime', 'extra.js'), { force: true });
+      writePublic(manifestFile, originalManifest);
     });
 
-    it('refuses a manifest not signed by the pinned release key', async () => {
-      writePublic(manifestFile, signManifest(good(), makeTestKeys().release));
-      const r = await runAgentCommand(user, home, ['run', '--prefix', prefix]);
+    it('refuses to start when a runtime file was modified, naming it', async () => {
+      writeFileSync(bundle(), Buffer.concat([original, Buffer.from('\n// patched\n')]));
+      const r = await agentCmd(['run', '--prefix', prefix]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/runtime file runtime\/agentina-agent\.js was modified/);
+    });
+
+    it('refuses to start with an extra runtime file, naming it', async () => {
+      writeFileSync(path.join(pub, 'runtime', 'extra.js'), 'module.exports = 1;\n', { mode: 0o644 });
+      const r = await agentCmd(['run', '--prefix', prefix]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/unexpected runtime file runtime\/extra\.js/);
+    });
+
+    it('refuses to start when a listed file is missing, naming it', async () => {
+      const m = (JSON.parse(originalManifest) as { manifest: ReleaseManifest }).manifest;
+      const files = [...m.files, { path: 'runtime/helper.js', sha256: 'a'.repeat(64), size: 1 }];
+      writePublic(manifestFile, signManifest({ ...m, files, runtimeHash: runtimeHashOf(files) }));
+      const r = await agentCmd(['run', '--prefix', prefix]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/runtime file runtime\/helper\.js is missing/);
+    });
+
+    it('refuses a manifest not signed by the pinned release key, and a missing one', async () => {
+      const m = (JSON.parse(originalManifest) as { manifest: ReleaseManifest }).manifest;
+      writePublic(manifestFile, signManifest(m, createSigner(generateKeyFile('stranger'))));
+      const r = await agentCmd(['run', '--prefix', prefix]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/signature is not trusted/);
+      rmSync(manifestFile);
+      const gone = await agentCmd(['run', '--prefix', prefix]);
+      expect(gone.code).toBe(3);
+      expect(gone.stderr).toMatch(/no signed release manifest/);
     });
 
-    it('refuses a missing manifest', async () => {
-      rmSync(manifestFile);
-      const r = await runAgentCommand(user, home, ['run', '--prefix', prefix]);
-      expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(/no signed release manifest/);
+    it('the source launcher (tsx) checks the source tree the same way', async () => {
+      const m = buildReleaseManifest(CODE_ROOT, AGENT_VERSION, new Date(), SOURCE_LAYOUT);
+      const files = m.files.map((f) => (f.path === 'agent/cli.ts' ? { ...f, sha256: 'f'.repeat(64) } : f));
+      const sourceManifest = path.join(pub, 'source-manifest.json');
+      writePublic(sourceManifest, signManifest({ ...m, files, runtimeHash: runtimeHashOf(files) }));
+      const settingsFile = path.join(prefix, 'settings.json');
+      const settings = readFileSync(settingsFile, 'utf8');
+      try {
+        writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(settings), manifestFile: sourceManifest }));
+        const r = await runAgentCommand(user, home, ['run', '--prefix', prefix]);
+        expect(r.code).toBe(3);
+        expect(r.stderr).toMatch(/runtime file agent\/cli\.ts was modified/);
+      } finally {
+        writeFileSync(settingsFile, settings);
+      }
     });
   });
 
@@ -260,7 +305,7 @@ describe('the agent process', () => {
 
   it('uninstall deregisters (frees the seat) and removes the prefix', async () => {
     const id = agentId();
-    const r = await runAgentCommand(user, home, ['uninstall', '--prefix', prefix]);
+    const r = await agentCmd(['uninstall', '--prefix', prefix]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(server.agents.get(id)!.status).toBe('deregistered');

@@ -21,6 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const a of running) await a.stop();
   await server.close();
+  keys.remove();
 });
 
 async function start(settings = {}) {

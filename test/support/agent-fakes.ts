@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   activateRequestSchema,
-  createSigner,
+  ensureKeys,
   fingerprintCommitment,
-  generateKeyFile,
+  loadPurposeSigner,
+  readPublicKeySetFile,
   heartbeatRequestSchema,
   newId,
   newSecret,
@@ -44,15 +45,25 @@ export function makeSelfSignedCert(): TestCert {
   return out;
 }
 
-export type TestKeys = { license: Signer; release: Signer; trusted: { license: Array<{ kid: string; publicKeyPem: string }>; release: Array<{ kid: string; publicKeyPem: string }> } };
+export type TestKeys = {
+  /** A keys directory (license + release purposes), as the control plane and the release build use. */
+  dir: string;
+  license: Signer;
+  release: Signer;
+  trusted: { license: Array<{ kid: string; publicKeyPem: string }>; release: Array<{ kid: string; publicKeyPem: string }> };
+  remove(): void;
+};
 
 export function makeTestKeys(): TestKeys {
-  const lf = generateKeyFile(`license-test-${randomBytes(3).toString('hex')}`);
-  const rf = generateKeyFile(`release-test-${randomBytes(3).toString('hex')}`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'agentina-agent-keys-'));
+  ensureKeys(dir, ['license', 'release']);
+  const pub = (purpose: 'license' | 'release') => readPublicKeySetFile(dir, purpose).keys.map(({ kid, publicKeyPem }) => ({ kid, publicKeyPem }));
   return {
-    license: createSigner(lf),
-    release: createSigner(rf),
-    trusted: { license: [{ kid: lf.kid, publicKeyPem: lf.publicKeyPem }], release: [{ kid: rf.kid, publicKeyPem: rf.publicKeyPem }] },
+    dir,
+    license: loadPurposeSigner(dir, 'license'),
+    release: loadPurposeSigner(dir, 'release'),
+    trusted: { license: pub('license'), release: pub('release') },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
 

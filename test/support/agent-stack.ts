@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:https';
 import path from 'node:path';
 import { createWorker } from '../../activities';
 import { systemClock } from '../../protocol';
-import { buildAgentManifest } from '../../scripts/build-agent-manifest';
+import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { testAuthenticate } from './activation-fixtures';
 import { makeSelfSignedCert } from './agent-fakes';
 import { buildTestApp, testConfig } from './app';
@@ -36,7 +36,7 @@ export async function startAgentStack(label: string) {
   const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
 
   const pub = makePublicDir('agent-e2e-pub');
-  const built = buildAgentManifest({ keysDir: keys.dir, out: path.join(pub, 'agent-release.json'), trustedKeysOut: path.join(pub, 'trusted-keys.json') });
+  const built = buildAgentRelease({ keysDir: keys.dir, outDir: pub });
   const caFile = path.join(pub, 'ca.pem');
   writeFileSync(caFile, cert.cert, { mode: 0o644 });
   const customerId = await createTestCustomer(db.pool, `Agent ${label}`);
@@ -51,6 +51,8 @@ export async function startAgentStack(label: string) {
     db,
     url,
     pub,
+    /** The release bundle the agent user runs (spawnAgent's `entry`). */
+    entry: built.entry,
     manifestFile: built.manifestFile,
     keysFile: built.trustedKeysFile,
     caFile,

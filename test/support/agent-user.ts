@@ -53,8 +53,10 @@ export function makePublicDir(label: string): string {
 
 export type AgentProcess = { child: ChildProcess; stdout: string[]; stderr: string[]; output(): string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> };
 
-export function spawnAgent(user: AgentUser, home: string, args: string[], stdin?: string): AgentProcess {
-  const child = spawn(process.execPath, [AGENT_BIN, ...args], {
+/** Starts the agent as `user`: the release bundle at `entry`, or by default the source launcher (tsx). */
+export function spawnAgent(user: AgentUser, home: string, args: string[], opts: { stdin?: string; entry?: string } = {}): AgentProcess {
+  const stdin = opts.stdin;
+  const child = spawn(process.execPath, [opts.entry ?? AGENT_BIN, ...args], {
     uid: user.uid,
     gid: user.gid,
     cwd: home,
@@ -71,8 +73,8 @@ export function spawnAgent(user: AgentUser, home: string, args: string[], stdin?
   return { child, stdout, stderr, output: () => `${stdout.join('')}${stderr.join('')}`, exited };
 }
 
-export async function runAgentCommand(user: AgentUser, home: string, args: string[], stdin?: string) {
-  const p = spawnAgent(user, home, args, stdin);
+export async function runAgentCommand(user: AgentUser, home: string, args: string[], opts: { stdin?: string; entry?: string } = {}) {
+  const p = spawnAgent(user, home, args, opts);
   const { code } = await p.exited;
   return { code, stdout: p.stdout.join(''), stderr: p.stderr.join(''), output: p.output() };
 }

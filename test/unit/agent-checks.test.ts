@@ -9,7 +9,7 @@ import type { Check, CheckResult } from '../../agent/checks/check';
 import { createGate } from '../../agent/enforcement';
 import { createStaticFingerprintSource, hashFingerprint, type RawFingerprint } from '../../agent/fingerprint-source';
 import { createPrefixStore } from '../../agent/prefix-store';
-import { createFixedClock, createKeySet, fingerprintCommitment, newId, newSecret, signLicense, type LicenseDocument, type SignedStatus, type StatusPayload } from '../../protocol';
+import { createFixedClock, createKeySet, createSigner, generateKeyFile, fingerprintCommitment, newId, newSecret, signLicense, type LicenseDocument, type SignedStatus, type StatusPayload } from '../../protocol';
 import { makeTestKeys } from '../support/agent-fakes';
 
 const T0 = new Date('2026-06-01T12:00:00.000Z');
@@ -17,13 +17,18 @@ const DAY = 86_400_000;
 const MACHINE: RawFingerprint = { baseboard: 'Acme B450 SN-1', disk: 'nvme0n1 Samsung 980 S123', cpu: 'AMD Ryzen 7', mac: '02:00:00:aa:bb:cc', hostname: 'build-01' };
 
 const keys = makeTestKeys();
+/** A key nobody pinned. */
+const strangerKey = () => createSigner(generateKeyFile('stranger'));
 const licenseKeys = createKeySet(keys.trusted.license);
 const salt = 'salt_0123456789abcdef';
 const recorded = hashFingerprint(salt, MACHINE);
 const agentId = newId('agt');
 const licenseId = newId('lic');
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  keys.remove();
+});
 function tempStore() {
   const d = mkdtempSync(path.join(tmpdir(), 'agentina-checks-'));
   dirs.push(d);
@@ -53,7 +58,7 @@ describe('check 1: license document', () => {
   it.each([
     ['missing', () => null, 'LICENSE_MISSING'],
     ['edited after signing (expiry pushed out)', () => ({ ...signLicense(keys.license, licenseDoc()), document: { ...licenseDoc(), expiresAt: '2099-01-01T00:00:00.000Z' } }), 'LICENSE_TAMPERED'],
-    ['signed by a key that is not pinned', () => signLicense(makeTestKeys().license, licenseDoc()), 'LICENSE_TAMPERED'],
+    ['signed by a key that is not pinned', () => signLicense(strangerKey(), licenseDoc()), 'LICENSE_TAMPERED'],
     ['with an unknown field smuggled in', () => ({ ...signLicense(keys.license, licenseDoc()), extra: 1 }), 'LICENSE_TAMPERED'],
     ['bound to another agent', () => signLicense(keys.license, licenseDoc({ agentId: newId('agt') })), 'LICENSE_BINDING'],
     ['bound to another machine', () => signLicense(keys.license, licenseDoc({ fingerprintCommitment: 'a'.repeat(64) })), 'LICENSE_BINDING'],
@@ -68,7 +73,7 @@ describe('check 1: license document', () => {
     const check = make(signLicense(keys.license, licenseDoc({ version: 2 })));
     expect(check.replace(signLicense(keys.license, licenseDoc({ version: 1 })))).toBe(false);
     expect(check.replace(signLicense(keys.license, licenseDoc({ version: 3, agentId: newId('agt') })))).toBe(false);
-    expect(check.replace(signLicense(makeTestKeys().license, licenseDoc({ version: 3 })))).toBe(false);
+    expect(check.replace(signLicense(strangerKey(), licenseDoc({ version: 3 })))).toBe(false);
     expect(check.replace(signLicense(keys.license, licenseDoc({ version: 3, expiresAt: new Date(T0.getTime() + 400 * DAY).toISOString() })))).toBe(true);
   });
 });
@@ -126,7 +131,7 @@ describe('check 3: last signed status', () => {
     ['too old', () => status(), new Date(T0.getTime() + 7 * DAY + 1000), 'STATUS_STALE'],
     ['more than 5 minutes in the future', () => status({ serverTime: new Date(T0.getTime() + 6 * 60_000).toISOString() }), T0, 'STATUS_FROM_FUTURE'],
     ['edited to say good', () => ({ ...status({ licenseState: 'revoked', good: false }), payload: { ...status().payload } , signature: status({ licenseState: 'revoked', good: false }).signature }), T0, 'STATUS_TAMPERED'],
-    ['signed by an unpinned key', () => status({}, makeTestKeys().license), T0, 'STATUS_TAMPERED'],
+    ['signed by an unpinned key', () => status({}, strangerKey()), T0, 'STATUS_TAMPERED'],
   ])('fails when the held answer is %s', async (_n, s, at, code) => {
     expect(codeOf(await make(s()).evaluate(at))).toBe(code);
   });
@@ -147,7 +152,7 @@ describe('check 3: last signed status', () => {
   it("refuses an answer about another agent and one that is forged", () => {
     const check = make(status());
     expect(check.accept(status({ agentId: newId('agt'), version: 9 })).accepted).toBe(false);
-    expect(check.accept(status({ version: 9 }, makeTestKeys().license)).accepted).toBe(false);
+    expect(check.accept(status({ version: 9 }, strangerKey())).accepted).toBe(false);
   });
 });
 
