@@ -1,16 +1,19 @@
-import { createReadStream, createWriteStream, existsSync, openSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, openSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
 import { createPool } from '../db/pool';
 import { exportLedger, verifyLedger } from '../db/audit-ledger';
-import { createExportVerifier, keyFilePaths, loadKeySet, loadPurposeKeySet, type ChainVerifyResult, type KeySet } from '../protocol';
+import { checkpointsFromExport, createExportVerifier, keyFilePaths, loadKeySet, loadPurposeKeySet, type ChainVerifyResult, type KeySet } from '../protocol';
 
 export const AUDIT_USAGE = `Usage:
-  agentina audit verify [--from N] [--file export.jsonl] [--keys audit.pub.json] [--json]
+  agentina audit verify [--from N] [--file export.jsonl] [--keys audit.pub.json]
+                       [--checkpoints earlier-export.jsonl] [--json]
       Re-walks the audit chain (the database at DATABASE_URL, or an export file), recomputes
       every hash and checks every checkpoint signature against the public key set (default:
-      AGENTINA_KEYS_DIR/audit.pub.json). Reports the first broken link with its sequence number.
+      AGENTINA_KEYS_DIR/audit.pub.json). --checkpoints adds the checkpoints of an export you kept
+      elsewhere, so rows cut together with their stored checkpoints are still caught.
+      Reports the first broken link with its sequence number.
       Exit 0 only when everything holds; 1 when the chain is broken or cannot be read.
   agentina audit export [--since <seq|ISO time>] [--out file]
       Writes JSON lines: a header, every signed checkpoint, then the rows from --since with their
@@ -41,7 +44,7 @@ export function describeResult(r: ChainVerifyResult): string[] {
 }
 
 async function verify(args: string[], out: Out, err: Out): Promise<number> {
-  const { values } = parseArgs({ args, options: { from: { type: 'string' }, file: { type: 'string' }, keys: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({ args, options: { from: { type: 'string' }, file: { type: 'string' }, keys: { type: 'string' }, checkpoints: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
   let from: number | undefined;
   if (values.from !== undefined) {
     if (!/^\d{1,15}$/.test(values.from) || Number(values.from) < 1) {
@@ -54,6 +57,10 @@ async function verify(args: string[], out: Out, err: Out): Promise<number> {
     }
     from = Number(values.from);
   }
+  if (values.checkpoints && values.file) {
+    err('--checkpoints applies to the database; an export carries its own checkpoints');
+    return 2;
+  }
   const keys = loadVerifyKeys(values.keys, () => loadConfig().keysDir, err);
   let result: ChainVerifyResult;
   if (values.file) {
@@ -65,7 +72,8 @@ async function verify(args: string[], out: Out, err: Out): Promise<number> {
     const config = loadConfig();
     const pool = createPool(config.databaseUrl, { applicationName: 'agentina-audit-verify', max: 1 });
     try {
-      result = await verifyLedger(pool, keys, from === undefined ? {} : { from });
+      const heldCheckpoints = values.checkpoints ? checkpointsFromExport(readFileSync(values.checkpoints, 'utf8').split('\n')) : [];
+      result = await verifyLedger(pool, keys, { ...(from === undefined ? {} : { from }), heldCheckpoints });
     } finally {
       await pool.end();
     }

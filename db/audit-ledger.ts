@@ -5,6 +5,7 @@ import {
   eventToExportLine,
   EXPORT_FORMAT,
   systemClock,
+  type ChainCheckpoint,
   type ChainVerifyResult,
   type Clock,
   type KeySet,
@@ -32,11 +33,18 @@ async function inSnapshot<T>(pool: Pool, fn: (tx: Tx) => Promise<T>): Promise<T>
   }
 }
 
-/** Re-walks the stored chain from `from` (default 1) and checks every checkpoint against `keys`. */
-export async function verifyLedger(pool: Pool, keys: KeySet, opts: { from?: number } = {}): Promise<ChainVerifyResult> {
+/**
+ * Re-walks the stored chain from `from` (default 1) and checks every checkpoint against `keys`.
+ * `heldCheckpoints` are checkpoints kept outside the database (e.g. from an earlier export): a
+ * superuser who cut rows and deleted the checkpoints stored with them is still caught by these.
+ */
+export async function verifyLedger(pool: Pool, keys: KeySet, opts: { from?: number; heldCheckpoints?: readonly ChainCheckpoint[] } = {}): Promise<ChainVerifyResult> {
   return inSnapshot(pool, async (tx) => {
     const from = Math.max(1, opts.from ?? 1);
-    const verifier = createChainVerifier({ checkpoints: await listCheckpoints(tx), keys, from });
+    const stored = await listCheckpoints(tx);
+    const seen = new Set(stored.map((c) => JSON.stringify(c)));
+    const held = (opts.heldCheckpoints ?? []).filter((c) => !seen.has(JSON.stringify(c)));
+    const verifier = createChainVerifier({ checkpoints: [...stored, ...held], keys, from });
     for await (const batch of walkChain(tx, from)) for (const e of batch) verifier.push(e);
     return verifier.finish();
   });

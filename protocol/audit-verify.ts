@@ -276,3 +276,20 @@ export function verifyAuditExport(lines: Iterable<string>, keys: KeySet): ChainV
   for (const l of lines) v.push(l);
   return v.finish();
 }
+
+/** The checkpoint lines of an export (or of any JSON-lines file): what an auditor keeps offline. */
+export function checkpointsFromExport(lines: Iterable<string>): ChainCheckpoint[] {
+  const out: ChainCheckpoint[] = [];
+  for (const raw of lines) {
+    if (!raw.includes('"checkpoint"')) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      continue;
+    }
+    const parsed = exportCheckpointLine.safeParse(json);
+    if (parsed.success) out.push({ id: parsed.data.id, statement: parsed.data.statement, signature: parsed.data.signature });
+  }
+  return out;
+}

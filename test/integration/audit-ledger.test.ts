@@ -8,7 +8,7 @@ import { exportLedger, verifyLedger } from '../../db/audit-ledger';
 import { readChainFrom } from '../../db/audit-read-repo';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
-import { auditHash, createSigner, ensureKeys, generateKeyFile, loadPurposeKeySet, systemClock, verifyAuditExport, type ChainEvent, type CheckpointStatement, type KeySet } from '../../protocol';
+import { auditHash, checkpointsFromExport, createSigner, ensureKeys, generateKeyFile, loadPurposeKeySet, systemClock, verifyAuditExport, type ChainEvent, type CheckpointStatement, type KeySet } from '../../protocol';
 import { ROOT } from '../../scripts/stack/tools';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
@@ -248,6 +248,36 @@ describe('tampering by the superuser is detected', () => {
         await db.adminPool.query(`INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
       }
     }
+  });
+
+  it('rows cut together with the checkpoints stored beside them: caught by checkpoints held elsewhere', async () => {
+    const exported: string[] = [];
+    await exportLedger(db.pool, { seq: 1 }, (l) => void exported.push(l));
+    const heldFile = path.join(keysDir, 'held-export.jsonl');
+    writeFileSync(heldFile, `${exported.join('\n')}\n`);
+    const cut = checkpointSeq - 2;
+    const rows = (await db.adminPool.query('SELECT * FROM agentina.audit_events WHERE seq >= $1 ORDER BY seq', [cut])).rows as Array<Record<string, unknown>>;
+    const cps = (await db.adminPool.query('SELECT * FROM agentina.audit_checkpoints ORDER BY id')).rows as Array<Record<string, unknown>>;
+    await asSuperuserWithoutTriggers('audit_events', (c) => c.query('DELETE FROM agentina.audit_events WHERE seq >= $1', [cut]));
+    await asSuperuserWithoutTriggers('audit_checkpoints', (c) => c.query('DELETE FROM agentina.audit_checkpoints'));
+    try {
+      // The database alone now tells a shorter, consistent story: this is the attack exports defend against.
+      expect(await verifyLedger(db.pool, keys)).toMatchObject({ ok: true, checkpoints: { total: 0 } });
+      expect((await verifyLedger(db.pool, keys, { heldCheckpoints: checkpointsFromExport(exported) })).firstBreak).toMatchObject({ seq: cut, code: 'TRUNCATED' });
+      const run = await cli(['audit', 'verify', '--checkpoints', heldFile]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`BROKEN at sequence ${cut}`);
+    } finally {
+      for (const r of rows) {
+        const cols = Object.keys(r);
+        await db.adminPool.query(`INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
+      }
+      for (const r of cps) {
+        const cols = Object.keys(r);
+        await db.adminPool.query(`INSERT INTO agentina.audit_checkpoints (${cols.join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
+      }
+    }
+    expect((await verifyLedger(db.pool, keys, { heldCheckpoints: checkpointsFromExport(exported) })).ok).toBe(true);
   });
 
   async function insertCheckpointRow(statement: CheckpointStatement, signature: { kid: string; sig: string }): Promise<void> {
