@@ -57,24 +57,31 @@ export function table<T>(columns: Array<Column<T>>, rows: T[], empty: string, ca
 
 type FieldOpts = { name: string; type?: string; required?: boolean; value?: string; placeholder?: string; min?: number; max?: number; step?: string; autocomplete?: string; maxlength?: number; hint?: string };
 
+let fieldCounter = 0;
+
+/** A label tied to its control by id (so its accessible name is the label alone) and an optional hint. */
+function field(label: string, control: HTMLElement, hint?: string): HTMLElement {
+  fieldCounter += 1;
+  const id = `f${fieldCounter}`;
+  control.id = id;
+  const help = hint ? h('small', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  if (help) control.setAttribute('aria-describedby', help.id);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control, help);
+}
+
 export function input(label: string, o: FieldOpts): HTMLElement {
-  return h(
-    'label',
-    {},
-    label,
-    h('input', { name: o.name, type: o.type ?? 'text', required: o.required, value: o.value, placeholder: o.placeholder, min: o.min, max: o.max, step: o.step, autocomplete: o.autocomplete ?? 'off', maxlength: o.maxlength }),
-    o.hint ? h('small', { class: 'hint' }, o.hint) : null,
-  );
+  const control = h('input', { name: o.name, type: o.type ?? 'text', required: o.required, value: o.value, placeholder: o.placeholder, min: o.min, max: o.max, step: o.step, autocomplete: o.autocomplete ?? 'off', maxlength: o.maxlength });
+  return field(label, control, o.hint);
 }
 
 export function select(label: string, name: string, options: Array<[value: string, text: string]>, selected = ''): HTMLElement {
-  return h('label', {}, label, h('select', { name }, ...options.map(([v, t]) => h('option', { value: v, selected: v === selected }, t))));
+  return field(label, h('select', { name }, ...options.map(([v, t]) => h('option', { value: v, selected: v === selected }, t))));
 }
 
 export function textarea(label: string, name: string, o: { rows?: number; placeholder?: string; hint?: string; value?: string } = {}): HTMLElement {
   const t = h('textarea', { name, rows: o.rows ?? 3, placeholder: o.placeholder }) as HTMLTextAreaElement;
   if (o.value) t.value = o.value;
-  return h('label', {}, label, t, o.hint ? h('small', { class: 'hint' }, o.hint) : null);
+  return field(label, t, o.hint);
 }
 
 /**

@@ -1,0 +1,146 @@
+import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { createAdmin } from '../../cli/create-admin';
+import { uniqueEmail } from '../support/identity';
+import { startWebStack, type WebStack } from '../support/web-stack';
+
+/** The admin UI in Debian's Chromium against the real API, PostgreSQL, Temporal and a worker. */
+describe('admin UI (browser)', () => {
+  let stack: WebStack;
+  const email = uniqueEmail('ui-admin');
+  const password = 'a long and careful admin password';
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    stack = await startWebStack('e2eadmin');
+    await createAdmin(stack.db.pool, { email, password });
+  });
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close();
+    await stack?.close();
+  });
+
+  async function newPage(): Promise<Page> {
+    const context = await stack.browser.newContext();
+    contexts.push(context);
+    return context.newPage();
+  }
+
+  async function textOf(locator: Locator): Promise<string> {
+    await locator.first().waitFor({ state: 'attached' });
+    return (await locator.first().textContent()) ?? '';
+  }
+
+  async function signIn(page: Page, pw = password): Promise<void> {
+    await page.goto(`${stack.baseUrl}/`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(pw);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
+  it("shows the API's own message for a wrong password and stays on the sign-in form", async () => {
+    const page = await newPage();
+    const answer = page.waitForResponse((r) => r.url().endsWith('/v1/admin/login'));
+    await signIn(page, 'not the password at all');
+    const res = await answer;
+    expect(res.status()).toBe(401);
+    const { error } = (await res.json()) as { error: { message: string } };
+    expect(error.message.length).toBeGreaterThan(0);
+    expect(await textOf(page.getByRole('alert').filter({ hasText: error.message }))).toBe(error.message);
+    expect(await page.getByTestId('whoami').count()).toBe(0);
+  });
+
+  it('signs in, creates a customer and a license, sees it active, verifies its signature, revokes it', async () => {
+    const page = await newPage();
+    await signIn(page);
+    expect(await textOf(page.getByTestId('whoami'))).toContain(email);
+    // The session lives only in the HttpOnly cookie: nothing readable by scripts.
+    expect(await page.evaluate('({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })')).toEqual({ local: 0, session: 0, cookie: '' });
+
+    await page.getByRole('navigation').getByRole('link', { name: 'Customers' }).click();
+    await page.getByLabel('Customer name').fill('Acme Robotics');
+    await page.getByRole('button', { name: 'Create customer' }).click();
+    await page.getByRole('heading', { name: 'Acme Robotics' }).waitFor();
+    const customerId = /#\/customers\/(cus_[^/?#&]+)/.exec(page.url())?.[1];
+    expect(customerId).toBeDefined();
+
+    await page.getByRole('link', { name: 'Show licenses' }).click();
+    await page.getByText('New license').click();
+    await page.getByRole('form', { name: 'New license' }).getByLabel('Customer').selectOption(customerId!);
+    await page.getByLabel('Plan').fill('enterprise');
+    await page.getByLabel('Features').fill('sso, seats=10');
+    await page.getByLabel('Max agents').fill('3');
+    await page.getByLabel('Kind').selectOption('term');
+    await page.getByLabel('Length (days)').fill('365');
+    await page.getByLabel('Grace days').fill('7');
+    await page.getByRole('button', { name: 'Create license' }).click();
+
+    await page.waitForURL(/#\/licenses\/lic_/);
+    await page.locator('[data-testid="license-state"] [data-state="active"]').waitFor();
+    expect(await textOf(page.locator('.facts'))).toContain('sso, seats=10');
+    const temporalLink = page.getByRole('link', { name: 'Open in Temporal Web' });
+    expect(await temporalLink.getAttribute('href')).toMatch(/^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/license%2Flic_/);
+    await page.getByTestId('signature').getByText(/^Signature valid/).waitFor();
+
+    await page.getByLabel('Reason for revoking').fill('contract ended');
+    await page.getByLabel('Revocation is final.').check();
+    await page.getByRole('button', { name: 'Revoke' }).first().click();
+    await page.locator('[data-testid="license-state"] [data-state="revoked"]').waitFor();
+    expect(await textOf(page.getByRole('status').filter({ hasText: 'Revoked.' }))).toBe('Revoked.');
+    // The revoked document (a new version) is signed too.
+    await page.getByTestId('signature').getByText(/^Signature valid/).waitFor();
+
+    // The workflow refuses a renewal after revocation; the form shows the API's message.
+    const renewAnswer = page.waitForResponse((r) => r.url().endsWith('/renew'));
+    await page.getByRole('button', { name: 'Renew' }).click();
+    const renew = await renewAnswer;
+    expect(renew.status()).toBe(409);
+    const { error } = (await renew.json()) as { error: { message: string } };
+    expect(await textOf(page.getByRole('form', { name: 'Renew' }).getByRole('alert'))).toBe(error.message);
+    expect(await page.locator('[data-testid="license-state"] [data-state="revoked"]').count()).toBe(1);
+  });
+
+  it('says the signature is invalid when the document is changed on the way', async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.getByTestId('whoami').waitFor();
+    const customer = await page.evaluate(async () => {
+      const r = await fetch('/v1/admin/customers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Tamper Test' }) });
+      return (await r.json()) as { id: string };
+    });
+    const license = await page.evaluate(async (customerId) => {
+      const r = await fetch('/v1/admin/licenses', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ customerId, plan: 'basic', maxAgents: 1, term: { days: 30 } }) });
+      return ((await r.json()) as { license: { id: string } }).license;
+    }, customer.id);
+
+    await page.goto(`${stack.baseUrl}/#/licenses/${license.id}`);
+    await page.getByTestId('signature').getByText(/^Signature valid/).waitFor();
+
+    await page.route('**/v1/admin/licenses/*/document', async (route) => {
+      const original = await route.fetch();
+      const signed = (await original.json()) as { document: { maxAgents: number } };
+      signed.document.maxAgents = 1000;
+      await route.fulfill({ response: original, json: signed });
+    });
+    await page.getByRole('button', { name: 'Check signature' }).click();
+    expect(await textOf(page.getByTestId('signature').getByText(/^Signature invalid/))).toMatch(/does not match/);
+    expect(await textOf(page.locator('pre.doc'))).toContain('"maxAgents": 1000');
+  });
+
+  it('lists the audit trail, verifies the chain, and signs out', async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.getByTestId('whoami').waitFor();
+    await page.evaluate(async () => {
+      await fetch('/v1/admin/customers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Audited Ltd' }) });
+    });
+    await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('cell', { name: 'customer.created' }).first().waitFor();
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    expect(await textOf(page.getByTestId('audit-verify').getByText(/^Chain intact/))).toMatch(/^Chain intact: \d+ events/);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    expect(await page.evaluate(async () => (await fetch('/v1/admin/me')).status)).toBe(401);
+  });
+});
