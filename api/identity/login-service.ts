@@ -9,6 +9,9 @@ import { createSessionService, type IssuedSession, type SessionService } from '.
 
 export const LOCKOUT_THRESHOLD = 5;
 export const LOCKOUT_MS = 15 * 60_000;
+/** How long a failed login's answer waits for the timer to start, and how long the start may try. */
+const LOCKOUT_START_WAIT_MS = 2000;
+const LOCKOUT_START_DEADLINE_MS = 10_000;
 
 export type LoginMeta = { ip: string; userAgent: string | null };
 /** Every refusal looks the same to the caller; `retryAfterSeconds` is set while the account is locked. */
@@ -49,12 +52,15 @@ export function createLoginService(deps: LoginServiceDeps) {
 
   async function startLockoutTimer(input: AccountLockoutInput): Promise<void> {
     try {
-      await deps.temporal.client.workflow.start(ACCOUNT_LOCKOUT_WORKFLOW, {
-        taskQueue: deps.temporal.taskQueue,
-        workflowId: lockoutWorkflowId(input.kind, input.accountId),
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        args: [input],
-      });
+      const client = deps.temporal.client;
+      await client.connection.withDeadline(Date.now() + LOCKOUT_START_DEADLINE_MS, () =>
+        client.workflow.start(ACCOUNT_LOCKOUT_WORKFLOW, {
+          taskQueue: deps.temporal.taskQueue,
+          workflowId: lockoutWorkflowId(input.kind, input.accountId),
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [input],
+        }),
+      );
     } catch (err) {
       // The lock is enforced from the database and ends on its own at locked_until; only the
       // tidy-up (counter reset and its audit row) waits for the next failed attempt.
@@ -88,7 +94,11 @@ export function createLoginService(deps: LoginServiceDeps) {
       return { lockedUntil: lockedUntil ?? undefined, lockedNow: lockedUntil !== null };
     });
     if (outcome.lockedNow && outcome.lockedUntil) {
-      await startLockoutTimer({ kind: account.kind, accountId: account.id, lockedUntil: outcome.lockedUntil.toISOString() });
+      // Bounded: a slow or absent Temporal must not hold the answer; the start goes on in the background.
+      const started = startLockoutTimer({ kind: account.kind, accountId: account.id, lockedUntil: outcome.lockedUntil.toISOString() });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([started, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOCKOUT_START_WAIT_MS)))]);
+      clearTimeout(timer);
     }
     return refused(outcome.lockedUntil);
   }

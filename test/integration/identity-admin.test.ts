@@ -1,7 +1,9 @@
 import type { App } from '../../api/app';
 import { LOGIN_RATE_LIMIT } from '../../api/identity/auth-routes';
 import { sha256Hex } from '../../api/identity/tokens';
-import { buildTestApp } from '../support/app';
+import { createTemporal } from '../../api/temporal';
+import { freePort } from '../../scripts/stack/ports';
+import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { SAME_ORIGIN, TEST_PASSWORD, cookieFrom, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser, seedServiceAccount, uniqueEmail } from '../support/identity';
 
@@ -203,5 +205,28 @@ describe('identity: admin API', () => {
     const { rows } = await db.pool.query('SELECT max(failed_logins)::int AS m FROM admins WHERE id = ANY($1)', [victims.map((v) => v.id)]);
     expect(rows[0].m).toBeLessThan(5);
     expect((await login('admin', victims[0]!.email, 'guessing wrongly', nextIp())).statusCode).toBe(401);
+  });
+
+  it('with Temporal down, the lock still happens and is enforced from the database', async () => {
+    const config = testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` });
+    const temporal = createTemporal(config);
+    const down = await buildTestApp({ pool: db.pool, temporal, config });
+    try {
+      const admin = await seedAdmin(db.pool);
+      const attempt = (password: string) =>
+        down.app.inject({ method: 'POST', url: '/v1/admin/login', remoteAddress: nextIp(), headers: { 'content-type': 'application/json' }, payload: { email: admin.email, password } });
+      for (let i = 0; i < 4; i++) expect((await attempt(`bad ${i}`)).statusCode).toBe(401);
+      const fifth = await attempt('bad 5');
+      expect(fifth.statusCode).toBe(401);
+      expect(Number(fifth.headers['retry-after'])).toBeGreaterThan(850); // the real clock ran while Temporal was tried
+      const right = await attempt(TEST_PASSWORD);
+      expect(right.statusCode).toBe(401);
+      expect(right.headers['retry-after']).toBeDefined();
+      // The timer's start gives up after its deadline and says so; only then is it safe to close.
+      while (!/could not start the lockout timer/.test(down.logs.text())) await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await down.close();
+      await temporal.close();
+    }
   });
 });
