@@ -8,8 +8,8 @@ import type { StatusListener } from './status-listener';
 
 const BEARER = /^Bearer\s+(\S+)$/i;
 const AGENT_CREDENTIAL = /^agc_[A-Za-z0-9_-]{22,64}$/;
-/** Longest a credential lookup is reused (also only while no notice for the agent has arrived). */
-export const CREDENTIAL_REUSE_MS = 5000;
+/** Age after which a reused credential lookup is refreshed (it is dropped at once on a notice for its agent). */
+export const CREDENTIAL_REUSE_MS = 30_000;
 const CACHE_MAX = 200_000;
 
 export function hashAgentCredential(credential: string): string {
@@ -32,19 +32,30 @@ export function createAgentCredentialResolver(deps: { pool: Pool; statusListener
     const rows = await findAgentsByCredentialHashes(deps.pool, hashes);
     return new Map(rows.map((r) => [r.credential_hash, r]));
   });
-  const cache = new Map<string, { agent: AgentIdentity; mark: number; at: number }>();
+  const cache = new Map<string, { agent: AgentIdentity; mark: number; at: number; refreshing: boolean }>();
   const listener = deps.statusListener;
 
   async function find(hash: string): Promise<AgentIdentity | undefined> {
     if (!listener) return lookup(hash);
-    const now = performance.now();
     const hit = cache.get(hash);
-    if (hit && now - hit.at < CREDENTIAL_REUSE_MS && !listener.changedSince([hit.agent.id], hit.mark)) return hit.agent;
-    const mark = listener.mark();
+    if (hit && !listener.changedSince([hit.agent.id], hit.mark)) {
+      // Past its age limit an entry is served once more while it is looked up again in the background.
+      if (performance.now() - hit.at >= CREDENTIAL_REUSE_MS && !hit.refreshing) {
+        hit.refreshing = true;
+        fetchIdentity(hash).catch(() => cache.delete(hash));
+      }
+      return hit.agent;
+    }
+    return fetchIdentity(hash);
+  }
+
+  async function fetchIdentity(hash: string): Promise<AgentIdentity | undefined> {
+    const mark = listener!.mark();
+    const at = performance.now();
     const agent = await lookup(hash);
-    if (agent && !listener.changedSince([agent.id], mark)) {
+    if (agent && !listener!.changedSince([agent.id], mark)) {
       if (cache.size >= CACHE_MAX) cache.clear();
-      cache.set(hash, { agent, mark, at: now });
+      cache.set(hash, { agent, mark, at, refreshing: false });
     } else {
       cache.delete(hash);
     }

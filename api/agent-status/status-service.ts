@@ -26,9 +26,10 @@ const SIGNED_CACHE_MAX = 200_000;
 /**
  * A status row read from PostgreSQL is reused while no notice for the agent or its license has
  * arrived since the read began (every status change NOTIFYs) and the LISTEN connection has stayed
- * up, and never for longer than this: a bound should a writer ever forget to NOTIFY.
+ * up. Past this age it is re-read (in the background, serving the entry meanwhile): a bound should
+ * a writer ever forget to NOTIFY.
  */
-export const STATUS_ROW_REUSE_MS = 5000;
+export const STATUS_ROW_REUSE_MS = 30_000;
 
 export type StatusServiceDeps = { pool: Pool; signer: Signer; clock: Clock; listener?: StatusListener };
 export type StatusSubject = { agentId: string; licenseId: string };
@@ -103,7 +104,7 @@ export function createStatusService(deps: StatusServiceDeps) {
     const rows = await readAgentStatuses(deps.pool, ids);
     return new Map(rows.map((r) => [r.agent_id, r]));
   });
-  const rows = new Map<string, { row: AgentStatusRow; mark: number; at: number }>();
+  const rows = new Map<string, { row: AgentStatusRow; mark: number; at: number; refreshing: boolean }>();
   const signed = new Map<string, SignedEntry>();
   let closing = false;
 
@@ -133,13 +134,26 @@ export function createStatusService(deps: StatusServiceDeps) {
     const listener = deps.listener;
     if (!listener) return load(agentId);
     const hit = rows.get(agentId);
-    const now = performance.now();
-    if (hit && now - hit.at < STATUS_ROW_REUSE_MS && !listener.changedSince([agentId, hit.row.license_id], hit.mark)) return hit.row;
+    if (hit && !listener.changedSince([agentId, hit.row.license_id], hit.mark)) {
+      // Past its age limit an entry is still served once more while it is re-read in the background.
+      if (performance.now() - hit.at >= STATUS_ROW_REUSE_MS && !hit.refreshing) {
+        hit.refreshing = true;
+        fetchRow(agentId).catch(() => rows.delete(agentId));
+      }
+      return hit.row;
+    }
+    return fetchRow(agentId);
+  }
+
+  /** Reads from PostgreSQL and keeps the row only if no notice for it arrived meanwhile. */
+  async function fetchRow(agentId: string): Promise<AgentStatusRow | undefined> {
+    const listener = deps.listener!;
     const mark = listener.mark();
+    const at = performance.now();
     const row = await load(agentId);
     if (row && !listener.changedSince([agentId, row.license_id], mark)) {
       if (rows.size >= SIGNED_CACHE_MAX) rows.clear();
-      rows.set(agentId, { row, mark, at: now });
+      rows.set(agentId, { row, mark, at, refreshing: false });
     } else {
       rows.delete(agentId);
     }
