@@ -1,7 +1,11 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { buildReleaseManifest, RELEASE_LAYOUT } from '../../agent/integrity';
+import { AGENT_VERSION } from '../../agent/version';
+import { loadPurposeSigner } from '../../protocol';
+import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { startAgentStack, type AgentStack } from '../support/agent-stack';
-import { ensureAgentUser, makeUserDir, runAgentCommand, socketsOf, spawnAgent, type AgentProcess, type AgentUser } from '../support/agent-user';
+import { ensureAgentUser, makePublicDir, makeUserDir, runAgentCommand, socketsOf, spawnAgent, type AgentProcess, type AgentUser } from '../support/agent-user';
 import { eventually } from '../support/license-helpers';
 
 /**
@@ -44,6 +48,8 @@ describe('agent against the real control plane', () => {
   let agentId: string;
 
   it('activates with a single-use token; a reuse is rejected', async () => {
+    // The release this agent runs is registered, so the control plane verifies its runtime hash.
+    await stack.admin('POST', '/v1/admin/releases', JSON.parse(readFileSync(stack.manifestFile, 'utf8')) as object);
     licenseId = await stack.createLicense();
     token = await stack.issueToken(licenseId);
     const args = (p: string) => ['activate', '--server', stack.url, '--token', token, '--prefix', p, '--keys', stack.keysFile, '--ca', stack.caFile];
@@ -63,8 +69,8 @@ describe('agent against the real control plane', () => {
   it('runs: heartbeats, holds no listening socket, runs a task', async () => {
     run = spawnAgent(user, home, ['run', '--prefix', prefix], { entry: stack.entry });
     await eventually(async () => (await stack.db.pool.query('SELECT last_heartbeat_at, fingerprint_score FROM agents WHERE id = $1', [agentId])).rows[0], (r) => r?.last_heartbeat_at !== null, 60_000, 'first heartbeat');
-    const { rows } = await stack.db.pool.query('SELECT fingerprint_score, runtime_hash, agent_version FROM agents WHERE id = $1', [agentId]);
-    expect(rows[0]).toMatchObject({ fingerprint_score: 100, agent_version: '0.1.0' });
+    const { rows } = await stack.db.pool.query('SELECT fingerprint_score, runtime_hash, agent_version, status FROM agents WHERE id = $1', [agentId]);
+    expect(rows[0]).toMatchObject({ fingerprint_score: 100, agent_version: '0.1.0', status: 'active' });
     expect(rows[0].runtime_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(socketsOf(run.child.pid!).listening).toEqual([]);
 
@@ -100,5 +106,37 @@ describe('agent against the real control plane', () => {
     expect(existsSync(prefix)).toBe(false);
     const { rows } = await stack.db.pool.query('SELECT status FROM agents WHERE id = $1', [agentId]);
     expect(rows[0].status).toBe('deregistered');
+  });
+
+  it('a tampered runtime (patched bundle, manifest re-signed) is caught by the control plane: quarantined, and the agent goes terminal', async () => {
+    // An insider with the release key patches the bundle and re-signs the local manifest, so the
+    // agent's own start check passes; the heartbeat's runtime hash does not match the registered release.
+    const dir = makePublicDir('agent-e2e-tampered');
+    const home2 = makeUserDir(user, 'agent-e2e-tampered');
+    const prefix2 = path.join(home2, 'prefix');
+    let tampered: AgentProcess | null = null;
+    try {
+      const release = buildAgentRelease({ keysDir: stack.keysDir, outDir: dir });
+      appendFileSync(release.entry, '\n// patched\n');
+      const manifest = buildReleaseManifest(dir, AGENT_VERSION, new Date(), RELEASE_LAYOUT);
+      writeFileSync(release.manifestFile, JSON.stringify({ manifest, signature: loadPurposeSigner(stack.keysDir, 'release').sign(manifest) }), { mode: 0o644 });
+      const lic = await stack.createLicense();
+      const act = await runAgentCommand(user, home2, ['activate', '--server', stack.url, '--token', await stack.issueToken(lic), '--prefix', prefix2, '--keys', stack.keysFile, '--ca', stack.caFile], { entry: release.entry });
+      expect(act.code).toBe(0);
+      const id = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(act.stdout)![1]!;
+      tampered = spawnAgent(user, home2, ['run', '--prefix', prefix2], { entry: release.entry });
+      const journal2 = () => (existsSync(path.join(prefix2, 'journal', 'journal.jsonl')) ? readFileSync(path.join(prefix2, 'journal', 'journal.jsonl'), 'utf8') : '');
+      await eventually(async () => journal2(), (j) => j.includes('"event":"agent.terminal"'), 60_000, 'tampered agent terminal');
+      expect(journal2()).toMatch(/AGENT_QUARANTINED/);
+      const { rows } = await stack.db.pool.query('SELECT status FROM agents WHERE id = $1', [id]);
+      expect(rows[0].status).toBe('quarantined');
+    } finally {
+      if (tampered) {
+        tampered.child.kill('SIGTERM');
+        await tampered.exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(home2, { recursive: true, force: true });
+    }
   });
 });

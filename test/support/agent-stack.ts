@@ -50,6 +50,7 @@ export async function startAgentStack(label: string) {
   return {
     db,
     url,
+    keysDir: keys.dir,
     pub,
     /** The release bundle the agent user runs (spawnAgent's `entry`). */
     entry: built.entry,
