@@ -6,16 +6,32 @@
  * starts/s and how late each expiry transition landed in PostgreSQL (updated_at − expires_at).
  * Goals: ≥ 200 starts/s; lateness p99 < 2 s.
  */
-import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { createWorker } from '../../activities';
 import { createLicenseService } from '../../api/licenses/license-service';
 import { createPool } from '../../db';
 import { systemClock, type Actor } from '../../protocol';
 import { createTestDatabase } from '../support/db';
 import { createTestCustomer, createTestKeysDir } from '../support/license-helpers';
 import { startTestStack } from '../support/stack';
-import { runWorkerInBackground } from '../support/temporal';
+
+function startWorkerProcess(args: { address: string; taskQueue: string; appDatabaseUrl: string; keysDir: string; bundlePath: string }): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    proc.stdout.on('data', (c: Buffer) => c.toString().includes('worker ready') && resolve(proc));
+    proc.on('exit', (code, signal) => reject(new Error(`worker process exited (${code ?? signal})`)));
+  });
+}
+
+async function stopWorkerProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
+  await exited;
+  clearTimeout(timer);
+}
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 
@@ -30,23 +46,14 @@ export async function main(args: string[]): Promise<object> {
   const db = await createTestDatabase('benchlife');
   const keys = createTestKeysDir();
   const apiPool = createPool(db.appUrl, { applicationName: 'bench-api', max: 32 });
-  const workerPool = createPool(db.appUrl, { applicationName: 'bench-worker', max: 32 });
   const address = process.env.AGENTINA_TEST_TEMPORAL_ADDRESS!;
   const connection = await Connection.connect({ address });
-  const nativeConnection = await NativeConnection.connect({ address });
   const taskQueue = 'bench-lifecycles';
-  let stopWorker: (() => Promise<void>) | undefined;
+  let workerProcess: ChildProcess | undefined;
   try {
-    // The production worker as the worker process builds it (SDK default pollers): on this
-    // 2-core machine, more pollers made lateness worse, not better.
-    const worker = await createWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps: { pool: workerPool, clock: systemClock, keysDir: keys.dir },
-      workflowBundle: { codePath: stack.bundlePath },
-    });
-    stopWorker = runWorkerInBackground(worker);
+    // The worker runs in its own process, as deployed (API and worker apart), with the production
+    // activities, bundle and SDK default pollers (more pollers made lateness worse on 2 cores).
+    workerProcess = await startWorkerProcess({ address, taskQueue, appDatabaseUrl: db.appUrl, keysDir: keys.dir, bundlePath: stack.bundlePath });
     const service = createLicenseService({
       pool: apiPool,
       temporal: { client: new Client({ connection, namespace: 'default' }), taskQueue },
@@ -105,11 +112,9 @@ export async function main(args: string[]): Promise<object> {
     log(`expiry lateness p50 ${p50} ms, p99 ${p99} ms, max ${max} ms`);
     return { bench: 'lifecycles', licenses, starts_per_s: startsPerS, expiry_lateness_p50_ms: p50, expiry_lateness_p99_ms: p99, expiry_lateness_max_ms: max, expired };
   } finally {
-    await stopWorker?.();
+    if (workerProcess) await stopWorkerProcess(workerProcess);
     await connection.close();
-    await nativeConnection.close();
     await apiPool.end();
-    await workerPool.end();
     await db.drop();
     keys.remove();
     await stack.stop();

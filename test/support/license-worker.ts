@@ -1,6 +1,7 @@
 /**
  * A worker in a child process, for tests that SIGKILL it mid-lifecycle. One JSON argument:
- * { address, taskQueue, appDatabaseUrl, keysDir, bundlePath, killAfterAction? }. With
+ * { address, taskQueue, appDatabaseUrl, keysDir, bundlePath, killAfterAction? }. Also the bench's
+ * worker process (API and worker apart, as deployed). With
  * killAfterAction, the process kills itself right after that transition's transaction commits and
  * before the activity reports back: the worst moment for a lost or doubled transition.
  */
@@ -36,7 +37,10 @@ async function main(): Promise<void> {
     },
   });
   process.stdout.write('worker ready\n');
+  // SIGTERM/SIGINT drain the worker (Temporal's runtime traps them); then close up and exit.
   await worker.run();
+  await connection.close();
+  await pool.end();
 }
 
 main().catch((err: unknown) => {
