@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, type Pool } from 'pg';
 import { appUrlFor } from '../../config';
@@ -17,6 +18,7 @@ import { ROOT } from '../../scripts/stack/tools';
 const WRITERS = 8;
 
 type Phase = { ops: number; seconds: number; perSecond: number; p50Ms: number; p99Ms: number };
+type Sample = { ops: number; seconds: number; latencies: number[] };
 
 function parseArgs(args: string[]): { appends: number } {
   const i = args.indexOf('--appends');
@@ -25,7 +27,7 @@ function parseArgs(args: string[]): { appends: number } {
   return { appends: n };
 }
 
-async function runWriters(writers: number, total: number, op: (writer: number, i: number) => Promise<void>): Promise<Phase> {
+async function runWriters(writers: number, total: number, op: (writer: number, i: number) => Promise<unknown>): Promise<Sample> {
   const latencies: number[] = [];
   const perWriter = Math.ceil(total / writers);
   const started = process.hrtime.bigint();
@@ -38,11 +40,22 @@ async function runWriters(writers: number, total: number, op: (writer: number, i
       }
     }),
   );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  latencies.sort((a, b) => a - b);
+  return { ops: perWriter * writers, seconds: Number(process.hrtime.bigint() - started) / 1e9, latencies };
+}
+
+function summarise(samples: Sample[]): Phase {
+  const ops = samples.reduce((n, s) => n + s.ops, 0);
+  const seconds = samples.reduce((n, s) => n + s.seconds, 0);
+  const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 100) / 100;
-  const ops = perWriter * writers;
   return { ops, seconds: Math.round(seconds * 1000) / 1000, perSecond: Math.round(ops / seconds), p50Ms: at(0.5), p99Ms: at(0.99) };
+}
+
+/** Runs the phases in alternating rounds, so a change in machine load hits them alike. */
+async function interleaved(rounds: number, phases: Array<(round: number) => Promise<Sample>>): Promise<Phase[]> {
+  const samples: Sample[][] = phases.map(() => []);
+  for (let r = 0; r < rounds; r++) for (const [i, phase] of phases.entries()) samples[i]!.push(await phase(r));
+  return samples.map(summarise);
 }
 
 function appendOp(pool: Pool, tag: string) {
@@ -77,23 +90,19 @@ export async function main(args: string[]): Promise<object> {
       CREATE TABLE agentina.bench_plain (LIKE agentina.audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
       GRANT SELECT, INSERT ON agentina.bench_plain TO agentina_app;
       RESET ROLE;`);
-    pool = createPool(appUrlFor(adminUrl), { applicationName: 'bench-audit', max: WRITERS + 2 });
+    const app = createPool(appUrlFor(adminUrl), { applicationName: 'bench-audit', max: WRITERS + 2 });
+    pool = app;
     const settings = await adminPool.query<{ name: string; setting: string }>(
       "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'server_version')",
     );
     log(`PostgreSQL (${pg.source}): ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(' ')}`);
-    log(`warming up`);
-    await runWriters(WRITERS, 200, appendOp(pool, 'warm'));
-
-    const single = await runWriters(1, Math.max(500, Math.floor(appends / 4)), appendOp(pool, 'single'));
-    log(`1 writer, chained appends: ${single.perSecond}/s (p50 ${single.p50Ms} ms, p99 ${single.p99Ms} ms)`);
-
-    const concurrent = await runWriters(WRITERS, appends, appendOp(pool, 'concurrent'));
-    log(`${WRITERS} writers, chained appends: ${concurrent.perSecond}/s (p50 ${concurrent.p50Ms} ms, p99 ${concurrent.p99Ms} ms)`);
+    const load = () => os.loadavg()[0]!.toFixed(1);
+    log(`warming up (load average ${load()} on ${os.cpus().length} CPUs)`);
+    await runWriters(WRITERS, 200, appendOp(app, 'warm'));
 
     let plainSeq = 0;
     const plainOp = (tag: string) => (w: number, i: number) =>
-      withTransaction(pool!, async (tx) => {
+      withTransaction(app, async (tx) => {
         plainSeq += 1;
         await tx.query(
           `INSERT INTO bench_plain (seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash)
@@ -101,11 +110,20 @@ export async function main(args: string[]): Promise<object> {
           [plainSeq, `bench-writer-${w}`, `lic_bench${w}`, { i }, `${tag}/${w}/${i}`, '0'.repeat(64), randomBytes(32).toString('hex')],
         );
       });
-    const plain = await runWriters(WRITERS, appends, plainOp('plain'));
+    const rounds = 3;
+    const singleN = Math.max(150, Math.floor(appends / 4 / rounds));
+    // Plain INSERT + COMMIT into a copy of audit_events (same columns and indexes, no chain, no
+    // head lock): 8 writers share WAL flushes (group commit); 1 writer pays one flush per commit,
+    // the floor a strictly serial chain can approach.
+    const [concurrent, plain, single, plainSingle] = await interleaved(rounds, [
+      (r) => runWriters(WRITERS, Math.ceil(appends / rounds), appendOp(app, `concurrent-${r}`)),
+      (r) => runWriters(WRITERS, Math.ceil(appends / rounds), plainOp(`plain-${r}`)),
+      (r) => runWriters(1, singleN, appendOp(app, `single-${r}`)),
+      (r) => runWriters(1, singleN, plainOp(`plain-single-${r}`)),
+    ]) as [Phase, Phase, Phase, Phase];
+    log(`${WRITERS} writers, chained appends: ${concurrent.perSecond}/s (p50 ${concurrent.p50Ms} ms, p99 ${concurrent.p99Ms} ms)`);
     log(`${WRITERS} writers, plain INSERTs (no chain): ${plain.perSecond}/s (p50 ${plain.p50Ms} ms, p99 ${plain.p99Ms} ms)`);
-    // One writer's plain INSERT + COMMIT: one WAL flush per transaction with no group commit, the
-    // floor a strictly serial chain can approach.
-    const plainSingle = await runWriters(1, Math.max(500, Math.floor(appends / 4)), plainOp('plain-single'));
+    log(`1 writer, chained appends: ${single.perSecond}/s (p50 ${single.p50Ms} ms, p99 ${single.p99Ms} ms)`);
     log(`1 writer, plain INSERTs: ${plainSingle.perSecond}/s (p50 ${plainSingle.p50Ms} ms): one commit flush per transaction`);
 
     const verifyStarted = process.hrtime.bigint();
@@ -129,6 +147,7 @@ export async function main(args: string[]): Promise<object> {
       ratio_vs_plain_insert: Math.round((concurrent.perSecond / plain.perSecond) * 100) / 100,
       ratio_vs_single_writer_plain_insert: Math.round((concurrent.perSecond / plainSingle.perSecond) * 100) / 100,
       chain_rows_verified: rows.length,
+      load_average: Number(load()),
       verify_rows_per_s: verifyPerSecond,
     };
   } finally {
