@@ -29,6 +29,8 @@ export async function activateAgent(input: {
   fingerprintSource: FingerprintSource;
   clock: Clock;
   journal: Journal;
+  /** Send the hostname in clear as a label for operators (off by default: only salted hashes leave the machine). */
+  sendHostname?: boolean;
 }): Promise<ActivationOutcome> {
   const { store, clock } = input;
   const salt = randomBytes(24).toString('base64url');
@@ -40,7 +42,7 @@ export async function activateAgent(input: {
     publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     fingerprint: { salt, components },
     agentVersion: AGENT_VERSION,
-    hostnameHint: hostname().slice(0, 255),
+    ...(input.sendHostname ? { hostnameHint: hostname().slice(0, 255) } : {}),
   });
 
   const licenseKeys = createKeySet(input.trustedKeys.license);

@@ -29,13 +29,14 @@ const defaultIo: Io = {
 const USAGE = `usage:
   agentina-agent activate --server https://HOST --token act_… [--prefix DIR] [--keys trusted-keys.json] [--ca ca.pem]
                           [--threshold N] [--allow-http-get https://ORIGIN]… [--drain-timeout S] [--max-status-age S] [--manifest FILE]
+                          [--send-hostname]
   agentina-agent run [--prefix DIR]
   agentina-agent status [--prefix DIR]
   agentina-agent uninstall [--prefix DIR] [--force]
 (--token - reads the token from stdin)`;
 
 type Args = { cmd: string | undefined; flags: Map<string, string[]> };
-const BOOLEAN_FLAGS = new Set(['force', 'help']);
+const BOOLEAN_FLAGS = new Set(['force', 'help', 'send-hostname']);
 
 export function parseArgs(argv: string[]): Args | string {
   const [cmd, ...rest] = argv;
@@ -171,7 +172,7 @@ async function activateCommand(args: Args, prefix: string, io: Io): Promise<numb
   const journal = createJournal({ store, clock: systemClock });
   const client = createControlPlaneClient({ server: settings.data.server, tls: { ...(ca ? { ca } : {}) } });
   try {
-    const outcome = await activateAgent({ store, client, token, settings: settings.data, trustedKeys, ca, fingerprintSource: createSystemFingerprintSource(), clock: systemClock, journal });
+    const outcome = await activateAgent({ store, client, token, settings: settings.data, trustedKeys, ca, fingerprintSource: createSystemFingerprintSource(), clock: systemClock, journal, sendHostname: args.flags.has('send-hostname') });
     if (!outcome.ok) {
       journal.append('agent.activation_refused', { reason: outcome.message });
       io.err(`agentina-agent: ${outcome.message}`);

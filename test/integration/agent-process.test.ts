@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildReleaseManifest, CODE_ROOT, runtimeHashOf, SOURCE_LAYOUT } from '../../agent/integrity';
 import { main as agentMain } from '../../agent/cli';
@@ -136,8 +136,10 @@ describe('the agent process', () => {
     for (const f of filesUnder(prefix)) expect(statSync(f).mode & 0o077).toBe(0);
     expect(statSync(prefix).mode & 0o777).toBe(0o700);
     for (const f of ['license.json', 'activation.json', 'status.json', 'grace.json', 'trusted-keys.json', 'settings.json']) expect(existsSync(path.join(prefix, f))).toBe(true);
-    const record = JSON.parse(readFileSync(path.join(prefix, 'activation.json'), 'utf8'));
-    expect(JSON.stringify(record)).not.toMatch(/agent-host|02:fc/);
+    // Only salted hashes left the machine: no hostname, no MAC in clear.
+    const sent = [...server.agents.values()].at(-1)!.activation;
+    expect(sent.hostnameHint).toBeUndefined();
+    expect(JSON.stringify(sent)).not.toContain(hostname());
 
     const again = await agentCmd(activateArgs(activationToken, ['--prefix', path.join(home, 'second')]));
     expect(again.code).toBe(1);
@@ -301,6 +303,18 @@ describe('the agent process', () => {
     const owned = execFileSync('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-user', String(user.uid)], { encoding: 'utf8' }).split('\n').filter(Boolean);
     expect(owned.filter((f) => !f.startsWith(path.join(tmpdir(), USER_HOME_PREFIX)))).toEqual([]);
     expect(readdirSync(home).filter((n) => !['prefix', 'tls12', 'wrong-ca', 'second'].includes(n))).toEqual([]);
+  });
+
+  it('uninstall keeps the prefix when the control plane cannot be told', async () => {
+    server.setOffline(true);
+    try {
+      const r = await agentCmd(['uninstall', '--prefix', prefix]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/could not deregister.*--force/);
+      expect(existsSync(path.join(prefix, 'activation.json'))).toBe(true);
+    } finally {
+      server.setOffline(false);
+    }
   });
 
   it('uninstall deregisters (frees the seat) and removes the prefix', async () => {
