@@ -389,5 +389,10 @@ describe('export and verify elsewhere', () => {
     const s2 = await exportLedger(db.pool, { time: new Date(Date.now() + 60_000) }, (l) => void byTime.push(l));
     expect(s2.events).toBe(0);
     expect((await cli(['audit', 'export', '--since', 'yesterday'])).code).toBe(2);
+    // To standard output (the summary goes to stderr, so the stream stays pure JSON lines).
+    const piped = await cli(['audit', 'export', '--since', '5']);
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).toMatch(/exported \d+ row\(s\) \(sequence 5 through/);
+    expect(verifyAuditExport(piped.stdout.split('\n'), keys)).toMatchObject({ ok: true, checkedFrom: 5 });
   });
 });
