@@ -12,6 +12,8 @@ export type ActivityDeps = {
   clock: Clock;
   /** AGENTINA_KEYS_DIR: signing key files (protocol/keyring.ts). Keys never travel in payloads. */
   keysDir: string;
+  /** AUDIT_CHECKPOINT_DIR: where signed audit checkpoints are also written, outside the database. */
+  auditCheckpointDir?: string;
 };
 
 /** Builds the activity implementations registered on the worker. */

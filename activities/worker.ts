@@ -54,7 +54,7 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      deps: { pool, clock: systemClock, keysDir: config.keysDir },
+      deps: { pool, clock: systemClock, keysDir: config.keysDir, ...(config.audit.checkpointDir ? { auditCheckpointDir: config.audit.checkpointDir } : {}) },
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');

@@ -34,6 +34,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_ORIGIN: z.string().url().optional(),
   AUDIT_CHECKPOINT_INTERVAL: duration.default(600_000),
+  AUDIT_CHECKPOINT_DIR: z.string().min(1).max(4096).optional(),
   /** Agents: heartbeat period (3 missed → offline), fingerprint score below which an agent is quarantined, task lease. */
   AGENT_HEARTBEAT_INTERVAL: duration.pipe(z.number().min(5000, 'must be at least 5s').max(3_600_000, 'must be at most 1h')).default(60_000),
   AGENT_FINGERPRINT_THRESHOLD: z.coerce.number().int().min(0).max(100).default(70),
@@ -58,8 +59,11 @@ export type Config = {
   tls: { certFile: string; keyFile: string } | undefined;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   publicOrigin: string;
-  /** How often the audit checkpoint schedule signs the chain head. */
-  audit: { checkpointIntervalMs: number };
+  /**
+   * How often the audit checkpoint schedule signs the chain head, and where (outside the
+   * database, ideally on other storage) each signed checkpoint is also appended as a JSON line.
+   */
+  audit: { checkpointIntervalMs: number; checkpointDir: string | undefined };
   /** Agent heartbeats, the offline sweep, fingerprint quarantine and task leases. */
   agents: { heartbeatIntervalMs: number; fingerprintThreshold: number; taskLeaseMs: number };
 };
@@ -110,7 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     logLevel: e.LOG_LEVEL,
     publicOrigin: e.PUBLIC_ORIGIN ?? `${scheme}://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`,
-    audit: { checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL },
+    audit: { checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL, checkpointDir: e.AUDIT_CHECKPOINT_DIR === undefined ? undefined : path.resolve(e.AUDIT_CHECKPOINT_DIR) },
     agents: { heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL, fingerprintThreshold: e.AGENT_FINGERPRINT_THRESHOLD, taskLeaseMs: e.AGENT_TASK_LEASE },
   };
 }

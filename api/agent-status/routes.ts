@@ -12,6 +12,8 @@ import { createStatusService } from './status-service';
 /** A long-polling agent holds one request at a time; this only stops a runaway loop. */
 const PER_AGENT_PER_MINUTE = 1200;
 
+const LISTEN_START_WAIT_MS = 2000;
+
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
 
 /**
@@ -29,8 +31,12 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
     deps.metrics.gauge('agentina_status_notices_received', 'Status notices received on the LISTEN connection since start', () => listener.notices);
     deps.metrics.gauge('agentina_status_listener_up', '1 while the LISTEN connection for status notices is up', () => (listener.connected ? 1 : 0));
 
+    // Start listening before serving, but never hold start-up hostage to a slow database: the
+    // listener keeps retrying, and parked requests poll until it is up.
     app.addHook('onReady', async () => {
-      await listener.start(deps.logger);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([listener.start(deps.logger), new Promise<void>((resolve) => (timer = setTimeout(resolve, LISTEN_START_WAIT_MS)))]);
+      clearTimeout(timer);
     });
     // Parked requests answer (with the current status) before the server stops accepting.
     app.addHook('preClose', async () => {
