@@ -36,6 +36,12 @@ const USAGE = `usage:
 (--token - reads the token from stdin)`;
 
 type Args = { cmd: string | undefined; flags: Map<string, string[]> };
+const KNOWN_FLAGS: Record<string, readonly string[]> = {
+  activate: ['server', 'token', 'prefix', 'keys', 'ca', 'threshold', 'allow-http-get', 'drain-timeout', 'max-status-age', 'manifest', 'send-hostname'],
+  run: ['prefix'],
+  status: ['prefix'],
+  uninstall: ['prefix', 'force'],
+};
 const BOOLEAN_FLAGS = new Set(['force', 'help', 'send-hostname']);
 
 export function parseArgs(argv: string[]): Args | string {
@@ -86,13 +92,19 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     io.err(`agentina-agent: ${args}\n${USAGE}`);
     return EXIT.usage;
   }
-  if (!args.cmd || args.cmd === 'help' || args.flags.has('help')) {
+  if (!args.cmd || ['help', '--help', '-h'].includes(args.cmd) || args.flags.has('help')) {
     io.out(USAGE);
-    return args.cmd && args.cmd !== 'help' ? EXIT.usage : EXIT.ok;
+    return EXIT.ok;
   }
   if (io.uid === 0) {
     io.err('agentina-agent refuses to run as root: run it as an unprivileged user that owns its --prefix directory.');
     return EXIT.root;
+  }
+  const known = KNOWN_FLAGS[args.cmd];
+  const unknown = known ? [...args.flags.keys()].find((f) => !known.includes(f)) : undefined;
+  if (unknown) {
+    io.err(`agentina-agent: ${args.cmd} does not take --${unknown}\n${USAGE}`);
+    return EXIT.usage;
   }
   const prefix = path.resolve(one(args, 'prefix') ?? defaultPrefix());
   try {

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createBackoff } from '../../agent/backoff';
-import { parseArgs } from '../../agent/cli';
+import { main as agentMain, parseArgs } from '../../agent/cli';
 import { createJournal } from '../../agent/journal';
 import { createAgentLogger } from '../../agent/logger';
 import { createPrefixStore } from '../../agent/prefix-store';
@@ -101,6 +101,16 @@ describe('command line', () => {
     expect(typeof a !== 'string' && a.flags.get('force')).toEqual(['true']);
     expect(parseArgs(['run', 'oops'])).toMatch(/unexpected argument/);
     expect(parseArgs(['run', '--prefix'])).toMatch(/needs a value/);
+  });
+
+  it('refuses flags a command does not take, and prints help without refusing root', async () => {
+    const err: string[] = [];
+    const out: string[] = [];
+    const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l), uid: 1000, readStdin: () => '' };
+    expect(await agentMain(['run', '--prefx', '/tmp/x'], io)).toBe(2);
+    expect(err.join('\n')).toMatch(/run does not take --prefx/);
+    expect(await agentMain(['--help'], { ...io, uid: 0 })).toBe(0);
+    expect(out.join('\n')).toMatch(/agentina-agent activate/);
   });
 });
 
