@@ -1,8 +1,10 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Pool } from 'pg';
 import { findCheckpointByKey, insertCheckpoint, latestCheckpoint } from '../db/audit-checkpoints-repo';
 import { appendAudit } from '../db/audit-repo';
 import { withTransaction } from '../db/pool';
-import { loadPurposeSigner, type ChainCheckpoint, type CheckpointStatement, type Clock } from '../protocol';
+import { checkpointToExportLine, loadPurposeSigner, type ChainCheckpoint, type CheckpointStatement, type Clock } from '../protocol';
 
 export type AuditCheckpointInput = { workflowId: string };
 
@@ -18,7 +20,20 @@ function signed(c: ChainCheckpoint): AuditCheckpointResult {
   return { outcome: 'signed', checkpointId: c.id, sequence: c.statement.sequence, hash: c.statement.hash, kid: c.signature.kid };
 }
 
-export type AuditActivityDeps = { pool: Pool; clock: Clock; keysDir: string };
+export type AuditActivityDeps = { pool: Pool; clock: Clock; keysDir: string; auditCheckpointDir?: string };
+
+export const HELD_CHECKPOINTS_FILE = 'audit-checkpoints.jsonl';
+
+/**
+ * Appends the checkpoint, as an export line, to a file outside the database: what CloudTrail's
+ * digest files are to its logs. `agentina audit verify --checkpoints <file>` then catches a
+ * superuser who cut rows and deleted the stored checkpoints with them. A retried activity may
+ * write a line twice; verification ignores the duplicate.
+ */
+function holdCheckpoint(dir: string, checkpoint: ChainCheckpoint): void {
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  appendFileSync(path.join(dir, HELD_CHECKPOINTS_FILE), `${checkpointToExportLine(checkpoint)}\n`, { mode: 0o640 });
+}
 
 export function createAuditActivities(deps: AuditActivityDeps) {
   return {
@@ -32,18 +47,18 @@ export function createAuditActivities(deps: AuditActivityDeps) {
       const key = checkpointKey(input.workflowId);
       // Read per run, so a rotated key (`agentina keys generate --purpose audit`) takes effect.
       const signer = loadPurposeSigner(deps.keysDir, 'audit');
-      return withTransaction(deps.pool, async (tx) => {
+      const result = await withTransaction(deps.pool, async (tx): Promise<{ outcome: AuditCheckpointResult; checkpoint?: ChainCheckpoint }> => {
         const done = await findCheckpointByKey(tx, key);
-        if (done) return signed(done);
+        if (done) return { outcome: signed(done), checkpoint: done };
         const { rows } = await tx.query<{ seq: string; hash: string; action: string; checkpoint_id: string | null }>(
           "SELECT seq, hash, action, data->>'checkpointId' AS checkpoint_id FROM audit_events ORDER BY seq DESC LIMIT 1",
         );
         const head = rows[0];
-        if (!head) return { outcome: 'empty' as const };
+        if (!head) return { outcome: { outcome: 'empty' } };
         const last = await latestCheckpoint(tx);
         const headSeq = Number(head.seq);
         if (last && (last.statement.sequence === headSeq || (head.action === 'audit.checkpoint_signed' && Number(head.checkpoint_id) === last.id))) {
-          return { outcome: 'unchanged' as const, sequence: last.statement.sequence };
+          return { outcome: { outcome: 'unchanged', sequence: last.statement.sequence } };
         }
         const statement: CheckpointStatement = { sequence: headSeq, hash: head.hash, time: deps.clock.now().toISOString() };
         const { checkpoint } = await insertCheckpoint(tx, statement, signer.sign(statement), key);
@@ -58,8 +73,11 @@ export function createAuditActivities(deps: AuditActivityDeps) {
           },
           deps.clock,
         );
-        return signed(checkpoint);
+        return { outcome: signed(checkpoint), checkpoint };
       });
+      // After the commit: the file never holds a checkpoint the database rolled back.
+      if (result.checkpoint && deps.auditCheckpointDir) holdCheckpoint(deps.auditCheckpointDir, result.checkpoint);
+      return result.outcome;
     },
   };
 }

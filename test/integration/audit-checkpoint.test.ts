@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
-import { createAuditActivities, type AuditCheckpointInput } from '../../activities/audit-activities';
+import { createAuditActivities, HELD_CHECKPOINTS_FILE, type AuditCheckpointInput } from '../../activities/audit-activities';
 import { createActivities } from '../../activities/create-activities';
 import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
 import { verifyLedger } from '../../db/audit-ledger';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
-import { ensureKeys, loadPurposeKeySet, systemClock } from '../../protocol';
+import { checkpointsFromExport, ensureKeys, loadPurposeKeySet, systemClock } from '../../protocol';
 import { testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
@@ -43,7 +43,7 @@ beforeAll(async () => {
   t = await connectTestTemporal('auditcp');
   keysDir = mkdtempSync(path.join(os.tmpdir(), 'agentina-cp-keys-'));
   ensureKeys(keysDir, ['audit']);
-  const deps = { pool: db.pool, clock: systemClock, keysDir };
+  const deps = { pool: db.pool, clock: systemClock, keysDir, auditCheckpointDir: path.join(keysDir, 'held') };
   const real = createAuditActivities(deps);
   const worker = await Worker.create({
     connection: t.nativeConnection,
@@ -86,6 +86,11 @@ it('an activity retried after its commit stores one checkpoint and one audit row
   expect(events.rows).toEqual([{ actor_kind: 'workflow', actor_id: workflowId, action: 'audit.checkpoint_signed' }]);
   // The signature is over the chain head as stored, and checks out against the public key file.
   expect(await verifyLedger(db.pool, loadPurposeKeySet(keysDir, 'audit'))).toMatchObject({ ok: true, checkpoints: { total: 1, valid: 1 }, unsignedTail: 1 });
+  // The signed checkpoint also went to the file outside the database, once per commit.
+  const held = checkpointsFromExport(readFileSync(path.join(keysDir, 'held', HELD_CHECKPOINTS_FILE), 'utf8').split('\n'));
+  const stored = await db.adminPool.query<{ id: string }>('SELECT id FROM agentina.audit_checkpoints');
+  expect(held.map((c) => c.id)).toContain(Number(stored.rows[0]!.id));
+  expect(held.every((c) => c.statement.sequence === 3)).toBe(true);
   // The workflow history carries ids only: no key material, no signature in the payloads.
   const history = JSON.stringify(await t.client.workflow.getHandle(workflowId).fetchHistory());
   expect(history).not.toMatch(/PRIVATE KEY|privateKeyPem/);

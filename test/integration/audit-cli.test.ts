@@ -53,4 +53,6 @@ it('AUDIT_CHECKPOINT_INTERVAL is a bounded duration, 10 minutes by default', () 
   expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '2h' }).audit.checkpointIntervalMs).toBe(7_200_000);
   expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '90' }).audit.checkpointIntervalMs).toBe(90_000);
   for (const bad of ['0s', '10 minutes', '-5m', '25h', '']) expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL: bad })).toThrow(/AUDIT_CHECKPOINT_INTERVAL/);
+  expect(loadConfig({}).audit.checkpointDir).toBeUndefined();
+  expect(loadConfig({ AUDIT_CHECKPOINT_DIR: 'held/checkpoints' }).audit.checkpointDir).toBe(path.resolve('held/checkpoints'));
 });
