@@ -1,5 +1,7 @@
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
+import { newId } from '../../protocol';
+import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { uniqueEmail } from '../support/identity';
 import { startWebStack, type WebStack } from '../support/web-stack';
 
@@ -142,5 +144,52 @@ describe('admin UI (browser)', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     expect(await page.evaluate(async () => (await fetch('/v1/admin/me')).status)).toBe(401);
+  });
+
+  it('renders every section without an error, and shows new service tokens and one-time passwords once', async () => {
+    const pool = stack.db.pool;
+    const customerId = await createCustomer(pool);
+    const licenseId = await createLicense(pool, customerId);
+    const { agentId } = await createAgent(pool, licenseId, customerId);
+    await pool.query(
+      `INSERT INTO tasks (id, agent_id, license_id, customer_id, kind, payload, created_by_kind, created_by_id, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, 'echo', '{"message":"hi"}', 'admin', 'adm_e2eadminuitest0000000', now(), now())`,
+      [newId('tsk'), agentId, licenseId, customerId],
+    );
+    const page = await newPage();
+    await signIn(page);
+    await page.getByTestId('whoami').waitFor();
+    const sections: Array<[string, string, string]> = [
+      ['Customers', 'Customers', customerId],
+      ['Activation tokens', 'Activation tokens', 'Create activation token'],
+      ['Agents', 'Agents', agentId],
+      ['Tasks', 'Tasks', 'echo'],
+      ['Audit log', 'Audit log', 'Verify chain'],
+      ['Service accounts', 'Service accounts', 'Create service account'],
+      ['Admins', 'Admins', email],
+    ];
+    for (const [nav, heading, shows] of sections) {
+      await page.getByRole('navigation').getByRole('link', { name: nav }).click();
+      await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
+      await page.getByText(shows).first().waitFor();
+      expect((await page.locator('main .error').allTextContents()).join('')).toBe('');
+    }
+
+    await page.getByRole('navigation').getByRole('link', { name: 'Service accounts' }).click();
+    await page.getByLabel('Name').fill('billing sync');
+    await page.getByRole('button', { name: 'Create service account' }).click();
+    const token = await textOf(page.getByTestId('secret'));
+    expect(token).toMatch(/^svc_/);
+    const tokenStatus = await page.evaluate(async (t) => (await fetch('/v1/admin/customers', { headers: { authorization: `Bearer ${t}` }, credentials: 'omit' })).status, token);
+    expect(tokenStatus).toBe(200);
+    await page.getByRole('button', { name: 'Revoke billing sync' }).click();
+    await page.getByRole('row').filter({ hasText: 'billing sync' }).locator('[data-state="revoked"]').waitFor();
+    expect(await page.content()).not.toContain(token);
+
+    await page.getByRole('navigation').getByRole('link', { name: 'Admins' }).click();
+    const second = uniqueEmail('second-admin');
+    await page.getByLabel('Email').fill(second);
+    await page.getByRole('button', { name: 'Create admin' }).click();
+    expect((await textOf(page.getByTestId('secret'))).length).toBeGreaterThanOrEqual(12);
   });
 });

@@ -70,7 +70,7 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
   const columns = [
     { label: 'Task', cell: (t: Task) => code(t.id) },
     { label: 'Agent', cell: (t: Task) => code(t.agentId) },
-    { label: 'Kind', cell: (t: Task) => t.kind },
+    { label: 'Kind', cell: (t: Task) => h('span', {}, t.kind, ' ', h('code', { class: 'clip block', title: JSON.stringify(t.payload) }, JSON.stringify(t.payload))) },
     { label: 'State', cell: (t: Task) => badge(t.state) },
     { label: 'Attempts', cell: (t: Task) => `${t.attempts}/${t.maxAttempts}` },
     { label: 'Outcome', cell: (t: Task) => (t.error ? h('span', { class: 'error-text' }, t.error) : t.result === null || t.result === undefined ? '—' : h('code', { class: 'clip' }, JSON.stringify(t.result))) },

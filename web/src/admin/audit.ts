@@ -14,6 +14,13 @@ function dataText(data: Record<string, unknown>): string {
   return s === '{}' ? '' : s;
 }
 
+const SUBJECT_PAGES: Record<string, string> = { license: '#/licenses/', customer: '#/customers/' };
+
+function subjectLink(subject: { kind: string; id: string }): HTMLElement {
+  const page = SUBJECT_PAGES[subject.kind];
+  return page ? h('a', { href: page + subject.id }, code(subject.id)) : code(subject.id);
+}
+
 /** #/audit: filters, cursor paging (newest first) and a full chain verification. */
 export async function auditView(ctx: RouteContext): Promise<Node> {
   const q = Object.fromEntries(FILTERS.map((k) => [k, ctx.query.get(k) ?? ''])) as Record<(typeof FILTERS)[number], string>;
@@ -25,7 +32,7 @@ export async function auditView(ctx: RouteContext): Promise<Node> {
     { label: 'Time', cell: (e: AuditEvent) => time(e.time) },
     { label: 'Actor', cell: (e: AuditEvent) => h('span', {}, e.actor.kind, ' ', code(e.actor.id)) },
     { label: 'Action', cell: (e: AuditEvent) => code(e.action) },
-    { label: 'Subject', cell: (e: AuditEvent) => h('span', {}, e.subject.kind, ' ', code(e.subject.id)) },
+    { label: 'Subject', cell: (e: AuditEvent) => h('span', {}, e.subject.kind, ' ', subjectLink(e.subject)) },
     { label: 'Data', cell: (e: AuditEvent) => h('code', { class: 'clip', title: dataText(e.data) }, dataText(e.data)) },
   ];
   async function loadPage(cursor?: string): Promise<void> {

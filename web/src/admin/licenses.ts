@@ -140,6 +140,7 @@ function renderLicense(d: LicenseDetail, names: Map<string, string>, reload: (fl
 
   const actions = section(
     'Actions',
+    state === 'revoked' ? h('p', { class: 'hint' }, 'Revocation is final: the lifecycle refuses every further change.') : '',
     h(
       'div',
       { class: 'actions' },
