@@ -1,8 +1,9 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { createWorker } from '../../activities/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
 import { createLicenseService } from '../../api/licenses/license-service';
 import { createLogger } from '../../api/logger';
@@ -13,7 +14,7 @@ import { createTestKeys, insertAgents, insertCustomer } from '../support/activat
 import { testConfig } from '../support/app';
 import { createTestDatabase } from '../support/db';
 import { startTestStack } from '../support/stack';
-import { runWorkerInBackground } from '../support/temporal';
+import { ROOT } from '../../scripts/stack/tools';
 
 /**
  * `npm run bench:revocation`: N agents (default 1,000) park on GET /v1/agent/status — half of
@@ -24,6 +25,9 @@ import { runWorkerInBackground } from '../support/temporal';
  * before the call returns counts as 0 ms), and count the requests that answered `revoked` with a
  * valid signature. Options: --agents N, --big-licenses N (default 2).
  */
+
+/** Admins revoking at once; the workflow updates queue in Temporal beyond a handful. */
+const REVOKE_CONCURRENCY = 16;
 
 function option(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
@@ -51,26 +55,34 @@ export async function main(args: string[]): Promise<object> {
   const db = await createTestDatabase('benchrevoke');
   const keys = createTestKeys();
   const apiPool = createPool(db.appUrl, { applicationName: 'bench-api', max: 20 });
-  const workerPool = createPool(db.appUrl, { applicationName: 'bench-worker', max: 20 });
   const address = process.env.AGENTINA_TEST_TEMPORAL_ADDRESS!;
   const connection = await Connection.connect({ address });
-  const nativeConnection = await NativeConnection.connect({ address });
   const taskQueue = 'bench-revocation';
   const config = testConfig({ AGENTINA_KEYS_DIR: keys.dir, LOG_LEVEL: 'warn', TEMPORAL_ADDRESS: address });
   const apiTemporal = createTemporal(config);
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-  let stopWorker: (() => Promise<void>) | undefined;
+  let worker: ChildProcess | undefined;
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   try {
-    const worker = await createWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps: { pool: workerPool, clock: systemClock, keysDir: keys.dir },
-      workflowBundle: { codePath: stack.bundlePath },
-      maxConcurrentActivityTaskExecutions: 64,
+    // The worker runs as its own process, as in production (`agentina worker`).
+    worker = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentina.js'), 'worker'], {
+      env: { ...process.env, DATABASE_URL: db.adminUrl, TEMPORAL_ADDRESS: address, TEMPORAL_TASK_QUEUE: taskQueue, AGENTINA_KEYS_DIR: keys.dir, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
-    stopWorker = runWorkerInBackground(worker);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the worker did not start within 120 s')), 120_000);
+      let seen = '';
+      worker!.stdout!.on('data', (d: Buffer) => {
+        seen = (seen + d.toString()).slice(-10_000);
+        if (seen.includes('worker running')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      worker!.once('exit', (code) => reject(new Error(`the worker exited with ${code}`)));
+    });
+    worker.stdout!.resume();
+    log('worker process running');
     const licenses = createLicenseService({
       pool: apiPool,
       temporal: { client: new Client({ connection, namespace: 'default' }), taskQueue },
@@ -142,7 +154,7 @@ export async function main(args: string[]): Promise<object> {
     const started = new Map<string, number>();
     const returned = new Map<string, number>();
     const revokeStart = performance.now();
-    await inBatches(provisioned, 64, async (p) => {
+    await inBatches(provisioned, REVOKE_CONCURRENCY, async (p) => {
       started.set(p.licenseId, performance.now());
       await licenses.revokeLicense(p.licenseId, admin, 'bench: contract terminated');
       returned.set(p.licenseId, performance.now());
@@ -188,12 +200,14 @@ export async function main(args: string[]): Promise<object> {
   } finally {
     httpAgent.destroy();
     await app?.close();
-    await stopWorker?.();
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((resolve) => worker!.once('exit', resolve));
+      worker.kill('SIGINT');
+      await exited;
+    }
     await apiTemporal.close();
     await connection.close();
-    await nativeConnection.close();
     await apiPool.end();
-    await workerPool.end();
     await db.drop();
     keys.remove();
     await stack.stop();
