@@ -81,6 +81,11 @@ async function agentOfA({ pool, fixtures }: { pool: Pool; fixtures: Fixtures }):
   return { agentA: (await createAgent(pool, licenseId, fixtures.customerA)).agentId };
 }
 
+/** A fresh license of customer A. */
+async function licenseOfA({ pool, fixtures }: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
+  return { licenseA: await createLicense(pool, fixtures.customerA) };
+}
+
 /** A queued task for a fresh agent of customer A. */
 async function taskOfA(ctx: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
   const { agentA } = await agentOfA(ctx);
@@ -154,6 +159,18 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('POST /v1/portal/tasks', { customerA: 400, customerB: 400 }),
   allow('GET /v1/portal/tasks/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/tasks/{taskA}', setup: taskOfA }),
   allow('POST /v1/portal/tasks/:id/cancel', { customerA: 200, customerB: 404 }, { path: '/v1/portal/tasks/{taskA}/cancel', setup: taskOfA }),
+  // licenses (issue 6, part A): changes are refused at validation here (no worker runs), which
+  // proves the caller got past access control; the lifecycle itself is tested in license-*.test.ts.
+  allow('POST /v1/admin/licenses', ADMIN_SERVICE_400),
+  allow('GET /v1/admin/licenses', ADMIN_SERVICE),
+  allow('GET /v1/admin/licenses/:id', ADMIN_SERVICE, { path: '/v1/admin/licenses/{licenseA}', setup: licenseOfA }),
+  allow('POST /v1/admin/licenses/:id/renew', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/renew', setup: licenseOfA }),
+  allow('POST /v1/admin/licenses/:id/convert-trial', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/convert-trial', setup: licenseOfA }),
+  allow('POST /v1/admin/licenses/:id/suspend', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/suspend', setup: licenseOfA }),
+  allow('POST /v1/admin/licenses/:id/resume', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/resume', body: { unexpected: true }, setup: licenseOfA }),
+  allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/revoke', setup: licenseOfA }),
+  allow('GET /v1/portal/licenses', PORTAL),
+  allow('GET /v1/portal/licenses/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/licenses/{licenseA}', setup: licenseOfA }),
   // releases
   allow('GET /v1/admin/releases', ADMIN),
   allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
@@ -168,8 +185,8 @@ export const AWAITING_ROWS: string[] = [
   'GET /',
   'GET /portal',
   'GET /assets/*',
-  '* /v1/admin/licenses*',
-  '* /v1/portal/licenses*',
+  'GET /v1/admin/licenses/:id/document',
+  'GET /v1/portal/licenses/:id/document',
   '* /v1/admin/activation-tokens*',
   '* /v1/portal/activation-tokens*',
   '* /v1/admin/audit*',
