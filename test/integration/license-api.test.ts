@@ -130,6 +130,15 @@ describe('license API', () => {
       expect(bad.statusCode).toBe(400);
     });
 
+    it('the routes are in the OpenAPI document', async () => {
+      const res = await call(null, 'GET', '/docs/json');
+      expect(res.statusCode).toBe(200);
+      const paths = Object.keys(res.json().paths);
+      for (const p of ['/v1/admin/licenses', '/v1/admin/licenses/{id}', '/v1/admin/licenses/{id}/renew', '/v1/admin/licenses/{id}/convert-trial', '/v1/admin/licenses/{id}/suspend', '/v1/admin/licenses/{id}/resume', '/v1/admin/licenses/{id}/revoke', '/v1/portal/licenses', '/v1/portal/licenses/{id}']) {
+        expect(paths).toContain(p);
+      }
+    });
+
     it('converts a trial', async () => {
       const lic = await create({ trial: { days: 14 } });
       const expiresAt = future(365);
