@@ -50,6 +50,15 @@ describe('licenseLifecycle replay', () => {
     expect(names).toEqual(expect.arrayContaining([...Object.keys(expected), 'concurrent-suspend-revoke', 'continue-as-new-first-run', 'continue-as-new-last-run']));
   });
 
+  it('recorded payloads carry ids, dates and reasons only: no key material or secrets', () => {
+    for (const name of names) {
+      const text = readFileSync(path.join(DIR, `${name}.json`), 'utf8');
+      const decoded = [...text.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+      expect(decoded).not.toMatch(/PRIVATE KEY|(act|svc|agc|sess)_[A-Za-z0-9_-]{20,}|password|token/i);
+      expect(decoded).toMatch(/lic_/);
+    }
+  });
+
   it('replays every recorded history through the production workflow bundle', async () => {
     const results = [];
     const histories = names.map((name) => ({ workflowId: name, history: load(name) }));
