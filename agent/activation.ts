@@ -55,7 +55,7 @@ export async function activateAgent(input: {
   const sv = statusCheck.accept(res.status);
   if (!sv.accepted) return { ok: false, message: `the control plane answered with a status this agent cannot trust: ${sv.reason}` };
 
-  const record: ActivationRecord = { agentId: res.agentId, licenseId, salt, components, server: input.client.server, agentVersion: AGENT_VERSION, activatedAt: now.toISOString() };
+  const record: ActivationRecord = { agentId: res.agentId, licenseId, salt, components, server: input.client.server, agentVersion: AGENT_VERSION, activatedAt: now.toISOString(), heartbeatIntervalS: res.heartbeatIntervalS };
   store.writeJson(PREFIX_FILES.settings, input.settings);
   store.writeJson(PREFIX_FILES.trustedKeys, input.trustedKeys);
   if (input.ca) store.writeText(PREFIX_FILES.ca, input.ca);

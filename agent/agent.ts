@@ -47,7 +47,7 @@ export function createAgent(deps: AgentDeps) {
   const { store, client, clock, logger, journal, settings, activation } = deps;
   const random = deps.random ?? Math.random;
   const stopping = new AbortController();
-  let heartbeatIntervalS = deps.heartbeatIntervalS ?? 60;
+  let heartbeatIntervalS = deps.heartbeatIntervalS ?? activation.heartbeatIntervalS ?? 60;
   let lastHeartbeatAt: string | null = null;
   let reportedTerminal = false;
 
@@ -149,8 +149,11 @@ export function createAgent(deps: AgentDeps) {
       journal.append('status.changed', { version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good, ...(p.reason ? { reason: p.reason } : {}) });
       logger.info({ version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good }, 'status changed');
     }
+    await gate.judge(status);
     if (!gate.terminal()) await gate.admit();
     writeRuntime();
+    // Any successful contact is the moment to report a terminal reason not yet delivered.
+    if (gate.terminal() && !reportedTerminal && !heartbeatInFlight) void heartbeat().catch(() => undefined);
   }
 
   function onControlPlaneError(err: unknown, what: string): void {
@@ -180,7 +183,18 @@ export function createAgent(deps: AgentDeps) {
     }
   }
 
+  let heartbeatInFlight = false;
   async function heartbeat(): Promise<void> {
+    if (heartbeatInFlight) return;
+    heartbeatInFlight = true;
+    try {
+      await sendHeartbeat();
+    } finally {
+      heartbeatInFlight = false;
+    }
+  }
+
+  async function sendHeartbeat(): Promise<void> {
     const now = clock.now();
     const reading = await fingerprint.read(now);
     const t = gate.terminal();
@@ -204,17 +218,22 @@ export function createAgent(deps: AgentDeps) {
   }
 
   async function heartbeatLoop(): Promise<void> {
+    const backoff = createBackoff({ random });
     while (!stopping.signal.aborted) {
+      let nextMs = Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2));
       try {
         await heartbeat();
+        backoff.reset();
       } catch (err) {
         if (stopping.signal.aborted) return;
         onControlPlaneError(err, 'heartbeat');
+        // Unreachable: try again sooner (1-30 s, jittered), so the next contact comes soon after recovery.
+        nextMs = Math.min(nextMs, backoff.next());
       }
       // Between heartbeats the gate still runs, so the grace high-water mark and expiry move with time.
       if (!gate.terminal()) await gate.admit();
       writeRuntime();
-      await sleepUnlessAborted(Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2)), stopping.signal);
+      await sleepUnlessAborted(nextMs, stopping.signal);
     }
   }
 

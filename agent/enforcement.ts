@@ -44,6 +44,15 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
       if (terminal) return { admitted: false, terminal };
       return { admitted: true };
     },
+    /**
+     * Judges one check on its own, at once (a status answer just arrived: no need to wait for a
+     * fingerprint reading to refuse); a failure is terminal like any other. Never admits anything.
+     */
+    async judge(check: Check): Promise<void> {
+      if (terminal) return;
+      const r = await check.evaluate(input.clock.now()).catch((err: Error) => ({ ok: false as const, code: 'CHECK_ERROR', detail: err.message }));
+      if (!r.ok) enterTerminal({ code: r.code, check: check.name, detail: r.detail, at: input.clock.now().toISOString(), failures: [r.code] });
+    },
     /** For causes found outside the checks (the control plane refusing the credential). */
     enterTerminal: (code: string, detail: string) => enterTerminal({ code, check: 'control-plane', detail, at: input.clock.now().toISOString(), failures: [code] }),
     terminal: () => terminal,

@@ -60,5 +60,7 @@ export const activationRecordSchema = z.strictObject({
   server: z.string().max(500),
   agentVersion: z.string().max(60),
   activatedAt: isoTime,
+  /** The heartbeat period the control plane asked for at activation (each answer may change it). */
+  heartbeatIntervalS: z.number().int().min(5).max(3600).optional(),
 });
 export type ActivationRecord = z.infer<typeof activationRecordSchema>;

@@ -130,7 +130,9 @@ describe('fail closed: the task in flight finishes, the queued one never starts,
       });
       expect(t.failures).toContain('GRACE_MISSING');
       server.setOffline(false);
-      await server.waitFor('reported', () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith('GRACE_MISSING')), 30_000);
+      await server.waitFor('reported', () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith(t.code)), 30_000).catch((err) => {
+        throw new Error(`${err}: terminal ${JSON.stringify(t)}; heartbeats ${JSON.stringify(server.heartbeats.filter((h) => h.agentId === a.agentId).map((h) => h.body.terminalReason ?? null))}`);
+      });
       expect(server.task(queued)?.state).toBe('queued');
       server.task(queued)!.state = 'done';
     } finally {
