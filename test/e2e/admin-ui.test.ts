@@ -11,6 +11,8 @@ describe('admin UI (browser)', () => {
   const email = uniqueEmail('ui-admin');
   const password = 'a long and careful admin password';
   const contexts: BrowserContext[] = [];
+  /** Uncaught page errors and CSP refusals: none may happen in any test. */
+  const pageProblems: string[] = [];
 
   beforeAll(async () => {
     stack = await startWebStack('e2eadmin');
@@ -25,8 +27,17 @@ describe('admin UI (browser)', () => {
   async function newPage(): Promise<Page> {
     const context = await stack.browser.newContext();
     contexts.push(context);
-    return context.newPage();
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) pageProblems.push(`CSP: ${msg.text()}`);
+    });
+    return page;
   }
+
+  afterEach(() => {
+    expect(pageProblems.splice(0)).toEqual([]);
+  });
 
   async function textOf(locator: Locator): Promise<string> {
     await locator.first().waitFor({ state: 'attached' });
@@ -138,6 +149,14 @@ describe('admin UI (browser)', () => {
     });
     await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('cell', { name: 'customer.created' }).first().waitFor();
+    await page.getByLabel('Action').selectOption('customer.created');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/action=customer.created/);
+    await page.getByRole('cell', { name: 'Audited Ltd' }).first().waitFor();
+    const actions = await page.locator('tbody tr td:nth-child(4)').allTextContents();
+    expect(actions.length).toBeGreaterThan(0);
+    expect(new Set(actions)).toEqual(new Set(['customer.created']));
+
     await page.getByRole('button', { name: 'Verify chain' }).click();
     expect(await textOf(page.getByTestId('audit-verify').getByText(/^Chain intact/))).toMatch(/^Chain intact: \d+ events/);
 

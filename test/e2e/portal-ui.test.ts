@@ -11,6 +11,8 @@ describe('customer portal (browser)', () => {
   let licenseB: string;
   const admin = { email: uniqueEmail('portal-admin'), password: 'an admin password that is long' };
   const contexts: BrowserContext[] = [];
+  /** Uncaught page errors and CSP refusals: none may happen in any test. */
+  const pageProblems: string[] = [];
 
   beforeAll(async () => {
     stack = await startWebStack('e2eportal');
@@ -41,8 +43,17 @@ describe('customer portal (browser)', () => {
   async function newPage(): Promise<Page> {
     const context = await stack.browser.newContext();
     contexts.push(context);
-    return context.newPage();
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) pageProblems.push(`CSP: ${msg.text()}`);
+    });
+    return page;
   }
+
+  afterEach(() => {
+    expect(pageProblems.splice(0)).toEqual([]);
+  });
 
   async function textOf(locator: Locator): Promise<string> {
     await locator.first().waitFor({ state: 'attached' });
