@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { RegisteredRoute } from '../../api/auth/access';
 import { newId } from '../../protocol';
@@ -98,6 +99,18 @@ async function taskOfA(ctx: { pool: Pool; fixtures: Fixtures }): Promise<Record<
   return { agentA: agentA!, taskA: rows[0]!.id };
 }
 
+/** An unused activation token for a fresh license of customer A (written directly; only its hash matters). */
+async function activationTokenOfA(ctx: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
+  const { licenseA } = await licenseOfA(ctx);
+  const tokenA = newId('tok');
+  await ctx.pool.query(
+    `INSERT INTO activation_tokens (id, license_id, customer_id, token_hash, created_by_kind, created_by_id, expires_at)
+     VALUES ($1, $2, $3, $4, 'admin', 'adm_authzmatrix000000000', now() + interval '1 day')`,
+    [tokenA, licenseA, ctx.fixtures.customerA, createHash('sha256').update(tokenA).digest('hex')],
+  );
+  return { licenseA: licenseA!, tokenA };
+}
+
 export const AUTHZ_ROWS: AuthzRow[] = [
   // health, docs, well-known (foundation)
   pub('GET /livez'),
@@ -171,6 +184,15 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/revoke', setup: licenseOfA }),
   allow('GET /v1/portal/licenses', PORTAL),
   allow('GET /v1/portal/licenses/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/licenses/{licenseA}', setup: licenseOfA }),
+  // activation tokens (the agent side, /v1/agent/activate, is public and tested with the agent routes)
+  allow('POST /v1/admin/activation-tokens', ADMIN_SERVICE_400),
+  allow('GET /v1/admin/activation-tokens', ADMIN_SERVICE),
+  allow('GET /v1/admin/activation-tokens/:id', ADMIN_SERVICE, { path: '/v1/admin/activation-tokens/{tokenA}', setup: activationTokenOfA }),
+  allow('POST /v1/admin/activation-tokens/:id/revoke', ADMIN_SERVICE_400, { path: '/v1/admin/activation-tokens/{tokenA}/revoke', body: { unexpected: true }, setup: activationTokenOfA }),
+  allow('POST /v1/portal/activation-tokens', { customerA: 400, customerB: 400 }),
+  allow('GET /v1/portal/activation-tokens', PORTAL),
+  allow('GET /v1/portal/activation-tokens/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/activation-tokens/{tokenA}', setup: activationTokenOfA }),
+  allow('POST /v1/portal/activation-tokens/:id/revoke', { customerA: 200, customerB: 404 }, { path: '/v1/portal/activation-tokens/{tokenA}/revoke', setup: activationTokenOfA }),
   // releases
   allow('GET /v1/admin/releases', ADMIN),
   allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
@@ -187,8 +209,6 @@ export const AWAITING_ROWS: string[] = [
   'GET /assets/*',
   'GET /v1/admin/licenses/:id/document',
   'GET /v1/portal/licenses/:id/document',
-  '* /v1/admin/activation-tokens*',
-  '* /v1/portal/activation-tokens*',
   '* /v1/admin/audit*',
   '* /v1/agent/*',
 ];
