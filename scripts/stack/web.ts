@@ -17,7 +17,8 @@ function newestMtime(dir: string): number {
 /** Builds the admin UI and portal with Vite when web/dist is missing or older than its sources. */
 export function ensureWebBuilt(log: (line: string) => void = () => undefined): void {
   const built = path.join(WEB, 'dist', 'index.html');
-  const sources = Math.max(newestMtime(path.join(WEB, 'src')), ...['index.html', 'portal.html', 'vite.config.mjs'].map((f) => statSync(path.join(WEB, f)).mtimeMs));
+  // The UI also bundles the audit action list from db/.
+  const sources = Math.max(newestMtime(path.join(WEB, 'src')), ...['index.html', 'portal.html', 'vite.config.mjs'].map((f) => statSync(path.join(WEB, f)).mtimeMs), statSync(path.join(ROOT, 'db', 'audit-actions.ts')).mtimeMs);
   if (existsSync(built) && statSync(built).mtimeMs >= sources) return;
   log('building the web UI (vite)');
   const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');

@@ -194,6 +194,16 @@ describe('admin UI (browser)', () => {
       expect((await page.locator('main .error').allTextContents()).join('')).toBe('');
     }
 
+    // Deregistering asks first; declined, nothing happens; accepted, the agent is deregistered.
+    await page.getByRole('navigation').getByRole('link', { name: 'Agents' }).click();
+    page.once('dialog', (d) => void d.dismiss());
+    await page.getByRole('button', { name: `Deregister ${agentId}` }).click();
+    expect(await page.locator('[data-state="deregistered"]').count()).toBe(0);
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: `Deregister ${agentId}` }).click();
+    await page.getByRole('row').filter({ hasText: agentId }).locator('[data-state="deregistered"]').waitFor();
+    expect((await pool.query<{ deregistered_at: Date | null }>('SELECT deregistered_at FROM agents WHERE id = $1', [agentId])).rows[0]!.deregistered_at).not.toBeNull();
+
     await page.getByRole('navigation').getByRole('link', { name: 'Service accounts' }).click();
     await page.getByLabel('Name').fill('billing sync');
     await page.getByRole('button', { name: 'Create service account' }).click();

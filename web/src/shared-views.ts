@@ -26,6 +26,7 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
   const rows: Agent[] = [];
   const act = (a: Agent, action: 'release' | 'deregister', text: string) =>
     actionButton(text, error, async () => {
+      if (action === 'deregister' && !confirm(`Deregister ${a.id}? Its credential stops working and its seat is freed; this cannot be undone.`)) return;
       await api('POST', `${base}/${a.id}/${action}`);
       ctx.refresh();
     }, { class: 'secondary small', 'aria-label': `${text} ${a.id}` });

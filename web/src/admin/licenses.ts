@@ -127,7 +127,7 @@ function renderLicense(d: LicenseDetail, names: Map<string, string>, reload: (fl
     ['Customer', link(`#/customers/${l.customerId}`, names.get(l.customerId) ?? l.customerId)],
     ['Plan', l.plan],
     ['Features', featuresText(l.features)],
-    ['Max agents', String(l.maxAgents)],
+    ['Max agents', h('span', {}, String(l.maxAgents), ' · ', link(`#/agents?licenseId=${l.id}`, 'Show agents'))],
     ['Version', h('span', { 'data-testid': 'license-version' }, String(wf?.version ?? l.version))],
     ['Not before', time(l.notBefore)],
     ...(l.trialEndsAt ? [['Trial ends', time(l.trialEndsAt)] as [string, string]] : []),

@@ -96,6 +96,7 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
   const usersTable = h('div', {}, renderUsers(users));
   const deactivate = customer.active
     ? actionButton('Deactivate customer', error, async () => {
+        if (!confirm(`Deactivate ${customer.name}? All its portal sessions end at once.`)) return;
         await api('POST', `${base}/deactivate`);
         ctx.refresh();
       }, { class: 'danger' })
