@@ -140,7 +140,8 @@ export function createAgent(deps: AgentDeps) {
     }
     store.writeJson(PREFIX_FILES.status, signed);
     const p = signed.payload;
-    await grace.seal(new Date(p.serverTime), p.graceDays, clock.now());
+    const sealed = await grace.seal(new Date(p.serverTime), p.graceDays, clock.now());
+    if (sealed.tamper) gate.enterTerminal(sealed.tamper, 'the offline grace state was tampered with');
     if (renewed && license.replace(renewed)) {
       store.writeJson(PREFIX_FILES.license, renewed);
       journal.append('license.renewed', { version: renewed.document.version, expiresAt: renewed.document.expiresAt });

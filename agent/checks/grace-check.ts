@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson, isoTime, type FingerprintHashes } from '../../protocol';
 import type { PrefixStore } from '../prefix-store';
@@ -9,6 +9,8 @@ export const CLOCK_TOLERANCE_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 
 const graceStateSchema = z.strictObject({
+  /** sha256 of the component hashes the seal key was derived from: tells "other machine" from "edited". */
+  sealedFor: z.string().regex(/^[0-9a-f]{64}$/),
   lastServerTime: isoTime,
   deadline: isoTime,
   highWater: isoTime,
@@ -42,6 +44,7 @@ export function createGraceCheck(input: {
     return next;
   }
 
+  const machineOf = (hashes: FingerprintHashes) => createHash('sha256').update(canonicalJson(hashes)).digest('hex');
   function keyFor(hashes: FingerprintHashes): Buffer {
     return createHmac('sha256', input.credential).update(`agentina-grace/v1\0${canonicalJson(hashes)}`).digest();
   }
@@ -58,16 +61,20 @@ export function createGraceCheck(input: {
     if (raw === null) return { ok: false, code: 'GRACE_MISSING', detail: 'the offline grace state is missing' };
     const parsed = graceFileSchema.safeParse(raw);
     if (!parsed.success) return { ok: false, code: 'GRACE_TAMPERED', detail: 'the offline grace state is malformed' };
-    const key = keyFor(await input.currentHashes(now));
+    const hashes = await input.currentHashes(now);
+    // Sealed for other hardware (a copied file, or a changed component): not usable offline here,
+    // but a fresh server-signed time may re-seal it. Sealed for this machine and not verifying: edited.
+    if (parsed.data.state.sealedFor !== machineOf(hashes)) return { ok: false, code: 'GRACE_OTHER_MACHINE', detail: 'the offline grace state was sealed on other hardware' };
+    const key = keyFor(hashes);
     const expected = Buffer.from(macOf(key, parsed.data.state), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(parsed.data.mac, 'hex'))) {
-      return { ok: false, code: 'GRACE_TAMPERED', detail: 'the offline grace state seal does not verify on this machine' };
+      return { ok: false, code: 'GRACE_TAMPERED', detail: 'the offline grace state was edited (its seal does not verify)' };
     }
     if (parsed.data.state.counter < lastCounter) return { ok: false, code: 'GRACE_REPLAYED', detail: 'an older offline grace state was put back' };
     return { ok: true, state: parsed.data.state, key };
   }
 
-  const check: Check & { seal(serverTime: Date, graceDays: number, now: Date): Promise<GraceState>; read(now: Date): Promise<GraceState | null> } = {
+  const check: Check & { seal(serverTime: Date, graceDays: number, now: Date): Promise<{ state: GraceState; tamper: string | null }>; read(now: Date): Promise<GraceState | null> } = {
     name: 'grace',
     evaluate: (now) => serial(async () => {
       const loaded = await load(now);
@@ -80,20 +87,29 @@ export function createGraceCheck(input: {
       if (t > Date.parse(s.highWater)) write(loaded.key, { ...s, highWater: now.toISOString(), counter: s.counter + 1 });
       return pass;
     }),
-    /** Records a verified server-signed time: the only way the deadline moves. */
+    /**
+     * Records a verified server-signed time: the only way the deadline moves. An edited or
+     * replayed file is left as it is (the evidence) and reported as `tamper`.
+     */
     seal: (serverTime, graceDays, now) => serial(async () => {
       const loaded = await load(now);
+      if (!loaded.ok && (loaded.code === 'GRACE_TAMPERED' || loaded.code === 'GRACE_REPLAYED')) {
+        const held = graceFileSchema.safeParse(input.store.readJson(GRACE_FILE));
+        return { state: held.success ? held.data.state : (null as unknown as GraceState), tamper: loaded.code };
+      }
       const prev = loaded.ok ? loaded.state : null;
       const last = prev && Date.parse(prev.lastServerTime) > serverTime.getTime() ? new Date(prev.lastServerTime) : serverTime;
       const highWater = prev && Date.parse(prev.highWater) > now.getTime() ? prev.highWater : now.toISOString();
+      const hashes = await input.currentHashes(now);
       const state: GraceState = {
+        sealedFor: machineOf(hashes),
         lastServerTime: last.toISOString(),
         deadline: new Date(last.getTime() + Math.max(graceDays * DAY_MS, minOffline)).toISOString(),
         highWater,
         counter: Math.max(prev?.counter ?? 0, lastCounter) + 1,
       };
-      write(keyFor(await input.currentHashes(now)), state);
-      return state;
+      write(keyFor(hashes), state);
+      return { state, tamper: null };
     }),
     read: (now) => serial(async () => {
       const loaded = await load(now);

@@ -165,7 +165,7 @@ describe('check 4: signed offline grace', () => {
 
   it('passes until the deadline measured from the last server-signed time, then fails closed', async () => {
     const { check } = make();
-    const sealed = await check.seal(T0, 7, T0);
+    const { state: sealed } = await check.seal(T0, 7, T0);
     expect(sealed.deadline).toBe(new Date(T0.getTime() + 7 * DAY).toISOString());
     expect(codeOf(await check.evaluate(new Date(T0.getTime() + 7 * DAY - 1000)))).toBe('OK');
     expect(codeOf(await check.evaluate(new Date(T0.getTime() + 7 * DAY + 1000)))).toBe('GRACE_EXPIRED');
@@ -185,6 +185,13 @@ describe('check 4: signed offline grace', () => {
     await a.check.seal(T0, 7, T0);
     const otherMachine = make(tempStore(), { ...MACHINE, baseboard: 'Other board', disk: 'other disk' });
     copyFileSync(a.store.resolve(GRACE_FILE), otherMachine.store.resolve(GRACE_FILE));
+    expect(codeOf(await otherMachine.check.evaluate(T0))).toBe('GRACE_OTHER_MACHINE');
+    // Claiming to be sealed for the other machine does not help: the seal then fails to verify.
+    const forged = JSON.parse(readFileSync(otherMachine.store.resolve(GRACE_FILE), 'utf8'));
+    const honest = make(tempStore(), { ...MACHINE, baseboard: 'Other board', disk: 'other disk' });
+    await honest.check.seal(T0, 7, T0);
+    forged.state.sealedFor = JSON.parse(readFileSync(honest.store.resolve(GRACE_FILE), 'utf8')).state.sealedFor;
+    otherMachine.store.writeJson(GRACE_FILE, forged);
     expect(codeOf(await otherMachine.check.evaluate(T0))).toBe('GRACE_TAMPERED');
     const otherAgent = make(tempStore(), MACHINE, newSecret('agc'));
     copyFileSync(a.store.resolve(GRACE_FILE), otherAgent.store.resolve(GRACE_FILE));
@@ -225,6 +232,27 @@ describe('check 4: signed offline grace', () => {
     unlinkSync(store.resolve(GRACE_FILE));
     expect(codeOf(await check.evaluate(T0))).toBe('GRACE_MISSING');
     expect(codeOf(await make(store).check.evaluate(T0))).toBe('GRACE_MISSING');
+  });
+
+  it('keeps an edited file as evidence and reports the tamper even when a fresh server time arrives', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const file = JSON.parse(store.readText(GRACE_FILE)!);
+    file.state.deadline = new Date(T0.getTime() + 70 * DAY).toISOString();
+    store.writeJson(GRACE_FILE, file);
+    const restarted = make(store).check;
+    const r = await restarted.seal(new Date(T0.getTime() + 1000), 7, new Date(T0.getTime() + 1000));
+    expect(r.tamper).toBe('GRACE_TAMPERED');
+    expect(JSON.parse(store.readText(GRACE_FILE)!).state.deadline).toBe(file.state.deadline);
+  });
+
+  it('re-seals after a legitimate hardware change once a server-signed time arrives', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const changed = make(store, { ...MACHINE, hostname: 'renamed' }).check;
+    expect(codeOf(await changed.evaluate(T0))).toBe('GRACE_OTHER_MACHINE');
+    expect((await changed.seal(T0, 7, T0)).tamper).toBeNull();
+    expect(codeOf(await changed.evaluate(T0))).toBe('OK');
   });
 
   it('refuses an older copy of the file put back', async () => {
