@@ -124,6 +124,8 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   pub('GET /docs/static/*', 200, { path: '/docs/static/swagger-ui.css' }),
   pub('GET /.well-known/security.txt'),
   pub('GET /.well-known/agentina-keys.json'),
+  // web UI: the pages answer 503 until `npm run build:web`, so only the asset route has a fixed answer here
+  pub('GET /assets/*', 404, { path: '/assets/no-such-file.js' }),
 
   // identity: admin auth
   pub('POST /v1/admin/login', 400),
@@ -206,7 +208,6 @@ export const AUTHZ_ROWS: AuthzRow[] = [
 export const AWAITING_ROWS: string[] = [
   'GET /',
   'GET /portal',
-  'GET /assets/*',
   'GET /v1/admin/licenses/:id/document',
   'GET /v1/portal/licenses/:id/document',
   '* /v1/admin/audit*',

@@ -119,7 +119,7 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     return a;
   }
 
-  async function render(): Promise<void> {
+  async function render(moveFocus = false): Promise<void> {
     if (!me) return;
     const [path = '', qs = ''] = location.hash.replace(/^#\/?/, '').split('?');
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -136,6 +136,8 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     try {
       const node = await view!(ctx);
       main.replaceChildren(node);
+      // After navigating, start reading at the new page (not after an in-page refresh).
+      if (moveFocus) main.focus();
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
         me = null;
@@ -165,7 +167,7 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     await render();
   }
 
-  window.addEventListener('hashchange', () => void render());
+  window.addEventListener('hashchange', () => void render(true));
   void start();
 }
 
