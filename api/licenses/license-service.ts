@@ -1,5 +1,5 @@
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, TypedSearchAttributes, ApplicationFailure, ActivityFailure } from '@temporalio/common';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
 import { getCustomerForLicense, getLicense, insertLicense, listLicenses, type LicenseRow } from '../../db/licenses-repo';
@@ -100,7 +100,7 @@ export type ChangeOptions = { idempotencyKey?: string | undefined };
 const updateIdOf = (o: ChangeOptions, action: string): { updateId?: string } => (o.idempotencyKey ? { updateId: `api:${action}:${o.idempotencyKey}` } : {});
 
 const QUERY_TIMEOUT_MS = 3000;
-const DEFAULT_UPDATE_TIMEOUT_MS = 30000;
+const DEFAULT_UPDATE_TIMEOUT_MS = 20000;
 
 export function toLicenseView(r: LicenseRow): LicenseView {
   const end = (r.trial_ends_at ?? r.expires_at).getTime();
@@ -197,6 +197,12 @@ function mapUpdateError(err: unknown, licenseId: string): never {
       if (cause.type === INVALID_ARGUMENT) throw new AppError('BAD_REQUEST', cause.message);
     }
     if (cause instanceof ActivityFailure) throw new AppError('UNAVAILABLE', `The change to license ${licenseId} could not be recorded; try again.`);
+  }
+  // Temporal unreachable, or the workflow did not answer in time: the change may still apply, so
+  // the caller retries (with the same Idempotency-Key to be safe).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || code === 4 || code === 14) {
+    throw new AppError('UNAVAILABLE', `License ${licenseId}'s lifecycle did not answer in time; retry the request (with the same Idempotency-Key).`);
   }
   throw err;
 }

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { createWorker } from '../../activities';
 import type { Principal } from '../../api/auth/access';
+import { createTemporal } from '../../api/temporal';
+import { freePort } from '../../scripts/stack/ports';
 import { systemClock } from '../../protocol';
 import { licenseWorkflowId } from '../../workflows/license-lifecycle';
 import { buildTestApp, testConfig } from '../support/app';
@@ -216,6 +218,26 @@ describe('license API', () => {
       expect(renew.json().error.message).toMatch(/revoked/);
       const row = await db.pool.query('SELECT state, version FROM licenses WHERE id = $1', [lic.id]);
       expect(row.rows[0]).toEqual({ state: 'revoked', version: '2' });
+    });
+
+    it('Temporal unreachable: a change is a 503 in the one error shape, GET still answers from the row', async () => {
+      const lic = await create({ term: { days: 30 } });
+      const deadPort = await freePort();
+      const dead = createTemporal(testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${deadPort}` }));
+      const down = await buildTestApp({ pool: db.pool, temporal: dead, config: testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${deadPort}`, AGENTINA_KEYS_DIR: keys.dir }), authenticate: async () => principals.admin! });
+      try {
+        const res = await down.app.inject({ method: 'POST', url: `/v1/admin/licenses/${lic.id}/suspend`, payload: { reason: 'x' } });
+        expect(res.statusCode).toBe(503);
+        expect(res.json().error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/did not answer/) });
+        expect(res.body).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/);
+        const get = await down.app.inject({ method: 'GET', url: `/v1/admin/licenses/${lic.id}` });
+        expect(get.statusCode).toBe(200);
+        expect(get.json()).toMatchObject({ license: { id: lic.id, state: 'active' }, workflow: { current: null } });
+      } finally {
+        await down.close();
+        await dead.close();
+      }
+      expect((await db.pool.query('SELECT version FROM licenses WHERE id = $1', [lic.id])).rows[0]).toEqual({ version: '1' });
     });
 
     it('unknown license 404, malformed id 400, bad cursor 400', async () => {
