@@ -10,20 +10,23 @@ export type TemporalDeps = {
 };
 
 /**
- * A lazy connection: the API starts (and /readyz reports 503) even while Temporal is down,
- * and connects on first use.
+ * Lazy connections: the API starts (and /readyz reports 503) even while Temporal is down, and
+ * connects on first use. Health checks use a second connection without the SDK's gRPC retry
+ * interceptor, so a probe fails within its deadline and leaves no retry timer behind that could
+ * outlive close().
  */
 export function createTemporal(config: Pick<Config, 'temporal'>): TemporalDeps {
   const connection = Connection.lazy({ address: config.temporal.address });
+  const probe = Connection.lazy({ address: config.temporal.address, interceptors: [] });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   return {
     client,
     taskQueue: config.temporal.taskQueue,
     async ping(timeoutMs = 2000) {
-      await connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({}));
+      await probe.withDeadline(Date.now() + timeoutMs, () => probe.workflowService.getSystemInfo({}));
     },
     async close() {
-      await connection.close();
+      await Promise.all([connection.close(), probe.close()]);
     },
   };
 }
