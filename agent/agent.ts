@@ -261,6 +261,7 @@ export function createAgent(deps: AgentDeps) {
       loops = Promise.all([poll, hb]);
     },
     async stop(): Promise<void> {
+      if (stopping.signal.aborted) return;
       stopping.abort();
       await runner.stop();
       await loops;

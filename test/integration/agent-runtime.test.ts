@@ -1,7 +1,6 @@
 import { unlinkSync } from 'node:fs';
 import { GRACE_FILE } from '../../agent/checks/grace-check';
 import { PREFIX_FILES } from '../../agent/settings';
-import { newId } from '../../protocol';
 import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
 import { startInProcessAgent, type InProcessAgent } from '../support/agent-harness';
 
@@ -191,7 +190,34 @@ describe('restarts', () => {
     expect(resultOf(id)?.result).toBeUndefined();
   });
 
-  it('refuses tasks the control plane offers for an unknown task id format gracefully', async () => {
-    expect(newId('tsk')).toMatch(/^tsk_/);
+  it('a grace file edited while the agent was stopped is caught at the next start, although the control plane answers', async () => {
+    const a = await start();
+    try {
+      await a.restart(() => {
+        const f = JSON.parse(a.store.readText(GRACE_FILE)!);
+        f.state.deadline = '2099-01-01T00:00:00.000Z';
+        a.store.writeJson(GRACE_FILE, f);
+      });
+      const t = await server.waitFor('terminal', () => a.agent.gate.terminal(), 30_000);
+      expect(t.code).toBe('GRACE_TAMPERED');
+      expect(JSON.parse(a.store.readText(GRACE_FILE)!).state.deadline).toBe('2099-01-01T00:00:00.000Z');
+      await server.waitFor('reported', () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith('GRACE_TAMPERED')), 30_000);
+    } finally {
+      await a.stop();
+    }
+  });
+
+  it('a restart does not forgive a terminal cause: a quarantined agent is still refused after restart', async () => {
+    const a = await start();
+    try {
+      server.setAgentStatus(a.agentId, 'quarantined');
+      await server.waitFor('terminal', () => a.agent.gate.terminal(), 30_000);
+      await a.restart();
+      const t = await server.waitFor('terminal after restart', () => a.agent.gate.terminal(), 30_000);
+      expect(t.code).toBe('AGENT_QUARANTINED');
+      expect((await a.agent.gate.admit()).admitted).toBe(false);
+    } finally {
+      await a.stop();
+    }
   });
 });

@@ -42,6 +42,8 @@ export type InProcessAgent = {
   logs: ReturnType<typeof createLineCapture>;
   agentId: string;
   credential: string;
+  /** Stops the agent and starts a new one over the same prefix (a process restart). */
+  restart(whileStopped?: () => void): Promise<void>;
   stop(): Promise<void>;
 };
 
@@ -60,30 +62,34 @@ export async function startInProcessAgent(input: { server: FakeControlPlane; key
   if (!outcome.ok) throw new Error(outcome.message);
   const inst = loadInstallation(store);
   const logs = createLineCapture();
-  const agent = createAgent({
-    store,
-    client: createControlPlaneClient({ server: inst.settings.server, tls, credential: inst.credential }),
-    httpsAgent: createHttpsAgent(tls),
-    fingerprintSource: source,
-    clock,
-    logger: createAgentLogger('debug', logs.stream),
-    journal,
-    settings: inst.settings,
-    licenseKeys: inst.licenseKeys,
-    activation: inst.activation,
-    credential: inst.credential,
-    runtimeHash: 'c'.repeat(64),
-  });
-  if (input.start !== false) await agent.start();
-  let stopped = false;
-  return {
-    agent, store, journal, source, clock, logs, agentId: inst.activation.agentId, credential: inst.credential,
+  const open = () =>
+    createAgent({
+      store,
+      client: createControlPlaneClient({ server: inst.settings.server, tls, credential: inst.credential }),
+      httpsAgent: createHttpsAgent(tls),
+      fingerprintSource: source,
+      clock,
+      logger: createAgentLogger('debug', logs.stream),
+      journal,
+      settings: inst.settings,
+      licenseKeys: inst.licenseKeys,
+      activation: inst.activation,
+      credential: inst.credential,
+      runtimeHash: 'c'.repeat(64),
+    });
+  const handle: InProcessAgent = {
+    agent: open(), store, journal, source, clock, logs, agentId: inst.activation.agentId, credential: inst.credential,
+    async restart(whileStopped) {
+      await handle.agent.stop();
+      whileStopped?.();
+      handle.agent = open();
+      await handle.agent.start();
+    },
     async stop() {
-      if (!stopped) {
-        stopped = true;
-        await agent.stop();
-      }
+      await handle.agent.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  if (input.start !== false) await handle.agent.start();
+  return handle;
 }
