@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ACTOR_KINDS, auditCanonicalParts, systemClock, type Actor, type AuditContent, type Clock, type Subject } from '../protocol';
 import { isAuditAction, type AuditAction } from './audit-actions';
-import type { Tx } from './pool';
+import { deferCommitFlush, type Tx } from './pool';
 
 export type AuditEventInput = {
   actor: Actor;
@@ -19,6 +19,10 @@ export type AuditEventInput = {
  * `staged`: the row will join the chain when the caller commits. false: a row with this
  * idempotency key is already in the chain, so nothing was staged (a retried activity).
  */
+/** Writes a little WAL and commits synchronously: its flush covers the async audit COMMIT before it. */
+export const AUDIT_COMMIT_FLUSH_SQL =
+  'INSERT INTO audit_commit_flush (pid, n) VALUES (pg_backend_pid(), 1) ON CONFLICT (pid) DO UPDATE SET n = audit_commit_flush.n + 1';
+
 export type AppendResult = { idempotencyKey: string; staged: boolean };
 
 /**
@@ -50,11 +54,14 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
   const canon = auditCanonicalParts(content);
   // One round trip: nothing is staged when the key is already in the chain (a retried activity).
   // That is only the cheap path; the commit-time trigger's ON CONFLICT is the guarantee.
+  // Inside withTransaction the chain lock is released before the commit's WAL flush, and
+  // withTransaction waits for that flush before returning (db/pool.ts, migration 0053).
+  const asyncCommit = deferCommitFlush(tx, AUDIT_COMMIT_FLUSH_SQL);
   const { rowCount } = await tx.query(
-    `INSERT INTO audit_staging (time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, canon_before_seq, canon_after_seq)
-     SELECT $1::timestamptz, $2::text, $3::text, $4::text, $5::text, $6::text, $7::jsonb, $8::text, $9::text, $10::text
+    `INSERT INTO audit_staging (time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, canon_before_seq, canon_after_seq, async_commit)
+     SELECT $1::timestamptz, $2::text, $3::text, $4::text, $5::text, $6::text, $7::jsonb, $8::text, $9::text, $10::text, $11::boolean
       WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE idempotency_key = $8)`,
-    [content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, canon.before, canon.after],
+    [content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, canon.before, canon.after, asyncCommit],
   );
   return { idempotencyKey, staged: rowCount === 1 };
 }

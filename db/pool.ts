@@ -28,18 +28,40 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   return pool;
 }
 
+/** Clients inside withTransaction, and the statement to run after COMMIT for those that need one. */
+const managed = new WeakSet<PoolClient>();
+const afterCommit = new WeakMap<PoolClient, string>();
+
+/**
+ * For a transaction run by withTransaction: lets its COMMIT be asynchronous (the audit chain
+ * releases its lock before the WAL flush, see db/migrations/0053) because withTransaction runs
+ * `flushSql` -- a statement that writes WAL and commits synchronously, so its flush covers the
+ * earlier commit (WAL is flushed in order) -- before it returns. Returns false, and changes
+ * nothing, for a client withTransaction did not start.
+ */
+export function deferCommitFlush(tx: Tx, flushSql: string): boolean {
+  if (!managed.has(tx)) return false;
+  afterCommit.set(tx, flushSql);
+  return true;
+}
+
 /** Runs `fn` in one transaction on a dedicated client; commits on success, rolls back on throw. */
 export async function withTransaction<T>(pool: Pool, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  managed.add(client);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
+    const flushSql = afterCommit.get(client);
+    if (flushSql !== undefined) await client.query(flushSql);
     return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
+    managed.delete(client);
+    afterCommit.delete(client);
     client.release();
   }
 }

@@ -6,7 +6,7 @@ import type { PoolClient } from 'pg';
 import { createAuditActivities } from '../../activities/audit-activities';
 import { exportLedger, verifyLedger } from '../../db/audit-ledger';
 import { readChainFrom } from '../../db/audit-read-repo';
-import { appendAudit } from '../../db/audit-repo';
+import { appendAudit, AUDIT_COMMIT_FLUSH_SQL } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { auditHash, checkpointsFromExport, createSigner, ensureKeys, generateKeyFile, loadPurposeKeySet, systemClock, verifyAuditExport, type ChainEvent, type CheckpointStatement, type KeySet } from '../../protocol';
 import { ROOT } from '../../scripts/stack/tools';
@@ -157,6 +157,45 @@ describe('appendAudit inside the caller’s transaction', () => {
       { actor: { kind: 'system' as const, id: 'lone \ud800 surrogate' }, action: 'task.created' as const, subject: { kind: 'task', id: 't' } },
     ];
     for (const event of bad) await expect(withTransaction(db.pool, (tx) => appendAudit(tx, event))).rejects.toThrow(/audit/);
+  });
+
+  it('releases the chain lock before the flush only where withTransaction waits for the flush', async () => {
+    const settingAfterChaining = async (tx: PoolClient, key: string) => {
+      await appendAudit(tx, { actor: { kind: 'system', id: 's' }, action: 'task.created', subject: { kind: 'task', id: key }, idempotencyKey: key });
+      await tx.query('SET CONSTRAINTS ALL IMMEDIATE'); // fires the commit-time trigger now
+      return (await tx.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit;
+    };
+    expect(await withTransaction(db.pool, (tx) => settingAfterChaining(tx, 'async-managed'))).toBe('off');
+    // A transaction appendAudit did not see start (its own BEGIN/COMMIT) keeps a synchronous COMMIT.
+    const c = await db.pool.connect();
+    try {
+      await c.query('BEGIN');
+      expect(await settingAfterChaining(c, 'sync-unmanaged')).toBe('on');
+      await c.query('COMMIT');
+      expect((await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit).toBe('on');
+    } finally {
+      c.release();
+    }
+    const { rows } = await db.adminPool.query("SELECT idempotency_key FROM agentina.audit_events WHERE idempotency_key IN ('async-managed', 'sync-unmanaged') ORDER BY seq");
+    expect(rows.map((r: { idempotency_key: string }) => r.idempotency_key)).toEqual(['async-managed', 'sync-unmanaged']);
+  });
+
+  it('the statement run after an asynchronous COMMIT flushes all WAL written before it', async () => {
+    const c = await db.pool.connect();
+    try {
+      for (let i = 0; i < 5; i++) {
+        await c.query('BEGIN');
+        await c.query("SET LOCAL synchronous_commit = off");
+        await c.query("INSERT INTO audit_commit_flush (pid, n) VALUES (-1, 0) ON CONFLICT (pid) DO UPDATE SET n = audit_commit_flush.n + 1");
+        await c.query('COMMIT');
+        const before = (await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+        await c.query(AUDIT_COMMIT_FLUSH_SQL);
+        const { rows } = await c.query<{ flushed: boolean }>('SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS flushed', [before]);
+        expect(rows[0]!.flushed).toBe(true);
+      }
+    } finally {
+      c.release();
+    }
   });
 
   it('chains several appends of one transaction in order', async () => {
