@@ -81,6 +81,19 @@ describe('public key sets and signed license documents', () => {
     expect(checkLicenseSignature({ ...signed, signature: { ...signed.signature, sig: 'AAAA' } }, keySets)).toMatchObject({ ok: false, reason: 'malformed signature' });
   });
 
+  it('answers 503, not 500, when the server has no license signing key', async () => {
+    const bare = await buildTestApp({ pool: db.pool, config: testConfig({ AGENTINA_KEYS_DIR: `${keys.dir}/missing` }) });
+    try {
+      const res = await bare.app.inject({ method: 'GET', url: `/v1/admin/licenses/${licenseA}/document`, headers: as.admin });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({ error: { code: 'UNAVAILABLE', message: expect.stringContaining('no license signing key') } });
+      const keySets = await bare.app.inject({ method: 'GET', url: '/.well-known/agentina-keys.json' });
+      expect(keySets.json()).toEqual({ license: { keys: [] }, release: { keys: [] }, audit: { keys: [] } });
+    } finally {
+      await bare.close();
+    }
+  });
+
   it.each([
     ['anonymous', `/v1/admin/licenses/{A}/document`, 401],
     ['customerA', `/v1/admin/licenses/{A}/document`, 403],

@@ -186,6 +186,9 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/revoke', setup: licenseOfA }),
   allow('GET /v1/portal/licenses', PORTAL),
   allow('GET /v1/portal/licenses/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/licenses/{licenseA}', setup: licenseOfA }),
+  // signed documents: an unknown license, so no signing key is needed here (test/integration/license-documents.test.ts signs)
+  allow('GET /v1/admin/licenses/:id/document', { admin: 404, service: 404 }, { path: '/v1/admin/licenses/lic_authzmatrixnosuchlicense/document' }),
+  allow('GET /v1/portal/licenses/:id/document', { customerA: 404, customerB: 404 }, { path: '/v1/portal/licenses/lic_authzmatrixnosuchlicense/document' }),
   // activation tokens (the agent side, /v1/agent/activate, is public and tested with the agent routes)
   allow('POST /v1/admin/activation-tokens', ADMIN_SERVICE_400),
   allow('GET /v1/admin/activation-tokens', ADMIN_SERVICE),
@@ -208,8 +211,6 @@ export const AUTHZ_ROWS: AuthzRow[] = [
 export const AWAITING_ROWS: string[] = [
   'GET /',
   'GET /portal',
-  'GET /v1/admin/licenses/:id/document',
-  'GET /v1/portal/licenses/:id/document',
   '* /v1/admin/audit*',
   '* /v1/agent/*',
 ];
