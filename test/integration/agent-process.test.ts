@@ -126,7 +126,8 @@ describe('the agent process', () => {
 
   it('activates: stores license, credential (0600) and activation record under the prefix; the token is single-use', async () => {
     activationToken = server.issueToken();
-    const r = await agentCmd(activateArgs(activationToken));
+    // `--token -` reads the token from stdin, so it never shows in the process list.
+    const r = await runAgentCommand(user, home, activateArgs('-'), { entry, stdin: `${activationToken}\n` });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/activated agent agt_/);
