@@ -63,6 +63,28 @@ describe('admin UI (browser)', () => {
     expect(await page.getByTestId('whoami').count()).toBe(0);
   });
 
+  it('an admin with a one-time password (agentina create-admin) must choose a password before anything else', async () => {
+    const first = await createAdmin(stack.db.pool, { email: uniqueEmail('first-admin') });
+    expect(first.oneTimePassword).toBeDefined();
+    const page = await newPage();
+    await page.goto(`${stack.baseUrl}/#/audit`);
+    await page.getByLabel('Email').fill(first.email);
+    await page.getByLabel('Password').fill(first.oneTimePassword!);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
+    expect(await page.getByRole('navigation').count()).toBe(0);
+    await page.getByLabel('One-time password').fill(first.oneTimePassword!);
+    await page.getByLabel('New password', { exact: true }).fill('the first admin chose this one');
+    await page.getByLabel('New password again').fill('the first admin chose this two');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    expect(await textOf(page.getByRole('alert').filter({ hasText: 'differ' }))).toBe('The two new passwords differ.');
+    await page.getByLabel('New password again').fill('the first admin chose this one');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    // Back where the admin was going.
+    await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
+    expect(await textOf(page.getByTestId('whoami'))).toContain(first.email);
+  });
+
   it('signs in, creates a customer and a license, sees it active, verifies its signature, revokes it', async () => {
     const page = await newPage();
     await signIn(page);
