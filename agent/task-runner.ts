@@ -113,6 +113,7 @@ export function createTaskRunner(input: {
       if (!before.admitted) break;
       let task: AgentTask | null;
       leaseAbort = new AbortController();
+      const askedAt = Date.now();
       try {
         task = (await client.nextTask({ wait: input.taskWaitS }, AbortSignal.any([leaseAbort.signal, stopping.signal]))).task;
         backoff.reset();
@@ -128,7 +129,11 @@ export function createTaskRunner(input: {
       } finally {
         leaseAbort = null;
       }
-      if (!task) continue;
+      if (!task) {
+        // A control plane that answers "nothing" at once must not turn the long-poll into a busy loop.
+        if (Date.now() - askedAt < 1000) await sleepUnlessAborted(1000, stopping.signal);
+        continue;
+      }
       const seen = tasks.handled(task.id);
       if (seen) {
         journal.append('task.reoffered', { taskId: task.id, outcome: seen.outcome });
