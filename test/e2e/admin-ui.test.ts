@@ -187,6 +187,21 @@ describe('admin UI (browser)', () => {
     expect(await page.evaluate(async () => (await fetch('/v1/admin/me')).status)).toBe(401);
   });
 
+  it('asks to sign in again when the session ends while the page is open', async () => {
+    const page = await newPage();
+    await signIn(page);
+    await page.getByTestId('whoami').waitFor();
+    // The session ends elsewhere (another tab signing out, an idle timeout, a deactivation).
+    const { rowCount } = await stack.db.adminPool.query('DELETE FROM admin_sessions WHERE admin_id = (SELECT id FROM admins WHERE email = $1)', [email]);
+    expect(rowCount).toBeGreaterThan(0);
+    await page.getByRole('navigation').getByRole('link', { name: 'Customers' }).click();
+    expect(await textOf(page.getByRole('alert').filter({ hasText: 'session has ended' }))).toBe('Your session has ended; sign in again.');
+    await page.getByLabel('Password').fill(password);
+    await page.getByLabel('Email').fill(email);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Customers', level: 1 }).waitFor();
+  });
+
   it('renders every section without an error, and shows new service tokens and one-time passwords once', async () => {
     const pool = stack.db.pool;
     const customerId = await createCustomer(pool);

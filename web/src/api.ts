@@ -12,6 +12,9 @@ export class ApiError extends Error {
 
 const SAFE = new Set(['GET', 'HEAD']);
 
+/** Dispatched on window when a call is refused for want of a valid session. */
+export const SESSION_ENDED = 'agentina:session-ended';
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   // State changes are always JSON, even without a payload: the API's CSRF rule requires it.
@@ -23,6 +26,8 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   if (res.status === 204) return undefined as T;
   const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string; details?: Array<{ path: string; message: string }> } };
   if (!res.ok) {
+    // A session that ended (idle, expired, deactivated) outside a sign-in attempt: the shell asks to sign in again.
+    if (res.status === 401 && !path.endsWith('/login')) window.dispatchEvent(new Event(SESSION_ENDED));
     throw new ApiError(res.status, json.error?.code ?? 'HTTP_' + res.status, json.error?.message ?? res.statusText, json.error?.details ?? []);
   }
   return json as T;

@@ -1,4 +1,4 @@
-import { api, ApiError } from './api';
+import { api, ApiError, SESSION_ENDED } from './api';
 import { h, mount, type Child } from './dom';
 import { errorLine, form, input, showError } from './ui';
 
@@ -31,7 +31,7 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     else location.hash = hash;
   };
 
-  function loginView(): void {
+  function loginView(notice?: string): void {
     document.title = `${o.title} · sign in`;
     const f = form(
       {
@@ -47,6 +47,7 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
       input('Email', { name: 'email', type: 'email', required: true, autocomplete: 'username' }),
       input('Password', { name: 'password', type: 'password', required: true, autocomplete: 'current-password' }),
     );
+    if (notice) f.querySelector('.error')!.textContent = notice;
     mount(root, h('main', { class: 'center' }, f));
     f.querySelector('input')?.focus();
   }
@@ -139,11 +140,8 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
       // After navigating, start reading at the new page (not after an in-page refresh).
       if (moveFocus) main.focus();
     } catch (err) {
-      if (err instanceof ApiError && err.status === 401) {
-        me = null;
-        loginView();
-        return;
-      }
+      // The SESSION_ENDED listener has shown the sign-in form already.
+      if (err instanceof ApiError && err.status === 401) return;
       const line = errorLine();
       showError(line, err);
       main.replaceChildren(line);
@@ -168,6 +166,11 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
   }
 
   window.addEventListener('hashchange', () => void render(true));
+  window.addEventListener(SESSION_ENDED, () => {
+    if (!me) return;
+    me = null;
+    loginView('Your session has ended; sign in again.');
+  });
   void start();
 }
 
