@@ -89,7 +89,7 @@ describe('customer portal (browser)', () => {
     await signIn(page, '/portal', userA.email, TEST_PASSWORD);
     await page.getByTestId('whoami').waitFor();
     await page.getByRole('navigation').getByRole('link', { name: 'Activation tokens' }).click();
-    await page.getByLabel('License').selectOption(licensesA[1]!);
+    await page.getByRole('form', { name: 'New activation token' }).getByLabel('License').selectOption(licensesA[1]!);
     await page.getByLabel('Label').fill('build server 3');
     const issued = page.waitForResponse((r) => r.url().endsWith('/v1/portal/activation-tokens') && r.request().method() === 'POST');
     await page.getByRole('button', { name: 'Create activation token' }).click();

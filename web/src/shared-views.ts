@@ -4,7 +4,7 @@ import type { RouteContext } from './shell';
 import { page } from './shell';
 import type { ActivationToken, Agent, IssuedToken, License, Page, Task } from './types';
 import { AGENT_STATUSES, TASK_KINDS, TASK_STATES } from './types';
-import { actionButton, badge, code, details, errorLine, form, input, link, secretOnce, select, table, textarea, time } from './ui';
+import { actionButton, badge, code, details, errorLine, form, input, link, secretOnce, section, select, table, textarea, time } from './ui';
 
 /**
  * Views both surfaces have (agents, tasks, activation tokens); the API scopes them: an admin sees
@@ -128,6 +128,7 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
 
 export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const licenseId = ctx.query.get('licenseId') ?? '';
+  const customerId = scope === 'admin' ? ctx.query.get('customerId') ?? '' : '';
   const base = `/v1/${scope}/activation-tokens`;
   const error = errorLine();
   const once = h('div');
@@ -135,7 +136,7 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
   const [{ items: licenses }] = await Promise.all([api<Page<License>>('GET', withQuery(`/v1/${scope}/licenses`, { limit: 200 }))]);
   const usable = licenses.filter((l) => l.state !== 'revoked' && l.state !== 'expired');
   const reload = async () => {
-    const { items } = await api<{ items: ActivationToken[] }>('GET', withQuery(base, { licenseId, limit: 100 }));
+    const { items } = await api<{ items: ActivationToken[] }>('GET', withQuery(base, { licenseId, customerId, limit: 100 }));
     list.replaceChildren(
       table(
         [
@@ -185,5 +186,10 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
         h('p', { class: 'hint' }, `An agent redeems the token once: agentina-agent activate --server ${location.origin} --token act_…`),
       )
     : h('p', { class: 'hint' }, 'No license can take new agents right now.');
-  return page('Activation tokens', once, issue, list, error);
+  const filters = form(
+    { submit: 'Filter', class: 'form inline', label: 'Filter activation tokens', action: async (v) => ctx.go(withQuery('#/tokens', { licenseId: v.licenseId, customerId: v.customerId })) },
+    input('License id', { name: 'licenseId', value: licenseId, placeholder: 'lic_…' }),
+    scope === 'admin' ? input('Customer id', { name: 'customerId', value: customerId, placeholder: 'cus_…' }) : '',
+  );
+  return page('Activation tokens', once, issue, section('Issued tokens', filters, list, h('p', { class: 'hint' }, 'The 100 newest that match.')), error);
 }
