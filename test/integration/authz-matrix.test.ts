@@ -3,7 +3,9 @@ import { registeredRoutes } from '../../api/auth/access';
 import { createIdentityService } from '../../api/identity/identity-service';
 import { buildTestApp } from '../support/app';
 import { AUTHZ_ROWS, PRINCIPALS, coverageGaps, suggestRow, type AuthzRow, type Fixtures, type PrincipalName } from '../support/authz-routes';
+import { createAgentWithLicense } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
+import { buildWebOnce } from '../support/web-stack';
 import { SAME_ORIGIN, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser, seedServiceAccount } from '../support/identity';
 
 /** Every registered route × every principal, against test/support/authz-routes.ts. */
@@ -16,6 +18,7 @@ describe('authorization matrix', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('authz');
+    await buildWebOnce();
     t = await buildTestApp({ pool: db.pool });
     app = t.app;
 
@@ -56,6 +59,7 @@ describe('authorization matrix', () => {
       customerB: async () => ({ cookie: (await mintSession(db.pool, 'customer', userB)).cookie }),
       service: async () => ({ authorization: `Bearer ${service.token}` }),
       revokedService: async () => ({ authorization: `Bearer ${revoked.token}` }),
+      agent: async () => ({ authorization: `Bearer ${(await createAgentWithLicense(db.pool)).credential}` }),
     };
   });
   afterAll(async () => {

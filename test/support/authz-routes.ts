@@ -16,7 +16,7 @@ import { createAgent, createLicense } from './agent-server-fixtures';
  * (anonymous, deactivated admin, revoked service account), 403 when it is of the wrong kind.
  * Another customer's resource is a 404, never a 403.
  */
-export const PRINCIPALS = ['anonymous', 'admin', 'deactivatedAdmin', 'customerA', 'customerB', 'service', 'revokedService'] as const;
+export const PRINCIPALS = ['anonymous', 'admin', 'deactivatedAdmin', 'customerA', 'customerB', 'service', 'revokedService', 'agent'] as const;
 export type PrincipalName = (typeof PRINCIPALS)[number];
 
 /** Ids every row may use as `{name}` in its path: the principals' own and some spares to act on. */
@@ -124,7 +124,9 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   pub('GET /docs/static/*', 200, { path: '/docs/static/swagger-ui.css' }),
   pub('GET /.well-known/security.txt'),
   pub('GET /.well-known/agentina-keys.json'),
-  // web UI: the pages answer 503 until `npm run build:web`, so only the asset route has a fixed answer here
+  // web UI (the matrix test builds it first)
+  pub('GET /'),
+  pub('GET /portal'),
   pub('GET /assets/*', 404, { path: '/assets/no-such-file.js' }),
 
   // identity: admin auth
@@ -201,6 +203,18 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // releases
   allow('GET /v1/admin/releases', ADMIN),
   allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
+  // audit ledger: admins and service accounts (an auditor's script) may read
+  allow('GET /v1/admin/audit', ADMIN_SERVICE),
+  allow('GET /v1/admin/audit/verify', ADMIN_SERVICE),
+  // the agent API: only an agent credential gets through (the agent principal is a fresh agent per call)
+  pub('POST /v1/agent/activate', 400),
+  allow('GET /v1/agent/status', { agent: 200 }),
+  allow('GET /v1/agent/revocations', { agent: 200 }),
+  allow('GET /v1/agent/tasks/next', { agent: 200 }),
+  allow('POST /v1/agent/tasks/:id/result', { agent: 404 }, { path: '/v1/agent/tasks/tsk_authzmatrixnosuchtask00/result', body: { outcome: 'succeeded' } }),
+  allow('GET /v1/agent/releases/latest', { agent: 404 }),
+  allow('POST /v1/agent/heartbeat', { agent: 400 }),
+  allow('POST /v1/agent/deregister', { agent: 200 }),
 ];
 
 /**
@@ -208,12 +222,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
  * `METHOD /prefix*`, METHOD may be `*`. While an entry is listed its routes may lack rows;
  * delete it once the rows exist. Empty = every registered route must have a row.
  */
-export const AWAITING_ROWS: string[] = [
-  'GET /',
-  'GET /portal',
-  '* /v1/admin/audit*',
-  '* /v1/agent/*',
-];
+export const AWAITING_ROWS: string[] = [];
 
 function awaited(route: RegisteredRoute): boolean {
   return AWAITING_ROWS.some((entry) => {
