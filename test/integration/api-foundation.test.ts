@@ -135,3 +135,23 @@ describe('API foundation', () => {
     expect(res.body).toMatch(/agentina_http_requests_total\{.*status="200".*\} \d+/);
   });
 });
+
+describe('API foundation: refusals', () => {
+  let db: TestDatabase;
+  let t: Awaited<ReturnType<typeof buildTestApp>>;
+  beforeAll(async () => {
+    db = await createTestDatabase('apirefusals');
+    t = await buildTestApp({ pool: db.pool });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
+
+  it('sends the security headers and a request id on a 401 too', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/v1/admin/me' });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(res.headers['x-request-id']).toBe(res.json().error.requestId);
+  });
+});
