@@ -126,17 +126,20 @@ export function createAgent(deps: AgentDeps) {
     });
   }
 
-  /** A status answer from the long-poll or a heartbeat: verify, keep, seal the grace, re-judge. */
-  async function receiveStatus(signed: SignedStatus, renewed?: SignedLicense): Promise<void> {
+  /**
+   * A status answer from the long-poll or a heartbeat: verify, keep, seal the grace, re-judge.
+   * Returns false when the answer was not accepted (the caller backs off instead of asking again).
+   */
+  async function receiveStatus(signed: SignedStatus, renewed?: SignedLicense): Promise<boolean> {
     const verdict = status.accept(signed);
     if (!verdict.accepted) {
       if (verdict.reason.startsWith('replayed')) {
         logger.debug({ reason: verdict.reason }, 'ignored an older status answer');
-        return;
+        return false;
       }
       journal.append('status.rejected', { reason: verdict.reason }, true);
       gate.enterTerminal('STATUS_TAMPERED', verdict.reason);
-      return;
+      return false;
     }
     store.writeJson(PREFIX_FILES.status, signed);
     const p = signed.payload;
@@ -155,6 +158,7 @@ export function createAgent(deps: AgentDeps) {
     writeRuntime();
     // Any successful contact is the moment to report a terminal reason not yet delivered.
     if (gate.terminal() && !reportedTerminal && !heartbeatInFlight) void heartbeat().catch(() => undefined);
+    return true;
   }
 
   function onControlPlaneError(err: unknown, what: string): void {
@@ -172,8 +176,13 @@ export function createAgent(deps: AgentDeps) {
       const started = Date.now();
       try {
         const res = await client.status({ ...(since !== undefined ? { since } : {}), wait: settings.statusWaitS }, stopping.signal);
+        if (!(await receiveStatus(res.status, res.license))) {
+          // A rejected (forged, replayed) answer keeps `since` where it was, so the server would
+          // answer again at once: back off rather than spin against it.
+          await sleepUnlessAborted(backoff.next(), stopping.signal);
+          continue;
+        }
         backoff.reset();
-        await receiveStatus(res.status, res.license);
         // A server that answers at once without a change must not turn the long-poll into a busy loop.
         if (!res.changed && Date.now() - started < 1000) await sleepUnlessAborted(1000, stopping.signal);
       } catch (err) {
