@@ -191,6 +191,8 @@ describe('admin UI (browser)', () => {
     const page = await newPage();
     await signIn(page);
     await page.getByTestId('whoami').waitFor();
+    // Let the home view finish loading first: its own calls would otherwise meet the ended session.
+    await page.locator('main .loading').waitFor({ state: 'detached' });
     // The session ends elsewhere (another tab signing out, an idle timeout, a deactivation).
     const { rowCount } = await stack.db.adminPool.query('DELETE FROM admin_sessions WHERE admin_id = (SELECT id FROM admins WHERE email = $1)', [email]);
     expect(rowCount).toBeGreaterThan(0);

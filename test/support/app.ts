@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Pool } from 'pg';
 import { buildApp, type App } from '../../api/app';
@@ -5,7 +8,7 @@ import type { Authenticate } from '../../api/auth/access';
 import { createLogger } from '../../api/logger';
 import { createTemporal, type TemporalDeps } from '../../api/temporal';
 import { loadConfig, type Config } from '../../config';
-import { systemClock, type Clock } from '../../protocol';
+import { ensureKeys, systemClock, type Clock } from '../../protocol';
 import { testEnv } from './env';
 
 /** Collects every log line the app writes, so tests can grep it for secrets. */
@@ -20,11 +23,29 @@ export function createLogCapture() {
   return { lines, stream, text: () => lines.join('\n') };
 }
 
+let scratch: string | undefined;
+/**
+ * A per-process data directory with its own signing keys, so no test reads or writes the
+ * checkout's .data/ (a fresh clone has no keys there; a developer's npm start state is not ours).
+ */
+function scratchDataDir(): string {
+  if (!scratch) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'agentina-test-data-'));
+    ensureKeys(path.join(dir, 'keys'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    scratch = dir;
+  }
+  return scratch;
+}
+
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
+  const dataDir = scratchDataDir();
   return loadConfig({
     DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/unused',
     TEMPORAL_ADDRESS: process.env.AGENTINA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
     LOG_LEVEL: 'info',
+    AGENTINA_DATA_DIR: dataDir,
+    AGENTINA_KEYS_DIR: path.join(dataDir, 'keys'),
     ...overrides,
   });
 }
