@@ -25,18 +25,24 @@ import { sha256Hex } from './tokens';
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const LIST_LIMIT = 500;
 
-export function adminView(a: AdminRow, now: Date) {
+/** What admins and customer users show alike: who they are and whether they may sign in now. */
+function accountView(a: AdminRow | CustomerUserRow, now: Date) {
+  const locked = a.locked_until !== null && a.locked_until > now;
   return {
     id: a.id,
     email: a.email,
     displayName: a.display_name,
     active: a.active,
-    locked: a.locked_until !== null && a.locked_until > now,
-    lockedUntil: a.locked_until && a.locked_until > now ? a.locked_until.toISOString() : null,
+    locked,
+    lockedUntil: locked ? a.locked_until!.toISOString() : null,
     mustChangePassword: a.must_change_password,
     createdAt: a.created_at.toISOString(),
     deactivatedAt: iso(a.deactivated_at),
   };
+}
+
+export function adminView(a: AdminRow, now: Date) {
+  return accountView(a, now);
 }
 
 export function customerView(c: CustomerRow) {
@@ -44,18 +50,8 @@ export function customerView(c: CustomerRow) {
 }
 
 export function customerUserView(u: CustomerUserRow, now: Date) {
-  return {
-    id: u.id,
-    customerId: u.customer_id,
-    email: u.email,
-    displayName: u.display_name,
-    active: u.active,
-    locked: u.locked_until !== null && u.locked_until > now,
-    lockedUntil: u.locked_until && u.locked_until > now ? u.locked_until.toISOString() : null,
-    mustChangePassword: u.must_change_password,
-    createdAt: u.created_at.toISOString(),
-    deactivatedAt: iso(u.deactivated_at),
-  };
+  const { id, ...rest } = accountView(u, now);
+  return { id, customerId: u.customer_id, ...rest };
 }
 
 export function serviceAccountView(s: ServiceAccountRow) {

@@ -14,8 +14,8 @@ export const emptyBody = z.object({}).strict().nullish();
 
 const isoTime = z.string().max(40);
 
-export const adminSchema = z.object({
-  id: idSchema('adm'),
+/** The fields admins and customer users share. */
+const accountFields = {
   email: z.string(),
   displayName: z.string(),
   active: z.boolean(),
@@ -24,22 +24,13 @@ export const adminSchema = z.object({
   mustChangePassword: z.boolean(),
   createdAt: isoTime,
   deactivatedAt: isoTime.nullable(),
-});
+};
+
+export const adminSchema = z.object({ id: idSchema('adm'), ...accountFields });
 
 export const customerSchema = z.object({ id: idSchema('cus'), name: z.string(), active: z.boolean(), createdAt: isoTime, deactivatedAt: isoTime.nullable() });
 
-export const customerUserSchema = z.object({
-  id: idSchema('usr'),
-  customerId: idSchema('cus'),
-  email: z.string(),
-  displayName: z.string(),
-  active: z.boolean(),
-  locked: z.boolean(),
-  lockedUntil: isoTime.nullable(),
-  mustChangePassword: z.boolean(),
-  createdAt: isoTime,
-  deactivatedAt: isoTime.nullable(),
-});
+export const customerUserSchema = z.object({ id: idSchema('usr'), customerId: idSchema('cus'), ...accountFields });
 
 export const serviceAccountSchema = z.object({
   id: idSchema('svcacct'),

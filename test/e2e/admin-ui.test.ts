@@ -1,18 +1,18 @@
-import type { BrowserContext, Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { newId } from '../../protocol';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { uniqueEmail } from '../support/identity';
-import { startWebStack, type WebStack } from '../support/web-stack';
+import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
 
 /** The admin UI in Debian's Chromium against the real API, PostgreSQL, Temporal and a worker. */
 describe('admin UI (browser)', () => {
   let stack: WebStack;
   const email = uniqueEmail('ui-admin');
   const password = 'a long and careful admin password';
-  const contexts: BrowserContext[] = [];
   /** Uncaught page errors and CSP refusals: none may happen in any test. */
-  const pageProblems: string[] = [];
+  const pages = createPageTracker(() => stack);
+  const newPage = () => pages.newPage();
 
   beforeAll(async () => {
     stack = await startWebStack('e2eadmin');
@@ -20,29 +20,13 @@ describe('admin UI (browser)', () => {
   });
 
   afterAll(async () => {
-    for (const c of contexts) await c.close();
+    await pages.closeAll();
     await stack?.close();
   });
 
-  async function newPage(): Promise<Page> {
-    const context = await stack.browser.newContext();
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (/Content Security Policy/i.test(msg.text())) pageProblems.push(`CSP: ${msg.text()}`);
-    });
-    return page;
-  }
-
   afterEach(() => {
-    expect(pageProblems.splice(0)).toEqual([]);
+    expect(pages.problems.splice(0)).toEqual([]);
   });
-
-  async function textOf(locator: Locator): Promise<string> {
-    await locator.first().waitFor({ state: 'attached' });
-    return (await locator.first().textContent()) ?? '';
-  }
 
   async function signIn(page: Page, pw = password): Promise<void> {
     await page.goto(`${stack.baseUrl}/`);

@@ -1,7 +1,7 @@
-import type { BrowserContext, Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { seedCustomer, seedCustomerUser, seedServiceAccount, TEST_PASSWORD, uniqueEmail } from '../support/identity';
-import { startWebStack, type WebStack } from '../support/web-stack';
+import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
 
 /** The customer portal in Debian's Chromium against the real API, PostgreSQL, Temporal and a worker. */
 describe('customer portal (browser)', () => {
@@ -10,9 +10,9 @@ describe('customer portal (browser)', () => {
   let licensesA: string[];
   let licenseB: string;
   const admin = { email: uniqueEmail('portal-admin'), password: 'an admin password that is long' };
-  const contexts: BrowserContext[] = [];
   /** Uncaught page errors and CSP refusals: none may happen in any test. */
-  const pageProblems: string[] = [];
+  const pages = createPageTracker(() => stack);
+  const newPage = () => pages.newPage();
 
   beforeAll(async () => {
     stack = await startWebStack('e2eportal');
@@ -36,29 +36,13 @@ describe('customer portal (browser)', () => {
   });
 
   afterAll(async () => {
-    for (const c of contexts) await c.close();
+    await pages.closeAll();
     await stack?.close();
   });
 
-  async function newPage(): Promise<Page> {
-    const context = await stack.browser.newContext();
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (/Content Security Policy/i.test(msg.text())) pageProblems.push(`CSP: ${msg.text()}`);
-    });
-    return page;
-  }
-
   afterEach(() => {
-    expect(pageProblems.splice(0)).toEqual([]);
+    expect(pages.problems.splice(0)).toEqual([]);
   });
-
-  async function textOf(locator: Locator): Promise<string> {
-    await locator.first().waitFor({ state: 'attached' });
-    return (await locator.first().textContent()) ?? '';
-  }
 
   async function signIn(page: Page, path: string, email: string, password: string): Promise<void> {
     await page.goto(`${stack.baseUrl}${path}`);

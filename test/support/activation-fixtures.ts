@@ -1,15 +1,12 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { Principal } from '../../api/auth/access';
 import { chainResolvers, type CredentialResolver } from '../../api/auth/authenticate';
 import { createAgentCredentialResolver } from '../../api/agent-status/agent-credential-resolver';
 import { withTransaction, insertStatusFeed, notifyStatus } from '../../db';
+import { createTestKeysDir } from './license-helpers';
 import {
-  ensureKeys,
   fingerprintCommitment,
   loadPurposeKeySet,
   newId,
@@ -19,11 +16,10 @@ import {
   type LicenseState,
 } from '../../protocol';
 
-/** A throwaway keys directory with a `license` key, and its public key set. */
+/** A throwaway keys directory (createTestKeysDir) and its `license` public key set. */
 export function createTestKeys(): { dir: string; keySet: KeySet; remove(): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
-  ensureKeys(dir, ['license']);
-  return { dir, keySet: loadPurposeKeySet(dir, 'license'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const keys = createTestKeysDir();
+  return { ...keys, keySet: loadPurposeKeySet(keys.dir, 'license') };
 }
 
 /**

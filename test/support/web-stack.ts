@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { createWorker } from '../../activities';
 import { systemClock } from '../../protocol';
 import { ensureWebBuilt } from '../../scripts/stack/web';
@@ -82,4 +82,35 @@ export async function startWebStack(label: string): Promise<WebStack> {
     await close();
     throw err;
   }
+}
+
+/**
+ * Pages in fresh browser contexts that record uncaught page errors and CSP refusals, so a test
+ * file can assert after each test that none happened; `closeAll` closes every context it made.
+ */
+export function createPageTracker(stack: () => WebStack) {
+  const contexts: BrowserContext[] = [];
+  const problems: string[] = [];
+  return {
+    problems,
+    async newPage(): Promise<Page> {
+      const context = await stack().browser.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+      page.on('console', (msg) => {
+        if (/Content Security Policy/i.test(msg.text())) problems.push(`CSP: ${msg.text()}`);
+      });
+      return page;
+    },
+    async closeAll(): Promise<void> {
+      for (const c of contexts.splice(0)) await c.close();
+    },
+  };
+}
+
+/** The text of the first element `locator` finds, once it is attached. */
+export async function textOf(locator: Locator): Promise<string> {
+  await locator.first().waitFor({ state: 'attached' });
+  return (await locator.first().textContent()) ?? '';
 }

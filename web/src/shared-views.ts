@@ -126,6 +126,29 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
   return page('Tasks', filters, list, error, details('Queue a task', create));
 }
 
+/** Activation token columns (license page and token list): revocable while pending. */
+export function tokenColumns(o: { revokeBase: string; error: HTMLElement; reload: () => Promise<void>; created?: boolean; licenseCell?: (t: ActivationToken) => Node | string }) {
+  return [
+    { label: 'Token', cell: (t: ActivationToken) => code(t.id) },
+    { label: 'License', cell: o.licenseCell ?? ((t: ActivationToken) => t.licenseId) },
+    { label: 'Label', cell: (t: ActivationToken) => t.label ?? '—' },
+    { label: 'State', cell: (t: ActivationToken) => badge(t.state) },
+    ...(o.created ? [{ label: 'Created', cell: (t: ActivationToken) => time(t.createdAt) }] : []),
+    { label: 'Expires', cell: (t: ActivationToken) => time(t.expiresAt) },
+    { label: 'Agent', cell: (t: ActivationToken) => t.agentId ?? '—' },
+    {
+      label: '',
+      cell: (t: ActivationToken) =>
+        t.state === 'pending'
+          ? actionButton('Revoke', o.error, async () => {
+              await api('POST', `${o.revokeBase}/${t.id}/revoke`);
+              await o.reload();
+            }, { class: 'secondary small', 'aria-label': `Revoke token ${t.id}` })
+          : '',
+    },
+  ];
+}
+
 export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const licenseId = ctx.query.get('licenseId') ?? '';
   const customerId = scope === 'admin' ? ctx.query.get('customerId') ?? '' : '';
@@ -139,25 +162,7 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
     const { items } = await api<{ items: ActivationToken[] }>('GET', withQuery(base, { licenseId, customerId, limit: 100 }));
     list.replaceChildren(
       table(
-        [
-          { label: 'Token', cell: (t: ActivationToken) => code(t.id) },
-          { label: 'License', cell: (t: ActivationToken) => (scope === 'admin' ? link(`#/licenses/${t.licenseId}`, t.licenseId) : t.licenseId) },
-          { label: 'Label', cell: (t: ActivationToken) => t.label ?? '—' },
-          { label: 'State', cell: (t: ActivationToken) => badge(t.state) },
-          { label: 'Created', cell: (t: ActivationToken) => time(t.createdAt) },
-          { label: 'Expires', cell: (t: ActivationToken) => time(t.expiresAt) },
-          { label: 'Agent', cell: (t: ActivationToken) => t.agentId ?? '—' },
-          {
-            label: '',
-            cell: (t: ActivationToken) =>
-              t.state === 'pending'
-                ? actionButton('Revoke', error, async () => {
-                    await api('POST', `${base}/${t.id}/revoke`);
-                    await reload();
-                  }, { class: 'secondary small', 'aria-label': `Revoke ${t.id}` })
-                : '',
-          },
-        ],
+        tokenColumns({ revokeBase: base, error, reload, created: true, ...(scope === 'admin' ? { licenseCell: (t: ActivationToken) => link(`#/licenses/${t.licenseId}`, t.licenseId) } : {}) }),
         items,
         'No activation tokens.',
         'Activation tokens',

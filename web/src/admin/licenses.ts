@@ -6,6 +6,7 @@ import type { ActivationToken, Customer, IssuedToken, License, LicenseDetail, Pa
 import { LICENSE_STATES } from '../types';
 import { actionButton, badge, code, details, dl, errorLine, featuresText, form, input, isoFromLocal, link, localInput, parseFeatures, section, secretOnce, select, showError, table, time } from '../ui';
 import { checkLicenseSignature } from '../verify';
+import { tokenColumns } from '../shared-views';
 
 const DAY = 86_400_000;
 
@@ -190,26 +191,6 @@ function signatureSection(base: string): HTMLElement {
   return section('License document', h('p', { class: 'hint' }, 'Verified with Ed25519 (tweetnacl) against /.well-known/agentina-keys.json.'), result, button, error, details('Signed document', doc));
 }
 
-export function tokenColumns(revokeBase: string, error: HTMLElement, reload: () => Promise<void>) {
-  return [
-    { label: 'Token', cell: (t: ActivationToken) => code(t.id) },
-    { label: 'License', cell: (t: ActivationToken) => t.licenseId },
-    { label: 'Label', cell: (t: ActivationToken) => t.label ?? '—' },
-    { label: 'State', cell: (t: ActivationToken) => badge(t.state) },
-    { label: 'Expires', cell: (t: ActivationToken) => time(t.expiresAt) },
-    { label: 'Agent', cell: (t: ActivationToken) => t.agentId ?? '—' },
-    {
-      label: '',
-      cell: (t: ActivationToken) =>
-        t.state === 'pending'
-          ? actionButton('Revoke', error, async () => {
-              await api('POST', `${revokeBase}/${t.id}/revoke`);
-              await reload();
-            }, { class: 'secondary small', 'aria-label': `Revoke token ${t.id}` })
-          : '',
-    },
-  ];
-}
 
 function tokensSection(licenseId: string): HTMLElement {
   const list = h('div');
@@ -217,7 +198,7 @@ function tokensSection(licenseId: string): HTMLElement {
   const error = errorLine();
   const reload = async () => {
     const { items } = await api<{ items: ActivationToken[] }>('GET', withQuery('/v1/admin/activation-tokens', { licenseId }));
-    list.replaceChildren(table(tokenColumns('/v1/admin/activation-tokens', error, reload), items, 'No activation tokens for this license yet.', 'Activation tokens'));
+    list.replaceChildren(table(tokenColumns({ revokeBase: '/v1/admin/activation-tokens', error, reload }), items, 'No activation tokens for this license yet.', 'Activation tokens'));
   };
   reload().catch((err: unknown) => showError(error, err));
   const issue = form(
