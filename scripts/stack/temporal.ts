@@ -45,6 +45,20 @@ export async function ensureSearchAttributes(address: string, namespace: string)
   }
 }
 
+/**
+ * Settings for the one-process dev server, found by profiling it under bench:lifecycles:
+ * - The CLI re-reads search attributes from SQLite on every use so that ones added at run time
+ *   show at once; that was ten reads per lifecycle. Ours are registered by the flags below before
+ *   any workflow runs, so the normal cache is right.
+ * - One task-queue partition: within one process, partitions only add forwarding between them,
+ *   and new workflows' first tasks were handed out in no useful order.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG = {
+  'system.forceSearchAttributesCacheRefreshOnRead': false,
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
+} as const;
+
 export type DevServerInput = {
   cli: string;
   host: string;
@@ -64,8 +78,7 @@ export async function startTemporalDevServer(input: DevServerInput): Promise<Man
   if (input.dbFile) args.push('--db-filename', input.dbFile);
   if (input.namespace !== 'default') args.push('--namespace', input.namespace);
   for (const a of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${a}=Keyword`);
-  // Workflows may hold many timers; the dev server's default history limits are fine, but make
-  // sure frequent list queries (search attributes) see fresh data.
+  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   let output = '';
   const proc = startProcess('temporal', input.cli, args, {
     ...(input.logFile ? { logFile: input.logFile } : {}),
