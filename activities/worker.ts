@@ -34,12 +34,15 @@ export async function createWorker(input: CreateWorkerInput): Promise<Worker> {
   });
 }
 
+/** PostgreSQL connections of a worker process: transitions run as local activities in it. */
+export const WORKER_POOL_SIZE = 20;
+
 /**
  * The worker process: one worker on the configured task queue. Temporal's runtime traps
  * SIGINT/SIGTERM and drains the worker gracefully; then the pool is closed.
  */
 export async function runWorkerProcess(config: Config, logger: Logger): Promise<void> {
-  const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-worker', max: 20 });
+  const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-worker', max: WORKER_POOL_SIZE });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
     const clientConnection = await Connection.connect({ address: config.temporal.address });

@@ -90,6 +90,8 @@ export type LicenseServiceDeps = {
   updateTimeoutMs?: number;
   /** Tests lower the continue-as-new threshold of the workflows they start. */
   continueAsNewAtHistoryLength?: number;
+  /** Tests lower how many times a transition is tried as a local activity before the server retries it. */
+  localTransitionAttempts?: number;
 };
 
 /**
@@ -126,7 +128,9 @@ export function toLicenseView(r: LicenseRow): LicenseView {
 }
 
 /** The workflow input that continues a license from its row (creation, or a lost lifecycle). */
-export function lifecycleInputFromRow(r: LicenseRow, extra: Pick<LicenseLifecycleInput, 'continueAsNewAtHistoryLength'> = {}): LicenseLifecycleInput {
+export type LifecycleTuning = Pick<LicenseLifecycleInput, 'continueAsNewAtHistoryLength' | 'localTransitionAttempts'>;
+
+export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}): LicenseLifecycleInput {
   const base: LicenseLifecycleInput = {
     licenseId: r.id,
     customerId: r.customer_id,
@@ -135,6 +139,7 @@ export function lifecycleInputFromRow(r: LicenseRow, extra: Pick<LicenseLifecycl
     graceDays: r.grace_days,
     trialEndState: r.trial_end_state,
     ...(extra.continueAsNewAtHistoryLength !== undefined ? { continueAsNewAtHistoryLength: extra.continueAsNewAtHistoryLength } : {}),
+    ...(extra.localTransitionAttempts !== undefined ? { localTransitionAttempts: extra.localTransitionAttempts } : {}),
   };
   if (r.version === 1) return base;
   return {
@@ -221,7 +226,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
     return client.workflow.start(LICENSE_WORKFLOW_TYPE, {
       taskQueue: deps.temporal.taskQueue,
       workflowId: licenseWorkflowId(row.id),
-      args: [lifecycleInputFromRow(row, deps.continueAsNewAtHistoryLength !== undefined ? { continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength } : {})],
+      args: [lifecycleInputFromRow(row, { continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength, localTransitionAttempts: deps.localTransitionAttempts })],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       // A lifecycle that was terminated by hand restarts from the row, which holds its state.
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,

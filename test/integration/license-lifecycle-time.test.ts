@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
@@ -5,7 +6,7 @@ import { createLicenseService, type LicenseService } from '../../api/licenses/li
 import { AppError } from '../../api/errors';
 import { getLicense } from '../../db/licenses-repo';
 import { createFixedClock, systemClock, type Actor } from '../../protocol';
-import { DAY_MS, licenseStateQuery, licenseWorkflowId, type LicenseSnapshot } from '../../workflows/license-lifecycle';
+import { DAY_MS, LOCAL_TRANSITION_PATCH, licenseStateQuery, licenseWorkflowId, type LicenseSnapshot } from '../../workflows/license-lifecycle';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import { createTestCustomer, registerSearchAttributes, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';
@@ -272,5 +273,58 @@ describe('licenseLifecycle on the time-skipping server', () => {
     await stateOf(license.id, 'grace');
     const audit = await licenseAudit(db.pool, license.id);
     expect(audit.map((a) => a.idempotency_key)).toEqual(Array.from({ length: 12 }, (_, i) => `${licenseWorkflowId(license.id)}#${i}`));
+  });
+  it('a transition whose local tries run out continues as a scheduled activity and is written once', async () => {
+    // Every local attempt commits, then loses its reply (as when the worker's link to the server
+    // breaks right after the commit): only the server-scheduled retry can report the transition.
+    const real = createActivities({ pool: db.pool, clock: systemClock, keysDir: keys.dir });
+    const lossyQueue = 'license-time-lossy';
+    const localAttempts: number[] = [];
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: lossyQueue,
+      workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
+      activities: {
+        ...real,
+        async applyLicenseTransition(input: Parameters<typeof real.applyLicenseTransition>[0]) {
+          const result = await real.applyLicenseTransition(input);
+          if (Context.current().info.isLocal) {
+            localAttempts.push(result.version);
+            throw new Error('reply lost after commit');
+          }
+          return result;
+        },
+      },
+    });
+    const stop = runWorkerInBackground(worker);
+    try {
+      const svc = createLicenseService({
+        pool: db.pool,
+        temporal: { client: env.client, taskQueue: lossyQueue },
+        clock: createFixedClock(new Date(await env.currentTimeMs())),
+        keysDir: keys.dir,
+        temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
+        localTransitionAttempts: 2,
+      });
+      const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 100 } });
+      const { workflow } = await svc.revokeLicense(license.id, admin, 'lost replies');
+      expect(workflow).toMatchObject({ state: 'revoked', version: 2 });
+      // The first local attempt committed; the later ones and the scheduled one found it done.
+      expect(localAttempts.length).toBeGreaterThanOrEqual(2);
+      expect(localAttempts.every((v) => v === 2)).toBe(true);
+      expect(await rowOf(license.id)).toMatchObject({ state: 'revoked', version: 2 });
+      expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.revoked']);
+      expect(await licenseFeed(db.pool, license.id)).toEqual([{ state: 'revoked', version: 2 }]);
+      const events = (await env.client.workflow.getHandle(licenseWorkflowId(license.id)).fetchHistory()).events ?? [];
+      const markers = events.map((e) => e.markerRecordedEventAttributes).filter((m) => m);
+      const patches = markers
+        .filter((m) => m?.markerName === 'core_patch')
+        .map((m) => Object.values(m?.details ?? {}).flatMap((p) => (p.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString('utf8'))).join(' '));
+      expect(patches).toEqual([expect.stringContaining(LOCAL_TRANSITION_PATCH)]);
+      expect(markers.filter((m) => m?.markerName === 'core_local_activity' && m.failure)).toHaveLength(1);
+      expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition')).toHaveLength(1);
+    } finally {
+      await stop();
+    }
   });
 });

@@ -7,26 +7,40 @@ import { quietTemporalRuntime } from '../support/temporal';
 import { bundleTestWorkflows } from '../support/workflow-bundle';
 
 /**
- * Recorded licenseLifecycle histories (test/fixtures/histories, re-record with
- * `npm run histories:record`) replayed through the production bundle: a change that breaks
- * determinism for running lifecycles fails here.
+ * Recorded licenseLifecycle histories (test/fixtures/histories/<version>, re-record the current
+ * version with `npm run histories:record`) replayed through the production bundle: a change that
+ * breaks determinism for running lifecycles fails here. v1 histories ran every transition as a
+ * scheduled activity; v2 (the LOCAL_TRANSITION_PATCH) as a local activity. Both must replay.
  */
-const DIR = path.join(__dirname, '..', 'fixtures', 'histories');
-const load = (name: string) => temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(DIR, `${name}.json`), 'utf8')));
-const names = readdirSync(DIR).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort();
+const ROOT = path.join(__dirname, '..', 'fixtures', 'histories');
+const VERSIONS = { 'v1-scheduled-activity': 'scheduled', 'v2-local-activity': 'local' } as const;
+const file = (version: string, name: string) => path.join(ROOT, version, `${name}.json`);
+const load = (version: string, name: string) => temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(file(version, name), 'utf8')));
+const namesIn = (version: string) => readdirSync(path.join(ROOT, version)).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort();
+const all = Object.keys(VERSIONS).flatMap((version) => namesIn(version).map((name) => ({ version, name })));
 
-/** The `to` state of every transition activity the history scheduled. */
+const decode = (d: Uint8Array | null | undefined): unknown => (d ? JSON.parse(Buffer.from(d).toString('utf8')) : undefined);
+
+/** The states a history moved through: the LicenseState upserted after each transition. */
 function transitions(history: temporal.api.history.v1.IHistory): string[] {
   return (history.events ?? [])
-    .map((e) => e.activityTaskScheduledEventAttributes?.input?.payloads?.[0]?.data)
-    .filter((d): d is Uint8Array => !!d)
-    .map((d) => (JSON.parse(Buffer.from(d).toString('utf8')) as { to: string }).to);
+    .map((e) => decode(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.LicenseState?.data))
+    .filter((s): s is string => typeof s === 'string');
+}
+
+/** How the history ran its transitions. */
+function transitionKinds(history: temporal.api.history.v1.IHistory): { scheduled: number; local: number } {
+  const events = history.events ?? [];
+  return {
+    scheduled: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition').length,
+    local: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
+  };
 }
 
 describe('licenseLifecycle replay', () => {
   beforeAll(() => quietTemporalRuntime());
 
-  it('has a recorded history for every transition path', () => {
+  it.each(Object.entries(VERSIONS))('%s has a recorded history for every transition path, run as %s activities', (version, kind) => {
     const expected: Record<string, string[]> = {
       'trial-expired': ['expired'],
       'trial-grace-expired': ['grace', 'expired'],
@@ -43,16 +57,21 @@ describe('licenseLifecycle replay', () => {
       'revoked-from-expired': ['expired', 'revoked'],
     };
     // Two updates sent at once: whichever the workflow took first, the revoke ends it.
-    expect([['suspended', 'revoked'], ['revoked']]).toContainEqual(transitions(load('concurrent-suspend-revoke')));
-    for (const [name, path_] of Object.entries(expected)) expect([name, transitions(load(name))]).toEqual([name, path_]);
-    const first = load('continue-as-new-first-run');
-    expect(first.events?.some((e) => e.workflowExecutionContinuedAsNewEventAttributes)).toBe(true);
-    expect(names).toEqual(expect.arrayContaining([...Object.keys(expected), 'concurrent-suspend-revoke', 'continue-as-new-first-run', 'continue-as-new-last-run']));
+    expect([['suspended', 'revoked'], ['revoked']]).toContainEqual(transitions(load(version, 'concurrent-suspend-revoke')));
+    for (const [name, path_] of Object.entries(expected)) {
+      const history = load(version, name);
+      expect([name, transitions(history)]).toEqual([name, path_]);
+      // Every transition ran the way this version runs them, and only that way.
+      const kinds = transitionKinds(history);
+      expect([name, kinds]).toEqual([name, kind === 'local' ? { scheduled: 0, local: path_.length } : { scheduled: path_.length, local: 0 }]);
+    }
+    expect(load(version, 'continue-as-new-first-run').events?.some((e) => e.workflowExecutionContinuedAsNewEventAttributes)).toBe(true);
+    expect(namesIn(version)).toEqual(expect.arrayContaining([...Object.keys(expected), 'concurrent-suspend-revoke', 'continue-as-new-first-run', 'continue-as-new-last-run']));
   });
 
   it('recorded payloads carry ids, dates and reasons only: no key material or secrets', () => {
-    for (const name of names) {
-      const text = readFileSync(path.join(DIR, `${name}.json`), 'utf8');
+    for (const { version, name } of all) {
+      const text = readFileSync(file(version, name), 'utf8');
       const decoded = [...text.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
       expect(decoded).not.toMatch(/PRIVATE KEY|(act|svc|agc|sess)_[A-Za-z0-9_-]{20,}|password|token/i);
       expect(decoded).toMatch(/lic_/);
@@ -61,18 +80,18 @@ describe('licenseLifecycle replay', () => {
 
   it('replays every recorded history through the production workflow bundle', async () => {
     const results = [];
-    const histories = names.map((name) => ({ workflowId: name, history: load(name) }));
+    const histories = all.map(({ version, name }) => ({ workflowId: `${version}/${name}`, history: load(version, name) }));
     for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') } }, histories)) {
       results.push({ name: r.workflowId, error: r.error ? String(r.error) : null });
     }
-    expect(results).toHaveLength(names.length);
+    expect(results).toHaveLength(all.length);
     expect(results.filter((r) => r.error)).toEqual([]);
   });
 
   it('a non-deterministic change fails the replay', async () => {
     const workflowBundle = await bundleTestWorkflows(require.resolve('../support/workflows/license-nondeterministic'));
     const errors = [];
-    for await (const r of Worker.runReplayHistories({ workflowBundle }, [{ workflowId: 'trial-expired', history: load('trial-expired') }])) errors.push(r.error);
-    expect(errors[0]).toMatchObject({ name: 'DeterminismViolationError' });
+    for await (const r of Worker.runReplayHistories({ workflowBundle }, Object.keys(VERSIONS).map((version) => ({ workflowId: version, history: load(version, 'trial-expired') })))) errors.push(r.error);
+    expect(errors).toEqual([expect.objectContaining({ name: 'DeterminismViolationError' }), expect.objectContaining({ name: 'DeterminismViolationError' })]);
   });
 });

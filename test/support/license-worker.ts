@@ -7,6 +7,7 @@
  */
 import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
+import { WORKER_POOL_SIZE } from '../../activities/worker';
 import { createPool } from '../../db';
 import { systemClock } from '../../protocol';
 import type { LicenseTransitionInput } from '../../activities/license-activities';
@@ -16,7 +17,7 @@ type Args = { address: string; taskQueue: string; appDatabaseUrl: string; keysDi
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as Args;
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const pool = createPool(args.appDatabaseUrl, { applicationName: 'license-worker-child', max: 4 });
+  const pool = createPool(args.appDatabaseUrl, { applicationName: 'license-worker-child', max: WORKER_POOL_SIZE });
   const connection = await NativeConnection.connect({ address: args.address });
   const activities = createActivities({ pool, clock: systemClock, keysDir: args.keysDir });
   const worker = await Worker.create({
