@@ -7,7 +7,8 @@
  *
  * Every change is one transition: one activity (local, see applyTransition) that writes the row
  * (version + 1), the audit row, the status feed row and the NOTIFY in one PostgreSQL
- * transaction. Transitions are serialized.
+ * transaction. Transitions are serialized. What is allowed when lives in license-rules.ts; the
+ * names the API shares in license-contract.ts.
  * Payloads carry ids, dates and short reasons only: never keys or tokens.
  */
 import {
@@ -18,8 +19,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineUpdate,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -27,204 +26,23 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { LicenseTransitionInput, LicenseTransitionResult } from '../activities/license-activities';
 import type { Actor } from '../protocol/audit-chain';
 import type { LicenseState } from '../protocol/schemas';
-
-// ─── The contract with the API (the API imports these same definitions) ─────────────────────
-
-export const LICENSE_WORKFLOW_TYPE = 'licenseLifecycle';
-export const licenseWorkflowId = (licenseId: string): string => `license/${licenseId}`;
-
-export const LicenseIdAttribute = defineSearchAttributeKey('LicenseId', SearchAttributeType.KEYWORD);
-export const CustomerIdAttribute = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
-export const LicenseStateAttribute = defineSearchAttributeKey('LicenseState', SearchAttributeType.KEYWORD);
-
-export type TrialEndState = 'expired' | 'grace';
-
-/** The one typed input: ids, dates and small numbers. */
-export type LicenseLifecycleInput = {
-  licenseId: string;
-  customerId: string;
-  /** ISO time the paid term ends (for a trial: equal to trialEndsAt). */
-  expiresAt: string;
-  /** ISO time the trial ends, or null when the license is not (or no longer) a trial. */
-  trialEndsAt: string | null;
-  graceDays: number;
-  /** Where an unconverted trial goes when it ends. */
-  trialEndState: TrialEndState;
-  /** Carried across continue-as-new; absent on the first run. */
-  carried?: LicenseSnapshot;
-  /**
-   * Continue-as-new once this run's history reaches this many events, besides whenever Temporal
-   * suggests it. Lowered by tests to force it.
-   */
-  continueAsNewAtHistoryLength?: number;
-  /** How many local tries a transition gets before the server retries it (LOCAL_TRANSITION_ATTEMPTS); lowered by tests. */
-  localTransitionAttempts?: number;
-};
-
-/** What the query answers and every update returns. */
-export type LicenseSnapshot = {
-  licenseId: string;
-  customerId: string;
-  state: LicenseState;
-  /** The license row's version: 1 at creation, +1 per transition. */
-  version: number;
-  expiresAt: string;
-  trialEndsAt: string | null;
-  graceDays: number;
-  trialEndState: TrialEndState;
-  reason: string | null;
-  /** Workflow time of the last transition (creation for version 1). */
-  changedAt: string;
-  /** When the timers will next move the state, or null when nothing is scheduled. */
-  nextTransitionAt: string | null;
-};
-
-export type RenewArgs = { expiresAt: string; actor: Actor };
-export type ConvertTrialArgs = { expiresAt: string; actor: Actor };
-export type SuspendArgs = { reason: string; actor: Actor };
-export type ResumeArgs = { actor: Actor };
-export type RevokeArgs = { reason: string; actor: Actor };
-
-export const renewUpdate = defineUpdate<LicenseSnapshot, [RenewArgs]>('renew');
-export const convertTrialUpdate = defineUpdate<LicenseSnapshot, [ConvertTrialArgs]>('convertTrial');
-export const suspendUpdate = defineUpdate<LicenseSnapshot, [SuspendArgs]>('suspend');
-export const resumeUpdate = defineUpdate<LicenseSnapshot, [ResumeArgs]>('resume');
-export const revokeUpdate = defineUpdate<LicenseSnapshot, [RevokeArgs]>('revoke');
-export const licenseStateQuery = defineQuery<LicenseSnapshot>('licenseState');
-
-/** ApplicationFailure types the API maps to HTTP: InvalidTransition → 409, InvalidArgument → 400. */
-export const INVALID_TRANSITION = 'InvalidTransition';
-export const INVALID_ARGUMENT = 'InvalidArgument';
-
-// ─── Pure rules (unit-tested without Temporal) ──────────────────────────────────────────────
-
-export const DAY_MS = 24 * 60 * 60 * 1000;
-const MAX_TIME_MS = Date.UTC(9999, 0, 1);
-const ACTOR_KINDS: readonly string[] = ['admin', 'customer', 'system', 'agent', 'workflow'];
-
-export type Terms = Pick<LicenseSnapshot, 'expiresAt' | 'trialEndsAt' | 'graceDays' | 'trialEndState'>;
-export type TimedState = Extract<LicenseState, 'trial' | 'active' | 'grace' | 'expired'>;
-export type Refusal = { type: typeof INVALID_TRANSITION | typeof INVALID_ARGUMENT; message: string };
-
-const ms = (iso: string): number => Date.parse(iso);
-
-/** The state the timers say is right at `now` (ignoring suspension and revocation). */
-export function scheduledState(terms: Terms, now: number): TimedState {
-  const graceMs = terms.graceDays * DAY_MS;
-  if (terms.trialEndsAt !== null) {
-    const end = ms(terms.trialEndsAt);
-    if (now < end) return 'trial';
-    if (terms.trialEndState === 'grace' && now < end + graceMs) return 'grace';
-    return 'expired';
-  }
-  const end = ms(terms.expiresAt);
-  if (now < end) return 'active';
-  if (now < end + graceMs) return 'grace';
-  return 'expired';
-}
-
-/** When the timers next change the state of a license in `state`, or null. */
-export function nextDeadline(state: LicenseState, terms: Terms): number | null {
-  const graceMs = terms.graceDays * DAY_MS;
-  const end = ms(terms.trialEndsAt ?? terms.expiresAt);
-  switch (state) {
-    case 'trial':
-    case 'active':
-      return end;
-    case 'grace':
-      return end + graceMs;
-    default:
-      return null; // expired waits for a renewal; suspended and revoked wait for an update
-  }
-}
-
-/** The audit action of a timer-driven move. */
-export function timerAction(to: TimedState): LicenseTransitionInput['action'] {
-  return to === 'grace' ? 'license.grace_started' : 'license.expired';
-}
-
-function checkActor(actor: unknown): Refusal | null {
-  const a = actor as Actor | undefined;
-  if (!a || typeof a !== 'object' || !ACTOR_KINDS.includes(a.kind) || typeof a.id !== 'string' || a.id.length < 1 || a.id.length > 200) {
-    return { type: INVALID_ARGUMENT, message: 'The acting principal is missing or malformed.' };
-  }
-  return null;
-}
-
-function checkFutureTime(iso: unknown, now: number, what: string): Refusal | null {
-  if (typeof iso !== 'string' || iso.length > 40 || !Number.isFinite(ms(iso))) return { type: INVALID_ARGUMENT, message: `${what} must be an ISO 8601 time.` };
-  const t = ms(iso);
-  if (t <= now) return { type: INVALID_ARGUMENT, message: `${what} must be in the future.` };
-  if (t >= MAX_TIME_MS) return { type: INVALID_ARGUMENT, message: `${what} is too far in the future.` };
-  return null;
-}
-
-function checkReason(reason: unknown): Refusal | null {
-  if (typeof reason !== 'string' || reason.trim().length < 1 || reason.length > 500) return { type: INVALID_ARGUMENT, message: 'A reason of 1 to 500 characters is required.' };
-  return null;
-}
-
-const refuse = (message: string): Refusal => ({ type: INVALID_TRANSITION, message });
-
-export function checkRenew(s: LicenseSnapshot, args: RenewArgs, now: number): Refusal | null {
-  const bad = checkActor(args?.actor) ?? checkFutureTime(args?.expiresAt, now, 'expiresAt');
-  if (bad) return bad;
-  if (s.state === 'revoked') return refuse(`License ${s.licenseId} is revoked; a revoked license cannot be renewed.`);
-  if (s.trialEndsAt !== null) return refuse(`License ${s.licenseId} is an unconverted trial; convert the trial instead of renewing it.`);
-  if (ms(args.expiresAt) <= ms(s.expiresAt)) return { type: INVALID_ARGUMENT, message: `expiresAt must be later than the current expiry (${s.expiresAt}).` };
-  return null;
-}
-
-export function checkConvertTrial(s: LicenseSnapshot, args: ConvertTrialArgs, now: number): Refusal | null {
-  const bad = checkActor(args?.actor) ?? checkFutureTime(args?.expiresAt, now, 'expiresAt');
-  if (bad) return bad;
-  if (s.state === 'revoked') return refuse(`License ${s.licenseId} is revoked; it cannot be converted.`);
-  if (s.trialEndsAt === null) return refuse(`License ${s.licenseId} is not a trial.`);
-  return null;
-}
-
-export function checkSuspend(s: LicenseSnapshot, args: SuspendArgs): Refusal | null {
-  const bad = checkActor(args?.actor) ?? checkReason(args?.reason);
-  if (bad) return bad;
-  if (s.state === 'suspended') return refuse(`License ${s.licenseId} is already suspended.`);
-  if (s.state !== 'trial' && s.state !== 'active' && s.state !== 'grace') return refuse(`License ${s.licenseId} is ${s.state}; only a trial, active or grace license can be suspended.`);
-  return null;
-}
-
-export function checkResume(s: LicenseSnapshot, args: ResumeArgs): Refusal | null {
-  const bad = checkActor(args?.actor);
-  if (bad) return bad;
-  if (s.state !== 'suspended') return refuse(`License ${s.licenseId} is ${s.state}, not suspended; there is nothing to resume.`);
-  return null;
-}
-
-export function checkRevoke(s: LicenseSnapshot, args: RevokeArgs): Refusal | null {
-  const bad = checkActor(args?.actor) ?? checkReason(args?.reason);
-  if (bad) return bad;
-  if (s.state === 'revoked') return refuse(`License ${s.licenseId} is already revoked.`);
-  return null;
-}
-
-/** The initial snapshot of a license created with `input` at `now`. */
-export function initialSnapshot(input: LicenseLifecycleInput, now: number): LicenseSnapshot {
-  const terms: Terms = { expiresAt: input.expiresAt, trialEndsAt: input.trialEndsAt, graceDays: input.graceDays, trialEndState: input.trialEndState };
-  return {
-    licenseId: input.licenseId,
-    customerId: input.customerId,
-    state: input.trialEndsAt !== null ? 'trial' : 'active',
-    version: 1,
-    ...terms,
-    reason: null,
-    changedAt: new Date(now).toISOString(),
-    nextTransitionAt: null,
-  };
-}
-
-// ─── The workflow ────────────────────────────────────────────────────────────────────────────
+import {
+  convertTrialUpdate,
+  CustomerIdAttribute,
+  LicenseIdAttribute,
+  licenseStateQuery,
+  LicenseStateAttribute,
+  renewUpdate,
+  resumeUpdate,
+  revokeUpdate,
+  suspendUpdate,
+  type LicenseLifecycleInput,
+  type LicenseSnapshot,
+} from './license-contract';
+import { checkConvertTrial, checkRenew, checkResume, checkRevoke, checkSuspend, initialSnapshot, nextDeadline, scheduledState, timerAction, type Refusal, type Terms } from './license-rules';
 
 /** Transitions wait out database outages: retried without limit, each try bounded. */
 export const TRANSITION_ACTIVITY_TIMEOUT = '10 seconds';

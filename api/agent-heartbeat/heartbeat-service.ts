@@ -7,7 +7,7 @@ import { getReleaseByVersion, hasAnyRelease } from '../../db/releases-repo';
 import { extendLeases } from '../../db/tasks-repo';
 import { FINGERPRINT_COMPONENTS, scoreFingerprint, type Clock, type FingerprintComponent, type HeartbeatRequest, type SignedStatus } from '../../protocol';
 import { workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
-import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-lifecycle';
+import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
 import { endQuarantineOnDeregistration } from '../agents/agents-service';
 import type { Principal } from '../auth/access';
 import { AppError } from '../errors';

@@ -8,7 +8,6 @@ import { loadPurposeSigner, newId, signLicense, type Actor, type Clock, type Lic
 import {
   convertTrialUpdate,
   CustomerIdAttribute,
-  DAY_MS,
   INVALID_ARGUMENT,
   INVALID_TRANSITION,
   LICENSE_WORKFLOW_TYPE,
@@ -19,12 +18,12 @@ import {
   renewUpdate,
   resumeUpdate,
   revokeUpdate,
-  scheduledState,
   suspendUpdate,
   type LicenseLifecycleInput,
   type LicenseSnapshot,
   type TrialEndState,
-} from '../../workflows/license-lifecycle';
+} from '../../workflows/license-contract';
+import { DAY_MS, scheduledState } from '../../workflows/license-rules';
 import { AppError } from '../errors';
 
 /**

@@ -10,7 +10,7 @@ import {
   createFixedClock, ensureKeys, generateKeyFile, createSigner, loadPurposeKeySet, loadPurposeSigner, signedStatusSchema, verifySignature,
   type HeartbeatRequest, type ReleaseManifest, type Signer,
 } from '../../protocol';
-import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-lifecycle';
+import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
 import { buildTestApp, testConfig } from '../support/app';
 import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, eventually, type Staff, withJsonBody } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';

@@ -4,7 +4,7 @@ import type { Principal } from '../../api/auth/access';
 import { createTemporal } from '../../api/temporal';
 import { freePort } from '../../scripts/stack/ports';
 import { systemClock } from '../../protocol';
-import { licenseWorkflowId } from '../../workflows/license-lifecycle';
+import { licenseWorkflowId } from '../../workflows/license-contract';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';

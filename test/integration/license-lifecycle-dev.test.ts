@@ -4,7 +4,7 @@ import { createWorker } from '../../activities';
 import { createLicenseService, type LicenseService } from '../../api/licenses/license-service';
 import { getLicense } from '../../db/licenses-repo';
 import { systemClock, type Actor } from '../../protocol';
-import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-lifecycle';
+import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import { createTestCustomer, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';

@@ -6,7 +6,9 @@ import { createLicenseService, type LicenseService } from '../../api/licenses/li
 import { AppError } from '../../api/errors';
 import { getLicense } from '../../db/licenses-repo';
 import { createFixedClock, systemClock, type Actor } from '../../protocol';
-import { DAY_MS, LOCAL_TRANSITION_PATCH, licenseStateQuery, licenseWorkflowId, type LicenseSnapshot } from '../../workflows/license-lifecycle';
+import { licenseStateQuery, licenseWorkflowId, type LicenseSnapshot } from '../../workflows/license-contract';
+import { DAY_MS } from '../../workflows/license-rules';
+import { LOCAL_TRANSITION_PATCH } from '../../workflows/license-lifecycle';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import { createTestCustomer, registerSearchAttributes, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';

@@ -1,4 +1,14 @@
-import { checkConvertTrial, checkRenew, checkResume, checkRevoke, checkSuspend, DAY_MS, nextDeadline, scheduledState, type LicenseSnapshot } from '../../workflows/license-lifecycle';
+import { type LicenseSnapshot } from '../../workflows/license-contract';
+import {
+  checkConvertTrial,
+  checkRenew,
+  checkResume,
+  checkRevoke,
+  checkSuspend,
+  DAY_MS,
+  nextDeadline,
+  scheduledState,
+} from '../../workflows/license-rules';
 
 /** The lifecycle's pure rules: what the timers say, and which updates the validators accept. */
 describe('license lifecycle rules', () => {

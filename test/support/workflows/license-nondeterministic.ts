@@ -2,7 +2,8 @@
 // attribute upsert), which changes the command sequence. Replaying recorded histories against it
 // must fail; that proves the replay test bites.
 import { upsertSearchAttributes } from '@temporalio/workflow';
-import { licenseLifecycle as production, LicenseStateAttribute, type LicenseLifecycleInput, type LicenseSnapshot } from '../../../workflows/license-lifecycle';
+import { LicenseStateAttribute, type LicenseLifecycleInput, type LicenseSnapshot } from '../../../workflows/license-contract';
+import { licenseLifecycle as production } from '../../../workflows/license-lifecycle';
 
 export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<LicenseSnapshot> {
   upsertSearchAttributes([{ key: LicenseStateAttribute, value: 'starting' }]);
