@@ -2,14 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createWorker } from '../../activities/worker';
-import type { TemporalDeps } from '../../api/temporal';
 import { runtimeHashOf } from '../../api/releases/releases-service';
 import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
 import { startTestStack } from '../support/stack';
 import { buildTestApp, testConfig } from '../support/app';
 import { asAgent, createAgent, createCustomer, createLicense, createStaff, type AgentFixture } from '../support/agent-server-fixtures';
 import { createTestDatabase } from '../support/db';
-import { connectTestTemporal, runWorkerInBackground } from '../support/temporal';
+import { connectTestTemporal, runWorkerInBackground, testTemporalDeps } from '../support/temporal';
 
 /**
  * `npm run bench:agent-server`: the control plane's side of the agent, in process (app.inject,
@@ -58,7 +57,7 @@ export async function main(args: string[]): Promise<object> {
     ensureKeys(keysDir);
     const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir }, workflowBundle: { codePath: stack.bundlePath } });
     stopWorker = runWorkerInBackground(worker);
-    const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
+    const temporal = testTemporalDeps(t.client, t.taskQueue);
     built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'warn' }) });
     const admin = await createStaff(db.pool, systemClock).admin();
     const app = built.app;

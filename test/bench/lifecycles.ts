@@ -13,11 +13,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import { createLicenseService } from '../../api/licenses/license-service';
 import { createPool } from '../../db';
-import { systemClock, type Actor } from '../../protocol';
+import type { Actor } from '../../protocol';
 import { createTestDatabase } from '../support/db';
-import { createTestCustomer, createTestKeysDir } from '../support/license-helpers';
+import { createTestCustomer, createTestKeysDir, testLicenseService } from '../support/license-helpers';
 import { startTestStack } from '../support/stack';
 
 function startWorkerProcess(args: { address: string; taskQueue: string; appDatabaseUrl: string; keysDir: string; bundlePath: string; pollers?: { workflow: number; nonStickyRatio: number } }): Promise<ChildProcess> {
@@ -58,12 +57,10 @@ export async function main(args: string[]): Promise<object> {
     // The worker runs in its own process, as deployed (API and worker apart), with the production
     // activities, bundle and SDK default pollers (more pollers made lateness worse on 2 cores).
     workerProcess = await startWorkerProcess({ address, taskQueue, appDatabaseUrl: db.appUrl, keysDir: keys.dir, bundlePath: stack.bundlePath, ...(args[3] ? { pollers: { workflow: Number(args[3]), nonStickyRatio: Number(args[4] ?? 0.5) } } : {}) });
-    const service = createLicenseService({
+    const service = testLicenseService({
       pool: apiPool,
       temporal: { client: new Client({ connection, namespace: 'default' }), taskQueue },
-      clock: systemClock,
       keysDir: keys.dir,
-      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
     });
     const customerId = await createTestCustomer(apiPool, 'Bench customer');
     const actor: Actor = { kind: 'system', id: 'svcacct_benchlifecycles01' };

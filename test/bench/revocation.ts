@@ -5,11 +5,11 @@ import { Client as PgClient } from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
-import { createLicenseService } from '../../api/licenses/license-service';
 import { createLogger } from '../../api/logger';
 import { createTemporal } from '../../api/temporal';
 import { createPool } from '../../db';
 import { statusResponseSchema, systemClock, verifySignature, type Actor } from '../../protocol';
+import { testLicenseService } from '../support/license-helpers';
 import { createTestKeys, insertAgents, insertCustomer } from '../support/activation-fixtures';
 import { testConfig } from '../support/app';
 import { createTestDatabase } from '../support/db';
@@ -83,12 +83,10 @@ export async function main(args: string[]): Promise<object> {
     });
     worker.stdout!.resume();
     log('worker process running');
-    const licenses = createLicenseService({
+    const licenses = testLicenseService({
       pool: apiPool,
       temporal: { client: new Client({ connection, namespace: 'default' }), taskQueue },
-      clock: systemClock,
       keysDir: keys.dir,
-      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
     });
     const admin: Actor = { kind: 'admin', id: 'adm_benchrevocation0001' };
 

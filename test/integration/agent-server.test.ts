@@ -1,37 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { InjectOptions } from 'fastify';
 import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
-import { createWorker } from '../../activities/worker';
-import type { TemporalDeps } from '../../api/temporal';
-import { runtimeHashOf } from '../../api/releases/releases-service';
-import {
-  createFixedClock, ensureKeys, generateKeyFile, createSigner, loadPurposeKeySet, loadPurposeSigner, signedStatusSchema, verifySignature,
-  type HeartbeatRequest, type ReleaseManifest, type Signer,
-} from '../../protocol';
+import { createFixedClock, loadPurposeKeySet, loadPurposeSigner, signedStatusSchema, verifySignature, type HeartbeatRequest } from '../../protocol';
 import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
 import { buildTestApp, testConfig } from '../support/app';
-import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, eventually, type Staff, withJsonBody } from '../support/agent-server-fixtures';
+import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, eventually, GOOD_HASH, signManifest, type Staff, withJsonBody } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
+import { createTestKeysDir } from '../support/license-helpers';
+import { connectTestTemporal, type TestTemporal, testTemporalDeps, runTestWorker } from '../support/temporal';
 
 const HEARTBEAT_S = 10;
-const files = [
-  { path: 'agent/index.js', sha256: 'a'.repeat(64), size: 1200 },
-  { path: 'agent/lib/run.js', sha256: 'b'.repeat(64), size: 800 },
-];
-const GOOD_HASH = runtimeHashOf(files);
-
-function signManifest(signer: Signer, version: string, f = files) {
-  const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version, files: f, runtimeHash: runtimeHashOf(f), createdAt: '2026-11-01T00:00:00.000Z' };
-  return { manifest, signature: signer.sign(manifest) };
-}
-
-describe('agents on the control plane: heartbeat, quarantine, offline sweep, deregistration, releases', () => {
+describe('agents on the control plane: heartbeat, quarantine, offline sweep, deregistration', () => {
   let db: TestDatabase;
   let t: TestTemporal;
   let stopWorker: () => Promise<void>;
+  let keys: ReturnType<typeof createTestKeysDir>;
   let keysDir: string;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
   let staff: Staff;
@@ -53,12 +35,11 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
   beforeAll(async () => {
     db = await createTestDatabase('agentsrv');
     staff = createStaff(db.pool, clock);
-    keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
-    ensureKeys(keysDir);
+    keys = createTestKeysDir();
+    keysDir = keys.dir;
     t = await connectTestTemporal('agentsrv');
-    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock, keysDir }, workflowBundle: t.workflowBundle });
-    stopWorker = runWorkerInBackground(worker);
-    const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
+    stopWorker = await runTestWorker(t, { pool: db.pool, clock, keysDir });
+    const temporal = testTemporalDeps(t.client, t.taskQueue);
     const config = testConfig({ AGENTINA_KEYS_DIR: keysDir, AGENT_HEARTBEAT_INTERVAL: `${HEARTBEAT_S}s` });
     built = await buildTestApp({ pool: db.pool, temporal, clock, config });
     const r = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: signManifest(loadPurposeSigner(keysDir, 'release'), '1.0.0') });
@@ -70,7 +51,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
     await stopWorker?.();
     await t?.close();
     await db?.drop();
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    keys?.remove();
   });
 
   describe('POST /v1/agent/heartbeat', () => {
@@ -292,61 +273,6 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(mine.statusCode).toBe(200);
       expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'customer' });
       expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAgent(b) })).statusCode).toBe(403);
-    });
-  });
-
-  describe('releases', () => {
-    it('registers a signed manifest once, answers an identical re-post, and refuses a different one for the same version', async () => {
-      const signer = loadPurposeSigner(keysDir, 'release');
-      const m = signManifest(signer, '1.1.0');
-      const first = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: m });
-      expect(first.statusCode).toBe(201);
-      expect(first.json()).toMatchObject({ version: '1.1.0', runtimeHash: m.manifest.runtimeHash, keyId: signer.kid, fileCount: 2 });
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: m })).statusCode).toBe(200);
-      const other = signManifest(signer, '1.1.0', [{ path: 'agent/index.js', sha256: '9'.repeat(64), size: 1 }]);
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: other })).statusCode).toBe(409);
-      const audit = await db.adminPool.query(`SELECT count(*) FROM agentina.audit_events WHERE action = 'release.published' AND data->>'version' = '1.1.0'`);
-      expect(Number(audit.rows[0].count)).toBe(1);
-    });
-
-    it.each([
-      ['a bad signature', (s: Signer) => ({ ...signManifest(s, '2.0.0'), signature: { ...signManifest(s, '2.0.1').signature } }), 'BAD_SIGNATURE'],
-      ['a key outside the release key set', () => signManifest(createSigner(generateKeyFile('release-rogue')), '2.0.0'), 'UNKNOWN_KEY'],
-      ['the license key instead of the release key', () => signManifest(loadPurposeSigner(keysDir, 'license'), '2.0.0'), 'UNKNOWN_KEY'],
-      ['a runtimeHash that is not the hash of its files', (s: Signer) => {
-        const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version: '2.0.0', files, runtimeHash: 'e'.repeat(64), createdAt: '2026-11-01T00:00:00.000Z' };
-        return { manifest, signature: s.sign(manifest) };
-      }, 'RUNTIME_HASH'],
-      ['a path escaping the prefix', (s: Signer) => signManifest(s, '2.0.0', [{ path: '../etc/passwd', sha256: 'a'.repeat(64), size: 1 }]), 'BAD_FILES'],
-    ])('refuses a manifest with %s (422) and stores nothing', async (_label, make, code) => {
-      const res = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: make(loadPurposeSigner(keysDir, 'release')) });
-      expect(res.statusCode).toBe(422);
-      expect(res.json().error).toMatchObject({ code: 'UNPROCESSABLE', details: [{ path: 'body', message: code }] });
-      expect((await db.adminPool.query(`SELECT count(*) FROM agentina.releases WHERE version = '2.0.0'`)).rows[0].count).toBe('0');
-    });
-
-    it('only admins (and service accounts) register; agents and customers cannot', async () => {
-      const a = await createAgentWithLicense(db.pool, clock.now());
-      const m = signManifest(loadPurposeSigner(keysDir, 'release'), '3.0.0');
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: asAgent(a), payload: m })).statusCode).toBe(403);
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.customer(a.customerId), payload: m })).statusCode).toBe(403);
-      expect((await inject({ method: 'POST', url: '/v1/admin/releases', payload: m })).statusCode).toBe(401);
-      expect((await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: await staff.admin() })).statusCode).toBe(403);
-    });
-
-    it('serves the highest version to agents, verifiable with the release key; an older registration never lowers it', async () => {
-      const a = await createAgentWithLicense(db.pool, clock.now());
-      const signer = loadPurposeSigner(keysDir, 'release');
-      for (const v of ['1.10.0', '1.10.0-rc.1', '1.2.0']) {
-        expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: signManifest(signer, v) })).statusCode).toBe(201);
-      }
-      const latest = await inject({ method: 'GET', url: '/v1/agent/releases/latest', headers: asAgent(a) });
-      expect(latest.statusCode).toBe(200);
-      const body = latest.json();
-      expect(body.manifest.version).toBe('1.10.0');
-      expect(verifySignature(body.manifest, body.signature, loadPurposeKeySet(keysDir, 'release'))).toEqual({ ok: true });
-      const list = await inject({ method: 'GET', url: '/v1/admin/releases', headers: await staff.admin() });
-      expect(list.json().items.map((r: { version: string }) => r.version).slice(0, 3)).toEqual(['1.10.0', '1.10.0-rc.1', '1.2.0']);
     });
   });
 

@@ -2,7 +2,6 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createIdentityActivities } from '../../activities/identity';
 import type { App } from '../../api/app';
-import type { TemporalDeps } from '../../api/temporal';
 import { createFixedClock } from '../../protocol';
 import { SCHEDULES } from '../../activities/schedules';
 import { lockoutWorkflowId } from '../../workflows/account-lockout';
@@ -10,7 +9,7 @@ import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import { SAME_ORIGIN, TEST_PASSWORD, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser } from '../support/identity';
-import { quietTemporalRuntime, runWorkerInBackground } from '../support/temporal';
+import { quietTemporalRuntime, runWorkerInBackground, testTemporalDeps } from '../support/temporal';
 
 /** Five failures lock for 15 minutes; the accountLockout workflow ends the lock on the time-skipping server. */
 describe('identity: lockout', () => {
@@ -35,7 +34,7 @@ describe('identity: lockout', () => {
       activities: createIdentityActivities({ pool: db.pool, clock }),
     });
     stopWorker = runWorkerInBackground(worker);
-    const temporal: TemporalDeps = { client: env.client, taskQueue, ping: async () => undefined, close: async () => undefined };
+    const temporal = testTemporalDeps(env.client, taskQueue);
     t = await buildTestApp({ pool: db.pool, clock, temporal });
     app = t.app;
   });

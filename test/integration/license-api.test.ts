@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify';
-import { createWorker } from '../../activities';
 import type { Principal } from '../../api/auth/access';
 import { createTemporal } from '../../api/temporal';
 import { freePort } from '../../scripts/stack/ports';
@@ -9,7 +8,7 @@ import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import { createTestCustomer, createTestKeysDir, licenseAudit } from '../support/license-helpers';
-import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
+import { connectTestTemporal, type TestTemporal, runTestWorker } from '../support/temporal';
 
 /** The license API through app.inject(), on real PostgreSQL and the real Temporal dev server. */
 describe('license API', () => {
@@ -34,14 +33,7 @@ describe('license API', () => {
     principals.customerA = { kind: 'customer', id: 'usr_customeraaaaaaaaaaaa', customerId: customerA, sessionId: 's2' };
     principals.customerB = { kind: 'customer', id: 'usr_customerbbbbbbbbbbbb', customerId: customerB, sessionId: 's3' };
     principals.agent = { kind: 'agent', id: 'agt_agentaaaaaaaaaaaaaaaa', licenseId: 'lic_xxxxxxxxxxxxxxxxxxxx', customerId: customerA };
-    const worker = await createWorker({
-      connection: t.nativeConnection,
-      namespace: t.namespace,
-      taskQueue: t.taskQueue,
-      deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir },
-      workflowBundle: t.workflowBundle,
-    });
-    stopWorker = runWorkerInBackground(worker);
+    stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
     const config = testConfig({ TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'), TEMPORAL_TASK_QUEUE: t.taskQueue, TEMPORAL_UI_URL: uiUrl, AGENTINA_KEYS_DIR: keys.dir });
     const authenticate = async (req: FastifyRequest): Promise<Principal | null> => principals[String(req.headers['x-test-as'] ?? '')] ?? null;
     harness = await buildTestApp({ pool: db.pool, config, authenticate });

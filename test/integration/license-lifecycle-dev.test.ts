@@ -1,14 +1,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createWorker } from '../../activities';
-import { createLicenseService, type LicenseService } from '../../api/licenses/license-service';
+import type { LicenseService } from '../../api/licenses/license-service';
 import { getLicense } from '../../db/licenses-repo';
 import { systemClock, type Actor } from '../../protocol';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import { createTestCustomer, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';
-import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
+import { createTestCustomer, createTestKeysDir, eventually, licenseAudit, licenseFeed, testLicenseService } from '../support/license-helpers';
+import { connectTestTemporal, type TestTemporal, runTestWorker } from '../support/temporal';
 
 const run = promisify(execFile);
 
@@ -26,12 +25,10 @@ describe('licenseLifecycle on the dev server', () => {
     db = await createTestDatabase('licdev');
     t = await connectTestTemporal('licdev');
     keys = createTestKeysDir();
-    service = createLicenseService({
+    service = testLicenseService({
       pool: db.pool,
       temporal: { client: t.client, taskQueue: t.taskQueue },
-      clock: systemClock,
       keysDir: keys.dir,
-      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
     });
   });
 
@@ -69,8 +66,7 @@ describe('licenseLifecycle on the dev server', () => {
     expect(await exited).toBe('SIGKILL');
     expect(await getLicense(db.pool, license.id)).toMatchObject({ state: 'expired', version: 4 });
 
-    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir }, workflowBundle: t.workflowBundle });
-    stopWorker = runWorkerInBackground(worker);
+    stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
     const handle = t.client.workflow.getHandle(licenseWorkflowId(license.id));
     // The workflow task times out on the dead worker and is retried here.
     await eventually(() => handle.query(licenseStateQuery), (s) => s.state === 'expired' && s.version === 4, 45000, 'expiry recorded by the workflow');
@@ -98,8 +94,7 @@ describe('licenseLifecycle on the dev server', () => {
 
   it('`temporal workflow list --query LicenseState="revoked"` lists exactly the revoked licenses', async () => {
     if (!stopWorker) {
-      const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir }, workflowBundle: t.workflowBundle });
-      stopWorker = runWorkerInBackground(worker);
+      stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
     }
     const customerId = await createTestCustomer(db.pool);
     const make = async () => (await service.createLicense(admin, { customerId, plan: 'pro', features: {}, maxAgents: 1, graceDays: 7, trialEndState: 'expired', term: { days: 30 } })).license.id;

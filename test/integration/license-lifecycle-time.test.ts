@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
-import { createLicenseService, type LicenseService } from '../../api/licenses/license-service';
+import type { LicenseService } from '../../api/licenses/license-service';
 import { AppError } from '../../api/errors';
 import { getLicense } from '../../db/licenses-repo';
 import { createFixedClock, systemClock, type Actor } from '../../protocol';
@@ -11,7 +11,7 @@ import { DAY_MS } from '../../workflows/license-rules';
 import { LOCAL_TRANSITION_PATCH } from '../../workflows/license-lifecycle';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import { createTestCustomer, registerSearchAttributes, createTestKeysDir, eventually, licenseAudit, licenseFeed } from '../support/license-helpers';
+import { createTestCustomer, registerSearchAttributes, createTestKeysDir, eventually, licenseAudit, licenseFeed, testLicenseService } from '../support/license-helpers';
 import { quietTemporalRuntime, runWorkerInBackground } from '../support/temporal';
 
 /** Lifecycle timers and updates on the time-skipping server, with real PostgreSQL writes. */
@@ -50,12 +50,11 @@ describe('licenseLifecycle on the time-skipping server', () => {
 
   /** A service whose clock reads the test server's (skipped) time, so new terms are relative to it. */
   async function service(extra: { continueAsNewAtHistoryLength?: number } = {}): Promise<LicenseService> {
-    return createLicenseService({
+    return testLicenseService({
       pool: db.pool,
       temporal: { client: env.client, taskQueue },
       clock: createFixedClock(new Date(await env.currentTimeMs())),
       keysDir: keys.dir,
-      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
       ...extra,
     });
   }
@@ -300,12 +299,11 @@ describe('licenseLifecycle on the time-skipping server', () => {
     });
     const stop = runWorkerInBackground(worker);
     try {
-      const svc = createLicenseService({
+      const svc = testLicenseService({
         pool: db.pool,
         temporal: { client: env.client, taskQueue: lossyQueue },
         clock: createFixedClock(new Date(await env.currentTimeMs())),
         keysDir: keys.dir,
-        temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
         localTransitionAttempts: 2,
       });
       const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 100 } });

@@ -1,21 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { createAgentActivities } from '../../activities/agent-activities';
-import { createWorker } from '../../activities/worker';
-import type { TemporalDeps } from '../../api/temporal';
-import { ensureKeys, systemClock } from '../../protocol';
+import { systemClock } from '../../protocol';
 import { quarantinePhaseQuery, releaseAgentUpdate, type AgentReleaseRequest } from '../../workflows/agent-quarantine';
 import { buildTestApp, testConfig } from '../support/app';
 import { createAgentWithLicense, createStaff, eventually, type Staff } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
+import { createTestKeysDir } from '../support/license-helpers';
+import { connectTestTemporal, type TestTemporal, testTemporalDeps, runTestWorker } from '../support/temporal';
 
 /** The agentQuarantine workflow and its activities: idempotency, who may release, the admin fallback. */
 describe('agentQuarantine', () => {
   let db: TestDatabase;
   let t: TestTemporal;
+  let keys: ReturnType<typeof createTestKeysDir>;
   let keysDir: string;
   let stopWorker: () => Promise<void>;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
@@ -34,12 +31,11 @@ describe('agentQuarantine', () => {
   beforeAll(async () => {
     db = await createTestDatabase('quarantine');
     staff = createStaff(db.pool, systemClock);
-    keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
-    ensureKeys(keysDir);
+    keys = createTestKeysDir();
+    keysDir = keys.dir;
     t = await connectTestTemporal('quarantine');
-    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir }, workflowBundle: t.workflowBundle });
-    stopWorker = runWorkerInBackground(worker);
-    const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
+    stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir });
+    const temporal = testTemporalDeps(t.client, t.taskQueue);
     built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir }) });
   });
 
@@ -48,7 +44,7 @@ describe('agentQuarantine', () => {
     await stopWorker?.();
     await t?.close();
     await db?.drop();
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    keys?.remove();
   });
 
   it('a retried quarantine activity writes nothing twice (idempotency key = workflow id + run + step)', async () => {

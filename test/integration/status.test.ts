@@ -1,7 +1,7 @@
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import type { App } from '../../api/app';
-import { createLicenseService, type LicenseService } from '../../api/licenses/license-service';
+import type { LicenseService } from '../../api/licenses/license-service';
 import { createTemporal } from '../../api/temporal';
 import {
   signedRevocationsSchema,
@@ -11,6 +11,7 @@ import {
   type KeySet,
   type StatusResponse,
 } from '../../protocol';
+import { testLicenseService } from '../support/license-helpers';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import {
@@ -52,12 +53,10 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     // The production authenticator: the agent resolver reuses lookups while no notice concerns the agent.
     a = await buildTestApp({ pool: db.pool, config });
     b = await buildTestApp({ pool: db.pool, config });
-    licenses = createLicenseService({
+    licenses = testLicenseService({
       pool: db.pool,
       temporal: { client: temporal.client, taskQueue: temporal.taskQueue },
-      clock: systemClock,
       keysDir: keys.dir,
-      temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
     });
   });
   afterAll(async () => {

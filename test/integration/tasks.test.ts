@@ -1,19 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { InjectOptions } from 'fastify';
-import type { TemporalDeps } from '../../api/temporal';
-import { createFixedClock, ensureKeys } from '../../protocol';
+import { createFixedClock } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
 import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, type Staff, withJsonBody } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { connectTestTemporal, type TestTemporal } from '../support/temporal';
+import { createTestKeysDir } from '../support/license-helpers';
+import { connectTestTemporal, type TestTemporal, testTemporalDeps } from '../support/temporal';
 
 const LEASE_S = 60;
 
 describe('tasks: queueing, leasing, results', () => {
   let db: TestDatabase;
   let t: TestTemporal;
+  let keys: ReturnType<typeof createTestKeysDir>;
   let keysDir: string;
   let built: Awaited<ReturnType<typeof buildTestApp>>;
   let staff: Staff;
@@ -35,10 +33,10 @@ describe('tasks: queueing, leasing, results', () => {
   beforeAll(async () => {
     db = await createTestDatabase('tasks');
     staff = createStaff(db.pool, clock);
-    keysDir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
-    ensureKeys(keysDir);
+    keys = createTestKeysDir();
+    keysDir = keys.dir;
     t = await connectTestTemporal('tasks');
-    const temporal: TemporalDeps = { client: t.client, taskQueue: t.taskQueue, ping: async () => undefined, close: async () => undefined };
+    const temporal = testTemporalDeps(t.client, t.taskQueue);
     const config = testConfig({ AGENTINA_KEYS_DIR: keysDir, AGENT_TASK_LEASE: `${LEASE_S}s` });
     built = await buildTestApp({ pool: db.pool, temporal, clock, config });
   });
@@ -47,7 +45,7 @@ describe('tasks: queueing, leasing, results', () => {
     await built?.close();
     await t?.close();
     await db?.drop();
-    if (keysDir) rmSync(keysDir, { recursive: true, force: true });
+    keys?.remove();
   });
 
   it('an admin queues a task; the agent leases it with an expiry; the result is recorded and audited', async () => {

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { activateAgent } from '../../agent/activation';
 import { createAgent, type RunningAgent } from '../../agent/agent';
 import { createStaticFingerprintSource, type RawFingerprint } from '../../agent/fingerprint-source';
@@ -13,6 +12,7 @@ import { createPrefixStore, type PrefixStore } from '../../agent/prefix-store';
 import { agentSettingsSchema, type AgentSettings } from '../../agent/settings';
 import type { Clock } from '../../protocol';
 import type { FakeControlPlane, TestCert, TestKeys } from './agent-fakes';
+import { createLogCapture } from './log-capture';
 
 export const TEST_MACHINE: RawFingerprint = { baseboard: 'Acme B450 SN-77', disk: 'nvme0n1 Samsung 980 S777', cpu: 'AMD Ryzen 9', mac: '02:00:00:aa:bb:77', hostname: 'agent-host-7' };
 
@@ -22,24 +22,13 @@ export function createOffsetClock(): Clock & { offsetMs: number } {
   return c;
 }
 
-export function createLineCapture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { lines, stream, text: () => lines.join('\n') };
-}
-
 export type InProcessAgent = {
   agent: RunningAgent;
   store: PrefixStore;
   journal: Journal;
   source: ReturnType<typeof createStaticFingerprintSource>;
   clock: ReturnType<typeof createOffsetClock>;
-  logs: ReturnType<typeof createLineCapture>;
+  logs: ReturnType<typeof createLogCapture>;
   agentId: string;
   credential: string;
   /** Stops the agent and starts a new one over the same prefix (a process restart). */
@@ -61,7 +50,7 @@ export async function startInProcessAgent(input: { server: FakeControlPlane; key
   bootstrap.close();
   if (!outcome.ok) throw new Error(outcome.message);
   const inst = loadInstallation(store);
-  const logs = createLineCapture();
+  const logs = createLogCapture();
   const open = () =>
     createAgent({
       store,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { fingerprintCommitment, newId, newSecret, type Clock, type FingerprintHashes } from '../../protocol';
+import { runtimeHashOf } from '../../api/releases/releases-service';
+import { fingerprintCommitment, newId, newSecret, type Clock, type FingerprintHashes, type ReleaseManifest, type Signer } from '../../protocol';
 import { mintSession, SAME_ORIGIN, seedAdmin, seedCustomerUser } from './identity';
 
 /** Test-only data: a customer, a license and agents bound to it, written as the app role would. */
@@ -109,4 +110,17 @@ export async function eventually<T>(probe: () => Promise<T | undefined | null | 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The files of the test agent release, and the runtime hash an agent running it reports. */
+export const RELEASE_FILES = [
+  { path: 'agent/index.js', sha256: 'a'.repeat(64), size: 1200 },
+  { path: 'agent/lib/run.js', sha256: 'b'.repeat(64), size: 800 },
+];
+export const GOOD_HASH = runtimeHashOf(RELEASE_FILES);
+
+/** A release manifest of `version` (over `files`) and its signature by `signer`. */
+export function signManifest(signer: Signer, version: string, files = RELEASE_FILES) {
+  const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version, files, runtimeHash: runtimeHashOf(files), createdAt: '2026-11-01T00:00:00.000Z' };
+  return { manifest, signature: signer.sign(manifest) };
 }

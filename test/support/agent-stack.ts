@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import path from 'node:path';
-import { createWorker } from '../../activities';
 import { systemClock } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { testAuthenticate } from './activation-fixtures';
@@ -10,7 +9,7 @@ import { buildTestApp, testConfig } from './app';
 import { createTestDatabase, type TestDatabase } from './db';
 import { testEnv } from './env';
 import { createTestCustomer, createTestKeysDir } from './license-helpers';
-import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from './temporal';
+import { connectTestTemporal, type TestTemporal, runTestWorker } from './temporal';
 import { makePublicDir } from './agent-user';
 
 /**
@@ -26,8 +25,7 @@ export async function startAgentStack(label: string) {
   const db: TestDatabase = await createTestDatabase(label);
   const t: TestTemporal = await connectTestTemporal(label);
   const keys = createTestKeysDir();
-  const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir }, workflowBundle: t.workflowBundle });
-  const stopWorker = runWorkerInBackground(worker);
+  const stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
   const config = testConfig({ TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'), TEMPORAL_TASK_QUEUE: t.taskQueue, AGENTINA_KEYS_DIR: keys.dir, LOG_LEVEL: 'warn' });
   const harness = await buildTestApp({ pool: db.pool, config, authenticate: testAuthenticate(db.pool) });
   const cert = makeSelfSignedCert();

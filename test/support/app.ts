@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { Pool } from 'pg';
 import { buildApp, type App } from '../../api/app';
 import type { Authenticate } from '../../api/auth/access';
@@ -10,18 +9,7 @@ import { createTemporal, type TemporalDeps } from '../../api/temporal';
 import { loadConfig, type Config } from '../../config';
 import { ensureKeys, systemClock, type Clock } from '../../protocol';
 import { testEnv } from './env';
-
-/** Collects every log line the app writes, so tests can grep it for secrets. */
-export function createLogCapture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { lines, stream, text: () => lines.join('\n') };
-}
+import { createLogCapture } from './log-capture';
 
 let scratch: string | undefined;
 /**

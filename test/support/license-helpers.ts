@@ -5,7 +5,8 @@ import type { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Pool } from 'pg';
 import { SEARCH_ATTRIBUTES } from '../../scripts/stack/temporal';
-import { ensureKeys, newId } from '../../protocol';
+import { createLicenseService, type LicenseService, type LicenseServiceDeps } from '../../api/licenses/license-service';
+import { ensureKeys, newId, systemClock, type Clock } from '../../protocol';
 
 /** A customer of the test's own, inserted as the application role. */
 export async function createTestCustomer(pool: Pool, name = 'Test customer'): Promise<string> {
@@ -19,6 +20,11 @@ export function createTestKeysDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentina-keys-'));
   ensureKeys(dir);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The license service as tests build it: the system clock unless given, and a fixed Temporal Web link. */
+export function testLicenseService(deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi'> & { clock?: Clock }): LicenseService {
+  return createLicenseService({ clock: systemClock, temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' }, ...deps });
 }
 
 /** Polls `read` until `done` holds (or fails after `timeoutMs` with the last value seen). */

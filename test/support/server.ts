@@ -5,7 +5,8 @@ import { createTemporal } from '../../api/temporal';
 import type { Config } from '../../config';
 import { systemClock } from '../../protocol';
 import { freePort } from '../../scripts/stack/ports';
-import { createLogCapture, testConfig } from './app';
+import { testConfig } from './app';
+import { createLogCapture } from './log-capture';
 import { testEnv } from './env';
 
 /**

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import type { ActivityDeps } from '../../activities/create-activities';
+import { createWorker } from '../../activities/worker';
+import type { TemporalDeps } from '../../api/temporal';
 import { testEnv } from './env';
 
 let runtimeInstalled = false;
@@ -9,6 +12,11 @@ export function quietTemporalRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+/** The API's Temporal dependency over a test client; its health ping always passes. */
+export function testTemporalDeps(client: Client, taskQueue: string): TemporalDeps {
+  return { client, taskQueue, ping: async () => undefined, close: async () => undefined };
 }
 
 export type TestTemporal = {
@@ -50,4 +58,10 @@ export function runWorkerInBackground(worker: Worker): () => Promise<void> {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running;
   };
+}
+
+/** The production worker on a test's own task queue; the returned function stops it. */
+export async function runTestWorker(t: TestTemporal, deps: ActivityDeps): Promise<() => Promise<void>> {
+  const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps, workflowBundle: t.workflowBundle });
+  return runWorkerInBackground(worker);
 }

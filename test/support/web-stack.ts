@@ -1,7 +1,6 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
-import { createWorker } from '../../activities';
 import { systemClock } from '../../protocol';
 import { ensureWebBuilt } from '../../scripts/stack/web';
 import { ROOT } from '../../scripts/stack/tools';
@@ -9,7 +8,7 @@ import { launchBrowser } from './browser';
 import { createTestDatabase, type TestDatabase } from './db';
 import { createTestKeysDir } from './license-helpers';
 import { startTestServer } from './server';
-import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from './temporal';
+import { connectTestTemporal, type TestTemporal, runTestWorker } from './temporal';
 
 /**
  * Everything a browser test needs: the built UI, a fresh database, the real app listening on a
@@ -65,14 +64,7 @@ export async function startWebStack(label: string): Promise<WebStack> {
     closers.push(() => keys.remove());
     const temporal = await connectTestTemporal(label);
     closers.push(() => temporal.close());
-    const worker = await createWorker({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace,
-      taskQueue: temporal.taskQueue,
-      deps: { pool: db.pool, clock: systemClock, keysDir: keys.dir },
-      workflowBundle: temporal.workflowBundle,
-    });
-    closers.push(runWorkerInBackground(worker));
+    closers.push(await runTestWorker(temporal, { pool: db.pool, clock: systemClock, keysDir: keys.dir }));
     const server = await startTestServer({ pool: db.pool, env: { TEMPORAL_TASK_QUEUE: temporal.taskQueue, AGENTINA_KEYS_DIR: keys.dir, TEMPORAL_UI_URL: 'http://127.0.0.1:8233' } });
     closers.push(() => server.close());
     const browser = await launchBrowser();

@@ -10,7 +10,7 @@ import { createPrefixStore } from '../../agent/prefix-store';
 import { createTaskHandlers } from '../../agent/task-handlers';
 import { createHttpsAgent } from '../../agent/http-client';
 import { createFixedClock, newSecret } from '../../protocol';
-import { createLineCapture } from '../support/agent-harness';
+import { createLogCapture } from '../support/log-capture';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const dirs: string[] = [];
@@ -54,7 +54,7 @@ describe('journal', () => {
 
 describe('logger', () => {
   it('redacts secret keys, bearer values and prefixed secrets anywhere in a record, message included', () => {
-    const cap = createLineCapture();
+    const cap = createLogCapture();
     const log = createAgentLogger('info', cap.stream);
     const secret = newSecret('act');
     log.info({ headers: { authorization: `Bearer ${secret}` }, payload: { note: `use ${secret}` }, token: secret }, `activating with ${secret}`);
