@@ -6,7 +6,19 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.data/**', '.tools/**', 'web/dist/**', 'coverage/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      '.data/**',
+      '.tools/**',
+      'web/dist/**',
+      'coverage/**',
+      '**/*.js',
+      '**/*.mjs',
+      '**/*.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -29,21 +41,29 @@ export default tseslint.config(
     // Workflow code is replayed: it must be deterministic and free of I/O.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: [
-          ...nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: no Node built-ins.' })),
-          { name: 'pg', message: 'Workflows do no I/O: call an activity.' },
-          { name: 'axios', message: 'Workflows do no I/O: call an activity.' },
-          { name: 'undici', message: 'Workflows do no I/O: call an activity.' },
-          { name: 'node-fetch', message: 'Workflows do no I/O: call an activity.' },
-          { name: 'got', message: 'Workflows do no I/O: call an activity.' },
-        ],
-        patterns: [
-          { group: ['**/activities', '**/activities/**', '**/db', '**/db/**', '**/api', '**/api/**'], allowTypeImports: true, message: 'Workflows may only import types from activities/, and nothing from db/ or api/.' },
-          { group: ['pg/**', 'pg-*', 'axios/**', 'undici/**'], message: 'Workflows do no I/O.' },
-        ],
-      }],
-      'no-restricted-globals': ['error',
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: no Node built-ins.' })),
+            { name: 'pg', message: 'Workflows do no I/O: call an activity.' },
+            { name: 'axios', message: 'Workflows do no I/O: call an activity.' },
+            { name: 'undici', message: 'Workflows do no I/O: call an activity.' },
+            { name: 'node-fetch', message: 'Workflows do no I/O: call an activity.' },
+            { name: 'got', message: 'Workflows do no I/O: call an activity.' },
+          ],
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/**', '**/db', '**/db/**', '**/api', '**/api/**'],
+              allowTypeImports: true,
+              message: 'Workflows may only import types from activities/, and nothing from db/ or api/.',
+            },
+            { group: ['pg/**', 'pg-*', 'axios/**', 'undici/**'], message: 'Workflows do no I/O.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
         { name: 'fetch', message: 'Workflows do no I/O.' },
         { name: 'setInterval', message: 'Use workflow timers.' },
         { name: 'process', message: 'Workflows must not read the environment.' },
@@ -54,20 +74,33 @@ export default tseslint.config(
     // The agent ships alone to customer machines: it may import protocol/ and npm packages, never server code.
     files: ['agent/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: [
-          { name: 'pg', message: 'The agent talks to the control plane only, over HTTPS.' },
-          { name: 'fastify', message: 'The agent opens no listening socket.' },
-        ],
-        patterns: [
-          {
-            regex: '^(\\.\\./)+(api|db|activities|workflows|cli|config|scripts|test|web)(/|$)',
-            message: 'agent/ imports only protocol/ and npm packages (never server code).',
-          },
-          { group: ['@temporalio/*', 'pg-*', '@fastify/*'], message: 'The agent depends on protocol/ and its own npm packages only.' },
-        ],
-      }],
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'The agent is configured by its CLI and the files under its prefix, not the environment.' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'pg', message: 'The agent talks to the control plane only, over HTTPS.' },
+            { name: 'fastify', message: 'The agent opens no listening socket.' },
+          ],
+          patterns: [
+            {
+              regex: '^(\\.\\./)+(api|db|activities|workflows|cli|config|scripts|test|web)(/|$)',
+              message: 'agent/ imports only protocol/ and npm packages (never server code).',
+            },
+            {
+              group: ['@temporalio/*', 'pg-*', '@fastify/*'],
+              message: 'The agent depends on protocol/ and its own npm packages only.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'The agent is configured by its CLI and the files under its prefix, not the environment.',
+        },
+      ],
     },
   },
 );

@@ -8,7 +8,12 @@ import type { ActivityDeps } from './create-activities';
  * (row + status_version, status feed, NOTIFY at commit, audit) keyed by workflow id + run + step,
  * so a retried activity writes nothing twice.
  */
-export type QuarantineAgentInput = { agentId: string; reason: 'integrity_mismatch' | 'fingerprint_mismatch'; detectedAt: string; idempotencyKey: string };
+export type QuarantineAgentInput = {
+  agentId: string;
+  reason: 'integrity_mismatch' | 'fingerprint_mismatch';
+  detectedAt: string;
+  idempotencyKey: string;
+};
 export type ReleaseAgentInput = { agentId: string; actor: { kind: 'admin'; id: string }; idempotencyKey: string };
 export type MarkStaleInput = { staleAfterS: number; idempotencyPrefix: string };
 

@@ -4,7 +4,13 @@ import type { Pool } from 'pg';
 import { findCheckpointByKey, insertCheckpoint, latestCheckpoint } from '../db/audit-checkpoints-repo';
 import { appendAudit } from '../db/audit-repo';
 import { withTransaction } from '../db/pool';
-import { checkpointToExportLine, loadPurposeSigner, type ChainCheckpoint, type CheckpointStatement, type Clock } from '../protocol';
+import {
+  checkpointToExportLine,
+  loadPurposeSigner,
+  type ChainCheckpoint,
+  type CheckpointStatement,
+  type Clock,
+} from '../protocol';
 
 export type AuditCheckpointInput = { workflowId: string };
 
@@ -17,7 +23,13 @@ export type AuditCheckpointResult =
 export const checkpointKey = (workflowId: string): string => `${workflowId}#checkpoint`;
 
 function signed(c: ChainCheckpoint): AuditCheckpointResult {
-  return { outcome: 'signed', checkpointId: c.id, sequence: c.statement.sequence, hash: c.statement.hash, kid: c.signature.kid };
+  return {
+    outcome: 'signed',
+    checkpointId: c.id,
+    sequence: c.statement.sequence,
+    hash: c.statement.hash,
+    kid: c.signature.kid,
+  };
 }
 
 export type AuditActivityDeps = { pool: Pool; clock: Clock; keysDir: string; auditCheckpointDir?: string };
@@ -47,34 +59,50 @@ export function createAuditActivities(deps: AuditActivityDeps) {
       const key = checkpointKey(input.workflowId);
       // Read per run, so a rotated key (`agentina keys generate --purpose audit`) takes effect.
       const signer = loadPurposeSigner(deps.keysDir, 'audit');
-      const result = await withTransaction(deps.pool, async (tx): Promise<{ outcome: AuditCheckpointResult; checkpoint?: ChainCheckpoint }> => {
-        const done = await findCheckpointByKey(tx, key);
-        if (done) return { outcome: signed(done), checkpoint: done };
-        const { rows } = await tx.query<{ seq: string; hash: string; action: string; checkpoint_id: string | null }>(
-          "SELECT seq, hash, action, data->>'checkpointId' AS checkpoint_id FROM audit_events ORDER BY seq DESC LIMIT 1",
-        );
-        const head = rows[0];
-        if (!head) return { outcome: { outcome: 'empty' } };
-        const last = await latestCheckpoint(tx);
-        const headSeq = Number(head.seq);
-        if (last && (last.statement.sequence === headSeq || (head.action === 'audit.checkpoint_signed' && Number(head.checkpoint_id) === last.id))) {
-          return { outcome: { outcome: 'unchanged', sequence: last.statement.sequence } };
-        }
-        const statement: CheckpointStatement = { sequence: headSeq, hash: head.hash, time: deps.clock.now().toISOString() };
-        const { checkpoint } = await insertCheckpoint(tx, statement, signer.sign(statement), key);
-        await appendAudit(
-          tx,
-          {
-            actor: { kind: 'workflow', id: input.workflowId },
-            action: 'audit.checkpoint_signed',
-            subject: { kind: 'audit_checkpoint', id: String(checkpoint.id) },
-            data: { checkpointId: checkpoint.id, sequence: checkpoint.statement.sequence, hash: checkpoint.statement.hash, kid: checkpoint.signature.kid },
-            idempotencyKey: key,
-          },
-          deps.clock,
-        );
-        return { outcome: signed(checkpoint), checkpoint };
-      });
+      const result = await withTransaction(
+        deps.pool,
+        async (tx): Promise<{ outcome: AuditCheckpointResult; checkpoint?: ChainCheckpoint }> => {
+          const done = await findCheckpointByKey(tx, key);
+          if (done) return { outcome: signed(done), checkpoint: done };
+          const { rows } = await tx.query<{ seq: string; hash: string; action: string; checkpoint_id: string | null }>(
+            "SELECT seq, hash, action, data->>'checkpointId' AS checkpoint_id FROM audit_events ORDER BY seq DESC LIMIT 1",
+          );
+          const head = rows[0];
+          if (!head) return { outcome: { outcome: 'empty' } };
+          const last = await latestCheckpoint(tx);
+          const headSeq = Number(head.seq);
+          if (
+            last &&
+            (last.statement.sequence === headSeq ||
+              (head.action === 'audit.checkpoint_signed' && Number(head.checkpoint_id) === last.id))
+          ) {
+            return { outcome: { outcome: 'unchanged', sequence: last.statement.sequence } };
+          }
+          const statement: CheckpointStatement = {
+            sequence: headSeq,
+            hash: head.hash,
+            time: deps.clock.now().toISOString(),
+          };
+          const { checkpoint } = await insertCheckpoint(tx, statement, signer.sign(statement), key);
+          await appendAudit(
+            tx,
+            {
+              actor: { kind: 'workflow', id: input.workflowId },
+              action: 'audit.checkpoint_signed',
+              subject: { kind: 'audit_checkpoint', id: String(checkpoint.id) },
+              data: {
+                checkpointId: checkpoint.id,
+                sequence: checkpoint.statement.sequence,
+                hash: checkpoint.statement.hash,
+                kid: checkpoint.signature.kid,
+              },
+              idempotencyKey: key,
+            },
+            deps.clock,
+          );
+          return { outcome: signed(checkpoint), checkpoint };
+        },
+      );
       // After the commit: the file never holds a checkpoint the database rolled back.
       if (result.checkpoint && deps.auditCheckpointDir) holdCheckpoint(deps.auditCheckpointDir, result.checkpoint);
       return result.outcome;

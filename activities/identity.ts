@@ -6,7 +6,8 @@ import type { ActivityDeps } from './create-activities';
 const SESSION_IDLE_MS = 8 * 3600_000;
 
 export type EndLockoutInput = { kind: AccountKind; accountId: string; now: string; workflowId: string };
-export type EndLockoutResult = { outcome: 'unlocked' | 'already_clear' | 'gone' } | { outcome: 'relocked'; lockedUntil: string };
+export type EndLockoutResult =
+  { outcome: 'unlocked' | 'already_clear' | 'gone' } | { outcome: 'relocked'; lockedUntil: string };
 
 export function createIdentityActivities(deps: Pick<ActivityDeps, 'pool' | 'clock'>) {
   return {
@@ -19,16 +20,21 @@ export function createIdentityActivities(deps: Pick<ActivityDeps, 'pool' | 'cloc
         const account = await loginAccountsRepo.lockAccount(tx, input.kind, input.accountId);
         if (!account) return { outcome: 'gone' as const };
         if (!account.lockedUntil) return { outcome: 'already_clear' as const };
-        if (account.lockedUntil.getTime() > Date.parse(input.now)) return { outcome: 'relocked' as const, lockedUntil: account.lockedUntil.toISOString() };
+        if (account.lockedUntil.getTime() > Date.parse(input.now))
+          return { outcome: 'relocked' as const, lockedUntil: account.lockedUntil.toISOString() };
         const lockedUntil = account.lockedUntil.toISOString();
         await loginAccountsRepo.clearLock(tx, input.kind, input.accountId, deps.clock.now());
-        await appendAudit(tx, {
-          actor: { kind: 'workflow', id: input.workflowId },
-          action: 'account.unlocked',
-          subject: { kind: input.kind === 'admin' ? 'admin' : 'customer_user', id: input.accountId },
-          data: { lockedUntil, by: 'timer' },
-          idempotencyKey: `${input.workflowId}#${lockedUntil}`,
-        }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor: { kind: 'workflow', id: input.workflowId },
+            action: 'account.unlocked',
+            subject: { kind: input.kind === 'admin' ? 'admin' : 'customer_user', id: input.accountId },
+            data: { lockedUntil, by: 'timer' },
+            idempotencyKey: `${input.workflowId}#${lockedUntil}`,
+          },
+          deps.clock,
+        );
         return { outcome: 'unlocked' as const };
       });
     },

@@ -53,31 +53,43 @@ export function createLicenseActivities(deps: LicenseActivityDeps) {
         });
         if (version === null) {
           const row = await getLicense(tx, input.licenseId);
-          if (!row) throw ApplicationFailure.nonRetryable(`license ${input.licenseId} does not exist`, 'LicenseMissing');
+          if (!row)
+            throw ApplicationFailure.nonRetryable(`license ${input.licenseId} does not exist`, 'LicenseMissing');
           // A retry whose first try committed: its audit row (same key) is there. Anything else
           // moved the row under the workflow, which must not be papered over.
-          const { rowCount } = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [transitionKey(input.workflowId, input.transition)]);
+          const { rowCount } = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [
+            transitionKey(input.workflowId, input.transition),
+          ]);
           if (row.version > input.transition && rowCount) return { version: input.transition + 1, applied: false };
           // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
           throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
         }
-        const feedId = await insertStatusFeed(tx, { licenseId: input.licenseId, state: input.to, version, reason: input.reason });
-        await appendAudit(tx, {
-          actor: input.actor,
-          action: input.action,
-          subject: { kind: 'license', id: input.licenseId },
-          data: {
-            customerId: input.customerId,
-            from: input.from,
-            to: input.to,
-            version,
-            expiresAt: input.expiresAt,
-            trialEndsAt: input.trialEndsAt,
-            reason: input.reason,
-            effectiveAt: input.effectiveAt,
+        const feedId = await insertStatusFeed(tx, {
+          licenseId: input.licenseId,
+          state: input.to,
+          version,
+          reason: input.reason,
+        });
+        await appendAudit(
+          tx,
+          {
+            actor: input.actor,
+            action: input.action,
+            subject: { kind: 'license', id: input.licenseId },
+            data: {
+              customerId: input.customerId,
+              from: input.from,
+              to: input.to,
+              version,
+              expiresAt: input.expiresAt,
+              trialEndsAt: input.trialEndsAt,
+              reason: input.reason,
+              effectiveAt: input.effectiveAt,
+            },
+            idempotencyKey: transitionKey(input.workflowId, input.transition),
           },
-          idempotencyKey: transitionKey(input.workflowId, input.transition),
-        }, deps.clock);
+          deps.clock,
+        );
         await notifyStatus(tx, { licenseId: input.licenseId, agentId: null, feedId });
         return { version, applied: true };
       });

@@ -25,13 +25,28 @@ export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
     everyMs: config.audit.checkpointIntervalMs,
     note: 'signs the audit chain head (issue 4)',
   }),
-  () => ({ id: 'agentina-session-purge', workflowType: 'purgeExpiredSessions', everyMs: 3600_000, note: 'deletes expired admin and portal sessions (issue 5)' }),
-  (config) => ({ id: 'agentina-agent-offline-sweep', workflowType: 'agentOfflineSweep', everyMs: config.agents.heartbeatIntervalMs, args: [{ staleAfterS: (3 * config.agents.heartbeatIntervalMs) / 1000 }], note: 'marks agents silent for 3 heartbeat intervals offline (issue 7)' }),
+  () => ({
+    id: 'agentina-session-purge',
+    workflowType: 'purgeExpiredSessions',
+    everyMs: 3600_000,
+    note: 'deletes expired admin and portal sessions (issue 5)',
+  }),
+  (config) => ({
+    id: 'agentina-agent-offline-sweep',
+    workflowType: 'agentOfflineSweep',
+    everyMs: config.agents.heartbeatIntervalMs,
+    args: [{ staleAfterS: (3 * config.agents.heartbeatIntervalMs) / 1000 }],
+    note: 'marks agents silent for 3 heartbeat intervals offline (issue 7)',
+  }),
 ];
 
 export type EnsureResult = { id: string; outcome: 'created' | 'updated' };
 
-export async function ensureSchedules(client: Client, config: Config, entries = SCHEDULES.map((make) => make(config))): Promise<EnsureResult[]> {
+export async function ensureSchedules(
+  client: Client,
+  config: Config,
+  entries = SCHEDULES.map((make) => make(config)),
+): Promise<EnsureResult[]> {
   const results: EnsureResult[] = [];
   for (const entry of entries) {
     const spec = { intervals: [{ every: entry.everyMs }] };
@@ -53,7 +68,11 @@ export async function ensureSchedules(client: Client, config: Config, entries = 
         spec,
         action,
         policies,
-        state: { paused: prev.state.paused, note: prev.state.note ?? entry.note, remainingActions: prev.state.remainingActions },
+        state: {
+          paused: prev.state.paused,
+          note: prev.state.note ?? entry.note,
+          remainingActions: prev.state.remainingActions,
+        },
       }));
       results.push({ id: entry.id, outcome: 'updated' });
     }

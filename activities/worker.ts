@@ -11,7 +11,10 @@ export const WORKFLOWS_PATH = require.resolve('../workflows');
 
 /** Bundles workflows/ once; the bundle is reused by every Worker built in this process. */
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => console.error(m), log() {} } });
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => console.error(m), log() {} },
+  });
 }
 
 export type CreateWorkerInput = {
@@ -47,7 +50,10 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
   try {
     const clientConnection = await Connection.connect({ address: config.temporal.address });
     try {
-      const scheduled = await ensureSchedules(new Client({ connection: clientConnection, namespace: config.temporal.namespace }), config);
+      const scheduled = await ensureSchedules(
+        new Client({ connection: clientConnection, namespace: config.temporal.namespace }),
+        config,
+      );
       logger.info({ schedules: scheduled }, 'schedules in place');
     } finally {
       await clientConnection.close();
@@ -57,7 +63,12 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      deps: { pool, clock: systemClock, keysDir: config.keysDir, ...(config.audit.checkpointDir ? { auditCheckpointDir: config.audit.checkpointDir } : {}) },
+      deps: {
+        pool,
+        clock: systemClock,
+        keysDir: config.keysDir,
+        ...(config.audit.checkpointDir ? { auditCheckpointDir: config.audit.checkpointDir } : {}),
+      },
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');

@@ -48,14 +48,38 @@ export async function activateAgent(input: {
   const licenseKeys = createKeySet(input.trustedKeys.license);
   const licenseId = res.license.document.licenseId;
   const now = clock.now();
-  const licenseCheck = createLicenseCheck({ keys: licenseKeys, agentId: res.agentId, licenseId, salt, recorded: components, license: res.license });
+  const licenseCheck = createLicenseCheck({
+    keys: licenseKeys,
+    agentId: res.agentId,
+    licenseId,
+    salt,
+    recorded: components,
+    license: res.license,
+  });
   const lv = await licenseCheck.evaluate(now);
-  if (!lv.ok) return { ok: false, message: `the control plane answered with a license this agent cannot trust: ${lv.detail}` };
-  const statusCheck = createStatusCheck({ keys: licenseKeys, agentId: res.agentId, licenseId, maxAgeMs: () => 10 * 60_000, initial: null });
+  if (!lv.ok)
+    return { ok: false, message: `the control plane answered with a license this agent cannot trust: ${lv.detail}` };
+  const statusCheck = createStatusCheck({
+    keys: licenseKeys,
+    agentId: res.agentId,
+    licenseId,
+    maxAgeMs: () => 10 * 60_000,
+    initial: null,
+  });
   const sv = statusCheck.accept(res.status);
-  if (!sv.accepted) return { ok: false, message: `the control plane answered with a status this agent cannot trust: ${sv.reason}` };
+  if (!sv.accepted)
+    return { ok: false, message: `the control plane answered with a status this agent cannot trust: ${sv.reason}` };
 
-  const record: ActivationRecord = { agentId: res.agentId, licenseId, salt, components, server: input.client.server, agentVersion: AGENT_VERSION, activatedAt: now.toISOString(), heartbeatIntervalS: res.heartbeatIntervalS };
+  const record: ActivationRecord = {
+    agentId: res.agentId,
+    licenseId,
+    salt,
+    components,
+    server: input.client.server,
+    agentVersion: AGENT_VERSION,
+    activatedAt: now.toISOString(),
+    heartbeatIntervalS: res.heartbeatIntervalS,
+  };
   store.writeJson(PREFIX_FILES.settings, input.settings);
   store.writeJson(PREFIX_FILES.trustedKeys, input.trustedKeys);
   if (input.ca) store.writeText(PREFIX_FILES.ca, input.ca);
@@ -67,6 +91,10 @@ export async function activateAgent(input: {
   await grace.seal(new Date(res.status.payload.serverTime), res.status.payload.graceDays, now);
   // Written last: its presence is what marks the prefix as activated.
   store.writeJson(PREFIX_FILES.activation, record);
-  input.journal.append('agent.activated', { agentId: res.agentId, licenseId, server: input.client.server, agentVersion: AGENT_VERSION }, true);
+  input.journal.append(
+    'agent.activated',
+    { agentId: res.agentId, licenseId, server: input.client.server, agentVersion: AGENT_VERSION },
+    true,
+  );
   return { ok: true, agentId: res.agentId, licenseId };
 }

@@ -1,5 +1,12 @@
 import type { Agent as HttpsAgent } from 'node:https';
-import { FINGERPRINT_COMPONENTS, type Clock, type KeySet, type SignedLicense, type SignedStatus, type StatusPayload } from '../protocol';
+import {
+  FINGERPRINT_COMPONENTS,
+  type Clock,
+  type KeySet,
+  type SignedLicense,
+  type SignedStatus,
+  type StatusPayload,
+} from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
 import type { CheckName, CheckResult } from './checks/check';
 import { createFingerprintCheck } from './checks/fingerprint-check';
@@ -70,7 +77,10 @@ export function createAgent(deps: AgentDeps) {
     keys: deps.licenseKeys,
     agentId: activation.agentId,
     licenseId: activation.licenseId,
-    maxAgeMs: (p: StatusPayload) => settings.maxStatusAgeS !== undefined ? settings.maxStatusAgeS * 1000 : Math.max(p.graceDays * DAY_MS, MIN_STATUS_AGE_MS),
+    maxAgeMs: (p: StatusPayload) =>
+      settings.maxStatusAgeS !== undefined
+        ? settings.maxStatusAgeS * 1000
+        : Math.max(p.graceDays * DAY_MS, MIN_STATUS_AGE_MS),
     initial: store.readJson(PREFIX_FILES.status) as SignedStatus | null,
   });
   const grace = createGraceCheck({
@@ -86,8 +96,21 @@ export function createAgent(deps: AgentDeps) {
     checks: [license, fingerprint, status, grace],
     clock,
     onTerminal(t: TerminalState) {
-      journal.append('agent.terminal', { code: t.code, check: t.check, detail: t.detail, failures: t.failures, tamper: t.failures.some((c) => TAMPER_CODES.has(c)) }, true);
-      logger.error({ code: t.code, check: t.check, detail: t.detail }, 'agent is terminal: no new tasks will be accepted');
+      journal.append(
+        'agent.terminal',
+        {
+          code: t.code,
+          check: t.check,
+          detail: t.detail,
+          failures: t.failures,
+          tamper: t.failures.some((c) => TAMPER_CODES.has(c)),
+        },
+        true,
+      );
+      logger.error(
+        { code: t.code, check: t.check, detail: t.detail },
+        'agent is terminal: no new tasks will be accepted',
+      );
       runner?.onTerminal();
       writeRuntime();
       // Report at once rather than at the next heartbeat tick.
@@ -120,7 +143,15 @@ export function createAgent(deps: AgentDeps) {
       licenseId: activation.licenseId,
       terminal: gate.terminal(),
       inFlightTasks: runner?.inFlight() ?? 0,
-      lastStatus: p ? { version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good, serverTime: p.serverTime } : null,
+      lastStatus: p
+        ? {
+            version: p.version,
+            licenseState: p.licenseState,
+            agentStatus: p.agentStatus,
+            good: p.good,
+            serverTime: p.serverTime,
+          }
+        : null,
       lastHeartbeatAt,
       updatedAt: clock.now().toISOString(),
     });
@@ -150,8 +181,17 @@ export function createAgent(deps: AgentDeps) {
       journal.append('license.renewed', { version: renewed.document.version, expiresAt: renewed.document.expiresAt });
     }
     if (verdict.changed) {
-      journal.append('status.changed', { version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good, ...(p.reason ? { reason: p.reason } : {}) });
-      logger.info({ version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good }, 'status changed');
+      journal.append('status.changed', {
+        version: p.version,
+        licenseState: p.licenseState,
+        agentStatus: p.agentStatus,
+        good: p.good,
+        ...(p.reason ? { reason: p.reason } : {}),
+      });
+      logger.info(
+        { version: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus, good: p.good },
+        'status changed',
+      );
     }
     await gate.judge(status);
     if (!gate.terminal()) await gate.admit();
@@ -175,7 +215,10 @@ export function createAgent(deps: AgentDeps) {
       const since = status.payload()?.version;
       const started = Date.now();
       try {
-        const res = await client.status({ ...(since !== undefined ? { since } : {}), wait: settings.statusWaitS }, stopping.signal);
+        const res = await client.status(
+          { ...(since !== undefined ? { since } : {}), wait: settings.statusWaitS },
+          stopping.signal,
+        );
         if (!(await receiveStatus(res.status, res.license))) {
           // A rejected (forged, replayed) answer keeps `since` where it was, so the server would
           // answer again at once: back off rather than spin against it.

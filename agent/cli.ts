@@ -6,7 +6,14 @@ import { activateAgent } from './activation';
 import { createAgent } from './agent';
 import { createSystemFingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, createControlPlaneClient, createHttpsAgent } from './http-client';
-import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, InstallationError, loadInstallation, manifestPath, readTrustedKeysFile } from './installation';
+import {
+  checkRuntime,
+  DEFAULT_TRUSTED_KEYS_FILE,
+  InstallationError,
+  loadInstallation,
+  manifestPath,
+  readTrustedKeysFile,
+} from './installation';
 import { createJournal } from './journal';
 import { createAgentLogger } from './logger';
 import { createPrefixStore } from './prefix-store';
@@ -37,7 +44,19 @@ const USAGE = `usage:
 
 type Args = { cmd: string | undefined; flags: Map<string, string[]> };
 const KNOWN_FLAGS: Record<string, readonly string[]> = {
-  activate: ['server', 'token', 'prefix', 'keys', 'ca', 'threshold', 'allow-http-get', 'drain-timeout', 'max-status-age', 'manifest', 'send-hostname'],
+  activate: [
+    'server',
+    'token',
+    'prefix',
+    'keys',
+    'ca',
+    'threshold',
+    'allow-http-get',
+    'drain-timeout',
+    'max-status-age',
+    'manifest',
+    'send-hostname',
+  ],
   run: ['prefix'],
   status: ['prefix'],
   uninstall: ['prefix', 'force'],
@@ -154,7 +173,9 @@ async function activateCommand(args: Args, prefix: string, io: Io): Promise<numb
     ...(manifestFlag ? { manifestFile: path.resolve(manifestFlag) } : {}),
   });
   if (!settings.success) {
-    io.err(`agentina-agent: invalid option: ${settings.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    io.err(
+      `agentina-agent: invalid option: ${settings.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
     return EXIT.usage;
   }
   if (!new URL(settings.data.server).protocol.startsWith('https')) {
@@ -184,7 +205,18 @@ async function activateCommand(args: Args, prefix: string, io: Io): Promise<numb
   const journal = createJournal({ store, clock: systemClock });
   const client = createControlPlaneClient({ server: settings.data.server, tls: { ...(ca ? { ca } : {}) } });
   try {
-    const outcome = await activateAgent({ store, client, token, settings: settings.data, trustedKeys, ca, fingerprintSource: createSystemFingerprintSource(), clock: systemClock, journal, sendHostname: args.flags.has('send-hostname') });
+    const outcome = await activateAgent({
+      store,
+      client,
+      token,
+      settings: settings.data,
+      trustedKeys,
+      ca,
+      fingerprintSource: createSystemFingerprintSource(),
+      clock: systemClock,
+      journal,
+      sendHostname: args.flags.has('send-hostname'),
+    });
     if (!outcome.ok) {
       journal.append('agent.activation_refused', { reason: outcome.message });
       io.err(`agentina-agent: ${outcome.message}`);
@@ -213,7 +245,11 @@ async function runCommand(_args: Args, prefix: string, io: Io): Promise<number> 
   const journal = createJournal({ store, clock: systemClock });
   const integrity = checkRuntime(manifestPath(inst.settings), inst.releaseKeys);
   if (!integrity.ok) {
-    journal.append('agent.integrity_failed', { code: integrity.code, ...(integrity.file ? { file: integrity.file } : {}) }, true);
+    journal.append(
+      'agent.integrity_failed',
+      { code: integrity.code, ...(integrity.file ? { file: integrity.file } : {}) },
+      true,
+    );
     io.err(`agentina-agent: refusing to start: ${integrity.message}`);
     return EXIT.integrity;
   }
@@ -233,7 +269,10 @@ async function runCommand(_args: Args, prefix: string, io: Io): Promise<number> 
     credential: inst.credential,
     runtimeHash: integrity.runtimeHash,
   });
-  logger.info({ agentId: inst.activation.agentId, server: inst.settings.server, runtimeHash: integrity.runtimeHash }, 'agent starting');
+  logger.info(
+    { agentId: inst.activation.agentId, server: inst.settings.server, runtimeHash: integrity.runtimeHash },
+    'agent starting',
+  );
   await agent.start();
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -294,13 +333,19 @@ async function uninstallCommand(args: Args, prefix: string, io: Io): Promise<num
     return EXIT.error;
   }
   const inst = loadInstallation(store);
-  const client = createControlPlaneClient({ server: inst.settings.server, tls: { ...(inst.ca ? { ca: inst.ca } : {}) }, credential: inst.credential });
+  const client = createControlPlaneClient({
+    server: inst.settings.server,
+    tls: { ...(inst.ca ? { ca: inst.ca } : {}) },
+    credential: inst.credential,
+  });
   try {
     await client.deregister();
     io.out(`deregistered agent ${inst.activation.agentId}`);
   } catch (err) {
     if (!args.flags.has('force')) {
-      io.err(`agentina-agent: could not deregister (${(err as Error).message}); the prefix is kept. Use --force to remove it anyway.`);
+      io.err(
+        `agentina-agent: could not deregister (${(err as Error).message}); the prefix is kept. Use --force to remove it anyway.`,
+      );
       return EXIT.error;
     }
     io.err(`agentina-agent: could not deregister (${(err as Error).message}); removing the prefix anyway (--force)`);

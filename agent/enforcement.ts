@@ -1,11 +1,24 @@
 import type { Clock } from '../protocol';
 import type { Check, CheckName, CheckResult } from './checks/check';
 
-export type TerminalState = { code: string; check: CheckName | 'control-plane'; detail: string; at: string; failures: string[] };
+export type TerminalState = {
+  code: string;
+  check: CheckName | 'control-plane';
+  detail: string;
+  at: string;
+  failures: string[];
+};
 export type GateVerdict = { admitted: true } | { admitted: false; terminal: TerminalState };
 
 /** Failure codes that mean someone tampered with the agent's state or clock. */
-export const TAMPER_CODES = new Set(['LICENSE_TAMPERED', 'STATUS_TAMPERED', 'GRACE_TAMPERED', 'GRACE_REPLAYED', 'CLOCK_ROLLBACK', 'STATUS_FROM_FUTURE']);
+export const TAMPER_CODES = new Set([
+  'LICENSE_TAMPERED',
+  'STATUS_TAMPERED',
+  'GRACE_TAMPERED',
+  'GRACE_REPLAYED',
+  'CLOCK_ROLLBACK',
+  'STATUS_FROM_FUTURE',
+]);
 
 /**
  * The gate in front of every task: all four checks are evaluated, every time, each from its own
@@ -26,7 +39,14 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
     /** Evaluates all four checks (never short-circuits), for reporting. */
     async evaluateAll(): Promise<Array<{ name: CheckName; result: CheckResult }>> {
       const now = input.clock.now();
-      return Promise.all(input.checks.map(async (c) => ({ name: c.name, result: await c.evaluate(now).catch((err: Error) => ({ ok: false as const, code: 'CHECK_ERROR', detail: err.message })) })));
+      return Promise.all(
+        input.checks.map(async (c) => ({
+          name: c.name,
+          result: await c
+            .evaluate(now)
+            .catch((err: Error) => ({ ok: false as const, code: 'CHECK_ERROR', detail: err.message })),
+        })),
+      );
     },
     async admit(): Promise<GateVerdict> {
       if (terminal) return { admitted: false, terminal };
@@ -36,9 +56,16 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
         const r = failed?.result;
         const failures = results.flatMap((x) => (x.result.ok ? [] : [x.result.code]));
         const at = input.clock.now().toISOString();
-        const t: TerminalState = r && !r.ok
-          ? { code: r.code, check: failed.name, detail: r.detail, at, failures }
-          : { code: 'CHECKS_INCOMPLETE', check: 'license', detail: 'the gate needs exactly four checks', at, failures };
+        const t: TerminalState =
+          r && !r.ok
+            ? { code: r.code, check: failed.name, detail: r.detail, at, failures }
+            : {
+                code: 'CHECKS_INCOMPLETE',
+                check: 'license',
+                detail: 'the gate needs exactly four checks',
+                at,
+                failures,
+              };
         return { admitted: false, terminal: enterTerminal(t) };
       }
       if (terminal) return { admitted: false, terminal };
@@ -50,11 +77,21 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
      */
     async judge(check: Check): Promise<void> {
       if (terminal) return;
-      const r = await check.evaluate(input.clock.now()).catch((err: Error) => ({ ok: false as const, code: 'CHECK_ERROR', detail: err.message }));
-      if (!r.ok) enterTerminal({ code: r.code, check: check.name, detail: r.detail, at: input.clock.now().toISOString(), failures: [r.code] });
+      const r = await check
+        .evaluate(input.clock.now())
+        .catch((err: Error) => ({ ok: false as const, code: 'CHECK_ERROR', detail: err.message }));
+      if (!r.ok)
+        enterTerminal({
+          code: r.code,
+          check: check.name,
+          detail: r.detail,
+          at: input.clock.now().toISOString(),
+          failures: [r.code],
+        });
     },
     /** For causes found outside the checks (the control plane refusing the credential). */
-    enterTerminal: (code: string, detail: string) => enterTerminal({ code, check: 'control-plane', detail, at: input.clock.now().toISOString(), failures: [code] }),
+    enterTerminal: (code: string, detail: string) =>
+      enterTerminal({ code, check: 'control-plane', detail, at: input.clock.now().toISOString(), failures: [code] }),
     terminal: () => terminal,
   };
 }

@@ -11,7 +11,11 @@ export type RawFingerprint = Record<FingerprintComponent, string>;
 export type FingerprintSource = { read(): Promise<RawFingerprint> };
 
 const UNKNOWN = 'unknown';
-const join = (...parts: Array<string | number | null | undefined>) => parts.filter((p) => p !== undefined && p !== null && String(p).trim() !== '').join(' ').trim();
+const join = (...parts: Array<string | number | null | undefined>) =>
+  parts
+    .filter((p) => p !== undefined && p !== null && String(p).trim() !== '')
+    .join(' ')
+    .trim();
 
 function readMachineId(): string {
   for (const f of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
@@ -39,7 +43,10 @@ export function createSystemFingerprintSource(): FingerprintSource {
         si.system(),
       ]);
       // Containers and some VMs expose no DMI board data: fall back to the system UUID, then machine-id.
-      const baseboard = join(board.manufacturer, board.model, board.serial) || join(system.manufacturer, system.model, system.uuid, system.serial) || readMachineId();
+      const baseboard =
+        join(board.manufacturer, board.model, board.serial) ||
+        join(system.manufacturer, system.model, system.uuid, system.serial) ||
+        readMachineId();
       let disk = '';
       const physical = [...disks].sort((a, b) => a.device.localeCompare(b.device))[0];
       if (physical) disk = join(physical.type, physical.name, physical.serialNum, physical.size);
@@ -49,9 +56,20 @@ export function createSystemFingerprintSource(): FingerprintSource {
         if (first) disk = join(first.name, first.model, first.serial, first.size);
       }
       const list = Array.isArray(ifaces) ? ifaces : [ifaces];
-      const primary = list.find((i) => i.iface === defaultIface) ?? list.find((i) => !i.internal && !i.virtual && i.mac && i.mac !== '00:00:00:00:00:00');
+      const primary =
+        list.find((i) => i.iface === defaultIface) ??
+        list.find((i) => !i.internal && !i.virtual && i.mac && i.mac !== '00:00:00:00:00:00');
       return {
-        cpu: join(cpu.manufacturer, cpu.brand, cpu.vendor, `family ${cpu.family}`, `model ${cpu.model}`, `stepping ${cpu.stepping}`, `cores ${cpu.physicalCores}`) || UNKNOWN,
+        cpu:
+          join(
+            cpu.manufacturer,
+            cpu.brand,
+            cpu.vendor,
+            `family ${cpu.family}`,
+            `model ${cpu.model}`,
+            `stepping ${cpu.stepping}`,
+            `cores ${cpu.physicalCores}`,
+          ) || UNKNOWN,
         baseboard: baseboard || UNKNOWN,
         disk: disk || UNKNOWN,
         mac: primary?.mac || UNKNOWN,
@@ -69,7 +87,9 @@ export function hashFingerprint(salt: string, raw: RawFingerprint): FingerprintH
 }
 
 /** A fixed reading whose components can be changed: the fake machine for tests. */
-export function createStaticFingerprintSource(raw: RawFingerprint): FingerprintSource & { set(next: Partial<RawFingerprint>): void } {
+export function createStaticFingerprintSource(
+  raw: RawFingerprint,
+): FingerprintSource & { set(next: Partial<RawFingerprint>): void } {
   let current = { ...raw };
   return {
     read: async () => ({ ...current }),

@@ -41,7 +41,11 @@ export type HttpsJsonRequest = {
   signal?: AbortSignal;
   maxBytes?: number;
 };
-export type HttpsJsonResponse = { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer };
+export type HttpsJsonResponse = {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+};
 
 export function createHttpsAgent(tls: TlsOptions): Agent {
   return new Agent({
@@ -83,7 +87,9 @@ export function httpsRequest(agent: Agent, req: HttpsJsonRequest): Promise<Https
           }
           chunks.push(c);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
         res.on('error', reject);
       },
     );
@@ -95,13 +101,29 @@ export function httpsRequest(agent: Agent, req: HttpsJsonRequest): Promise<Https
 
 export type ControlPlaneClient = ReturnType<typeof createControlPlaneClient>;
 
-export function createControlPlaneClient(input: { server: string; tls: TlsOptions; credential?: string; timeoutMs?: number }) {
+export function createControlPlaneClient(input: {
+  server: string;
+  tls: TlsOptions;
+  credential?: string;
+  timeoutMs?: number;
+}) {
   const base = new URL(input.server);
   if (base.protocol !== 'https:') throw new Error('the control plane URL must be https://');
   const agent = createHttpsAgent(input.tls);
   const timeoutMs = input.timeoutMs ?? 15_000;
 
-  async function call<S extends z.ZodType>(method: 'GET' | 'POST', route: string, schema: S | null, opts: { body?: unknown; query?: Record<string, number | undefined>; extraWaitS?: number; signal?: AbortSignal; anonymous?: boolean } = {}): Promise<z.infer<S>> {
+  async function call<S extends z.ZodType>(
+    method: 'GET' | 'POST',
+    route: string,
+    schema: S | null,
+    opts: {
+      body?: unknown;
+      query?: Record<string, number | undefined>;
+      extraWaitS?: number;
+      signal?: AbortSignal;
+      anonymous?: boolean;
+    } = {},
+  ): Promise<z.infer<S>> {
     const url = new URL(route, base);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {};
@@ -122,7 +144,11 @@ export function createControlPlaneClient(input: { server: string; tls: TlsOption
       try {
         json = JSON.parse(res.body.toString('utf8'));
       } catch {
-        throw new ControlPlaneError(res.status, 'BAD_RESPONSE', `${method} ${route}: answer is not JSON (HTTP ${res.status})`);
+        throw new ControlPlaneError(
+          res.status,
+          'BAD_RESPONSE',
+          `${method} ${route}: answer is not JSON (HTTP ${res.status})`,
+        );
       }
     }
     if (res.status < 200 || res.status >= 300) {
@@ -133,19 +159,30 @@ export function createControlPlaneClient(input: { server: string; tls: TlsOption
     }
     if (!schema) return undefined as z.infer<S>;
     const parsed = schema.safeParse(json);
-    if (!parsed.success) throw new ControlPlaneError(res.status, 'BAD_RESPONSE', `${method} ${route}: answer does not match the protocol`);
+    if (!parsed.success)
+      throw new ControlPlaneError(res.status, 'BAD_RESPONSE', `${method} ${route}: answer does not match the protocol`);
     return parsed.data;
   }
 
   return {
     server: base.origin,
-    activate: (body: ActivateRequest) => call('POST', '/v1/agent/activate', activateResponseSchema, { body, anonymous: true }),
+    activate: (body: ActivateRequest) =>
+      call('POST', '/v1/agent/activate', activateResponseSchema, { body, anonymous: true }),
     status: (q: { since?: number; wait?: number }, signal?: AbortSignal) =>
-      call('GET', '/v1/agent/status', statusResponseSchema, { query: q, extraWaitS: q.wait ?? 0, ...(signal ? { signal } : {}) }),
+      call('GET', '/v1/agent/status', statusResponseSchema, {
+        query: q,
+        extraWaitS: q.wait ?? 0,
+        ...(signal ? { signal } : {}),
+      }),
     heartbeat: (body: HeartbeatRequest) => call('POST', '/v1/agent/heartbeat', heartbeatResponseSchema, { body }),
     nextTask: (q: { wait?: number }, signal?: AbortSignal) =>
-      call('GET', '/v1/agent/tasks/next', nextTaskResponseSchema, { query: q, extraWaitS: q.wait ?? 0, ...(signal ? { signal } : {}) }),
-    reportResult: (taskId: string, body: TaskResultRequest) => call('POST', `/v1/agent/tasks/${encodeURIComponent(taskId)}/result`, null, { body }),
+      call('GET', '/v1/agent/tasks/next', nextTaskResponseSchema, {
+        query: q,
+        extraWaitS: q.wait ?? 0,
+        ...(signal ? { signal } : {}),
+      }),
+    reportResult: (taskId: string, body: TaskResultRequest) =>
+      call('POST', `/v1/agent/tasks/${encodeURIComponent(taskId)}/result`, null, { body }),
     deregister: () => call('POST', '/v1/agent/deregister', null, { body: {} }),
     close: () => agent.destroy(),
   };

@@ -16,7 +16,14 @@ export { createControlPlaneClient, createHttpsAgent, ControlPlaneError } from '.
 export { createJournal } from './journal';
 export { createAgentLogger } from './logger';
 export { createPrefixStore } from './prefix-store';
-export { buildReleaseManifest, verifyRuntime, runtimeHashOf, listRuntimePaths, CODE_ROOT, DEFAULT_MANIFEST_FILE } from './integrity';
+export {
+  buildReleaseManifest,
+  verifyRuntime,
+  runtimeHashOf,
+  listRuntimePaths,
+  CODE_ROOT,
+  DEFAULT_MANIFEST_FILE,
+} from './integrity';
 export { loadInstallation, checkRuntime, readTrustedKeysFile } from './installation';
 export { createTaskHandlers } from './task-handlers';
 export { createTaskStore } from './task-store';

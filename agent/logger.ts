@@ -8,7 +8,10 @@ export type AgentLogger = Logger;
  * replaced, and prefixed secrets or bearer values inside any string (including the message) are
  * scrubbed before the line is written.
  */
-export function createAgentLogger(level: string, destination: DestinationStream = pino.destination({ dest: 1, sync: true })): AgentLogger {
+export function createAgentLogger(
+  level: string,
+  destination: DestinationStream = pino.destination({ dest: 1, sync: true }),
+): AgentLogger {
   return pino(
     {
       level,

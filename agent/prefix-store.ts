@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, existsSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  existsSync,
+} from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -14,7 +25,8 @@ export function createPrefixStore(prefix: string) {
 
   function resolve(name: string): string {
     const full = path.resolve(root, name);
-    if (full !== root && !full.startsWith(root + path.sep)) throw new Error(`refusing to touch ${name}: outside the agent prefix`);
+    if (full !== root && !full.startsWith(root + path.sep))
+      throw new Error(`refusing to touch ${name}: outside the agent prefix`);
     return full;
   }
 

@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { DEFAULT_FINGERPRINT_THRESHOLD, FINGERPRINT_COMPONENTS, fingerprintHashesSchema, fingerprintSaltSchema, agentId, licenseId, isoTime } from '../protocol';
+import {
+  DEFAULT_FINGERPRINT_THRESHOLD,
+  FINGERPRINT_COMPONENTS,
+  fingerprintHashesSchema,
+  fingerprintSaltSchema,
+  agentId,
+  licenseId,
+  isoTime,
+} from '../protocol';
 
 /**
  * What lives under the prefix, and the shapes of the agent's own files. Settings are written at
@@ -18,29 +26,55 @@ export const PREFIX_FILES = {
   runtime: 'runtime.json',
 } as const;
 
-const keyEntry = z.strictObject({ kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), publicKeyPem: z.string().min(40).max(1000) }).or(
-  z.object({ kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), publicKeyPem: z.string().min(40).max(1000), createdAt: z.string().max(64) }).transform(({ kid, publicKeyPem }) => ({ kid, publicKeyPem })),
-);
+const keyEntry = z
+  .strictObject({ kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), publicKeyPem: z.string().min(40).max(1000) })
+  .or(
+    z
+      .object({
+        kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+        publicKeyPem: z.string().min(40).max(1000),
+        createdAt: z.string().max(64),
+      })
+      .transform(({ kid, publicKeyPem }) => ({ kid, publicKeyPem })),
+  );
 /** The pinned public keys: `license` signs licenses and status answers, `release` signs runtime manifests. */
-export const trustedKeysSchema = z.strictObject({ license: z.array(keyEntry).min(1).max(20), release: z.array(keyEntry).min(1).max(20) });
+export const trustedKeysSchema = z.strictObject({
+  license: z.array(keyEntry).min(1).max(20),
+  release: z.array(keyEntry).min(1).max(20),
+});
 export type TrustedKeys = z.infer<typeof trustedKeysSchema>;
 
-const origin = z.string().max(300).refine((s) => {
-  try {
-    const u = new URL(s);
-    return u.protocol === 'https:' && u.origin === s;
-  } catch {
-    return false;
-  }
-}, 'must be an https origin such as https://example.com');
+const origin = z
+  .string()
+  .max(300)
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'https:' && u.origin === s;
+    } catch {
+      return false;
+    }
+  }, 'must be an https origin such as https://example.com');
 
 export const agentSettingsSchema = z.strictObject({
   server: z.string().url().max(500),
   caPinned: z.boolean().default(false),
   fingerprintThreshold: z.number().int().min(1).max(100).default(DEFAULT_FINGERPRINT_THRESHOLD),
-  fingerprintWeights: z.strictObject(Object.fromEntries(FINGERPRINT_COMPONENTS.map((c) => [c, z.number().int().min(0).max(100)])) as Record<(typeof FINGERPRINT_COMPONENTS)[number], z.ZodNumber>).optional(),
+  fingerprintWeights: z
+    .strictObject(
+      Object.fromEntries(FINGERPRINT_COMPONENTS.map((c) => [c, z.number().int().min(0).max(100)])) as Record<
+        (typeof FINGERPRINT_COMPONENTS)[number],
+        z.ZodNumber
+      >,
+    )
+    .optional(),
   /** Oldest acceptable signed status; default: the license's grace days (never under 2 minutes). */
-  maxStatusAgeS: z.number().int().min(30).max(365 * 86400).optional(),
+  maxStatusAgeS: z
+    .number()
+    .int()
+    .min(30)
+    .max(365 * 86400)
+    .optional(),
   drainTimeoutS: z.number().int().min(1).max(86400).default(300),
   statusWaitS: z.number().int().min(1).max(30).default(25),
   taskWaitS: z.number().int().min(1).max(30).default(25),

@@ -34,10 +34,22 @@ const httpGet: TaskHandler = {
   async run(payload, ctx) {
     const p = payload as { url: string; headers?: Record<string, string>; timeoutMs?: number };
     const url = new URL(p.url);
-    if (url.protocol !== 'https:' || !ctx.httpGetAllow.includes(url.origin)) throw new Error(`http.get: ${url.origin} is not on the allow-list`);
-    const res = await httpsRequest(ctx.httpsAgent, { method: 'GET', url, headers: p.headers ?? {}, timeoutMs: p.timeoutMs ?? 10_000, signal: ctx.signal, maxBytes: HTTP_GET_MAX_BYTES });
+    if (url.protocol !== 'https:' || !ctx.httpGetAllow.includes(url.origin))
+      throw new Error(`http.get: ${url.origin} is not on the allow-list`);
+    const res = await httpsRequest(ctx.httpsAgent, {
+      method: 'GET',
+      url,
+      headers: p.headers ?? {},
+      timeoutMs: p.timeoutMs ?? 10_000,
+      signal: ctx.signal,
+      maxBytes: HTTP_GET_MAX_BYTES,
+    });
     const type = res.headers['content-type'];
-    return { status: res.status, contentType: typeof type === 'string' ? type.slice(0, 200) : null, body: res.body.toString('utf8').slice(0, 64 * 1024) };
+    return {
+      status: res.status,
+      contentType: typeof type === 'string' ? type.slice(0, 200) : null,
+      body: res.body.toString('utf8').slice(0, 64 * 1024),
+    };
   },
 };
 

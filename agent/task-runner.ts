@@ -40,8 +40,20 @@ export function createTaskRunner(input: {
     tasks.load();
     const inflight = tasks.state().inflight;
     if (!inflight) return;
-    journal.append('task.interrupted', { taskId: inflight.id, kind: inflight.kind, startedAt: inflight.startedAt, reason: 'the agent stopped while the task ran' }, true);
-    tasks.finish(inflight.id, { outcome: 'interrupted', error: 'the agent stopped while this task was running; it was not re-run' });
+    journal.append(
+      'task.interrupted',
+      {
+        taskId: inflight.id,
+        kind: inflight.kind,
+        startedAt: inflight.startedAt,
+        reason: 'the agent stopped while the task ran',
+      },
+      true,
+    );
+    tasks.finish(inflight.id, {
+      outcome: 'interrupted',
+      error: 'the agent stopped while this task was running; it was not re-run',
+    });
   }
 
   async function flushOutbox(): Promise<void> {
@@ -64,9 +76,17 @@ export function createTaskRunner(input: {
   }
 
   function finish(task: AgentTask, body: TaskResultRequest): void {
-    const safe: TaskResultRequest = { ...body, ...(body.result !== undefined ? { result: redactDeep(body.result) } : {}), ...(body.error ? { error: (redactDeep(body.error) as string).slice(0, 2000) } : {}) };
+    const safe: TaskResultRequest = {
+      ...body,
+      ...(body.result !== undefined ? { result: redactDeep(body.result) } : {}),
+      ...(body.error ? { error: (redactDeep(body.error) as string).slice(0, 2000) } : {}),
+    };
     tasks.finish(task.id, safe);
-    journal.append('task.finished', { taskId: task.id, kind: task.kind, outcome: safe.outcome, ...(safe.error ? { error: safe.error } : {}) }, true);
+    journal.append(
+      'task.finished',
+      { taskId: task.id, kind: task.kind, outcome: safe.outcome, ...(safe.error ? { error: safe.error } : {}) },
+      true,
+    );
     logger.info({ taskId: task.id, kind: task.kind, outcome: safe.outcome }, 'task finished');
   }
 
@@ -87,7 +107,11 @@ export function createTaskRunner(input: {
     current = { id: task.id, abort, drainTimer: null };
     if (gate.terminal()) startDrain();
     try {
-      const result = await handler.run(payload.data, { signal: abort.signal, httpGetAllow: input.httpGetAllow, httpsAgent: input.httpsAgent });
+      const result = await handler.run(payload.data, {
+        signal: abort.signal,
+        httpGetAllow: input.httpGetAllow,
+        httpsAgent: input.httpsAgent,
+      });
       finish(task, { outcome: 'succeeded', result });
     } catch (err) {
       if (abort.signal.aborted) finish(task, { outcome: 'interrupted', error: 'aborted: the drain timeout ran out' });
@@ -115,7 +139,8 @@ export function createTaskRunner(input: {
       leaseAbort = new AbortController();
       const askedAt = Date.now();
       try {
-        task = (await client.nextTask({ wait: input.taskWaitS }, AbortSignal.any([leaseAbort.signal, stopping.signal]))).task;
+        task = (await client.nextTask({ wait: input.taskWaitS }, AbortSignal.any([leaseAbort.signal, stopping.signal])))
+          .task;
         backoff.reset();
       } catch (err) {
         if (stopping.signal.aborted || gate.terminal()) break;

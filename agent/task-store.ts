@@ -36,7 +36,11 @@ export function createTaskStore(store: PrefixStore) {
     /** Records the outcome, clears the in-flight slot and queues the result for delivery. */
     finish(id: string, body: TaskResultRequest): void {
       const done = [...state.done.filter((d) => d.id !== id), { id, outcome: body.outcome }].slice(-DONE_KEEP);
-      state = { inflight: state.inflight?.id === id ? null : state.inflight, outbox: [...state.outbox.filter((o) => o.id !== id), { id, body }].slice(-1000), done };
+      state = {
+        inflight: state.inflight?.id === id ? null : state.inflight,
+        outbox: [...state.outbox.filter((o) => o.id !== id), { id, body }].slice(-1000),
+        done,
+      };
       save();
     },
     delivered(id: string): void {

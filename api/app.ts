@@ -4,7 +4,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDe
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { Config } from '../config';
@@ -46,9 +51,16 @@ export type AppDeps = {
   statusListener: StatusListener;
 };
 
-export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'> & Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'>>;
+export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'> &
+  Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'>>;
 
-export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
+export type App = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
@@ -71,7 +83,14 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     statusListener,
     metrics: input.metrics ?? createMetrics(),
     logger: input.logger ?? createLogger(input.config.logLevel),
-    authenticate: input.authenticate ?? createAuthenticator({ pool: input.pool, clock: input.clock, publicOrigin: input.config.publicOrigin, statusListener }),
+    authenticate:
+      input.authenticate ??
+      createAuthenticator({
+        pool: input.pool,
+        clock: input.clock,
+        publicOrigin: input.config.publicOrigin,
+        statusListener,
+      }),
   };
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,
@@ -104,7 +123,11 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     done();
   });
   deps.metrics.gauge('agentina_db_pool_total', 'PostgreSQL connections open in the pool', () => deps.pool.totalCount);
-  deps.metrics.gauge('agentina_db_pool_waiting', 'Queries waiting for a PostgreSQL connection', () => deps.pool.waitingCount);
+  deps.metrics.gauge(
+    'agentina_db_pool_waiting',
+    'Queries waiting for a PostgreSQL connection',
+    () => deps.pool.waitingCount,
+  );
 
   // Global limit is generous; login and activation routes set tighter ones of their own.
   // Limit headers only on refusals: agents poll often, and every header is bytes on every answer.

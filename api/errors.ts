@@ -51,15 +51,24 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
 /** Fastify's own 4xx errors (bad JSON, wrong content type, body too large) mapped onto our codes. */
 function codeForStatus(status: number): ErrorCode {
   switch (status) {
-    case 401: return 'UNAUTHENTICATED';
-    case 403: return 'FORBIDDEN';
-    case 404: return 'NOT_FOUND';
-    case 405: return 'METHOD_NOT_ALLOWED';
-    case 409: return 'CONFLICT';
-    case 413: return 'PAYLOAD_TOO_LARGE';
-    case 415: return 'UNSUPPORTED_MEDIA_TYPE';
-    case 429: return 'RATE_LIMITED';
-    default: return 'BAD_REQUEST';
+    case 401:
+      return 'UNAUTHENTICATED';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 405:
+      return 'METHOD_NOT_ALLOWED';
+    case 409:
+      return 'CONFLICT';
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 415:
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 429:
+      return 'RATE_LIMITED';
+    default:
+      return 'BAD_REQUEST';
   }
 }
 
@@ -71,18 +80,29 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const details = err.validation.map((v) => ({
-        path: [err.validationContext, ...String(v.instancePath ?? '').split('/').filter(Boolean)].filter(Boolean).join('.'),
+        path: [
+          err.validationContext,
+          ...String(v.instancePath ?? '')
+            .split('/')
+            .filter(Boolean),
+        ]
+          .filter(Boolean)
+          .join('.'),
         message: v.message ?? 'invalid',
       }));
       return reply.status(400).send(errorBody('VALIDATION_FAILED', 'The request is not valid.', req.id, details));
     }
     if (err.validation) {
-      const details = err.validation.map((v) => ({ path: `${err.validationContext ?? ''}${v.instancePath ?? ''}`, message: v.message ?? 'invalid' }));
+      const details = err.validation.map((v) => ({
+        path: `${err.validationContext ?? ''}${v.instancePath ?? ''}`,
+        message: v.message ?? 'invalid',
+      }));
       return reply.status(400).send(errorBody('VALIDATION_FAILED', 'The request is not valid.', req.id, details));
     }
     const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
     if (status >= 400 && status < 500 && !isResponseSerializationError(err)) {
-      if (status === 429 && err.message) return reply.status(429).send(errorBody('RATE_LIMITED', 'Too many requests; try again later.', req.id));
+      if (status === 429 && err.message)
+        return reply.status(429).send(errorBody('RATE_LIMITED', 'Too many requests; try again later.', req.id));
       // Fastify's own client errors carry safe, fixed messages (e.g. "Unsupported Media Type").
       const message = err.code?.startsWith('FST_') ? err.message : 'The request could not be processed.';
       return reply.status(status).send(errorBody(codeForStatus(status), message, req.id));

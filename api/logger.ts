@@ -32,7 +32,8 @@ export function loggerOptions(level: string): LoggerOptions {
     formatters: {
       log: (obj) => {
         const out: Record<string, unknown> = {};
-        for (const [k, v] of Object.entries(obj)) out[k] = SERIALIZED.has(k) ? v : (redactDeep({ [k]: v }) as Record<string, unknown>)[k];
+        for (const [k, v] of Object.entries(obj))
+          out[k] = SERIALIZED.has(k) ? v : (redactDeep({ [k]: v }) as Record<string, unknown>)[k];
         return out;
       },
     },

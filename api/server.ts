@@ -18,10 +18,16 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
   const app = await buildApp({ config, pool, temporal, clock: systemClock, logger });
   if (config.tls) {
     // Fastify's `https` option is fixed at construction, so TLS is applied through a wrapping server.
-    const tls = { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), minVersion: 'TLSv1.3' as const };
+    const tls = {
+      cert: readFileSync(config.tls.certFile),
+      key: readFileSync(config.tls.keyFile),
+      minVersion: 'TLSv1.3' as const,
+    };
     const server = createServer(tls, (req, res) => app.routing(req, res));
     await app.ready();
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));
+    await new Promise<void>((resolve, reject) =>
+      server.once('error', reject).listen(config.port, config.host, resolve),
+    );
     const url = `https://${config.host}:${config.port}`;
     logger.info({ url }, 'API listening');
     return {

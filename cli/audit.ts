@@ -4,7 +4,15 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config';
 import { createPool } from '../db/pool';
 import { exportLedger, verifyLedger } from '../db/audit-ledger';
-import { checkpointsFromExport, createExportVerifier, keyFilePaths, loadKeySet, loadPurposeKeySet, type ChainVerifyResult, type KeySet } from '../protocol';
+import {
+  checkpointsFromExport,
+  createExportVerifier,
+  keyFilePaths,
+  loadKeySet,
+  loadPurposeKeySet,
+  type ChainVerifyResult,
+  type KeySet,
+} from '../protocol';
 
 export const AUDIT_USAGE = `Usage:
   agentina audit verify [--from N] [--file export.jsonl] [--keys audit.pub.json]
@@ -26,7 +34,8 @@ function loadVerifyKeys(file: string | undefined, keysDir: () => string, err: Ou
   if (file) return loadKeySet([file]);
   const dir = keysDir();
   const set = keyFilePaths(dir, 'audit').publicSet;
-  if (!existsSync(set)) err(`warning: no audit public keys at ${set}; every checkpoint will count as signed by an unknown key`);
+  if (!existsSync(set))
+    err(`warning: no audit public keys at ${set}; every checkpoint will count as signed by an unknown key`);
   return loadPurposeKeySet(dir, 'audit');
 }
 
@@ -40,11 +49,24 @@ export function describeResult(r: ChainVerifyResult): string[] {
     ];
   }
   const b = r.firstBreak!;
-  return [`audit chain BROKEN at sequence ${b.seq}: ${b.code}: ${b.message}`, `holds from ${r.checkedFrom} through ${r.checkedThrough}; ${cp}`];
+  return [
+    `audit chain BROKEN at sequence ${b.seq}: ${b.code}: ${b.message}`,
+    `holds from ${r.checkedFrom} through ${r.checkedThrough}; ${cp}`,
+  ];
 }
 
 async function verify(args: string[], out: Out, err: Out): Promise<number> {
-  const { values } = parseArgs({ args, options: { from: { type: 'string' }, file: { type: 'string' }, keys: { type: 'string' }, checkpoints: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: {
+      from: { type: 'string' },
+      file: { type: 'string' },
+      keys: { type: 'string' },
+      checkpoints: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+  });
   let from: number | undefined;
   if (values.from !== undefined) {
     if (!/^\d{1,15}$/.test(values.from) || Number(values.from) < 1) {
@@ -72,7 +94,9 @@ async function verify(args: string[], out: Out, err: Out): Promise<number> {
     const config = loadConfig();
     const pool = createPool(config.databaseUrl, { applicationName: 'agentina-audit-verify', max: 1 });
     try {
-      const heldCheckpoints = values.checkpoints ? checkpointsFromExport(readFileSync(values.checkpoints, 'utf8').split('\n')) : [];
+      const heldCheckpoints = values.checkpoints
+        ? checkpointsFromExport(readFileSync(values.checkpoints, 'utf8').split('\n'))
+        : [];
       result = await verifyLedger(pool, keys, { ...(from === undefined ? {} : { from }), heldCheckpoints });
     } finally {
       await pool.end();

@@ -19,10 +19,18 @@ export async function createAdmin(pool: Pool, input: { email: string; password?:
   const passwordHash = await hashPassword(password);
   const id = newId('adm');
   await withTransaction(pool, async (tx) => {
-    if (await customerUsersRepo.emailTaken(tx, input.email)) throw new Error(`that email address is already in use: ${input.email.slice(0, 80)}`);
+    if (await customerUsersRepo.emailTaken(tx, input.email))
+      throw new Error(`that email address is already in use: ${input.email.slice(0, 80)}`);
     const row = await adminsRepo.insertAdmin(tx, { id, email: input.email, passwordHash, mustChangePassword: oneTime });
     // The operator at the shell is not an admin yet; the CLI acts as the system.
-    await appendAudit(tx, { actor: { kind: 'system', id: 'cli' }, action: 'admin.created', subject: { kind: 'admin', id }, data: { email: row.email, oneTimePassword: oneTime, via: 'cli' } });
+    await appendAudit(tx, {
+      actor: { kind: 'system', id: 'cli' },
+      action: 'admin.created',
+      subject: { kind: 'admin', id },
+      data: { email: row.email, oneTimePassword: oneTime, via: 'cli' },
+    });
   });
-  return oneTime ? { id, email: input.email.toLowerCase(), oneTimePassword: password } : { id, email: input.email.toLowerCase() };
+  return oneTime
+    ? { id, email: input.email.toLowerCase(), oneTimePassword: password }
+    : { id, email: input.email.toLowerCase() };
 }

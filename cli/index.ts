@@ -41,8 +41,15 @@ const commands: Record<string, Command> = {
   async migrate() {
     const config = loadConfig();
     await ensureDatabase(config.databaseUrl);
-    const result = await migrate(config.databaseUrl, { log: (l) => console.log(l), ...(config.appDbPassword ? { appPassword: config.appDbPassword } : {}) });
-    console.log(result.applied.length ? `migrated to version ${result.current}` : `database is up to date (version ${result.current})`);
+    const result = await migrate(config.databaseUrl, {
+      log: (l) => console.log(l),
+      ...(config.appDbPassword ? { appPassword: config.appDbPassword } : {}),
+    });
+    console.log(
+      result.applied.length
+        ? `migrated to version ${result.current}`
+        : `database is up to date (version ${result.current})`,
+    );
     return 0;
   },
   async serve() {
@@ -64,7 +71,11 @@ const commands: Record<string, Command> = {
     return 0;
   },
   async 'create-admin'(args) {
-    const { values } = parseArgs({ args, options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' } }, strict: true });
+    const { values } = parseArgs({
+      args,
+      options: { email: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+      strict: true,
+    });
     if (!values.email) {
       console.error('create-admin needs --email');
       return 2;
@@ -73,9 +84,13 @@ const commands: Record<string, Command> = {
     const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-cli', max: 1 });
     try {
       const password = values['password-stdin'] ? readStdinLine() : undefined;
-      const admin = await createAdmin(pool, password === undefined ? { email: values.email } : { email: values.email, password });
+      const admin = await createAdmin(
+        pool,
+        password === undefined ? { email: values.email } : { email: values.email, password },
+      );
       console.log(`created admin ${admin.email} (${admin.id})`);
-      if (admin.oneTimePassword) console.log(`one-time password: ${admin.oneTimePassword}\n(shown once; change it at first login)`);
+      if (admin.oneTimePassword)
+        console.log(`one-time password: ${admin.oneTimePassword}\n(shown once; change it at first login)`);
       return 0;
     } finally {
       await pool.end();
@@ -100,7 +115,8 @@ export async function main(argv: string[]): Promise<number> {
     return await command(rest);
   } catch (err) {
     if (err instanceof ConfigError) console.error(err.message);
-    else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') console.error(`${(err as Error).message}\n\n${USAGE}`);
+    else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      console.error(`${(err as Error).message}\n\n${USAGE}`);
     else console.error(`agentina ${name}: ${(err as Error).message}`);
     return 1;
   }

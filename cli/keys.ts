@@ -18,19 +18,30 @@ function isPurpose(s: string): s is KeyPurpose {
 }
 
 /** `agentina keys <sub>`; returns the exit code. */
-export async function keysCommand(args: string[], out: (line: string) => void = console.log, err: (line: string) => void = console.error): Promise<number> {
+export async function keysCommand(
+  args: string[],
+  out: (line: string) => void = console.log,
+  err: (line: string) => void = console.error,
+): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'generate' && sub !== 'ensure') {
     err(KEYS_USAGE);
     return 2;
   }
-  const { values } = parseArgs({ args: rest, options: sub === 'generate' ? { purpose: { type: 'string' } } : {}, strict: true }) as { values: { purpose?: string } };
+  const { values } = parseArgs({
+    args: rest,
+    options: sub === 'generate' ? { purpose: { type: 'string' } } : {},
+    strict: true,
+  }) as { values: { purpose?: string } };
   if (values.purpose !== undefined && !isPurpose(values.purpose)) {
     err(`--purpose must be one of ${KEY_PURPOSES.join(', ')}`);
     return 2;
   }
   const { keysDir } = loadConfig();
-  const purposes: KeyPurpose[] = values.purpose !== undefined ? [values.purpose] : KEY_PURPOSES.filter((p) => !existsSync(keyFilePaths(keysDir, p).privateKey));
+  const purposes: KeyPurpose[] =
+    values.purpose !== undefined
+      ? [values.purpose]
+      : KEY_PURPOSES.filter((p) => !existsSync(keyFilePaths(keysDir, p).privateKey));
   if (purposes.length === 0) {
     out(`every purpose already has a key in ${keysDir}; pass --purpose to rotate one`);
     return 0;

@@ -22,7 +22,10 @@ const envSchema = z.object({
   AGENTINA_APP_DB_PASSWORD: z.string().min(16).max(200).optional(),
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'must be host:port')
+    .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('agentina'),
   TEMPORAL_UI_PORT: port.default(8233),
@@ -36,7 +39,9 @@ const envSchema = z.object({
   AUDIT_CHECKPOINT_INTERVAL: duration.default(600_000),
   AUDIT_CHECKPOINT_DIR: z.string().min(1).max(4096).optional(),
   /** Agents: heartbeat period (3 missed → offline), fingerprint score below which an agent is quarantined, task lease. */
-  AGENT_HEARTBEAT_INTERVAL: duration.pipe(z.number().min(5000, 'must be at least 5s').max(3_600_000, 'must be at most 1h')).default(60_000),
+  AGENT_HEARTBEAT_INTERVAL: duration
+    .pipe(z.number().min(5000, 'must be at least 5s').max(3_600_000, 'must be at most 1h'))
+    .default(60_000),
   AGENT_FINGERPRINT_THRESHOLD: z.coerce.number().int().min(0).max(100).default(70),
   AGENT_TASK_LEASE: duration.default(300_000),
 });
@@ -90,7 +95,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
-    throw new ConfigError('Invalid configuration in the environment:\n  TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+    throw new ConfigError(
+      'Invalid configuration in the environment:\n  TLS_CERT_FILE and TLS_KEY_FILE must be set together',
+    );
   }
   const databaseUrl = e.DATABASE_URL ?? DEFAULT_DATABASE_URL;
   const dataDir = path.resolve(e.AGENTINA_DATA_DIR);
@@ -114,7 +121,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
     logLevel: e.LOG_LEVEL,
     publicOrigin: e.PUBLIC_ORIGIN ?? `${scheme}://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`,
-    audit: { checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL, checkpointDir: e.AUDIT_CHECKPOINT_DIR === undefined ? undefined : path.resolve(e.AUDIT_CHECKPOINT_DIR) },
-    agents: { heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL, fingerprintThreshold: e.AGENT_FINGERPRINT_THRESHOLD, taskLeaseMs: e.AGENT_TASK_LEASE },
+    audit: {
+      checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL,
+      checkpointDir: e.AUDIT_CHECKPOINT_DIR === undefined ? undefined : path.resolve(e.AUDIT_CHECKPOINT_DIR),
+    },
+    agents: {
+      heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL,
+      fingerprintThreshold: e.AGENT_FINGERPRINT_THRESHOLD,
+      taskLeaseMs: e.AGENT_TASK_LEASE,
+    },
   };
 }

@@ -16,7 +16,8 @@ export type ActivationTokenRow = {
   revoked_at: Date | null;
 };
 
-const COLUMNS = 'id, license_id, customer_id, label, created_by_kind, created_by_id, created_at, expires_at, spent_at, spent_ip, agent_id, revoked_at';
+const COLUMNS =
+  'id, license_id, customer_id, label, created_by_kind, created_by_id, created_at, expires_at, spent_at, spent_ip, agent_id, revoked_at';
 
 export type NewActivationToken = {
   id: string;
@@ -33,7 +34,17 @@ export async function insertActivationToken(db: Queryable, t: NewActivationToken
   const { rows } = await db.query<ActivationTokenRow>(
     `INSERT INTO activation_tokens (id, license_id, customer_id, token_hash, label, created_by_kind, created_by_id, created_at, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
-    [t.id, t.licenseId, t.customerId, t.tokenHash, t.label ?? null, t.createdBy.kind, t.createdBy.id, t.createdAt, t.expiresAt],
+    [
+      t.id,
+      t.licenseId,
+      t.customerId,
+      t.tokenHash,
+      t.label ?? null,
+      t.createdBy.kind,
+      t.createdBy.id,
+      t.createdAt,
+      t.expiresAt,
+    ],
   );
   return rows[0]!;
 }
@@ -52,7 +63,11 @@ export async function listActivationTokens(db: Queryable, f: ActivationTokenFilt
   return rows;
 }
 
-export async function findActivationToken(db: Queryable, id: string, customerId?: string): Promise<ActivationTokenRow | undefined> {
+export async function findActivationToken(
+  db: Queryable,
+  id: string,
+  customerId?: string,
+): Promise<ActivationTokenRow | undefined> {
   const { rows } = await db.query<ActivationTokenRow>(
     `SELECT ${COLUMNS} FROM activation_tokens WHERE id = $1 AND ($2::text IS NULL OR customer_id = $2)`,
     [id, customerId ?? null],
@@ -60,13 +75,25 @@ export async function findActivationToken(db: Queryable, id: string, customerId?
   return rows[0];
 }
 
-export async function findActivationTokenByHash(db: Queryable, tokenHash: string): Promise<ActivationTokenRow | undefined> {
-  const { rows } = await db.query<ActivationTokenRow>(`SELECT ${COLUMNS} FROM activation_tokens WHERE token_hash = $1`, [tokenHash]);
+export async function findActivationTokenByHash(
+  db: Queryable,
+  tokenHash: string,
+): Promise<ActivationTokenRow | undefined> {
+  const { rows } = await db.query<ActivationTokenRow>(
+    `SELECT ${COLUMNS} FROM activation_tokens WHERE token_hash = $1`,
+    [tokenHash],
+  );
   return rows[0];
 }
 
 /** Revokes a token that is neither spent nor already revoked; undefined when there is none such. */
-export async function revokeActivationToken(tx: Tx, id: string, by: { kind: string; id: string }, at: Date, customerId?: string): Promise<ActivationTokenRow | undefined> {
+export async function revokeActivationToken(
+  tx: Tx,
+  id: string,
+  by: { kind: string; id: string },
+  at: Date,
+  customerId?: string,
+): Promise<ActivationTokenRow | undefined> {
   const { rows } = await tx.query<ActivationTokenRow>(
     `UPDATE activation_tokens SET revoked_at = $2, revoked_by_kind = $3, revoked_by_id = $4
       WHERE id = $1 AND spent_at IS NULL AND revoked_at IS NULL AND ($5::text IS NULL OR customer_id = $5)
@@ -81,7 +108,11 @@ export async function revokeActivationToken(tx: Tx, id: string, by: { kind: stri
  * Concurrent callers queue on the row lock; after the first commits, the rest see `spent_at` set
  * and get nothing back. Uses the database clock so every API process agrees on expiry.
  */
-export async function spendActivationToken(tx: Tx, tokenHash: string, ip: string): Promise<ActivationTokenRow | undefined> {
+export async function spendActivationToken(
+  tx: Tx,
+  tokenHash: string,
+  ip: string,
+): Promise<ActivationTokenRow | undefined> {
   const { rows } = await tx.query<ActivationTokenRow>(
     `UPDATE activation_tokens SET spent_at = now(), spent_ip = $2
       WHERE token_hash = $1 AND spent_at IS NULL AND revoked_at IS NULL AND expires_at > now()
@@ -96,7 +127,13 @@ export async function setActivationTokenAgent(tx: Tx, id: string, agentId: strin
 }
 
 /** The license fields needed to issue a token for it. */
-export async function findLicenseForToken(db: Queryable, licenseId: string): Promise<{ id: string; customer_id: string; state: string } | undefined> {
-  const { rows } = await db.query<{ id: string; customer_id: string; state: string }>('SELECT id, customer_id, state FROM licenses WHERE id = $1', [licenseId]);
+export async function findLicenseForToken(
+  db: Queryable,
+  licenseId: string,
+): Promise<{ id: string; customer_id: string; state: string } | undefined> {
+  const { rows } = await db.query<{ id: string; customer_id: string; state: string }>(
+    'SELECT id, customer_id, state FROM licenses WHERE id = $1',
+    [licenseId],
+  );
   return rows[0];
 }

@@ -1,4 +1,12 @@
-import type { Actor, AgentStatus, Clock, FingerprintComponent, FingerprintHashes, LicenseState, Subject } from '../protocol';
+import type {
+  Actor,
+  AgentStatus,
+  Clock,
+  FingerprintComponent,
+  FingerprintHashes,
+  LicenseState,
+  Subject,
+} from '../protocol';
 import { appendAudit } from './audit-repo';
 import type { AuditAction } from './audit-actions';
 import type { Queryable, Tx } from './pool';
@@ -42,14 +50,21 @@ const AGENT_COLUMNS = `a.id, a.license_id, a.customer_id, a.status, a.status_ver
   a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.in_flight_tasks, a.hostname_hint,
   a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
 
-type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & { status_version: string; license_version: string };
+type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & {
+  status_version: string;
+  license_version: string;
+};
 
 function toAgent(r: RawAgent): AgentWithLicense {
   return { ...r, status_version: Number(r.status_version), license_version: Number(r.license_version) };
 }
 
 /** One agent joined with its license; `lock` takes row locks on the agent (FOR UPDATE) inside `tx`. */
-export async function getAgentWithLicense(db: Queryable, agentId: string, opts: { lock?: boolean } = {}): Promise<AgentWithLicense | null> {
+export async function getAgentWithLicense(
+  db: Queryable,
+  agentId: string,
+  opts: { lock?: boolean } = {},
+): Promise<AgentWithLicense | null> {
   const { rows } = await db.query<RawAgent>(
     `SELECT ${AGENT_COLUMNS}, l.state AS license_state, l.version AS license_version, l.expires_at AS license_expires_at,
             l.grace_days AS license_grace_days
@@ -60,7 +75,13 @@ export async function getAgentWithLicense(db: Queryable, agentId: string, opts: 
   return rows[0] ? toAgent(rows[0]) : null;
 }
 
-export type AgentListFilter = { customerId?: string; licenseId?: string; status?: AgentStatus; after?: string; limit: number };
+export type AgentListFilter = {
+  customerId?: string;
+  licenseId?: string;
+  status?: AgentStatus;
+  after?: string;
+  limit: number;
+};
 
 /** Agents ordered by id (stable cursor paging); customerId scopes the list to one tenant. */
 export async function listAgents(db: Queryable, f: AgentListFilter): Promise<AgentWithLicense[]> {
@@ -133,7 +154,13 @@ export async function transitionAgentStatus(tx: Tx, t: AgentTransition, clock: C
   );
   const statusVersion = Number(rows[0]!.status_version);
   const version = agent.license_version + statusVersion;
-  const feedId = await insertStatusFeed(tx, { licenseId: agent.license_id, agentId: agent.id, state: t.to, version, reason: t.reason });
+  const feedId = await insertStatusFeed(tx, {
+    licenseId: agent.license_id,
+    agentId: agent.id,
+    state: t.to,
+    version,
+    reason: t.reason,
+  });
   await notifyStatus(tx, { licenseId: agent.license_id, agentId: agent.id, feedId });
   const subject: Subject = { kind: 'agent', id: agent.id };
   await appendAudit(
@@ -142,24 +169,55 @@ export async function transitionAgentStatus(tx: Tx, t: AgentTransition, clock: C
       actor: t.actor,
       action: t.action,
       subject,
-      data: { from: agent.status, to: t.to, licenseId: agent.license_id, statusVersion, ...(t.reason ? { reason: t.reason } : {}), ...(t.data ?? {}) },
+      data: {
+        from: agent.status,
+        to: t.to,
+        licenseId: agent.license_id,
+        statusVersion,
+        ...(t.reason ? { reason: t.reason } : {}),
+        ...(t.data ?? {}),
+      },
       ...(t.idempotencyKey ? { idempotencyKey: t.idempotencyKey } : {}),
     },
     clock,
   );
-  return { changed: true, feedId, agent: { ...agent, status: t.to, status_version: statusVersion, status_reason: t.reason, updated_at: now, deregistered_at: rows[0]!.deregistered_at } };
+  return {
+    changed: true,
+    feedId,
+    agent: {
+      ...agent,
+      status: t.to,
+      status_version: statusVersion,
+      status_reason: t.reason,
+      updated_at: now,
+      deregistered_at: rows[0]!.deregistered_at,
+    },
+  };
 }
 
 /**
  * Frees the agent's license seat: open tasks are cancelled, the agent becomes deregistered (its
  * credential stops resolving), with status feed row, NOTIFY and audit, all in the caller's tx.
  */
-export async function deregisterAgent(tx: Tx, d: { agentId: string; actor: Actor; reason: string }, clock: Clock): Promise<TransitionResult & { cancelledTasks: number }> {
+export async function deregisterAgent(
+  tx: Tx,
+  d: { agentId: string; actor: Actor; reason: string },
+  clock: Clock,
+): Promise<TransitionResult & { cancelledTasks: number }> {
   const cancelledTasks = await cancelOpenTasks(tx, d.agentId, clock.now());
-  const r = await transitionAgentStatus(tx, {
-    agentId: d.agentId, from: ['active', 'offline', 'quarantined'], to: 'deregistered', reason: d.reason,
-    actor: d.actor, action: 'agent.deregistered', data: { cancelledTasks },
-  }, clock);
+  const r = await transitionAgentStatus(
+    tx,
+    {
+      agentId: d.agentId,
+      from: ['active', 'offline', 'quarantined'],
+      to: 'deregistered',
+      reason: d.reason,
+      actor: d.actor,
+      action: 'agent.deregistered',
+      data: { cancelledTasks },
+    },
+    clock,
+  );
   return { ...r, cancelledTasks };
 }
 
@@ -176,12 +234,18 @@ export async function listStaleAgentIds(db: Queryable, before: Date, limit: numb
 
 /** Locks the agent row if it is still silent since `before` (a heartbeat may have arrived meanwhile). */
 export async function lockIfStale(tx: Tx, agentId: string, before: Date): Promise<boolean> {
-  const r = await tx.query(`SELECT 1 FROM agents WHERE id = $1 AND status = 'active' AND COALESCE(last_heartbeat_at, created_at) < $2 FOR UPDATE`, [agentId, before]);
+  const r = await tx.query(
+    `SELECT 1 FROM agents WHERE id = $1 AND status = 'active' AND COALESCE(last_heartbeat_at, created_at) < $2 FOR UPDATE`,
+    [agentId, before],
+  );
   return (r.rowCount ?? 0) > 0;
 }
 
 /** Seats in use on a license: every agent not deregistered. */
 export async function countSeatsInUse(db: Queryable, licenseId: string): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM agents WHERE license_id = $1 AND status <> 'deregistered'`, [licenseId]);
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM agents WHERE license_id = $1 AND status <> 'deregistered'`,
+    [licenseId],
+  );
   return Number(rows[0]!.n);
 }

@@ -8,7 +8,10 @@ export async function isCustomerActive(db: Queryable, customerId: string): Promi
 
 /** Agents that occupy a seat on the license (everything but deregistered ones). */
 export async function countSeatedAgents(tx: Queryable, licenseId: string): Promise<number> {
-  const { rows } = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM agents WHERE license_id = $1 AND status <> 'deregistered'`, [licenseId]);
+  const { rows } = await tx.query<{ n: string }>(
+    `SELECT count(*) AS n FROM agents WHERE license_id = $1 AND status <> 'deregistered'`,
+    [licenseId],
+  );
   return Number(rows[0]!.n);
 }
 
@@ -31,14 +34,29 @@ export async function insertAgent(tx: Tx, a: NewAgent): Promise<void> {
     `INSERT INTO agents (id, license_id, customer_id, credential_hash, public_key, fingerprint_salt, fingerprint,
                          fingerprint_commitment, fingerprint_score, agent_version, hostname_hint, last_seen_at, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 100, $9, $10, $11, $11, $11)`,
-    [a.id, a.licenseId, a.customerId, a.credentialHash, a.publicKey, a.fingerprintSalt, a.fingerprint, a.fingerprintCommitment, a.agentVersion, a.hostnameHint ?? null, a.at],
+    [
+      a.id,
+      a.licenseId,
+      a.customerId,
+      a.credentialHash,
+      a.publicKey,
+      a.fingerprintSalt,
+      a.fingerprint,
+      a.fingerprintCommitment,
+      a.agentVersion,
+      a.hostnameHint ?? null,
+      a.at,
+    ],
   );
 }
 
 /** The principal behind an agent credential; deregistered agents' credentials are dead. */
 export type AgentIdentityRow = { id: string; license_id: string; customer_id: string };
 
-export async function findAgentByCredentialHash(db: Queryable, credentialHash: string): Promise<AgentIdentityRow | undefined> {
+export async function findAgentByCredentialHash(
+  db: Queryable,
+  credentialHash: string,
+): Promise<AgentIdentityRow | undefined> {
   const { rows } = await db.query<AgentIdentityRow>(
     `SELECT id, license_id, customer_id FROM agents WHERE credential_hash = $1 AND status <> 'deregistered'`,
     [credentialHash],
@@ -47,7 +65,10 @@ export async function findAgentByCredentialHash(db: Queryable, credentialHash: s
 }
 
 /** Batched form of findAgentByCredentialHash (one round trip for many concurrent requests). */
-export async function findAgentsByCredentialHashes(db: Queryable, credentialHashes: readonly string[]): Promise<Array<AgentIdentityRow & { credential_hash: string }>> {
+export async function findAgentsByCredentialHashes(
+  db: Queryable,
+  credentialHashes: readonly string[],
+): Promise<Array<AgentIdentityRow & { credential_hash: string }>> {
   const { rows } = await db.query<AgentIdentityRow & { credential_hash: string }>(
     `SELECT id, license_id, customer_id, credential_hash FROM agents WHERE credential_hash = ANY($1::text[]) AND status <> 'deregistered'`,
     [credentialHashes],
@@ -84,16 +105,33 @@ export async function readAgentStatuses(db: Queryable, agentIds: readonly string
       WHERE a.id = ANY($1::text[])`,
     [agentIds],
   );
-  return rows.map((r) => ({ ...r, license_version: Number(r.license_version), status_version: Number(r.status_version) }));
+  return rows.map((r) => ({
+    ...r,
+    license_version: Number(r.license_version),
+    status_version: Number(r.status_version),
+  }));
 }
 
-export type RevocationFeedRow = { id: number; license_id: string; agent_id: string | null; state: string; version: number; reason: string | null; created_at: Date };
+export type RevocationFeedRow = {
+  id: number;
+  license_id: string;
+  agent_id: string | null;
+  state: string;
+  version: number;
+  reason: string | null;
+  created_at: Date;
+};
 
 /**
  * Bad-news feed rows for one license after `cursor`: the license going revoked, suspended or
  * expired, and any of its agents being quarantined. Oldest first.
  */
-export async function listRevocationsForLicense(db: Queryable, licenseId: string, cursor: number, limit: number): Promise<RevocationFeedRow[]> {
+export async function listRevocationsForLicense(
+  db: Queryable,
+  licenseId: string,
+  cursor: number,
+  limit: number,
+): Promise<RevocationFeedRow[]> {
   const { rows } = await db.query<RevocationFeedRow & { id: string; version: string }>(
     `SELECT id, license_id, agent_id, state, version, reason, created_at FROM status_feed
       WHERE license_id = $1 AND id > $2

@@ -3,7 +3,15 @@ import type { Queryable, Tx } from './pool';
 
 /** audit_checkpoints: append-only, one signed statement about the chain head per row. */
 
-type CheckpointRow = { id: string; sequence: string; hash: string; time: Date; alg: 'Ed25519'; kid: string; sig: string };
+type CheckpointRow = {
+  id: string;
+  sequence: string;
+  hash: string;
+  time: Date;
+  alg: 'Ed25519';
+  kid: string;
+  sig: string;
+};
 
 function toCheckpoint(r: CheckpointRow): ChainCheckpoint {
   return {
@@ -16,7 +24,12 @@ function toCheckpoint(r: CheckpointRow): ChainCheckpoint {
 export type InsertCheckpointResult = { checkpoint: ChainCheckpoint; inserted: boolean };
 
 /** Stores a signed checkpoint once per idempotency key; a retry returns the stored one. */
-export async function insertCheckpoint(tx: Tx, statement: CheckpointStatement, signature: Signature, idempotencyKey: string): Promise<InsertCheckpointResult> {
+export async function insertCheckpoint(
+  tx: Tx,
+  statement: CheckpointStatement,
+  signature: Signature,
+  idempotencyKey: string,
+): Promise<InsertCheckpointResult> {
   const { rows } = await tx.query<CheckpointRow>(
     `INSERT INTO audit_checkpoints (sequence, hash, time, alg, kid, sig, idempotency_key)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -31,17 +44,24 @@ export async function insertCheckpoint(tx: Tx, statement: CheckpointStatement, s
 }
 
 export async function findCheckpointByKey(db: Queryable, idempotencyKey: string): Promise<ChainCheckpoint | undefined> {
-  const { rows } = await db.query<CheckpointRow>('SELECT id, sequence, hash, time, alg, kid, sig FROM audit_checkpoints WHERE idempotency_key = $1', [idempotencyKey]);
+  const { rows } = await db.query<CheckpointRow>(
+    'SELECT id, sequence, hash, time, alg, kid, sig FROM audit_checkpoints WHERE idempotency_key = $1',
+    [idempotencyKey],
+  );
   return rows[0] ? toCheckpoint(rows[0]) : undefined;
 }
 
 /** Every checkpoint, oldest first: a few per hour, so verification holds them all in memory. */
 export async function listCheckpoints(db: Queryable): Promise<ChainCheckpoint[]> {
-  const { rows } = await db.query<CheckpointRow>('SELECT id, sequence, hash, time, alg, kid, sig FROM audit_checkpoints ORDER BY id');
+  const { rows } = await db.query<CheckpointRow>(
+    'SELECT id, sequence, hash, time, alg, kid, sig FROM audit_checkpoints ORDER BY id',
+  );
   return rows.map(toCheckpoint);
 }
 
 export async function latestCheckpoint(db: Queryable): Promise<ChainCheckpoint | undefined> {
-  const { rows } = await db.query<CheckpointRow>('SELECT id, sequence, hash, time, alg, kid, sig FROM audit_checkpoints ORDER BY id DESC LIMIT 1');
+  const { rows } = await db.query<CheckpointRow>(
+    'SELECT id, sequence, hash, time, alg, kid, sig FROM audit_checkpoints ORDER BY id DESC LIMIT 1',
+  );
   return rows[0] ? toCheckpoint(rows[0]) : undefined;
 }

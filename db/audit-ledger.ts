@@ -38,7 +38,11 @@ async function inSnapshot<T>(pool: Pool, fn: (tx: Tx) => Promise<T>): Promise<T>
  * `heldCheckpoints` are checkpoints kept outside the database (e.g. from an earlier export): a
  * superuser who cut rows and deleted the checkpoints stored with them is still caught by these.
  */
-export async function verifyLedger(pool: Pool, keys: KeySet, opts: { from?: number; heldCheckpoints?: readonly ChainCheckpoint[] } = {}): Promise<ChainVerifyResult> {
+export async function verifyLedger(
+  pool: Pool,
+  keys: KeySet,
+  opts: { from?: number; heldCheckpoints?: readonly ChainCheckpoint[] } = {},
+): Promise<ChainVerifyResult> {
   return inSnapshot(pool, async (tx) => {
     const from = Math.max(1, opts.from ?? 1);
     const stored = await listCheckpoints(tx);
@@ -57,12 +61,25 @@ export type ExportSummary = { from: number; events: number; checkpoints: number;
  * Writes the ledger as JSON lines: a header, every checkpoint, then the rows from `since` with
  * their hashes. `write` receives one line at a time (without the newline) and may be async.
  */
-export async function exportLedger(pool: Pool, since: ExportSince, write: (line: string) => Promise<void> | void, clock: Clock = systemClock): Promise<ExportSummary> {
+export async function exportLedger(
+  pool: Pool,
+  since: ExportSince,
+  write: (line: string) => Promise<void> | void,
+  clock: Clock = systemClock,
+): Promise<ExportSummary> {
   return inSnapshot(pool, async (tx) => {
     let from: number;
     if ('seq' in since) from = Math.max(1, since.seq);
     else from = (await firstSeqAtOrAfter(tx, since.time)) ?? ((await readChainHead(tx))?.seq ?? 0) + 1;
-    await write(JSON.stringify({ type: 'header', format: EXPORT_FORMAT, version: 1, from, exportedAt: clock.now().toISOString() }));
+    await write(
+      JSON.stringify({
+        type: 'header',
+        format: EXPORT_FORMAT,
+        version: 1,
+        from,
+        exportedAt: clock.now().toISOString(),
+      }),
+    );
     const checkpoints = await listCheckpoints(tx);
     for (const c of checkpoints) await write(checkpointToExportLine(c));
     let events = 0;

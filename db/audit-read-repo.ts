@@ -17,7 +17,8 @@ type EventRow = {
   hash: string;
 };
 
-const COLUMNS = 'seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash';
+const COLUMNS =
+  'seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash';
 
 /** A row exactly as it is hashed (protocol/audit-chain.ts), plus its links. */
 function toChainEvent(r: EventRow): ChainEvent {
@@ -36,7 +37,10 @@ function toChainEvent(r: EventRow): ChainEvent {
 
 /** Up to `limit` rows with seq ≥ fromSeq, in chain order. */
 export async function readChainFrom(db: Queryable, fromSeq: number, limit = 100_000): Promise<ChainEvent[]> {
-  const { rows } = await db.query<EventRow>(`SELECT ${COLUMNS} FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2`, [fromSeq, limit]);
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2`,
+    [fromSeq, limit],
+  );
   return rows.map(toChainEvent);
 }
 
@@ -54,13 +58,17 @@ export async function* walkChain(db: Queryable, fromSeq: number, batch = 5000): 
 
 /** The true head, read from the rows themselves (audit_head is only a cache for appenders). */
 export async function readChainHead(db: Queryable): Promise<{ seq: number; hash: string } | undefined> {
-  const { rows } = await db.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+  const { rows } = await db.query<{ seq: string; hash: string }>(
+    'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+  );
   return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : undefined;
 }
 
 /** The first seq at or after `time`, for `audit export --since <time>`. */
 export async function firstSeqAtOrAfter(db: Queryable, time: Date): Promise<number | undefined> {
-  const { rows } = await db.query<{ seq: string | null }>('SELECT min(seq) AS seq FROM audit_events WHERE time >= $1', [time]);
+  const { rows } = await db.query<{ seq: string | null }>('SELECT min(seq) AS seq FROM audit_events WHERE time >= $1', [
+    time,
+  ]);
   return rows[0]?.seq ? Number(rows[0].seq) : undefined;
 }
 

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { ACTOR_KINDS, auditCanonicalParts, systemClock, type Actor, type AuditContent, type Clock, type Subject } from '../protocol';
+import {
+  ACTOR_KINDS,
+  auditCanonicalParts,
+  systemClock,
+  type Actor,
+  type AuditContent,
+  type Clock,
+  type Subject,
+} from '../protocol';
 import { isAuditAction, type AuditAction } from './audit-actions';
 import { deferCommitFlush, type Tx } from './pool';
 
@@ -38,7 +46,8 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
   if (!isAuditAction(event.action)) throw new Error(`unknown audit action: ${String(event.action)}`);
   const idempotencyKey = event.idempotencyKey ?? `evt_${randomUUID()}`;
   // The table's CHECKs would only fire at COMMIT (when the row is chained): fail here instead.
-  if (!(ACTOR_KINDS as readonly string[]).includes(event.actor.kind)) throw new Error(`unknown audit actor kind: ${String(event.actor.kind)}`);
+  if (!(ACTOR_KINDS as readonly string[]).includes(event.actor.kind))
+    throw new Error(`unknown audit actor kind: ${String(event.actor.kind)}`);
   checkLength('actor.id', event.actor.id, 200);
   checkLength('subject.kind', event.subject.kind, 50);
   checkLength('subject.id', event.subject.id, 200);
@@ -61,13 +70,26 @@ export async function appendAudit(tx: Tx, event: AuditEventInput, clock: Clock =
     `INSERT INTO audit_staging (time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, canon_before_seq, canon_after_seq, async_commit)
      SELECT $1::timestamptz, $2::text, $3::text, $4::text, $5::text, $6::text, $7::jsonb, $8::text, $9::text, $10::text, $11::boolean
       WHERE NOT EXISTS (SELECT 1 FROM audit_events WHERE idempotency_key = $8)`,
-    [content.time, content.actor.kind, content.actor.id, content.action, content.subject.kind, content.subject.id, content.data, idempotencyKey, canon.before, canon.after, asyncCommit],
+    [
+      content.time,
+      content.actor.kind,
+      content.actor.id,
+      content.action,
+      content.subject.kind,
+      content.subject.id,
+      content.data,
+      idempotencyKey,
+      canon.before,
+      canon.after,
+      asyncCommit,
+    ],
   );
   return { idempotencyKey, staged: rowCount === 1 };
 }
 
 function checkLength(field: string, value: string, max: number): void {
-  if (typeof value !== 'string' || value.length < 1 || value.length > max) throw new Error(`audit ${field} must be 1-${max} characters`);
+  if (typeof value !== 'string' || value.length < 1 || value.length > max)
+    throw new Error(`audit ${field} must be 1-${max} characters`);
   // PostgreSQL would store a lone surrogate as U+FFFD, so the row would no longer match its hash.
   if (/\p{Surrogate}/u.test(value)) throw new Error(`audit ${field} is not well-formed Unicode`);
 }

@@ -13,11 +13,20 @@ export type CustomerUserRow = {
   deactivated_at: Date | null;
 };
 
-const COLUMNS = 'id, customer_id, email, display_name, active, failed_logins, locked_until, must_change_password, created_at, deactivated_at';
+const COLUMNS =
+  'id, customer_id, email, display_name, active, failed_logins, locked_until, must_change_password, created_at, deactivated_at';
 
 export async function insertCustomerUser(
   db: Queryable,
-  u: { id: string; customerId: string; email: string; displayName: string; passwordHash: string; mustChangePassword: boolean; now: Date },
+  u: {
+    id: string;
+    customerId: string;
+    email: string;
+    displayName: string;
+    passwordHash: string;
+    mustChangePassword: boolean;
+    now: Date;
+  },
 ): Promise<CustomerUserRow> {
   const { rows } = await db.query<CustomerUserRow>(
     `INSERT INTO customer_users (id, customer_id, email, display_name, password_hash, must_change_password, created_at, updated_at)
@@ -33,11 +42,17 @@ export async function findCustomerUser(db: Queryable, id: string): Promise<Custo
 }
 
 export async function listCustomerUsers(db: Queryable, customerId: string, limit: number): Promise<CustomerUserRow[]> {
-  const { rows } = await db.query<CustomerUserRow>(`SELECT ${COLUMNS} FROM customer_users WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2`, [customerId, limit]);
+  const { rows } = await db.query<CustomerUserRow>(
+    `SELECT ${COLUMNS} FROM customer_users WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2`,
+    [customerId, limit],
+  );
   return rows;
 }
 
 export async function emailTaken(db: Queryable, email: string): Promise<boolean> {
-  const { rows } = await db.query('SELECT 1 FROM customer_users WHERE email = lower($1) UNION ALL SELECT 1 FROM admins WHERE email = lower($1) LIMIT 1', [email]);
+  const { rows } = await db.query(
+    'SELECT 1 FROM customer_users WHERE email = lower($1) UNION ALL SELECT 1 FROM admins WHERE email = lower($1) LIMIT 1',
+    [email],
+  );
   return rows.length > 0;
 }

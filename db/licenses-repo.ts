@@ -49,13 +49,33 @@ export async function insertLicense(tx: Queryable, l: NewLicense): Promise<Licen
      VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12)
      ON CONFLICT (id) DO NOTHING
      RETURNING ${COLUMNS}`,
-    [l.id, l.customerId, l.plan, JSON.stringify(l.features), l.maxAgents, l.state, l.notBefore, l.expiresAt, l.trialEndsAt, l.trialEndState, l.graceDays, l.now],
+    [
+      l.id,
+      l.customerId,
+      l.plan,
+      JSON.stringify(l.features),
+      l.maxAgents,
+      l.state,
+      l.notBefore,
+      l.expiresAt,
+      l.trialEndsAt,
+      l.trialEndState,
+      l.graceDays,
+      l.now,
+    ],
   );
   return rows[0] ? toRow(rows[0]) : null;
 }
 
-export async function getLicense(db: Queryable, id: string, opts: { forUpdate?: boolean } = {}): Promise<LicenseRow | null> {
-  const { rows } = await db.query<RawRow>(`SELECT ${COLUMNS} FROM licenses WHERE id = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+export async function getLicense(
+  db: Queryable,
+  id: string,
+  opts: { forUpdate?: boolean } = {},
+): Promise<LicenseRow | null> {
+  const { rows } = await db.query<RawRow>(
+    `SELECT ${COLUMNS} FROM licenses WHERE id = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
   return rows[0] ? toRow(rows[0]) : null;
 }
 
@@ -107,7 +127,12 @@ export async function applyLicenseTransitionRow(tx: Tx, w: LicenseTransitionWrit
 }
 
 /** The customer a license may be created for: exists and is active. */
-export async function getCustomerForLicense(db: Queryable, customerId: string): Promise<{ id: string; active: boolean } | null> {
-  const { rows } = await db.query<{ id: string; active: boolean }>('SELECT id, active FROM customers WHERE id = $1', [customerId]);
+export async function getCustomerForLicense(
+  db: Queryable,
+  customerId: string,
+): Promise<{ id: string; active: boolean } | null> {
+  const { rows } = await db.query<{ id: string; active: boolean }>('SELECT id, active FROM customers WHERE id = $1', [
+    customerId,
+  ]);
   return rows[0] ?? null;
 }

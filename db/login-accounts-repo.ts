@@ -56,7 +56,11 @@ function selectSql(kind: AccountKind, where: string, lock: boolean): string {
   return `${base} WHERE ${where}${lock ? ' FOR UPDATE OF a' : ''}`;
 }
 
-export async function findAccountByEmail(db: Queryable, kind: AccountKind, email: string): Promise<LoginAccount | undefined> {
+export async function findAccountByEmail(
+  db: Queryable,
+  kind: AccountKind,
+  email: string,
+): Promise<LoginAccount | undefined> {
   const { rows } = await db.query<Row>(selectSql(kind, 'a.email = lower($1)', false), [email]);
   return rows[0] && toAccount(kind, rows[0]);
 }
@@ -72,12 +76,34 @@ export async function lockAccount(db: Queryable, kind: AccountKind, id: string):
   return rows[0] && toAccount(kind, rows[0]);
 }
 
-export async function setLoginCounters(db: Queryable, kind: AccountKind, id: string, failedLogins: number, lockedUntil: Date | null, now: Date): Promise<void> {
-  await db.query(`UPDATE ${TABLE[kind]} SET failed_logins = $2, locked_until = $3, updated_at = $4 WHERE id = $1`, [id, failedLogins, lockedUntil, now]);
+export async function setLoginCounters(
+  db: Queryable,
+  kind: AccountKind,
+  id: string,
+  failedLogins: number,
+  lockedUntil: Date | null,
+  now: Date,
+): Promise<void> {
+  await db.query(`UPDATE ${TABLE[kind]} SET failed_logins = $2, locked_until = $3, updated_at = $4 WHERE id = $1`, [
+    id,
+    failedLogins,
+    lockedUntil,
+    now,
+  ]);
 }
 
-export async function setPasswordHash(db: Queryable, kind: AccountKind, id: string, passwordHash: string, mustChange: boolean, now: Date): Promise<void> {
-  await db.query(`UPDATE ${TABLE[kind]} SET password_hash = $2, must_change_password = $3, updated_at = $4 WHERE id = $1`, [id, passwordHash, mustChange, now]);
+export async function setPasswordHash(
+  db: Queryable,
+  kind: AccountKind,
+  id: string,
+  passwordHash: string,
+  mustChange: boolean,
+  now: Date,
+): Promise<void> {
+  await db.query(
+    `UPDATE ${TABLE[kind]} SET password_hash = $2, must_change_password = $3, updated_at = $4 WHERE id = $1`,
+    [id, passwordHash, mustChange, now],
+  );
 }
 
 /** Clears the failure counter and any lock; returns false when there was nothing to clear. */
@@ -90,7 +116,13 @@ export async function clearLock(db: Queryable, kind: AccountKind, id: string, no
 }
 
 /** Activates or deactivates; returns false when the account was already in that state. */
-export async function setAccountActive(db: Queryable, kind: AccountKind, id: string, active: boolean, now: Date): Promise<boolean> {
+export async function setAccountActive(
+  db: Queryable,
+  kind: AccountKind,
+  id: string,
+  active: boolean,
+  now: Date,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE ${TABLE[kind]} SET active = $2, deactivated_at = CASE WHEN $2 THEN NULL ELSE $3::timestamptz END, updated_at = $3
      WHERE id = $1 AND active <> $2`,

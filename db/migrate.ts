@@ -13,7 +13,9 @@ export type MigrateResult = { applied: string[]; current: number };
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const seen = new Set<number>();
   return files.map((file) => {
     const m = FILE_PATTERN.exec(file);
@@ -57,7 +59,10 @@ ALTER TABLE ${SCHEMA}.schema_migrations OWNER TO ${OWNER_ROLE};
  * `url` must be a role that may create roles (or they must exist) and may act as the owner.
  * Refuses to run if an applied migration's file has changed since.
  */
-export async function migrate(url: string, opts: { dir?: string; log?: (line: string) => void; appPassword?: string } = {}): Promise<MigrateResult> {
+export async function migrate(
+  url: string,
+  opts: { dir?: string; log?: (line: string) => void; appPassword?: string } = {},
+): Promise<MigrateResult> {
   const migrations = loadMigrations(opts.dir);
   const client = new Client({ connectionString: url, application_name: 'agentina-migrate' });
   await client.connect();
@@ -87,7 +92,11 @@ export async function migrate(url: string, opts: { dir?: string; log?: (line: st
         continue;
       }
       await client.query(m.sql);
-      await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+      await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        m.checksum,
+      ]);
       applied.push(m.name);
       opts.log?.(`applied ${m.name}`);
     }

@@ -15,10 +15,16 @@ export type ReleaseRow = {
   created_at: Date;
 };
 
-const COLUMNS = 'id, version, runtime_hash, manifest, signature, key_id, file_count, published_by_kind, published_by_id, created_at';
+const COLUMNS =
+  'id, version, runtime_hash, manifest, signature, key_id, file_count, published_by_kind, published_by_id, created_at';
 const PRECEDENCE = 'major DESC, minor DESC, patch DESC, (prerelease IS NULL) DESC, prerelease DESC, created_at DESC';
 
-export type NewRelease = Omit<ReleaseRow, 'file_count'> & { major: number; minor: number; patch: number; prerelease: string | null };
+export type NewRelease = Omit<ReleaseRow, 'file_count'> & {
+  major: number;
+  minor: number;
+  patch: number;
+  prerelease: string | null;
+};
 
 /** Inserts the release; null when the version is already registered. */
 export async function insertRelease(tx: Tx, r: NewRelease): Promise<ReleaseRow | null> {
@@ -27,8 +33,22 @@ export async function insertRelease(tx: Tx, r: NewRelease): Promise<ReleaseRow |
                            published_by_kind, published_by_id, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
      ON CONFLICT (version) DO NOTHING RETURNING ${COLUMNS}`,
-    [r.id, r.version, r.major, r.minor, r.patch, r.prerelease, r.runtime_hash, JSON.stringify(r.manifest), JSON.stringify(r.signature), r.key_id,
-      r.manifest.files.length, r.published_by_kind, r.published_by_id, r.created_at],
+    [
+      r.id,
+      r.version,
+      r.major,
+      r.minor,
+      r.patch,
+      r.prerelease,
+      r.runtime_hash,
+      JSON.stringify(r.manifest),
+      JSON.stringify(r.signature),
+      r.key_id,
+      r.manifest.files.length,
+      r.published_by_kind,
+      r.published_by_id,
+      r.created_at,
+    ],
   );
   return rows[0] ?? null;
 }
@@ -50,6 +70,9 @@ export async function hasAnyRelease(db: Queryable): Promise<boolean> {
 }
 
 export async function listReleases(db: Queryable, limit: number, offset: number): Promise<ReleaseRow[]> {
-  const { rows } = await db.query<ReleaseRow>(`SELECT ${COLUMNS} FROM releases ORDER BY ${PRECEDENCE} LIMIT $1 OFFSET $2`, [limit, offset]);
+  const { rows } = await db.query<ReleaseRow>(
+    `SELECT ${COLUMNS} FROM releases ORDER BY ${PRECEDENCE} LIMIT $1 OFFSET $2`,
+    [limit, offset],
+  );
   return rows;
 }

@@ -22,8 +22,13 @@ export async function insertServiceAccount(
   return rows[0]!;
 }
 
-export async function findServiceAccountByTokenHash(db: Queryable, tokenHash: string): Promise<ServiceAccountRow | undefined> {
-  const { rows } = await db.query<ServiceAccountRow>('SELECT * FROM service_accounts WHERE token_hash = $1', [tokenHash]);
+export async function findServiceAccountByTokenHash(
+  db: Queryable,
+  tokenHash: string,
+): Promise<ServiceAccountRow | undefined> {
+  const { rows } = await db.query<ServiceAccountRow>('SELECT * FROM service_accounts WHERE token_hash = $1', [
+    tokenHash,
+  ]);
   return rows[0];
 }
 
@@ -33,17 +38,26 @@ export async function findServiceAccount(db: Queryable, id: string): Promise<Ser
 }
 
 export async function listServiceAccounts(db: Queryable, limit: number): Promise<ServiceAccountRow[]> {
-  const { rows } = await db.query<ServiceAccountRow>('SELECT * FROM service_accounts ORDER BY created_at DESC, id DESC LIMIT $1', [limit]);
+  const { rows } = await db.query<ServiceAccountRow>(
+    'SELECT * FROM service_accounts ORDER BY created_at DESC, id DESC LIMIT $1',
+    [limit],
+  );
   return rows;
 }
 
 /** Returns false when it was already revoked. */
 export async function revokeServiceAccount(db: Queryable, id: string, now: Date): Promise<boolean> {
-  const { rowCount } = await db.query('UPDATE service_accounts SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, now]);
+  const { rowCount } = await db.query(
+    'UPDATE service_accounts SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL',
+    [id, now],
+  );
   return (rowCount ?? 0) > 0;
 }
 
 /** Throttled: writes only when the stored value is older than `notAfter`. */
 export async function touchServiceAccount(db: Queryable, id: string, now: Date, notAfter: Date): Promise<void> {
-  await db.query('UPDATE service_accounts SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)', [id, now, notAfter]);
+  await db.query(
+    'UPDATE service_accounts SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)',
+    [id, now, notAfter],
+  );
 }

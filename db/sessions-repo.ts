@@ -23,7 +23,16 @@ const OWNER: Record<AccountKind, string> = { admin: 'admin_id', customer: 'user_
 export async function insertSession(
   db: Queryable,
   kind: AccountKind,
-  s: { id: string; tokenHash: string; accountId: string; customerId: string | null; now: Date; expiresAt: Date; ip: string | null; userAgent: string | null },
+  s: {
+    id: string;
+    tokenHash: string;
+    accountId: string;
+    customerId: string | null;
+    now: Date;
+    expiresAt: Date;
+    ip: string | null;
+    userAgent: string | null;
+  },
 ): Promise<void> {
   const ip = s.ip?.slice(0, 64) ?? null;
   const ua = s.userAgent?.slice(0, 300) ?? null;
@@ -40,9 +49,22 @@ export async function insertSession(
   }
 }
 
-type Row = { id: string; account_id: string; customer_id: string | null; created_at: Date; last_seen_at: Date; expires_at: Date; account_active: boolean; must_change_password: boolean };
+type Row = {
+  id: string;
+  account_id: string;
+  customer_id: string | null;
+  created_at: Date;
+  last_seen_at: Date;
+  expires_at: Date;
+  account_active: boolean;
+  must_change_password: boolean;
+};
 
-export async function findSessionByTokenHash(db: Queryable, kind: AccountKind, tokenHash: string): Promise<SessionRow | undefined> {
+export async function findSessionByTokenHash(
+  db: Queryable,
+  kind: AccountKind,
+  tokenHash: string,
+): Promise<SessionRow | undefined> {
   const sql =
     kind === 'admin'
       ? `SELECT s.id, s.admin_id AS account_id, NULL::text AS customer_id, s.created_at, s.last_seen_at, s.expires_at, a.active AS account_active, a.must_change_password
@@ -51,12 +73,33 @@ export async function findSessionByTokenHash(db: Queryable, kind: AccountKind, t
          FROM customer_sessions s JOIN customer_users u ON u.id = s.user_id JOIN customers c ON c.id = u.customer_id WHERE s.token_hash = $1`;
   const { rows } = await db.query<Row>(sql, [tokenHash]);
   const r = rows[0];
-  return r && { id: r.id, accountId: r.account_id, customerId: r.customer_id, createdAt: r.created_at, lastSeenAt: r.last_seen_at, expiresAt: r.expires_at, accountActive: r.account_active, mustChangePassword: r.must_change_password };
+  return (
+    r && {
+      id: r.id,
+      accountId: r.account_id,
+      customerId: r.customer_id,
+      createdAt: r.created_at,
+      lastSeenAt: r.last_seen_at,
+      expiresAt: r.expires_at,
+      accountActive: r.account_active,
+      mustChangePassword: r.must_change_password,
+    }
+  );
 }
 
 /** Moves last_seen_at forward only when it is older than `notAfter` (the write throttle). */
-export async function touchSession(db: Queryable, kind: AccountKind, id: string, now: Date, notAfter: Date): Promise<void> {
-  await db.query(`UPDATE ${TABLE[kind]} SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $3`, [id, now, notAfter]);
+export async function touchSession(
+  db: Queryable,
+  kind: AccountKind,
+  id: string,
+  now: Date,
+  notAfter: Date,
+): Promise<void> {
+  await db.query(`UPDATE ${TABLE[kind]} SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $3`, [
+    id,
+    now,
+    notAfter,
+  ]);
 }
 
 export async function deleteSession(db: Queryable, kind: AccountKind, id: string): Promise<boolean> {
@@ -65,8 +108,16 @@ export async function deleteSession(db: Queryable, kind: AccountKind, id: string
 }
 
 /** Deletes every session of one account, except `keepId` when given; returns how many. */
-export async function deleteSessionsOfAccount(db: Queryable, kind: AccountKind, accountId: string, keepId?: string): Promise<number> {
-  const { rowCount } = await db.query(`DELETE FROM ${TABLE[kind]} WHERE ${OWNER[kind]} = $1 AND id IS DISTINCT FROM $2`, [accountId, keepId ?? null]);
+export async function deleteSessionsOfAccount(
+  db: Queryable,
+  kind: AccountKind,
+  accountId: string,
+  keepId?: string,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM ${TABLE[kind]} WHERE ${OWNER[kind]} = $1 AND id IS DISTINCT FROM $2`,
+    [accountId, keepId ?? null],
+  );
   return rowCount ?? 0;
 }
 
@@ -76,9 +127,19 @@ export async function deleteSessionsOfCustomer(db: Queryable, customerId: string
 }
 
 /** Deletes sessions past their hard ceiling or idle for longer than `idleMs`. */
-export async function purgeExpiredSessions(db: Queryable, now: Date, idleMs: number): Promise<{ admin: number; customer: number }> {
+export async function purgeExpiredSessions(
+  db: Queryable,
+  now: Date,
+  idleMs: number,
+): Promise<{ admin: number; customer: number }> {
   const idleBefore = new Date(now.getTime() - idleMs);
-  const a = await db.query('DELETE FROM admin_sessions WHERE expires_at <= $1 OR last_seen_at <= $2', [now, idleBefore]);
-  const c = await db.query('DELETE FROM customer_sessions WHERE expires_at <= $1 OR last_seen_at <= $2', [now, idleBefore]);
+  const a = await db.query('DELETE FROM admin_sessions WHERE expires_at <= $1 OR last_seen_at <= $2', [
+    now,
+    idleBefore,
+  ]);
+  const c = await db.query('DELETE FROM customer_sessions WHERE expires_at <= $1 OR last_seen_at <= $2', [
+    now,
+    idleBefore,
+  ]);
   return { admin: a.rowCount ?? 0, customer: c.rowCount ?? 0 };
 }

@@ -10,9 +10,23 @@ export const STATUS_CHANNEL = 'agentina_status';
 /** NOTIFY payload on STATUS_CHANNEL (JSON, well under PostgreSQL's 8000-byte limit). */
 export type StatusNotice = { licenseId: string; agentId: string | null; feedId: number };
 
-export type StatusFeedInput = { licenseId: string; agentId?: string | null; state: string; version: number; reason?: string | null };
+export type StatusFeedInput = {
+  licenseId: string;
+  agentId?: string | null;
+  state: string;
+  version: number;
+  reason?: string | null;
+};
 
-export type StatusFeedRow = { id: number; license_id: string; agent_id: string | null; state: string; version: number; reason: string | null; created_at: Date };
+export type StatusFeedRow = {
+  id: number;
+  license_id: string;
+  agent_id: string | null;
+  state: string;
+  version: number;
+  reason: string | null;
+  created_at: Date;
+};
 
 export async function insertStatusFeed(tx: Tx, row: StatusFeedInput): Promise<number> {
   const { rows } = await tx.query<{ id: string }>(
@@ -27,7 +41,12 @@ export async function notifyStatus(tx: Tx, notice: StatusNotice): Promise<void> 
 }
 
 /** Feed rows after `cursor`, oldest first. */
-export async function listStatusFeedSince(db: Queryable, cursor: number, limit: number, states?: readonly string[]): Promise<StatusFeedRow[]> {
+export async function listStatusFeedSince(
+  db: Queryable,
+  cursor: number,
+  limit: number,
+  states?: readonly string[],
+): Promise<StatusFeedRow[]> {
   const { rows } = await db.query<StatusFeedRow & { id: string; version: string }>(
     `SELECT id, license_id, agent_id, state, version, reason, created_at FROM status_feed
       WHERE id > $1 AND ($3::text[] IS NULL OR state = ANY($3)) ORDER BY id LIMIT $2`,

@@ -29,13 +29,35 @@ export type TaskRow = {
 const COLUMNS = `id, agent_id, license_id, customer_id, kind, payload, state, attempts, max_attempts, leased_at, lease_expires_at,
   result, error, created_by_kind, created_by_id, created_at, updated_at, completed_at`;
 
-export type NewTask = Pick<TaskRow, 'id' | 'agent_id' | 'license_id' | 'customer_id' | 'kind' | 'payload' | 'created_by_kind' | 'created_by_id' | 'max_attempts'> & { at: Date };
+export type NewTask = Pick<
+  TaskRow,
+  | 'id'
+  | 'agent_id'
+  | 'license_id'
+  | 'customer_id'
+  | 'kind'
+  | 'payload'
+  | 'created_by_kind'
+  | 'created_by_id'
+  | 'max_attempts'
+> & { at: Date };
 
 export async function insertTask(tx: Tx, t: NewTask): Promise<TaskRow> {
   const { rows } = await tx.query<TaskRow>(
     `INSERT INTO tasks (id, agent_id, license_id, customer_id, kind, payload, max_attempts, created_by_kind, created_by_id, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ${COLUMNS}`,
-    [t.id, t.agent_id, t.license_id, t.customer_id, t.kind, JSON.stringify(t.payload), t.max_attempts, t.created_by_kind, t.created_by_id, t.at],
+    [
+      t.id,
+      t.agent_id,
+      t.license_id,
+      t.customer_id,
+      t.kind,
+      JSON.stringify(t.payload),
+      t.max_attempts,
+      t.created_by_kind,
+      t.created_by_id,
+      t.at,
+    ],
   );
   return rows[0]!;
 }
@@ -48,11 +70,20 @@ export async function notifyTaskQueued(tx: Tx, agentId: string): Promise<void> {
 }
 
 export async function getTask(db: Queryable, id: string, opts: { lock?: boolean } = {}): Promise<TaskRow | null> {
-  const { rows } = await db.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1${opts.lock ? ' FOR UPDATE' : ''}`, [id]);
+  const { rows } = await db.query<TaskRow>(
+    `SELECT ${COLUMNS} FROM tasks WHERE id = $1${opts.lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
   return rows[0] ?? null;
 }
 
-export type TaskListFilter = { customerId?: string; agentId?: string; state?: TaskState; before?: { createdAt: Date; id: string }; limit: number };
+export type TaskListFilter = {
+  customerId?: string;
+  agentId?: string;
+  state?: TaskState;
+  before?: { createdAt: Date; id: string };
+  limit: number;
+};
 
 /** Newest first, paged by (created_at, id). */
 export async function listTasks(db: Queryable, f: TaskListFilter): Promise<TaskRow[]> {
@@ -61,7 +92,14 @@ export async function listTasks(db: Queryable, f: TaskListFilter): Promise<TaskR
       WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR agent_id = $2) AND ($3::text IS NULL OR state = $3)
         AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
       ORDER BY created_at DESC, id DESC LIMIT $6`,
-    [f.customerId ?? null, f.agentId ?? null, f.state ?? null, f.before?.createdAt ?? null, f.before?.id ?? null, f.limit],
+    [
+      f.customerId ?? null,
+      f.agentId ?? null,
+      f.state ?? null,
+      f.before?.createdAt ?? null,
+      f.before?.id ?? null,
+      f.limit,
+    ],
   );
   return rows;
 }
@@ -71,7 +109,10 @@ export async function listTasks(db: Queryable, f: TaskListFilter): Promise<TaskR
  * commits meanwhile waits for the lease, so a task never goes to an agent whose license has
  * already turned bad.
  */
-export async function lockAgentForLease(tx: Tx, agentId: string): Promise<{ status: string; license_id: string; license_state: string } | null> {
+export async function lockAgentForLease(
+  tx: Tx,
+  agentId: string,
+): Promise<{ status: string; license_id: string; license_state: string } | null> {
   const { rows } = await tx.query<{ status: string; license_id: string; license_state: string }>(
     `SELECT a.status, a.license_id, l.state AS license_state FROM agents a JOIN licenses l ON l.id = a.license_id
       WHERE a.id = $1 FOR SHARE OF a, l`,
@@ -109,7 +150,9 @@ export async function leaseNextTask(tx: Tx, agentId: string, now: Date, leaseMs:
      UPDATE tasks t SET state = 'leased', attempts = t.attempts + 1, leased_at = $2,
             lease_expires_at = $2::timestamptz + make_interval(secs => $3::double precision / 1000), updated_at = $2
        FROM next WHERE t.id = next.id
-     RETURNING ${COLUMNS.split(',').map((c) => `t.${c.trim()}`).join(', ')}`,
+     RETURNING ${COLUMNS.split(',')
+       .map((c) => `t.${c.trim()}`)
+       .join(', ')}`,
     [agentId, now, leaseMs],
   );
   return rows[0] ?? null;
@@ -127,11 +170,18 @@ export async function extendLeases(tx: Tx, agentId: string, now: Date, leaseMs: 
 
 /** The task, locked, if `agentId` is the agent it was queued for. */
 export async function lockAgentTask(tx: Tx, taskId: string, agentId: string): Promise<TaskRow | null> {
-  const { rows } = await tx.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1 AND agent_id = $2 FOR UPDATE`, [taskId, agentId]);
+  const { rows } = await tx.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1 AND agent_id = $2 FOR UPDATE`, [
+    taskId,
+    agentId,
+  ]);
   return rows[0] ?? null;
 }
 
-export async function completeTask(tx: Tx, taskId: string, c: { outcome: TaskOutcome; result: unknown; error: string | null; at: Date }): Promise<TaskRow> {
+export async function completeTask(
+  tx: Tx,
+  taskId: string,
+  c: { outcome: TaskOutcome; result: unknown; error: string | null; at: Date },
+): Promise<TaskRow> {
   const { rows } = await tx.query<TaskRow>(
     `UPDATE tasks SET state = $2, result = $3, error = $4, lease_expires_at = NULL, completed_at = $5, updated_at = $5
       WHERE id = $1 RETURNING ${COLUMNS}`,

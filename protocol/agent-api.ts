@@ -1,7 +1,17 @@
 import { z } from 'zod';
 import { fingerprintHashesSchema, fingerprintSaltSchema, FINGERPRINT_COMPONENTS } from './fingerprint';
 import { signedLicenseSchema } from './license';
-import { agentId, AGENT_STATUSES, boundedText, hex64, isoTime, LICENSE_STATES, licenseId, signatureSchema, taskId } from './schemas';
+import {
+  agentId,
+  AGENT_STATUSES,
+  boundedText,
+  hex64,
+  isoTime,
+  LICENSE_STATES,
+  licenseId,
+  signatureSchema,
+  taskId,
+} from './schemas';
 
 /**
  * The wire contract between the control plane and the agent (`/v1/agent/*`). Both sides parse
@@ -102,7 +112,10 @@ export const taskResultRequestSchema = z.strictObject({
   error: boundedText(2000).optional(),
 });
 export type TaskResultRequest = z.infer<typeof taskResultRequestSchema>;
-export const taskResultResponseSchema = z.strictObject({ id: taskId, state: z.enum(['succeeded', 'failed', 'interrupted', 'rejected']) });
+export const taskResultResponseSchema = z.strictObject({
+  id: taskId,
+  state: z.enum(['succeeded', 'failed', 'interrupted', 'rejected']),
+});
 export type TaskResultResponse = z.infer<typeof taskResultResponseSchema>;
 
 // ---- POST /v1/agent/deregister (no body): frees the license seat; the credential stops working
@@ -110,7 +123,10 @@ export const deregisterResponseSchema = z.strictObject({ agentId, status: z.lite
 export type DeregisterResponse = z.infer<typeof deregisterResponseSchema>;
 
 // ---- GET /v1/agent/revocations?since=<cursor>
-export const revocationsQuerySchema = z.strictObject({ since: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() });
+export const revocationsQuerySchema = z.strictObject({
+  since: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
 export const revocationItemSchema = z.strictObject({
   cursor: z.number().int().min(1),
   licenseId,
@@ -126,10 +142,17 @@ export const revocationsPayloadSchema = z.strictObject({
   nextCursor: z.number().int().min(0),
   serverTime: isoTime,
 });
-export const signedRevocationsSchema = z.strictObject({ payload: revocationsPayloadSchema, signature: signatureSchema });
+export const signedRevocationsSchema = z.strictObject({
+  payload: revocationsPayloadSchema,
+  signature: signatureSchema,
+});
 
 // ---- GET /v1/agent/releases/latest: a signed release manifest
-export const releaseFileSchema = z.strictObject({ path: z.string().min(1).max(300), sha256: hex64, size: z.number().int().min(0) });
+export const releaseFileSchema = z.strictObject({
+  path: z.string().min(1).max(300),
+  sha256: hex64,
+  size: z.number().int().min(0),
+});
 export const releaseManifestSchema = z.strictObject({
   kind: z.literal('agentina.release/v1'),
   version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
@@ -139,5 +162,8 @@ export const releaseManifestSchema = z.strictObject({
   createdAt: isoTime,
 });
 export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
-export const signedReleaseManifestSchema = z.strictObject({ manifest: releaseManifestSchema, signature: signatureSchema });
+export const signedReleaseManifestSchema = z.strictObject({
+  manifest: releaseManifestSchema,
+  signature: signatureSchema,
+});
 export type SignedReleaseManifest = z.infer<typeof signedReleaseManifestSchema>;

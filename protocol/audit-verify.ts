@@ -82,7 +82,12 @@ export function createChainVerifier(input: ChainVerifierInput) {
     const sig = verifySignature(cp.statement, cp.signature, input.keys);
     if (!sig.ok) {
       const code: BreakCode = sig.code === 'UNKNOWN_KEY' ? 'CHECKPOINT_UNKNOWN_KEY' : 'CHECKPOINT_BAD_SIGNATURE';
-      breaks.push({ seq: cp.statement.sequence, code, message: `checkpoint ${cp.id}: ${MESSAGE[code]}`, checkpointId: cp.id });
+      breaks.push({
+        seq: cp.statement.sequence,
+        code,
+        message: `checkpoint ${cp.id}: ${MESSAGE[code]}`,
+        checkpointId: cp.id,
+      });
       continue;
     }
     valid += 1;
@@ -108,7 +113,13 @@ export function createChainVerifier(input: ChainVerifierInput) {
     if (eventBreak) return;
     events += 1;
     if (event.seq !== expectedSeq) {
-      fail(expectedSeq, 'SEQUENCE_GAP', event.seq > expectedSeq ? `expected ${expectedSeq}, found ${event.seq}` : `found ${event.seq} after ${expectedSeq - 1}`);
+      fail(
+        expectedSeq,
+        'SEQUENCE_GAP',
+        event.seq > expectedSeq
+          ? `expected ${expectedSeq}, found ${event.seq}`
+          : `found ${event.seq} after ${expectedSeq - 1}`,
+      );
       return;
     }
     if (prevHash !== undefined && event.prevHash !== prevHash) return fail(event.seq, 'PREV_HASH_MISMATCH');
@@ -122,7 +133,12 @@ export function createChainVerifier(input: ChainVerifierInput) {
     if (computed !== event.hash) return fail(event.seq, 'HASH_MISMATCH');
     for (const cp of bySeq.get(event.seq) ?? []) {
       if (cp.statement.hash !== event.hash) {
-        eventBreak = { seq: event.seq, code: 'CHECKPOINT_MISMATCH', message: `checkpoint ${cp.id}: ${MESSAGE.CHECKPOINT_MISMATCH}`, checkpointId: cp.id };
+        eventBreak = {
+          seq: event.seq,
+          code: 'CHECKPOINT_MISMATCH',
+          message: `checkpoint ${cp.id}: ${MESSAGE.CHECKPOINT_MISMATCH}`,
+          checkpointId: cp.id,
+        };
         return;
       }
       lastSignedSeq = event.seq;
@@ -131,7 +147,11 @@ export function createChainVerifier(input: ChainVerifierInput) {
       const id = Number(event.data.checkpointId);
       const cp = byId.get(id);
       if (!cp || cp.statement.sequence !== Number(event.data.sequence) || cp.statement.hash !== event.data.hash) {
-        eventBreak = { seq: event.seq, code: 'CHECKPOINT_MISSING', message: `checkpoint ${String(event.data.checkpointId)}: ${MESSAGE.CHECKPOINT_MISSING}` };
+        eventBreak = {
+          seq: event.seq,
+          code: 'CHECKPOINT_MISSING',
+          message: `checkpoint ${String(event.data.checkpointId)}: ${MESSAGE.CHECKPOINT_MISSING}`,
+        };
         return;
       }
     }
@@ -148,7 +168,12 @@ export function createChainVerifier(input: ChainVerifierInput) {
       const beyond = [...bySeq.keys()].filter((s) => s > lastGood).sort((a, b) => a - b)[0];
       if (beyond !== undefined) {
         const cp = bySeq.get(beyond)![0]!;
-        all.push({ seq: lastGood + 1, code: 'TRUNCATED', message: `checkpoint ${cp.id} vouches for sequence ${beyond}: ${MESSAGE.TRUNCATED}`, checkpointId: cp.id });
+        all.push({
+          seq: lastGood + 1,
+          code: 'TRUNCATED',
+          message: `checkpoint ${cp.id} vouches for sequence ${beyond}: ${MESSAGE.TRUNCATED}`,
+          checkpointId: cp.id,
+        });
       }
     }
     all.sort((a, b) => a.seq - b.seq);
@@ -192,7 +217,10 @@ export const exportEventLine = z.strictObject({
   seq: z.number().int().min(1),
   time: isoTime,
   actor: z.strictObject({ kind: z.enum(ACTOR_KINDS), id: bounded }),
-  action: z.string().regex(/^[a-z_]+\.[a-z_]+$/).max(100),
+  action: z
+    .string()
+    .regex(/^[a-z_]+\.[a-z_]+$/)
+    .max(100),
   subject: z.strictObject({ kind: bounded, id: bounded }),
   data: z.record(z.string(), z.unknown()),
   idempotencyKey: bounded,
@@ -231,7 +259,11 @@ export function createExportVerifier(keys: KeySet) {
   const chain = () => (verifier ??= createChainVerifier({ checkpoints, keys, from }));
   const malformed = (detail: string): void => {
     const r = chain().finish();
-    const brk: ChainBreak = { seq: verifier && lastSeq ? lastSeq + 1 : from, code: 'MALFORMED_ROW', message: `${MESSAGE.MALFORMED_ROW}: line ${lineNo}: ${detail}` };
+    const brk: ChainBreak = {
+      seq: verifier && lastSeq ? lastSeq + 1 : from,
+      code: 'MALFORMED_ROW',
+      message: `${MESSAGE.MALFORMED_ROW}: line ${lineNo}: ${detail}`,
+    };
     // Reading stopped here, so a checkpoint further on is not evidence of a cut tail.
     const first = r.firstBreak && r.firstBreak.code !== 'TRUNCATED' && r.firstBreak.seq < brk.seq ? r.firstBreak : brk;
     stopped = { ...r, ok: false, checkedThrough: Math.min(r.checkedThrough, first.seq - 1), firstBreak: first };
@@ -289,7 +321,8 @@ export function checkpointsFromExport(lines: Iterable<string>): ChainCheckpoint[
       continue;
     }
     const parsed = exportCheckpointLine.safeParse(json);
-    if (parsed.success) out.push({ id: parsed.data.id, statement: parsed.data.statement, signature: parsed.data.signature });
+    if (parsed.success)
+      out.push({ id: parsed.data.id, statement: parsed.data.statement, signature: parsed.data.signature });
   }
   return out;
 }

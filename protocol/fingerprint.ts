@@ -35,12 +35,16 @@ export function normaliseComponent(raw: string): string {
 }
 
 export function hashComponent(salt: string, component: FingerprintComponent, raw: string): string {
-  return createHmac('sha256', salt).update(`${component}\0${normaliseComponent(raw)}`).digest('hex');
+  return createHmac('sha256', salt)
+    .update(`${component}\0${normaliseComponent(raw)}`)
+    .digest('hex');
 }
 
 /** Binds a license document to one machine: sha256 of the canonical {salt, components}. */
 export function fingerprintCommitment(salt: string, hashes: FingerprintHashes): string {
-  return createHash('sha256').update(canonicalJson({ salt, components: hashes })).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson({ salt, components: hashes }))
+    .digest('hex');
 }
 
 export type FingerprintScore = { score: number; changed: FingerprintComponent[] };

@@ -13,6 +13,14 @@ export * from './schemas';
 export * from './fingerprint';
 export * from './license';
 export * from './agent-api';
-export { KEY_PURPOSES, keyFilePaths, generatePurposeKey, ensureKeys, loadPurposeSigner, loadPurposeKeySet, readPublicKeySetFile } from './keyring';
+export {
+  KEY_PURPOSES,
+  keyFilePaths,
+  generatePurposeKey,
+  ensureKeys,
+  loadPurposeSigner,
+  loadPurposeKeySet,
+  readPublicKeySetFile,
+} from './keyring';
 export type { KeyPurpose, PublicKeySetFile } from './keyring';
 export * from './audit-verify';

@@ -36,7 +36,11 @@ export function loadSigner(file: string): Signer {
 export function loadKeySet(files: string[]): KeySet {
   const keys: Array<{ kid: string; publicKeyPem: string }> = [];
   for (const f of files) {
-    const raw = JSON.parse(readFileSync(f, 'utf8')) as { keys?: Array<{ kid: string; publicKeyPem: string }>; kid?: string; publicKeyPem?: string };
+    const raw = JSON.parse(readFileSync(f, 'utf8')) as {
+      keys?: Array<{ kid: string; publicKeyPem: string }>;
+      kid?: string;
+      publicKeyPem?: string;
+    };
     if (Array.isArray(raw.keys)) keys.push(...raw.keys);
     else if (raw.kid && raw.publicKeyPem) keys.push({ kid: raw.kid, publicKeyPem: raw.publicKeyPem });
     else throw new Error(`${f} holds no public keys`);

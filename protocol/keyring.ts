@@ -15,7 +15,10 @@ import { createKeySet, type KeySet, type Signer } from './signer';
 export const KEY_PURPOSES = ['license', 'audit', 'release'] as const;
 export type KeyPurpose = (typeof KEY_PURPOSES)[number];
 
-export type PublicKeySetFile = { purpose: KeyPurpose; keys: Array<{ kid: string; publicKeyPem: string; createdAt: string }> };
+export type PublicKeySetFile = {
+  purpose: KeyPurpose;
+  keys: Array<{ kid: string; publicKeyPem: string; createdAt: string }>;
+};
 
 export function keyFilePaths(dir: string, purpose: KeyPurpose) {
   return { privateKey: path.join(dir, `${purpose}.key`), publicSet: path.join(dir, `${purpose}.pub.json`) };
@@ -51,7 +54,8 @@ export function ensureKeys(dir: string, purposes: readonly KeyPurpose[] = KEY_PU
 
 export function loadPurposeSigner(dir: string, purpose: KeyPurpose): Signer {
   const file = keyFilePaths(dir, purpose).privateKey;
-  if (!existsSync(file)) throw new Error(`no ${purpose} signing key at ${file}; run \`agentina keys generate --purpose ${purpose}\``);
+  if (!existsSync(file))
+    throw new Error(`no ${purpose} signing key at ${file}; run \`agentina keys generate --purpose ${purpose}\``);
   return loadSigner(file);
 }
 

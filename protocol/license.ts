@@ -9,7 +9,9 @@ import { verifySignature } from './signer';
  * once the license is bound to an agent at activation.
  */
 export const featureValue = z.union([z.boolean(), z.number().finite(), z.string().max(200)]);
-export const featuresSchema = z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/), featureValue).refine((f) => Object.keys(f).length <= 100, 'at most 100 features');
+export const featuresSchema = z
+  .record(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/), featureValue)
+  .refine((f) => Object.keys(f).length <= 100, 'at most 100 features');
 
 export const licenseDocumentSchema = z.strictObject({
   kind: z.literal('agentina.license/v1'),
@@ -36,7 +38,9 @@ export function signLicense(signer: Signer, document: LicenseDocument): SignedLi
   return { document: parsed, signature: signer.sign(parsed) };
 }
 
-export type LicenseVerifyResult = { ok: true; document: LicenseDocument } | { ok: false; code: 'MALFORMED' | Exclude<VerifyResult, { ok: true }>['code'] };
+export type LicenseVerifyResult =
+  | { ok: true; document: LicenseDocument }
+  | { ok: false; code: 'MALFORMED' | Exclude<VerifyResult, { ok: true }>['code'] };
 
 /** Schema first (unknown fields rejected), then the signature against the key set. */
 export function verifySignedLicense(input: unknown, keys: KeySet): LicenseVerifyResult {

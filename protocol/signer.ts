@@ -36,7 +36,11 @@ export function createSigner(keyFile: Pick<KeyFile, 'kid' | 'privateKeyPem'>): S
     kid: keyFile.kid,
     publicKeyPem,
     sign(value: unknown): Signature {
-      return { alg: 'Ed25519', kid: keyFile.kid, sig: sign(null, canonicalBytes(value), privateKey).toString('base64') };
+      return {
+        alg: 'Ed25519',
+        kid: keyFile.kid,
+        sig: sign(null, canonicalBytes(value), privateKey).toString('base64'),
+      };
     },
   };
 }
@@ -55,7 +59,12 @@ export function createKeySet(keys: Array<{ kid: string; publicKeyPem: string }>)
 }
 
 export function verifySignature(value: unknown, signature: Signature, keys: KeySet): VerifyResult {
-  if (!signature || signature.alg !== 'Ed25519' || typeof signature.sig !== 'string' || typeof signature.kid !== 'string') {
+  if (
+    !signature ||
+    signature.alg !== 'Ed25519' ||
+    typeof signature.sig !== 'string' ||
+    typeof signature.kid !== 'string'
+  ) {
     return { ok: false, code: 'MALFORMED' };
   }
   const key = keys.get(signature.kid);

@@ -16,7 +16,13 @@ import { AGENT_VERSION } from '../agent/version';
 import { loadConfig } from '../config';
 import { ensureKeys, loadPurposeSigner, readPublicKeySetFile, signedReleaseManifestSchema } from '../protocol';
 
-export type BuiltManifest = { root: string; manifestFile: string; trustedKeysFile: string; runtimeHash: string; files: number };
+export type BuiltManifest = {
+  root: string;
+  manifestFile: string;
+  trustedKeysFile: string;
+  runtimeHash: string;
+  files: number;
+};
 export type BuiltRelease = BuiltManifest & { entry: string };
 
 function signAndWrite(input: { keysDir: string; root: string; layout: RuntimeLayout; now?: Date }): BuiltManifest {
@@ -24,13 +30,24 @@ function signAndWrite(input: { keysDir: string; root: string; layout: RuntimeLay
   const signer = loadPurposeSigner(input.keysDir, 'release');
   const manifest = buildReleaseManifest(input.root, AGENT_VERSION, input.now ?? new Date(), input.layout);
   const signed = signedReleaseManifestSchema.parse({ manifest, signature: signer.sign(manifest) });
-  const publicKeys = (purpose: 'license' | 'release') => readPublicKeySetFile(input.keysDir, purpose).keys.map(({ kid, publicKeyPem }) => ({ kid, publicKeyPem }));
+  const publicKeys = (purpose: 'license' | 'release') =>
+    readPublicKeySetFile(input.keysDir, purpose).keys.map(({ kid, publicKeyPem }) => ({ kid, publicKeyPem }));
   const manifestFile = path.join(input.root, input.layout.manifest);
   const trustedKeysFile = path.join(input.root, input.layout.trustedKeys);
   mkdirSync(path.dirname(manifestFile), { recursive: true, mode: 0o755 });
   writeFileSync(manifestFile, `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
-  writeFileSync(trustedKeysFile, `${JSON.stringify({ license: publicKeys('license'), release: publicKeys('release') }, null, 2)}\n`, { mode: 0o644 });
-  return { root: input.root, manifestFile, trustedKeysFile, runtimeHash: manifest.runtimeHash, files: manifest.files.length };
+  writeFileSync(
+    trustedKeysFile,
+    `${JSON.stringify({ license: publicKeys('license'), release: publicKeys('release') }, null, 2)}\n`,
+    { mode: 0o644 },
+  );
+  return {
+    root: input.root,
+    manifestFile,
+    trustedKeysFile,
+    runtimeHash: manifest.runtimeHash,
+    files: manifest.files.length,
+  };
 }
 
 /** Bundles agent/ (with protocol/ and its npm dependencies) into one file and signs the release. */
@@ -54,12 +71,20 @@ export function buildAgentRelease(input: { keysDir: string; outDir?: string; now
     logLevel: 'error',
   });
   chmodSync(entry, 0o755);
-  return { ...signAndWrite({ keysDir: input.keysDir, root, layout: RELEASE_LAYOUT, ...(input.now ? { now: input.now } : {}) }), entry };
+  return {
+    ...signAndWrite({ keysDir: input.keysDir, root, layout: RELEASE_LAYOUT, ...(input.now ? { now: input.now } : {}) }),
+    entry,
+  };
 }
 
 /** The manifest of the source checkout, for bin/agentina-agent.js (dist/agent-release.json). */
 export function buildAgentManifest(input: { keysDir: string; now?: Date }): BuiltManifest {
-  return signAndWrite({ keysDir: input.keysDir, root: CODE_ROOT, layout: SOURCE_LAYOUT, ...(input.now ? { now: input.now } : {}) });
+  return signAndWrite({
+    keysDir: input.keysDir,
+    root: CODE_ROOT,
+    layout: SOURCE_LAYOUT,
+    ...(input.now ? { now: input.now } : {}),
+  });
 }
 
 function flag(argv: string[], name: string): string | undefined {
@@ -73,6 +98,10 @@ if (require.main === module) {
   const outDir = flag(argv, 'out-dir');
   const release = buildAgentRelease({ keysDir, ...(outDir ? { outDir } : {}) });
   const source = buildAgentManifest({ keysDir });
-  console.log(`agent ${AGENT_VERSION} release: ${release.entry}\n  manifest ${release.manifestFile} (${release.files} file, runtimeHash ${release.runtimeHash})`);
-  console.log(`source checkout manifest: ${source.manifestFile} (${source.files} files, runtimeHash ${source.runtimeHash})`);
+  console.log(
+    `agent ${AGENT_VERSION} release: ${release.entry}\n  manifest ${release.manifestFile} (${release.files} file, runtimeHash ${release.runtimeHash})`,
+  );
+  console.log(
+    `source checkout manifest: ${source.manifestFile} (${source.files} files, runtimeHash ${source.runtimeHash})`,
+  );
 }

@@ -47,19 +47,26 @@ export async function main(): Promise<void> {
     const cli = findTemporalCli(log);
     log(`Temporal CLI: ${path.relative(ROOT, cli) || cli}`);
 
-    const pg: PostgresServer = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir: config.dataDir, log });
+    const pg: PostgresServer = await findOrStartPostgres({
+      databaseUrl: process.env.DATABASE_URL,
+      dataDir: config.dataDir,
+      log,
+    });
     if (pg.source === 'embedded') started.push({ name: 'PostgreSQL (embedded)', stop: () => pg.stop() });
     const databaseUrl = process.env.DATABASE_URL ?? withDatabase(pg.adminUrl, 'agentina');
     await ensureDatabase(databaseUrl);
     const migrated = await migrate(databaseUrl);
-    log(`PostgreSQL (${pg.source}): schema at version ${migrated.current}${migrated.applied.length ? `, applied ${migrated.applied.length}` : ''}`);
+    log(
+      `PostgreSQL (${pg.source}): schema at version ${migrated.current}${migrated.applied.length ? `, applied ${migrated.applied.length}` : ''}`,
+    );
 
     const { host, port } = splitAddress(config.temporal.address);
     if (await temporalAnswers(config.temporal.address)) {
       log(`Temporal already answers at ${config.temporal.address}; using it`);
       await ensureSearchAttributes(config.temporal.address, config.temporal.namespace);
     } else {
-      if (await portAnswers(host, config.temporal.uiPort)) throw new Error(`port ${config.temporal.uiPort} (TEMPORAL_UI_PORT) is taken by another program`);
+      if (await portAnswers(host, config.temporal.uiPort))
+        throw new Error(`port ${config.temporal.uiPort} (TEMPORAL_UI_PORT) is taken by another program`);
       const temporal = await startTemporalDevServer({
         cli,
         host,
@@ -96,11 +103,17 @@ export async function main(): Promise<void> {
     const bin = path.join(ROOT, 'bin', 'agentina.js');
     for (const name of ['worker', 'serve'] as const) {
       const logFile = path.join(logDir, `${name === 'serve' ? 'api' : name}.log`);
-      const proc = startProcess(name === 'serve' ? 'API' : 'worker', process.execPath, [bin, name], { env, logFile, cwd: ROOT });
+      const proc = startProcess(name === 'serve' ? 'API' : 'worker', process.execPath, [bin, name], {
+        env,
+        logFile,
+        cwd: ROOT,
+      });
       started.push(proc);
       void proc.exited.then((code) => {
         if (stopping) return;
-        console.error(`\n${proc.name} exited unexpectedly (code ${code}). Last lines of ${path.relative(ROOT, logFile)}:\n${tail(logFile)}`);
+        console.error(
+          `\n${proc.name} exited unexpectedly (code ${code}). Last lines of ${path.relative(ROOT, logFile)}:\n${tail(logFile)}`,
+        );
         void stopAll(1);
       });
     }
@@ -118,7 +131,10 @@ export async function main(): Promise<void> {
       `  Logs               ${path.relative(process.cwd(), logDir) || logDir}/`,
     ];
     if (firstAdmin) {
-      lines.push(`  First admin        ${firstAdmin.email}`, `  One-time password  ${firstAdmin.password}    (shown once; change it at first login)`);
+      lines.push(
+        `  First admin        ${firstAdmin.email}`,
+        `  One-time password  ${firstAdmin.password}    (shown once; change it at first login)`,
+      );
     }
     lines.push('Press Ctrl-C to stop.', '');
     console.log(lines.join('\n'));

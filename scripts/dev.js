@@ -31,7 +31,11 @@ function ensureDependencies() {
       return;
     }
   }
-  console.log(existsSync(path.join(root, 'node_modules')) ? 'Dependencies changed: running npm ci…' : 'Installing dependencies (npm ci)…');
+  console.log(
+    existsSync(path.join(root, 'node_modules'))
+      ? 'Dependencies changed: running npm ci…'
+      : 'Installing dependencies (npm ci)…',
+  );
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {

@@ -31,7 +31,12 @@ export async function accountLockout(input: AccountLockoutInput): Promise<Accoun
   for (let i = 0; i < MAX_RELOCKS; i++) {
     const wait = until - Date.now();
     if (wait > 0) await sleep(wait);
-    const r = await endAccountLockout({ kind: input.kind, accountId: input.accountId, now: new Date(Date.now()).toISOString(), workflowId: workflowInfo().workflowId });
+    const r = await endAccountLockout({
+      kind: input.kind,
+      accountId: input.accountId,
+      now: new Date(Date.now()).toISOString(),
+      workflowId: workflowInfo().workflowId,
+    });
     if (r.outcome !== 'relocked') return r.outcome;
     until = Date.parse(r.lockedUntil);
   }

@@ -1,4 +1,13 @@
-import { allHandlersFinished, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
 
 /**
@@ -57,7 +66,12 @@ export async function agentQuarantine(input: AgentQuarantineInput): Promise<Agen
     },
   );
 
-  const q = await quarantineAgent({ agentId: input.agentId, reason: input.reason, detectedAt: input.detectedAt, idempotencyKey: key('quarantine') });
+  const q = await quarantineAgent({
+    agentId: input.agentId,
+    reason: input.reason,
+    detectedAt: input.detectedAt,
+    idempotencyKey: key('quarantine'),
+  });
   if (!q.quarantined) {
     phase = 'ended';
     await condition(allHandlersFinished);

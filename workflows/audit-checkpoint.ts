@@ -8,7 +8,12 @@ import type { AuditActivities, AuditCheckpointResult } from '../activities/audit
  */
 export const AUDIT_CHECKPOINT_SCHEDULE_ID = 'agentina-audit-checkpoint';
 export const AUDIT_CHECKPOINT_TIMEOUT = '1 minute';
-export const AUDIT_CHECKPOINT_RETRY = { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2, maximumAttempts: 10 };
+export const AUDIT_CHECKPOINT_RETRY = {
+  initialInterval: '1 second',
+  maximumInterval: '30 seconds',
+  backoffCoefficient: 2,
+  maximumAttempts: 10,
+};
 
 const { signAuditCheckpoint } = proxyActivities<AuditActivities>({
   startToCloseTimeout: AUDIT_CHECKPOINT_TIMEOUT,

@@ -42,11 +42,27 @@ import {
   type LicenseLifecycleInput,
   type LicenseSnapshot,
 } from './license-contract';
-import { checkConvertTrial, checkRenew, checkResume, checkRevoke, checkSuspend, initialSnapshot, nextDeadline, scheduledState, timerAction, type Refusal, type Terms } from './license-rules';
+import {
+  checkConvertTrial,
+  checkRenew,
+  checkResume,
+  checkRevoke,
+  checkSuspend,
+  initialSnapshot,
+  nextDeadline,
+  scheduledState,
+  timerAction,
+  type Refusal,
+  type Terms,
+} from './license-rules';
 
 /** Transitions wait out database outages: retried without limit, each try bounded. */
 export const TRANSITION_ACTIVITY_TIMEOUT = '10 seconds';
-export const TRANSITION_RETRY = { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' } as const;
+export const TRANSITION_RETRY = {
+  initialInterval: '500 milliseconds',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+} as const;
 /**
  * How many times a transition is tried as a local activity (backing off 0.5 s, 1 s, … : about 15 s
  * in all) before it is handed to the server to retry.
@@ -58,7 +74,10 @@ export const LOCAL_TRANSITION_PATCH = 'transition-as-local-activity';
 type TransitionActivity = { applyLicenseTransition(input: LicenseTransitionInput): Promise<LicenseTransitionResult> };
 
 /** The server schedules it, and retries it for as long as PostgreSQL is away, adding no events. */
-const scheduled = proxyActivities<TransitionActivity>({ startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT, retry: TRANSITION_RETRY });
+const scheduled = proxyActivities<TransitionActivity>({
+  startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT,
+  retry: TRANSITION_RETRY,
+});
 
 /**
  * The worker runs it inside the workflow task that decided the transition: no activity task to
@@ -67,14 +86,20 @@ const scheduled = proxyActivities<TransitionActivity>({ startToCloseTimeout: TRA
  * local activity that keeps retrying keeps its workflow task alive and grows the history.
  */
 const localTransition = (attempts: number): TransitionActivity =>
-  proxyLocalActivities<TransitionActivity>({ startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT, retry: { ...TRANSITION_RETRY, maximumAttempts: attempts } });
+  proxyLocalActivities<TransitionActivity>({
+    startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT,
+    retry: { ...TRANSITION_RETRY, maximumAttempts: attempts },
+  });
 
 /**
  * Applies one transition. Histories recorded before the patch replay their scheduled activities;
  * a transition whose local tries run out (PostgreSQL away) continues as a scheduled activity with
  * the same input, so the same idempotency key: a transition that committed is not written twice.
  */
-async function applyTransition(local: TransitionActivity, input: LicenseTransitionInput): Promise<LicenseTransitionResult> {
+async function applyTransition(
+  local: TransitionActivity,
+  input: LicenseTransitionInput,
+): Promise<LicenseTransitionResult> {
   if (!patched(LOCAL_TRANSITION_PATCH)) return scheduled.applyLicenseTransition(input);
   try {
     return await local.applyLicenseTransition(input);
@@ -82,7 +107,8 @@ async function applyTransition(local: TransitionActivity, input: LicenseTransiti
     // A failed local activity surfaces as its cause (an ApplicationFailure, or a TimeoutFailure).
     const failure = err instanceof ActivityFailure ? err.cause : err;
     const refused = failure instanceof ApplicationFailure && failure.nonRetryable;
-    if (err instanceof TemporalFailure && !(err instanceof CancelledFailure) && !refused) return scheduled.applyLicenseTransition(input);
+    if (err instanceof TemporalFailure && !(err instanceof CancelledFailure) && !refused)
+      return scheduled.applyLicenseTransition(input);
     throw err;
   }
 }
@@ -108,7 +134,11 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
   // The starter sets them and continue-as-new carries them; upsert only what is missing or stale
   // (a lifecycle started by hand), so a normal start costs no extra command.
   const attrs = info.typedSearchAttributes;
-  if (attrs.get(LicenseIdAttribute) !== s.licenseId || attrs.get(CustomerIdAttribute) !== s.customerId || attrs.get(LicenseStateAttribute) !== s.state) {
+  if (
+    attrs.get(LicenseIdAttribute) !== s.licenseId ||
+    attrs.get(CustomerIdAttribute) !== s.customerId ||
+    attrs.get(LicenseStateAttribute) !== s.state
+  ) {
     upsertSearchAttributes([
       { key: LicenseIdAttribute, value: s.licenseId },
       { key: CustomerIdAttribute, value: s.customerId },
@@ -117,7 +147,15 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
   }
 
   /** Runs one transition at a time; `plan` sees the state as it is once the lock is held. */
-  async function transition(plan: (cur: LicenseSnapshot) => { refusal?: Refusal | null; next?: Omit<LicenseTransitionInput, 'workflowId' | 'licenseId' | 'customerId' | 'transition' | 'from' | 'effectiveAt'> }): Promise<LicenseSnapshot> {
+  async function transition(
+    plan: (cur: LicenseSnapshot) => {
+      refusal?: Refusal | null;
+      next?: Omit<
+        LicenseTransitionInput,
+        'workflowId' | 'licenseId' | 'customerId' | 'transition' | 'from' | 'effectiveAt'
+      >;
+    },
+  ): Promise<LicenseSnapshot> {
     // Several waiters may wake in one activation: re-check after each wake-up.
     while (busy) await condition(() => !busy);
     busy = true;
@@ -154,41 +192,112 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
 
   const now = (): number => Date.now();
   /** After a change of terms (or a resume), the state is what the timers say unless suspended. */
-  const stateAfter = (cur: LicenseSnapshot, terms: Terms): LicenseState => (cur.state === 'suspended' ? 'suspended' : scheduledState(terms, now()));
+  const stateAfter = (cur: LicenseSnapshot, terms: Terms): LicenseState =>
+    cur.state === 'suspended' ? 'suspended' : scheduledState(terms, now());
 
   setHandler(licenseStateQuery, snapshot);
 
-  setHandler(renewUpdate, (args) => transition((cur) => {
-    const refusal = checkRenew(cur, args, now());
-    if (refusal) return { refusal };
-    const terms = { ...cur, expiresAt: args.expiresAt };
-    return { next: { action: 'license.renewed', to: stateAfter(cur, terms), expiresAt: args.expiresAt, trialEndsAt: null, reason: cur.state === 'suspended' ? cur.reason : null, actor: args.actor } };
-  }), { validator: (args) => fail(checkRenew(s, args, now())) });
+  setHandler(
+    renewUpdate,
+    (args) =>
+      transition((cur) => {
+        const refusal = checkRenew(cur, args, now());
+        if (refusal) return { refusal };
+        const terms = { ...cur, expiresAt: args.expiresAt };
+        return {
+          next: {
+            action: 'license.renewed',
+            to: stateAfter(cur, terms),
+            expiresAt: args.expiresAt,
+            trialEndsAt: null,
+            reason: cur.state === 'suspended' ? cur.reason : null,
+            actor: args.actor,
+          },
+        };
+      }),
+    { validator: (args) => fail(checkRenew(s, args, now())) },
+  );
 
-  setHandler(convertTrialUpdate, (args) => transition((cur) => {
-    const refusal = checkConvertTrial(cur, args, now());
-    if (refusal) return { refusal };
-    const terms = { ...cur, expiresAt: args.expiresAt, trialEndsAt: null };
-    return { next: { action: 'license.trial_converted', to: stateAfter(cur, terms), expiresAt: args.expiresAt, trialEndsAt: null, reason: cur.state === 'suspended' ? cur.reason : null, actor: args.actor } };
-  }), { validator: (args) => fail(checkConvertTrial(s, args, now())) });
+  setHandler(
+    convertTrialUpdate,
+    (args) =>
+      transition((cur) => {
+        const refusal = checkConvertTrial(cur, args, now());
+        if (refusal) return { refusal };
+        const terms = { ...cur, expiresAt: args.expiresAt, trialEndsAt: null };
+        return {
+          next: {
+            action: 'license.trial_converted',
+            to: stateAfter(cur, terms),
+            expiresAt: args.expiresAt,
+            trialEndsAt: null,
+            reason: cur.state === 'suspended' ? cur.reason : null,
+            actor: args.actor,
+          },
+        };
+      }),
+    { validator: (args) => fail(checkConvertTrial(s, args, now())) },
+  );
 
-  setHandler(suspendUpdate, (args) => transition((cur) => {
-    const refusal = checkSuspend(cur, args);
-    if (refusal) return { refusal };
-    return { next: { action: 'license.suspended', to: 'suspended', expiresAt: cur.expiresAt, trialEndsAt: cur.trialEndsAt, reason: args.reason, actor: args.actor } };
-  }), { validator: (args) => fail(checkSuspend(s, args)) });
+  setHandler(
+    suspendUpdate,
+    (args) =>
+      transition((cur) => {
+        const refusal = checkSuspend(cur, args);
+        if (refusal) return { refusal };
+        return {
+          next: {
+            action: 'license.suspended',
+            to: 'suspended',
+            expiresAt: cur.expiresAt,
+            trialEndsAt: cur.trialEndsAt,
+            reason: args.reason,
+            actor: args.actor,
+          },
+        };
+      }),
+    { validator: (args) => fail(checkSuspend(s, args)) },
+  );
 
-  setHandler(resumeUpdate, (args) => transition((cur) => {
-    const refusal = checkResume(cur, args);
-    if (refusal) return { refusal };
-    return { next: { action: 'license.resumed', to: scheduledState(cur, now()), expiresAt: cur.expiresAt, trialEndsAt: cur.trialEndsAt, reason: null, actor: args.actor } };
-  }), { validator: (args) => fail(checkResume(s, args)) });
+  setHandler(
+    resumeUpdate,
+    (args) =>
+      transition((cur) => {
+        const refusal = checkResume(cur, args);
+        if (refusal) return { refusal };
+        return {
+          next: {
+            action: 'license.resumed',
+            to: scheduledState(cur, now()),
+            expiresAt: cur.expiresAt,
+            trialEndsAt: cur.trialEndsAt,
+            reason: null,
+            actor: args.actor,
+          },
+        };
+      }),
+    { validator: (args) => fail(checkResume(s, args)) },
+  );
 
-  setHandler(revokeUpdate, (args) => transition((cur) => {
-    const refusal = checkRevoke(cur, args);
-    if (refusal) return { refusal };
-    return { next: { action: 'license.revoked', to: 'revoked', expiresAt: cur.expiresAt, trialEndsAt: cur.trialEndsAt, reason: args.reason, actor: args.actor } };
-  }), { validator: (args) => fail(checkRevoke(s, args)) });
+  setHandler(
+    revokeUpdate,
+    (args) =>
+      transition((cur) => {
+        const refusal = checkRevoke(cur, args);
+        if (refusal) return { refusal };
+        return {
+          next: {
+            action: 'license.revoked',
+            to: 'revoked',
+            expiresAt: cur.expiresAt,
+            trialEndsAt: cur.trialEndsAt,
+            reason: args.reason,
+            actor: args.actor,
+          },
+        };
+      }),
+    { validator: (args) => fail(checkRevoke(s, args)) },
+  );
 
   const timerActor: Actor = { kind: 'workflow', id: workflowId };
   const historyLimit = input.continueAsNewAtHistoryLength;
@@ -202,7 +311,16 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
         if (d === null || d > now()) return {}; // an update moved the deadline meanwhile
         const to = scheduledState(cur, now());
         if (to === cur.state) return {};
-        return { next: { action: timerAction(to), to, expiresAt: cur.expiresAt, trialEndsAt: cur.trialEndsAt, reason: null, actor: timerActor } };
+        return {
+          next: {
+            action: timerAction(to),
+            to,
+            expiresAt: cur.expiresAt,
+            trialEndsAt: cur.trialEndsAt,
+            reason: null,
+            actor: timerActor,
+          },
+        };
       });
       continue;
     }

@@ -64,14 +64,22 @@ export function timerAction(to: TimedState): LicenseTransitionInput['action'] {
 
 function checkActor(actor: unknown): Refusal | null {
   const a = actor as Actor | undefined;
-  if (!a || typeof a !== 'object' || !ACTOR_KINDS.includes(a.kind) || typeof a.id !== 'string' || a.id.length < 1 || a.id.length > 200) {
+  if (
+    !a ||
+    typeof a !== 'object' ||
+    !ACTOR_KINDS.includes(a.kind) ||
+    typeof a.id !== 'string' ||
+    a.id.length < 1 ||
+    a.id.length > 200
+  ) {
     return { type: INVALID_ARGUMENT, message: 'The acting principal is missing or malformed.' };
   }
   return null;
 }
 
 function checkFutureTime(iso: unknown, now: number, what: string): Refusal | null {
-  if (typeof iso !== 'string' || iso.length > 40 || !Number.isFinite(ms(iso))) return { type: INVALID_ARGUMENT, message: `${what} must be an ISO 8601 time.` };
+  if (typeof iso !== 'string' || iso.length > 40 || !Number.isFinite(ms(iso)))
+    return { type: INVALID_ARGUMENT, message: `${what} must be an ISO 8601 time.` };
   const t = ms(iso);
   if (t <= now) return { type: INVALID_ARGUMENT, message: `${what} must be in the future.` };
   if (t >= MAX_TIME_MS) return { type: INVALID_ARGUMENT, message: `${what} is too far in the future.` };
@@ -79,7 +87,8 @@ function checkFutureTime(iso: unknown, now: number, what: string): Refusal | nul
 }
 
 function checkReason(reason: unknown): Refusal | null {
-  if (typeof reason !== 'string' || reason.trim().length < 1 || reason.length > 500) return { type: INVALID_ARGUMENT, message: 'A reason of 1 to 500 characters is required.' };
+  if (typeof reason !== 'string' || reason.trim().length < 1 || reason.length > 500)
+    return { type: INVALID_ARGUMENT, message: 'A reason of 1 to 500 characters is required.' };
   return null;
 }
 
@@ -89,8 +98,10 @@ export function checkRenew(s: LicenseSnapshot, args: RenewArgs, now: number): Re
   const bad = checkActor(args?.actor) ?? checkFutureTime(args?.expiresAt, now, 'expiresAt');
   if (bad) return bad;
   if (s.state === 'revoked') return refuse(`License ${s.licenseId} is revoked; a revoked license cannot be renewed.`);
-  if (s.trialEndsAt !== null) return refuse(`License ${s.licenseId} is an unconverted trial; convert the trial instead of renewing it.`);
-  if (ms(args.expiresAt) <= ms(s.expiresAt)) return { type: INVALID_ARGUMENT, message: `expiresAt must be later than the current expiry (${s.expiresAt}).` };
+  if (s.trialEndsAt !== null)
+    return refuse(`License ${s.licenseId} is an unconverted trial; convert the trial instead of renewing it.`);
+  if (ms(args.expiresAt) <= ms(s.expiresAt))
+    return { type: INVALID_ARGUMENT, message: `expiresAt must be later than the current expiry (${s.expiresAt}).` };
   return null;
 }
 
@@ -106,14 +117,16 @@ export function checkSuspend(s: LicenseSnapshot, args: SuspendArgs): Refusal | n
   const bad = checkActor(args?.actor) ?? checkReason(args?.reason);
   if (bad) return bad;
   if (s.state === 'suspended') return refuse(`License ${s.licenseId} is already suspended.`);
-  if (s.state !== 'trial' && s.state !== 'active' && s.state !== 'grace') return refuse(`License ${s.licenseId} is ${s.state}; only a trial, active or grace license can be suspended.`);
+  if (s.state !== 'trial' && s.state !== 'active' && s.state !== 'grace')
+    return refuse(`License ${s.licenseId} is ${s.state}; only a trial, active or grace license can be suspended.`);
   return null;
 }
 
 export function checkResume(s: LicenseSnapshot, args: ResumeArgs): Refusal | null {
   const bad = checkActor(args?.actor);
   if (bad) return bad;
-  if (s.state !== 'suspended') return refuse(`License ${s.licenseId} is ${s.state}, not suspended; there is nothing to resume.`);
+  if (s.state !== 'suspended')
+    return refuse(`License ${s.licenseId} is ${s.state}, not suspended; there is nothing to resume.`);
   return null;
 }
 
@@ -126,7 +139,12 @@ export function checkRevoke(s: LicenseSnapshot, args: RevokeArgs): Refusal | nul
 
 /** The initial snapshot of a license created with `input` at `now`. */
 export function initialSnapshot(input: LicenseLifecycleInput, now: number): LicenseSnapshot {
-  const terms: Terms = { expiresAt: input.expiresAt, trialEndsAt: input.trialEndsAt, graceDays: input.graceDays, trialEndState: input.trialEndState };
+  const terms: Terms = {
+    expiresAt: input.expiresAt,
+    trialEndsAt: input.trialEndsAt,
+    graceDays: input.graceDays,
+    trialEndState: input.trialEndState,
+  };
   return {
     licenseId: input.licenseId,
     customerId: input.customerId,

@@ -2,7 +2,12 @@ import { scoreFingerprint, type FingerprintComponent, type FingerprintHashes } f
 import { hashFingerprint, type FingerprintSource } from '../fingerprint-source';
 import { fail, pass, type Check } from './check';
 
-export type FingerprintReading = { hashes: FingerprintHashes; score: number; changed: FingerprintComponent[]; at: Date };
+export type FingerprintReading = {
+  hashes: FingerprintHashes;
+  score: number;
+  changed: FingerprintComponent[];
+  at: Date;
+};
 
 /**
  * Check 2: this machine still is the activated machine. Every evaluation reads the fingerprint
@@ -27,7 +32,10 @@ export function createFingerprintCheck(input: {
     return last;
   }
 
-  const check: Check & { read(now: Date): Promise<FingerprintReading>; current(now: Date): Promise<FingerprintReading> } = {
+  const check: Check & {
+    read(now: Date): Promise<FingerprintReading>;
+    current(now: Date): Promise<FingerprintReading>;
+  } = {
     name: 'fingerprint',
     async evaluate(now) {
       let reading: FingerprintReading;
@@ -38,7 +46,10 @@ export function createFingerprintCheck(input: {
         return fail('FINGERPRINT_UNREADABLE', `cannot read the machine fingerprint: ${(err as Error).message}`);
       }
       if (reading.score < input.threshold) {
-        return fail('FINGERPRINT_MISMATCH', `machine fingerprint score ${reading.score} < ${input.threshold} (changed: ${reading.changed.join(', ')})`);
+        return fail(
+          'FINGERPRINT_MISMATCH',
+          `machine fingerprint score ${reading.score} < ${input.threshold} (changed: ${reading.changed.join(', ')})`,
+        );
       }
       return pass;
     },

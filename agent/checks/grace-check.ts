@@ -17,7 +17,11 @@ const graceStateSchema = z.strictObject({
   counter: z.number().int().min(0),
 });
 export type GraceState = z.infer<typeof graceStateSchema>;
-const graceFileSchema = z.strictObject({ v: z.literal(1), state: graceStateSchema, mac: z.string().regex(/^[0-9a-f]{64}$/) });
+const graceFileSchema = z.strictObject({
+  v: z.literal(1),
+  state: graceStateSchema,
+  mac: z.string().regex(/^[0-9a-f]{64}$/),
+});
 
 /**
  * Check 4: the signed offline grace. The state file is sealed with HMAC-SHA256 under a key
@@ -46,9 +50,12 @@ export function createGraceCheck(input: {
 
   const machineOf = (hashes: FingerprintHashes) => createHash('sha256').update(canonicalJson(hashes)).digest('hex');
   function keyFor(hashes: FingerprintHashes): Buffer {
-    return createHmac('sha256', input.credential).update(`agentina-grace/v1\0${canonicalJson(hashes)}`).digest();
+    return createHmac('sha256', input.credential)
+      .update(`agentina-grace/v1\0${canonicalJson(hashes)}`)
+      .digest();
   }
-  const macOf = (key: Buffer, state: GraceState) => createHmac('sha256', key).update(canonicalJson(state)).digest('hex');
+  const macOf = (key: Buffer, state: GraceState) =>
+    createHmac('sha256', key).update(canonicalJson(state)).digest('hex');
 
   function write(key: Buffer, state: GraceState): void {
     input.store.writeJson(GRACE_FILE, { v: 1, state, mac: macOf(key, state) });
@@ -64,57 +71,73 @@ export function createGraceCheck(input: {
     const hashes = await input.currentHashes(now);
     // Sealed for other hardware (a copied file, or a changed component): not usable offline here,
     // but a fresh server-signed time may re-seal it. Sealed for this machine and not verifying: edited.
-    if (parsed.data.state.sealedFor !== machineOf(hashes)) return { ok: false, code: 'GRACE_OTHER_MACHINE', detail: 'the offline grace state was sealed on other hardware' };
+    if (parsed.data.state.sealedFor !== machineOf(hashes))
+      return { ok: false, code: 'GRACE_OTHER_MACHINE', detail: 'the offline grace state was sealed on other hardware' };
     const key = keyFor(hashes);
     const expected = Buffer.from(macOf(key, parsed.data.state), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(parsed.data.mac, 'hex'))) {
-      return { ok: false, code: 'GRACE_TAMPERED', detail: 'the offline grace state was edited (its seal does not verify)' };
+      return {
+        ok: false,
+        code: 'GRACE_TAMPERED',
+        detail: 'the offline grace state was edited (its seal does not verify)',
+      };
     }
-    if (parsed.data.state.counter < lastCounter) return { ok: false, code: 'GRACE_REPLAYED', detail: 'an older offline grace state was put back' };
+    if (parsed.data.state.counter < lastCounter)
+      return { ok: false, code: 'GRACE_REPLAYED', detail: 'an older offline grace state was put back' };
     return { ok: true, state: parsed.data.state, key };
   }
 
-  const check: Check & { seal(serverTime: Date, graceDays: number, now: Date): Promise<{ state: GraceState; tamper: string | null }>; read(now: Date): Promise<GraceState | null> } = {
+  const check: Check & {
+    seal(serverTime: Date, graceDays: number, now: Date): Promise<{ state: GraceState; tamper: string | null }>;
+    read(now: Date): Promise<GraceState | null>;
+  } = {
     name: 'grace',
-    evaluate: (now) => serial(async () => {
-      const loaded = await load(now);
-      if (!loaded.ok) return fail(loaded.code, loaded.detail);
-      const s = loaded.state;
-      const t = now.getTime();
-      if (t < Date.parse(s.highWater) - CLOCK_TOLERANCE_MS) return fail('CLOCK_ROLLBACK', `the clock is behind the recorded high-water mark ${s.highWater}`);
-      if (t < Date.parse(s.lastServerTime) - CLOCK_TOLERANCE_MS) return fail('CLOCK_ROLLBACK', `the clock is behind the last verified server time ${s.lastServerTime}`);
-      if (t > Date.parse(s.deadline)) return fail('GRACE_EXPIRED', `offline grace ended at ${s.deadline}`);
-      if (t > Date.parse(s.highWater)) write(loaded.key, { ...s, highWater: now.toISOString(), counter: s.counter + 1 });
-      return pass;
-    }),
+    evaluate: (now) =>
+      serial(async () => {
+        const loaded = await load(now);
+        if (!loaded.ok) return fail(loaded.code, loaded.detail);
+        const s = loaded.state;
+        const t = now.getTime();
+        if (t < Date.parse(s.highWater) - CLOCK_TOLERANCE_MS)
+          return fail('CLOCK_ROLLBACK', `the clock is behind the recorded high-water mark ${s.highWater}`);
+        if (t < Date.parse(s.lastServerTime) - CLOCK_TOLERANCE_MS)
+          return fail('CLOCK_ROLLBACK', `the clock is behind the last verified server time ${s.lastServerTime}`);
+        if (t > Date.parse(s.deadline)) return fail('GRACE_EXPIRED', `offline grace ended at ${s.deadline}`);
+        if (t > Date.parse(s.highWater))
+          write(loaded.key, { ...s, highWater: now.toISOString(), counter: s.counter + 1 });
+        return pass;
+      }),
     /**
      * Records a verified server-signed time: the only way the deadline moves. An edited or
      * replayed file is left as it is (the evidence) and reported as `tamper`.
      */
-    seal: (serverTime, graceDays, now) => serial(async () => {
-      const loaded = await load(now);
-      if (!loaded.ok && (loaded.code === 'GRACE_TAMPERED' || loaded.code === 'GRACE_REPLAYED')) {
-        const held = graceFileSchema.safeParse(input.store.readJson(GRACE_FILE));
-        return { state: held.success ? held.data.state : (null as unknown as GraceState), tamper: loaded.code };
-      }
-      const prev = loaded.ok ? loaded.state : null;
-      const last = prev && Date.parse(prev.lastServerTime) > serverTime.getTime() ? new Date(prev.lastServerTime) : serverTime;
-      const highWater = prev && Date.parse(prev.highWater) > now.getTime() ? prev.highWater : now.toISOString();
-      const hashes = await input.currentHashes(now);
-      const state: GraceState = {
-        sealedFor: machineOf(hashes),
-        lastServerTime: last.toISOString(),
-        deadline: new Date(last.getTime() + Math.max(graceDays * DAY_MS, minOffline)).toISOString(),
-        highWater,
-        counter: Math.max(prev?.counter ?? 0, lastCounter) + 1,
-      };
-      write(keyFor(hashes), state);
-      return { state, tamper: null };
-    }),
-    read: (now) => serial(async () => {
-      const loaded = await load(now);
-      return loaded.ok ? loaded.state : null;
-    }),
+    seal: (serverTime, graceDays, now) =>
+      serial(async () => {
+        const loaded = await load(now);
+        if (!loaded.ok && (loaded.code === 'GRACE_TAMPERED' || loaded.code === 'GRACE_REPLAYED')) {
+          const held = graceFileSchema.safeParse(input.store.readJson(GRACE_FILE));
+          return { state: held.success ? held.data.state : (null as unknown as GraceState), tamper: loaded.code };
+        }
+        const prev = loaded.ok ? loaded.state : null;
+        const last =
+          prev && Date.parse(prev.lastServerTime) > serverTime.getTime() ? new Date(prev.lastServerTime) : serverTime;
+        const highWater = prev && Date.parse(prev.highWater) > now.getTime() ? prev.highWater : now.toISOString();
+        const hashes = await input.currentHashes(now);
+        const state: GraceState = {
+          sealedFor: machineOf(hashes),
+          lastServerTime: last.toISOString(),
+          deadline: new Date(last.getTime() + Math.max(graceDays * DAY_MS, minOffline)).toISOString(),
+          highWater,
+          counter: Math.max(prev?.counter ?? 0, lastCounter) + 1,
+        };
+        write(keyFor(hashes), state);
+        return { state, tamper: null };
+      }),
+    read: (now) =>
+      serial(async () => {
+        const loaded = await load(now);
+        return loaded.ok ? loaded.state : null;
+      }),
   };
   return check;
 }

@@ -1,4 +1,10 @@
-import { fingerprintCommitment, verifySignedLicense, type FingerprintHashes, type KeySet, type SignedLicense } from '../../protocol';
+import {
+  fingerprintCommitment,
+  verifySignedLicense,
+  type FingerprintHashes,
+  type KeySet,
+  type SignedLicense,
+} from '../../protocol';
 import { fail, pass, type Check } from './check';
 
 const DAY_MS = 86_400_000;
@@ -8,7 +14,14 @@ const DAY_MS = 86_400_000;
  * against the pinned license key set, validity window (notBefore … expiresAt + graceDays), and
  * the binding to this agent's id and its activation fingerprint commitment.
  */
-export function createLicenseCheck(input: { keys: KeySet; agentId: string; licenseId: string; salt: string; recorded: FingerprintHashes; license: SignedLicense | null }) {
+export function createLicenseCheck(input: {
+  keys: KeySet;
+  agentId: string;
+  licenseId: string;
+  salt: string;
+  recorded: FingerprintHashes;
+  license: SignedLicense | null;
+}) {
   const commitment = fingerprintCommitment(input.salt, input.recorded);
   let license: unknown = input.license;
 
@@ -29,8 +42,10 @@ export function createLicenseCheck(input: { keys: KeySet; agentId: string; licen
       const problem = bindingProblem(doc);
       if (problem) return fail('LICENSE_BINDING', problem);
       const t = now.getTime();
-      if (t < Date.parse(doc.notBefore)) return fail('LICENSE_NOT_YET_VALID', `the license is valid from ${doc.notBefore}`);
-      if (t > Date.parse(doc.expiresAt) + doc.graceDays * DAY_MS) return fail('LICENSE_EXPIRED', `the license expired at ${doc.expiresAt} (+${doc.graceDays} grace days)`);
+      if (t < Date.parse(doc.notBefore))
+        return fail('LICENSE_NOT_YET_VALID', `the license is valid from ${doc.notBefore}`);
+      if (t > Date.parse(doc.expiresAt) + doc.graceDays * DAY_MS)
+        return fail('LICENSE_EXPIRED', `the license expired at ${doc.expiresAt} (+${doc.graceDays} grace days)`);
       return pass;
     },
     /** Installs a newer authentic document bound to this agent (a renewal); refuses anything else. */

@@ -103,10 +103,18 @@ export function createActivationService(deps: ActivationServiceDeps) {
      * Issues a token for a license. `customerId` scopes a portal caller: another customer's
      * license is reported as not found. The token is returned once and stored only as sha256.
      */
-    async issueToken(input: { actor: Actor; licenseId: string; customerId?: string; ttlSeconds?: number; label?: string }): Promise<{ token: string; activationToken: ActivationTokenView }> {
+    async issueToken(input: {
+      actor: Actor;
+      licenseId: string;
+      customerId?: string;
+      ttlSeconds?: number;
+      label?: string;
+    }): Promise<{ token: string; activationToken: ActivationTokenView }> {
       const license = await findLicenseForToken(deps.pool, input.licenseId);
-      if (!license || (input.customerId !== undefined && license.customer_id !== input.customerId)) throw new AppError('NOT_FOUND', 'No such license.');
-      if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state)) throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
+      if (!license || (input.customerId !== undefined && license.customer_id !== input.customerId))
+        throw new AppError('NOT_FOUND', 'No such license.');
+      if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state))
+        throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
       const token = newSecret('act');
       const now = deps.clock.now();
       const ttl = input.ttlSeconds ?? ACTIVATION_TOKEN_DEFAULT_TTL_S;
@@ -121,18 +129,31 @@ export function createActivationService(deps: ActivationServiceDeps) {
           createdAt: now,
           expiresAt: new Date(now.getTime() + ttl * 1000),
         });
-        await appendAudit(tx, {
-          actor: input.actor,
-          action: 'activation_token.created',
-          subject: { kind: 'activation_token', id: inserted.id },
-          data: { licenseId: license.id, customerId: license.customer_id, expiresAt: inserted.expires_at.toISOString() },
-        }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor: input.actor,
+            action: 'activation_token.created',
+            subject: { kind: 'activation_token', id: inserted.id },
+            data: {
+              licenseId: license.id,
+              customerId: license.customer_id,
+              expiresAt: inserted.expires_at.toISOString(),
+            },
+          },
+          deps.clock,
+        );
         return inserted;
       });
       return { token, activationToken: viewOf(row, now) };
     },
 
-    async listTokens(filter: { licenseId?: string; customerId?: string; limit: number; before?: Date }): Promise<ActivationTokenView[]> {
+    async listTokens(filter: {
+      licenseId?: string;
+      customerId?: string;
+      limit: number;
+      before?: Date;
+    }): Promise<ActivationTokenView[]> {
       const now = deps.clock.now();
       return (await listActivationTokens(deps.pool, filter)).map((t) => viewOf(t, now));
     },
@@ -153,12 +174,16 @@ export function createActivationService(deps: ActivationServiceDeps) {
           if (!existing) throw new AppError('NOT_FOUND', 'No such activation token.');
           throw new AppError('CONFLICT', `This activation token is already ${stateOf(existing, now)}.`);
         }
-        await appendAudit(tx, {
-          actor: input.actor,
-          action: 'activation_token.revoked',
-          subject: { kind: 'activation_token', id: revoked.id },
-          data: { licenseId: revoked.license_id, customerId: revoked.customer_id },
-        }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor: input.actor,
+            action: 'activation_token.revoked',
+            subject: { kind: 'activation_token', id: revoked.id },
+            data: { licenseId: revoked.license_id, customerId: revoked.customer_id },
+          },
+          deps.clock,
+        );
         return revoked;
       });
       return viewOf(row, now);
@@ -182,22 +207,29 @@ export function createActivationService(deps: ActivationServiceDeps) {
           const existing = await findActivationTokenByHash(tx, tokenHash);
           if (!existing) return { ok: false as const, refusal: 'unknown' as const };
           const refusal: RedeemRefusal = existing.spent_at ? 'spent' : existing.revoked_at ? 'revoked' : 'expired';
-          await appendAudit(tx, {
-            actor: UNAUTHENTICATED_AGENT,
-            action: 'activation_token.reused',
-            subject: { kind: 'activation_token', id: existing.id },
-            data: { ip, reason: refusal, licenseId: existing.license_id, customerId: existing.customer_id },
-          }, deps.clock);
+          await appendAudit(
+            tx,
+            {
+              actor: UNAUTHENTICATED_AGENT,
+              action: 'activation_token.reused',
+              subject: { kind: 'activation_token', id: existing.id },
+              data: { ip, reason: refusal, licenseId: existing.license_id, customerId: existing.customer_id },
+            },
+            deps.clock,
+          );
           return { ok: false as const, refusal };
         }
         // From here on any refusal throws: the transaction rolls back and the token stays unspent.
         // The row lock serializes activations on one license, so the seat count cannot be raced past.
         const license = await getLicense(tx, token.license_id, { forUpdate: true });
         if (!license) throw new AppError('NOT_FOUND', 'No such license.');
-        if (!(await isCustomerActive(tx, license.customer_id))) throw new AppError('CONFLICT', 'The customer account of this license is deactivated.');
-        if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state)) throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
+        if (!(await isCustomerActive(tx, license.customer_id)))
+          throw new AppError('CONFLICT', 'The customer account of this license is deactivated.');
+        if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state))
+          throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
         const seated = await countSeatedAgents(tx, license.id);
-        if (seated >= license.max_agents) throw new AppError('CONFLICT', `The license already has its maximum of ${license.max_agents} agent(s).`);
+        if (seated >= license.max_agents)
+          throw new AppError('CONFLICT', `The license already has its maximum of ${license.max_agents} agent(s).`);
         const now = deps.clock.now();
         await insertAgent(tx, {
           id: agentId,
@@ -214,24 +246,44 @@ export function createActivationService(deps: ActivationServiceDeps) {
         });
         await setActivationTokenAgent(tx, token.id, agentId);
         const actor: Actor = { kind: 'agent', id: agentId };
-        await appendAudit(tx, {
-          actor,
-          action: 'activation_token.redeemed',
-          subject: { kind: 'activation_token', id: token.id },
-          data: { ip, licenseId: license.id, agentId },
-        }, deps.clock);
-        await appendAudit(tx, {
-          actor,
-          action: 'agent.activated',
-          subject: { kind: 'agent', id: agentId },
-          data: { licenseId: license.id, customerId: license.customer_id, fingerprintCommitment: commitment, agentVersion: req.agentVersion, ip },
-        }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor,
+            action: 'activation_token.redeemed',
+            subject: { kind: 'activation_token', id: token.id },
+            data: { ip, licenseId: license.id, agentId },
+          },
+          deps.clock,
+        );
+        await appendAudit(
+          tx,
+          {
+            actor,
+            action: 'agent.activated',
+            subject: { kind: 'agent', id: agentId },
+            data: {
+              licenseId: license.id,
+              customerId: license.customer_id,
+              fingerprintCommitment: commitment,
+              agentVersion: req.agentVersion,
+              ip,
+            },
+          },
+          deps.clock,
+        );
         return { ok: true as const, license, now };
       });
       if (!outcome.ok) {
-        throw new AppError(outcome.refusal === 'unknown' ? 'UNAUTHENTICATED' : 'GONE', REFUSAL_MESSAGE[outcome.refusal]);
+        throw new AppError(
+          outcome.refusal === 'unknown' ? 'UNAUTHENTICATED' : 'GONE',
+          REFUSAL_MESSAGE[outcome.refusal],
+        );
       }
-      const license = signLicense(deps.signer, licenseDocumentFor(outcome.license, outcome.now, { agentId, fingerprintCommitment: commitment }));
+      const license = signLicense(
+        deps.signer,
+        licenseDocumentFor(outcome.license, outcome.now, { agentId, fingerprintCommitment: commitment }),
+      );
       const status = await deps.currentStatus(agentId);
       if (!status) throw new Error('activated agent has no status');
       return { agentId, credential, license, status, heartbeatIntervalS: HEARTBEAT_INTERVAL_S };
@@ -248,5 +300,8 @@ function assertEd25519PublicKey(pem: string): void {
   } catch {
     ok = false;
   }
-  if (!ok) throw new AppError('VALIDATION_FAILED', 'publicKey must be an Ed25519 public key in SPKI PEM form.', [{ path: 'body.publicKey', message: 'not an Ed25519 SPKI PEM public key' }]);
+  if (!ok)
+    throw new AppError('VALIDATION_FAILED', 'publicKey must be an Ed25519 public key in SPKI PEM form.', [
+      { path: 'body.publicKey', message: 'not an Ed25519 SPKI PEM public key' },
+    ]);
 }

@@ -1,6 +1,15 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { activateRequestSchema, activateResponseSchema, idSchema, isoTime, licenseId, customerId, agentId, type Signer } from '../../protocol';
+import {
+  activateRequestSchema,
+  activateResponseSchema,
+  idSchema,
+  isoTime,
+  licenseId,
+  customerId,
+  agentId,
+  type Signer,
+} from '../../protocol';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
@@ -51,7 +60,15 @@ const listResponseSchema = z.strictObject({ items: z.array(activationTokenViewSc
 const idParams = z.strictObject({ id: tokenId });
 const revokeBodySchema = z.strictObject({}).optional();
 
-const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema };
+const errors = {
+  400: errorSchema,
+  401: errorSchema,
+  403: errorSchema,
+  404: errorSchema,
+  409: errorSchema,
+  429: errorSchema,
+  503: errorSchema,
+};
 
 /**
  * Activation tokens for admins and service accounts (/v1/admin/activation-tokens), for a
@@ -62,78 +79,180 @@ export function activationRoutes(deps: AppDeps & { licenseSigner?: Signer }): Fa
   return async (app) => {
     const signer = deps.licenseSigner ?? createLazyLicenseSigner(deps.config.keysDir);
     const status = createStatusService({ pool: deps.pool, signer, clock: deps.clock });
-    const service = createActivationService({ pool: deps.pool, clock: deps.clock, signer, currentStatus: (id) => status.currentStatus(id) });
+    const service = createActivationService({
+      pool: deps.pool,
+      clock: deps.clock,
+      signer,
+      currentStatus: (id) => status.currentStatus(id),
+    });
 
     // ---- admin and service accounts: any license
-    app.post('/v1/admin/activation-tokens', {
-      schema: { tags: ['activation'], summary: 'Issue a single-use activation token for a license (shown once)', body: issueTokenBodySchema, response: { 201: issuedTokenSchema, ...errors } },
-      config: { access: ['admin', 'service'] },
-    }, async (req, reply) => {
-      const p = principalOf(req, 'admin', 'service');
-      const issued = await service.issueToken({ actor: actorOf(p), ...req.body });
-      void reply.header('cache-control', 'no-store');
-      return reply.status(201).send(issued);
-    });
+    app.post(
+      '/v1/admin/activation-tokens',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'Issue a single-use activation token for a license (shown once)',
+          body: issueTokenBodySchema,
+          response: { 201: issuedTokenSchema, ...errors },
+        },
+        config: { access: ['admin', 'service'] },
+      },
+      async (req, reply) => {
+        const p = principalOf(req, 'admin', 'service');
+        const issued = await service.issueToken({ actor: actorOf(p), ...req.body });
+        void reply.header('cache-control', 'no-store');
+        return reply.status(201).send(issued);
+      },
+    );
 
-    app.get('/v1/admin/activation-tokens', {
-      schema: { tags: ['activation'], summary: 'List activation tokens, newest first', querystring: adminListQuerySchema, response: { 200: listResponseSchema, ...errors } },
-      config: { access: ['admin', 'service'] },
-    }, async (req) => {
-      const q = req.query;
-      return { items: await service.listTokens({ limit: q.limit ?? 50, ...(q.licenseId ? { licenseId: q.licenseId } : {}), ...(q.customerId ? { customerId: q.customerId } : {}), ...(q.before ? { before: new Date(q.before) } : {}) }) };
-    });
+    app.get(
+      '/v1/admin/activation-tokens',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'List activation tokens, newest first',
+          querystring: adminListQuerySchema,
+          response: { 200: listResponseSchema, ...errors },
+        },
+        config: { access: ['admin', 'service'] },
+      },
+      async (req) => {
+        const q = req.query;
+        return {
+          items: await service.listTokens({
+            limit: q.limit ?? 50,
+            ...(q.licenseId ? { licenseId: q.licenseId } : {}),
+            ...(q.customerId ? { customerId: q.customerId } : {}),
+            ...(q.before ? { before: new Date(q.before) } : {}),
+          }),
+        };
+      },
+    );
 
-    app.get('/v1/admin/activation-tokens/:id', {
-      schema: { tags: ['activation'], summary: 'One activation token', params: idParams, response: { 200: activationTokenViewSchema, ...errors } },
-      config: { access: ['admin', 'service'] },
-    }, async (req) => service.getToken(req.params.id));
+    app.get(
+      '/v1/admin/activation-tokens/:id',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'One activation token',
+          params: idParams,
+          response: { 200: activationTokenViewSchema, ...errors },
+        },
+        config: { access: ['admin', 'service'] },
+      },
+      async (req) => service.getToken(req.params.id),
+    );
 
-    app.post('/v1/admin/activation-tokens/:id/revoke', {
-      schema: { tags: ['activation'], summary: 'Revoke an unused activation token', params: idParams, body: revokeBodySchema, response: { 200: activationTokenViewSchema, ...errors } },
-      config: { access: ['admin', 'service'] },
-    }, async (req) => service.revokeToken({ actor: actorOf(principalOf(req, 'admin', 'service')), id: req.params.id }));
+    app.post(
+      '/v1/admin/activation-tokens/:id/revoke',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'Revoke an unused activation token',
+          params: idParams,
+          body: revokeBodySchema,
+          response: { 200: activationTokenViewSchema, ...errors },
+        },
+        config: { access: ['admin', 'service'] },
+      },
+      async (req) => service.revokeToken({ actor: actorOf(principalOf(req, 'admin', 'service')), id: req.params.id }),
+    );
 
     // ---- customer portal: only the caller's own licenses; anything else is a 404
-    app.post('/v1/portal/activation-tokens', {
-      schema: { tags: ['activation'], summary: 'Issue an activation token for one of your licenses (shown once)', body: issueTokenBodySchema, response: { 201: issuedTokenSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req, reply) => {
-      const p = principalOf(req, 'customer');
-      const issued = await service.issueToken({ actor: actorOf(p), customerId: p.customerId, ...req.body });
-      void reply.header('cache-control', 'no-store');
-      return reply.status(201).send(issued);
-    });
+    app.post(
+      '/v1/portal/activation-tokens',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'Issue an activation token for one of your licenses (shown once)',
+          body: issueTokenBodySchema,
+          response: { 201: issuedTokenSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req, reply) => {
+        const p = principalOf(req, 'customer');
+        const issued = await service.issueToken({ actor: actorOf(p), customerId: p.customerId, ...req.body });
+        void reply.header('cache-control', 'no-store');
+        return reply.status(201).send(issued);
+      },
+    );
 
-    app.get('/v1/portal/activation-tokens', {
-      schema: { tags: ['activation'], summary: 'Your activation tokens, newest first', querystring: portalListQuerySchema, response: { 200: listResponseSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => {
-      const p = principalOf(req, 'customer');
-      const q = req.query;
-      return { items: await service.listTokens({ customerId: p.customerId, limit: q.limit ?? 50, ...(q.licenseId ? { licenseId: q.licenseId } : {}), ...(q.before ? { before: new Date(q.before) } : {}) }) };
-    });
+    app.get(
+      '/v1/portal/activation-tokens',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'Your activation tokens, newest first',
+          querystring: portalListQuerySchema,
+          response: { 200: listResponseSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => {
+        const p = principalOf(req, 'customer');
+        const q = req.query;
+        return {
+          items: await service.listTokens({
+            customerId: p.customerId,
+            limit: q.limit ?? 50,
+            ...(q.licenseId ? { licenseId: q.licenseId } : {}),
+            ...(q.before ? { before: new Date(q.before) } : {}),
+          }),
+        };
+      },
+    );
 
-    app.get('/v1/portal/activation-tokens/:id', {
-      schema: { tags: ['activation'], summary: 'One of your activation tokens', params: idParams, response: { 200: activationTokenViewSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => service.getToken(req.params.id, principalOf(req, 'customer').customerId));
+    app.get(
+      '/v1/portal/activation-tokens/:id',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'One of your activation tokens',
+          params: idParams,
+          response: { 200: activationTokenViewSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => service.getToken(req.params.id, principalOf(req, 'customer').customerId),
+    );
 
-    app.post('/v1/portal/activation-tokens/:id/revoke', {
-      schema: { tags: ['activation'], summary: 'Revoke one of your unused activation tokens', params: idParams, body: revokeBodySchema, response: { 200: activationTokenViewSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => {
-      const p = principalOf(req, 'customer');
-      return service.revokeToken({ actor: actorOf(p), id: req.params.id, customerId: p.customerId });
-    });
+    app.post(
+      '/v1/portal/activation-tokens/:id/revoke',
+      {
+        schema: {
+          tags: ['activation'],
+          summary: 'Revoke one of your unused activation tokens',
+          params: idParams,
+          body: revokeBodySchema,
+          response: { 200: activationTokenViewSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => {
+        const p = principalOf(req, 'customer');
+        return service.revokeToken({ actor: actorOf(p), id: req.params.id, customerId: p.customerId });
+      },
+    );
 
     // ---- the agent
-    app.post('/v1/agent/activate', {
-      schema: { tags: ['agent'], summary: 'Redeem an activation token: the agent credential (shown once), its signed license and status', body: activateRequestSchema, response: { 200: activateResponseSchema, 410: errorSchema, ...errors } },
-      config: { access: ['anonymous'], rateLimit: { max: ACTIVATE_PER_IP_PER_MINUTE, timeWindow: '1 minute' } },
-    }, async (req, reply) => {
-      const answer = await service.activate(req.body, req.ip);
-      void reply.header('cache-control', 'no-store');
-      return answer;
-    });
+    app.post(
+      '/v1/agent/activate',
+      {
+        schema: {
+          tags: ['agent'],
+          summary: 'Redeem an activation token: the agent credential (shown once), its signed license and status',
+          body: activateRequestSchema,
+          response: { 200: activateResponseSchema, 410: errorSchema, ...errors },
+        },
+        config: { access: ['anonymous'], rateLimit: { max: ACTIVATE_PER_IP_PER_MINUTE, timeWindow: '1 minute' } },
+      },
+      async (req, reply) => {
+        const answer = await service.activate(req.body, req.ip);
+        void reply.header('cache-control', 'no-store');
+        return answer;
+      },
+    );
   };
 }

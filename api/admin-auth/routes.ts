@@ -4,5 +4,8 @@ import { ADMIN_COOKIE } from '../identity/tokens';
 
 /** POST /v1/admin/login, POST /v1/admin/logout, GET /v1/admin/me, POST /v1/admin/me/password. */
 export function adminAuthRoutes(services: IdentityServices) {
-  return authRoutes({ kind: 'admin', prefix: '/v1/admin', cookie: ADMIN_COOKIE, tag: 'admin auth', security: 'adminSession' }, services);
+  return authRoutes(
+    { kind: 'admin', prefix: '/v1/admin', cookie: ADMIN_COOKIE, tag: 'admin auth', security: 'adminSession' },
+    services,
+  );
 }

@@ -1,11 +1,24 @@
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Pool } from 'pg';
-import { deregisterAgent, getAgentWithLicense, recordHeartbeat, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
+import {
+  deregisterAgent,
+  getAgentWithLicense,
+  recordHeartbeat,
+  transitionAgentStatus,
+  type AgentWithLicense,
+} from '../../db/agent-status-repo';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { getReleaseByVersion, hasAnyRelease } from '../../db/releases-repo';
 import { extendLeases } from '../../db/tasks-repo';
-import { FINGERPRINT_COMPONENTS, scoreFingerprint, type Clock, type FingerprintComponent, type HeartbeatRequest, type SignedStatus } from '../../protocol';
+import {
+  FINGERPRINT_COMPONENTS,
+  scoreFingerprint,
+  type Clock,
+  type FingerprintComponent,
+  type HeartbeatRequest,
+  type SignedStatus,
+} from '../../protocol';
 import { workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
 import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
 import { endQuarantineOnDeregistration } from '../agents/agents-service';
@@ -44,7 +57,10 @@ export type IntegrityVerdict = { ok: true; verified: boolean } | { ok: false; ex
 export function createHeartbeatService(deps: HeartbeatServiceDeps) {
   const intervalS = Math.round(deps.settings.heartbeatIntervalMs / 1000);
 
-  async function lockLiveAgent(tx: Parameters<typeof getAgentWithLicense>[0], principal: AgentPrincipal): Promise<AgentWithLicense> {
+  async function lockLiveAgent(
+    tx: Parameters<typeof getAgentWithLicense>[0],
+    principal: AgentPrincipal,
+  ): Promise<AgentWithLicense> {
     const agent = await getAgentWithLicense(tx, principal.id, { lock: true });
     // The credential resolver already refuses deregistered agents; this closes the race with a concurrent deregistration.
     if (!agent || agent.license_id !== principal.licenseId || agent.status === 'deregistered') {
@@ -90,15 +106,28 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
   return {
     heartbeatIntervalS: intervalS,
 
-    async heartbeat(principal: AgentPrincipal, hb: HeartbeatRequest): Promise<{ status: SignedStatus; heartbeatIntervalS: number }> {
+    async heartbeat(
+      principal: AgentPrincipal,
+      hb: HeartbeatRequest,
+    ): Promise<{ status: SignedStatus; heartbeatIntervalS: number }> {
       const at = deps.clock.now();
       const quarantine = await withTransaction(deps.pool, async (tx) => {
         const agent = await lockLiveAgent(tx, principal);
         // The score is recomputed here from the activation record; the agent's own figure can only lower it.
         const server = scoreFingerprint(agent.fingerprint, hb.fingerprint);
         const score = Math.min(server.score, hb.score);
-        const changed: FingerprintComponent[] = FINGERPRINT_COMPONENTS.filter((c) => server.changed.includes(c) || hb.changedComponents.includes(c));
-        await recordHeartbeat(tx, agent.id, { agentVersion: hb.agentVersion, runtimeHash: hb.runtimeHash, fingerprint: hb.fingerprint, score, changedComponents: changed, inFlightTasks: hb.inFlightTasks, at });
+        const changed: FingerprintComponent[] = FINGERPRINT_COMPONENTS.filter(
+          (c) => server.changed.includes(c) || hb.changedComponents.includes(c),
+        );
+        await recordHeartbeat(tx, agent.id, {
+          agentVersion: hb.agentVersion,
+          runtimeHash: hb.runtimeHash,
+          fingerprint: hb.fingerprint,
+          score,
+          changedComponents: changed,
+          inFlightTasks: hb.inFlightTasks,
+          at,
+        });
         if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);
 
         const integrity = await checkIntegrity(tx, hb.agentVersion, hb.runtimeHash);
@@ -107,29 +136,56 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
         if (!integrity.ok) {
           reason = 'integrity_mismatch';
           if (watching) {
-            await appendAudit(tx, {
-              actor: { kind: 'agent', id: agent.id },
-              action: 'agent.integrity_mismatch',
-              subject: { kind: 'agent', id: agent.id },
-              data: { licenseId: agent.license_id, agentVersion: hb.agentVersion, reportedRuntimeHash: hb.runtimeHash, expectedRuntimeHash: integrity.expected },
-            }, deps.clock);
+            await appendAudit(
+              tx,
+              {
+                actor: { kind: 'agent', id: agent.id },
+                action: 'agent.integrity_mismatch',
+                subject: { kind: 'agent', id: agent.id },
+                data: {
+                  licenseId: agent.license_id,
+                  agentVersion: hb.agentVersion,
+                  reportedRuntimeHash: hb.runtimeHash,
+                  expectedRuntimeHash: integrity.expected,
+                },
+              },
+              deps.clock,
+            );
           }
         } else if (score < deps.settings.fingerprintThreshold) {
           reason = 'fingerprint_mismatch';
           if (watching) {
-            await appendAudit(tx, {
-              actor: { kind: 'agent', id: agent.id },
-              action: 'agent.fingerprint_mismatch',
-              subject: { kind: 'agent', id: agent.id },
-              data: { licenseId: agent.license_id, score, threshold: deps.settings.fingerprintThreshold, changedComponents: changed },
-            }, deps.clock);
+            await appendAudit(
+              tx,
+              {
+                actor: { kind: 'agent', id: agent.id },
+                action: 'agent.fingerprint_mismatch',
+                subject: { kind: 'agent', id: agent.id },
+                data: {
+                  licenseId: agent.license_id,
+                  score,
+                  threshold: deps.settings.fingerprintThreshold,
+                  changedComponents: changed,
+                },
+              },
+              deps.clock,
+            );
           }
         }
         if (!reason && agent.status === 'offline') {
-          await transitionAgentStatus(tx, {
-            agentId: agent.id, from: ['offline'], to: 'active', reason: null,
-            actor: { kind: 'agent', id: agent.id }, action: 'agent.online', data: { lastHeartbeatAt: agent.last_heartbeat_at?.toISOString() ?? null },
-          }, deps.clock);
+          await transitionAgentStatus(
+            tx,
+            {
+              agentId: agent.id,
+              from: ['offline'],
+              to: 'active',
+              reason: null,
+              actor: { kind: 'agent', id: agent.id },
+              action: 'agent.online',
+              data: { lastHeartbeatAt: agent.last_heartbeat_at?.toISOString() ?? null },
+            },
+            deps.clock,
+          );
         }
         return watching && reason ? reason : null;
       });
@@ -146,7 +202,11 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
     async deregister(principal: AgentPrincipal): Promise<{ agentId: string; status: 'deregistered' }> {
       await withTransaction(deps.pool, async (tx) => {
         const agent = await lockLiveAgent(tx, principal);
-        await deregisterAgent(tx, { agentId: agent.id, actor: { kind: 'agent', id: agent.id }, reason: 'deregistered by the agent' }, deps.clock);
+        await deregisterAgent(
+          tx,
+          { agentId: agent.id, actor: { kind: 'agent', id: agent.id }, reason: 'deregistered by the agent' },
+          deps.clock,
+        );
       });
       await endQuarantineOnDeregistration(deps.temporal, principal.id, deps.onWarning);
       return { agentId: principal.id, status: 'deregistered' };
@@ -159,9 +219,16 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
  * Once any release is registered, a version without a manifest is a mismatch too; before that
  * (a fresh install that has published nothing) there is nothing to compare against.
  */
-async function checkIntegrity(tx: Parameters<typeof getReleaseByVersion>[0], version: string, runtimeHash: string): Promise<IntegrityVerdict> {
+async function checkIntegrity(
+  tx: Parameters<typeof getReleaseByVersion>[0],
+  version: string,
+  runtimeHash: string,
+): Promise<IntegrityVerdict> {
   const release = await getReleaseByVersion(tx, version);
-  if (release) return release.runtime_hash === runtimeHash ? { ok: true, verified: true } : { ok: false, expected: release.runtime_hash };
+  if (release)
+    return release.runtime_hash === runtimeHash
+      ? { ok: true, verified: true }
+      : { ok: false, expected: release.runtime_hash };
   return (await hasAnyRelease(tx)) ? { ok: false, expected: null } : { ok: true, verified: false };
 }
 

@@ -21,35 +21,53 @@ export function agentHeartbeatRoutes(deps: AppDeps & { licenseSigner?: Signer })
       settings: deps.config.agents,
       currentStatus: (agentId) => status.currentStatus(agentId),
       onWarning: (message, err) => deps.logger.warn({ err }, message),
-      onQuarantineStarted: (reason) => deps.metrics.inc('agentina_agent_quarantines_started_total', 'agentQuarantine workflows started by heartbeats', { reason }),
+      onQuarantineStarted: (reason) =>
+        deps.metrics.inc(
+          'agentina_agent_quarantines_started_total',
+          'agentQuarantine workflows started by heartbeats',
+          { reason },
+        ),
     });
     // A heartbeat a minute per agent; the limit only stops a runaway loop.
-    const rateLimit = { max: 120, timeWindow: '1 minute', keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip };
+    const rateLimit = {
+      max: 120,
+      timeWindow: '1 minute',
+      keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip,
+    };
 
-    app.post('/v1/agent/heartbeat', {
-      schema: {
-        tags: ['agent'],
-        summary: 'Report version, runtime hash, fingerprint and in-flight tasks; answered with the signed status',
-        body: heartbeatRequestSchema,
-        response: { 200: heartbeatResponseSchema, ...agentErrors },
+    app.post(
+      '/v1/agent/heartbeat',
+      {
+        schema: {
+          tags: ['agent'],
+          summary: 'Report version, runtime hash, fingerprint and in-flight tasks; answered with the signed status',
+          body: heartbeatRequestSchema,
+          response: { 200: heartbeatResponseSchema, ...agentErrors },
+        },
+        config: { access: ['agent'], rateLimit },
       },
-      config: { access: ['agent'], rateLimit },
-    }, async (req, reply) => {
-      const agent = principalOf(req, 'agent');
-      if (req.body.terminalReason) req.log.info({ agentId: agent.id, terminalReason: req.body.terminalReason }, 'agent reports it is terminal');
-      void reply.header('cache-control', 'no-store');
-      const answer = await heartbeats.heartbeat(agent, req.body);
-      deps.metrics.inc('agentina_agent_heartbeats_total', 'Agent heartbeats accepted');
-      return answer;
-    });
+      async (req, reply) => {
+        const agent = principalOf(req, 'agent');
+        if (req.body.terminalReason)
+          req.log.info({ agentId: agent.id, terminalReason: req.body.terminalReason }, 'agent reports it is terminal');
+        void reply.header('cache-control', 'no-store');
+        const answer = await heartbeats.heartbeat(agent, req.body);
+        deps.metrics.inc('agentina_agent_heartbeats_total', 'Agent heartbeats accepted');
+        return answer;
+      },
+    );
 
-    app.post('/v1/agent/deregister', {
-      schema: {
-        tags: ['agent'],
-        summary: 'Deregister this agent: frees its license seat; its credential stops working',
-        response: { 200: deregisterResponseSchema, ...agentErrors },
+    app.post(
+      '/v1/agent/deregister',
+      {
+        schema: {
+          tags: ['agent'],
+          summary: 'Deregister this agent: frees its license seat; its credential stops working',
+          response: { 200: deregisterResponseSchema, ...agentErrors },
+        },
+        config: { access: ['agent'], rateLimit },
       },
-      config: { access: ['agent'], rateLimit },
-    }, async (req) => heartbeats.deregister(principalOf(req, 'agent')));
+      async (req) => heartbeats.deregister(principalOf(req, 'agent')),
+    );
   };
 }

@@ -27,7 +27,10 @@ type AgentIdentity = { id: string; license_id: string; customer_id: string };
  * concerns its agent (deregistration and quarantine NOTIFY), the LISTEN connection drops, or
  * CREDENTIAL_REUSE_MS passes. Unknown credentials are never remembered.
  */
-export function createAgentCredentialResolver(deps: { pool: Pool; statusListener?: StatusListener }): CredentialResolver {
+export function createAgentCredentialResolver(deps: {
+  pool: Pool;
+  statusListener?: StatusListener;
+}): CredentialResolver {
   const lookup = createBatchLoader<string, AgentIdentity>(async (hashes) => {
     const rows = await findAgentsByCredentialHashes(deps.pool, hashes);
     return new Map(rows.map((r) => [r.credential_hash, r]));
@@ -70,7 +73,12 @@ export function createAgentCredentialResolver(deps: { pool: Pool; statusListener
     if (!AGENT_CREDENTIAL.test(m[1]!)) return null;
     const agent = await find(hashAgentCredential(m[1]!));
     if (!agent) return null;
-    const principal: Principal = { kind: 'agent', id: agent.id, licenseId: agent.license_id, customerId: agent.customer_id };
+    const principal: Principal = {
+      kind: 'agent',
+      id: agent.id,
+      licenseId: agent.license_id,
+      customerId: agent.customer_id,
+    };
     return principal;
   };
 }

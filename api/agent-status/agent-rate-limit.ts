@@ -5,7 +5,11 @@ import { AppError } from '../errors';
  * route: one Map lookup per request, and the whole map is dropped when the window turns.
  * A long-polling agent holds one request at a time; this only stops a runaway loop.
  */
-export function createAgentRateLimit(maxPerWindow: number, windowMs = 60_000, now: () => number = () => performance.now()) {
+export function createAgentRateLimit(
+  maxPerWindow: number,
+  windowMs = 60_000,
+  now: () => number = () => performance.now(),
+) {
   let windowStart = now();
   let counts = new Map<string, number>();
   return {
@@ -20,7 +24,9 @@ export function createAgentRateLimit(maxPerWindow: number, windowMs = 60_000, no
       counts.set(agentId, n);
       if (n > maxPerWindow) {
         const retryAfter = Math.max(1, Math.ceil((windowStart + windowMs - t) / 1000));
-        throw new AppError('RATE_LIMITED', 'Too many requests from this agent; try again later.', undefined, { 'retry-after': String(retryAfter) });
+        throw new AppError('RATE_LIMITED', 'Too many requests from this agent; try again later.', undefined, {
+          'retry-after': String(retryAfter),
+        });
       }
     },
   };

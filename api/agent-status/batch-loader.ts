@@ -2,7 +2,10 @@
  * Coalesces the lookups made in one event-loop turn into one query: under load, hundreds of
  * concurrent status reads (or a license-wide wake-up) become a handful of round trips.
  */
-export function createBatchLoader<K, V>(load: (keys: K[]) => Promise<Map<K, V>>, maxBatch = 500): (key: K) => Promise<V | undefined> {
+export function createBatchLoader<K, V>(
+  load: (keys: K[]) => Promise<Map<K, V>>,
+  maxBatch = 500,
+): (key: K) => Promise<V | undefined> {
   let pending = new Map<K, Array<{ resolve: (v: V | undefined) => void; reject: (e: unknown) => void }>>();
   let scheduled = false;
 

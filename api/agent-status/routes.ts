@@ -1,5 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { revocationsQuerySchema, signedRevocationsSchema, statusQuerySchema, statusResponseSchema, type Signer, type StatusResponse } from '../../protocol';
+import {
+  revocationsQuerySchema,
+  signedRevocationsSchema,
+  statusQuerySchema,
+  statusResponseSchema,
+  type Signer,
+  type StatusResponse,
+} from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
@@ -28,14 +35,23 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
     const revocations = createRevocationService({ pool: deps.pool, signer, clock: deps.clock });
 
     deps.metrics.gauge('agentina_status_parked', 'Status long-polls parked in this process', () => listener.waiting);
-    deps.metrics.gauge('agentina_status_notices_received', 'Status notices received on the LISTEN connection since start', () => listener.notices);
-    deps.metrics.gauge('agentina_status_listener_up', '1 while the LISTEN connection for status notices is up', () => (listener.connected ? 1 : 0));
+    deps.metrics.gauge(
+      'agentina_status_notices_received',
+      'Status notices received on the LISTEN connection since start',
+      () => listener.notices,
+    );
+    deps.metrics.gauge('agentina_status_listener_up', '1 while the LISTEN connection for status notices is up', () =>
+      listener.connected ? 1 : 0,
+    );
 
     // Start listening before serving, but never hold start-up hostage to a slow database: the
     // listener keeps retrying, and parked requests poll until it is up.
     app.addHook('onReady', async () => {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([listener.start(deps.logger), new Promise<void>((resolve) => (timer = setTimeout(resolve, LISTEN_START_WAIT_MS)))]);
+      await Promise.race([
+        listener.start(deps.logger),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, LISTEN_START_WAIT_MS))),
+      ]);
       clearTimeout(timer);
     });
     // Parked requests answer (with the current status) before the server stops accepting.
@@ -49,47 +65,65 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
     // Per agent, not per IP: a site's agents share one address. The plugin limiter is off for these routes.
     const limiter = createAgentRateLimit(PER_AGENT_PER_MINUTE);
 
-    app.get('/v1/agent/status', {
-      schema: {
-        tags: ['agent'],
-        summary: "The agent's signed status; parks up to `wait` seconds while its version equals `since`",
-        querystring: statusQuerySchema,
-        response: { 200: statusResponseSchema, ...agentErrors },
+    app.get(
+      '/v1/agent/status',
+      {
+        schema: {
+          tags: ['agent'],
+          summary: "The agent's signed status; parks up to `wait` seconds while its version equals `since`",
+          querystring: statusQuerySchema,
+          response: { 200: statusResponseSchema, ...agentErrors },
+        },
+        config: { access: ['agent'], rateLimit: false },
       },
-      config: { access: ['agent'], rateLimit: false },
-    }, async (req, reply) => {
-      const agent = principalOf(req, 'agent');
-      limiter.take(agent.id);
-      const { since, wait } = req.query;
-      // Only a request that may park needs to hear about its client going away.
-      let signal: AbortSignal | undefined;
-      if (since !== undefined && wait) {
-        const abort = new AbortController();
-        reply.raw.once('close', () => {
-          if (!reply.raw.writableEnded) abort.abort();
+      async (req, reply) => {
+        const agent = principalOf(req, 'agent');
+        limiter.take(agent.id);
+        const { since, wait } = req.query;
+        // Only a request that may park needs to hear about its client going away.
+        let signal: AbortSignal | undefined;
+        if (since !== undefined && wait) {
+          const abort = new AbortController();
+          reply.raw.once('close', () => {
+            if (!reply.raw.writableEnded) abort.abort();
+          });
+          signal = abort.signal;
+        }
+        const answer = await status.awaitStatus({
+          agentId: agent.id,
+          licenseId: agent.licenseId,
+          since,
+          waitS: wait,
+          ...(signal ? { signal } : {}),
         });
-        signal = abort.signal;
-      }
-      const answer = await status.awaitStatus({ agentId: agent.id, licenseId: agent.licenseId, since, waitS: wait, ...(signal ? { signal } : {}) });
-      if (!answer) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
-      // The answer was checked against statusResponseSchema's parts when it was signed; its JSON is
-      // reused as long as the signature is (same agent, same version, under a second old).
-      return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(answer.json as unknown as StatusResponse);
-    });
-
-    app.get('/v1/agent/revocations', {
-      schema: {
-        tags: ['agent'],
-        summary: "Signed list of bad news for the agent's license since a cursor: revoked, suspended, expired, quarantined",
-        querystring: revocationsQuerySchema,
-        response: { 200: signedRevocationsSchema, ...agentErrors },
+        if (!answer) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
+        // The answer was checked against statusResponseSchema's parts when it was signed; its JSON is
+        // reused as long as the signature is (same agent, same version, under a second old).
+        return reply
+          .header('cache-control', 'no-store')
+          .type('application/json; charset=utf-8')
+          .send(answer.json as unknown as StatusResponse);
       },
-      config: { access: ['agent'], rateLimit: false },
-    }, async (req, reply) => {
-      const agent = principalOf(req, 'agent');
-      limiter.take(agent.id);
-      void reply.header('cache-control', 'no-store');
-      return revocations.listSince(agent.licenseId, req.query.since ?? 0, req.query.limit ?? 100);
-    });
+    );
+
+    app.get(
+      '/v1/agent/revocations',
+      {
+        schema: {
+          tags: ['agent'],
+          summary:
+            "Signed list of bad news for the agent's license since a cursor: revoked, suspended, expired, quarantined",
+          querystring: revocationsQuerySchema,
+          response: { 200: signedRevocationsSchema, ...agentErrors },
+        },
+        config: { access: ['agent'], rateLimit: false },
+      },
+      async (req, reply) => {
+        const agent = principalOf(req, 'agent');
+        limiter.take(agent.id);
+        void reply.header('cache-control', 'no-store');
+        return revocations.listSince(agent.licenseId, req.query.since ?? 0, req.query.limit ?? 100);
+      },
+    );
   };
 }

@@ -36,7 +36,12 @@ export type StatusListener = {
   close(): Promise<void>;
 };
 
-export type StatusListenerDeps = { pool: Pool; logger?: Pick<Logger, 'warn' | 'info'>; retryMinMs?: number; retryMaxMs?: number };
+export type StatusListenerDeps = {
+  pool: Pool;
+  logger?: Pick<Logger, 'warn' | 'info'>;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+};
 
 const SILENT = { warn: () => undefined, info: () => undefined };
 /** Past this many remembered ids the per-id marks are dropped; callers then see every read as changed. */
@@ -48,7 +53,11 @@ export function parseStatusNotice(text: string | undefined): StatusNotice | unde
   if (!text || text.length > NOTICE_MAX_CHARS) return undefined;
   try {
     const v = JSON.parse(text) as Partial<StatusNotice>;
-    if (typeof v.licenseId !== 'string' || (v.agentId !== null && v.agentId !== undefined && typeof v.agentId !== 'string')) return undefined;
+    if (
+      typeof v.licenseId !== 'string' ||
+      (v.agentId !== null && v.agentId !== undefined && typeof v.agentId !== 'string')
+    )
+      return undefined;
     return { licenseId: v.licenseId, agentId: v.agentId ?? null, feedId: typeof v.feedId === 'number' ? v.feedId : 0 };
   } catch {
     return undefined;

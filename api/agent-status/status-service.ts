@@ -33,7 +33,11 @@ export const STATUS_ROW_REUSE_MS = 30_000;
 
 export type StatusServiceDeps = { pool: Pool; signer: Signer; clock: Clock; listener?: StatusListener };
 export type StatusSubject = { agentId: string; licenseId: string };
-export type AwaitStatusInput = StatusSubject & { since?: number | undefined; waitS?: number | undefined; signal?: AbortSignal };
+export type AwaitStatusInput = StatusSubject & {
+  since?: number | undefined;
+  waitS?: number | undefined;
+  signal?: AbortSignal;
+};
 
 type SignedEntry = { key: string; at: number; answer: SignedStatus; json: string; version: number };
 
@@ -124,7 +128,13 @@ export function createStatusService(deps: StatusServiceDeps) {
     if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit;
     const payload = statusPayloadOf(row, now);
     const answer = signedStatusSchema.parse({ payload, signature: deps.signer.sign(payload) });
-    const entry: SignedEntry = { key, at: now.getTime(), answer, json: JSON.stringify(answer), version: payload.version };
+    const entry: SignedEntry = {
+      key,
+      at: now.getTime(),
+      answer,
+      json: JSON.stringify(answer),
+      version: payload.version,
+    };
     if (signed.size >= SIGNED_CACHE_MAX) signed.clear();
     signed.set(row.agent_id, entry);
     return entry;
@@ -177,7 +187,10 @@ export function createStatusService(deps: StatusServiceDeps) {
       const deadline = performance.now() + waitMs;
       const wakeable = createWakeable();
       // Watch before the first read, so a change committed between the read and parking still wakes us.
-      const unwatch = input.since !== undefined && waitMs > 0 ? deps.listener?.watch({ licenseId: input.licenseId, agentId: input.agentId, wake: () => wakeable.wake() }) : undefined;
+      const unwatch =
+        input.since !== undefined && waitMs > 0
+          ? deps.listener?.watch({ licenseId: input.licenseId, agentId: input.agentId, wake: () => wakeable.wake() })
+          : undefined;
       const onAbort = () => wakeable.wake();
       input.signal?.addEventListener('abort', onAbort);
       try {

@@ -1,6 +1,12 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { deregisterAgent, getAgentWithLicense, listAgents, transitionAgentStatus, type AgentWithLicense } from '../../db/agent-status-repo';
+import {
+  deregisterAgent,
+  getAgentWithLicense,
+  listAgents,
+  transitionAgentStatus,
+  type AgentWithLicense,
+} from '../../db/agent-status-repo';
 import { withTransaction } from '../../db/pool';
 import type { AgentStatus, Clock, FingerprintComponent, LicenseState } from '../../protocol';
 import { agentDeregisteredSignal, releaseAgentUpdate, workflowIdForAgent } from '../../workflows/agent-quarantine';
@@ -8,7 +14,12 @@ import { actorOf, type Principal } from '../auth/access';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
 
-export type AgentsServiceDeps = { pool: Pool; temporal: TemporalDeps; clock: Clock; onWarning?: (message: string, err: unknown) => void };
+export type AgentsServiceDeps = {
+  pool: Pool;
+  temporal: TemporalDeps;
+  clock: Clock;
+  onWarning?: (message: string, err: unknown) => void;
+};
 type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
 
 /** What admins and customers see of an agent: no credential hash, key or fingerprint hashes. */
@@ -56,11 +67,16 @@ export function agentView(a: AgentWithLicense): AgentView {
  * Tells a quarantine waiting for release that there is nothing left to release. Best effort: the
  * seat is already free, and releasing a deregistered agent changes nothing.
  */
-export async function endQuarantineOnDeregistration(temporal: TemporalDeps, agentId: string, onWarning?: (message: string, err: unknown) => void): Promise<void> {
+export async function endQuarantineOnDeregistration(
+  temporal: TemporalDeps,
+  agentId: string,
+  onWarning?: (message: string, err: unknown) => void,
+): Promise<void> {
   try {
     await temporal.client.workflow.getHandle(workflowIdForAgent(agentId)).signal(agentDeregisteredSignal);
   } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) onWarning?.('could not tell the quarantine workflow about a deregistration', err);
+    if (!(err instanceof WorkflowNotFoundError))
+      onWarning?.('could not tell the quarantine workflow about a deregistration', err);
   }
 }
 
@@ -76,10 +92,19 @@ export function createAgentsService(deps: AgentsServiceDeps) {
   }
 
   return {
-    async list(viewer: Viewer, q: { licenseId?: string; customerId?: string; status?: AgentStatus; after?: string; limit?: number }) {
+    async list(
+      viewer: Viewer,
+      q: { licenseId?: string; customerId?: string; status?: AgentStatus; after?: string; limit?: number },
+    ) {
       const limit = q.limit ?? 50;
       const customerId = viewer.kind === 'customer' ? viewer.customerId : q.customerId;
-      const rows = await listAgents(deps.pool, { ...(customerId ? { customerId } : {}), ...(q.licenseId ? { licenseId: q.licenseId } : {}), ...(q.status ? { status: q.status } : {}), ...(q.after ? { after: q.after } : {}), limit: limit + 1 });
+      const rows = await listAgents(deps.pool, {
+        ...(customerId ? { customerId } : {}),
+        ...(q.licenseId ? { licenseId: q.licenseId } : {}),
+        ...(q.status ? { status: q.status } : {}),
+        ...(q.after ? { after: q.after } : {}),
+        limit: limit + 1,
+      });
       const page = rows.slice(0, limit);
       return { items: page.map(agentView), nextCursor: rows.length > limit ? page[page.length - 1]!.id : null };
     },
@@ -95,11 +120,14 @@ export function createAgentsService(deps: AgentsServiceDeps) {
      */
     async release(admin: Extract<Principal, { kind: 'admin' }>, agentId: string): Promise<AgentView> {
       const agent = await visibleAgent(admin, agentId);
-      if (agent.status !== 'quarantined') throw new AppError('CONFLICT', `The agent is ${agent.status}, not quarantined.`);
+      if (agent.status !== 'quarantined')
+        throw new AppError('CONFLICT', `The agent is ${agent.status}, not quarantined.`);
       const handle = deps.temporal.client.workflow.getHandle(workflowIdForAgent(agentId));
       let viaWorkflow = true;
       try {
-        const r = await handle.executeUpdate(releaseAgentUpdate, { args: [{ actor: { kind: 'admin', id: admin.id } }] });
+        const r = await handle.executeUpdate(releaseAgentUpdate, {
+          args: [{ actor: { kind: 'admin', id: admin.id } }],
+        });
         if (!r.released) viaWorkflow = false;
       } catch (err) {
         if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) viaWorkflow = false;
@@ -107,10 +135,19 @@ export function createAgentsService(deps: AgentsServiceDeps) {
       }
       if (!viaWorkflow) {
         await withTransaction(deps.pool, (tx) =>
-          transitionAgentStatus(tx, {
-            agentId, from: ['quarantined'], to: 'active', reason: null,
-            actor: { kind: 'admin', id: admin.id }, action: 'agent.released', data: { workflow: false },
-          }, deps.clock),
+          transitionAgentStatus(
+            tx,
+            {
+              agentId,
+              from: ['quarantined'],
+              to: 'active',
+              reason: null,
+              actor: { kind: 'admin', id: admin.id },
+              action: 'agent.released',
+              data: { workflow: false },
+            },
+            deps.clock,
+          ),
         );
       }
       return agentView((await getAgentWithLicense(deps.pool, agentId))!);
@@ -119,7 +156,9 @@ export function createAgentsService(deps: AgentsServiceDeps) {
     /** Frees the seat of a lost or retired machine; a customer may do this for its own agents. */
     async deregister(viewer: Viewer, agentId: string): Promise<AgentView> {
       await visibleAgent(viewer, agentId);
-      const r = await withTransaction(deps.pool, (tx) => deregisterAgent(tx, { agentId, actor: actorOf(viewer), reason: `deregistered by ${viewer.kind}` }, deps.clock));
+      const r = await withTransaction(deps.pool, (tx) =>
+        deregisterAgent(tx, { agentId, actor: actorOf(viewer), reason: `deregistered by ${viewer.kind}` }, deps.clock),
+      );
       if (!r.changed) throw new AppError('CONFLICT', 'The agent is already deregistered.');
       await endQuarantineOnDeregistration(deps.temporal, agentId, deps.onWarning);
       return agentView(r.agent!);

@@ -1,6 +1,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { agentId, AGENT_STATUSES, customerId, FINGERPRINT_COMPONENTS, hex64, LICENSE_STATES, licenseId } from '../../protocol';
+import {
+  agentId,
+  AGENT_STATUSES,
+  customerId,
+  FINGERPRINT_COMPONENTS,
+  hex64,
+  LICENSE_STATES,
+  licenseId,
+} from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
@@ -40,48 +48,101 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
 /** GET /v1/admin/agents (+ /:id, POST /:id/release) and GET /v1/portal/agents (+ /:id): a customer sees only its own. */
 export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const agents = createAgentsService({ pool: deps.pool, temporal: deps.temporal, clock: deps.clock, onWarning: (message, err) => deps.logger.warn({ err }, message) });
+    const agents = createAgentsService({
+      pool: deps.pool,
+      temporal: deps.temporal,
+      clock: deps.clock,
+      onWarning: (message, err) => deps.logger.warn({ err }, message),
+    });
 
-    app.get('/v1/admin/agents', {
-      schema: { tags: ['admin'], summary: 'List agents', querystring: adminListQuery, response: { 200: agentListSchema, ...errors } },
-      config: { access: ['admin'] },
-    }, async (req) => agents.list(principalOf(req, 'admin'), req.query));
-
-    app.get('/v1/admin/agents/:id', {
-      schema: { tags: ['admin'], summary: 'One agent', params: idParams, response: { 200: agentViewSchema, ...errors } },
-      config: { access: ['admin'] },
-    }, async (req) => agents.get(principalOf(req, 'admin'), req.params.id));
-
-    app.post('/v1/admin/agents/:id/release', {
-      schema: {
-        tags: ['admin'],
-        summary: 'Release a quarantined agent (audited agent.released)',
-        params: idParams,
-        response: { 200: agentViewSchema, ...errors, 409: errorSchema, 503: errorSchema },
-      },
-      config: { access: ['admin'] },
-    }, async (req) => agents.release(principalOf(req, 'admin'), req.params.id));
-
-    for (const [scope, kind] of [['admin', 'admin'], ['portal', 'customer']] as const) {
-      app.post(`/v1/${scope}/agents/:id/deregister`, {
+    app.get(
+      '/v1/admin/agents',
+      {
         schema: {
-          tags: [scope],
-          summary: 'Deregister an agent (lost or retired machine): frees its license seat, cancels its open tasks, its credential stops working',
-          params: idParams,
-          response: { 200: agentViewSchema, ...errors, 409: errorSchema },
+          tags: ['admin'],
+          summary: 'List agents',
+          querystring: adminListQuery,
+          response: { 200: agentListSchema, ...errors },
         },
-        config: { access: [kind] },
-      }, async (req) => agents.deregister(principalOf(req, kind), req.params.id));
+        config: { access: ['admin'] },
+      },
+      async (req) => agents.list(principalOf(req, 'admin'), req.query),
+    );
+
+    app.get(
+      '/v1/admin/agents/:id',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'One agent',
+          params: idParams,
+          response: { 200: agentViewSchema, ...errors },
+        },
+        config: { access: ['admin'] },
+      },
+      async (req) => agents.get(principalOf(req, 'admin'), req.params.id),
+    );
+
+    app.post(
+      '/v1/admin/agents/:id/release',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Release a quarantined agent (audited agent.released)',
+          params: idParams,
+          response: { 200: agentViewSchema, ...errors, 409: errorSchema, 503: errorSchema },
+        },
+        config: { access: ['admin'] },
+      },
+      async (req) => agents.release(principalOf(req, 'admin'), req.params.id),
+    );
+
+    for (const [scope, kind] of [
+      ['admin', 'admin'],
+      ['portal', 'customer'],
+    ] as const) {
+      app.post(
+        `/v1/${scope}/agents/:id/deregister`,
+        {
+          schema: {
+            tags: [scope],
+            summary:
+              'Deregister an agent (lost or retired machine): frees its license seat, cancels its open tasks, its credential stops working',
+            params: idParams,
+            response: { 200: agentViewSchema, ...errors, 409: errorSchema },
+          },
+          config: { access: [kind] },
+        },
+        async (req) => agents.deregister(principalOf(req, kind), req.params.id),
+      );
     }
 
-    app.get('/v1/portal/agents', {
-      schema: { tags: ['portal'], summary: "Your organisation's agents", querystring: listQuery, response: { 200: agentListSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => agents.list(principalOf(req, 'customer'), req.query));
+    app.get(
+      '/v1/portal/agents',
+      {
+        schema: {
+          tags: ['portal'],
+          summary: "Your organisation's agents",
+          querystring: listQuery,
+          response: { 200: agentListSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => agents.list(principalOf(req, 'customer'), req.query),
+    );
 
-    app.get('/v1/portal/agents/:id', {
-      schema: { tags: ['portal'], summary: 'One of your agents', params: idParams, response: { 200: agentViewSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => agents.get(principalOf(req, 'customer'), req.params.id));
+    app.get(
+      '/v1/portal/agents/:id',
+      {
+        schema: {
+          tags: ['portal'],
+          summary: 'One of your agents',
+          params: idParams,
+          response: { 200: agentViewSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => agents.get(principalOf(req, 'customer'), req.params.id),
+    );
   };
 }

@@ -45,10 +45,19 @@ const verifySchema = z.strictObject({
   checkpoints: z.strictObject({
     total: z.number().int(),
     valid: z.number().int(),
-    latest: z.strictObject({ sequence: z.number().int(), hash: hex64, time: z.string().max(40), kid: z.string().max(64) }).optional(),
+    latest: z
+      .strictObject({ sequence: z.number().int(), hash: hex64, time: z.string().max(40), kid: z.string().max(64) })
+      .optional(),
   }),
   unsignedTail: z.number().int(),
-  firstBreak: z.strictObject({ seq: z.number().int(), code: z.enum(BREAK_CODES), message: z.string().max(500), checkpointId: z.number().int().optional() }).optional(),
+  firstBreak: z
+    .strictObject({
+      seq: z.number().int(),
+      code: z.enum(BREAK_CODES),
+      message: z.string().max(500),
+      checkpointId: z.number().int().optional(),
+    })
+    .optional(),
 });
 export type AuditVerifyBody = z.infer<typeof verifySchema>;
 
@@ -63,30 +72,40 @@ export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
     const audit = createAuditService({ pool: deps.pool, keysDir: deps.config.keysDir });
 
-    app.get('/v1/admin/audit', {
-      schema: {
-        tags: ['admin'],
-        summary: 'Audit events, newest first (filter by actor, action, subject, time; page with cursor)',
-        querystring: listQuery,
-        response: { 200: listSchema, ...errors },
+    app.get(
+      '/v1/admin/audit',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Audit events, newest first (filter by actor, action, subject, time; page with cursor)',
+          querystring: listQuery,
+          response: { 200: listSchema, ...errors },
+        },
+        config: { access: ['admin', 'service'] },
       },
-      config: { access: ['admin', 'service'] },
-    }, async (req) => {
-      const { since, until } = req.query;
-      if (since && until && Date.parse(since) >= Date.parse(until)) {
-        throw new AppError('VALIDATION_FAILED', 'since must be before until.', [{ path: 'querystring.since', message: 'must be before until' }]);
-      }
-      return audit.list(req.query);
-    });
+      async (req) => {
+        const { since, until } = req.query;
+        if (since && until && Date.parse(since) >= Date.parse(until)) {
+          throw new AppError('VALIDATION_FAILED', 'since must be before until.', [
+            { path: 'querystring.since', message: 'must be before until' },
+          ]);
+        }
+        return audit.list(req.query);
+      },
+    );
 
-    app.get('/v1/admin/audit/verify', {
-      schema: {
-        tags: ['admin'],
-        summary: 'Re-walk the audit chain and check every signed checkpoint',
-        querystring: verifyQuery,
-        response: { 200: verifySchema, ...errors },
+    app.get(
+      '/v1/admin/audit/verify',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Re-walk the audit chain and check every signed checkpoint',
+          querystring: verifyQuery,
+          response: { 200: verifySchema, ...errors },
+        },
+        config: { access: ['admin', 'service'], rateLimit: { max: 20, timeWindow: '1 minute' } },
       },
-      config: { access: ['admin', 'service'], rateLimit: { max: 20, timeWindow: '1 minute' } },
-    }, async (req) => audit.verify(req.query.from));
+      async (req) => audit.verify(req.query.from),
+    );
   };
 }

@@ -43,7 +43,10 @@ export function actorOf(p: Principal): Actor {
 }
 
 /** Narrows `req.principal` for handlers whose route already restricted the kinds. */
-export function principalOf<K extends PrincipalKind>(req: FastifyRequest, ...kinds: K[]): Extract<Principal, { kind: K }> {
+export function principalOf<K extends PrincipalKind>(
+  req: FastifyRequest,
+  ...kinds: K[]
+): Extract<Principal, { kind: K }> {
   const p = req.principal;
   if (!p || !(kinds as string[]).includes(p.kind)) throw new AppError('FORBIDDEN', 'You may not do this.');
   return p as Extract<Principal, { kind: K }>;

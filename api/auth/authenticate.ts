@@ -12,7 +12,10 @@ import type { StatusListener } from '../agent-status/status-listener';
  */
 export type CredentialResolver = (req: FastifyRequest) => Promise<Principal | null | undefined>;
 
-export type AuthenticatorDeps = { pool: Pool; clock: Clock; /** Origin allowed for cookie-authenticated state changes (CSRF). */ publicOrigin: string;
+export type AuthenticatorDeps = {
+  pool: Pool;
+  clock: Clock;
+  /** Origin allowed for cookie-authenticated state changes (CSRF). */ publicOrigin: string;
   /** The process's status listener: lets the agent resolver reuse lookups until a notice concerns the agent. */
   statusListener?: StatusListener;
 };

@@ -4,7 +4,16 @@ import { z } from 'zod';
 import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
-import { adminSchema, changePasswordBody, customerUserSchema, emptyBody, loginBody, okSchema, passwordChangedSchema, sessionInfoSchema } from './schemas';
+import {
+  adminSchema,
+  changePasswordBody,
+  customerUserSchema,
+  emptyBody,
+  loginBody,
+  okSchema,
+  passwordChangedSchema,
+  sessionInfoSchema,
+} from './schemas';
 import type { IdentityServices } from './services';
 import { SESSION_IDLE_MS, SESSION_MAX_MS } from './session-service';
 import { clearedCookie, sessionCookie } from './tokens';
@@ -15,7 +24,13 @@ export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 };
 /** One answer for unknown email, wrong password, inactive account and locked account. */
 const LOGIN_REFUSED = 'The email or password is not correct.';
 
-export type AuthGroup = { kind: 'admin' | 'customer'; prefix: '/v1/admin' | '/v1/portal'; cookie: string; tag: string; security: string };
+export type AuthGroup = {
+  kind: 'admin' | 'customer';
+  prefix: '/v1/admin' | '/v1/portal';
+  cookie: string;
+  tag: string;
+  security: string;
+};
 
 function noStore(reply: FastifyReply): void {
   void reply.header('cache-control', 'no-store');
@@ -31,56 +46,107 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
   const account = group.kind === 'admin' ? adminSchema : customerUserSchema.extend({ customerName: z.string() });
   const security: Array<Record<string, string[]>> = [{ [group.security]: [] }];
   return async (app) => {
-    app.post(`${group.prefix}/login`, {
-      schema: {
-        tags: [group.tag],
-        summary: 'Sign in with email and password; sets the session cookie',
-        body: loginBody,
-        response: { 200: z.object({ account, session: sessionInfoSchema }), 400: errorSchema, 401: errorSchema, 429: errorSchema },
+    app.post(
+      `${group.prefix}/login`,
+      {
+        schema: {
+          tags: [group.tag],
+          summary: 'Sign in with email and password; sets the session cookie',
+          body: loginBody,
+          response: {
+            200: z.object({ account, session: sessionInfoSchema }),
+            400: errorSchema,
+            401: errorSchema,
+            429: errorSchema,
+          },
+        },
+        config: { access: ['anonymous'], rateLimit: LOGIN_RATE_LIMIT },
       },
-      config: { access: ['anonymous'], rateLimit: LOGIN_RATE_LIMIT },
-    }, async (req, reply) => {
-      noStore(reply);
-      const result = await services.login.login(group.kind, req.body.email, req.body.password, meta(req));
-      if (!result.ok) {
-        throw new AppError('UNAUTHENTICATED', LOGIN_REFUSED, undefined, result.retryAfterSeconds ? { 'retry-after': String(result.retryAfterSeconds) } : undefined);
-      }
-      const { session, account: acc } = result;
-      void reply.header('set-cookie', sessionCookie(group.cookie, session.token, Math.floor(SESSION_MAX_MS / 1000)));
-      const principal = group.kind === 'admin'
-        ? { kind: 'admin' as const, id: acc.id, sessionId: session.id }
-        : { kind: 'customer' as const, id: acc.id, customerId: acc.customerId!, sessionId: session.id };
-      return { account: await services.identity.me(principal), session: { expiresAt: session.expiresAt.toISOString(), idleTimeoutSeconds: SESSION_IDLE_MS / 1000 } };
-    });
-
-    app.post(`${group.prefix}/logout`, {
-      schema: { tags: [group.tag], summary: 'End this session', security, body: emptyBody, response: { 200: okSchema, 401: errorSchema, 403: errorSchema } },
-      config: { access: [group.kind] },
-    }, async (req, reply) => {
-      await services.identity.logout(principalOf(req, group.kind));
-      void reply.header('set-cookie', clearedCookie(group.cookie));
-      return { ok: true as const };
-    });
-
-    app.get(`${group.prefix}/me`, {
-      schema: { tags: [group.tag], summary: 'The signed-in account', security, response: { 200: account, 401: errorSchema, 403: errorSchema } },
-      config: { access: [group.kind] },
-    }, async (req, reply) => {
-      noStore(reply);
-      return services.identity.me(principalOf(req, group.kind));
-    });
-
-    app.post(`${group.prefix}/me/password`, {
-      schema: {
-        tags: [group.tag],
-        summary: 'Change your own password; ends your other sessions',
-        security,
-        body: changePasswordBody,
-        response: { 200: passwordChangedSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
+      async (req, reply) => {
+        noStore(reply);
+        const result = await services.login.login(group.kind, req.body.email, req.body.password, meta(req));
+        if (!result.ok) {
+          throw new AppError(
+            'UNAUTHENTICATED',
+            LOGIN_REFUSED,
+            undefined,
+            result.retryAfterSeconds ? { 'retry-after': String(result.retryAfterSeconds) } : undefined,
+          );
+        }
+        const { session, account: acc } = result;
+        void reply.header('set-cookie', sessionCookie(group.cookie, session.token, Math.floor(SESSION_MAX_MS / 1000)));
+        const principal =
+          group.kind === 'admin'
+            ? { kind: 'admin' as const, id: acc.id, sessionId: session.id }
+            : { kind: 'customer' as const, id: acc.id, customerId: acc.customerId!, sessionId: session.id };
+        return {
+          account: await services.identity.me(principal),
+          session: { expiresAt: session.expiresAt.toISOString(), idleTimeoutSeconds: SESSION_IDLE_MS / 1000 },
+        };
       },
-      config: { access: [group.kind], rateLimit: LOGIN_RATE_LIMIT },
-    }, async (req) => {
-      return services.identity.changeOwnPassword(principalOf(req, group.kind), req.body.currentPassword, req.body.newPassword);
-    });
+    );
+
+    app.post(
+      `${group.prefix}/logout`,
+      {
+        schema: {
+          tags: [group.tag],
+          summary: 'End this session',
+          security,
+          body: emptyBody,
+          response: { 200: okSchema, 401: errorSchema, 403: errorSchema },
+        },
+        config: { access: [group.kind] },
+      },
+      async (req, reply) => {
+        await services.identity.logout(principalOf(req, group.kind));
+        void reply.header('set-cookie', clearedCookie(group.cookie));
+        return { ok: true as const };
+      },
+    );
+
+    app.get(
+      `${group.prefix}/me`,
+      {
+        schema: {
+          tags: [group.tag],
+          summary: 'The signed-in account',
+          security,
+          response: { 200: account, 401: errorSchema, 403: errorSchema },
+        },
+        config: { access: [group.kind] },
+      },
+      async (req, reply) => {
+        noStore(reply);
+        return services.identity.me(principalOf(req, group.kind));
+      },
+    );
+
+    app.post(
+      `${group.prefix}/me/password`,
+      {
+        schema: {
+          tags: [group.tag],
+          summary: 'Change your own password; ends your other sessions',
+          security,
+          body: changePasswordBody,
+          response: {
+            200: passwordChangedSchema,
+            400: errorSchema,
+            401: errorSchema,
+            403: errorSchema,
+            429: errorSchema,
+          },
+        },
+        config: { access: [group.kind], rateLimit: LOGIN_RATE_LIMIT },
+      },
+      async (req) => {
+        return services.identity.changeOwnPassword(
+          principalOf(req, group.kind),
+          req.body.currentPassword,
+          req.body.newPassword,
+        );
+      },
+    );
   };
 }

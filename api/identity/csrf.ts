@@ -13,7 +13,8 @@ export type CsrfRefusal = 'content_type' | 'sec_fetch_site' | 'origin_missing' |
 export function csrfRefusal(req: FastifyRequest, allowedOrigins: ReadonlySet<string>): CsrfRefusal | undefined {
   if (SAFE_METHODS.has(req.method)) return undefined;
   const type = req.headers['content-type'];
-  if (typeof type !== 'string' || type.split(';')[0]!.trim().toLowerCase() !== 'application/json') return 'content_type';
+  if (typeof type !== 'string' || type.split(';')[0]!.trim().toLowerCase() !== 'application/json')
+    return 'content_type';
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined) return site === 'same-origin' ? undefined : 'sec_fetch_site';
   const origin = req.headers.origin;

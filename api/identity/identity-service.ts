@@ -46,7 +46,13 @@ export function adminView(a: AdminRow, now: Date) {
 }
 
 export function customerView(c: CustomerRow) {
-  return { id: c.id, name: c.name, active: c.active, createdAt: c.created_at.toISOString(), deactivatedAt: iso(c.deactivated_at) };
+  return {
+    id: c.id,
+    name: c.name,
+    active: c.active,
+    createdAt: c.created_at.toISOString(),
+    deactivatedAt: iso(c.deactivated_at),
+  };
 }
 
 export function customerUserView(u: CustomerUserRow, now: Date) {
@@ -84,7 +90,13 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
     return { hash: await passwords.hash(plain), oneTimePassword: password === undefined ? plain : undefined };
   }
 
-  async function audit(tx: Tx, by: Principal, action: Parameters<typeof appendAudit>[1]['action'], subject: { kind: string; id: string }, data?: Record<string, unknown>) {
+  async function audit(
+    tx: Tx,
+    by: Principal,
+    action: Parameters<typeof appendAudit>[1]['action'],
+    subject: { kind: string; id: string },
+    data?: Record<string, unknown>,
+  ) {
     await appendAudit(tx, { actor: actorOf(by), action, subject, ...(data ? { data } : {}) }, deps.clock);
   }
 
@@ -104,11 +116,18 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
   async function unlock(by: Principal, kind: AccountKind, id: string): Promise<{ unlocked: boolean }> {
     return withTransaction(deps.pool, async (tx) => {
       const account = await loginAccountsRepo.lockAccount(tx, kind, id);
-      if (!account) throw new AppError('NOT_FOUND', kind === 'admin' ? 'No such admin.' : 'No such user for this customer.');
+      if (!account)
+        throw new AppError('NOT_FOUND', kind === 'admin' ? 'No such admin.' : 'No such user for this customer.');
       const wasLocked = account.lockedUntil?.toISOString() ?? null;
       const cleared = await loginAccountsRepo.clearLock(tx, kind, id, deps.clock.now());
       if (cleared) {
-        await audit(tx, by, kind === 'admin' ? 'admin.unlocked' : 'customer_user.unlocked', { kind: subjectKind(kind), id }, { lockedUntil: wasLocked, failedLogins: account.failedLogins });
+        await audit(
+          tx,
+          by,
+          kind === 'admin' ? 'admin.unlocked' : 'customer_user.unlocked',
+          { kind: subjectKind(kind), id },
+          { lockedUntil: wasLocked, failedLogins: account.failedLogins },
+        );
       }
       return { unlocked: cleared };
     });
@@ -137,19 +156,34 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
     },
 
     /** Changes the caller's own password and ends every other session of theirs. */
-    async changeOwnPassword(p: Extract<Principal, { kind: 'admin' | 'customer' }>, current: string, next: string): Promise<{ otherSessionsEnded: number }> {
+    async changeOwnPassword(
+      p: Extract<Principal, { kind: 'admin' | 'customer' }>,
+      current: string,
+      next: string,
+    ): Promise<{ otherSessionsEnded: number }> {
       checkPasswordRules(next, 'body.newPassword');
       const account = await loginAccountsRepo.findAccountById(deps.pool, p.kind, p.id);
       if (!account || !(await passwords.verify(current, account.passwordHash))) {
-        throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [{ path: 'body.currentPassword', message: 'not correct' }]);
+        throw new AppError('VALIDATION_FAILED', 'The current password is not correct.', [
+          { path: 'body.currentPassword', message: 'not correct' },
+        ]);
       }
-      if (current === next) throw new AppError('VALIDATION_FAILED', 'The new password must differ from the current one.', [{ path: 'body.newPassword', message: 'same as the current password' }]);
+      if (current === next)
+        throw new AppError('VALIDATION_FAILED', 'The new password must differ from the current one.', [
+          { path: 'body.newPassword', message: 'same as the current password' },
+        ]);
       const hash = await passwords.hash(next);
       return withTransaction(deps.pool, async (tx) => {
         await loginAccountsRepo.lockAccount(tx, p.kind, p.id);
         await loginAccountsRepo.setPasswordHash(tx, p.kind, p.id, hash, false, deps.clock.now());
         const ended = await sessionsRepo.deleteSessionsOfAccount(tx, p.kind, p.id, p.sessionId);
-        await audit(tx, p, p.kind === 'admin' ? 'admin.password_changed' : 'customer_user.password_changed', { kind: subjectKind(p.kind), id: p.id }, { otherSessionsEnded: ended });
+        await audit(
+          tx,
+          p,
+          p.kind === 'admin' ? 'admin.password_changed' : 'customer_user.password_changed',
+          { kind: subjectKind(p.kind), id: p.id },
+          { otherSessionsEnded: ended },
+        );
         return { otherSessionsEnded: ended };
       });
     },
@@ -164,10 +198,26 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       const pw = await initialPassword(input.password);
       try {
         return await withTransaction(deps.pool, async (tx) => {
-          if (await customerUsersRepo.emailTaken(tx, input.email)) throw new AppError('CONFLICT', 'That email address is already in use.');
-          const row = await adminsRepo.insertAdmin(tx, { id: newId('adm'), email: input.email, passwordHash: pw.hash, displayName: input.displayName ?? '', mustChangePassword: pw.oneTimePassword !== undefined });
-          await audit(tx, by, 'admin.created', { kind: 'admin', id: row.id }, { email: row.email, oneTimePassword: pw.oneTimePassword !== undefined });
-          return { admin: adminView(row, deps.clock.now()), ...(pw.oneTimePassword ? { oneTimePassword: pw.oneTimePassword } : {}) };
+          if (await customerUsersRepo.emailTaken(tx, input.email))
+            throw new AppError('CONFLICT', 'That email address is already in use.');
+          const row = await adminsRepo.insertAdmin(tx, {
+            id: newId('adm'),
+            email: input.email,
+            passwordHash: pw.hash,
+            displayName: input.displayName ?? '',
+            mustChangePassword: pw.oneTimePassword !== undefined,
+          });
+          await audit(
+            tx,
+            by,
+            'admin.created',
+            { kind: 'admin', id: row.id },
+            { email: row.email, oneTimePassword: pw.oneTimePassword !== undefined },
+          );
+          return {
+            admin: adminView(row, deps.clock.now()),
+            ...(pw.oneTimePassword ? { oneTimePassword: pw.oneTimePassword } : {}),
+          };
         });
       } catch (err) {
         if (isUniqueViolation(err)) throw new AppError('CONFLICT', 'That email address is already in use.');
@@ -180,12 +230,20 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       return withTransaction(deps.pool, async (tx) => {
         const target = await loginAccountsRepo.lockAccount(tx, 'admin', id);
         if (!target) throw new AppError('NOT_FOUND', 'No such admin.');
-        if (!active && by.kind === 'admin' && by.id === id) throw new AppError('CONFLICT', 'You cannot deactivate yourself.');
-        if (!active && target.active && (await adminsRepo.countActiveAdmins(tx)) <= 1) throw new AppError('CONFLICT', 'The last active admin cannot be deactivated.');
+        if (!active && by.kind === 'admin' && by.id === id)
+          throw new AppError('CONFLICT', 'You cannot deactivate yourself.');
+        if (!active && target.active && (await adminsRepo.countActiveAdmins(tx)) <= 1)
+          throw new AppError('CONFLICT', 'The last active admin cannot be deactivated.');
         const now = deps.clock.now();
         if (await loginAccountsRepo.setAccountActive(tx, 'admin', id, active, now)) {
           const ended = active ? 0 : await sessionsRepo.deleteSessionsOfAccount(tx, 'admin', id);
-          await audit(tx, by, active ? 'admin.reactivated' : 'admin.deactivated', { kind: 'admin', id }, active ? undefined : { sessionsEnded: ended });
+          await audit(
+            tx,
+            by,
+            active ? 'admin.reactivated' : 'admin.deactivated',
+            { kind: 'admin', id },
+            active ? undefined : { sessionsEnded: ended },
+          );
         }
         return adminView((await adminsRepo.findAdmin(tx, id))!, now);
       });
@@ -204,7 +262,11 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
 
     async createCustomer(by: Principal, input: { name: string }) {
       return withTransaction(deps.pool, async (tx) => {
-        const row = await customersRepo.insertCustomer(tx, { id: newId('cus'), name: input.name, now: deps.clock.now() });
+        const row = await customersRepo.insertCustomer(tx, {
+          id: newId('cus'),
+          name: input.name,
+          now: deps.clock.now(),
+        });
         await audit(tx, by, 'customer.created', { kind: 'customer', id: row.id }, { name: row.name });
         return customerView(row);
       });
@@ -225,22 +287,44 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
     async listCustomerUsers(customerId: string) {
       await requireCustomer(deps.pool, customerId);
       const now = deps.clock.now();
-      return (await customerUsersRepo.listCustomerUsers(deps.pool, customerId, LIST_LIMIT)).map((u) => customerUserView(u, now));
+      return (await customerUsersRepo.listCustomerUsers(deps.pool, customerId, LIST_LIMIT)).map((u) =>
+        customerUserView(u, now),
+      );
     },
 
-    async createCustomerUser(by: Principal, customerId: string, input: { email: string; displayName?: string; password?: string }) {
+    async createCustomerUser(
+      by: Principal,
+      customerId: string,
+      input: { email: string; displayName?: string; password?: string },
+    ) {
       await requireCustomer(deps.pool, customerId);
       const pw = await initialPassword(input.password);
       try {
         return await withTransaction(deps.pool, async (tx) => {
           const customer = await requireCustomer(tx, customerId);
           if (!customer.active) throw new AppError('CONFLICT', 'The customer is deactivated.');
-          if (await customerUsersRepo.emailTaken(tx, input.email)) throw new AppError('CONFLICT', 'That email address is already in use.');
+          if (await customerUsersRepo.emailTaken(tx, input.email))
+            throw new AppError('CONFLICT', 'That email address is already in use.');
           const row = await customerUsersRepo.insertCustomerUser(tx, {
-            id: newId('usr'), customerId, email: input.email, displayName: input.displayName ?? '', passwordHash: pw.hash, mustChangePassword: pw.oneTimePassword !== undefined, now: deps.clock.now(),
+            id: newId('usr'),
+            customerId,
+            email: input.email,
+            displayName: input.displayName ?? '',
+            passwordHash: pw.hash,
+            mustChangePassword: pw.oneTimePassword !== undefined,
+            now: deps.clock.now(),
           });
-          await audit(tx, by, 'customer_user.created', { kind: 'customer_user', id: row.id }, { customerId, email: row.email, oneTimePassword: pw.oneTimePassword !== undefined });
-          return { user: customerUserView(row, deps.clock.now()), ...(pw.oneTimePassword ? { oneTimePassword: pw.oneTimePassword } : {}) };
+          await audit(
+            tx,
+            by,
+            'customer_user.created',
+            { kind: 'customer_user', id: row.id },
+            { customerId, email: row.email, oneTimePassword: pw.oneTimePassword !== undefined },
+          );
+          return {
+            user: customerUserView(row, deps.clock.now()),
+            ...(pw.oneTimePassword ? { oneTimePassword: pw.oneTimePassword } : {}),
+          };
         });
       } catch (err) {
         if (isUniqueViolation(err)) throw new AppError('CONFLICT', 'That email address is already in use.');
@@ -256,7 +340,13 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
         const now = deps.clock.now();
         if (await loginAccountsRepo.setAccountActive(tx, 'customer', userId, active, now)) {
           const ended = active ? 0 : await sessionsRepo.deleteSessionsOfAccount(tx, 'customer', userId);
-          await audit(tx, by, active ? 'customer_user.reactivated' : 'customer_user.deactivated', { kind: 'customer_user', id: userId }, active ? { customerId } : { customerId, sessionsEnded: ended });
+          await audit(
+            tx,
+            by,
+            active ? 'customer_user.reactivated' : 'customer_user.deactivated',
+            { kind: 'customer_user', id: userId },
+            active ? { customerId } : { customerId, sessionsEnded: ended },
+          );
         }
         return customerUserView((await customerUsersRepo.findCustomerUser(tx, userId))!, now);
       });
@@ -277,7 +367,12 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       const token = newSecret('svc');
       return withTransaction(deps.pool, async (tx) => {
         const row = await serviceAccountsRepo.insertServiceAccount(tx, {
-          id: newId('svcacct'), name: input.name, tokenHash: sha256Hex(token), tokenHint: token.slice(-4), createdBy: `${by.kind}:${by.id}`, now: deps.clock.now(),
+          id: newId('svcacct'),
+          name: input.name,
+          tokenHash: sha256Hex(token),
+          tokenHint: token.slice(-4),
+          createdBy: `${by.kind}:${by.id}`,
+          now: deps.clock.now(),
         });
         await audit(tx, by, 'service_account.created', { kind: 'service_account', id: row.id }, { name: row.name });
         return { serviceAccount: serviceAccountView(row), token };
@@ -286,7 +381,8 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
 
     async revokeServiceAccount(by: Principal, id: string) {
       return withTransaction(deps.pool, async (tx) => {
-        if (!(await serviceAccountsRepo.findServiceAccount(tx, id))) throw new AppError('NOT_FOUND', 'No such service account.');
+        if (!(await serviceAccountsRepo.findServiceAccount(tx, id)))
+          throw new AppError('NOT_FOUND', 'No such service account.');
         if (await serviceAccountsRepo.revokeServiceAccount(tx, id, deps.clock.now())) {
           await audit(tx, by, 'service_account.revoked', { kind: 'service_account', id });
         }

@@ -15,7 +15,8 @@ const LOCKOUT_START_DEADLINE_MS = 10_000;
 
 export type LoginMeta = { ip: string; userAgent: string | null };
 /** Every refusal looks the same to the caller; `retryAfterSeconds` is set while the account is locked. */
-export type LoginResult = { ok: true; account: LoginAccount; session: IssuedSession } | { ok: false; retryAfterSeconds?: number };
+export type LoginResult =
+  { ok: true; account: LoginAccount; session: IssuedSession } | { ok: false; retryAfterSeconds?: number };
 type Refusal = Extract<LoginResult, { ok: false }>;
 
 /** Audit actor for attempts made before anyone is authenticated. */
@@ -47,7 +48,10 @@ export function createLoginService(deps: LoginServiceDeps) {
 
   function refused(lockedUntil?: Date): Refusal {
     if (!lockedUntil) return { ok: false };
-    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((lockedUntil.getTime() - deps.clock.now().getTime()) / 1000)) };
+    return {
+      ok: false,
+      retryAfterSeconds: Math.max(1, Math.ceil((lockedUntil.getTime() - deps.clock.now().getTime()) / 1000)),
+    };
   }
 
   async function startLockoutTimer(input: AccountLockoutInput): Promise<void> {
@@ -64,22 +68,42 @@ export function createLoginService(deps: LoginServiceDeps) {
     } catch (err) {
       // The lock is enforced from the database and ends on its own at locked_until; only the
       // tidy-up (counter reset and its audit row) waits for the next failed attempt.
-      deps.logger.warn({ err: (err as Error).message, kind: input.kind, accountId: input.accountId }, 'could not start the lockout timer');
+      deps.logger.warn(
+        { err: (err as Error).message, kind: input.kind, accountId: input.accountId },
+        'could not start the lockout timer',
+      );
     }
   }
 
-  async function recordFailure(account: LoginAccount, meta: LoginMeta, reason: 'wrong_password' | 'inactive'): Promise<Refusal> {
+  async function recordFailure(
+    account: LoginAccount,
+    meta: LoginMeta,
+    reason: 'wrong_password' | 'inactive',
+  ): Promise<Refusal> {
     const outcome = await withTransaction(deps.pool, async (tx) => {
       const now = deps.clock.now();
       const row = await loginAccountsRepo.lockAccount(tx, account.kind, account.id);
       if (!row) return { lockedUntil: undefined, lockedNow: false };
       const subject = { kind: subjectKind(account.kind), id: account.id };
       if (row.lockedUntil && row.lockedUntil > now) {
-        await appendAudit(tx, { actor: ANONYMOUS, action: 'login.refused_locked', subject, data: { ip: meta.ip, lockedUntil: row.lockedUntil.toISOString() } }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor: ANONYMOUS,
+            action: 'login.refused_locked',
+            subject,
+            data: { ip: meta.ip, lockedUntil: row.lockedUntil.toISOString() },
+          },
+          deps.clock,
+        );
         return { lockedUntil: row.lockedUntil, lockedNow: false };
       }
       if (reason === 'inactive') {
-        await appendAudit(tx, { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason } }, deps.clock);
+        await appendAudit(
+          tx,
+          { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason } },
+          deps.clock,
+        );
         return { lockedUntil: undefined, lockedNow: false };
       }
       // A lock that has run out no longer counts, whether or not its timer has tidied up yet.
@@ -87,17 +111,37 @@ export function createLoginService(deps: LoginServiceDeps) {
       const failures = previous + 1;
       const lockedUntil = failures >= LOCKOUT_THRESHOLD ? new Date(now.getTime() + LOCKOUT_MS) : null;
       await loginAccountsRepo.setLoginCounters(tx, account.kind, account.id, failures, lockedUntil, now);
-      await appendAudit(tx, { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason, failures } }, deps.clock);
+      await appendAudit(
+        tx,
+        { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason, failures } },
+        deps.clock,
+      );
       if (lockedUntil) {
-        await appendAudit(tx, { actor: ANONYMOUS, action: 'account.locked', subject, data: { ip: meta.ip, failures, lockedUntil: lockedUntil.toISOString() } }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor: ANONYMOUS,
+            action: 'account.locked',
+            subject,
+            data: { ip: meta.ip, failures, lockedUntil: lockedUntil.toISOString() },
+          },
+          deps.clock,
+        );
       }
       return { lockedUntil: lockedUntil ?? undefined, lockedNow: lockedUntil !== null };
     });
     if (outcome.lockedNow && outcome.lockedUntil) {
       // Bounded: a slow or absent Temporal must not hold the answer; the start goes on in the background.
-      const started = startLockoutTimer({ kind: account.kind, accountId: account.id, lockedUntil: outcome.lockedUntil.toISOString() });
+      const started = startLockoutTimer({
+        kind: account.kind,
+        accountId: account.id,
+        lockedUntil: outcome.lockedUntil.toISOString(),
+      });
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([started, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOCKOUT_START_WAIT_MS)))]);
+      await Promise.race([
+        started,
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, LOCKOUT_START_WAIT_MS))),
+      ]);
       clearTimeout(timer);
     }
     return refused(outcome.lockedUntil);
@@ -106,7 +150,8 @@ export function createLoginService(deps: LoginServiceDeps) {
   return {
     /** A fresh session, or the one refusal (the same for unknown email, wrong password, inactive, locked). */
     async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginResult> {
-      const account = email.length <= 254 ? await loginAccountsRepo.findAccountByEmail(deps.pool, kind, email) : undefined;
+      const account =
+        email.length <= 254 ? await loginAccountsRepo.findAccountByEmail(deps.pool, kind, email) : undefined;
       if (!account) {
         await passwords.verify(password, await dummy());
         return refused();
@@ -116,7 +161,9 @@ export function createLoginService(deps: LoginServiceDeps) {
         // The right password changes nothing while locked; no scrypt is spent on a locked account.
         return recordFailure(account, meta, 'wrong_password');
       }
-      const ok = Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && (await passwords.verify(password, account.passwordHash));
+      const ok =
+        Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES &&
+        (await passwords.verify(password, account.passwordHash));
       if (!ok) return recordFailure(account, meta, 'wrong_password');
       if (!account.active) return recordFailure(account, meta, 'inactive');
       const rehashed = passwords.needsRehash(account.passwordHash) ? await passwords.hash(password) : undefined;
@@ -127,17 +174,27 @@ export function createLoginService(deps: LoginServiceDeps) {
         const at = deps.clock.now();
         if (!row || !row.active) return refused();
         if (row.lockedUntil && row.lockedUntil > at) return refused(row.lockedUntil);
-        if (row.failedLogins > 0 || row.lockedUntil) await loginAccountsRepo.setLoginCounters(tx, kind, account.id, 0, null, at);
+        if (row.failedLogins > 0 || row.lockedUntil)
+          await loginAccountsRepo.setLoginCounters(tx, kind, account.id, 0, null, at);
         if (rehashed && row.passwordHash === account.passwordHash) {
           await loginAccountsRepo.setPasswordHash(tx, kind, account.id, rehashed, row.mustChangePassword, at);
         }
-        const session = await sessions.issue(tx, kind, { accountId: account.id, customerId: account.customerId, ip: meta.ip, userAgent: meta.userAgent });
-        await appendAudit(tx, {
-          actor: { kind: kind === 'admin' ? 'admin' : 'customer', id: account.id },
-          action: 'session.created',
-          subject: { kind: 'session', id: session.id },
-          data: { ip: meta.ip, rehashed: rehashed !== undefined },
-        }, deps.clock);
+        const session = await sessions.issue(tx, kind, {
+          accountId: account.id,
+          customerId: account.customerId,
+          ip: meta.ip,
+          userAgent: meta.userAgent,
+        });
+        await appendAudit(
+          tx,
+          {
+            actor: { kind: kind === 'admin' ? 'admin' : 'customer', id: account.id },
+            action: 'session.created',
+            subject: { kind: 'session', id: session.id },
+            data: { ip: meta.ip, rehashed: rehashed !== undefined },
+          },
+          deps.clock,
+        );
         return { ok: true, session, account: row };
       });
     },

@@ -19,7 +19,12 @@ const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
 
 function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
   // scrypt needs 128 * N * r bytes; leave headroom over Node's 32 MiB default.
-  const opts: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 1024 * 1024 };
+  const opts: ScryptOptions = {
+    N: params.N,
+    r: params.r,
+    p: params.p,
+    maxmem: 256 * params.N * params.r + 1024 * 1024,
+  };
   return new Promise((resolve, reject) => {
     scryptCb(password.normalize('NFKC'), salt, KEY_LEN, opts, (err, key) => (err ? reject(err) : resolve(key)));
   });
@@ -28,13 +33,19 @@ function scrypt(password: string, salt: Buffer, params: ScryptParams): Promise<B
 /** Throws a VALIDATION_FAILED AppError when the password breaks the rules. */
 export function checkPasswordRules(password: string, path = 'body.password'): void {
   if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
-    throw new AppError('VALIDATION_FAILED', 'The password is too long.', [{ path, message: `at most ${PASSWORD_MAX_BYTES} bytes` }]);
+    throw new AppError('VALIDATION_FAILED', 'The password is too long.', [
+      { path, message: `at most ${PASSWORD_MAX_BYTES} bytes` },
+    ]);
   }
   if (password.includes('\u0000')) {
-    throw new AppError('VALIDATION_FAILED', 'The password may not contain NUL characters.', [{ path, message: 'contains U+0000' }]);
+    throw new AppError('VALIDATION_FAILED', 'The password may not contain NUL characters.', [
+      { path, message: 'contains U+0000' },
+    ]);
   }
   if ([...password].length < PASSWORD_MIN_CHARS) {
-    throw new AppError('VALIDATION_FAILED', 'The password is too short.', [{ path, message: `at least ${PASSWORD_MIN_CHARS} characters` }]);
+    throw new AppError('VALIDATION_FAILED', 'The password is too short.', [
+      { path, message: `at least ${PASSWORD_MIN_CHARS} characters` },
+    ]);
   }
 }
 

@@ -57,15 +57,29 @@ export function createSessionResolver(deps: IdentityResolverDeps): CredentialRes
       : { kind: 'customer', id: s.accountId, customerId: s.customerId!, sessionId: s.id };
   }
 
-  async function refuseCsrf(req: FastifyRequest, principal: Principal & { sessionId: string }, reason: string): Promise<never> {
+  async function refuseCsrf(
+    req: FastifyRequest,
+    principal: Principal & { sessionId: string },
+    reason: string,
+  ): Promise<never> {
     const origin = req.headers.origin;
     await withTransaction(deps.pool, (tx) =>
-      appendAudit(tx, {
-        actor: actorOf(principal),
-        action: 'request.csrf_refused',
-        subject: { kind: 'session', id: principal.sessionId },
-        data: { reason, method: req.method, route: req.routeOptions.url ?? null, origin: typeof origin === 'string' ? origin.slice(0, 200) : null, ip: req.ip },
-      }, deps.clock),
+      appendAudit(
+        tx,
+        {
+          actor: actorOf(principal),
+          action: 'request.csrf_refused',
+          subject: { kind: 'session', id: principal.sessionId },
+          data: {
+            reason,
+            method: req.method,
+            route: req.routeOptions.url ?? null,
+            origin: typeof origin === 'string' ? origin.slice(0, 200) : null,
+            ip: req.ip,
+          },
+        },
+        deps.clock,
+      ),
     );
     throw new AppError('FORBIDDEN', 'This request was refused: it did not come from this site as JSON.');
   }
@@ -74,7 +88,8 @@ export function createSessionResolver(deps: IdentityResolverDeps): CredentialRes
     // A request with an Authorization header is not using ambient credentials; bearer resolvers decide.
     if (req.headers.authorization !== undefined) return undefined;
     const access = req.routeOptions.config?.access ?? [];
-    const order: Array<'admin' | 'customer'> = access.includes('customer') && !access.includes('admin') ? ['customer', 'admin'] : ['admin', 'customer'];
+    const order: Array<'admin' | 'customer'> =
+      access.includes('customer') && !access.includes('admin') ? ['customer', 'admin'] : ['admin', 'customer'];
     for (const kind of order) {
       const principal = await fromCookie(req, kind);
       if (principal === undefined) continue;

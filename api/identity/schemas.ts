@@ -3,7 +3,12 @@ import { idSchema } from '../../protocol';
 import { PASSWORD_MAX_BYTES } from './passwords';
 
 /** Request and response schemas shared by the admin-auth, portal-auth and admin identity routes. */
-export const email = z.string().trim().min(3).max(254).regex(/^[^\s@]{1,64}@[^\s@]{1,189}$/, 'must be an email address');
+export const email = z
+  .string()
+  .trim()
+  .min(3)
+  .max(254)
+  .regex(/^[^\s@]{1,64}@[^\s@]{1,189}$/, 'must be an email address');
 export const password = z.string().min(1).max(PASSWORD_MAX_BYTES);
 export const displayName = z.string().trim().max(200);
 
@@ -28,7 +33,13 @@ const accountFields = {
 
 export const adminSchema = z.object({ id: idSchema('adm'), ...accountFields });
 
-export const customerSchema = z.object({ id: idSchema('cus'), name: z.string(), active: z.boolean(), createdAt: isoTime, deactivatedAt: isoTime.nullable() });
+export const customerSchema = z.object({
+  id: idSchema('cus'),
+  name: z.string(),
+  active: z.boolean(),
+  createdAt: isoTime,
+  deactivatedAt: isoTime.nullable(),
+});
 
 export const customerUserSchema = z.object({ id: idSchema('usr'), customerId: idSchema('cus'), ...accountFields });
 

@@ -9,18 +9,37 @@ export const SESSION_IDLE_MS = 8 * 3600_000;
 export const SESSION_MAX_MS = 30 * 24 * 3600_000;
 export const SESSION_TOUCH_MS = 60_000;
 
-export type ValidSession = { id: string; accountId: string; customerId: string | null; expiresAt: Date; mustChangePassword: boolean };
+export type ValidSession = {
+  id: string;
+  accountId: string;
+  customerId: string | null;
+  expiresAt: Date;
+  mustChangePassword: boolean;
+};
 export type IssuedSession = { id: string; token: string; expiresAt: Date };
 
 export function createSessionService(deps: { pool: Pool; clock: Clock }) {
   return {
     /** A brand-new session (never a reused one); the token is returned once, only its hash is stored. */
-    async issue(tx: Queryable, kind: AccountKind, a: { accountId: string; customerId: string | null; ip: string | null; userAgent: string | null }): Promise<IssuedSession> {
+    async issue(
+      tx: Queryable,
+      kind: AccountKind,
+      a: { accountId: string; customerId: string | null; ip: string | null; userAgent: string | null },
+    ): Promise<IssuedSession> {
       const now = deps.clock.now();
       const token = newSecret('sess');
       const id = newSessionId();
       const expiresAt = new Date(now.getTime() + SESSION_MAX_MS);
-      await sessionsRepo.insertSession(tx, kind, { id, tokenHash: sha256Hex(token), accountId: a.accountId, customerId: a.customerId, now, expiresAt, ip: a.ip, userAgent: a.userAgent });
+      await sessionsRepo.insertSession(tx, kind, {
+        id,
+        tokenHash: sha256Hex(token),
+        accountId: a.accountId,
+        customerId: a.customerId,
+        now,
+        expiresAt,
+        ip: a.ip,
+        userAgent: a.userAgent,
+      });
       return { id, token, expiresAt };
     },
 
@@ -38,7 +57,13 @@ export function createSessionService(deps: { pool: Pool; clock: Clock }) {
       if (idle >= SESSION_TOUCH_MS) {
         await sessionsRepo.touchSession(deps.pool, kind, row.id, new Date(now), new Date(now - SESSION_TOUCH_MS));
       }
-      return { id: row.id, accountId: row.accountId, customerId: row.customerId, expiresAt: row.expiresAt, mustChangePassword: row.mustChangePassword };
+      return {
+        id: row.id,
+        accountId: row.accountId,
+        customerId: row.customerId,
+        expiresAt: row.expiresAt,
+        mustChangePassword: row.mustChangePassword,
+      };
     },
   };
 }

@@ -1,10 +1,39 @@
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, TypedSearchAttributes, ApplicationFailure, ActivityFailure } from '@temporalio/common';
-import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  TypedSearchAttributes,
+  ApplicationFailure,
+  ActivityFailure,
+} from '@temporalio/common';
+import {
+  ServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
-import { getCustomerForLicense, getLicense, insertLicense, listLicenses, type LicenseRow } from '../../db/licenses-repo';
+import {
+  getCustomerForLicense,
+  getLicense,
+  insertLicense,
+  listLicenses,
+  type LicenseRow,
+} from '../../db/licenses-repo';
 import { withTransaction, type Queryable } from '../../db/pool';
-import { loadPurposeSigner, newId, signLicense, type Actor, type Clock, type LicenseDocument, type LicenseState, type SignedLicense, type Signer } from '../../protocol';
+import {
+  loadPurposeSigner,
+  newId,
+  signLicense,
+  type Actor,
+  type Clock,
+  type LicenseDocument,
+  type LicenseState,
+  type SignedLicense,
+  type Signer,
+} from '../../protocol';
 import {
   convertTrialUpdate,
   CustomerIdAttribute,
@@ -73,9 +102,17 @@ export type CreateLicenseInput = {
   graceDays: number;
   trialEndState: TrialEndState;
   notBefore?: string | undefined;
-} & ({ trial: { days?: number | undefined; endsAt?: string | undefined }; term?: undefined } | { term: { days?: number | undefined; expiresAt?: string | undefined }; trial?: undefined });
+} & (
+  | { trial: { days?: number | undefined; endsAt?: string | undefined }; term?: undefined }
+  | { term: { days?: number | undefined; expiresAt?: string | undefined }; trial?: undefined }
+);
 
-export type LicenseListQuery = { customerId?: string | undefined; state?: LicenseState | undefined; cursor?: string | undefined; limit: number };
+export type LicenseListQuery = {
+  customerId?: string | undefined;
+  state?: LicenseState | undefined;
+  cursor?: string | undefined;
+  limit: number;
+};
 
 export type LicenseServiceDeps = {
   pool: Pool;
@@ -98,7 +135,8 @@ export type LicenseServiceDeps = {
  * update id, and Temporal answers it with the first outcome instead of applying it twice.
  */
 export type ChangeOptions = { idempotencyKey?: string | undefined };
-const updateIdOf = (o: ChangeOptions, action: string): { updateId?: string } => (o.idempotencyKey ? { updateId: `api:${action}:${o.idempotencyKey}` } : {});
+const updateIdOf = (o: ChangeOptions, action: string): { updateId?: string } =>
+  o.idempotencyKey ? { updateId: `api:${action}:${o.idempotencyKey}` } : {};
 
 const QUERY_TIMEOUT_MS = 3000;
 const DEFAULT_UPDATE_TIMEOUT_MS = 20000;
@@ -137,7 +175,9 @@ export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}
     trialEndsAt: r.trial_ends_at?.toISOString() ?? null,
     graceDays: r.grace_days,
     trialEndState: r.trial_end_state,
-    ...(extra.continueAsNewAtHistoryLength !== undefined ? { continueAsNewAtHistoryLength: extra.continueAsNewAtHistoryLength } : {}),
+    ...(extra.continueAsNewAtHistoryLength !== undefined
+      ? { continueAsNewAtHistoryLength: extra.continueAsNewAtHistoryLength }
+      : {}),
     ...(extra.localTransitionAttempts !== undefined ? { localTransitionAttempts: extra.localTransitionAttempts } : {}),
   };
   if (r.version === 1) return base;
@@ -160,7 +200,11 @@ export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}
 }
 
 /** Builds the unsigned license document for a row, optionally bound to one agent. */
-export function licenseDocumentFor(r: LicenseRow, issuedAt: Date, binding?: { agentId: string; fingerprintCommitment: string }): LicenseDocument {
+export function licenseDocumentFor(
+  r: LicenseRow,
+  issuedAt: Date,
+  binding?: { agentId: string; fingerprintCommitment: string },
+): LicenseDocument {
   return {
     kind: 'agentina.license/v1',
     licenseId: r.id,
@@ -185,7 +229,13 @@ function decodeCursor(cursor: string): Cursor {
   try {
     const [c, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
     const createdAt = new Date(String(c));
-    if (typeof c !== 'string' || typeof id !== 'string' || !Number.isFinite(createdAt.getTime()) || !/^lic_[A-Za-z0-9_-]{16,64}$/.test(id)) throw new Error('bad');
+    if (
+      typeof c !== 'string' ||
+      typeof id !== 'string' ||
+      !Number.isFinite(createdAt.getTime()) ||
+      !/^lic_[A-Za-z0-9_-]{16,64}$/.test(id)
+    )
+      throw new Error('bad');
     return { createdAt, id };
   } catch {
     throw new AppError('BAD_REQUEST', 'The cursor is not valid; use nextCursor from a previous page.');
@@ -200,13 +250,22 @@ function mapUpdateError(err: unknown, licenseId: string): never {
       if (cause.type === INVALID_TRANSITION) throw new AppError('CONFLICT', cause.message);
       if (cause.type === INVALID_ARGUMENT) throw new AppError('BAD_REQUEST', cause.message);
     }
-    if (cause instanceof ActivityFailure) throw new AppError('UNAVAILABLE', `The change to license ${licenseId} could not be recorded; try again.`);
+    if (cause instanceof ActivityFailure)
+      throw new AppError('UNAVAILABLE', `The change to license ${licenseId} could not be recorded; try again.`);
   }
   // Temporal unreachable, or the workflow did not answer in time: the change may still apply, so
   // the caller retries (with the same Idempotency-Key to be safe).
   const code = (err as { code?: unknown } | null)?.code;
-  if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || code === 4 || code === 14) {
-    throw new AppError('UNAVAILABLE', `License ${licenseId}'s lifecycle did not answer in time; retry the request (with the same Idempotency-Key).`);
+  if (
+    err instanceof ServiceError ||
+    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+    code === 4 ||
+    code === 14
+  ) {
+    throw new AppError(
+      'UNAVAILABLE',
+      `License ${licenseId}'s lifecycle did not answer in time; retry the request (with the same Idempotency-Key).`,
+    );
   }
   throw err;
 }
@@ -225,7 +284,12 @@ export function createLicenseService(deps: LicenseServiceDeps) {
     return client.workflow.start(LICENSE_WORKFLOW_TYPE, {
       taskQueue: deps.temporal.taskQueue,
       workflowId: licenseWorkflowId(row.id),
-      args: [lifecycleInputFromRow(row, { continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength, localTransitionAttempts: deps.localTransitionAttempts })],
+      args: [
+        lifecycleInputFromRow(row, {
+          continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength,
+          localTransitionAttempts: deps.localTransitionAttempts,
+        }),
+      ],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       // A lifecycle that was terminated by hand restarts from the row, which holds its state.
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
@@ -246,14 +310,19 @@ export function createLicenseService(deps: LicenseServiceDeps) {
 
   async function queryWorkflow(id: string): Promise<LicenseSnapshot | null> {
     try {
-      return await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => client.workflow.getHandle(licenseWorkflowId(id)).query(licenseStateQuery));
+      return await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
+        client.workflow.getHandle(licenseWorkflowId(id)).query(licenseStateQuery),
+      );
     } catch {
       return null; // no worker, or Temporal down: the row still answers
     }
   }
 
   /** Sends one update; a lifecycle that is missing is restarted from the row and asked again. */
-  async function update<A>(id: string, run: (h: WorkflowHandle) => Promise<A>): Promise<{ license: LicenseView; workflow: LicenseSnapshot }> {
+  async function update<A>(
+    id: string,
+    run: (h: WorkflowHandle) => Promise<A>,
+  ): Promise<{ license: LicenseView; workflow: LicenseSnapshot }> {
     const row = await requireLicense(id);
     const deadline = Date.now() + (deps.updateTimeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS);
     const attempt = async (h: WorkflowHandle) => client.withDeadline(deadline, () => run(h));
@@ -281,13 +350,22 @@ export function createLicenseService(deps: LicenseServiceDeps) {
      * lifecycle. Repeating the call with the same id returns the existing license (created:
      * false) and starts its lifecycle if an earlier try could not.
      */
-    async createLicense(actor: Actor, input: CreateLicenseInput): Promise<{ license: LicenseView; created: boolean; workflow: { id: string; url: string } }> {
+    async createLicense(
+      actor: Actor,
+      input: CreateLicenseInput,
+    ): Promise<{ license: LicenseView; created: boolean; workflow: { id: string; url: string } }> {
       const now = clock.now();
       const notBefore = input.notBefore ? new Date(input.notBefore) : now;
       const endOf = (days: number | undefined, at: string | undefined, what: string): Date => {
-        if ((days === undefined) === (at === undefined)) throw new AppError('BAD_REQUEST', `Give exactly one of ${what}.days and ${what}.${what === 'trial' ? 'endsAt' : 'expiresAt'}.`);
-        const t = days !== undefined ? new Date(Math.max(now.getTime(), notBefore.getTime()) + days * DAY_MS) : new Date(at!);
-        if (t.getTime() <= now.getTime() || t.getTime() <= notBefore.getTime()) throw new AppError('BAD_REQUEST', `The ${what} must end in the future and after notBefore.`);
+        if ((days === undefined) === (at === undefined))
+          throw new AppError(
+            'BAD_REQUEST',
+            `Give exactly one of ${what}.days and ${what}.${what === 'trial' ? 'endsAt' : 'expiresAt'}.`,
+          );
+        const t =
+          days !== undefined ? new Date(Math.max(now.getTime(), notBefore.getTime()) + days * DAY_MS) : new Date(at!);
+        if (t.getTime() <= now.getTime() || t.getTime() <= notBefore.getTime())
+          throw new AppError('BAD_REQUEST', `The ${what} must end in the future and after notBefore.`);
         return t;
       };
       const trialEndsAt = input.trial ? endOf(input.trial.days, input.trial.endsAt, 'trial') : null;
@@ -298,7 +376,12 @@ export function createLicenseService(deps: LicenseServiceDeps) {
         const customer = await getCustomerForLicense(tx, input.customerId);
         if (!customer) throw new AppError('NOT_FOUND', `No customer ${input.customerId}.`);
         if (!customer.active) throw new AppError('CONFLICT', `Customer ${input.customerId} is deactivated.`);
-        const terms = { expiresAt: expiresAt.toISOString(), trialEndsAt: trialEndsAt?.toISOString() ?? null, graceDays: input.graceDays, trialEndState: input.trialEndState };
+        const terms = {
+          expiresAt: expiresAt.toISOString(),
+          trialEndsAt: trialEndsAt?.toISOString() ?? null,
+          graceDays: input.graceDays,
+          trialEndState: input.trialEndState,
+        };
         const inserted = await insertLicense(tx, {
           id,
           customerId: input.customerId,
@@ -315,22 +398,39 @@ export function createLicenseService(deps: LicenseServiceDeps) {
         });
         if (!inserted) {
           const existing = await getLicense(tx, id);
-          if (!existing || existing.customer_id !== input.customerId) throw new AppError('CONFLICT', `License id ${id} is already in use.`);
+          if (!existing || existing.customer_id !== input.customerId)
+            throw new AppError('CONFLICT', `License id ${id} is already in use.`);
           return { row: existing, created: false };
         }
-        await appendAudit(tx, {
-          actor,
-          action: 'license.created',
-          subject: { kind: 'license', id },
-          data: { customerId: input.customerId, plan: input.plan, maxAgents: input.maxAgents, state: inserted.state, expiresAt: terms.expiresAt, trialEndsAt: terms.trialEndsAt, graceDays: input.graceDays, trialEndState: input.trialEndState },
-          idempotencyKey: `${licenseWorkflowId(id)}#0`,
-        }, clock);
+        await appendAudit(
+          tx,
+          {
+            actor,
+            action: 'license.created',
+            subject: { kind: 'license', id },
+            data: {
+              customerId: input.customerId,
+              plan: input.plan,
+              maxAgents: input.maxAgents,
+              state: inserted.state,
+              expiresAt: terms.expiresAt,
+              trialEndsAt: terms.trialEndsAt,
+              graceDays: input.graceDays,
+              trialEndState: input.trialEndState,
+            },
+            idempotencyKey: `${licenseWorkflowId(id)}#0`,
+          },
+          clock,
+        );
         return { row: inserted, created: true };
       });
       try {
         await ensureLifecycle(row);
       } catch {
-        throw new AppError('UNAVAILABLE', `License ${id} was recorded but its lifecycle could not be started; repeat the request with the same id.`);
+        throw new AppError(
+          'UNAVAILABLE',
+          `License ${id} was recorded but its lifecycle could not be started; repeat the request with the same id.`,
+        );
       }
       return { license: toLicenseView(row), created, workflow: { id: licenseWorkflowId(id), url: workflowUrl(id) } };
     },
@@ -343,25 +443,41 @@ export function createLicenseService(deps: LicenseServiceDeps) {
         limit: q.limit + 1,
       });
       const page = rows.slice(0, q.limit);
-      return { items: page.map(toLicenseView), nextCursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null };
+      return {
+        items: page.map(toLicenseView),
+        nextCursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null,
+      };
     },
 
     /** The row, plus (for operators) the workflow's own view and its Temporal Web link. */
-    async getLicense(id: string, scope?: { customerId: string }): Promise<{ license: LicenseView; workflow: WorkflowView }> {
+    async getLicense(
+      id: string,
+      scope?: { customerId: string },
+    ): Promise<{ license: LicenseView; workflow: WorkflowView }> {
       const row = await requireLicense(id, scope);
-      return { license: toLicenseView(row), workflow: { id: licenseWorkflowId(id), url: workflowUrl(id), current: await queryWorkflow(id) } };
+      return {
+        license: toLicenseView(row),
+        workflow: { id: licenseWorkflowId(id), url: workflowUrl(id), current: await queryWorkflow(id) },
+      };
     },
 
     async getLicenseRow(id: string, scope?: { customerId: string }, db: Queryable = pool): Promise<LicenseRow> {
       return requireLicense(id, scope, db);
     },
 
-    renewLicense: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(renewUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'renew') })),
-    convertTrial: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(convertTrialUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'convertTrial') })),
-    suspendLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(suspendUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'suspend') })),
-    resumeLicense: (id: string, actor: Actor, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(resumeUpdate, { args: [{ actor }], ...updateIdOf(o, 'resume') })),
+    renewLicense: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) =>
+      update(id, (h) => h.executeUpdate(renewUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'renew') })),
+    convertTrial: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) =>
+      update(id, (h) =>
+        h.executeUpdate(convertTrialUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'convertTrial') }),
+      ),
+    suspendLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) =>
+      update(id, (h) => h.executeUpdate(suspendUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'suspend') })),
+    resumeLicense: (id: string, actor: Actor, o: ChangeOptions = {}) =>
+      update(id, (h) => h.executeUpdate(resumeUpdate, { args: [{ actor }], ...updateIdOf(o, 'resume') })),
     /** Returns once the revocation is committed and its NOTIFY sent. */
-    revokeLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) => update(id, (h) => h.executeUpdate(revokeUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'revoke') })),
+    revokeLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) =>
+      update(id, (h) => h.executeUpdate(revokeUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'revoke') })),
 
     /** Signs the document of a license row (key from the key files; never from a payload). */
     signLicenseDocument(row: LicenseRow, binding?: { agentId: string; fingerprintCommitment: string }): SignedLicense {
@@ -369,7 +485,11 @@ export function createLicenseService(deps: LicenseServiceDeps) {
     },
 
     /** Reads the license (inside the caller's transaction if given) and signs its document. */
-    async buildSignedLicense(licenseId: string, binding?: { agentId: string; fingerprintCommitment: string }, db: Queryable = pool): Promise<SignedLicense> {
+    async buildSignedLicense(
+      licenseId: string,
+      binding?: { agentId: string; fingerprintCommitment: string },
+      db: Queryable = pool,
+    ): Promise<SignedLicense> {
       const row = await requireLicense(licenseId, undefined, db);
       return signLicense(licenseSigner(), licenseDocumentFor(row, clock.now(), binding));
     },

@@ -42,31 +42,55 @@ const snapshotSchema = z.strictObject({
 });
 
 const workflowLinkSchema = z.strictObject({ id: z.string().max(100), url: z.string().max(2000) });
-const detailSchema = z.strictObject({ license: licenseViewSchema, workflow: workflowLinkSchema.extend({ current: snapshotSchema.nullable() }) });
+const detailSchema = z.strictObject({
+  license: licenseViewSchema,
+  workflow: workflowLinkSchema.extend({ current: snapshotSchema.nullable() }),
+});
 const changedSchema = z.strictObject({ license: licenseViewSchema, workflow: snapshotSchema });
-const createdSchema = z.strictObject({ license: licenseViewSchema, created: z.boolean(), workflow: workflowLinkSchema });
+const createdSchema = z.strictObject({
+  license: licenseViewSchema,
+  created: z.boolean(),
+  workflow: workflowLinkSchema,
+});
 const listSchema = z.strictObject({ items: z.array(licenseViewSchema), nextCursor: z.string().max(300).nullable() });
 
 export const createLicenseBody = z
   .strictObject({
-    id: licenseId.optional().describe('Optional client-chosen id: repeating the request with it cannot create a second license.'),
+    id: licenseId
+      .optional()
+      .describe('Optional client-chosen id: repeating the request with it cannot create a second license.'),
     customerId,
     plan: z.string().trim().min(1).max(100),
     features: featuresSchema.default({}),
     maxAgents: z.number().int().min(1).max(100000),
     trial: z.strictObject({ days: z.number().int().min(1).max(365).optional(), endsAt: isoTime.optional() }).optional(),
-    term: z.strictObject({ days: z.number().int().min(1).max(3650).optional(), expiresAt: isoTime.optional() }).optional(),
+    term: z
+      .strictObject({ days: z.number().int().min(1).max(3650).optional(), expiresAt: isoTime.optional() })
+      .optional(),
     graceDays: z.number().int().min(0).max(365).default(7),
-    trialEndState: z.enum(['expired', 'grace']).default('expired').describe('Where a trial goes when it ends unconverted.'),
+    trialEndState: z
+      .enum(['expired', 'grace'])
+      .default('expired')
+      .describe('Where a trial goes when it ends unconverted.'),
     notBefore: isoTime.optional(),
   })
-  .refine((b) => (b.trial === undefined) !== (b.term === undefined), { message: 'Give exactly one of trial and term.', path: ['term'] });
+  .refine((b) => (b.trial === undefined) !== (b.term === undefined), {
+    message: 'Give exactly one of trial and term.',
+    path: ['term'],
+  });
 export type CreateLicenseBody = z.infer<typeof createLicenseBody>;
 
 const idParams = z.strictObject({ id: licenseId });
 /** Optional `Idempotency-Key`: a retried change with the same key is applied once. */
-const changeHeaders = z.object({ 'idempotency-key': z.string().regex(/^[A-Za-z0-9._:-]{8,100}$/, 'must be 8-100 characters of [A-Za-z0-9._:-]').optional() });
-const keyOf = (req: { headers: { 'idempotency-key'?: string | undefined } }) => ({ idempotencyKey: req.headers['idempotency-key'] });
+const changeHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{8,100}$/, 'must be 8-100 characters of [A-Za-z0-9._:-]')
+    .optional(),
+});
+const keyOf = (req: { headers: { 'idempotency-key'?: string | undefined } }) => ({
+  idempotencyKey: req.headers['idempotency-key'],
+});
 const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
 const expiresBody = z.strictObject({ expiresAt: isoTime });
 const emptyBody = z.strictObject({}).optional();
@@ -84,69 +108,176 @@ const changeErrors = { ...errors, 409: errorSchema, 503: errorSchema };
  * /v1/admin/licenses (admin, service): create, list, get, renew, convert-trial, suspend, resume,
  * revoke — every change through the license's workflow. /v1/portal/licenses (customer): its own.
  */
-export function licenseRoutes(deps: AppDeps, service: LicenseService = createLicenseServiceFor(deps)): FastifyPluginAsyncZod {
+export function licenseRoutes(
+  deps: AppDeps,
+  service: LicenseService = createLicenseServiceFor(deps),
+): FastifyPluginAsyncZod {
   return async (app) => {
     const admin = { access: ['admin', 'service'] as const };
     const tags = ['licenses'];
 
-    app.post('/v1/admin/licenses', {
-      schema: { tags, summary: 'Create a license and start its lifecycle', body: createLicenseBody, response: { 200: createdSchema, 201: createdSchema, ...changeErrors } },
-      config: admin,
-    }, async (req, reply) => {
-      const b = req.body;
-      const result = await service.createLicense(actorOf(principalOf(req, 'admin', 'service')), {
-        ...b,
-        ...(b.trial ? { trial: b.trial, term: undefined } : { term: b.term!, trial: undefined }),
-      });
-      return reply.status(result.created ? 201 : 200).send(result);
-    });
+    app.post(
+      '/v1/admin/licenses',
+      {
+        schema: {
+          tags,
+          summary: 'Create a license and start its lifecycle',
+          body: createLicenseBody,
+          response: { 200: createdSchema, 201: createdSchema, ...changeErrors },
+        },
+        config: admin,
+      },
+      async (req, reply) => {
+        const b = req.body;
+        const result = await service.createLicense(actorOf(principalOf(req, 'admin', 'service')), {
+          ...b,
+          ...(b.trial ? { trial: b.trial, term: undefined } : { term: b.term!, trial: undefined }),
+        });
+        return reply.status(result.created ? 201 : 200).send(result);
+      },
+    );
 
-    app.get('/v1/admin/licenses', {
-      schema: { tags, summary: 'List licenses, newest first', querystring: adminListQuery, response: { 200: listSchema, ...errors } },
-      config: admin,
-    }, async (req) => service.listLicenses(req.query));
+    app.get(
+      '/v1/admin/licenses',
+      {
+        schema: {
+          tags,
+          summary: 'List licenses, newest first',
+          querystring: adminListQuery,
+          response: { 200: listSchema, ...errors },
+        },
+        config: admin,
+      },
+      async (req) => service.listLicenses(req.query),
+    );
 
-    app.get('/v1/admin/licenses/:id', {
-      schema: { tags, summary: 'A license, its lifecycle state and its Temporal Web link', params: idParams, response: { 200: detailSchema, ...errors } },
-      config: admin,
-    }, async (req) => service.getLicense(req.params.id));
+    app.get(
+      '/v1/admin/licenses/:id',
+      {
+        schema: {
+          tags,
+          summary: 'A license, its lifecycle state and its Temporal Web link',
+          params: idParams,
+          response: { 200: detailSchema, ...errors },
+        },
+        config: admin,
+      },
+      async (req) => service.getLicense(req.params.id),
+    );
 
     const actor = (req: Parameters<typeof principalOf>[0]) => actorOf(principalOf(req, 'admin', 'service'));
 
-    app.post('/v1/admin/licenses/:id/renew', {
-      schema: { tags, summary: 'Move the expiry later (from active, grace, expired or suspended)', params: idParams, headers: changeHeaders, body: expiresBody, response: { 200: changedSchema, ...changeErrors } },
-      config: admin,
-    }, async (req) => service.renewLicense(req.params.id, actor(req), req.body.expiresAt, keyOf(req)));
+    app.post(
+      '/v1/admin/licenses/:id/renew',
+      {
+        schema: {
+          tags,
+          summary: 'Move the expiry later (from active, grace, expired or suspended)',
+          params: idParams,
+          headers: changeHeaders,
+          body: expiresBody,
+          response: { 200: changedSchema, ...changeErrors },
+        },
+        config: admin,
+      },
+      async (req) => service.renewLicense(req.params.id, actor(req), req.body.expiresAt, keyOf(req)),
+    );
 
-    app.post('/v1/admin/licenses/:id/convert-trial', {
-      schema: { tags, summary: 'Convert a trial into a paid term', params: idParams, headers: changeHeaders, body: expiresBody, response: { 200: changedSchema, ...changeErrors } },
-      config: admin,
-    }, async (req) => service.convertTrial(req.params.id, actor(req), req.body.expiresAt, keyOf(req)));
+    app.post(
+      '/v1/admin/licenses/:id/convert-trial',
+      {
+        schema: {
+          tags,
+          summary: 'Convert a trial into a paid term',
+          params: idParams,
+          headers: changeHeaders,
+          body: expiresBody,
+          response: { 200: changedSchema, ...changeErrors },
+        },
+        config: admin,
+      },
+      async (req) => service.convertTrial(req.params.id, actor(req), req.body.expiresAt, keyOf(req)),
+    );
 
-    app.post('/v1/admin/licenses/:id/suspend', {
-      schema: { tags, summary: 'Suspend a trial, active or grace license', params: idParams, headers: changeHeaders, body: reasonBody, response: { 200: changedSchema, ...changeErrors } },
-      config: admin,
-    }, async (req) => service.suspendLicense(req.params.id, actor(req), req.body.reason, keyOf(req)));
+    app.post(
+      '/v1/admin/licenses/:id/suspend',
+      {
+        schema: {
+          tags,
+          summary: 'Suspend a trial, active or grace license',
+          params: idParams,
+          headers: changeHeaders,
+          body: reasonBody,
+          response: { 200: changedSchema, ...changeErrors },
+        },
+        config: admin,
+      },
+      async (req) => service.suspendLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
+    );
 
-    app.post('/v1/admin/licenses/:id/resume', {
-      schema: { tags, summary: 'Resume a suspended license into the state its dates say', params: idParams, headers: changeHeaders, body: emptyBody, response: { 200: changedSchema, ...changeErrors } },
-      config: admin,
-    }, async (req) => service.resumeLicense(req.params.id, actor(req), keyOf(req)));
+    app.post(
+      '/v1/admin/licenses/:id/resume',
+      {
+        schema: {
+          tags,
+          summary: 'Resume a suspended license into the state its dates say',
+          params: idParams,
+          headers: changeHeaders,
+          body: emptyBody,
+          response: { 200: changedSchema, ...changeErrors },
+        },
+        config: admin,
+      },
+      async (req) => service.resumeLicense(req.params.id, actor(req), keyOf(req)),
+    );
 
-    app.post('/v1/admin/licenses/:id/revoke', {
-      schema: { tags, summary: 'Revoke a license for good', params: idParams, headers: changeHeaders, body: reasonBody, response: { 200: changedSchema, ...changeErrors } },
-      config: admin,
-    }, async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason, keyOf(req)));
+    app.post(
+      '/v1/admin/licenses/:id/revoke',
+      {
+        schema: {
+          tags,
+          summary: 'Revoke a license for good',
+          params: idParams,
+          headers: changeHeaders,
+          body: reasonBody,
+          response: { 200: changedSchema, ...changeErrors },
+        },
+        config: admin,
+      },
+      async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
+    );
 
-    app.get('/v1/portal/licenses', {
-      schema: { tags, summary: "The signed-in customer's licenses", querystring: listQuery, response: { 200: listSchema, ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => service.listLicenses({ ...req.query, customerId: principalOf(req, 'customer').customerId }));
+    app.get(
+      '/v1/portal/licenses',
+      {
+        schema: {
+          tags,
+          summary: "The signed-in customer's licenses",
+          querystring: listQuery,
+          response: { 200: listSchema, ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => service.listLicenses({ ...req.query, customerId: principalOf(req, 'customer').customerId }),
+    );
 
-    app.get('/v1/portal/licenses/:id', {
-      schema: { tags, summary: "One of the signed-in customer's licenses", params: idParams, response: { 200: z.strictObject({ license: licenseViewSchema }), ...errors } },
-      config: { access: ['customer'] },
-    }, async (req) => ({ license: toLicenseView(await service.getLicenseRow(req.params.id, { customerId: principalOf(req, 'customer').customerId })) }));
+    app.get(
+      '/v1/portal/licenses/:id',
+      {
+        schema: {
+          tags,
+          summary: "One of the signed-in customer's licenses",
+          params: idParams,
+          response: { 200: z.strictObject({ license: licenseViewSchema }), ...errors },
+        },
+        config: { access: ['customer'] },
+      },
+      async (req) => ({
+        license: toLicenseView(
+          await service.getLicenseRow(req.params.id, { customerId: principalOf(req, 'customer').customerId }),
+        ),
+      }),
+    );
   };
 }
 

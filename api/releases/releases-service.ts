@@ -2,11 +2,30 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
-import { getLatestRelease, getReleaseByVersion, insertRelease, listReleases, type ReleaseRow } from '../../db/releases-repo';
-import { canonicalJson, newId, verifySignature, type Actor, type Clock, type KeySet, type ReleaseManifest, type SignedReleaseManifest } from '../../protocol';
+import {
+  getLatestRelease,
+  getReleaseByVersion,
+  insertRelease,
+  listReleases,
+  type ReleaseRow,
+} from '../../db/releases-repo';
+import {
+  canonicalJson,
+  newId,
+  verifySignature,
+  type Actor,
+  type Clock,
+  type KeySet,
+  type ReleaseManifest,
+  type SignedReleaseManifest,
+} from '../../protocol';
 import { AppError } from '../errors';
 
-export type ReleasesServiceDeps = { pool: Pool; clock: Clock; /** The `release` public key set, read when needed so rotations apply. */ releaseKeys: () => KeySet };
+export type ReleasesServiceDeps = {
+  pool: Pool;
+  clock: Clock;
+  /** The `release` public key set, read when needed so rotations apply. */ releaseKeys: () => KeySet;
+};
 
 export type ReleaseView = {
   id: string;
@@ -39,27 +58,51 @@ export function runtimeHashOf(files: ReleaseManifest['files']): string {
 }
 
 /** Refusals of a manifest, as values; the route turns them into 4xx answers. */
-export type ManifestCheck = { ok: true; major: number; minor: number; patch: number; prerelease: string | null } | { ok: false; code: 'UNKNOWN_KEY' | 'BAD_SIGNATURE' | 'MALFORMED' | 'RUNTIME_HASH' | 'BAD_FILES' | 'BAD_VERSION'; message: string };
+export type ManifestCheck =
+  | { ok: true; major: number; minor: number; patch: number; prerelease: string | null }
+  | {
+      ok: false;
+      code: 'UNKNOWN_KEY' | 'BAD_SIGNATURE' | 'MALFORMED' | 'RUNTIME_HASH' | 'BAD_FILES' | 'BAD_VERSION';
+      message: string;
+    };
 
 export function checkSignedManifest(signed: SignedReleaseManifest, keys: KeySet): ManifestCheck {
   const v = verifySignature(signed.manifest, signed.signature, keys);
   if (!v.ok) {
-    const message = v.code === 'UNKNOWN_KEY' ? 'The manifest is signed with a key that is not in the release key set.' : 'The manifest signature does not verify.';
+    const message =
+      v.code === 'UNKNOWN_KEY'
+        ? 'The manifest is signed with a key that is not in the release key set.'
+        : 'The manifest signature does not verify.';
     return { ok: false, code: v.code, message };
   }
   const m = VERSION.exec(signed.manifest.version);
   const parts = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [];
-  if (!m || parts.some((p) => !Number.isSafeInteger(p) || p > MAX_PART)) return { ok: false, code: 'BAD_VERSION', message: 'The version is not a usable semantic version.' };
+  if (!m || parts.some((p) => !Number.isSafeInteger(p) || p > MAX_PART))
+    return { ok: false, code: 'BAD_VERSION', message: 'The version is not a usable semantic version.' };
   const paths = new Set<string>();
   for (const f of signed.manifest.files) {
     // Relative, normalised, printable: what the agent joins to its install prefix must stay inside it.
-    // eslint-disable-next-line no-control-regex
-    if (f.path.startsWith('/') || /[\u0000-\u001f\u007f]/.test(f.path) || f.path.split(/[\\/]/).some((seg) => seg === '..' || seg === '.' || seg === '') || paths.has(f.path)) {
-      return { ok: false, code: 'BAD_FILES', message: `The manifest lists an unsafe or repeated path: ${JSON.stringify(f.path.slice(0, 100))}` };
+    if (
+      f.path.startsWith('/') ||
+      // eslint-disable-next-line no-control-regex
+      /[\u0000-\u001f\u007f]/.test(f.path) ||
+      f.path.split(/[\\/]/).some((seg) => seg === '..' || seg === '.' || seg === '') ||
+      paths.has(f.path)
+    ) {
+      return {
+        ok: false,
+        code: 'BAD_FILES',
+        message: `The manifest lists an unsafe or repeated path: ${JSON.stringify(f.path.slice(0, 100))}`,
+      };
     }
     paths.add(f.path);
   }
-  if (runtimeHashOf(signed.manifest.files) !== signed.manifest.runtimeHash) return { ok: false, code: 'RUNTIME_HASH', message: 'runtimeHash is not the sha256 of the canonical JSON of files.' };
+  if (runtimeHashOf(signed.manifest.files) !== signed.manifest.runtimeHash)
+    return {
+      ok: false,
+      code: 'RUNTIME_HASH',
+      message: 'runtimeHash is not the sha256 of the canonical JSON of files.',
+    };
   return { ok: true, major: parts[0]!, minor: parts[1]!, patch: parts[2]!, prerelease: m[4] ?? null };
 }
 
@@ -94,15 +137,23 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
         });
         if (!row) {
           const existing = (await getReleaseByVersion(tx, signed.manifest.version))!;
-          if (canonicalJson(existing.manifest) === canonicalJson(signed.manifest)) return { release: releaseView(existing), created: false };
-          throw new AppError('CONFLICT', `Version ${signed.manifest.version} is already registered with a different manifest.`);
+          if (canonicalJson(existing.manifest) === canonicalJson(signed.manifest))
+            return { release: releaseView(existing), created: false };
+          throw new AppError(
+            'CONFLICT',
+            `Version ${signed.manifest.version} is already registered with a different manifest.`,
+          );
         }
-        await appendAudit(tx, {
-          actor,
-          action: 'release.published',
-          subject: { kind: 'release', id: row.id },
-          data: { version: row.version, runtimeHash: row.runtime_hash, keyId: row.key_id, fileCount: row.file_count },
-        }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor,
+            action: 'release.published',
+            subject: { kind: 'release', id: row.id },
+            data: { version: row.version, runtimeHash: row.runtime_hash, keyId: row.key_id, fileCount: row.file_count },
+          },
+          deps.clock,
+        );
         return { release: releaseView(row), created: true };
       });
     },

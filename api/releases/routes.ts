@@ -20,43 +20,69 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema };
 /** Signed release manifests: admins register them (verified against the `release` key set); agents fetch the latest. */
 export function releasesRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const releases = createReleasesService({ pool: deps.pool, clock: deps.clock, releaseKeys: () => loadPurposeKeySet(deps.config.keysDir, 'release') });
-
-    app.get('/v1/admin/releases', {
-      schema: {
-        tags: ['admin'],
-        summary: 'Registered releases, highest version first',
-        querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional(), offset: z.coerce.number().int().min(0).max(100000).optional() }),
-        response: { 200: z.strictObject({ items: z.array(releaseViewSchema) }), ...errors },
-      },
-      config: { access: ['admin'] },
-    }, async (req) => releases.list(req.query));
-
-    app.post('/v1/admin/releases', {
-      schema: {
-        tags: ['admin'],
-        summary: 'Register a signed release manifest (signature checked against the release key set)',
-        body: signedReleaseManifestSchema,
-        response: { 200: releaseViewSchema, 201: releaseViewSchema, ...errors, 409: errorSchema, 422: errorSchema, 503: errorSchema },
-      },
-      config: { access: ['admin', 'service'] },
-      bodyLimit: 4 * 1024 * 1024,
-    }, async (req, reply) => {
-      const principal = principalOf(req, 'admin', 'service');
-      const r = await releases.register(actorOf(principal), req.body);
-      return reply.status(r.created ? 201 : 200).send(r.release);
+    const releases = createReleasesService({
+      pool: deps.pool,
+      clock: deps.clock,
+      releaseKeys: () => loadPurposeKeySet(deps.config.keysDir, 'release'),
     });
 
-    app.get('/v1/agent/releases/latest', {
-      schema: {
-        tags: ['agent'],
-        summary: 'The signed manifest of the highest published version',
-        response: { 200: signedReleaseManifestSchema, ...errors, 404: errorSchema },
+    app.get(
+      '/v1/admin/releases',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Registered releases, highest version first',
+          querystring: z.strictObject({
+            limit: z.coerce.number().int().min(1).max(200).optional(),
+            offset: z.coerce.number().int().min(0).max(100000).optional(),
+          }),
+          response: { 200: z.strictObject({ items: z.array(releaseViewSchema) }), ...errors },
+        },
+        config: { access: ['admin'] },
       },
-      config: { access: ['agent'] },
-    }, async (_req, reply) => {
-      void reply.header('cache-control', 'no-store');
-      return releases.latest();
-    });
+      async (req) => releases.list(req.query),
+    );
+
+    app.post(
+      '/v1/admin/releases',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Register a signed release manifest (signature checked against the release key set)',
+          body: signedReleaseManifestSchema,
+          response: {
+            200: releaseViewSchema,
+            201: releaseViewSchema,
+            ...errors,
+            409: errorSchema,
+            422: errorSchema,
+            503: errorSchema,
+          },
+        },
+        config: { access: ['admin', 'service'] },
+        bodyLimit: 4 * 1024 * 1024,
+      },
+      async (req, reply) => {
+        const principal = principalOf(req, 'admin', 'service');
+        const r = await releases.register(actorOf(principal), req.body);
+        return reply.status(r.created ? 201 : 200).send(r.release);
+      },
+    );
+
+    app.get(
+      '/v1/agent/releases/latest',
+      {
+        schema: {
+          tags: ['agent'],
+          summary: 'The signed manifest of the highest published version',
+          response: { 200: signedReleaseManifestSchema, ...errors, 404: errorSchema },
+        },
+        config: { access: ['agent'] },
+      },
+      async (_req, reply) => {
+        void reply.header('cache-control', 'no-store');
+        return releases.latest();
+      },
+    );
   };
 }

@@ -1,7 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { TASK_STATES } from '../../db/tasks-repo';
-import { agentId, customerId, licenseId, nextTaskQuerySchema, nextTaskResponseSchema, TASK_KINDS, taskId, taskResultRequestSchema, taskResultResponseSchema } from '../../protocol';
+import {
+  agentId,
+  customerId,
+  licenseId,
+  nextTaskQuerySchema,
+  nextTaskResponseSchema,
+  TASK_KINDS,
+  taskId,
+  taskResultRequestSchema,
+  taskResultResponseSchema,
+} from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
@@ -29,7 +39,9 @@ const createTaskBody = z.strictObject({
   agentId,
   kind: z.enum(TASK_KINDS),
   /** Bounded again after parsing: at most 64 KiB of JSON. */
-  payload: z.record(z.string().max(100), z.unknown()).refine((p) => Object.keys(p).length <= 100, 'at most 100 top-level fields'),
+  payload: z
+    .record(z.string().max(100), z.unknown())
+    .refine((p) => Object.keys(p).length <= 100, 'at most 100 top-level fields'),
   maxAttempts: z.number().int().min(1).max(20).optional(),
 });
 const listQuery = z.strictObject({
@@ -50,63 +62,120 @@ const writeErrors = { ...errors, 409: errorSchema, 413: errorSchema };
 export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
     const waker = createTaskWaker(deps.pool, (err) => deps.logger.warn({ err }, 'task LISTEN connection failed'));
-    const tasks = createTasksService({ pool: deps.pool, clock: deps.clock, waker, leaseMs: deps.config.agents.taskLeaseMs });
+    const tasks = createTasksService({
+      pool: deps.pool,
+      clock: deps.clock,
+      waker,
+      leaseMs: deps.config.agents.taskLeaseMs,
+    });
     app.addHook('preClose', async () => {
       await waker.close();
     });
 
-    for (const [scope, kind] of [['admin', 'admin'], ['portal', 'customer']] as const) {
-      app.post(`/v1/${scope}/tasks`, {
-        schema: { tags: [scope], summary: 'Queue a task for an agent', body: createTaskBody, response: { 201: taskViewSchema, ...writeErrors } },
-        config: { access: [kind] },
-      }, async (req, reply) => reply.status(201).send(await tasks.create(principalOf(req, kind), req.body)));
+    for (const [scope, kind] of [
+      ['admin', 'admin'],
+      ['portal', 'customer'],
+    ] as const) {
+      app.post(
+        `/v1/${scope}/tasks`,
+        {
+          schema: {
+            tags: [scope],
+            summary: 'Queue a task for an agent',
+            body: createTaskBody,
+            response: { 201: taskViewSchema, ...writeErrors },
+          },
+          config: { access: [kind] },
+        },
+        async (req, reply) => reply.status(201).send(await tasks.create(principalOf(req, kind), req.body)),
+      );
 
-      app.get(`/v1/${scope}/tasks`, {
-        schema: { tags: [scope], summary: 'Tasks, newest first', querystring: listQuery, response: { 200: taskListSchema, ...errors } },
-        config: { access: [kind] },
-      }, async (req) => tasks.list(principalOf(req, kind), req.query));
+      app.get(
+        `/v1/${scope}/tasks`,
+        {
+          schema: {
+            tags: [scope],
+            summary: 'Tasks, newest first',
+            querystring: listQuery,
+            response: { 200: taskListSchema, ...errors },
+          },
+          config: { access: [kind] },
+        },
+        async (req) => tasks.list(principalOf(req, kind), req.query),
+      );
 
-      app.get(`/v1/${scope}/tasks/:id`, {
-        schema: { tags: [scope], summary: 'One task', params: idParams, response: { 200: taskViewSchema, ...errors } },
-        config: { access: [kind] },
-      }, async (req) => tasks.get(principalOf(req, kind), req.params.id));
+      app.get(
+        `/v1/${scope}/tasks/:id`,
+        {
+          schema: {
+            tags: [scope],
+            summary: 'One task',
+            params: idParams,
+            response: { 200: taskViewSchema, ...errors },
+          },
+          config: { access: [kind] },
+        },
+        async (req) => tasks.get(principalOf(req, kind), req.params.id),
+      );
 
-      app.post(`/v1/${scope}/tasks/:id/cancel`, {
-        schema: { tags: [scope], summary: 'Cancel a queued or leased task', params: idParams, response: { 200: taskViewSchema, ...writeErrors } },
-        config: { access: [kind] },
-      }, async (req) => tasks.cancel(principalOf(req, kind), req.params.id));
+      app.post(
+        `/v1/${scope}/tasks/:id/cancel`,
+        {
+          schema: {
+            tags: [scope],
+            summary: 'Cancel a queued or leased task',
+            params: idParams,
+            response: { 200: taskViewSchema, ...writeErrors },
+          },
+          config: { access: [kind] },
+        },
+        async (req) => tasks.cancel(principalOf(req, kind), req.params.id),
+      );
     }
 
-    const agentRateLimit = { max: 1200, timeWindow: '1 minute', keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip };
+    const agentRateLimit = {
+      max: 1200,
+      timeWindow: '1 minute',
+      keyGenerator: (req: { principal: { id: string } | null; ip: string }) => req.principal?.id ?? req.ip,
+    };
 
-    app.get('/v1/agent/tasks/next', {
-      schema: {
-        tags: ['agent'],
-        summary: 'Lease the next task (parks up to `wait` seconds); null when there is none or the agent may not work',
-        querystring: nextTaskQuerySchema,
-        response: { 200: nextTaskResponseSchema, ...errors, 429: errorSchema },
+    app.get(
+      '/v1/agent/tasks/next',
+      {
+        schema: {
+          tags: ['agent'],
+          summary:
+            'Lease the next task (parks up to `wait` seconds); null when there is none or the agent may not work',
+          querystring: nextTaskQuerySchema,
+          response: { 200: nextTaskResponseSchema, ...errors, 429: errorSchema },
+        },
+        config: { access: ['agent'], rateLimit: agentRateLimit },
       },
-      config: { access: ['agent'], rateLimit: agentRateLimit },
-    }, async (req, reply) => {
-      const agent = principalOf(req, 'agent');
-      const abort = new AbortController();
-      reply.raw.once('close', () => abort.abort());
-      void reply.header('cache-control', 'no-store');
-      return { task: await tasks.next(agent, req.query.wait ?? 0, abort.signal) };
-    });
+      async (req, reply) => {
+        const agent = principalOf(req, 'agent');
+        const abort = new AbortController();
+        reply.raw.once('close', () => abort.abort());
+        void reply.header('cache-control', 'no-store');
+        return { task: await tasks.next(agent, req.query.wait ?? 0, abort.signal) };
+      },
+    );
 
-    app.post('/v1/agent/tasks/:id/result', {
-      schema: {
-        tags: ['agent'],
-        summary: 'Report the outcome of a leased task',
-        params: idParams,
-        body: taskResultRequestSchema,
-        response: { 200: taskResultResponseSchema, ...writeErrors, 429: errorSchema },
+    app.post(
+      '/v1/agent/tasks/:id/result',
+      {
+        schema: {
+          tags: ['agent'],
+          summary: 'Report the outcome of a leased task',
+          params: idParams,
+          body: taskResultRequestSchema,
+          response: { 200: taskResultResponseSchema, ...writeErrors, 429: errorSchema },
+        },
+        config: { access: ['agent'], rateLimit: agentRateLimit },
       },
-      config: { access: ['agent'], rateLimit: agentRateLimit },
-    }, async (req) => {
-      const r = await tasks.complete(principalOf(req, 'agent'), req.params.id, req.body);
-      return { id: r.id, state: r.state as 'succeeded' | 'failed' | 'interrupted' | 'rejected' };
-    });
+      async (req) => {
+        const r = await tasks.complete(principalOf(req, 'agent'), req.params.id, req.body);
+        return { id: r.id, state: r.state as 'succeeded' | 'failed' | 'interrupted' | 'rejected' };
+      },
+    );
   };
 }

@@ -3,10 +3,28 @@ import { getAgentWithLicense } from '../../db/agent-status-repo';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction, type Tx } from '../../db/pool';
 import {
-  cancelTask, completeTask, failExhaustedLeases, lockAgentForLease, getTask, insertTask, leaseNextTask, listTasks, lockAgentTask, notifyTaskQueued,
-  type TaskRow, type TaskState,
+  cancelTask,
+  completeTask,
+  failExhaustedLeases,
+  lockAgentForLease,
+  getTask,
+  insertTask,
+  leaseNextTask,
+  listTasks,
+  lockAgentTask,
+  notifyTaskQueued,
+  type TaskRow,
+  type TaskState,
 } from '../../db/tasks-repo';
-import { GOOD_LICENSE_STATES, newId, redactDeep, redactString, type AgentTask, type Clock, type TaskResultRequest } from '../../protocol';
+import {
+  GOOD_LICENSE_STATES,
+  newId,
+  redactDeep,
+  redactString,
+  type AgentTask,
+  type Clock,
+  type TaskResultRequest,
+} from '../../protocol';
 import { actorOf, type Principal } from '../auth/access';
 import { AppError } from '../errors';
 import type { TaskWaker } from './task-waker';
@@ -65,11 +83,17 @@ function jsonBytes(v: unknown): number {
 
 /** PostgreSQL's jsonb cannot hold NUL characters; refuse them as bad input rather than fail. */
 function refuseNul(v: unknown, what: string): void {
-  if ((JSON.stringify(v) ?? '').includes('\\u0000')) throw new AppError('BAD_REQUEST', `The ${what} may not contain NUL characters.`);
+  if ((JSON.stringify(v) ?? '').includes('\\u0000'))
+    throw new AppError('BAD_REQUEST', `The ${what} may not contain NUL characters.`);
 }
 
 const TASK_NOT_FOUND = () => new AppError('NOT_FOUND', 'No such task.');
-const OUTCOME_ACTION = { succeeded: 'task.completed', failed: 'task.failed', interrupted: 'task.failed', rejected: 'task.failed' } as const;
+const OUTCOME_ACTION = {
+  succeeded: 'task.completed',
+  failed: 'task.failed',
+  interrupted: 'task.failed',
+  rejected: 'task.failed',
+} as const;
 
 /**
  * Tasks: admins and customers queue them for an agent, the agent leases one at a time and
@@ -78,12 +102,16 @@ const OUTCOME_ACTION = { succeeded: 'task.completed', failed: 'task.failed', int
 export function createTasksService(deps: TasksServiceDeps) {
   async function auditFailedLeases(tx: Tx, rows: TaskRow[]) {
     for (const t of rows) {
-      await appendAudit(tx, {
-        actor: { kind: 'system', id: 'task-lease' },
-        action: 'task.failed',
-        subject: { kind: 'task', id: t.id },
-        data: { agentId: t.agent_id, kind: t.kind, outcome: 'lease_exhausted', attempts: t.attempts },
-      }, deps.clock);
+      await appendAudit(
+        tx,
+        {
+          actor: { kind: 'system', id: 'task-lease' },
+          action: 'task.failed',
+          subject: { kind: 'task', id: t.id },
+          data: { agentId: t.agent_id, kind: t.kind, outcome: 'lease_exhausted', attempts: t.attempts },
+        },
+        deps.clock,
+      );
     }
   }
 
@@ -96,7 +124,11 @@ export function createTasksService(deps: TasksServiceDeps) {
       if (!row || row.status === 'deregistered' || row.license_id !== agent.licenseId) {
         throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
       }
-      if (!['active', 'offline'].includes(row.status) || !(GOOD_LICENSE_STATES as readonly string[]).includes(row.license_state)) return null;
+      if (
+        !['active', 'offline'].includes(row.status) ||
+        !(GOOD_LICENSE_STATES as readonly string[]).includes(row.license_state)
+      )
+        return null;
       const now = deps.clock.now();
       await auditFailedLeases(tx, await failExhaustedLeases(tx, agent.id, now));
       return leaseNextTask(tx, agent.id, now, deps.leaseMs);
@@ -104,13 +136,22 @@ export function createTasksService(deps: TasksServiceDeps) {
   }
 
   return {
-    async create(creator: Creator, input: { agentId: string; kind: string; payload: Record<string, unknown>; maxAttempts?: number }): Promise<TaskView> {
-      if (jsonBytes(input.payload) > MAX_TASK_PAYLOAD_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `A task payload may be at most ${MAX_TASK_PAYLOAD_BYTES} bytes of JSON.`);
+    async create(
+      creator: Creator,
+      input: { agentId: string; kind: string; payload: Record<string, unknown>; maxAttempts?: number },
+    ): Promise<TaskView> {
+      if (jsonBytes(input.payload) > MAX_TASK_PAYLOAD_BYTES)
+        throw new AppError(
+          'PAYLOAD_TOO_LARGE',
+          `A task payload may be at most ${MAX_TASK_PAYLOAD_BYTES} bytes of JSON.`,
+        );
       refuseNul(input.payload, 'payload');
       return withTransaction(deps.pool, async (tx) => {
         const agent = await getAgentWithLicense(tx, input.agentId);
-        if (!agent || (creator.kind === 'customer' && agent.customer_id !== creator.customerId)) throw new AppError('NOT_FOUND', 'No such agent.');
-        if (agent.status === 'deregistered') throw new AppError('CONFLICT', 'The agent is deregistered and takes no tasks.');
+        if (!agent || (creator.kind === 'customer' && agent.customer_id !== creator.customerId))
+          throw new AppError('NOT_FOUND', 'No such agent.');
+        if (agent.status === 'deregistered')
+          throw new AppError('CONFLICT', 'The agent is deregistered and takes no tasks.');
         const actor = actorOf(creator);
         const task = await insertTask(tx, {
           id: newId('tsk'),
@@ -125,7 +166,16 @@ export function createTasksService(deps: TasksServiceDeps) {
           at: deps.clock.now(),
         });
         await notifyTaskQueued(tx, agent.id);
-        await appendAudit(tx, { actor, action: 'task.created', subject: { kind: 'task', id: task.id }, data: { agentId: agent.id, licenseId: agent.license_id, kind: task.kind } }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor,
+            action: 'task.created',
+            subject: { kind: 'task', id: task.id },
+            data: { agentId: agent.id, licenseId: agent.license_id, kind: task.kind },
+          },
+          deps.clock,
+        );
         return taskView(task);
       });
     },
@@ -135,7 +185,8 @@ export function createTasksService(deps: TasksServiceDeps) {
       let before: { createdAt: Date; id: string } | undefined;
       if (q.before) {
         const cursorTask = await getTask(deps.pool, q.before);
-        if (!cursorTask || (viewer.kind === 'customer' && cursorTask.customer_id !== viewer.customerId)) throw new AppError('BAD_REQUEST', 'Unknown cursor.');
+        if (!cursorTask || (viewer.kind === 'customer' && cursorTask.customer_id !== viewer.customerId))
+          throw new AppError('BAD_REQUEST', 'Unknown cursor.');
         before = { createdAt: cursorTask.created_at, id: cursorTask.id };
       }
       const rows = await listTasks(deps.pool, {
@@ -165,7 +216,16 @@ export function createTasksService(deps: TasksServiceDeps) {
         if (!t || (viewer.kind === 'customer' && t.customer_id !== viewer.customerId)) throw TASK_NOT_FOUND();
         const cancelled = await cancelTask(tx, t.id, deps.clock.now());
         if (!cancelled) throw new AppError('CONFLICT', `This task is already ${t.state}.`);
-        await appendAudit(tx, { actor: actorOf(viewer), action: 'task.cancelled', subject: { kind: 'task', id: t.id }, data: { agentId: t.agent_id, kind: t.kind, from: t.state } }, deps.clock);
+        await appendAudit(
+          tx,
+          {
+            actor: actorOf(viewer),
+            action: 'task.cancelled',
+            subject: { kind: 'task', id: t.id },
+            data: { agentId: t.agent_id, kind: t.kind, from: t.state },
+          },
+          deps.clock,
+        );
         return taskView(cancelled);
       });
     },
@@ -182,7 +242,13 @@ export function createTasksService(deps: TasksServiceDeps) {
         const onAbort = () => sub.cancel();
         try {
           const task = await tryLease(agent);
-          if (task) return { id: task.id, kind: task.kind, payload: task.payload, leaseExpiresAt: task.lease_expires_at!.toISOString() };
+          if (task)
+            return {
+              id: task.id,
+              kind: task.kind,
+              payload: task.payload,
+              leaseExpiresAt: task.lease_expires_at!.toISOString(),
+            };
           const remaining = deadline - performance.now();
           if (remaining <= 0 || signal?.aborted || deps.waker.closed) return null;
           signal?.addEventListener('abort', onAbort, { once: true });
@@ -197,11 +263,17 @@ export function createTasksService(deps: TasksServiceDeps) {
     },
 
     /** Records the outcome; only the agent the task was queued for, while it holds (or held) the lease. */
-    async complete(agent: AgentPrincipal, taskId: string, body: TaskResultRequest): Promise<{ id: string; state: TaskState }> {
+    async complete(
+      agent: AgentPrincipal,
+      taskId: string,
+      body: TaskResultRequest,
+    ): Promise<{ id: string; state: TaskState }> {
       const result = body.result === undefined ? undefined : redactDeep(body.result);
-      if (result !== undefined && jsonBytes(result) > MAX_TASK_RESULT_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `A task result may be at most ${MAX_TASK_RESULT_BYTES} bytes of JSON.`);
+      if (result !== undefined && jsonBytes(result) > MAX_TASK_RESULT_BYTES)
+        throw new AppError('PAYLOAD_TOO_LARGE', `A task result may be at most ${MAX_TASK_RESULT_BYTES} bytes of JSON.`);
       refuseNul(result, 'result');
-      if (body.error?.includes('\u0000')) throw new AppError('BAD_REQUEST', 'The error may not contain NUL characters.');
+      if (body.error?.includes('\u0000'))
+        throw new AppError('BAD_REQUEST', 'The error may not contain NUL characters.');
       return withTransaction(deps.pool, async (tx) => {
         const task = await lockAgentTask(tx, taskId, agent.id);
         if (!task) throw TASK_NOT_FOUND();
@@ -211,13 +283,22 @@ export function createTasksService(deps: TasksServiceDeps) {
           if (task.state === 'queued') throw new AppError('CONFLICT', 'This task is not leased.');
           throw new AppError('CONFLICT', `This task is already ${task.state}.`);
         }
-        const done = await completeTask(tx, task.id, { outcome: body.outcome, result, error: body.error ? redactString(body.error).slice(0, 2000) : null, at: deps.clock.now() });
-        await appendAudit(tx, {
-          actor: { kind: 'agent', id: agent.id },
-          action: OUTCOME_ACTION[body.outcome],
-          subject: { kind: 'task', id: task.id },
-          data: { agentId: agent.id, kind: task.kind, outcome: body.outcome, attempts: task.attempts },
-        }, deps.clock);
+        const done = await completeTask(tx, task.id, {
+          outcome: body.outcome,
+          result,
+          error: body.error ? redactString(body.error).slice(0, 2000) : null,
+          at: deps.clock.now(),
+        });
+        await appendAudit(
+          tx,
+          {
+            actor: { kind: 'agent', id: agent.id },
+            action: OUTCOME_ACTION[body.outcome],
+            subject: { kind: 'task', id: task.id },
+            data: { agentId: agent.id, kind: task.kind, outcome: body.outcome, attempts: task.attempts },
+          },
+          deps.clock,
+        );
         return { id: done.id, state: done.state };
       });
     },

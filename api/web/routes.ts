@@ -15,11 +15,13 @@ export function webRoutes(dist = WEB_DIST): FastifyPluginAsync {
   return async (app) => {
     const built = existsSync(path.join(dist, 'index.html'));
     await app.register(fastifyStatic, { root: dist, serve: false });
-    const page = (file: string) => async (_req: unknown, reply: { sendFile(f: string): unknown; header(k: string, v: string): unknown }) => {
-      if (!built) throw new AppError('UNAVAILABLE', 'The web UI is not built; run `npm run build:web`.');
-      reply.header('cache-control', 'no-store');
-      return reply.sendFile(file);
-    };
+    const page =
+      (file: string) =>
+      async (_req: unknown, reply: { sendFile(f: string): unknown; header(k: string, v: string): unknown }) => {
+        if (!built) throw new AppError('UNAVAILABLE', 'The web UI is not built; run `npm run build:web`.');
+        reply.header('cache-control', 'no-store');
+        return reply.sendFile(file);
+      };
     const hidden = { hide: true };
     app.get('/', { config: { access: ['anonymous'] }, schema: hidden }, page('index.html'));
     app.get('/portal', { config: { access: ['anonymous'] }, schema: hidden }, page('portal.html'));

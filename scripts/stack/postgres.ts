@@ -110,9 +110,17 @@ export async function startEmbedded(dataDir: string, log: (line: string) => void
 }
 
 /** DATABASE_URL if set; else a local server on the default port; else embedded PostgreSQL. */
-export async function findOrStartPostgres(opts: { databaseUrl?: string; dataDir: string; log: (line: string) => void }): Promise<PostgresServer> {
+export async function findOrStartPostgres(opts: {
+  databaseUrl?: string;
+  dataDir: string;
+  log: (line: string) => void;
+}): Promise<PostgresServer> {
   if (opts.databaseUrl) {
-    return { adminUrl: withDatabase(opts.databaseUrl, 'postgres'), source: 'DATABASE_URL', stop: async () => undefined };
+    return {
+      adminUrl: withDatabase(opts.databaseUrl, 'postgres'),
+      source: 'DATABASE_URL',
+      stop: async () => undefined,
+    };
   }
   const local = await findLocalServer();
   if (local) return { adminUrl: local, source: 'local server', stop: async () => undefined };

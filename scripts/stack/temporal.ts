@@ -78,7 +78,8 @@ export async function startTemporalDevServer(input: DevServerInput): Promise<Man
   if (input.dbFile) args.push('--db-filename', input.dbFile);
   if (input.namespace !== 'default') args.push('--namespace', input.namespace);
   for (const a of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${a}=Keyword`);
-  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   let output = '';
   const proc = startProcess('temporal', input.cli, args, {
     ...(input.logFile ? { logFile: input.logFile } : {}),

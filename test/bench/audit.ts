@@ -27,7 +27,11 @@ function parseArgs(args: string[]): { appends: number } {
   return { appends: n };
 }
 
-async function runWriters(writers: number, total: number, op: (writer: number, i: number) => Promise<unknown>): Promise<Sample> {
+async function runWriters(
+  writers: number,
+  total: number,
+  op: (writer: number, i: number) => Promise<unknown>,
+): Promise<Sample> {
   const latencies: number[] = [];
   const perWriter = Math.ceil(total / writers);
   const started = process.hrtime.bigint();
@@ -47,8 +51,15 @@ function summarise(samples: Sample[]): Phase {
   const ops = samples.reduce((n, s) => n + s.ops, 0);
   const seconds = samples.reduce((n, s) => n + s.seconds, 0);
   const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
-  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 100) / 100;
-  return { ops, seconds: Math.round(seconds * 1000) / 1000, perSecond: Math.round(ops / seconds), p50Ms: at(0.5), p99Ms: at(0.99) };
+  const at = (q: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 100) / 100;
+  return {
+    ops,
+    seconds: Math.round(seconds * 1000) / 1000,
+    perSecond: Math.round(ops / seconds),
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+  };
 }
 
 /** Runs the phases in alternating rounds, so a change in machine load hits them alike. */
@@ -74,7 +85,11 @@ function appendOp(pool: Pool, tag: string) {
 export async function main(args: string[]): Promise<object> {
   const { appends } = parseArgs(args);
   const log = (line: string) => console.log(line);
-  const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir: path.join(ROOT, '.data', 'test'), log });
+  const pg = await findOrStartPostgres({
+    databaseUrl: process.env.DATABASE_URL,
+    dataDir: path.join(ROOT, '.data', 'test'),
+    log,
+  });
   const name = `agentina_bench_audit_${randomBytes(4).toString('hex')}`;
   const server = new Client({ connectionString: pg.adminUrl });
   await server.connect();
@@ -107,7 +122,15 @@ export async function main(args: string[]): Promise<object> {
         await tx.query(
           `INSERT INTO bench_plain (seq, time, actor_kind, actor_id, action, subject_kind, subject_id, data, idempotency_key, prev_hash, hash)
            VALUES ($1, now(), 'system', $2, 'license.renewed', 'license', $3, $4, $5, $6, $7)`,
-          [plainSeq, `bench-writer-${w}`, `lic_bench${w}`, { i }, `${tag}/${w}/${i}`, '0'.repeat(64), randomBytes(32).toString('hex')],
+          [
+            plainSeq,
+            `bench-writer-${w}`,
+            `lic_bench${w}`,
+            { i },
+            `${tag}/${w}/${i}`,
+            '0'.repeat(64),
+            randomBytes(32).toString('hex'),
+          ],
         );
       });
     const rounds = 3;
@@ -115,23 +138,31 @@ export async function main(args: string[]): Promise<object> {
     // Plain INSERT + COMMIT into a copy of audit_events (same columns and indexes, no chain, no
     // head lock): 8 writers share WAL flushes (group commit); 1 writer pays one flush per commit,
     // the floor a strictly serial chain can approach.
-    const [concurrent, plain, single, plainSingle] = await interleaved(rounds, [
+    const [concurrent, plain, single, plainSingle] = (await interleaved(rounds, [
       (r) => runWriters(WRITERS, Math.ceil(appends / rounds), appendOp(app, `concurrent-${r}`)),
       (r) => runWriters(WRITERS, Math.ceil(appends / rounds), plainOp(`plain-${r}`)),
       (r) => runWriters(1, singleN, appendOp(app, `single-${r}`)),
       (r) => runWriters(1, singleN, plainOp(`plain-single-${r}`)),
-    ]) as [Phase, Phase, Phase, Phase];
-    log(`${WRITERS} writers, chained appends: ${concurrent.perSecond}/s (p50 ${concurrent.p50Ms} ms, p99 ${concurrent.p99Ms} ms)`);
-    log(`${WRITERS} writers, plain INSERTs (no chain): ${plain.perSecond}/s (p50 ${plain.p50Ms} ms, p99 ${plain.p99Ms} ms)`);
+    ])) as [Phase, Phase, Phase, Phase];
+    log(
+      `${WRITERS} writers, chained appends: ${concurrent.perSecond}/s (p50 ${concurrent.p50Ms} ms, p99 ${concurrent.p99Ms} ms)`,
+    );
+    log(
+      `${WRITERS} writers, plain INSERTs (no chain): ${plain.perSecond}/s (p50 ${plain.p50Ms} ms, p99 ${plain.p99Ms} ms)`,
+    );
     log(`1 writer, chained appends: ${single.perSecond}/s (p50 ${single.p50Ms} ms, p99 ${single.p99Ms} ms)`);
-    log(`1 writer, plain INSERTs: ${plainSingle.perSecond}/s (p50 ${plainSingle.p50Ms} ms): one commit flush per transaction`);
+    log(
+      `1 writer, plain INSERTs: ${plainSingle.perSecond}/s (p50 ${plainSingle.p50Ms} ms): one commit flush per transaction`,
+    );
 
     const verifyStarted = process.hrtime.bigint();
     const rows = await readChainFrom(adminPool, 1);
     const result = verifyAuditChain({ events: rows, checkpoints: [], keys: new Map() });
     const verifyPerSecond = Math.round(rows.length / (Number(process.hrtime.bigint() - verifyStarted) / 1e9));
     const contiguous = rows.every((r, i) => r.seq === i + 1);
-    log(`chain after the run: ${rows.length} rows (read and re-hashed at ${verifyPerSecond} rows/s), verify ${result.ok ? 'ok' : `BROKEN at ${result.firstBreak?.seq}`}, seqs ${contiguous ? 'contiguous' : 'NOT contiguous'}`);
+    log(
+      `chain after the run: ${rows.length} rows (read and re-hashed at ${verifyPerSecond} rows/s), verify ${result.ok ? 'ok' : `BROKEN at ${result.firstBreak?.seq}`}, seqs ${contiguous ? 'contiguous' : 'NOT contiguous'}`,
+    );
     if (!result.ok || !contiguous) throw new Error('the chain forked or broke under load');
 
     return {

@@ -19,8 +19,19 @@ import { createTestDatabase } from '../support/db';
 import { createTestCustomer, createTestKeysDir, testLicenseService } from '../support/license-helpers';
 import { startTestStack } from '../support/stack';
 
-function startWorkerProcess(args: { address: string; taskQueue: string; appDatabaseUrl: string; keysDir: string; bundlePath: string; pollers?: { workflow: number; nonStickyRatio: number } }): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startWorkerProcess(args: {
+  address: string;
+  taskQueue: string;
+  appDatabaseUrl: string;
+  keysDir: string;
+  bundlePath: string;
+  pollers?: { workflow: number; nonStickyRatio: number };
+}): Promise<ChildProcess> {
+  const proc = spawn(
+    process.execPath,
+    ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   return new Promise((resolve, reject) => {
     proc.stdout.on('data', (c: Buffer) => c.toString().includes('worker ready') && resolve(proc));
     proc.on('exit', (code, signal) => reject(new Error(`worker process exited (${code ?? signal})`)));
@@ -36,12 +47,14 @@ async function stopWorkerProcess(proc: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+const percentile = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 
 export async function main(args: string[]): Promise<object> {
   const licenses = Number(args[0] ?? 2000);
   const expirySeconds = Number(args[1] ?? 5);
-  if (!Number.isInteger(licenses) || licenses < 1 || !(expirySeconds > 0)) throw new Error('usage: bench:lifecycles [licenses] [expirySeconds]');
+  if (!Number.isInteger(licenses) || licenses < 1 || !(expirySeconds > 0))
+    throw new Error('usage: bench:lifecycles [licenses] [expirySeconds]');
   const log = (line: string) => console.log(`[lifecycles] ${line}`);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -56,7 +69,14 @@ export async function main(args: string[]): Promise<object> {
   try {
     // The worker runs in its own process, as deployed (API and worker apart), with the production
     // activities, bundle and SDK default pollers (more pollers made lateness worse on 2 cores).
-    workerProcess = await startWorkerProcess({ address, taskQueue, appDatabaseUrl: db.appUrl, keysDir: keys.dir, bundlePath: stack.bundlePath, ...(args[3] ? { pollers: { workflow: Number(args[3]), nonStickyRatio: Number(args[4] ?? 0.5) } } : {}) });
+    workerProcess = await startWorkerProcess({
+      address,
+      taskQueue,
+      appDatabaseUrl: db.appUrl,
+      keysDir: keys.dir,
+      bundlePath: stack.bundlePath,
+      ...(args[3] ? { pollers: { workflow: Number(args[3]), nonStickyRatio: Number(args[4] ?? 0.5) } } : {}),
+    });
     const service = testLicenseService({
       pool: apiPool,
       temporal: { client: new Client({ connection, namespace: 'default' }), taskQueue },
@@ -69,16 +89,23 @@ export async function main(args: string[]): Promise<object> {
     const concurrency = Number(args[2] ?? 32);
     let next = 0;
     const started = performance.now();
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < licenses) {
-        const i = ++next;
-        await service.createLicense(actor, {
-          customerId, plan: 'bench', features: {}, maxAgents: 1, graceDays: 0, trialEndState: 'expired',
-          term: { expiresAt: new Date(Date.now() + expirySeconds * 1000).toISOString() },
-        });
-        if (i % 500 === 0) log(`${i} started`);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < licenses) {
+          const i = ++next;
+          await service.createLicense(actor, {
+            customerId,
+            plan: 'bench',
+            features: {},
+            maxAgents: 1,
+            graceDays: 0,
+            trialEndState: 'expired',
+            term: { expiresAt: new Date(Date.now() + expirySeconds * 1000).toISOString() },
+          });
+          if (i % 500 === 0) log(`${i} started`);
+        }
+      }),
+    );
     const startSeconds = (performance.now() - started) / 1000;
     const startsPerS = Math.round(licenses / startSeconds);
     log(`${licenses} started in ${startSeconds.toFixed(1)} s: ${startsPerS} starts/s`);
@@ -86,7 +113,10 @@ export async function main(args: string[]): Promise<object> {
     const deadline = Date.now() + expirySeconds * 1000 + 120000;
     let expired = 0;
     while (Date.now() < deadline) {
-      const { rows } = await apiPool.query<{ n: string }>("SELECT count(*) AS n FROM licenses WHERE customer_id = $1 AND state = 'expired'", [customerId]);
+      const { rows } = await apiPool.query<{ n: string }>(
+        "SELECT count(*) AS n FROM licenses WHERE customer_id = $1 AND state = 'expired'",
+        [customerId],
+      );
       expired = Number(rows[0]!.n);
       if (expired === licenses) break;
       await new Promise((r) => setTimeout(r, 500));
@@ -100,18 +130,31 @@ export async function main(args: string[]): Promise<object> {
     // Where the time of the p99 license went: its history, relative to its expiry.
     const p99Row = rows[Math.min(rows.length - 1, Math.ceil(0.99 * rows.length) - 1)];
     if (p99Row) {
-      const history = await new Client({ connection, namespace: 'default' }).workflow.getHandle(`license/${p99Row.id}`).fetchHistory();
+      const history = await new Client({ connection, namespace: 'default' }).workflow
+        .getHandle(`license/${p99Row.id}`)
+        .fetchHistory();
       const t0 = p99Row.expires_at.getTime();
       for (const e of history.events ?? []) {
         const ms = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
-        log(`  p99 license: ${String(e.eventType).padEnd(4)} ${Object.keys(e).find((k) => k.endsWith('Attributes')) ?? ''} at ${ms - t0} ms`);
+        log(
+          `  p99 license: ${String(e.eventType).padEnd(4)} ${Object.keys(e).find((k) => k.endsWith('Attributes')) ?? ''} at ${ms - t0} ms`,
+        );
       }
     }
     const p50 = Math.round(percentile(lateness, 50));
     const p99 = Math.round(percentile(lateness, 99));
     const max = Math.round(lateness[lateness.length - 1] ?? 0);
     log(`expiry lateness p50 ${p50} ms, p99 ${p99} ms, max ${max} ms`);
-    return { bench: 'lifecycles', licenses, starts_per_s: startsPerS, load_avg_1m: Math.round(loadavg()[0]! * 10) / 10, expiry_lateness_p50_ms: p50, expiry_lateness_p99_ms: p99, expiry_lateness_max_ms: max, expired };
+    return {
+      bench: 'lifecycles',
+      licenses,
+      starts_per_s: startsPerS,
+      load_avg_1m: Math.round(loadavg()[0]! * 10) / 10,
+      expiry_lateness_p50_ms: p50,
+      expiry_lateness_p99_ms: p99,
+      expiry_lateness_max_ms: max,
+      expired,
+    };
   } finally {
     if (workerProcess) await stopWorkerProcess(workerProcess);
     await connection.close();

@@ -22,27 +22,37 @@ function arg(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
 const round = (x: number) => Math.round(x * 10) / 10;
 
 type Answer = { status: number; ms: number };
 
-function call(port: number, method: 'GET' | 'POST', url: string, body?: object, opts: { localAddress?: string; agent?: Agent } = {}): Promise<Answer> {
+function call(
+  port: number,
+  method: 'GET' | 'POST',
+  url: string,
+  body?: object,
+  opts: { localAddress?: string; agent?: Agent } = {},
+): Promise<Answer> {
   const payload = body ? JSON.stringify(body) : undefined;
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      method,
-      path: url,
-      agent: opts.agent ?? false,
-      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-      headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: url,
+        agent: opts.agent ?? false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -107,7 +117,10 @@ export async function main(args: string[]): Promise<object> {
       LOG_LEVEL: 'warn',
       ...(threadpool ? { UV_THREADPOOL_SIZE: threadpool } : {}),
     };
-    server = spawn(process.execPath, [path.resolve(__dirname, '../../bin/agentina.js'), 'serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    server = spawn(process.execPath, [path.resolve(__dirname, '../../bin/agentina.js'), 'serve'], {
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     await waitForServer(port, server);
     log(`API listening on :${port} (UV_THREADPOOL_SIZE=${threadpool ?? 'server default'})`);
 
@@ -121,23 +134,48 @@ export async function main(args: string[]): Promise<object> {
     const livez = livezLoop(port, () => done);
     await new Promise((r) => setTimeout(r, 100));
     const started = performance.now();
-    const answers = await Promise.all(emails.slice(0, logins).map((email, i) =>
-      call(port, 'POST', '/v1/admin/login', { email, password }, { localAddress: `127.0.${1 + Math.floor(i / 250)}.${2 + (i % 250)}` })));
+    const answers = await Promise.all(
+      emails
+        .slice(0, logins)
+        .map((email, i) =>
+          call(
+            port,
+            'POST',
+            '/v1/admin/login',
+            { email, password },
+            { localAddress: `127.0.${1 + Math.floor(i / 250)}.${2 + (i % 250)}` },
+          ),
+        ),
+    );
     const wall = performance.now() - started;
     done = true;
     const busy = await livez;
     const failed = answers.filter((a) => a.status !== 200).length;
     if (failed) throw new Error(`${failed} of ${logins} logins failed`);
     const loginMs = answers.map((a) => a.ms);
-    log(`${logins} logins in ${Math.round(wall)} ms: p50 ${Math.round(pct(loginMs, 50))} ms, max ${Math.round(Math.max(...loginMs))} ms; /livez meanwhile: ${busy.length} calls, p99 ${round(pct(busy, 99))} ms`);
+    log(
+      `${logins} logins in ${Math.round(wall)} ms: p50 ${Math.round(pct(loginMs, 50))} ms, max ${Math.round(Math.max(...loginMs))} ms; /livez meanwhile: ${busy.length} calls, p99 ${round(pct(busy, 99))} ms`,
+    );
 
     // Unknown email against wrong password, interleaved, one at a time; each wrong guess on its own account.
     const unknown: number[] = [];
     const wrong: number[] = [];
     for (let i = 0; i < samples; i++) {
       const ip = `127.0.9.${2 + i}`;
-      const a = await call(port, 'POST', '/v1/admin/login', { email: `nobody-${i}@example.test`, password: 'not the password at all' }, { localAddress: ip });
-      const b = await call(port, 'POST', '/v1/admin/login', { email: emails[logins + i]!, password: 'not the password at all' }, { localAddress: ip });
+      const a = await call(
+        port,
+        'POST',
+        '/v1/admin/login',
+        { email: `nobody-${i}@example.test`, password: 'not the password at all' },
+        { localAddress: ip },
+      );
+      const b = await call(
+        port,
+        'POST',
+        '/v1/admin/login',
+        { email: emails[logins + i]!, password: 'not the password at all' },
+        { localAddress: ip },
+      );
       if (a.status !== 401 || b.status !== 401) throw new Error(`expected 401/401, got ${a.status}/${b.status}`);
       unknown.push(a.ms);
       wrong.push(b.ms);

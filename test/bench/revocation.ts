@@ -36,13 +36,16 @@ function option(args: string[], name: string, fallback: number): number {
   return v;
 }
 
-const quantile = (sorted: number[], q: number) => (sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10 : 0);
+const quantile = (sorted: number[], q: number) =>
+  sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10 : 0;
 
 async function inBatches<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 export async function main(args: string[]): Promise<object> {
@@ -66,7 +69,14 @@ export async function main(args: string[]): Promise<object> {
   try {
     // The worker runs as its own process, as in production (`agentina worker`).
     worker = spawn(process.execPath, [path.join(ROOT, 'bin', 'agentina.js'), 'worker'], {
-      env: { ...process.env, DATABASE_URL: db.adminUrl, TEMPORAL_ADDRESS: address, TEMPORAL_TASK_QUEUE: taskQueue, AGENTINA_KEYS_DIR: keys.dir, LOG_LEVEL: 'info' },
+      env: {
+        ...process.env,
+        DATABASE_URL: db.adminUrl,
+        TEMPORAL_ADDRESS: address,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        AGENTINA_KEYS_DIR: keys.dir,
+        LOG_LEVEL: 'info',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise<void>((resolve, reject) => {
@@ -93,28 +103,52 @@ export async function main(args: string[]): Promise<object> {
     // Licenses: `bigLicenses` fleets sharing half the agents, and one license per remaining agent.
     const bigShare = Math.floor(agentCount / 2);
     const plan: Array<{ agents: number }> = [];
-    for (let i = 0; i < bigLicenses; i++) plan.push({ agents: Math.floor(bigShare / bigLicenses) + (i < bigShare % bigLicenses ? 1 : 0) });
+    for (let i = 0; i < bigLicenses; i++)
+      plan.push({ agents: Math.floor(bigShare / bigLicenses) + (i < bigShare % bigLicenses ? 1 : 0) });
     while (plan.reduce((n, p) => n + p.agents, 0) < agentCount) plan.push({ agents: 1 });
     const customer = await insertCustomer(apiPool, 'Bench customer');
     const provisioned: Array<{ licenseId: string; agents: Array<{ agentId: string; credential: string }> }> = [];
     const t0 = performance.now();
     await inBatches(plan, 32, async (p) => {
-      const { license } = await licenses.createLicense(admin, { customerId: customer, plan: 'bench', features: {}, maxAgents: Math.max(p.agents, 1), graceDays: 7, trialEndState: 'expired', term: { days: 365 } });
+      const { license } = await licenses.createLicense(admin, {
+        customerId: customer,
+        plan: 'bench',
+        features: {},
+        maxAgents: Math.max(p.agents, 1),
+        graceDays: 7,
+        trialEndState: 'expired',
+        term: { days: 365 },
+      });
       provisioned.push({ licenseId: license.id, agents: await insertAgents(apiPool, license.id, customer, p.agents) });
     });
-    log(`${plan.length} licenses (${bigLicenses} with ${plan[0]!.agents} agents, ${plan.length - bigLicenses} with 1) and ${agentCount} agents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(
+      `${plan.length} licenses (${bigLicenses} with ${plan[0]!.agents} agents, ${plan.length - bigLicenses} with 1) and ${agentCount} agents in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
 
-    app = await buildApp({ config, pool: apiPool, temporal: apiTemporal, clock: systemClock, logger: createLogger('warn') });
+    app = await buildApp({
+      config,
+      pool: apiPool,
+      temporal: apiTemporal,
+      clock: systemClock,
+      logger: createLogger('warn'),
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as { port: number }).port;
     const get = (credential: string, path: string) =>
       new Promise<{ body: string; at: number; wall: number }>((resolve, reject) => {
-        const req = http.get({ host: '127.0.0.1', port, path, agent: httpAgent, headers: { authorization: `Bearer ${credential}` } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (body += d));
-          res.on('end', () => (res.statusCode === 200 ? resolve({ body, at: performance.now(), wall: Date.now() }) : reject(new Error(`status ${res.statusCode}: ${body}`))));
-        });
+        const req = http.get(
+          { host: '127.0.0.1', port, path, agent: httpAgent, headers: { authorization: `Bearer ${credential}` } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () =>
+              res.statusCode === 200
+                ? resolve({ body, at: performance.now(), wall: Date.now() })
+                : reject(new Error(`status ${res.statusCode}: ${body}`)),
+            );
+          },
+        );
         req.on('error', reject);
       });
 
@@ -122,7 +156,11 @@ export async function main(args: string[]): Promise<object> {
     const all = provisioned.flatMap((p) => p.agents.map((a) => ({ ...a, licenseId: p.licenseId })));
     const since = new Map<string, number>();
     await inBatches(all, 64, async (a) => {
-      since.set(a.agentId, statusResponseSchema.parse(JSON.parse((await get(a.credential, '/v1/agent/status')).body)).status.payload.version);
+      since.set(
+        a.agentId,
+        statusResponseSchema.parse(JSON.parse((await get(a.credential, '/v1/agent/status')).body)).status.payload
+          .version,
+      );
     });
     // Like a real agent: park, and park again when a wait ends with no change.
     const answers = all.map(async (a) => {
@@ -131,7 +169,8 @@ export async function main(args: string[]): Promise<object> {
         if ((JSON.parse(r.body) as { changed: boolean }).changed) return { ...r, agent: a };
       }
     });
-    const parkedMetric = async () => Number(/agentina_status_parked (\d+)/.exec((await app!.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+    const parkedMetric = async () =>
+      Number(/agentina_status_parked (\d+)/.exec((await app!.inject({ method: 'GET', url: '/metrics' })).body)![1]);
     for (let i = 0; i < 1000 && (await parkedMetric()) < all.length; i++) await new Promise((r) => setTimeout(r, 20));
     const parked = await parkedMetric();
     log(`${parked} long-polls parked on one LISTEN connection`);
@@ -181,10 +220,18 @@ export async function main(args: string[]): Promise<object> {
     afterCommit.sort((x, y) => x - y);
     afterReturn.sort((x, y) => x - y);
     afterStart.sort((x, y) => x - y);
-    log(`${answered}/${all.length} parked requests answered "revoked" with a valid signature; ${early} of them before their revoke call had returned`);
-    log(`after the revoke call returned: p50 ${quantile(afterReturn, 0.5)} ms, p99 ${quantile(afterReturn, 0.99)} ms, max ${quantile(afterReturn, 1)} ms (goal p99 < 1000)`);
-    log(`after the NOTIFY reached a bystander (fan-out alone): p50 ${quantile(afterCommit, 0.5)} ms, p99 ${quantile(afterCommit, 0.99)} ms, max ${quantile(afterCommit, 1)} ms`);
-    log(`after the revoke call started:  p50 ${quantile(afterStart, 0.5)} ms, p99 ${quantile(afterStart, 0.99)} ms, max ${quantile(afterStart, 1)} ms`);
+    log(
+      `${answered}/${all.length} parked requests answered "revoked" with a valid signature; ${early} of them before their revoke call had returned`,
+    );
+    log(
+      `after the revoke call returned: p50 ${quantile(afterReturn, 0.5)} ms, p99 ${quantile(afterReturn, 0.99)} ms, max ${quantile(afterReturn, 1)} ms (goal p99 < 1000)`,
+    );
+    log(
+      `after the NOTIFY reached a bystander (fan-out alone): p50 ${quantile(afterCommit, 0.5)} ms, p99 ${quantile(afterCommit, 0.99)} ms, max ${quantile(afterCommit, 1)} ms`,
+    );
+    log(
+      `after the revoke call started:  p50 ${quantile(afterStart, 0.5)} ms, p99 ${quantile(afterStart, 0.99)} ms, max ${quantile(afterStart, 1)} ms`,
+    );
     return {
       bench: 'revocation',
       agents: all.length,

@@ -77,10 +77,18 @@ function option(args: string[], name: string, fallback: number): number {
   return v;
 }
 
-export async function drive(port: number, work: { paths: string[]; auth: string[] }, seconds: number, connections: number, dir: string): Promise<Phase> {
+export async function drive(
+  port: number,
+  work: { paths: string[]; auth: string[] },
+  seconds: number,
+  connections: number,
+  dir: string,
+): Promise<Phase> {
   const file = path.join(dir, `work-${port}.json`);
   writeFileSync(file, JSON.stringify(work), { mode: 0o600 });
-  const child = spawn(process.execPath, ['-e', LOADGEN, String(port), file, String(seconds), String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', LOADGEN, String(port), file, String(seconds), String(connections)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -95,7 +103,11 @@ export async function main(args: string[]): Promise<object> {
   const agentCount = option(args, 'agents', 1000);
   const log = (line: string) => console.log(`[bench:status] ${line}`);
   const work = mkdtempSync(path.join(tmpdir(), 'agentina-bench-status-'));
-  const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir: path.join(ROOT, '.data', 'test'), log });
+  const pg = await findOrStartPostgres({
+    databaseUrl: process.env.DATABASE_URL,
+    dataDir: path.join(ROOT, '.data', 'test'),
+    log,
+  });
   process.env.AGENTINA_TEST_PG_ADMIN_URL = pg.adminUrl;
   const db = await createTestDatabase('benchstatus');
   const keys = createTestKeys();
@@ -108,13 +120,21 @@ export async function main(args: string[]): Promise<object> {
     const credentials: string[] = [];
     const big = await insertCustomer(db.pool);
     const bigLicense = await insertLicense(db.pool, big, { maxAgents: 100000 });
-    credentials.push(...(await insertAgents(db.pool, bigLicense, big, Math.ceil(agentCount / 2))).map((a) => a.credential));
+    credentials.push(
+      ...(await insertAgents(db.pool, bigLicense, big, Math.ceil(agentCount / 2))).map((a) => a.credential),
+    );
     while (credentials.length < agentCount) {
       const cus = await insertCustomer(db.pool);
       const lic = await insertLicense(db.pool, cus, { maxAgents: 10 });
-      credentials.push(...(await insertAgents(db.pool, lic, cus, Math.min(5, agentCount - credentials.length))).map((a) => a.credential));
+      credentials.push(
+        ...(await insertAgents(db.pool, lic, cus, Math.min(5, agentCount - credentials.length))).map(
+          (a) => a.credential,
+        ),
+      );
     }
-    log(`${credentials.length} agents provisioned; ${connections} keep-alive connections; ${rounds} rounds of ${seconds} s per target after 1 s warm-up each`);
+    log(
+      `${credentials.length} agents provisioned; ${connections} keep-alive connections; ${rounds} rounds of ${seconds} s per target after 1 s warm-up each`,
+    );
 
     hello.get('/hello', async () => ({ hello: 'world' }));
     await hello.listen({ port: 0, host: '127.0.0.1' });
@@ -123,8 +143,13 @@ export async function main(args: string[]): Promise<object> {
     const portOf = (f: { server: { address(): unknown } }) => (f.server.address() as { port: number }).port;
 
     // A real answer first: signed, 200, for an authenticated agent.
-    const probe = await app.inject({ method: 'GET', url: '/v1/agent/status', headers: { authorization: `Bearer ${credentials[0]}` } });
-    if (probe.statusCode !== 200 || !probe.json().status?.signature?.sig) throw new Error(`status probe failed: ${probe.statusCode} ${probe.body}`);
+    const probe = await app.inject({
+      method: 'GET',
+      url: '/v1/agent/status',
+      headers: { authorization: `Bearer ${credentials[0]}` },
+    });
+    if (probe.statusCode !== 200 || !probe.json().status?.signature?.sig)
+      throw new Error(`status probe failed: ${probe.statusCode} ${probe.body}`);
 
     // Alternate the two targets, so a neighbour's load on this shared machine falls on both alike;
     // the figures are the medians over the rounds.
@@ -142,12 +167,20 @@ export async function main(args: string[]): Promise<object> {
       const livezCpu = cpuPerRequest(process.cpuUsage(cpu), lz);
       livez.push(lz);
       cpu = process.cpuUsage();
-      const st = await drive(portOf(app), { paths: ['/v1/agent/status'], auth: credentials }, seconds, connections, work);
+      const st = await drive(
+        portOf(app),
+        { paths: ['/v1/agent/status'], auth: credentials },
+        seconds,
+        connections,
+        work,
+      );
       const statusCpu = cpuPerRequest(process.cpuUsage(cpu), st);
       hellos.push(h);
       statuses.push(st);
       ratios.push(st.rps / h.rps);
-      log(`round ${round}: hello-world ${h.rps} req/s (p99 ${h.p99Ms} ms, ${helloCpu} µs server CPU/req), status ${st.rps} req/s (p50 ${st.p50Ms} ms, p99 ${st.p99Ms} ms, ${statusCpu} µs server CPU/req, non-200 ${st.errors}), ratio ${(st.rps / h.rps).toFixed(3)}; app baseline /livez ${lz.rps} req/s (${livezCpu} µs/req)`);
+      log(
+        `round ${round}: hello-world ${h.rps} req/s (p99 ${h.p99Ms} ms, ${helloCpu} µs server CPU/req), status ${st.rps} req/s (p50 ${st.p50Ms} ms, p99 ${st.p99Ms} ms, ${statusCpu} µs server CPU/req, non-200 ${st.errors}), ratio ${(st.rps / h.rps).toFixed(3)}; app baseline /livez ${lz.rps} req/s (${livezCpu} µs/req)`,
+      );
     }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     const statusErrors = statuses.reduce((n, p) => n + p.errors, 0);
@@ -157,7 +190,18 @@ export async function main(args: string[]): Promise<object> {
     const statusRps = median(statuses.map((p) => p.rps));
     const helloRps = median(hellos.map((p) => p.rps));
     const livezRps = median(livez.map((p) => p.rps));
-    return { bench: 'status', status_rps: statusRps, hello_rps: helloRps, ratio, agents: credentials.length, connections, rounds, status_errors: statusErrors, livez_rps: livezRps, livez_ratio: Math.round(median(livez.map((p, i) => p.rps / hellos[i]!.rps)) * 1000) / 1000 };
+    return {
+      bench: 'status',
+      status_rps: statusRps,
+      hello_rps: helloRps,
+      ratio,
+      agents: credentials.length,
+      connections,
+      rounds,
+      status_errors: statusErrors,
+      livez_rps: livezRps,
+      livez_ratio: Math.round(median(livez.map((p, i) => p.rps / hellos[i]!.rps)) * 1000) / 1000,
+    };
   } finally {
     await app?.close();
     await hello.close();

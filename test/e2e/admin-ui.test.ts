@@ -74,7 +74,9 @@ describe('admin UI (browser)', () => {
     await signIn(page);
     expect(await textOf(page.getByTestId('whoami'))).toContain(email);
     // The session lives only in the HttpOnly cookie: nothing readable by scripts.
-    expect(await page.evaluate('({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })')).toEqual({ local: 0, session: 0, cookie: '' });
+    expect(
+      await page.evaluate('({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })'),
+    ).toEqual({ local: 0, session: 0, cookie: '' });
 
     await page.getByRole('navigation').getByRole('link', { name: 'Customers' }).click();
     await page.getByLabel('Customer name').fill('Acme Robotics');
@@ -98,8 +100,13 @@ describe('admin UI (browser)', () => {
     await page.locator('[data-testid="license-state"] [data-state="active"]').waitFor();
     expect(await textOf(page.locator('.facts'))).toContain('sso, seats=10');
     const temporalLink = page.getByRole('link', { name: 'Open in Temporal Web' });
-    expect(await temporalLink.getAttribute('href')).toMatch(/^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/license%2Flic_/);
-    await page.getByTestId('signature').getByText(/^Signature valid/).waitFor();
+    expect(await temporalLink.getAttribute('href')).toMatch(
+      /^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/license%2Flic_/,
+    );
+    await page
+      .getByTestId('signature')
+      .getByText(/^Signature valid/)
+      .waitFor();
 
     await page.getByLabel('Reason for revoking').fill('contract ended');
     await page.getByLabel('Revocation is final.').check();
@@ -107,7 +114,10 @@ describe('admin UI (browser)', () => {
     await page.locator('[data-testid="license-state"] [data-state="revoked"]').waitFor();
     expect(await textOf(page.getByRole('status').filter({ hasText: 'Revoked.' }))).toBe('Revoked.');
     // The revoked document (a new version) is signed too.
-    await page.getByTestId('signature').getByText(/^Signature valid/).waitFor();
+    await page
+      .getByTestId('signature')
+      .getByText(/^Signature valid/)
+      .waitFor();
 
     // The workflow refuses a renewal after revocation; the form shows the API's message.
     const renewAnswer = page.waitForResponse((r) => r.url().endsWith('/renew'));
@@ -124,16 +134,27 @@ describe('admin UI (browser)', () => {
     await signIn(page);
     await page.getByTestId('whoami').waitFor();
     const customer = await page.evaluate(async () => {
-      const r = await fetch('/v1/admin/customers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Tamper Test' }) });
+      const r = await fetch('/v1/admin/customers', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Tamper Test' }),
+      });
       return (await r.json()) as { id: string };
     });
     const license = await page.evaluate(async (customerId) => {
-      const r = await fetch('/v1/admin/licenses', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ customerId, plan: 'basic', maxAgents: 1, term: { days: 30 } }) });
+      const r = await fetch('/v1/admin/licenses', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ customerId, plan: 'basic', maxAgents: 1, term: { days: 30 } }),
+      });
       return ((await r.json()) as { license: { id: string } }).license;
     }, customer.id);
 
     await page.goto(`${stack.baseUrl}/#/licenses/${license.id}`);
-    await page.getByTestId('signature').getByText(/^Signature valid/).waitFor();
+    await page
+      .getByTestId('signature')
+      .getByText(/^Signature valid/)
+      .waitFor();
 
     await page.route('**/v1/admin/licenses/*/document', async (route) => {
       const original = await route.fetch();
@@ -151,7 +172,11 @@ describe('admin UI (browser)', () => {
     await signIn(page);
     await page.getByTestId('whoami').waitFor();
     await page.evaluate(async () => {
-      await fetch('/v1/admin/customers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Audited Ltd' }) });
+      await fetch('/v1/admin/customers', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Audited Ltd' }),
+      });
     });
     await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('cell', { name: 'customer.created' }).first().waitFor();
@@ -164,7 +189,9 @@ describe('admin UI (browser)', () => {
     expect(new Set(actions)).toEqual(new Set(['customer.created']));
 
     await page.getByRole('button', { name: 'Verify chain' }).click();
-    expect(await textOf(page.getByTestId('audit-verify').getByText(/^Chain intact/))).toMatch(/^Chain intact: \d+ events/);
+    expect(await textOf(page.getByTestId('audit-verify').getByText(/^Chain intact/))).toMatch(
+      /^Chain intact: \d+ events/,
+    );
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
@@ -178,10 +205,15 @@ describe('admin UI (browser)', () => {
     // Let the home view finish loading first: its own calls would otherwise meet the ended session.
     await page.locator('main .loading').waitFor({ state: 'detached' });
     // The session ends elsewhere (another tab signing out, an idle timeout, a deactivation).
-    const { rowCount } = await stack.db.adminPool.query('DELETE FROM admin_sessions WHERE admin_id = (SELECT id FROM admins WHERE email = $1)', [email]);
+    const { rowCount } = await stack.db.adminPool.query(
+      'DELETE FROM admin_sessions WHERE admin_id = (SELECT id FROM admins WHERE email = $1)',
+      [email],
+    );
     expect(rowCount).toBeGreaterThan(0);
     await page.getByRole('navigation').getByRole('link', { name: 'Customers' }).click();
-    expect(await textOf(page.getByRole('alert').filter({ hasText: 'session has ended' }))).toBe('Your session has ended; sign in again.');
+    expect(await textOf(page.getByRole('alert').filter({ hasText: 'session has ended' }))).toBe(
+      'Your session has ended; sign in again.',
+    );
     await page.getByLabel('Password').fill(password);
     await page.getByLabel('Email').fill(email);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -225,14 +257,24 @@ describe('admin UI (browser)', () => {
     page.once('dialog', (d) => void d.accept());
     await page.getByRole('button', { name: `Deregister ${agentId}` }).click();
     await page.getByRole('row').filter({ hasText: agentId }).locator('[data-state="deregistered"]').waitFor();
-    expect((await pool.query<{ deregistered_at: Date | null }>('SELECT deregistered_at FROM agents WHERE id = $1', [agentId])).rows[0]!.deregistered_at).not.toBeNull();
+    expect(
+      (
+        await pool.query<{ deregistered_at: Date | null }>('SELECT deregistered_at FROM agents WHERE id = $1', [
+          agentId,
+        ])
+      ).rows[0]!.deregistered_at,
+    ).not.toBeNull();
 
     await page.getByRole('navigation').getByRole('link', { name: 'Service accounts' }).click();
     await page.getByLabel('Name').fill('billing sync');
     await page.getByRole('button', { name: 'Create service account' }).click();
     const token = await textOf(page.getByTestId('secret'));
     expect(token).toMatch(/^svc_/);
-    const tokenStatus = await page.evaluate(async (t) => (await fetch('/v1/admin/customers', { headers: { authorization: `Bearer ${t}` }, credentials: 'omit' })).status, token);
+    const tokenStatus = await page.evaluate(
+      async (t) =>
+        (await fetch('/v1/admin/customers', { headers: { authorization: `Bearer ${t}` }, credentials: 'omit' })).status,
+      token,
+    );
     expect(tokenStatus).toBe(200);
     await page.getByRole('button', { name: 'Revoke billing sync' }).click();
     await page.getByRole('row').filter({ hasText: 'billing sync' }).locator('[data-state="revoked"]').waitFor();

@@ -51,7 +51,7 @@ describe('customer portal (browser)', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
 
-  it("a customer user signs in at /portal and sees only their own licenses, each with a valid signature", async () => {
+  it('a customer user signs in at /portal and sees only their own licenses, each with a valid signature', async () => {
     const page = await newPage();
     await signIn(page, '/portal', userA.email, TEST_PASSWORD);
     expect(await textOf(page.getByTestId('whoami'))).toContain('Customer A');
@@ -61,7 +61,13 @@ describe('customer portal (browser)', () => {
     expect(table).not.toContain(licenseB);
     expect(table).not.toContain('other-customer-plan');
     // Another customer's license is a 404 to this session, as a page and as a document.
-    const status = await page.evaluate(async (id) => [(await fetch(`/v1/portal/licenses/${id}`)).status, (await fetch(`/v1/portal/licenses/${id}/document`)).status], licenseB);
+    const status = await page.evaluate(
+      async (id) => [
+        (await fetch(`/v1/portal/licenses/${id}`)).status,
+        (await fetch(`/v1/portal/licenses/${id}/document`)).status,
+      ],
+      licenseB,
+    );
     expect(status).toEqual([404, 404]);
 
     await page.getByRole('button', { name: `Check the signature of ${licensesA[0]}` }).click();
@@ -75,7 +81,9 @@ describe('customer portal (browser)', () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Activation tokens' }).click();
     await page.getByRole('form', { name: 'New activation token' }).getByLabel('License').selectOption(licensesA[1]!);
     await page.getByLabel('Label').fill('build server 3');
-    const issued = page.waitForResponse((r) => r.url().endsWith('/v1/portal/activation-tokens') && r.request().method() === 'POST');
+    const issued = page.waitForResponse(
+      (r) => r.url().endsWith('/v1/portal/activation-tokens') && r.request().method() === 'POST',
+    );
     await page.getByRole('button', { name: 'Create activation token' }).click();
     expect((await issued).status()).toBe(201);
     const token = await textOf(page.getByTestId('secret'));
@@ -91,7 +99,10 @@ describe('customer portal (browser)', () => {
     expect(await page.getByTestId('secret').count()).toBe(0);
     const listed = await page.evaluate(async () => (await fetch('/v1/portal/activation-tokens')).text());
     expect(listed).not.toContain(token);
-    const { rows } = await stack.db.adminPool.query<{ n: number }>('SELECT count(*)::int AS n FROM activation_tokens WHERE license_id = $1', [licensesA[1]]);
+    const { rows } = await stack.db.adminPool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM activation_tokens WHERE license_id = $1',
+      [licensesA[1]],
+    );
     expect(rows[0]!.n).toBe(1);
   });
 
@@ -136,7 +147,10 @@ describe('customer portal (browser)', () => {
     await adminPage.goto(`${stack.baseUrl}/portal`);
     await adminPage.getByRole('button', { name: 'Sign in' }).waitFor();
     expect(await adminPage.getByTestId('whoami').count()).toBe(0);
-    const asAdmin = await adminPage.evaluate(async () => [(await fetch('/v1/portal/me')).status, (await fetch('/v1/portal/licenses')).status]);
+    const asAdmin = await adminPage.evaluate(async () => [
+      (await fetch('/v1/portal/me')).status,
+      (await fetch('/v1/portal/licenses')).status,
+    ]);
     expect(asAdmin).toEqual([403, 403]);
 
     const portalPage = await newPage();
@@ -145,7 +159,10 @@ describe('customer portal (browser)', () => {
     await portalPage.goto(`${stack.baseUrl}/`);
     await portalPage.getByRole('button', { name: 'Sign in' }).waitFor();
     expect(await portalPage.getByTestId('whoami').count()).toBe(0);
-    const asCustomer = await portalPage.evaluate(async () => [(await fetch('/v1/admin/me')).status, (await fetch('/v1/admin/licenses')).status]);
+    const asCustomer = await portalPage.evaluate(async () => [
+      (await fetch('/v1/admin/me')).status,
+      (await fetch('/v1/admin/licenses')).status,
+    ]);
     expect(asCustomer).toEqual([403, 403]);
   });
 });

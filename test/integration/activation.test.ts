@@ -9,7 +9,13 @@ import {
   testAuthenticate,
   transitionLicenseByHand,
 } from '../support/activation-fixtures';
-import { activateResponseSchema, fingerprintCommitment, verifySignature, verifySignedLicense, type KeySet } from '../../protocol';
+import {
+  activateResponseSchema,
+  fingerprintCommitment,
+  verifySignature,
+  verifySignedLicense,
+  type KeySet,
+} from '../../protocol';
 import type { App } from '../../api/app';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -28,7 +34,11 @@ describe('activation tokens and POST /v1/agent/activate', () => {
     db = await createTestDatabase('activation');
     keys = createTestKeys();
     keySet = keys.keySet;
-    t = await buildTestApp({ pool: db.pool, config: testConfig({ AGENTINA_KEYS_DIR: keys.dir }), authenticate: testAuthenticate(db.pool) });
+    t = await buildTestApp({
+      pool: db.pool,
+      config: testConfig({ AGENTINA_KEYS_DIR: keys.dir }),
+      authenticate: testAuthenticate(db.pool),
+    });
     app = t.app;
   });
   afterAll(async () => {
@@ -37,8 +47,17 @@ describe('activation tokens and POST /v1/agent/activate', () => {
     keys?.remove();
   });
 
-  async function issue(licenseId: string, principal = 'admin:adm_testadmin0000000001', extra: Record<string, unknown> = {}) {
-    const res = await app.inject({ method: 'POST', url: '/v1/admin/activation-tokens', headers: { 'x-test-principal': principal }, payload: { licenseId, ...extra } });
+  async function issue(
+    licenseId: string,
+    principal = 'admin:adm_testadmin0000000001',
+    extra: Record<string, unknown> = {},
+  ) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/admin/activation-tokens',
+      headers: { 'x-test-principal': principal },
+      payload: { licenseId, ...extra },
+    });
     return res;
   }
   async function tokenFor(licenseId: string): Promise<string> {
@@ -46,9 +65,15 @@ describe('activation tokens and POST /v1/agent/activate', () => {
     expect(res.statusCode).toBe(201);
     return res.json().token as string;
   }
-  const activate = (body: unknown, ip = nextIp()) => app.inject({ method: 'POST', url: '/v1/agent/activate', payload: body as object, remoteAddress: ip });
+  const activate = (body: unknown, ip = nextIp()) =>
+    app.inject({ method: 'POST', url: '/v1/agent/activate', payload: body as object, remoteAddress: ip });
   const auditRows = async (action: string, subjectId?: string) =>
-    (await db.adminPool.query('SELECT actor_kind, actor_id, subject_id, data FROM agentina.audit_events WHERE action = $1 AND ($2::text IS NULL OR subject_id = $2) ORDER BY seq', [action, subjectId ?? null])).rows;
+    (
+      await db.adminPool.query(
+        'SELECT actor_kind, actor_id, subject_id, data FROM agentina.audit_events WHERE action = $1 AND ($2::text IS NULL OR subject_id = $2) ORDER BY seq',
+        [action, subjectId ?? null],
+      )
+    ).rows;
 
   describe('issuing, listing, revoking', () => {
     it('issues an act_ token once, stores only its sha256, and lists it without the secret', async () => {
@@ -59,16 +84,31 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       expect(res.headers['cache-control']).toBe('no-store');
       const { token, activationToken } = res.json();
       expect(token).toMatch(/^act_[A-Za-z0-9_-]{43}$/);
-      expect(activationToken).toMatchObject({ licenseId: lic, customerId: cus, label: 'rack 4', state: 'pending', agentId: null });
+      expect(activationToken).toMatchObject({
+        licenseId: lic,
+        customerId: cus,
+        label: 'rack 4',
+        state: 'pending',
+        agentId: null,
+      });
       expect(Date.parse(activationToken.expiresAt) - Date.parse(activationToken.createdAt)).toBe(3600_000);
-      const stored = await db.adminPool.query('SELECT * FROM agentina.activation_tokens WHERE id = $1', [activationToken.id]);
+      const stored = await db.adminPool.query('SELECT * FROM agentina.activation_tokens WHERE id = $1', [
+        activationToken.id,
+      ]);
       expect(stored.rows[0].token_hash).toBe(sha256(token));
       expect(JSON.stringify(stored.rows[0])).not.toContain(token);
-      const list = await app.inject({ method: 'GET', url: `/v1/admin/activation-tokens?licenseId=${lic}`, headers: { 'x-test-principal': 'admin:adm_testadmin0000000001' } });
+      const list = await app.inject({
+        method: 'GET',
+        url: `/v1/admin/activation-tokens?licenseId=${lic}`,
+        headers: { 'x-test-principal': 'admin:adm_testadmin0000000001' },
+      });
       expect(list.statusCode).toBe(200);
       expect(list.json().items).toEqual([activationToken]);
       expect(list.body).not.toContain(token);
-      expect((await auditRows('activation_token.created', activationToken.id))[0]).toMatchObject({ actor_kind: 'admin', actor_id: 'adm_testadmin0000000001' });
+      expect((await auditRows('activation_token.created', activationToken.id))[0]).toMatchObject({
+        actor_kind: 'admin',
+        actor_id: 'adm_testadmin0000000001',
+      });
       expect(JSON.stringify(await auditRows('activation_token.created'))).not.toContain(token);
       expect(t.logs.text()).not.toContain(token);
     });
@@ -79,7 +119,10 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       expect(res.statusCode).toBe(201);
       const v = res.json().activationToken;
       expect(Date.parse(v.expiresAt) - Date.parse(v.createdAt)).toBe(24 * 3600_000);
-      expect((await auditRows('activation_token.created', v.id))[0]).toMatchObject({ actor_kind: 'system', actor_id: 'svcacct_testservice00000001' });
+      expect((await auditRows('activation_token.created', v.id))[0]).toMatchObject({
+        actor_kind: 'system',
+        actor_id: 'svcacct_testservice00000001',
+      });
     });
 
     it('lets a customer issue, list and revoke tokens for their own licenses only (another tenant is a 404)', async () => {
@@ -88,22 +131,54 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       const myLic = await insertLicense(db.pool, mine);
       const theirLic = await insertLicense(db.pool, theirs);
       const me = `customer:usr_testcustomer000000001:${mine}`;
-      const ok = await app.inject({ method: 'POST', url: '/v1/portal/activation-tokens', headers: { 'x-test-principal': me }, payload: { licenseId: myLic } });
+      const ok = await app.inject({
+        method: 'POST',
+        url: '/v1/portal/activation-tokens',
+        headers: { 'x-test-principal': me },
+        payload: { licenseId: myLic },
+      });
       expect(ok.statusCode).toBe(201);
-      const other = await app.inject({ method: 'POST', url: '/v1/portal/activation-tokens', headers: { 'x-test-principal': me }, payload: { licenseId: theirLic } });
+      const other = await app.inject({
+        method: 'POST',
+        url: '/v1/portal/activation-tokens',
+        headers: { 'x-test-principal': me },
+        payload: { licenseId: theirLic },
+      });
       expect(other.statusCode).toBe(404);
       expect(other.json().error.code).toBe('NOT_FOUND');
       const theirToken = (await issue(theirLic)).json().activationToken.id as string;
-      const list = await app.inject({ method: 'GET', url: '/v1/portal/activation-tokens', headers: { 'x-test-principal': me } });
+      const list = await app.inject({
+        method: 'GET',
+        url: '/v1/portal/activation-tokens',
+        headers: { 'x-test-principal': me },
+      });
       expect(list.json().items.map((i: { id: string }) => i.id)).toEqual([ok.json().activationToken.id]);
-      for (const [method, url] of [['GET', `/v1/portal/activation-tokens/${theirToken}`], ['POST', `/v1/portal/activation-tokens/${theirToken}/revoke`]] as const) {
-        const res = await app.inject({ method, url, headers: { 'x-test-principal': me }, ...(method === 'POST' ? { payload: {} } : {}) });
+      for (const [method, url] of [
+        ['GET', `/v1/portal/activation-tokens/${theirToken}`],
+        ['POST', `/v1/portal/activation-tokens/${theirToken}/revoke`],
+      ] as const) {
+        const res = await app.inject({
+          method,
+          url,
+          headers: { 'x-test-principal': me },
+          ...(method === 'POST' ? { payload: {} } : {}),
+        });
         expect(res.statusCode).toBe(404);
       }
-      const revoked = await app.inject({ method: 'POST', url: `/v1/portal/activation-tokens/${ok.json().activationToken.id}/revoke`, headers: { 'x-test-principal': me }, payload: {} });
+      const revoked = await app.inject({
+        method: 'POST',
+        url: `/v1/portal/activation-tokens/${ok.json().activationToken.id}/revoke`,
+        headers: { 'x-test-principal': me },
+        payload: {},
+      });
       expect(revoked.statusCode).toBe(200);
       expect(revoked.json().state).toBe('revoked');
-      const again = await app.inject({ method: 'POST', url: `/v1/portal/activation-tokens/${ok.json().activationToken.id}/revoke`, headers: { 'x-test-principal': me }, payload: {} });
+      const again = await app.inject({
+        method: 'POST',
+        url: `/v1/portal/activation-tokens/${ok.json().activationToken.id}/revoke`,
+        headers: { 'x-test-principal': me },
+        payload: {},
+      });
       expect(again.statusCode).toBe(409);
       expect(await auditRows('activation_token.revoked', ok.json().activationToken.id)).toHaveLength(1);
     });
@@ -132,12 +207,25 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       const lic = await insertLicense(db.pool, cus);
       const anon = await app.inject({ method: 'GET', url: '/v1/admin/activation-tokens' });
       expect(anon.statusCode).toBe(401);
-      const asCustomer = await app.inject({ method: 'GET', url: '/v1/admin/activation-tokens', headers: { 'x-test-principal': `customer:usr_testcustomer000000001:${cus}` } });
+      const asCustomer = await app.inject({
+        method: 'GET',
+        url: '/v1/admin/activation-tokens',
+        headers: { 'x-test-principal': `customer:usr_testcustomer000000001:${cus}` },
+      });
       expect(asCustomer.statusCode).toBe(403);
       const agent = (await activate(activateBody(await tokenFor(lic)))).json();
-      const asAgent = await app.inject({ method: 'POST', url: '/v1/admin/activation-tokens', headers: { authorization: `Bearer ${agent.credential}` }, payload: { licenseId: lic } });
+      const asAgent = await app.inject({
+        method: 'POST',
+        url: '/v1/admin/activation-tokens',
+        headers: { authorization: `Bearer ${agent.credential}` },
+        payload: { licenseId: lic },
+      });
       expect(asAgent.statusCode).toBe(403);
-      const adminOnPortal = await app.inject({ method: 'GET', url: '/v1/portal/activation-tokens', headers: { 'x-test-principal': 'admin:adm_testadmin0000000001' } });
+      const adminOnPortal = await app.inject({
+        method: 'GET',
+        url: '/v1/portal/activation-tokens',
+        headers: { 'x-test-principal': 'admin:adm_testadmin0000000001' },
+      });
       expect(adminOnPortal.statusCode).toBe(403);
     });
   });
@@ -156,20 +244,50 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       const license = verifySignedLicense(answer.license, keySet);
       expect(license.ok).toBe(true);
       expect(answer.license.document).toMatchObject({
-        licenseId: lic, customerId: cus, plan: 'pro', maxAgents: 3, version: 4, graceDays: 7, features: { seats: 5, gpu: true },
-        agentId: answer.agentId, fingerprintCommitment: fingerprintCommitment(body.fingerprint.salt, body.fingerprint.components),
+        licenseId: lic,
+        customerId: cus,
+        plan: 'pro',
+        maxAgents: 3,
+        version: 4,
+        graceDays: 7,
+        features: { seats: 5, gpu: true },
+        agentId: answer.agentId,
+        fingerprintCommitment: fingerprintCommitment(body.fingerprint.salt, body.fingerprint.components),
       });
       expect(verifySignature(answer.status.payload, answer.status.signature, keySet)).toEqual({ ok: true });
-      expect(answer.status.payload).toMatchObject({ agentId: answer.agentId, licenseId: lic, licenseState: 'active', agentStatus: 'active', good: true, version: 4 });
+      expect(answer.status.payload).toMatchObject({
+        agentId: answer.agentId,
+        licenseId: lic,
+        licenseState: 'active',
+        agentStatus: 'active',
+        good: true,
+        version: 4,
+      });
       const row = (await db.adminPool.query('SELECT * FROM agentina.agents WHERE id = $1', [answer.agentId])).rows[0];
-      expect(row).toMatchObject({ license_id: lic, customer_id: cus, credential_hash: sha256(answer.credential), fingerprint: body.fingerprint.components, fingerprint_salt: body.fingerprint.salt, public_key: body.publicKey });
+      expect(row).toMatchObject({
+        license_id: lic,
+        customer_id: cus,
+        credential_hash: sha256(answer.credential),
+        fingerprint: body.fingerprint.components,
+        fingerprint_salt: body.fingerprint.salt,
+        public_key: body.publicKey,
+      });
       expect(JSON.stringify(row)).not.toContain(answer.credential);
-      const tok = (await db.adminPool.query('SELECT spent_at, spent_ip, agent_id FROM agentina.activation_tokens WHERE token_hash = $1', [sha256(token)])).rows[0];
+      const tok = (
+        await db.adminPool.query(
+          'SELECT spent_at, spent_ip, agent_id FROM agentina.activation_tokens WHERE token_hash = $1',
+          [sha256(token)],
+        )
+      ).rows[0];
       expect(tok).toMatchObject({ spent_ip: '203.0.113.7', agent_id: answer.agentId });
       expect(await auditRows('agent.activated', answer.agentId)).toHaveLength(1);
       expect(JSON.stringify(await auditRows('activation_token.redeemed'))).not.toContain(answer.credential);
       // the credential works for the agent API
-      const status = await app.inject({ method: 'GET', url: '/v1/agent/status', headers: { authorization: `Bearer ${answer.credential}` } });
+      const status = await app.inject({
+        method: 'GET',
+        url: '/v1/agent/status',
+        headers: { authorization: `Bearer ${answer.credential}` },
+      });
       expect(status.statusCode).toBe(200);
       expect(t.logs.text()).not.toContain(answer.credential);
       expect(t.logs.text()).not.toContain(token);
@@ -178,34 +296,56 @@ describe('activation tokens and POST /v1/agent/activate', () => {
     it('50 concurrent redemptions of one token: exactly 1 success, 49 rejections, 49 audit rows', async () => {
       const lic = await insertLicense(db.pool, await insertCustomer(db.pool), { maxAgents: 100 });
       const token = await tokenFor(lic);
-      const tokenId = (await db.adminPool.query('SELECT id FROM agentina.activation_tokens WHERE token_hash = $1', [sha256(token)])).rows[0].id;
+      const tokenId = (
+        await db.adminPool.query('SELECT id FROM agentina.activation_tokens WHERE token_hash = $1', [sha256(token)])
+      ).rows[0].id;
       const ips = Array.from({ length: 50 }, () => nextIp());
       const results = await Promise.all(ips.map((ip) => activate(activateBody(token), ip)));
       const ok = results.filter((r) => r.statusCode === 200);
       const refused = results.filter((r) => r.statusCode === 410);
       expect(ok).toHaveLength(1);
       expect(refused).toHaveLength(49);
-      for (const r of refused) expect(r.json().error).toMatchObject({ code: 'GONE', message: 'This activation token has already been used; ask for a new one.' });
+      for (const r of refused)
+        expect(r.json().error).toMatchObject({
+          code: 'GONE',
+          message: 'This activation token has already been used; ask for a new one.',
+        });
       const audits = await auditRows('activation_token.reused', tokenId);
       expect(audits).toHaveLength(49);
       const winnerIp = ips[results.indexOf(ok[0]!)];
       expect(new Set(audits.map((a) => a.data.ip))).toEqual(new Set(ips.filter((ip) => ip !== winnerIp)));
       expect(audits.every((a) => a.data.reason === 'spent' && a.data.licenseId === lic)).toBe(true);
-      expect((await db.adminPool.query('SELECT count(*)::int AS n FROM agentina.agents WHERE license_id = $1', [lic])).rows[0].n).toBe(1);
+      expect(
+        (await db.adminPool.query('SELECT count(*)::int AS n FROM agentina.agents WHERE license_id = $1', [lic]))
+          .rows[0].n,
+      ).toBe(1);
     });
 
     it('an expired or revoked token is refused with one clear error and audited with the presenting IP', async () => {
       const lic = await insertLicense(db.pool, await insertCustomer(db.pool));
       const expired = await tokenFor(lic);
-      await db.adminPool.query("UPDATE agentina.activation_tokens SET created_at = now() - interval '2 days', expires_at = now() - interval '1 second' WHERE token_hash = $1", [sha256(expired)]);
+      await db.adminPool.query(
+        "UPDATE agentina.activation_tokens SET created_at = now() - interval '2 days', expires_at = now() - interval '1 second' WHERE token_hash = $1",
+        [sha256(expired)],
+      );
       const revokedRes = await issue(lic);
       const revoked = revokedRes.json().token as string;
-      await app.inject({ method: 'POST', url: `/v1/admin/activation-tokens/${revokedRes.json().activationToken.id}/revoke`, headers: { 'x-test-principal': 'admin:adm_testadmin0000000001' }, payload: {} });
-      for (const [token, reason, message] of [[expired, 'expired', /expired/], [revoked, 'revoked', /revoked/]] as const) {
+      await app.inject({
+        method: 'POST',
+        url: `/v1/admin/activation-tokens/${revokedRes.json().activationToken.id}/revoke`,
+        headers: { 'x-test-principal': 'admin:adm_testadmin0000000001' },
+        payload: {},
+      });
+      for (const [token, reason, message] of [
+        [expired, 'expired', /expired/],
+        [revoked, 'revoked', /revoked/],
+      ] as const) {
         const res = await activate(activateBody(token), '198.51.100.9');
         expect(res.statusCode).toBe(410);
         expect(res.json().error.message).toMatch(message);
-        const id = (await db.adminPool.query('SELECT id FROM agentina.activation_tokens WHERE token_hash = $1', [sha256(token)])).rows[0].id;
+        const id = (
+          await db.adminPool.query('SELECT id FROM agentina.activation_tokens WHERE token_hash = $1', [sha256(token)])
+        ).rows[0].id;
         const audits = await auditRows('activation_token.reused', id);
         expect(audits).toHaveLength(1);
         expect(audits[0]).toMatchObject({ actor_kind: 'agent', data: { ip: '198.51.100.9', reason } });
@@ -227,10 +367,16 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       const refused = results.find((r) => r.statusCode === 409)!;
       expect(refused.json().error.message).toMatch(/maximum of 2/);
       const left = tokens[results.indexOf(refused)]!;
-      const row = (await db.adminPool.query('SELECT spent_at FROM agentina.activation_tokens WHERE token_hash = $1', [sha256(left)])).rows[0];
+      const row = (
+        await db.adminPool.query('SELECT spent_at FROM agentina.activation_tokens WHERE token_hash = $1', [
+          sha256(left),
+        ])
+      ).rows[0];
       expect(row.spent_at).toBeNull();
       // a deregistered agent frees its seat
-      await db.adminPool.query("UPDATE agentina.agents SET status = 'deregistered' WHERE id = $1", [results.find((r) => r.statusCode === 200)!.json().agentId]);
+      await db.adminPool.query("UPDATE agentina.agents SET status = 'deregistered' WHERE id = $1", [
+        results.find((r) => r.statusCode === 200)!.json().agentId,
+      ]);
       expect((await activate(activateBody(left))).statusCode).toBe(200);
     });
 
@@ -247,9 +393,21 @@ describe('activation tokens and POST /v1/agent/activate', () => {
 
     it.each([
       ['a malformed token', (b: ReturnType<typeof activateBody>) => ({ ...b, token: 'act_short' })],
-      ['an RSA key instead of Ed25519', (b: ReturnType<typeof activateBody>) => ({ ...b, publicKey: `-----BEGIN PUBLIC KEY-----\n${'A'.repeat(60)}\n-----END PUBLIC KEY-----` })],
+      [
+        'an RSA key instead of Ed25519',
+        (b: ReturnType<typeof activateBody>) => ({
+          ...b,
+          publicKey: `-----BEGIN PUBLIC KEY-----\n${'A'.repeat(60)}\n-----END PUBLIC KEY-----`,
+        }),
+      ],
       ['an unknown field', (b: ReturnType<typeof activateBody>) => ({ ...b, admin: true })],
-      ['a missing fingerprint component', (b: ReturnType<typeof activateBody>) => ({ ...b, fingerprint: { salt: b.fingerprint.salt, components: { ...b.fingerprint.components, disk: undefined } } })],
+      [
+        'a missing fingerprint component',
+        (b: ReturnType<typeof activateBody>) => ({
+          ...b,
+          fingerprint: { salt: b.fingerprint.salt, components: { ...b.fingerprint.components, disk: undefined } },
+        }),
+      ],
       ['a bad version', (b: ReturnType<typeof activateBody>) => ({ ...b, agentVersion: 'latest' })],
     ])('rejects %s with 400 and leaves the token unspent', async (_name, mutate) => {
       const lic = await insertLicense(db.pool, await insertCustomer(db.pool));
@@ -262,7 +420,8 @@ describe('activation tokens and POST /v1/agent/activate', () => {
 
     it('limits activation attempts per IP', async () => {
       const codes: number[] = [];
-      for (let i = 0; i < 12; i++) codes.push((await activate(activateBody(`act_${'B'.repeat(43)}`), '192.0.2.200')).statusCode);
+      for (let i = 0; i < 12; i++)
+        codes.push((await activate(activateBody(`act_${'B'.repeat(43)}`), '192.0.2.200')).statusCode);
       expect(codes.slice(0, 10).every((c) => c === 401)).toBe(true);
       expect(codes.slice(10)).toEqual([429, 429]);
     });

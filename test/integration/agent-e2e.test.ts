@@ -5,7 +5,16 @@ import { AGENT_VERSION } from '../../agent/version';
 import { loadPurposeSigner } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { startAgentStack, type AgentStack } from '../support/agent-stack';
-import { ensureAgentUser, makePublicDir, makeUserDir, runAgentCommand, socketsOf, spawnAgent, type AgentProcess, type AgentUser } from '../support/agent-user';
+import {
+  ensureAgentUser,
+  makePublicDir,
+  makeUserDir,
+  runAgentCommand,
+  socketsOf,
+  spawnAgent,
+  type AgentProcess,
+  type AgentUser,
+} from '../support/agent-user';
 import { eventually } from '../support/license-helpers';
 
 /**
@@ -38,9 +47,15 @@ afterAll(async () => {
   rmSync(stack?.pub ?? '/nonexistent', { recursive: true, force: true });
 });
 
-const inflightId = () => (JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')) as { inflight: { id: string } | null }).inflight?.id;
-const journal = () => (existsSync(path.join(prefix, 'journal', 'journal.jsonl')) ? readFileSync(path.join(prefix, 'journal', 'journal.jsonl'), 'utf8') : '');
-const task = async (id: string) => (await stack.admin('GET', `/v1/admin/tasks/${id}`)) as { state: string; result: unknown; error: string | null };
+const inflightId = () =>
+  (JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')) as { inflight: { id: string } | null }).inflight
+    ?.id;
+const journal = () =>
+  existsSync(path.join(prefix, 'journal', 'journal.jsonl'))
+    ? readFileSync(path.join(prefix, 'journal', 'journal.jsonl'), 'utf8')
+    : '';
+const task = async (id: string) =>
+  (await stack.admin('GET', `/v1/admin/tasks/${id}`)) as { state: string; result: unknown; error: string | null };
 
 describe('agent against the real control plane', () => {
   let licenseId: string;
@@ -52,7 +67,19 @@ describe('agent against the real control plane', () => {
     await stack.admin('POST', '/v1/admin/releases', JSON.parse(readFileSync(stack.manifestFile, 'utf8')) as object);
     licenseId = await stack.createLicense();
     token = await stack.issueToken(licenseId);
-    const args = (p: string) => ['activate', '--server', stack.url, '--token', token, '--prefix', p, '--keys', stack.keysFile, '--ca', stack.caFile];
+    const args = (p: string) => [
+      'activate',
+      '--server',
+      stack.url,
+      '--token',
+      token,
+      '--prefix',
+      p,
+      '--keys',
+      stack.keysFile,
+      '--ca',
+      stack.caFile,
+    ];
     const r = await runAgentCommand(user, home, args(prefix), { entry: stack.entry });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -68,29 +95,61 @@ describe('agent against the real control plane', () => {
 
   it('runs: heartbeats, holds no listening socket, runs a task', async () => {
     run = spawnAgent(user, home, ['run', '--prefix', prefix], { entry: stack.entry });
-    await eventually(async () => (await stack.db.pool.query('SELECT last_heartbeat_at, fingerprint_score FROM agents WHERE id = $1', [agentId])).rows[0], (r) => r?.last_heartbeat_at !== null, 60_000, 'first heartbeat');
-    const { rows } = await stack.db.pool.query('SELECT fingerprint_score, runtime_hash, agent_version, status FROM agents WHERE id = $1', [agentId]);
+    await eventually(
+      async () =>
+        (await stack.db.pool.query('SELECT last_heartbeat_at, fingerprint_score FROM agents WHERE id = $1', [agentId]))
+          .rows[0],
+      (r) => r?.last_heartbeat_at !== null,
+      60_000,
+      'first heartbeat',
+    );
+    const { rows } = await stack.db.pool.query(
+      'SELECT fingerprint_score, runtime_hash, agent_version, status FROM agents WHERE id = $1',
+      [agentId],
+    );
     expect(rows[0]).toMatchObject({ fingerprint_score: 100, agent_version: '0.1.0', status: 'active' });
     expect(rows[0].runtime_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(socketsOf(run.child.pid!).listening).toEqual([]);
 
     const created = await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'echo', payload: { hello: 'e2e' } });
-    const done = await eventually(() => task(created.id), (t) => t.state === 'succeeded', 30_000, 'echo task');
+    const done = await eventually(
+      () => task(created.id),
+      (t) => t.state === 'succeeded',
+      30_000,
+      'echo task',
+    );
     expect(done.result).toEqual({ echo: { hello: 'e2e' } });
   });
 
   it('an admin revoke makes the agent terminal while the task in flight completes; the queued task never starts', async () => {
-    const inflight = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'sleep', payload: { ms: 3000 } })).id as string;
-    await eventually(async () => inflightId(), (id) => id === inflight, 30_000, 'task in flight');
-    const queued = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'echo', payload: { late: true } })).id as string;
+    const inflight = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'sleep', payload: { ms: 3000 } }))
+      .id as string;
+    await eventually(
+      async () => inflightId(),
+      (id) => id === inflight,
+      30_000,
+      'task in flight',
+    );
+    const queued = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'echo', payload: { late: true } }))
+      .id as string;
     const revokedAt = Date.now();
     await stack.admin('POST', `/v1/admin/licenses/${licenseId}/revoke`, { reason: 'end-to-end test' });
-    await eventually(async () => journal(), (j) => j.includes('"event":"agent.terminal"'), 30_000, 'agent terminal');
+    await eventually(
+      async () => journal(),
+      (j) => j.includes('"event":"agent.terminal"'),
+      30_000,
+      'agent terminal',
+    );
     const terminalAfterMs = Date.now() - revokedAt;
     process.stderr.write(`[agent e2e] revoke → agent terminal (journaled) in ${terminalAfterMs} ms\n`);
     expect(journal()).toMatch(/LICENSE_REVOKED/);
     // The task in flight was not cut short by the revocation.
-    const finished = await eventually(() => task(inflight), (t) => t.state !== 'leased' && t.state !== 'queued', 30_000, 'in-flight task result');
+    const finished = await eventually(
+      () => task(inflight),
+      (t) => t.state !== 'leased' && t.state !== 'queued',
+      30_000,
+      'in-flight task result',
+    );
     expect(finished.state).toBe('succeeded');
     expect((await task(queued)).state).toBe('queued');
     const status = await runAgentCommand(user, home, ['status', '--prefix', prefix], { entry: stack.entry });
@@ -119,14 +178,43 @@ describe('agent against the real control plane', () => {
       const release = buildAgentRelease({ keysDir: stack.keysDir, outDir: dir });
       appendFileSync(release.entry, '\n// patched\n');
       const manifest = buildReleaseManifest(dir, AGENT_VERSION, new Date(), RELEASE_LAYOUT);
-      writeFileSync(release.manifestFile, JSON.stringify({ manifest, signature: loadPurposeSigner(stack.keysDir, 'release').sign(manifest) }), { mode: 0o644 });
+      writeFileSync(
+        release.manifestFile,
+        JSON.stringify({ manifest, signature: loadPurposeSigner(stack.keysDir, 'release').sign(manifest) }),
+        { mode: 0o644 },
+      );
       const lic = await stack.createLicense();
-      const act = await runAgentCommand(user, home2, ['activate', '--server', stack.url, '--token', await stack.issueToken(lic), '--prefix', prefix2, '--keys', stack.keysFile, '--ca', stack.caFile], { entry: release.entry });
+      const act = await runAgentCommand(
+        user,
+        home2,
+        [
+          'activate',
+          '--server',
+          stack.url,
+          '--token',
+          await stack.issueToken(lic),
+          '--prefix',
+          prefix2,
+          '--keys',
+          stack.keysFile,
+          '--ca',
+          stack.caFile,
+        ],
+        { entry: release.entry },
+      );
       expect(act.code).toBe(0);
       const id = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(act.stdout)![1]!;
       tampered = spawnAgent(user, home2, ['run', '--prefix', prefix2], { entry: release.entry });
-      const journal2 = () => (existsSync(path.join(prefix2, 'journal', 'journal.jsonl')) ? readFileSync(path.join(prefix2, 'journal', 'journal.jsonl'), 'utf8') : '');
-      await eventually(async () => journal2(), (j) => j.includes('"event":"agent.terminal"'), 60_000, 'tampered agent terminal');
+      const journal2 = () =>
+        existsSync(path.join(prefix2, 'journal', 'journal.jsonl'))
+          ? readFileSync(path.join(prefix2, 'journal', 'journal.jsonl'), 'utf8')
+          : '';
+      await eventually(
+        async () => journal2(),
+        (j) => j.includes('"event":"agent.terminal"'),
+        60_000,
+        'tampered agent terminal',
+      );
       expect(journal2()).toMatch(/AGENT_QUARANTINED/);
       const { rows } = await stack.db.pool.query('SELECT status FROM agents WHERE id = $1', [id]);
       expect(rows[0].status).toBe('quarantined');

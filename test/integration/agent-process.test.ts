@@ -8,7 +8,17 @@ import { AGENT_VERSION } from '../../agent/version';
 import { createSigner, generateKeyFile, newSecret, type ReleaseManifest } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
-import { ensureAgentUser, makePublicDir, makeUserDir, runAgentCommand, socketsOf, spawnAgent, USER_HOME_PREFIX, type AgentProcess, type AgentUser } from '../support/agent-user';
+import {
+  ensureAgentUser,
+  makePublicDir,
+  makeUserDir,
+  runAgentCommand,
+  socketsOf,
+  spawnAgent,
+  USER_HOME_PREFIX,
+  type AgentProcess,
+  type AgentUser,
+} from '../support/agent-user';
 
 /**
  * The agent as a real process, started as an unprivileged user against the in-test HTTPS control
@@ -61,7 +71,24 @@ afterAll(async () => {
   keys.remove();
 });
 
-const activateArgs = (token: string, extra: string[] = []) => ['activate', '--server', server.url, '--token', token, '--prefix', prefix, '--keys', keysFile, '--ca', caFile, '--manifest', manifestFile, '--allow-http-get', server.origin, ...extra];
+const activateArgs = (token: string, extra: string[] = []) => [
+  'activate',
+  '--server',
+  server.url,
+  '--token',
+  token,
+  '--prefix',
+  prefix,
+  '--keys',
+  keysFile,
+  '--ca',
+  caFile,
+  '--manifest',
+  manifestFile,
+  '--allow-http-get',
+  server.origin,
+  ...extra,
+];
 
 const agentCmd = (args: string[]) => runAgentCommand(user, home, args, { entry });
 function startRun(): AgentProcess {
@@ -87,11 +114,19 @@ const agentId = () => [...server.agents.values()].at(-1)!.agentId;
 describe('refuses root', () => {
   it('says so clearly and exits non-zero', async () => {
     const err: string[] = [];
-    const code = await agentMain(['run', '--prefix', '/nonexistent'], { out: () => undefined, err: (l) => err.push(l), uid: 0, readStdin: () => '' });
+    const code = await agentMain(['run', '--prefix', '/nonexistent'], {
+      out: () => undefined,
+      err: (l) => err.push(l),
+      uid: 0,
+      readStdin: () => '',
+    });
     expect(code).toBe(4);
     expect(err.join('\n')).toMatch(/refuses to run as root/);
     if (process.getuid?.() === 0) {
-      const r = spawnSync(process.execPath, [path.join(CODE_ROOT, 'bin', 'agentina-agent.js'), 'status'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+      const r = spawnSync(process.execPath, [path.join(CODE_ROOT, 'bin', 'agentina-agent.js'), 'status'], {
+        encoding: 'utf8',
+        env: { PATH: '/usr/bin:/bin' },
+      });
       expect(r.status).toBe(4);
       expect(r.stderr).toMatch(/refuses to run as root/);
     }
@@ -106,7 +141,21 @@ describe('the agent process', () => {
   it('refuses a TLS 1.2-only control plane', async () => {
     const old = await startFakeControlPlane({ keys, cert, tlsMaxVersion: 'TLSv1.2' });
     try {
-      const r = await agentCmd(['activate', '--server', old.url, '--token', old.issueToken(), '--prefix', path.join(home, 'tls12'), '--keys', keysFile, '--ca', caFile, '--manifest', manifestFile]);
+      const r = await agentCmd([
+        'activate',
+        '--server',
+        old.url,
+        '--token',
+        old.issueToken(),
+        '--prefix',
+        path.join(home, 'tls12'),
+        '--keys',
+        keysFile,
+        '--ca',
+        caFile,
+        '--manifest',
+        manifestFile,
+      ]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/activation failed/);
       expect(old.requests).toHaveLength(0);
@@ -119,7 +168,21 @@ describe('the agent process', () => {
   it('refuses a control plane whose certificate is not signed by the pinned CA', async () => {
     const other = makeSelfSignedCert();
     writePublic(path.join(pub, 'other-ca.pem'), other.cert);
-    const r = await agentCmd(['activate', '--server', server.url, '--token', server.issueToken(), '--prefix', path.join(home, 'wrong-ca'), '--keys', keysFile, '--ca', path.join(pub, 'other-ca.pem'), '--manifest', manifestFile]);
+    const r = await agentCmd([
+      'activate',
+      '--server',
+      server.url,
+      '--token',
+      server.issueToken(),
+      '--prefix',
+      path.join(home, 'wrong-ca'),
+      '--keys',
+      keysFile,
+      '--ca',
+      path.join(pub, 'other-ca.pem'),
+      '--manifest',
+      manifestFile,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/activation failed: .*(certificate|self.signed)/i);
   });
@@ -136,7 +199,15 @@ describe('the agent process', () => {
     expect(st.uid).toBe(user.uid);
     for (const f of filesUnder(prefix)) expect(statSync(f).mode & 0o077).toBe(0);
     expect(statSync(prefix).mode & 0o777).toBe(0o700);
-    for (const f of ['license.json', 'activation.json', 'status.json', 'grace.json', 'trusted-keys.json', 'settings.json']) expect(existsSync(path.join(prefix, f))).toBe(true);
+    for (const f of [
+      'license.json',
+      'activation.json',
+      'status.json',
+      'grace.json',
+      'trusted-keys.json',
+      'settings.json',
+    ])
+      expect(existsSync(path.join(prefix, f))).toBe(true);
     // Only salted hashes left the machine: no hostname, no MAC in clear.
     const sent = [...server.agents.values()].at(-1)!.activation;
     expect(sent.hostnameHint).toBeUndefined();
@@ -163,7 +234,11 @@ describe('the agent process', () => {
 
   it('runs as the unprivileged user and holds no listening socket', async () => {
     run = startRun();
-    await server.waitFor('a heartbeat from the process', () => server.heartbeats.find((h) => h.agentId === agentId()), 60_000);
+    await server.waitFor(
+      'a heartbeat from the process',
+      () => server.heartbeats.find((h) => h.agentId === agentId()),
+      60_000,
+    );
     const echo = server.enqueue('echo', { warm: true }, agentId());
     await server.waitFor('warm-up task', () => server.task(echo)?.result);
     const sockets = socketsOf(run.child.pid!);
@@ -175,7 +250,14 @@ describe('the agent process', () => {
 
   it('keeps planted secrets out of every file under the prefix and out of its output', async () => {
     const e = server.enqueue('echo', { note: `deploy with ${planted.payload}`, token: planted.payload }, agentId());
-    const h = server.enqueue('http.get', { url: `${server.origin}/data/headers`, headers: { Authorization: `Bearer ${planted.header}`, 'X-Note': planted.payload } }, agentId());
+    const h = server.enqueue(
+      'http.get',
+      {
+        url: `${server.origin}/data/headers`,
+        headers: { Authorization: `Bearer ${planted.header}`, 'X-Note': planted.payload },
+      },
+      agentId(),
+    );
     await server.waitFor('both results', () => server.task(e)?.result && server.task(h)?.result);
     // The target really received the secret header: the agent did its job, then forgot it.
     expect(server.httpGets.at(-1)!.headers.authorization).toBe(`Bearer ${planted.header}`);
@@ -188,12 +270,15 @@ describe('the agent process', () => {
       } catch {
         continue; // a temp file of an atomic write, already renamed
       }
-      for (const secret of [planted.payload, planted.header, activationToken]) expect(`${path.relative(prefix, f)}: ${text.includes(secret)}`).toBe(`${path.relative(prefix, f)}: false`);
-      if (path.basename(f) !== 'credential') expect(`${path.relative(prefix, f)}: ${text.includes(credential)}`).toBe(`${path.relative(prefix, f)}: false`);
+      for (const secret of [planted.payload, planted.header, activationToken])
+        expect(`${path.relative(prefix, f)}: ${text.includes(secret)}`).toBe(`${path.relative(prefix, f)}: false`);
+      if (path.basename(f) !== 'credential')
+        expect(`${path.relative(prefix, f)}: ${text.includes(credential)}`).toBe(`${path.relative(prefix, f)}: false`);
     }
     const out = run.output();
     expect(out.length).toBeGreaterThan(0);
-    for (const secret of [planted.payload, planted.header, activationToken, credential]) expect(out.includes(secret)).toBe(false);
+    for (const secret of [planted.payload, planted.header, activationToken, credential])
+      expect(out.includes(secret)).toBe(false);
   });
 
   it('reports `status` from the files under the prefix', async () => {
@@ -206,7 +291,10 @@ describe('the agent process', () => {
 
   it('after a crash, reports the task in flight as interrupted and does not re-run it', async () => {
     const long = server.enqueue('sleep', { ms: 60_000 }, agentId());
-    await server.waitFor('running', () => JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')).inflight?.id === long);
+    await server.waitFor(
+      'running',
+      () => JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')).inflight?.id === long,
+    );
     run.child.kill('SIGKILL');
     await run.exited;
     run = startRun();
@@ -216,12 +304,20 @@ describe('the agent process', () => {
 
   it('revoked: goes terminal, lets the task in flight finish, never starts the queued one', async () => {
     const inflight = server.enqueue('sleep', { ms: 2000 }, agentId());
-    await server.waitFor('running', () => JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')).inflight?.id === inflight);
+    await server.waitFor(
+      'running',
+      () => JSON.parse(readFileSync(path.join(prefix, 'tasks.json'), 'utf8')).inflight?.id === inflight,
+    );
     const queued = server.enqueue('echo', { late: true }, agentId());
     server.setLicenseState('revoked', 'admin revoked');
     await server.waitFor('in-flight result', () => server.task(inflight)?.result, 30_000);
     expect(server.task(inflight)!.result!.outcome).toBe('succeeded');
-    const reported = await server.waitFor('terminal reported', () => server.heartbeats.find((x) => x.agentId === agentId() && x.body.terminalReason?.startsWith('LICENSE_REVOKED')), 30_000);
+    const reported = await server.waitFor(
+      'terminal reported',
+      () =>
+        server.heartbeats.find((x) => x.agentId === agentId() && x.body.terminalReason?.startsWith('LICENSE_REVOKED')),
+      30_000,
+    );
     expect(reported).toBeDefined();
     expect(server.task(queued)!.state).toBe('queued');
     const journal = readFileSync(path.join(prefix, 'journal', 'journal.jsonl'), 'utf8');
@@ -309,7 +405,11 @@ describe('the agent process', () => {
   it('wrote nothing outside its prefix', () => {
     // Everything the user owns in the temp areas is inside a test home (ours, or a concurrent
     // agent test file's), and our home holds only prefixes.
-    const owned = execFileSync('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-user', String(user.uid)], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const owned = execFileSync('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-user', String(user.uid)], {
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter(Boolean);
     expect(owned.filter((f) => !f.startsWith(path.join(tmpdir(), USER_HOME_PREFIX)))).toEqual([]);
     expect(readdirSync(home).filter((n) => !['prefix', 'tls12', 'wrong-ca', 'second'].includes(n))).toEqual([]);
   });

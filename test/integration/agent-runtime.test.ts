@@ -61,19 +61,52 @@ describe('tasks', () => {
 
   it('heartbeats with version, runtime hash, fingerprint hashes, score and in-flight count', async () => {
     const hb = await server.waitFor('a heartbeat', () => server.heartbeats.find((h) => h.agentId === a.agentId));
-    expect(hb.body).toMatchObject({ agentVersion: '0.1.0', runtimeHash: 'c'.repeat(64), score: 100, changedComponents: [] });
+    expect(hb.body).toMatchObject({
+      agentVersion: '0.1.0',
+      runtimeHash: 'c'.repeat(64),
+      score: 100,
+      changedComponents: [],
+    });
     expect(Object.keys(hb.body.fingerprint).sort()).toEqual(['baseboard', 'cpu', 'disk', 'hostname', 'mac']);
     expect(JSON.stringify(hb.body)).not.toContain('agent-host-7');
   });
 });
 
-type Cause = { name: string; codes: string[]; inflict(a: InProcessAgent): void | Promise<void>; heal?(a: InProcessAgent): void };
+type Cause = {
+  name: string;
+  codes: string[];
+  inflict(a: InProcessAgent): void | Promise<void>;
+  heal?(a: InProcessAgent): void;
+};
 const causes: Cause[] = [
-  { name: 'license revoked', codes: ['LICENSE_REVOKED'], inflict: () => server.setLicenseState('revoked', 'admin revoked'), heal: () => server.setLicenseState('active') },
-  { name: 'license suspended', codes: ['LICENSE_SUSPENDED'], inflict: () => server.setLicenseState('suspended'), heal: () => server.setLicenseState('active') },
-  { name: 'license expired', codes: ['LICENSE_EXPIRED'], inflict: () => server.setLicenseState('expired'), heal: () => server.setLicenseState('active') },
-  { name: 'agent quarantined', codes: ['AGENT_QUARANTINED'], inflict: (a) => server.setAgentStatus(a.agentId, 'quarantined', 'runtime hash mismatch') },
-  { name: 'machine fingerprint mismatched (moved install)', codes: ['FINGERPRINT_MISMATCH'], inflict: (a) => a.source.set({ cpu: 'Intel', mac: '02:00:00:00:00:99', hostname: 'elsewhere' }) },
+  {
+    name: 'license revoked',
+    codes: ['LICENSE_REVOKED'],
+    inflict: () => server.setLicenseState('revoked', 'admin revoked'),
+    heal: () => server.setLicenseState('active'),
+  },
+  {
+    name: 'license suspended',
+    codes: ['LICENSE_SUSPENDED'],
+    inflict: () => server.setLicenseState('suspended'),
+    heal: () => server.setLicenseState('active'),
+  },
+  {
+    name: 'license expired',
+    codes: ['LICENSE_EXPIRED'],
+    inflict: () => server.setLicenseState('expired'),
+    heal: () => server.setLicenseState('active'),
+  },
+  {
+    name: 'agent quarantined',
+    codes: ['AGENT_QUARANTINED'],
+    inflict: (a) => server.setAgentStatus(a.agentId, 'quarantined', 'runtime hash mismatch'),
+  },
+  {
+    name: 'machine fingerprint mismatched (moved install)',
+    codes: ['FINGERPRINT_MISMATCH'],
+    inflict: (a) => a.source.set({ cpu: 'Intel', mac: '02:00:00:00:00:99', hostname: 'elsewhere' }),
+  },
   {
     name: 'grace state tampered',
     codes: ['GRACE_TAMPERED'],
@@ -83,8 +116,20 @@ const causes: Cause[] = [
       a.store.writeJson(GRACE_FILE, f);
     },
   },
-  { name: 'status answer forged', codes: ['STATUS_TAMPERED'], inflict: () => { server.setBadSignatures(true); server.setLicenseState('active', 'nudge'); }, heal: () => server.setBadSignatures(false) },
-  { name: 'clock set back beyond 5 minutes', codes: ['CLOCK_ROLLBACK'], inflict: (a) => void (a.clock.offsetMs = -10 * 60_000) },
+  {
+    name: 'status answer forged',
+    codes: ['STATUS_TAMPERED'],
+    inflict: () => {
+      server.setBadSignatures(true);
+      server.setLicenseState('active', 'nudge');
+    },
+    heal: () => server.setBadSignatures(false),
+  },
+  {
+    name: 'clock set back beyond 5 minutes',
+    codes: ['CLOCK_ROLLBACK'],
+    inflict: (a) => void (a.clock.offsetMs = -10 * 60_000),
+  },
 ];
 
 describe('fail closed: the task in flight finishes, the queued one never starts, the reason is journaled and reported', () => {
@@ -102,7 +147,11 @@ describe('fail closed: the task in flight finishes, the queued one never starts,
       expect(server.task(queued)?.state).toBe('queued');
       const journaled = a.journal.tail(200).find((e) => e.event === 'agent.terminal');
       expect(journaled).toMatchObject({ code: t.code });
-      const reported = await server.waitFor('terminal reason in a heartbeat', () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith(t.code)), 30_000);
+      const reported = await server.waitFor(
+        'terminal reason in a heartbeat',
+        () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith(t.code)),
+        30_000,
+      );
       expect(reported.body.terminalReason).toContain(t.code);
       // Still terminal later: nothing inside the agent reopens the gate.
       cause.heal?.(a);
@@ -124,14 +173,24 @@ describe('fail closed: the task in flight finishes, the queued one never starts,
       await server.waitFor('the agent meeting the outage', () => server.refusals() >= before + 2);
       unlinkSync(a.store.resolve(GRACE_FILE));
       const queued = server.enqueue('echo', { n: 3 }, a.agentId);
-      const t = await server.waitFor('terminal', () => a.agent.gate.terminal(), 30_000).catch(async (err) => {
-        throw new Error(`${err}: ${JSON.stringify(await a.agent.evaluate())}`);
-      });
+      const t = await server
+        .waitFor('terminal', () => a.agent.gate.terminal(), 30_000)
+        .catch(async (err) => {
+          throw new Error(`${err}: ${JSON.stringify(await a.agent.evaluate())}`);
+        });
       expect(t.failures).toContain('GRACE_MISSING');
       server.setOffline(false);
-      await server.waitFor('reported', () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith(t.code)), 30_000).catch((err) => {
-        throw new Error(`${err}: terminal ${JSON.stringify(t)}; heartbeats ${JSON.stringify(server.heartbeats.filter((h) => h.agentId === a.agentId).map((h) => h.body.terminalReason ?? null))}`);
-      });
+      await server
+        .waitFor(
+          'reported',
+          () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith(t.code)),
+          30_000,
+        )
+        .catch((err) => {
+          throw new Error(
+            `${err}: terminal ${JSON.stringify(t)}; heartbeats ${JSON.stringify(server.heartbeats.filter((h) => h.agentId === a.agentId).map((h) => h.body.terminalReason ?? null))}`,
+          );
+        });
       expect(server.task(queued)?.state).toBe('queued');
       server.task(queued)!.state = 'done';
     } finally {
@@ -177,7 +236,11 @@ describe('restarts', () => {
     const id = server.enqueue('echo', { crashed: true }, a.agentId);
     server.task(id)!.state = 'leased';
     // What a crash leaves behind: the in-flight record written before the handler started.
-    a.store.writeJson(PREFIX_FILES.tasks, { inflight: { id, kind: 'echo', startedAt: new Date().toISOString() }, outbox: [], done: [] });
+    a.store.writeJson(PREFIX_FILES.tasks, {
+      inflight: { id, kind: 'echo', startedAt: new Date().toISOString() },
+      outbox: [],
+      done: [],
+    });
     await a.agent.start();
     await server.waitFor('interrupted reported', () => resultOf(id));
     expect(resultOf(id)?.outcome).toBe('interrupted');
@@ -201,7 +264,12 @@ describe('restarts', () => {
       const t = await server.waitFor('terminal', () => a.agent.gate.terminal(), 30_000);
       expect(t.code).toBe('GRACE_TAMPERED');
       expect(JSON.parse(a.store.readText(GRACE_FILE)!).state.deadline).toBe('2099-01-01T00:00:00.000Z');
-      await server.waitFor('reported', () => server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith('GRACE_TAMPERED')), 30_000);
+      await server.waitFor(
+        'reported',
+        () =>
+          server.heartbeats.find((h) => h.agentId === a.agentId && h.body.terminalReason?.startsWith('GRACE_TAMPERED')),
+        30_000,
+      );
     } finally {
       await a.stop();
     }

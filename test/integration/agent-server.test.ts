@@ -1,9 +1,27 @@
 import type { InjectOptions } from 'fastify';
 import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
-import { createFixedClock, loadPurposeKeySet, loadPurposeSigner, signedStatusSchema, verifySignature, type HeartbeatRequest } from '../../protocol';
+import {
+  createFixedClock,
+  loadPurposeKeySet,
+  loadPurposeSigner,
+  signedStatusSchema,
+  verifySignature,
+  type HeartbeatRequest,
+} from '../../protocol';
 import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
 import { buildTestApp, testConfig } from '../support/app';
-import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, eventually, GOOD_HASH, signManifest, type Staff, withJsonBody } from '../support/agent-server-fixtures';
+import {
+  type AgentFixture,
+  asAgent,
+  createAgent,
+  createAgentWithLicense,
+  createStaff,
+  eventually,
+  GOOD_HASH,
+  signManifest,
+  type Staff,
+  withJsonBody,
+} from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { createTestKeysDir } from '../support/license-helpers';
 import { connectTestTemporal, type TestTemporal, testTemporalDeps, runTestWorker } from '../support/temporal';
@@ -25,12 +43,31 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       method: 'POST',
       url: '/v1/agent/heartbeat',
       headers: asAgent(a),
-      payload: { agentVersion: '1.0.0', runtimeHash: GOOD_HASH, fingerprint: a.fingerprint, score: 100, changedComponents: [], inFlightTasks: 0, ...over },
+      payload: {
+        agentVersion: '1.0.0',
+        runtimeHash: GOOD_HASH,
+        fingerprint: a.fingerprint,
+        score: 100,
+        changedComponents: [],
+        inFlightTasks: 0,
+        ...over,
+      },
     });
-  const agentRow = async (id: string) => (await db.adminPool.query('SELECT * FROM agentina.agents WHERE id = $1', [id])).rows[0];
+  const agentRow = async (id: string) =>
+    (await db.adminPool.query('SELECT * FROM agentina.agents WHERE id = $1', [id])).rows[0];
   const audits = async (subjectId: string) =>
-    (await db.adminPool.query('SELECT action, actor_kind, actor_id, data FROM agentina.audit_events WHERE subject_id = $1 ORDER BY seq', [subjectId])).rows as Array<{ action: string; actor_kind: string; actor_id: string; data: Record<string, unknown> }>;
-  const feed = async (agentId: string) => (await db.adminPool.query('SELECT state, version FROM agentina.status_feed WHERE agent_id = $1 ORDER BY id', [agentId])).rows;
+    (
+      await db.adminPool.query(
+        'SELECT action, actor_kind, actor_id, data FROM agentina.audit_events WHERE subject_id = $1 ORDER BY seq',
+        [subjectId],
+      )
+    ).rows as Array<{ action: string; actor_kind: string; actor_id: string; data: Record<string, unknown> }>;
+  const feed = async (agentId: string) =>
+    (
+      await db.adminPool.query('SELECT state, version FROM agentina.status_feed WHERE agent_id = $1 ORDER BY id', [
+        agentId,
+      ])
+    ).rows;
 
   beforeAll(async () => {
     db = await createTestDatabase('agentsrv');
@@ -42,7 +79,12 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
     const temporal = testTemporalDeps(t.client, t.taskQueue);
     const config = testConfig({ AGENTINA_KEYS_DIR: keysDir, AGENT_HEARTBEAT_INTERVAL: `${HEARTBEAT_S}s` });
     built = await buildTestApp({ pool: db.pool, temporal, clock, config });
-    const r = await inject({ method: 'POST', url: '/v1/admin/releases', headers: await staff.admin(), payload: signManifest(loadPurposeSigner(keysDir, 'release'), '1.0.0') });
+    const r = await inject({
+      method: 'POST',
+      url: '/v1/admin/releases',
+      headers: await staff.admin(),
+      payload: signManifest(loadPurposeSigner(keysDir, 'release'), '1.0.0'),
+    });
     expect(r.statusCode).toBe(201);
   });
 
@@ -62,10 +104,24 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const body = res.json();
       expect(body.heartbeatIntervalS).toBe(HEARTBEAT_S);
       const status = signedStatusSchema.parse(body.status);
-      expect(verifySignature(status.payload, status.signature, loadPurposeKeySet(keysDir, 'license'))).toEqual({ ok: true });
-      expect(status.payload).toMatchObject({ agentId: a.agentId, licenseId: a.licenseId, agentStatus: 'active', good: true });
+      expect(verifySignature(status.payload, status.signature, loadPurposeKeySet(keysDir, 'license'))).toEqual({
+        ok: true,
+      });
+      expect(status.payload).toMatchObject({
+        agentId: a.agentId,
+        licenseId: a.licenseId,
+        agentStatus: 'active',
+        good: true,
+      });
       const row = await agentRow(a.agentId);
-      expect(row).toMatchObject({ agent_version: '1.0.0', runtime_hash: GOOD_HASH, fingerprint_score: 100, changed_components: [], in_flight_tasks: 2, status: 'active' });
+      expect(row).toMatchObject({
+        agent_version: '1.0.0',
+        runtime_hash: GOOD_HASH,
+        fingerprint_score: 100,
+        changed_components: [],
+        in_flight_tasks: 2,
+        status: 'active',
+      });
       expect(row.last_heartbeat_at.toISOString()).toBe(clock.now().toISOString());
     });
 
@@ -99,9 +155,18 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
 
     it('passes with one changed component (score 75 ≥ 70) and reports it', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
-      const res = await heartbeat(a, { fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) }, score: 75, changedComponents: ['disk'] });
+      const res = await heartbeat(a, {
+        fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) },
+        score: 75,
+        changedComponents: ['disk'],
+      });
       expect(res.statusCode).toBe(200);
-      expect(await agentRow(a.agentId)).toMatchObject({ status: 'active', fingerprint_score: 75, changed_components: ['disk'], reported_fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) } });
+      expect(await agentRow(a.agentId)).toMatchObject({
+        status: 'active',
+        fingerprint_score: 75,
+        changed_components: ['disk'],
+        reported_fingerprint: { ...a.fingerprint, disk: 'c'.repeat(64) },
+      });
       // The activation record stays the reference: the next heartbeat is scored against it, not against the last one.
       expect((await agentRow(a.agentId)).fingerprint).toEqual(a.fingerprint);
     });
@@ -113,7 +178,11 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(res.statusCode).toBe(200);
       await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'fingerprint quarantine');
       const row = await agentRow(a.agentId);
-      expect(row).toMatchObject({ fingerprint_score: 25, changed_components: ['baseboard', 'disk', 'cpu'], status_reason: 'fingerprint_mismatch' });
+      expect(row).toMatchObject({
+        fingerprint_score: 25,
+        changed_components: ['baseboard', 'disk', 'cpu'],
+        status_reason: 'fingerprint_mismatch',
+      });
       const actions = (await audits(a.agentId)).map((e) => e.action);
       expect(actions).toEqual(['agent.fingerprint_mismatch', 'agent.quarantined']);
     });
@@ -126,12 +195,18 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const res = await heartbeat(a, { runtimeHash: 'f'.repeat(64) });
       expect(res.statusCode).toBe(200);
       // The answer to the tampered heartbeat itself already tells the agent to stop.
-      expect(res.json().status.payload).toMatchObject({ agentStatus: 'quarantined', good: false, reason: 'integrity_mismatch' });
+      expect(res.json().status.payload).toMatchObject({
+        agentStatus: 'quarantined',
+        good: false,
+        reason: 'integrity_mismatch',
+      });
       await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'integrity quarantine');
       const after = await agentRow(a.agentId);
       expect(Number(after.status_version)).toBe(Number(before.status_version) + 1);
       expect(after.status_reason).toBe('integrity_mismatch');
-      expect(await feed(a.agentId)).toEqual([{ state: 'quarantined', version: String(1 + Number(after.status_version)) }]);
+      expect(await feed(a.agentId)).toEqual([
+        { state: 'quarantined', version: String(1 + Number(after.status_version)) },
+      ]);
       const events = await audits(a.agentId);
       expect(events.map((e) => e.action)).toEqual(['agent.integrity_mismatch', 'agent.quarantined']);
       expect(events[0]!.data).toMatchObject({ reportedRuntimeHash: 'f'.repeat(64), expectedRuntimeHash: GOOD_HASH });
@@ -147,24 +222,58 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect((await audits(a.agentId)).length).toBe(2);
 
       const status = await inject({ method: 'GET', url: '/v1/agent/status', headers: asAgent(a) });
-      expect(status.json().status.payload).toMatchObject({ agentStatus: 'quarantined', good: false, version: 1 + Number(after.status_version) });
+      expect(status.json().status.payload).toMatchObject({
+        agentStatus: 'quarantined',
+        good: false,
+        version: 1 + Number(after.status_version),
+      });
 
       // Only an admin releases it; customers and the agent itself cannot.
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.customer(a.customerId) })).statusCode).toBe(403);
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAgent(a) })).statusCode).toBe(403);
-      const rel = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin('releaser') });
+      expect(
+        (
+          await inject({
+            method: 'POST',
+            url: `/v1/admin/agents/${a.agentId}/release`,
+            headers: await staff.customer(a.customerId),
+          })
+        ).statusCode,
+      ).toBe(403);
+      expect(
+        (await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: asAgent(a) }))
+          .statusCode,
+      ).toBe(403);
+      const rel = await inject({
+        method: 'POST',
+        url: `/v1/admin/agents/${a.agentId}/release`,
+        headers: await staff.admin('releaser'),
+      });
       expect(rel.statusCode).toBe(200);
       expect(rel.json()).toMatchObject({ id: a.agentId, status: 'active' });
       const released = await agentRow(a.agentId);
       expect(Number(released.status_version)).toBe(Number(after.status_version) + 1);
       const last = (await audits(a.agentId)).at(-1)!;
-      expect(last).toMatchObject({ action: 'agent.released', actor_kind: 'admin', actor_id: staff.adminId('releaser') });
+      expect(last).toMatchObject({
+        action: 'agent.released',
+        actor_kind: 'admin',
+        actor_id: staff.adminId('releaser'),
+      });
       const result = await t.client.workflow.getHandle(`agent/${a.agentId}`).result();
       expect(result).toEqual({ agentId: a.agentId, outcome: 'released' });
 
       // Releasing an agent that is not quarantined is a conflict; an unknown agent is a 404.
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin() })).statusCode).toBe(409);
-      expect((await inject({ method: 'POST', url: '/v1/admin/agents/agt_doesnotexist000000000/release', headers: await staff.admin() })).statusCode).toBe(404);
+      expect(
+        (await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin() }))
+          .statusCode,
+      ).toBe(409);
+      expect(
+        (
+          await inject({
+            method: 'POST',
+            url: '/v1/admin/agents/agt_doesnotexist000000000/release',
+            headers: await staff.admin(),
+          })
+        ).statusCode,
+      ).toBe(404);
 
       // Tampering again after a release starts a new quarantine.
       await heartbeat(a, { runtimeHash: 'e'.repeat(64) });
@@ -176,7 +285,10 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       await heartbeat(a, { agentVersion: '9.9.9' });
       await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'unknown-version quarantine');
       const events = await audits(a.agentId);
-      expect(events[0]).toMatchObject({ action: 'agent.integrity_mismatch', data: expect.objectContaining({ expectedRuntimeHash: null }) });
+      expect(events[0]).toMatchObject({
+        action: 'agent.integrity_mismatch',
+        data: expect.objectContaining({ expectedRuntimeHash: null }),
+      });
     });
 
     it('an agent that deregisters while quarantined ends its quarantine workflow', async () => {
@@ -184,29 +296,63 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       await heartbeat(a, { runtimeHash: 'd'.repeat(64) });
       await eventually(async () => (await agentRow(a.agentId)).status === 'quarantined', 'quarantine');
       expect((await inject({ method: 'POST', url: '/v1/agent/deregister', headers: asAgent(a) })).statusCode).toBe(200);
-      expect(await t.client.workflow.getHandle(`agent/${a.agentId}`).result()).toEqual({ agentId: a.agentId, outcome: 'deregistered' });
+      expect(await t.client.workflow.getHandle(`agent/${a.agentId}`).result()).toEqual({
+        agentId: a.agentId,
+        outcome: 'deregistered',
+      });
     });
   });
 
   describe('admin and portal agent views', () => {
-    it('a customer sees its own agents only; another customer\'s agent is a 404', async () => {
+    it("a customer sees its own agents only; another customer's agent is a 404", async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const b = await createAgentWithLicense(db.pool, clock.now());
-      const mine = await inject({ method: 'GET', url: '/v1/portal/agents', headers: await staff.customer(a.customerId) });
+      const mine = await inject({
+        method: 'GET',
+        url: '/v1/portal/agents',
+        headers: await staff.customer(a.customerId),
+      });
       expect(mine.statusCode).toBe(200);
       expect(mine.json().items.map((i: { id: string }) => i.id)).toEqual([a.agentId]);
-      expect((await inject({ method: 'GET', url: `/v1/portal/agents/${a.agentId}`, headers: await staff.customer(a.customerId) })).statusCode).toBe(200);
-      const theirs = await inject({ method: 'GET', url: `/v1/portal/agents/${b.agentId}`, headers: await staff.customer(a.customerId) });
+      expect(
+        (
+          await inject({
+            method: 'GET',
+            url: `/v1/portal/agents/${a.agentId}`,
+            headers: await staff.customer(a.customerId),
+          })
+        ).statusCode,
+      ).toBe(200);
+      const theirs = await inject({
+        method: 'GET',
+        url: `/v1/portal/agents/${b.agentId}`,
+        headers: await staff.customer(a.customerId),
+      });
       expect(theirs.statusCode).toBe(404);
       expect(theirs.json().error.code).toBe('NOT_FOUND');
       // Customers cannot widen the scope with an admin filter.
-      expect((await inject({ method: 'GET', url: `/v1/portal/agents?customerId=${b.customerId}`, headers: await staff.customer(a.customerId) })).statusCode).toBe(400);
-      expect((await inject({ method: 'GET', url: '/v1/admin/agents', headers: await staff.customer(a.customerId) })).statusCode).toBe(403);
+      expect(
+        (
+          await inject({
+            method: 'GET',
+            url: `/v1/portal/agents?customerId=${b.customerId}`,
+            headers: await staff.customer(a.customerId),
+          })
+        ).statusCode,
+      ).toBe(400);
+      expect(
+        (await inject({ method: 'GET', url: '/v1/admin/agents', headers: await staff.customer(a.customerId) }))
+          .statusCode,
+      ).toBe(403);
     });
 
     it('admins list and read any agent, without secrets', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
-      const list = await inject({ method: 'GET', url: `/v1/admin/agents?customerId=${a.customerId}`, headers: await staff.admin() });
+      const list = await inject({
+        method: 'GET',
+        url: `/v1/admin/agents?customerId=${a.customerId}`,
+        headers: await staff.admin(),
+      });
       expect(list.json().items).toHaveLength(1);
       const one = await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: await staff.admin() });
       expect(one.json()).toMatchObject({ id: a.agentId, status: 'active', licenseState: 'active' });
@@ -222,9 +368,22 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
     it('frees the seat, cancels open tasks, audits, and the credential stops working', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const sibling = await createAgent(db.pool, a.licenseId, a.customerId, clock.now());
-      const seats = async () => Number((await db.adminPool.query(`SELECT count(*) FROM agentina.agents WHERE license_id = $1 AND status <> 'deregistered'`, [a.licenseId])).rows[0].count);
+      const seats = async () =>
+        Number(
+          (
+            await db.adminPool.query(
+              `SELECT count(*) FROM agentina.agents WHERE license_id = $1 AND status <> 'deregistered'`,
+              [a.licenseId],
+            )
+          ).rows[0].count,
+        );
       expect(await seats()).toBe(2);
-      const task = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: await staff.admin(), payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hi' } } });
+      const task = await inject({
+        method: 'POST',
+        url: '/v1/admin/tasks',
+        headers: await staff.admin(),
+        payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hi' } },
+      });
       expect(task.statusCode).toBe(201);
 
       const res = await inject({ method: 'POST', url: '/v1/agent/deregister', headers: asAgent(a) });
@@ -232,8 +391,16 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(res.json()).toEqual({ agentId: a.agentId, status: 'deregistered' });
       expect(await seats()).toBe(1);
       expect(await agentRow(a.agentId)).toMatchObject({ status: 'deregistered' });
-      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'agent', data: expect.objectContaining({ cancelledTasks: 1 }) });
-      const cancelled = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.json().id}`, headers: await staff.admin() });
+      expect((await audits(a.agentId)).at(-1)).toMatchObject({
+        action: 'agent.deregistered',
+        actor_kind: 'agent',
+        data: expect.objectContaining({ cancelledTasks: 1 }),
+      });
+      const cancelled = await inject({
+        method: 'GET',
+        url: `/v1/admin/tasks/${task.json().id}`,
+        headers: await staff.admin(),
+      });
       expect(cancelled.json().state).toBe('cancelled');
       expect((await feed(a.agentId)).at(-1)).toMatchObject({ state: 'deregistered' });
 
@@ -247,32 +414,68 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       // The sibling on the same license is untouched.
       expect((await heartbeat(sibling)).statusCode).toBe(200);
       // No new task can be queued for a deregistered agent.
-      const late = await inject({ method: 'POST', url: '/v1/admin/tasks', headers: await staff.admin(), payload: { agentId: a.agentId, kind: 'echo', payload: {} } });
+      const late = await inject({
+        method: 'POST',
+        url: '/v1/admin/tasks',
+        headers: await staff.admin(),
+        payload: { agentId: a.agentId, kind: 'echo', payload: {} },
+      });
       expect(late.statusCode).toBe(409);
     });
   });
 
   describe('POST /v1/{admin,portal}/agents/:id/deregister', () => {
-    it('an admin frees the seat of a lost machine; the agent\'s credential stops working', async () => {
+    it("an admin frees the seat of a lost machine; the agent's credential stops working", async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
-      const res = await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: await staff.admin('seatfreer') });
+      const res = await inject({
+        method: 'POST',
+        url: `/v1/admin/agents/${a.agentId}/deregister`,
+        headers: await staff.admin('seatfreer'),
+      });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toMatchObject({ id: a.agentId, status: 'deregistered', deregisteredAt: clock.now().toISOString() });
-      expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'admin', actor_id: staff.adminId('seatfreer') });
+      expect(res.json()).toMatchObject({
+        id: a.agentId,
+        status: 'deregistered',
+        deregisteredAt: clock.now().toISOString(),
+      });
+      expect((await audits(a.agentId)).at(-1)).toMatchObject({
+        action: 'agent.deregistered',
+        actor_kind: 'admin',
+        actor_id: staff.adminId('seatfreer'),
+      });
       expect((await heartbeat(a)).statusCode).toBe(401);
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: await staff.admin() })).statusCode).toBe(409);
+      expect(
+        (
+          await inject({
+            method: 'POST',
+            url: `/v1/admin/agents/${a.agentId}/deregister`,
+            headers: await staff.admin(),
+          })
+        ).statusCode,
+      ).toBe(409);
     });
 
-    it('a customer deregisters its own agent; another customer\'s is a 404 and stays untouched', async () => {
+    it("a customer deregisters its own agent; another customer's is a 404 and stays untouched", async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const b = await createAgentWithLicense(db.pool, clock.now());
-      const refused = await inject({ method: 'POST', url: `/v1/portal/agents/${b.agentId}/deregister`, headers: await staff.customer(a.customerId) });
+      const refused = await inject({
+        method: 'POST',
+        url: `/v1/portal/agents/${b.agentId}/deregister`,
+        headers: await staff.customer(a.customerId),
+      });
       expect(refused.statusCode).toBe(404);
       expect((await agentRow(b.agentId)).status).toBe('active');
-      const mine = await inject({ method: 'POST', url: `/v1/portal/agents/${a.agentId}/deregister`, headers: await staff.customer(a.customerId) });
+      const mine = await inject({
+        method: 'POST',
+        url: `/v1/portal/agents/${a.agentId}/deregister`,
+        headers: await staff.customer(a.customerId),
+      });
       expect(mine.statusCode).toBe(200);
       expect((await audits(a.agentId)).at(-1)).toMatchObject({ action: 'agent.deregistered', actor_kind: 'customer' });
-      expect((await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAgent(b) })).statusCode).toBe(403);
+      expect(
+        (await inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/deregister`, headers: asAgent(b) }))
+          .statusCode,
+      ).toBe(403);
     });
   });
 
@@ -292,7 +495,12 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       const handle = t.client.schedule.getHandle(id);
       try {
         const d = await handle.describe();
-        expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'agentOfflineSweep', taskQueue: t.taskQueue, args: [{ staleAfterS: 180 }] });
+        expect(d.action).toMatchObject({
+          type: 'startWorkflow',
+          workflowType: 'agentOfflineSweep',
+          taskQueue: t.taskQueue,
+          args: [{ staleAfterS: 180 }],
+        });
       } finally {
         await handle.delete();
       }
@@ -305,7 +513,11 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       clock.advance(3 * HEARTBEAT_S * 1000 + 1000);
       expect((await heartbeat(alive)).statusCode).toBe(200);
 
-      const run = await t.client.workflow.execute('agentOfflineSweep', { taskQueue: t.taskQueue, workflowId: `sweep-${Date.now()}`, args: [{ staleAfterS: 3 * HEARTBEAT_S }] });
+      const run = await t.client.workflow.execute('agentOfflineSweep', {
+        taskQueue: t.taskQueue,
+        workflowId: `sweep-${Date.now()}`,
+        args: [{ staleAfterS: 3 * HEARTBEAT_S }],
+      });
       expect(run.marked).toBeGreaterThanOrEqual(1);
       expect(await agentRow(silent.agentId)).toMatchObject({ status: 'offline', status_reason: 'no heartbeat' });
       expect(await agentRow(alive.agentId)).toMatchObject({ status: 'active' });
@@ -319,7 +531,11 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect((await audits(silent.agentId)).at(-1)).toMatchObject({ action: 'agent.online', actor_kind: 'agent' });
 
       // A second sweep right away changes nothing.
-      const again = await t.client.workflow.execute('agentOfflineSweep', { taskQueue: t.taskQueue, workflowId: `sweep-${Date.now()}-2`, args: [{ staleAfterS: 3 * HEARTBEAT_S }] });
+      const again = await t.client.workflow.execute('agentOfflineSweep', {
+        taskQueue: t.taskQueue,
+        workflowId: `sweep-${Date.now()}-2`,
+        args: [{ staleAfterS: 3 * HEARTBEAT_S }],
+      });
       expect((await agentRow(silent.agentId)).status).toBe('active');
       expect(again.marked).toBe(0);
     });

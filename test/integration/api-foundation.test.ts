@@ -14,10 +14,14 @@ describe('API foundation', () => {
     t = await buildTestApp({
       pool: db.pool,
       register(app) {
-        app.post('/test/echo', {
-          config: { access: ['anonymous'] },
-          schema: { body: z.strictObject({ name: z.string().min(1).max(10), count: z.number().int().min(0) }) },
-        }, async (req) => ({ got: req.body }));
+        app.post(
+          '/test/echo',
+          {
+            config: { access: ['anonymous'] },
+            schema: { body: z.strictObject({ name: z.string().min(1).max(10), count: z.number().int().min(0) }) },
+          },
+          async (req) => ({ got: req.body }),
+        );
         app.get('/test/boom', { config: { access: ['anonymous'] } }, async () => {
           throw new Error(`connect ECONNREFUSED 10.0.0.5:5432 password=${dbPassword}`);
         });
@@ -30,7 +34,9 @@ describe('API foundation', () => {
   });
 
   const expectErrorShape = (body: unknown, code: string) => {
-    expect(body).toMatchObject({ error: { code, message: expect.any(String), requestId: expect.stringMatching(/^req_/) } });
+    expect(body).toMatchObject({
+      error: { code, message: expect.any(String), requestId: expect.stringMatching(/^req_/) },
+    });
   };
 
   it('answers an unknown route with 404 in the one error shape', async () => {
@@ -40,7 +46,11 @@ describe('API foundation', () => {
   });
 
   it('answers invalid input with 400 and field details', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/test/echo', payload: { name: 'far too long a name', count: -1, extra: true } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/test/echo',
+      payload: { name: 'far too long a name', count: -1, extra: true },
+    });
     expect(res.statusCode).toBe(400);
     const body = res.json();
     expectErrorShape(body, 'VALIDATION_FAILED');
@@ -49,13 +59,28 @@ describe('API foundation', () => {
   });
 
   it('answers malformed JSON, a wrong content type and an oversized body with clear 4xx', async () => {
-    const bad = await t.app.inject({ method: 'POST', url: '/test/echo', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
+    const bad = await t.app.inject({
+      method: 'POST',
+      url: '/test/echo',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name":',
+    });
     expect(bad.statusCode).toBe(400);
     expectErrorShape(bad.json(), 'BAD_REQUEST');
-    const type = await t.app.inject({ method: 'POST', url: '/test/echo', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=a' });
+    const type = await t.app.inject({
+      method: 'POST',
+      url: '/test/echo',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'name=a',
+    });
     expect(type.statusCode).toBe(415);
     expectErrorShape(type.json(), 'UNSUPPORTED_MEDIA_TYPE');
-    const big = await t.app.inject({ method: 'POST', url: '/test/echo', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), count: 1 }) });
+    const big = await t.app.inject({
+      method: 'POST',
+      url: '/test/echo',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), count: 1 }),
+    });
     expect(big.statusCode).toBe(413);
     expectErrorShape(big.json(), 'PAYLOAD_TOO_LARGE');
   });
@@ -71,7 +96,9 @@ describe('API foundation', () => {
     expect(res.statusCode).toBe(500);
     expectErrorShape(res.json(), 'INTERNAL');
     expect(res.body).not.toMatch(/ECONNREFUSED|10\.0\.0\.5|password/);
-    const logged = t.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'unhandled error');
+    const logged = t.logs.lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'unhandled error');
     expect(logged).toBeDefined();
     expect(JSON.stringify(logged)).toContain('ECONNREFUSED');
     expect(t.logs.text()).not.toContain(dbPassword);
@@ -85,7 +112,11 @@ describe('API foundation', () => {
     await t.app.inject({
       method: 'POST',
       url: `/test/echo?token=${queryToken}&note=${act}`,
-      headers: { authorization: `Bearer ${svc}`, cookie: `__Host-agentina_admin=${sess}`, 'x-request-id': 'req-plant-secrets-1' },
+      headers: {
+        authorization: `Bearer ${svc}`,
+        cookie: `__Host-agentina_admin=${sess}`,
+        'x-request-id': 'req-plant-secrets-1',
+      },
       payload: { name: 'ann', count: 1, password: 'hunter2hunter2' },
     });
     t.app.log.info({ password: 'hunter2hunter2', nested: { token: act, ok: 'visible' } }, `login attempt with ${svc}`);

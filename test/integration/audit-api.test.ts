@@ -20,8 +20,18 @@ let anonymousApp: Awaited<ReturnType<typeof buildTestApp>>;
 const PRINCIPALS: Record<string, Principal> = {
   admin: { kind: 'admin', id: 'adm_audittestadmin000001', sessionId: 'sess_test' },
   service: { kind: 'service', id: 'svc_auditor0000000000001' },
-  customer: { kind: 'customer', id: 'usr_customer00000000001', customerId: 'cus_customer00000000001', sessionId: 'sess_c' },
-  agent: { kind: 'agent', id: 'agt_agent000000000000001', licenseId: 'lic_license0000000000001', customerId: 'cus_customer00000000001' },
+  customer: {
+    kind: 'customer',
+    id: 'usr_customer00000000001',
+    customerId: 'cus_customer00000000001',
+    sessionId: 'sess_c',
+  },
+  agent: {
+    kind: 'agent',
+    id: 'agt_agent000000000000001',
+    licenseId: 'lic_license0000000000001',
+    customerId: 'cus_customer00000000001',
+  },
 };
 
 /** Test harness only: the caller named by a header; production wiring never takes this path. */
@@ -40,7 +50,8 @@ for (let i = 0; i < 25; i++) {
   });
 }
 
-const get = (url: string, who?: keyof typeof PRINCIPALS, app = built.app) => app.inject({ method: 'GET', url, headers: who ? { 'x-test-principal': who } : {} });
+const get = (url: string, who?: keyof typeof PRINCIPALS, app = built.app) =>
+  app.inject({ method: 'GET', url, headers: who ? { 'x-test-principal': who } : {} });
 
 beforeAll(async () => {
   db = await createTestDatabase('auditapi');
@@ -51,7 +62,9 @@ beforeAll(async () => {
     await withTransaction(db.pool, (tx) => appendAudit(tx, { ...e, data: { note: 'x' } }, clock));
     clock.advance(60_000);
   }
-  await createAuditActivities({ pool: db.pool, clock, keysDir }).signAuditCheckpoint({ workflowId: 'api-test-checkpoint' });
+  await createAuditActivities({ pool: db.pool, clock, keysDir }).signAuditCheckpoint({
+    workflowId: 'api-test-checkpoint',
+  });
   const config = testConfig({ AGENTINA_KEYS_DIR: keysDir });
   built = await buildTestApp({ pool: db.pool, config, authenticate: headerAuthenticator });
   anonymousApp = await buildTestApp({ pool: db.pool, config });
@@ -68,7 +81,10 @@ describe('GET /v1/admin/audit', () => {
   it('lists newest first with hashes, bounded by limit', async () => {
     const res = await get('/v1/admin/audit?limit=5', 'admin');
     expect(res.statusCode).toBe(200);
-    const body = res.json<{ items: Array<{ seq: number; hash: string; prevHash: string }>; nextCursor: string | null }>();
+    const body = res.json<{
+      items: Array<{ seq: number; hash: string; prevHash: string }>;
+      nextCursor: string | null;
+    }>();
     expect(body.items.map((i) => i.seq)).toEqual([26, 25, 24, 23, 22]);
     expect(body.items[0]!.prevHash).toBe(body.items[1]!.hash);
     expect(body.nextCursor).toBe('22');
@@ -90,18 +106,28 @@ describe('GET /v1/admin/audit', () => {
     ['actorKind=admin&actorId=adm_alice', (e: (typeof EVENTS)[number]) => e.actor.id === 'adm_alice'],
     ['action=license.revoked', (e: (typeof EVENTS)[number]) => e.action === 'license.revoked'],
     ['subjectKind=license&subjectId=lic_1', (e: (typeof EVENTS)[number]) => e.subject.id === 'lic_1'],
-    ['actorKind=system&action=license.revoked&subjectId=lic_0', (e: (typeof EVENTS)[number]) => e.actor.kind === 'system' && e.action === 'license.revoked' && e.subject.id === 'lic_0'],
+    [
+      'actorKind=system&action=license.revoked&subjectId=lic_0',
+      (e: (typeof EVENTS)[number]) =>
+        e.actor.kind === 'system' && e.action === 'license.revoked' && e.subject.id === 'lic_0',
+    ],
   ])('filters: %s', async (query, keep) => {
     const res = await get(`/v1/admin/audit?${query}&limit=200`, 'admin');
     expect(res.statusCode).toBe(200);
-    const want = EVENTS.map((e, i) => ({ e, seq: i + 1 })).filter(({ e }) => keep(e)).map(({ seq }) => seq).reverse();
+    const want = EVENTS.map((e, i) => ({ e, seq: i + 1 }))
+      .filter(({ e }) => keep(e))
+      .map(({ seq }) => seq)
+      .reverse();
     expect(res.json<{ items: Array<{ seq: number }> }>().items.map((i) => i.seq)).toEqual(want);
   });
 
   it('filters by a time range [since, until)', async () => {
     const since = new Date(START.getTime() + 10 * 60_000).toISOString();
     const until = new Date(START.getTime() + 13 * 60_000).toISOString();
-    const res = await get(`/v1/admin/audit?since=${encodeURIComponent(since)}&until=${encodeURIComponent(until)}`, 'admin');
+    const res = await get(
+      `/v1/admin/audit?since=${encodeURIComponent(since)}&until=${encodeURIComponent(until)}`,
+      'admin',
+    );
     expect(res.json<{ items: Array<{ seq: number }> }>().items.map((i) => i.seq)).toEqual([13, 12, 11]);
   });
 
@@ -128,7 +154,12 @@ describe('GET /v1/admin/audit/verify', () => {
   it('answers ok with how far it checked and the checkpoints', async () => {
     const res = await get('/v1/admin/audit/verify', 'admin');
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ ok: true, checkedFrom: 1, checkedThrough: 26, checkpoints: { total: 1, valid: 1, latest: { sequence: 25 } } });
+    expect(res.json()).toMatchObject({
+      ok: true,
+      checkedFrom: 1,
+      checkedThrough: 26,
+      checkpoints: { total: 1, valid: 1, latest: { sequence: 25 } },
+    });
     expect(res.json()).not.toHaveProperty('firstBreak');
     const from = await get('/v1/admin/audit/verify?from=20', 'admin');
     expect(from.json()).toMatchObject({ ok: true, checkedFrom: 20, events: 7 });
@@ -144,7 +175,7 @@ describe('GET /v1/admin/audit/verify', () => {
       expect(res.statusCode).toBe(200);
       expect(res.json()).toMatchObject({ ok: false, checkedThrough: 8, firstBreak: { seq: 9, code: 'HASH_MISMATCH' } });
     } finally {
-      await c.query("UPDATE agentina.audit_events SET actor_id = $1 WHERE seq = 9", [EVENTS[8]!.actor.id]);
+      await c.query('UPDATE agentina.audit_events SET actor_id = $1 WHERE seq = 9', [EVENTS[8]!.actor.id]);
       await c.query('ALTER TABLE agentina.audit_events ENABLE ALWAYS TRIGGER audit_events_no_update');
       c.release();
     }
@@ -153,11 +184,14 @@ describe('GET /v1/admin/audit/verify', () => {
 });
 
 describe('who may read the audit', () => {
-  it.each(['/v1/admin/audit', '/v1/admin/audit/verify'])('anonymous gets 401 from the real authenticator: %s', async (url) => {
-    const res = await get(url, undefined, anonymousApp.app);
-    expect(res.statusCode).toBe(401);
-    expect(res.json()).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
-  });
+  it.each(['/v1/admin/audit', '/v1/admin/audit/verify'])(
+    'anonymous gets 401 from the real authenticator: %s',
+    async (url) => {
+      const res = await get(url, undefined, anonymousApp.app);
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
+    },
+  );
 
   it.each([
     ['admin', 200],

@@ -4,7 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
-import { createAuditActivities, HELD_CHECKPOINTS_FILE, type AuditCheckpointInput } from '../../activities/audit-activities';
+import {
+  createAuditActivities,
+  HELD_CHECKPOINTS_FILE,
+  type AuditCheckpointInput,
+} from '../../activities/audit-activities';
 import { createActivities } from '../../activities/create-activities';
 import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
 import { verifyLedger } from '../../db/audit-ledger';
@@ -25,7 +29,14 @@ const scheduleIds: string[] = [];
 
 async function appendSome(n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    await withTransaction(db.pool, (tx) => appendAudit(tx, { actor: { kind: 'system', id: 'svc_cp' }, action: 'license.renewed', subject: { kind: 'license', id: `lic_cp_${i}` }, data: { i } }));
+    await withTransaction(db.pool, (tx) =>
+      appendAudit(tx, {
+        actor: { kind: 'system', id: 'svc_cp' },
+        action: 'license.renewed',
+        subject: { kind: 'license', id: `lic_cp_${i}` },
+        data: { i },
+      }),
+    );
   }
 }
 
@@ -57,7 +68,8 @@ beforeAll(async () => {
         const { attempt } = Context.current().info;
         attempts.push({ workflowId: input.workflowId, attempt });
         const result = await real.signAuditCheckpoint(input);
-        if (input.workflowId.includes('crash-after-commit') && attempt === 1) throw new Error('worker lost after commit');
+        if (input.workflowId.includes('crash-after-commit') && attempt === 1)
+          throw new Error('worker lost after commit');
         return result;
       },
     },
@@ -66,7 +78,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of scheduleIds) await t.client.schedule.getHandle(id).delete().catch(() => undefined);
+  for (const id of scheduleIds)
+    await t.client.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => undefined);
   await stopWorker?.();
   await t?.close();
   await db?.drop();
@@ -81,13 +97,22 @@ it('an activity retried after its commit stores one checkpoint and one audit row
   expect(attempts.filter((a) => a.workflowId === workflowId).map((a) => a.attempt)).toEqual([1, 2]);
   const key = `${workflowId}#checkpoint`;
   const cps = await db.adminPool.query('SELECT id FROM agentina.audit_checkpoints WHERE idempotency_key = $1', [key]);
-  const events = await db.adminPool.query<{ actor_kind: string; actor_id: string; action: string }>('SELECT actor_kind, actor_id, action FROM agentina.audit_events WHERE idempotency_key = $1', [key]);
+  const events = await db.adminPool.query<{ actor_kind: string; actor_id: string; action: string }>(
+    'SELECT actor_kind, actor_id, action FROM agentina.audit_events WHERE idempotency_key = $1',
+    [key],
+  );
   expect(cps.rowCount).toBe(1);
   expect(events.rows).toEqual([{ actor_kind: 'workflow', actor_id: workflowId, action: 'audit.checkpoint_signed' }]);
   // The signature is over the chain head as stored, and checks out against the public key file.
-  expect(await verifyLedger(db.pool, loadPurposeKeySet(keysDir, 'audit'))).toMatchObject({ ok: true, checkpoints: { total: 1, valid: 1 }, unsignedTail: 1 });
+  expect(await verifyLedger(db.pool, loadPurposeKeySet(keysDir, 'audit'))).toMatchObject({
+    ok: true,
+    checkpoints: { total: 1, valid: 1 },
+    unsignedTail: 1,
+  });
   // The signed checkpoint also went to the file outside the database, once per commit.
-  const held = checkpointsFromExport(readFileSync(path.join(keysDir, 'held', HELD_CHECKPOINTS_FILE), 'utf8').split('\n'));
+  const held = checkpointsFromExport(
+    readFileSync(path.join(keysDir, 'held', HELD_CHECKPOINTS_FILE), 'utf8').split('\n'),
+  );
   const stored = await db.adminPool.query<{ id: string }>('SELECT id FROM agentina.audit_checkpoints');
   expect(held.map((c) => c.id)).toContain(Number(stored.rows[0]!.id));
   expect(held.every((c) => c.statement.sequence === 3)).toBe(true);
@@ -100,22 +125,36 @@ it('ensureSchedules creates the checkpoint schedule, updates it in place, and it
   await appendSome(2);
   const suffix = randomBytes(4).toString('hex');
   const entriesFor = (interval: string) => {
-    const config = testConfig({ TEMPORAL_TASK_QUEUE: t.taskQueue, AUDIT_CHECKPOINT_INTERVAL: interval, AGENTINA_KEYS_DIR: keysDir });
+    const config = testConfig({
+      TEMPORAL_TASK_QUEUE: t.taskQueue,
+      AUDIT_CHECKPOINT_INTERVAL: interval,
+      AGENTINA_KEYS_DIR: keysDir,
+    });
     // Under a test-only id: the dev server is shared with other test files.
-    const entries = SCHEDULES.map((make) => make(config)).filter((e) => e.workflowType === 'auditCheckpoint').map((e) => ({ ...e, id: `${e.id}-test-${suffix}` }));
+    const entries = SCHEDULES.map((make) => make(config))
+      .filter((e) => e.workflowType === 'auditCheckpoint')
+      .map((e) => ({ ...e, id: `${e.id}-test-${suffix}` }));
     return { config, entries };
   };
   const first = entriesFor('10m');
   expect(first.entries).toHaveLength(1);
   scheduleIds.push(first.entries[0]!.id);
-  expect(await ensureSchedules(t.client, first.config, first.entries)).toEqual([{ id: first.entries[0]!.id, outcome: 'created' }]);
+  expect(await ensureSchedules(t.client, first.config, first.entries)).toEqual([
+    { id: first.entries[0]!.id, outcome: 'created' },
+  ]);
   const handle = t.client.schedule.getHandle(first.entries[0]!.id);
   let described = await handle.describe();
   expect(described.spec.intervals?.[0]?.every).toBe(600_000);
-  expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'auditCheckpoint', taskQueue: t.taskQueue });
+  expect(described.action).toMatchObject({
+    type: 'startWorkflow',
+    workflowType: 'auditCheckpoint',
+    taskQueue: t.taskQueue,
+  });
 
   const second = entriesFor('5m');
-  expect(await ensureSchedules(t.client, second.config, second.entries)).toEqual([{ id: first.entries[0]!.id, outcome: 'updated' }]);
+  expect(await ensureSchedules(t.client, second.config, second.entries)).toEqual([
+    { id: first.entries[0]!.id, outcome: 'updated' },
+  ]);
   described = await handle.describe();
   expect(described.spec.intervals?.[0]?.every).toBe(300_000);
 
@@ -128,5 +167,8 @@ it('ensureSchedules creates the checkpoint schedule, updates it in place, and it
     return rows[0];
   }, 'the scheduled checkpoint');
   expect(row.idempotency_key).toMatch(/#checkpoint$/);
-  expect(await verifyLedger(db.pool, loadPurposeKeySet(keysDir, 'audit'))).toMatchObject({ ok: true, checkpoints: { total: 2, valid: 2 } });
+  expect(await verifyLedger(db.pool, loadPurposeKeySet(keysDir, 'audit'))).toMatchObject({
+    ok: true,
+    checkpoints: { total: 2, valid: 2 },
+  });
 });

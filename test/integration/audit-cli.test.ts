@@ -8,8 +8,12 @@ import { ROOT } from '../../scripts/stack/tools';
 /** `agentina keys generate` and the audit settings, through the real CLI entry point. */
 function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin', 'agentina.js'), ...args], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [path.join(ROOT, 'bin', 'agentina.js'), ...args],
+      { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -52,7 +56,10 @@ it('AUDIT_CHECKPOINT_INTERVAL is a bounded duration, 10 minutes by default', () 
   expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '30s' }).audit.checkpointIntervalMs).toBe(30_000);
   expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '2h' }).audit.checkpointIntervalMs).toBe(7_200_000);
   expect(loadConfig({ AUDIT_CHECKPOINT_INTERVAL: '90' }).audit.checkpointIntervalMs).toBe(90_000);
-  for (const bad of ['0s', '10 minutes', '-5m', '25h', '']) expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL: bad })).toThrow(/AUDIT_CHECKPOINT_INTERVAL/);
+  for (const bad of ['0s', '10 minutes', '-5m', '25h', ''])
+    expect(() => loadConfig({ AUDIT_CHECKPOINT_INTERVAL: bad })).toThrow(/AUDIT_CHECKPOINT_INTERVAL/);
   expect(loadConfig({}).audit.checkpointDir).toBeUndefined();
-  expect(loadConfig({ AUDIT_CHECKPOINT_DIR: 'held/checkpoints' }).audit.checkpointDir).toBe(path.resolve('held/checkpoints'));
+  expect(loadConfig({ AUDIT_CHECKPOINT_DIR: 'held/checkpoints' }).audit.checkpointDir).toBe(
+    path.resolve('held/checkpoints'),
+  );
 });

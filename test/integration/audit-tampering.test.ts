@@ -4,7 +4,17 @@ import path from 'node:path';
 import { createAuditActivities } from '../../activities/audit-activities';
 import { exportLedger, verifyLedger } from '../../db/audit-ledger';
 import { readChainFrom } from '../../db/audit-read-repo';
-import { auditHash, checkpointsFromExport, createSigner, generateKeyFile, systemClock, verifyAuditExport, type ChainEvent, type CheckpointStatement, type KeySet } from '../../protocol';
+import {
+  auditHash,
+  checkpointsFromExport,
+  createSigner,
+  generateKeyFile,
+  systemClock,
+  verifyAuditExport,
+  type ChainEvent,
+  type CheckpointStatement,
+  type KeySet,
+} from '../../protocol';
 import type { TestDatabase } from '../support/db';
 import { useLedgerFixture } from '../support/audit-ledger';
 
@@ -47,15 +57,22 @@ describe('tampering by the superuser is detected', () => {
 
   it('an edited row in the middle: verify and the CLI name its sequence number', async () => {
     const target = 7;
-    const { rows } = await db.adminPool.query<{ data: unknown }>('SELECT data FROM agentina.audit_events WHERE seq = $1', [target]);
-    await asSuperuserWithoutTriggers('audit_events', (c) => c.query(`UPDATE agentina.audit_events SET data = '{"i": -1}' WHERE seq = $1`, [target]));
+    const { rows } = await db.adminPool.query<{ data: unknown }>(
+      'SELECT data FROM agentina.audit_events WHERE seq = $1',
+      [target],
+    );
+    await asSuperuserWithoutTriggers('audit_events', (c) =>
+      c.query(`UPDATE agentina.audit_events SET data = '{"i": -1}' WHERE seq = $1`, [target]),
+    );
     try {
       expect((await verifyLedger(db.pool, keys)).firstBreak).toMatchObject({ seq: target, code: 'HASH_MISMATCH' });
       const run = await cli(['audit', 'verify']);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`BROKEN at sequence ${target}`);
     } finally {
-      await asSuperuserWithoutTriggers('audit_events', (c) => c.query('UPDATE agentina.audit_events SET data = $2 WHERE seq = $1', [target, rows[0]!.data]));
+      await asSuperuserWithoutTriggers('audit_events', (c) =>
+        c.query('UPDATE agentina.audit_events SET data = $2 WHERE seq = $1', [target, rows[0]!.data]),
+      );
     }
     const ok = await cli(['audit', 'verify']);
     expect(ok).toMatchObject({ code: 0 });
@@ -70,20 +87,30 @@ describe('tampering by the superuser is detected', () => {
     } finally {
       const r = rows[0] as Record<string, unknown>;
       const cols = Object.keys(r);
-      await db.adminPool.query(`INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
+      await db.adminPool.query(
+        `INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+        cols.map((k) => r[k]),
+      );
     }
   });
 
   it('rows cut from the end after a checkpoint (truncation)', async () => {
     const cut = checkpointSeq - 2;
-    const { rows } = await db.adminPool.query('SELECT * FROM agentina.audit_events WHERE seq >= $1 ORDER BY seq', [cut]);
-    await asSuperuserWithoutTriggers('audit_events', (c) => c.query('DELETE FROM agentina.audit_events WHERE seq >= $1', [cut]));
+    const { rows } = await db.adminPool.query('SELECT * FROM agentina.audit_events WHERE seq >= $1 ORDER BY seq', [
+      cut,
+    ]);
+    await asSuperuserWithoutTriggers('audit_events', (c) =>
+      c.query('DELETE FROM agentina.audit_events WHERE seq >= $1', [cut]),
+    );
     try {
       expect((await verifyLedger(db.pool, keys)).firstBreak).toMatchObject({ seq: cut, code: 'TRUNCATED' });
     } finally {
       for (const r of rows as Array<Record<string, unknown>>) {
         const cols = Object.keys(r);
-        await db.adminPool.query(`INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
+        await db.adminPool.query(
+          `INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+          cols.map((k) => r[k]),
+        );
       }
     }
   });
@@ -94,53 +121,87 @@ describe('tampering by the superuser is detected', () => {
     const heldFile = path.join(keysDir, 'held-export.jsonl');
     writeFileSync(heldFile, `${exported.join('\n')}\n`);
     const cut = checkpointSeq - 2;
-    const rows = (await db.adminPool.query('SELECT * FROM agentina.audit_events WHERE seq >= $1 ORDER BY seq', [cut])).rows as Array<Record<string, unknown>>;
-    const cps = (await db.adminPool.query('SELECT * FROM agentina.audit_checkpoints ORDER BY id')).rows as Array<Record<string, unknown>>;
-    await asSuperuserWithoutTriggers('audit_events', (c) => c.query('DELETE FROM agentina.audit_events WHERE seq >= $1', [cut]));
+    const rows = (await db.adminPool.query('SELECT * FROM agentina.audit_events WHERE seq >= $1 ORDER BY seq', [cut]))
+      .rows as Array<Record<string, unknown>>;
+    const cps = (await db.adminPool.query('SELECT * FROM agentina.audit_checkpoints ORDER BY id')).rows as Array<
+      Record<string, unknown>
+    >;
+    await asSuperuserWithoutTriggers('audit_events', (c) =>
+      c.query('DELETE FROM agentina.audit_events WHERE seq >= $1', [cut]),
+    );
     await asSuperuserWithoutTriggers('audit_checkpoints', (c) => c.query('DELETE FROM agentina.audit_checkpoints'));
     try {
       // The database alone now tells a shorter, consistent story: this is the attack exports defend against.
       expect(await verifyLedger(db.pool, keys)).toMatchObject({ ok: true, checkpoints: { total: 0 } });
-      expect((await verifyLedger(db.pool, keys, { heldCheckpoints: checkpointsFromExport(exported) })).firstBreak).toMatchObject({ seq: cut, code: 'TRUNCATED' });
+      expect(
+        (await verifyLedger(db.pool, keys, { heldCheckpoints: checkpointsFromExport(exported) })).firstBreak,
+      ).toMatchObject({ seq: cut, code: 'TRUNCATED' });
       const run = await cli(['audit', 'verify', '--checkpoints', heldFile]);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`BROKEN at sequence ${cut}`);
     } finally {
       for (const r of rows) {
         const cols = Object.keys(r);
-        await db.adminPool.query(`INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
+        await db.adminPool.query(
+          `INSERT INTO agentina.audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+          cols.map((k) => r[k]),
+        );
       }
       for (const r of cps) {
         const cols = Object.keys(r);
-        await db.adminPool.query(`INSERT INTO agentina.audit_checkpoints (${cols.join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((k) => r[k]));
+        await db.adminPool.query(
+          `INSERT INTO agentina.audit_checkpoints (${cols.join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+          cols.map((k) => r[k]),
+        );
       }
     }
     expect((await verifyLedger(db.pool, keys, { heldCheckpoints: checkpointsFromExport(exported) })).ok).toBe(true);
   });
 
-  async function insertCheckpointRow(statement: CheckpointStatement, signature: { kid: string; sig: string }): Promise<void> {
-    await db.adminPool.query('INSERT INTO agentina.audit_checkpoints (sequence, hash, time, alg, kid, sig, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-      statement.sequence, statement.hash, statement.time, 'Ed25519', signature.kid, signature.sig, `forged-${Math.random()}`,
-    ]);
+  async function insertCheckpointRow(
+    statement: CheckpointStatement,
+    signature: { kid: string; sig: string },
+  ): Promise<void> {
+    await db.adminPool.query(
+      'INSERT INTO agentina.audit_checkpoints (sequence, hash, time, alg, kid, sig, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [
+        statement.sequence,
+        statement.hash,
+        statement.time,
+        'Ed25519',
+        signature.kid,
+        signature.sig,
+        `forged-${Math.random()}`,
+      ],
+    );
   }
 
   async function removeCheckpointsAbove(id: number): Promise<void> {
-    await asSuperuserWithoutTriggers('audit_checkpoints', (c) => c.query('DELETE FROM agentina.audit_checkpoints WHERE id > $1', [id]));
+    await asSuperuserWithoutTriggers('audit_checkpoints', (c) =>
+      c.query('DELETE FROM agentina.audit_checkpoints WHERE id > $1', [id]),
+    );
   }
 
   it('a forged checkpoint (the real key id, a signature that is not over this statement)', async () => {
-    const { rows } = await db.adminPool.query<{ id: string; kid: string; sig: string }>('SELECT id, kid, sig FROM agentina.audit_checkpoints ORDER BY id DESC LIMIT 1');
+    const { rows } = await db.adminPool.query<{ id: string; kid: string; sig: string }>(
+      'SELECT id, kid, sig FROM agentina.audit_checkpoints ORDER BY id DESC LIMIT 1',
+    );
     const row5 = await db.adminPool.query<{ hash: string }>('SELECT hash FROM agentina.audit_events WHERE seq = 5');
     await insertCheckpointRow({ sequence: 5, hash: row5.rows[0]!.hash, time: new Date().toISOString() }, rows[0]!);
     try {
-      expect((await verifyLedger(db.pool, keys)).firstBreak).toMatchObject({ seq: 5, code: 'CHECKPOINT_BAD_SIGNATURE' });
+      expect((await verifyLedger(db.pool, keys)).firstBreak).toMatchObject({
+        seq: 5,
+        code: 'CHECKPOINT_BAD_SIGNATURE',
+      });
     } finally {
       await removeCheckpointsAbove(Number(rows[0]!.id));
     }
   });
 
   it('a checkpoint signed by a key outside the audit public key set', async () => {
-    const { rows } = await db.adminPool.query<{ id: string }>('SELECT id FROM agentina.audit_checkpoints ORDER BY id DESC LIMIT 1');
+    const { rows } = await db.adminPool.query<{ id: string }>(
+      'SELECT id FROM agentina.audit_checkpoints ORDER BY id DESC LIMIT 1',
+    );
     const row6 = await db.adminPool.query<{ hash: string }>('SELECT hash FROM agentina.audit_events WHERE seq = 6');
     const statement = { sequence: 6, hash: row6.rows[0]!.hash, time: new Date().toISOString() };
     await insertCheckpointRow(statement, createSigner(generateKeyFile('audit-attacker')).sign(statement));
@@ -164,15 +225,27 @@ describe('tampering by the superuser is detected', () => {
     });
     const write = (rows: ChainEvent[]) =>
       asSuperuserWithoutTriggers('audit_events', async (c) => {
-        for (const r of rows) await c.query('UPDATE agentina.audit_events SET data = $2, prev_hash = $3, hash = $4 WHERE seq = $1', [r.seq, r.data, r.prevHash, r.hash]);
+        for (const r of rows)
+          await c.query('UPDATE agentina.audit_events SET data = $2, prev_hash = $3, hash = $4 WHERE seq = $1', [
+            r.seq,
+            r.data,
+            r.prevHash,
+            r.hash,
+          ]);
       });
     await write(forged);
     try {
-      expect((await verifyLedger(db.pool, keys)).firstBreak).toMatchObject({ seq: checkpointSeq, code: 'CHECKPOINT_MISMATCH' });
+      expect((await verifyLedger(db.pool, keys)).firstBreak).toMatchObject({
+        seq: checkpointSeq,
+        code: 'CHECKPOINT_MISMATCH',
+      });
       // The export of the rewritten ledger fails the same way on another machine.
       const lines: string[] = [];
       await exportLedger(db.pool, { seq: 1 }, (l) => void lines.push(l));
-      expect(verifyAuditExport(lines, keys).firstBreak).toMatchObject({ seq: checkpointSeq, code: 'CHECKPOINT_MISMATCH' });
+      expect(verifyAuditExport(lines, keys).firstBreak).toMatchObject({
+        seq: checkpointSeq,
+        code: 'CHECKPOINT_MISMATCH',
+      });
     } finally {
       await write(original);
     }

@@ -2,11 +2,27 @@ import type { App } from '../../api/app';
 import { registeredRoutes } from '../../api/auth/access';
 import { createIdentityService } from '../../api/identity/identity-service';
 import { buildTestApp } from '../support/app';
-import { AUTHZ_ROWS, PRINCIPALS, coverageGaps, suggestRow, type AuthzRow, type Fixtures, type PrincipalName } from '../support/authz-routes';
+import {
+  AUTHZ_ROWS,
+  PRINCIPALS,
+  coverageGaps,
+  suggestRow,
+  type AuthzRow,
+  type Fixtures,
+  type PrincipalName,
+} from '../support/authz-routes';
 import { createAgentWithLicense } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { buildWebOnce } from '../support/web-stack';
-import { SAME_ORIGIN, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser, seedServiceAccount } from '../support/identity';
+import {
+  SAME_ORIGIN,
+  mintSession,
+  nextIp,
+  seedAdmin,
+  seedCustomer,
+  seedCustomerUser,
+  seedServiceAccount,
+} from '../support/identity';
 
 /** Every registered route × every principal, against test/support/authz-routes.ts. */
 describe('authorization matrix', () => {
@@ -37,7 +53,11 @@ describe('authorization matrix', () => {
 
     // The deactivated admin had a live session; deactivation (the real path) ended it.
     const gone = await mintSession(db.pool, 'admin', goneAdmin);
-    await createIdentityService({ pool: db.pool, clock: { now: () => new Date() } }).setAdminActive({ kind: 'admin', id: admin.id, sessionId: 'ses_none' }, goneAdmin.id, false);
+    await createIdentityService({ pool: db.pool, clock: { now: () => new Date() } }).setAdminActive(
+      { kind: 'admin', id: admin.id, sessionId: 'ses_none' },
+      goneAdmin.id,
+      false,
+    );
 
     fixtures = {
       admin: admin.id,
@@ -72,7 +92,9 @@ describe('authorization matrix', () => {
     const gaps = coverageGaps(routes);
     if (gaps.missingRows.length) {
       const lines = routes.filter((r) => gaps.missingRows.includes(`${r.method} ${r.url}`)).map(suggestRow);
-      process.stderr.write(`authz matrix: rows to review and add to test/support/authz-routes.ts:\n  ${lines.join('\n  ')}\n`);
+      process.stderr.write(
+        `authz matrix: rows to review and add to test/support/authz-routes.ts:\n  ${lines.join('\n  ')}\n`,
+      );
     }
     expect(gaps).toEqual({ missingRows: [], staleRows: [] });
   });
@@ -87,7 +109,9 @@ describe('authorization matrix', () => {
     try {
       const routes = registeredRoutes(extra.app);
       expect(coverageGaps(routes).missingRows).toEqual(['GET /v1/admin/unlisted-thing']);
-      expect(suggestRow(routes.find((r) => r.url === '/v1/admin/unlisted-thing')!)).toBe("allow('GET /v1/admin/unlisted-thing', { admin: 200 }),");
+      expect(suggestRow(routes.find((r) => r.url === '/v1/admin/unlisted-thing')!)).toBe(
+        "allow('GET /v1/admin/unlisted-thing', { admin: 200 }),",
+      );
     } finally {
       await extra.close();
     }
@@ -101,7 +125,10 @@ describe('authorization matrix', () => {
     });
     const creds = await credentials[principal]();
     const unsafe = !['GET', 'HEAD', 'OPTIONS'].includes(row.method);
-    const headers: Record<string, string> = { ...creds, ...(creds.cookie ? { 'sec-fetch-site': SAME_ORIGIN['sec-fetch-site'] } : {}) };
+    const headers: Record<string, string> = {
+      ...creds,
+      ...(creds.cookie ? { 'sec-fetch-site': SAME_ORIGIN['sec-fetch-site'] } : {}),
+    };
     if (unsafe) headers['content-type'] = 'application/json';
     const res = await app.inject({
       method: row.method as 'GET',
@@ -119,7 +146,8 @@ describe('authorization matrix', () => {
       const vars = { ...fixtures, ...(row.setup ? await row.setup({ pool: db.pool, fixtures }) : {}) };
       for (const principal of PRINCIPALS) {
         const got = await call(row, principal, vars);
-        if (got !== row.expect[principal]) mismatches.push(`${row.method} ${row.url} as ${principal}: expected ${row.expect[principal]}, got ${got}`);
+        if (got !== row.expect[principal])
+          mismatches.push(`${row.method} ${row.url} as ${principal}: expected ${row.expect[principal]}, got ${got}`);
       }
     }
     expect(mismatches).toEqual([]);

@@ -32,7 +32,10 @@ async function survivors(pids: number[]): Promise<string[]> {
   let left: string[] = [];
   do {
     left = pids
-      .map((pid) => ({ pid, ps: spawnSync('ps', ['-o', 'stat=,args=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim() }))
+      .map((pid) => ({
+        pid,
+        ps: spawnSync('ps', ['-o', 'stat=,args=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim(),
+      }))
       .filter((p) => p.ps && !p.ps.startsWith('Z'))
       .map((p) => `${p.pid} ${p.ps}`);
     if (left.length === 0) return left;
@@ -44,7 +47,11 @@ async function survivors(pids: number[]): Promise<string[]> {
 type Started = { child: ChildProcess; output: () => string; pids: number[] };
 
 async function startStack(env: NodeJS.ProcessEnv): Promise<Started> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'dev.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'dev.js')], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));

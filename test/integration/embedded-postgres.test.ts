@@ -18,7 +18,10 @@ async function startEmbeddedChild(dataDir: string): Promise<{ url: string; stop(
       process.stdin.on('end', () => pg.stop().then(() => process.exit(0)));
       process.stdin.resume();
     }, (err) => { console.error(err); process.exit(1); });`;
-  const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', script, dataDir], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', script, dataDir], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr.on('data', (c: Buffer) => (err += c.toString()));
@@ -64,7 +67,10 @@ describe('embedded PostgreSQL fallback', () => {
   it('starts real PostgreSQL (not as root), keeps its data across restarts, from a path with spaces', async () => {
     const first = await startEmbeddedChild(dataDir);
     try {
-      const [v] = await query<{ v: number; pid: number }>(first.url, "SELECT current_setting('server_version_num')::int AS v, pg_backend_pid() AS pid");
+      const [v] = await query<{ v: number; pid: number }>(
+        first.url,
+        "SELECT current_setting('server_version_num')::int AS v, pg_backend_pid() AS pid",
+      );
       expect(v!.v).toBeGreaterThanOrEqual(160000);
       const owner = spawnSync('ps', ['-o', 'user=', '-p', String(v!.pid)], { encoding: 'utf8' }).stdout.trim();
       expect(owner).not.toBe('root');

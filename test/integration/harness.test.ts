@@ -44,7 +44,11 @@ describe('harness: workflow → activity → PostgreSQL', () => {
 
   it('writes the row as the application role and the row is there afterwards', async () => {
     const workflowId = `harness/${Date.now()}`;
-    const id = await t.client.workflow.execute('recordRow', { taskQueue: t.taskQueue, workflowId, args: ['hello from a workflow'] });
+    const id = await t.client.workflow.execute('recordRow', {
+      taskQueue: t.taskQueue,
+      workflowId,
+      args: ['hello from a workflow'],
+    });
     const { rows } = await db.adminPool.query('SELECT id, workflow_id, note FROM agentina.harness_rows');
     expect(rows).toEqual([{ id: String(id), workflow_id: workflowId, note: 'hello from a workflow' }]);
     const history = await t.client.workflow.getHandle(workflowId).fetchHistory();

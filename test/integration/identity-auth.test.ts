@@ -4,7 +4,16 @@ import { ADMIN_COOKIE, PORTAL_COOKIE, sha256Hex } from '../../api/identity/token
 import { createFixedClock } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { SAME_ORIGIN, TEST_PASSWORD, cookieFrom, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser } from '../support/identity';
+import {
+  SAME_ORIGIN,
+  TEST_PASSWORD,
+  cookieFrom,
+  mintSession,
+  nextIp,
+  seedAdmin,
+  seedCustomer,
+  seedCustomerUser,
+} from '../support/identity';
 
 /** Logins, sessions, cookies, CSRF and enumeration resistance through the real app and database. */
 describe('identity: login and sessions', () => {
@@ -24,7 +33,13 @@ describe('identity: login and sessions', () => {
   });
 
   const login = (kind: 'admin' | 'portal', body: unknown, ip = nextIp()) =>
-    app.inject({ method: 'POST', url: `/v1/${kind}/login`, payload: body as object, remoteAddress: ip, headers: { 'content-type': 'application/json' } });
+    app.inject({
+      method: 'POST',
+      url: `/v1/${kind}/login`,
+      payload: body as object,
+      remoteAddress: ip,
+      headers: { 'content-type': 'application/json' },
+    });
 
   it('admin login sets a __Host- cookie with every attribute, stores only the sha256, and /me works', async () => {
     const admin = await seedAdmin(db.pool);
@@ -32,7 +47,8 @@ describe('identity: login and sessions', () => {
     expect(res.statusCode).toBe(200);
     const setCookie = String(res.headers['set-cookie']);
     expect(setCookie).toMatch(new RegExp(`^${ADMIN_COOKIE}=sess_[A-Za-z0-9_-]{43}; `));
-    for (const attr of ['Path=/', 'Secure', 'HttpOnly', 'SameSite=Strict']) expect(setCookie.split('; ')).toContain(attr);
+    for (const attr of ['Path=/', 'Secure', 'HttpOnly', 'SameSite=Strict'])
+      expect(setCookie.split('; ')).toContain(attr);
     expect(setCookie).not.toMatch(/Domain=/i);
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.json().account).toMatchObject({ id: admin.id, email: admin.email });
@@ -54,10 +70,18 @@ describe('identity: login and sessions', () => {
   it('every login issues a new session, never a reused one', async () => {
     const admin = await seedAdmin(db.pool);
     const first = await login('admin', { email: admin.email, password: TEST_PASSWORD });
-    const second = await app.inject({ method: 'POST', url: '/v1/admin/login', remoteAddress: nextIp(), headers: { cookie: cookieFrom(first.headers['set-cookie']), 'content-type': 'application/json' }, payload: { email: admin.email, password: TEST_PASSWORD } });
+    const second = await app.inject({
+      method: 'POST',
+      url: '/v1/admin/login',
+      remoteAddress: nextIp(),
+      headers: { cookie: cookieFrom(first.headers['set-cookie']), 'content-type': 'application/json' },
+      payload: { email: admin.email, password: TEST_PASSWORD },
+    });
     expect(second.statusCode).toBe(200);
     expect(cookieFrom(second.headers['set-cookie'])).not.toBe(cookieFrom(first.headers['set-cookie']));
-    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM admin_sessions WHERE admin_id = $1', [admin.id]);
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM admin_sessions WHERE admin_id = $1', [
+      admin.id,
+    ]);
     expect(rows[0].n).toBe(2);
   });
 
@@ -79,21 +103,35 @@ describe('identity: login and sessions', () => {
   });
 
   it('bad login bodies are a clear 400, never a 500', async () => {
-    for (const body of [{}, { email: 'a@b.c' }, { email: 'a@b.c', password: 'x'.repeat(1025) }, { email: 'a@b.c', password: 'p', extra: 1 }, { email: 5, password: 'p' }]) {
+    for (const body of [
+      {},
+      { email: 'a@b.c' },
+      { email: 'a@b.c', password: 'x'.repeat(1025) },
+      { email: 'a@b.c', password: 'p', extra: 1 },
+      { email: 5, password: 'p' },
+    ]) {
       const res = await login('admin', body);
       expect(res.statusCode).toBe(400);
       expect(res.json().error.code).toBe('VALIDATION_FAILED');
     }
-    const form = await app.inject({ method: 'POST', url: '/v1/admin/login', remoteAddress: nextIp(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'email=a&password=b' });
+    const form = await app.inject({
+      method: 'POST',
+      url: '/v1/admin/login',
+      remoteAddress: nextIp(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'email=a&password=b',
+    });
     expect(form.statusCode).toBe(415);
   });
 
   it('rehashes an older-cost password hash on successful login', async () => {
     const admin = await seedAdmin(db.pool, { params: { N: 2 ** 14, r: 8, p: 1 } });
-    const before = (await db.pool.query('SELECT password_hash FROM admins WHERE id = $1', [admin.id])).rows[0].password_hash as string;
+    const before = (await db.pool.query('SELECT password_hash FROM admins WHERE id = $1', [admin.id])).rows[0]
+      .password_hash as string;
     expect(before.startsWith('scrypt$16384$8$1$')).toBe(true);
     expect((await login('admin', { email: admin.email, password: TEST_PASSWORD })).statusCode).toBe(200);
-    const after = (await db.pool.query('SELECT password_hash FROM admins WHERE id = $1', [admin.id])).rows[0].password_hash as string;
+    const after = (await db.pool.query('SELECT password_hash FROM admins WHERE id = $1', [admin.id])).rows[0]
+      .password_hash as string;
     expect(after.startsWith('scrypt$32768$8$1$')).toBe(true);
     expect((await login('admin', { email: admin.email, password: TEST_PASSWORD })).statusCode).toBe(200);
   });
@@ -104,24 +142,46 @@ describe('identity: login and sessions', () => {
     const user = await seedCustomerUser(db.pool, customer.id, { cheap: true });
     const a = await mintSession(db.pool, 'admin', admin, clock);
     const p = await mintSession(db.pool, 'customer', user, clock);
-    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: p.cookie } })).statusCode).toBe(200);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: a.cookie } })).statusCode).toBe(200);
-    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: a.cookie } })).statusCode).toBe(403);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: p.cookie } })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: p.cookie } })).statusCode).toBe(
+      200,
+    );
+    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: a.cookie } })).statusCode).toBe(
+      200,
+    );
+    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: a.cookie } })).statusCode).toBe(
+      403,
+    );
+    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: p.cookie } })).statusCode).toBe(
+      403,
+    );
     // The token itself under the other cookie name: looked up in the other table, it is nothing.
-    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: `${PORTAL_COOKIE}=${a.token}` } })).statusCode).toBe(401);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: `${ADMIN_COOKIE}=${p.token}` } })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: `${PORTAL_COOKIE}=${a.token}` } }))
+        .statusCode,
+    ).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: `${ADMIN_COOKIE}=${p.token}` } }))
+        .statusCode,
+    ).toBe(401);
     // A browser holding both cookies: each side uses its own.
     const both = `${a.cookie}; ${p.cookie}`;
-    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: both } })).json().id).toBe(user.id);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: both } })).json().id).toBe(admin.id);
+    expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie: both } })).json().id).toBe(
+      user.id,
+    );
+    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: both } })).json().id).toBe(
+      admin.id,
+    );
   });
 
   it('sliding 8 h idle timeout, throttled last_seen writes, hard 30-day ceiling', async () => {
     const admin = await seedAdmin(db.pool, { cheap: true });
     const s = await mintSession(db.pool, 'admin', admin, clock);
     const me = () => app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: s.cookie } });
-    const lastSeen = async () => ((await db.pool.query('SELECT last_seen_at FROM admin_sessions WHERE id = $1', [s.sessionId])).rows[0]?.last_seen_at as Date | undefined)?.getTime();
+    const lastSeen = async () =>
+      (
+        (await db.pool.query('SELECT last_seen_at FROM admin_sessions WHERE id = $1', [s.sessionId])).rows[0]
+          ?.last_seen_at as Date | undefined
+      )?.getTime();
     const created = await lastSeen();
 
     clock.advance(30_000);
@@ -146,25 +206,45 @@ describe('identity: login and sessions', () => {
 
     const idle = await mintSession(db.pool, 'admin', admin, clock);
     clock.advance(SESSION_IDLE_MS - 1000);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: idle.cookie } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: idle.cookie } })).statusCode,
+    ).toBe(200);
     clock.advance(SESSION_IDLE_MS);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: idle.cookie } })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: idle.cookie } })).statusCode,
+    ).toBe(401);
   });
 
   it('logout deletes the session; the old cookie is refused afterwards', async () => {
     const admin = await seedAdmin(db.pool, { cheap: true });
     const s = await mintSession(db.pool, 'admin', admin, clock);
-    const out = await app.inject({ method: 'POST', url: '/v1/admin/logout', headers: { cookie: s.cookie, ...SAME_ORIGIN }, payload: {} });
+    const out = await app.inject({
+      method: 'POST',
+      url: '/v1/admin/logout',
+      headers: { cookie: s.cookie, ...SAME_ORIGIN },
+      payload: {},
+    });
     expect(out.statusCode).toBe(200);
     expect(String(out.headers['set-cookie'])).toMatch(/Max-Age=0/);
     expect((await db.pool.query('SELECT 1 FROM admin_sessions WHERE id = $1', [s.sessionId])).rowCount).toBe(0);
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: s.cookie } })).statusCode).toBe(401);
-    const audit = await db.pool.query("SELECT actor_kind, actor_id FROM audit_events WHERE action = 'session.deleted' AND subject_id = $1", [s.sessionId]);
+    expect((await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie: s.cookie } })).statusCode).toBe(
+      401,
+    );
+    const audit = await db.pool.query(
+      "SELECT actor_kind, actor_id FROM audit_events WHERE action = 'session.deleted' AND subject_id = $1",
+      [s.sessionId],
+    );
     expect(audit.rows).toEqual([{ actor_kind: 'admin', actor_id: admin.id }]);
   });
 
   it('forged, malformed and oversized cookies are simply unauthenticated', async () => {
-    for (const cookie of [`${ADMIN_COOKIE}=sess_${'A'.repeat(43)}`, `${ADMIN_COOKIE}=garbage`, `${ADMIN_COOKIE}=`, `${ADMIN_COOKIE}=${'x'.repeat(5000)}`, 'x'.repeat(9000)]) {
+    for (const cookie of [
+      `${ADMIN_COOKIE}=sess_${'A'.repeat(43)}`,
+      `${ADMIN_COOKIE}=garbage`,
+      `${ADMIN_COOKIE}=`,
+      `${ADMIN_COOKIE}=${'x'.repeat(5000)}`,
+      'x'.repeat(9000),
+    ]) {
       const res = await app.inject({ method: 'GET', url: '/v1/admin/me', headers: { cookie } });
       expect(res.statusCode).toBe(401);
     }
@@ -174,7 +254,12 @@ describe('identity: login and sessions', () => {
     const admin = await seedAdmin(db.pool, { cheap: true });
     const s = await mintSession(db.pool, 'admin', admin, clock);
     const post = (headers: Record<string, string>, payload?: string) =>
-      app.inject({ method: 'POST', url: '/v1/admin/customers', headers: { cookie: s.cookie, ...headers }, payload: payload ?? JSON.stringify({ name: 'Acme' }) });
+      app.inject({
+        method: 'POST',
+        url: '/v1/admin/customers',
+        headers: { cookie: s.cookie, ...headers },
+        payload: payload ?? JSON.stringify({ name: 'Acme' }),
+      });
     const refused = [
       await post({ 'content-type': 'text/plain', 'sec-fetch-site': 'same-origin' }),
       await post({ 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' }, 'name=Acme'),
@@ -188,8 +273,19 @@ describe('identity: login and sessions', () => {
       expect(r.statusCode).toBe(403);
       expect(r.json().error.code).toBe('FORBIDDEN');
     }
-    const audit = await db.pool.query("SELECT actor_kind, actor_id, data->>'reason' AS reason FROM audit_events WHERE action = 'request.csrf_refused' AND subject_id = $1 ORDER BY seq", [s.sessionId]);
-    expect(audit.rows.map((r) => r.reason)).toEqual(['content_type', 'content_type', 'sec_fetch_site', 'sec_fetch_site', 'origin_missing', 'origin_not_allowed', 'origin_not_allowed']);
+    const audit = await db.pool.query(
+      "SELECT actor_kind, actor_id, data->>'reason' AS reason FROM audit_events WHERE action = 'request.csrf_refused' AND subject_id = $1 ORDER BY seq",
+      [s.sessionId],
+    );
+    expect(audit.rows.map((r) => r.reason)).toEqual([
+      'content_type',
+      'content_type',
+      'sec_fetch_site',
+      'sec_fetch_site',
+      'origin_missing',
+      'origin_not_allowed',
+      'origin_not_allowed',
+    ]);
     expect(audit.rows.every((r) => r.actor_kind === 'admin' && r.actor_id === admin.id)).toBe(true);
     expect((await db.pool.query("SELECT count(*)::int AS n FROM customers WHERE name = 'Acme'")).rows[0].n).toBe(0);
 
@@ -197,7 +293,15 @@ describe('identity: login and sessions', () => {
     const origin = new URL(testConfig().publicOrigin).origin;
     expect((await post({ 'content-type': 'application/json; charset=utf-8', origin })).statusCode).toBe(201);
     // Reads are not state changes.
-    expect((await app.inject({ method: 'GET', url: '/v1/admin/customers', headers: { cookie: s.cookie, 'sec-fetch-site': 'cross-site' } })).statusCode).toBe(200);
+    expect(
+      (
+        await app.inject({
+          method: 'GET',
+          url: '/v1/admin/customers',
+          headers: { cookie: s.cookie, 'sec-fetch-site': 'cross-site' },
+        })
+      ).statusCode,
+    ).toBe(200);
   });
 
   it('portal login works for customer users; their customer being deactivated ends it', async () => {
@@ -211,14 +315,30 @@ describe('identity: login and sessions', () => {
     expect(me.json()).toMatchObject({ id: user.id, customerId: customer.id });
     expect((await login('admin', { email: user.email, password: TEST_PASSWORD })).statusCode).toBe(401);
     // The portal cookie is an ambient credential too: a cross-site logout is refused and audited.
-    const forged = await app.inject({ method: 'POST', url: '/v1/portal/logout', headers: { cookie, 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' }, payload: {} });
+    const forged = await app.inject({
+      method: 'POST',
+      url: '/v1/portal/logout',
+      headers: { cookie, 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' },
+      payload: {},
+    });
     expect(forged.statusCode).toBe(403);
-    expect((await db.pool.query("SELECT actor_kind, actor_id FROM audit_events WHERE action = 'request.csrf_refused' ORDER BY seq DESC LIMIT 1")).rows[0]).toEqual({ actor_kind: 'customer', actor_id: user.id });
+    expect(
+      (
+        await db.pool.query(
+          "SELECT actor_kind, actor_id FROM audit_events WHERE action = 'request.csrf_refused' ORDER BY seq DESC LIMIT 1",
+        )
+      ).rows[0],
+    ).toEqual({ actor_kind: 'customer', actor_id: user.id });
     expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie } })).statusCode).toBe(200);
 
     const admin = await seedAdmin(db.pool, { cheap: true });
     const a = await mintSession(db.pool, 'admin', admin, clock);
-    const off = await app.inject({ method: 'POST', url: `/v1/admin/customers/${customer.id}/deactivate`, headers: { cookie: a.cookie, ...SAME_ORIGIN }, payload: {} });
+    const off = await app.inject({
+      method: 'POST',
+      url: `/v1/admin/customers/${customer.id}/deactivate`,
+      headers: { cookie: a.cookie, ...SAME_ORIGIN },
+      payload: {},
+    });
     expect(off.statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/v1/portal/me', headers: { cookie } })).statusCode).toBe(401);
     expect((await login('portal', { email: user.email, password: TEST_PASSWORD })).statusCode).toBe(401);

@@ -23,9 +23,20 @@ describe('identity: agentina create-admin', () => {
   });
 
   const cli = (args: string[], input?: string) =>
-    spawnSync(process.execPath, [bin, 'create-admin', ...args], { input: input ?? '', encoding: 'utf8', env: { PATH: process.env.PATH, DATABASE_URL: db.adminUrl, LOG_LEVEL: 'silent' }, timeout: 60_000 });
+    spawnSync(process.execPath, [bin, 'create-admin', ...args], {
+      input: input ?? '',
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, DATABASE_URL: db.adminUrl, LOG_LEVEL: 'silent' },
+      timeout: 60_000,
+    });
   const login = (email: string, password: string) =>
-    app.inject({ method: 'POST', url: '/v1/admin/login', remoteAddress: nextIp(), headers: { 'content-type': 'application/json' }, payload: { email, password } });
+    app.inject({
+      method: 'POST',
+      url: '/v1/admin/login',
+      remoteAddress: nextIp(),
+      headers: { 'content-type': 'application/json' },
+      payload: { email, password },
+    });
 
   it('prints a one-time password; the new admin must change it', async () => {
     const email = uniqueEmail('cli');
@@ -36,8 +47,13 @@ describe('identity: agentina create-admin', () => {
     const res = await login(email, otp!);
     expect(res.statusCode).toBe(200);
     expect(res.json().account.mustChangePassword).toBe(true);
-    const audit = await db.pool.query("SELECT actor_kind, actor_id, data FROM audit_events WHERE action = 'admin.created' AND subject_id = $1", [res.json().account.id]);
-    expect(audit.rows).toEqual([{ actor_kind: 'system', actor_id: 'cli', data: { email, oneTimePassword: true, via: 'cli' } }]);
+    const audit = await db.pool.query(
+      "SELECT actor_kind, actor_id, data FROM audit_events WHERE action = 'admin.created' AND subject_id = $1",
+      [res.json().account.id],
+    );
+    expect(audit.rows).toEqual([
+      { actor_kind: 'system', actor_id: 'cli', data: { email, oneTimePassword: true, via: 'cli' } },
+    ]);
     expect(JSON.stringify(audit.rows)).not.toContain(otp);
   });
 

@@ -8,7 +8,15 @@ import { lockoutWorkflowId } from '../../workflows/account-lockout';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import { SAME_ORIGIN, TEST_PASSWORD, mintSession, nextIp, seedAdmin, seedCustomer, seedCustomerUser } from '../support/identity';
+import {
+  SAME_ORIGIN,
+  TEST_PASSWORD,
+  mintSession,
+  nextIp,
+  seedAdmin,
+  seedCustomer,
+  seedCustomerUser,
+} from '../support/identity';
 import { quietTemporalRuntime, runWorkerInBackground, testTemporalDeps } from '../support/temporal';
 
 /** Five failures lock for 15 minutes; the accountLockout workflow ends the lock on the time-skipping server. */
@@ -25,7 +33,9 @@ describe('identity: lockout', () => {
   beforeAll(async () => {
     quietTemporalRuntime();
     db = await createTestDatabase('lockout');
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } } });
+    env = await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } },
+    });
     clock = createFixedClock(new Date(await env.currentTimeMs()));
     const worker = await Worker.create({
       connection: env.nativeConnection,
@@ -51,9 +61,21 @@ describe('identity: lockout', () => {
   });
 
   const attempt = (kind: 'admin' | 'portal', email: string, password: string) =>
-    app.inject({ method: 'POST', url: `/v1/${kind}/login`, remoteAddress: nextIp(), headers: { 'content-type': 'application/json' }, payload: { email, password } });
-  const account = async (table: string, id: string) => (await db.pool.query(`SELECT failed_logins, locked_until FROM ${table} WHERE id = $1`, [id])).rows[0];
-  const audits = async (subjectId: string) => (await db.pool.query('SELECT action, actor_kind, actor_id FROM audit_events WHERE subject_id = $1 ORDER BY seq', [subjectId])).rows;
+    app.inject({
+      method: 'POST',
+      url: `/v1/${kind}/login`,
+      remoteAddress: nextIp(),
+      headers: { 'content-type': 'application/json' },
+      payload: { email, password },
+    });
+  const account = async (table: string, id: string) =>
+    (await db.pool.query(`SELECT failed_logins, locked_until FROM ${table} WHERE id = $1`, [id])).rows[0];
+  const audits = async (subjectId: string) =>
+    (
+      await db.pool.query('SELECT action, actor_kind, actor_id FROM audit_events WHERE subject_id = $1 ORDER BY seq', [
+        subjectId,
+      ])
+    ).rows;
 
   it('locks on the 5th failure, refuses even the right password with Retry-After, and the workflow unlocks after 15 minutes', async () => {
     const admin = await seedAdmin(db.pool);
@@ -91,10 +113,21 @@ describe('identity: lockout', () => {
 
     const trail = await audits(admin.id);
     expect(trail.map((a) => a.action)).toEqual([
-      'login.failed', 'login.failed', 'login.failed', 'login.failed', 'login.failed', 'account.locked',
-      'login.refused_locked', 'login.refused_locked', 'account.unlocked',
+      'login.failed',
+      'login.failed',
+      'login.failed',
+      'login.failed',
+      'login.failed',
+      'account.locked',
+      'login.refused_locked',
+      'login.refused_locked',
+      'account.unlocked',
     ]);
-    expect(trail.at(-1)).toEqual({ action: 'account.unlocked', actor_kind: 'workflow', actor_id: lockoutWorkflowId('admin', admin.id) });
+    expect(trail.at(-1)).toEqual({
+      action: 'account.unlocked',
+      actor_kind: 'workflow',
+      actor_id: lockoutWorkflowId('admin', admin.id),
+    });
 
     // The clock has not moved past locked_until: the workflow, not the clock, ended this lock.
     expect((await attempt('admin', admin.email, TEST_PASSWORD)).statusCode).toBe(200);
@@ -109,23 +142,37 @@ describe('identity: lockout', () => {
 
     const admin = await seedAdmin(db.pool, { cheap: true });
     const s = await mintSession(db.pool, 'admin', admin, clock);
-    const res = await app.inject({ method: 'POST', url: `/v1/admin/customers/${customer.id}/users/${user.id}/unlock`, headers: { cookie: s.cookie, ...SAME_ORIGIN }, payload: {} });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v1/admin/customers/${customer.id}/users/${user.id}/unlock`,
+      headers: { cookie: s.cookie, ...SAME_ORIGIN },
+      payload: {},
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ unlocked: true });
     expect((await attempt('portal', user.email, TEST_PASSWORD)).statusCode).toBe(200);
 
     expect(await env.client.workflow.getHandle(lockoutWorkflowId('customer', user.id)).result()).toBe('already_clear');
     const trail = await audits(user.id);
-    expect(trail.filter((a) => a.action === 'customer_user.unlocked')).toEqual([{ action: 'customer_user.unlocked', actor_kind: 'admin', actor_id: admin.id }]);
+    expect(trail.filter((a) => a.action === 'customer_user.unlocked')).toEqual([
+      { action: 'customer_user.unlocked', actor_kind: 'admin', actor_id: admin.id },
+    ]);
     expect(trail.some((a) => a.action === 'account.unlocked')).toBe(false);
   });
 
   it('parallel guesses cannot slip past the threshold: exactly five failures, one lock, the rest refused as locked', async () => {
     const admin = await seedAdmin(db.pool);
-    const answers = await Promise.all(Array.from({ length: 9 }, (_, i) => attempt('admin', admin.email, `parallel guess ${i}`)));
+    const answers = await Promise.all(
+      Array.from({ length: 9 }, (_, i) => attempt('admin', admin.email, `parallel guess ${i}`)),
+    );
     expect(answers.every((a) => a.statusCode === 401)).toBe(true);
     const counts = Object.fromEntries(
-      (await db.pool.query('SELECT action, count(*)::int AS n FROM audit_events WHERE subject_id = $1 GROUP BY action', [admin.id])).rows.map((r) => [r.action, r.n]),
+      (
+        await db.pool.query(
+          'SELECT action, count(*)::int AS n FROM audit_events WHERE subject_id = $1 GROUP BY action',
+          [admin.id],
+        )
+      ).rows.map((r) => [r.action, r.n]),
     );
     expect(counts).toEqual({ 'login.failed': 5, 'account.locked': 1, 'login.refused_locked': 4 });
     expect((await account('admins', admin.id)).failed_logins).toBe(5);
@@ -139,7 +186,10 @@ describe('identity: lockout', () => {
     expect((await account('admins', admin.id)).failed_logins).toBe(0);
 
     // A lock whose time has passed in the database but whose timer has not tidied up yet.
-    await db.pool.query('UPDATE admins SET failed_logins = 5, locked_until = $2 WHERE id = $1', [admin.id, new Date(clock.now().getTime() - 1000)]);
+    await db.pool.query('UPDATE admins SET failed_logins = 5, locked_until = $2 WHERE id = $1', [
+      admin.id,
+      new Date(clock.now().getTime() - 1000),
+    ]);
     expect((await attempt('admin', admin.email, 'bad again')).headers['retry-after']).toBeUndefined();
     expect((await account('admins', admin.id)).failed_logins).toBe(1);
   });
@@ -150,12 +200,22 @@ describe('identity: lockout', () => {
     const fresh = await mintSession(db.pool, 'admin', admin, clock);
     const idle = await mintSession(db.pool, 'admin', admin, clock);
     const old = await mintSession(db.pool, 'admin', admin, clock);
-    await db.pool.query('UPDATE admin_sessions SET last_seen_at = $2 WHERE id = $1', [idle.sessionId, new Date(now - 9 * 3600_000)]);
-    await db.pool.query('UPDATE admin_sessions SET expires_at = $2 WHERE id = $1', [old.sessionId, new Date(now - 1000)]);
+    await db.pool.query('UPDATE admin_sessions SET last_seen_at = $2 WHERE id = $1', [
+      idle.sessionId,
+      new Date(now - 9 * 3600_000),
+    ]);
+    await db.pool.query('UPDATE admin_sessions SET expires_at = $2 WHERE id = $1', [
+      old.sessionId,
+      new Date(now - 1000),
+    ]);
 
     const entry = SCHEDULES.map((make) => make(testConfig())).find((e) => e.id === 'agentina-session-purge');
     expect(entry?.workflowType).toBe('purgeExpiredSessions');
-    const purged = await env.client.workflow.execute('purgeExpiredSessions', { taskQueue, workflowId: `purge-${now}`, args: [] });
+    const purged = await env.client.workflow.execute('purgeExpiredSessions', {
+      taskQueue,
+      workflowId: `purge-${now}`,
+      args: [],
+    });
     // Earlier tests' sessions are long past too (the test server's clock jumps), so at least these two.
     expect(purged.admin).toBeGreaterThanOrEqual(2);
     const { rows } = await db.pool.query('SELECT id FROM admin_sessions WHERE admin_id = $1', [admin.id]);

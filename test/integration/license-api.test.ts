@@ -32,10 +32,21 @@ describe('license API', () => {
     principals.service = { kind: 'service', id: 'svcacct_licenseapitester01' };
     principals.customerA = { kind: 'customer', id: 'usr_customeraaaaaaaaaaaa', customerId: customerA, sessionId: 's2' };
     principals.customerB = { kind: 'customer', id: 'usr_customerbbbbbbbbbbbb', customerId: customerB, sessionId: 's3' };
-    principals.agent = { kind: 'agent', id: 'agt_agentaaaaaaaaaaaaaaaa', licenseId: 'lic_xxxxxxxxxxxxxxxxxxxx', customerId: customerA };
+    principals.agent = {
+      kind: 'agent',
+      id: 'agt_agentaaaaaaaaaaaaaaaa',
+      licenseId: 'lic_xxxxxxxxxxxxxxxxxxxx',
+      customerId: customerA,
+    };
     stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
-    const config = testConfig({ TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'), TEMPORAL_TASK_QUEUE: t.taskQueue, TEMPORAL_UI_URL: uiUrl, AGENTINA_KEYS_DIR: keys.dir });
-    const authenticate = async (req: FastifyRequest): Promise<Principal | null> => principals[String(req.headers['x-test-as'] ?? '')] ?? null;
+    const config = testConfig({
+      TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'),
+      TEMPORAL_TASK_QUEUE: t.taskQueue,
+      TEMPORAL_UI_URL: uiUrl,
+      AGENTINA_KEYS_DIR: keys.dir,
+    });
+    const authenticate = async (req: FastifyRequest): Promise<Principal | null> =>
+      principals[String(req.headers['x-test-as'] ?? '')] ?? null;
     harness = await buildTestApp({ pool: db.pool, config, authenticate });
   });
 
@@ -48,10 +59,20 @@ describe('license API', () => {
   });
 
   const call = (as: string | null, method: 'GET' | 'POST', url: string, payload?: unknown) =>
-    harness.app.inject({ method, url, ...(as ? { headers: { 'x-test-as': as } } : {}), ...(payload !== undefined ? { payload: payload as object } : {}) });
+    harness.app.inject({
+      method,
+      url,
+      ...(as ? { headers: { 'x-test-as': as } } : {}),
+      ...(payload !== undefined ? { payload: payload as object } : {}),
+    });
   const future = (days: number) => new Date(Date.now() + days * 86400000).toISOString();
   const create = async (body: Record<string, unknown>, as = 'admin') => {
-    const res = await call(as, 'POST', '/v1/admin/licenses', { customerId: customerA, plan: 'pro', maxAgents: 2, ...body });
+    const res = await call(as, 'POST', '/v1/admin/licenses', {
+      customerId: customerA,
+      plan: 'pro',
+      maxAgents: 2,
+      ...body,
+    });
     expect(res.statusCode).toBe(201);
     return res.json().license as { id: string; state: string; version: number };
   };
@@ -59,20 +80,41 @@ describe('license API', () => {
   describe('happy path', () => {
     it('creates a trial, and a repeated create with the same id returns it without a twin', async () => {
       const id = 'lic_clientchosen0000000001';
-      const body = { id, customerId: customerA, plan: 'pro', features: { seats: 10, sso: true }, maxAgents: 5, trial: { days: 14 }, graceDays: 3 };
+      const body = {
+        id,
+        customerId: customerA,
+        plan: 'pro',
+        features: { seats: 10, sso: true },
+        maxAgents: 5,
+        trial: { days: 14 },
+        graceDays: 3,
+      };
       const first = await call('admin', 'POST', '/v1/admin/licenses', body);
       expect(first.statusCode).toBe(201);
       expect(first.json()).toMatchObject({
         created: true,
-        license: { id, customerId: customerA, state: 'trial', version: 1, features: { seats: 10, sso: true }, maxAgents: 5, graceDays: 3, trialEndState: 'expired' },
-        workflow: { id: `license/${id}`, url: `${uiUrl}/namespaces/default/workflows/${encodeURIComponent(`license/${id}`)}` },
+        license: {
+          id,
+          customerId: customerA,
+          state: 'trial',
+          version: 1,
+          features: { seats: 10, sso: true },
+          maxAgents: 5,
+          graceDays: 3,
+          trialEndState: 'expired',
+        },
+        workflow: {
+          id: `license/${id}`,
+          url: `${uiUrl}/namespaces/default/workflows/${encodeURIComponent(`license/${id}`)}`,
+        },
       });
       const again = await call('admin', 'POST', '/v1/admin/licenses', body);
       expect(again.statusCode).toBe(200);
       expect(again.json()).toMatchObject({ created: false, license: { id, version: 1 } });
       expect((await licenseAudit(db.pool, id)).map((a) => a.action)).toEqual(['license.created']);
       const runs = [];
-      for await (const w of t.client.workflow.list({ query: `WorkflowId = '${licenseWorkflowId(id)}'` })) runs.push(w.runId);
+      for await (const w of t.client.workflow.list({ query: `WorkflowId = '${licenseWorkflowId(id)}'` }))
+        runs.push(w.runId);
       expect(runs.length).toBeLessThanOrEqual(1);
       const described = await t.client.workflow.getHandle(licenseWorkflowId(id)).describe();
       expect(described.status.name).toBe('RUNNING');
@@ -84,7 +126,12 @@ describe('license API', () => {
       expect(res.statusCode).toBe(200);
       const body = res.json();
       expect(body.license).toMatchObject({ id: lic.id, state: 'active', version: 1 });
-      expect(body.workflow.current).toMatchObject({ licenseId: lic.id, state: 'active', version: 1, nextTransitionAt: body.license.expiresAt });
+      expect(body.workflow.current).toMatchObject({
+        licenseId: lic.id,
+        state: 'active',
+        version: 1,
+        nextTransitionAt: body.license.expiresAt,
+      });
       expect(body.workflow.url).toBe(`${uiUrl}/namespaces/default/workflows/license%2F${lic.id}`);
     });
 
@@ -92,7 +139,10 @@ describe('license API', () => {
       const lic = await create({ term: { days: 30 } });
       const s = await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/suspend`, { reason: 'invoice overdue' });
       expect(s.statusCode).toBe(200);
-      expect(s.json()).toMatchObject({ license: { state: 'suspended', version: 2, stateReason: 'invoice overdue' }, workflow: { state: 'suspended', version: 2 } });
+      expect(s.json()).toMatchObject({
+        license: { state: 'suspended', version: 2, stateReason: 'invoice overdue' },
+        workflow: { state: 'suspended', version: 2 },
+      });
       const r = await call('service', 'POST', `/v1/admin/licenses/${lic.id}/resume`, {});
       expect(r.json()).toMatchObject({ license: { state: 'active', version: 3 } });
       const expiresAt = future(400);
@@ -108,19 +158,40 @@ describe('license API', () => {
         ['license.renewed', 'admin', 'adm_licenseapitester0001'],
         ['license.revoked', 'admin', 'adm_licenseapitester0001'],
       ]);
-      const feed = await db.pool.query('SELECT state, version FROM status_feed WHERE license_id = $1 ORDER BY id', [lic.id]);
-      expect(feed.rows.map((x) => `${x.state}@${x.version}`)).toEqual(['suspended@2', 'active@3', 'active@4', 'revoked@5']);
+      const feed = await db.pool.query('SELECT state, version FROM status_feed WHERE license_id = $1 ORDER BY id', [
+        lic.id,
+      ]);
+      expect(feed.rows.map((x) => `${x.state}@${x.version}`)).toEqual([
+        'suspended@2',
+        'active@3',
+        'active@4',
+        'revoked@5',
+      ]);
     });
 
     it('a change repeated with the same Idempotency-Key is applied once', async () => {
       const lic = await create({ term: { days: 30 } });
-      const send = () => harness.app.inject({ method: 'POST', url: `/v1/admin/licenses/${lic.id}/suspend`, headers: { 'x-test-as': 'admin', 'idempotency-key': 'retry-key-0001' }, payload: { reason: 'overdue' } });
+      const send = () =>
+        harness.app.inject({
+          method: 'POST',
+          url: `/v1/admin/licenses/${lic.id}/suspend`,
+          headers: { 'x-test-as': 'admin', 'idempotency-key': 'retry-key-0001' },
+          payload: { reason: 'overdue' },
+        });
       const first = await send();
       const second = await send();
       expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
       expect(second.json().license).toMatchObject({ state: 'suspended', version: 2 });
-      expect((await licenseAudit(db.pool, lic.id)).map((a) => a.action)).toEqual(['license.created', 'license.suspended']);
-      const bad = await harness.app.inject({ method: 'POST', url: `/v1/admin/licenses/${lic.id}/resume`, headers: { 'x-test-as': 'admin', 'idempotency-key': 'no spaces allowed' }, payload: {} });
+      expect((await licenseAudit(db.pool, lic.id)).map((a) => a.action)).toEqual([
+        'license.created',
+        'license.suspended',
+      ]);
+      const bad = await harness.app.inject({
+        method: 'POST',
+        url: `/v1/admin/licenses/${lic.id}/resume`,
+        headers: { 'x-test-as': 'admin', 'idempotency-key': 'no spaces allowed' },
+        payload: {},
+      });
       expect(bad.statusCode).toBe(400);
     });
 
@@ -128,7 +199,17 @@ describe('license API', () => {
       const res = await call(null, 'GET', '/docs/json');
       expect(res.statusCode).toBe(200);
       const paths = Object.keys(res.json().paths);
-      for (const p of ['/v1/admin/licenses', '/v1/admin/licenses/{id}', '/v1/admin/licenses/{id}/renew', '/v1/admin/licenses/{id}/convert-trial', '/v1/admin/licenses/{id}/suspend', '/v1/admin/licenses/{id}/resume', '/v1/admin/licenses/{id}/revoke', '/v1/portal/licenses', '/v1/portal/licenses/{id}']) {
+      for (const p of [
+        '/v1/admin/licenses',
+        '/v1/admin/licenses/{id}',
+        '/v1/admin/licenses/{id}/renew',
+        '/v1/admin/licenses/{id}/convert-trial',
+        '/v1/admin/licenses/{id}/suspend',
+        '/v1/admin/licenses/{id}/resume',
+        '/v1/admin/licenses/{id}/revoke',
+        '/v1/portal/licenses',
+        '/v1/portal/licenses/{id}',
+      ]) {
         expect(paths).toContain(p);
       }
     });
@@ -149,7 +230,11 @@ describe('license API', () => {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const res = await call('admin', 'GET', `/v1/admin/licenses?customerId=${customer}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        const res = await call(
+          'admin',
+          'GET',
+          `/v1/admin/licenses?customerId=${customer}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        );
         expect(res.statusCode).toBe(200);
         const body = res.json();
         expect(body.items.length).toBeLessThanOrEqual(2);
@@ -164,14 +249,35 @@ describe('license API', () => {
 
   describe('errors', () => {
     it.each([
-      ['unknown field', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, admin: true }],
-      ['both trial and term', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, trial: { days: 1 } }],
+      [
+        'unknown field',
+        { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, admin: true },
+      ],
+      [
+        'both trial and term',
+        { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, trial: { days: 1 } },
+      ],
       ['neither trial nor term', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1 }],
       ['maxAgents 0', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 0, term: { days: 1 } }],
-      ['plan too long', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p'.repeat(101), maxAgents: 1, term: { days: 1 } }],
-      ['grace days negative', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, graceDays: -1 }],
+      [
+        'plan too long',
+        { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p'.repeat(101), maxAgents: 1, term: { days: 1 } },
+      ],
+      [
+        'grace days negative',
+        { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, graceDays: -1 },
+      ],
       ['bad customer id', { customerId: 'nope', plan: 'p', maxAgents: 1, term: { days: 1 } }],
-      ['bad feature name', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 }, features: { 'Bad Name': 1 } }],
+      [
+        'bad feature name',
+        {
+          customerId: 'cus_aaaaaaaaaaaaaaaaaaaa',
+          plan: 'p',
+          maxAgents: 1,
+          term: { days: 1 },
+          features: { 'Bad Name': 1 },
+        },
+      ],
     ])('create refuses %s with 400', async (_name, body) => {
       const res = await call('admin', 'POST', '/v1/admin/licenses', body);
       expect(res.statusCode).toBe(400);
@@ -179,17 +285,38 @@ describe('license API', () => {
     });
 
     it('create: both days and a date, or an end in the past → 400; unknown customer → 404', async () => {
-      const both = await call('admin', 'POST', '/v1/admin/licenses', { customerId: customerA, plan: 'p', maxAgents: 1, term: { days: 3, expiresAt: future(5) } });
+      const both = await call('admin', 'POST', '/v1/admin/licenses', {
+        customerId: customerA,
+        plan: 'p',
+        maxAgents: 1,
+        term: { days: 3, expiresAt: future(5) },
+      });
       expect(both.statusCode).toBe(400);
-      const past = await call('admin', 'POST', '/v1/admin/licenses', { customerId: customerA, plan: 'p', maxAgents: 1, term: { expiresAt: future(-1) } });
+      const past = await call('admin', 'POST', '/v1/admin/licenses', {
+        customerId: customerA,
+        plan: 'p',
+        maxAgents: 1,
+        term: { expiresAt: future(-1) },
+      });
       expect(past.statusCode).toBe(400);
-      const unknown = await call('admin', 'POST', '/v1/admin/licenses', { customerId: 'cus_doesnotexist00000000', plan: 'p', maxAgents: 1, term: { days: 3 } });
+      const unknown = await call('admin', 'POST', '/v1/admin/licenses', {
+        customerId: 'cus_doesnotexist00000000',
+        plan: 'p',
+        maxAgents: 1,
+        term: { days: 3 },
+      });
       expect(unknown.statusCode).toBe(404);
     });
 
     it('a license id reused for another customer is a 409, not a takeover', async () => {
       const lic = await create({ term: { days: 3 } });
-      const res = await call('admin', 'POST', '/v1/admin/licenses', { id: lic.id, customerId: customerB, plan: 'p', maxAgents: 1, term: { days: 3 } });
+      const res = await call('admin', 'POST', '/v1/admin/licenses', {
+        id: lic.id,
+        customerId: customerB,
+        plan: 'p',
+        maxAgents: 1,
+        term: { days: 3 },
+      });
       expect(res.statusCode).toBe(409);
     });
 
@@ -198,13 +325,22 @@ describe('license API', () => {
       const resume = await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/resume`, {});
       expect(resume.statusCode).toBe(409);
       expect(resume.json().error).toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/not suspended/) });
-      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/convert-trial`, { expiresAt: future(90) })).statusCode).toBe(409);
+      expect(
+        (await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/convert-trial`, { expiresAt: future(90) }))
+          .statusCode,
+      ).toBe(409);
       const past = await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/renew`, { expiresAt: future(-2) });
       expect(past.statusCode).toBe(400);
       expect(past.json().error.message).toMatch(/future/);
-      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/renew`, { expiresAt: 'tomorrow' })).statusCode).toBe(400);
-      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/suspend`, { reason: '' })).statusCode).toBe(400);
-      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/revoke`, { reason: 'done' })).statusCode).toBe(200);
+      expect(
+        (await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/renew`, { expiresAt: 'tomorrow' })).statusCode,
+      ).toBe(400);
+      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/suspend`, { reason: '' })).statusCode).toBe(
+        400,
+      );
+      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/revoke`, { reason: 'done' })).statusCode).toBe(
+        200,
+      );
       const renew = await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/renew`, { expiresAt: future(90) });
       expect(renew.statusCode).toBe(409);
       expect(renew.json().error.message).toMatch(/revoked/);
@@ -216,11 +352,23 @@ describe('license API', () => {
       const lic = await create({ term: { days: 30 } });
       const deadPort = await freePort();
       const dead = createTemporal(testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${deadPort}` }));
-      const down = await buildTestApp({ pool: db.pool, temporal: dead, config: testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${deadPort}`, AGENTINA_KEYS_DIR: keys.dir }), authenticate: async () => principals.admin! });
+      const down = await buildTestApp({
+        pool: db.pool,
+        temporal: dead,
+        config: testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${deadPort}`, AGENTINA_KEYS_DIR: keys.dir }),
+        authenticate: async () => principals.admin!,
+      });
       try {
-        const res = await down.app.inject({ method: 'POST', url: `/v1/admin/licenses/${lic.id}/suspend`, payload: { reason: 'x' } });
+        const res = await down.app.inject({
+          method: 'POST',
+          url: `/v1/admin/licenses/${lic.id}/suspend`,
+          payload: { reason: 'x' },
+        });
         expect(res.statusCode).toBe(503);
-        expect(res.json().error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/did not answer/) });
+        expect(res.json().error).toMatchObject({
+          code: 'UNAVAILABLE',
+          message: expect.stringMatching(/did not answer/),
+        });
         expect(res.body).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/);
         const get = await down.app.inject({ method: 'GET', url: `/v1/admin/licenses/${lic.id}` });
         expect(get.statusCode).toBe(200);
@@ -229,12 +377,17 @@ describe('license API', () => {
         await down.close();
         await dead.close();
       }
-      expect((await db.pool.query('SELECT version FROM licenses WHERE id = $1', [lic.id])).rows[0]).toEqual({ version: '1' });
+      expect((await db.pool.query('SELECT version FROM licenses WHERE id = $1', [lic.id])).rows[0]).toEqual({
+        version: '1',
+      });
     });
 
     it('unknown license 404, malformed id 400, bad cursor 400', async () => {
       expect((await call('admin', 'GET', '/v1/admin/licenses/lic_doesnotexist000000000')).statusCode).toBe(404);
-      expect((await call('admin', 'POST', '/v1/admin/licenses/lic_doesnotexist000000000/revoke', { reason: 'x' })).statusCode).toBe(404);
+      expect(
+        (await call('admin', 'POST', '/v1/admin/licenses/lic_doesnotexist000000000/revoke', { reason: 'x' }))
+          .statusCode,
+      ).toBe(404);
       expect((await call('admin', 'GET', '/v1/admin/licenses/not-an-id')).statusCode).toBe(400);
       expect((await call('admin', 'GET', '/v1/admin/licenses?cursor=garbage')).statusCode).toBe(400);
       expect((await call('admin', 'GET', '/v1/admin/licenses?limit=1000')).statusCode).toBe(400);
@@ -244,7 +397,11 @@ describe('license API', () => {
   describe('security', () => {
     // Three entries each: jest would take a missing third argument for a done() callback.
     const adminRoutes: Array<['GET' | 'POST', string, unknown]> = [
-      ['POST', '/v1/admin/licenses', { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 } }],
+      [
+        'POST',
+        '/v1/admin/licenses',
+        { customerId: 'cus_aaaaaaaaaaaaaaaaaaaa', plan: 'p', maxAgents: 1, term: { days: 1 } },
+      ],
       ['GET', '/v1/admin/licenses', undefined],
       ['GET', '/v1/admin/licenses/lic_aaaaaaaaaaaaaaaaaaaa', undefined],
       ['POST', '/v1/admin/licenses/lic_aaaaaaaaaaaaaaaaaaaa/renew', { expiresAt: '2099-01-01T00:00:00Z' }],
@@ -263,7 +420,11 @@ describe('license API', () => {
     it('a service account may create; the audit names it as system', async () => {
       const lic = await create({ term: { days: 10 } }, 'service');
       const audit = await licenseAudit(db.pool, lic.id);
-      expect(audit[0]).toMatchObject({ action: 'license.created', actor_kind: 'system', actor_id: 'svcacct_licenseapitester01' });
+      expect(audit[0]).toMatchObject({
+        action: 'license.created',
+        actor_kind: 'system',
+        actor_id: 'svcacct_licenseapitester01',
+      });
     });
 
     it("portal: a customer sees only its own licenses; another customer's is a 404", async () => {

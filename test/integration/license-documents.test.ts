@@ -30,8 +30,14 @@ describe('public key sets and signed license documents', () => {
     licenseB = await createLicense(db.pool, customerB);
     as.anonymous = {};
     as.admin = { cookie: (await mintSession(db.pool, 'admin', await seedAdmin(db.pool, { cheap: true }))).cookie };
-    as.customerA = { cookie: (await mintSession(db.pool, 'customer', await seedCustomerUser(db.pool, customerA, { cheap: true }))).cookie };
-    as.customerB = { cookie: (await mintSession(db.pool, 'customer', await seedCustomerUser(db.pool, customerB, { cheap: true }))).cookie };
+    as.customerA = {
+      cookie: (await mintSession(db.pool, 'customer', await seedCustomerUser(db.pool, customerA, { cheap: true })))
+        .cookie,
+    };
+    as.customerB = {
+      cookie: (await mintSession(db.pool, 'customer', await seedCustomerUser(db.pool, customerB, { cheap: true })))
+        .cookie,
+    };
     as.service = { authorization: `Bearer ${(await seedServiceAccount(db.pool)).token}` };
   });
 
@@ -51,14 +57,22 @@ describe('public key sets and signed license documents', () => {
     expect(Object.keys(body).sort()).toEqual(['audit', 'license', 'release']);
     for (const purpose of ['license', 'release', 'audit'] as const) {
       expect(body[purpose].keys).toHaveLength(1);
-      expect(body[purpose].keys[0]).toMatchObject({ kid: expect.stringMatching(new RegExp(`^${purpose}-`)), alg: 'Ed25519', publicKeyPem: expect.stringContaining('BEGIN PUBLIC KEY') });
+      expect(body[purpose].keys[0]).toMatchObject({
+        kid: expect.stringMatching(new RegExp(`^${purpose}-`)),
+        alg: 'Ed25519',
+        publicKeyPem: expect.stringContaining('BEGIN PUBLIC KEY'),
+      });
     }
     expect(res.body).not.toMatch(/PRIVATE/);
   });
 
   it('serves the signed document to admins, service accounts and the owning customer; both verifiers accept it', async () => {
     const keySets = (await get('anonymous', '/.well-known/agentina-keys.json')).json<PublicKeySets>();
-    for (const [who, url] of [['admin', `/v1/admin/licenses/${licenseA}/document`], ['service', `/v1/admin/licenses/${licenseA}/document`], ['customerA', `/v1/portal/licenses/${licenseA}/document`]] as const) {
+    for (const [who, url] of [
+      ['admin', `/v1/admin/licenses/${licenseA}/document`],
+      ['service', `/v1/admin/licenses/${licenseA}/document`],
+      ['customerA', `/v1/portal/licenses/${licenseA}/document`],
+    ] as const) {
       const res = await get(who, url);
       expect(res.statusCode).toBe(200);
       expect(res.headers['cache-control']).toBe('no-store');
@@ -73,20 +87,36 @@ describe('public key sets and signed license documents', () => {
     const keySets = (await get('anonymous', '/.well-known/agentina-keys.json')).json<PublicKeySets>();
     const signed = (await get('admin', `/v1/admin/licenses/${licenseA}/document`)).json<SignedLicense>();
     const changed = { ...signed, document: { ...signed.document, maxAgents: 1000 } };
-    expect(checkLicenseSignature(changed, keySets)).toMatchObject({ ok: false, reason: 'the signature does not match the document' });
+    expect(checkLicenseSignature(changed, keySets)).toMatchObject({
+      ok: false,
+      reason: 'the signature does not match the document',
+    });
     expect(verifySignedLicense(changed, loadPurposeKeySet(keys.dir, 'license')).ok).toBe(false);
     // The release key must not vouch for a license.
     const releaseKid = keySets.release.keys[0]!.kid;
-    expect(checkLicenseSignature({ ...signed, signature: { ...signed.signature, kid: releaseKid } }, keySets)).toMatchObject({ ok: false });
-    expect(checkLicenseSignature({ ...signed, signature: { ...signed.signature, sig: 'AAAA' } }, keySets)).toMatchObject({ ok: false, reason: 'malformed signature' });
+    expect(
+      checkLicenseSignature({ ...signed, signature: { ...signed.signature, kid: releaseKid } }, keySets),
+    ).toMatchObject({ ok: false });
+    expect(
+      checkLicenseSignature({ ...signed, signature: { ...signed.signature, sig: 'AAAA' } }, keySets),
+    ).toMatchObject({ ok: false, reason: 'malformed signature' });
   });
 
   it('answers 503, not 500, when the server has no license signing key', async () => {
-    const bare = await buildTestApp({ pool: db.pool, config: testConfig({ AGENTINA_KEYS_DIR: `${keys.dir}/missing` }) });
+    const bare = await buildTestApp({
+      pool: db.pool,
+      config: testConfig({ AGENTINA_KEYS_DIR: `${keys.dir}/missing` }),
+    });
     try {
-      const res = await bare.app.inject({ method: 'GET', url: `/v1/admin/licenses/${licenseA}/document`, headers: as.admin });
+      const res = await bare.app.inject({
+        method: 'GET',
+        url: `/v1/admin/licenses/${licenseA}/document`,
+        headers: as.admin,
+      });
       expect(res.statusCode).toBe(503);
-      expect(res.json()).toMatchObject({ error: { code: 'UNAVAILABLE', message: expect.stringContaining('no license signing key') } });
+      expect(res.json()).toMatchObject({
+        error: { code: 'UNAVAILABLE', message: expect.stringContaining('no license signing key') },
+      });
       const keySets = await bare.app.inject({ method: 'GET', url: '/.well-known/agentina-keys.json' });
       expect(keySets.json()).toEqual({ license: { keys: [] }, release: { keys: [] }, audit: { keys: [] } });
     } finally {

@@ -6,7 +6,14 @@ import { systemClock, type Actor } from '../../protocol';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import { createTestCustomer, createTestKeysDir, eventually, licenseAudit, licenseFeed, testLicenseService } from '../support/license-helpers';
+import {
+  createTestCustomer,
+  createTestKeysDir,
+  eventually,
+  licenseAudit,
+  licenseFeed,
+  testLicenseService,
+} from '../support/license-helpers';
 import { connectTestTemporal, type TestTemporal, runTestWorker } from '../support/temporal';
 
 const run = promisify(execFile);
@@ -41,8 +48,19 @@ describe('licenseLifecycle on the dev server', () => {
   });
 
   function startChildWorker(killAfterAction: string): Promise<ChildProcess> {
-    const args = { address: t.address, taskQueue: t.taskQueue, appDatabaseUrl: db.appUrl, keysDir: keys.dir, bundlePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE'), killAfterAction };
-    const proc = spawn(process.execPath, ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = {
+      address: t.address,
+      taskQueue: t.taskQueue,
+      appDatabaseUrl: db.appUrl,
+      keysDir: keys.dir,
+      bundlePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE'),
+      killAfterAction,
+    };
+    const proc = spawn(
+      process.execPath,
+      ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     return new Promise((resolve, reject) => {
       let out = '';
       proc.stdout.on('data', (c: Buffer) => {
@@ -56,9 +74,19 @@ describe('licenseLifecycle on the dev server', () => {
 
   it('a worker SIGKILLed right after a transition commits: a new worker finishes, nothing lost or doubled', async () => {
     child = await startChildWorker('license.expired');
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child!.on('exit', (_code, signal) => resolve(signal)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child!.on('exit', (_code, signal) => resolve(signal)),
+    );
     const customerId = await createTestCustomer(db.pool);
-    const { license } = await service.createLicense(admin, { customerId, plan: 'pro', features: {}, maxAgents: 1, graceDays: 0, trialEndState: 'expired', term: { expiresAt: new Date(Date.now() + 6000).toISOString() } });
+    const { license } = await service.createLicense(admin, {
+      customerId,
+      plan: 'pro',
+      features: {},
+      maxAgents: 1,
+      graceDays: 0,
+      trialEndState: 'expired',
+      term: { expiresAt: new Date(Date.now() + 6000).toISOString() },
+    });
     expect((await service.suspendLicense(license.id, admin, 'check')).license.version).toBe(2);
     expect((await service.resumeLicense(license.id, admin)).license).toMatchObject({ state: 'active', version: 3 });
 
@@ -69,12 +97,28 @@ describe('licenseLifecycle on the dev server', () => {
     stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
     const handle = t.client.workflow.getHandle(licenseWorkflowId(license.id));
     // The workflow task times out on the dead worker and is retried here.
-    await eventually(() => handle.query(licenseStateQuery), (s) => s.state === 'expired' && s.version === 4, 45000, 'expiry recorded by the workflow');
-    expect((await service.revokeLicense(license.id, admin, 'after the crash')).license).toMatchObject({ state: 'revoked', version: 5 });
+    await eventually(
+      () => handle.query(licenseStateQuery),
+      (s) => s.state === 'expired' && s.version === 4,
+      45000,
+      'expiry recorded by the workflow',
+    );
+    expect((await service.revokeLicense(license.id, admin, 'after the crash')).license).toMatchObject({
+      state: 'revoked',
+      version: 5,
+    });
 
     const audit = await licenseAudit(db.pool, license.id);
-    expect(audit.map((a) => a.action)).toEqual(['license.created', 'license.suspended', 'license.resumed', 'license.expired', 'license.revoked']);
-    expect(audit.map((a) => a.idempotency_key)).toEqual([0, 1, 2, 3, 4].map((n) => `${licenseWorkflowId(license.id)}#${n}`));
+    expect(audit.map((a) => a.action)).toEqual([
+      'license.created',
+      'license.suspended',
+      'license.resumed',
+      'license.expired',
+      'license.revoked',
+    ]);
+    expect(audit.map((a) => a.idempotency_key)).toEqual(
+      [0, 1, 2, 3, 4].map((n) => `${licenseWorkflowId(license.id)}#${n}`),
+    );
     expect(await licenseFeed(db.pool, license.id)).toEqual([
       { state: 'suspended', version: 2 },
       { state: 'active', version: 3 },
@@ -89,7 +133,12 @@ describe('licenseLifecycle on the dev server', () => {
       .map((e) => e.markerRecordedEventAttributes)
       .filter((m) => m?.markerName === 'core_local_activity')
       .map((m) => JSON.parse(Buffer.from(m?.details?.result?.payloads?.[0]?.data ?? []).toString('utf8')) as unknown);
-    expect(results).toEqual([{ version: 2, applied: true }, { version: 3, applied: true }, { version: 4, applied: false }, { version: 5, applied: true }]);
+    expect(results).toEqual([
+      { version: 2, applied: true },
+      { version: 3, applied: true },
+      { version: 4, applied: false },
+      { version: 5, applied: true },
+    ]);
   }, 90000);
 
   it('`temporal workflow list --query LicenseState="revoked"` lists exactly the revoked licenses', async () => {
@@ -97,7 +146,18 @@ describe('licenseLifecycle on the dev server', () => {
       stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
     }
     const customerId = await createTestCustomer(db.pool);
-    const make = async () => (await service.createLicense(admin, { customerId, plan: 'pro', features: {}, maxAgents: 1, graceDays: 7, trialEndState: 'expired', term: { days: 30 } })).license.id;
+    const make = async () =>
+      (
+        await service.createLicense(admin, {
+          customerId,
+          plan: 'pro',
+          features: {},
+          maxAgents: 1,
+          graceDays: 7,
+          trialEndState: 'expired',
+          term: { days: 30 },
+        })
+      ).license.id;
     const ids = [await make(), await make(), await make(), await make()];
     await service.revokeLicense(ids[0]!, admin, 'one');
     await service.revokeLicense(ids[2]!, admin, 'two');
@@ -105,20 +165,44 @@ describe('licenseLifecycle on the dev server', () => {
     const expected = [ids[0]!, ids[2]!].map(licenseWorkflowId).sort();
     const query = `LicenseState="revoked" AND CustomerId="${customerId}"`;
 
-    const viaCli = await eventually(async () => {
-      const { stdout } = await run(testEnv('AGENTINA_TEST_TEMPORAL_CLI'), ['workflow', 'list', '--address', t.address, '--namespace', 'default', '--query', query, '--output', 'json']);
-      return [...new Set(stdout.match(/license\/lic_[A-Za-z0-9_-]+/g) ?? [])].sort();
-    }, (found) => found.length === expected.length, 30000, 'CLI list');
+    const viaCli = await eventually(
+      async () => {
+        const { stdout } = await run(testEnv('AGENTINA_TEST_TEMPORAL_CLI'), [
+          'workflow',
+          'list',
+          '--address',
+          t.address,
+          '--namespace',
+          'default',
+          '--query',
+          query,
+          '--output',
+          'json',
+        ]);
+        return [...new Set(stdout.match(/license\/lic_[A-Za-z0-9_-]+/g) ?? [])].sort();
+      },
+      (found) => found.length === expected.length,
+      30000,
+      'CLI list',
+    );
     expect(viaCli).toEqual(expected);
 
     const viaClient: string[] = [];
     for await (const w of t.client.workflow.list({ query })) viaClient.push(w.workflowId);
     expect(viaClient.sort()).toEqual(expected);
-    const suspended = await eventually(async () => {
-      const found: string[] = [];
-      for await (const w of t.client.workflow.list({ query: `LicenseState="suspended" AND CustomerId="${customerId}"` })) found.push(w.workflowId);
-      return found;
-    }, (found) => found.length > 0, 30000, 'suspended listed');
+    const suspended = await eventually(
+      async () => {
+        const found: string[] = [];
+        for await (const w of t.client.workflow.list({
+          query: `LicenseState="suspended" AND CustomerId="${customerId}"`,
+        }))
+          found.push(w.workflowId);
+        return found;
+      },
+      (found) => found.length > 0,
+      30000,
+      'suspended listed',
+    );
     expect(suspended).toEqual([licenseWorkflowId(ids[3]!)]);
   }, 60000);
 });

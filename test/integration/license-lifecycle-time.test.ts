@@ -11,7 +11,15 @@ import { DAY_MS } from '../../workflows/license-rules';
 import { LOCAL_TRANSITION_PATCH } from '../../workflows/license-lifecycle';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import { createTestCustomer, registerSearchAttributes, createTestKeysDir, eventually, licenseAudit, licenseFeed, testLicenseService } from '../support/license-helpers';
+import {
+  createTestCustomer,
+  registerSearchAttributes,
+  createTestKeysDir,
+  eventually,
+  licenseAudit,
+  licenseFeed,
+  testLicenseService,
+} from '../support/license-helpers';
 import { quietTemporalRuntime, runWorkerInBackground } from '../support/temporal';
 
 /** Lifecycle timers and updates on the time-skipping server, with real PostgreSQL writes. */
@@ -27,7 +35,9 @@ describe('licenseLifecycle on the time-skipping server', () => {
 
   beforeAll(async () => {
     quietTemporalRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } } });
+    env = await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } },
+    });
     await registerSearchAttributes(env.connection);
     db = await createTestDatabase('lictime');
     keys = createTestKeysDir();
@@ -60,12 +70,21 @@ describe('licenseLifecycle on the time-skipping server', () => {
   }
 
   const query = (id: string) => env.client.workflow.getHandle(licenseWorkflowId(id)).query(licenseStateQuery);
-  const stateOf = (id: string, state: LicenseSnapshot['state']) => eventually(() => query(id), (s) => s.state === state, 20000, `${id} → ${state}`);
+  const stateOf = (id: string, state: LicenseSnapshot['state']) =>
+    eventually(
+      () => query(id),
+      (s) => s.state === state,
+      20000,
+      `${id} → ${state}`,
+    );
   const rowOf = async (id: string) => (await getLicense(db.pool, id))!;
   const base = { plan: 'pro', features: { seats: 5 }, maxAgents: 3, trialEndState: 'expired' as const };
 
   async function refused(p: Promise<unknown>): Promise<AppError> {
-    const err = await p.then(() => undefined, (e: unknown) => e);
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(AppError);
     return err as AppError;
   }
@@ -85,19 +104,32 @@ describe('licenseLifecycle on the time-skipping server', () => {
     expect(Date.parse(s.changedAt)).toBeLessThan(end + HOUR);
     expect(await rowOf(license.id)).toMatchObject({ state: 'expired', version: 2 });
     const audit = await licenseAudit(db.pool, license.id);
-    expect(audit.map((a) => [a.action, a.actor_kind])).toEqual([['license.created', 'admin'], ['license.expired', 'workflow']]);
+    expect(audit.map((a) => [a.action, a.actor_kind])).toEqual([
+      ['license.created', 'admin'],
+      ['license.expired', 'workflow'],
+    ]);
     expect(audit[1]!.idempotency_key).toBe(`${licenseWorkflowId(license.id)}#1`);
     expect(await licenseFeed(db.pool, license.id)).toEqual([{ state: 'expired', version: 2 }]);
   });
 
   it('a trial configured to end in grace goes to grace, then expired after the grace days', async () => {
     const svc = await service();
-    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 3, trialEndState: 'grace', trial: { days: 7 } });
+    const { license } = await svc.createLicense(admin, {
+      ...base,
+      customerId,
+      graceDays: 3,
+      trialEndState: 'grace',
+      trial: { days: 7 },
+    });
     await env.sleep(7 * DAY_MS + HOUR);
     await stateOf(license.id, 'grace');
     await env.sleep(3 * DAY_MS);
     await stateOf(license.id, 'expired');
-    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.grace_started', 'license.expired']);
+    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual([
+      'license.created',
+      'license.grace_started',
+      'license.expired',
+    ]);
   });
 
   it('a 1-year license with 7 grace days goes grace on its expiry date and expired 7 days later', async () => {
@@ -124,7 +156,10 @@ describe('licenseLifecycle on the time-skipping server', () => {
     const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 0, term: { days: 30 } });
     await env.sleep(30 * DAY_MS + HOUR);
     await stateOf(license.id, 'expired');
-    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.expired']);
+    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual([
+      'license.created',
+      'license.expired',
+    ]);
   });
 
   it('renewal during grace returns to active and re-arms the timers', async () => {
@@ -142,7 +177,12 @@ describe('licenseLifecycle on the time-skipping server', () => {
     await env.sleep(DAY_MS);
     await stateOf(license.id, 'grace');
     const audit = await licenseAudit(db.pool, license.id);
-    expect(audit.map((a) => a.action)).toEqual(['license.created', 'license.grace_started', 'license.renewed', 'license.grace_started']);
+    expect(audit.map((a) => a.action)).toEqual([
+      'license.created',
+      'license.grace_started',
+      'license.renewed',
+      'license.grace_started',
+    ]);
     expect(audit[2]).toMatchObject({ actor_kind: 'admin', actor_id: admin.id });
   });
 
@@ -154,7 +194,9 @@ describe('licenseLifecycle on the time-skipping server', () => {
     const now = await env.currentTimeMs();
     const past = await refused(svc.renewLicense(license.id, admin, new Date(now - DAY_MS).toISOString()));
     expect(past.code).toBe('BAD_REQUEST');
-    expect((await svc.renewLicense(license.id, admin, new Date(now + 10 * DAY_MS).toISOString())).license.state).toBe('active');
+    expect((await svc.renewLicense(license.id, admin, new Date(now + 10 * DAY_MS).toISOString())).license.state).toBe(
+      'active',
+    );
   });
 
   it('suspend/resume: suspended ignores the timers; resume returns to what the timers say now', async () => {
@@ -173,7 +215,12 @@ describe('licenseLifecycle on the time-skipping server', () => {
     // Resumed into grace, the grace timer still ends it on day 37.
     await env.sleep(6 * DAY_MS + HOUR);
     await stateOf(license.id, 'expired');
-    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.suspended', 'license.resumed', 'license.expired']);
+    expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual([
+      'license.created',
+      'license.suspended',
+      'license.resumed',
+      'license.expired',
+    ]);
   });
 
   it('a trial suspended and resumed before its end is a trial again', async () => {
@@ -192,16 +239,27 @@ describe('licenseLifecycle on the time-skipping server', () => {
     expect((await refused(svc.renewLicense(license.id, admin, 'not a date'))).code).toBe('BAD_REQUEST');
     await env.sleep(15 * DAY_MS);
     expect((await query(license.id)).state).toBe('active');
-    expect((await refused(svc.convertTrial(license.id, admin, new Date(now + 400 * DAY_MS).toISOString()))).code).toBe('CONFLICT');
+    expect((await refused(svc.convertTrial(license.id, admin, new Date(now + 400 * DAY_MS).toISOString()))).code).toBe(
+      'CONFLICT',
+    );
     const trial = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, trial: { days: 14 } });
-    const renewTrial = await refused(svc.renewLicense(trial.license.id, admin, new Date(now + 500 * DAY_MS).toISOString()));
+    const renewTrial = await refused(
+      svc.renewLicense(trial.license.id, admin, new Date(now + 500 * DAY_MS).toISOString()),
+    );
     expect(renewTrial.message).toMatch(/convert the trial/);
   });
 
   it('revoke works from every state and is terminal: renewal after revoke is refused, not ignored', async () => {
     const svc = await service();
     const make = async (k: { trial?: { days: number }; term?: { days: number } }, graceDays = 7) =>
-      (await svc.createLicense(admin, { ...base, customerId, graceDays, ...(k.trial ? { trial: k.trial } : { term: k.term! }) })).license.id;
+      (
+        await svc.createLicense(admin, {
+          ...base,
+          customerId,
+          graceDays,
+          ...(k.trial ? { trial: k.trial } : { term: k.term! }),
+        })
+      ).license.id;
     const trial = await make({ trial: { days: 100 } });
     const active = await make({ term: { days: 100 } });
     const suspended = await make({ term: { days: 100 } });
@@ -216,9 +274,17 @@ describe('licenseLifecycle on the time-skipping server', () => {
       const before = await rowOf(id);
       expect(before.state).toBe(state);
       const r = await svc.revokeLicense(id, admin, `revoked from ${state}`);
-      expect(r.license).toMatchObject({ state: 'revoked', stateReason: `revoked from ${state}`, version: before.version + 1 });
+      expect(r.license).toMatchObject({
+        state: 'revoked',
+        stateReason: `revoked from ${state}`,
+        version: before.version + 1,
+      });
       const audit = await licenseAudit(db.pool, id);
-      expect(audit[audit.length - 1]).toMatchObject({ action: 'license.revoked', actor_kind: 'admin', data: expect.objectContaining({ from: state, to: 'revoked' }) });
+      expect(audit[audit.length - 1]).toMatchObject({
+        action: 'license.revoked',
+        actor_kind: 'admin',
+        data: expect.objectContaining({ from: state, to: 'revoked' }),
+      });
     }
     const now = await env.currentTimeMs();
     const countBefore = (await licenseAudit(db.pool, active)).length;
@@ -228,7 +294,9 @@ describe('licenseLifecycle on the time-skipping server', () => {
     expect((await refused(svc.resumeLicense(active, admin))).code).toBe('CONFLICT');
     expect((await refused(svc.revokeLicense(active, admin, 'twice'))).code).toBe('CONFLICT');
     expect((await refused(svc.suspendLicense(active, admin, 'late'))).code).toBe('CONFLICT');
-    expect((await refused(svc.convertTrial(trial, admin, new Date(now + 400 * DAY_MS).toISOString()))).code).toBe('CONFLICT');
+    expect((await refused(svc.convertTrial(trial, admin, new Date(now + 400 * DAY_MS).toISOString()))).code).toBe(
+      'CONFLICT',
+    );
     // Nothing moved: no timer revives a revoked license either.
     await env.sleep(200 * DAY_MS);
     expect(await rowOf(active)).toMatchObject({ state: 'revoked' });
@@ -240,14 +308,20 @@ describe('licenseLifecycle on the time-skipping server', () => {
     const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 7, term: { days: 100 } });
     const expiresAt = new Date((await env.currentTimeMs()) + 200 * DAY_MS).toISOString();
     // Valid in either order, so both must land, one after the other.
-    const results = await Promise.allSettled([svc.suspendLicense(license.id, admin, 'one'), svc.renewLicense(license.id, admin, expiresAt)]);
+    const results = await Promise.allSettled([
+      svc.suspendLicense(license.id, admin, 'one'),
+      svc.renewLicense(license.id, admin, expiresAt),
+    ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
     expect(await rowOf(license.id)).toMatchObject({ state: 'suspended', version: 3, expires_at: new Date(expiresAt) });
     const audit = await licenseAudit(db.pool, license.id);
     expect(audit.map((a) => a.data.version ?? 1)).toEqual([1, 2, 3]);
     expect((await licenseFeed(db.pool, license.id)).map((f) => f.version)).toEqual([2, 3]);
     // And a refused one in the same burst changes nothing.
-    const burst = await Promise.allSettled([svc.revokeLicense(license.id, admin, 'two'), svc.revokeLicense(license.id, admin, 'three')]);
+    const burst = await Promise.allSettled([
+      svc.revokeLicense(license.id, admin, 'two'),
+      svc.revokeLicense(license.id, admin, 'three'),
+    ]);
     expect(burst.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(await rowOf(license.id)).toMatchObject({ state: 'revoked', version: 4 });
   });
@@ -263,7 +337,12 @@ describe('licenseLifecycle on the time-skipping server', () => {
       await svc.renewLicense(license.id, admin, new Date(expiry).toISOString());
     }
     await svc.suspendLicense(license.id, admin, 'check');
-    const d = await eventually(() => handle.describe(), (x) => x.runId !== firstRun, 20000, 'continue-as-new');
+    const d = await eventually(
+      () => handle.describe(),
+      (x) => x.runId !== firstRun,
+      20000,
+      'continue-as-new',
+    );
     expect(d.runId).not.toBe(firstRun);
     const s = await query(license.id);
     expect(s).toMatchObject({ state: 'suspended', version: 10, expiresAt: new Date(expiry).toISOString() });
@@ -273,7 +352,9 @@ describe('licenseLifecycle on the time-skipping server', () => {
     await env.sleep(expiry - (await env.currentTimeMs()) + HOUR);
     await stateOf(license.id, 'grace');
     const audit = await licenseAudit(db.pool, license.id);
-    expect(audit.map((a) => a.idempotency_key)).toEqual(Array.from({ length: 12 }, (_, i) => `${licenseWorkflowId(license.id)}#${i}`));
+    expect(audit.map((a) => a.idempotency_key)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `${licenseWorkflowId(license.id)}#${i}`),
+    );
   });
   it('a transition whose local tries run out continues as a scheduled activity and is written once', async () => {
     // Every local attempt commits, then loses its reply (as when the worker's link to the server
@@ -313,16 +394,25 @@ describe('licenseLifecycle on the time-skipping server', () => {
       expect(localAttempts.length).toBeGreaterThanOrEqual(2);
       expect(localAttempts.every((v) => v === 2)).toBe(true);
       expect(await rowOf(license.id)).toMatchObject({ state: 'revoked', version: 2 });
-      expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual(['license.created', 'license.revoked']);
+      expect((await licenseAudit(db.pool, license.id)).map((a) => a.action)).toEqual([
+        'license.created',
+        'license.revoked',
+      ]);
       expect(await licenseFeed(db.pool, license.id)).toEqual([{ state: 'revoked', version: 2 }]);
       const events = (await env.client.workflow.getHandle(licenseWorkflowId(license.id)).fetchHistory()).events ?? [];
       const markers = events.map((e) => e.markerRecordedEventAttributes).filter((m) => m);
       const patches = markers
         .filter((m) => m?.markerName === 'core_patch')
-        .map((m) => Object.values(m?.details ?? {}).flatMap((p) => (p.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString('utf8'))).join(' '));
+        .map((m) =>
+          Object.values(m?.details ?? {})
+            .flatMap((p) => (p.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString('utf8')))
+            .join(' '),
+        );
       expect(patches).toEqual([expect.stringContaining(LOCAL_TRANSITION_PATCH)]);
       expect(markers.filter((m) => m?.markerName === 'core_local_activity' && m.failure)).toHaveLength(1);
-      expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition')).toHaveLength(1);
+      expect(
+        events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition'),
+      ).toHaveLength(1);
     } finally {
       await stop();
     }

@@ -15,16 +15,24 @@ import { bundleTestWorkflows } from '../support/workflow-bundle';
 const ROOT = path.join(__dirname, '..', 'fixtures', 'histories');
 const VERSIONS = { 'v1-scheduled-activity': 'scheduled', 'v2-local-activity': 'local' } as const;
 const file = (version: string, name: string) => path.join(ROOT, version, `${name}.json`);
-const load = (version: string, name: string) => temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(file(version, name), 'utf8')));
-const namesIn = (version: string) => readdirSync(path.join(ROOT, version)).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort();
+const load = (version: string, name: string) =>
+  temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(file(version, name), 'utf8')));
+const namesIn = (version: string) =>
+  readdirSync(path.join(ROOT, version))
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.replace(/\.json$/, ''))
+    .sort();
 const all = Object.keys(VERSIONS).flatMap((version) => namesIn(version).map((name) => ({ version, name })));
 
-const decode = (d: Uint8Array | null | undefined): unknown => (d ? JSON.parse(Buffer.from(d).toString('utf8')) : undefined);
+const decode = (d: Uint8Array | null | undefined): unknown =>
+  d ? JSON.parse(Buffer.from(d).toString('utf8')) : undefined;
 
 /** The states a history moved through: the LicenseState upserted after each transition. */
 function transitions(history: temporal.api.history.v1.IHistory): string[] {
   return (history.events ?? [])
-    .map((e) => decode(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.LicenseState?.data))
+    .map((e) =>
+      decode(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.LicenseState?.data),
+    )
     .filter((s): s is string => typeof s === 'string');
 }
 
@@ -32,7 +40,9 @@ function transitions(history: temporal.api.history.v1.IHistory): string[] {
 function transitionKinds(history: temporal.api.history.v1.IHistory): { scheduled: number; local: number } {
   const events = history.events ?? [];
   return {
-    scheduled: events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition').length,
+    scheduled: events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition',
+    ).length,
     local: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
   };
 }
@@ -40,39 +50,60 @@ function transitionKinds(history: temporal.api.history.v1.IHistory): { scheduled
 describe('licenseLifecycle replay', () => {
   beforeAll(() => quietTemporalRuntime());
 
-  it.each(Object.entries(VERSIONS))('%s has a recorded history for every transition path, run as %s activities', (version, kind) => {
-    const expected: Record<string, string[]> = {
-      'trial-expired': ['expired'],
-      'trial-grace-expired': ['grace', 'expired'],
-      'active-grace-expired': ['grace', 'expired'],
-      'active-expired-zero-grace': ['expired'],
-      'grace-renewed-active': ['grace', 'active'],
-      'expired-renewed-active': ['expired', 'active'],
-      'suspended-resumed-grace-expired': ['suspended', 'grace', 'expired'],
-      'trial-converted': ['active'],
-      'revoked-from-trial': ['revoked'],
-      'revoked-from-active-renew-refused': ['revoked'],
-      'revoked-from-suspended': ['suspended', 'revoked'],
-      'revoked-from-grace': ['grace', 'revoked'],
-      'revoked-from-expired': ['expired', 'revoked'],
-    };
-    // Two updates sent at once: whichever the workflow took first, the revoke ends it.
-    expect([['suspended', 'revoked'], ['revoked']]).toContainEqual(transitions(load(version, 'concurrent-suspend-revoke')));
-    for (const [name, path_] of Object.entries(expected)) {
-      const history = load(version, name);
-      expect([name, transitions(history)]).toEqual([name, path_]);
-      // Every transition ran the way this version runs them, and only that way.
-      const kinds = transitionKinds(history);
-      expect([name, kinds]).toEqual([name, kind === 'local' ? { scheduled: 0, local: path_.length } : { scheduled: path_.length, local: 0 }]);
-    }
-    expect(load(version, 'continue-as-new-first-run').events?.some((e) => e.workflowExecutionContinuedAsNewEventAttributes)).toBe(true);
-    expect(namesIn(version)).toEqual(expect.arrayContaining([...Object.keys(expected), 'concurrent-suspend-revoke', 'continue-as-new-first-run', 'continue-as-new-last-run']));
-  });
+  it.each(Object.entries(VERSIONS))(
+    '%s has a recorded history for every transition path, run as %s activities',
+    (version, kind) => {
+      const expected: Record<string, string[]> = {
+        'trial-expired': ['expired'],
+        'trial-grace-expired': ['grace', 'expired'],
+        'active-grace-expired': ['grace', 'expired'],
+        'active-expired-zero-grace': ['expired'],
+        'grace-renewed-active': ['grace', 'active'],
+        'expired-renewed-active': ['expired', 'active'],
+        'suspended-resumed-grace-expired': ['suspended', 'grace', 'expired'],
+        'trial-converted': ['active'],
+        'revoked-from-trial': ['revoked'],
+        'revoked-from-active-renew-refused': ['revoked'],
+        'revoked-from-suspended': ['suspended', 'revoked'],
+        'revoked-from-grace': ['grace', 'revoked'],
+        'revoked-from-expired': ['expired', 'revoked'],
+      };
+      // Two updates sent at once: whichever the workflow took first, the revoke ends it.
+      expect([['suspended', 'revoked'], ['revoked']]).toContainEqual(
+        transitions(load(version, 'concurrent-suspend-revoke')),
+      );
+      for (const [name, path_] of Object.entries(expected)) {
+        const history = load(version, name);
+        expect([name, transitions(history)]).toEqual([name, path_]);
+        // Every transition ran the way this version runs them, and only that way.
+        const kinds = transitionKinds(history);
+        expect([name, kinds]).toEqual([
+          name,
+          kind === 'local' ? { scheduled: 0, local: path_.length } : { scheduled: path_.length, local: 0 },
+        ]);
+      }
+      expect(
+        load(version, 'continue-as-new-first-run').events?.some(
+          (e) => e.workflowExecutionContinuedAsNewEventAttributes,
+        ),
+      ).toBe(true);
+      expect(namesIn(version)).toEqual(
+        expect.arrayContaining([
+          ...Object.keys(expected),
+          'concurrent-suspend-revoke',
+          'continue-as-new-first-run',
+          'continue-as-new-last-run',
+        ]),
+      );
+    },
+  );
 
   it('recorded payloads carry ids, dates and reasons only: no key material or secrets', () => {
     for (const { version, name } of all) {
       const text = readFileSync(file(version, name), 'utf8');
-      const decoded = [...text.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+      const decoded = [...text.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)]
+        .map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'))
+        .join('\n');
       expect(decoded).not.toMatch(/PRIVATE KEY|(act|svc|agc|sess)_[A-Za-z0-9_-]{20,}|password|token/i);
       expect(decoded).toMatch(/lic_/);
     }
@@ -80,8 +111,14 @@ describe('licenseLifecycle replay', () => {
 
   it('replays every recorded history through the production workflow bundle', async () => {
     const results = [];
-    const histories = all.map(({ version, name }) => ({ workflowId: `${version}/${name}`, history: load(version, name) }));
-    for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') } }, histories)) {
+    const histories = all.map(({ version, name }) => ({
+      workflowId: `${version}/${name}`,
+      history: load(version, name),
+    }));
+    for await (const r of Worker.runReplayHistories(
+      { workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') } },
+      histories,
+    )) {
       results.push({ name: r.workflowId, error: r.error ? String(r.error) : null });
     }
     expect(results).toHaveLength(all.length);
@@ -91,7 +128,14 @@ describe('licenseLifecycle replay', () => {
   it('a non-deterministic change fails the replay', async () => {
     const workflowBundle = await bundleTestWorkflows(require.resolve('../support/workflows/license-nondeterministic'));
     const errors = [];
-    for await (const r of Worker.runReplayHistories({ workflowBundle }, Object.keys(VERSIONS).map((version) => ({ workflowId: version, history: load(version, 'trial-expired') })))) errors.push(r.error);
-    expect(errors).toEqual([expect.objectContaining({ name: 'DeterminismViolationError' }), expect.objectContaining({ name: 'DeterminismViolationError' })]);
+    for await (const r of Worker.runReplayHistories(
+      { workflowBundle },
+      Object.keys(VERSIONS).map((version) => ({ workflowId: version, history: load(version, 'trial-expired') })),
+    ))
+      errors.push(r.error);
+    expect(errors).toEqual([
+      expect.objectContaining({ name: 'DeterminismViolationError' }),
+      expect.objectContaining({ name: 'DeterminismViolationError' }),
+    ]);
   });
 });

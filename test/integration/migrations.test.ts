@@ -41,7 +41,9 @@ describe('migrations and roles', () => {
   });
 
   it('creates every table owned by agentina_owner, a role that cannot log in', async () => {
-    const { rows } = await db.adminPool.query<{ tablename: string; tableowner: string }>("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'agentina'");
+    const { rows } = await db.adminPool.query<{ tablename: string; tableowner: string }>(
+      "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'agentina'",
+    );
     expect(rows.length).toBeGreaterThan(3);
     for (const r of rows) expect(r).toEqual({ tablename: r.tablename, tableowner: 'agentina_owner' });
     const owner = await db.adminPool.query("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'agentina_owner'");
@@ -73,7 +75,9 @@ describe('migrations and roles', () => {
     expect(rows[0]).toEqual({ version: 1, name: '0001_foundation.sql' });
     const dir = copyMigrations();
     appendFileSync(path.join(dir, '0001_foundation.sql'), '\n-- edited after the fact\n');
-    await expect(migrate(db.adminUrl, { dir })).rejects.toThrow(/0001_foundation\.sql was changed after it was applied/);
+    await expect(migrate(db.adminUrl, { dir })).rejects.toThrow(
+      /0001_foundation\.sql was changed after it was applied/,
+    );
   });
 
   it('applies all pending migrations in one transaction: a failing one leaves nothing behind', async () => {
@@ -84,7 +88,9 @@ describe('migrations and roles', () => {
       writeFileSync(path.join(dir, '9999_bad.sql'), 'CREATE TABLE broken (x no_such_type);');
       await expect(migrate(fresh.url, { dir })).rejects.toThrow(/no_such_type/);
       const pool = createPool(fresh.url, { max: 1 });
-      const t = await pool.query("SELECT to_regclass('agentina.will_vanish') AS good, to_regclass('agentina.admins') AS admins");
+      const t = await pool.query(
+        "SELECT to_regclass('agentina.will_vanish') AS good, to_regclass('agentina.admins') AS admins",
+      );
       await pool.end();
       expect(t.rows[0]).toEqual({ good: null, admins: null });
     } finally {
@@ -96,7 +102,9 @@ describe('migrations and roles', () => {
     const fresh = await freshDatabase('mig_race');
     try {
       const [a, b] = await Promise.all([migrate(fresh.url), migrate(fresh.url)]);
-      expect(a.applied.length + b.applied.length).toBe(readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).length);
+      expect(a.applied.length + b.applied.length).toBe(
+        readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).length,
+      );
       expect(Math.min(a.applied.length, b.applied.length)).toBe(0);
     } finally {
       await fresh.drop();

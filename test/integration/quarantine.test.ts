@@ -18,13 +18,26 @@ describe('agentQuarantine', () => {
   let built: Awaited<ReturnType<typeof buildTestApp>>;
   let staff: Staff;
 
-  const agentRow = async (id: string) => (await db.adminPool.query('SELECT status, status_version FROM agentina.agents WHERE id = $1', [id])).rows[0];
+  const agentRow = async (id: string) =>
+    (await db.adminPool.query('SELECT status, status_version FROM agentina.agents WHERE id = $1', [id])).rows[0];
   const auditCount = async (id: string, action: string) =>
-    Number((await db.adminPool.query('SELECT count(*) FROM agentina.audit_events WHERE subject_id = $1 AND action = $2', [id, action])).rows[0].count);
-  const feedCount = async (id: string) => Number((await db.adminPool.query('SELECT count(*) FROM agentina.status_feed WHERE agent_id = $1', [id])).rows[0].count);
+    Number(
+      (
+        await db.adminPool.query('SELECT count(*) FROM agentina.audit_events WHERE subject_id = $1 AND action = $2', [
+          id,
+          action,
+        ])
+      ).rows[0].count,
+    );
+  const feedCount = async (id: string) =>
+    Number(
+      (await db.adminPool.query('SELECT count(*) FROM agentina.status_feed WHERE agent_id = $1', [id])).rows[0].count,
+    );
   const start = (agentId: string) =>
     t.client.workflow.start('agentQuarantine', {
-      taskQueue: t.taskQueue, workflowId: `agent/${agentId}`, workflowIdConflictPolicy: 'USE_EXISTING',
+      taskQueue: t.taskQueue,
+      workflowId: `agent/${agentId}`,
+      workflowIdConflictPolicy: 'USE_EXISTING',
       args: [{ agentId, reason: 'integrity_mismatch', detectedAt: new Date().toISOString() }],
     });
 
@@ -50,14 +63,23 @@ describe('agentQuarantine', () => {
   it('a retried quarantine activity writes nothing twice (idempotency key = workflow id + run + step)', async () => {
     const a = await createAgentWithLicense(db.pool);
     const acts = createAgentActivities({ pool: db.pool, clock: systemClock, keysDir });
-    const input = { agentId: a.agentId, reason: 'integrity_mismatch' as const, detectedAt: new Date().toISOString(), idempotencyKey: `agent/${a.agentId}/run-1#quarantine` };
+    const input = {
+      agentId: a.agentId,
+      reason: 'integrity_mismatch' as const,
+      detectedAt: new Date().toISOString(),
+      idempotencyKey: `agent/${a.agentId}/run-1#quarantine`,
+    };
     expect(await acts.quarantineAgent(input)).toEqual({ quarantined: true });
     expect(await acts.quarantineAgent(input)).toEqual({ quarantined: true });
     expect(await agentRow(a.agentId)).toEqual({ status: 'quarantined', status_version: '1' });
     expect(await auditCount(a.agentId, 'agent.quarantined')).toBe(1);
     expect(await feedCount(a.agentId)).toBe(1);
 
-    const release = { agentId: a.agentId, actor: { kind: 'admin' as const, id: 'adm_idempotent0000000000' }, idempotencyKey: `agent/${a.agentId}/run-1#release` };
+    const release = {
+      agentId: a.agentId,
+      actor: { kind: 'admin' as const, id: 'adm_idempotent0000000000' },
+      idempotencyKey: `agent/${a.agentId}/run-1#release`,
+    };
     expect(await acts.releaseAgent(release)).toEqual({ released: true, status: 'active' });
     expect(await acts.releaseAgent(release)).toEqual({ released: true, status: 'active' });
     expect(await agentRow(a.agentId)).toEqual({ status: 'active', status_version: '2' });
@@ -78,10 +100,17 @@ describe('agentQuarantine', () => {
     const handle = await start(a.agentId);
     await eventually(async () => (await handle.query(quarantinePhaseQuery)) === 'quarantined', 'quarantined phase');
     for (const actor of [{ kind: 'customer', id: 'usr_x' }, { kind: 'admin', id: '' }, undefined]) {
-      await expect(handle.executeUpdate(releaseAgentUpdate, { args: [{ actor } as unknown as AgentReleaseRequest] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      await expect(
+        handle.executeUpdate(releaseAgentUpdate, { args: [{ actor } as unknown as AgentReleaseRequest] }),
+      ).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
     }
     expect((await agentRow(a.agentId)).status).toBe('quarantined');
-    const res = await built.app.inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin(), payload: {} });
+    const res = await built.app.inject({
+      method: 'POST',
+      url: `/v1/admin/agents/${a.agentId}/release`,
+      headers: await staff.admin(),
+      payload: {},
+    });
     expect(res.statusCode).toBe(200);
     expect(await handle.result()).toEqual({ agentId: a.agentId, outcome: 'released' });
   });
@@ -91,10 +120,18 @@ describe('agentQuarantine', () => {
     const handle = await start(a.agentId);
     await eventually(async () => (await handle.query(quarantinePhaseQuery)) === 'quarantined', 'quarantined phase');
     await handle.terminate('operator cleanup');
-    const res = await built.app.inject({ method: 'POST', url: `/v1/admin/agents/${a.agentId}/release`, headers: await staff.admin('fallback'), payload: {} });
+    const res = await built.app.inject({
+      method: 'POST',
+      url: `/v1/admin/agents/${a.agentId}/release`,
+      headers: await staff.admin('fallback'),
+      payload: {},
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json().status).toBe('active');
-    const audit = await db.adminPool.query(`SELECT actor_kind, actor_id FROM agentina.audit_events WHERE subject_id = $1 AND action = 'agent.released'`, [a.agentId]);
+    const audit = await db.adminPool.query(
+      `SELECT actor_kind, actor_id FROM agentina.audit_events WHERE subject_id = $1 AND action = 'agent.released'`,
+      [a.agentId],
+    );
     expect(audit.rows).toEqual([{ actor_kind: 'admin', actor_id: staff.adminId('fallback') }]);
   });
 

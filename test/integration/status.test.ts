@@ -75,8 +75,12 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
   }
   const getStatus = (app: App, credential: string, query = '') =>
     app.inject({ method: 'GET', url: `/v1/agent/status${query}`, headers: { authorization: `Bearer ${credential}` } });
-  const parked = async (app: App) => Number(/agentina_status_parked (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1]);
-  const noticesSeen = async (app: App) => Number(/agentina_status_notices_received (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+  const parked = async (app: App) =>
+    Number(/agentina_status_parked (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+  const noticesSeen = async (app: App) =>
+    Number(
+      /agentina_status_notices_received (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1],
+    );
   /** Runs `change` and waits until `app` has received its NOTIFY (a cached read is valid until then). */
   async function changeAndAwaitNotice(app: App, change: () => Promise<unknown>) {
     const before = await noticesSeen(app);
@@ -101,7 +105,15 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     expect(res.headers['cache-control']).toBe('no-store');
     const s = verified(res.json());
     expect(s.changed).toBe(true);
-    expect(s.status.payload).toMatchObject({ kind: 'agentina.status/v1', licenseId: lic, agentId: agents[0]!.agentId, licenseState: 'active', agentStatus: 'active', good: true, version: 3 });
+    expect(s.status.payload).toMatchObject({
+      kind: 'agentina.status/v1',
+      licenseId: lic,
+      agentId: agents[0]!.agentId,
+      licenseState: 'active',
+      agentStatus: 'active',
+      good: true,
+      version: 3,
+    });
     expect(s.status.payload.reason).toBeUndefined();
     expect(Math.abs(Date.parse(s.status.payload.serverTime) - Date.now())).toBeLessThan(60_000);
     const older = verified((await getStatus(a.app, agents[0]!.credential, '?since=2&wait=30')).json());
@@ -118,13 +130,27 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     await transitionLicenseByHand(db.pool, lic, 'suspended', 'invoice overdue');
     for (const res of await Promise.all(polls)) {
       const s = verified(res.json());
-      expect(s).toMatchObject({ changed: true, status: { payload: { licenseState: 'suspended', good: false, version: 2, reason: 'invoice overdue' } } });
+      expect(s).toMatchObject({
+        changed: true,
+        status: { payload: { licenseState: 'suspended', good: false, version: 2, reason: 'invoice overdue' } },
+      });
     }
   });
 
   it('wakes every parked agent on both processes when an admin revokes through the real licenseLifecycle workflow', async () => {
     const cus = await insertCustomer(db.pool);
-    const created = await licenses.createLicense({ kind: 'admin', id: 'adm_statustester0000001' }, { customerId: cus, plan: 'pro', features: {}, maxAgents: 10, graceDays: 7, trialEndState: 'expired', term: { days: 365 } });
+    const created = await licenses.createLicense(
+      { kind: 'admin', id: 'adm_statustester0000001' },
+      {
+        customerId: cus,
+        plan: 'pro',
+        features: {},
+        maxAgents: 10,
+        graceDays: 7,
+        trialEndState: 'expired',
+        term: { days: 365 },
+      },
+    );
     const lic = created.license.id;
     const agents = await insertAgents(db.pool, lic, cus, 4);
     const first = verified((await getStatus(a.app, agents[0]!.credential)).json());
@@ -150,9 +176,18 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     await untilParked(a.app, 2);
     await quarantineAgentByHand(db.pool, x.agentId, 'fingerprint mismatch');
     const sx = verified((await pollX).json());
-    expect(sx.status.payload).toMatchObject({ agentId: x.agentId, agentStatus: 'quarantined', good: false, version: 2, reason: 'fingerprint mismatch' });
+    expect(sx.status.payload).toMatchObject({
+      agentId: x.agentId,
+      agentStatus: 'quarantined',
+      good: false,
+      version: 2,
+      reason: 'fingerprint mismatch',
+    });
     expect(yAnswered).toBe(false);
-    expect(verified((await pollY).json())).toMatchObject({ changed: false, status: { payload: { agentId: y.agentId, version: 1, good: true } } });
+    expect(verified((await pollY).json())).toMatchObject({
+      changed: false,
+      status: { payload: { agentId: y.agentId, version: 1, good: true } },
+    });
   });
 
   it('a replayed or altered answer is detectable: the signature covers version and serverTime', async () => {
@@ -163,15 +198,21 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     // an attacker replaying the old "good" answer offers a lower version and an older server time
     expect(before.status.payload.good).toBe(true);
     expect(after.status.payload.version).toBeGreaterThan(before.status.payload.version);
-    expect(Date.parse(after.status.payload.serverTime)).toBeGreaterThanOrEqual(Date.parse(before.status.payload.serverTime));
+    expect(Date.parse(after.status.payload.serverTime)).toBeGreaterThanOrEqual(
+      Date.parse(before.status.payload.serverTime),
+    );
     // and cannot dress the old answer up as new
-    for (const forged of [{ ...before.status.payload, version: after.status.payload.version }, { ...before.status.payload, serverTime: after.status.payload.serverTime }, { ...after.status.payload, good: true }]) {
+    for (const forged of [
+      { ...before.status.payload, version: after.status.payload.version },
+      { ...before.status.payload, serverTime: after.status.payload.serverTime },
+      { ...after.status.payload, good: true },
+    ]) {
       expect(verifySignature(forged, before.status.signature, keySet)).toEqual({ ok: false, code: 'BAD_SIGNATURE' });
       expect(verifySignature(forged, after.status.signature, keySet)).toEqual({ ok: false, code: 'BAD_SIGNATURE' });
     }
   });
 
-  it("an agent only ever reads its own status; bad, unknown and dead credentials are 401", async () => {
+  it('an agent only ever reads its own status; bad, unknown and dead credentials are 401', async () => {
     const one = await agentsOn(1);
     const two = await agentsOn(1);
     // the route takes no agent id: an attempt to name another agent is refused as a bad query
@@ -180,22 +221,41 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     const own = verified((await getStatus(a.app, one.agents[0]!.credential)).json());
     expect(own.status.payload.agentId).toBe(one.agents[0]!.agentId);
     expect(own.status.payload.licenseId).toBe(one.lic);
-    for (const header of [`Bearer agc_${'x'.repeat(43)}`, 'Bearer agc_short', `Bearer ${one.agents[0]!.credential}x`, 'Basic Zm9vOmJhcg==']) {
+    for (const header of [
+      `Bearer agc_${'x'.repeat(43)}`,
+      'Bearer agc_short',
+      `Bearer ${one.agents[0]!.credential}x`,
+      'Basic Zm9vOmJhcg==',
+    ]) {
       const res = await a.app.inject({ method: 'GET', url: '/v1/agent/status', headers: { authorization: header } });
       expect(res.statusCode).toBe(401);
       expect(res.json().error.code).toBe('UNAUTHENTICATED');
     }
     // a deregistered agent's credential dies at once, cached lookup or not
     expect((await getStatus(a.app, two.agents[0]!.credential)).statusCode).toBe(200);
-    await changeAndAwaitNotice(a.app, () => quarantineAgentByHand(db.pool, two.agents[0]!.agentId, 'deregistered by its owner', 'deregistered'));
+    await changeAndAwaitNotice(a.app, () =>
+      quarantineAgentByHand(db.pool, two.agents[0]!.agentId, 'deregistered by its owner', 'deregistered'),
+    );
     expect((await getStatus(a.app, two.agents[0]!.credential)).statusCode).toBe(401);
     // other kinds of bearer token are not agent credentials
-    const svc = await a.app.inject({ method: 'GET', url: '/v1/agent/status', headers: { authorization: `Bearer svc_${'s'.repeat(43)}` } });
+    const svc = await a.app.inject({
+      method: 'GET',
+      url: '/v1/agent/status',
+      headers: { authorization: `Bearer svc_${'s'.repeat(43)}` },
+    });
     expect(svc.statusCode).toBe(401);
     expect(a.logs.text()).not.toContain(one.agents[0]!.credential);
   });
 
-  it.each(['?since=-1', '?since=abc', '?wait=31', '?wait=-1', '?wait=1.5', '?since=1&extra=1', `?since=${'9'.repeat(30)}`])('rejects the bad query %s with 400', async (q) => {
+  it.each([
+    '?since=-1',
+    '?since=abc',
+    '?wait=31',
+    '?wait=-1',
+    '?wait=1.5',
+    '?since=1&extra=1',
+    `?since=${'9'.repeat(30)}`,
+  ])('rejects the bad query %s with 400', async (q) => {
     const { agents } = await agentsOn(1);
     const res = await getStatus(a.app, agents[0]!.credential, q);
     expect(res.statusCode).toBe(400);
@@ -210,20 +270,34 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     expect(killed.rowCount).toBe(2);
     const poll = getStatus(a.app, agents[0]!.credential, '?since=1&wait=30');
     for (let i = 0; i < 500; i++) {
-      const up = /agentina_status_listener_up (\d)/.exec((await a.app.inject({ method: 'GET', url: '/metrics' })).body)![1];
+      const up = /agentina_status_listener_up (\d)/.exec(
+        (await a.app.inject({ method: 'GET', url: '/metrics' })).body,
+      )![1];
       if (up === '1' && (await parked(a.app)) >= 1) break;
       await new Promise((r) => setTimeout(r, 10));
     }
     await transitionLicenseByHand(db.pool, lic, 'revoked', 'after reconnect');
-    expect(verified((await poll).json()).status.payload).toMatchObject({ licenseState: 'revoked', reason: 'after reconnect' });
+    expect(verified((await poll).json()).status.payload).toMatchObject({
+      licenseState: 'revoked',
+      reason: 'after reconnect',
+    });
   });
 
   it('answers parked requests when the app closes, and leaves no LISTEN connection behind', async () => {
     const { agents } = await agentsOn(1);
-    const c = await buildTestApp({ pool: db.pool, config: testConfig({ AGENTINA_KEYS_DIR: keys.dir }), temporal: createTemporal(testConfig()) });
+    const c = await buildTestApp({
+      pool: db.pool,
+      config: testConfig({ AGENTINA_KEYS_DIR: keys.dir }),
+      temporal: createTemporal(testConfig()),
+    });
     const poll = getStatus(c.app, agents[0]!.credential, '?since=1&wait=30');
     await untilParked(c.app, 1);
-    const listening = async () => (await db.adminPool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%LISTEN agentina_status'")).rows[0].n as number;
+    const listening = async () =>
+      (
+        await db.adminPool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%LISTEN agentina_status'",
+        )
+      ).rows[0].n as number;
     const before = await listening();
     expect(before).toBe(3);
     await c.close();
@@ -242,7 +316,11 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
       const mine = await agentsOn(2);
       const other = await agentsOn(1);
       await transitionLicenseByHand(db.pool, other.lic, 'revoked', 'someone else');
-      const empty = await a.app.inject({ method: 'GET', url: '/v1/agent/revocations', headers: { authorization: `Bearer ${mine.agents[0]!.credential}` } });
+      const empty = await a.app.inject({
+        method: 'GET',
+        url: '/v1/agent/revocations',
+        headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
+      });
       expect(empty.statusCode).toBe(200);
       const e = signedRevocationsSchema.parse(empty.json());
       expect(verifySignature(e.payload, e.signature, keySet)).toEqual({ ok: true });
@@ -251,13 +329,36 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
       await transitionLicenseByHand(db.pool, mine.lic, 'suspended', 'unpaid');
       await transitionLicenseByHand(db.pool, mine.lic, 'active');
       await transitionLicenseByHand(db.pool, mine.lic, 'revoked', 'terminated');
-      const page1 = signedRevocationsSchema.parse((await a.app.inject({ method: 'GET', url: '/v1/agent/revocations?since=0&limit=2', headers: { authorization: `Bearer ${mine.agents[0]!.credential}` } })).json());
+      const page1 = signedRevocationsSchema.parse(
+        (
+          await a.app.inject({
+            method: 'GET',
+            url: '/v1/agent/revocations?since=0&limit=2',
+            headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
+          })
+        ).json(),
+      );
       expect(verifySignature(page1.payload, page1.signature, keySet)).toEqual({ ok: true });
-      expect(page1.payload.items.map((i) => [i.state, i.agentId ?? null, i.reason])).toEqual([['quarantined', mine.agents[1]!.agentId, 'tampered'], ['suspended', null, 'unpaid']]);
-      const page2 = signedRevocationsSchema.parse((await a.app.inject({ method: 'GET', url: `/v1/agent/revocations?since=${page1.payload.nextCursor}`, headers: { authorization: `Bearer ${mine.agents[0]!.credential}` } })).json());
+      expect(page1.payload.items.map((i) => [i.state, i.agentId ?? null, i.reason])).toEqual([
+        ['quarantined', mine.agents[1]!.agentId, 'tampered'],
+        ['suspended', null, 'unpaid'],
+      ]);
+      const page2 = signedRevocationsSchema.parse(
+        (
+          await a.app.inject({
+            method: 'GET',
+            url: `/v1/agent/revocations?since=${page1.payload.nextCursor}`,
+            headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
+          })
+        ).json(),
+      );
       expect(page2.payload.items.map((i) => i.state)).toEqual(['revoked']);
       expect(page2.payload.items.every((i) => i.licenseId === mine.lic)).toBe(true);
-      const bad = await a.app.inject({ method: 'GET', url: '/v1/agent/revocations?since=x', headers: { authorization: `Bearer ${mine.agents[0]!.credential}` } });
+      const bad = await a.app.inject({
+        method: 'GET',
+        url: '/v1/agent/revocations?since=x',
+        headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
+      });
       expect(bad.statusCode).toBe(400);
       expect((await a.app.inject({ method: 'GET', url: '/v1/agent/revocations' })).statusCode).toBe(401);
     });

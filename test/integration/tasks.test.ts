@@ -1,7 +1,15 @@
 import type { InjectOptions } from 'fastify';
 import { createFixedClock } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
-import { type AgentFixture, asAgent, createAgent, createAgentWithLicense, createStaff, type Staff, withJsonBody } from '../support/agent-server-fixtures';
+import {
+  type AgentFixture,
+  asAgent,
+  createAgent,
+  createAgentWithLicense,
+  createStaff,
+  type Staff,
+  withJsonBody,
+} from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { createTestKeysDir } from '../support/license-helpers';
 import { connectTestTemporal, type TestTemporal, testTemporalDeps } from '../support/temporal';
@@ -18,17 +26,31 @@ describe('tasks: queueing, leasing, results', () => {
   const clock = createFixedClock(new Date('2026-11-26T12:00:00.000Z'));
   const inject = (opts: InjectOptions) => built.app.inject(withJsonBody(opts));
 
-  const queue = async (a: Pick<AgentFixture, 'agentId'>, who: { customer?: string } = {}, body: Record<string, unknown> = {}) =>
+  const queue = async (
+    a: Pick<AgentFixture, 'agentId'>,
+    who: { customer?: string } = {},
+    body: Record<string, unknown> = {},
+  ) =>
     inject({
       method: 'POST',
       url: who.customer ? '/v1/portal/tasks' : '/v1/admin/tasks',
       headers: who.customer ? await staff.customer(who.customer) : await staff.admin(),
       payload: { agentId: a.agentId, kind: 'echo', payload: { text: 'hello' }, ...body },
     });
-  const next = (a: AgentFixture, wait = 0) => inject({ method: 'GET', url: `/v1/agent/tasks/next?wait=${wait}`, headers: asAgent(a) });
-  const report = (a: AgentFixture, taskId: string, body: Record<string, unknown> = { outcome: 'succeeded', result: { echoed: 'hello' } }) =>
-    inject({ method: 'POST', url: `/v1/agent/tasks/${taskId}/result`, headers: asAgent(a), payload: body });
-  const audits = async (subjectId: string) => (await db.adminPool.query('SELECT action, actor_kind, data FROM agentina.audit_events WHERE subject_id = $1 ORDER BY seq', [subjectId])).rows;
+  const next = (a: AgentFixture, wait = 0) =>
+    inject({ method: 'GET', url: `/v1/agent/tasks/next?wait=${wait}`, headers: asAgent(a) });
+  const report = (
+    a: AgentFixture,
+    taskId: string,
+    body: Record<string, unknown> = { outcome: 'succeeded', result: { echoed: 'hello' } },
+  ) => inject({ method: 'POST', url: `/v1/agent/tasks/${taskId}/result`, headers: asAgent(a), payload: body });
+  const audits = async (subjectId: string) =>
+    (
+      await db.adminPool.query(
+        'SELECT action, actor_kind, data FROM agentina.audit_events WHERE subject_id = $1 ORDER BY seq',
+        [subjectId],
+      )
+    ).rows;
 
   beforeAll(async () => {
     db = await createTestDatabase('tasks');
@@ -53,11 +75,22 @@ describe('tasks: queueing, leasing, results', () => {
     const created = await queue(a);
     expect(created.statusCode).toBe(201);
     const task = created.json();
-    expect(task).toMatchObject({ agentId: a.agentId, kind: 'echo', state: 'queued', payload: { text: 'hello' }, createdBy: { kind: 'admin' } });
+    expect(task).toMatchObject({
+      agentId: a.agentId,
+      kind: 'echo',
+      state: 'queued',
+      payload: { text: 'hello' },
+      createdBy: { kind: 'admin' },
+    });
 
     const leased = await next(a);
     expect(leased.statusCode).toBe(200);
-    expect(leased.json().task).toEqual({ id: task.id, kind: 'echo', payload: { text: 'hello' }, leaseExpiresAt: new Date(clock.now().getTime() + LEASE_S * 1000).toISOString() });
+    expect(leased.json().task).toEqual({
+      id: task.id,
+      kind: 'echo',
+      payload: { text: 'hello' },
+      leaseExpiresAt: new Date(clock.now().getTime() + LEASE_S * 1000).toISOString(),
+    });
     expect((await next(a)).json().task).toBeNull();
 
     const done = await report(a, task.id);
@@ -68,8 +101,16 @@ describe('tasks: queueing, leasing, results', () => {
     expect((await report(a, task.id, { outcome: 'failed' })).statusCode).toBe(409);
 
     const view = await inject({ method: 'GET', url: `/v1/admin/tasks/${task.id}`, headers: await staff.admin() });
-    expect(view.json()).toMatchObject({ state: 'succeeded', result: { echoed: 'hello' }, attempts: 1, leaseExpiresAt: null });
-    expect((await audits(task.id)).map((e: { action: string }) => e.action)).toEqual(['task.created', 'task.completed']);
+    expect(view.json()).toMatchObject({
+      state: 'succeeded',
+      result: { echoed: 'hello' },
+      attempts: 1,
+      leaseExpiresAt: null,
+    });
+    expect((await audits(task.id)).map((e: { action: string }) => e.action)).toEqual([
+      'task.created',
+      'task.completed',
+    ]);
   });
 
   it('gives one task to one caller even when the agent asks concurrently', async () => {
@@ -103,7 +144,11 @@ describe('tasks: queueing, leasing, results', () => {
     expect((await next(a)).json().task).toBeNull();
     const view = (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json();
     expect(view).toMatchObject({ state: 'failed', attempts: 2 });
-    expect((await audits(id)).at(-1)).toMatchObject({ action: 'task.failed', actor_kind: 'system', data: expect.objectContaining({ outcome: 'lease_exhausted' }) });
+    expect((await audits(id)).at(-1)).toMatchObject({
+      action: 'task.failed',
+      actor_kind: 'system',
+      data: expect.objectContaining({ outcome: 'lease_exhausted' }),
+    });
   });
 
   it('heartbeats with tasks in flight keep the lease alive', async () => {
@@ -112,8 +157,17 @@ describe('tasks: queueing, leasing, results', () => {
     await next(a);
     clock.advance(LEASE_S * 1000 - 1000);
     const hb = await inject({
-      method: 'POST', url: '/v1/agent/heartbeat', headers: asAgent(a),
-      payload: { agentVersion: '1.0.0', runtimeHash: 'a'.repeat(64), fingerprint: a.fingerprint, score: 100, changedComponents: [], inFlightTasks: 1 },
+      method: 'POST',
+      url: '/v1/agent/heartbeat',
+      headers: asAgent(a),
+      payload: {
+        agentVersion: '1.0.0',
+        runtimeHash: 'a'.repeat(64),
+        fingerprint: a.fingerprint,
+        score: 100,
+        changedComponents: [],
+        inFlightTasks: 1,
+      },
     });
     expect(hb.statusCode).toBe(200);
     clock.advance(2000);
@@ -130,7 +184,9 @@ describe('tasks: queueing, leasing, results', () => {
     const stolen = await report(other, id);
     expect(stolen.statusCode).toBe(404);
     expect(stolen.json().error.code).toBe('NOT_FOUND');
-    expect((await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json().state).toBe('leased');
+    expect(
+      (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json().state,
+    ).toBe('leased');
     expect((await report(a, 'tsk_doesnotexist0000000000')).statusCode).toBe(404);
   });
 
@@ -149,49 +205,97 @@ describe('tasks: queueing, leasing, results', () => {
       expect(res.json()).toEqual({ id, state: outcome });
       const view = (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json();
       expect(view.error).not.toMatch(/abc\.def\.ghi|s3cret/);
-      expect((await audits(id)).at(-1)).toMatchObject({ action: 'task.failed', data: expect.objectContaining({ outcome }) });
+      expect((await audits(id)).at(-1)).toMatchObject({
+        action: 'task.failed',
+        data: expect.objectContaining({ outcome }),
+      });
     }
   });
 
-  it('a customer queues tasks for its own agents only: another customer\'s agent and tasks are 404s', async () => {
+  it("a customer queues tasks for its own agents only: another customer's agent and tasks are 404s", async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const b = await createAgentWithLicense(db.pool, clock.now());
     const refused = await queue(a, { customer: b.customerId });
     expect(refused.statusCode).toBe(404);
     expect(refused.json().error.code).toBe('NOT_FOUND');
-    expect(await db.adminPool.query('SELECT 1 FROM agentina.tasks WHERE agent_id = $1', [a.agentId]).then((r) => r.rowCount)).toBe(0);
+    expect(
+      await db.adminPool.query('SELECT 1 FROM agentina.tasks WHERE agent_id = $1', [a.agentId]).then((r) => r.rowCount),
+    ).toBe(0);
 
     const mine = await queue(a, { customer: a.customerId });
     expect(mine.statusCode).toBe(201);
     expect(mine.json().createdBy.kind).toBe('customer');
     const id = mine.json().id;
-    expect((await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(a.customerId) })).statusCode).toBe(200);
-    expect((await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(b.customerId) })).statusCode).toBe(404);
+    expect(
+      (await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(a.customerId) }))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(b.customerId) }))
+        .statusCode,
+    ).toBe(404);
     const bList = await inject({ method: 'GET', url: '/v1/portal/tasks', headers: await staff.customer(b.customerId) });
     expect(bList.json().items).toEqual([]);
-    const aList = await inject({ method: 'GET', url: `/v1/portal/tasks?agentId=${a.agentId}`, headers: await staff.customer(a.customerId) });
+    const aList = await inject({
+      method: 'GET',
+      url: `/v1/portal/tasks?agentId=${a.agentId}`,
+      headers: await staff.customer(a.customerId),
+    });
     expect(aList.json().items.map((x: { id: string }) => x.id)).toEqual([id]);
     // Agents and customers cannot use the admin routes; admins see everything.
-    expect((await inject({ method: 'GET', url: '/v1/admin/tasks', headers: await staff.customer(a.customerId) })).statusCode).toBe(403);
-    expect((await inject({ method: 'POST', url: '/v1/admin/tasks', headers: asAgent(a), payload: { agentId: a.agentId, kind: 'echo', payload: {} } })).statusCode).toBe(403);
-    expect((await inject({ method: 'GET', url: `/v1/admin/tasks?agentId=${a.agentId}`, headers: await staff.admin() })).json().items).toHaveLength(1);
+    expect(
+      (await inject({ method: 'GET', url: '/v1/admin/tasks', headers: await staff.customer(a.customerId) })).statusCode,
+    ).toBe(403);
+    expect(
+      (
+        await inject({
+          method: 'POST',
+          url: '/v1/admin/tasks',
+          headers: asAgent(a),
+          payload: { agentId: a.agentId, kind: 'echo', payload: {} },
+        })
+      ).statusCode,
+    ).toBe(403);
+    expect(
+      (
+        await inject({ method: 'GET', url: `/v1/admin/tasks?agentId=${a.agentId}`, headers: await staff.admin() })
+      ).json().items,
+    ).toHaveLength(1);
   });
 
-  it('cancels a queued or leased task (audited); the agent\'s late result is refused; others\' tasks are 404s', async () => {
+  it("cancels a queued or leased task (audited); the agent's late result is refused; others' tasks are 404s", async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const b = await createAgentWithLicense(db.pool, clock.now());
     const queued = (await queue(a)).json().id;
-    expect((await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: await staff.customer(b.customerId) })).statusCode).toBe(404);
-    const c1 = await inject({ method: 'POST', url: `/v1/portal/tasks/${queued}/cancel`, headers: await staff.customer(a.customerId) });
+    expect(
+      (
+        await inject({
+          method: 'POST',
+          url: `/v1/portal/tasks/${queued}/cancel`,
+          headers: await staff.customer(b.customerId),
+        })
+      ).statusCode,
+    ).toBe(404);
+    const c1 = await inject({
+      method: 'POST',
+      url: `/v1/portal/tasks/${queued}/cancel`,
+      headers: await staff.customer(a.customerId),
+    });
     expect(c1.statusCode).toBe(200);
     expect(c1.json().state).toBe('cancelled');
     expect((await next(a)).json().task).toBeNull();
 
     const leased = (await queue(a)).json().id;
     expect((await next(a)).json().task.id).toBe(leased);
-    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: await staff.admin() })).statusCode).toBe(200);
+    expect(
+      (await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: await staff.admin() }))
+        .statusCode,
+    ).toBe(200);
     expect((await report(a, leased)).statusCode).toBe(409);
-    expect((await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: await staff.admin() })).statusCode).toBe(409);
+    expect(
+      (await inject({ method: 'POST', url: `/v1/admin/tasks/${leased}/cancel`, headers: await staff.admin() }))
+        .statusCode,
+    ).toBe(409);
     expect((await audits(leased)).map((e: { action: string }) => e.action)).toEqual(['task.created', 'task.cancelled']);
   });
 
@@ -212,11 +316,19 @@ describe('tasks: queueing, leasing, results', () => {
   it('accepts a payload and a result just under 64 KiB made of many small fields', async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     // jsonb's text form is larger than JSON.stringify's (a space after each ':' and ','): the limit is the API's.
-    const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, Object.fromEntries(Array.from({ length: 110 }, (_, j) => [`f${j}`, 0]))]));
+    const many = Object.fromEntries(
+      Array.from({ length: 60 }, (_, i) => [
+        `k${i}`,
+        Object.fromEntries(Array.from({ length: 110 }, (_, j) => [`f${j}`, 0])),
+      ]),
+    );
     expect(Buffer.byteLength(JSON.stringify(many))).toBeLessThan(64 * 1024);
     const created = await queue(a, {}, { payload: many });
     expect(created.statusCode).toBe(201);
-    const stored = await db.adminPool.query('SELECT octet_length(payload::text) AS n FROM agentina.tasks WHERE id = $1', [created.json().id]);
+    const stored = await db.adminPool.query(
+      'SELECT octet_length(payload::text) AS n FROM agentina.tasks WHERE id = $1',
+      [created.json().id],
+    );
     expect(stored.rows[0].n).toBeGreaterThan(64 * 1024);
     await next(a);
     expect((await report(a, created.json().id, { outcome: 'succeeded', result: many })).statusCode).toBe(200);
@@ -232,16 +344,34 @@ describe('tasks: queueing, leasing, results', () => {
   });
 
   it.each([
-    ['quarantined', async (a: AgentFixture) => db.adminPool.query(`UPDATE agentina.agents SET status = 'quarantined' WHERE id = $1`, [a.agentId])],
-    ['license suspended', async (a: AgentFixture) => db.adminPool.query(`UPDATE agentina.licenses SET state = 'suspended' WHERE id = $1`, [a.licenseId])],
-    ['license revoked', async (a: AgentFixture) => db.adminPool.query(`UPDATE agentina.licenses SET state = 'revoked' WHERE id = $1`, [a.licenseId])],
-    ['license expired', async (a: AgentFixture) => db.adminPool.query(`UPDATE agentina.licenses SET state = 'expired' WHERE id = $1`, [a.licenseId])],
+    [
+      'quarantined',
+      async (a: AgentFixture) =>
+        db.adminPool.query(`UPDATE agentina.agents SET status = 'quarantined' WHERE id = $1`, [a.agentId]),
+    ],
+    [
+      'license suspended',
+      async (a: AgentFixture) =>
+        db.adminPool.query(`UPDATE agentina.licenses SET state = 'suspended' WHERE id = $1`, [a.licenseId]),
+    ],
+    [
+      'license revoked',
+      async (a: AgentFixture) =>
+        db.adminPool.query(`UPDATE agentina.licenses SET state = 'revoked' WHERE id = $1`, [a.licenseId]),
+    ],
+    [
+      'license expired',
+      async (a: AgentFixture) =>
+        db.adminPool.query(`UPDATE agentina.licenses SET state = 'expired' WHERE id = $1`, [a.licenseId]),
+    ],
   ])('gives no task to an agent that may not work (%s)', async (_label, spoil) => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const id = (await queue(a)).json().id;
     await spoil(a);
     expect((await next(a)).json().task).toBeNull();
-    expect((await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json().state).toBe('queued');
+    expect(
+      (await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() })).json().state,
+    ).toBe('queued');
   });
 
   it('parks a long-poll until a task is queued for the agent, then leases it', async () => {

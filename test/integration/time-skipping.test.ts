@@ -20,9 +20,15 @@ describe('harness: time-skipping server', () => {
 
   it('sleeps 30 days of workflow time', async () => {
     const workflowBundle = await bundleTestWorkflows(require.resolve('../support/workflows/harness'));
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'time-skipping', workflowBundle });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: 'time-skipping',
+      workflowBundle,
+    });
     const before = await env.currentTimeMs();
-    const result = await worker.runUntil(env.client.workflow.execute('sleepThirtyDays', { taskQueue: 'time-skipping', workflowId: 'sleep-30d' }));
+    const result = await worker.runUntil(
+      env.client.workflow.execute('sleepThirtyDays', { taskQueue: 'time-skipping', workflowId: 'sleep-30d' }),
+    );
     const skipped = (await env.currentTimeMs()) - before;
     expect(result).toBe('woke');
     expect(skipped).toBeGreaterThanOrEqual(30 * 24 * 3600 * 1000);

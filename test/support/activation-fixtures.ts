@@ -34,7 +34,8 @@ export function testPrincipalResolver(): CredentialResolver {
     const [kind, id, customerId] = h.split(':');
     if (kind === 'admin') return { kind: 'admin', id: id!, sessionId: 'test' } satisfies Principal;
     if (kind === 'service') return { kind: 'service', id: id! } satisfies Principal;
-    if (kind === 'customer') return { kind: 'customer', id: id!, customerId: customerId!, sessionId: 'test' } satisfies Principal;
+    if (kind === 'customer')
+      return { kind: 'customer', id: id!, customerId: customerId!, sessionId: 'test' } satisfies Principal;
     return null;
   };
 }
@@ -58,14 +59,25 @@ export async function insertLicense(pool: Pool, customerId: string, f: LicenseFi
   await pool.query(
     `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, grace_days)
      VALUES ($1, $2, 'pro', '{"seats":5,"gpu":true}', $3, $4, $5, $6, $7, 7)`,
-    [id, customerId, f.maxAgents ?? 10, f.state ?? 'active', f.version ?? 1, new Date(now - 86400e3), new Date(now + 365 * 86400e3)],
+    [
+      id,
+      customerId,
+      f.maxAgents ?? 10,
+      f.state ?? 'active',
+      f.version ?? 1,
+      new Date(now - 86400e3),
+      new Date(now + 365 * 86400e3),
+    ],
   );
   return id;
 }
 
 export function randomFingerprint(): { salt: string; components: FingerprintHashes } {
   const h = () => randomBytes(32).toString('hex');
-  return { salt: randomBytes(18).toString('base64url'), components: { baseboard: h(), disk: h(), cpu: h(), mac: h(), hostname: h() } };
+  return {
+    salt: randomBytes(18).toString('base64url'),
+    components: { baseboard: h(), disk: h(), cpu: h(), mac: h(), hostname: h() },
+  };
 }
 
 export function agentPublicKeyPem(): string {
@@ -73,18 +85,33 @@ export function agentPublicKeyPem(): string {
 }
 
 export function activateBody(token: string) {
-  return { token, publicKey: agentPublicKeyPem(), fingerprint: randomFingerprint(), agentVersion: '1.2.3', hostnameHint: 'build-01' };
+  return {
+    token,
+    publicKey: agentPublicKeyPem(),
+    fingerprint: randomFingerprint(),
+    agentVersion: '1.2.3',
+    hostnameHint: 'build-01',
+  };
 }
 
 /**
  * An agent row with a real credential, written directly (benchmarks provision thousands; the
  * activation route itself is covered by its own tests).
  */
-export async function insertAgents(pool: Pool, licenseId: string, customerId: string, count: number): Promise<Array<{ agentId: string; credential: string }>> {
+export async function insertAgents(
+  pool: Pool,
+  licenseId: string,
+  customerId: string,
+  count: number,
+): Promise<Array<{ agentId: string; credential: string }>> {
   const out: Array<{ agentId: string; credential: string }> = [];
   const publicKey = agentPublicKeyPem();
   for (let i = 0; i < count; i += 500) {
-    const batch = Array.from({ length: Math.min(500, count - i) }, () => ({ agentId: newId('agt'), credential: newSecret('agc'), fp: randomFingerprint() }));
+    const batch = Array.from({ length: Math.min(500, count - i) }, () => ({
+      agentId: newId('agt'),
+      credential: newSecret('agc'),
+      fp: randomFingerprint(),
+    }));
     await pool.query(
       `INSERT INTO agents (id, license_id, customer_id, credential_hash, public_key, fingerprint_salt, fingerprint, fingerprint_commitment)
        SELECT id, $1, $2, hash, $3, salt, fp, commitment
@@ -109,7 +136,12 @@ export async function insertAgents(pool: Pool, licenseId: string, customerId: st
  * What the lifecycle's transition activity does for a license, by hand: row, feed row and NOTIFY
  * in one transaction (used where the workflow itself is not under test).
  */
-export async function transitionLicenseByHand(pool: Pool, licenseId: string, state: LicenseState, reason: string | null = null): Promise<number> {
+export async function transitionLicenseByHand(
+  pool: Pool,
+  licenseId: string,
+  state: LicenseState,
+  reason: string | null = null,
+): Promise<number> {
   return withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<{ version: string }>(
       'UPDATE licenses SET state = $2, state_reason = $3, version = version + 1, updated_at = now() WHERE id = $1 RETURNING version',
@@ -123,14 +155,25 @@ export async function transitionLicenseByHand(pool: Pool, licenseId: string, sta
 }
 
 /** The same for one agent (what the quarantine workflow and deregistration do). */
-export async function quarantineAgentByHand(pool: Pool, agentId: string, reason: string, status: 'quarantined' | 'deregistered' = 'quarantined'): Promise<void> {
+export async function quarantineAgentByHand(
+  pool: Pool,
+  agentId: string,
+  reason: string,
+  status: 'quarantined' | 'deregistered' = 'quarantined',
+): Promise<void> {
   await withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<{ license_id: string; version: string }>(
       `UPDATE agents a SET status = $3, status_reason = $2, status_version = a.status_version + 1
          FROM licenses l WHERE a.id = $1 AND l.id = a.license_id RETURNING a.license_id, l.version + a.status_version AS version`,
       [agentId, reason, status],
     );
-    const feedId = await insertStatusFeed(tx, { licenseId: rows[0]!.license_id, agentId, state: status, version: Number(rows[0]!.version), reason });
+    const feedId = await insertStatusFeed(tx, {
+      licenseId: rows[0]!.license_id,
+      agentId,
+      state: status,
+      version: Number(rows[0]!.version),
+      reason,
+    });
     await notifyStatus(tx, { licenseId: rows[0]!.license_id, agentId, feedId });
   });
 }

@@ -35,12 +35,34 @@ export type TestCert = { key: string; cert: string; dir: string };
 
 export function makeSelfSignedCert(): TestCert {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentina-cert-'));
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-  ], { stdio: 'ignore' });
-  const out = { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8'), dir };
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  const out = {
+    key: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
+    cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
+    dir,
+  };
   rmSync(dir, { recursive: true, force: true });
   return out;
 }
@@ -50,14 +72,18 @@ export type TestKeys = {
   dir: string;
   license: Signer;
   release: Signer;
-  trusted: { license: Array<{ kid: string; publicKeyPem: string }>; release: Array<{ kid: string; publicKeyPem: string }> };
+  trusted: {
+    license: Array<{ kid: string; publicKeyPem: string }>;
+    release: Array<{ kid: string; publicKeyPem: string }>;
+  };
   remove(): void;
 };
 
 export function makeTestKeys(): TestKeys {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentina-agent-keys-'));
   ensureKeys(dir, ['license', 'release']);
-  const pub = (purpose: 'license' | 'release') => readPublicKeySetFile(dir, purpose).keys.map(({ kid, publicKeyPem }) => ({ kid, publicKeyPem }));
+  const pub = (purpose: 'license' | 'release') =>
+    readPublicKeySetFile(dir, purpose).keys.map(({ kid, publicKeyPem }) => ({ kid, publicKeyPem }));
   return {
     dir,
     license: loadPurposeSigner(dir, 'license'),
@@ -67,13 +93,27 @@ export function makeTestKeys(): TestKeys {
   };
 }
 
-type FakeAgent = { agentId: string; credentialHash: string; salt: string; commitment: string; status: 'active' | 'quarantined' | 'offline' | 'deregistered'; statusVersion: number; activation: ActivateRequest };
+type FakeAgent = {
+  agentId: string;
+  credentialHash: string;
+  salt: string;
+  commitment: string;
+  status: 'active' | 'quarantined' | 'offline' | 'deregistered';
+  statusVersion: number;
+  activation: ActivateRequest;
+};
 type FakeTask = AgentTask & { state: 'queued' | 'leased' | 'done'; result?: TaskResultRequest; agentId?: string };
 type Waiter = () => void;
 
 export type FakeControlPlane = Awaited<ReturnType<typeof startFakeControlPlane>>;
 
-export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestCert; tlsMaxVersion?: 'TLSv1.2' | 'TLSv1.3'; graceDays?: number; now?: () => Date }) {
+export async function startFakeControlPlane(input: {
+  keys: TestKeys;
+  cert: TestCert;
+  tlsMaxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  graceDays?: number;
+  now?: () => Date;
+}) {
   const now = input.now ?? (() => new Date());
   const licenseId = newId('lic');
   const customerId = newId('cus');
@@ -103,7 +143,8 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
   const versionOf = (a: FakeAgent) => licenseVersion + a.statusVersion;
 
   function signedStatus(a: FakeAgent): SignedStatus {
-    const good = ['trial', 'active', 'grace'].includes(licenseState) && (a.status === 'active' || a.status === 'offline');
+    const good =
+      ['trial', 'active', 'grace'].includes(licenseState) && (a.status === 'active' || a.status === 'offline');
     const payload = {
       kind: 'agentina.status/v1' as const,
       licenseId,
@@ -124,8 +165,19 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
 
   function licenseFor(a: FakeAgent): SignedLicense {
     return signLicense(input.keys.license, {
-      kind: 'agentina.license/v1', licenseId, customerId, plan: 'test', features: {}, maxAgents: 5, notBefore, expiresAt, graceDays,
-      issuedAt: now().toISOString(), version: licenseVersion, agentId: a.agentId, fingerprintCommitment: a.commitment,
+      kind: 'agentina.license/v1',
+      licenseId,
+      customerId,
+      plan: 'test',
+      features: {},
+      maxAgents: 5,
+      notBefore,
+      expiresAt,
+      graceDays,
+      issuedAt: now().toISOString(),
+      version: licenseVersion,
+      agentId: a.agentId,
+      fingerprintCommitment: a.commitment,
     });
   }
 
@@ -187,11 +239,22 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
       if (!tokens.delete(body.data.token)) return error(res, 401, 'TOKEN_INVALID');
       const credential = newSecret('agc');
       const a: FakeAgent = {
-        agentId: newId('agt'), credentialHash: sha(credential), salt: body.data.fingerprint.salt,
-        commitment: fingerprintCommitment(body.data.fingerprint.salt, body.data.fingerprint.components), status: 'active', statusVersion: 0, activation: body.data,
+        agentId: newId('agt'),
+        credentialHash: sha(credential),
+        salt: body.data.fingerprint.salt,
+        commitment: fingerprintCommitment(body.data.fingerprint.salt, body.data.fingerprint.components),
+        status: 'active',
+        statusVersion: 0,
+        activation: body.data,
       };
       agents.set(a.agentId, a);
-      return send(res, 201, { agentId: a.agentId, credential, license: licenseFor(a), status: signedStatus(a), heartbeatIntervalS: 5 });
+      return send(res, 201, {
+        agentId: a.agentId,
+        credential,
+        license: licenseFor(a),
+        status: signedStatus(a),
+        heartbeatIntervalS: 5,
+      });
     }
     const a = authAgent(req);
     if (!a) return error(res, 401, 'UNAUTHENTICATED');
@@ -298,7 +361,14 @@ export async function startFakeControlPlane(input: { keys: TestKeys; cert: TestC
     /** Queues a task, for one agent when `agentId` is given (else for whichever asks first). */
     enqueue(kind: string, payload: Record<string, unknown>, agentId?: string): string {
       const id = newId('tsk');
-      tasks.push({ id, kind, payload, leaseExpiresAt: new Date(now().getTime() + 300_000).toISOString(), state: 'queued', ...(agentId ? { agentId } : {}) });
+      tasks.push({
+        id,
+        kind,
+        payload,
+        leaseExpiresAt: new Date(now().getTime() + 300_000).toISOString(),
+        state: 'queued',
+        ...(agentId ? { agentId } : {}),
+      });
       wake();
       return id;
     },

@@ -14,7 +14,13 @@ import type { Clock } from '../../protocol';
 import type { FakeControlPlane, TestCert, TestKeys } from './agent-fakes';
 import { createLogCapture } from './log-capture';
 
-export const TEST_MACHINE: RawFingerprint = { baseboard: 'Acme B450 SN-77', disk: 'nvme0n1 Samsung 980 S777', cpu: 'AMD Ryzen 9', mac: '02:00:00:aa:bb:77', hostname: 'agent-host-7' };
+export const TEST_MACHINE: RawFingerprint = {
+  baseboard: 'Acme B450 SN-77',
+  disk: 'nvme0n1 Samsung 980 S777',
+  cpu: 'AMD Ryzen 9',
+  mac: '02:00:00:aa:bb:77',
+  hostname: 'agent-host-7',
+};
 
 /** A clock that follows real time plus an offset the test can move (clock set back, etc.). */
 export function createOffsetClock(): Clock & { offsetMs: number } {
@@ -37,16 +43,40 @@ export type InProcessAgent = {
 };
 
 /** Activates an agent against `server` and runs it inside the test process with a fake machine and clock. */
-export async function startInProcessAgent(input: { server: FakeControlPlane; keys: TestKeys; cert: TestCert; settings?: Partial<AgentSettings>; start?: boolean }): Promise<InProcessAgent> {
+export async function startInProcessAgent(input: {
+  server: FakeControlPlane;
+  keys: TestKeys;
+  cert: TestCert;
+  settings?: Partial<AgentSettings>;
+  start?: boolean;
+}): Promise<InProcessAgent> {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentina-agent-'));
   const store = createPrefixStore(dir);
   const clock = createOffsetClock();
   const source = createStaticFingerprintSource(TEST_MACHINE);
   const journal = createJournal({ store, clock });
   const tls = { ca: input.cert.cert };
-  const settings = agentSettingsSchema.parse({ server: input.server.url, caPinned: true, drainTimeoutS: 30, statusWaitS: 2, taskWaitS: 1, httpGetAllow: [input.server.origin], ...input.settings });
+  const settings = agentSettingsSchema.parse({
+    server: input.server.url,
+    caPinned: true,
+    drainTimeoutS: 30,
+    statusWaitS: 2,
+    taskWaitS: 1,
+    httpGetAllow: [input.server.origin],
+    ...input.settings,
+  });
   const bootstrap = createControlPlaneClient({ server: input.server.url, tls });
-  const outcome = await activateAgent({ store, client: bootstrap, token: input.server.issueToken(), settings, trustedKeys: input.keys.trusted, ca: input.cert.cert, fingerprintSource: source, clock, journal });
+  const outcome = await activateAgent({
+    store,
+    client: bootstrap,
+    token: input.server.issueToken(),
+    settings,
+    trustedKeys: input.keys.trusted,
+    ca: input.cert.cert,
+    fingerprintSource: source,
+    clock,
+    journal,
+  });
   bootstrap.close();
   if (!outcome.ok) throw new Error(outcome.message);
   const inst = loadInstallation(store);
@@ -67,7 +97,14 @@ export async function startInProcessAgent(input: { server: FakeControlPlane; key
       runtimeHash: 'c'.repeat(64),
     });
   const handle: InProcessAgent = {
-    agent: open(), store, journal, source, clock, logs, agentId: inst.activation.agentId, credential: inst.credential,
+    agent: open(),
+    store,
+    journal,
+    source,
+    clock,
+    logs,
+    agentId: inst.activation.agentId,
+    credential: inst.credential,
     async restart(whileStopped) {
       await handle.agent.stop();
       whileStopped?.();

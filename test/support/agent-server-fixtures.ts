@@ -1,7 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { runtimeHashOf } from '../../api/releases/releases-service';
-import { fingerprintCommitment, newId, newSecret, type Clock, type FingerprintHashes, type ReleaseManifest, type Signer } from '../../protocol';
+import {
+  fingerprintCommitment,
+  newId,
+  newSecret,
+  type Clock,
+  type FingerprintHashes,
+  type ReleaseManifest,
+  type Signer,
+} from '../../protocol';
 import { mintSession, SAME_ORIGIN, seedAdmin, seedCustomerUser } from './identity';
 
 /** Test-only data: a customer, a license and agents bound to it, written as the app role would. */
@@ -14,7 +22,13 @@ export type AgentFixture = {
 };
 
 const hex = () => randomBytes(32).toString('hex');
-export const randomFingerprint = (): FingerprintHashes => ({ baseboard: hex(), disk: hex(), cpu: hex(), mac: hex(), hostname: hex() });
+export const randomFingerprint = (): FingerprintHashes => ({
+  baseboard: hex(),
+  disk: hex(),
+  cpu: hex(),
+  mac: hex(),
+  hostname: hex(),
+});
 
 export async function createCustomer(pool: Pool): Promise<string> {
   const id = newId('cus');
@@ -22,7 +36,11 @@ export async function createCustomer(pool: Pool): Promise<string> {
   return id;
 }
 
-export async function createLicense(pool: Pool, customerId: string, opts: { state?: string; maxAgents?: number } = {}): Promise<string> {
+export async function createLicense(
+  pool: Pool,
+  customerId: string,
+  opts: { state?: string; maxAgents?: number } = {},
+): Promise<string> {
   const id = newId('lic');
   await pool.query(
     `INSERT INTO licenses (id, customer_id, plan, max_agents, state, not_before, expires_at)
@@ -32,7 +50,12 @@ export async function createLicense(pool: Pool, customerId: string, opts: { stat
   return id;
 }
 
-export async function createAgent(pool: Pool, licenseId: string, customerId: string, at = new Date()): Promise<AgentFixture> {
+export async function createAgent(
+  pool: Pool,
+  licenseId: string,
+  customerId: string,
+  at = new Date(),
+): Promise<AgentFixture> {
   const agentId = newId('agt');
   const credential = newSecret('agc');
   const fingerprint = randomFingerprint();
@@ -41,7 +64,16 @@ export async function createAgent(pool: Pool, licenseId: string, customerId: str
     `INSERT INTO agents (id, license_id, customer_id, credential_hash, public_key, fingerprint_salt, fingerprint, fingerprint_commitment,
                          agent_version, created_at, updated_at, last_seen_at)
      VALUES ($1, $2, $3, $4, 'test-public-key', $5, $6, $7, '1.0.0', $8, $8, $8)`,
-    [agentId, licenseId, customerId, createHash('sha256').update(credential).digest('hex'), salt, fingerprint, fingerprintCommitment(salt, fingerprint), at],
+    [
+      agentId,
+      licenseId,
+      customerId,
+      createHash('sha256').update(credential).digest('hex'),
+      salt,
+      fingerprint,
+      fingerprintCommitment(salt, fingerprint),
+      at,
+    ],
   );
   return { customerId, licenseId, agentId, credential, fingerprint };
 }
@@ -96,13 +128,19 @@ export type Staff = ReturnType<typeof createStaff>;
 /** Browser-like JSON POSTs carry a body; an empty `{}` where the test gives none. */
 export function withJsonBody<T extends { method?: string; payload?: unknown; headers?: unknown }>(opts: T): T {
   const headers = (opts.headers ?? {}) as Record<string, string>;
-  return opts.method === 'POST' && opts.payload === undefined && headers['content-type'] === 'application/json' ? { ...opts, payload: {} } : opts;
+  return opts.method === 'POST' && opts.payload === undefined && headers['content-type'] === 'application/json'
+    ? { ...opts, payload: {} }
+    : opts;
 }
 
 export const asAgent = (a: Pick<AgentFixture, 'credential'>) => ({ authorization: `Bearer ${a.credential}` });
 
 /** Polls `probe` until it returns a value; for state that a workflow writes asynchronously. */
-export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | null | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -121,6 +159,12 @@ export const GOOD_HASH = runtimeHashOf(RELEASE_FILES);
 
 /** A release manifest of `version` (over `files`) and its signature by `signer`. */
 export function signManifest(signer: Signer, version: string, files = RELEASE_FILES) {
-  const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version, files, runtimeHash: runtimeHashOf(files), createdAt: '2026-11-01T00:00:00.000Z' };
+  const manifest: ReleaseManifest = {
+    kind: 'agentina.release/v1',
+    version,
+    files,
+    runtimeHash: runtimeHashOf(files),
+    createdAt: '2026-11-01T00:00:00.000Z',
+  };
   return { manifest, signature: signer.sign(manifest) };
 }

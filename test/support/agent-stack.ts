@@ -26,10 +26,17 @@ export async function startAgentStack(label: string) {
   const t: TestTemporal = await connectTestTemporal(label);
   const keys = createTestKeysDir();
   const stopWorker = await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
-  const config = testConfig({ TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'), TEMPORAL_TASK_QUEUE: t.taskQueue, AGENTINA_KEYS_DIR: keys.dir, LOG_LEVEL: 'warn' });
+  const config = testConfig({
+    TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'),
+    TEMPORAL_TASK_QUEUE: t.taskQueue,
+    AGENTINA_KEYS_DIR: keys.dir,
+    LOG_LEVEL: 'warn',
+  });
   const harness = await buildTestApp({ pool: db.pool, config, authenticate: testAuthenticate(db.pool) });
   const cert = makeSelfSignedCert();
-  const server: Server = createServer({ cert: cert.cert, key: cert.key, minVersion: 'TLSv1.3' }, (req, res) => harness.app.routing(req, res));
+  const server: Server = createServer({ cert: cert.cert, key: cert.key, minVersion: 'TLSv1.3' }, (req, res) =>
+    harness.app.routing(req, res),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
 
@@ -40,7 +47,12 @@ export async function startAgentStack(label: string) {
   const customerId = await createTestCustomer(db.pool, `Agent ${label}`);
 
   const admin = async (method: 'GET' | 'POST', url: string, payload?: object) => {
-    const res = await harness.app.inject({ method, url, headers: { 'x-test-principal': E2E_ADMIN }, ...(payload ? { payload } : {}) });
+    const res = await harness.app.inject({
+      method,
+      url,
+      headers: { 'x-test-principal': E2E_ADMIN },
+      ...(payload ? { payload } : {}),
+    });
     if (res.statusCode >= 300) throw new Error(`${method} ${url} → ${res.statusCode}: ${res.body}`);
     return res.json();
   };
@@ -58,7 +70,13 @@ export async function startAgentStack(label: string) {
     customerId,
     admin,
     async createLicense(): Promise<string> {
-      const r = await admin('POST', '/v1/admin/licenses', { customerId, plan: 'pro', maxAgents: 3, term: { days: 30 }, graceDays: 7 });
+      const r = await admin('POST', '/v1/admin/licenses', {
+        customerId,
+        plan: 'pro',
+        maxAgents: 3,
+        term: { days: 30 },
+        graceDays: 7,
+      });
       return r.license.id as string;
     },
     async issueToken(licenseId: string): Promise<string> {

@@ -17,7 +17,10 @@ export function ensureAgentUser(): AgentUser {
   if (me.uid !== 0) return { uid: me.uid, gid: me.gid, name: me.username };
   const lookup = () => {
     try {
-      return { uid: Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim()), gid: Number(execFileSync('id', ['-g', TEST_USER], { encoding: 'utf8' }).trim()) };
+      return {
+        uid: Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).trim()),
+        gid: Number(execFileSync('id', ['-g', TEST_USER], { encoding: 'utf8' }).trim()),
+      };
     } catch {
       return null;
     }
@@ -25,7 +28,9 @@ export function ensureAgentUser(): AgentUser {
   let ids = lookup();
   if (!ids) {
     try {
-      execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { stdio: 'ignore' });
+      execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], {
+        stdio: 'ignore',
+      });
     } catch {
       // another test file created it at the same moment
     }
@@ -51,10 +56,21 @@ export function makePublicDir(label: string): string {
   return dir;
 }
 
-export type AgentProcess = { child: ChildProcess; stdout: string[]; stderr: string[]; output(): string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> };
+export type AgentProcess = {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+};
 
 /** Starts the agent as `user`: the release bundle at `entry`, or by default the source launcher (tsx). */
-export function spawnAgent(user: AgentUser, home: string, args: string[], opts: { stdin?: string; entry?: string } = {}): AgentProcess {
+export function spawnAgent(
+  user: AgentUser,
+  home: string,
+  args: string[],
+  opts: { stdin?: string; entry?: string } = {},
+): AgentProcess {
   const stdin = opts.stdin;
   const child = spawn(process.execPath, [opts.entry ?? AGENT_BIN, ...args], {
     uid: user.uid,
@@ -69,11 +85,18 @@ export function spawnAgent(user: AgentUser, home: string, args: string[], opts: 
   child.stderr.on('data', (c: Buffer) => stderr.push(c.toString('utf8')));
   if (stdin !== undefined) child.stdin.end(stdin);
   else child.stdin.end();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, stdout, stderr, output: () => `${stdout.join('')}${stderr.join('')}`, exited };
 }
 
-export async function runAgentCommand(user: AgentUser, home: string, args: string[], opts: { stdin?: string; entry?: string } = {}) {
+export async function runAgentCommand(
+  user: AgentUser,
+  home: string,
+  args: string[],
+  opts: { stdin?: string; entry?: string } = {},
+) {
   const p = spawnAgent(user, home, args, opts);
   const { code } = await p.exited;
   return { code, stdout: p.stdout.join(''), stderr: p.stderr.join(''), output: p.output() };

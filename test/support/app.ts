@@ -38,14 +38,32 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
   });
 }
 
-export type TestAppInput = { pool: Pool; temporal?: TemporalDeps; clock?: Clock; config?: Config; authenticate?: Authenticate; /** Registers extra (test-only) routes before the app is ready. */ register?: (app: App) => void };
+export type TestAppInput = {
+  pool: Pool;
+  temporal?: TemporalDeps;
+  clock?: Clock;
+  config?: Config;
+  authenticate?: Authenticate;
+  /** Registers extra (test-only) routes before the app is ready. */ register?: (app: App) => void;
+};
 
 /** The real app on a real database and the shared Temporal dev server, logging into memory. */
-export async function buildTestApp(input: TestAppInput): Promise<{ app: App; logs: ReturnType<typeof createLogCapture>; temporal: TemporalDeps; close(): Promise<void> }> {
+export async function buildTestApp(
+  input: TestAppInput,
+): Promise<{ app: App; logs: ReturnType<typeof createLogCapture>; temporal: TemporalDeps; close(): Promise<void> }> {
   const config = input.config ?? testConfig();
   const logs = createLogCapture();
-  const temporal = input.temporal ?? createTemporal({ temporal: { ...config.temporal, address: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS') } });
-  const app = await buildApp({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock, logger: createLogger('info', logs.stream), ...(input.authenticate ? { authenticate: input.authenticate } : {}) });
+  const temporal =
+    input.temporal ??
+    createTemporal({ temporal: { ...config.temporal, address: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS') } });
+  const app = await buildApp({
+    config,
+    pool: input.pool,
+    temporal,
+    clock: input.clock ?? systemClock,
+    logger: createLogger('info', logs.stream),
+    ...(input.authenticate ? { authenticate: input.authenticate } : {}),
+  });
   input.register?.(app);
   await app.ready();
   return {

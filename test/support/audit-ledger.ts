@@ -39,23 +39,36 @@ export function useLedgerFixture(label: string) {
     current,
     appendOne: (i: number, key?: string) =>
       withTransaction(current().db.pool, (tx) =>
-        appendAudit(tx, { actor: { kind: 'system', id: 'svc_test' }, action: 'license.renewed', subject: { kind: 'license', id: `lic_${i}` }, data: { i }, ...(key ? { idempotencyKey: key } : {}) }),
+        appendAudit(tx, {
+          actor: { kind: 'system', id: 'svc_test' },
+          action: 'license.renewed',
+          subject: { kind: 'license', id: `lic_${i}` },
+          data: { i },
+          ...(key ? { idempotencyKey: key } : {}),
+        }),
       ),
 
     seqs: async (): Promise<number[]> => {
-      const { rows } = await current().db.adminPool.query<{ seq: string }>('SELECT seq FROM agentina.audit_events ORDER BY seq');
+      const { rows } = await current().db.adminPool.query<{ seq: string }>(
+        'SELECT seq FROM agentina.audit_events ORDER BY seq',
+      );
       return rows.map((r) => Number(r.seq));
     },
 
     /** The attacker: the superuser, turning the append-only triggers off around `fn`. */
-    asSuperuserWithoutTriggers: async (table: 'audit_events' | 'audit_checkpoints', fn: (c: PoolClient) => Promise<unknown>): Promise<void> => {
+    asSuperuserWithoutTriggers: async (
+      table: 'audit_events' | 'audit_checkpoints',
+      fn: (c: PoolClient) => Promise<unknown>,
+    ): Promise<void> => {
       const c = await current().db.adminPool.connect();
       try {
         await c.query(`ALTER TABLE agentina.${table} DISABLE TRIGGER USER`);
         try {
           await fn(c);
         } finally {
-          await c.query(`ALTER TABLE agentina.${table} ENABLE ALWAYS TRIGGER ${table}_no_update, ENABLE ALWAYS TRIGGER ${table}_no_delete, ENABLE ALWAYS TRIGGER ${table}_no_truncate`);
+          await c.query(
+            `ALTER TABLE agentina.${table} ENABLE ALWAYS TRIGGER ${table}_no_update, ENABLE ALWAYS TRIGGER ${table}_no_delete, ENABLE ALWAYS TRIGGER ${table}_no_truncate`,
+          );
         }
       } finally {
         c.release();
@@ -68,8 +81,18 @@ export function useLedgerFixture(label: string) {
         execFile(
           process.execPath,
           [path.join(ROOT, 'bin', 'agentina.js'), ...args],
-          { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.adminUrl, AGENTINA_KEYS_DIR: keysDir, LOG_LEVEL: 'silent' } },
-          (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+          {
+            cwd: ROOT,
+            env: {
+              PATH: process.env.PATH,
+              HOME: process.env.HOME,
+              DATABASE_URL: db.adminUrl,
+              AGENTINA_KEYS_DIR: keysDir,
+              LOG_LEVEL: 'silent',
+            },
+          },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
         );
       });
     },

@@ -16,7 +16,16 @@ import { createAgent, createLicense } from './agent-server-fixtures';
  * (anonymous, deactivated admin, revoked service account), 403 when it is of the wrong kind.
  * Another customer's resource is a 404, never a 403.
  */
-export const PRINCIPALS = ['anonymous', 'admin', 'deactivatedAdmin', 'customerA', 'customerB', 'service', 'revokedService', 'agent'] as const;
+export const PRINCIPALS = [
+  'anonymous',
+  'admin',
+  'deactivatedAdmin',
+  'customerA',
+  'customerB',
+  'service',
+  'revokedService',
+  'agent',
+] as const;
 export type PrincipalName = (typeof PRINCIPALS)[number];
 
 /** Ids every row may use as `{name}` in its path: the principals' own and some spares to act on. */
@@ -60,8 +69,17 @@ function parse(route: string): { method: string; url: string } {
 /** Only the listed principals get through, with the given status; the rest are refused. */
 export function allow(route: string, allowed: Partial<Record<PrincipalName, number>>, opts: RowOptions = {}): AuthzRow {
   const { method, url } = parse(route);
-  const expect = Object.fromEntries(PRINCIPALS.map((p) => [p, allowed[p] ?? (INVALID_CREDENTIAL.has(p) ? 401 : 403)])) as Record<PrincipalName, number>;
-  return { method, url, path: opts.path ?? url, expect, ...(opts.body !== undefined ? { body: opts.body } : {}), ...(opts.setup ? { setup: opts.setup } : {}) };
+  const expect = Object.fromEntries(
+    PRINCIPALS.map((p) => [p, allowed[p] ?? (INVALID_CREDENTIAL.has(p) ? 401 : 403)]),
+  ) as Record<PrincipalName, number>;
+  return {
+    method,
+    url,
+    path: opts.path ?? url,
+    expect,
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+    ...(opts.setup ? { setup: opts.setup } : {}),
+  };
 }
 
 /** A public route: every principal gets `status`. */
@@ -149,24 +167,49 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('GET /v1/admin/customers', ADMIN_SERVICE),
   allow('POST /v1/admin/customers', ADMIN_SERVICE_400),
   allow('GET /v1/admin/customers/:id', ADMIN_SERVICE, { path: '/v1/admin/customers/{customerA}' }),
-  allow('POST /v1/admin/customers/:id/deactivate', ADMIN_SERVICE, { path: '/v1/admin/customers/{spareCustomer}/deactivate' }),
+  allow('POST /v1/admin/customers/:id/deactivate', ADMIN_SERVICE, {
+    path: '/v1/admin/customers/{spareCustomer}/deactivate',
+  }),
   allow('GET /v1/admin/customers/:id/users', ADMIN_SERVICE, { path: '/v1/admin/customers/{customerA}/users' }),
   allow('POST /v1/admin/customers/:id/users', ADMIN_SERVICE_400, { path: '/v1/admin/customers/{customerA}/users' }),
-  allow('POST /v1/admin/customers/:id/users/:userId/deactivate', ADMIN_SERVICE, { path: '/v1/admin/customers/{customerA}/users/{spareUserA}/deactivate' }),
-  allow('POST /v1/admin/customers/:id/users/:userId/reactivate', ADMIN_SERVICE, { path: '/v1/admin/customers/{customerA}/users/{spareUserA}/reactivate' }),
-  allow('POST /v1/admin/customers/:id/users/:userId/unlock', ADMIN, { path: '/v1/admin/customers/{customerA}/users/{spareUserA}/unlock' }),
+  allow('POST /v1/admin/customers/:id/users/:userId/deactivate', ADMIN_SERVICE, {
+    path: '/v1/admin/customers/{customerA}/users/{spareUserA}/deactivate',
+  }),
+  allow('POST /v1/admin/customers/:id/users/:userId/reactivate', ADMIN_SERVICE, {
+    path: '/v1/admin/customers/{customerA}/users/{spareUserA}/reactivate',
+  }),
+  allow('POST /v1/admin/customers/:id/users/:userId/unlock', ADMIN, {
+    path: '/v1/admin/customers/{customerA}/users/{spareUserA}/unlock',
+  }),
   // identity: service accounts
   allow('GET /v1/admin/service-accounts', ADMIN),
   allow('POST /v1/admin/service-accounts', ADMIN_400),
-  allow('POST /v1/admin/service-accounts/:id/revoke', ADMIN, { path: '/v1/admin/service-accounts/{spareServiceAccount}/revoke' }),
+  allow('POST /v1/admin/service-accounts/:id/revoke', ADMIN, {
+    path: '/v1/admin/service-accounts/{spareServiceAccount}/revoke',
+  }),
   // agents (issue 7, control-plane side)
   allow('GET /v1/admin/agents', ADMIN),
   allow('GET /v1/admin/agents/:id', ADMIN, { path: '/v1/admin/agents/{agentA}', setup: agentOfA }),
-  allow('POST /v1/admin/agents/:id/release', { admin: 409 }, { path: '/v1/admin/agents/{agentA}/release', setup: agentOfA }),
-  allow('POST /v1/admin/agents/:id/deregister', ADMIN, { path: '/v1/admin/agents/{agentA}/deregister', setup: agentOfA }),
+  allow(
+    'POST /v1/admin/agents/:id/release',
+    { admin: 409 },
+    { path: '/v1/admin/agents/{agentA}/release', setup: agentOfA },
+  ),
+  allow('POST /v1/admin/agents/:id/deregister', ADMIN, {
+    path: '/v1/admin/agents/{agentA}/deregister',
+    setup: agentOfA,
+  }),
   allow('GET /v1/portal/agents', PORTAL),
-  allow('GET /v1/portal/agents/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/agents/{agentA}', setup: agentOfA }),
-  allow('POST /v1/portal/agents/:id/deregister', { customerA: 200, customerB: 404 }, { path: '/v1/portal/agents/{agentA}/deregister', setup: agentOfA }),
+  allow(
+    'GET /v1/portal/agents/:id',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/agents/{agentA}', setup: agentOfA },
+  ),
+  allow(
+    'POST /v1/portal/agents/:id/deregister',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/agents/{agentA}/deregister', setup: agentOfA },
+  ),
   // tasks
   allow('GET /v1/admin/tasks', ADMIN),
   allow('POST /v1/admin/tasks', ADMIN_400),
@@ -174,32 +217,83 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('POST /v1/admin/tasks/:id/cancel', ADMIN, { path: '/v1/admin/tasks/{taskA}/cancel', setup: taskOfA }),
   allow('GET /v1/portal/tasks', PORTAL),
   allow('POST /v1/portal/tasks', { customerA: 400, customerB: 400 }),
-  allow('GET /v1/portal/tasks/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/tasks/{taskA}', setup: taskOfA }),
-  allow('POST /v1/portal/tasks/:id/cancel', { customerA: 200, customerB: 404 }, { path: '/v1/portal/tasks/{taskA}/cancel', setup: taskOfA }),
+  allow(
+    'GET /v1/portal/tasks/:id',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/tasks/{taskA}', setup: taskOfA },
+  ),
+  allow(
+    'POST /v1/portal/tasks/:id/cancel',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/tasks/{taskA}/cancel', setup: taskOfA },
+  ),
   // licenses (issue 6, part A): changes are refused at validation here (no worker runs), which
   // proves the caller got past access control; the lifecycle itself is tested in license-*.test.ts.
   allow('POST /v1/admin/licenses', ADMIN_SERVICE_400),
   allow('GET /v1/admin/licenses', ADMIN_SERVICE),
   allow('GET /v1/admin/licenses/:id', ADMIN_SERVICE, { path: '/v1/admin/licenses/{licenseA}', setup: licenseOfA }),
-  allow('POST /v1/admin/licenses/:id/renew', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/renew', setup: licenseOfA }),
-  allow('POST /v1/admin/licenses/:id/convert-trial', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/convert-trial', setup: licenseOfA }),
-  allow('POST /v1/admin/licenses/:id/suspend', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/suspend', setup: licenseOfA }),
-  allow('POST /v1/admin/licenses/:id/resume', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/resume', body: { unexpected: true }, setup: licenseOfA }),
-  allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, { path: '/v1/admin/licenses/{licenseA}/revoke', setup: licenseOfA }),
+  allow('POST /v1/admin/licenses/:id/renew', ADMIN_SERVICE_400, {
+    path: '/v1/admin/licenses/{licenseA}/renew',
+    setup: licenseOfA,
+  }),
+  allow('POST /v1/admin/licenses/:id/convert-trial', ADMIN_SERVICE_400, {
+    path: '/v1/admin/licenses/{licenseA}/convert-trial',
+    setup: licenseOfA,
+  }),
+  allow('POST /v1/admin/licenses/:id/suspend', ADMIN_SERVICE_400, {
+    path: '/v1/admin/licenses/{licenseA}/suspend',
+    setup: licenseOfA,
+  }),
+  allow('POST /v1/admin/licenses/:id/resume', ADMIN_SERVICE_400, {
+    path: '/v1/admin/licenses/{licenseA}/resume',
+    body: { unexpected: true },
+    setup: licenseOfA,
+  }),
+  allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, {
+    path: '/v1/admin/licenses/{licenseA}/revoke',
+    setup: licenseOfA,
+  }),
   allow('GET /v1/portal/licenses', PORTAL),
-  allow('GET /v1/portal/licenses/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/licenses/{licenseA}', setup: licenseOfA }),
+  allow(
+    'GET /v1/portal/licenses/:id',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/licenses/{licenseA}', setup: licenseOfA },
+  ),
   // signed documents: an unknown license, so no signing key is needed here (test/integration/license-documents.test.ts signs)
-  allow('GET /v1/admin/licenses/:id/document', { admin: 404, service: 404 }, { path: '/v1/admin/licenses/lic_authzmatrixnosuchlicense/document' }),
-  allow('GET /v1/portal/licenses/:id/document', { customerA: 404, customerB: 404 }, { path: '/v1/portal/licenses/lic_authzmatrixnosuchlicense/document' }),
+  allow(
+    'GET /v1/admin/licenses/:id/document',
+    { admin: 404, service: 404 },
+    { path: '/v1/admin/licenses/lic_authzmatrixnosuchlicense/document' },
+  ),
+  allow(
+    'GET /v1/portal/licenses/:id/document',
+    { customerA: 404, customerB: 404 },
+    { path: '/v1/portal/licenses/lic_authzmatrixnosuchlicense/document' },
+  ),
   // activation tokens (the agent side, /v1/agent/activate, is public and tested with the agent routes)
   allow('POST /v1/admin/activation-tokens', ADMIN_SERVICE_400),
   allow('GET /v1/admin/activation-tokens', ADMIN_SERVICE),
-  allow('GET /v1/admin/activation-tokens/:id', ADMIN_SERVICE, { path: '/v1/admin/activation-tokens/{tokenA}', setup: activationTokenOfA }),
-  allow('POST /v1/admin/activation-tokens/:id/revoke', ADMIN_SERVICE_400, { path: '/v1/admin/activation-tokens/{tokenA}/revoke', body: { unexpected: true }, setup: activationTokenOfA }),
+  allow('GET /v1/admin/activation-tokens/:id', ADMIN_SERVICE, {
+    path: '/v1/admin/activation-tokens/{tokenA}',
+    setup: activationTokenOfA,
+  }),
+  allow('POST /v1/admin/activation-tokens/:id/revoke', ADMIN_SERVICE_400, {
+    path: '/v1/admin/activation-tokens/{tokenA}/revoke',
+    body: { unexpected: true },
+    setup: activationTokenOfA,
+  }),
   allow('POST /v1/portal/activation-tokens', { customerA: 400, customerB: 400 }),
   allow('GET /v1/portal/activation-tokens', PORTAL),
-  allow('GET /v1/portal/activation-tokens/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/activation-tokens/{tokenA}', setup: activationTokenOfA }),
-  allow('POST /v1/portal/activation-tokens/:id/revoke', { customerA: 200, customerB: 404 }, { path: '/v1/portal/activation-tokens/{tokenA}/revoke', setup: activationTokenOfA }),
+  allow(
+    'GET /v1/portal/activation-tokens/:id',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/activation-tokens/{tokenA}', setup: activationTokenOfA },
+  ),
+  allow(
+    'POST /v1/portal/activation-tokens/:id/revoke',
+    { customerA: 200, customerB: 404 },
+    { path: '/v1/portal/activation-tokens/{tokenA}/revoke', setup: activationTokenOfA },
+  ),
   // releases
   allow('GET /v1/admin/releases', ADMIN),
   allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
@@ -211,7 +305,11 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('GET /v1/agent/status', { agent: 200 }),
   allow('GET /v1/agent/revocations', { agent: 200 }),
   allow('GET /v1/agent/tasks/next', { agent: 200 }),
-  allow('POST /v1/agent/tasks/:id/result', { agent: 404 }, { path: '/v1/agent/tasks/tsk_authzmatrixnosuchtask00/result', body: { outcome: 'succeeded' } }),
+  allow(
+    'POST /v1/agent/tasks/:id/result',
+    { agent: 404 },
+    { path: '/v1/agent/tasks/tsk_authzmatrixnosuchtask00/result', body: { outcome: 'succeeded' } },
+  ),
   allow('GET /v1/agent/releases/latest', { agent: 404 }),
   allow('POST /v1/agent/heartbeat', { agent: 400 }),
   allow('POST /v1/agent/deregister', { agent: 200 }),
@@ -233,7 +331,10 @@ function awaited(route: RegisteredRoute): boolean {
 }
 
 /** `METHOD url` of registered routes without a row (and not awaited), and of rows without a route. */
-export function coverageGaps(routes: RegisteredRoute[], rows: AuthzRow[] = AUTHZ_ROWS): { missingRows: string[]; staleRows: string[] } {
+export function coverageGaps(
+  routes: RegisteredRoute[],
+  rows: AuthzRow[] = AUTHZ_ROWS,
+): { missingRows: string[]; staleRows: string[] } {
   const key = (r: { method: string; url: string }) => `${r.method} ${r.url}`;
   const rowKeys = new Set(rows.map(key));
   const routeKeys = new Set(routes.map(key));
@@ -249,7 +350,11 @@ export function coverageGaps(routes: RegisteredRoute[], rows: AuthzRow[] = AUTHZ
  * the row author's call.
  */
 export function suggestRow(route: RegisteredRoute): string {
-  const kinds: Record<string, PrincipalName[]> = { admin: ['admin'], customer: ['customerA', 'customerB'], service: ['service'] };
+  const kinds: Record<string, PrincipalName[]> = {
+    admin: ['admin'],
+    customer: ['customerA', 'customerB'],
+    service: ['service'],
+  };
   if (route.access.includes('anonymous')) return `pub('${route.method} ${route.url}'),`;
   const allowed = route.access.flatMap((k) => kinds[k] ?? []).map((p) => `${p}: 200`);
   const path = route.url.includes(':') ? `, { path: '${route.url.replace(/:(\w+)/g, '{$1}')}' }` : '';

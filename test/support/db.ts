@@ -21,7 +21,10 @@ export type TestDatabase = {
 /** A fresh, migrated database for one test file. */
 export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   const serverUrl = testEnv('AGENTINA_TEST_PG_ADMIN_URL');
-  const name = `agentina_t_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const name = `agentina_t_${label
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const admin = new Client({ connectionString: serverUrl });
   await admin.connect();
   try {

@@ -9,5 +9,7 @@ export default async function globalSetup(): Promise<void> {
   const log = (line: string) => process.stderr.write(`[test setup] ${line}\n`);
   const stack = await startTestStack(log);
   (globalThis as Record<string, unknown>).__agentinaTestStack = stack;
-  log(`PostgreSQL: ${stack.pg.source}; Temporal dev server ${process.env.AGENTINA_TEST_TEMPORAL_ADDRESS}; ready in ${Date.now() - started} ms`);
+  log(
+    `PostgreSQL: ${stack.pg.source}; Temporal dev server ${process.env.AGENTINA_TEST_TEMPORAL_ADDRESS}; ready in ${Date.now() - started} ms`,
+  );
 }

@@ -1,5 +1,12 @@
 import type { Pool } from 'pg';
-import { adminsRepo, customersRepo, customerUsersRepo, serviceAccountsRepo, withTransaction, type AccountKind } from '../../db';
+import {
+  adminsRepo,
+  customersRepo,
+  customerUsersRepo,
+  serviceAccountsRepo,
+  withTransaction,
+  type AccountKind,
+} from '../../db';
 import { hashPassword, type ScryptParams } from '../../api/identity/passwords';
 import { createSessionService } from '../../api/identity/session-service';
 import { ADMIN_COOKIE, PORTAL_COOKIE, sha256Hex } from '../../api/identity/tokens';
@@ -17,11 +24,15 @@ export function uniqueEmail(label: string): string {
   return `${label}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}@example.test`;
 }
 
-export async function seedAdmin(pool: Pool, opts: { email?: string; password?: string; params?: ScryptParams; active?: boolean; cheap?: boolean } = {}) {
+export async function seedAdmin(
+  pool: Pool,
+  opts: { email?: string; password?: string; params?: ScryptParams; active?: boolean; cheap?: boolean } = {},
+) {
   const email = opts.email ?? uniqueEmail('admin');
   const hash = await hashPassword(opts.password ?? TEST_PASSWORD, opts.params ?? (opts.cheap ? CHEAP : undefined));
   const row = await adminsRepo.insertAdmin(pool, { id: newId('adm'), email, passwordHash: hash });
-  if (opts.active === false) await pool.query('UPDATE admins SET active = false, deactivated_at = now() WHERE id = $1', [row.id]);
+  if (opts.active === false)
+    await pool.query('UPDATE admins SET active = false, deactivated_at = now() WHERE id = $1', [row.id]);
   return { id: row.id, email };
 }
 
@@ -30,24 +41,55 @@ export async function seedCustomer(pool: Pool, name = 'Customer') {
   return { id: row.id };
 }
 
-export async function seedCustomerUser(pool: Pool, customerId: string, opts: { email?: string; password?: string; params?: ScryptParams; cheap?: boolean } = {}) {
+export async function seedCustomerUser(
+  pool: Pool,
+  customerId: string,
+  opts: { email?: string; password?: string; params?: ScryptParams; cheap?: boolean } = {},
+) {
   const email = opts.email ?? uniqueEmail('user');
   const hash = await hashPassword(opts.password ?? TEST_PASSWORD, opts.params ?? (opts.cheap ? CHEAP : undefined));
-  const row = await customerUsersRepo.insertCustomerUser(pool, { id: newId('usr'), customerId, email, displayName: '', passwordHash: hash, mustChangePassword: false, now: new Date() });
+  const row = await customerUsersRepo.insertCustomerUser(pool, {
+    id: newId('usr'),
+    customerId,
+    email,
+    displayName: '',
+    passwordHash: hash,
+    mustChangePassword: false,
+    now: new Date(),
+  });
   return { id: row.id, email, customerId };
 }
 
 export async function seedServiceAccount(pool: Pool, opts: { revoked?: boolean } = {}) {
   const token = newSecret('svc');
-  const row = await serviceAccountsRepo.insertServiceAccount(pool, { id: newId('svcacct'), name: 'test', tokenHash: sha256Hex(token), tokenHint: token.slice(-4), createdBy: 'test', now: new Date() });
+  const row = await serviceAccountsRepo.insertServiceAccount(pool, {
+    id: newId('svcacct'),
+    name: 'test',
+    tokenHash: sha256Hex(token),
+    tokenHint: token.slice(-4),
+    createdBy: 'test',
+    now: new Date(),
+  });
   if (opts.revoked) await serviceAccountsRepo.revokeServiceAccount(pool, row.id, new Date());
   return { id: row.id, token };
 }
 
 /** A live session as if the account had just logged in; returns the Cookie header value. */
-export async function mintSession(pool: Pool, kind: AccountKind, account: { id: string; customerId?: string }, clock: Clock = systemClock): Promise<{ cookie: string; sessionId: string; token: string }> {
+export async function mintSession(
+  pool: Pool,
+  kind: AccountKind,
+  account: { id: string; customerId?: string },
+  clock: Clock = systemClock,
+): Promise<{ cookie: string; sessionId: string; token: string }> {
   const sessions = createSessionService({ pool, clock });
-  const s = await withTransaction(pool, (tx) => sessions.issue(tx, kind, { accountId: account.id, customerId: account.customerId ?? null, ip: null, userAgent: null }));
+  const s = await withTransaction(pool, (tx) =>
+    sessions.issue(tx, kind, {
+      accountId: account.id,
+      customerId: account.customerId ?? null,
+      ip: null,
+      userAgent: null,
+    }),
+  );
   return { cookie: `${kind === 'admin' ? ADMIN_COOKIE : PORTAL_COOKIE}=${s.token}`, sessionId: s.id, token: s.token };
 }
 

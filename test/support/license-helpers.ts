@@ -23,12 +23,23 @@ export function createTestKeysDir(): { dir: string; remove(): void } {
 }
 
 /** The license service as tests build it: the system clock unless given, and a fixed Temporal Web link. */
-export function testLicenseService(deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi'> & { clock?: Clock }): LicenseService {
-  return createLicenseService({ clock: systemClock, temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' }, ...deps });
+export function testLicenseService(
+  deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi'> & { clock?: Clock },
+): LicenseService {
+  return createLicenseService({
+    clock: systemClock,
+    temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
+    ...deps,
+  });
 }
 
 /** Polls `read` until `done` holds (or fails after `timeoutMs` with the last value seen). */
-export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 20000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  read: () => Promise<T>,
+  done: (v: T) => boolean,
+  timeoutMs = 20000,
+  what = 'condition',
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
@@ -43,7 +54,14 @@ export async function eventually<T>(read: () => Promise<T>, done: (v: T) => bool
   }
 }
 
-export type LicenseAuditRow = { seq: number; action: string; actor_kind: string; actor_id: string; idempotency_key: string; data: Record<string, unknown> };
+export type LicenseAuditRow = {
+  seq: number;
+  action: string;
+  actor_kind: string;
+  actor_id: string;
+  idempotency_key: string;
+  data: Record<string, unknown>;
+};
 
 export async function licenseAudit(pool: Pool, licenseId: string): Promise<LicenseAuditRow[]> {
   const { rows } = await pool.query<LicenseAuditRow & { seq: string }>(
@@ -54,12 +72,18 @@ export async function licenseAudit(pool: Pool, licenseId: string): Promise<Licen
 }
 
 export async function licenseFeed(pool: Pool, licenseId: string): Promise<Array<{ state: string; version: number }>> {
-  const { rows } = await pool.query<{ state: string; version: string }>('SELECT state, version FROM status_feed WHERE license_id = $1 AND agent_id IS NULL ORDER BY id', [licenseId]);
+  const { rows } = await pool.query<{ state: string; version: string }>(
+    'SELECT state, version FROM status_feed WHERE license_id = $1 AND agent_id IS NULL ORDER BY id',
+    [licenseId],
+  );
   return rows.map((r) => ({ state: r.state, version: Number(r.version) }));
 }
 
 /** The time-skipping server starts without Agentina's search attributes; register them. */
 export async function registerSearchAttributes(connection: Connection, namespace = 'default'): Promise<void> {
   const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
-  await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((a) => [a, keyword])) });
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((a) => [a, keyword])),
+  });
 }

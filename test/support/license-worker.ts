@@ -12,7 +12,15 @@ import { createPool } from '../../db';
 import { systemClock } from '../../protocol';
 import type { LicenseTransitionInput } from '../../activities/license-activities';
 
-type Args = { address: string; taskQueue: string; appDatabaseUrl: string; keysDir: string; bundlePath: string; killAfterAction?: string; pollers?: { workflow: number; nonStickyRatio: number } };
+type Args = {
+  address: string;
+  taskQueue: string;
+  appDatabaseUrl: string;
+  keysDir: string;
+  bundlePath: string;
+  killAfterAction?: string;
+  pollers?: { workflow: number; nonStickyRatio: number };
+};
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -24,7 +32,12 @@ async function main(): Promise<void> {
     connection,
     taskQueue: args.taskQueue,
     workflowBundle: { codePath: args.bundlePath },
-    ...(args.pollers ? { maxConcurrentWorkflowTaskPolls: args.pollers.workflow, nonStickyToStickyPollRatio: args.pollers.nonStickyRatio } : {}),
+    ...(args.pollers
+      ? {
+          maxConcurrentWorkflowTaskPolls: args.pollers.workflow,
+          nonStickyToStickyPollRatio: args.pollers.nonStickyRatio,
+        }
+      : {}),
     activities: {
       ...activities,
       async applyLicenseTransition(input: LicenseTransitionInput) {

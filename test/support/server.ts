@@ -13,12 +13,31 @@ import { testEnv } from './env';
  * The real app listening on a free loopback port (for browsers, agents and load generators),
  * with the production authenticator, on a test database and the shared Temporal dev server.
  */
-export async function startTestServer(input: { pool: Pool; env?: Record<string, string>; config?: Config }): Promise<{ app: App; baseUrl: string; config: Config; logs: ReturnType<typeof createLogCapture>; close(): Promise<void> }> {
+export async function startTestServer(input: { pool: Pool; env?: Record<string, string>; config?: Config }): Promise<{
+  app: App;
+  baseUrl: string;
+  config: Config;
+  logs: ReturnType<typeof createLogCapture>;
+  close(): Promise<void>;
+}> {
   const port = await freePort();
-  const config = input.config ?? testConfig({ PORT: String(port), PUBLIC_ORIGIN: `http://127.0.0.1:${port}`, TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'), ...(input.env ?? {}) });
+  const config =
+    input.config ??
+    testConfig({
+      PORT: String(port),
+      PUBLIC_ORIGIN: `http://127.0.0.1:${port}`,
+      TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'),
+      ...(input.env ?? {}),
+    });
   const temporal = createTemporal(config);
   const logs = createLogCapture();
-  const app = await buildApp({ config, pool: input.pool, temporal, clock: systemClock, logger: createLogger('info', logs.stream) });
+  const app = await buildApp({
+    config,
+    pool: input.pool,
+    temporal,
+    clock: systemClock,
+    logger: createLogger('info', logs.stream),
+  });
   await app.listen({ port: config.port, host: '127.0.0.1' });
   return {
     app,

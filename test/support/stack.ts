@@ -21,7 +21,13 @@ export async function startTestStack(log: (line: string) => void): Promise<TestS
   const testServer = findTestServer(log);
   const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir, log });
   const port = await freePort();
-  const temporal = await startTemporalDevServer({ cli, host: '127.0.0.1', port, namespace: 'default', logFile: path.join(dataDir, `temporal-${port}.log`) });
+  const temporal = await startTemporalDevServer({
+    cli,
+    host: '127.0.0.1',
+    port,
+    namespace: 'default',
+    logFile: path.join(dataDir, `temporal-${port}.log`),
+  });
   const bundle = await bundleWorkflows();
   const bundlePath = path.join(dataDir, `workflow-bundle-${process.pid}.js`);
   writeFileSync(bundlePath, bundle.code);

@@ -62,6 +62,12 @@ export function runWorkerInBackground(worker: Worker): () => Promise<void> {
 
 /** The production worker on a test's own task queue; the returned function stops it. */
 export async function runTestWorker(t: TestTemporal, deps: ActivityDeps): Promise<() => Promise<void>> {
-  const worker = await createWorker({ connection: t.nativeConnection, namespace: t.namespace, taskQueue: t.taskQueue, deps, workflowBundle: t.workflowBundle });
+  const worker = await createWorker({
+    connection: t.nativeConnection,
+    namespace: t.namespace,
+    taskQueue: t.taskQueue,
+    deps,
+    workflowBundle: t.workflowBundle,
+  });
   return runWorkerInBackground(worker);
 }

@@ -65,7 +65,14 @@ export async function startWebStack(label: string): Promise<WebStack> {
     const temporal = await connectTestTemporal(label);
     closers.push(() => temporal.close());
     closers.push(await runTestWorker(temporal, { pool: db.pool, clock: systemClock, keysDir: keys.dir }));
-    const server = await startTestServer({ pool: db.pool, env: { TEMPORAL_TASK_QUEUE: temporal.taskQueue, AGENTINA_KEYS_DIR: keys.dir, TEMPORAL_UI_URL: 'http://127.0.0.1:8233' } });
+    const server = await startTestServer({
+      pool: db.pool,
+      env: {
+        TEMPORAL_TASK_QUEUE: temporal.taskQueue,
+        AGENTINA_KEYS_DIR: keys.dir,
+        TEMPORAL_UI_URL: 'http://127.0.0.1:8233',
+      },
+    });
     closers.push(() => server.close());
     const browser = await launchBrowser();
     closers.push(() => browser.close());

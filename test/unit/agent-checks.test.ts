@@ -9,12 +9,30 @@ import type { Check, CheckResult } from '../../agent/checks/check';
 import { createGate } from '../../agent/enforcement';
 import { createStaticFingerprintSource, hashFingerprint, type RawFingerprint } from '../../agent/fingerprint-source';
 import { createPrefixStore } from '../../agent/prefix-store';
-import { createFixedClock, createKeySet, createSigner, generateKeyFile, fingerprintCommitment, newId, newSecret, signLicense, type LicenseDocument, type SignedStatus, type StatusPayload } from '../../protocol';
+import {
+  createFixedClock,
+  createKeySet,
+  createSigner,
+  generateKeyFile,
+  fingerprintCommitment,
+  newId,
+  newSecret,
+  signLicense,
+  type LicenseDocument,
+  type SignedStatus,
+  type StatusPayload,
+} from '../../protocol';
 import { makeTestKeys } from '../support/agent-fakes';
 
 const T0 = new Date('2026-06-01T12:00:00.000Z');
 const DAY = 86_400_000;
-const MACHINE: RawFingerprint = { baseboard: 'Acme B450 SN-1', disk: 'nvme0n1 Samsung 980 S123', cpu: 'AMD Ryzen 7', mac: '02:00:00:aa:bb:cc', hostname: 'build-01' };
+const MACHINE: RawFingerprint = {
+  baseboard: 'Acme B450 SN-1',
+  disk: 'nvme0n1 Samsung 980 S123',
+  cpu: 'AMD Ryzen 7',
+  mac: '02:00:00:aa:bb:cc',
+  hostname: 'build-01',
+};
 
 const keys = makeTestKeys();
 /** A key nobody pinned. */
@@ -37,19 +55,43 @@ function tempStore() {
 
 function licenseDoc(over: Partial<LicenseDocument> = {}): LicenseDocument {
   return {
-    kind: 'agentina.license/v1', licenseId, customerId: newId('cus'), plan: 'pro', features: {}, maxAgents: 3,
-    notBefore: new Date(T0.getTime() - DAY).toISOString(), expiresAt: new Date(T0.getTime() + 30 * DAY).toISOString(), graceDays: 7,
-    issuedAt: T0.toISOString(), version: 1, agentId, fingerprintCommitment: fingerprintCommitment(salt, recorded), ...over,
+    kind: 'agentina.license/v1',
+    licenseId,
+    customerId: newId('cus'),
+    plan: 'pro',
+    features: {},
+    maxAgents: 3,
+    notBefore: new Date(T0.getTime() - DAY).toISOString(),
+    expiresAt: new Date(T0.getTime() + 30 * DAY).toISOString(),
+    graceDays: 7,
+    issuedAt: T0.toISOString(),
+    version: 1,
+    agentId,
+    fingerprintCommitment: fingerprintCommitment(salt, recorded),
+    ...over,
   };
 }
 function status(over: Partial<StatusPayload> = {}, signer = keys.license): SignedStatus {
-  const payload: StatusPayload = { kind: 'agentina.status/v1', licenseId, agentId, licenseState: 'active', agentStatus: 'active', good: true, version: 5, serverTime: T0.toISOString(), expiresAt: new Date(T0.getTime() + 30 * DAY).toISOString(), graceDays: 7, ...over };
+  const payload: StatusPayload = {
+    kind: 'agentina.status/v1',
+    licenseId,
+    agentId,
+    licenseState: 'active',
+    agentStatus: 'active',
+    good: true,
+    version: 5,
+    serverTime: T0.toISOString(),
+    expiresAt: new Date(T0.getTime() + 30 * DAY).toISOString(),
+    graceDays: 7,
+    ...over,
+  };
   return { payload, signature: signer.sign(payload) };
 }
 const codeOf = (r: CheckResult) => (r.ok ? 'OK' : r.code);
 
 describe('check 1: license document', () => {
-  const make = (license: unknown) => createLicenseCheck({ keys: licenseKeys, agentId, licenseId, salt, recorded, license: license as never });
+  const make = (license: unknown) =>
+    createLicenseCheck({ keys: licenseKeys, agentId, licenseId, salt, recorded, license: license as never });
 
   it('passes an authentic document bound to this agent and machine, inside its window', async () => {
     expect(codeOf(await make(signLicense(keys.license, licenseDoc())).evaluate(T0))).toBe('OK');
@@ -57,14 +99,45 @@ describe('check 1: license document', () => {
 
   it.each([
     ['missing', () => null, 'LICENSE_MISSING'],
-    ['edited after signing (expiry pushed out)', () => ({ ...signLicense(keys.license, licenseDoc()), document: { ...licenseDoc(), expiresAt: '2099-01-01T00:00:00.000Z' } }), 'LICENSE_TAMPERED'],
+    [
+      'edited after signing (expiry pushed out)',
+      () => ({
+        ...signLicense(keys.license, licenseDoc()),
+        document: { ...licenseDoc(), expiresAt: '2099-01-01T00:00:00.000Z' },
+      }),
+      'LICENSE_TAMPERED',
+    ],
     ['signed by a key that is not pinned', () => signLicense(strangerKey(), licenseDoc()), 'LICENSE_TAMPERED'],
-    ['with an unknown field smuggled in', () => ({ ...signLicense(keys.license, licenseDoc()), extra: 1 }), 'LICENSE_TAMPERED'],
-    ['bound to another agent', () => signLicense(keys.license, licenseDoc({ agentId: newId('agt') })), 'LICENSE_BINDING'],
-    ['bound to another machine', () => signLicense(keys.license, licenseDoc({ fingerprintCommitment: 'a'.repeat(64) })), 'LICENSE_BINDING'],
-    ['for another license', () => signLicense(keys.license, licenseDoc({ licenseId: newId('lic') })), 'LICENSE_BINDING'],
-    ['not yet valid', () => signLicense(keys.license, licenseDoc({ notBefore: new Date(T0.getTime() + DAY).toISOString() })), 'LICENSE_NOT_YET_VALID'],
-    ['expired beyond its grace days', () => signLicense(keys.license, licenseDoc({ expiresAt: new Date(T0.getTime() - 8 * DAY).toISOString() })), 'LICENSE_EXPIRED'],
+    [
+      'with an unknown field smuggled in',
+      () => ({ ...signLicense(keys.license, licenseDoc()), extra: 1 }),
+      'LICENSE_TAMPERED',
+    ],
+    [
+      'bound to another agent',
+      () => signLicense(keys.license, licenseDoc({ agentId: newId('agt') })),
+      'LICENSE_BINDING',
+    ],
+    [
+      'bound to another machine',
+      () => signLicense(keys.license, licenseDoc({ fingerprintCommitment: 'a'.repeat(64) })),
+      'LICENSE_BINDING',
+    ],
+    [
+      'for another license',
+      () => signLicense(keys.license, licenseDoc({ licenseId: newId('lic') })),
+      'LICENSE_BINDING',
+    ],
+    [
+      'not yet valid',
+      () => signLicense(keys.license, licenseDoc({ notBefore: new Date(T0.getTime() + DAY).toISOString() })),
+      'LICENSE_NOT_YET_VALID',
+    ],
+    [
+      'expired beyond its grace days',
+      () => signLicense(keys.license, licenseDoc({ expiresAt: new Date(T0.getTime() - 8 * DAY).toISOString() })),
+      'LICENSE_EXPIRED',
+    ],
   ])('refuses a document %s', async (_name, doc, code) => {
     expect(codeOf(await make(doc()).evaluate(T0))).toBe(code);
   });
@@ -74,23 +147,38 @@ describe('check 1: license document', () => {
     expect(check.replace(signLicense(keys.license, licenseDoc({ version: 1 })))).toBe(false);
     expect(check.replace(signLicense(keys.license, licenseDoc({ version: 3, agentId: newId('agt') })))).toBe(false);
     expect(check.replace(signLicense(strangerKey(), licenseDoc({ version: 3 })))).toBe(false);
-    expect(check.replace(signLicense(keys.license, licenseDoc({ version: 3, expiresAt: new Date(T0.getTime() + 400 * DAY).toISOString() })))).toBe(true);
+    expect(
+      check.replace(
+        signLicense(
+          keys.license,
+          licenseDoc({ version: 3, expiresAt: new Date(T0.getTime() + 400 * DAY).toISOString() }),
+        ),
+      ),
+    ).toBe(true);
   });
 });
 
 describe('check 2: machine fingerprint', () => {
   const make = (raw: Partial<RawFingerprint>, threshold = 70) =>
-    createFingerprintCheck({ source: createStaticFingerprintSource({ ...MACHINE, ...raw }), salt, recorded, threshold });
+    createFingerprintCheck({
+      source: createStaticFingerprintSource({ ...MACHINE, ...raw }),
+      salt,
+      recorded,
+      threshold,
+    });
 
   it('passes on the activated machine', async () => {
     expect(codeOf(await make({}).evaluate(T0))).toBe('OK');
   });
 
-  it.each(['baseboard', 'disk', 'cpu', 'mac', 'hostname'] as const)('passes with one changed component (%s)', async (c) => {
-    const check = make({ [c]: 'something else' });
-    expect(codeOf(await check.evaluate(T0))).toBe('OK');
-    expect((await check.current(T0)).changed).toEqual([c]);
-  });
+  it.each(['baseboard', 'disk', 'cpu', 'mac', 'hostname'] as const)(
+    'passes with one changed component (%s)',
+    async (c) => {
+      const check = make({ [c]: 'something else' });
+      expect(codeOf(await check.evaluate(T0))).toBe('OK');
+      expect((await check.current(T0)).changed).toEqual([c]);
+    },
+  );
 
   it('fails a moved install: three changed components', async () => {
     const check = make({ cpu: 'Intel Xeon', mac: '02:00:00:11:22:33', hostname: 'other-host' });
@@ -116,7 +204,8 @@ describe('check 2: machine fingerprint', () => {
 });
 
 describe('check 3: last signed status', () => {
-  const make = (initial: SignedStatus | null, maxAgeMs = 7 * DAY) => createStatusCheck({ keys: licenseKeys, agentId, licenseId, maxAgeMs: () => maxAgeMs, initial });
+  const make = (initial: SignedStatus | null, maxAgeMs = 7 * DAY) =>
+    createStatusCheck({ keys: licenseKeys, agentId, licenseId, maxAgeMs: () => maxAgeMs, initial });
 
   it('passes a fresh, authentic, good answer', async () => {
     expect(codeOf(await make(status()).evaluate(T0))).toBe('OK');
@@ -129,27 +218,52 @@ describe('check 3: last signed status', () => {
     ['expired', () => status({ licenseState: 'expired', good: false }), T0, 'LICENSE_EXPIRED'],
     ['quarantined', () => status({ agentStatus: 'quarantined', good: false }), T0, 'AGENT_QUARANTINED'],
     ['too old', () => status(), new Date(T0.getTime() + 7 * DAY + 1000), 'STATUS_STALE'],
-    ['more than 5 minutes in the future', () => status({ serverTime: new Date(T0.getTime() + 6 * 60_000).toISOString() }), T0, 'STATUS_FROM_FUTURE'],
-    ['edited to say good', () => ({ ...status({ licenseState: 'revoked', good: false }), payload: { ...status().payload } , signature: status({ licenseState: 'revoked', good: false }).signature }), T0, 'STATUS_TAMPERED'],
+    [
+      'more than 5 minutes in the future',
+      () => status({ serverTime: new Date(T0.getTime() + 6 * 60_000).toISOString() }),
+      T0,
+      'STATUS_FROM_FUTURE',
+    ],
+    [
+      'edited to say good',
+      () => ({
+        ...status({ licenseState: 'revoked', good: false }),
+        payload: { ...status().payload },
+        signature: status({ licenseState: 'revoked', good: false }).signature,
+      }),
+      T0,
+      'STATUS_TAMPERED',
+    ],
     ['signed by an unpinned key', () => status({}, strangerKey()), T0, 'STATUS_TAMPERED'],
   ])('fails when the held answer is %s', async (_n, s, at, code) => {
     expect(codeOf(await make(s()).evaluate(at))).toBe(code);
   });
 
   it('tolerates a server clock up to 5 minutes ahead', async () => {
-    expect(codeOf(await make(status({ serverTime: new Date(T0.getTime() + 4 * 60_000).toISOString() })).evaluate(T0))).toBe('OK');
+    expect(
+      codeOf(await make(status({ serverTime: new Date(T0.getTime() + 4 * 60_000).toISOString() })).evaluate(T0)),
+    ).toBe('OK');
   });
 
   it('refuses a replayed older good answer after a revocation', async () => {
     const old = status({ version: 5 });
     const check = make(old);
-    expect(check.accept(status({ version: 6, licenseState: 'revoked', good: false, serverTime: new Date(T0.getTime() + 1000).toISOString() }))).toEqual({ accepted: true, changed: true });
+    expect(
+      check.accept(
+        status({
+          version: 6,
+          licenseState: 'revoked',
+          good: false,
+          serverTime: new Date(T0.getTime() + 1000).toISOString(),
+        }),
+      ),
+    ).toEqual({ accepted: true, changed: true });
     const replay = check.accept(old);
     expect(replay.accepted).toBe(false);
     expect(codeOf(await check.evaluate(T0))).toBe('LICENSE_REVOKED');
   });
 
-  it("refuses an answer about another agent and one that is forged", () => {
+  it('refuses an answer about another agent and one that is forged', () => {
     const check = make(status());
     expect(check.accept(status({ agentId: newId('agt'), version: 9 })).accepted).toBe(false);
     expect(check.accept(status({ version: 9 }, strangerKey())).accepted).toBe(false);
@@ -269,25 +383,49 @@ describe('the gate: all four, every time', () => {
   function stub(name: Check['name'], results: CheckResult[]) {
     let i = 0;
     const calls = { n: 0 };
-    const check: Check = { name, evaluate: async () => { calls.n++; return results[Math.min(i++, results.length - 1)]!; } };
+    const check: Check = {
+      name,
+      evaluate: async () => {
+        calls.n++;
+        return results[Math.min(i++, results.length - 1)]!;
+      },
+    };
     return { check, calls };
   }
   const ok: CheckResult = { ok: true };
   const bad = (code: string): CheckResult => ({ ok: false, code, detail: code });
 
-  it.each(['license', 'fingerprint', 'status', 'grace'] as const)('admits nothing when only %s fails', async (failing) => {
-    const stubs = (['license', 'fingerprint', 'status', 'grace'] as const).map((n) => stub(n, [n === failing ? bad(`${n.toUpperCase()}_FAIL`) : ok]));
-    const terminals: string[] = [];
-    const gate = createGate({ checks: stubs.map((s) => s.check), clock: createFixedClock(T0), onTerminal: (t) => terminals.push(t.code) });
-    const v = await gate.admit();
-    expect(v.admitted).toBe(false);
-    expect(terminals).toEqual([`${failing.toUpperCase()}_FAIL`]);
-    for (const s of stubs) expect(s.calls.n).toBe(1);
-  });
+  it.each(['license', 'fingerprint', 'status', 'grace'] as const)(
+    'admits nothing when only %s fails',
+    async (failing) => {
+      const stubs = (['license', 'fingerprint', 'status', 'grace'] as const).map((n) =>
+        stub(n, [n === failing ? bad(`${n.toUpperCase()}_FAIL`) : ok]),
+      );
+      const terminals: string[] = [];
+      const gate = createGate({
+        checks: stubs.map((s) => s.check),
+        clock: createFixedClock(T0),
+        onTerminal: (t) => terminals.push(t.code),
+      });
+      const v = await gate.admit();
+      expect(v.admitted).toBe(false);
+      expect(terminals).toEqual([`${failing.toUpperCase()}_FAIL`]);
+      for (const s of stubs) expect(s.calls.n).toBe(1);
+    },
+  );
 
   it('consults every check on every admission: earlier successes never mask a later failure', async () => {
-    const stubs = [stub('license', [ok]), stub('fingerprint', [ok]), stub('status', [ok]), stub('grace', [ok, ok, bad('GRACE_EXPIRED')])];
-    const gate = createGate({ checks: stubs.map((s) => s.check), clock: createFixedClock(T0), onTerminal: () => undefined });
+    const stubs = [
+      stub('license', [ok]),
+      stub('fingerprint', [ok]),
+      stub('status', [ok]),
+      stub('grace', [ok, ok, bad('GRACE_EXPIRED')]),
+    ];
+    const gate = createGate({
+      checks: stubs.map((s) => s.check),
+      clock: createFixedClock(T0),
+      onTerminal: () => undefined,
+    });
     expect((await gate.admit()).admitted).toBe(true);
     expect((await gate.admit()).admitted).toBe(true);
     expect((await gate.admit()).admitted).toBe(false);
@@ -295,15 +433,28 @@ describe('the gate: all four, every time', () => {
   });
 
   it('stays terminal: a check that passes again does not reopen the gate', async () => {
-    const stubs = [stub('license', [ok]), stub('fingerprint', [bad('FINGERPRINT_MISMATCH'), ok]), stub('status', [ok]), stub('grace', [ok])];
-    const gate = createGate({ checks: stubs.map((s) => s.check), clock: createFixedClock(T0), onTerminal: () => undefined });
+    const stubs = [
+      stub('license', [ok]),
+      stub('fingerprint', [bad('FINGERPRINT_MISMATCH'), ok]),
+      stub('status', [ok]),
+      stub('grace', [ok]),
+    ];
+    const gate = createGate({
+      checks: stubs.map((s) => s.check),
+      clock: createFixedClock(T0),
+      onTerminal: () => undefined,
+    });
     expect((await gate.admit()).admitted).toBe(false);
     const again = await gate.admit();
     expect(again.admitted === false && again.terminal.code).toBe('FINGERPRINT_MISMATCH');
   });
 
   it('refuses a gate built with fewer than four checks', async () => {
-    const gate = createGate({ checks: [stub('license', [ok]).check], clock: createFixedClock(T0), onTerminal: () => undefined });
+    const gate = createGate({
+      checks: [stub('license', [ok]).check],
+      clock: createFixedClock(T0),
+      onTerminal: () => undefined,
+    });
     expect((await gate.admit()).admitted).toBe(false);
   });
 
@@ -313,10 +464,21 @@ describe('the gate: all four, every time', () => {
     const source = createStaticFingerprintSource(MACHINE);
     const clock = createFixedClock(T0);
     const credential = newSecret('agc');
-    const license = createLicenseCheck({ keys: licenseKeys, agentId, licenseId, salt, recorded, license: signLicense(keys.license, licenseDoc()) });
+    const license = createLicenseCheck({
+      keys: licenseKeys,
+      agentId,
+      licenseId,
+      salt,
+      recorded,
+      license: signLicense(keys.license, licenseDoc()),
+    });
     const fingerprint = createFingerprintCheck({ source, salt, recorded, threshold: 70, maxReadingAgeMs: 0 });
     const st = createStatusCheck({ keys: licenseKeys, agentId, licenseId, maxAgeMs: () => 7 * DAY, initial: status() });
-    const grace = createGraceCheck({ store, credential, currentHashes: async (now) => (await fingerprint.current(now)).hashes });
+    const grace = createGraceCheck({
+      store,
+      credential,
+      currentHashes: async (now) => (await fingerprint.current(now)).hashes,
+    });
     await grace.seal(T0, 7, T0);
     const fresh = () => createGate({ checks: [license, fingerprint, st, grace], clock, onTerminal: () => undefined });
     expect((await fresh().admit()).admitted).toBe(true);

@@ -10,7 +10,14 @@ describe('checkSignedManifest', () => {
   const files = [{ path: 'agent/index.js', sha256: 'a'.repeat(64), size: 10 }];
   const signed = (over: Partial<ReleaseManifest> = {}) => {
     const f = over.files ?? files;
-    const manifest: ReleaseManifest = { kind: 'agentina.release/v1', version: '1.2.3', files: f, runtimeHash: runtimeHashOf(f), createdAt: '2026-11-01T00:00:00.000Z', ...over };
+    const manifest: ReleaseManifest = {
+      kind: 'agentina.release/v1',
+      version: '1.2.3',
+      files: f,
+      runtimeHash: runtimeHashOf(f),
+      createdAt: '2026-11-01T00:00:00.000Z',
+      ...over,
+    };
     return { manifest, signature: signer.sign(manifest) };
   };
 
@@ -27,26 +34,48 @@ describe('checkSignedManifest', () => {
   });
 
   it('refuses a version part too large to order', () => {
-    expect(checkSignedManifest(signed({ version: '99999999999.0.0' }), keys)).toMatchObject({ ok: false, code: 'BAD_VERSION' });
+    expect(checkSignedManifest(signed({ version: '99999999999.0.0' }), keys)).toMatchObject({
+      ok: false,
+      code: 'BAD_VERSION',
+    });
   });
 
   it('refuses a manifest changed after signing', () => {
     const s = signed();
-    expect(checkSignedManifest({ ...s, manifest: { ...s.manifest, version: '9.9.9' } }, keys)).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
+    expect(checkSignedManifest({ ...s, manifest: { ...s.manifest, version: '9.9.9' } }, keys)).toMatchObject({
+      ok: false,
+      code: 'BAD_SIGNATURE',
+    });
   });
 
   it('refuses a key outside the set, even one with the same key id', () => {
     const rogue = createSigner({ ...generateKeyFile(key.kid) });
     const s = signed();
-    expect(checkSignedManifest({ ...s, signature: rogue.sign(s.manifest) }, keys)).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
+    expect(checkSignedManifest({ ...s, signature: rogue.sign(s.manifest) }, keys)).toMatchObject({
+      ok: false,
+      code: 'BAD_SIGNATURE',
+    });
     const other = createSigner(generateKeyFile('release-other'));
-    expect(checkSignedManifest({ ...s, signature: other.sign(s.manifest) }, keys)).toMatchObject({ ok: false, code: 'UNKNOWN_KEY' });
+    expect(checkSignedManifest({ ...s, signature: other.sign(s.manifest) }, keys)).toMatchObject({
+      ok: false,
+      code: 'UNKNOWN_KEY',
+    });
   });
 
   it.each([
-    ['/etc/passwd'], ['../x'], ['agent/../../x'], ['agent\\..\\x'], ['agent//x'], ['agent/./x'], ['agent/\u0000x'], ['agent/\nx'],
+    ['/etc/passwd'],
+    ['../x'],
+    ['agent/../../x'],
+    ['agent\\..\\x'],
+    ['agent//x'],
+    ['agent/./x'],
+    ['agent/\u0000x'],
+    ['agent/\nx'],
   ])('refuses the path %j', (p) => {
-    expect(checkSignedManifest(signed({ files: [{ path: p, sha256: 'a'.repeat(64), size: 1 }] }), keys)).toMatchObject({ ok: false, code: 'BAD_FILES' });
+    expect(checkSignedManifest(signed({ files: [{ path: p, sha256: 'a'.repeat(64), size: 1 }] }), keys)).toMatchObject({
+      ok: false,
+      code: 'BAD_FILES',
+    });
   });
 
   it('refuses a repeated path', () => {
@@ -55,6 +84,9 @@ describe('checkSignedManifest', () => {
   });
 
   it('refuses a runtimeHash that does not match its files', () => {
-    expect(checkSignedManifest(signed({ runtimeHash: 'c'.repeat(64) }), keys)).toMatchObject({ ok: false, code: 'RUNTIME_HASH' });
+    expect(checkSignedManifest(signed({ runtimeHash: 'c'.repeat(64) }), keys)).toMatchObject({
+      ok: false,
+      code: 'RUNTIME_HASH',
+    });
   });
 });

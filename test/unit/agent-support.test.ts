@@ -37,15 +37,22 @@ describe('prefix store', () => {
 describe('journal', () => {
   it('appends redacted JSON lines and rotates, keeping a bounded number of files', () => {
     const store = createPrefixStore(tempDir());
-    const journal = createJournal({ store, clock: createFixedClock(new Date('2026-01-01T00:00:00Z')), maxBytes: 400, keep: 2 });
+    const journal = createJournal({
+      store,
+      clock: createFixedClock(new Date('2026-01-01T00:00:00Z')),
+      maxBytes: 400,
+      keep: 2,
+    });
     const secret = newSecret('agc');
-    for (let i = 0; i < 30; i++) journal.append('test.event', { i, credential: secret, note: `header Bearer ${secret} and ${secret}` });
+    for (let i = 0; i < 30; i++)
+      journal.append('test.event', { i, credential: secret, note: `header Bearer ${secret} and ${secret}` });
     const files = readdirSync(store.resolve('journal')).sort();
     expect(files).toEqual(['journal.1.jsonl', 'journal.2.jsonl', 'journal.jsonl']);
     for (const f of files) {
       const text = readFileSync(store.resolve(`journal/${f}`), 'utf8');
       expect(text).not.toContain(secret);
-      for (const line of text.split('\n').filter(Boolean)) expect(JSON.parse(line)).toMatchObject({ event: 'test.event', at: '2026-01-01T00:00:00.000Z' });
+      for (const line of text.split('\n').filter(Boolean))
+        expect(JSON.parse(line)).toMatchObject({ event: 'test.event', at: '2026-01-01T00:00:00.000Z' });
       expect(statSync(store.resolve(`journal/${f}`)).mode & 0o777).toBe(0o600);
     }
     expect(journal.tail(1)[0]).toMatchObject({ i: 29, credential: '[REDACTED]' });
@@ -57,7 +64,10 @@ describe('logger', () => {
     const cap = createLogCapture();
     const log = createAgentLogger('info', cap.stream);
     const secret = newSecret('act');
-    log.info({ headers: { authorization: `Bearer ${secret}` }, payload: { note: `use ${secret}` }, token: secret }, `activating with ${secret}`);
+    log.info(
+      { headers: { authorization: `Bearer ${secret}` }, payload: { note: `use ${secret}` }, token: secret },
+      `activating with ${secret}`,
+    );
     log.warn({ err: new Error(`bad token ${secret}`) }, 'failed');
     expect(cap.text()).not.toContain(secret);
     expect(cap.lines).toHaveLength(2);
@@ -95,7 +105,15 @@ describe('task handlers', () => {
 
 describe('command line', () => {
   it('parses flags, repeated flags and booleans; refuses stray arguments', () => {
-    const a = parseArgs(['activate', '--server', 'https://x', '--allow-http-get', 'https://a', '--allow-http-get=https://b', '--force']);
+    const a = parseArgs([
+      'activate',
+      '--server',
+      'https://x',
+      '--allow-http-get',
+      'https://a',
+      '--allow-http-get=https://b',
+      '--force',
+    ]);
     expect(typeof a !== 'string' && a.cmd).toBe('activate');
     expect(typeof a !== 'string' && a.flags.get('allow-http-get')).toEqual(['https://a', 'https://b']);
     expect(typeof a !== 'string' && a.flags.get('force')).toEqual(['true']);
@@ -129,9 +147,26 @@ describe('lint: agent/ imports only protocol/ and npm packages', () => {
       "import { canonicalJson } from '../protocol';",
       'export const x = [loadConfig, createPool, buildApp, createActivities, Pool, Client, canonicalJson, process.env.HOME] as unknown as Config;',
     ].join('\n');
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--format', 'json', '--stdin', '--stdin-filename', path.join(ROOT, 'agent', 'cli.ts')], { cwd: ROOT, input: code, encoding: 'utf8' });
-    const [result] = JSON.parse(r.stdout) as Array<{ messages: Array<{ ruleId: string | null; message: string; line: number }> }>;
-    const lines = (rule: string) => result!.messages.filter((m) => m.ruleId === rule).map((m) => m.line).sort();
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'node_modules', 'eslint', 'bin', 'eslint.js'),
+        '--format',
+        'json',
+        '--stdin',
+        '--stdin-filename',
+        path.join(ROOT, 'agent', 'cli.ts'),
+      ],
+      { cwd: ROOT, input: code, encoding: 'utf8' },
+    );
+    const [result] = JSON.parse(r.stdout) as Array<{
+      messages: Array<{ ruleId: string | null; message: string; line: number }>;
+    }>;
+    const lines = (rule: string) =>
+      result!.messages
+        .filter((m) => m.ruleId === rule)
+        .map((m) => m.line)
+        .sort();
     expect(lines('no-restricted-imports')).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(lines('no-restricted-properties')).toEqual([9]);
   });

@@ -64,7 +64,14 @@ describe('verifyAuditChain', () => {
 
   it('accepts an intact chain and says how much is not yet signed', () => {
     const r = verifyAuditChain({ events: chain, checkpoints: cps, keys });
-    expect(r).toMatchObject({ ok: true, checkedFrom: 1, checkedThrough: 30, events: 30, unsignedTail: 5, checkpoints: { total: 2, valid: 2 } });
+    expect(r).toMatchObject({
+      ok: true,
+      checkedFrom: 1,
+      checkedThrough: 30,
+      events: 30,
+      unsignedTail: 5,
+      checkpoints: { total: 2, valid: 2 },
+    });
     expect(r.firstBreak).toBeUndefined();
   });
 
@@ -81,7 +88,10 @@ describe('verifyAuditChain', () => {
       const edited = { ...content, actor: { kind: 'system' as const, id: 'someone-else' } };
       return { ...edited, prevHash, hash: auditHash(prevHash, edited) };
     });
-    expect(verifyAuditChain({ events: tampered, checkpoints: cps, keys }).firstBreak).toMatchObject({ seq: 13, code: 'PREV_HASH_MISMATCH' });
+    expect(verifyAuditChain({ events: tampered, checkpoints: cps, keys }).firstBreak).toMatchObject({
+      seq: 13,
+      code: 'PREV_HASH_MISMATCH',
+    });
   });
 
   it('names a deleted row', () => {
@@ -91,7 +101,11 @@ describe('verifyAuditChain', () => {
 
   it('catches rows cut from the end after a checkpoint', () => {
     const r = verifyAuditChain({ events: chain.slice(0, 20), checkpoints: cps, keys });
-    expect(r).toMatchObject({ ok: false, checkedThrough: 20, firstBreak: { seq: 21, code: 'TRUNCATED', checkpointId: 2 } });
+    expect(r).toMatchObject({
+      ok: false,
+      checkedThrough: 20,
+      firstBreak: { seq: 21, code: 'TRUNCATED', checkpointId: 2 },
+    });
   });
 
   it('catches a whole rewritten chain at the first checkpoint it contradicts', () => {
@@ -105,7 +119,11 @@ describe('verifyAuditChain', () => {
       prev = hash;
       return row;
     });
-    expect(verifyAuditChain({ events: forged, checkpoints: cps, keys }).firstBreak).toMatchObject({ seq: 10, code: 'CHECKPOINT_MISMATCH', checkpointId: 1 });
+    expect(verifyAuditChain({ events: forged, checkpoints: cps, keys }).firstBreak).toMatchObject({
+      seq: 10,
+      code: 'CHECKPOINT_MISMATCH',
+      checkpointId: 1,
+    });
   });
 
   it('catches a forged checkpoint (valid shape, wrong signature)', () => {
@@ -144,7 +162,10 @@ describe('verifyAuditChain', () => {
     const row = { ...content, prevHash: prev, hash: auditHash(prev, content) };
     prev = row.hash;
     expect(verifyAuditChain({ events: [...chain, row], checkpoints: cps, keys }).ok).toBe(true);
-    expect(verifyAuditChain({ events: [...chain, row], checkpoints: [cps[0]!], keys }).firstBreak).toMatchObject({ seq: 31, code: 'CHECKPOINT_MISSING' });
+    expect(verifyAuditChain({ events: [...chain, row], checkpoints: [cps[0]!], keys }).firstBreak).toMatchObject({
+      seq: 31,
+      code: 'CHECKPOINT_MISSING',
+    });
   });
 });
 
@@ -152,13 +173,23 @@ describe('verifyAuditExport', () => {
   const chain = buildChain(12);
   const cps = [checkpoint(1, chain[9]!)];
   const lines = [
-    JSON.stringify({ type: 'header', format: EXPORT_FORMAT, version: 1, from: 1, exportedAt: '2026-01-03T00:00:00.000Z' }),
+    JSON.stringify({
+      type: 'header',
+      format: EXPORT_FORMAT,
+      version: 1,
+      from: 1,
+      exportedAt: '2026-01-03T00:00:00.000Z',
+    }),
     ...cps.map(checkpointToExportLine),
     ...chain.map(eventToExportLine),
   ];
 
   it('accepts an untouched export', () => {
-    expect(verifyAuditExport(lines, keys)).toMatchObject({ ok: true, checkedThrough: 12, checkpoints: { total: 1, valid: 1 } });
+    expect(verifyAuditExport(lines, keys)).toMatchObject({
+      ok: true,
+      checkedThrough: 12,
+      checkpoints: { total: 1, valid: 1 },
+    });
   });
 
   it('catches an edited line', () => {
@@ -167,12 +198,22 @@ describe('verifyAuditExport', () => {
   });
 
   it('catches a dropped line and a cut tail', () => {
-    expect(verifyAuditExport(lines.filter((l) => !l.includes('"seq":4,')), keys).firstBreak).toMatchObject({ seq: 4, code: 'SEQUENCE_GAP' });
-    expect(verifyAuditExport(lines.slice(0, lines.length - 5), keys).firstBreak).toMatchObject({ seq: 8, code: 'TRUNCATED' });
+    expect(
+      verifyAuditExport(
+        lines.filter((l) => !l.includes('"seq":4,')),
+        keys,
+      ).firstBreak,
+    ).toMatchObject({ seq: 4, code: 'SEQUENCE_GAP' });
+    expect(verifyAuditExport(lines.slice(0, lines.length - 5), keys).firstBreak).toMatchObject({
+      seq: 8,
+      code: 'TRUNCATED',
+    });
   });
 
   it('refuses garbage and a missing header as malformed, never as ok', () => {
-    expect(verifyAuditExport([...lines.slice(0, 5), '{not json', ...lines.slice(5)], keys).firstBreak).toMatchObject({ code: 'MALFORMED_ROW' });
+    expect(verifyAuditExport([...lines.slice(0, 5), '{not json', ...lines.slice(5)], keys).firstBreak).toMatchObject({
+      code: 'MALFORMED_ROW',
+    });
     expect(verifyAuditExport(lines.slice(1), keys)).toMatchObject({ ok: false, firstBreak: { code: 'MALFORMED_ROW' } });
     expect(verifyAuditExport([], keys).ok).toBe(false);
     const extra = lines.map((l, i) => (i === 4 ? l.replace('{"type":"event"', '{"type":"event","sneaky":1') : l));

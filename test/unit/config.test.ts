@@ -3,14 +3,34 @@ import { appUrlFor, ConfigError, loadConfig } from '../../config';
 describe('config', () => {
   it('has the documented defaults', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, host: '127.0.0.1', temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'agentina', uiPort: 8233 }, logLevel: 'info' });
+    expect(c).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'agentina', uiPort: 8233 },
+      logLevel: 'info',
+    });
     expect(c.temporal.uiUrl).toBe('http://127.0.0.1:8233');
   });
 
   it('honours the interface variables', () => {
-    const c = loadConfig({ PORT: '3100', HOST: '0.0.0.0', TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NAMESPACE: 'lic', TEMPORAL_UI_PORT: '8300', AGENTINA_DATA_DIR: '/tmp/x y', AGENTINA_KEYS_DIR: '/tmp/k', LOG_LEVEL: 'warn', DATABASE_URL: 'postgres://owner:pw@db:5432/agentina' });
+    const c = loadConfig({
+      PORT: '3100',
+      HOST: '0.0.0.0',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      TEMPORAL_NAMESPACE: 'lic',
+      TEMPORAL_UI_PORT: '8300',
+      AGENTINA_DATA_DIR: '/tmp/x y',
+      AGENTINA_KEYS_DIR: '/tmp/k',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: 'postgres://owner:pw@db:5432/agentina',
+    });
     expect(c.port).toBe(3100);
-    expect(c.temporal).toMatchObject({ address: 'temporal:7233', namespace: 'lic', uiPort: 8300, uiUrl: 'http://temporal:8300' });
+    expect(c.temporal).toMatchObject({
+      address: 'temporal:7233',
+      namespace: 'lic',
+      uiPort: 8300,
+      uiUrl: 'http://temporal:8300',
+    });
     expect(c.dataDir).toBe('/tmp/x y');
     expect(c.keysDir).toBe('/tmp/k');
     expect(c.appDatabaseUrl).toBe('postgres://agentina_app@db:5432/agentina');
@@ -31,10 +51,14 @@ describe('config', () => {
   });
 
   it('refuses half a TLS configuration', () => {
-    expect(() => loadConfig({ TLS_CERT_FILE: '/c.pem' })).toThrow(/TLS_CERT_FILE and TLS_KEY_FILE must be set together/);
+    expect(() => loadConfig({ TLS_CERT_FILE: '/c.pem' })).toThrow(
+      /TLS_CERT_FILE and TLS_KEY_FILE must be set together/,
+    );
   });
 
   it('derives the application-role URL without carrying the owner password', () => {
-    expect(appUrlFor('postgres://postgres:secret@h:5/db?sslmode=require')).toBe('postgres://agentina_app@h:5/db?sslmode=require');
+    expect(appUrlFor('postgres://postgres:secret@h:5/db?sslmode=require')).toBe(
+      'postgres://agentina_app@h:5/db?sslmode=require',
+    );
   });
 });

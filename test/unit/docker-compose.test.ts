@@ -20,7 +20,10 @@ type Service = {
 };
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const svc = (name: string): Service => {
   const s = compose.services[name];
   if (!s) throw new Error(`docker-compose.yml has no service ${name}`);
@@ -30,7 +33,17 @@ const svc = (name: string): Service => {
 describe('docker-compose.yml', () => {
   it('has the whole stack', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['agentina-api', 'agentina-keys', 'agentina-migrate', 'agentina-worker', 'postgresql', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-ui'].sort(),
+      [
+        'agentina-api',
+        'agentina-keys',
+        'agentina-migrate',
+        'agentina-worker',
+        'postgresql',
+        'temporal',
+        'temporal-schema',
+        'temporal-setup',
+        'temporal-ui',
+      ].sort(),
     );
   });
 

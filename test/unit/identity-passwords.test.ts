@@ -1,5 +1,14 @@
 import { AppError } from '../../api/errors';
-import { DEFAULT_SCRYPT, PASSWORD_MAX_BYTES, checkPasswordRules, createPasswordHasher, generateOneTimePassword, hashPassword, needsRehash, verifyPassword } from '../../api/identity/passwords';
+import {
+  DEFAULT_SCRYPT,
+  PASSWORD_MAX_BYTES,
+  checkPasswordRules,
+  createPasswordHasher,
+  generateOneTimePassword,
+  hashPassword,
+  needsRehash,
+  verifyPassword,
+} from '../../api/identity/passwords';
 
 describe('passwords', () => {
   const pw = 'correct horse battery staple';
@@ -17,7 +26,8 @@ describe('passwords', () => {
   it('verifies the right password and rejects near misses', async () => {
     const h = await hashPassword(pw);
     expect(await verifyPassword(pw, h)).toBe(true);
-    for (const wrong of ['', 'correct horse battery stapl', `${pw} `, pw.toUpperCase(), `${pw}\u0000`]) expect(await verifyPassword(wrong, h)).toBe(false);
+    for (const wrong of ['', 'correct horse battery stapl', `${pw} `, pw.toUpperCase(), `${pw}\u0000`])
+      expect(await verifyPassword(wrong, h)).toBe(false);
   });
 
   it('a tampered or malformed stored hash never matches and never throws', async () => {

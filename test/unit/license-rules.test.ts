@@ -16,9 +16,18 @@ describe('license lifecycle rules', () => {
   const iso = (ms: number) => new Date(ms).toISOString();
   const actor = { kind: 'admin' as const, id: 'adm_x' };
   const snap = (over: Partial<LicenseSnapshot>): LicenseSnapshot => ({
-    licenseId: 'lic_rules0000000000000001', customerId: 'cus_rules0000000000000001', state: 'active', version: 1,
-    expiresAt: iso(t0 + 30 * DAY_MS), trialEndsAt: null, graceDays: 7, trialEndState: 'expired', reason: null,
-    changedAt: iso(t0), nextTransitionAt: null, ...over,
+    licenseId: 'lic_rules0000000000000001',
+    customerId: 'cus_rules0000000000000001',
+    state: 'active',
+    version: 1,
+    expiresAt: iso(t0 + 30 * DAY_MS),
+    trialEndsAt: null,
+    graceDays: 7,
+    trialEndState: 'expired',
+    reason: null,
+    changedAt: iso(t0),
+    nextTransitionAt: null,
+    ...over,
   });
 
   it.each([
@@ -29,7 +38,12 @@ describe('license lifecycle rules', () => {
     ['paid, 0 grace days', { graceDays: 0 }, 30, 'expired'],
     ['trial running', { trialEndsAt: iso(t0 + 14 * DAY_MS) }, 13.9, 'trial'],
     ['trial ended → expired', { trialEndsAt: iso(t0 + 14 * DAY_MS) }, 14, 'expired'],
-    ['trial ended → grace when configured', { trialEndsAt: iso(t0 + 14 * DAY_MS), trialEndState: 'grace' as const }, 14, 'grace'],
+    [
+      'trial ended → grace when configured',
+      { trialEndsAt: iso(t0 + 14 * DAY_MS), trialEndState: 'grace' as const },
+      14,
+      'grace',
+    ],
     ['trial grace over', { trialEndsAt: iso(t0 + 14 * DAY_MS), trialEndState: 'grace' as const }, 21, 'expired'],
   ])('scheduledState: %s', (_n, over, day, expected) => {
     expect(scheduledState(snap(over), t0 + day * DAY_MS)).toBe(expected);
@@ -44,28 +58,86 @@ describe('license lifecycle rules', () => {
 
   const now = t0 + DAY_MS;
   it.each([
-    ['renew a revoked license', () => checkRenew(snap({ state: 'revoked' }), { expiresAt: iso(now + 90 * DAY_MS), actor }, now), 'InvalidTransition'],
-    ['renew an unconverted trial', () => checkRenew(snap({ state: 'trial', trialEndsAt: iso(now + DAY_MS) }), { expiresAt: iso(now + 90 * DAY_MS), actor }, now), 'InvalidTransition'],
+    [
+      'renew a revoked license',
+      () => checkRenew(snap({ state: 'revoked' }), { expiresAt: iso(now + 90 * DAY_MS), actor }, now),
+      'InvalidTransition',
+    ],
+    [
+      'renew an unconverted trial',
+      () =>
+        checkRenew(
+          snap({ state: 'trial', trialEndsAt: iso(now + DAY_MS) }),
+          { expiresAt: iso(now + 90 * DAY_MS), actor },
+          now,
+        ),
+      'InvalidTransition',
+    ],
     ['renew into the past', () => checkRenew(snap({}), { expiresAt: iso(now - 1), actor }, now), 'InvalidArgument'],
-    ['renew earlier than the current expiry', () => checkRenew(snap({}), { expiresAt: iso(t0 + 10 * DAY_MS), actor }, now), 'InvalidArgument'],
-    ['renew without an actor', () => checkRenew(snap({}), { expiresAt: iso(now + 90 * DAY_MS), actor: undefined as never }, now), 'InvalidArgument'],
+    [
+      'renew earlier than the current expiry',
+      () => checkRenew(snap({}), { expiresAt: iso(t0 + 10 * DAY_MS), actor }, now),
+      'InvalidArgument',
+    ],
+    [
+      'renew without an actor',
+      () => checkRenew(snap({}), { expiresAt: iso(now + 90 * DAY_MS), actor: undefined as never }, now),
+      'InvalidArgument',
+    ],
     ['renew with a garbage date', () => checkRenew(snap({}), { expiresAt: 'soon', actor }, now), 'InvalidArgument'],
-    ['convert a paid license', () => checkConvertTrial(snap({}), { expiresAt: iso(now + 90 * DAY_MS), actor }, now), 'InvalidTransition'],
-    ['suspend an expired license', () => checkSuspend(snap({ state: 'expired' }), { reason: 'x', actor }), 'InvalidTransition'],
+    [
+      'convert a paid license',
+      () => checkConvertTrial(snap({}), { expiresAt: iso(now + 90 * DAY_MS), actor }, now),
+      'InvalidTransition',
+    ],
+    [
+      'suspend an expired license',
+      () => checkSuspend(snap({ state: 'expired' }), { reason: 'x', actor }),
+      'InvalidTransition',
+    ],
     ['suspend twice', () => checkSuspend(snap({ state: 'suspended' }), { reason: 'x', actor }), 'InvalidTransition'],
     ['suspend without a reason', () => checkSuspend(snap({}), { reason: ' ', actor }), 'InvalidArgument'],
     ['resume an active license', () => checkResume(snap({}), { actor }), 'InvalidTransition'],
     ['revoke twice', () => checkRevoke(snap({ state: 'revoked' }), { reason: 'x', actor }), 'InvalidTransition'],
-    ['an actor of an unknown kind', () => checkRevoke(snap({}), { reason: 'x', actor: { kind: 'root' as never, id: 'x' } }), 'InvalidArgument'],
+    [
+      'an actor of an unknown kind',
+      () => checkRevoke(snap({}), { reason: 'x', actor: { kind: 'root' as never, id: 'x' } }),
+      'InvalidArgument',
+    ],
   ])('refuses to %s', (_n, check, type) => {
     expect(check()).toMatchObject({ type });
   });
 
   it.each([
-    ['renew active, grace, expired and suspended licenses', () => ['active', 'grace', 'expired', 'suspended'].map((s) => checkRenew(snap({ state: s as never }), { expiresAt: iso(now + 90 * DAY_MS), actor }, now))],
-    ['convert a trial, also after it ended', () => ['trial', 'expired', 'grace', 'suspended'].map((s) => checkConvertTrial(snap({ state: s as never, trialEndsAt: iso(now) }), { expiresAt: iso(now + 90 * DAY_MS), actor }, now))],
-    ['suspend trial, active and grace', () => ['trial', 'active', 'grace'].map((s) => checkSuspend(snap({ state: s as never }), { reason: 'r', actor }))],
-    ['revoke from every other state', () => ['trial', 'active', 'grace', 'expired', 'suspended'].map((s) => checkRevoke(snap({ state: s as never }), { reason: 'r', actor }))],
+    [
+      'renew active, grace, expired and suspended licenses',
+      () =>
+        ['active', 'grace', 'expired', 'suspended'].map((s) =>
+          checkRenew(snap({ state: s as never }), { expiresAt: iso(now + 90 * DAY_MS), actor }, now),
+        ),
+    ],
+    [
+      'convert a trial, also after it ended',
+      () =>
+        ['trial', 'expired', 'grace', 'suspended'].map((s) =>
+          checkConvertTrial(
+            snap({ state: s as never, trialEndsAt: iso(now) }),
+            { expiresAt: iso(now + 90 * DAY_MS), actor },
+            now,
+          ),
+        ),
+    ],
+    [
+      'suspend trial, active and grace',
+      () => ['trial', 'active', 'grace'].map((s) => checkSuspend(snap({ state: s as never }), { reason: 'r', actor })),
+    ],
+    [
+      'revoke from every other state',
+      () =>
+        ['trial', 'active', 'grace', 'expired', 'suspended'].map((s) =>
+          checkRevoke(snap({ state: s as never }), { reason: 'r', actor }),
+        ),
+    ],
   ])('accepts: %s', (_n, checks) => {
     expect(checks().every((r) => r === null)).toBe(true);
   });

@@ -2,7 +2,17 @@ import { createPrivateKey } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { licenseDocumentFor } from '../../api/licenses/license-service';
 import type { LicenseRow } from '../../db/licenses-repo';
-import { canonicalBytes, generatePurposeKey, keyFilePaths, loadPurposeKeySet, loadPurposeSigner, readKeyFile, signLicense, verifySignedLicense, type SignedLicense } from '../../protocol';
+import {
+  canonicalBytes,
+  generatePurposeKey,
+  keyFilePaths,
+  loadPurposeKeySet,
+  loadPurposeSigner,
+  readKeyFile,
+  signLicense,
+  verifySignedLicense,
+  type SignedLicense,
+} from '../../protocol';
 import { createTestKeysDir } from '../support/license-helpers';
 
 /** Signed license documents: node:crypto signs, tweetnacl (the browser's check) agrees byte for byte. */
@@ -42,9 +52,20 @@ describe('signed license documents', () => {
 
   it('signs with the key from the key files and verifies against the key set', () => {
     const signed = signLicense(loadPurposeSigner(keys.dir, 'license'), licenseDocumentFor(row, issuedAt, binding));
-    expect(signed.document).toMatchObject({ licenseId: row.id, customerId: row.customer_id, maxAgents: 10, graceDays: 7, version: 4, agentId: binding.agentId, fingerprintCommitment: binding.fingerprintCommitment });
+    expect(signed.document).toMatchObject({
+      licenseId: row.id,
+      customerId: row.customer_id,
+      maxAgents: 10,
+      graceDays: 7,
+      version: 4,
+      agentId: binding.agentId,
+      fingerprintCommitment: binding.fingerprintCommitment,
+    });
     expect(signed.signature.kid).toBe(readKeyFile(keyFilePaths(keys.dir, 'license').privateKey).kid);
-    expect(verifySignedLicense(signed, loadPurposeKeySet(keys.dir, 'license'))).toEqual({ ok: true, document: signed.document });
+    expect(verifySignedLicense(signed, loadPurposeKeySet(keys.dir, 'license'))).toEqual({
+      ok: true,
+      document: signed.document,
+    });
   });
 
   it('tweetnacl produces the same signature bytes for the same key and accepts node:crypto signatures', () => {
@@ -53,28 +74,50 @@ describe('signed license documents', () => {
     const message = new Uint8Array(canonicalBytes(signed.document));
     const naclSig = nacl.sign.detached(message, pair.secretKey);
     expect(Buffer.from(naclSig).toString('base64')).toBe(signed.signature.sig);
-    expect(nacl.sign.detached.verify(message, new Uint8Array(Buffer.from(signed.signature.sig, 'base64')), pair.publicKey)).toBe(true);
+    expect(
+      nacl.sign.detached.verify(message, new Uint8Array(Buffer.from(signed.signature.sig, 'base64')), pair.publicKey),
+    ).toBe(true);
   });
 
   it('node:crypto accepts a document signed by tweetnacl, and both reject a tampered one', () => {
     const pair = naclKeyPair();
     const document = licenseDocumentFor(row, issuedAt);
     const kid = loadPurposeSigner(keys.dir, 'license').kid;
-    const naclSigned: SignedLicense = { document, signature: { alg: 'Ed25519', kid, sig: Buffer.from(nacl.sign.detached(new Uint8Array(canonicalBytes(document)), pair.secretKey)).toString('base64') } };
+    const naclSigned: SignedLicense = {
+      document,
+      signature: {
+        alg: 'Ed25519',
+        kid,
+        sig: Buffer.from(nacl.sign.detached(new Uint8Array(canonicalBytes(document)), pair.secretKey)).toString(
+          'base64',
+        ),
+      },
+    };
     const keySet = loadPurposeKeySet(keys.dir, 'license');
     expect(verifySignedLicense(naclSigned, keySet).ok).toBe(true);
     const tampered = { ...naclSigned, document: { ...document, expiresAt: '2099-01-01T00:00:00.000Z' } };
     expect(verifySignedLicense(tampered, keySet)).toEqual({ ok: false, code: 'BAD_SIGNATURE' });
     const sig = new Uint8Array(Buffer.from(naclSigned.signature.sig, 'base64'));
-    expect(nacl.sign.detached.verify(new Uint8Array(canonicalBytes(tampered.document)), sig, pair.publicKey)).toBe(false);
+    expect(nacl.sign.detached.verify(new Uint8Array(canonicalBytes(tampered.document)), sig, pair.publicKey)).toBe(
+      false,
+    );
   });
 
   it('rejects unknown fields, unknown keys, and keeps verifying old documents after a rotation', () => {
     const keySet = loadPurposeKeySet(keys.dir, 'license');
     const signed = signLicense(loadPurposeSigner(keys.dir, 'license'), licenseDocumentFor(row, issuedAt));
-    expect(verifySignedLicense({ ...signed, document: { ...signed.document, maxAgents: 1000, extra: 'x' } }, keySet)).toEqual({ ok: false, code: 'MALFORMED' });
-    expect(verifySignedLicense({ ...signed, signature: { ...signed.signature, kid: 'someone-else' } }, keySet)).toEqual({ ok: false, code: 'UNKNOWN_KEY' });
-    expect(() => signLicense(loadPurposeSigner(keys.dir, 'license'), { ...licenseDocumentFor(row, issuedAt), plan: 'x'.repeat(101) })).toThrow();
+    expect(
+      verifySignedLicense({ ...signed, document: { ...signed.document, maxAgents: 1000, extra: 'x' } }, keySet),
+    ).toEqual({ ok: false, code: 'MALFORMED' });
+    expect(verifySignedLicense({ ...signed, signature: { ...signed.signature, kid: 'someone-else' } }, keySet)).toEqual(
+      { ok: false, code: 'UNKNOWN_KEY' },
+    );
+    expect(() =>
+      signLicense(loadPurposeSigner(keys.dir, 'license'), {
+        ...licenseDocumentFor(row, issuedAt),
+        plan: 'x'.repeat(101),
+      }),
+    ).toThrow();
     generatePurposeKey(keys.dir, 'license');
     const rotated = loadPurposeSigner(keys.dir, 'license');
     expect(rotated.kid).not.toBe(signed.signature.kid);
@@ -84,7 +127,12 @@ describe('signed license documents', () => {
   });
 
   it('an unconverted trial that ends expired carries no grace days in its document', () => {
-    const trial = { ...row, trial_ends_at: new Date('2026-02-01T00:00:00.000Z'), expires_at: new Date('2026-02-01T00:00:00.000Z'), state: 'trial' as const };
+    const trial = {
+      ...row,
+      trial_ends_at: new Date('2026-02-01T00:00:00.000Z'),
+      expires_at: new Date('2026-02-01T00:00:00.000Z'),
+      state: 'trial' as const,
+    };
     expect(licenseDocumentFor(trial, issuedAt)).toMatchObject({ expiresAt: '2026-02-01T00:00:00.000Z', graceDays: 0 });
     expect(licenseDocumentFor({ ...trial, trial_end_state: 'grace' }, issuedAt).graceDays).toBe(7);
   });

@@ -11,7 +11,11 @@ function lintProbe(relDir: string, code: string): string[] {
   writeFileSync(file, code);
   try {
     // ESLint loads its flat config with import(), which Jest's sandbox cannot do: run the CLI.
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--format', 'json', file], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--format', 'json', file],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     const [result] = JSON.parse(r.stdout) as Array<{ messages: Array<{ ruleId: string | null; message: string }> }>;
     return (result?.messages ?? []).map((m) => `${m.ruleId ?? 'fatal'}: ${m.message}`);
   } finally {
@@ -24,31 +28,40 @@ describe('lint rules', () => {
   jest.setTimeout(60000);
 
   it('bans Node built-ins, pg, HTTP clients and server code in workflows/', async () => {
-    const messages = lintProbe('workflows', [
-      "import { readFileSync } from 'node:fs';",
-      "import crypto from 'crypto';",
-      "import { Pool } from 'pg';",
-      "import axios from 'axios';",
-      "import { createPool } from '../db';",
-      "import { buildApp } from '../api/app';",
-      "import { createActivities } from '../activities';",
-      'export const x = [readFileSync, crypto, Pool, axios, createPool, buildApp, createActivities];',
-    ].join('\n'));
+    const messages = lintProbe(
+      'workflows',
+      [
+        "import { readFileSync } from 'node:fs';",
+        "import crypto from 'crypto';",
+        "import { Pool } from 'pg';",
+        "import axios from 'axios';",
+        "import { createPool } from '../db';",
+        "import { buildApp } from '../api/app';",
+        "import { createActivities } from '../activities';",
+        'export const x = [readFileSync, crypto, Pool, axios, createPool, buildApp, createActivities];',
+      ].join('\n'),
+    );
     const restricted = messages.filter((m) => m.startsWith('no-restricted-imports'));
     expect(restricted).toHaveLength(7);
   });
 
   it('allows @temporalio/workflow and type-only imports of activities in workflows/', async () => {
-    const messages = lintProbe('workflows', [
-      "import { sleep } from '@temporalio/workflow';",
-      "import type { Activities } from '../activities';",
-      'export async function wf(): Promise<Activities | undefined> { await sleep(1); return undefined; }',
-    ].join('\n'));
+    const messages = lintProbe(
+      'workflows',
+      [
+        "import { sleep } from '@temporalio/workflow';",
+        "import type { Activities } from '../activities';",
+        'export async function wf(): Promise<Activities | undefined> { await sleep(1); return undefined; }',
+      ].join('\n'),
+    );
     expect(messages.filter((m) => m.startsWith('no-restricted-imports'))).toEqual([]);
   });
 
   it('makes a floating promise an error everywhere', async () => {
-    const messages = lintProbe('api', ['async function work(): Promise<void> {}', 'export function go(): void {', '  work();', '}'].join('\n'));
+    const messages = lintProbe(
+      'api',
+      ['async function work(): Promise<void> {}', 'export function go(): void {', '  work();', '}'].join('\n'),
+    );
     expect(messages.some((m) => m.startsWith('@typescript-eslint/no-floating-promises'))).toBe(true);
   });
 });

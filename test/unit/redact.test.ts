@@ -2,8 +2,16 @@ import { newSecret, redactDeep, redactString, REDACTED } from '../../protocol';
 
 describe('redaction policy', () => {
   it('replaces values under secret-looking keys at any depth', () => {
-    const out = redactDeep({ user: 'ann', password: 'hunter2hunter2', nested: { deeper: [{ apiKey: 'k', accessToken: 't', client_secret: 's' }] } });
-    expect(out).toEqual({ user: 'ann', password: REDACTED, nested: { deeper: [{ apiKey: REDACTED, accessToken: REDACTED, client_secret: REDACTED }] } });
+    const out = redactDeep({
+      user: 'ann',
+      password: 'hunter2hunter2',
+      nested: { deeper: [{ apiKey: 'k', accessToken: 't', client_secret: 's' }] },
+    });
+    expect(out).toEqual({
+      user: 'ann',
+      password: REDACTED,
+      nested: { deeper: [{ apiKey: REDACTED, accessToken: REDACTED, client_secret: REDACTED }] },
+    });
   });
 
   it('scrubs prefixed secrets, bearer credentials and secret query parameters inside strings', () => {

@@ -1,7 +1,18 @@
 import { mkdtempSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createKeySet, createSigner, generateKeyFile, readKeyFile, verifySignature, writeNewKeyFile, ensureKeys, loadPurposeSigner, loadPurposeKeySet, generatePurposeKey } from '../../protocol';
+import {
+  createKeySet,
+  createSigner,
+  generateKeyFile,
+  readKeyFile,
+  verifySignature,
+  writeNewKeyFile,
+  ensureKeys,
+  loadPurposeSigner,
+  loadPurposeKeySet,
+  generatePurposeKey,
+} from '../../protocol';
 
 describe('Ed25519 signer', () => {
   const keyA = generateKeyFile('key-a');

@@ -7,9 +7,25 @@ import type { AgentStatusRow } from '../../db/agents-repo';
 
 describe('status notices, batching and the per-agent limit', () => {
   it('parses the NOTIFY payload and ignores anything malformed or oversized', () => {
-    expect(parseStatusNotice('{"licenseId":"lic_a","agentId":null,"feedId":7}')).toEqual({ licenseId: 'lic_a', agentId: null, feedId: 7 });
-    expect(parseStatusNotice('{"licenseId":"lic_a","agentId":"agt_b","feedId":8}')).toEqual({ licenseId: 'lic_a', agentId: 'agt_b', feedId: 8 });
-    for (const bad of [undefined, '', 'not json', '{"agentId":"agt_b"}', '{"licenseId":5}', '{"licenseId":"lic_a","agentId":3}', `{"licenseId":"${'x'.repeat(2000)}"}`]) {
+    expect(parseStatusNotice('{"licenseId":"lic_a","agentId":null,"feedId":7}')).toEqual({
+      licenseId: 'lic_a',
+      agentId: null,
+      feedId: 7,
+    });
+    expect(parseStatusNotice('{"licenseId":"lic_a","agentId":"agt_b","feedId":8}')).toEqual({
+      licenseId: 'lic_a',
+      agentId: 'agt_b',
+      feedId: 8,
+    });
+    for (const bad of [
+      undefined,
+      '',
+      'not json',
+      '{"agentId":"agt_b"}',
+      '{"licenseId":5}',
+      '{"licenseId":"lic_a","agentId":3}',
+      `{"licenseId":"${'x'.repeat(2000)}"}`,
+    ]) {
       expect(parseStatusNotice(bad)).toBeUndefined();
     }
   });
@@ -53,16 +69,29 @@ describe('status notices, batching and the per-agent limit', () => {
 
   it('says why a status is not good, license first', () => {
     const row: AgentStatusRow = {
-      agent_id: 'agt_aaaaaaaaaaaaaaaaaaaaaa', license_id: 'lic_aaaaaaaaaaaaaaaaaaaaaa', customer_id: 'cus_aaaaaaaaaaaaaaaaaaaaaa',
-      license_state: 'active', license_version: 4, license_reason: null, expires_at: new Date('2027-01-01T00:00:00Z'), grace_days: 7,
-      agent_status: 'active', status_version: 2, agent_reason: null,
+      agent_id: 'agt_aaaaaaaaaaaaaaaaaaaaaa',
+      license_id: 'lic_aaaaaaaaaaaaaaaaaaaaaa',
+      customer_id: 'cus_aaaaaaaaaaaaaaaaaaaaaa',
+      license_state: 'active',
+      license_version: 4,
+      license_reason: null,
+      expires_at: new Date('2027-01-01T00:00:00Z'),
+      grace_days: 7,
+      agent_status: 'active',
+      status_version: 2,
+      agent_reason: null,
     };
     const now = new Date('2026-11-26T12:00:00Z');
     expect(statusPayloadOf(row, now)).toMatchObject({ good: true, version: 6, serverTime: now.toISOString() });
     expect(statusPayloadOf(row, now).reason).toBeUndefined();
     expect(statusPayloadOf({ ...row, agent_status: 'offline' }, now).good).toBe(true);
-    expect(statusPayloadOf({ ...row, agent_status: 'quarantined', agent_reason: 'tamper' }, now)).toMatchObject({ good: false, reason: 'tamper' });
-    expect(statusPayloadOf({ ...row, license_state: 'suspended', agent_status: 'quarantined', agent_reason: 'tamper' }, now)).toMatchObject({ good: false, reason: 'license suspended' });
+    expect(statusPayloadOf({ ...row, agent_status: 'quarantined', agent_reason: 'tamper' }, now)).toMatchObject({
+      good: false,
+      reason: 'tamper',
+    });
+    expect(
+      statusPayloadOf({ ...row, license_state: 'suspended', agent_status: 'quarantined', agent_reason: 'tamper' }, now),
+    ).toMatchObject({ good: false, reason: 'license suspended' });
     expect(statusPayloadOf({ ...row, license_state: 'grace' }, now).good).toBe(true);
   });
 });

@@ -19,7 +19,9 @@ describe('finding the Temporal CLI', () => {
     const onPath = fakeBin(path.join(dir, 'pathdir', 'temporal'));
     const tools = path.join(dir, 'tools');
     const local = fakeBin(path.join(tools, 'bin', 'temporal'));
-    expect(findTemporalCli(undefined, { env: { TEMPORAL_CLI: explicit, PATH: path.dirname(onPath) }, toolsDir: tools })).toBe(explicit);
+    expect(
+      findTemporalCli(undefined, { env: { TEMPORAL_CLI: explicit, PATH: path.dirname(onPath) }, toolsDir: tools }),
+    ).toBe(explicit);
     expect(findTemporalCli(undefined, { env: { PATH: path.dirname(onPath) }, toolsDir: tools })).toBe(onPath);
     expect(findTemporalCli(undefined, { env: { PATH: '/nonexistent' }, toolsDir: tools })).toBe(local);
   });
@@ -27,7 +29,9 @@ describe('finding the Temporal CLI', () => {
   it('refuses a $TEMPORAL_CLI that is not executable', () => {
     const notExec = path.join(dir, 'not-exec');
     writeFileSync(notExec, 'x');
-    expect(() => findTemporalCli(undefined, { env: { TEMPORAL_CLI: notExec, PATH: '' }, toolsDir: dir })).toThrow(/is not an executable file/);
+    expect(() => findTemporalCli(undefined, { env: { TEMPORAL_CLI: notExec, PATH: '' }, toolsDir: dir })).toThrow(
+      /is not an executable file/,
+    );
   });
 
   it('says what to do when neither the CLI nor Python with pip is there', () => {

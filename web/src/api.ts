@@ -24,11 +24,18 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   }
   const res = await fetch(path, init);
   if (res.status === 204) return undefined as T;
-  const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string; details?: Array<{ path: string; message: string }> } };
+  const json = (await res.json().catch(() => ({}))) as {
+    error?: { code: string; message: string; details?: Array<{ path: string; message: string }> };
+  };
   if (!res.ok) {
     // A session that ended (idle, expired, deactivated) outside a sign-in attempt: the shell asks to sign in again.
     if (res.status === 401 && !path.endsWith('/login')) window.dispatchEvent(new Event(SESSION_ENDED));
-    throw new ApiError(res.status, json.error?.code ?? 'HTTP_' + res.status, json.error?.message ?? res.statusText, json.error?.details ?? []);
+    throw new ApiError(
+      res.status,
+      json.error?.code ?? 'HTTP_' + res.status,
+      json.error?.message ?? res.statusText,
+      json.error?.details ?? [],
+    );
   }
   return json as T;
 }

@@ -26,7 +26,10 @@ async function licensesView(ctx: RouteContext): Promise<Node> {
     const res = await api<Page<License>>('GET', withQuery('/v1/portal/licenses', { cursor, limit: 50 }));
     rows.push(...res.items);
     const next = res.nextCursor;
-    list.replaceChildren(table(columns, rows, 'You have no licenses yet.', 'Your licenses'), next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '');
+    list.replaceChildren(
+      table(columns, rows, 'You have no licenses yet.', 'Your licenses'),
+      next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '',
+    );
   }
   await loadPage();
   return page(`Licenses of ${ctx.me.customerName ?? 'your organisation'}`, list, error);
@@ -35,12 +38,20 @@ async function licensesView(ctx: RouteContext): Promise<Node> {
 function signatureCell(licenseId: string): HTMLElement {
   const out = h('span', { 'aria-live': 'polite' });
   const error = errorLine();
-  const b = actionButton('Check', error, async () => {
-    const [signed, keys] = await Promise.all([api<SignedLicense>('GET', `/v1/portal/licenses/${licenseId}/document`), api<PublicKeySets>('GET', '/.well-known/agentina-keys.json')]);
-    const r = checkLicenseSignature(signed, keys);
-    out.className = r.ok ? 'ok' : 'bad';
-    out.textContent = r.ok ? ' valid' : ` invalid: ${r.reason}`;
-  }, { class: 'secondary small', 'aria-label': `Check the signature of ${licenseId}` });
+  const b = actionButton(
+    'Check',
+    error,
+    async () => {
+      const [signed, keys] = await Promise.all([
+        api<SignedLicense>('GET', `/v1/portal/licenses/${licenseId}/document`),
+        api<PublicKeySets>('GET', '/.well-known/agentina-keys.json'),
+      ]);
+      const r = checkLicenseSignature(signed, keys);
+      out.className = r.ok ? 'ok' : 'bad';
+      out.textContent = r.ok ? ' valid' : ` invalid: ${r.reason}`;
+    },
+    { class: 'secondary small', 'aria-label': `Check the signature of ${licenseId}` },
+  );
   return h('span', {}, b, out, error);
 }
 

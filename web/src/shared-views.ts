@@ -4,7 +4,22 @@ import type { RouteContext } from './shell';
 import { page } from './shell';
 import type { ActivationToken, Agent, IssuedToken, License, Page, Task } from './types';
 import { AGENT_STATUSES, TASK_KINDS, TASK_STATES } from './types';
-import { actionButton, badge, code, details, errorLine, form, input, link, secretOnce, section, select, table, textarea, time } from './ui';
+import {
+  actionButton,
+  badge,
+  code,
+  details,
+  errorLine,
+  form,
+  input,
+  link,
+  secretOnce,
+  section,
+  select,
+  table,
+  textarea,
+  time,
+} from './ui';
 
 /**
  * Views both surfaces have (agents, tasks, activation tokens); the API scopes them: an admin sees
@@ -19,41 +34,81 @@ function licenseOptions(licenses: License[]): Array<[string, string]> {
 export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const status = ctx.query.get('status') ?? '';
   const licenseId = ctx.query.get('licenseId') ?? '';
-  const customerId = scope === 'admin' ? ctx.query.get('customerId') ?? '' : '';
+  const customerId = scope === 'admin' ? (ctx.query.get('customerId') ?? '') : '';
   const base = `/v1/${scope}/agents`;
   const error = errorLine();
   const list = h('div');
   const rows: Agent[] = [];
   const act = (a: Agent, action: 'release' | 'deregister', text: string) =>
-    actionButton(text, error, async () => {
-      if (action === 'deregister' && !confirm(`Deregister ${a.id}? Its credential stops working and its seat is freed; this cannot be undone.`)) return;
-      await api('POST', `${base}/${a.id}/${action}`);
-      ctx.refresh();
-    }, { class: 'secondary small', 'aria-label': `${text} ${a.id}` });
+    actionButton(
+      text,
+      error,
+      async () => {
+        if (
+          action === 'deregister' &&
+          !confirm(`Deregister ${a.id}? Its credential stops working and its seat is freed; this cannot be undone.`)
+        )
+          return;
+        await api('POST', `${base}/${a.id}/${action}`);
+        ctx.refresh();
+      },
+      { class: 'secondary small', 'aria-label': `${text} ${a.id}` },
+    );
   const columns = [
-    { label: 'Agent', cell: (a: Agent) => h('span', {}, code(a.id), a.hostnameHint ? h('small', { class: 'block' }, a.hostnameHint) : '') },
-    { label: 'License', cell: (a: Agent) => (scope === 'admin' ? link(`#/licenses/${a.licenseId}`, a.licenseId) : a.licenseId) },
-    { label: 'Status', cell: (a: Agent) => h('span', {}, badge(a.status), a.statusReason ? h('small', { class: 'block' }, a.statusReason) : '') },
+    {
+      label: 'Agent',
+      cell: (a: Agent) =>
+        h('span', {}, code(a.id), a.hostnameHint ? h('small', { class: 'block' }, a.hostnameHint) : ''),
+    },
+    {
+      label: 'License',
+      cell: (a: Agent) => (scope === 'admin' ? link(`#/licenses/${a.licenseId}`, a.licenseId) : a.licenseId),
+    },
+    {
+      label: 'Status',
+      cell: (a: Agent) =>
+        h('span', {}, badge(a.status), a.statusReason ? h('small', { class: 'block' }, a.statusReason) : ''),
+    },
     { label: 'License state', cell: (a: Agent) => badge(a.licenseState) },
-    { label: 'Fingerprint score', cell: (a: Agent) => (a.fingerprintScore === null ? '—' : `${a.fingerprintScore}/100${a.changedComponents.length ? ` (changed: ${a.changedComponents.join(', ')})` : ''}`) },
+    {
+      label: 'Fingerprint score',
+      cell: (a: Agent) =>
+        a.fingerprintScore === null
+          ? '—'
+          : `${a.fingerprintScore}/100${a.changedComponents.length ? ` (changed: ${a.changedComponents.join(', ')})` : ''}`,
+    },
     { label: 'Version', cell: (a: Agent) => a.agentVersion ?? '—' },
     { label: 'Tasks in flight', cell: (a: Agent) => String(a.inFlightTasks) },
     { label: 'Last heartbeat', cell: (a: Agent) => time(a.lastHeartbeatAt) },
     {
       label: '',
       cell: (a: Agent) =>
-        h('span', { class: 'row-actions' }, scope === 'admin' && a.status === 'quarantined' ? act(a, 'release', 'Release') : '', a.status !== 'deregistered' ? act(a, 'deregister', 'Deregister') : ''),
+        h(
+          'span',
+          { class: 'row-actions' },
+          scope === 'admin' && a.status === 'quarantined' ? act(a, 'release', 'Release') : '',
+          a.status !== 'deregistered' ? act(a, 'deregister', 'Deregister') : '',
+        ),
     },
   ];
   async function loadPage(after?: string): Promise<void> {
     const res = await api<Page<Agent>>('GET', withQuery(base, { status, licenseId, customerId, after, limit: 50 }));
     rows.push(...res.items);
     const next = res.nextCursor;
-    list.replaceChildren(table(columns, rows, 'No agents match.', 'Agents'), next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '');
+    list.replaceChildren(
+      table(columns, rows, 'No agents match.', 'Agents'),
+      next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '',
+    );
   }
   await loadPage();
   const filters = form(
-    { submit: 'Filter', class: 'form inline', label: 'Filter agents', action: async (v) => ctx.go(withQuery('#/agents', { status: v.status, licenseId: v.licenseId, customerId: v.customerId })) },
+    {
+      submit: 'Filter',
+      class: 'form inline',
+      label: 'Filter agents',
+      action: async (v) =>
+        ctx.go(withQuery('#/agents', { status: v.status, licenseId: v.licenseId, customerId: v.customerId })),
+    },
     select('Status', 'status', [['', 'Any status'], ...AGENT_STATUSES.map((s): [string, string] => [s, s])], status),
     input('License id', { name: 'licenseId', value: licenseId, placeholder: 'lic_…' }),
     scope === 'admin' ? input('Customer id', { name: 'customerId', value: customerId, placeholder: 'cus_…' }) : '',
@@ -71,19 +126,42 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
   const columns = [
     { label: 'Task', cell: (t: Task) => code(t.id) },
     { label: 'Agent', cell: (t: Task) => code(t.agentId) },
-    { label: 'Kind', cell: (t: Task) => h('span', {}, t.kind, ' ', h('code', { class: 'clip block', title: JSON.stringify(t.payload) }, JSON.stringify(t.payload))) },
+    {
+      label: 'Kind',
+      cell: (t: Task) =>
+        h(
+          'span',
+          {},
+          t.kind,
+          ' ',
+          h('code', { class: 'clip block', title: JSON.stringify(t.payload) }, JSON.stringify(t.payload)),
+        ),
+    },
     { label: 'State', cell: (t: Task) => badge(t.state) },
     { label: 'Attempts', cell: (t: Task) => `${t.attempts}/${t.maxAttempts}` },
-    { label: 'Outcome', cell: (t: Task) => (t.error ? h('span', { class: 'error-text' }, t.error) : t.result === null || t.result === undefined ? '—' : h('code', { class: 'clip' }, JSON.stringify(t.result))) },
+    {
+      label: 'Outcome',
+      cell: (t: Task) =>
+        t.error
+          ? h('span', { class: 'error-text' }, t.error)
+          : t.result === null || t.result === undefined
+            ? '—'
+            : h('code', { class: 'clip' }, JSON.stringify(t.result)),
+    },
     { label: 'Created', cell: (t: Task) => `${time(t.createdAt)} by ${t.createdBy.kind}` },
     {
       label: '',
       cell: (t: Task) =>
         t.state === 'queued' || t.state === 'leased'
-          ? actionButton('Cancel', error, async () => {
-              await api('POST', `${base}/${t.id}/cancel`);
-              ctx.refresh();
-            }, { class: 'secondary small', 'aria-label': `Cancel ${t.id}` })
+          ? actionButton(
+              'Cancel',
+              error,
+              async () => {
+                await api('POST', `${base}/${t.id}/cancel`);
+                ctx.refresh();
+              },
+              { class: 'secondary small', 'aria-label': `Cancel ${t.id}` },
+            )
           : '',
     },
   ];
@@ -91,11 +169,19 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
     const res = await api<Page<Task>>('GET', withQuery(base, { state, agentId, before, limit: 50 }));
     rows.push(...res.items);
     const next = res.nextCursor;
-    list.replaceChildren(table(columns, rows, 'No tasks match.', 'Tasks'), next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '');
+    list.replaceChildren(
+      table(columns, rows, 'No tasks match.', 'Tasks'),
+      next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '',
+    );
   }
   await loadPage();
   const filters = form(
-    { submit: 'Filter', class: 'form inline', label: 'Filter tasks', action: async (v) => ctx.go(withQuery('#/tasks', { state: v.state, agentId: v.agentId })) },
+    {
+      submit: 'Filter',
+      class: 'form inline',
+      label: 'Filter tasks',
+      action: async (v) => ctx.go(withQuery('#/tasks', { state: v.state, agentId: v.agentId })),
+    },
     select('State', 'state', [['', 'Any state'], ...TASK_STATES.map((s): [string, string] => [s, s])], state),
     input('Agent id', { name: 'agentId', value: agentId, placeholder: 'agt_…' }),
   );
@@ -110,7 +196,12 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
         } catch {
           throw new Error('The payload is not valid JSON.');
         }
-        await api('POST', base, { agentId: v.agentId, kind: v.kind, payload, ...(v.maxAttempts ? { maxAttempts: Number(v.maxAttempts) } : {}) });
+        await api('POST', base, {
+          agentId: v.agentId,
+          kind: v.kind,
+          payload,
+          ...(v.maxAttempts ? { maxAttempts: Number(v.maxAttempts) } : {}),
+        });
         ctx.refresh();
       },
     },
@@ -118,7 +209,11 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
       'div',
       { class: 'grid' },
       input('Agent id', { name: 'agentId', required: true, value: agentId, placeholder: 'agt_…' }),
-      select('Kind', 'kind', TASK_KINDS.map((k): [string, string] => [k, k])),
+      select(
+        'Kind',
+        'kind',
+        TASK_KINDS.map((k): [string, string] => [k, k]),
+      ),
       input('Max attempts', { name: 'maxAttempts', type: 'number', min: 1, max: 20, placeholder: 'default' }),
     ),
     textarea('Payload (JSON)', 'payload', { placeholder: '{"message": "hello"}' }),
@@ -127,7 +222,13 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
 }
 
 /** Activation token columns (license page and token list): revocable while pending. */
-export function tokenColumns(o: { revokeBase: string; error: HTMLElement; reload: () => Promise<void>; created?: boolean; licenseCell?: (t: ActivationToken) => Node | string }) {
+export function tokenColumns(o: {
+  revokeBase: string;
+  error: HTMLElement;
+  reload: () => Promise<void>;
+  created?: boolean;
+  licenseCell?: (t: ActivationToken) => Node | string;
+}) {
   return [
     { label: 'Token', cell: (t: ActivationToken) => code(t.id) },
     { label: 'License', cell: o.licenseCell ?? ((t: ActivationToken) => t.licenseId) },
@@ -140,10 +241,15 @@ export function tokenColumns(o: { revokeBase: string; error: HTMLElement; reload
       label: '',
       cell: (t: ActivationToken) =>
         t.state === 'pending'
-          ? actionButton('Revoke', o.error, async () => {
-              await api('POST', `${o.revokeBase}/${t.id}/revoke`);
-              await o.reload();
-            }, { class: 'secondary small', 'aria-label': `Revoke token ${t.id}` })
+          ? actionButton(
+              'Revoke',
+              o.error,
+              async () => {
+                await api('POST', `${o.revokeBase}/${t.id}/revoke`);
+                await o.reload();
+              },
+              { class: 'secondary small', 'aria-label': `Revoke token ${t.id}` },
+            )
           : '',
     },
   ];
@@ -151,18 +257,31 @@ export function tokenColumns(o: { revokeBase: string; error: HTMLElement; reload
 
 export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const licenseId = ctx.query.get('licenseId') ?? '';
-  const customerId = scope === 'admin' ? ctx.query.get('customerId') ?? '' : '';
+  const customerId = scope === 'admin' ? (ctx.query.get('customerId') ?? '') : '';
   const base = `/v1/${scope}/activation-tokens`;
   const error = errorLine();
   const once = h('div');
   const list = h('div');
-  const [{ items: licenses }] = await Promise.all([api<Page<License>>('GET', withQuery(`/v1/${scope}/licenses`, { limit: 200 }))]);
+  const [{ items: licenses }] = await Promise.all([
+    api<Page<License>>('GET', withQuery(`/v1/${scope}/licenses`, { limit: 200 })),
+  ]);
   const usable = licenses.filter((l) => l.state !== 'revoked' && l.state !== 'expired');
   const reload = async () => {
-    const { items } = await api<{ items: ActivationToken[] }>('GET', withQuery(base, { licenseId, customerId, limit: 100 }));
+    const { items } = await api<{ items: ActivationToken[] }>(
+      'GET',
+      withQuery(base, { licenseId, customerId, limit: 100 }),
+    );
     list.replaceChildren(
       table(
-        tokenColumns({ revokeBase: base, error, reload, created: true, ...(scope === 'admin' ? { licenseCell: (t: ActivationToken) => link(`#/licenses/${t.licenseId}`, t.licenseId) } : {}) }),
+        tokenColumns({
+          revokeBase: base,
+          error,
+          reload,
+          created: true,
+          ...(scope === 'admin'
+            ? { licenseCell: (t: ActivationToken) => link(`#/licenses/${t.licenseId}`, t.licenseId) }
+            : {}),
+        }),
         items,
         'No activation tokens.',
         'Activation tokens',
@@ -176,7 +295,11 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
           submit: 'Create activation token',
           label: 'New activation token',
           action: async (v) => {
-            const issued = await api<IssuedToken>('POST', base, { licenseId: v.licenseId, ...(v.label ? { label: v.label } : {}), ttlSeconds: Math.round(Number(v.hours) * 3600) });
+            const issued = await api<IssuedToken>('POST', base, {
+              licenseId: v.licenseId,
+              ...(v.label ? { label: v.label } : {}),
+              ttlSeconds: Math.round(Number(v.hours) * 3600),
+            });
             once.replaceChildren(secretOnce('Activation token', issued.token));
             await reload();
           },
@@ -188,13 +311,28 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
           input('Label', { name: 'label', maxlength: 200, placeholder: 'e.g. build server 3' }),
           input('Valid for (hours)', { name: 'hours', type: 'number', value: '24', min: 1, max: 720, required: true }),
         ),
-        h('p', { class: 'hint' }, `An agent redeems the token once: agentina-agent activate --server ${location.origin} --token act_…`),
+        h(
+          'p',
+          { class: 'hint' },
+          `An agent redeems the token once: agentina-agent activate --server ${location.origin} --token act_…`,
+        ),
       )
     : h('p', { class: 'hint' }, 'No license can take new agents right now.');
   const filters = form(
-    { submit: 'Filter', class: 'form inline', label: 'Filter activation tokens', action: async (v) => ctx.go(withQuery('#/tokens', { licenseId: v.licenseId, customerId: v.customerId })) },
+    {
+      submit: 'Filter',
+      class: 'form inline',
+      label: 'Filter activation tokens',
+      action: async (v) => ctx.go(withQuery('#/tokens', { licenseId: v.licenseId, customerId: v.customerId })),
+    },
     input('License id', { name: 'licenseId', value: licenseId, placeholder: 'lic_…' }),
     scope === 'admin' ? input('Customer id', { name: 'customerId', value: customerId, placeholder: 'cus_…' }) : '',
   );
-  return page('Activation tokens', once, issue, section('Issued tokens', filters, list, h('p', { class: 'hint' }, 'The 100 newest that match.')), error);
+  return page(
+    'Activation tokens',
+    once,
+    issue,
+    section('Issued tokens', filters, list, h('p', { class: 'hint' }, 'The 100 newest that match.')),
+    error,
+  );
 }

@@ -9,7 +9,13 @@ import { errorLine, form, input, showError } from './ui';
  */
 export type Me = { id: string; email: string; displayName: string; mustChangePassword: boolean; customerName?: string };
 
-export type RouteContext = { me: Me; params: string[]; query: URLSearchParams; go(hash: string): void; refresh(): void };
+export type RouteContext = {
+  me: Me;
+  params: string[];
+  query: URLSearchParams;
+  go(hash: string): void;
+  refresh(): void;
+};
 export type View = (ctx: RouteContext) => Promise<Node>;
 
 export type ShellOptions = {
@@ -61,14 +67,28 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
         label: 'Choose a new password',
         action: async (v) => {
           if (v.newPassword !== v.repeat) throw new Error('The two new passwords differ.');
-          await api('POST', `${o.prefix}/me/password`, { currentPassword: v.currentPassword ?? '', newPassword: v.newPassword ?? '' });
+          await api('POST', `${o.prefix}/me/password`, {
+            currentPassword: v.currentPassword ?? '',
+            newPassword: v.newPassword ?? '',
+          });
           await start();
         },
       },
       h('h1', {}, 'Choose your password'),
       h('p', {}, `Signed in as ${current.email} with a one-time password. Choose your own before you continue.`),
-      input('One-time password', { name: 'currentPassword', type: 'password', required: true, autocomplete: 'current-password' }),
-      input('New password', { name: 'newPassword', type: 'password', required: true, autocomplete: 'new-password', hint: 'At least 12 characters.' }),
+      input('One-time password', {
+        name: 'currentPassword',
+        type: 'password',
+        required: true,
+        autocomplete: 'current-password',
+      }),
+      input('New password', {
+        name: 'newPassword',
+        type: 'password',
+        required: true,
+        autocomplete: 'new-password',
+        hint: 'At least 12 characters.',
+      }),
       input('New password again', { name: 'repeat', type: 'password', required: true, autocomplete: 'new-password' }),
     );
     mount(root, h('main', { class: 'center' }, f, signOutButton()));
@@ -133,7 +153,13 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     const label = o.nav.find(([hsh]) => hsh === `#/${name || o.home}`)?.[1];
     document.title = label ? `${label} · ${o.title}` : o.title;
     main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
-    const ctx: RouteContext = { me, params: parts.slice(1), query: new URLSearchParams(qs), go, refresh: () => void render() };
+    const ctx: RouteContext = {
+      me,
+      params: parts.slice(1),
+      query: new URLSearchParams(qs),
+      go,
+      refresh: () => void render(),
+    };
     try {
       const node = await view!(ctx);
       main.replaceChildren(node);

@@ -26,14 +26,42 @@ export type License = {
   updatedAt: string;
 };
 
-export type LicenseSnapshot = { state: string; version: number; expiresAt: string; reason: string | null; changedAt: string; nextTransitionAt: string | null };
-export type LicenseDetail = { license: License; workflow: { id: string; url: string; current: LicenseSnapshot | null } };
+export type LicenseSnapshot = {
+  state: string;
+  version: number;
+  expiresAt: string;
+  reason: string | null;
+  changedAt: string;
+  nextTransitionAt: string | null;
+};
+export type LicenseDetail = {
+  license: License;
+  workflow: { id: string; url: string; current: LicenseSnapshot | null };
+};
 export type Page<T> = { items: T[]; nextCursor: string | null };
 
 export type Customer = { id: string; name: string; active: boolean; createdAt: string; deactivatedAt: string | null };
-export type Account = { id: string; email: string; displayName: string; active: boolean; locked: boolean; lockedUntil: string | null; mustChangePassword: boolean; createdAt: string; deactivatedAt: string | null };
+export type Account = {
+  id: string;
+  email: string;
+  displayName: string;
+  active: boolean;
+  locked: boolean;
+  lockedUntil: string | null;
+  mustChangePassword: boolean;
+  createdAt: string;
+  deactivatedAt: string | null;
+};
 export type CustomerUser = Account & { customerId: string };
-export type ServiceAccount = { id: string; name: string; tokenHint: string; createdBy: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null };
+export type ServiceAccount = {
+  id: string;
+  name: string;
+  tokenHint: string;
+  createdBy: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+};
 
 export type ActivationToken = {
   id: string;
@@ -105,4 +133,7 @@ export type AuditVerify = {
 };
 
 export type SignedLicense = { document: Record<string, unknown>; signature: { alg: string; kid: string; sig: string } };
-export type PublicKeySets = Record<'license' | 'release' | 'audit', { keys: Array<{ kid: string; alg: string; publicKeyPem: string; createdAt: string }> }>;
+export type PublicKeySets = Record<
+  'license' | 'release' | 'audit',
+  { keys: Array<{ kid: string; alg: string; publicKeyPem: string; createdAt: string }> }
+>;

@@ -55,7 +55,19 @@ export function table<T>(columns: Array<Column<T>>, rows: T[], empty: string, ca
   );
 }
 
-type FieldOpts = { name: string; type?: string; required?: boolean; value?: string; placeholder?: string; min?: number; max?: number; step?: string; autocomplete?: string; maxlength?: number; hint?: string };
+type FieldOpts = {
+  name: string;
+  type?: string;
+  required?: boolean;
+  value?: string;
+  placeholder?: string;
+  min?: number;
+  max?: number;
+  step?: string;
+  autocomplete?: string;
+  maxlength?: number;
+  hint?: string;
+};
 
 let fieldCounter = 0;
 
@@ -70,15 +82,38 @@ function field(label: string, control: HTMLElement, hint?: string): HTMLElement 
 }
 
 export function input(label: string, o: FieldOpts): HTMLElement {
-  const control = h('input', { name: o.name, type: o.type ?? 'text', required: o.required, value: o.value, placeholder: o.placeholder, min: o.min, max: o.max, step: o.step, autocomplete: o.autocomplete ?? 'off', maxlength: o.maxlength });
+  const control = h('input', {
+    name: o.name,
+    type: o.type ?? 'text',
+    required: o.required,
+    value: o.value,
+    placeholder: o.placeholder,
+    min: o.min,
+    max: o.max,
+    step: o.step,
+    autocomplete: o.autocomplete ?? 'off',
+    maxlength: o.maxlength,
+  });
   return field(label, control, o.hint);
 }
 
-export function select(label: string, name: string, options: Array<[value: string, text: string]>, selected = ''): HTMLElement {
-  return field(label, h('select', { name }, ...options.map(([v, t]) => h('option', { value: v, selected: v === selected }, t))));
+export function select(
+  label: string,
+  name: string,
+  options: Array<[value: string, text: string]>,
+  selected = '',
+): HTMLElement {
+  return field(
+    label,
+    h('select', { name }, ...options.map(([v, t]) => h('option', { value: v, selected: v === selected }, t))),
+  );
 }
 
-export function textarea(label: string, name: string, o: { rows?: number; placeholder?: string; hint?: string; value?: string } = {}): HTMLElement {
+export function textarea(
+  label: string,
+  name: string,
+  o: { rows?: number; placeholder?: string; hint?: string; value?: string } = {},
+): HTMLElement {
   const t = h('textarea', { name, rows: o.rows ?? 3, placeholder: o.placeholder }) as HTMLTextAreaElement;
   if (o.value) t.value = o.value;
   return field(label, t, o.hint);
@@ -88,10 +123,24 @@ export function textarea(label: string, name: string, o: { rows?: number; placeh
  * A form whose submit runs `action` with the field values; the button is disabled while it runs
  * and a failure lands in the form's own error line with the API's message.
  */
-export function form(o: { submit: string; action: (values: Record<string, string>, form: HTMLFormElement) => Promise<void>; class?: string; label?: string }, ...fields: Child[]): HTMLFormElement {
+export function form(
+  o: {
+    submit: string;
+    action: (values: Record<string, string>, form: HTMLFormElement) => Promise<void>;
+    class?: string;
+    label?: string;
+  },
+  ...fields: Child[]
+): HTMLFormElement {
   const error = errorLine();
   const button = h('button', { type: 'submit' }, o.submit) as HTMLButtonElement;
-  const el = h('form', { class: o.class ?? 'form', 'aria-label': o.label }, ...fields, h('div', { class: 'form-actions' }, button), error) as HTMLFormElement;
+  const el = h(
+    'form',
+    { class: o.class ?? 'form', 'aria-label': o.label },
+    ...fields,
+    h('div', { class: 'form-actions' }, button),
+    error,
+  ) as HTMLFormElement;
   el.addEventListener('submit', (e) => {
     e.preventDefault();
     error.textContent = '';
@@ -110,7 +159,12 @@ export function form(o: { submit: string; action: (values: Record<string, string
 }
 
 /** A button that runs `action`; failures go to `error`. */
-export function actionButton(text: string, error: HTMLElement, action: () => Promise<void>, attrs: Record<string, string> = {}): HTMLButtonElement {
+export function actionButton(
+  text: string,
+  error: HTMLElement,
+  action: () => Promise<void>,
+  attrs: Record<string, string> = {},
+): HTMLButtonElement {
   const b = h('button', { type: 'button', ...attrs }, text) as HTMLButtonElement;
   b.addEventListener('click', () => {
     error.textContent = '';
@@ -172,7 +226,10 @@ export function featuresText(f: Record<string, boolean | number | string>): stri
 /** `sso, seats=10, tier=gold` → { sso: true, seats: 10, tier: 'gold' }. */
 export function parseFeatures(text: string): Record<string, boolean | number | string> {
   const out: Record<string, boolean | number | string> = {};
-  for (const part of text.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq < 0) {
       out[part] = true;

@@ -39,7 +39,8 @@ function base64Bytes(b64: string): Uint8Array {
 
 export function rawEd25519Key(pem: string): Uint8Array {
   const der = base64Bytes(pem.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, '').replace(/\s+/g, ''));
-  if (der.length !== 44 || ED25519_SPKI_PREFIX.some((b, i) => der[i] !== b)) throw new Error('not an Ed25519 public key');
+  if (der.length !== 44 || ED25519_SPKI_PREFIX.some((b, i) => der[i] !== b))
+    throw new Error('not an Ed25519 public key');
   return der.slice(12);
 }
 
@@ -54,7 +55,9 @@ export function checkLicenseSignature(signed: SignedLicense, keys: PublicKeySets
     const signature = base64Bytes(sig);
     if (signature.length !== nacl.sign.signatureLength) return { ok: false, kid, reason: 'malformed signature' };
     const message = new TextEncoder().encode(canonicalJson(signed.document));
-    return nacl.sign.detached.verify(message, signature, rawEd25519Key(key.publicKeyPem)) ? { ok: true, kid } : { ok: false, kid, reason: 'the signature does not match the document' };
+    return nacl.sign.detached.verify(message, signature, rawEd25519Key(key.publicKeyPem))
+      ? { ok: true, kid }
+      : { ok: false, kid, reason: 'the signature does not match the document' };
   } catch (err) {
     return { ok: false, kid, reason: err instanceof Error ? err.message : 'could not check' };
   }

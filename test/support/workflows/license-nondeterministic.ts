@@ -2,7 +2,11 @@
 // attribute upsert), which changes the command sequence. Replaying recorded histories against it
 // must fail; that proves the replay test bites.
 import { upsertSearchAttributes } from '@temporalio/workflow';
-import { LicenseStateAttribute, type LicenseLifecycleInput, type LicenseSnapshot } from '../../../workflows/license-contract';
+import {
+  LicenseStateAttribute,
+  type LicenseLifecycleInput,
+  type LicenseSnapshot,
+} from '../../../workflows/license-contract';
 import { licenseLifecycle as production } from '../../../workflows/license-lifecycle';
 
 export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<LicenseSnapshot> {

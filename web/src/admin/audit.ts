@@ -23,7 +23,10 @@ function subjectLink(subject: { kind: string; id: string }): HTMLElement {
 
 /** #/audit: filters, cursor paging (newest first) and a full chain verification. */
 export async function auditView(ctx: RouteContext): Promise<Node> {
-  const q = Object.fromEntries(FILTERS.map((k) => [k, ctx.query.get(k) ?? ''])) as Record<(typeof FILTERS)[number], string>;
+  const q = Object.fromEntries(FILTERS.map((k) => [k, ctx.query.get(k) ?? ''])) as Record<
+    (typeof FILTERS)[number],
+    string
+  >;
   const error = errorLine();
   const list = h('div');
   const rows: AuditEvent[] = [];
@@ -36,10 +39,22 @@ export async function auditView(ctx: RouteContext): Promise<Node> {
     { label: 'Data', cell: (e: AuditEvent) => h('code', { class: 'clip', title: dataText(e.data) }, dataText(e.data)) },
   ];
   async function loadPage(cursor?: string): Promise<void> {
-    const res = await api<Page<AuditEvent>>('GET', withQuery('/v1/admin/audit', { ...q, since: isoFromLocal(q.since), until: isoFromLocal(q.until), cursor, limit: 50 }));
+    const res = await api<Page<AuditEvent>>(
+      'GET',
+      withQuery('/v1/admin/audit', {
+        ...q,
+        since: isoFromLocal(q.since),
+        until: isoFromLocal(q.until),
+        cursor,
+        limit: 50,
+      }),
+    );
     rows.push(...res.items);
     const next = res.nextCursor;
-    list.replaceChildren(table(columns, rows, 'No audit events match.', 'Audit events'), next ? actionButton('Older events', error, () => loadPage(next), { class: 'secondary' }) : '');
+    list.replaceChildren(
+      table(columns, rows, 'No audit events match.', 'Audit events'),
+      next ? actionButton('Older events', error, () => loadPage(next), { class: 'secondary' }) : '',
+    );
   }
   await loadPage();
 
@@ -70,7 +85,13 @@ function verifySection(): HTMLElement {
     const v = await api<AuditVerify>('GET', '/v1/admin/audit/verify');
     const latest = v.checkpoints.latest;
     result.replaceChildren(
-      h('p', { class: v.ok ? 'ok' : 'bad' }, v.ok ? `Chain intact: ${v.events} events (#${v.checkedFrom}–#${v.checkedThrough}).` : `Chain broken at #${v.firstBreak?.seq ?? '?'}: ${v.firstBreak?.message ?? v.firstBreak?.code ?? 'unknown'}.`),
+      h(
+        'p',
+        { class: v.ok ? 'ok' : 'bad' },
+        v.ok
+          ? `Chain intact: ${v.events} events (#${v.checkedFrom}–#${v.checkedThrough}).`
+          : `Chain broken at #${v.firstBreak?.seq ?? '?'}: ${v.firstBreak?.message ?? v.firstBreak?.code ?? 'unknown'}.`,
+      ),
       h(
         'p',
         { class: 'hint' },
@@ -78,5 +99,11 @@ function verifySection(): HTMLElement {
       ),
     );
   });
-  return section('Integrity', h('p', { class: 'hint' }, 'Re-walks the hash chain on the server and checks every signed checkpoint.'), button, result, error);
+  return section(
+    'Integrity',
+    h('p', { class: 'hint' }, 'Re-walks the hash chain on the server and checks every signed checkpoint.'),
+    button,
+    result,
+    error,
+  );
 }

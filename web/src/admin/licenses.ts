@@ -2,9 +2,38 @@ import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import { page } from '../shell';
-import type { ActivationToken, Customer, IssuedToken, License, LicenseDetail, Page, PublicKeySets, SignedLicense } from '../types';
+import type {
+  ActivationToken,
+  Customer,
+  IssuedToken,
+  License,
+  LicenseDetail,
+  Page,
+  PublicKeySets,
+  SignedLicense,
+} from '../types';
 import { LICENSE_STATES } from '../types';
-import { actionButton, badge, code, details, dl, errorLine, featuresText, form, input, isoFromLocal, link, localInput, parseFeatures, section, secretOnce, select, showError, table, time } from '../ui';
+import {
+  actionButton,
+  badge,
+  code,
+  details,
+  dl,
+  errorLine,
+  featuresText,
+  form,
+  input,
+  isoFromLocal,
+  link,
+  localInput,
+  parseFeatures,
+  section,
+  secretOnce,
+  select,
+  showError,
+  table,
+  time,
+} from '../ui';
 import { checkLicenseSignature } from '../verify';
 import { tokenColumns } from '../shared-views';
 
@@ -16,7 +45,9 @@ export async function customerNames(): Promise<Map<string, string>> {
 }
 
 function customerOptions(names: Map<string, string>, any?: string): Array<[string, string]> {
-  const opts = [...names].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]): [string, string] => [id, `${name} (${id})`]);
+  const opts = [...names]
+    .sort((a, b) => a[1].localeCompare(b[1]))
+    .map(([id, name]): [string, string] => [id, `${name} (${id})`]);
   return any ? [['', any], ...opts] : opts;
 }
 
@@ -39,7 +70,10 @@ export async function licensesView(ctx: RouteContext): Promise<Node> {
   ];
   const rows: License[] = [];
   async function loadPage(cursor?: string): Promise<void> {
-    const res = await api<Page<License>>('GET', withQuery('/v1/admin/licenses', { customerId, state, cursor, limit: 50 }));
+    const res = await api<Page<License>>(
+      'GET',
+      withQuery('/v1/admin/licenses', { customerId, state, cursor, limit: 50 }),
+    );
     rows.push(...res.items);
     const next = res.nextCursor;
     list.replaceChildren(
@@ -61,7 +95,14 @@ export async function licensesView(ctx: RouteContext): Promise<Node> {
     select('State', 'state', [['', 'Any state'], ...LICENSE_STATES.map((s): [string, string] => [s, s])], state),
   );
 
-  return page('Licenses', filters, list, names.size ? createLicenseForm(ctx, names, customerId) : h('p', { class: 'hint' }, 'Create a customer first, then its licenses.'));
+  return page(
+    'Licenses',
+    filters,
+    list,
+    names.size
+      ? createLicenseForm(ctx, names, customerId)
+      : h('p', { class: 'hint' }, 'Create a customer first, then its licenses.'),
+  );
 }
 
 function createLicenseForm(ctx: RouteContext, names: Map<string, string>, customerId: string): HTMLElement {
@@ -88,12 +129,22 @@ function createLicenseForm(ctx: RouteContext, names: Map<string, string>, custom
       { class: 'grid' },
       select('Customer', 'customerId', customerOptions(names), customerId),
       input('Plan', { name: 'plan', required: true, value: 'standard', maxlength: 100 }),
-      input('Features', { name: 'features', placeholder: 'sso, seats=10', hint: 'Comma-separated; name or name=value.' }),
+      input('Features', {
+        name: 'features',
+        placeholder: 'sso, seats=10',
+        hint: 'Comma-separated; name or name=value.',
+      }),
       input('Max agents', { name: 'maxAgents', type: 'number', required: true, value: '5', min: 1, max: 100000 }),
-      select('Kind', 'kind', [['term', 'Paid term'], ['trial', 'Trial']]),
+      select('Kind', 'kind', [
+        ['term', 'Paid term'],
+        ['trial', 'Trial'],
+      ]),
       input('Length (days)', { name: 'days', type: 'number', required: true, value: '365', min: 1, max: 3650 }),
       input('Grace days', { name: 'graceDays', type: 'number', required: true, value: '7', min: 0, max: 365 }),
-      select('When a trial ends unconverted', 'trialEndState', [['expired', 'expire'], ['grace', 'enter grace']]),
+      select('When a trial ends unconverted', 'trialEndState', [
+        ['expired', 'expire'],
+        ['grace', 'enter grace'],
+      ]),
     ),
   );
   return details('New license', f);
@@ -104,14 +155,22 @@ export async function licenseView(ctx: RouteContext): Promise<Node> {
   const id = ctx.params[0] ?? '';
   const root = h('div', { class: 'page' });
   async function load(flash?: string): Promise<void> {
-    const [detail, names] = await Promise.all([api<LicenseDetail>('GET', `/v1/admin/licenses/${encodeURIComponent(id)}`), customerNames()]);
+    const [detail, names] = await Promise.all([
+      api<LicenseDetail>('GET', `/v1/admin/licenses/${encodeURIComponent(id)}`),
+      customerNames(),
+    ]);
     root.replaceChildren(...renderLicense(detail, names, load, flash));
   }
   await load();
   return root;
 }
 
-function renderLicense(d: LicenseDetail, names: Map<string, string>, reload: (flash?: string) => Promise<void>, flash?: string): Array<Node | string> {
+function renderLicense(
+  d: LicenseDetail,
+  names: Map<string, string>,
+  reload: (flash?: string) => Promise<void>,
+  flash?: string,
+): Array<Node | string> {
   const l = d.license;
   const wf = d.workflow.current;
   const state = wf?.state ?? l.state;
@@ -135,26 +194,76 @@ function renderLicense(d: LicenseDetail, names: Map<string, string>, reload: (fl
     ['Expires', time(l.expiresAt)],
     ['Grace', `${l.graceDays} days (ends ${time(l.graceEndsAt)})`],
     ['Next transition', time(wf?.nextTransitionAt)],
-    ['Workflow', h('span', {}, code(d.workflow.id), ' ', link(d.workflow.url, 'Open in Temporal Web', { target: '_blank', rel: 'noopener noreferrer' }))],
+    [
+      'Workflow',
+      h(
+        'span',
+        {},
+        code(d.workflow.id),
+        ' ',
+        link(d.workflow.url, 'Open in Temporal Web', { target: '_blank', rel: 'noopener noreferrer' }),
+      ),
+    ],
   ]);
-  const workflowNote = wf ? null : h('p', { class: 'hint' }, 'The workflow did not answer just now; the state shown is the last one recorded in the database.');
+  const workflowNote = wf
+    ? null
+    : h(
+        'p',
+        { class: 'hint' },
+        'The workflow did not answer just now; the state shown is the last one recorded in the database.',
+      );
 
   const actions = section(
     'Actions',
-    state === 'revoked' ? h('p', { class: 'hint' }, 'Revocation is final: the lifecycle refuses every further change.') : '',
+    state === 'revoked'
+      ? h('p', { class: 'hint' }, 'Revocation is final: the lifecycle refuses every further change.')
+      : '',
     h(
       'div',
       { class: 'actions' },
-      form({ submit: 'Renew', label: 'Renew', action: async (v) => change('Renewed', 'renew', { expiresAt: isoFromLocal(v.expiresAt) })() },
-        input('New expiry', { name: 'expiresAt', type: 'datetime-local', required: true, value: inAYear })),
-      form({ submit: 'Convert trial', label: 'Convert trial', action: async (v) => change('Converted', 'convert-trial', { expiresAt: isoFromLocal(v.expiresAt) })() },
-        input('Paid until', { name: 'expiresAt', type: 'datetime-local', required: true, value: inAYear })),
-      form({ submit: 'Suspend', label: 'Suspend', action: async (v) => change('Suspended', 'suspend', { reason: v.reason })() },
-        input('Reason for suspending', { name: 'reason', required: true, maxlength: 500 })),
-      form({ submit: 'Resume', label: 'Resume', action: change('Resumed', 'resume') }, h('p', { class: 'hint' }, 'Back to the state its dates say.')),
-      form({ submit: 'Revoke', label: 'Revoke', class: 'form danger', action: async (v) => change('Revoked', 'revoke', { reason: v.reason })() },
+      form(
+        {
+          submit: 'Renew',
+          label: 'Renew',
+          action: async (v) => change('Renewed', 'renew', { expiresAt: isoFromLocal(v.expiresAt) })(),
+        },
+        input('New expiry', { name: 'expiresAt', type: 'datetime-local', required: true, value: inAYear }),
+      ),
+      form(
+        {
+          submit: 'Convert trial',
+          label: 'Convert trial',
+          action: async (v) => change('Converted', 'convert-trial', { expiresAt: isoFromLocal(v.expiresAt) })(),
+        },
+        input('Paid until', { name: 'expiresAt', type: 'datetime-local', required: true, value: inAYear }),
+      ),
+      form(
+        {
+          submit: 'Suspend',
+          label: 'Suspend',
+          action: async (v) => change('Suspended', 'suspend', { reason: v.reason })(),
+        },
+        input('Reason for suspending', { name: 'reason', required: true, maxlength: 500 }),
+      ),
+      form(
+        { submit: 'Resume', label: 'Resume', action: change('Resumed', 'resume') },
+        h('p', { class: 'hint' }, 'Back to the state its dates say.'),
+      ),
+      form(
+        {
+          submit: 'Revoke',
+          label: 'Revoke',
+          class: 'form danger',
+          action: async (v) => change('Revoked', 'revoke', { reason: v.reason })(),
+        },
         input('Reason for revoking', { name: 'reason', required: true, maxlength: 500 }),
-        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'confirm', required: true }), 'Revocation is final.')),
+        h(
+          'label',
+          { class: 'check' },
+          h('input', { type: 'checkbox', name: 'confirm', required: true }),
+          'Revocation is final.',
+        ),
+      ),
     ),
   );
 
@@ -177,28 +286,49 @@ function signatureSection(base: string): HTMLElement {
   const check = async () => {
     result.textContent = 'Checking…';
     result.className = '';
-    const [signed, keys] = await Promise.all([api<SignedLicense>('GET', `${base}/document`), api<PublicKeySets>('GET', '/.well-known/agentina-keys.json')]);
+    const [signed, keys] = await Promise.all([
+      api<SignedLicense>('GET', `${base}/document`),
+      api<PublicKeySets>('GET', '/.well-known/agentina-keys.json'),
+    ]);
     doc.textContent = JSON.stringify(signed, null, 2);
     const r = checkLicenseSignature(signed, keys);
     result.className = r.ok ? 'ok' : 'bad';
-    result.textContent = r.ok ? `Signature valid (key ${r.kid}, checked in this browser).` : `Signature invalid: ${r.reason}.`;
+    result.textContent = r.ok
+      ? `Signature valid (key ${r.kid}, checked in this browser).`
+      : `Signature invalid: ${r.reason}.`;
   };
   const button = actionButton('Check signature', error, check, { class: 'secondary' });
   check().catch((err: unknown) => {
     result.textContent = 'Could not check.';
     showError(error, err);
   });
-  return section('License document', h('p', { class: 'hint' }, 'Verified with Ed25519 (tweetnacl) against /.well-known/agentina-keys.json.'), result, button, error, details('Signed document', doc));
+  return section(
+    'License document',
+    h('p', { class: 'hint' }, 'Verified with Ed25519 (tweetnacl) against /.well-known/agentina-keys.json.'),
+    result,
+    button,
+    error,
+    details('Signed document', doc),
+  );
 }
-
 
 function tokensSection(licenseId: string): HTMLElement {
   const list = h('div');
   const once = h('div');
   const error = errorLine();
   const reload = async () => {
-    const { items } = await api<{ items: ActivationToken[] }>('GET', withQuery('/v1/admin/activation-tokens', { licenseId }));
-    list.replaceChildren(table(tokenColumns({ revokeBase: '/v1/admin/activation-tokens', error, reload }), items, 'No activation tokens for this license yet.', 'Activation tokens'));
+    const { items } = await api<{ items: ActivationToken[] }>(
+      'GET',
+      withQuery('/v1/admin/activation-tokens', { licenseId }),
+    );
+    list.replaceChildren(
+      table(
+        tokenColumns({ revokeBase: '/v1/admin/activation-tokens', error, reload }),
+        items,
+        'No activation tokens for this license yet.',
+        'Activation tokens',
+      ),
+    );
   };
   reload().catch((err: unknown) => showError(error, err));
   const issue = form(
@@ -207,7 +337,11 @@ function tokensSection(licenseId: string): HTMLElement {
       class: 'form inline',
       label: 'Issue activation token',
       action: async (v) => {
-        const issued = await api<IssuedToken>('POST', '/v1/admin/activation-tokens', { licenseId, ...(v.label ? { label: v.label } : {}), ttlSeconds: Math.round(Number(v.hours) * 3600) });
+        const issued = await api<IssuedToken>('POST', '/v1/admin/activation-tokens', {
+          licenseId,
+          ...(v.label ? { label: v.label } : {}),
+          ttlSeconds: Math.round(Number(v.hours) * 3600),
+        });
         once.replaceChildren(secretOnce('Activation token', issued.token));
         await reload();
       },

@@ -3,10 +3,30 @@ import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import { page } from '../shell';
 import type { Account, Customer, CustomerUser, ServiceAccount } from '../types';
-import { actionButton, badge, code, details, dl, errorLine, form, input, link, secretOnce, section, table, time } from '../ui';
+import {
+  actionButton,
+  badge,
+  code,
+  details,
+  dl,
+  errorLine,
+  form,
+  input,
+  link,
+  secretOnce,
+  section,
+  table,
+  time,
+} from '../ui';
 
 function accountState(a: { active: boolean; locked: boolean; mustChangePassword: boolean }): HTMLElement {
-  return h('span', {}, badge(a.active ? 'active' : 'deactivated'), a.locked ? badge('locked') : '', a.mustChangePassword ? badge('one-time password') : '');
+  return h(
+    'span',
+    {},
+    badge(a.active ? 'active' : 'deactivated'),
+    a.locked ? badge('locked') : '',
+    a.mustChangePassword ? badge('one-time password') : '',
+  );
 }
 
 /** #/customers: list and create. */
@@ -45,14 +65,22 @@ export async function customersView(ctx: RouteContext): Promise<Node> {
 export async function customerView(ctx: RouteContext): Promise<Node> {
   const id = ctx.params[0] ?? '';
   const base = `/v1/admin/customers/${encodeURIComponent(id)}`;
-  const [customer, { users }] = await Promise.all([api<Customer>('GET', base), api<{ users: CustomerUser[] }>('GET', `${base}/users`)]);
+  const [customer, { users }] = await Promise.all([
+    api<Customer>('GET', base),
+    api<{ users: CustomerUser[] }>('GET', `${base}/users`),
+  ]);
   const error = errorLine();
   const once = h('div');
   const userAction = (u: CustomerUser, action: string, text: string) =>
-    actionButton(text, error, async () => {
-      await api('POST', `${base}/users/${u.id}/${action}`);
-      ctx.refresh();
-    }, { class: 'secondary small', 'aria-label': `${text} ${u.email}` });
+    actionButton(
+      text,
+      error,
+      async () => {
+        await api('POST', `${base}/users/${u.id}/${action}`);
+        ctx.refresh();
+      },
+      { class: 'secondary small', 'aria-label': `${text} ${u.email}` },
+    );
 
   const create = form(
     {
@@ -64,7 +92,11 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
           ...(v.displayName ? { displayName: v.displayName } : {}),
           ...(v.password ? { password: v.password } : {}),
         });
-        once.replaceChildren(res.oneTimePassword ? secretOnce(`One-time password for ${res.user.email}`, res.oneTimePassword) : h('p', { class: 'flash', role: 'status' }, `Created ${res.user.email}.`));
+        once.replaceChildren(
+          res.oneTimePassword
+            ? secretOnce(`One-time password for ${res.user.email}`, res.oneTimePassword)
+            : h('p', { class: 'flash', role: 'status' }, `Created ${res.user.email}.`),
+        );
         const { users: fresh } = await api<{ users: CustomerUser[] }>('GET', `${base}/users`);
         usersTable.replaceChildren(renderUsers(fresh));
       },
@@ -74,7 +106,12 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
       { class: 'grid' },
       input('Email', { name: 'email', type: 'email', required: true, maxlength: 254 }),
       input('Display name', { name: 'displayName', maxlength: 200 }),
-      input('Password', { name: 'password', type: 'password', autocomplete: 'new-password', hint: 'Leave empty to get a one-time password, to be changed at first sign-in.' }),
+      input('Password', {
+        name: 'password',
+        type: 'password',
+        autocomplete: 'new-password',
+        hint: 'Leave empty to get a one-time password, to be changed at first sign-in.',
+      }),
     ),
   );
   const renderUsers = (list: CustomerUser[]) =>
@@ -86,7 +123,13 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
         { label: 'Created', cell: (u: CustomerUser) => time(u.createdAt) },
         {
           label: '',
-          cell: (u: CustomerUser) => h('span', { class: 'row-actions' }, u.active ? userAction(u, 'deactivate', 'Deactivate') : userAction(u, 'reactivate', 'Reactivate'), u.locked ? userAction(u, 'unlock', 'Unlock') : ''),
+          cell: (u: CustomerUser) =>
+            h(
+              'span',
+              { class: 'row-actions' },
+              u.active ? userAction(u, 'deactivate', 'Deactivate') : userAction(u, 'reactivate', 'Reactivate'),
+              u.locked ? userAction(u, 'unlock', 'Unlock') : '',
+            ),
         },
       ],
       list,
@@ -95,11 +138,16 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
     );
   const usersTable = h('div', {}, renderUsers(users));
   const deactivate = customer.active
-    ? actionButton('Deactivate customer', error, async () => {
-        if (!confirm(`Deactivate ${customer.name}? All its portal sessions end at once.`)) return;
-        await api('POST', `${base}/deactivate`);
-        ctx.refresh();
-      }, { class: 'danger' })
+    ? actionButton(
+        'Deactivate customer',
+        error,
+        async () => {
+          if (!confirm(`Deactivate ${customer.name}? All its portal sessions end at once.`)) return;
+          await api('POST', `${base}/deactivate`);
+          ctx.refresh();
+        },
+        { class: 'danger' },
+      )
     : '';
   return page(
     customer.name,
@@ -136,10 +184,15 @@ export async function serviceAccountsView(ctx: RouteContext): Promise<Node> {
             cell: (s: ServiceAccount) =>
               s.revokedAt
                 ? ''
-                : actionButton('Revoke', error, async () => {
-                    await api('POST', `/v1/admin/service-accounts/${s.id}/revoke`);
-                    ctx.refresh();
-                  }, { class: 'secondary small', 'aria-label': `Revoke ${s.name}` }),
+                : actionButton(
+                    'Revoke',
+                    error,
+                    async () => {
+                      await api('POST', `/v1/admin/service-accounts/${s.id}/revoke`);
+                      ctx.refresh();
+                    },
+                    { class: 'secondary small', 'aria-label': `Revoke ${s.name}` },
+                  ),
           },
         ],
         items,
@@ -154,14 +207,27 @@ export async function serviceAccountsView(ctx: RouteContext): Promise<Node> {
       class: 'form inline',
       label: 'New service account',
       action: async (v) => {
-        const res = await api<{ serviceAccount: ServiceAccount; token: string }>('POST', '/v1/admin/service-accounts', { name: v.name });
+        const res = await api<{ serviceAccount: ServiceAccount; token: string }>('POST', '/v1/admin/service-accounts', {
+          name: v.name,
+        });
         once.replaceChildren(secretOnce(`Token for ${res.serviceAccount.name}`, res.token));
         render((await api<{ serviceAccounts: ServiceAccount[] }>('GET', '/v1/admin/service-accounts')).serviceAccounts);
       },
     },
     input('Name', { name: 'name', required: true, maxlength: 200 }),
   );
-  return page('Service accounts', h('p', { class: 'hint' }, 'Scripts call the API with Authorization: Bearer svc_…; their actions are audited as system.'), once, create, list, error);
+  return page(
+    'Service accounts',
+    h(
+      'p',
+      { class: 'hint' },
+      'Scripts call the API with Authorization: Bearer svc_…; their actions are audited as system.',
+    ),
+    once,
+    create,
+    list,
+    error,
+  );
 }
 
 /** #/admins: list, create (one-time password shown once), deactivate, reactivate, unlock. */
@@ -170,18 +236,30 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
   const once = h('div');
   const error = errorLine();
   const act = (a: Account, action: string, text: string) =>
-    actionButton(text, error, async () => {
-      await api('POST', `/v1/admin/admins/${a.id}/${action}`);
-      ctx.refresh();
-    }, { class: 'secondary small', 'aria-label': `${text} ${a.email}` });
+    actionButton(
+      text,
+      error,
+      async () => {
+        await api('POST', `/v1/admin/admins/${a.id}/${action}`);
+        ctx.refresh();
+      },
+      { class: 'secondary small', 'aria-label': `${text} ${a.email}` },
+    );
   const create = form(
     {
       submit: 'Create admin',
       class: 'form inline',
       label: 'New admin',
       action: async (v) => {
-        const res = await api<{ admin: Account; oneTimePassword?: string }>('POST', '/v1/admin/admins', { email: v.email, ...(v.displayName ? { displayName: v.displayName } : {}) });
-        once.replaceChildren(res.oneTimePassword ? secretOnce(`One-time password for ${res.admin.email}`, res.oneTimePassword) : h('p', { class: 'flash' }, `Created ${res.admin.email}.`));
+        const res = await api<{ admin: Account; oneTimePassword?: string }>('POST', '/v1/admin/admins', {
+          email: v.email,
+          ...(v.displayName ? { displayName: v.displayName } : {}),
+        });
+        once.replaceChildren(
+          res.oneTimePassword
+            ? secretOnce(`One-time password for ${res.admin.email}`, res.oneTimePassword)
+            : h('p', { class: 'flash' }, `Created ${res.admin.email}.`),
+        );
       },
     },
     input('Email', { name: 'email', type: 'email', required: true, maxlength: 254 }),
@@ -193,7 +271,10 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
     create,
     table(
       [
-        { label: 'Email', cell: (a: Account) => (a.id === ctx.me.id ? h('span', {}, a.email, ' ', h('small', {}, '(you)')) : a.email) },
+        {
+          label: 'Email',
+          cell: (a: Account) => (a.id === ctx.me.id ? h('span', {}, a.email, ' ', h('small', {}, '(you)')) : a.email),
+        },
         { label: 'Name', cell: (a: Account) => a.displayName || '—' },
         { label: 'State', cell: (a: Account) => accountState(a) },
         { label: 'Locked until', cell: (a: Account) => time(a.lockedUntil) },
@@ -201,7 +282,14 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
         {
           label: '',
           cell: (a: Account) =>
-            a.id === ctx.me.id ? '' : h('span', { class: 'row-actions' }, a.active ? act(a, 'deactivate', 'Deactivate') : act(a, 'reactivate', 'Reactivate'), a.locked ? act(a, 'unlock', 'Unlock') : ''),
+            a.id === ctx.me.id
+              ? ''
+              : h(
+                  'span',
+                  { class: 'row-actions' },
+                  a.active ? act(a, 'deactivate', 'Deactivate') : act(a, 'reactivate', 'Reactivate'),
+                  a.locked ? act(a, 'unlock', 'Unlock') : '',
+                ),
         },
       ],
       admins,
