@@ -3,7 +3,7 @@ import type { Clock } from '../protocol';
 import { createAgentActivities } from './agent-activities';
 import { createAuditActivities } from './audit-activities';
 import { createLicenseActivities } from './license-activities';
-import { createIdentityActivities } from './identity';
+import { createIdentityActivities } from './identity-activities';
 
 /** What activities need from the outside world; wired once in the worker process (or a test). */
 export type ActivityDeps = {

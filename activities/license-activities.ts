@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { appendAudit } from '../db/audit-repo';
-import type { AuditAction } from '../db/audit-actions';
+import type { AuditAction } from '../protocol/audit-actions';
 import { applyLicenseTransitionRow, getLicense } from '../db/licenses-repo';
 import { withTransaction } from '../db/pool';
 import { insertStatusFeed, notifyStatus } from '../db/status-feed-repo';

@@ -29,13 +29,13 @@ import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
-import { createStatusListener, type StatusListener } from './agent-status/status-listener';
+import { createStatusListener, type StatusListener } from '../services/agent-status/status-listener';
 import { auditRoutes } from './audit/routes';
 import { publicKeyRoutes } from './public-keys/routes';
 import { licenseDocumentRoutes } from './license-documents/routes';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
-import type { TemporalDeps } from './temporal';
+import type { TemporalDeps } from '../services/temporal';
 
 export type AppDeps = {
   config: Config;

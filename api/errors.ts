@@ -1,11 +1,15 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { AppError, type ErrorCode, type ErrorDetail } from '../services/errors';
+
+export { AppError };
+export type { ErrorCode, ErrorDetail };
 
 /**
- * The fixed list of error codes and their HTTP status. Every error answer has the one shape
+ * Each refusal code's HTTP status. Every error answer has the one shape
  * `{ error: { code, message, requestId, details? } }`; 5xx answers say nothing internal.
  */
-export const ERROR_STATUS = {
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   VALIDATION_FAILED: 400,
   BAD_REQUEST: 400,
   UNAUTHENTICATED: 401,
@@ -22,27 +26,9 @@ export const ERROR_STATUS = {
   INTERNAL: 500,
   NOT_READY: 503,
   UNAVAILABLE: 503,
-} as const;
+};
 
-export type ErrorCode = keyof typeof ERROR_STATUS;
-export type ErrorDetail = { path: string; message: string };
 export type ErrorBody = { error: { code: ErrorCode; message: string; requestId: string; details?: ErrorDetail[] } };
-
-/** An expected refusal: its message is shown to the caller as is, so it must hold no secret. */
-export class AppError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: ErrorDetail[],
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
-    this.name = 'AppError';
-  }
-  get statusCode(): number {
-    return ERROR_STATUS[this.code];
-  }
-}
 
 export function errorBody(code: ErrorCode, message: string, requestId: string, details?: ErrorDetail[]): ErrorBody {
   return { error: details && details.length ? { code, message, requestId, details } : { code, message, requestId } };
@@ -76,7 +62,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof AppError) {
       if (err.headers) void reply.headers(err.headers);
-      return reply.status(err.statusCode).send(errorBody(err.code, err.message, req.id, err.details));
+      return reply.status(ERROR_STATUS[err.code]).send(errorBody(err.code, err.message, req.id, err.details));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const details = err.validation.map((v) => ({

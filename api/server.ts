@@ -5,7 +5,7 @@ import { createPool } from '../db';
 import { systemClock } from '../protocol';
 import { buildApp, type App } from './app';
 import { createLogger } from './logger';
-import { createTemporal } from './temporal';
+import { createTemporal } from '../services/temporal';
 
 /**
  * Starts the API process: connects to PostgreSQL as the application role and to Temporal

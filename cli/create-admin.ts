@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { adminsRepo, appendAudit, customerUsersRepo, withTransaction } from '../db';
 import { newId } from '../protocol';
-import { checkPasswordRules, generateOneTimePassword, hashPassword } from '../api/identity/passwords';
+import { checkPasswordRules, generateOneTimePassword, hashPassword } from '../services/identity/passwords';
 
 export type CreatedAdmin = { id: string; email: string; oneTimePassword?: string };
 

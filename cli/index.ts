@@ -7,7 +7,7 @@ import { createAdmin } from './create-admin';
 import { auditCommand } from './audit';
 import { keysCommand } from './keys';
 import { startApi } from '../api/server';
-import { runWorkerProcess } from '../activities/worker';
+import { runWorkerProcess } from '../worker';
 
 /** `agentina <command>`: operator CLI. Exit codes: 0 ok, 1 failed, 2 usage. */
 const USAGE = `Usage: agentina <command> [options]

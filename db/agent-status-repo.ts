@@ -8,7 +8,7 @@ import type {
   Subject,
 } from '../protocol';
 import { appendAudit } from './audit-repo';
-import type { AuditAction } from './audit-actions';
+import type { AuditAction } from '../protocol/audit-actions';
 import type { Queryable, Tx } from './pool';
 import { insertStatusFeed, notifyStatus } from './status-feed-repo';
 import { cancelOpenTasks } from './tasks-repo';

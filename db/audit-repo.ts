@@ -8,7 +8,7 @@ import {
   type Clock,
   type Subject,
 } from '../protocol';
-import { isAuditAction, type AuditAction } from './audit-actions';
+import { isAuditAction, type AuditAction } from '../protocol/audit-actions';
 import { deferCommitFlush, type Tx } from './pool';
 
 export type AuditEventInput = {

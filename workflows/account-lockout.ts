@@ -1,5 +1,5 @@
 import { proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
-import type { IdentityActivities } from '../activities/identity';
+import type { IdentityActivities } from '../activities/identity-activities';
 
 /**
  * accountLockout — id `lockout/<admin|customer>/<accountId>`, started on the 5th consecutive

@@ -13,9 +13,13 @@ import {
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createLazyLicenseSigner } from '../agent-status/license-signer';
-import { createStatusService } from '../agent-status/status-service';
-import { ACTIVATION_TOKEN_MAX_TTL_S, ACTIVATION_TOKEN_MIN_TTL_S, createActivationService } from './activation-service';
+import { createLazyLicenseSigner } from '../../services/keys';
+import { createStatusService } from '../../services/agent-status/status-service';
+import {
+  ACTIVATION_TOKEN_MAX_TTL_S,
+  ACTIVATION_TOKEN_MIN_TTL_S,
+  createActivationService,
+} from '../../services/activation/activation-service';
 
 /** Activation is anonymous: a per-IP limit keeps token guessing and audit flooding expensive. */
 export const ACTIVATE_PER_IP_PER_MINUTE = 10;

@@ -1,6 +1,6 @@
-import type { IdentityServices } from '../identity/services';
+import type { IdentityServices } from '../../services/identity';
 import { authRoutes } from '../identity/auth-routes';
-import { ADMIN_COOKIE } from '../identity/tokens';
+import { ADMIN_COOKIE } from '../identity/cookies';
 
 /** POST /v1/admin/login, POST /v1/admin/logout, GET /v1/admin/me, POST /v1/admin/me/password. */
 export function adminAuthRoutes(services: IdentityServices) {

@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { deregisterResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, type Signer } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
-import { createLazyLicenseSigner } from '../agent-status/license-signer';
-import { createStatusService } from '../agent-status/status-service';
+import { createLazyLicenseSigner } from '../../services/keys';
+import { createStatusService } from '../../services/agent-status/status-service';
 import { errorSchema } from '../schemas';
-import { createHeartbeatService } from './heartbeat-service';
+import { createHeartbeatService } from '../../services/agents/heartbeat-service';
 
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
 

@@ -12,9 +12,9 @@ import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
 import { createAgentRateLimit } from './agent-rate-limit';
-import { createLazyLicenseSigner } from './license-signer';
-import { createRevocationService } from './revocation-service';
-import { createStatusService } from './status-service';
+import { createLazyLicenseSigner } from '../../services/keys';
+import { createRevocationService } from '../../services/agent-status/revocation-service';
+import { createStatusService } from '../../services/agent-status/status-service';
 
 /** A long-polling agent holds one request at a time; this only stops a runaway loop. */
 const PER_AGENT_PER_MINUTE = 1200;

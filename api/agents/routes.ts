@@ -12,7 +12,7 @@ import {
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createAgentsService } from './agents-service';
+import { createAgentsService } from '../../services/agents/agents-service';
 
 const isoOut = z.string().max(40);
 export const agentViewSchema = z.strictObject({

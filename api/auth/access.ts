@@ -1,16 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Actor } from '../../protocol';
+import type { Principal } from '../../services/principal';
 import { AppError } from '../errors';
 
-/**
- * Who is calling. Every route declares which kinds may call it (`config.access`); anything not
- * declared is refused, and a route that declares nothing makes the app refuse to start.
- */
-export type Principal =
-  | { kind: 'admin'; id: string; sessionId: string }
-  | { kind: 'customer'; id: string; customerId: string; sessionId: string }
-  | { kind: 'service'; id: string }
-  | { kind: 'agent'; id: string; licenseId: string; customerId: string };
+export type { Principal };
+export { actorOf } from '../../services/principal';
 
 export type PrincipalKind = Principal['kind'];
 export type AccessKind = 'anonymous' | PrincipalKind;
@@ -25,20 +18,6 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | null;
-  }
-}
-
-/** The audit actor for a principal: service accounts are `system`, never an operator. */
-export function actorOf(p: Principal): Actor {
-  switch (p.kind) {
-    case 'admin':
-      return { kind: 'admin', id: p.id };
-    case 'customer':
-      return { kind: 'customer', id: p.id };
-    case 'service':
-      return { kind: 'system', id: p.id };
-    case 'agent':
-      return { kind: 'agent', id: p.id };
   }
 }
 

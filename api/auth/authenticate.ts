@@ -3,8 +3,8 @@ import type { Pool } from 'pg';
 import type { Clock } from '../../protocol';
 import type { Authenticate, Principal } from './access';
 import { createIdentityResolvers } from '../identity/resolvers';
-import { createAgentCredentialResolver } from '../agent-status/agent-credential-resolver';
-import type { StatusListener } from '../agent-status/status-listener';
+import { createAgentCredentialResolver } from './agent-credential-resolver';
+import type { StatusListener } from '../../services/agent-status/status-listener';
 
 /**
  * One credential type's resolver: `undefined` when the request does not carry this kind of

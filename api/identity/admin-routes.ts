@@ -13,7 +13,7 @@ import {
   password,
   serviceAccountSchema,
 } from './schemas';
-import type { IdentityServices } from './services';
+import type { IdentityServices } from '../../services/identity';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 const security: Array<Record<string, string[]>> = [{ adminSession: [] }, { serviceToken: [] }];

@@ -14,9 +14,9 @@ import {
   passwordChangedSchema,
   sessionInfoSchema,
 } from './schemas';
-import type { IdentityServices } from './services';
-import { SESSION_IDLE_MS, SESSION_MAX_MS } from './session-service';
-import { clearedCookie, sessionCookie } from './tokens';
+import type { IdentityServices } from '../../services/identity';
+import { SESSION_IDLE_MS, SESSION_MAX_MS } from '../../services/identity/session-service';
+import { clearedCookie, sessionCookie } from './cookies';
 
 /** Per client IP, per route: one client cannot lock out many accounts (or guess) quickly. */
 export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 };

@@ -6,8 +6,10 @@ import { actorOf, type Principal } from '../auth/access';
 import type { CredentialResolver } from '../auth/authenticate';
 import { AppError } from '../errors';
 import { csrfRefusal, originOf } from './csrf';
-import { createSessionService, type SessionService } from './session-service';
-import { ADMIN_COOKIE, PORTAL_COOKIE, bearerToken, hashesEqual, looksLikeToken, readCookie, sha256Hex } from './tokens';
+import { createSessionService, type SessionService } from '../../services/identity/session-service';
+import { ADMIN_COOKIE, PORTAL_COOKIE, bearerToken, readCookie } from './cookies';
+import { hashesEqual, sha256Hex } from '../../services/secrets';
+import { looksLikeToken } from '../../services/identity/tokens';
 
 export type IdentityResolverDeps = { pool: Pool; clock: Clock; publicOrigin: string; sessions?: SessionService };
 

@@ -3,7 +3,7 @@ import type { AppDeps } from '../app';
 import { adminAuthRoutes } from '../admin-auth/routes';
 import { portalAuthRoutes } from '../portal-auth/routes';
 import { adminIdentityRoutes } from './admin-routes';
-import { createIdentityServices } from './services';
+import { createIdentityServices } from '../../services/identity';
 
 /** Every identity route group, sharing one set of services. */
 export function identityRoutes(deps: AppDeps): FastifyPluginAsyncZod {

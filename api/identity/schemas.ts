@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { idSchema } from '../../protocol';
-import { PASSWORD_MAX_BYTES } from './passwords';
+import { PASSWORD_MAX_BYTES } from '../../services/identity/passwords';
 
 /** Request and response schemas shared by the admin-auth, portal-auth and admin identity routes. */
 export const email = z

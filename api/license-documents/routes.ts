@@ -8,7 +8,7 @@ import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
 import { createLicenseServiceFor } from '../licenses/routes';
-import type { LicenseService } from '../licenses/license-service';
+import type { LicenseService } from '../../services/licenses/license-service';
 
 const idParams = z.strictObject({ id: licenseId });
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema };

@@ -4,7 +4,7 @@ import { customerId, featuresSchema, isoTime, LICENSE_STATES, licenseId } from '
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createLicenseService, toLicenseView, type LicenseService } from './license-service';
+import { createLicenseService, toLicenseView, type LicenseService } from '../../services/licenses/license-service';
 
 const isoOut = z.string().max(40);
 

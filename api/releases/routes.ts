@@ -4,7 +4,7 @@ import { hex64, loadPurposeKeySet, signedReleaseManifestSchema } from '../../pro
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createReleasesService } from './releases-service';
+import { createReleasesService } from '../../services/releases/releases-service';
 
 const releaseViewSchema = z.strictObject({
   id: z.string().max(80),

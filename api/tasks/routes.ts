@@ -15,8 +15,8 @@ import {
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createTaskWaker } from './task-waker';
-import { createTasksService } from './tasks-service';
+import { createTaskWaker } from '../../services/tasks/task-waker';
+import { createTasksService } from '../../services/tasks/tasks-service';
 
 const taskViewSchema = z.strictObject({
   id: taskId,

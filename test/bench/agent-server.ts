@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createWorker } from '../../activities/worker';
-import { runtimeHashOf } from '../../api/releases/releases-service';
+import { createWorker } from '../../worker';
+import { runtimeHashOf } from '../../services/releases/releases-service';
 import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
 import { startTestStack } from '../support/stack';
 import { buildTestApp, testConfig } from '../support/app';

@@ -3,7 +3,7 @@ import { request, Agent } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { hashPassword } from '../../api/identity/passwords';
+import { hashPassword } from '../../services/identity/passwords';
 import { adminsRepo } from '../../db';
 import { newId } from '../../protocol';
 import { freePort } from '../../scripts/stack/ports';

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { buildApp } from '../../api/app';
 import { createLogger } from '../../api/logger';
-import { createTemporal } from '../../api/temporal';
+import { createTemporal } from '../../services/temporal';
 import { createPool } from '../../db';
 import { statusResponseSchema, systemClock, verifySignature, type Actor } from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { buildApp } from '../../api/app';
 import { createLogger } from '../../api/logger';
-import { createTemporal } from '../../api/temporal';
+import { createTemporal } from '../../services/temporal';
 import { systemClock } from '../../protocol';
 import { findOrStartPostgres } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';

@@ -1,5 +1,5 @@
 import type { InjectOptions } from 'fastify';
-import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
+import { ensureSchedules, SCHEDULES } from '../../worker/schedules';
 import {
   createFixedClock,
   loadPurposeKeySet,

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { createAuditActivities } from '../../activities/audit-activities';
 import type { Principal } from '../../api/auth/access';
 import { appendAudit } from '../../db/audit-repo';
-import type { AuditAction } from '../../db/audit-actions';
+import type { AuditAction } from '../../protocol/audit-actions';
 import { withTransaction } from '../../db/pool';
 import { createFixedClock, ensureKeys, type Actor } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';

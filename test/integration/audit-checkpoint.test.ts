@@ -10,7 +10,7 @@ import {
   type AuditCheckpointInput,
 } from '../../activities/audit-activities';
 import { createActivities } from '../../activities/create-activities';
-import { ensureSchedules, SCHEDULES } from '../../activities/schedules';
+import { ensureSchedules, SCHEDULES } from '../../worker/schedules';
 import { verifyLedger } from '../../db/audit-ledger';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';

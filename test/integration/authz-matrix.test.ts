@@ -1,6 +1,6 @@
 import type { App } from '../../api/app';
 import { registeredRoutes } from '../../api/auth/access';
-import { createIdentityService } from '../../api/identity/identity-service';
+import { createIdentityService } from '../../services/identity/identity-service';
 import { buildTestApp } from '../support/app';
 import {
   AUTHZ_ROWS,

@@ -1,7 +1,7 @@
 import type { App } from '../../api/app';
 import { LOGIN_RATE_LIMIT } from '../../api/identity/auth-routes';
-import { sha256Hex } from '../../api/identity/tokens';
-import { createTemporal } from '../../api/temporal';
+import { sha256Hex } from '../../services/secrets';
+import { createTemporal } from '../../services/temporal';
 import { freePort } from '../../scripts/stack/ports';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';

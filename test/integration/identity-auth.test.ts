@@ -1,6 +1,7 @@
 import type { App } from '../../api/app';
-import { SESSION_IDLE_MS } from '../../api/identity/session-service';
-import { ADMIN_COOKIE, PORTAL_COOKIE, sha256Hex } from '../../api/identity/tokens';
+import { SESSION_IDLE_MS } from '../../services/identity/session-service';
+import { ADMIN_COOKIE, PORTAL_COOKIE } from '../../api/identity/cookies';
+import { sha256Hex } from '../../services/secrets';
 import { createFixedClock } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';

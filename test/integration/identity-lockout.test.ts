@@ -1,9 +1,9 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { createIdentityActivities } from '../../activities/identity';
+import { createIdentityActivities } from '../../activities/identity-activities';
 import type { App } from '../../api/app';
 import { createFixedClock } from '../../protocol';
-import { SCHEDULES } from '../../activities/schedules';
+import { SCHEDULES } from '../../worker/schedules';
 import { lockoutWorkflowId } from '../../workflows/account-lockout';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';

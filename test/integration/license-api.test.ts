@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../../api/auth/access';
-import { createTemporal } from '../../api/temporal';
+import { createTemporal } from '../../services/temporal';
 import { freePort } from '../../scripts/stack/ports';
 import { systemClock } from '../../protocol';
 import { licenseWorkflowId } from '../../workflows/license-contract';

@@ -1,6 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { LicenseService } from '../../api/licenses/license-service';
+import type { LicenseService } from '../../services/licenses/license-service';
 import { getLicense } from '../../db/licenses-repo';
 import { systemClock, type Actor } from '../../protocol';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';

@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
-import type { LicenseService } from '../../api/licenses/license-service';
+import type { LicenseService } from '../../services/licenses/license-service';
 import { AppError } from '../../api/errors';
 import { getLicense } from '../../db/licenses-repo';
 import { createFixedClock, systemClock, type Actor } from '../../protocol';

@@ -1,4 +1,4 @@
-import { createTemporal } from '../../api/temporal';
+import { createTemporal } from '../../services/temporal';
 import { createPool } from '../../db';
 import { freePort } from '../../scripts/stack/ports';
 import { buildTestApp, testConfig } from '../support/app';

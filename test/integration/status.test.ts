@@ -1,8 +1,8 @@
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import type { App } from '../../api/app';
-import type { LicenseService } from '../../api/licenses/license-service';
-import { createTemporal } from '../../api/temporal';
+import type { LicenseService } from '../../services/licenses/license-service';
+import { createTemporal } from '../../services/temporal';
 import {
   signedRevocationsSchema,
   statusResponseSchema,

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { Principal } from '../../api/auth/access';
 import { chainResolvers, type CredentialResolver } from '../../api/auth/authenticate';
-import { createAgentCredentialResolver } from '../../api/agent-status/agent-credential-resolver';
+import { createAgentCredentialResolver } from '../../api/auth/agent-credential-resolver';
 import { withTransaction, insertStatusFeed, notifyStatus } from '../../db';
 import { createTestKeysDir } from './license-helpers';
 import {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { runtimeHashOf } from '../../api/releases/releases-service';
+import { runtimeHashOf } from '../../services/releases/releases-service';
 import {
   fingerprintCommitment,
   newId,

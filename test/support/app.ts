@@ -5,7 +5,7 @@ import type { Pool } from 'pg';
 import { buildApp, type App } from '../../api/app';
 import type { Authenticate } from '../../api/auth/access';
 import { createLogger } from '../../api/logger';
-import { createTemporal, type TemporalDeps } from '../../api/temporal';
+import { createTemporal, type TemporalDeps } from '../../services/temporal';
 import { loadConfig, type Config } from '../../config';
 import { ensureKeys, systemClock, type Clock } from '../../protocol';
 import { testEnv } from './env';

@@ -7,9 +7,10 @@ import {
   withTransaction,
   type AccountKind,
 } from '../../db';
-import { hashPassword, type ScryptParams } from '../../api/identity/passwords';
-import { createSessionService } from '../../api/identity/session-service';
-import { ADMIN_COOKIE, PORTAL_COOKIE, sha256Hex } from '../../api/identity/tokens';
+import { hashPassword, type ScryptParams } from '../../services/identity/passwords';
+import { createSessionService } from '../../services/identity/session-service';
+import { ADMIN_COOKIE, PORTAL_COOKIE } from '../../api/identity/cookies';
+import { sha256Hex } from '../../services/secrets';
 import { newId, newSecret, systemClock, type Clock } from '../../protocol';
 
 /** Fixtures for identity tests: accounts straight into the database, sessions without a login. */

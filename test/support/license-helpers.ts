@@ -5,7 +5,11 @@ import type { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Pool } from 'pg';
 import { SEARCH_ATTRIBUTES } from '../../scripts/stack/temporal';
-import { createLicenseService, type LicenseService, type LicenseServiceDeps } from '../../api/licenses/license-service';
+import {
+  createLicenseService,
+  type LicenseService,
+  type LicenseServiceDeps,
+} from '../../services/licenses/license-service';
 import { ensureKeys, newId, systemClock, type Clock } from '../../protocol';
 
 /** A customer of the test's own, inserted as the application role. */

@@ -7,7 +7,7 @@
  */
 import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
-import { WORKER_POOL_SIZE } from '../../activities/worker';
+import { WORKER_POOL_SIZE } from '../../worker';
 import { createPool } from '../../db';
 import { systemClock } from '../../protocol';
 import type { LicenseTransitionInput } from '../../activities/license-activities';

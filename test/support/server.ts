@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { buildApp, type App } from '../../api/app';
 import { createLogger } from '../../api/logger';
-import { createTemporal } from '../../api/temporal';
+import { createTemporal } from '../../services/temporal';
 import type { Config } from '../../config';
 import { systemClock } from '../../protocol';
 import { freePort } from '../../scripts/stack/ports';

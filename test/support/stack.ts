@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflows } from '../../activities/worker';
+import { bundleWorkflows } from '../../worker';
 import { findOrStartPostgres, type PostgresServer } from '../../scripts/stack/postgres';
 import { freePort } from '../../scripts/stack/ports';
 import type { ManagedProcess } from '../../scripts/stack/processes';

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities/create-activities';
-import { createWorker } from '../../activities/worker';
-import type { TemporalDeps } from '../../api/temporal';
+import { createWorker } from '../../worker';
+import type { TemporalDeps } from '../../services/temporal';
 import { testEnv } from './env';
 
 let runtimeInstalled = false;

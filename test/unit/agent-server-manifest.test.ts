@@ -1,4 +1,4 @@
-import { checkSignedManifest, runtimeHashOf } from '../../api/releases/releases-service';
+import { checkSignedManifest, runtimeHashOf } from '../../services/releases/releases-service';
 import { canonicalJson, createKeySet, createSigner, generateKeyFile, type ReleaseManifest } from '../../protocol';
 import { createHash } from 'node:crypto';
 

@@ -8,7 +8,7 @@ import {
   hashPassword,
   needsRehash,
   verifyPassword,
-} from '../../api/identity/passwords';
+} from '../../services/identity/passwords';
 
 describe('passwords', () => {
   const pw = 'correct horse battery staple';

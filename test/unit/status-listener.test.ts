@@ -1,7 +1,7 @@
 import { createAgentRateLimit } from '../../api/agent-status/agent-rate-limit';
-import { createBatchLoader } from '../../api/agent-status/batch-loader';
-import { parseStatusNotice } from '../../api/agent-status/status-listener';
-import { statusPayloadOf } from '../../api/agent-status/status-service';
+import { createBatchLoader } from '../../services/agent-status/batch-loader';
+import { parseStatusNotice } from '../../services/agent-status/status-listener';
+import { statusPayloadOf } from '../../services/agent-status/status-service';
 import { AppError } from '../../api/errors';
 import type { AgentStatusRow } from '../../db/agents-repo';
 

@@ -1,4 +1,4 @@
-import { AUDIT_ACTIONS } from '../../../db/audit-actions';
+import { AUDIT_ACTIONS } from '../../../protocol/audit-actions';
 import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';

@@ -16,11 +16,11 @@ import type { CustomerRow } from '../../db/customers-repo';
 import type { CustomerUserRow } from '../../db/customer-users-repo';
 import type { ServiceAccountRow } from '../../db/service-accounts-repo';
 import { newId, newSecret, type Clock } from '../../protocol';
-import { actorOf, type Principal } from '../auth/access';
+import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import { subjectKind } from './login-service';
 import { checkPasswordRules, createPasswordHasher, generateOneTimePassword, type PasswordHasher } from './passwords';
-import { sha256Hex } from './tokens';
+import { sha256Hex } from '../secrets';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const LIST_LIMIT = 500;

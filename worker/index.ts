@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { createPool } from '../db';
 import { systemClock } from '../protocol';
-import { createActivities, type ActivityDeps } from './create-activities';
+import { createActivities, type ActivityDeps } from '../activities/create-activities';
 import { ensureSchedules } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');

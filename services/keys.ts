@@ -1,5 +1,5 @@
-import { loadPurposeSigner, type Signature, type Signer } from '../../protocol';
-import { AppError } from '../errors';
+import { loadPurposeSigner, type Signature, type Signer } from '../protocol';
+import { AppError } from './errors';
 
 /**
  * The `license` purpose signer (licenses, status answers, revocation lists), read from the key

@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../../api/app';
 import { createIdentityService } from './identity-service';
 import { createLoginService } from './login-service';
 import { createPasswordHasher } from './passwords';

@@ -2,7 +2,8 @@ import type { Pool } from 'pg';
 import { sessionsRepo, type Queryable } from '../../db';
 import type { AccountKind } from '../../db/login-accounts-repo';
 import { newSecret, type Clock } from '../../protocol';
-import { looksLikeToken, newSessionId, sha256Hex } from './tokens';
+import { looksLikeToken, newSessionId } from './tokens';
+import { sha256Hex } from '../secrets';
 
 /** Sliding idle timeout, hard ceiling from creation, and the last_seen write throttle. */
 export const SESSION_IDLE_MS = 8 * 3600_000;

@@ -25,7 +25,7 @@ import {
   type Clock,
   type TaskResultRequest,
 } from '../../protocol';
-import { actorOf, type Principal } from '../auth/access';
+import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TaskWaker } from './task-waker';
 

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { findAgentsByCredentialHashes } from '../../db/agents-repo';
-import type { Principal } from '../auth/access';
-import type { CredentialResolver } from '../auth/authenticate';
-import { createBatchLoader } from './batch-loader';
-import type { StatusListener } from './status-listener';
+import type { Principal } from './access';
+import type { CredentialResolver } from './authenticate';
+import { createBatchLoader } from '../../services/agent-status/batch-loader';
+import type { StatusListener } from '../../services/agent-status/status-listener';
 
 const BEARER = /^Bearer\s+(\S+)$/i;
 const AGENT_CREDENTIAL = /^agc_[A-Za-z0-9_-]{22,64}$/;

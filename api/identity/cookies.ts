@@ -1,30 +1,8 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 
-/** Session and service tokens: 32 random bytes, base64url, with a prefix; stored as sha256 only. */
+/** The session cookies of the admin UI and the customer portal. */
 export const ADMIN_COOKIE = '__Host-agentina_admin';
 export const PORTAL_COOKIE = '__Host-agentina_portal';
-
-const TOKEN_PATTERN = /^(sess|svc)_[A-Za-z0-9_-]{43}$/;
-
-export function sha256Hex(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-/** Equal-length hex digests compared in constant time. */
-export function hashesEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === 32 && y.length === 32 && timingSafeEqual(x, y);
-}
-
-export function looksLikeToken(token: string, prefix: 'sess' | 'svc'): boolean {
-  return TOKEN_PATTERN.test(token) && token.startsWith(`${prefix}_`);
-}
-
-export function newSessionId(): string {
-  return `ses_${randomBytes(16).toString('base64url')}`;
-}
 
 /** The first value of cookie `name` in the request's Cookie header, if any. */
 export function readCookie(req: FastifyRequest, name: string): string | undefined {

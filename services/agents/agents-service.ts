@@ -10,7 +10,7 @@ import {
 import { withTransaction } from '../../db/pool';
 import type { AgentStatus, Clock, FingerprintComponent, LicenseState } from '../../protocol';
 import { agentDeregisteredSignal, releaseAgentUpdate, workflowIdForAgent } from '../../workflows/agent-quarantine';
-import { actorOf, type Principal } from '../auth/access';
+import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
 

@@ -21,8 +21,8 @@ import {
 } from '../../protocol';
 import { workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
 import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
-import { endQuarantineOnDeregistration } from '../agents/agents-service';
-import type { Principal } from '../auth/access';
+import { endQuarantineOnDeregistration } from './agents-service';
+import type { Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
 
