@@ -29,30 +29,33 @@ import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
 import { agentStatusRoutes } from './agent-status/routes';
-import { createStatusListener, type StatusListener } from '../services/agent-status/status-listener';
+import type { Services } from '../services';
 import { auditRoutes } from './audit/routes';
 import { publicKeyRoutes } from './public-keys/routes';
 import { licenseDocumentRoutes } from './license-documents/routes';
 import { createLogger } from './logger';
-import { createMetrics, type Metrics } from './metrics';
+import { createMetrics, type Metrics } from '../services/metrics';
 import type { TemporalDeps } from '../services/temporal';
 
 export type AppDeps = {
   config: Config;
-  /** Pool connected as the least-privileged application role. */
+  /** Pool connected as the least-privileged application role (readiness probe, pool gauges). */
   pool: Pool;
   temporal: TemporalDeps;
   clock: Clock;
+  /** The business rules, built once by createServices(); the app starts and closes them. */
+  services: Services;
   metrics: Metrics;
   logger: Logger;
   /** Resolves the caller of each request; see api/auth/access.ts. */
   authenticate: Authenticate;
-  /** This process's one LISTEN connection for status notices: long-polls and the agent caches. */
-  statusListener: StatusListener;
 };
 
-export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'> &
-  Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate' | 'statusListener'>>;
+export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate'> &
+  Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate'>>;
+
+/** How long start-up waits for the status LISTEN connection before serving anyway. */
+const LISTEN_START_WAIT_MS = 2000;
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -75,22 +78,36 @@ function nextRequestId(): string {
   return `${REQUEST_ID_PREFIX}${requestCounter.toString(36).padStart(6, '0')}`;
 }
 
+/**
+ * The app owns its services' lifecycle: the status LISTEN connection opens before serving (but
+ * never holds start-up hostage to a slow database: it keeps retrying, and parked requests poll
+ * until it is up); parked long-polls answer before the server stops accepting; the connections
+ * close with the app.
+ */
+function installServiceLifecycle(app: App, services: Services): void {
+  app.addHook('onReady', async () => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      services.start(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, LISTEN_START_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+  });
+  app.addHook('preClose', async () => {
+    await services.stopParking();
+  });
+  app.addHook('onClose', async () => {
+    await services.close();
+  });
+}
+
 /** Builds the Fastify app from its dependencies; it does not listen. */
 export async function buildApp(input: BuildAppInput): Promise<App> {
-  const statusListener = input.statusListener ?? createStatusListener({ pool: input.pool });
   const deps: AppDeps = {
     ...input,
-    statusListener,
     metrics: input.metrics ?? createMetrics(),
     logger: input.logger ?? createLogger(input.config.logLevel),
-    authenticate:
-      input.authenticate ??
-      createAuthenticator({
-        pool: input.pool,
-        clock: input.clock,
-        publicOrigin: input.config.publicOrigin,
-        statusListener,
-      }),
+    authenticate: input.authenticate ?? createAuthenticator(input.services, input.config.publicOrigin),
   };
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,
@@ -113,6 +130,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     done();
   });
   installAccessControl(app, deps.authenticate);
+  installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {
     deps.metrics.inc('agentina_http_requests_total', 'HTTP requests answered', {

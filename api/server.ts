@@ -5,6 +5,9 @@ import { createPool } from '../db';
 import { systemClock } from '../protocol';
 import { buildApp, type App } from './app';
 import { createLogger } from './logger';
+import { createServices } from '../services';
+import { createKeyStore } from '../services/keys';
+import { createMetrics } from '../services/metrics';
 import { createTemporal } from '../services/temporal';
 
 /**
@@ -15,7 +18,10 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
   const logger = createLogger(config.logLevel);
   const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-api', max: 20 });
   const temporal = createTemporal(config);
-  const app = await buildApp({ config, pool, temporal, clock: systemClock, logger });
+  const metrics = createMetrics();
+  const keys = createKeyStore(config.keysDir);
+  const services = createServices({ pool, temporal, clock: systemClock, keys, config, logger, metrics });
+  const app = await buildApp({ config, pool, temporal, clock: systemClock, services, metrics, logger });
   if (config.tls) {
     // Fastify's `https` option is fixed at construction, so TLS is applied through a wrapping server.
     const tls = {

@@ -1,31 +1,60 @@
-import { loadPurposeSigner, type Signature, type Signer } from '../protocol';
+import {
+  loadPurposeKeySet,
+  loadPurposeSigner,
+  readPublicKeySetFile,
+  type KeyPurpose,
+  type KeySet,
+  type Signature,
+  type Signer,
+} from '../protocol';
 import { AppError } from './errors';
 
 /**
- * The `license` purpose signer (licenses, status answers, revocation lists), read from the key
- * files on first use: an API started without keys still serves everything else, and the routes
- * that must sign answer 503 with a clear message instead.
+ * The signing keys of this process, read from AGENTINA_KEYS_DIR and nowhere else. Private keys
+ * never leave this object: workflow payloads, logs and answers carry key ids at most.
  */
-export function createLazyLicenseSigner(keysDir: string): Signer {
-  let signer: Signer | undefined;
-  const get = (): Signer => {
-    if (signer) return signer;
+export type KeyStore = {
+  readonly dir: string;
+  /**
+   * The `license` signer (licenses, status answers, revocation lists), loaded on first use: a
+   * server started without keys still serves everything else, and what must sign refuses with
+   * UNAVAILABLE and a clear message instead.
+   */
+  readonly license: Signer;
+  /** A purpose's signer, read at each call so a rotated key is used at once (audit checkpoints). */
+  signer(purpose: KeyPurpose): Signer;
+  /** A purpose's trusted public keys (current and retired), read at each call so rotations apply. */
+  keySet(purpose: KeyPurpose): KeySet;
+  /** A purpose's published public key file, as served at /.well-known/agentina-keys.json. */
+  publicKeySet(purpose: KeyPurpose): ReturnType<typeof readPublicKeySetFile>;
+};
+
+export function createKeyStore(dir: string): KeyStore {
+  let license: Signer | undefined;
+  const getLicense = (): Signer => {
+    if (license) return license;
     try {
-      signer = loadPurposeSigner(keysDir, 'license');
+      license = loadPurposeSigner(dir, 'license');
     } catch {
-      throw new AppError('UNAVAILABLE', 'The license signing key is not configured on this server.');
+      throw new AppError('UNAVAILABLE', 'This server has no license signing key; run `agentina keys ensure`.');
     }
-    return signer;
+    return license;
   };
   return {
-    get kid() {
-      return get().kid;
+    dir,
+    license: {
+      get kid() {
+        return getLicense().kid;
+      },
+      get publicKeyPem() {
+        return getLicense().publicKeyPem;
+      },
+      sign(value: unknown): Signature {
+        return getLicense().sign(value);
+      },
     },
-    get publicKeyPem() {
-      return get().publicKeyPem;
-    },
-    sign(value: unknown): Signature {
-      return get().sign(value);
-    },
+    signer: (purpose) => loadPurposeSigner(dir, purpose),
+    keySet: (purpose) => loadPurposeKeySet(dir, purpose),
+    publicKeySet: (purpose) => readPublicKeySetFile(dir, purpose),
   };
 }

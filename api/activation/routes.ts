@@ -8,18 +8,11 @@ import {
   licenseId,
   customerId,
   agentId,
-  type Signer,
 } from '../../protocol';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createLazyLicenseSigner } from '../../services/keys';
-import { createStatusService } from '../../services/agent-status/status-service';
-import {
-  ACTIVATION_TOKEN_MAX_TTL_S,
-  ACTIVATION_TOKEN_MIN_TTL_S,
-  createActivationService,
-} from '../../services/activation/activation-service';
+import { ACTIVATION_TOKEN_MAX_TTL_S, ACTIVATION_TOKEN_MIN_TTL_S } from '../../services/activation/activation-service';
 
 /** Activation is anonymous: a per-IP limit keeps token guessing and audit flooding expensive. */
 export const ACTIVATE_PER_IP_PER_MINUTE = 10;
@@ -79,16 +72,9 @@ const errors = {
  * license's own customer (/v1/portal/activation-tokens), and their redemption by an agent
  * (POST /v1/agent/activate).
  */
-export function activationRoutes(deps: AppDeps & { licenseSigner?: Signer }): FastifyPluginAsyncZod {
+export function activationRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const signer = deps.licenseSigner ?? createLazyLicenseSigner(deps.config.keysDir);
-    const status = createStatusService({ pool: deps.pool, signer, clock: deps.clock });
-    const service = createActivationService({
-      pool: deps.pool,
-      clock: deps.clock,
-      signer,
-      currentStatus: (id) => status.currentStatus(id),
-    });
+    const service = deps.services.activation;
 
     // ---- admin and service accounts: any license
     app.post(

@@ -1,33 +1,15 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { deregisterResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, type Signer } from '../../protocol';
+import { deregisterResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
-import { createLazyLicenseSigner } from '../../services/keys';
-import { createStatusService } from '../../services/agent-status/status-service';
 import { errorSchema } from '../schemas';
-import { createHeartbeatService } from '../../services/agents/heartbeat-service';
 
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
 
 /** POST /v1/agent/heartbeat and POST /v1/agent/deregister. */
-export function agentHeartbeatRoutes(deps: AppDeps & { licenseSigner?: Signer }): FastifyPluginAsyncZod {
+export function agentHeartbeatRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const signer = deps.licenseSigner ?? createLazyLicenseSigner(deps.config.keysDir);
-    const status = createStatusService({ pool: deps.pool, signer, clock: deps.clock });
-    const heartbeats = createHeartbeatService({
-      pool: deps.pool,
-      temporal: deps.temporal,
-      clock: deps.clock,
-      settings: deps.config.agents,
-      currentStatus: (agentId) => status.currentStatus(agentId),
-      onWarning: (message, err) => deps.logger.warn({ err }, message),
-      onQuarantineStarted: (reason) =>
-        deps.metrics.inc(
-          'agentina_agent_quarantines_started_total',
-          'agentQuarantine workflows started by heartbeats',
-          { reason },
-        ),
-    });
+    const heartbeats = deps.services.heartbeats;
     // A heartbeat a minute per agent; the limit only stops a runaway loop.
     const rateLimit = {
       max: 120,

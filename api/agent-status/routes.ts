@@ -4,7 +4,6 @@ import {
   signedRevocationsSchema,
   statusQuerySchema,
   statusResponseSchema,
-  type Signer,
   type StatusResponse,
 } from '../../protocol';
 import type { AppDeps } from '../app';
@@ -12,14 +11,9 @@ import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
 import { createAgentRateLimit } from './agent-rate-limit';
-import { createLazyLicenseSigner } from '../../services/keys';
-import { createRevocationService } from '../../services/agent-status/revocation-service';
-import { createStatusService } from '../../services/agent-status/status-service';
 
 /** A long-polling agent holds one request at a time; this only stops a runaway loop. */
 const PER_AGENT_PER_MINUTE = 1200;
-
-const LISTEN_START_WAIT_MS = 2000;
 
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
 
@@ -27,12 +21,9 @@ const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429:
  * GET /v1/agent/status (long-poll) and GET /v1/agent/revocations. Owns this process's one
  * LISTEN connection; it is opened when the app is ready and closed with the app.
  */
-export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): FastifyPluginAsyncZod {
+export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const signer = deps.licenseSigner ?? createLazyLicenseSigner(deps.config.keysDir);
-    const listener = deps.statusListener;
-    const status = createStatusService({ pool: deps.pool, signer, clock: deps.clock, listener });
-    const revocations = createRevocationService({ pool: deps.pool, signer, clock: deps.clock });
+    const { status, revocations, statusListener: listener } = deps.services;
 
     deps.metrics.gauge('agentina_status_parked', 'Status long-polls parked in this process', () => listener.waiting);
     deps.metrics.gauge(
@@ -43,24 +34,6 @@ export function agentStatusRoutes(deps: AppDeps & { licenseSigner?: Signer }): F
     deps.metrics.gauge('agentina_status_listener_up', '1 while the LISTEN connection for status notices is up', () =>
       listener.connected ? 1 : 0,
     );
-
-    // Start listening before serving, but never hold start-up hostage to a slow database: the
-    // listener keeps retrying, and parked requests poll until it is up.
-    app.addHook('onReady', async () => {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        listener.start(deps.logger),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, LISTEN_START_WAIT_MS))),
-      ]);
-      clearTimeout(timer);
-    });
-    // Parked requests answer (with the current status) before the server stops accepting.
-    app.addHook('preClose', async () => {
-      status.close();
-    });
-    app.addHook('onClose', async () => {
-      await listener.close();
-    });
 
     // Per agent, not per IP: a site's agents share one address. The plugin limiter is off for these routes.
     const limiter = createAgentRateLimit(PER_AGENT_PER_MINUTE);

@@ -12,7 +12,6 @@ import {
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createAgentsService } from '../../services/agents/agents-service';
 
 const isoOut = z.string().max(40);
 export const agentViewSchema = z.strictObject({
@@ -48,12 +47,7 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
 /** GET /v1/admin/agents (+ /:id, POST /:id/release) and GET /v1/portal/agents (+ /:id): a customer sees only its own. */
 export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const agents = createAgentsService({
-      pool: deps.pool,
-      temporal: deps.temporal,
-      clock: deps.clock,
-      onWarning: (message, err) => deps.logger.warn({ err }, message),
-    });
+    const agents = deps.services.agents;
 
     app.get(
       '/v1/admin/agents',

@@ -5,7 +5,7 @@ import { ACTOR_KINDS, BREAK_CODES, hex64, isoTime } from '../../protocol';
 import type { AppDeps } from '../app';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
-import { AUDIT_PAGE_MAX, createAuditService } from '../../services/audit/audit-service';
+import { AUDIT_PAGE_MAX } from '../../services/audit/audit-service';
 
 const text = (max: number) => z.string().min(1).max(max);
 const seqCursor = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a sequence number');
@@ -70,7 +70,7 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: erro
  */
 export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const audit = createAuditService({ pool: deps.pool, keysDir: deps.config.keysDir });
+    const audit = deps.services.audit;
 
     app.get(
       '/v1/admin/audit',

@@ -1,24 +1,14 @@
 import type { FastifyRequest } from 'fastify';
-import type { Pool } from 'pg';
-import type { Clock } from '../../protocol';
+import type { Services } from '../../services';
 import type { Authenticate, Principal } from './access';
-import { createIdentityResolvers } from '../identity/resolvers';
 import { createAgentCredentialResolver } from './agent-credential-resolver';
-import type { StatusListener } from '../../services/agent-status/status-listener';
+import { createIdentityResolvers } from './session-resolvers';
 
 /**
  * One credential type's resolver: `undefined` when the request does not carry this kind of
  * credential, `null` when it does but the credential is not valid, a principal when it is.
  */
 export type CredentialResolver = (req: FastifyRequest) => Promise<Principal | null | undefined>;
-
-export type AuthenticatorDeps = {
-  pool: Pool;
-  clock: Clock;
-  /** Origin allowed for cookie-authenticated state changes (CSRF). */ publicOrigin: string;
-  /** The process's status listener: lets the agent resolver reuse lookups until a notice concerns the agent. */
-  statusListener?: StatusListener;
-};
 
 /** Tries each resolver in order; the first that recognises its credential decides. */
 export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {
@@ -31,7 +21,16 @@ export function chainResolvers(resolvers: CredentialResolver[]): Authenticate {
   };
 }
 
-/** The production authenticator. Resolvers are added by the identity and agent modules. */
-export function createAuthenticator(deps: AuthenticatorDeps): Authenticate {
-  return chainResolvers([...createIdentityResolvers(deps), createAgentCredentialResolver(deps)]);
+/**
+ * The production authenticator: service tokens, session cookies (CSRF-checked against
+ * `publicOrigin`), then agent credentials.
+ */
+export function createAuthenticator(
+  services: Pick<Services, 'identity' | 'agentCredentials'>,
+  publicOrigin: string,
+): Authenticate {
+  return chainResolvers([
+    ...createIdentityResolvers(services.identity.sessions, publicOrigin),
+    createAgentCredentialResolver(services.agentCredentials),
+  ]);
 }

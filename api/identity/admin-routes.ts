@@ -13,7 +13,7 @@ import {
   password,
   serviceAccountSchema,
 } from './schemas';
-import type { IdentityServices } from '../../services/identity';
+import type { Services } from '../../services';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 const security: Array<Record<string, string[]>> = [{ adminSession: [] }, { serviceToken: [] }];
@@ -29,8 +29,8 @@ const unlockedSchema = z.object({ unlocked: z.boolean() });
  * Admins and service accounts are managed by admins only; customers and their users may also be
  * provisioned by service accounts (audited as `system`). Unlocking is an admin's decision.
  */
-export function adminIdentityRoutes(services: IdentityServices): FastifyPluginAsyncZod {
-  const s = services.identity;
+export function adminIdentityRoutes(services: Services['identity']): FastifyPluginAsyncZod {
+  const s = services.accounts;
   return async (app) => {
     // --- admins
     app.get(

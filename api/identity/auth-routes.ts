@@ -14,7 +14,7 @@ import {
   passwordChangedSchema,
   sessionInfoSchema,
 } from './schemas';
-import type { IdentityServices } from '../../services/identity';
+import type { Services } from '../../services';
 import { SESSION_IDLE_MS, SESSION_MAX_MS } from '../../services/identity/session-service';
 import { clearedCookie, sessionCookie } from './cookies';
 
@@ -42,7 +42,7 @@ function meta(req: FastifyRequest) {
 }
 
 /** login, logout, me and change-own-password for one kind of account (admin or portal user). */
-export function authRoutes(group: AuthGroup, services: IdentityServices): FastifyPluginAsyncZod {
+export function authRoutes(group: AuthGroup, services: Services['identity']): FastifyPluginAsyncZod {
   const account = group.kind === 'admin' ? adminSchema : customerUserSchema.extend({ customerName: z.string() });
   const security: Array<Record<string, string[]>> = [{ [group.security]: [] }];
   return async (app) => {
@@ -80,7 +80,7 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
             ? { kind: 'admin' as const, id: acc.id, sessionId: session.id }
             : { kind: 'customer' as const, id: acc.id, customerId: acc.customerId!, sessionId: session.id };
         return {
-          account: await services.identity.me(principal),
+          account: await services.accounts.me(principal),
           session: { expiresAt: session.expiresAt.toISOString(), idleTimeoutSeconds: SESSION_IDLE_MS / 1000 },
         };
       },
@@ -99,7 +99,7 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
         config: { access: [group.kind] },
       },
       async (req, reply) => {
-        await services.identity.logout(principalOf(req, group.kind));
+        await services.accounts.logout(principalOf(req, group.kind));
         void reply.header('set-cookie', clearedCookie(group.cookie));
         return { ok: true as const };
       },
@@ -118,7 +118,7 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
       },
       async (req, reply) => {
         noStore(reply);
-        return services.identity.me(principalOf(req, group.kind));
+        return services.accounts.me(principalOf(req, group.kind));
       },
     );
 
@@ -141,7 +141,7 @@ export function authRoutes(group: AuthGroup, services: IdentityServices): Fastif
         config: { access: [group.kind], rateLimit: LOGIN_RATE_LIMIT },
       },
       async (req) => {
-        return services.identity.changeOwnPassword(
+        return services.accounts.changeOwnPassword(
           principalOf(req, group.kind),
           req.body.currentPassword,
           req.body.newPassword,

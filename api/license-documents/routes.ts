@@ -1,14 +1,9 @@
-import { existsSync } from 'node:fs';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { keyFilePaths, licenseId, signedLicenseSchema, type SignedLicense } from '../../protocol';
-import type { LicenseRow } from '../../db/licenses-repo';
+import { licenseId, signedLicenseSchema } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
-import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
-import { createLicenseServiceFor } from '../licenses/routes';
-import type { LicenseService } from '../../services/licenses/license-service';
 
 const idParams = z.strictObject({ id: licenseId });
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 503: errorSchema };
@@ -18,16 +13,8 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
  * fingerprint). Read-only; it lets a person check a signature against
  * /.well-known/agentina-keys.json without trusting the page that shows it.
  */
-export function licenseDocumentRoutes(
-  deps: AppDeps,
-  service: LicenseService = createLicenseServiceFor(deps),
-): FastifyPluginAsyncZod {
-  // A server without its license key is misconfigured: say so plainly instead of a bare 500.
-  const sign = (row: LicenseRow): SignedLicense => {
-    if (!existsSync(keyFilePaths(deps.config.keysDir, 'license').privateKey))
-      throw new AppError('UNAVAILABLE', 'This server has no license signing key; run `agentina keys ensure`.');
-    return service.signLicenseDocument(row);
-  };
+export function licenseDocumentRoutes(deps: AppDeps): FastifyPluginAsyncZod {
+  const service = deps.services.licenses;
   return async (app) => {
     app.get(
       '/v1/admin/licenses/:id/document',
@@ -42,7 +29,7 @@ export function licenseDocumentRoutes(
       },
       async (req, reply) => {
         void reply.header('cache-control', 'no-store');
-        return sign(await service.getLicenseRow(req.params.id));
+        return service.signLicenseDocument(await service.getLicenseRow(req.params.id));
       },
     );
 
@@ -59,7 +46,7 @@ export function licenseDocumentRoutes(
       },
       async (req, reply) => {
         void reply.header('cache-control', 'no-store');
-        return sign(
+        return service.signLicenseDocument(
           await service.getLicenseRow(req.params.id, { customerId: principalOf(req, 'customer').customerId }),
         );
       },

@@ -4,7 +4,7 @@ import { customerId, featuresSchema, isoTime, LICENSE_STATES, licenseId } from '
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createLicenseService, toLicenseView, type LicenseService } from '../../services/licenses/license-service';
+import { toLicenseView } from '../../services/licenses/license-service';
 
 const isoOut = z.string().max(40);
 
@@ -108,10 +108,8 @@ const changeErrors = { ...errors, 409: errorSchema, 503: errorSchema };
  * /v1/admin/licenses (admin, service): create, list, get, renew, convert-trial, suspend, resume,
  * revoke — every change through the license's workflow. /v1/portal/licenses (customer): its own.
  */
-export function licenseRoutes(
-  deps: AppDeps,
-  service: LicenseService = createLicenseServiceFor(deps),
-): FastifyPluginAsyncZod {
+export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
+  const service = deps.services.licenses;
   return async (app) => {
     const admin = { access: ['admin', 'service'] as const };
     const tags = ['licenses'];
@@ -279,14 +277,4 @@ export function licenseRoutes(
       }),
     );
   };
-}
-
-export function createLicenseServiceFor(deps: AppDeps): LicenseService {
-  return createLicenseService({
-    pool: deps.pool,
-    temporal: deps.temporal,
-    clock: deps.clock,
-    keysDir: deps.config.keysDir,
-    temporalUi: { url: deps.config.temporal.uiUrl, namespace: deps.config.temporal.namespace },
-  });
 }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { KEY_PURPOSES, readPublicKeySetFile, type KeyPurpose } from '../../protocol';
+import { KEY_PURPOSES, type KeyPurpose } from '../../protocol';
 import type { AppDeps } from '../app';
 import { errorSchema } from '../schemas';
 
@@ -26,10 +26,10 @@ const CACHE_MS = 60_000;
  * sets (every key ever used, so old signatures still verify). Public and read-only: anyone holding
  * a signed document may check it, e.g. the admin UI in the browser.
  */
-export function publicKeyRoutes(deps: Pick<AppDeps, 'config' | 'clock'>): FastifyPluginAsyncZod {
+export function publicKeyRoutes(deps: Pick<AppDeps, 'services' | 'clock'>): FastifyPluginAsyncZod {
   let cached: { at: number; body: PublicKeySets } | undefined;
   const read = (purpose: KeyPurpose) => ({
-    keys: readPublicKeySetFile(deps.config.keysDir, purpose).keys.map((k) => ({
+    keys: deps.services.keys.publicKeySet(purpose).keys.map((k) => ({
       kid: k.kid,
       alg: 'Ed25519' as const,
       publicKeyPem: k.publicKeyPem,

@@ -1,10 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { hex64, loadPurposeKeySet, signedReleaseManifestSchema } from '../../protocol';
+import { hex64, signedReleaseManifestSchema } from '../../protocol';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createReleasesService } from '../../services/releases/releases-service';
 
 const releaseViewSchema = z.strictObject({
   id: z.string().max(80),
@@ -20,11 +19,7 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema };
 /** Signed release manifests: admins register them (verified against the `release` key set); agents fetch the latest. */
 export function releasesRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const releases = createReleasesService({
-      pool: deps.pool,
-      clock: deps.clock,
-      releaseKeys: () => loadPurposeKeySet(deps.config.keysDir, 'release'),
-    });
+    const releases = deps.services.releases;
 
     app.get(
       '/v1/admin/releases',

@@ -15,8 +15,6 @@ import {
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { createTaskWaker } from '../../services/tasks/task-waker';
-import { createTasksService } from '../../services/tasks/tasks-service';
 
 const taskViewSchema = z.strictObject({
   id: taskId,
@@ -61,16 +59,7 @@ const writeErrors = { ...errors, 409: errorSchema, 413: errorSchema };
  */
 export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const waker = createTaskWaker(deps.pool, (err) => deps.logger.warn({ err }, 'task LISTEN connection failed'));
-    const tasks = createTasksService({
-      pool: deps.pool,
-      clock: deps.clock,
-      waker,
-      leaseMs: deps.config.agents.taskLeaseMs,
-    });
-    app.addHook('preClose', async () => {
-      await waker.close();
-    });
+    const tasks = deps.services.tasks;
 
     for (const [scope, kind] of [
       ['admin', 'admin'],

@@ -1,5 +1,6 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import type { Pool } from 'pg';
+import { sha256Hex } from '../secrets';
 import { appendAudit, withTransaction } from '../../db';
 import {
   findActivationToken,
@@ -54,10 +55,6 @@ export type ActivationTokenView = {
 };
 
 export type RedeemRefusal = 'unknown' | 'spent' | 'expired' | 'revoked';
-
-export function sha256Hex(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('hex');
-}
 
 function stateOf(t: ActivationTokenRow, now: Date): TokenState {
   if (t.spent_at) return 'spent';

@@ -100,8 +100,8 @@ function createWakeable() {
 }
 
 /**
- * Reads, signs and waits for an agent's status. Reused by the heartbeat route (currentStatus);
- * without a listener it still answers correctly, parking by polling.
+ * Reads, signs and waits for an agent's status. Without a listener it still answers correctly,
+ * parking by polling.
  */
 export function createStatusService(deps: StatusServiceDeps) {
   const load = createBatchLoader<string, AgentStatusRow>(async (ids) => {
@@ -174,6 +174,12 @@ export function createStatusService(deps: StatusServiceDeps) {
     /** The agent's current signed status, or undefined when there is no such agent. */
     async currentStatus(agentId: string): Promise<SignedStatus | undefined> {
       const row = await readRow(agentId);
+      return row && sign(row);
+    },
+
+    /** As currentStatus, read from PostgreSQL itself: for answers right after this process wrote. */
+    async freshStatus(agentId: string): Promise<SignedStatus | undefined> {
+      const row = await load(agentId);
       return row && sign(row);
     },
 

@@ -1,7 +1,8 @@
 import type { Pool } from 'pg';
 import { verifyLedger } from '../../db/audit-ledger';
 import { listAuditEvents, type AuditListFilter } from '../../db/audit-read-repo';
-import { loadPurposeKeySet, type ChainEvent, type ChainVerifyResult } from '../../protocol';
+import type { KeyStore } from '../keys';
+import type { ChainEvent, ChainVerifyResult } from '../../protocol';
 
 export type AuditListQuery = Omit<AuditListFilter, 'beforeSeq' | 'limit' | 'since' | 'until'> & {
   since?: string;
@@ -14,7 +15,7 @@ export const AUDIT_PAGE_DEFAULT = 50;
 export const AUDIT_PAGE_MAX = 200;
 
 /** Reading and verifying the audit ledger for admins (and service accounts: auditor scripts). */
-export function createAuditService(deps: { pool: Pool; keysDir: string }) {
+export function createAuditService(deps: { pool: Pool; keys: Pick<KeyStore, 'keySet'> }) {
   return {
     /** Newest first; `nextCursor` is the seq to pass back as `cursor` for the next (older) page. */
     async list(q: AuditListQuery): Promise<{ items: ChainEvent[]; nextCursor: string | null }> {
@@ -35,7 +36,7 @@ export function createAuditService(deps: { pool: Pool; keysDir: string }) {
 
     /** Re-walks the chain and checks every checkpoint against the audit public key set on disk. */
     async verify(from?: number): Promise<ChainVerifyResult> {
-      const keys = loadPurposeKeySet(deps.keysDir, 'audit');
+      const keys = deps.keys.keySet('audit');
       return verifyLedger(deps.pool, keys, from === undefined ? {} : { from });
     },
   };

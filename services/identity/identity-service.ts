@@ -19,7 +19,7 @@ import { newId, newSecret, type Clock } from '../../protocol';
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import { subjectKind } from './login-service';
-import { checkPasswordRules, createPasswordHasher, generateOneTimePassword, type PasswordHasher } from './passwords';
+import { checkPasswordRules, generateOneTimePassword, type PasswordHasher } from './passwords';
 import { sha256Hex } from '../secrets';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -80,8 +80,8 @@ function isUniqueViolation(err: unknown): boolean {
  * Admins, customers, customer users and service accounts. Every change and its audit row commit
  * in one transaction, attributed to the acting principal (service accounts as `system`).
  */
-export function createIdentityService(deps: { pool: Pool; clock: Clock; passwords?: PasswordHasher }) {
-  const passwords = deps.passwords ?? createPasswordHasher();
+export function createIdentityService(deps: { pool: Pool; clock: Clock; passwords: PasswordHasher }) {
+  const { passwords } = deps;
 
   /** A chosen password (checked against the rules) or a generated one-time password. */
   async function initialPassword(password: string | undefined) {

@@ -4,8 +4,8 @@ import { appendAudit, loginAccountsRepo, withTransaction, type AccountKind, type
 import type { Clock } from '../../protocol';
 import { ACCOUNT_LOCKOUT_WORKFLOW, lockoutWorkflowId, type AccountLockoutInput } from '../../workflows/account-lockout';
 import type { TemporalDeps } from '../temporal';
-import { PASSWORD_MAX_BYTES, createPasswordHasher, type PasswordHasher } from './passwords';
-import { createSessionService, type IssuedSession, type SessionService } from './session-service';
+import { PASSWORD_MAX_BYTES, type PasswordHasher } from './passwords';
+import type { IssuedSession, SessionService } from './session-service';
 
 export const LOCKOUT_THRESHOLD = 5;
 export const LOCKOUT_MS = 15 * 60_000;
@@ -31,8 +31,8 @@ export type LoginServiceDeps = {
   clock: Clock;
   temporal: Pick<TemporalDeps, 'client' | 'taskQueue'>;
   logger: Pick<Logger, 'warn'>;
-  passwords?: PasswordHasher;
-  sessions?: SessionService;
+  passwords: PasswordHasher;
+  sessions: SessionService;
 };
 
 /**
@@ -41,8 +41,7 @@ export type LoginServiceDeps = {
  * and the row lock is taken only after scrypt, never held across it.
  */
 export function createLoginService(deps: LoginServiceDeps) {
-  const passwords = deps.passwords ?? createPasswordHasher();
-  const sessions = deps.sessions ?? createSessionService(deps);
+  const { passwords, sessions } = deps;
   let dummyHash: Promise<string> | undefined;
   const dummy = () => (dummyHash ??= passwords.hash('agentina-dummy-password-for-timing'));
 

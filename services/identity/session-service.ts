@@ -1,14 +1,17 @@
 import type { Pool } from 'pg';
-import { sessionsRepo, type Queryable } from '../../db';
+import { appendAudit, serviceAccountsRepo, sessionsRepo, withTransaction, type Queryable } from '../../db';
 import type { AccountKind } from '../../db/login-accounts-repo';
 import { newSecret, type Clock } from '../../protocol';
+import { actorOf, type Principal } from '../principal';
+import { hashesEqual, sha256Hex } from '../secrets';
 import { looksLikeToken, newSessionId } from './tokens';
-import { sha256Hex } from '../secrets';
 
 /** Sliding idle timeout, hard ceiling from creation, and the last_seen write throttle. */
 export const SESSION_IDLE_MS = 8 * 3600_000;
 export const SESSION_MAX_MS = 30 * 24 * 3600_000;
 export const SESSION_TOUCH_MS = 60_000;
+/** The last_used write throttle of service tokens. */
+export const SERVICE_TOKEN_TOUCH_MS = 60_000;
 
 export type ValidSession = {
   id: string;
@@ -19,6 +22,15 @@ export type ValidSession = {
 };
 export type IssuedSession = { id: string; token: string; expiresAt: Date };
 
+export type CsrfRefusalRecord = {
+  reason: string;
+  method: string;
+  route: string | null;
+  origin: string | null;
+  ip: string;
+};
+
+/** Sessions of admins and customer users, service tokens, and the refusals made on their behalf. */
 export function createSessionService(deps: { pool: Pool; clock: Clock }) {
   return {
     /** A brand-new session (never a reused one); the token is returned once, only its hash is stored. */
@@ -65,6 +77,38 @@ export function createSessionService(deps: { pool: Pool; clock: Clock }) {
         expiresAt: row.expiresAt,
         mustChangePassword: row.mustChangePassword,
       };
+    },
+
+    /** A service token (`svc_…`) → its service account, or null when unknown or revoked. */
+    async resolveServiceToken(token: string): Promise<Extract<Principal, { kind: 'service' }> | null> {
+      if (!looksLikeToken(token, 'svc')) return null;
+      const hash = sha256Hex(token);
+      const row = await serviceAccountsRepo.findServiceAccountByTokenHash(deps.pool, hash);
+      if (!row || !hashesEqual(row.token_hash, hash) || row.revoked_at) return null;
+      const now = deps.clock.now();
+      await serviceAccountsRepo.touchServiceAccount(
+        deps.pool,
+        row.id,
+        now,
+        new Date(now.getTime() - SERVICE_TOKEN_TOUCH_MS),
+      );
+      return { kind: 'service', id: row.id };
+    },
+
+    /** Audits a cookie-authenticated request refused as cross-site (`request.csrf_refused`). */
+    async recordCsrfRefusal(principal: Principal & { sessionId: string }, refusal: CsrfRefusalRecord): Promise<void> {
+      await withTransaction(deps.pool, (tx) =>
+        appendAudit(
+          tx,
+          {
+            actor: actorOf(principal),
+            action: 'request.csrf_refused',
+            subject: { kind: 'session', id: principal.sessionId },
+            data: refusal,
+          },
+          deps.clock,
+        ),
+      );
     },
   };
 }

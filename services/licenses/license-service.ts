@@ -24,7 +24,6 @@ import {
 } from '../../db/licenses-repo';
 import { withTransaction, type Queryable } from '../../db/pool';
 import {
-  loadPurposeSigner,
   newId,
   signLicense,
   type Actor,
@@ -118,8 +117,8 @@ export type LicenseServiceDeps = {
   pool: Pool;
   temporal: { client: Client; taskQueue: string };
   clock: Clock;
-  /** AGENTINA_KEYS_DIR: the `license` key signs documents; it is read from there and nowhere else. */
-  keysDir: string;
+  /** The `license` key: it signs documents (see services/keys.ts). */
+  signer: Signer;
   /** Temporal Web base URL and namespace, for links. */
   temporalUi: { url: string; namespace: string };
   /** How long an API call waits for the workflow (updates run one PostgreSQL transaction). */
@@ -273,8 +272,6 @@ function mapUpdateError(err: unknown, licenseId: string): never {
 export function createLicenseService(deps: LicenseServiceDeps) {
   const { pool, clock } = deps;
   const client = deps.temporal.client;
-  let signer: Signer | undefined;
-  const licenseSigner = (): Signer => (signer ??= loadPurposeSigner(deps.keysDir, 'license'));
 
   const workflowUrl = (licenseId: string): string =>
     `${deps.temporalUi.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${encodeURIComponent(licenseWorkflowId(licenseId))}`;
@@ -481,7 +478,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
 
     /** Signs the document of a license row (key from the key files; never from a payload). */
     signLicenseDocument(row: LicenseRow, binding?: { agentId: string; fingerprintCommitment: string }): SignedLicense {
-      return signLicense(licenseSigner(), licenseDocumentFor(row, clock.now(), binding));
+      return signLicense(deps.signer, licenseDocumentFor(row, clock.now(), binding));
     },
 
     /** Reads the license (inside the caller's transaction if given) and signs its document. */
@@ -491,7 +488,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       db: Queryable = pool,
     ): Promise<SignedLicense> {
       const row = await requireLicense(licenseId, undefined, db);
-      return signLicense(licenseSigner(), licenseDocumentFor(row, clock.now(), binding));
+      return signLicense(deps.signer, licenseDocumentFor(row, clock.now(), binding));
     },
   };
 }

@@ -11,7 +11,7 @@ import { createPool } from '../../db';
 import { statusResponseSchema, systemClock, verifySignature, type Actor } from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';
 import { createTestKeys, insertAgents, insertCustomer } from '../support/activation-fixtures';
-import { testConfig } from '../support/app';
+import { createTestServices, testConfig } from '../support/app';
 import { createTestDatabase } from '../support/db';
 import { startTestStack } from '../support/stack';
 import { ROOT } from '../../scripts/stack/tools';
@@ -125,11 +125,13 @@ export async function main(args: string[]): Promise<object> {
       `${plan.length} licenses (${bigLicenses} with ${plan[0]!.agents} agents, ${plan.length - bigLicenses} with 1) and ${agentCount} agents in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
 
+    const services = createTestServices({ config, pool: apiPool, temporal: apiTemporal, clock: systemClock });
     app = await buildApp({
       config,
       pool: apiPool,
       temporal: apiTemporal,
       clock: systemClock,
+      services,
       logger: createLogger('warn'),
     });
     await app.listen({ port: 0, host: '127.0.0.1' });

@@ -10,7 +10,7 @@ import { systemClock } from '../../protocol';
 import { findOrStartPostgres } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';
 import { createTestKeys, insertAgents, insertCustomer, insertLicense } from '../support/activation-fixtures';
-import { testConfig } from '../support/app';
+import { createTestServices, testConfig } from '../support/app';
 import { createTestDatabase } from '../support/db';
 
 /**
@@ -138,7 +138,15 @@ export async function main(args: string[]): Promise<object> {
 
     hello.get('/hello', async () => ({ hello: 'world' }));
     await hello.listen({ port: 0, host: '127.0.0.1' });
-    app = await buildApp({ config, pool: db.pool, temporal, clock: systemClock, logger: createLogger('warn') });
+    const services = createTestServices({ config, pool: db.pool, temporal, clock: systemClock });
+    app = await buildApp({
+      config,
+      pool: db.pool,
+      temporal,
+      clock: systemClock,
+      services,
+      logger: createLogger('warn'),
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const portOf = (f: { server: { address(): unknown } }) => (f.server.address() as { port: number }).port;
 

@@ -1,6 +1,7 @@
 import type { App } from '../../api/app';
 import { registeredRoutes } from '../../api/auth/access';
 import { createIdentityService } from '../../services/identity/identity-service';
+import { createPasswordHasher } from '../../services/identity/passwords';
 import { buildTestApp } from '../support/app';
 import {
   AUTHZ_ROWS,
@@ -53,11 +54,11 @@ describe('authorization matrix', () => {
 
     // The deactivated admin had a live session; deactivation (the real path) ended it.
     const gone = await mintSession(db.pool, 'admin', goneAdmin);
-    await createIdentityService({ pool: db.pool, clock: { now: () => new Date() } }).setAdminActive(
-      { kind: 'admin', id: admin.id, sessionId: 'ses_none' },
-      goneAdmin.id,
-      false,
-    );
+    await createIdentityService({
+      pool: db.pool,
+      clock: { now: () => new Date() },
+      passwords: createPasswordHasher(),
+    }).setAdminActive({ kind: 'admin', id: admin.id, sessionId: 'ses_none' }, goneAdmin.id, false);
 
     fixtures = {
       admin: admin.id,

@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import type { Principal } from '../../api/auth/access';
 import { chainResolvers, type CredentialResolver } from '../../api/auth/authenticate';
 import { createAgentCredentialResolver } from '../../api/auth/agent-credential-resolver';
+import { createAgentCredentialLookup } from '../../services/agent-status/agent-credentials';
 import { withTransaction, insertStatusFeed, notifyStatus } from '../../db';
 import { createTestKeysDir } from './license-helpers';
 import {
@@ -41,7 +42,10 @@ export function testPrincipalResolver(): CredentialResolver {
 }
 
 export function testAuthenticate(pool: Pool) {
-  return chainResolvers([testPrincipalResolver(), createAgentCredentialResolver({ pool })]);
+  return chainResolvers([
+    testPrincipalResolver(),
+    createAgentCredentialResolver(createAgentCredentialLookup({ pool })),
+  ]);
 }
 
 export async function insertCustomer(pool: Pool, name = 'Test customer'): Promise<string> {

@@ -5,6 +5,9 @@ import type { Pool } from 'pg';
 import { buildApp, type App } from '../../api/app';
 import type { Authenticate } from '../../api/auth/access';
 import { createLogger } from '../../api/logger';
+import { createServices, type Services, type ServicesDeps } from '../../services';
+import { createKeyStore } from '../../services/keys';
+import { createMetrics } from '../../services/metrics';
 import { createTemporal, type TemporalDeps } from '../../services/temporal';
 import { loadConfig, type Config } from '../../config';
 import { ensureKeys, systemClock, type Clock } from '../../protocol';
@@ -38,6 +41,19 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
   });
 }
 
+/** The services as a process wires them, from a test's config (its keys directory) and parts. */
+export function createTestServices(
+  input: Omit<ServicesDeps, 'keys' | 'config' | 'logger'> & { config?: Config; logger?: ServicesDeps['logger'] },
+): Services {
+  const config = input.config ?? testConfig();
+  return createServices({
+    ...input,
+    config,
+    keys: createKeyStore(config.keysDir),
+    logger: input.logger ?? createLogger('warn'),
+  });
+}
+
 export type TestAppInput = {
   pool: Pool;
   temporal?: TemporalDeps;
@@ -56,12 +72,18 @@ export async function buildTestApp(
   const temporal =
     input.temporal ??
     createTemporal({ temporal: { ...config.temporal, address: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS') } });
+  const logger = createLogger('info', logs.stream);
+  const clock = input.clock ?? systemClock;
+  const metrics = createMetrics();
+  const services = createTestServices({ config, pool: input.pool, temporal, clock, logger, metrics });
   const app = await buildApp({
     config,
     pool: input.pool,
     temporal,
-    clock: input.clock ?? systemClock,
-    logger: createLogger('info', logs.stream),
+    clock,
+    services,
+    metrics,
+    logger,
     ...(input.authenticate ? { authenticate: input.authenticate } : {}),
   });
   input.register?.(app);

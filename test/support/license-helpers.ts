@@ -10,6 +10,7 @@ import {
   type LicenseService,
   type LicenseServiceDeps,
 } from '../../services/licenses/license-service';
+import { createKeyStore } from '../../services/keys';
 import { ensureKeys, newId, systemClock, type Clock } from '../../protocol';
 
 /** A customer of the test's own, inserted as the application role. */
@@ -28,12 +29,14 @@ export function createTestKeysDir(): { dir: string; remove(): void } {
 
 /** The license service as tests build it: the system clock unless given, and a fixed Temporal Web link. */
 export function testLicenseService(
-  deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi'> & { clock?: Clock },
+  deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi' | 'signer'> & { clock?: Clock; keysDir: string },
 ): LicenseService {
+  const { keysDir, ...rest } = deps;
   return createLicenseService({
     clock: systemClock,
     temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
-    ...deps,
+    signer: createKeyStore(keysDir).license,
+    ...rest,
   });
 }
 

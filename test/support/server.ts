@@ -5,7 +5,8 @@ import { createTemporal } from '../../services/temporal';
 import type { Config } from '../../config';
 import { systemClock } from '../../protocol';
 import { freePort } from '../../scripts/stack/ports';
-import { testConfig } from './app';
+import { createTestServices, testConfig } from './app';
+import { createMetrics } from '../../services/metrics';
 import { createLogCapture } from './log-capture';
 import { testEnv } from './env';
 
@@ -31,13 +32,10 @@ export async function startTestServer(input: { pool: Pool; env?: Record<string, 
     });
   const temporal = createTemporal(config);
   const logs = createLogCapture();
-  const app = await buildApp({
-    config,
-    pool: input.pool,
-    temporal,
-    clock: systemClock,
-    logger: createLogger('info', logs.stream),
-  });
+  const logger = createLogger('info', logs.stream);
+  const metrics = createMetrics();
+  const services = createTestServices({ config, pool: input.pool, temporal, clock: systemClock, logger, metrics });
+  const app = await buildApp({ config, pool: input.pool, temporal, clock: systemClock, services, metrics, logger });
   await app.listen({ port: config.port, host: '127.0.0.1' });
   return {
     app,

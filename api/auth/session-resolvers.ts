@@ -1,19 +1,10 @@
 import type { FastifyRequest } from 'fastify';
-import type { Pool } from 'pg';
-import { appendAudit, serviceAccountsRepo, withTransaction } from '../../db';
-import type { Clock } from '../../protocol';
-import { actorOf, type Principal } from '../auth/access';
-import type { CredentialResolver } from '../auth/authenticate';
+import type { Principal } from './access';
+import type { CredentialResolver } from './authenticate';
 import { AppError } from '../errors';
 import { csrfRefusal, originOf } from './csrf';
-import { createSessionService, type SessionService } from '../../services/identity/session-service';
-import { ADMIN_COOKIE, PORTAL_COOKIE, bearerToken, readCookie } from './cookies';
-import { hashesEqual, sha256Hex } from '../../services/secrets';
-import { looksLikeToken } from '../../services/identity/tokens';
-
-export type IdentityResolverDeps = { pool: Pool; clock: Clock; publicOrigin: string; sessions?: SessionService };
-
-const SERVICE_TOUCH_MS = 60_000;
+import type { SessionService } from '../../services/identity/session-service';
+import { ADMIN_COOKIE, PORTAL_COOKIE, bearerToken, readCookie } from '../identity/cookies';
 
 /** All a session with a one-time password may do. */
 const PASSWORD_CHANGE_ROUTES: ReadonlySet<string> = new Set(
@@ -24,17 +15,11 @@ const PASSWORD_CHANGE_ROUTES: ReadonlySet<string> = new Set(
  * `Authorization: Bearer svc_…`. Other bearer tokens (e.g. agent `agc_…`) are not ours: undefined
  * lets the next resolver in the chain look at them.
  */
-export function createServiceTokenResolver(deps: { pool: Pool; clock: Clock }): CredentialResolver {
+export function createServiceTokenResolver(sessions: SessionService): CredentialResolver {
   return async (req) => {
     const token = bearerToken(req);
     if (token === undefined || !token.startsWith('svc_')) return undefined;
-    if (!looksLikeToken(token, 'svc')) return null;
-    const hash = sha256Hex(token);
-    const row = await serviceAccountsRepo.findServiceAccountByTokenHash(deps.pool, hash);
-    if (!row || !hashesEqual(row.token_hash, hash) || row.revoked_at) return null;
-    const now = deps.clock.now();
-    await serviceAccountsRepo.touchServiceAccount(deps.pool, row.id, now, new Date(now.getTime() - SERVICE_TOUCH_MS));
-    return { kind: 'service', id: row.id };
+    return sessions.resolveServiceToken(token);
   };
 }
 
@@ -43,9 +28,8 @@ export function createServiceTokenResolver(deps: { pool: Pool; clock: Clock }): 
  * admin cookie means nothing to the portal and vice versa. When a browser holds both, the route's
  * access list decides which one speaks. Cookie-authenticated state changes pass the CSRF check.
  */
-export function createSessionResolver(deps: IdentityResolverDeps): CredentialResolver {
-  const sessions = deps.sessions ?? createSessionService(deps);
-  const allowed = new Set([originOf(deps.publicOrigin)]);
+export function createSessionResolver(sessions: SessionService, publicOrigin: string): CredentialResolver {
+  const allowed = new Set([originOf(publicOrigin)]);
   const mustChange = new WeakSet<FastifyRequest>();
 
   async function fromCookie(req: FastifyRequest, kind: 'admin' | 'customer'): Promise<Principal | null | undefined> {
@@ -65,24 +49,13 @@ export function createSessionResolver(deps: IdentityResolverDeps): CredentialRes
     reason: string,
   ): Promise<never> {
     const origin = req.headers.origin;
-    await withTransaction(deps.pool, (tx) =>
-      appendAudit(
-        tx,
-        {
-          actor: actorOf(principal),
-          action: 'request.csrf_refused',
-          subject: { kind: 'session', id: principal.sessionId },
-          data: {
-            reason,
-            method: req.method,
-            route: req.routeOptions.url ?? null,
-            origin: typeof origin === 'string' ? origin.slice(0, 200) : null,
-            ip: req.ip,
-          },
-        },
-        deps.clock,
-      ),
-    );
+    await sessions.recordCsrfRefusal(principal, {
+      reason,
+      method: req.method,
+      route: req.routeOptions.url ?? null,
+      origin: typeof origin === 'string' ? origin.slice(0, 200) : null,
+      ip: req.ip,
+    });
     throw new AppError('FORBIDDEN', 'This request was refused: it did not come from this site as JSON.');
   }
 
@@ -111,6 +84,6 @@ export function createSessionResolver(deps: IdentityResolverDeps): CredentialRes
 }
 
 /** The identity resolvers, in the order they belong in the chain. */
-export function createIdentityResolvers(deps: IdentityResolverDeps): CredentialResolver[] {
-  return [createServiceTokenResolver(deps), createSessionResolver(deps)];
+export function createIdentityResolvers(sessions: SessionService, publicOrigin: string): CredentialResolver[] {
+  return [createServiceTokenResolver(sessions), createSessionResolver(sessions, publicOrigin)];
 }

@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import type { Pool } from 'pg';
+import type { Config } from '../config';
+import type { Clock } from '../protocol';
+import { createActivationService } from './activation/activation-service';
+import { createAgentCredentialLookup } from './agent-status/agent-credentials';
+import { createRevocationService } from './agent-status/revocation-service';
+import { createStatusListener } from './agent-status/status-listener';
+import { createStatusService } from './agent-status/status-service';
+import { createAgentsService } from './agents/agents-service';
+import { createHeartbeatService } from './agents/heartbeat-service';
+import { createAuditService } from './audit/audit-service';
+import { createIdentityService } from './identity/identity-service';
+import { createLoginService } from './identity/login-service';
+import { createPasswordHasher } from './identity/passwords';
+import { createSessionService } from './identity/session-service';
+import type { KeyStore } from './keys';
+import { createLicenseService } from './licenses/license-service';
+import type { Metrics } from './metrics';
+import { createReleasesService } from './releases/releases-service';
+import { createTaskWaker } from './tasks/task-waker';
+import { createTasksService } from './tasks/tasks-service';
+import type { TemporalDeps } from './temporal';
+
+export type ServicesDeps = {
+  /** Pool connected as the least-privileged application role. */
+  pool: Pool;
+  temporal: TemporalDeps;
+  clock: Clock;
+  keys: KeyStore;
+  config: Pick<Config, 'temporal' | 'agents'>;
+  logger: Pick<Logger, 'warn' | 'info'>;
+  /** Counters the services add to (quarantines started); the API serves them at /metrics. */
+  metrics?: Metrics;
+};
+
+/**
+ * Every business rule of the control plane, wired once per process (API server, worker, CLI).
+ * Nothing else constructs a service. `start()` opens the LISTEN connection for status notices
+ * (task wake-ups listen on first use); `close()` answers parked requests and closes both. Neither
+ * is needed by a process that parks nothing (the CLI, the worker).
+ */
+export function createServices(deps: ServicesDeps) {
+  const { pool, temporal, clock, keys, config, logger } = deps;
+  const onWarning = (message: string, err: unknown) => logger.warn({ err }, message);
+
+  // This process's one LISTEN connection for status notices: long-polls and the agent caches.
+  const statusListener = createStatusListener({ pool });
+  const taskWaker = createTaskWaker(pool, (err) => logger.warn({ err }, 'task LISTEN connection failed'));
+
+  // One gate for every scrypt this process runs (logins, password changes, new accounts).
+  const passwords = createPasswordHasher();
+  const sessions = createSessionService({ pool, clock });
+
+  const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });
+  // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
+  const freshStatus = (agentId: string) => status.freshStatus(agentId);
+
+  return {
+    keys,
+    statusListener,
+    passwords,
+    identity: {
+      sessions,
+      login: createLoginService({ pool, clock, temporal, logger, passwords, sessions }),
+      accounts: createIdentityService({ pool, clock, passwords }),
+    },
+    licenses: createLicenseService({
+      pool,
+      temporal,
+      clock,
+      signer: keys.license,
+      temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
+    }),
+    activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
+    status,
+    revocations: createRevocationService({ pool, signer: keys.license, clock }),
+    agentCredentials: createAgentCredentialLookup({ pool, statusListener }),
+    heartbeats: createHeartbeatService({
+      pool,
+      temporal,
+      clock,
+      settings: config.agents,
+      currentStatus: freshStatus,
+      onWarning,
+      onQuarantineStarted: (reason) =>
+        deps.metrics?.inc(
+          'agentina_agent_quarantines_started_total',
+          'agentQuarantine workflows started by heartbeats',
+          {
+            reason,
+          },
+        ),
+    }),
+    agents: createAgentsService({ pool, temporal, clock, onWarning }),
+    tasks: createTasksService({ pool, clock, waker: taskWaker, leaseMs: config.agents.taskLeaseMs }),
+    releases: createReleasesService({ pool, clock, releaseKeys: () => keys.keySet('release') }),
+    audit: createAuditService({ pool, keys }),
+
+    /** Opens the LISTEN connection for status notices; resolves once it is up (or failed once). */
+    async start(): Promise<void> {
+      await statusListener.start(logger);
+    },
+
+    /** Answers every parked long-poll (status and tasks) now: shutdown begins. */
+    async stopParking(): Promise<void> {
+      status.close();
+      await taskWaker.close();
+    },
+
+    async close(): Promise<void> {
+      status.close();
+      await taskWaker.close();
+      await statusListener.close();
+    },
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;
