@@ -1,112 +1,14 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
-import path from 'node:path';
-import type { Pool } from 'pg';
-import { findCheckpointByKey, insertCheckpoint, latestCheckpoint } from '../db/audit-checkpoints-repo';
-import { appendAudit } from '../db/audit-repo';
-import { withTransaction } from '../db/pool';
-import {
-  checkpointToExportLine,
-  loadPurposeSigner,
-  type ChainCheckpoint,
-  type CheckpointStatement,
-  type Clock,
-} from '../protocol';
+import type { AuditCheckpointInput, AuditCheckpointResult } from '../services/audit/checkpoint-service';
+import type { ActivityServices } from './create-activities';
 
-export type AuditCheckpointInput = { workflowId: string };
+export type { AuditCheckpointInput, AuditCheckpointResult };
+export { checkpointKey, HELD_CHECKPOINTS_FILE } from '../services/audit/checkpoint-service';
 
-export type AuditCheckpointResult =
-  | { outcome: 'signed'; checkpointId: number; sequence: number; hash: string; kid: string }
-  | { outcome: 'unchanged'; sequence: number }
-  | { outcome: 'empty' };
-
-/** The idempotency key of a checkpoint run: a retried activity stores one checkpoint. */
-export const checkpointKey = (workflowId: string): string => `${workflowId}#checkpoint`;
-
-function signed(c: ChainCheckpoint): AuditCheckpointResult {
+export function createAuditActivities(services: Pick<ActivityServices, 'checkpoints'>) {
   return {
-    outcome: 'signed',
-    checkpointId: c.id,
-    sequence: c.statement.sequence,
-    hash: c.statement.hash,
-    kid: c.signature.kid,
-  };
-}
-
-export type AuditActivityDeps = { pool: Pool; clock: Clock; keysDir: string; auditCheckpointDir?: string };
-
-export const HELD_CHECKPOINTS_FILE = 'audit-checkpoints.jsonl';
-
-/**
- * Appends the checkpoint, as an export line, to a file outside the database: what CloudTrail's
- * digest files are to its logs. `agentina audit verify --checkpoints <file>` then catches a
- * superuser who cut rows and deleted the stored checkpoints with them. A retried activity may
- * write a line twice; verification ignores the duplicate.
- */
-function holdCheckpoint(dir: string, checkpoint: ChainCheckpoint): void {
-  mkdirSync(dir, { recursive: true, mode: 0o750 });
-  appendFileSync(path.join(dir, HELD_CHECKPOINTS_FILE), `${checkpointToExportLine(checkpoint)}\n`, { mode: 0o640 });
-}
-
-export function createAuditActivities(deps: AuditActivityDeps) {
-  return {
-    /**
-     * Signs the chain head read from audit_events itself (never the audit_head cache) with the
-     * `audit` key from AGENTINA_KEYS_DIR, stores the checkpoint and chains an
-     * `audit.checkpoint_signed` event naming it, in one transaction. Nothing is signed when no row
-     * was added since the last checkpoint other than that checkpoint's own event.
-     */
-    async signAuditCheckpoint(input: AuditCheckpointInput): Promise<AuditCheckpointResult> {
-      const key = checkpointKey(input.workflowId);
-      // Read per run, so a rotated key (`agentina keys generate --purpose audit`) takes effect.
-      const signer = loadPurposeSigner(deps.keysDir, 'audit');
-      const result = await withTransaction(
-        deps.pool,
-        async (tx): Promise<{ outcome: AuditCheckpointResult; checkpoint?: ChainCheckpoint }> => {
-          const done = await findCheckpointByKey(tx, key);
-          if (done) return { outcome: signed(done), checkpoint: done };
-          const { rows } = await tx.query<{ seq: string; hash: string; action: string; checkpoint_id: string | null }>(
-            "SELECT seq, hash, action, data->>'checkpointId' AS checkpoint_id FROM audit_events ORDER BY seq DESC LIMIT 1",
-          );
-          const head = rows[0];
-          if (!head) return { outcome: { outcome: 'empty' } };
-          const last = await latestCheckpoint(tx);
-          const headSeq = Number(head.seq);
-          if (
-            last &&
-            (last.statement.sequence === headSeq ||
-              (head.action === 'audit.checkpoint_signed' && Number(head.checkpoint_id) === last.id))
-          ) {
-            return { outcome: { outcome: 'unchanged', sequence: last.statement.sequence } };
-          }
-          const statement: CheckpointStatement = {
-            sequence: headSeq,
-            hash: head.hash,
-            time: deps.clock.now().toISOString(),
-          };
-          const { checkpoint } = await insertCheckpoint(tx, statement, signer.sign(statement), key);
-          await appendAudit(
-            tx,
-            {
-              actor: { kind: 'workflow', id: input.workflowId },
-              action: 'audit.checkpoint_signed',
-              subject: { kind: 'audit_checkpoint', id: String(checkpoint.id) },
-              data: {
-                checkpointId: checkpoint.id,
-                sequence: checkpoint.statement.sequence,
-                hash: checkpoint.statement.hash,
-                kid: checkpoint.signature.kid,
-              },
-              idempotencyKey: key,
-            },
-            deps.clock,
-          );
-          return { outcome: signed(checkpoint), checkpoint };
-        },
-      );
-      // After the commit: the file never holds a checkpoint the database rolled back.
-      if (result.checkpoint && deps.auditCheckpointDir) holdCheckpoint(deps.auditCheckpointDir, result.checkpoint);
-      return result.outcome;
-    },
+    /** Signs the chain head once per run (services/audit/checkpoint-service.ts). */
+    signAuditCheckpoint: (input: AuditCheckpointInput): Promise<AuditCheckpointResult> =>
+      services.checkpoints.signCheckpoint(input),
   };
 }
 

@@ -1,28 +1,22 @@
-import type { Pool } from 'pg';
-import type { Clock } from '../protocol';
+import type { Services } from '../services';
 import { createAgentActivities } from './agent-activities';
 import { createAuditActivities } from './audit-activities';
-import { createLicenseActivities } from './license-activities';
 import { createIdentityActivities } from './identity-activities';
+import { createLicenseActivities } from './license-activities';
 
-/** What activities need from the outside world; wired once in the worker process (or a test). */
-export type ActivityDeps = {
-  /** Pool connected as the application role. */
-  pool: Pool;
-  clock: Clock;
-  /** AGENTINA_KEYS_DIR: signing key files (protocol/keyring.ts). Keys never travel in payloads. */
-  keysDir: string;
-  /** AUDIT_CHECKPOINT_DIR: where signed audit checkpoints are also written, outside the database. */
-  auditCheckpointDir?: string;
-};
+/** What the activities call: the worker process's services (createServices, once). */
+export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity'>;
 
-/** Builds the activity implementations registered on the worker. */
-export function createActivities(deps: ActivityDeps) {
+/**
+ * Builds the activity implementations registered on the worker. Activities are thin: each calls
+ * one service and turns a refusal no retry can fix into a non-retryable failure.
+ */
+export function createActivities(services: ActivityServices) {
   return {
-    ...createAgentActivities(deps),
-    ...createAuditActivities(deps),
-    ...createLicenseActivities(deps),
-    ...createIdentityActivities(deps),
+    ...createAgentActivities(services),
+    ...createAuditActivities(services),
+    ...createLicenseActivities(services),
+    ...createIdentityActivities(services),
   };
 }
 

@@ -1,98 +1,24 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { Pool } from 'pg';
-import { appendAudit } from '../db/audit-repo';
-import type { AuditAction } from '../protocol/audit-actions';
-import { applyLicenseTransitionRow, getLicense } from '../db/licenses-repo';
-import { withTransaction } from '../db/pool';
-import { insertStatusFeed, notifyStatus } from '../db/status-feed-repo';
-import type { Actor, Clock, LicenseState } from '../protocol';
+import {
+  LicenseNotFound,
+  type LicenseTransitionInput,
+  type LicenseTransitionResult,
+} from '../services/licenses/license-transitions';
+import type { ActivityServices } from './create-activities';
 
-/** One license transition, as the workflow asks for it: ids, dates, a short reason. */
-export type LicenseTransitionInput = {
-  workflowId: string;
-  licenseId: string;
-  customerId: string;
-  /** The row's version before this transition; it becomes transition + 1. */
-  transition: number;
-  action: Extract<AuditAction, `license.${string}`>;
-  from: LicenseState;
-  to: LicenseState;
-  expiresAt: string;
-  trialEndsAt: string | null;
-  reason: string | null;
-  actor: Actor;
-  /** Workflow time at which the transition was decided (a timer's deadline or an update). */
-  effectiveAt: string;
-};
+export type { LicenseTransitionInput, LicenseTransitionResult };
+export { transitionKey } from '../services/licenses/license-transitions';
 
-export type LicenseTransitionResult = { version: number; applied: boolean };
-
-/** The audit idempotency key of a transition: retries of the same transition share it. */
-export const transitionKey = (workflowId: string, transition: number): string => `${workflowId}#${transition}`;
-
-export type LicenseActivityDeps = { pool: Pool; clock: Clock };
-
-export function createLicenseActivities(deps: LicenseActivityDeps) {
+export function createLicenseActivities(services: Pick<ActivityServices, 'transitions'>) {
   return {
-    /**
-     * In ONE transaction: the row (state, version + 1), the audit event, the status feed row and
-     * the NOTIFY (delivered at commit). A retry after a commit finds the row already past
-     * `transition` and writes nothing.
-     */
+    /** One license transition in one transaction (services/licenses/license-transitions.ts). */
     async applyLicenseTransition(input: LicenseTransitionInput): Promise<LicenseTransitionResult> {
-      return withTransaction(deps.pool, async (tx) => {
-        const now = deps.clock.now();
-        const version = await applyLicenseTransitionRow(tx, {
-          id: input.licenseId,
-          expectedVersion: input.transition,
-          state: input.to,
-          expiresAt: new Date(input.expiresAt),
-          trialEndsAt: input.trialEndsAt === null ? null : new Date(input.trialEndsAt),
-          reason: input.reason,
-          now,
-        });
-        if (version === null) {
-          const row = await getLicense(tx, input.licenseId);
-          if (!row)
-            throw ApplicationFailure.nonRetryable(`license ${input.licenseId} does not exist`, 'LicenseMissing');
-          // A retry whose first try committed: its audit row (same key) is there. Anything else
-          // moved the row under the workflow, which must not be papered over.
-          const { rowCount } = await tx.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [
-            transitionKey(input.workflowId, input.transition),
-          ]);
-          if (row.version > input.transition && rowCount) return { version: input.transition + 1, applied: false };
-          // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
-          throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
-        }
-        const feedId = await insertStatusFeed(tx, {
-          licenseId: input.licenseId,
-          state: input.to,
-          version,
-          reason: input.reason,
-        });
-        await appendAudit(
-          tx,
-          {
-            actor: input.actor,
-            action: input.action,
-            subject: { kind: 'license', id: input.licenseId },
-            data: {
-              customerId: input.customerId,
-              from: input.from,
-              to: input.to,
-              version,
-              expiresAt: input.expiresAt,
-              trialEndsAt: input.trialEndsAt,
-              reason: input.reason,
-              effectiveAt: input.effectiveAt,
-            },
-            idempotencyKey: transitionKey(input.workflowId, input.transition),
-          },
-          deps.clock,
-        );
-        await notifyStatus(tx, { licenseId: input.licenseId, agentId: null, feedId });
-        return { version, applied: true };
-      });
+      try {
+        return await services.transitions.apply(input);
+      } catch (err) {
+        if (err instanceof LicenseNotFound) throw ApplicationFailure.nonRetryable(err.message, 'LICENSE_NOT_FOUND');
+        throw err;
+      }
     },
   };
 }

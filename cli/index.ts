@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config';
-import { createPool, ensureDatabase, migrate } from '../db';
+import { ensureDatabase, migrate } from '../db';
 import { createLogger } from '../api/logger';
+import { withServices } from './services';
 import { createAdmin } from './create-admin';
 import { auditCommand } from './audit';
 import { keysCommand } from './keys';
@@ -80,21 +81,18 @@ const commands: Record<string, Command> = {
       console.error('create-admin needs --email');
       return 2;
     }
-    const config = loadConfig();
-    const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-cli', max: 1 });
-    try {
-      const password = values['password-stdin'] ? readStdinLine() : undefined;
+    const email = values.email;
+    const password = values['password-stdin'] ? readStdinLine() : undefined;
+    return withServices(loadConfig(), async (services) => {
       const admin = await createAdmin(
-        pool,
-        password === undefined ? { email: values.email } : { email: values.email, password },
+        services.identity.accounts,
+        password === undefined ? { email } : { email, password },
       );
       console.log(`created admin ${admin.email} (${admin.id})`);
       if (admin.oneTimePassword)
         console.log(`one-time password: ${admin.oneTimePassword}\n(shown once; change it at first login)`);
       return 0;
-    } finally {
-      await pool.end();
-    }
+    });
   },
   keys: (args) => keysCommand(args),
   audit: (args) => auditCommand(args),

@@ -9,7 +9,7 @@ import {
   type Subject,
 } from '../protocol';
 import { isAuditAction, type AuditAction } from '../protocol/audit-actions';
-import { deferCommitFlush, type Tx } from './pool';
+import { deferCommitFlush, type Queryable, type Tx } from './pool';
 
 export type AuditEventInput = {
   actor: Actor;
@@ -103,4 +103,28 @@ function normaliseData(data: Record<string, unknown>): Record<string, unknown> {
   if (text.length > 64 * 1024) throw new Error('audit data is larger than 64 KiB');
   if (text.includes('\\u0000')) throw new Error('audit data may not contain NUL characters');
   return JSON.parse(text) as Record<string, unknown>;
+}
+
+/** Whether an audit row with this idempotency key was committed (a retried step's first try). */
+export async function auditKeyExists(db: Queryable, idempotencyKey: string): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [idempotencyKey]);
+  return (rowCount ?? 0) > 0;
+}
+
+export type ChainHead = { seq: number; hash: string; action: string; checkpointId: number | null };
+
+/** The newest row of the chain itself (never the audit_head cache), or undefined when empty. */
+export async function readChainHead(db: Queryable): Promise<ChainHead | undefined> {
+  const { rows } = await db.query<{ seq: string; hash: string; action: string; checkpoint_id: string | null }>(
+    "SELECT seq, hash, action, data->>'checkpointId' AS checkpoint_id FROM audit_events ORDER BY seq DESC LIMIT 1",
+  );
+  const r = rows[0];
+  return (
+    r && {
+      seq: Number(r.seq),
+      hash: r.hash,
+      action: r.action,
+      checkpointId: r.checkpoint_id === null ? null : Number(r.checkpoint_id),
+    }
+  );
 }

@@ -1,8 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
-import { adminsRepo, createPool, ensureDatabase, migrate } from '../db';
+import { ensureDatabase, migrate } from '../db';
 import { createAdmin } from '../cli/create-admin';
+import { withServices } from '../cli/services';
 import { ensureKeys } from '../protocol';
 import { findOrStartPostgres, withDatabase, type PostgresServer } from './stack/postgres';
 import { portAnswers, waitFor } from './stack/ports';
@@ -86,15 +87,12 @@ export async function main(): Promise<void> {
     let firstAdmin: { email: string; password: string } | undefined;
     const env = { ...process.env, DATABASE_URL: databaseUrl };
     const appConfig = loadConfig(env);
-    const pool = createPool(appConfig.appDatabaseUrl, { max: 1 });
-    try {
-      if ((await adminsRepo.countAdmins(pool)) === 0) {
-        const admin = await createAdmin(pool, { email: FIRST_ADMIN_EMAIL });
+    await withServices(appConfig, async (services) => {
+      if ((await services.identity.accounts.countAdmins()) === 0) {
+        const admin = await createAdmin(services.identity.accounts, { email: FIRST_ADMIN_EMAIL });
         firstAdmin = { email: admin.email, password: admin.oneTimePassword! };
       }
-    } finally {
-      await pool.end();
-    }
+    });
 
     if (await portAnswers(config.host === '0.0.0.0' ? '127.0.0.1' : config.host, config.port)) {
       throw new Error(`port ${config.port} (PORT) is taken by another program; set PORT to run a second stack`);

@@ -9,13 +9,16 @@ import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
 import { createHeartbeatService } from './agents/heartbeat-service';
+import { createQuarantineService } from './agents/quarantine-service';
 import { createAuditService } from './audit/audit-service';
+import { createCheckpointService } from './audit/checkpoint-service';
 import { createIdentityService } from './identity/identity-service';
 import { createLoginService } from './identity/login-service';
 import { createPasswordHasher } from './identity/passwords';
 import { createSessionService } from './identity/session-service';
 import type { KeyStore } from './keys';
 import { createLicenseService } from './licenses/license-service';
+import { createLicenseTransitions } from './licenses/license-transitions';
 import type { Metrics } from './metrics';
 import { createReleasesService } from './releases/releases-service';
 import { createTaskWaker } from './tasks/task-waker';
@@ -28,7 +31,7 @@ export type ServicesDeps = {
   temporal: TemporalDeps;
   clock: Clock;
   keys: KeyStore;
-  config: Pick<Config, 'temporal' | 'agents'>;
+  config: Pick<Config, 'temporal' | 'agents' | 'audit'>;
   logger: Pick<Logger, 'warn' | 'info'>;
   /** Counters the services add to (quarantines started); the API serves them at /metrics. */
   metrics?: Metrics;
@@ -72,6 +75,8 @@ export function createServices(deps: ServicesDeps) {
       signer: keys.license,
       temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
     }),
+    /** The lifecycle workflow's one writer of license state (called by its activity). */
+    transitions: createLicenseTransitions({ pool, clock }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
     status,
     revocations: createRevocationService({ pool, signer: keys.license, clock }),
@@ -93,9 +98,12 @@ export function createServices(deps: ServicesDeps) {
         ),
     }),
     agents: createAgentsService({ pool, temporal, clock, onWarning }),
+    /** Status changes made by the quarantine and offline-sweep workflows. */
+    quarantine: createQuarantineService({ pool, clock }),
     tasks: createTasksService({ pool, clock, waker: taskWaker, leaseMs: config.agents.taskLeaseMs }),
     releases: createReleasesService({ pool, clock, releaseKeys: () => keys.keySet('release') }),
     audit: createAuditService({ pool, keys }),
+    checkpoints: createCheckpointService({ pool, clock, keys, heldDir: config.audit.checkpointDir }),
 
     /** Opens the LISTEN connection for status notices; resolves once it is up (or failed once). */
     async start(): Promise<void> {

@@ -10,9 +10,15 @@ export type Principal =
   | { kind: 'service'; id: string }
   | { kind: 'agent'; id: string; licenseId: string; customerId: string };
 
+/** The operator at a shell running `agentina`: not an admin (there may be none yet), so `system`. */
+export type CliCaller = { kind: 'cli' };
+export const CLI_CALLER: CliCaller = { kind: 'cli' };
+
 /** The audit actor for a principal: service accounts are `system`, never an operator. */
-export function actorOf(p: Principal): Actor {
+export function actorOf(p: Principal | CliCaller): Actor {
   switch (p.kind) {
+    case 'cli':
+      return { kind: 'system', id: 'cli' };
     case 'admin':
       return { kind: 'admin', id: p.id };
     case 'customer':

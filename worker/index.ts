@@ -1,10 +1,12 @@
-import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { createPool } from '../db';
 import { systemClock } from '../protocol';
-import { createActivities, type ActivityDeps } from '../activities/create-activities';
+import { createActivities, type ActivityServices } from '../activities/create-activities';
+import { createServices } from '../services';
+import { createKeyStore } from '../services/keys';
+import { createTemporal } from '../services/temporal';
 import { ensureSchedules } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -21,7 +23,7 @@ export type CreateWorkerInput = {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
-  deps: ActivityDeps;
+  services: ActivityServices;
   workflowBundle: WorkflowBundleWithSourceMap | { codePath: string };
   maxConcurrentActivityTaskExecutions?: number;
 };
@@ -32,7 +34,7 @@ export async function createWorker(input: CreateWorkerInput): Promise<Worker> {
     namespace: input.namespace,
     taskQueue: input.taskQueue,
     workflowBundle: input.workflowBundle,
-    activities: createActivities(input.deps),
+    activities: createActivities(input.services),
     maxConcurrentActivityTaskExecutions: input.maxConcurrentActivityTaskExecutions ?? 50,
   });
 }
@@ -46,29 +48,25 @@ export const WORKER_POOL_SIZE = 20;
  */
 export async function runWorkerProcess(config: Config, logger: Logger): Promise<void> {
   const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-worker', max: WORKER_POOL_SIZE });
+  const temporal = createTemporal(config);
+  const services = createServices({
+    pool,
+    temporal,
+    clock: systemClock,
+    keys: createKeyStore(config.keysDir),
+    config,
+    logger,
+  });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const clientConnection = await Connection.connect({ address: config.temporal.address });
-    try {
-      const scheduled = await ensureSchedules(
-        new Client({ connection: clientConnection, namespace: config.temporal.namespace }),
-        config,
-      );
-      logger.info({ schedules: scheduled }, 'schedules in place');
-    } finally {
-      await clientConnection.close();
-    }
+    const scheduled = await ensureSchedules(temporal.client, config);
+    logger.info({ schedules: scheduled }, 'schedules in place');
     const workflowBundle = await bundleWorkflows();
     const worker = await createWorker({
       connection,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      deps: {
-        pool,
-        clock: systemClock,
-        keysDir: config.keysDir,
-        ...(config.audit.checkpointDir ? { auditCheckpointDir: config.audit.checkpointDir } : {}),
-      },
+      services,
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
@@ -76,6 +74,8 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
     logger.info('worker stopped');
   } finally {
     await connection.close();
+    await services.close();
+    await temporal.close();
     await pool.end();
   }
 }

@@ -17,11 +17,11 @@ function newestMtime(dir: string): number {
 /** Builds the admin UI and portal with Vite when web/dist is missing or older than its sources. */
 export function ensureWebBuilt(log: (line: string) => void = () => undefined): void {
   const built = path.join(WEB, 'dist', 'index.html');
-  // The UI also bundles the audit action list from db/.
+  // The UI also bundles what it imports from protocol/ (audit actions, canonical JSON, views).
   const sources = Math.max(
     newestMtime(path.join(WEB, 'src')),
+    newestMtime(path.join(ROOT, 'protocol')),
     ...['index.html', 'portal.html', 'vite.config.mjs'].map((f) => statSync(path.join(WEB, f)).mtimeMs),
-    statSync(path.join(ROOT, 'db', 'audit-actions.ts')).mtimeMs,
   );
   if (existsSync(built) && statSync(built).mtimeMs >= sources) return;
   log('building the web UI (vite)');

@@ -16,7 +16,7 @@ import type { CustomerRow } from '../../db/customers-repo';
 import type { CustomerUserRow } from '../../db/customer-users-repo';
 import type { ServiceAccountRow } from '../../db/service-accounts-repo';
 import { newId, newSecret, type Clock } from '../../protocol';
-import { actorOf, type Principal } from '../principal';
+import { actorOf, type CliCaller, type Principal } from '../principal';
 import { AppError } from '../errors';
 import { subjectKind } from './login-service';
 import { checkPasswordRules, generateOneTimePassword, type PasswordHasher } from './passwords';
@@ -92,7 +92,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
 
   async function audit(
     tx: Tx,
-    by: Principal,
+    by: Principal | CliCaller,
     action: Parameters<typeof appendAudit>[1]['action'],
     subject: { kind: string; id: string },
     data?: Record<string, unknown>,
@@ -189,12 +189,17 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
     },
 
     // --- admins -------------------------------------------------------------------------------
+    async countAdmins(): Promise<number> {
+      return adminsRepo.countAdmins(deps.pool);
+    },
+
     async listAdmins() {
       const now = deps.clock.now();
       return (await adminsRepo.listAdmins(deps.pool, LIST_LIMIT)).map((a) => adminView(a, now));
     },
 
-    async createAdmin(by: Principal, input: { email: string; displayName?: string; password?: string }) {
+    /** An admin; without a password, with a one-time password returned once (only its hash is kept). */
+    async createAdmin(by: Principal | CliCaller, input: { email: string; displayName?: string; password?: string }) {
       const pw = await initialPassword(input.password);
       try {
         return await withTransaction(deps.pool, async (tx) => {
@@ -212,7 +217,11 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
             by,
             'admin.created',
             { kind: 'admin', id: row.id },
-            { email: row.email, oneTimePassword: pw.oneTimePassword !== undefined },
+            {
+              email: row.email,
+              oneTimePassword: pw.oneTimePassword !== undefined,
+              ...(by.kind === 'cli' ? { via: 'cli' } : {}),
+            },
           );
           return {
             admin: adminView(row, deps.clock.now()),

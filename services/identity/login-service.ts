@@ -26,6 +26,10 @@ export function subjectKind(kind: AccountKind): 'admin' | 'customer_user' {
   return kind === 'admin' ? 'admin' : 'customer_user';
 }
 
+export type EndLockoutInput = { kind: AccountKind; accountId: string; now: string; workflowId: string };
+export type EndLockoutResult =
+  { outcome: 'unlocked' | 'already_clear' | 'gone' } | { outcome: 'relocked'; lockedUntil: string };
+
 export type LoginServiceDeps = {
   pool: Pool;
   clock: Clock;
@@ -195,6 +199,34 @@ export function createLoginService(deps: LoginServiceDeps) {
           deps.clock,
         );
         return { ok: true, session, account: row };
+      });
+    },
+
+    /**
+     * Ends a lock that has run out (judged by the workflow's clock, `now`), clears the counter and
+     * audits `account.unlocked` once: the idempotency key names the workflow and the lock's end.
+     */
+    async endAccountLockout(input: EndLockoutInput): Promise<EndLockoutResult> {
+      return withTransaction(deps.pool, async (tx) => {
+        const account = await loginAccountsRepo.lockAccount(tx, input.kind, input.accountId);
+        if (!account) return { outcome: 'gone' as const };
+        if (!account.lockedUntil) return { outcome: 'already_clear' as const };
+        if (account.lockedUntil.getTime() > Date.parse(input.now))
+          return { outcome: 'relocked' as const, lockedUntil: account.lockedUntil.toISOString() };
+        const lockedUntil = account.lockedUntil.toISOString();
+        await loginAccountsRepo.clearLock(tx, input.kind, input.accountId, deps.clock.now());
+        await appendAudit(
+          tx,
+          {
+            actor: { kind: 'workflow', id: input.workflowId },
+            action: 'account.unlocked',
+            subject: { kind: input.kind === 'admin' ? 'admin' : 'customer_user', id: input.accountId },
+            data: { lockedUntil, by: 'timer' },
+            idempotencyKey: `${input.workflowId}#${lockedUntil}`,
+          },
+          deps.clock,
+        );
+        return { outcome: 'unlocked' as const };
       });
     },
   };

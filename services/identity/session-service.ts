@@ -110,6 +110,11 @@ export function createSessionService(deps: { pool: Pool; clock: Clock }) {
         ),
       );
     },
+
+    /** Deletes every session past its hard limit or idle too long (the purge schedule). */
+    async purgeExpired(now: Date): Promise<{ admin: number; customer: number }> {
+      return sessionsRepo.purgeExpiredSessions(deps.pool, now, SESSION_IDLE_MS);
+    },
   };
 }
 

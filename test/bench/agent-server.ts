@@ -5,7 +5,7 @@ import { createWorker } from '../../worker';
 import { runtimeHashOf } from '../../services/releases/releases-service';
 import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
 import { startTestStack } from '../support/stack';
-import { buildTestApp, testConfig } from '../support/app';
+import { buildTestApp, testConfig, testServices } from '../support/app';
 import {
   asAgent,
   createAgent,
@@ -73,7 +73,7 @@ export async function main(args: string[]): Promise<object> {
       connection: t.nativeConnection,
       namespace: t.namespace,
       taskQueue: t.taskQueue,
-      deps: { pool: db.pool, clock: systemClock, keysDir },
+      services: testServices({ pool: db.pool, clock: systemClock, keysDir }),
       workflowBundle: { codePath: stack.bundlePath },
     });
     stopWorker = runWorkerInBackground(worker);

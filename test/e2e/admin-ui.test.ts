@@ -1,3 +1,4 @@
+import { testServices } from '../support/app';
 import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { newId } from '../../protocol';
@@ -16,7 +17,7 @@ describe('admin UI (browser)', () => {
 
   beforeAll(async () => {
     stack = await startWebStack('e2eadmin');
-    await createAdmin(stack.db.pool, { email, password });
+    await createAdmin(testServices({ pool: stack.db.pool }).identity.accounts, { email, password });
   });
 
   afterAll(async () => {
@@ -48,7 +49,9 @@ describe('admin UI (browser)', () => {
   });
 
   it('an admin with a one-time password (agentina create-admin) must choose a password before anything else', async () => {
-    const first = await createAdmin(stack.db.pool, { email: uniqueEmail('first-admin') });
+    const first = await createAdmin(testServices({ pool: stack.db.pool }).identity.accounts, {
+      email: uniqueEmail('first-admin'),
+    });
     expect(first.oneTimePassword).toBeDefined();
     const page = await newPage();
     await page.goto(`${stack.baseUrl}/#/audit`);

@@ -1,3 +1,4 @@
+import { testServices } from '../support/app';
 import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { seedCustomer, seedCustomerUser, seedServiceAccount, TEST_PASSWORD, uniqueEmail } from '../support/identity';
@@ -20,7 +21,7 @@ describe('customer portal (browser)', () => {
     const a = await seedCustomer(pool, 'Customer A');
     const b = await seedCustomer(pool, 'Customer B');
     userA = await seedCustomerUser(pool, a.id);
-    await createAdmin(pool, admin);
+    await createAdmin(testServices({ pool: pool }).identity.accounts, admin);
     const { token } = await seedServiceAccount(pool);
     const create = async (customerId: string, plan: string): Promise<string> => {
       const res = await fetch(`${stack.baseUrl}/v1/admin/licenses`, {

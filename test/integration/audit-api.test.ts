@@ -8,7 +8,7 @@ import { appendAudit } from '../../db/audit-repo';
 import type { AuditAction } from '../../protocol/audit-actions';
 import { withTransaction } from '../../db/pool';
 import { createFixedClock, ensureKeys, type Actor } from '../../protocol';
-import { buildTestApp, testConfig } from '../support/app';
+import { buildTestApp, testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
 /** GET /v1/admin/audit and /v1/admin/audit/verify through the real app on a real database. */
@@ -62,7 +62,7 @@ beforeAll(async () => {
     await withTransaction(db.pool, (tx) => appendAudit(tx, { ...e, data: { note: 'x' } }, clock));
     clock.advance(60_000);
   }
-  await createAuditActivities({ pool: db.pool, clock, keysDir }).signAuditCheckpoint({
+  await createAuditActivities(testServices({ pool: db.pool, clock, keysDir })).signAuditCheckpoint({
     workflowId: 'api-test-checkpoint',
   });
   const config = testConfig({ AGENTINA_KEYS_DIR: keysDir });

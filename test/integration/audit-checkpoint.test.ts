@@ -15,7 +15,7 @@ import { verifyLedger } from '../../db/audit-ledger';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { checkpointsFromExport, ensureKeys, loadPurposeKeySet, systemClock } from '../../protocol';
-import { testConfig } from '../support/app';
+import { testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '../support/temporal';
 
@@ -55,13 +55,13 @@ beforeAll(async () => {
   keysDir = mkdtempSync(path.join(os.tmpdir(), 'agentina-cp-keys-'));
   ensureKeys(keysDir, ['audit']);
   const deps = { pool: db.pool, clock: systemClock, keysDir, auditCheckpointDir: path.join(keysDir, 'held') };
-  const real = createAuditActivities(deps);
+  const real = createAuditActivities(testServices(deps));
   const worker = await Worker.create({
     connection: t.nativeConnection,
     taskQueue: t.taskQueue,
     workflowBundle: t.workflowBundle,
     activities: {
-      ...createActivities(deps),
+      ...createActivities(testServices(deps)),
       // The production activity, made to crash right after its transaction committed, once per
       // workflow whose id asks for it: Temporal retries it, and it must not sign twice.
       async signAuditCheckpoint(input: AuditCheckpointInput) {

@@ -1,3 +1,4 @@
+import { testServices } from '../support/app';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,7 +34,7 @@ describe('tampering by the superuser is detected', () => {
   let checkpointSeq: number;
 
   beforeAll(async () => {
-    activities = createAuditActivities({ pool: db.pool, clock: systemClock, keysDir });
+    activities = createAuditActivities(testServices({ pool: db.pool, clock: systemClock, keysDir }));
     for (let i = 0; i < 10; i++) await appendOne(5000 + i);
     const cp = await activities.signAuditCheckpoint({ workflowId: 'test-checkpoint-1' });
     if (cp.outcome !== 'signed') throw new Error(`expected a checkpoint, got ${cp.outcome}`);

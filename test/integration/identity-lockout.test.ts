@@ -5,7 +5,7 @@ import type { App } from '../../api/app';
 import { createFixedClock } from '../../protocol';
 import { SCHEDULES } from '../../worker/schedules';
 import { lockoutWorkflowId } from '../../workflows/account-lockout';
-import { buildTestApp, testConfig } from '../support/app';
+import { buildTestApp, testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import {
@@ -41,7 +41,7 @@ describe('identity: lockout', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
-      activities: createIdentityActivities({ pool: db.pool, clock }),
+      activities: createIdentityActivities(testServices({ pool: db.pool, clock })),
     });
     stopWorker = runWorkerInBackground(worker);
     const temporal = testTemporalDeps(env.client, taskQueue);

@@ -1,3 +1,4 @@
+import { testServices } from '../support/app';
 import { Client } from 'pg';
 import { createLicenseActivities, type LicenseTransitionInput } from '../../activities/license-activities';
 import { insertLicense } from '../../db/licenses-repo';
@@ -11,7 +12,7 @@ describe('applyLicenseTransition', () => {
   let db: TestDatabase;
   let customerId: string;
   const applyLicenseTransition = (i: LicenseTransitionInput) =>
-    createLicenseActivities({ pool: db.pool, clock: systemClock }).applyLicenseTransition(i);
+    createLicenseActivities(testServices({ pool: db.pool, clock: systemClock })).applyLicenseTransition(i);
 
   beforeAll(async () => {
     db = await createTestDatabase('licact');
@@ -86,7 +87,7 @@ describe('applyLicenseTransition', () => {
     const id = await newLicense();
     await expect(applyLicenseTransition(input(id, { transition: 5 }))).rejects.toThrow(/version 1, expected 5/);
     await expect(applyLicenseTransition(input(newId('lic')))).rejects.toMatchObject({
-      type: 'LicenseMissing',
+      type: 'LICENSE_NOT_FOUND',
       nonRetryable: true,
     });
     expect(await licenseAudit(db.pool, id)).toHaveLength(0);

@@ -1,3 +1,4 @@
+import { testServices } from '../support/app';
 import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -46,7 +47,7 @@ describe('licenseLifecycle on the time-skipping server', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
-      activities: createActivities({ pool: db.pool, clock: systemClock, keysDir: keys.dir }),
+      activities: createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir })),
     });
     stopWorker = runWorkerInBackground(worker);
   });
@@ -359,7 +360,7 @@ describe('licenseLifecycle on the time-skipping server', () => {
   it('a transition whose local tries run out continues as a scheduled activity and is written once', async () => {
     // Every local attempt commits, then loses its reply (as when the worker's link to the server
     // breaks right after the commit): only the server-scheduled retry can report the transition.
-    const real = createActivities({ pool: db.pool, clock: systemClock, keysDir: keys.dir });
+    const real = createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir }));
     const lossyQueue = 'license-time-lossy';
     const localAttempts: number[] = [];
     const worker = await Worker.create({

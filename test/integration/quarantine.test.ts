@@ -2,7 +2,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { createAgentActivities } from '../../activities/agent-activities';
 import { systemClock } from '../../protocol';
 import { quarantinePhaseQuery, releaseAgentUpdate, type AgentReleaseRequest } from '../../workflows/agent-quarantine';
-import { buildTestApp, testConfig } from '../support/app';
+import { buildTestApp, testConfig, testServices } from '../support/app';
 import { createAgentWithLicense, createStaff, eventually, type Staff } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { createTestKeysDir } from '../support/license-helpers';
@@ -62,7 +62,7 @@ describe('agentQuarantine', () => {
 
   it('a retried quarantine activity writes nothing twice (idempotency key = workflow id + run + step)', async () => {
     const a = await createAgentWithLicense(db.pool);
-    const acts = createAgentActivities({ pool: db.pool, clock: systemClock, keysDir });
+    const acts = createAgentActivities(testServices({ pool: db.pool, clock: systemClock, keysDir }));
     const input = {
       agentId: a.agentId,
       reason: 'integrity_mismatch' as const,

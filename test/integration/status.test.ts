@@ -12,7 +12,7 @@ import {
   type StatusResponse,
 } from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';
-import { buildTestApp, testConfig } from '../support/app';
+import { buildTestApp, testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import {
   createTestKeys,
@@ -45,7 +45,7 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
       connection: temporal.nativeConnection,
       taskQueue: temporal.taskQueue,
       workflowBundle: temporal.workflowBundle,
-      activities: createActivities({ pool: db.pool, clock: systemClock, keysDir: keys.dir }),
+      activities: createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir })),
     });
     stopWorker = runWorkerInBackground(worker);
     const config = testConfig({ AGENTINA_KEYS_DIR: keys.dir });

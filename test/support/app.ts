@@ -54,6 +54,24 @@ export function createTestServices(
   });
 }
 
+/**
+ * Services for tests that need no app: activities without a worker process, seeding through the
+ * real rules. The Temporal client is lazy (connected only if a service starts a workflow).
+ */
+export function testServices(input: {
+  pool: Pool;
+  clock?: Clock;
+  keysDir?: string;
+  auditCheckpointDir?: string;
+}): Services {
+  const config = testConfig({
+    ...(input.keysDir ? { AGENTINA_KEYS_DIR: input.keysDir } : {}),
+    ...(input.auditCheckpointDir ? { AUDIT_CHECKPOINT_DIR: input.auditCheckpointDir } : {}),
+  });
+  const temporal = createTemporal({ temporal: config.temporal });
+  return createTestServices({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock });
+}
+
 export type TestAppInput = {
   pool: Pool;
   temporal?: TemporalDeps;

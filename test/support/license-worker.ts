@@ -1,3 +1,4 @@
+import { testServices } from '../support/app';
 /**
  * A worker in a child process, for tests that SIGKILL it mid-lifecycle. One JSON argument:
  * { address, taskQueue, appDatabaseUrl, keysDir, bundlePath, killAfterAction? }. Also the bench's
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const pool = createPool(args.appDatabaseUrl, { applicationName: 'license-worker-child', max: WORKER_POOL_SIZE });
   const connection = await NativeConnection.connect({ address: args.address });
-  const activities = createActivities({ pool, clock: systemClock, keysDir: args.keysDir });
+  const activities = createActivities(testServices({ pool, clock: systemClock, keysDir: args.keysDir }));
   const worker = await Worker.create({
     connection,
     taskQueue: args.taskQueue,

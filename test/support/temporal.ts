@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
-import type { ActivityDeps } from '../../activities/create-activities';
+import { testServices } from './app';
 import { createWorker } from '../../worker';
 import type { TemporalDeps } from '../../services/temporal';
 import { testEnv } from './env';
@@ -61,12 +61,15 @@ export function runWorkerInBackground(worker: Worker): () => Promise<void> {
 }
 
 /** The production worker on a test's own task queue; the returned function stops it. */
-export async function runTestWorker(t: TestTemporal, deps: ActivityDeps): Promise<() => Promise<void>> {
+export async function runTestWorker(
+  t: TestTemporal,
+  deps: Parameters<typeof testServices>[0],
+): Promise<() => Promise<void>> {
   const worker = await createWorker({
     connection: t.nativeConnection,
     namespace: t.namespace,
     taskQueue: t.taskQueue,
-    deps,
+    services: testServices(deps),
     workflowBundle: t.workflowBundle,
   });
   return runWorkerInBackground(worker);
