@@ -1,11 +1,11 @@
 # Agentina control plane image: the API and the worker run from the same image
 # (`agentina serve` / `agentina worker`). TypeScript runs through tsx, as in a checkout.
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \

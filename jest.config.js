@@ -10,8 +10,10 @@ module.exports = {
       { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } },
     ],
   },
-  // A few dependencies ship ESM only; Node 20's Jest cannot require() them, so swc compiles them.
-  transformIgnorePatterns: ['/node_modules/(?!(cookie|content-disposition)/)'],
+  // cookie@2 (light-my-request's, behind fastify.inject) ships ESM only. Node itself can require() it,
+  // but Jest loads modules through its own vm-based require, which cannot unless Node runs with
+  // --experimental-vm-modules; so swc compiles it to CommonJS.
+  transformIgnorePatterns: ['/node_modules/(?!cookie/)'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,

@@ -3,10 +3,12 @@
 /**
  * `npm run bench:<name>` → runs test/bench/<name>.ts. Each benchmark provisions what it needs the
  * way `npm test` does (test/support/stack.ts, honouring DATABASE_URL), stops all it started, and
- * prints one JSON object of its figures as its last line.
+ * prints one JSON object of its figures as its last line. On a Node older than the project's floor it
+ * re-runs itself under the pinned Node 24 (scripts/node-runtime.js) first.
  */
 const path = require('node:path');
 const { existsSync } = require('node:fs');
+const { reexecIfTooOld } = require('./node-runtime');
 
 const name = process.argv[2];
 const file = name && path.join(__dirname, '..', 'test', 'bench', `${name}.ts`);
@@ -14,15 +16,17 @@ if (!file || !existsSync(file)) {
   console.error(`usage: node scripts/bench.js <name>   (no benchmark ${name ?? ''} in test/bench/)`);
   process.exit(2);
 }
-require('tsx/cjs');
-const { main } = require(file);
-main(process.argv.slice(3)).then(
-  (figures) => {
-    console.log(JSON.stringify(figures));
-    process.exit(0);
-  },
-  (err) => {
-    console.error(err && err.stack ? err.stack : err);
-    process.exit(1);
-  },
-);
+if (!reexecIfTooOld()) {
+  require('tsx/cjs');
+  const { main } = require(file);
+  main(process.argv.slice(3)).then(
+    (figures) => {
+      console.log(JSON.stringify(figures));
+      process.exit(0);
+    },
+    (err) => {
+      console.error(err && err.stack ? err.stack : err);
+      process.exit(1);
+    },
+  );
+}

@@ -2,20 +2,18 @@
 'use strict';
 /**
  * `npm start`: bootstraps the dev stack. Plain JavaScript, because it runs before dependencies are
- * installed: it (re)installs them when node_modules is missing or older than package-lock.json,
- * then hands over to the TypeScript orchestrator in scripts/dev-stack.ts.
+ * installed: on a Node older than the project's floor it re-runs itself under the pinned Node 24
+ * (scripts/node-runtime.js), (re)installs dependencies when node_modules is missing or older than
+ * package-lock.json, then hands over to the TypeScript orchestrator in scripts/dev-stack.ts.
  */
 const { spawnSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
 const { existsSync, readFileSync, statSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 
+const { reexecIfTooOld } = require('./node-runtime');
+
 const root = path.resolve(__dirname, '..');
-const major = Number(process.versions.node.split('.')[0]);
-if (major < 20) {
-  console.error(`Agentina needs Node.js 20 or newer; this is ${process.version}.`);
-  process.exit(1);
-}
 
 function ensureDependencies() {
   const lock = path.join(root, 'package-lock.json');
@@ -47,7 +45,7 @@ function ensureDependencies() {
 
 module.exports = { ensureDependencies };
 
-if (require.main === module) {
+if (require.main === module && !reexecIfTooOld()) {
   ensureDependencies();
   require('tsx/cjs');
   const { main } = require('./dev-stack.ts');

@@ -81,6 +81,11 @@ describe('docker-compose.yml', () => {
     expect(existsSync(path.join(ROOT, 'Dockerfile'))).toBe(true);
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/ENTRYPOINT \["node", "bin\/agentina.js"\]/);
+    // Both stages on the Node 24 LTS image.
+    expect(dockerfile.match(/^FROM .*/gm)).toEqual([
+      'FROM node:24-bookworm-slim AS deps',
+      'FROM node:24-bookworm-slim',
+    ]);
     expect(dockerfile).toMatch(/^USER agentina$/m);
     for (const name of ['agentina-api', 'agentina-worker']) {
       const s = svc(name);
