@@ -85,7 +85,9 @@ export type AgentStatusRow = {
   license_version: number;
   license_reason: string | null;
   expires_at: Date;
+  trial_ends_at: Date | null;
   grace_days: number;
+  trial_end_state: 'expired' | 'grace';
   agent_status: string;
   status_version: number;
   agent_reason: string | null;
@@ -96,9 +98,7 @@ export async function readAgentStatuses(db: Queryable, agentIds: readonly string
   const { rows } = await db.query<AgentStatusRow & { license_version: string; status_version: string }>(
     `SELECT a.id AS agent_id, a.license_id, a.customer_id, l.state AS license_state, l.version AS license_version,
             l.state_reason AS license_reason,
-            -- the effective end of the term and its grace, as the signed license document states them
-            COALESCE(l.trial_ends_at, l.expires_at) AS expires_at,
-            CASE WHEN l.trial_ends_at IS NOT NULL AND l.trial_end_state = 'expired' THEN 0 ELSE l.grace_days END AS grace_days,
+            l.expires_at, l.trial_ends_at, l.grace_days, l.trial_end_state,
             a.status AS agent_status,
             a.status_version, a.status_reason AS agent_reason
        FROM agents a JOIN licenses l ON l.id = a.license_id

@@ -8,13 +8,17 @@ import type { Actor } from '../protocol/audit-chain';
 import type { LicenseState } from '../protocol/schemas';
 
 export const LICENSE_WORKFLOW_TYPE = 'licenseLifecycle';
-export const licenseWorkflowId = (licenseId: string): string => `license/${licenseId}`;
+export function licenseWorkflowId(licenseId: string): string {
+  return `license/${licenseId}`;
+}
 
 export const LicenseIdAttribute = defineSearchAttributeKey('LicenseId', SearchAttributeType.KEYWORD);
 export const CustomerIdAttribute = defineSearchAttributeKey('CustomerId', SearchAttributeType.KEYWORD);
 export const LicenseStateAttribute = defineSearchAttributeKey('LicenseState', SearchAttributeType.KEYWORD);
 
-export type TrialEndState = 'expired' | 'grace';
+import type { TrialEndState } from '../protocol/license-terms';
+
+export type { TrialEndState };
 
 /** The one typed input: ids, dates and small numbers. */
 export type LicenseLifecycleInput = {

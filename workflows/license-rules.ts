@@ -4,6 +4,7 @@
  */
 import type { LicenseTransitionInput } from '../activities/license-activities';
 import type { Actor } from '../protocol/audit-chain';
+import { DAY_MS, graceEndMs, termEndMs } from '../protocol/license-terms';
 import type { LicenseState } from '../protocol/schemas';
 import {
   INVALID_ARGUMENT,
@@ -17,7 +18,7 @@ import {
   type SuspendArgs,
 } from './license-contract';
 
-export const DAY_MS = 24 * 60 * 60 * 1000;
+export { DAY_MS };
 const MAX_TIME_MS = Date.UTC(9999, 0, 1);
 const ACTOR_KINDS: readonly string[] = ['admin', 'customer', 'system', 'agent', 'workflow'];
 
@@ -29,29 +30,18 @@ const ms = (iso: string): number => Date.parse(iso);
 
 /** The state the timers say is right at `now` (ignoring suspension and revocation). */
 export function scheduledState(terms: Terms, now: number): TimedState {
-  const graceMs = terms.graceDays * DAY_MS;
-  if (terms.trialEndsAt !== null) {
-    const end = ms(terms.trialEndsAt);
-    if (now < end) return 'trial';
-    if (terms.trialEndState === 'grace' && now < end + graceMs) return 'grace';
-    return 'expired';
-  }
-  const end = ms(terms.expiresAt);
-  if (now < end) return 'active';
-  if (now < end + graceMs) return 'grace';
-  return 'expired';
+  if (now < termEndMs(terms)) return terms.trialEndsAt !== null ? 'trial' : 'active';
+  return now < graceEndMs(terms) ? 'grace' : 'expired';
 }
 
 /** When the timers next change the state of a license in `state`, or null. */
 export function nextDeadline(state: LicenseState, terms: Terms): number | null {
-  const graceMs = terms.graceDays * DAY_MS;
-  const end = ms(terms.trialEndsAt ?? terms.expiresAt);
   switch (state) {
     case 'trial':
     case 'active':
-      return end;
+      return termEndMs(terms);
     case 'grace':
-      return end + graceMs;
+      return graceEndMs(terms);
     default:
       return null; // expired waits for a renewal; suspended and revoked wait for an update
   }

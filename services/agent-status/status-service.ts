@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { readAgentStatuses, type AgentStatusRow } from '../../db/agents-repo';
 import {
+  effectiveGraceDays,
   GOOD_LICENSE_STATES,
   type Clock,
   type LicenseState,
@@ -63,8 +64,13 @@ export function statusPayloadOf(row: AgentStatusRow, now: Date): StatusPayload {
     good: licenseGood && agentGood,
     version: statusVersion(row),
     serverTime: now.toISOString(),
-    expiresAt: row.expires_at.toISOString(),
-    graceDays: row.grace_days,
+    // The term's end and its grace, as the signed license document states them.
+    expiresAt: (row.trial_ends_at ?? row.expires_at).toISOString(),
+    graceDays: effectiveGraceDays({
+      trialEndsAt: row.trial_ends_at,
+      graceDays: row.grace_days,
+      trialEndState: row.trial_end_state,
+    }),
   };
   if (!licenseGood) payload.reason = (row.license_reason ?? `license ${row.license_state}`).slice(0, 500);
   else if (!agentGood) payload.reason = (row.agent_reason ?? `agent ${row.agent_status}`).slice(0, 500);
@@ -122,7 +128,7 @@ export function createStatusService(deps: StatusServiceDeps) {
    */
   function signedEntry(row: AgentStatusRow): SignedEntry {
     const now = deps.clock.now();
-    const key = `${statusVersion(row)}|${row.license_state}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.grace_days}`;
+    const key = `${statusVersion(row)}|${row.license_state}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.trial_ends_at?.getTime() ?? ''}|${row.grace_days}|${row.trial_end_state}`;
     const hit = signed.get(row.agent_id);
     const age = hit ? now.getTime() - hit.at : Infinity;
     if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit;

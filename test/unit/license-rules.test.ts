@@ -1,3 +1,4 @@
+import { effectiveGraceDays, graceEndMs } from '../../protocol/license-terms';
 import { type LicenseSnapshot } from '../../workflows/license-contract';
 import {
   checkConvertTrial,
@@ -140,5 +141,33 @@ describe('license lifecycle rules', () => {
     ],
   ])('accepts: %s', (_n, checks) => {
     expect(checks().every((r) => r === null)).toBe(true);
+  });
+});
+
+describe('the one grace rule (protocol/license-terms.ts)', () => {
+  const day = 24 * 3600_000;
+  const end = '2027-01-01T00:00:00.000Z';
+  it('a trial that ends in expired has no grace; every other term keeps its grace days', () => {
+    expect(effectiveGraceDays({ trialEndsAt: end, graceDays: 7, trialEndState: 'expired' })).toBe(0);
+    expect(effectiveGraceDays({ trialEndsAt: end, graceDays: 7, trialEndState: 'grace' })).toBe(7);
+    expect(effectiveGraceDays({ trialEndsAt: null, graceDays: 7, trialEndState: 'expired' })).toBe(7);
+  });
+  it('the lifecycle, the admin view and the status answer agree on when grace ends', () => {
+    for (const trialEndState of ['expired', 'grace'] as const) {
+      for (const trialEndsAt of [end, null]) {
+        const terms = {
+          expiresAt: trialEndsAt ? '2028-01-01T00:00:00.000Z' : end,
+          trialEndsAt,
+          graceDays: 7,
+          trialEndState,
+        };
+        const graceEnd = graceEndMs(terms);
+        expect(graceEnd).toBe(Date.parse(end) + effectiveGraceDays(terms) * day);
+        expect(scheduledState(terms, graceEnd - 1)).toBe(
+          graceEnd === Date.parse(end) ? (trialEndsAt ? 'trial' : 'active') : 'grace',
+        );
+        expect(scheduledState(terms, graceEnd)).toBe('expired');
+      }
+    }
   });
 });
