@@ -12,6 +12,7 @@ export type { Actor, ActorKind, Subject, AuditContent, CheckpointStatement } fro
 export * from './schemas';
 export * from './fingerprint';
 export * from './license';
+export * from './license-terms';
 export * from './agent-api';
 export {
   KEY_PURPOSES,
@@ -24,3 +25,4 @@ export {
 } from './keyring';
 export type { KeyPurpose, PublicKeySetFile } from './keyring';
 export * from './audit-verify';
+export * from './enums';

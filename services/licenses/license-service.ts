@@ -24,6 +24,9 @@ import {
 } from '../../db/licenses-repo';
 import { withTransaction, type Queryable } from '../../db/pool';
 import {
+  DAY_MS,
+  effectiveGraceDays,
+  graceEndMs,
   newId,
   signLicense,
   type Actor,
@@ -32,6 +35,7 @@ import {
   type LicenseState,
   type SignedLicense,
   type Signer,
+  type LicenseTerms,
 } from '../../protocol';
 import {
   convertTrialUpdate,
@@ -51,8 +55,11 @@ import {
   type LicenseSnapshot,
   type TrialEndState,
 } from '../../workflows/license-contract';
-import { DAY_MS, scheduledState } from '../../workflows/license-rules';
+import { scheduledState } from '../../workflows/license-rules';
 import { AppError } from '../errors';
+import type { LicenseView, WorkflowView } from '../../protocol/views';
+
+export type { LicenseView, WorkflowView };
 
 /**
  * The license rules the API (admin, portal) and the agent area use. Every change of state goes
@@ -62,34 +69,6 @@ import { AppError } from '../errors';
  * returns the Ed25519-signed document for a bound agent (key from the key files only), and
  * `revokeLicense(id, actor, reason)` returns once the revocation is committed and NOTIFYed.
  */
-
-export type LicenseView = {
-  id: string;
-  customerId: string;
-  plan: string;
-  features: Record<string, boolean | number | string>;
-  maxAgents: number;
-  state: LicenseState;
-  version: number;
-  notBefore: string;
-  expiresAt: string;
-  trialEndsAt: string | null;
-  trialEndState: TrialEndState;
-  graceDays: number;
-  /** When grace ends (and the license expires) if nothing changes. */
-  graceEndsAt: string;
-  stateReason: string | null;
-  createdAt: string;
-  updatedAt: string;
-};
-
-export type WorkflowView = {
-  id: string;
-  /** Temporal Web page of this lifecycle. */
-  url: string;
-  /** The workflow's own answer, or null when it could not be asked right now. */
-  current: LicenseSnapshot | null;
-};
 
 export type CreateLicenseInput = {
   /** Optional client-chosen id: repeating a create with the same id returns the same license. */
@@ -140,9 +119,18 @@ const updateIdOf = (o: ChangeOptions, action: string): { updateId?: string } =>
 const QUERY_TIMEOUT_MS = 3000;
 const DEFAULT_UPDATE_TIMEOUT_MS = 20000;
 
+/** A row's terms, as the grace rule (protocol/license-terms.ts) reads them. */
+export function termsOfRow(r: LicenseRow): LicenseTerms<Date> {
+  return {
+    expiresAt: r.expires_at,
+    trialEndsAt: r.trial_ends_at,
+    graceDays: r.grace_days,
+    trialEndState: r.trial_end_state,
+  };
+}
+
 export function toLicenseView(r: LicenseRow): LicenseView {
-  const end = (r.trial_ends_at ?? r.expires_at).getTime();
-  const graceEnd = r.trial_ends_at !== null && r.trial_end_state === 'expired' ? end : end + r.grace_days * DAY_MS;
+  const graceEnd = graceEndMs(termsOfRow(r));
   return {
     id: r.id,
     customerId: r.customer_id,
@@ -213,7 +201,7 @@ export function licenseDocumentFor(
     maxAgents: r.max_agents,
     notBefore: r.not_before.toISOString(),
     expiresAt: (r.trial_ends_at ?? r.expires_at).toISOString(),
-    graceDays: r.trial_ends_at !== null && r.trial_end_state === 'expired' ? 0 : r.grace_days,
+    graceDays: effectiveGraceDays(termsOfRow(r)),
     issuedAt: issuedAt.toISOString(),
     version: r.version,
     ...(binding ? { agentId: binding.agentId, fingerprintCommitment: binding.fingerprintCommitment } : {}),
