@@ -1,8 +1,11 @@
 import type { Queryable, Tx } from './pool';
 
 /** Tasks queued for agents and their leases. */
-export const TASK_STATES = ['queued', 'leased', 'succeeded', 'failed', 'interrupted', 'rejected', 'cancelled'] as const;
-export type TaskState = (typeof TASK_STATES)[number];
+import { TASK_STATES } from '../protocol/enums';
+
+export { TASK_STATES };
+export type { TaskState } from '../protocol/enums';
+import type { TaskState } from '../protocol/enums';
 export type TaskOutcome = 'succeeded' | 'failed' | 'interrupted' | 'rejected';
 
 export type TaskRow = {

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { TASK_KINDS } from './enums';
+
+export { TASK_KINDS };
 import { fingerprintHashesSchema, fingerprintSaltSchema, FINGERPRINT_COMPONENTS } from './fingerprint';
 import { signedLicenseSchema } from './license';
 import {
@@ -96,7 +99,6 @@ export const heartbeatResponseSchema = z.strictObject({
 });
 
 // ---- tasks: GET /v1/agent/tasks/next?wait=<s>, POST /v1/agent/tasks/:id/result
-export const TASK_KINDS = ['echo', 'sleep', 'http.get'] as const;
 export const agentTaskSchema = z.strictObject({
   id: taskId,
   kind: z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/),

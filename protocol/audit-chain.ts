@@ -8,9 +8,10 @@ import { canonicalJson } from './canonical-json';
  */
 export const GENESIS_HASH = '0'.repeat(64);
 
-export const ACTOR_KINDS = ['admin', 'customer', 'system', 'agent', 'workflow'] as const;
-export type ActorKind = (typeof ACTOR_KINDS)[number];
-export type Actor = { kind: ActorKind; id: string };
+export { ACTOR_KINDS } from './enums';
+import type { Actor } from './enums';
+
+export type { Actor, ActorKind } from './enums';
 export type Subject = { kind: string; id: string };
 
 /** Exactly what is hashed for one row. */

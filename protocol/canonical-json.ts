@@ -48,6 +48,7 @@ function encode(value: unknown, stack: Set<object>): string {
   }
 }
 
-export function canonicalBytes(value: unknown): Buffer {
-  return Buffer.from(canonicalJson(value), 'utf8');
+/** The UTF-8 bytes that are signed and hashed (TextEncoder: the same in Node and the browser). */
+export function canonicalBytes(value: unknown): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(value));
 }

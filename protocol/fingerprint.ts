@@ -8,8 +8,9 @@ import { hex64 } from './schemas';
  * hashed with HMAC-SHA256 under a random salt chosen at activation (so per license and per
  * agent), so raw serials never leave the machine and hashes cannot be linked across licenses.
  */
-export const FINGERPRINT_COMPONENTS = ['baseboard', 'disk', 'cpu', 'mac', 'hostname'] as const;
-export type FingerprintComponent = (typeof FINGERPRINT_COMPONENTS)[number];
+export { FINGERPRINT_COMPONENTS } from './enums';
+export type { FingerprintComponent } from './enums';
+import { FINGERPRINT_COMPONENTS, type FingerprintComponent } from './enums';
 
 export const DEFAULT_FINGERPRINT_WEIGHTS: Readonly<Record<FingerprintComponent, number>> = {
   baseboard: 30,

@@ -17,10 +17,5 @@ export const signatureSchema = z.strictObject({
   sig: z.string().max(100),
 });
 
-export const LICENSE_STATES = ['trial', 'active', 'grace', 'expired', 'suspended', 'revoked'] as const;
-export type LicenseState = (typeof LICENSE_STATES)[number];
-/** States in which an agent may accept work. */
-export const GOOD_LICENSE_STATES: readonly LicenseState[] = ['trial', 'active', 'grace'];
-
-export const AGENT_STATUSES = ['active', 'quarantined', 'offline', 'deregistered'] as const;
-export type AgentStatus = (typeof AGENT_STATUSES)[number];
+export { LICENSE_STATES, GOOD_LICENSE_STATES, AGENT_STATUSES } from './enums';
+export type { LicenseState, AgentStatus } from './enums';

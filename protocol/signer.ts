@@ -71,7 +71,7 @@ export function verifySignature(value: unknown, signature: Signature, keys: KeyS
   if (!key) return { ok: false, code: 'UNKNOWN_KEY' };
   const sig = Buffer.from(signature.sig, 'base64');
   if (sig.length !== 64) return { ok: false, code: 'MALFORMED' };
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
     bytes = canonicalBytes(value);
   } catch {

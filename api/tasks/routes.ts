@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { TASK_STATES } from '../../db/tasks-repo';
+import { TASK_STATES } from '../../protocol';
 import {
   agentId,
   customerId,

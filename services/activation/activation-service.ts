@@ -30,6 +30,10 @@ import {
   type Signer,
 } from '../../protocol';
 import { AppError } from '../errors';
+import type { ActivationTokenState as TokenState } from '../../protocol/enums';
+import type { ActivationTokenView } from '../../protocol/views';
+
+export type { ActivationTokenView, TokenState };
 
 export const ACTIVATION_TOKEN_DEFAULT_TTL_S = 24 * 3600;
 export const ACTIVATION_TOKEN_MIN_TTL_S = 300;
@@ -38,21 +42,6 @@ export const HEARTBEAT_INTERVAL_S = 60;
 
 /** Who the anonymous presenter of an unusable token is, in the audit log. */
 const UNAUTHENTICATED_AGENT: Actor = { kind: 'agent', id: 'unauthenticated' };
-
-export type TokenState = 'pending' | 'spent' | 'expired' | 'revoked';
-export type ActivationTokenView = {
-  id: string;
-  licenseId: string;
-  customerId: string;
-  label: string | null;
-  state: TokenState;
-  createdAt: string;
-  expiresAt: string;
-  createdBy: { kind: string; id: string };
-  spentAt: string | null;
-  agentId: string | null;
-  revokedAt: string | null;
-};
 
 export type RedeemRefusal = 'unknown' | 'spent' | 'expired' | 'revoked';
 

@@ -8,11 +8,14 @@ import {
   type AgentWithLicense,
 } from '../../db/agent-status-repo';
 import { withTransaction } from '../../db/pool';
-import type { AgentStatus, Clock, FingerprintComponent, LicenseState } from '../../protocol';
-import { agentDeregisteredSignal, releaseAgentUpdate, workflowIdForAgent } from '../../workflows/agent-quarantine';
+import type { AgentStatus, Clock } from '../../protocol';
+import { agentDeregisteredSignal, releaseAgentUpdate, agentWorkflowId } from '../../workflows/agent-quarantine';
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
+import type { AgentView } from '../../protocol/views';
+
+export type { AgentView };
 
 export type AgentsServiceDeps = {
   pool: Pool;
@@ -21,26 +24,6 @@ export type AgentsServiceDeps = {
   onWarning?: (message: string, err: unknown) => void;
 };
 type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
-
-/** What admins and customers see of an agent: no credential hash, key or fingerprint hashes. */
-export type AgentView = {
-  id: string;
-  licenseId: string;
-  customerId: string;
-  status: AgentStatus;
-  statusVersion: number;
-  statusReason: string | null;
-  licenseState: LicenseState;
-  changedComponents: FingerprintComponent[];
-  agentVersion: string | null;
-  runtimeHash: string | null;
-  fingerprintScore: number | null;
-  inFlightTasks: number;
-  hostnameHint: string | null;
-  lastHeartbeatAt: string | null;
-  createdAt: string;
-  deregisteredAt: string | null;
-};
 
 export function agentView(a: AgentWithLicense): AgentView {
   return {
@@ -73,7 +56,7 @@ export async function endQuarantineOnDeregistration(
   onWarning?: (message: string, err: unknown) => void,
 ): Promise<void> {
   try {
-    await temporal.client.workflow.getHandle(workflowIdForAgent(agentId)).signal(agentDeregisteredSignal);
+    await temporal.client.workflow.getHandle(agentWorkflowId(agentId)).signal(agentDeregisteredSignal);
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError))
       onWarning?.('could not tell the quarantine workflow about a deregistration', err);
@@ -122,7 +105,7 @@ export function createAgentsService(deps: AgentsServiceDeps) {
       const agent = await visibleAgent(admin, agentId);
       if (agent.status !== 'quarantined')
         throw new AppError('CONFLICT', `The agent is ${agent.status}, not quarantined.`);
-      const handle = deps.temporal.client.workflow.getHandle(workflowIdForAgent(agentId));
+      const handle = deps.temporal.client.workflow.getHandle(agentWorkflowId(agentId));
       let viaWorkflow = true;
       try {
         const r = await handle.executeUpdate(releaseAgentUpdate, {

@@ -21,6 +21,7 @@ import { AppError } from '../errors';
 import { subjectKind } from './login-service';
 import { checkPasswordRules, generateOneTimePassword, type PasswordHasher } from './passwords';
 import { sha256Hex } from '../secrets';
+import type { AccountView, CustomerUserView, CustomerView, ServiceAccountView } from '../../protocol/views';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const LIST_LIMIT = 500;
@@ -41,11 +42,11 @@ function accountView(a: AdminRow | CustomerUserRow, now: Date) {
   };
 }
 
-export function adminView(a: AdminRow, now: Date) {
+export function adminView(a: AdminRow, now: Date): AccountView {
   return accountView(a, now);
 }
 
-export function customerView(c: CustomerRow) {
+export function customerView(c: CustomerRow): CustomerView {
   return {
     id: c.id,
     name: c.name,
@@ -55,12 +56,12 @@ export function customerView(c: CustomerRow) {
   };
 }
 
-export function customerUserView(u: CustomerUserRow, now: Date) {
+export function customerUserView(u: CustomerUserRow, now: Date): CustomerUserView {
   const { id, ...rest } = accountView(u, now);
   return { id, customerId: u.customer_id, ...rest };
 }
 
-export function serviceAccountView(s: ServiceAccountRow) {
+export function serviceAccountView(s: ServiceAccountRow): ServiceAccountView {
   return {
     id: s.id,
     name: s.name,

@@ -20,21 +20,14 @@ import {
   type SignedReleaseManifest,
 } from '../../protocol';
 import { AppError } from '../errors';
+import type { ReleaseView } from '../../protocol/views';
+
+export type { ReleaseView };
 
 export type ReleasesServiceDeps = {
   pool: Pool;
   clock: Clock;
   /** The `release` public key set, read when needed so rotations apply. */ releaseKeys: () => KeySet;
-};
-
-export type ReleaseView = {
-  id: string;
-  version: string;
-  runtimeHash: string;
-  keyId: string;
-  fileCount: number;
-  publishedBy: { kind: string; id: string };
-  createdAt: string;
 };
 
 export function releaseView(r: ReleaseRow): ReleaseView {

@@ -28,6 +28,9 @@ import {
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TaskWaker } from './task-waker';
+import type { TaskView } from '../../protocol/views';
+
+export type { TaskView };
 
 /** Bounds on what a task carries, in bytes of JSON. */
 export const MAX_TASK_PAYLOAD_BYTES = 64 * 1024;
@@ -38,24 +41,6 @@ type Creator = Extract<Principal, { kind: 'admin' | 'customer' }>;
 type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
 
 export type TasksServiceDeps = { pool: Pool; clock: Clock; waker: TaskWaker; leaseMs: number };
-
-export type TaskView = {
-  id: string;
-  agentId: string;
-  licenseId: string;
-  customerId: string;
-  kind: string;
-  payload: Record<string, unknown>;
-  state: TaskState;
-  attempts: number;
-  maxAttempts: number;
-  leaseExpiresAt: string | null;
-  result: unknown;
-  error: string | null;
-  createdBy: { kind: string; id: string };
-  createdAt: string;
-  completedAt: string | null;
-};
 
 export function taskView(t: TaskRow): TaskView {
   return {

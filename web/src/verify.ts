@@ -1,32 +1,12 @@
 import nacl from 'tweetnacl';
+import { canonicalJson } from '../../protocol/canonical-json';
 import type { PublicKeySets, SignedLicense } from './types';
 
 /**
  * Checks a signed license document in the browser with tweetnacl, against the public key set the
- * API publishes, so the answer does not rest on the server's word. Same canonical JSON as
- * protocol/canonical-json.ts: sorted keys, no whitespace, JSON.stringify for strings and numbers.
+ * API publishes, so the answer does not rest on the server's word. The bytes signed are
+ * protocol/canonical-json.ts's, the same module the server signs with.
  */
-export function canonicalJson(value: unknown): string {
-  if (value === null) return 'null';
-  switch (typeof value) {
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'number':
-      if (!Number.isFinite(value)) throw new Error('non-finite number');
-      return JSON.stringify(value);
-    case 'string':
-      return JSON.stringify(value);
-    case 'object':
-      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-      return `{${Object.keys(value)
-        .sort()
-        .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-        .join(',')}}`;
-    default:
-      throw new Error(`${typeof value} has no JSON form`);
-  }
-}
-
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
 const ED25519_SPKI_PREFIX = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
