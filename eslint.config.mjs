@@ -5,6 +5,45 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
+/**
+ * The layers: an import that climbs out of a folder may reach only the folders listed for it.
+ * `api`, `activities`, `worker`, `cli` → `services` → `db`, `protocol`; `agent` and `web` →
+ * `protocol` only; `workflows` → nothing with I/O (its own block below). test/unit/lint-rules
+ * proves each rule bites.
+ */
+const TOP = [
+  'api',
+  'services',
+  'workflows',
+  'activities',
+  'worker',
+  'db',
+  'protocol',
+  'agent',
+  'cli',
+  'config',
+  'web',
+  'scripts',
+  'test',
+];
+function layer(files, allowed, why, extra = {}) {
+  const banned = TOP.filter((t) => !allowed.includes(t) && !files.some((f) => f.startsWith(`${t}/`)));
+  return {
+    files,
+    ...extra,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          ...(extra.paths ? { paths: extra.paths } : {}),
+          patterns: [{ regex: `^(\\.\\./)+(${banned.join('|')})(/|$)`, message: why }, ...(extra.patterns ?? [])],
+        },
+      ],
+      ...(extra.rules ?? {}),
+    },
+  };
+}
+
 export default tseslint.config(
   {
     ignores: [
@@ -54,7 +93,18 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              group: ['**/activities', '**/activities/**', '**/db', '**/db/**', '**/api', '**/api/**'],
+              group: [
+                '**/activities',
+                '**/activities/**',
+                '**/db',
+                '**/db/**',
+                '**/api',
+                '**/api/**',
+                '**/services',
+                '**/services/**',
+                '**/worker',
+                '**/worker/**',
+              ],
               allowTypeImports: true,
               message: 'Workflows may only import types from activities/, and nothing from db/ or api/.',
             },
@@ -70,6 +120,57 @@ export default tseslint.config(
       ],
     },
   },
+  layer(
+    ['services/**/*.ts'],
+    ['db', 'protocol', 'workflows', 'config'],
+    'services/ hold the rules: they import db/, protocol/, workflow definitions and config types, never api/, activities/, worker/ or cli/.',
+  ),
+  layer(
+    ['api/**/*.ts'],
+    ['services', 'protocol', 'config'],
+    'api/ holds routes, schemas and auth over services/: no SQL (db/), no activities, worker or CLI.',
+  ),
+  {
+    // The process entry opens the pool it hands to createServices().
+    files: ['api/server.ts'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+  layer(
+    ['activities/**/*.ts'],
+    ['services', 'protocol'],
+    'activities/ are thin: each calls a service (no SQL, no api/, no worker or CLI).',
+  ),
+  layer(
+    ['db/**/*.ts'],
+    ['protocol', 'config'],
+    'db/ holds the SQL and imports nothing above it (protocol/ for shared names only).',
+  ),
+  layer(
+    ['protocol/**/*.ts'],
+    [],
+    'protocol/ is the contract shared with the agent and the browser: it imports nothing of the project.',
+  ),
+  // web/ has folders named like the top level (web/src/api.ts): count the climb to the root instead.
+  ...[
+    ['web/src/*.ts', 2],
+    ['web/src/*/*.ts', 3],
+  ].map(([glob, depth]) => ({
+    files: [glob],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: `^(\\.\\./){${depth}}(?!protocol/)`,
+              message:
+                'web/ imports only protocol/ (views, lists, canonical JSON): the browser never reaches server code.',
+            },
+          ],
+        },
+      ],
+    },
+  })),
   {
     // The agent ships alone to customer machines: it may import protocol/ and npm packages, never server code.
     files: ['agent/**/*.ts'],
@@ -83,7 +184,7 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              regex: '^(\\.\\./)+(api|db|activities|workflows|cli|config|scripts|test|web)(/|$)',
+              regex: '^(\\.\\./)+(api|services|db|activities|worker|workflows|cli|config|scripts|test|web)(/|$)',
               message: 'agent/ imports only protocol/ and npm packages (never server code).',
             },
             {

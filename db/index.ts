@@ -1,4 +1,4 @@
-export { createPool, withTransaction, pingDatabase, SCHEMA } from './pool';
+export { createPool, withTransaction, pingDatabase, listen, unlisten, SCHEMA } from './pool';
 export type { Queryable, Tx, PoolOptions } from './pool';
 export { migrate, ensureDatabase, loadMigrations, MIGRATIONS_DIR } from './migrate';
 export type { Migration, MigrateResult } from './migrate';
@@ -6,7 +6,6 @@ export * as adminsRepo from './admins-repo';
 export type { AdminRow } from './admins-repo';
 export { appendAudit } from './audit-repo';
 export type { AuditEventInput, AppendResult } from './audit-repo';
-export { AUDIT_ACTIONS, isAuditAction } from '../protocol/audit-actions';
 export type { AuditAction } from '../protocol/audit-actions';
 export { STATUS_CHANNEL, insertStatusFeed, notifyStatus, listStatusFeedSince } from './status-feed-repo';
 export type { StatusNotice, StatusFeedInput, StatusFeedRow } from './status-feed-repo';

@@ -70,3 +70,16 @@ export async function withTransaction<T>(pool: Pool, fn: (tx: Tx) => Promise<T>)
 export async function pingDatabase(db: Queryable): Promise<void> {
   await db.query('SELECT 1');
 }
+
+/** Notice channels this schema NOTIFYs on (status_feed and tasks). */
+export type NoticeChannel = 'agentina_status' | 'agentina_tasks';
+
+/** Subscribes a dedicated connection to a notice channel. */
+export async function listen(client: PoolClient, channel: NoticeChannel): Promise<void> {
+  await client.query(`LISTEN ${channel}`);
+}
+
+/** Unsubscribes before the connection goes back or away; a failure here changes nothing. */
+export async function unlisten(client: PoolClient, channel: NoticeChannel): Promise<void> {
+  await client.query(`UNLISTEN ${channel}`).catch(() => undefined);
+}

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
+import { pingDatabase } from '../db/pool';
 import type { Config } from '../config';
 import type { Clock } from '../protocol';
 import { createActivationService } from './activation/activation-service';
@@ -104,6 +105,9 @@ export function createServices(deps: ServicesDeps) {
     releases: createReleasesService({ pool, clock, releaseKeys: () => keys.keySet('release') }),
     audit: createAuditService({ pool, keys }),
     checkpoints: createCheckpointService({ pool, clock, keys, heldDir: config.audit.checkpointDir }),
+
+    /** Rejects when PostgreSQL does not answer (the readiness probe). */
+    pingDatabase: () => pingDatabase(pool),
 
     /** Opens the LISTEN connection for status notices; resolves once it is up (or failed once). */
     async start(): Promise<void> {

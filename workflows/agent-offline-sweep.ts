@@ -1,5 +1,7 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
+import type { RetryPolicy } from '@temporalio/common';
+import { AGENT_ACTIVITY_RETRY } from './agent-quarantine';
 
 /**
  * agentOfflineSweep: run by a Temporal Schedule. Marks active agents whose last heartbeat is
@@ -11,9 +13,13 @@ export type AgentOfflineSweepResult = { marked: number };
 
 export const AGENT_OFFLINE_SWEEP_ID = 'agent-offline-sweep';
 
+export const SWEEP_START_TO_CLOSE = '2 minutes';
+/** A sweep that keeps failing gives up: the schedule runs the next one anyway. */
+export const SWEEP_ACTIVITY_RETRY: RetryPolicy = { ...AGENT_ACTIVITY_RETRY, maximumAttempts: 5 };
+
 const { markStaleAgentsOffline } = proxyActivities<AgentActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+  startToCloseTimeout: SWEEP_START_TO_CLOSE,
+  retry: SWEEP_ACTIVITY_RETRY,
 });
 
 export async function agentOfflineSweep(input: AgentOfflineSweepInput): Promise<AgentOfflineSweepResult> {

@@ -9,6 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
+import type { RetryPolicy } from '@temporalio/common';
 
 /**
  * agentQuarantine (id `agent/<agentId>`): a heartbeat reported a tampered runtime or a machine
@@ -28,13 +29,21 @@ export const releaseAgentUpdate = defineUpdate<AgentReleaseResult, [AgentRelease
 export const agentDeregisteredSignal = defineSignal('agentDeregistered');
 export const quarantinePhaseQuery = defineQuery<QuarantinePhase>('quarantinePhase');
 
-export const workflowIdForAgent = (agentId: string) => `agent/${agentId}`;
+export function agentWorkflowId(agentId: string): string {
+  return `agent/${agentId}`;
+}
 
 export const AGENT_ACTIVITY_START_TO_CLOSE = '30 seconds';
+/** A status change is one short transaction: retried until PostgreSQL answers. */
+export const AGENT_ACTIVITY_RETRY: RetryPolicy = {
+  initialInterval: '1 second',
+  maximumInterval: '30 seconds',
+  backoffCoefficient: 2,
+};
 
 const { quarantineAgent, releaseAgent } = proxyActivities<AgentActivities>({
   startToCloseTimeout: AGENT_ACTIVITY_START_TO_CLOSE,
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+  retry: AGENT_ACTIVITY_RETRY,
 });
 
 export async function agentQuarantine(input: AgentQuarantineInput): Promise<AgentQuarantineResult> {

@@ -59,7 +59,7 @@ export function healthRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         const checks: Check[] = [
           {
             name: 'postgres',
-            run: async () => void (await deps.pool.query('SELECT 1')),
+            run: () => deps.services.pingDatabase(),
             down: 'PostgreSQL is not answering',
           },
           { name: 'temporal', run: () => deps.temporal.ping(2000), down: 'Temporal is not answering' },

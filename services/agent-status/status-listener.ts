@@ -1,6 +1,6 @@
 import type { Pool, PoolClient, Notification } from 'pg';
 import type { Logger } from 'pino';
-import { STATUS_CHANNEL, type StatusNotice } from '../../db';
+import { listen, STATUS_CHANNEL, unlisten, type StatusNotice } from '../../db';
 
 /**
  * The one LISTEN connection of an API process. Parked long-polls register a waiter under their
@@ -180,7 +180,7 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
     c.on('error', onClientError);
     c.on('end', onClientEnd);
     try {
-      await c.query(`LISTEN ${STATUS_CHANNEL}`);
+      await listen(c, STATUS_CHANNEL);
     } catch (err) {
       if (client === c) {
         dropClient(err as Error);
@@ -247,7 +247,7 @@ export function createStatusListener(deps: StatusListenerDeps): StatusListener {
         c.removeListener('error', onClientError);
         c.removeListener('end', onClientEnd);
         c.on('error', () => undefined);
-        await c.query(`UNLISTEN ${STATUS_CHANNEL}`).catch(() => undefined);
+        await unlisten(c, STATUS_CHANNEL);
         c.release(true);
       }
     },

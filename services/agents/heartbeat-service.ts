@@ -19,7 +19,7 @@ import {
   type HeartbeatRequest,
   type SignedStatus,
 } from '../../protocol';
-import { workflowIdForAgent, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
+import { agentWorkflowId, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
 import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
 import { endQuarantineOnDeregistration } from './agents-service';
 import type { Principal } from '../principal';
@@ -73,7 +73,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
     const input: AgentQuarantineInput = { agentId: principal.id, reason, detectedAt: detectedAt.toISOString() };
     try {
       await deps.temporal.client.workflow.start('agentQuarantine', {
-        workflowId: workflowIdForAgent(principal.id),
+        workflowId: agentWorkflowId(principal.id),
         taskQueue: deps.temporal.taskQueue,
         args: [input],
         workflowIdConflictPolicy: 'USE_EXISTING',

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { listen, unlisten } from '../../db/pool';
 import { TASKS_CHANNEL } from '../../db/tasks-repo';
 
 export type TaskWaker = {
@@ -38,7 +39,7 @@ export function createTaskWaker(pool: Pool, onError: (err: unknown) => void = ()
       c.release(err);
       wakeAll();
     });
-    await c.query(`LISTEN ${TASKS_CHANNEL}`);
+    await listen(c, TASKS_CHANNEL);
     if (closed) {
       c.release(true);
       return;
@@ -83,7 +84,7 @@ export function createTaskWaker(pool: Pool, onError: (err: unknown) => void = ()
       if (client) {
         const c = client;
         client = undefined;
-        await c.query(`UNLISTEN ${TASKS_CHANNEL}`).catch(() => undefined);
+        await unlisten(c, TASKS_CHANNEL);
         c.release(true);
       }
     },

@@ -57,6 +57,26 @@ describe('lint rules', () => {
     expect(messages.filter((m) => m.startsWith('no-restricted-imports'))).toEqual([]);
   });
 
+  // The layers (eslint.config.mjs): one probe per rule that must bite, and one that must not.
+  it.each([
+    ['services', "import { buildApp } from '../api/app';", true],
+    ['services', "import { createActivities } from '../activities';", true],
+    ['services', "import { createPool } from '../db';", false],
+    ['api', "import { createPool } from '../db';", true],
+    ['api', "import { createServices } from '../services';", false],
+    ['activities', "import { createPool } from '../db/pool';", true],
+    ['db', "import { createServices } from '../services';", true],
+    ['protocol', "import { createPool } from '../db';", true],
+    ['agent', "import { createServices } from '../services';", true],
+    ['web/src', "import { createPool } from '../../db/pool';", true],
+    ['web/src', "import { AUDIT_ACTIONS } from '../../db/audit-repo';", true],
+    ['web/src', "import { LICENSE_STATES } from '../../protocol/enums';", false],
+  ])('%s: %s → refused: %s', (dir, line, refused) => {
+    const name = /import \{ (\w+) \}/.exec(line)![1];
+    const messages = lintProbe(dir, `${line}\nexport const x = ${name};\n`);
+    expect(messages.some((m) => m.startsWith('no-restricted-imports'))).toBe(refused);
+  });
+
   it('makes a floating promise an error everywhere', async () => {
     const messages = lintProbe(
       'api',
