@@ -70,6 +70,7 @@ export async function activateAgent(input: {
     licenseId,
     maxAgeMs: () => 10 * 60_000,
     initial: null,
+    licenseVersion: () => res.license.document.version,
   });
   const sv = statusCheck.accept(res.status);
   if (!sv.accepted)
@@ -95,7 +96,16 @@ export async function activateAgent(input: {
   store.writeJson(PREFIX_FILES.license, res.license);
   store.writeJson(PREFIX_FILES.status, res.status);
   const grace = createGraceCheck({ store, credential: res.credential, currentHashes: async () => components });
-  await grace.seal(new Date(res.status.payload.serverTime), res.status.payload.graceDays, now);
+  const p = res.status.payload;
+  await grace.observe(
+    {
+      serverTime: new Date(p.serverTime),
+      graceDays: p.graceDays,
+      extend: p.good,
+      status: { version: p.version, serverTime: p.serverTime },
+    },
+    now,
+  );
   // Written last: its presence is what marks the prefix as activated.
   store.writeJson(PREFIX_FILES.activation, record);
   input.journal.append(
