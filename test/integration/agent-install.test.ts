@@ -236,6 +236,36 @@ describe('install --root (staged)', () => {
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
   });
+
+  it('revoked, then restarted while the control plane is unreachable: still terminal, for good', async () => {
+    const runtime = () => JSON.parse(readFileSync(path.join(STATE(), 'runtime.json'), 'utf8'));
+    let run = runSystem();
+    const seen = server.heartbeats.length;
+    await server.waitFor('a heartbeat', () => server.heartbeats.slice(seen).find((h) => h.agentId === agentId), 60_000);
+    server.setLicenseState('revoked', 'revoked while installed');
+    await server.waitFor('terminal', () => journalText().includes('LICENSE_REVOKED'), 30_000);
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+    server.setOffline(true);
+    try {
+      run = runSystem();
+      await server.waitFor('restored', () => journalText().includes('"event":"agent.terminal_restored"'), 30_000);
+      expect(runtime().terminal).toMatchObject({ code: 'LICENSE_REVOKED', permanent: true });
+    } finally {
+      server.setOffline(false);
+    }
+    // Even the control plane saying "active" again does not reopen a revoked agent.
+    server.setLicenseState('active');
+    const newest = server.signedStatusFor(agentId).payload.version;
+    await server.waitFor('the newest answer', () => runtime().lastStatus?.version === newest, 30_000);
+    const queued = server.enqueue('echo', { afterRevocation: true }, agentId);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(server.task(queued)!.state).toBe('queued');
+    expect(runtime().terminal.code).toBe('LICENSE_REVOKED');
+    server.task(queued)!.state = 'done';
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+  });
 });
 
 describe('refuses to start when the agent user could move its trust boundary', () => {
@@ -372,7 +402,7 @@ describe('the systemd unit', () => {
 });
 
 describe('uninstall --root (staged)', () => {
-  it('keeps everything when the control plane cannot be told, unless --force', async () => {
+  it('keeps everything when the control plane cannot be told (and says to use --force)', async () => {
     server.setOffline(true);
     try {
       const r = await runAgentAsRoot(['uninstall', '--root', root], { entry });
