@@ -26,6 +26,7 @@ import {
   runAgentCommand,
   runScriptAs,
   spawnAgent,
+  STAGING_ROOT_PREFIX,
   type AgentProcess,
   type AgentUser,
 } from '../support/agent-user';
@@ -63,7 +64,7 @@ const journalText = (state = STATE()) => {
 const agentIds = () => [...server.agents.values()].map((a) => a.agentId);
 
 function makeRoot(label: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), `agentina-staging-${label}-`));
+  const dir = mkdtempSync(path.join(tmpdir(), `${STAGING_ROOT_PREFIX}${label}-`));
   chmodSync(dir, 0o755);
   return dir;
 }

@@ -17,6 +17,7 @@ import {
   socketsOf,
   spawnAgent,
   USER_HOME_PREFIX,
+  STAGING_ROOT_PREFIX,
   type AgentProcess,
   type AgentUser,
 } from '../support/agent-user';
@@ -409,13 +410,15 @@ describe('the agent process', () => {
 
   it('wrote nothing outside its prefix', () => {
     // Everything the user owns in the temp areas is inside a test home (ours, or a concurrent
-    // agent test file's), and our home holds only prefixes.
+    // agent test file's) or a concurrent test's staged installation (whose state directory the
+    // installer gave to this user), and our home holds only prefixes.
     const owned = execFileSync('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-user', String(user.uid)], {
       encoding: 'utf8',
     })
       .split('\n')
       .filter(Boolean);
-    expect(owned.filter((f) => !f.startsWith(path.join(tmpdir(), USER_HOME_PREFIX)))).toEqual([]);
+    const allowed = [USER_HOME_PREFIX, STAGING_ROOT_PREFIX].map((p) => path.join(tmpdir(), p));
+    expect(owned.filter((f) => !allowed.some((p) => f.startsWith(p)))).toEqual([]);
     expect(readdirSync(home).filter((n) => !['prefix', 'tls12', 'wrong-ca', 'second'].includes(n))).toEqual([]);
   });
 

@@ -42,6 +42,8 @@ export function ensureAgentUser(): AgentUser {
 
 /** A fresh directory owned by the user, mode 0700 (their "home" for one test file). */
 export const USER_HOME_PREFIX = 'agentina-userhome-';
+/** Staged system installations (`install --root`) under the temp directory: their state directories are the user's. */
+export const STAGING_ROOT_PREFIX = 'agentina-staging-';
 export function makeUserDir(user: AgentUser, label: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), `${USER_HOME_PREFIX}${label}-`));
   chownSync(dir, user.uid, user.gid);
