@@ -16,7 +16,7 @@ export type ActivationOutcome = { ok: true; agentId: string; licenseId: string }
 /**
  * Redeems the single-use token: picks a fresh fingerprint salt, sends only salted component
  * hashes and a new public key, verifies the answer (license signature and binding, signed
- * status) against the pinned keys, and only then writes the installation under the prefix.
+ * status) against the pinned keys, and only then writes the agent's state.
  * The act_ token itself is never stored.
  */
 export async function activateAgent(input: {
@@ -31,6 +31,11 @@ export async function activateAgent(input: {
   journal: Journal;
   /** Send the hostname in clear as a label for operators (off by default: only salted hashes leave the machine). */
   sendHostname?: boolean;
+  /**
+   * Development mode: settings, trusted keys and CA are kept under the prefix. In system mode
+   * they stay in the root-owned configuration directory and the state directory holds none.
+   */
+  configInPrefix?: boolean;
 }): Promise<ActivationOutcome> {
   const { store, clock } = input;
   const salt = randomBytes(24).toString('base64url');
@@ -65,6 +70,7 @@ export async function activateAgent(input: {
     licenseId,
     maxAgeMs: () => 10 * 60_000,
     initial: null,
+    licenseVersion: () => res.license.document.version,
   });
   const sv = statusCheck.accept(res.status);
   if (!sv.accepted)
@@ -80,15 +86,26 @@ export async function activateAgent(input: {
     activatedAt: now.toISOString(),
     heartbeatIntervalS: res.heartbeatIntervalS,
   };
-  store.writeJson(PREFIX_FILES.settings, input.settings);
-  store.writeJson(PREFIX_FILES.trustedKeys, input.trustedKeys);
-  if (input.ca) store.writeText(PREFIX_FILES.ca, input.ca);
+  if (input.configInPrefix !== false) {
+    store.writeJson(PREFIX_FILES.settings, input.settings);
+    store.writeJson(PREFIX_FILES.trustedKeys, input.trustedKeys);
+    if (input.ca) store.writeText(PREFIX_FILES.ca, input.ca);
+  }
   store.writeText(PREFIX_FILES.credential, `${res.credential}\n`);
   store.writeText(PREFIX_FILES.agentKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
   store.writeJson(PREFIX_FILES.license, res.license);
   store.writeJson(PREFIX_FILES.status, res.status);
   const grace = createGraceCheck({ store, credential: res.credential, currentHashes: async () => components });
-  await grace.seal(new Date(res.status.payload.serverTime), res.status.payload.graceDays, now);
+  const p = res.status.payload;
+  await grace.observe(
+    {
+      serverTime: new Date(p.serverTime),
+      graceDays: p.graceDays,
+      extend: p.good,
+      status: { version: p.version, serverTime: p.serverTime },
+    },
+    now,
+  );
   // Written last: its presence is what marks the prefix as activated.
   store.writeJson(PREFIX_FILES.activation, record);
   input.journal.append(

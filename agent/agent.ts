@@ -13,7 +13,7 @@ import { createFingerprintCheck } from './checks/fingerprint-check';
 import { createGraceCheck } from './checks/grace-check';
 import { createLicenseCheck } from './checks/license-check';
 import { createStatusCheck } from './checks/status-check';
-import { createGate, TAMPER_CODES, type TerminalState } from './enforcement';
+import { createGate, newerThan, TAMPER_CODES, type TerminalState } from './enforcement';
 import type { FingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, type ControlPlaneClient } from './http-client';
 import type { Journal } from './journal';
@@ -82,6 +82,7 @@ export function createAgent(deps: AgentDeps) {
         ? settings.maxStatusAgeS * 1000
         : Math.max(p.graceDays * DAY_MS, MIN_STATUS_AGE_MS),
     initial: store.readJson(PREFIX_FILES.status) as SignedStatus | null,
+    licenseVersion: () => license.version(),
   });
   const grace = createGraceCheck({
     store,
@@ -95,6 +96,10 @@ export function createAgent(deps: AgentDeps) {
   const gate = createGate({
     checks: [license, fingerprint, status, grace],
     clock,
+    statusMark: () => {
+      const p = status.payload();
+      return p ? { version: p.version, serverTime: p.serverTime } : null;
+    },
     onTerminal(t: TerminalState) {
       journal.append(
         'agent.terminal',
@@ -104,9 +109,15 @@ export function createAgent(deps: AgentDeps) {
           detail: t.detail,
           failures: t.failures,
           tamper: t.failures.some((c) => TAMPER_CODES.has(c)),
+          permanent: t.permanent,
+          statusVersion: t.statusVersion,
         },
         true,
       );
+      // Kept in the agent's record, so a restart (offline too) comes back terminal.
+      void grace
+        .setTerminal({ ...t, detail: t.detail.slice(0, 500), failures: t.failures.slice(0, 10) }, clock.now())
+        .catch((err: unknown) => logger.error({ err }, 'could not record the terminal state'));
       logger.error(
         { code: t.code, check: t.check, detail: t.detail },
         'agent is terminal: no new tasks will be accepted',
@@ -168,14 +179,29 @@ export function createAgent(deps: AgentDeps) {
         logger.debug({ reason: verdict.reason }, 'ignored an older status answer');
         return false;
       }
+      if (verdict.reason.startsWith('implausible')) {
+        // Authentic but not believable: not adopted (it would make every later answer look old).
+        journal.append('status.implausible', { reason: verdict.reason, version: signed.payload.version }, true);
+        logger.warn({ reason: verdict.reason }, 'refused an implausible status answer');
+        return false;
+      }
       journal.append('status.rejected', { reason: verdict.reason }, true);
       gate.enterTerminal('STATUS_TAMPERED', verdict.reason);
       return false;
     }
+    // The answer first, then the record that names it: a crash between the two leaves the newer answer.
     store.writeJson(PREFIX_FILES.status, signed);
     const p = signed.payload;
-    const sealed = await grace.seal(new Date(p.serverTime), p.graceDays, clock.now());
-    if (sealed.tamper) gate.enterTerminal(sealed.tamper, 'the offline grace state was tampered with');
+    const observed = await grace.observe(
+      {
+        serverTime: new Date(p.serverTime),
+        graceDays: p.graceDays,
+        extend: p.good,
+        status: { version: p.version, serverTime: p.serverTime },
+      },
+      clock.now(),
+    );
+    if (observed.tamper) gate.enterTerminal(observed.tamper, 'the offline grace state was tampered with');
     if (renewed && license.replace(renewed)) {
       store.writeJson(PREFIX_FILES.license, renewed);
       journal.append('license.renewed', { version: renewed.document.version, expiresAt: renewed.document.expiresAt });
@@ -194,11 +220,41 @@ export function createAgent(deps: AgentDeps) {
       );
     }
     await gate.judge(status);
+    await leaveTerminalIfOver(p);
     if (!gate.terminal()) await gate.admit();
     writeRuntime();
     // Any successful contact is the moment to report a terminal reason not yet delivered.
     if (gate.terminal() && !reportedTerminal && !heartbeatInFlight) void heartbeat().catch(() => undefined);
     return true;
+  }
+
+  /**
+   * A terminal agent keeps asking for status. It works again, without a person, only when the
+   * cause was not permanent, an authentic good answer newer than the one that stopped it has been
+   * accepted, and all four checks pass at this moment.
+   */
+  async function leaveTerminalIfOver(p: StatusPayload): Promise<void> {
+    const t = gate.terminal();
+    if (!t || t.permanent || !p.good || !newerThan(p, t)) return;
+    const failing = (await gate.evaluateAll()).filter((r) => !r.result.ok);
+    if (failing.length > 0) {
+      logger.info(
+        { terminal: t.code, failing: failing.map((r) => (r.result.ok ? '' : r.result.code)) },
+        'a newer good status arrived, but a check still fails: staying terminal',
+      );
+      return;
+    }
+    const left = gate.leave();
+    if (!left) return;
+    reportedTerminal = false;
+    journal.append(
+      'agent.resumed',
+      { code: left.code, statusVersion: p.version, licenseState: p.licenseState, agentStatus: p.agentStatus },
+      true,
+    );
+    logger.info({ code: left.code, statusVersion: p.version }, 'the cause is over: accepting tasks again');
+    await grace.setTerminal(null, clock.now());
+    runner?.resume();
   }
 
   function onControlPlaneError(err: unknown, what: string): void {
@@ -298,6 +354,20 @@ export function createAgent(deps: AgentDeps) {
     async start(): Promise<void> {
       running = true;
       journal.append('agent.started', { pid: process.pid, version: AGENT_VERSION, runtimeHash: deps.runtimeHash });
+      // What the record keeps across restarts: the newest status accepted, and a terminal state.
+      const kept = await grace.snapshot(clock.now());
+      if (kept.record) {
+        status.setFloor({ version: kept.record.statusVersion, serverTime: kept.record.statusServerTime });
+        const t = kept.record.terminal;
+        if (t) {
+          gate.restore({ ...t, check: t.check as TerminalState['check'] });
+          journal.append('agent.terminal_restored', { code: t.code, permanent: t.permanent, at: t.at }, true);
+          logger.error(
+            { code: t.code, permanent: t.permanent },
+            'the agent was terminal when it stopped: still terminal',
+          );
+        }
+      }
       writeRuntime();
       // One status answer first (at once, wait=0), so a fresh start judges fresh facts; offline,
       // the stored signed status and the sealed grace state decide.

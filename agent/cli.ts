@@ -1,8 +1,9 @@
 import { readFileSync, rmSync, statSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { activationTokenSchema, createKeySet, systemClock } from '../protocol';
+import { createKeySet, systemClock } from '../protocol';
 import { activateAgent } from './activation';
+import { defaultIo, EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
 import { createAgent } from './agent';
 import { createSystemFingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, createControlPlaneClient, createHttpsAgent } from './http-client';
@@ -10,58 +11,100 @@ import {
   checkRuntime,
   DEFAULT_TRUSTED_KEYS_FILE,
   InstallationError,
+  loadConfig,
   loadInstallation,
   manifestPath,
   readTrustedKeysFile,
+  runtimeProtectionProblem,
+  type AgentConfig,
+  type Installation,
 } from './installation';
-import { createJournal } from './journal';
+import { installSystem, uninstallSystem } from './installer';
+import { createJournal, type Journal } from './journal';
 import { createAgentLogger } from './logger';
-import { createPrefixStore } from './prefix-store';
-import { agentSettingsSchema, PREFIX_FILES } from './settings';
+import { createPrefixStore, type PrefixStore } from './prefix-store';
+import {
+  systemConfig,
+  UNPROTECTED_NOTICE,
+  UnprotectedConfigError,
+  userConfig,
+  type ConfigSource,
+} from './protected-config';
+import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
 
 /**
- * `agentina-agent activate | run | status | uninstall`. Refuses to run as root; everything it
- * writes is under --prefix (default ~/.agentina-agent, a directory the user owns).
+ * `agentina-agent install | uninstall | activate | run | status`.
+ *
+ * System mode (the default): configuration and trust anchors come from a root-owned directory
+ * (--config, default /etc/agentina-agent) and the agent's state lives in --state (default
+ * /var/lib/agentina-agent), a directory the agent's user owns. Development mode (--user): both
+ * live under --prefix (default ~/.agentina-agent), and the agent says it is unprotected.
+ * `install` and `uninstall` in system mode are the only commands that run as root; everything
+ * else refuses root.
  */
-export const EXIT = { ok: 0, error: 1, usage: 2, integrity: 3, root: 4 } as const;
+export { EXIT };
 
-type Io = { out(line: string): void; err(line: string): void; uid: number; readStdin(): string };
-const defaultIo: Io = {
-  out: (l) => process.stdout.write(`${l}\n`),
-  err: (l) => process.stderr.write(`${l}\n`),
-  uid: typeof process.getuid === 'function' ? process.getuid() : -1,
-  readStdin: () => readFileSync(0, 'utf8'),
-};
+export const USAGE = `usage:
+  Install (as root, once): a system user "agentina" (no login shell), the runtime read-only in
+  /opt/agentina-agent/, trust anchors and check settings root-owned in /etc/agentina-agent/, the
+  agent's state in /var/lib/agentina-agent/ (0700, with versions/), activation as "agentina",
+  and a hardened systemd unit, enabled and started:
+    agentina-agent install --server https://HOST --token act_…|- [--ca ca.pem] [--dist https://URL]
+                           [--keys trusted-keys.json] [--threshold N] [--allow-http-get https://ORIGIN]…
+                           [--drain-timeout S] [--max-status-age S] [--send-hostname]
+                           [--root DIR] [--service-user NAME]
+      --root DIR  stage the installation under DIR (packaging, tests): nothing touches the real
+                  system; the useradd/systemctl steps are printed, not run
+  Uninstall (as root): deregisters the agent (frees its license seat), stops and removes the
+  unit, the runtime, the configuration, the state and the user, and lists what it removed:
+    agentina-agent uninstall [--force] [--root DIR]
+      --force     remove everything even when the control plane cannot be told
 
-const USAGE = `usage:
-  agentina-agent activate --server https://HOST --token act_… [--prefix DIR] [--keys trusted-keys.json] [--ca ca.pem]
-                          [--threshold N] [--allow-http-get https://ORIGIN]… [--drain-timeout S] [--max-status-age S] [--manifest FILE]
-                          [--send-hostname]
-  agentina-agent run [--prefix DIR]
-  agentina-agent status [--prefix DIR]
-  agentina-agent uninstall [--prefix DIR] [--force]
-(--token - reads the token from stdin)`;
+  What the installer runs (as the agent's user):
+    agentina-agent activate --token act_…|- [--config DIR] [--state DIR] [--send-hostname]
+    agentina-agent run [--config DIR] [--state DIR]
+    agentina-agent status [--config DIR] [--state DIR]
+      --config DIR  root-owned configuration (default ${SYSTEM_PATHS.config}); the agent refuses
+                    to start if it, a file in it or a parent directory is writable by its user
+      --state DIR   the agent's own state (default ${SYSTEM_PATHS.state})
+
+  Development mode (UNPROTECTED: everything lives in a prefix the calling user owns):
+    agentina-agent install --user --server https://HOST --token act_…|- [--prefix DIR] [--keys FILE] [--ca FILE]
+                           [--manifest FILE] [--threshold N] [--allow-http-get https://ORIGIN]…
+                           [--drain-timeout S] [--max-status-age S] [--send-hostname]
+      (activate --user takes the same options)
+    agentina-agent run --user [--prefix DIR]
+    agentina-agent status --user [--prefix DIR]
+    agentina-agent uninstall --user [--prefix DIR] [--force]
+
+  --token - reads the token from stdin, so it never shows in the process list.
+  See docs/agent-install.md.`;
 
 type Args = { cmd: string | undefined; flags: Map<string, string[]> };
-const KNOWN_FLAGS: Record<string, readonly string[]> = {
-  activate: [
-    'server',
-    'token',
-    'prefix',
-    'keys',
-    'ca',
-    'threshold',
-    'allow-http-get',
-    'drain-timeout',
-    'max-status-age',
-    'manifest',
-    'send-hostname',
-  ],
-  run: ['prefix'],
-  status: ['prefix'],
-  uninstall: ['prefix', 'force'],
+const SETTINGS_FLAGS = [
+  'server',
+  'token',
+  'keys',
+  'ca',
+  'threshold',
+  'allow-http-get',
+  'drain-timeout',
+  'max-status-age',
+];
+const KNOWN_FLAGS: Record<string, { user: readonly string[]; system: readonly string[] }> = {
+  install: {
+    user: ['user', 'prefix', 'manifest', 'send-hostname', ...SETTINGS_FLAGS],
+    system: ['root', 'service-user', 'dist', 'send-hostname', ...SETTINGS_FLAGS],
+  },
+  activate: {
+    user: ['user', 'prefix', 'manifest', 'send-hostname', ...SETTINGS_FLAGS],
+    system: ['config', 'state', 'token', 'send-hostname'],
+  },
+  run: { user: ['user', 'prefix'], system: ['config', 'state'] },
+  status: { user: ['user', 'prefix'], system: ['config', 'state'] },
+  uninstall: { user: ['user', 'prefix', 'force'], system: ['root', 'force'] },
 };
-const BOOLEAN_FLAGS = new Set(['force', 'help', 'send-hostname']);
+const BOOLEAN_FLAGS = new Set(['force', 'help', 'send-hostname', 'user']);
 
 export function parseArgs(argv: string[]): Args | string {
   const [cmd, ...rest] = argv;
@@ -87,22 +130,33 @@ export function parseArgs(argv: string[]): Args | string {
 
 const one = (a: Args, name: string) => a.flags.get(name)?.at(-1);
 
-function defaultPrefix(): string {
-  return path.join(homedir(), '.agentina-agent');
-}
-
-/** The prefix must be the user's own directory, writable by nobody else. */
-function preparePrefix(prefix: string, uid: number, create: boolean): string | null {
+/** The directory must be the user's own, writable by nobody else. */
+function prepareOwnDir(dir: string, uid: number, create: boolean): string | null {
   try {
-    if (create) mkdirSync(prefix, { recursive: true, mode: 0o700 });
-    const st = statSync(prefix);
-    if (!st.isDirectory()) return `${prefix} is not a directory`;
-    if (uid >= 0 && st.uid !== uid) return `${prefix} is not owned by this user`;
-    if (st.mode & 0o022) return `${prefix} is writable by group or others; chmod 700 it`;
+    if (create) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = statSync(dir);
+    if (!st.isDirectory()) return `${dir} is not a directory`;
+    if (uid >= 0 && st.uid !== uid) return `${dir} is not owned by this user`;
+    if (st.mode & 0o022) return `${dir} is writable by group or others; chmod 700 it`;
     return null;
   } catch (err) {
-    return `cannot use the prefix ${prefix}: ${(err as Error).message}`;
+    return `cannot use ${dir}: ${(err as Error).message}`;
   }
+}
+
+/** Where this invocation's configuration and state are. */
+type Layout = { mode: 'user'; prefix: string; state: string } | { mode: 'system'; config: string; state: string };
+
+function layoutOf(args: Args): Layout {
+  if (args.flags.has('user')) {
+    const prefix = path.resolve(one(args, 'prefix') ?? path.join(homedir(), '.agentina-agent'));
+    return { mode: 'user', prefix, state: prefix };
+  }
+  return {
+    mode: 'system',
+    config: path.resolve(one(args, 'config') ?? SYSTEM_PATHS.config),
+    state: path.resolve(one(args, 'state') ?? SYSTEM_PATHS.state),
+  };
 }
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
@@ -115,114 +169,211 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     io.out(USAGE);
     return EXIT.ok;
   }
-  if (io.uid === 0) {
-    io.err('agentina-agent refuses to run as root: run it as an unprivileged user that owns its --prefix directory.');
-    return EXIT.root;
-  }
   const known = KNOWN_FLAGS[args.cmd];
-  const unknown = known ? [...args.flags.keys()].find((f) => !known.includes(f)) : undefined;
-  if (unknown) {
-    io.err(`agentina-agent: ${args.cmd} does not take --${unknown}\n${USAGE}`);
+  if (!known) {
+    io.err(`agentina-agent: unknown command ${args.cmd}\n${USAGE}`);
     return EXIT.usage;
   }
-  const prefix = path.resolve(one(args, 'prefix') ?? defaultPrefix());
+  const userMode = args.flags.has('user');
+  const allowed = userMode ? known.user : known.system;
+  const unknown = [...args.flags.keys()].find((f) => !allowed.includes(f));
+  if (unknown) {
+    const hint =
+      !userMode && known.user.includes(unknown)
+        ? ` (--${unknown} is for the development mode: add --user)`
+        : userMode && known.system.includes(unknown)
+          ? ` (--${unknown} is for the system installation: drop --user)`
+          : '';
+    io.err(`agentina-agent: ${args.cmd} does not take --${unknown}${hint}\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const rootCommand = !userMode && (args.cmd === 'install' || args.cmd === 'uninstall');
+  const staging = args.flags.has('root');
+  if (rootCommand && io.uid !== 0 && !staging) {
+    io.err(
+      `agentina-agent: ${args.cmd} must run as root (it manages a system user, /opt, /etc and a systemd unit); ` +
+        'use --root DIR to stage it, or --user for an unprotected development install',
+    );
+    return EXIT.root;
+  }
+  if (io.uid === 0 && !rootCommand && !(args.cmd === 'status' && !userMode)) {
+    io.err(
+      'agentina-agent refuses to run as root: install it with `agentina-agent install` (it runs as the "agentina" user), ' +
+        'or run it as an unprivileged user with --user.',
+    );
+    return EXIT.root;
+  }
+  const layout = layoutOf(args);
   try {
     switch (args.cmd) {
-      case 'activate':
-        return await activateCommand(args, prefix, io);
-      case 'run':
-        return await runCommand(args, prefix, io);
-      case 'status':
-        return statusCommand(prefix, io);
+      case 'install':
+        if (layout.mode === 'user') return await activateUserCommand(args, layout.prefix, io);
+        return await installSystem(
+          {
+            settings: args.flags,
+            readStdin: () => io.readStdin(),
+            root: one(args, 'root') ?? null,
+            serviceUser: one(args, 'service-user') ?? SYSTEM_PATHS.user,
+            sendHostname: args.flags.has('send-hostname'),
+          },
+          io,
+        );
       case 'uninstall':
-        return await uninstallCommand(args, prefix, io);
+        if (layout.mode === 'user') return await uninstallUserCommand(args, layout.prefix, io);
+        return await uninstallSystem({ root: one(args, 'root') ?? null, force: args.flags.has('force') }, io);
+      case 'activate':
+        if (layout.mode === 'user') return await activateUserCommand(args, layout.prefix, io);
+        return await activateSystemCommand(args, layout, io);
+      case 'run':
+        return await runCommand(layout, io);
       default:
-        io.err(`agentina-agent: unknown command ${args.cmd}\n${USAGE}`);
-        return EXIT.usage;
+        return statusCommand(layout, io);
     }
   } catch (err) {
     if (err instanceof InstallationError || err instanceof ControlPlaneError) {
       io.err(`agentina-agent: ${err.message}`);
       return EXIT.error;
     }
+    if (err instanceof UnprotectedConfigError) {
+      io.err(`agentina-agent: refusing to start: ${err.message}`);
+      return EXIT.unprotected;
+    }
     throw err;
   }
 }
 
-async function activateCommand(args: Args, prefix: string, io: Io): Promise<number> {
-  const server = one(args, 'server');
-  let token = one(args, 'token');
-  if (!server || !token) {
-    io.err(`agentina-agent activate needs --server and --token\n${USAGE}`);
+async function activateUserCommand(args: Args, prefix: string, io: Io): Promise<number> {
+  if (!one(args, 'server') || !one(args, 'token')) {
+    io.err(`agentina-agent ${args.cmd} needs --server and --token\n${USAGE}`);
     return EXIT.usage;
   }
-  if (token === '-') token = io.readStdin().trim();
-  if (!activationTokenSchema.safeParse(token).success) {
-    io.err('agentina-agent: --token must be an act_ activation token');
+  const token = tokenFrom(args.flags, () => io.readStdin());
+  if (typeof token !== 'string') {
+    io.err(`agentina-agent: ${token.error}`);
     return EXIT.usage;
   }
-  const num = (name: string) => (one(args, name) === undefined ? undefined : Number(one(args, name)));
-  const manifestFlag = one(args, 'manifest');
-  const settings = agentSettingsSchema.safeParse({
-    server,
-    caPinned: args.flags.has('ca'),
-    ...(num('threshold') !== undefined ? { fingerprintThreshold: num('threshold') } : {}),
-    ...(num('drain-timeout') !== undefined ? { drainTimeoutS: num('drain-timeout') } : {}),
-    ...(num('max-status-age') !== undefined ? { maxStatusAgeS: num('max-status-age') } : {}),
-    httpGetAllow: args.flags.get('allow-http-get') ?? [],
-    ...(manifestFlag ? { manifestFile: path.resolve(manifestFlag) } : {}),
-  });
-  if (!settings.success) {
-    io.err(
-      `agentina-agent: invalid option: ${settings.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-    return EXIT.usage;
-  }
-  if (!new URL(settings.data.server).protocol.startsWith('https')) {
-    io.err('agentina-agent: --server must be an https:// URL');
+  const settings = settingsFromFlags(args.flags);
+  if (!settings.ok) {
+    io.err(`agentina-agent: ${settings.message}`);
     return EXIT.usage;
   }
   const keysFile = path.resolve(one(args, 'keys') ?? DEFAULT_TRUSTED_KEYS_FILE);
   const trustedKeys = readTrustedKeysFile(keysFile);
   const caFile = one(args, 'ca');
   const ca = caFile ? readFileSync(path.resolve(caFile), 'utf8') : undefined;
-
-  const integrity = checkRuntime(manifestPath(settings.data), createKeySet(trustedKeys.release));
-  if (!integrity.ok) {
-    io.err(`agentina-agent: refusing to start: ${integrity.message}`);
-    return EXIT.integrity;
-  }
-  const problem = preparePrefix(prefix, io.uid, true);
+  const config: AgentConfig = {
+    settings: settings.settings,
+    trustedKeys,
+    licenseKeys: createKeySet(trustedKeys.license),
+    releaseKeys: createKeySet(trustedKeys.release),
+    ca,
+  };
+  const problem = prepareOwnDir(prefix, io.uid, true);
   if (problem) {
     io.err(`agentina-agent: ${problem}`);
     return EXIT.error;
   }
-  const store = createPrefixStore(prefix);
+  io.err(`agentina-agent: ${UNPROTECTED_NOTICE}`);
+  return activateInto(createPrefixStore(prefix), config, null, token, args.flags.has('send-hostname'), io);
+}
+
+async function activateSystemCommand(args: Args, layout: Layout & { mode: 'system' }, io: Io): Promise<number> {
+  const token = tokenFrom(args.flags, () => io.readStdin());
+  if (typeof token !== 'string') {
+    io.err(`agentina-agent activate ${token.error}\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const problem = prepareOwnDir(layout.state, io.uid, true);
+  if (problem) {
+    io.err(`agentina-agent: ${problem}`);
+    return EXIT.error;
+  }
+  const store = createPrefixStore(layout.state);
+  const journal = createJournal({ store, clock: systemClock });
+  const source = openSystemConfig(layout.config, io, journal);
+  if (!source) return EXIT.unprotected;
+  return activateInto(store, loadConfig(source), source, token, args.flags.has('send-hostname'), io);
+}
+
+/** Opens the root-owned configuration, journaling and explaining a refusal. */
+function openSystemConfig(dir: string, io: Io, journal: Journal): ConfigSource | null {
+  try {
+    const source = systemConfig(dir, io.uid);
+    // Touch every file now, so an unprotected one is refused before anything else happens.
+    for (const f of Object.values(CONFIG_FILES)) source.readText(f);
+    return source;
+  } catch (err) {
+    if (!(err instanceof UnprotectedConfigError)) throw err;
+    journal.append('agent.config_unprotected', { config: dir, problem: err.message }, true);
+    io.err(
+      `agentina-agent: refusing to start: ${err.message}. The configuration (trust anchors and check settings) ` +
+        `must be owned by root and writable by nobody else; reinstall with \`agentina-agent install\` or fix the ownership.`,
+    );
+    return null;
+  }
+}
+
+/** Integrity at start, and in system mode the protection of the runtime itself. */
+function checkCode(config: AgentConfig, source: ConfigSource | null, io: Io, journal: Journal | null) {
+  const manifest = manifestPath(config.settings);
+  if (source) {
+    const problem = runtimeProtectionProblem(source, manifest);
+    if (problem) {
+      journal?.append('agent.runtime_unprotected', { problem }, true);
+      io.err(`agentina-agent: refusing to start: ${problem}. The runtime must be root-owned and read-only.`);
+      return { ok: false as const, exit: EXIT.unprotected };
+    }
+  }
+  const integrity = checkRuntime(manifest, config.releaseKeys);
+  if (!integrity.ok) {
+    journal?.append(
+      'agent.integrity_failed',
+      { code: integrity.code, ...(integrity.file ? { file: integrity.file } : {}) },
+      true,
+    );
+    io.err(`agentina-agent: refusing to start: ${integrity.message}`);
+    return { ok: false as const, exit: EXIT.integrity };
+  }
+  return integrity;
+}
+
+async function activateInto(
+  store: PrefixStore,
+  config: AgentConfig,
+  source: ConfigSource | null,
+  token: string,
+  sendHostname: boolean,
+  io: Io,
+): Promise<number> {
+  const code = checkCode(config, source, io, null);
+  if (!code.ok) return code.exit;
   if (store.exists(PREFIX_FILES.activation)) {
-    io.err(`agentina-agent: an agent is already activated under ${prefix}; run \`agentina-agent uninstall\` first`);
+    io.err(`agentina-agent: an agent is already activated under ${store.root}; uninstall it first`);
     return EXIT.error;
   }
   const journal = createJournal({ store, clock: systemClock });
-  const client = createControlPlaneClient({ server: settings.data.server, tls: { ...(ca ? { ca } : {}) } });
+  const tls = { ...(config.ca ? { ca: config.ca } : {}) };
+  const client = createControlPlaneClient({ server: config.settings.server, tls });
   try {
     const outcome = await activateAgent({
       store,
       client,
       token,
-      settings: settings.data,
-      trustedKeys,
-      ca,
+      settings: config.settings,
+      trustedKeys: config.trustedKeys,
+      ca: config.ca,
       fingerprintSource: createSystemFingerprintSource(),
       clock: systemClock,
       journal,
-      sendHostname: args.flags.has('send-hostname'),
+      sendHostname,
+      configInPrefix: source === null,
     });
     if (!outcome.ok) {
       journal.append('agent.activation_refused', { reason: outcome.message });
       io.err(`agentina-agent: ${outcome.message}`);
       return EXIT.error;
     }
-    io.out(`activated agent ${outcome.agentId} for license ${outcome.licenseId} under ${prefix}`);
+    io.out(`activated agent ${outcome.agentId} for license ${outcome.licenseId} under ${store.root}`);
     return EXIT.ok;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -234,26 +385,34 @@ async function activateCommand(args: Args, prefix: string, io: Io): Promise<numb
   }
 }
 
-async function runCommand(_args: Args, prefix: string, io: Io): Promise<number> {
-  const problem = preparePrefix(prefix, io.uid, false);
+async function runCommand(layout: Layout, io: Io): Promise<number> {
+  const problem = prepareOwnDir(layout.state, io.uid, false);
   if (problem) {
     io.err(`agentina-agent: ${problem}`);
     return EXIT.error;
   }
-  const store = createPrefixStore(prefix);
-  const inst = loadInstallation(store);
+  const store = createPrefixStore(layout.state);
   const journal = createJournal({ store, clock: systemClock });
-  const integrity = checkRuntime(manifestPath(inst.settings), inst.releaseKeys);
-  if (!integrity.ok) {
-    journal.append(
-      'agent.integrity_failed',
-      { code: integrity.code, ...(integrity.file ? { file: integrity.file } : {}) },
-      true,
-    );
-    io.err(`agentina-agent: refusing to start: ${integrity.message}`);
-    return EXIT.integrity;
+  let source: ConfigSource | null = null;
+  if (layout.mode === 'system') {
+    source = openSystemConfig(layout.config, io, journal);
+    if (!source) return EXIT.unprotected;
+  } else {
+    journal.append('agent.unprotected_mode', { prefix: layout.prefix }, true);
+    io.err(`agentina-agent: ${UNPROTECTED_NOTICE}`);
   }
+  const inst: Installation = loadInstallation(store, source ?? userConfig(store));
+  const integrity = checkCode(inst, source, io, journal);
+  if (!integrity.ok) return integrity.exit;
   const logger = createAgentLogger(inst.settings.logLevel);
+  if (source) {
+    const ignored = Object.values(CONFIG_FILES).filter((f) => store.exists(f));
+    if (ignored.length > 0)
+      logger.warn(
+        { ignored, config: source.where },
+        'configuration files in the state directory are ignored: the agent reads its configuration only from the root-owned directory',
+      );
+  } else logger.warn({ prefix: layout.state }, UNPROTECTED_NOTICE);
   const tls = { ...(inst.ca ? { ca: inst.ca } : {}) };
   const agent = createAgent({
     store,
@@ -270,7 +429,13 @@ async function runCommand(_args: Args, prefix: string, io: Io): Promise<number> 
     runtimeHash: integrity.runtimeHash,
   });
   logger.info(
-    { agentId: inst.activation.agentId, server: inst.settings.server, runtimeHash: integrity.runtimeHash },
+    {
+      agentId: inst.activation.agentId,
+      server: inst.settings.server,
+      runtimeHash: integrity.runtimeHash,
+      mode: layout.mode,
+      config: source?.where ?? layout.state,
+    },
     'agent starting',
   );
   await agent.start();
@@ -287,20 +452,23 @@ async function runCommand(_args: Args, prefix: string, io: Io): Promise<number> 
   return EXIT.ok;
 }
 
-function statusCommand(prefix: string, io: Io): number {
-  const store = createPrefixStore(prefix);
-  const inst = loadInstallation(store);
+function statusCommand(layout: Layout, io: Io): number {
+  const store = createPrefixStore(layout.state);
+  const source = layout.mode === 'system' ? systemConfig(layout.config, io.uid === 0 ? -1 : io.uid) : userConfig(store);
+  const inst = loadInstallation(store, source);
   const runtime = store.readJson(PREFIX_FILES.runtime) as Record<string, unknown> | null;
   const grace = store.readJson('grace.json') as { state?: Record<string, unknown> } | null;
   const journal = createJournal({ store, clock: systemClock });
   io.out(
     JSON.stringify(
       {
-        prefix,
+        mode: layout.mode === 'system' ? 'system' : 'development (unprotected)',
+        config: source.where,
+        state: store.root,
         agentId: inst.activation.agentId,
         licenseId: inst.activation.licenseId,
         server: inst.settings.server,
-        running: runtime?.running === true && typeof runtime.pid === 'number' ? processAlive(runtime.pid) : false,
+        running: runtime?.running === true && typeof runtime.pid === 'number' ? processAliveOf(runtime.pid) : false,
         runtime,
         graceDeadline: grace?.state?.deadline ?? null,
         recentJournal: journal.tail(10),
@@ -312,27 +480,18 @@ function statusCommand(prefix: string, io: Io): number {
   return EXIT.ok;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function uninstallCommand(args: Args, prefix: string, io: Io): Promise<number> {
+async function uninstallUserCommand(args: Args, prefix: string, io: Io): Promise<number> {
   const store = createPrefixStore(prefix);
   if (!store.exists(PREFIX_FILES.activation) && !store.exists(PREFIX_FILES.settings)) {
     io.err(`agentina-agent: ${prefix} holds no agent installation; nothing removed`);
     return EXIT.error;
   }
   const runtime = store.readJson(PREFIX_FILES.runtime) as { pid?: unknown; running?: unknown } | null;
-  if (runtime?.running === true && typeof runtime.pid === 'number' && processAlive(runtime.pid)) {
+  if (runtime?.running === true && typeof runtime.pid === 'number' && processAliveOf(runtime.pid)) {
     io.err(`agentina-agent: the agent is running (pid ${runtime.pid}); stop it first`);
     return EXIT.error;
   }
-  const inst = loadInstallation(store);
+  const inst = loadInstallation(store, userConfig(store));
   const client = createControlPlaneClient({
     server: inst.settings.server,
     tls: { ...(inst.ca ? { ca: inst.ca } : {}) },

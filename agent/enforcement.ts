@@ -7,6 +7,11 @@ export type TerminalState = {
   detail: string;
   at: string;
   failures: string[];
+  /** Nothing clears it: tampering, revocation, deregistration, a moved machine. */
+  permanent: boolean;
+  /** The status answer held when it stopped; only an authentic good answer newer than it may clear it. */
+  statusVersion: number;
+  statusServerTime: string | null;
 };
 export type GateVerdict = { admitted: true } | { admitted: false; terminal: TerminalState };
 
@@ -18,18 +23,63 @@ export const TAMPER_CODES = new Set([
   'GRACE_REPLAYED',
   'CLOCK_ROLLBACK',
   'STATUS_FROM_FUTURE',
+  'STATUS_REPLAYED',
 ]);
+
+/**
+ * Causes that end the agent for good, whatever the control plane says later: tampering with its
+ * state or clock, a revoked license, a deregistered agent or one whose credential is refused, and
+ * a license bound to (or a fingerprint of) another machine. Every other cause (suspended,
+ * expired, quarantined, a stale status, an expired grace) ends when an authentic good status
+ * answer newer than the one that stopped the agent arrives.
+ */
+export const PERMANENT_CODES = new Set([
+  ...TAMPER_CODES,
+  'LICENSE_REVOKED',
+  'LICENSE_BINDING',
+  'FINGERPRINT_MISMATCH',
+  'AGENT_DEREGISTERED',
+  'CREDENTIAL_REJECTED',
+  // The sealed grace file is written at activation and never removed by the agent: gone means removed.
+  'GRACE_MISSING',
+]);
+const isPermanent = (codes: readonly string[]) => codes.some((c) => PERMANENT_CODES.has(c));
+
+/** Status answers in the order they were issued: version first, then server time. */
+export function newerThan(
+  a: { version: number; serverTime: string },
+  b: { statusVersion: number; statusServerTime: string | null },
+): boolean {
+  if (a.version !== b.statusVersion) return a.version > b.statusVersion;
+  return b.statusServerTime === null || Date.parse(a.serverTime) > Date.parse(b.statusServerTime);
+}
 
 /**
  * The gate in front of every task: all four checks are evaluated, every time, each from its own
  * state; a task is admitted only when all pass at that moment. Any failure moves the agent to a
- * terminal state, which nothing inside the process can leave: a later pass never clears it.
+ * terminal state, which a later passing check never clears: only `leave()` does, which the agent
+ * calls for a cause that is not permanent when an authentic good status answer newer than the one
+ * that stopped it has arrived and all four checks pass again.
  */
-export function createGate(input: { checks: readonly Check[]; clock: Clock; onTerminal: (t: TerminalState) => void }) {
+type Cause = Omit<TerminalState, 'permanent' | 'statusVersion' | 'statusServerTime'>;
+export function createGate(input: {
+  checks: readonly Check[];
+  clock: Clock;
+  onTerminal: (t: TerminalState) => void;
+  /** The status answer held now (version, server time), recorded with a terminal state. */
+  statusMark?: () => { version: number; serverTime: string } | null;
+}) {
   let terminal: TerminalState | null = null;
 
-  function enterTerminal(t: TerminalState): TerminalState {
+  function enterTerminal(c: Cause): TerminalState {
     if (terminal) return terminal;
+    const mark = input.statusMark?.() ?? null;
+    const t: TerminalState = {
+      ...c,
+      permanent: isPermanent(c.failures.length > 0 ? [c.code, ...c.failures] : [c.code]),
+      statusVersion: mark?.version ?? -1,
+      statusServerTime: mark?.serverTime ?? null,
+    };
     terminal = t;
     input.onTerminal(t);
     return t;
@@ -56,7 +106,7 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
         const r = failed?.result;
         const failures = results.flatMap((x) => (x.result.ok ? [] : [x.result.code]));
         const at = input.clock.now().toISOString();
-        const t: TerminalState =
+        const t: Cause =
           r && !r.ok
             ? { code: r.code, check: failed.name, detail: r.detail, at, failures }
             : {
@@ -93,6 +143,17 @@ export function createGate(input: { checks: readonly Check[]; clock: Clock; onTe
     enterTerminal: (code: string, detail: string) =>
       enterTerminal({ code, check: 'control-plane', detail, at: input.clock.now().toISOString(), failures: [code] }),
     terminal: () => terminal,
+    /** A terminal state kept from before a restart: the gate starts closed. */
+    restore(t: TerminalState): void {
+      terminal ??= t;
+    },
+    /** Reopens the gate; the caller has established that the cause is over (see above). */
+    leave(): TerminalState | null {
+      const t = terminal;
+      if (t?.permanent) return null;
+      terminal = null;
+      return t;
+    },
   };
 }
 export type Gate = ReturnType<typeof createGate>;

@@ -1,10 +1,19 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createKeySet, type KeySet } from '../protocol';
-import { CODE_ROOT, DEFAULT_MANIFEST_FILE, LAYOUT, verifyRuntime, type IntegrityResult } from './integrity';
+import {
+  CODE_ROOT,
+  DEFAULT_MANIFEST_FILE,
+  LAYOUT,
+  listRuntimePaths,
+  verifyRuntime,
+  type IntegrityResult,
+} from './integrity';
 import type { PrefixStore } from './prefix-store';
+import type { ConfigSource } from './protected-config';
 import {
   activationRecordSchema,
+  CONFIG_FILES,
   agentSettingsSchema,
   PREFIX_FILES,
   trustedKeysSchema,
@@ -14,15 +23,17 @@ import {
 } from './settings';
 import { AGENT_VERSION } from './version';
 
-/** Reads and validates what activation left under the prefix; any gap is a clear error. */
-export type Installation = {
+/** Reads and validates the configuration and what activation left in the state directory; any gap is a clear error. */
+export type AgentConfig = {
   settings: AgentSettings;
   trustedKeys: TrustedKeys;
   licenseKeys: KeySet;
   releaseKeys: KeySet;
+  ca: string | undefined;
+};
+export type Installation = AgentConfig & {
   activation: ActivationRecord;
   credential: string;
-  ca: string | undefined;
 };
 
 export class InstallationError extends Error {}
@@ -44,34 +55,50 @@ export function readTrustedKeysFile(file: string): TrustedKeys {
   return parseTrustedKeys(raw, file);
 }
 
-export function loadInstallation(store: PrefixStore): Installation {
+function parseJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Settings, trusted keys and the pinned CA from the configuration source (root-owned in system mode). */
+export function loadConfig(config: ConfigSource): AgentConfig {
+  const settings = agentSettingsSchema.safeParse(parseJson(config.readText(CONFIG_FILES.settings)));
+  if (!settings.success)
+    throw new InstallationError(`${CONFIG_FILES.settings} under ${config.where} is missing or damaged`);
+  const trustedKeys = parseTrustedKeys(
+    parseJson(config.readText(CONFIG_FILES.trustedKeys)),
+    `${config.where}/${CONFIG_FILES.trustedKeys}`,
+  );
+  const ca = settings.data.caPinned ? (config.readText(CONFIG_FILES.ca) ?? undefined) : undefined;
+  if (settings.data.caPinned && !ca)
+    throw new InstallationError(`the pinned CA certificate is missing under ${config.where}`);
+  return {
+    settings: settings.data,
+    trustedKeys,
+    licenseKeys: createKeySet(trustedKeys.license),
+    releaseKeys: createKeySet(trustedKeys.release),
+    ca,
+  };
+}
+
+export function loadInstallation(store: PrefixStore, config: ConfigSource): Installation {
   const activationRaw = store.readJson(PREFIX_FILES.activation);
   if (activationRaw === null)
     throw new InstallationError(`no agent is activated under ${store.root}; run \`agentina-agent activate\` first`);
   const activation = activationRecordSchema.safeParse(activationRaw);
   if (!activation.success) throw new InstallationError(`${PREFIX_FILES.activation} under ${store.root} is damaged`);
-  const settings = agentSettingsSchema.safeParse(store.readJson(PREFIX_FILES.settings));
-  if (!settings.success)
-    throw new InstallationError(`${PREFIX_FILES.settings} under ${store.root} is missing or damaged`);
-  const trustedKeys = parseTrustedKeys(store.readJson(PREFIX_FILES.trustedKeys), PREFIX_FILES.trustedKeys);
+  const loaded = loadConfig(config);
   const credential = store.readText(PREFIX_FILES.credential)?.trim();
   if (!credential) throw new InstallationError(`the agent credential is missing under ${store.root}`);
   if ((store.mode(PREFIX_FILES.credential) ?? 0) & 0o077)
     throw new InstallationError(
       `the credential file is readable by others; chmod 600 ${store.resolve(PREFIX_FILES.credential)}`,
     );
-  const ca = settings.data.caPinned ? (store.readText(PREFIX_FILES.ca) ?? undefined) : undefined;
-  if (settings.data.caPinned && !ca)
-    throw new InstallationError('the pinned CA certificate is missing under the prefix');
-  return {
-    settings: settings.data,
-    trustedKeys,
-    licenseKeys: createKeySet(trustedKeys.license),
-    releaseKeys: createKeySet(trustedKeys.release),
-    activation: activation.data,
-    credential,
-    ca,
-  };
+  return { ...loaded, activation: activation.data, credential };
 }
 
 export const DEFAULT_TRUSTED_KEYS_FILE = path.join(CODE_ROOT, LAYOUT.trustedKeys);
@@ -93,4 +120,16 @@ export function checkRuntime(manifestFile: string, releaseKeys: KeySet, root = C
   const r = verifyRuntime({ root, manifest, keys: releaseKeys, version: AGENT_VERSION });
   if (!r.ok && r.code === 'MANIFEST_MISSING') return { ...r, message: `no signed release manifest at ${manifestFile}` };
   return r;
+}
+
+/**
+ * In system mode the code that runs the checks, and the manifest that vouches for it, must be as
+ * protected as the configuration: a runtime its own user could rewrite could skip every check.
+ */
+export function runtimeProtectionProblem(config: ConfigSource, manifestFile: string, root = CODE_ROOT): string | null {
+  for (const f of [manifestFile, root, ...listRuntimePaths(root).map((p) => path.join(root, p))]) {
+    const problem = config.problemWith(f);
+    if (problem) return problem;
+  }
+  return null;
 }

@@ -10,13 +10,26 @@ import {
 } from '../protocol';
 
 /**
- * What lives under the prefix, and the shapes of the agent's own files. Settings are written at
- * activation from the command line and read at every start; nothing reads the environment.
+ * The agent's files and their shapes. Configuration (settings, trusted keys, pinned CA) is read
+ * from the root-owned configuration directory (system mode) or from the prefix (development
+ * mode, `--user`); the agent's own state lives in its state directory (the prefix in
+ * development mode). Nothing reads the environment.
  */
-export const PREFIX_FILES = {
+export const CONFIG_FILES = {
   settings: 'settings.json',
   trustedKeys: 'trusted-keys.json',
   ca: 'ca.pem',
+} as const;
+/** The system layout the installer creates (each overridable for staging and tests). */
+export const SYSTEM_PATHS = {
+  config: '/etc/agentina-agent',
+  state: '/var/lib/agentina-agent',
+  runtime: '/opt/agentina-agent',
+  unit: '/etc/systemd/system/agentina-agent.service',
+  user: 'agentina',
+} as const;
+export const PREFIX_FILES = {
+  ...CONFIG_FILES,
   credential: 'credential',
   agentKey: 'agent-key.pem',
   activation: 'activation.json',
@@ -81,8 +94,10 @@ export const agentSettingsSchema = z.strictObject({
   /** Origins the http.get task may fetch; empty means the agent contacts no host but the control plane. */
   httpGetAllow: z.array(origin).max(50).default([]),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** The signed runtime manifest; default <code root>/dist/agent-release.json. */
+  /** The signed runtime manifest; default beside the runtime (<release>/agent-release.json). */
   manifestFile: z.string().max(1000).optional(),
+  /** Where updates will come from (recorded at install; this version does not update itself). */
+  distUrl: z.string().url().max(500).optional(),
 });
 export type AgentSettings = z.infer<typeof agentSettingsSchema>;
 

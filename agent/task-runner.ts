@@ -129,8 +129,8 @@ export function createTaskRunner(input: {
     c.drainTimer = setTimeout(() => c.abort.abort(), input.drainTimeoutMs);
   }
 
-  async function run(): Promise<void> {
-    recoverInterrupted();
+  async function run(recover: boolean): Promise<void> {
+    if (recover) recoverInterrupted();
     await flushOutbox();
     while (!stopping.signal.aborted && !gate.terminal()) {
       const before = await gate.admit();
@@ -181,7 +181,19 @@ export function createTaskRunner(input: {
 
   return {
     start(): void {
-      loop ??= run().catch((err) => logger.error({ err }, 'task runner crashed'));
+      loop ??= run(true).catch((err) => logger.error({ err }, 'task runner crashed'));
+    },
+    /** The gate reopened (a suspended license resumed, say): lease again once the old loop has ended. */
+    resume(): void {
+      if (stopping.signal.aborted || !loop) return;
+      if (current?.drainTimer) {
+        clearTimeout(current.drainTimer);
+        current.drainTimer = null;
+      }
+      const previous = loop;
+      loop = previous
+        .then(() => (stopping.signal.aborted ? undefined : run(false)))
+        .catch((err) => logger.error({ err }, 'task runner crashed'));
     },
     /** The gate went terminal: stop leasing now, let the task in flight drain. */
     onTerminal(): void {

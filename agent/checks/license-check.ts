@@ -32,7 +32,7 @@ export function createLicenseCheck(input: {
     return null;
   }
 
-  const check: Check & { replace(next: SignedLicense): boolean; current(): unknown } = {
+  const check: Check & { replace(next: SignedLicense): boolean; current(): unknown; version(): number | null } = {
     name: 'license',
     async evaluate(now) {
       if (license === null || license === undefined) return fail('LICENSE_MISSING', 'no license document is installed');
@@ -58,6 +58,11 @@ export function createLicenseCheck(input: {
       return true;
     },
     current: () => license,
+    /** The version of the authentic document held, or null. */
+    version() {
+      const v = verifySignedLicense(license, input.keys);
+      return v.ok ? v.document.version : null;
+    },
   };
   return check;
 }

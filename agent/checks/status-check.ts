@@ -8,6 +8,17 @@ import {
 import { fail, pass, type Check } from './check';
 
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+/**
+ * How far a status version may run ahead of the license document's version. The control plane
+ * computes a status version as the license's version plus the agent's own status version (see
+ * protocol/agent-api.ts), and the document carries the license's version when it was issued; the
+ * lead therefore grows by one with every lifecycle change of the license since the document was
+ * issued (renewals, suspensions, resumptions) and every status change of this agent (each
+ * offline/online flip counts two). 100 000 covers decades of those; a version beyond it is not a
+ * plausible answer (a signing fault, or a bid to make every later answer, a revocation among
+ * them, look like a replay) and is refused rather than adopted.
+ */
+export const MAX_STATUS_VERSION_LEAD = 100_000;
 
 export type StatusAcceptance = { accepted: true; changed: boolean } | { accepted: false; reason: string };
 
@@ -15,7 +26,9 @@ export type StatusAcceptance = { accepted: true; changed: boolean } | { accepted
  * Check 3: the last signed status answer. It must be authentic (license key set), about this
  * agent and license, fresh (server time no older than `maxAgeMs`, no more than 5 minutes ahead of
  * the local clock) and good. Answers only move forward: an older version or server time than the
- * one held is a replay and is refused, so a recorded "good" answer cannot undo a revocation.
+ * one held, or than the newest in the persistent record (`setFloor`), is a replay and is refused,
+ * so a recorded "good" answer cannot undo a revocation. A version implausibly far ahead of the
+ * license document's is refused too (MAX_STATUS_VERSION_LEAD).
  */
 export function createStatusCheck(input: {
   keys: KeySet;
@@ -23,8 +36,25 @@ export function createStatusCheck(input: {
   licenseId: string;
   maxAgeMs: (payload: StatusPayload) => number;
   initial: SignedStatus | null;
+  /** The version of the license document held now (the bound on status versions); null: none. */
+  licenseVersion?: () => number | null;
 }) {
   let held: unknown = input.initial;
+  /** The newest answer ever accepted, from the persistent record: nothing older is taken, after a restart either. */
+  let floor: { version: number; serverTime: string | null } | null = null;
+
+  function implausible(p: StatusPayload): string | null {
+    const lv = input.licenseVersion?.() ?? null;
+    if (lv === null || p.version <= lv + MAX_STATUS_VERSION_LEAD) return null;
+    return `implausible status: version ${p.version} is more than ${MAX_STATUS_VERSION_LEAD} ahead of the license document's version ${lv}`;
+  }
+  function belowFloor(p: StatusPayload): string | null {
+    if (!floor) return null;
+    if (p.version < floor.version) return `replayed status: version ${p.version} < ${floor.version} already accepted`;
+    if (floor.serverTime && Date.parse(p.serverTime) < Date.parse(floor.serverTime))
+      return 'replayed status: server time before the newest answer already accepted';
+    return null;
+  }
 
   function authentic(value: unknown): StatusPayload | string {
     const parsed = signedStatusSchema.safeParse(value);
@@ -38,6 +68,7 @@ export function createStatusCheck(input: {
 
   const check: Check & {
     accept(next: SignedStatus): StatusAcceptance;
+    setFloor(f: { version: number; serverTime: string | null }): void;
     payload(): StatusPayload | null;
     held(): unknown;
   } = {
@@ -47,6 +78,11 @@ export function createStatusCheck(input: {
         return fail('STATUS_MISSING', 'no signed status from the control plane yet');
       const p = authentic(held);
       if (typeof p === 'string') return fail('STATUS_TAMPERED', p);
+      const replay = belowFloor(p);
+      if (replay)
+        return fail('STATUS_REPLAYED', `the stored status answer is older than one already accepted (${replay})`);
+      const far = implausible(p);
+      if (far) return fail('STATUS_IMPLAUSIBLE', far);
       const t = now.getTime();
       const serverTime = Date.parse(p.serverTime);
       if (serverTime - t > MAX_FUTURE_SKEW_MS)
@@ -66,6 +102,10 @@ export function createStatusCheck(input: {
     accept(next) {
       const p = authentic(next);
       if (typeof p === 'string') return { accepted: false, reason: p };
+      const replay = belowFloor(p);
+      if (replay) return { accepted: false, reason: replay };
+      const far = implausible(p);
+      if (far) return { accepted: false, reason: far };
       const cur = held ? authentic(held) : null;
       if (cur && typeof cur !== 'string') {
         if (p.version < cur.version)
@@ -78,6 +118,9 @@ export function createStatusCheck(input: {
       }
       held = next;
       return { accepted: true, changed: true };
+    },
+    setFloor(f) {
+      floor = f.version < 0 ? null : f;
     },
     payload() {
       const p = held ? authentic(held) : null;

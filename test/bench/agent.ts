@@ -38,6 +38,7 @@ export async function main(args: string[]): Promise<object> {
       home,
       [
         'activate',
+        '--user',
         '--server',
         stack.url,
         '--token',
@@ -53,7 +54,7 @@ export async function main(args: string[]): Promise<object> {
     );
     if (act.code !== 0) throw new Error(`activation failed: ${act.stderr}`);
     log(act.stdout.trim());
-    const agent = spawnAgent(user, home, ['run', '--prefix', prefix], { entry: stack.entry });
+    const agent = spawnAgent(user, home, ['run', '--user', '--prefix', prefix], { entry: stack.entry });
     run.current = agent;
     const journal = path.join(prefix, 'journal', 'journal.jsonl');
     for (

@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 
 import path from 'node:path';
 import { buildReleaseManifest, RELEASE_LAYOUT } from '../../agent/integrity';
 import { AGENT_VERSION } from '../../agent/version';
+import { UNPROTECTED_NOTICE } from '../../agent/protected-config';
 import { loadPurposeSigner } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { startAgentStack, type AgentStack } from '../support/agent-stack';
@@ -69,6 +70,7 @@ describe('agent against the real control plane', () => {
     token = await stack.issueToken(licenseId);
     const args = (p: string) => [
       'activate',
+      '--user',
       '--server',
       stack.url,
       '--token',
@@ -81,7 +83,8 @@ describe('agent against the real control plane', () => {
       stack.caFile,
     ];
     const r = await runAgentCommand(user, home, args(prefix), { entry: stack.entry });
-    expect(r.stderr).toBe('');
+    // Development mode says plainly that it is unprotected, and nothing else.
+    expect(r.stderr.trim()).toBe(`agentina-agent: ${UNPROTECTED_NOTICE}`);
     expect(r.code).toBe(0);
     agentId = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(r.stdout)![1]!;
     const { rows } = await stack.db.pool.query('SELECT status, license_id FROM agents WHERE id = $1', [agentId]);
@@ -94,7 +97,7 @@ describe('agent against the real control plane', () => {
   });
 
   it('runs: heartbeats, holds no listening socket, runs a task', async () => {
-    run = spawnAgent(user, home, ['run', '--prefix', prefix], { entry: stack.entry });
+    run = spawnAgent(user, home, ['run', '--user', '--prefix', prefix], { entry: stack.entry });
     await eventually(
       async () =>
         (await stack.db.pool.query('SELECT last_heartbeat_at, fingerprint_score FROM agents WHERE id = $1', [agentId]))
@@ -152,14 +155,14 @@ describe('agent against the real control plane', () => {
     );
     expect(finished.state).toBe('succeeded');
     expect((await task(queued)).state).toBe('queued');
-    const status = await runAgentCommand(user, home, ['status', '--prefix', prefix], { entry: stack.entry });
+    const status = await runAgentCommand(user, home, ['status', '--user', '--prefix', prefix], { entry: stack.entry });
     expect(JSON.parse(status.stdout).runtime.terminal.code).toBe('LICENSE_REVOKED');
   });
 
   it('uninstall after stopping deregisters the agent and removes the prefix', async () => {
     run!.child.kill('SIGTERM');
     expect((await run!.exited).code).toBe(0);
-    const r = await runAgentCommand(user, home, ['uninstall', '--prefix', prefix], { entry: stack.entry });
+    const r = await runAgentCommand(user, home, ['uninstall', '--user', '--prefix', prefix], { entry: stack.entry });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(existsSync(prefix)).toBe(false);
@@ -189,6 +192,7 @@ describe('agent against the real control plane', () => {
         home2,
         [
           'activate',
+          '--user',
           '--server',
           stack.url,
           '--token',
@@ -204,7 +208,7 @@ describe('agent against the real control plane', () => {
       );
       expect(act.code).toBe(0);
       const id = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(act.stdout)![1]!;
-      tampered = spawnAgent(user, home2, ['run', '--prefix', prefix2], { entry: release.entry });
+      tampered = spawnAgent(user, home2, ['run', '--user', '--prefix', prefix2], { entry: release.entry });
       const journal2 = () =>
         existsSync(path.join(prefix2, 'journal', 'journal.jsonl'))
           ? readFileSync(path.join(prefix2, 'journal', 'journal.jsonl'), 'utf8')

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { buildReleaseManifest, CODE_ROOT, runtimeHashOf, SOURCE_LAYOUT } from '../../agent/integrity';
 import { main as agentMain } from '../../agent/cli';
 import { AGENT_VERSION } from '../../agent/version';
+import { UNPROTECTED_NOTICE } from '../../agent/protected-config';
 import { createSigner, generateKeyFile, newSecret, type ReleaseManifest } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
@@ -16,6 +17,7 @@ import {
   socketsOf,
   spawnAgent,
   USER_HOME_PREFIX,
+  STAGING_ROOT_PREFIX,
   type AgentProcess,
   type AgentUser,
 } from '../support/agent-user';
@@ -73,6 +75,7 @@ afterAll(async () => {
 
 const activateArgs = (token: string, extra: string[] = []) => [
   'activate',
+  '--user',
   '--server',
   server.url,
   '--token',
@@ -92,7 +95,7 @@ const activateArgs = (token: string, extra: string[] = []) => [
 
 const agentCmd = (args: string[]) => runAgentCommand(user, home, args, { entry });
 function startRun(): AgentProcess {
-  const p = spawnAgent(user, home, ['run', '--prefix', prefix], { entry });
+  const p = spawnAgent(user, home, ['run', '--user', '--prefix', prefix], { entry });
   procs.push(p);
   return p;
 }
@@ -114,7 +117,7 @@ const agentId = () => [...server.agents.values()].at(-1)!.agentId;
 describe('refuses root', () => {
   it('says so clearly and exits non-zero', async () => {
     const err: string[] = [];
-    const code = await agentMain(['run', '--prefix', '/nonexistent'], {
+    const code = await agentMain(['run', '--user', '--prefix', '/nonexistent'], {
       out: () => undefined,
       err: (l) => err.push(l),
       uid: 0,
@@ -123,7 +126,7 @@ describe('refuses root', () => {
     expect(code).toBe(4);
     expect(err.join('\n')).toMatch(/refuses to run as root/);
     if (process.getuid?.() === 0) {
-      const r = spawnSync(process.execPath, [path.join(CODE_ROOT, 'bin', 'agentina-agent.js'), 'status'], {
+      const r = spawnSync(process.execPath, [path.join(CODE_ROOT, 'bin', 'agentina-agent.js'), 'run'], {
         encoding: 'utf8',
         env: { PATH: '/usr/bin:/bin' },
       });
@@ -143,6 +146,7 @@ describe('the agent process', () => {
     try {
       const r = await agentCmd([
         'activate',
+        '--user',
         '--server',
         old.url,
         '--token',
@@ -170,6 +174,7 @@ describe('the agent process', () => {
     writePublic(path.join(pub, 'other-ca.pem'), other.cert);
     const r = await agentCmd([
       'activate',
+      '--user',
       '--server',
       server.url,
       '--token',
@@ -191,7 +196,8 @@ describe('the agent process', () => {
     activationToken = server.issueToken();
     // `--token -` reads the token from stdin, so it never shows in the process list.
     const r = await runAgentCommand(user, home, activateArgs('-'), { entry, stdin: `${activationToken}\n` });
-    expect(r.stderr).toBe('');
+    // Development mode says plainly that it is unprotected, and nothing else.
+    expect(r.stderr.trim()).toBe(`agentina-agent: ${UNPROTECTED_NOTICE}`);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/activated agent agt_/);
     const st = statSync(path.join(prefix, 'credential'));
@@ -282,7 +288,7 @@ describe('the agent process', () => {
   });
 
   it('reports `status` from the files under the prefix', async () => {
-    const r = await agentCmd(['status', '--prefix', prefix]);
+    const r = await agentCmd(['status', '--user', '--prefix', prefix]);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s).toMatchObject({ agentId: agentId(), running: true });
@@ -328,7 +334,7 @@ describe('the agent process', () => {
   });
 
   it('refuses to uninstall while the agent runs', async () => {
-    const r = await agentCmd(['uninstall', '--prefix', prefix]);
+    const r = await agentCmd(['uninstall', '--user', '--prefix', prefix]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is running/);
     const { code } = await stopRun(run);
@@ -351,14 +357,14 @@ describe('the agent process', () => {
 
     it('refuses to start when a runtime file was modified, naming it', async () => {
       writeFileSync(bundle(), Buffer.concat([original, Buffer.from('\n// patched\n')]));
-      const r = await agentCmd(['run', '--prefix', prefix]);
+      const r = await agentCmd(['run', '--user', '--prefix', prefix]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/runtime file runtime\/agentina-agent\.js was modified/);
     });
 
     it('refuses to start with an extra runtime file, naming it', async () => {
       writeFileSync(path.join(pub, 'runtime', 'extra.js'), 'module.exports = 1;\n', { mode: 0o644 });
-      const r = await agentCmd(['run', '--prefix', prefix]);
+      const r = await agentCmd(['run', '--user', '--prefix', prefix]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/unexpected runtime file runtime\/extra\.js/);
     });
@@ -367,7 +373,7 @@ describe('the agent process', () => {
       const m = (JSON.parse(originalManifest) as { manifest: ReleaseManifest }).manifest;
       const files = [...m.files, { path: 'runtime/helper.js', sha256: 'a'.repeat(64), size: 1 }];
       writePublic(manifestFile, signManifest({ ...m, files, runtimeHash: runtimeHashOf(files) }));
-      const r = await agentCmd(['run', '--prefix', prefix]);
+      const r = await agentCmd(['run', '--user', '--prefix', prefix]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/runtime file runtime\/helper\.js is missing/);
     });
@@ -375,11 +381,11 @@ describe('the agent process', () => {
     it('refuses a manifest not signed by the pinned release key, and a missing one', async () => {
       const m = (JSON.parse(originalManifest) as { manifest: ReleaseManifest }).manifest;
       writePublic(manifestFile, signManifest(m, createSigner(generateKeyFile('stranger'))));
-      const r = await agentCmd(['run', '--prefix', prefix]);
+      const r = await agentCmd(['run', '--user', '--prefix', prefix]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/signature is not trusted/);
       rmSync(manifestFile);
-      const gone = await agentCmd(['run', '--prefix', prefix]);
+      const gone = await agentCmd(['run', '--user', '--prefix', prefix]);
       expect(gone.code).toBe(3);
       expect(gone.stderr).toMatch(/no signed release manifest/);
     });
@@ -393,7 +399,7 @@ describe('the agent process', () => {
       const settings = readFileSync(settingsFile, 'utf8');
       try {
         writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(settings), manifestFile: sourceManifest }));
-        const r = await runAgentCommand(user, home, ['run', '--prefix', prefix]);
+        const r = await runAgentCommand(user, home, ['run', '--user', '--prefix', prefix]);
         expect(r.code).toBe(3);
         expect(r.stderr).toMatch(/runtime file agent\/cli\.ts was modified/);
       } finally {
@@ -404,20 +410,22 @@ describe('the agent process', () => {
 
   it('wrote nothing outside its prefix', () => {
     // Everything the user owns in the temp areas is inside a test home (ours, or a concurrent
-    // agent test file's), and our home holds only prefixes.
+    // agent test file's) or a concurrent test's staged installation (whose state directory the
+    // installer gave to this user), and our home holds only prefixes.
     const owned = execFileSync('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-user', String(user.uid)], {
       encoding: 'utf8',
     })
       .split('\n')
       .filter(Boolean);
-    expect(owned.filter((f) => !f.startsWith(path.join(tmpdir(), USER_HOME_PREFIX)))).toEqual([]);
+    const allowed = [USER_HOME_PREFIX, STAGING_ROOT_PREFIX].map((p) => path.join(tmpdir(), p));
+    expect(owned.filter((f) => !allowed.some((p) => f.startsWith(p)))).toEqual([]);
     expect(readdirSync(home).filter((n) => !['prefix', 'tls12', 'wrong-ca', 'second'].includes(n))).toEqual([]);
   });
 
   it('uninstall keeps the prefix when the control plane cannot be told', async () => {
     server.setOffline(true);
     try {
-      const r = await agentCmd(['uninstall', '--prefix', prefix]);
+      const r = await agentCmd(['uninstall', '--user', '--prefix', prefix]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/could not deregister.*--force/);
       expect(existsSync(path.join(prefix, 'activation.json'))).toBe(true);
@@ -428,7 +436,7 @@ describe('the agent process', () => {
 
   it('uninstall deregisters (frees the seat) and removes the prefix', async () => {
     const id = agentId();
-    const r = await agentCmd(['uninstall', '--prefix', prefix]);
+    const r = await agentCmd(['uninstall', '--user', '--prefix', prefix]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(server.agents.get(id)!.status).toBe('deregistered');

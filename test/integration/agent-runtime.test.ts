@@ -77,6 +77,8 @@ type Cause = {
   codes: string[];
   inflict(a: InProcessAgent): void | Promise<void>;
   heal?(a: InProcessAgent): void;
+  /** Not permanent: once healed, a newer good answer reopens the gate without a person. */
+  resumes?: boolean;
 };
 const causes: Cause[] = [
   {
@@ -90,17 +92,21 @@ const causes: Cause[] = [
     codes: ['LICENSE_SUSPENDED'],
     inflict: () => server.setLicenseState('suspended'),
     heal: () => server.setLicenseState('active'),
+    resumes: true,
   },
   {
     name: 'license expired',
     codes: ['LICENSE_EXPIRED'],
     inflict: () => server.setLicenseState('expired'),
     heal: () => server.setLicenseState('active'),
+    resumes: true,
   },
   {
     name: 'agent quarantined',
     codes: ['AGENT_QUARANTINED'],
     inflict: (a) => server.setAgentStatus(a.agentId, 'quarantined', 'runtime hash mismatch'),
+    heal: (a) => server.setAgentStatus(a.agentId, 'active'),
+    resumes: true,
   },
   {
     name: 'machine fingerprint mismatched (moved install)',
@@ -153,8 +159,22 @@ describe('fail closed: the task in flight finishes, the queued one never starts,
         30_000,
       );
       expect(reported.body.terminalReason).toContain(t.code);
-      // Still terminal later: nothing inside the agent reopens the gate.
+      expect(t.permanent).toBe(!cause.resumes);
       cause.heal?.(a);
+      if (cause.resumes) {
+        // The license resumed (or the quarantine lifted): a newer good answer, and the agent works again.
+        await server.waitFor('the queued task run after resumption', () => resultOf(queued), 30_000);
+        expect(resultOf(queued)?.outcome).toBe('succeeded');
+        expect(a.agent.gate.terminal()).toBeNull();
+        expect(a.journal.tail(200).find((e) => e.event === 'agent.resumed')).toMatchObject({ code: t.code });
+        return;
+      }
+      // Permanent: still terminal once the agent holds the control plane's newest answer.
+      await server.waitFor(
+        'the newest answer held',
+        () => a.agent.checks.status.payload()?.version === server.signedStatusFor(a.agentId).payload.version,
+        30_000,
+      );
       expect((await a.agent.gate.admit()).admitted).toBe(false);
       expect(server.task(queued)?.state).toBe('queued');
       server.task(queued)!.state = 'done';
@@ -271,6 +291,100 @@ describe('restarts', () => {
         30_000,
       );
     } finally {
+      await a.stop();
+    }
+  });
+
+  it('a revoked agent restarted while offline stays terminal: the terminal state is kept on disk', async () => {
+    const a = await start();
+    try {
+      server.setLicenseState('revoked', 'admin revoked');
+      await server.waitFor('terminal', () => a.agent.gate.terminal(), 30_000);
+      await a.restart(() => server.setOffline(true));
+      const t = a.agent.gate.terminal();
+      expect(t).toMatchObject({ code: 'LICENSE_REVOKED', permanent: true });
+      const queued = server.enqueue('echo', { late: true }, a.agentId);
+      server.setOffline(false);
+      server.setLicenseState('active');
+      await server.waitFor(
+        'the newest answer held',
+        () => a.agent.checks.status.payload()?.version === server.signedStatusFor(a.agentId).payload.version,
+        30_000,
+      );
+      expect((await a.agent.gate.admit()).admitted).toBe(false);
+      expect(server.task(queued)?.state).toBe('queued');
+      server.task(queued)!.state = 'done';
+      expect(a.journal.tail(200).some((e) => e.event === 'agent.terminal_restored')).toBe(true);
+    } finally {
+      server.setOffline(false);
+      await a.stop();
+    }
+  });
+
+  it('grace.json and status.json copied aside, put back while stopped, clock set back, offline: a replay', async () => {
+    const a = await start();
+    try {
+      const saved = { grace: a.store.readText(GRACE_FILE)!, status: a.store.readText(PREFIX_FILES.status)! };
+      const before = (JSON.parse(saved.status) as { payload: { version: number } }).payload.version;
+      // Time passes and the agent moves on: a newer answer, later high-water marks.
+      server.setLicenseState('active', 'renewed');
+      await server.waitFor('the newer answer', () => (a.agent.checks.status.payload()?.version ?? 0) > before, 30_000);
+      a.clock.offsetMs = 3_600_000;
+      expect((await a.agent.gate.admit()).admitted).toBe(true);
+      await a.restart(() => {
+        a.store.writeText(GRACE_FILE, saved.grace);
+        a.store.writeText(PREFIX_FILES.status, saved.status);
+        a.clock.offsetMs = 0;
+        server.setOffline(true);
+      });
+      const v = await a.agent.gate.admit();
+      expect(v.admitted).toBe(false);
+      const codes = (await a.agent.evaluate()).flatMap((r) => (r.result.ok ? [] : [r.result.code]));
+      expect(codes).toEqual(expect.arrayContaining(['GRACE_REPLAYED', 'STATUS_REPLAYED']));
+      expect(v.admitted === false && v.terminal.permanent).toBe(true);
+    } finally {
+      server.setOffline(false);
+      await a.stop();
+    }
+  });
+
+  it('a status version implausibly far ahead is refused, not adopted: a later revocation still lands', async () => {
+    const a = await start();
+    try {
+      const held = a.agent.checks.status.payload()!.version;
+      server.setVersionBoost(200_000);
+      await server.waitFor(
+        'the refusal journaled',
+        () => a.journal.tail(200).find((e) => e.event === 'status.implausible'),
+        30_000,
+      );
+      expect(a.agent.checks.status.payload()!.version).toBe(held);
+      expect(a.agent.gate.terminal()).toBeNull();
+      server.setVersionBoost(0);
+      server.setLicenseState('revoked', 'after the bad answer');
+      const t = await server.waitFor('terminal', () => a.agent.gate.terminal(), 30_000);
+      expect(t.code).toBe('LICENSE_REVOKED');
+    } finally {
+      server.setVersionBoost(0);
+      server.setLicenseState('active');
+      await a.stop();
+    }
+  });
+
+  it('a not-good answer does not extend the grace', async () => {
+    const a = await start();
+    try {
+      const deadline = () => JSON.parse(a.store.readText(GRACE_FILE)!).state.deadline as string;
+      const before = deadline();
+      const held = a.agent.checks.status.payload()!.version;
+      server.setLicenseState('suspended');
+      await server.waitFor('the suspension', () => (a.agent.checks.status.payload()?.version ?? 0) > held, 30_000);
+      expect(a.agent.checks.status.payload()!.good).toBe(false);
+      expect(deadline()).toBe(before);
+      server.setLicenseState('active');
+      await server.waitFor('a good answer re-seals', () => deadline() > before, 30_000);
+    } finally {
+      server.setLicenseState('active');
       await a.stop();
     }
   });

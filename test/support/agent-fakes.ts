@@ -140,7 +140,8 @@ export async function startFakeControlPlane(input: {
     for (const f of w) f();
   };
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-  const versionOf = (a: FakeAgent) => licenseVersion + a.statusVersion;
+  let versionBoost = 0;
+  const versionOf = (a: FakeAgent) => licenseVersion + a.statusVersion + versionBoost;
 
   function signedStatus(a: FakeAgent): SignedStatus {
     const good =
@@ -356,6 +357,11 @@ export async function startFakeControlPlane(input: {
     },
     setBadSignatures(on: boolean): void {
       sendBadSignature = on;
+    },
+    /** Adds `n` to every status version it signs (a signer gone wrong); wakes the long-polls. */
+    setVersionBoost(n: number): void {
+      versionBoost = n;
+      wake();
     },
     signedStatusFor: (agentId: string) => signedStatus(agents.get(agentId)!),
     /** Queues a task, for one agent when `agentId` is given (else for whichever asks first). */

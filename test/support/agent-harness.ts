@@ -9,6 +9,7 @@ import { loadInstallation } from '../../agent/installation';
 import { createJournal, type Journal } from '../../agent/journal';
 import { createAgentLogger } from '../../agent/logger';
 import { createPrefixStore, type PrefixStore } from '../../agent/prefix-store';
+import { userConfig } from '../../agent/protected-config';
 import { agentSettingsSchema, type AgentSettings } from '../../agent/settings';
 import type { Clock } from '../../protocol';
 import type { FakeControlPlane, TestCert, TestKeys } from './agent-fakes';
@@ -79,7 +80,7 @@ export async function startInProcessAgent(input: {
   });
   bootstrap.close();
   if (!outcome.ok) throw new Error(outcome.message);
-  const inst = loadInstallation(store);
+  const inst = loadInstallation(store, userConfig(store));
   const logs = createLogCapture();
   const open = () =>
     createAgent({

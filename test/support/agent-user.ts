@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,8 @@ export function ensureAgentUser(): AgentUser {
 
 /** A fresh directory owned by the user, mode 0700 (their "home" for one test file). */
 export const USER_HOME_PREFIX = 'agentina-userhome-';
+/** Staged system installations (`install --root`) under the temp directory: their state directories are the user's. */
+export const STAGING_ROOT_PREFIX = 'agentina-staging-';
 export function makeUserDir(user: AgentUser, label: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), `${USER_HOME_PREFIX}${label}-`));
   chownSync(dir, user.uid, user.gid);
@@ -132,4 +134,31 @@ export function socketsOf(pid: number): { listening: string[]; established: numb
     }
   }
   return { listening, established, total: inodes.size };
+}
+
+/** Runs the agent command line as the test process's own user (root on the test machines): install, uninstall. */
+export async function runAgentAsRoot(args: string[], opts: { stdin?: string; entry?: string } = {}) {
+  const child = spawn(process.execPath, [opts.entry ?? AGENT_BIN, ...args], {
+    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout.on('data', (c: Buffer) => stdout.push(c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => stderr.push(c.toString('utf8')));
+  child.stdin.end(opts.stdin ?? '');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, stdout: stdout.join(''), stderr: stderr.join(''), output: `${stdout.join('')}${stderr.join('')}` };
+}
+
+/** Runs a small script as `user` (the attacker's moves: write, rename, replace) and returns what it printed. */
+export function runScriptAs(user: AgentUser, script: string): { code: number | null; output: string } {
+  const r = spawnSync(process.execPath, ['-e', script], {
+    uid: user.uid,
+    gid: user.gid,
+    cwd: '/',
+    env: { PATH: '/usr/bin:/bin' },
+    encoding: 'utf8',
+  });
+  return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }

@@ -2,11 +2,11 @@ import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, copyFileS
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFingerprintCheck } from '../../agent/checks/fingerprint-check';
-import { createGraceCheck, GRACE_FILE } from '../../agent/checks/grace-check';
+import { createGraceCheck, GRACE_FILE, HIGH_WATER_FILE } from '../../agent/checks/grace-check';
 import { createLicenseCheck } from '../../agent/checks/license-check';
-import { createStatusCheck } from '../../agent/checks/status-check';
+import { createStatusCheck, MAX_STATUS_VERSION_LEAD } from '../../agent/checks/status-check';
 import type { Check, CheckResult } from '../../agent/checks/check';
-import { createGate } from '../../agent/enforcement';
+import { createGate, newerThan, type TerminalState } from '../../agent/enforcement';
 import { createStaticFingerprintSource, hashFingerprint, type RawFingerprint } from '../../agent/fingerprint-source';
 import { createPrefixStore } from '../../agent/prefix-store';
 import {
@@ -270,6 +270,59 @@ describe('check 3: last signed status', () => {
   });
 });
 
+describe('check 3: status versions and the persistent floor', () => {
+  const make = (initial: SignedStatus | null, licenseVersion: number | null = 1) =>
+    createStatusCheck({
+      keys: licenseKeys,
+      agentId,
+      licenseId,
+      maxAgeMs: () => 7 * DAY,
+      initial,
+      licenseVersion: () => licenseVersion,
+    });
+
+  it.each([
+    ['one past the bound', 1 + MAX_STATUS_VERSION_LEAD + 1],
+    ['a timestamp used as a version', 1_780_000_000_000],
+    ['the largest safe integer', Number.MAX_SAFE_INTEGER],
+  ])('refuses, and does not adopt, an authentic answer whose version is %s', async (_n, version) => {
+    const check = make(status({ version: 5 }));
+    const far = check.accept(status({ version, serverTime: new Date(T0.getTime() + 1000).toISOString() }));
+    expect(far.accepted === false && far.reason).toMatch(/^implausible status/);
+    expect(check.payload()!.version).toBe(5);
+    // Had it been adopted, this revocation would have looked like a replay.
+    const revoked = status({
+      version: 6,
+      licenseState: 'revoked',
+      good: false,
+      serverTime: new Date(T0.getTime() + 2000).toISOString(),
+    });
+    expect(check.accept(revoked)).toEqual({ accepted: true, changed: true });
+    expect(codeOf(await check.evaluate(T0))).toBe('LICENSE_REVOKED');
+  });
+
+  it('accepts a version exactly at the bound, and judges a held answer beyond it implausible', async () => {
+    expect(make(status({ version: 5 })).accept(status({ version: 1 + MAX_STATUS_VERSION_LEAD })).accepted).toBe(true);
+    expect(codeOf(await make(status({ version: 1 + MAX_STATUS_VERSION_LEAD + 1 })).evaluate(T0))).toBe(
+      'STATUS_IMPLAUSIBLE',
+    );
+  });
+
+  it('after a restart, refuses a stored answer older than the newest one the record kept (STATUS_REPLAYED)', async () => {
+    const oldGood = status({ version: 5 });
+    const check = make(oldGood);
+    check.setFloor({ version: 6, serverTime: new Date(T0.getTime() + 1000).toISOString() });
+    expect(codeOf(await check.evaluate(T0))).toBe('STATUS_REPLAYED');
+    expect(check.accept(status({ version: 5, serverTime: new Date(T0.getTime() + 5000).toISOString() })).accepted).toBe(
+      false,
+    );
+    // Same version, older server time than the one kept: a replay as well.
+    const sameVersion = make(status({ version: 6 }));
+    sameVersion.setFloor({ version: 6, serverTime: new Date(T0.getTime() + 1000).toISOString() });
+    expect(codeOf(await sameVersion.evaluate(T0))).toBe('STATUS_REPLAYED');
+  });
+});
+
 describe('check 4: signed offline grace', () => {
   const credential = newSecret('agc');
   function make(store = tempStore(), raw: RawFingerprint = MACHINE, cred = credential) {
@@ -280,7 +333,7 @@ describe('check 4: signed offline grace', () => {
   it('passes until the deadline measured from the last server-signed time, then fails closed', async () => {
     const { check } = make();
     const { state: sealed } = await check.seal(T0, 7, T0);
-    expect(sealed.deadline).toBe(new Date(T0.getTime() + 7 * DAY).toISOString());
+    expect(sealed!.deadline).toBe(new Date(T0.getTime() + 7 * DAY).toISOString());
     expect(codeOf(await check.evaluate(new Date(T0.getTime() + 7 * DAY - 1000)))).toBe('OK');
     expect(codeOf(await check.evaluate(new Date(T0.getTime() + 7 * DAY + 1000)))).toBe('GRACE_EXPIRED');
   });
@@ -376,6 +429,166 @@ describe('check 4: signed offline grace', () => {
     expect(codeOf(await check.evaluate(new Date(T0.getTime() + DAY)))).toBe('OK');
     writeFileSync(store.resolve(GRACE_FILE), old);
     expect(codeOf(await check.evaluate(new Date(T0.getTime() + DAY)))).toBe('GRACE_REPLAYED');
+  });
+});
+
+describe('check 4: the record kept in two places', () => {
+  const credential = newSecret('agc');
+  const hashes = hashFingerprint(salt, MACHINE);
+  const make = (store = tempStore()) => ({
+    store,
+    check: createGraceCheck({ store, credential, currentHashes: async () => hashes }),
+  });
+  const at = (ms: number) => new Date(T0.getTime() + ms);
+  const copyOf = (store: ReturnType<typeof tempStore>, f: string) => readFileSync(store.resolve(f), 'utf8');
+
+  it('a not-good answer never extends the deadline, whatever grace it names; a good one does', async () => {
+    const { check } = make();
+    await check.seal(T0, 7, T0);
+    const deadline = (await check.read(T0))!.deadline;
+    const r = await check.observe(
+      {
+        serverTime: at(3 * DAY),
+        graceDays: 365,
+        extend: false,
+        status: { version: 9, serverTime: at(3 * DAY).toISOString() },
+      },
+      at(3 * DAY),
+    );
+    expect(r.state!.deadline).toBe(deadline);
+    expect(r.state!.statusVersion).toBe(9);
+    expect(codeOf(await check.evaluate(at(7 * DAY + 1000)))).toBe('GRACE_EXPIRED');
+    await check.observe({ serverTime: at(4 * DAY), graceDays: 7, extend: true }, at(4 * DAY));
+    expect((await check.read(at(4 * DAY)))!.deadline).toBe(at(11 * DAY).toISOString());
+  });
+
+  it('an older grace.json put back while the agent was stopped, the clock set back, is a replay', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const old = copyOf(store, GRACE_FILE);
+    expect(codeOf(await check.evaluate(at(DAY)))).toBe('OK');
+    expect(codeOf(await check.evaluate(at(2 * DAY)))).toBe('OK');
+    // A new process: nothing in memory. The old copy's own high-water mark is T0, so the clock
+    // set back to T0 + 1 h passes its clock test; the counter kept in highwater.json does not.
+    writeFileSync(store.resolve(GRACE_FILE), old);
+    expect(codeOf(await make(store).check.evaluate(at(3_600_000)))).toBe('GRACE_REPLAYED');
+  });
+
+  it('an older highwater.json put back, or one removed, is a replay', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const old = copyOf(store, HIGH_WATER_FILE);
+    await check.evaluate(at(DAY));
+    await check.evaluate(at(2 * DAY));
+    writeFileSync(store.resolve(HIGH_WATER_FILE), old);
+    expect(codeOf(await make(store).check.evaluate(at(2 * DAY)))).toBe('GRACE_REPLAYED');
+    unlinkSync(store.resolve(HIGH_WATER_FILE));
+    expect(codeOf(await make(store).check.evaluate(at(2 * DAY)))).toBe('GRACE_REPLAYED');
+  });
+
+  it('both files put back from different moments disagree: a replay', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const oldGrace = copyOf(store, GRACE_FILE);
+    await check.evaluate(at(DAY));
+    await check.evaluate(at(2 * DAY));
+    const midHw = copyOf(store, HIGH_WATER_FILE);
+    await check.evaluate(at(3 * DAY));
+    writeFileSync(store.resolve(GRACE_FILE), oldGrace);
+    writeFileSync(store.resolve(HIGH_WATER_FILE), midHw);
+    expect(codeOf(await make(store).check.evaluate(at(DAY)))).toBe('GRACE_REPLAYED');
+  });
+
+  it('an edited highwater.json (terminal state removed) fails its seal', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const t = {
+      code: 'LICENSE_REVOKED',
+      check: 'status',
+      detail: 'revoked',
+      at: T0.toISOString(),
+      failures: ['LICENSE_REVOKED'],
+      permanent: true,
+      statusVersion: 6,
+      statusServerTime: T0.toISOString(),
+    };
+    await check.setTerminal(t, T0);
+    expect((await make(store).check.snapshot(T0)).record!.terminal).toEqual(t);
+    const f = JSON.parse(copyOf(store, HIGH_WATER_FILE));
+    f.body.record.terminal = null;
+    writeFileSync(store.resolve(HIGH_WATER_FILE), JSON.stringify(f));
+    expect(codeOf(await make(store).check.evaluate(T0))).toBe('GRACE_TAMPERED');
+  });
+
+  it('a crash between the two writes (highwater.json written, grace.json not) is not a replay; the newer record wins', async () => {
+    const { store, check } = make();
+    await check.seal(T0, 7, T0);
+    const before = copyOf(store, GRACE_FILE);
+    await check.seal(at(DAY), 7, at(DAY));
+    writeFileSync(store.resolve(GRACE_FILE), before);
+    const restarted = make(store).check;
+    expect(codeOf(await restarted.evaluate(at(DAY)))).toBe('OK');
+    expect((await restarted.read(at(DAY)))!.deadline).toBe(at(8 * DAY).toISOString());
+  });
+});
+
+describe('terminal states: permanent or not, and what ends them', () => {
+  const t = (over: Partial<TerminalState>): TerminalState => ({
+    code: 'LICENSE_SUSPENDED',
+    check: 'status',
+    detail: '',
+    at: T0.toISOString(),
+    failures: ['LICENSE_SUSPENDED'],
+    permanent: false,
+    statusVersion: 6,
+    statusServerTime: T0.toISOString(),
+    ...over,
+  });
+  const stubs = (code: string | null): Check[] =>
+    (['license', 'fingerprint', 'status', 'grace'] as const).map((name) => ({
+      name,
+      evaluate: async () =>
+        name === 'status' && code ? { ok: false as const, code, detail: code } : { ok: true as const },
+    }));
+
+  it.each([
+    ['LICENSE_REVOKED', true],
+    ['AGENT_DEREGISTERED', true],
+    ['FINGERPRINT_MISMATCH', true],
+    ['STATUS_TAMPERED', true],
+    ['GRACE_REPLAYED', true],
+    ['CLOCK_ROLLBACK', true],
+    ['LICENSE_SUSPENDED', false],
+    ['LICENSE_EXPIRED', false],
+    ['AGENT_QUARANTINED', false],
+    ['STATUS_STALE', false],
+    ['GRACE_EXPIRED', false],
+  ])('%s is permanent: %s', async (code, permanent) => {
+    const gate = createGate({
+      checks: stubs(code),
+      clock: createFixedClock(T0),
+      onTerminal: () => undefined,
+      statusMark: () => ({ version: 6, serverTime: T0.toISOString() }),
+    });
+    const v = await gate.admit();
+    expect(v.admitted === false && v.terminal).toMatchObject({ code, permanent, statusVersion: 6 });
+    expect(gate.leave() === null).toBe(permanent);
+    expect(gate.terminal() === null).toBe(!permanent);
+  });
+
+  it('a restored terminal state closes the gate although every check passes', async () => {
+    const gate = createGate({ checks: stubs(null), clock: createFixedClock(T0), onTerminal: () => undefined });
+    gate.restore(t({ code: 'LICENSE_REVOKED', permanent: true }));
+    expect((await gate.admit()).admitted).toBe(false);
+    expect(gate.leave()).toBeNull();
+  });
+
+  it('orders answers by version, then server time', () => {
+    const held = t({});
+    expect(newerThan({ version: 7, serverTime: T0.toISOString() }, held)).toBe(true);
+    expect(newerThan({ version: 6, serverTime: new Date(T0.getTime() + 1).toISOString() }, held)).toBe(true);
+    expect(newerThan({ version: 6, serverTime: T0.toISOString() }, held)).toBe(false);
+    expect(newerThan({ version: 5, serverTime: new Date(T0.getTime() + DAY).toISOString() }, held)).toBe(false);
   });
 });
 

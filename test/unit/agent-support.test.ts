@@ -127,8 +127,14 @@ describe('command line', () => {
     const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l), uid: 1000, readStdin: () => '' };
     expect(await agentMain(['run', '--prefx', '/tmp/x'], io)).toBe(2);
     expect(err.join('\n')).toMatch(/run does not take --prefx/);
+    expect(await agentMain(['run', '--prefix', '/tmp/x'], io)).toBe(2);
+    expect(err.join('\n')).toMatch(/--prefix is for the development mode: add --user/);
     expect(await agentMain(['--help'], { ...io, uid: 0 })).toBe(0);
-    expect(out.join('\n')).toMatch(/agentina-agent activate/);
+    const help = out.join('\n');
+    expect(help).toMatch(/agentina-agent install --server https:\/\/HOST --token act_…\|- \[--ca ca\.pem\] \[--dist/);
+    expect(help).toMatch(/agentina-agent uninstall \[--force\] \[--root DIR\]/);
+    expect(help).toMatch(/--root DIR +stage the installation/);
+    expect(help).toMatch(/UNPROTECTED/);
   });
 });
 

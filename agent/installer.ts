@@ -1,0 +1,408 @@
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { createKeySet } from '../protocol';
+import { EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
+import { createControlPlaneClient } from './http-client';
+import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, loadConfig, readTrustedKeysFile } from './installation';
+import { BUNDLED, CODE_ROOT, RELEASE_LAYOUT } from './integrity';
+import { createPrefixStore } from './prefix-store';
+import type { ConfigSource } from './protected-config';
+import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
+import { systemdUnit } from './systemd-unit';
+
+/**
+ * `agentina-agent install` and `uninstall` in system mode (root). The installer lays out:
+ *   /opt/agentina-agent/            the signed runtime, root-owned and read-only (0555/0444)
+ *   /etc/agentina-agent/            settings.json, trusted-keys.json, ca.pem: root-owned, 0755/0644
+ *   /var/lib/agentina-agent/        the agent's state, owned by the service user, 0700
+ *   /var/lib/agentina-agent/versions/  where updates will be written (owned by the service user)
+ *   /etc/systemd/system/agentina-agent.service
+ * creates the system user (no login shell), activates as that user, and enables the unit. With
+ * --root DIR everything is written under DIR and the commands that would change the real system
+ * (useradd, systemctl, userdel) are printed instead of run.
+ */
+export const UNIT_NAME = 'agentina-agent.service';
+const ENTRY = path.join(RELEASE_LAYOUT.dirs[0]!, 'agentina-agent.js');
+
+type Paths = { runtime: string; config: string; state: string; versions: string; unit: string };
+function systemPaths(root: string | null): { real: Paths; staged: Paths } {
+  const real: Paths = {
+    runtime: SYSTEM_PATHS.runtime,
+    config: SYSTEM_PATHS.config,
+    state: SYSTEM_PATHS.state,
+    versions: path.join(SYSTEM_PATHS.state, 'versions'),
+    unit: SYSTEM_PATHS.unit,
+  };
+  const at = (p: string) => (root ? path.join(path.resolve(root), p) : p);
+  return {
+    real,
+    staged: {
+      runtime: at(real.runtime),
+      config: at(real.config),
+      state: at(real.state),
+      versions: at(real.versions),
+      unit: at(real.unit),
+    },
+  };
+}
+
+type Sys = { staging: boolean; run(cmd: string, args: string[], opts?: { tolerate?: boolean }): void };
+function systemActions(staging: boolean, io: Io): Sys {
+  return {
+    staging,
+    run(cmd, args, opts = {}) {
+      const line = [cmd, ...args].join(' ');
+      if (staging) {
+        io.out(`would run: ${line}`);
+        return;
+      }
+      try {
+        execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        io.out(`ran: ${line}`);
+      } catch (err) {
+        const detail = (err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message;
+        if (!opts.tolerate) throw new Error(`${line} failed: ${detail}`);
+        io.err(`agentina-agent: ${line} failed (${detail}); continuing`);
+      }
+    },
+  };
+}
+
+export function lookupUser(name: string): { uid: number; gid: number } | null {
+  try {
+    const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: 'pipe' }).trim());
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    return null;
+  }
+}
+
+/** Copies a file or directory tree; `mode` picks each copy's permission bits. */
+function copyTree(from: string, to: string, mode: (file: string, isDir: boolean) => number): void {
+  if (lstatSync(from).isDirectory()) {
+    mkdirSync(to, { recursive: true, mode: 0o755 });
+    for (const e of readdirSync(from)) copyTree(path.join(from, e), path.join(to, e), mode);
+    chmodSync(to, mode(to, true));
+  } else {
+    copyFileSync(from, to);
+    chmodSync(to, mode(to, false));
+  }
+}
+
+function chownTree(p: string, uid: number, gid: number): void {
+  chownSync(p, uid, gid);
+  if (lstatSync(p).isDirectory()) for (const e of readdirSync(p)) chownTree(path.join(p, e), uid, gid);
+}
+
+function writable(p: string): void {
+  if (!existsSync(p)) return;
+  if (lstatSync(p).isDirectory()) {
+    chmodSync(p, 0o755);
+    for (const e of readdirSync(p)) writable(path.join(p, e));
+  }
+}
+
+function runAs(
+  user: { uid: number; gid: number },
+  argv: string[],
+  stdin: string,
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, {
+      uid: user.uid,
+      gid: user.gid,
+      cwd,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
+    child.stdin.end(stdin);
+  });
+}
+
+export async function installSystem(
+  input: {
+    settings: Map<string, string[]>;
+    readStdin: () => string;
+    root: string | null;
+    serviceUser: string;
+    sendHostname: boolean;
+  },
+  io: Io,
+): Promise<number> {
+  const flags = input.settings;
+  const staging = input.root !== null;
+  if (!BUNDLED) {
+    io.err(
+      'agentina-agent: install needs a release build of the agent (npm run agent:build: dist/agent/runtime/agentina-agent.js); ' +
+        'from a source checkout use --user for a development install',
+    );
+    return EXIT.error;
+  }
+  if (!flags.get('server')?.length) {
+    io.err('agentina-agent install needs --server (and --token, unless staging with --root)');
+    return EXIT.usage;
+  }
+  let token: string | null = null;
+  if (flags.has('token')) {
+    const t = tokenFrom(flags, input.readStdin);
+    if (typeof t !== 'string') {
+      io.err(`agentina-agent: ${t.error}`);
+      return EXIT.usage;
+    }
+    token = t;
+  } else if (!staging) {
+    io.err('agentina-agent install needs --token act_… (or --token - to read it from stdin)');
+    return EXIT.usage;
+  }
+  const parsed = settingsFromFlags(flags);
+  if (!parsed.ok) {
+    io.err(`agentina-agent: ${parsed.message}`);
+    return EXIT.usage;
+  }
+  if (flags.has('manifest')) {
+    io.err(
+      'agentina-agent: install puts the runtime and its manifest in /opt/agentina-agent; --manifest is for --user',
+    );
+    return EXIT.usage;
+  }
+  const trustedKeys = readTrustedKeysFile(path.resolve(flags.get('keys')?.at(-1) ?? DEFAULT_TRUSTED_KEYS_FILE));
+  const caFile = flags.get('ca')?.at(-1);
+  const ca = caFile ? readFileSync(path.resolve(caFile), 'utf8') : undefined;
+  const { real, staged } = systemPaths(input.root);
+  for (const [p, what] of [
+    [path.join(staged.config, CONFIG_FILES.settings), 'a configuration'],
+    [path.join(staged.state, PREFIX_FILES.activation), 'an activated agent'],
+    [staged.unit, 'a systemd unit'],
+    [staged.runtime, 'a runtime'],
+  ] as const) {
+    if (existsSync(p)) {
+      io.err(`agentina-agent: ${p} already holds ${what}; run \`agentina-agent uninstall\` first`);
+      return EXIT.error;
+    }
+  }
+  const sys = systemActions(staging, io);
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (staging) {
+    mkdirSync(path.resolve(input.root!), { recursive: true, mode: 0o755 });
+    io.out(`staging the installation under ${path.resolve(input.root!)}`);
+    if (!asRoot) io.out('note: not root, so the staged files belong to this user; a package must give them to root');
+  }
+
+  const created: string[] = [];
+  let createdUser = false;
+  const rollback = () => {
+    for (const p of created.reverse()) {
+      writable(p);
+      rmSync(p, { recursive: true, force: true });
+    }
+    if (createdUser) sys.run('userdel', [input.serviceUser], { tolerate: true });
+  };
+  try {
+    let user = lookupUser(input.serviceUser);
+    if (!user) {
+      sys.run('useradd', [
+        '--system',
+        '--user-group',
+        '--no-create-home',
+        '--home-dir',
+        real.state,
+        '--shell',
+        '/usr/sbin/nologin',
+        input.serviceUser,
+      ]);
+      if (!staging) {
+        createdUser = true;
+        user = lookupUser(input.serviceUser);
+        if (!user) throw new Error(`the user ${input.serviceUser} was not created`);
+      }
+    } else if (user.uid === 0) {
+      throw new Error(`the service user ${input.serviceUser} is root; the agent refuses to run as root`);
+    }
+
+    // The runtime: read-only, root-owned (as far as this process can make it so).
+    mkdirSync(path.dirname(staged.runtime), { recursive: true, mode: 0o755 });
+    created.push(staged.runtime);
+    mkdirSync(staged.runtime, { mode: 0o755 });
+    const entryOf = (p: string) => p === path.join(staged.runtime, ENTRY);
+    for (const part of [...RELEASE_LAYOUT.dirs, RELEASE_LAYOUT.manifest])
+      copyTree(path.join(CODE_ROOT, part), path.join(staged.runtime, part), (f, dir) =>
+        dir || entryOf(f) ? 0o555 : 0o444,
+      );
+    if (asRoot) chownTree(staged.runtime, 0, 0);
+    chmodSync(staged.runtime, 0o555);
+
+    // The configuration: trust anchors and every setting that could weaken a check, root-owned.
+    mkdirSync(path.dirname(staged.config), { recursive: true, mode: 0o755 });
+    created.push(staged.config);
+    mkdirSync(staged.config, { mode: 0o755 });
+    const put = (name: string, text: string) =>
+      writeFileSync(path.join(staged.config, name), text, { mode: 0o644, flag: 'wx' });
+    put(CONFIG_FILES.settings, `${JSON.stringify(parsed.settings, null, 2)}\n`);
+    put(CONFIG_FILES.trustedKeys, `${JSON.stringify(trustedKeys, null, 2)}\n`);
+    if (ca) put(CONFIG_FILES.ca, ca);
+    if (asRoot) chownTree(staged.config, 0, 0);
+
+    // The state directory (and versions/ for updates): the service user's, nobody else's.
+    mkdirSync(path.dirname(staged.state), { recursive: true, mode: 0o755 });
+    if (!existsSync(staged.state)) created.push(staged.state);
+    mkdirSync(staged.versions, { recursive: true, mode: 0o700 });
+    chmodSync(staged.state, 0o700);
+    if (user) chownTree(staged.state, user.uid, user.gid);
+    else io.out(`would run: chown -R ${input.serviceUser}: ${real.state}`);
+
+    // The installed runtime must verify against the installed keys before anything runs from it.
+    const integrity = checkRuntime(
+      path.join(staged.runtime, RELEASE_LAYOUT.manifest),
+      createKeySet(trustedKeys.release),
+      staged.runtime,
+    );
+    if (!integrity.ok) throw new Error(`the runtime to install does not verify: ${integrity.message}`);
+
+    mkdirSync(path.dirname(staged.unit), { recursive: true, mode: 0o755 });
+    created.push(staged.unit);
+    writeFileSync(
+      staged.unit,
+      systemdUnit({
+        node: process.execPath,
+        entry: path.join(real.runtime, ENTRY),
+        config: real.config,
+        state: real.state,
+        runtime: real.runtime,
+        user: input.serviceUser,
+      }),
+      { mode: 0o644, flag: 'wx' },
+    );
+    if (asRoot) chownSync(staged.unit, 0, 0);
+
+    const activate = [
+      path.join(staged.runtime, ENTRY),
+      'activate',
+      '--config',
+      staged.config,
+      '--state',
+      staged.state,
+      '--token',
+      '-',
+      ...(input.sendHostname ? ['--send-hostname'] : []),
+    ];
+    if (user && token && asRoot) {
+      const r = await runAs(user, activate, `${token}\n`, staged.state);
+      if (r.stdout.trim()) io.out(r.stdout.trim());
+      if (r.code !== 0) throw new Error(`activation as ${input.serviceUser} failed: ${r.stderr.trim()}`);
+    } else {
+      io.out(
+        `would run: runuser -u ${input.serviceUser} -- ${process.execPath} ${activate.join(' ')}  (the token on stdin)`,
+      );
+    }
+    sys.run('systemctl', ['daemon-reload']);
+    sys.run('systemctl', ['enable', '--now', UNIT_NAME]);
+  } catch (err) {
+    io.err(`agentina-agent: install failed: ${(err as Error).message}; undoing what it wrote`);
+    rollback();
+    return EXIT.error;
+  }
+  io.out(`installed: runtime ${staged.runtime} (root-owned, read-only)`);
+  io.out(`installed: configuration and trust anchors ${staged.config} (root-owned)`);
+  io.out(`installed: state ${staged.state} and ${staged.versions} (owned by ${input.serviceUser}, 0700)`);
+  io.out(`installed: systemd unit ${staged.unit}`);
+  return EXIT.ok;
+}
+
+/** A plain reader of the configuration directory, for root (uninstall). */
+function rootReader(dir: string): ConfigSource {
+  return {
+    mode: 'system',
+    where: dir,
+    readText: (name) => {
+      try {
+        return readFileSync(path.join(dir, name), 'utf8');
+      } catch {
+        return null;
+      }
+    },
+    problemWith: () => null,
+  };
+}
+
+export async function uninstallSystem(input: { root: string | null; force: boolean }, io: Io): Promise<number> {
+  const staging = input.root !== null;
+  const { staged } = systemPaths(input.root);
+  const present = [staged.unit, staged.runtime, staged.config, staged.state].filter((p) => existsSync(p));
+  if (present.length === 0) {
+    io.err(`agentina-agent: no system installation found${staging ? ` under ${input.root}` : ''}; nothing removed`);
+    return EXIT.error;
+  }
+  const sys = systemActions(staging, io);
+  const unitText = existsSync(staged.unit) ? readFileSync(staged.unit, 'utf8') : '';
+  const serviceUser = /^User=(.+)$/m.exec(unitText)?.[1]?.trim() ?? SYSTEM_PATHS.user;
+  const store = createPrefixStore(staged.state);
+  if (staging) {
+    const runtime = store.readJson(PREFIX_FILES.runtime) as { pid?: unknown; running?: unknown } | null;
+    if (runtime?.running === true && typeof runtime.pid === 'number' && processAliveOf(runtime.pid)) {
+      io.err(`agentina-agent: the agent is running (pid ${runtime.pid}); stop it first`);
+      return EXIT.error;
+    }
+  }
+  const credential = store.readText(PREFIX_FILES.credential)?.trim();
+  const activation = store.readJson(PREFIX_FILES.activation) as { agentId?: string } | null;
+  if (credential) {
+    let failure: string | null = null;
+    try {
+      const config = loadConfig(rootReader(staged.config));
+      const client = createControlPlaneClient({
+        server: config.settings.server,
+        tls: { ...(config.ca ? { ca: config.ca } : {}) },
+        credential,
+      });
+      try {
+        await client.deregister();
+        io.out(`deregistered agent ${activation?.agentId ?? '(unknown id)'}: its license seat is free`);
+      } finally {
+        client.close();
+      }
+    } catch (err) {
+      failure = (err as Error).message;
+    }
+    if (failure !== null) {
+      if (!input.force) {
+        io.err(
+          `agentina-agent: could not deregister (${failure}); nothing was removed. Use --force to remove the installation anyway (the seat then stays taken until an administrator deregisters the agent).`,
+        );
+        return EXIT.error;
+      }
+      io.err(`agentina-agent: could not deregister (${failure}); removing the installation anyway (--force)`);
+    }
+  } else io.out('no activated agent found: nothing to deregister');
+  sys.run('systemctl', ['disable', '--now', UNIT_NAME], { tolerate: true });
+  for (const p of [staged.unit, staged.runtime, staged.config, staged.state]) {
+    if (!existsSync(p)) continue;
+    writable(p);
+    rmSync(p, { recursive: true, force: true });
+    io.out(`removed ${p}`);
+  }
+  sys.run('systemctl', ['daemon-reload'], { tolerate: true });
+  if (staging || lookupUser(serviceUser)) sys.run('userdel', [serviceUser], { tolerate: true });
+  io.out(`uninstalled${staging ? ` (staged under ${input.root})` : ''}`);
+  return EXIT.ok;
+}
