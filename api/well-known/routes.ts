@@ -15,11 +15,12 @@ export function wellKnownRoutes(deps: AppDeps): FastifyPluginAsync {
         expires.setUTCHours(0, 0, 0, 0);
         const origin = deps.config.publicOrigin;
         const body = [
-          'Contact: mailto:security@agentina.dev',
+          'Contact: mailto:security@digcub-lab.com',
           `Expires: ${expires.toISOString()}`,
           'Preferred-Languages: en',
           `Canonical: ${origin}/.well-known/security.txt`,
-          '# We acknowledge reports within 2 business days and credit reporters with their permission. No paid bounty.',
+          '# We acknowledge reports within 2 business days and keep you updated through resolution.',
+          '# Public credit with your permission; a written acknowledgement on request. No paid bounty.',
           '',
         ].join('\n');
         return reply.type('text/plain; charset=utf-8').send(body);

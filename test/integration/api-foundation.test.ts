@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import { newSecret } from '../../protocol';
 import { buildTestApp } from '../support/app';
@@ -144,9 +146,19 @@ describe('API foundation', () => {
   it('serves security.txt with the disclosure contact and an expiry', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/.well-known/security.txt' });
     expect(res.statusCode).toBe(200);
-    expect(res.body).toMatch(/^Contact: mailto:/m);
+    expect(res.body).toMatch(/^Contact: mailto:security@digcub-lab\.com$/m);
     expect(res.body).toMatch(/^Expires: \d{4}-/m);
-    expect(res.body).toMatch(/2 business days/);
+    // The disclosure terms of SECURITY.md, in its words.
+    for (const term of [
+      /2 business days/,
+      /through resolution/,
+      /credit with your permission/,
+      /written acknowledgement on request/,
+      /No paid bounty/,
+    ])
+      expect(res.body).toMatch(term);
+    const policy = readFileSync(path.join(__dirname, '..', '..', 'SECURITY.md'), 'utf8');
+    expect(policy).toContain('security@digcub-lab.com');
   });
 
   it('serves the OpenAPI document generated from the zod schemas, and its UI', async () => {
