@@ -130,11 +130,6 @@ export default tseslint.config(
     ['services', 'protocol', 'config'],
     'api/ holds routes, schemas and auth over services/: no SQL (db/), no activities, worker or CLI.',
   ),
-  {
-    // The process entry opens the pool it hands to createServices().
-    files: ['api/server.ts'],
-    rules: { 'no-restricted-imports': 'off' },
-  },
   layer(
     ['activities/**/*.ts'],
     ['services', 'protocol'],

@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { Config } from '../config';
-import { createPool } from '../db';
 import { systemClock } from '../protocol';
 import { buildApp, type App } from './app';
 import { createLogger } from './logger';
-import { createServices } from '../services';
-import { createKeyStore } from '../services/keys';
 import { createMetrics } from '../services/metrics';
-import { createTemporal } from '../services/temporal';
+import { openServices } from '../services/process';
 
 /**
  * Starts the API process: connects to PostgreSQL as the application role and to Temporal
@@ -16,11 +13,9 @@ import { createTemporal } from '../services/temporal';
  */
 export async function startApi(config: Config): Promise<{ app: App; url: string; close(): Promise<void> }> {
   const logger = createLogger(config.logLevel);
-  const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-api', max: 20 });
-  const temporal = createTemporal(config);
   const metrics = createMetrics();
-  const keys = createKeyStore(config.keysDir);
-  const services = createServices({ pool, temporal, clock: systemClock, keys, config, logger, metrics });
+  const opened = openServices(config, { applicationName: 'agentina-api', poolSize: 20, logger, metrics });
+  const { pool, temporal, services } = opened;
   const app = await buildApp({ config, pool, temporal, clock: systemClock, services, metrics, logger });
   if (config.tls) {
     // Fastify's `https` option is fixed at construction, so TLS is applied through a wrapping server.
@@ -42,8 +37,7 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
       async close() {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await app.close();
-        await pool.end();
-        await temporal.close();
+        await opened.close();
       },
     };
   }
@@ -53,8 +47,7 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
     url,
     async close() {
       await app.close();
-      await pool.end();
-      await temporal.close();
+      await opened.close();
     },
   };
 }

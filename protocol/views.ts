@@ -35,13 +35,16 @@ export type LicenseSnapshotView = {
   licenseId: string;
   customerId: string;
   state: LicenseState;
+  /** The license row's version: 1 at creation, +1 per transition. */
   version: number;
   expiresAt: string;
   trialEndsAt: string | null;
   graceDays: number;
   trialEndState: TrialEndState;
   reason: string | null;
+  /** Workflow time of the last transition (creation for version 1). */
   changedAt: string;
+  /** When the timers will next move the state, or null when nothing is scheduled. */
   nextTransitionAt: string | null;
 };
 

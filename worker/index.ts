@@ -1,12 +1,8 @@
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
-import { createPool } from '../db';
-import { systemClock } from '../protocol';
 import { createActivities, type ActivityServices } from '../activities/create-activities';
-import { createServices } from '../services';
-import { createKeyStore } from '../services/keys';
-import { createTemporal } from '../services/temporal';
+import { openServices } from '../services/process';
 import { ensureSchedules } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -47,16 +43,8 @@ export const WORKER_POOL_SIZE = 20;
  * SIGINT/SIGTERM and drains the worker gracefully; then the pool is closed.
  */
 export async function runWorkerProcess(config: Config, logger: Logger): Promise<void> {
-  const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-worker', max: WORKER_POOL_SIZE });
-  const temporal = createTemporal(config);
-  const services = createServices({
-    pool,
-    temporal,
-    clock: systemClock,
-    keys: createKeyStore(config.keysDir),
-    config,
-    logger,
-  });
+  const opened = openServices(config, { applicationName: 'agentina-worker', poolSize: WORKER_POOL_SIZE, logger });
+  const { temporal, services } = opened;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
     const scheduled = await ensureSchedules(temporal.client, config);
@@ -74,8 +62,6 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
     logger.info('worker stopped');
   } finally {
     await connection.close();
-    await services.close();
-    await temporal.close();
-    await pool.end();
+    await opened.close();
   }
 }

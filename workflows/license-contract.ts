@@ -5,7 +5,6 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Actor } from '../protocol/audit-chain';
-import type { LicenseState } from '../protocol/schemas';
 
 export const LICENSE_WORKFLOW_TYPE = 'licenseLifecycle';
 export function licenseWorkflowId(licenseId: string): string {
@@ -17,6 +16,7 @@ export const CustomerIdAttribute = defineSearchAttributeKey('CustomerId', Search
 export const LicenseStateAttribute = defineSearchAttributeKey('LicenseState', SearchAttributeType.KEYWORD);
 
 import type { TrialEndState } from '../protocol/license-terms';
+import type { LicenseSnapshotView } from '../protocol/views';
 
 export type { TrialEndState };
 
@@ -42,23 +42,8 @@ export type LicenseLifecycleInput = {
   localTransitionAttempts?: number;
 };
 
-/** What the query answers and every update returns. */
-export type LicenseSnapshot = {
-  licenseId: string;
-  customerId: string;
-  state: LicenseState;
-  /** The license row's version: 1 at creation, +1 per transition. */
-  version: number;
-  expiresAt: string;
-  trialEndsAt: string | null;
-  graceDays: number;
-  trialEndState: TrialEndState;
-  reason: string | null;
-  /** Workflow time of the last transition (creation for version 1). */
-  changedAt: string;
-  /** When the timers will next move the state, or null when nothing is scheduled. */
-  nextTransitionAt: string | null;
-};
+/** What the query answers and every update returns (protocol/views.ts: the API shows it as is). */
+export type LicenseSnapshot = LicenseSnapshotView;
 
 export type RenewArgs = { expiresAt: string; actor: Actor };
 export type ConvertTrialArgs = { expiresAt: string; actor: Actor };
