@@ -1,10 +1,7 @@
 export { buildApp } from './app';
 export type { App, AppDeps, BuildAppInput } from './app';
 export { startApi } from './server';
-export { createTemporal } from '../services/temporal';
-export type { TemporalDeps } from '../services/temporal';
 export { createLogger, loggerOptions } from './logger';
-export { createMetrics } from '../services/metrics';
 export { AppError, ERROR_STATUS, errorBody } from './errors';
 export type { ErrorCode, ErrorBody } from './errors';
 export { actorOf, principalOf, installAccessControl } from './auth/access';
