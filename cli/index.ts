@@ -5,8 +5,8 @@ import { ensureDatabase, migrate } from '../db';
 import { createLogger } from '../api/logger';
 import { withServices } from './services';
 import { createAdmin } from './create-admin';
-import { auditCommand } from './audit';
-import { keysCommand } from './keys';
+import { AUDIT_USAGE, auditCommand } from './audit';
+import { KEYS_USAGE, keysCommand } from './keys';
 import { startApi } from '../api/server';
 import { runWorkerProcess } from '../worker';
 
@@ -27,8 +27,21 @@ Commands:
                                    re-walk the audit chain and check its signed checkpoints
   audit export [--since SEQ|TIME] [--out F]
                                    write the chain as JSON lines for verification elsewhere
-  help                             show this text
+  help, --help, -h                 show this text (\`agentina <command> --help\`: that command's)
+
+Configuration comes from the environment (DATABASE_URL, PORT, TEMPORAL_ADDRESS, …): see
+docs/deployment.md. For a local development stack run \`npm start\` instead.
 `;
+
+const HELP_FLAGS = new Set(['help', '--help', '-h']);
+
+/** Per-command help for commands whose own usage text lives elsewhere. */
+const COMMAND_USAGE: Record<string, () => string> = {
+  keys: () => KEYS_USAGE,
+  audit: () => AUDIT_USAGE,
+  'create-admin': () =>
+    'Usage: agentina create-admin --email E [--password-stdin]\n  Creates an admin and prints a one-time password (or reads one line of stdin as the password).\n',
+};
 
 type Command = (args: string[]) => Promise<number>;
 
@@ -104,9 +117,17 @@ const commands: Record<string, Command> = {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  const command = name ? commands[name] : undefined;
+  if (name === undefined || HELP_FLAGS.has(name)) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const command = commands[name];
+  if (command && rest.some((a) => a === '--help' || a === '-h')) {
+    process.stdout.write(COMMAND_USAGE[name]?.() ?? USAGE);
+    return 0;
+  }
   if (!command) {
-    process.stderr.write(name ? `unknown command: ${name}\n\n${USAGE}` : USAGE);
+    process.stderr.write(`unknown command: ${name}\n\n${USAGE}`);
     return 2;
   }
   try {

@@ -34,6 +34,8 @@ const envSchema = z.object({
   AGENTINA_KEYS_DIR: z.string().min(1).optional(),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
+  /** `npm start` only: serve plain HTTP instead of HTTPS with the local development CA. */
+  AGENTINA_DEV_HTTP: z.enum(['0', '1']).default('0'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_ORIGIN: z.string().url().optional(),
   AUDIT_CHECKPOINT_INTERVAL: duration.default(600_000),
@@ -62,6 +64,8 @@ export type Config = {
   dataDir: string;
   keysDir: string;
   tls: { certFile: string; keyFile: string } | undefined;
+  /** `npm start` serves plain HTTP (no development CA); an explicit TLS_CERT_FILE still wins. */
+  devHttp: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   publicOrigin: string;
   /**
@@ -119,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     keysDir: path.resolve(e.AGENTINA_KEYS_DIR ?? path.join(dataDir, 'keys')),
     tls: e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE } : undefined,
+    devHttp: e.AGENTINA_DEV_HTTP === '1',
     logLevel: e.LOG_LEVEL,
     publicOrigin: e.PUBLIC_ORIGIN ?? `${scheme}://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`,
     audit: {

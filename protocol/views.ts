@@ -56,7 +56,13 @@ export type WorkflowView = {
   current: LicenseSnapshotView | null;
 };
 
-export type LicenseDetailView = { license: LicenseView; workflow: WorkflowView };
+/** The changes an operator can ask of a license, in the order the console offers them. */
+export const LICENSE_ACTIONS = ['renew', 'convertTrial', 'suspend', 'resume', 'revoke'] as const;
+export type LicenseAction = (typeof LICENSE_ACTIONS)[number];
+/** Whether the lifecycle accepts `action` in the license's current state, and if not, why. */
+export type LicenseActionView = { action: LicenseAction; allowed: boolean; reason: string | null };
+
+export type LicenseDetailView = { license: LicenseView; workflow: WorkflowView; actions: LicenseActionView[] };
 
 export type ActivationTokenView = {
   id: string;

@@ -11,9 +11,33 @@ import { startProcess, type ManagedProcess } from './stack/processes';
 import { ensureSearchAttributes, splitAddress, startTemporalDevServer, temporalAnswers } from './stack/temporal';
 import { findTemporalCli, ROOT } from './stack/tools';
 import { ensureWebBuilt } from './stack/web';
+import { ensureDevTls, type DevTls } from './stack/tls';
+import { buildAgentManifest } from './build-agent-manifest';
 
 const FIRST_ADMIN_EMAIL = 'admin@agentina.local';
 const log = (line: string) => console.log(`  · ${line}`);
+/** A path as short as it can be said from here (absolute when it is not under the current directory). */
+const rel = (p: string) => {
+  const r = path.relative(process.cwd(), p);
+  return r && !r.startsWith('..') && !path.isAbsolute(r) ? r : p;
+};
+
+/** A word a POSIX shell reads back unchanged. */
+const sh = (w: string) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`);
+
+/** How to activate an agent against this stack from this checkout, as an unprivileged user. */
+function agentLines(origin: string, devTls: DevTls | undefined): string[] {
+  const bin = sh(rel(path.join(ROOT, 'bin', 'agentina-agent.js')));
+  if (!origin.startsWith('https:'))
+    return ['  Agent              needs HTTPS: start without AGENTINA_DEV_HTTP to get the local development CA'];
+  const ca = devTls ? ` --ca ${sh(rel(devTls.caFile))}` : ' --ca <your CA certificate>';
+  return [
+    '  Agent              create an activation token in the UI, then as a non-root user here:',
+    `    node ${bin} install --user --server ${origin}${ca} --token -`,
+    `    node ${bin} run --user`,
+    '                     (paste the token on stdin; --prefix DIR if that user has no home; docs/agent-install.md)',
+  ];
+}
 
 function tail(file: string, lines = 20): string {
   try {
@@ -82,10 +106,22 @@ export async function main(): Promise<void> {
     }
 
     ensureKeys(config.keysDir);
-    log(`signing keys in ${path.relative(process.cwd(), config.keysDir) || config.keysDir}/`);
+    log(`signing keys in ${rel(config.keysDir)}/`);
+
+    // The agent only talks HTTPS to a CA it pins, so the dev stack serves HTTPS by default.
+    let devTls: DevTls | undefined;
+    const tlsEnv: Record<string, string> = {};
+    if (!config.tls && !config.devHttp) {
+      devTls = ensureDevTls(config.dataDir, config.host);
+      Object.assign(tlsEnv, { TLS_CERT_FILE: devTls.certFile, TLS_KEY_FILE: devTls.keyFile });
+      log(`HTTPS with the local development CA in ${rel(devTls.dir)}/${devTls.created ? ' (created)' : ''}`);
+    }
+    // The source checkout's signed runtime manifest and trusted keys (dist/), so
+    // bin/agentina-agent.js passes its integrity check against this stack's keys.
+    buildAgentManifest({ keysDir: config.keysDir });
 
     let firstAdmin: { email: string; password: string } | undefined;
-    const env = { ...process.env, DATABASE_URL: databaseUrl };
+    const env = { ...process.env, DATABASE_URL: databaseUrl, ...tlsEnv };
     const appConfig = loadConfig(env);
     await withServices(appConfig, async (services) => {
       if ((await services.identity.accounts.countAdmins()) === 0) {
@@ -118,15 +154,16 @@ export async function main(): Promise<void> {
     const apiHost = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
     await waitFor('the API', () => portAnswers(apiHost, config.port), 60000, 200);
 
-    const scheme = config.tls ? 'https' : 'http';
+    const scheme = appConfig.tls ? 'https' : 'http';
+    const origin = `${scheme}://${apiHost}:${config.port}`;
     const lines = [
       '',
       'Agentina is running.',
-      `  Admin UI and API   ${scheme}://${apiHost}:${config.port}/      (API docs: /docs)`,
-      `  Customer portal    ${scheme}://${apiHost}:${config.port}/portal`,
+      `  Admin UI and API   ${origin}/      (API docs: /docs)`,
+      `  Customer portal    ${origin}/portal`,
       `  Temporal Web       ${config.temporal.uiUrl}`,
       `  PostgreSQL         ${pg.source}, database "${new URL(databaseUrl).pathname.slice(1)}"`,
-      `  Logs               ${path.relative(process.cwd(), logDir) || logDir}/`,
+      `  Logs               ${rel(logDir)}/`,
     ];
     if (firstAdmin) {
       lines.push(
@@ -134,7 +171,7 @@ export async function main(): Promise<void> {
         `  One-time password  ${firstAdmin.password}    (shown once; change it at first login)`,
       );
     }
-    lines.push('Press Ctrl-C to stop.', '');
+    lines.push(...agentLines(origin, devTls), 'Press Ctrl-C to stop.', '');
     console.log(lines.join('\n'));
   } catch (err) {
     console.error(`\nnpm start failed: ${(err as Error).message}`);

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { customerId, featuresSchema, isoTime, LICENSE_STATES, licenseId } from '../../protocol';
+import { LICENSE_ACTIONS } from '../../protocol/views';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
@@ -45,6 +46,11 @@ const workflowLinkSchema = z.strictObject({ id: z.string().max(100), url: z.stri
 const detailSchema = z.strictObject({
   license: licenseViewSchema,
   workflow: workflowLinkSchema.extend({ current: snapshotSchema.nullable() }),
+  actions: z
+    .array(
+      z.strictObject({ action: z.enum(LICENSE_ACTIONS), allowed: z.boolean(), reason: z.string().max(500).nullable() }),
+    )
+    .describe('The changes the lifecycle accepts in the current state; for the others, why not.'),
 });
 const changedSchema = z.strictObject({ license: licenseViewSchema, workflow: snapshotSchema });
 const createdSchema = z.strictObject({

@@ -57,7 +57,25 @@ import {
 } from '../../workflows/license-contract';
 import { scheduledState } from '../../workflows/license-rules';
 import { AppError } from '../errors';
-import type { LicenseView, WorkflowView } from '../../protocol/views';
+import type { LicenseDetailView, LicenseView, WorkflowView } from '../../protocol/views';
+import { licenseActions } from './license-actions';
+
+/** The row's view in the workflow's shape, for when the workflow does not answer. */
+function snapshotOfView(l: LicenseView): LicenseSnapshot {
+  return {
+    licenseId: l.id,
+    customerId: l.customerId,
+    state: l.state,
+    version: l.version,
+    expiresAt: l.expiresAt,
+    trialEndsAt: l.trialEndsAt,
+    graceDays: l.graceDays,
+    trialEndState: l.trialEndState,
+    reason: l.stateReason,
+    changedAt: l.updatedAt,
+    nextTransitionAt: null,
+  };
+}
 
 export type { LicenseView, WorkflowView };
 
@@ -434,15 +452,18 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       };
     },
 
-    /** The row, plus (for operators) the workflow's own view and its Temporal Web link. */
-    async getLicense(
-      id: string,
-      scope?: { customerId: string },
-    ): Promise<{ license: LicenseView; workflow: WorkflowView }> {
+    /**
+     * The row, plus (for operators) the workflow's own view, its Temporal Web link and the
+     * changes the lifecycle accepts in the current state (the workflow's answer when it gives one).
+     */
+    async getLicense(id: string, scope?: { customerId: string }): Promise<LicenseDetailView> {
       const row = await requireLicense(id, scope);
+      const license = toLicenseView(row);
+      const current = await queryWorkflow(id);
       return {
-        license: toLicenseView(row),
-        workflow: { id: licenseWorkflowId(id), url: workflowUrl(id), current: await queryWorkflow(id) },
+        license,
+        workflow: { id: licenseWorkflowId(id), url: workflowUrl(id), current },
+        actions: licenseActions(current ?? snapshotOfView(license), clock.now().getTime()),
       };
     },
 

@@ -112,7 +112,15 @@ describe('admin UI (browser)', () => {
       .waitFor();
 
     await page.getByLabel('Reason for revoking').fill('contract ended');
-    await page.getByLabel('Revocation is final.').check();
+    // Only what the lifecycle accepts is offered; the rest says why not.
+    expect(await page.getByRole('button', { name: 'Resume' }).count()).toBe(0);
+    await page
+      .getByRole('list', { name: 'Not available now' })
+      .getByText(/not suspended/)
+      .waitFor();
+    // Revoking asks for the license id first.
+    const licenseId = (await page.locator('h1 code').textContent())!;
+    await page.getByLabel(/Type the license id to confirm/).fill(licenseId);
     await page.getByRole('button', { name: 'Revoke' }).first().click();
     await page.locator('[data-testid="license-state"] [data-state="revoked"]').waitFor();
     expect(await textOf(page.getByRole('status').filter({ hasText: 'Revoked.' }))).toBe('Revoked.');
@@ -122,13 +130,13 @@ describe('admin UI (browser)', () => {
       .getByText(/^Signature valid/)
       .waitFor();
 
-    // The workflow refuses a renewal after revocation; the form shows the API's message.
-    const renewAnswer = page.waitForResponse((r) => r.url().endsWith('/renew'));
-    await page.getByRole('button', { name: 'Renew' }).click();
-    const renew = await renewAnswer;
-    expect(renew.status()).toBe(409);
-    const { error } = (await renew.json()) as { error: { message: string } };
-    expect(await textOf(page.getByRole('form', { name: 'Renew' }).getByRole('alert'))).toBe(error.message);
+    // After revocation nothing is offered; each action says why the lifecycle refuses it.
+    expect(await page.getByRole('button', { name: 'Renew' }).count()).toBe(0);
+    await page.getByText('The lifecycle accepts no change in this state.').waitFor();
+    await page
+      .getByRole('list', { name: 'Not available now' })
+      .getByText(/revoked license cannot be renewed/)
+      .waitFor();
     expect(await page.locator('[data-testid="license-state"] [data-state="revoked"]').count()).toBe(1);
   });
 

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, portAnswers } from '../../scripts/stack/ports';
@@ -44,6 +45,18 @@ async function survivors(pids: number[]): Promise<string[]> {
   return left;
 }
 
+/** GET over HTTPS trusting only `ca` (fetch cannot take a CA); resolves with the status code. */
+function httpsStatus(url: string, ca: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca: ca ?? [] }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+      .once('error', reject);
+  });
+}
+
 type Started = { child: ChildProcess; output: () => string; pids: number[] };
 
 async function startStack(env: NodeJS.ProcessEnv): Promise<Started> {
@@ -81,8 +94,9 @@ async function interrupt(s: Started): Promise<number | null> {
 
 /**
  * `npm start` as a new user would run it, on its own ports and data directory (with spaces):
- * it prints where to go, everything answers, Ctrl-C leaves no child behind, and a second start
- * reuses .data (no second first-admin password).
+ * it prints where to go (HTTPS with a local development CA, and the agent's activation command),
+ * everything answers, Ctrl-C leaves no child behind, and a second start reuses .data (no second
+ * first-admin password); AGENTINA_DEV_HTTP=1 serves plain HTTP.
  */
 describe('npm start (the dev stack)', () => {
   jest.setTimeout(240000);
@@ -112,15 +126,23 @@ describe('npm start (the dev stack)', () => {
 
     const first = await startStack(env);
     const out = first.output();
-    expect(out).toContain(`http://127.0.0.1:${port}/`);
+    // HTTPS by default, with a development CA the agent can pin, and the command that activates one.
+    expect(out).toContain(`https://127.0.0.1:${port}/`);
     expect(out).toContain(`http://127.0.0.1:${uiPort}`);
     expect(out).toMatch(/First admin\s+admin@agentina\.local/);
     const password = /One-time password\s+(\S+)/.exec(out)?.[1];
     expect(password).toMatch(/^[A-Za-z0-9]{20}$/);
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
-    expect(ready.status).toBe(200);
+    const caFile = path.join(dataDir, 'tls', 'ca.pem');
+    expect(out).toContain(
+      `node bin/agentina-agent.js install --user --server https://127.0.0.1:${port} --ca '${caFile}' --token -`,
+    );
+    expect(statSync(path.join(dataDir, 'tls', 'ca-key.pem')).mode & 0o077).toBe(0);
+    const ca = readFileSync(caFile, 'utf8');
+    expect(await httpsStatus(`https://127.0.0.1:${port}/readyz`, ca)).toBe(200);
+    expect(await httpsStatus(`https://localhost:${port}/`, ca)).toBe(200);
+    // Without the CA the certificate is not trusted: nothing quietly falls back to trusting anything.
+    await expect(httpsStatus(`https://127.0.0.1:${port}/readyz`, undefined)).rejects.toThrow(/certificate/);
     expect((await fetch(`http://127.0.0.1:${uiPort}/`)).status).toBe(200);
-    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
     const { rows } = await db.adminPool.query<{ password_hash: string }>('SELECT password_hash FROM agentina.admins');
     expect(rows).toHaveLength(1);
     expect(rows[0]!.password_hash).toMatch(/^scrypt\$32768\$8\$1\$/);
@@ -133,8 +155,11 @@ describe('npm start (the dev stack)', () => {
     expect(await portAnswers('127.0.0.1', port)).toBe(false);
     expect(await portAnswers('127.0.0.1', temporalPort)).toBe(false);
 
-    const second = await startStack(env);
+    // Plain HTTP only when asked for; the second start reuses .data.
+    const second = await startStack({ ...env, AGENTINA_DEV_HTTP: '1' });
     expect(second.output()).not.toMatch(/One-time password/);
+    expect(second.output()).toContain(`http://127.0.0.1:${port}/`);
+    expect(second.output()).toMatch(/Agent\s+needs HTTPS/);
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect(await interrupt(second)).toBe(0);
     expect(await survivors(second.pids)).toEqual([]);

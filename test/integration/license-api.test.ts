@@ -135,6 +135,35 @@ describe('license API', () => {
       expect(body.workflow.url).toBe(`${uiUrl}/namespaces/default/workflows/license%2F${lic.id}`);
     });
 
+    it('GET lists the changes the lifecycle accepts in this state, with the reason for the others', async () => {
+      const allowedOf = async (id: string) => {
+        const actions: Array<{ action: string; allowed: boolean; reason: string | null }> = (
+          await call('admin', 'GET', `/v1/admin/licenses/${id}`)
+        ).json().actions;
+        return {
+          allowed: actions.filter((a) => a.allowed).map((a) => a.action),
+          refused: Object.fromEntries(actions.filter((a) => !a.allowed).map((a) => [a.action, a.reason])),
+        };
+      };
+      const lic = await create({ term: { days: 30 } });
+      const active = await allowedOf(lic.id);
+      expect(active.allowed).toEqual(['renew', 'suspend', 'revoke']);
+      expect(active.refused).toEqual({
+        convertTrial: expect.stringMatching(/not a trial/),
+        resume: expect.stringMatching(/not suspended/),
+      });
+      // What it advertises as refused, the API refuses; what it offers, the API does.
+      expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/resume`, {})).statusCode).toBe(409);
+      await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/suspend`, { reason: 'overdue' });
+      expect((await allowedOf(lic.id)).allowed).toEqual(['renew', 'resume', 'revoke']);
+      await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/revoke`, { reason: 'contract ended' });
+      const revoked = await allowedOf(lic.id);
+      expect(revoked.allowed).toEqual([]);
+      expect(revoked.refused.revoke).toMatch(/already revoked/);
+      const trial = await create({ trial: { days: 14 } });
+      expect((await allowedOf(trial.id)).allowed).toEqual(['convertTrial', 'suspend', 'revoke']);
+    });
+
     it('suspend, resume, renew and revoke all go through the workflow and are audited with the actor', async () => {
       const lic = await create({ term: { days: 30 } });
       const s = await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/suspend`, { reason: 'invoice overdue' });

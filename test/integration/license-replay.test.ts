@@ -3,7 +3,7 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { testEnv } from '../support/env';
-import { quietTemporalRuntime } from '../support/temporal';
+import { expectTemporalWarnings, quietTemporalRuntime } from '../support/temporal';
 import { bundleTestWorkflows } from '../support/workflow-bundle';
 
 /**
@@ -126,6 +126,8 @@ describe('licenseLifecycle replay', () => {
   });
 
   it('a non-deterministic change fails the replay', async () => {
+    // Provoked on purpose: the core's "Nondeterminism error" warnings are claimed, not printed.
+    const warnings = expectTemporalWarnings(/Nondeterminism error/);
     const workflowBundle = await bundleTestWorkflows(require.resolve('../support/workflows/license-nondeterministic'));
     const errors = [];
     for await (const r of Worker.runReplayHistories(
@@ -137,5 +139,9 @@ describe('licenseLifecycle replay', () => {
       expect.objectContaining({ name: 'DeterminismViolationError' }),
       expect.objectContaining({ name: 'DeterminismViolationError' }),
     ]);
+    // The core forwards its logs in batches: wait for both warnings before releasing the claim.
+    for (let i = 0; i < 50 && warnings.lines.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    warnings.release();
+    expect(warnings.lines.length).toBeGreaterThanOrEqual(2);
   });
 });

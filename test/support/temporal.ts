@@ -1,17 +1,48 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
 import { testServices } from './app';
 import { createWorker } from '../../worker';
 import type { TemporalDeps } from '../../services/temporal';
 import { testEnv } from './env';
 
 let runtimeInstalled = false;
-/** Keeps the SDK quiet in test output unless something is wrong. */
+/** Warnings a test provokes on purpose: matched lines are kept for its assertions, not printed. */
+const expected = new Set<{ pattern: RegExp; lines: string[] }>();
+const printer = new DefaultLogger('WARN');
+
+/**
+ * Keeps the SDK quiet in test output unless something is wrong: the Rust core's warnings are
+ * forwarded to this logger (rather than printed by the core), so a test that provokes one on
+ * purpose can claim it with expectTemporalWarnings and a passing run reads as passing.
+ */
 export function quietTemporalRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({
+    logger: new DefaultLogger('WARN', (entry) => {
+      const line = `${entry.message} ${entry.meta ? JSON.stringify(entry.meta) : ''}`;
+      for (const e of expected) {
+        if (e.pattern.test(line)) {
+          e.lines.push(line);
+          return;
+        }
+      }
+      printer.log(entry.level, entry.message, entry.meta);
+    }),
+    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) } },
+  });
+}
+
+/**
+ * Claims the SDK warnings matching `pattern` from now until `release()`: they are collected in
+ * `lines` (for the test to assert) instead of being printed as if something had gone wrong.
+ */
+export function expectTemporalWarnings(pattern: RegExp): { lines: string[]; release(): void } {
+  quietTemporalRuntime();
+  const e = { pattern, lines: [] as string[] };
+  expected.add(e);
+  return { lines: e.lines, release: () => expected.delete(e) };
 }
 
 /** The API's Temporal dependency over a test client; its health ping always passes. */

@@ -255,6 +255,41 @@ export function tokenColumns(o: {
   ];
 }
 
+/**
+ * The command that redeems a token, for the machine the agent will run on. A local origin is a
+ * development stack: the agent runs from the checkout as an ordinary user and pins the CA that
+ * `npm start` made; elsewhere it is the installed agent (as root, it installs the service).
+ */
+export function activationHint(origin: string): HTMLElement {
+  const local = /^https:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(origin);
+  const cmd = (text: string) => h('code', { class: 'block' }, text);
+  if (local)
+    return h(
+      'div',
+      { class: 'hint' },
+      h('p', {}, 'An agent redeems the token once. From the checkout that runs npm start, as a non-root user:'),
+      cmd(`node bin/agentina-agent.js install --user --server ${origin} --ca .data/tls/ca.pem --token -`),
+      h('p', {}, 'Paste the token when it waits on stdin, then start it with node bin/agentina-agent.js run --user.'),
+    );
+  if (!origin.startsWith('https:'))
+    return h(
+      'p',
+      { class: 'hint' },
+      'Agents only talk HTTPS: serve this control plane over HTTPS (npm start does unless AGENTINA_DEV_HTTP=1) to activate one.',
+    );
+  return h(
+    'div',
+    { class: 'hint' },
+    h('p', {}, 'An agent redeems the token once. On its machine, as root (installs the agent as a service):'),
+    cmd(`agentina-agent install --server ${origin} --token -`),
+    h(
+      'p',
+      {},
+      'Paste the token when it waits on stdin. Add --ca ca.pem if this server’s certificate is from a private CA.',
+    ),
+  );
+}
+
 export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const licenseId = ctx.query.get('licenseId') ?? '';
   const customerId = scope === 'admin' ? (ctx.query.get('customerId') ?? '') : '';
@@ -311,11 +346,7 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
           input('Label', { name: 'label', maxlength: 200, placeholder: 'e.g. build server 3' }),
           input('Valid for (hours)', { name: 'hours', type: 'number', value: '24', min: 1, max: 720, required: true }),
         ),
-        h(
-          'p',
-          { class: 'hint' },
-          `An agent redeems the token once: agentina-agent activate --server ${location.origin} --token act_…`,
-        ),
+        activationHint(location.origin),
       )
     : h('p', { class: 'hint' }, 'No license can take new agents right now.');
   const filters = form(

@@ -253,3 +253,16 @@ export function localInput(d: Date): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
+
+/**
+ * For a destructive action: the person types the object's name (or id) before the form submits,
+ * so a slip of the mouse on the wrong row or page cannot do it.
+ */
+export function confirmByName(what: string, name: string, warning: string): HTMLElement {
+  const field = input(`Type the ${what} to confirm: ${name}`, { name: 'confirm', required: true });
+  const control = field.querySelector('input')!;
+  // `pattern` is anchored by the browser; escape the name so it matches only itself.
+  control.setAttribute('pattern', name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+  control.setAttribute('title', `Type ${name} exactly`);
+  return h('div', { class: 'confirm' }, h('p', { class: 'hint' }, warning), field);
+}

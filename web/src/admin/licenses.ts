@@ -13,6 +13,17 @@ import type {
   SignedLicense,
 } from '../types';
 import { LICENSE_STATES } from '../types';
+import type { LicenseAction } from '../../../protocol/views';
+import { effectiveGraceDays } from '../../../protocol/license-terms';
+import { confirmByName } from '../ui';
+
+const ACTION_LABELS: Record<LicenseAction, string> = {
+  renew: 'Renew',
+  convertTrial: 'Convert trial',
+  suspend: 'Suspend',
+  resume: 'Resume',
+  revoke: 'Revoke',
+};
 import {
   actionButton,
   badge,
@@ -192,7 +203,14 @@ function renderLicense(
     ['Not before', time(l.notBefore)],
     ...(l.trialEndsAt ? [['Trial ends', time(l.trialEndsAt)] as [string, string]] : []),
     ['Expires', time(l.expiresAt)],
-    ['Grace', `${l.graceDays} days (ends ${time(l.graceEndsAt)})`],
+    [
+      'Grace',
+      effectiveGraceDays(l) === 0
+        ? l.trialEndsAt
+          ? 'none: the trial ends straight in expired'
+          : 'none'
+        : `${effectiveGraceDays(l)} days (ends ${time(l.graceEndsAt)})`,
+    ],
     ['Next transition', time(wf?.nextTransitionAt)],
     [
       'Workflow',
@@ -213,14 +231,8 @@ function renderLicense(
         'The workflow did not answer just now; the state shown is the last one recorded in the database.',
       );
 
-  const actions = section(
-    'Actions',
-    state === 'revoked'
-      ? h('p', { class: 'hint' }, 'Revocation is final: the lifecycle refuses every further change.')
-      : '',
-    h(
-      'div',
-      { class: 'actions' },
+  const forms: Record<LicenseAction, () => HTMLElement> = {
+    renew: () =>
       form(
         {
           submit: 'Renew',
@@ -229,6 +241,7 @@ function renderLicense(
         },
         input('New expiry', { name: 'expiresAt', type: 'datetime-local', required: true, value: inAYear }),
       ),
+    convertTrial: () =>
       form(
         {
           submit: 'Convert trial',
@@ -237,6 +250,7 @@ function renderLicense(
         },
         input('Paid until', { name: 'expiresAt', type: 'datetime-local', required: true, value: inAYear }),
       ),
+    suspend: () =>
       form(
         {
           submit: 'Suspend',
@@ -245,10 +259,12 @@ function renderLicense(
         },
         input('Reason for suspending', { name: 'reason', required: true, maxlength: 500 }),
       ),
+    resume: () =>
       form(
         { submit: 'Resume', label: 'Resume', action: change('Resumed', 'resume') },
         h('p', { class: 'hint' }, 'Back to the state its dates say.'),
       ),
+    revoke: () =>
       form(
         {
           submit: 'Revoke',
@@ -257,14 +273,23 @@ function renderLicense(
           action: async (v) => change('Revoked', 'revoke', { reason: v.reason })(),
         },
         input('Reason for revoking', { name: 'reason', required: true, maxlength: 500 }),
-        h(
-          'label',
-          { class: 'check' },
-          h('input', { type: 'checkbox', name: 'confirm', required: true }),
-          'Revocation is final.',
-        ),
+        confirmByName('license id', l.id, 'Revocation is final: every agent of this license stops.'),
       ),
-    ),
+  };
+  const allowed = d.actions.filter((a) => a.allowed);
+  const refused = d.actions.filter((a) => !a.allowed);
+  const actions = section(
+    'Actions',
+    allowed.length
+      ? h('div', { class: 'actions' }, ...allowed.map((a) => forms[a.action]()))
+      : h('p', { class: 'hint' }, 'The lifecycle accepts no change in this state.'),
+    refused.length
+      ? h(
+          'ul',
+          { class: 'hint refused', 'aria-label': 'Not available now' },
+          ...refused.map((a) => h('li', {}, h('strong', {}, ACTION_LABELS[a.action]), ': ', a.reason ?? '')),
+        )
+      : '',
   );
 
   return [
