@@ -7,6 +7,7 @@ import { withServices } from './services';
 import { createAdmin } from './create-admin';
 import { auditCommand } from './audit';
 import { keysCommand } from './keys';
+import { releaseCommand } from './release';
 import { startApi } from '../api/server';
 import { runWorkerProcess } from '../worker';
 
@@ -27,6 +28,8 @@ Commands:
                                    re-walk the audit chain and check its signed checkpoints
   audit export [--since SEQ|TIME] [--out F]
                                    write the chain as JSON lines for verification elsewhere
+  release init|publish DIR|yank VERSION|export DIR|refresh
+                                   the signed release repository (TUF); see docs/releases.md
   help                             show this text
 `;
 
@@ -95,6 +98,7 @@ const commands: Record<string, Command> = {
     });
   },
   keys: (args) => keysCommand(args),
+  release: (args) => releaseCommand(args),
   audit: (args) => auditCommand(args),
   async help() {
     process.stdout.write(USAGE);

@@ -1,6 +1,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { releaseAction } from '../../cli/release';
 import { loadPurposeSigner } from '../../protocol';
 import { generatePkcs11Ed25519Key } from '../../services/releases/pkcs11-signer';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -117,6 +119,34 @@ describe('the release repository: TUF metadata served by the control plane, read
       `SELECT action FROM audit_events WHERE action LIKE 'release.%' ORDER BY seq`,
     );
     expect(rows.map((r) => r.action)).toEqual(['release.published', 'release.published', 'release.yanked']);
+  });
+
+  it('`agentina release publish DIR` publishes what the build wrote; `release export DIR` writes the served tree', async () => {
+    const signer = loadPurposeSigner(keys.dir, 'release');
+    const r = makeRelease(signer, '1.2.0');
+    const dir = path.join(work, 'build-1.2.0');
+    for (const [rel, body] of Object.entries(r.files)) {
+      mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      writeFileSync(path.join(dir, rel), body);
+    }
+    writeFileSync(path.join(dir, 'agent-release.json'), JSON.stringify(r.signed));
+    const out: string[] = [];
+    expect(await releaseAction(server.services, 'publish', [dir], (l) => out.push(l))).toBe(0);
+    expect(out.join('\n')).toContain('published 1.2.0 as agentina-agent-1.2.0.tar.gz');
+    const exported = path.join(work, 'export');
+    expect(await releaseAction(server.services, 'export', [exported], (l) => out.push(l))).toBe(0);
+    for (const name of readdirSync(path.join(exported, 'metadata'))) {
+      const res = await fetch(`${dist}/metadata/${name}`);
+      expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync(path.join(exported, 'metadata', name)))).toBe(
+        true,
+      );
+    }
+    const { items } = await releases().list({});
+    expect(items.map((i) => [i.version, i.yankedAt === null])).toEqual([
+      ['1.2.0', true],
+      ['1.1.0', false],
+      ['1.0.0', true],
+    ]);
   });
 
   it('the export is the same tree a static origin serves', async () => {
