@@ -48,6 +48,7 @@ export type ServicesDeps = {
  */
 export function createServices(deps: ServicesDeps) {
   const { pool, temporal, clock, keys, config, logger } = deps;
+  const releaseKeys = releaseKeysFromConfig(config);
   const onWarning = (message: string, err: unknown) => logger.warn({ err }, message);
 
   // This process's one LISTEN connection for status notices: long-polls and the agent caches.
@@ -111,7 +112,7 @@ export function createServices(deps: ServicesDeps) {
       repository: createTufRepository({
         pool,
         clock,
-        keys: releaseKeysFromConfig(config),
+        keys: releaseKeys,
         expiry: { timestampMs: config.releases.timestampExpiryMs },
       }),
     }),
@@ -136,6 +137,7 @@ export function createServices(deps: ServicesDeps) {
       status.close();
       await taskWaker.close();
       await statusListener.close();
+      releaseKeys.close();
     },
   };
 }

@@ -27,17 +27,47 @@ export class Pkcs11SignerError extends Error {}
 
 type Session = { lib: pkcs11js.PKCS11; session: Buffer; close(): void };
 
+/**
+ * A PKCS#11 module is initialised once per process (a second C_Initialize is refused), so every
+ * session of a module shares one loaded library, finalised when its last session closes.
+ */
+const loaded = new Map<string, { lib: pkcs11js.PKCS11; refs: number }>();
+
+function acquire(module: string): pkcs11js.PKCS11 {
+  let entry = loaded.get(module);
+  if (!entry) {
+    const lib = new pkcs11js.PKCS11();
+    lib.load(module);
+    try {
+      lib.C_Initialize();
+    } catch (e) {
+      // Initialised by other code in this process: share it, and leave finalising to that code.
+      if (!(e instanceof Error && e.message.includes('CKR_CRYPTOKI_ALREADY_INITIALIZED'))) throw e;
+      entry = { lib, refs: Number.POSITIVE_INFINITY };
+    }
+    entry ??= { lib, refs: 0 };
+    loaded.set(module, entry);
+  }
+  entry.refs += 1;
+  return entry.lib;
+}
+
+function release(module: string): void {
+  const entry = loaded.get(module);
+  if (!entry || (entry.refs -= 1) > 0) return;
+  loaded.delete(module);
+  entry.lib.C_Finalize();
+  entry.lib.close();
+}
+
 function openSession(opts: Pkcs11Options, readWrite: boolean): Session {
-  const lib = new pkcs11js.PKCS11();
-  lib.load(opts.module);
-  lib.C_Initialize();
+  const lib = acquire(opts.module);
   let session: Buffer | undefined;
   const close = () => {
     try {
       if (session) lib.C_CloseSession(session);
     } finally {
-      lib.C_Finalize();
-      lib.close();
+      release(opts.module);
     }
   };
   try {

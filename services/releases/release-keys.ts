@@ -47,5 +47,9 @@ export function releaseKeysFromConfig(
       return targets;
     },
     online: () => (online ??= fileReleaseSigner(file('tuf-online.key'), { create, kid: 'tuf-online' })),
+    close: () => {
+      targets?.close();
+      targets = undefined;
+    },
   };
 }

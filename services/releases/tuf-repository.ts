@@ -36,6 +36,8 @@ export type TufKeys = {
   autoInit: boolean;
   targets: () => ReleaseSigner;
   online: () => ReleaseSigner;
+  /** Closes the token session, if one was opened. */
+  close: () => void;
 };
 
 export type TufExpiry = { rootMs: number; targetsMs: number; snapshotMs: number; timestampMs: number };
