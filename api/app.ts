@@ -25,6 +25,7 @@ import { agentHeartbeatRoutes } from './agent-heartbeat/routes';
 import { agentsRoutes } from './agents/routes';
 import { tasksRoutes } from './tasks/routes';
 import { releasesRoutes } from './releases/routes';
+import { distRoutes } from './releases/dist-routes';
 import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
@@ -182,6 +183,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(agentsRoutes(deps));
   await app.register(tasksRoutes(deps));
   await app.register(releasesRoutes(deps));
+  await app.register(distRoutes(deps));
   await app.register(auditRoutes(deps));
   await app.register(publicKeyRoutes(deps));
   await app.register(licenseDocumentRoutes(deps));

@@ -7,6 +7,7 @@ import { withServices } from './services';
 import { createAdmin } from './create-admin';
 import { AUDIT_USAGE, auditCommand } from './audit';
 import { KEYS_USAGE, keysCommand } from './keys';
+import { RELEASE_USAGE, releaseCommand } from './release';
 import { startApi } from '../api/server';
 import { runWorkerProcess } from '../worker';
 
@@ -27,6 +28,8 @@ Commands:
                                    re-walk the audit chain and check its signed checkpoints
   audit export [--since SEQ|TIME] [--out F]
                                    write the chain as JSON lines for verification elsewhere
+  release init|publish DIR|yank VERSION|export DIR|refresh
+                                   the signed release repository (TUF); see docs/releases.md
   help, --help, -h                 show this text (\`agentina <command> --help\`: that command's)
 
 Configuration comes from the environment (DATABASE_URL, PORT, TEMPORAL_ADDRESS, …): see
@@ -39,6 +42,7 @@ const HELP_FLAGS = new Set(['help', '--help', '-h']);
 const COMMAND_USAGE: Record<string, () => string> = {
   keys: () => KEYS_USAGE,
   audit: () => AUDIT_USAGE,
+  release: () => RELEASE_USAGE,
   'create-admin': () =>
     'Usage: agentina create-admin --email E [--password-stdin]\n  Creates an admin and prints a one-time password (or reads one line of stdin as the password).\n',
 };
@@ -108,6 +112,7 @@ const commands: Record<string, Command> = {
     });
   },
   keys: (args) => keysCommand(args),
+  release: (args) => releaseCommand(args),
   audit: (args) => auditCommand(args),
   async help() {
     process.stdout.write(USAGE);

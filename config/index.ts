@@ -46,6 +46,18 @@ const envSchema = z.object({
     .default(60_000),
   AGENT_FINGERPRINT_THRESHOLD: z.coerce.number().int().min(0).max(100).default(70),
   AGENT_TASK_LEASE: duration.default(300_000),
+  /** Release signing: the targets key in a key file (development) or on a PKCS#11 token (HSM). */
+  RELEASE_SIGNER: z.enum(['file', 'pkcs11']).default('file'),
+  RELEASE_PKCS11_MODULE: z.string().min(1).max(4096).optional(),
+  RELEASE_PKCS11_TOKEN: z.string().min(1).max(32).optional(),
+  RELEASE_PKCS11_KEY: z.string().min(1).max(64).default('agentina-targets'),
+  RELEASE_PKCS11_PIN: z.string().min(1).max(256).optional(),
+  RELEASE_PKCS11_PIN_FILE: z.string().min(1).max(4096).optional(),
+  /** TUF root: how many root keys (key files in development) and how many must sign. */
+  RELEASE_ROOT_KEYS: z.coerce.number().int().min(1).max(15).default(1),
+  RELEASE_ROOT_THRESHOLD: z.coerce.number().int().min(1).max(15).default(1),
+  /** How long signed timestamp metadata stays valid; the schedule re-signs it at half-life. */
+  RELEASE_TIMESTAMP_EXPIRY: duration.pipe(z.number().min(120_000, 'must be at least 2m')).default(86_400_000),
 });
 
 /** Every environment variable Agentina reads (docker-compose.yml is checked against this list). */
@@ -75,6 +87,15 @@ export type Config = {
   audit: { checkpointIntervalMs: number; checkpointDir: string | undefined };
   /** Agent heartbeats, the offline sweep, fingerprint quarantine and task leases. */
   agents: { heartbeatIntervalMs: number; fingerprintThreshold: number; taskLeaseMs: number };
+  /** The release repository's keys and timestamp lifetime. */
+  releases: {
+    signer:
+      | { kind: 'file' }
+      | { kind: 'pkcs11'; module: string; tokenLabel: string; keyLabel: string; pinFile?: string; pin?: string };
+    rootKeys: number;
+    rootThreshold: number;
+    timestampExpiryMs: number;
+  };
 };
 
 export class ConfigError extends Error {}
@@ -103,6 +124,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'Invalid configuration in the environment:\n  TLS_CERT_FILE and TLS_KEY_FILE must be set together',
     );
   }
+  if (e.RELEASE_SIGNER === 'pkcs11') {
+    const missing = (['RELEASE_PKCS11_MODULE', 'RELEASE_PKCS11_TOKEN'] as const).filter((k) => !e[k]);
+    if (!e.RELEASE_PKCS11_PIN && !e.RELEASE_PKCS11_PIN_FILE) missing.push('RELEASE_PKCS11_PIN_FILE' as never);
+    if (missing.length)
+      throw new ConfigError(
+        `Invalid configuration in the environment:\n  RELEASE_SIGNER=pkcs11 needs ${missing.join(', ')}`,
+      );
+  }
+  if (e.RELEASE_ROOT_THRESHOLD > e.RELEASE_ROOT_KEYS)
+    throw new ConfigError(
+      'Invalid configuration in the environment:\n  RELEASE_ROOT_THRESHOLD must not exceed RELEASE_ROOT_KEYS',
+    );
   const databaseUrl = e.DATABASE_URL ?? DEFAULT_DATABASE_URL;
   const dataDir = path.resolve(e.AGENTINA_DATA_DIR);
   const scheme = e.TLS_CERT_FILE ? 'https' : 'http';
@@ -134,6 +167,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL,
       fingerprintThreshold: e.AGENT_FINGERPRINT_THRESHOLD,
       taskLeaseMs: e.AGENT_TASK_LEASE,
+    },
+    releases: {
+      signer:
+        e.RELEASE_SIGNER === 'pkcs11'
+          ? {
+              kind: 'pkcs11',
+              module: e.RELEASE_PKCS11_MODULE!,
+              tokenLabel: e.RELEASE_PKCS11_TOKEN!,
+              keyLabel: e.RELEASE_PKCS11_KEY,
+              ...(e.RELEASE_PKCS11_PIN_FILE ? { pinFile: path.resolve(e.RELEASE_PKCS11_PIN_FILE) } : {}),
+              ...(e.RELEASE_PKCS11_PIN ? { pin: e.RELEASE_PKCS11_PIN } : {}),
+            }
+          : { kind: 'file' },
+      rootKeys: e.RELEASE_ROOT_KEYS,
+      rootThreshold: e.RELEASE_ROOT_THRESHOLD,
+      timestampExpiryMs: e.RELEASE_TIMESTAMP_EXPIRY,
     },
   };
 }

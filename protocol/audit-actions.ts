@@ -52,6 +52,7 @@ export const AUDIT_ACTIONS = [
   'task.failed',
   'task.cancelled',
   'release.published',
+  'release.yanked',
   // the ledger itself
   'audit.checkpoint_signed',
 ] as const;

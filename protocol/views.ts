@@ -124,6 +124,10 @@ export type ReleaseView = {
   fileCount: number;
   publishedBy: CreatedBy;
   createdAt: string;
+  /** When the version was withdrawn from the repository's targets; null while offered. */
+  yankedAt: string | null;
+  /** The TUF target name of its tarball; null for a manifest registered without one. */
+  tarballTarget: string | null;
 };
 
 export type CustomerView = {

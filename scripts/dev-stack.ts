@@ -4,6 +4,10 @@ import { loadConfig, type Config } from '../config';
 import { ensureDatabase, migrate } from '../db';
 import { createAdmin } from '../cli/create-admin';
 import { withServices } from '../cli/services';
+import { readBuiltRelease } from '../cli/release';
+import { buildAgentRelease } from './build-agent-manifest';
+import { AppError } from '../services/errors';
+import { AGENT_VERSION } from '../agent/version';
 import { ensureKeys } from '../protocol';
 import { findOrStartPostgres, withDatabase, type PostgresServer } from './stack/postgres';
 import { portAnswers, waitFor } from './stack/ports';
@@ -127,6 +131,22 @@ export async function main(): Promise<void> {
       if ((await services.identity.accounts.countAdmins()) === 0) {
         const admin = await createAdmin(services.identity.accounts, { email: FIRST_ADMIN_EMAIL });
         firstAdmin = { email: admin.email, password: admin.oneTimePassword! };
+      }
+      // The agent build this checkout runs is published into the release repository, so
+      // heartbeats are judged against a signed manifest from the very first agent.
+      const built = buildAgentRelease({ keysDir: config.keysDir, outDir: path.join(config.dataDir, 'agent') });
+      try {
+        const published = await services.releases.publish(
+          { kind: 'system', id: 'dev-stack' },
+          readBuiltRelease(built.root),
+        );
+        log(
+          `agent ${published.release.version} ${published.created ? 'published' : 'already published'} at /v1/dist (runtimeHash ${published.release.runtimeHash.slice(0, 12)}…)`,
+        );
+      } catch (e) {
+        // A version is published once: a rebuild of the same version (new manifest) is not re-published.
+        if (!(e instanceof AppError && e.code === 'CONFLICT')) throw e;
+        log(`agent ${AGENT_VERSION} was published by an earlier start; bump agent/version.ts to publish this build`);
       }
     });
 

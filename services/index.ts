@@ -22,6 +22,8 @@ import { createLicenseService } from './licenses/license-service';
 import { createLicenseTransitions } from './licenses/license-transitions';
 import type { Metrics } from './metrics';
 import { createReleasesService } from './releases/releases-service';
+import { releaseKeysFromConfig } from './releases/release-keys';
+import { createTufRepository } from './releases/tuf-repository';
 import { createTaskWaker } from './tasks/task-waker';
 import { createTasksService } from './tasks/tasks-service';
 import type { TemporalDeps } from './temporal';
@@ -32,7 +34,7 @@ export type ServicesDeps = {
   temporal: TemporalDeps;
   clock: Clock;
   keys: KeyStore;
-  config: Pick<Config, 'temporal' | 'agents' | 'audit'>;
+  config: Pick<Config, 'temporal' | 'agents' | 'audit' | 'releases' | 'keysDir'>;
   logger: Pick<Logger, 'warn' | 'info'>;
   /** Counters the services add to (quarantines started); the API serves them at /metrics. */
   metrics?: Metrics;
@@ -46,6 +48,7 @@ export type ServicesDeps = {
  */
 export function createServices(deps: ServicesDeps) {
   const { pool, temporal, clock, keys, config, logger } = deps;
+  const releaseKeys = releaseKeysFromConfig(config);
   const onWarning = (message: string, err: unknown) => logger.warn({ err }, message);
 
   // This process's one LISTEN connection for status notices: long-polls and the agent caches.
@@ -102,7 +105,17 @@ export function createServices(deps: ServicesDeps) {
     /** Status changes made by the quarantine and offline-sweep workflows. */
     quarantine: createQuarantineService({ pool, clock }),
     tasks: createTasksService({ pool, clock, waker: taskWaker, leaseMs: config.agents.taskLeaseMs }),
-    releases: createReleasesService({ pool, clock, releaseKeys: () => keys.keySet('release') }),
+    releases: createReleasesService({
+      pool,
+      clock,
+      releaseKeys: () => keys.keySet('release'),
+      repository: createTufRepository({
+        pool,
+        clock,
+        keys: releaseKeys,
+        expiry: { timestampMs: config.releases.timestampExpiryMs },
+      }),
+    }),
     audit: createAuditService({ pool, keys }),
     checkpoints: createCheckpointService({ pool, clock, keys, heldDir: config.audit.checkpointDir }),
 
@@ -124,6 +137,7 @@ export function createServices(deps: ServicesDeps) {
       status.close();
       await taskWaker.close();
       await statusListener.close();
+      releaseKeys.close();
     },
   };
 }

@@ -13,6 +13,8 @@ const releaseViewSchema = z.strictObject({
   fileCount: z.number().int().min(0),
   publishedBy: z.strictObject({ kind: z.string().max(20), id: z.string().max(200) }),
   createdAt: z.string().max(40),
+  yankedAt: z.string().max(40).nullable(),
+  tarballTarget: z.string().max(128).nullable(),
 });
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema };
 

@@ -96,3 +96,24 @@ export function findTemporalCli(log?: (line: string) => void, opts: ToolLookup =
 export function findTestServer(log?: (line: string) => void, opts: ToolLookup = {}): string {
   return resolveTool('TEMPORAL_TEST_SERVER', 'temporal-test-server', { ...opts, ...(log ? { log } : {}) });
 }
+
+/** The TUF reference client (python-tuf) the interoperability test runs against the repository. */
+export const PINNED_PYTHON_TUF = ['tuf==7.0.1', 'securesystemslib==1.6.0', 'urllib3==2.8.0'];
+
+/** `.tools/python` with python-tuf (installed from its PyPI wheels when missing); returns the dir. */
+export function ensurePythonTuf(log: (line: string) => void = () => undefined, opts: ToolLookup = {}): string {
+  const env = opts.env ?? process.env;
+  const dir = path.join(opts.toolsDir ?? TOOLS_DIR, 'python');
+  if (existsSync(path.join(dir, 'tuf-7.0.1.dist-info'))) return dir;
+  const py = findPython(env);
+  if (!py) throw new PrerequisiteError(`Python 3 with pip is needed to install ${PINNED_PYTHON_TUF.join(' ')}`);
+  log(`installing ${PINNED_PYTHON_TUF.join(' ')} into ${path.relative(ROOT, dir)}/ with pip`);
+  const r = spawnSync(
+    py,
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, ...PINNED_PYTHON_TUF],
+    { encoding: 'utf8', env },
+  );
+  if (r.status !== 0)
+    throw new PrerequisiteError(`pip could not install python-tuf:\n${(r.stderr || r.stdout).trim()}`);
+  return dir;
+}

@@ -7,8 +7,10 @@ import {
   getReleaseByVersion,
   insertRelease,
   listReleases,
+  markReleaseYanked,
   type ReleaseRow,
 } from '../../db/releases-repo';
+import type { Tx } from '../../db/pool';
 import {
   canonicalJson,
   newId,
@@ -19,6 +21,8 @@ import {
   type ReleaseManifest,
   type SignedReleaseManifest,
 } from '../../protocol';
+import { TarError, unpackTarGz } from '../../protocol/tar';
+import type { TufRepository } from './tuf-repository';
 import { AppError } from '../errors';
 import type { ReleaseView } from '../../protocol/views';
 
@@ -28,7 +32,21 @@ export type ReleasesServiceDeps = {
   pool: Pool;
   clock: Clock;
   /** The `release` public key set, read when needed so rotations apply. */ releaseKeys: () => KeySet;
+  /** The TUF repository every release is published into (the one source of truth). */
+  repository: TufRepository;
 };
+
+/** Files a release tarball may hold besides those its manifest lists. */
+const RELEASE_EXTRAS = new Set(['agent-release.json', 'trusted-keys.json']);
+const MAX_TARBALL = 64 * 1024 * 1024;
+
+export const releaseTargetNames = (version: string) => ({
+  tarball: `agentina-agent-${version}.tar.gz`,
+  manifest: `agentina-agent-${version}.manifest.json`,
+});
+
+/** What the agent reads from a tarball target's `custom` field. */
+export type AgentTargetCustom = { agentina: { kind: 'agent'; version: string; runtimeHash: string; manifest: string } };
 
 export function releaseView(r: ReleaseRow): ReleaseView {
   return {
@@ -39,6 +57,8 @@ export function releaseView(r: ReleaseRow): ReleaseView {
     fileCount: r.file_count,
     publishedBy: { kind: r.published_by_kind, id: r.published_by_id },
     createdAt: r.created_at.toISOString(),
+    yankedAt: r.yanked_at ? r.yanked_at.toISOString() : null,
+    tarballTarget: r.tarball_target,
   };
 }
 
@@ -99,55 +119,155 @@ export function checkSignedManifest(signed: SignedReleaseManifest, keys: KeySet)
   return { ok: true, major: parts[0]!, minor: parts[1]!, patch: parts[2]!, prerelease: m[4] ?? null };
 }
 
-/** Signed release manifests: registered by admins after verification, served to agents. */
+/** The tarball must hold exactly the manifest's files (plus the manifest and the pinned keys). */
+export function checkTarball(tarball: Buffer, manifest: ReleaseManifest): string | null {
+  let entries;
+  try {
+    entries = unpackTarGz(tarball, { maxBytes: 256 * 1024 * 1024, maxEntries: 10_000 });
+  } catch (e) {
+    return e instanceof TarError ? e.message : 'the tarball cannot be read';
+  }
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  for (const f of manifest.files) {
+    const e = byPath.get(f.path);
+    if (!e) return `the tarball lacks ${f.path}`;
+    if (e.body.length !== f.size || createHash('sha256').update(e.body).digest('hex') !== f.sha256)
+      return `${f.path} in the tarball differs from the manifest`;
+    byPath.delete(f.path);
+  }
+  const extra = [...byPath.keys()].filter((p) => !RELEASE_EXTRAS.has(p));
+  return extra.length ? `the tarball holds files the manifest does not list: ${extra.slice(0, 3).join(', ')}` : null;
+}
+
+/**
+ * Releases: every one is published into the TUF repository (targets signed by the release signer,
+ * snapshot and timestamp by the online key) and indexed in `releases` in the same transaction,
+ * which heartbeats and the admin list read. A yanked version leaves the targets.
+ */
 export function createReleasesService(deps: ReleasesServiceDeps) {
-  return {
-    /** Registers a verified manifest; re-posting the identical manifest is answered with the existing row. */
-    async register(actor: Actor, signed: SignedReleaseManifest): Promise<{ release: ReleaseView; created: boolean }> {
-      let keys: KeySet;
-      try {
-        keys = deps.releaseKeys();
-      } catch {
-        throw new AppError('UNAVAILABLE', 'The release key set is not configured on this server.');
-      }
-      const check = checkSignedManifest(signed, keys);
-      if (!check.ok) throw new AppError('UNPROCESSABLE', check.message, [{ path: 'body', message: check.code }]);
-      return withTransaction(deps.pool, async (tx) => {
-        const row = await insertRelease(tx, {
-          id: newId('rel'),
+  function verify(signed: SignedReleaseManifest) {
+    let keys: KeySet;
+    try {
+      keys = deps.releaseKeys();
+    } catch {
+      throw new AppError('UNAVAILABLE', 'The release key set is not configured on this server.');
+    }
+    const check = checkSignedManifest(signed, keys);
+    if (!check.ok) throw new AppError('UNPROCESSABLE', check.message, [{ path: 'body', message: check.code }]);
+    return check;
+  }
+
+  async function add(
+    actor: Actor,
+    signed: SignedReleaseManifest,
+    tarball: Buffer | null,
+  ): Promise<{ release: ReleaseView; created: boolean }> {
+    const check = verify(signed);
+    if (tarball) {
+      if (tarball.length > MAX_TARBALL) throw new AppError('UNPROCESSABLE', 'The release tarball is too large.');
+      const problem = checkTarball(tarball, signed.manifest);
+      if (problem) throw new AppError('UNPROCESSABLE', `The release tarball does not match its manifest: ${problem}.`);
+    }
+    const names = releaseTargetNames(signed.manifest.version);
+    return withTransaction(deps.pool, async (tx) => {
+      const existing = await getReleaseByVersion(tx, signed.manifest.version);
+      if (existing) return same(existing, signed);
+      const manifestBytes = Buffer.from(`${JSON.stringify(signed, null, 2)}\n`);
+      const custom: AgentTargetCustom = {
+        agentina: {
+          kind: 'agent',
           version: signed.manifest.version,
-          major: check.major,
-          minor: check.minor,
-          patch: check.patch,
-          prerelease: check.prerelease,
-          runtime_hash: signed.manifest.runtimeHash,
-          manifest: signed.manifest,
-          signature: signed.signature,
-          key_id: signed.signature.kid,
-          published_by_kind: actor.kind === 'admin' ? 'admin' : 'system',
-          published_by_id: actor.id,
-          created_at: deps.clock.now(),
-        });
+          runtimeHash: signed.manifest.runtimeHash,
+          manifest: names.manifest,
+        },
+      };
+      await deps.repository.changeTargets(tx, {
+        add: [
+          {
+            name: names.manifest,
+            body: manifestBytes,
+            custom: { agentina: { kind: 'agent-manifest', version: signed.manifest.version } },
+          },
+          ...(tarball ? [{ name: names.tarball, body: tarball, custom }] : []),
+        ],
+      });
+      const row = (await insertRelease(tx, {
+        id: newId('rel'),
+        version: signed.manifest.version,
+        major: check.major,
+        minor: check.minor,
+        patch: check.patch,
+        prerelease: check.prerelease,
+        runtime_hash: signed.manifest.runtimeHash,
+        manifest: signed.manifest,
+        signature: signed.signature,
+        key_id: signed.signature.kid,
+        published_by_kind: actor.kind === 'admin' ? 'admin' : 'system',
+        published_by_id: actor.id,
+        created_at: deps.clock.now(),
+        tarball_target: tarball ? names.tarball : null,
+        manifest_target: names.manifest,
+      }))!;
+      await appendAudit(
+        tx,
+        {
+          actor,
+          action: 'release.published',
+          subject: { kind: 'release', id: row.id },
+          data: {
+            version: row.version,
+            runtimeHash: row.runtime_hash,
+            keyId: row.key_id,
+            fileCount: row.file_count,
+            tarball: tarball ? createHash('sha256').update(tarball).digest('hex') : null,
+          },
+        },
+        deps.clock,
+      );
+      return { release: releaseView(row), created: true };
+    });
+  }
+
+  function same(existing: ReleaseRow, signed: SignedReleaseManifest) {
+    if (canonicalJson(existing.manifest) === canonicalJson(signed.manifest))
+      return { release: releaseView(existing), created: false };
+    throw new AppError(
+      'CONFLICT',
+      `Version ${signed.manifest.version} is already registered with a different manifest.`,
+    );
+  }
+
+  return {
+    /** Registers a verified manifest (no tarball); re-posting the identical manifest is answered with the existing row. */
+    register: (actor: Actor, signed: SignedReleaseManifest) => add(actor, signed, null),
+
+    /** Publishes a build (`npm run agent:build`): its signed manifest and a tarball holding exactly its files. */
+    publish: (actor: Actor, input: { signed: SignedReleaseManifest; tarball: Buffer }) =>
+      add(actor, input.signed, input.tarball),
+
+    /** Withdraws a version: its targets leave the signed targets metadata; agents no longer see it. */
+    async yank(actor: Actor, version: string, reason?: string): Promise<ReleaseView> {
+      return withTransaction(deps.pool, async (tx: Tx) => {
+        const row = await markReleaseYanked(tx, version, deps.clock.now());
         if (!row) {
-          const existing = (await getReleaseByVersion(tx, signed.manifest.version))!;
-          if (canonicalJson(existing.manifest) === canonicalJson(signed.manifest))
-            return { release: releaseView(existing), created: false };
-          throw new AppError(
-            'CONFLICT',
-            `Version ${signed.manifest.version} is already registered with a different manifest.`,
-          );
+          const existing = await getReleaseByVersion(tx, version);
+          if (existing) throw new AppError('CONFLICT', `Version ${version} is already yanked.`);
+          throw new AppError('NOT_FOUND', `No release ${JSON.stringify(version.slice(0, 60))}.`);
         }
+        await deps.repository.changeTargets(tx, {
+          remove: [row.tarball_target, row.manifest_target].filter((n): n is string => !!n),
+        });
         await appendAudit(
           tx,
           {
             actor,
-            action: 'release.published',
+            action: 'release.yanked',
             subject: { kind: 'release', id: row.id },
-            data: { version: row.version, runtimeHash: row.runtime_hash, keyId: row.key_id, fileCount: row.file_count },
+            data: { version: row.version, ...(reason ? { reason: reason.slice(0, 500) } : {}) },
           },
           deps.clock,
         );
-        return { release: releaseView(row), created: true };
+        return releaseView(row);
       });
     },
 
@@ -156,12 +276,14 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
       return { items: rows.map(releaseView) };
     },
 
-    /** The highest registered version (semantic-version precedence), so what agents see only goes up. */
+    /** The highest offered version (semantic-version precedence), so what agents see only goes up. */
     async latest(): Promise<SignedReleaseManifest> {
       const row = await getLatestRelease(deps.pool);
       if (!row) throw new AppError('NOT_FOUND', 'No release has been published.');
       return { manifest: row.manifest, signature: row.signature };
     },
+
+    repository: deps.repository,
   };
 }
 

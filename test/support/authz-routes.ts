@@ -297,6 +297,9 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // releases
   allow('GET /v1/admin/releases', ADMIN),
   allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
+  // the release repository (TUF): anonymous by design; a file that is not there is a 404 for everyone
+  pub('GET /v1/dist/metadata/:file', 404, { path: '/v1/dist/metadata/999.root.json' }),
+  pub('GET /v1/dist/targets/:file', 404, { path: `/v1/dist/targets/${'0'.repeat(64)}.agentina-agent-0.0.1.tar.gz` }),
   // audit ledger: admins and service accounts (an auditor's script) may read
   allow('GET /v1/admin/audit', ADMIN_SERVICE),
   allow('GET /v1/admin/audit/verify', ADMIN_SERVICE),

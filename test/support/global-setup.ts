@@ -1,4 +1,5 @@
 import { startTestStack } from './stack';
+import { prepareSoftHsm } from './softhsm';
 
 /**
  * Owns the servers every test file shares (see stack.ts). Each test file makes its own database
@@ -7,6 +8,7 @@ import { startTestStack } from './stack';
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   const log = (line: string) => process.stderr.write(`[test setup] ${line}\n`);
+  prepareSoftHsm();
   const stack = await startTestStack(log);
   (globalThis as Record<string, unknown>).__agentinaTestStack = stack;
   log(

@@ -16,6 +16,7 @@ import { testEnv } from './env';
  */
 export async function startTestServer(input: { pool: Pool; env?: Record<string, string>; config?: Config }): Promise<{
   app: App;
+  services: ReturnType<typeof createTestServices>;
   baseUrl: string;
   config: Config;
   logs: ReturnType<typeof createLogCapture>;
@@ -39,6 +40,7 @@ export async function startTestServer(input: { pool: Pool; env?: Record<string, 
   await app.listen({ port: config.port, host: '127.0.0.1' });
   return {
     app,
+    services,
     baseUrl: `http://127.0.0.1:${config.port}`,
     config,
     logs,

@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { packTarGz } from '../../protocol/tar';
+import { runtimeHashOf } from '../../services/releases/releases-service';
+import type { ReleaseManifest, Signer } from '../../protocol';
+import { testEnv } from './env';
+
+export type PythonTufResult =
+  | { ok: true; found: false }
+  | { ok: true; found: true; length: number; custom: Record<string, unknown>; path: string }
+  | { ok: false; error: string; message: string };
+
+/** Runs python-tuf's ngclient Updater against `baseUrl` (…/v1/dist) with `trustedRoot` as its first root. */
+export async function pythonTufDownload(input: {
+  baseUrl: string;
+  trustedRoot: string;
+  target: string;
+  workdir: string;
+}): Promise<PythonTufResult> {
+  const script = path.join(__dirname, 'python', 'tuf_client.py');
+  const { stdout } = await promisify(execFile)(
+    'python3',
+    [script, input.baseUrl, input.trustedRoot, input.target, input.workdir],
+    { env: { ...process.env, PYTHONPATH: testEnv('AGENTINA_TEST_PYTHON_TUF') }, timeout: 30_000 },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop()!) as PythonTufResult;
+}
+
+/** A small release of `version`: its files, the signed manifest and the tarball publish takes. */
+export function makeRelease(signer: Signer, version: string, files: Record<string, string> = {}) {
+  const body = files['runtime/agentina-agent.js'] ?? `#!/usr/bin/env node\nconsole.log('agent ${version}');\n`;
+  const all: Record<string, string> = { 'runtime/agentina-agent.js': body, ...files };
+  const manifest: ReleaseManifest = {
+    kind: 'agentina.release/v1',
+    version,
+    files: Object.entries(all)
+      .map(([p, b]) => ({ path: p, sha256: createHash('sha256').update(b).digest('hex'), size: Buffer.byteLength(b) }))
+      .sort((a, b) => a.path.localeCompare(b.path)),
+    runtimeHash: '',
+    createdAt: '2026-11-01T00:00:00.000Z',
+  };
+  manifest.runtimeHash = runtimeHashOf(manifest.files);
+  const signed = { manifest, signature: signer.sign(manifest) };
+  const tarball = packTarGz([
+    ...Object.entries(all).map(([p, b]) => ({ path: p, mode: 0o755, body: Buffer.from(b) })),
+    { path: 'agent-release.json', mode: 0o644, body: Buffer.from(JSON.stringify(signed)) },
+  ]);
+  return { signed, tarball, files: all };
+}
