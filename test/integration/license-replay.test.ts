@@ -140,7 +140,7 @@ describe('licenseLifecycle replay', () => {
       expect.objectContaining({ name: 'DeterminismViolationError' }),
     ]);
     // The core forwards its logs in batches: wait for both warnings before releasing the claim.
-    for (let i = 0; i < 50 && warnings.lines.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 300 && warnings.lines.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
     warnings.release();
     expect(warnings.lines.length).toBeGreaterThanOrEqual(2);
   });
