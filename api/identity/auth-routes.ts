@@ -16,10 +16,18 @@ import {
 } from './schemas';
 import type { Services } from '../../services';
 import { SESSION_IDLE_MS, SESSION_MAX_MS } from '../../services/identity/session-service';
+import { clientAddressKey } from '../../services/identity/failure-budget';
 import { clearedCookie, sessionCookie } from './cookies';
 
-/** Per client IP, per route: one client cannot lock out many accounts (or guess) quickly. */
-export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 };
+/**
+ * Per client address (IPv6 per /64), per route: one client cannot guess quickly across many
+ * accounts. Per account, the login service's failure budget applies too.
+ */
+export const LOGIN_RATE_LIMIT = {
+  max: 10,
+  timeWindow: 60_000,
+  keyGenerator: (req: FastifyRequest) => clientAddressKey(req.ip),
+};
 
 /** One answer for unknown email, wrong password, inactive account and locked account. */
 const LOGIN_REFUSED = 'The email or password is not correct.';

@@ -18,9 +18,12 @@ export type FailureBudgetOptions = {
 
 const DEFAULT_MAX_KEYS = 100_000;
 const EVICTION_LOOKS = 8;
+/** When only places held by lookups in flight fill a budget: ask again shortly. */
+const PENDING_RETRY_MS = 1000;
 
 export function createFailureBudget(opts: FailureBudgetOptions) {
   const logs = new Map<string, number[]>();
+  const pending = new Map<string, number>();
   const maxKeys = opts.maxKeys ?? DEFAULT_MAX_KEYS;
 
   /** The spends of `key` still inside the window at `t` (and forgets the rest). */
@@ -78,6 +81,36 @@ export function createFailureBudget(opts: FailureBudgetOptions) {
       if (kept.length >= opts.max) return { ok: false, retryAfterMs: retryAfterMs(kept, t) };
       record(key, t);
       return { ok: true, at: t };
+    },
+
+    /**
+     * Holds a place while the outcome is unknown (a credential being looked up): places held count
+     * against the budget, so a burst of concurrent guesses cannot all pass before any has failed.
+     * `fail()` spends it, `pass()` gives it back. `ok: false` held nothing.
+     */
+    reserve(key: string): { ok: true; fail(): void; pass(): void } | { ok: false; retryAfterMs: number } {
+      const t = opts.now();
+      const kept = live(key, t);
+      const held = pending.get(key) ?? 0;
+      if (kept.length + held >= opts.max)
+        return { ok: false, retryAfterMs: kept.length > 0 ? retryAfterMs(kept, t) : PENDING_RETRY_MS };
+      pending.set(key, held + 1);
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        const left = (pending.get(key) ?? 1) - 1;
+        if (left > 0) pending.set(key, left);
+        else pending.delete(key);
+        return true;
+      };
+      return {
+        ok: true,
+        fail: () => {
+          if (settle()) record(key, opts.now());
+        },
+        pass: () => void settle(),
+      };
     },
 
     /** Forgets every spend of `key` (e.g. once its caller proved who it is). */

@@ -24,6 +24,23 @@ describe('failure budgets', () => {
     expect(b.blockedFor('a')).toBe(0);
   });
 
+  it('counts places held by lookups in flight, spends them on failure and gives them back on success', () => {
+    const now = 0;
+    const b = createFailureBudget({ max: 2, windowMs: 60_000, now: () => now });
+    const first = b.reserve('ip');
+    const second = b.reserve('ip');
+    expect(first.ok && second.ok).toBe(true);
+    expect(b.reserve('ip')).toEqual({ ok: false, retryAfterMs: 1000 });
+    if (!first.ok || !second.ok) throw new Error('unreachable');
+    first.pass();
+    first.pass(); // settling twice changes nothing
+    second.fail();
+    const third = b.reserve('ip');
+    expect(third.ok).toBe(true);
+    if (third.ok) third.fail();
+    expect(b.reserve('ip')).toEqual({ ok: false, retryAfterMs: 60_000 });
+  });
+
   it('stays bounded in keys, forgetting the oldest first', () => {
     const now = 0;
     const b = createFailureBudget({ max: 1, windowMs: 60_000, now: () => now, maxKeys: 100 });
