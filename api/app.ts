@@ -12,10 +12,11 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
-import type { Config } from '../config';
+import type { Config, TrustProxy } from '../config';
 import type { Clock } from '../protocol';
 import { installAccessControl, type Authenticate } from './auth/access';
-import { createAuthenticator } from './auth/authenticate';
+import { createAuthenticator, presentsCredential } from './auth/authenticate';
+import { clientAddressKey, createFailureBudget } from '../services/identity/failure-budget';
 import { installErrorHandling } from './errors';
 import { securityHeaders, SECURITY_HEADER_OPTIONS } from './security-headers';
 import { healthRoutes } from './health/routes';
@@ -54,6 +55,12 @@ export type AppDeps = {
 
 export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate'> &
   Partial<Pick<AppDeps, 'metrics' | 'logger' | 'authenticate'>>;
+
+/**
+ * Failed authentications (unknown or dead bearer tokens and session cookies) each client address
+ * may make per window; past it, credentials from that address are not looked up at all.
+ */
+export const AUTH_FAILURES_PER_ADDRESS = { max: 30, windowMs: 60_000 };
 
 /** How long start-up waits for the status LISTEN connection before serving anyway. */
 const LISTEN_START_WAIT_MS = 2000;
@@ -102,6 +109,16 @@ function installServiceLifecycle(app: App, services: Services): void {
   });
 }
 
+/**
+ * TRUST_PROXY for Fastify. A hop count trusts that many hops whoever connects (Fastify itself no
+ * longer takes a number, since a client that reaches the API directly could then name any
+ * address): it is for an API that only its proxies can reach. A list is checked hop by hop.
+ */
+function trustProxyOption(t: TrustProxy): false | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof t === 'number') return (_address, hop) => hop < t;
+  return t;
+}
+
 /** Builds the Fastify app from its dependencies; it does not listen. */
 export async function buildApp(input: BuildAppInput): Promise<App> {
   const deps: AppDeps = {
@@ -118,7 +135,8 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     },
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,
-    trustProxy: false,
+    // Per-address limits and audited IPs see the client behind trusted proxies only (TRUST_PROXY).
+    trustProxy: trustProxyOption(deps.config.trustProxy),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -130,7 +148,11 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     void reply.headers(headers).header('x-request-id', req.id);
     done();
   });
-  installAccessControl(app, deps.authenticate);
+  installAccessControl(app, deps.authenticate, {
+    presented: presentsCredential,
+    keyOf: (req) => clientAddressKey(req.ip),
+    budget: createFailureBudget({ ...AUTH_FAILURES_PER_ADDRESS, now: () => deps.clock.now().getTime() }),
+  });
   installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {
@@ -154,6 +176,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     global: true,
     max: 1000,
     timeWindow: '1 minute',
+    keyGenerator: (req) => clientAddressKey(req.ip),
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
   });
 

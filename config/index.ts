@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -14,6 +15,47 @@ const duration = z
   .regex(/^\d{1,6}(s|m|h)?$/, 'must be a duration like 30s, 10m or 1h')
   .transform((v) => Number(v.replace(/[smh]$/, '')) * UNIT_MS[(/[smh]$/.exec(v)?.[0] ?? 's') as keyof typeof UNIT_MS])
   .pipe(z.number().min(1000, 'must be at least 1s').max(86_400_000, 'must be at most 24h'));
+
+/**
+ * Which reverse proxies' X-Forwarded-For to believe, so per-address limits see the client behind
+ * them: a hop count (1–10: that many proxies in front, whoever connects; only when nothing else can
+ * reach the API), or a comma-separated list of proxy addresses and CIDR blocks (and the names
+ * `loopback`, `linklocal`, `uniquelocal`). Unset: the connecting address is the client.
+ */
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_NAMES.includes(entry)) return true;
+  const [addr, bits, ...rest] = entry.split('/');
+  const family = isIP(addr ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+const trustProxy = z
+  .string()
+  .trim()
+  .max(2000)
+  .transform((v, ctx): TrustProxy => {
+    if (/^\d+$/.test(v)) {
+      const hops = Number(v);
+      if (hops >= 1 && hops <= 10) return hops;
+      ctx.addIssue({ code: 'custom', message: 'a hop count must be from 1 to 10' });
+      return z.NEVER;
+    }
+    const entries = v.split(',').map((e) => e.trim());
+    const bad = entries.filter((e) => !isProxyAddress(e));
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be a hop count or proxy addresses/CIDRs separated by commas (not: ${bad.join(', ').slice(0, 200)})`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
+/** `false`: no proxy is trusted; a number: hops; a list: trusted proxy addresses and blocks. */
+export type TrustProxy = false | number | string[];
 
 const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
@@ -58,6 +100,7 @@ const envSchema = z.object({
   RELEASE_ROOT_THRESHOLD: z.coerce.number().int().min(1).max(15).default(1),
   /** How long signed timestamp metadata stays valid; the schedule re-signs it at half-life. */
   RELEASE_TIMESTAMP_EXPIRY: duration.pipe(z.number().min(120_000, 'must be at least 2m')).default(86_400_000),
+  TRUST_PROXY: trustProxy.optional(),
 });
 
 /** Every environment variable Agentina reads (docker-compose.yml is checked against this list). */
@@ -96,6 +139,8 @@ export type Config = {
     rootThreshold: number;
     timestampExpiryMs: number;
   };
+  /** Reverse proxies whose X-Forwarded-For names the client (per-address limits, audit IPs). */
+  trustProxy: TrustProxy;
 };
 
 export class ConfigError extends Error {}
@@ -184,5 +229,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rootThreshold: e.RELEASE_ROOT_THRESHOLD,
       timestampExpiryMs: e.RELEASE_TIMESTAMP_EXPIRY,
     },
+    trustProxy: e.TRUST_PROXY ?? false,
   };
 }

@@ -127,12 +127,20 @@ export async function setActivationTokenAgent(tx: Tx, id: string, agentId: strin
 }
 
 /** The license fields needed to issue a token for it. */
-export async function findLicenseForToken(
-  db: Queryable,
-  licenseId: string,
-): Promise<{ id: string; customer_id: string; state: string } | undefined> {
-  const { rows } = await db.query<{ id: string; customer_id: string; state: string }>(
-    'SELECT id, customer_id, state FROM licenses WHERE id = $1',
+/** What issuing a token needs of its license: owner, state and the dates that bound it. */
+export type LicenseForToken = {
+  id: string;
+  customer_id: string;
+  state: string;
+  expires_at: Date;
+  trial_ends_at: Date | null;
+  grace_days: number;
+  trial_end_state: 'expired' | 'grace';
+};
+
+export async function findLicenseForToken(db: Queryable, licenseId: string): Promise<LicenseForToken | undefined> {
+  const { rows } = await db.query<LicenseForToken>(
+    'SELECT id, customer_id, state, expires_at, trial_ends_at, grace_days, trial_end_state FROM licenses WHERE id = $1',
     [licenseId],
   );
   return rows[0];

@@ -19,6 +19,8 @@ export type LoginAccount = {
   active: boolean;
   failedLogins: number;
   lockedUntil: Date | null;
+  /** Start times of the recent failed logins the lock counts (see the login service). */
+  failureTimes: Date[];
   mustChangePassword: boolean;
 };
 
@@ -30,6 +32,7 @@ type Row = {
   active: boolean;
   failed_logins: number;
   locked_until: Date | null;
+  failure_times: Date[];
   must_change_password: boolean;
 };
 
@@ -43,6 +46,7 @@ function toAccount(kind: AccountKind, r: Row): LoginAccount {
     active: r.active,
     failedLogins: r.failed_logins,
     lockedUntil: r.locked_until,
+    failureTimes: r.failure_times,
     mustChangePassword: r.must_change_password,
   };
 }
@@ -50,8 +54,8 @@ function toAccount(kind: AccountKind, r: Row): LoginAccount {
 function selectSql(kind: AccountKind, where: string, lock: boolean): string {
   const base =
     kind === 'admin'
-      ? `SELECT a.id, a.email, NULL::text AS customer_id, a.password_hash, a.active, a.failed_logins, a.locked_until, a.must_change_password FROM admins a`
-      : `SELECT a.id, a.email, a.customer_id, a.password_hash, (a.active AND c.active) AS active, a.failed_logins, a.locked_until, a.must_change_password
+      ? `SELECT a.id, a.email, NULL::text AS customer_id, a.password_hash, a.active, a.failed_logins, a.locked_until, a.failure_times, a.must_change_password FROM admins a`
+      : `SELECT a.id, a.email, a.customer_id, a.password_hash, (a.active AND c.active) AS active, a.failed_logins, a.locked_until, a.failure_times, a.must_change_password
          FROM customer_users a JOIN customers c ON c.id = a.customer_id`;
   return `${base} WHERE ${where}${lock ? ' FOR UPDATE OF a' : ''}`;
 }
@@ -65,6 +69,24 @@ export async function findAccountByEmail(
   return rows[0] && toAccount(kind, rows[0]);
 }
 
+/**
+ * The account an email signs in to, and the email as PostgreSQL normalizes it for that lookup:
+ * every spelling that reaches one account shares one normalized form (per-address budgets key on it).
+ */
+export async function findLoginCandidate(
+  db: Queryable,
+  kind: AccountKind,
+  email: string,
+): Promise<{ normalizedEmail: string; account: LoginAccount | undefined }> {
+  const { rows } = await db.query<Row & { normalized_email: string }>(
+    `SELECT n.normalized_email, f.* FROM (SELECT lower($1::text) AS normalized_email) n
+       LEFT JOIN LATERAL (${selectSql(kind, 'a.email = n.normalized_email', false)}) f ON true`,
+    [email],
+  );
+  const r = rows[0]!;
+  return { normalizedEmail: r.normalized_email, account: r.id ? toAccount(kind, r) : undefined };
+}
+
 export async function findAccountById(db: Queryable, kind: AccountKind, id: string): Promise<LoginAccount | undefined> {
   const { rows } = await db.query<Row>(selectSql(kind, 'a.id = $1', false), [id]);
   return rows[0] && toAccount(kind, rows[0]);
@@ -76,20 +98,20 @@ export async function lockAccount(db: Queryable, kind: AccountKind, id: string):
   return rows[0] && toAccount(kind, rows[0]);
 }
 
+/** Records the recent failures (their count is `failed_logins`) and the lock, if any. */
 export async function setLoginCounters(
   db: Queryable,
   kind: AccountKind,
   id: string,
-  failedLogins: number,
+  failureTimes: readonly Date[],
   lockedUntil: Date | null,
   now: Date,
 ): Promise<void> {
-  await db.query(`UPDATE ${TABLE[kind]} SET failed_logins = $2, locked_until = $3, updated_at = $4 WHERE id = $1`, [
-    id,
-    failedLogins,
-    lockedUntil,
-    now,
-  ]);
+  await db.query(
+    `UPDATE ${TABLE[kind]} SET failed_logins = cardinality($2::timestamptz[]), failure_times = $2, locked_until = $3, updated_at = $4
+      WHERE id = $1`,
+    [id, failureTimes, lockedUntil, now],
+  );
 }
 
 export async function setPasswordHash(
@@ -109,7 +131,8 @@ export async function setPasswordHash(
 /** Clears the failure counter and any lock; returns false when there was nothing to clear. */
 export async function clearLock(db: Queryable, kind: AccountKind, id: string, now: Date): Promise<boolean> {
   const { rowCount } = await db.query(
-    `UPDATE ${TABLE[kind]} SET failed_logins = 0, locked_until = NULL, updated_at = $2 WHERE id = $1 AND (locked_until IS NOT NULL OR failed_logins > 0)`,
+    `UPDATE ${TABLE[kind]} SET failed_logins = 0, failure_times = '{}', locked_until = NULL, updated_at = $2
+      WHERE id = $1 AND (locked_until IS NOT NULL OR failed_logins > 0)`,
     [id, now],
   );
   return (rowCount ?? 0) > 0;

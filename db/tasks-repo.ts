@@ -112,12 +112,21 @@ export async function listTasks(db: Queryable, f: TaskListFilter): Promise<TaskR
  * commits meanwhile waits for the lease, so a task never goes to an agent whose license has
  * already turned bad.
  */
-export async function lockAgentForLease(
-  tx: Tx,
-  agentId: string,
-): Promise<{ status: string; license_id: string; license_state: string } | null> {
-  const { rows } = await tx.query<{ status: string; license_id: string; license_state: string }>(
-    `SELECT a.status, a.license_id, l.state AS license_state FROM agents a JOIN licenses l ON l.id = a.license_id
+/** An agent with its license's state and the dates that bound it (see services/licenses/license-standing.ts). */
+export type AgentForLease = {
+  status: string;
+  license_id: string;
+  license_state: string;
+  expires_at: Date;
+  trial_ends_at: Date | null;
+  grace_days: number;
+  trial_end_state: 'expired' | 'grace';
+};
+
+export async function lockAgentForLease(tx: Tx, agentId: string): Promise<AgentForLease | null> {
+  const { rows } = await tx.query<AgentForLease>(
+    `SELECT a.status, a.license_id, l.state AS license_state, l.expires_at, l.trial_ends_at, l.grace_days, l.trial_end_state
+       FROM agents a JOIN licenses l ON l.id = a.license_id
       WHERE a.id = $1 FOR SHARE OF a, l`,
     [agentId],
   );

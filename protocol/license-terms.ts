@@ -33,3 +33,31 @@ export function termEndMs(terms: Pick<LicenseTerms<string | Date>, 'expiresAt' |
 export function graceEndMs(terms: LicenseTerms<string | Date>): number {
   return termEndMs(terms) + effectiveGraceDays(terms) * DAY_MS;
 }
+
+/** The states the dates alone can decide (suspension and revocation are decisions, not dates). */
+export type DatedState = 'trial' | 'active' | 'grace' | 'expired';
+
+/** The state the dates say is right at `nowMs`, ignoring suspension and revocation. */
+export function datedState(terms: LicenseTerms<string | Date>, nowMs: number): DatedState {
+  if (nowMs < termEndMs(terms)) return terms.trialEndsAt !== null ? 'trial' : 'active';
+  return nowMs < graceEndMs(terms) ? 'grace' : 'expired';
+}
+
+const DATED_ORDER: Record<DatedState, number> = { trial: 0, active: 0, grace: 1, expired: 2 };
+
+/**
+ * The state a license is in at `nowMs`, judged by the control plane itself: the row's state, made
+ * worse by its dates when the lifecycle has not caught up yet (its worker stopped or lagging). A
+ * row never gets better than it says (a renewal moves the row and its dates together), and
+ * suspended, revoked and expired rows stay so whatever the dates say.
+ */
+export function licenseStateAt<S extends string>(
+  state: S,
+  terms: LicenseTerms<string | Date>,
+  nowMs: number,
+): S | DatedState {
+  const rowState: string = state;
+  if (rowState !== 'trial' && rowState !== 'active' && rowState !== 'grace') return state;
+  const dated = datedState(terms, nowMs);
+  return DATED_ORDER[dated] > DATED_ORDER[rowState] ? dated : state;
+}

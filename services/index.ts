@@ -58,6 +58,7 @@ export function createServices(deps: ServicesDeps) {
   // One gate for every scrypt this process runs (logins, password changes, new accounts).
   const passwords = createPasswordHasher();
   const sessions = createSessionService({ pool, clock });
+  const login = createLoginService({ pool, clock, temporal, logger, passwords, sessions });
 
   const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
@@ -69,7 +70,7 @@ export function createServices(deps: ServicesDeps) {
     passwords,
     identity: {
       sessions,
-      login: createLoginService({ pool, clock, temporal, logger, passwords, sessions }),
+      login,
       accounts: createIdentityService({ pool, clock, passwords }),
     },
     licenses: createLicenseService({
@@ -138,6 +139,8 @@ export function createServices(deps: ServicesDeps) {
       await taskWaker.close();
       await statusListener.close();
       releaseKeys.close();
+      // Lockout timers being started finish (or give up) before the Temporal client closes.
+      await login.settle();
     },
   };
 }

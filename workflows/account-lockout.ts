@@ -2,8 +2,8 @@ import { proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { IdentityActivities } from '../activities/identity-activities';
 
 /**
- * accountLockout — id `lockout/<admin|customer>/<accountId>`, started on the 5th consecutive
- * failed login with conflict policy USE_EXISTING. The lock itself lives in the database
+ * accountLockout — id `lockout/<admin|customer>/<accountId>`, started when a failed login makes 5
+ * within 15 minutes, with conflict policy USE_EXISTING. The lock itself lives in the database
  * (`locked_until`); this workflow only ends it: it sleeps until the lock ends, then clears the
  * failure counter and audits `account.unlocked`. If the account was locked again meanwhile, it
  * sleeps on until the newer lock ends. Payloads carry ids and dates only.

@@ -4,7 +4,7 @@
  */
 import type { LicenseTransitionInput } from '../activities/license-activities';
 import type { Actor } from '../protocol/audit-chain';
-import { DAY_MS, graceEndMs, termEndMs } from '../protocol/license-terms';
+import { DAY_MS, datedState, graceEndMs, termEndMs, type DatedState } from '../protocol/license-terms';
 import type { LicenseState } from '../protocol/schemas';
 import {
   INVALID_ARGUMENT,
@@ -23,15 +23,14 @@ const MAX_TIME_MS = Date.UTC(9999, 0, 1);
 const ACTOR_KINDS: readonly string[] = ['admin', 'customer', 'system', 'agent', 'workflow'];
 
 export type Terms = Pick<LicenseSnapshot, 'expiresAt' | 'trialEndsAt' | 'graceDays' | 'trialEndState'>;
-export type TimedState = Extract<LicenseState, 'trial' | 'active' | 'grace' | 'expired'>;
+export type TimedState = DatedState;
 export type Refusal = { type: typeof INVALID_TRANSITION | typeof INVALID_ARGUMENT; message: string };
 
 const ms = (iso: string): number => Date.parse(iso);
 
 /** The state the timers say is right at `now` (ignoring suspension and revocation). */
 export function scheduledState(terms: Terms, now: number): TimedState {
-  if (now < termEndMs(terms)) return terms.trialEndsAt !== null ? 'trial' : 'active';
-  return now < graceEndMs(terms) ? 'grace' : 'expired';
+  return datedState(terms, now);
 }
 
 /** When the timers next change the state of a license in `state`, or null. */

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FailureBudget } from '../../services/identity/failure-budget';
 import type { Principal } from '../../services/principal';
 import { AppError } from '../errors';
 
@@ -43,11 +44,50 @@ export function registeredRoutes(app: object): RegisteredRoute[] {
 const PUBLIC_PREFIXES = ['/docs'];
 
 /**
+ * Failed authentications spend their client address's budget, checked before any credential is
+ * looked up: past it, a request that carries a credential is refused (429) without a lookup, or
+ * served as anonymous where the route is public.
+ */
+export type AuthFailureLimit = {
+  /** Whether the request carries a credential the authenticator would look up. */
+  presented(req: FastifyRequest): boolean;
+  /** The budget's key for this request's client (its address, behind trusted proxies). */
+  keyOf(req: FastifyRequest): string;
+  budget: Pick<FailureBudget, 'reserve'>;
+};
+
+/**
  * Installs deny-by-default access control: authenticate every request to a matched route,
  * then allow it only if the principal's kind is in the route's `access` list.
- * 401 when no valid credential was presented, 403 when the credential is of the wrong kind.
+ * 401 when no valid credential was presented, 403 when the credential is of the wrong kind,
+ * 429 when the caller's address has failed to authenticate too often (see AuthFailureLimit).
  */
-export function installAccessControl(app: FastifyInstance, authenticate: Authenticate): void {
+export function installAccessControl(app: FastifyInstance, authenticate: Authenticate, limit?: AuthFailureLimit): void {
+  async function resolve(req: FastifyRequest, access: readonly AccessKind[]): Promise<Principal | null> {
+    if (!limit?.presented(req)) return authenticate(req);
+    const place = limit.budget.reserve(limit.keyOf(req));
+    if (!place.ok) {
+      if (access.includes('anonymous')) return null;
+      throw new AppError(
+        'RATE_LIMITED',
+        'Too many failed authentications from your address; try again later.',
+        undefined,
+        { 'retry-after': String(Math.ceil(place.retryAfterMs / 1000)) },
+      );
+    }
+    let principal: Principal | null;
+    try {
+      principal = await authenticate(req);
+    } catch (err) {
+      // A refusal of a valid credential (CSRF, one-time password) or an outage: not a guess.
+      place.pass();
+      throw err;
+    }
+    if (principal) place.pass();
+    else place.fail();
+    return principal;
+  }
+
   const undeclared: string[] = [];
   const registry: RegisteredRoute[] = [];
   ROUTE_REGISTRIES.set(app, registry);
@@ -68,7 +108,7 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
   app.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config?.access;
     if (!access) return; // unmatched route: the 404 handler answers
-    const principal = await authenticate(req);
+    const principal = await resolve(req, access);
     req.principal = principal;
     if (access.includes('anonymous')) return;
     if (!principal) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');

@@ -3,6 +3,7 @@ import type { Services } from '../../services';
 import type { Authenticate, Principal } from './access';
 import { createAgentCredentialResolver } from './agent-credential-resolver';
 import { createIdentityResolvers } from './session-resolvers';
+import { ADMIN_COOKIE, PORTAL_COOKIE, readCookie } from '../identity/cookies';
 
 /**
  * One credential type's resolver: `undefined` when the request does not carry this kind of
@@ -33,4 +34,17 @@ export function createAuthenticator(
     ...createIdentityResolvers(services.identity.sessions, publicOrigin),
     createAgentCredentialResolver(services.agentCredentials),
   ]);
+}
+
+/**
+ * Whether the request carries a credential the production authenticator looks up: an
+ * Authorization header or a session cookie. Only these can cost a lookup, so only these spend the
+ * failed-authentication budget (api/auth/access.ts).
+ */
+export function presentsCredential(req: FastifyRequest): boolean {
+  return (
+    req.headers.authorization !== undefined ||
+    readCookie(req, ADMIN_COOKIE) !== undefined ||
+    readCookie(req, PORTAL_COOKIE) !== undefined
+  );
 }

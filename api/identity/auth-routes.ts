@@ -16,13 +16,23 @@ import {
 } from './schemas';
 import type { Services } from '../../services';
 import { SESSION_IDLE_MS, SESSION_MAX_MS } from '../../services/identity/session-service';
+import { clientAddressKey } from '../../services/identity/failure-budget';
 import { clearedCookie, sessionCookie } from './cookies';
 
-/** Per client IP, per route: one client cannot lock out many accounts (or guess) quickly. */
-export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 };
+/**
+ * Per client address (IPv6 per /64), per route: one client cannot guess quickly across many
+ * accounts. Per account, the login service's failure budget applies too.
+ */
+export const LOGIN_RATE_LIMIT = {
+  max: 10,
+  timeWindow: 60_000,
+  keyGenerator: (req: FastifyRequest) => clientAddressKey(req.ip),
+};
 
 /** One answer for unknown email, wrong password, inactive account and locked account. */
 const LOGIN_REFUSED = 'The email or password is not correct.';
+/** This address has used up its failed sign-ins for this email (known or not) for now. */
+const LOGIN_THROTTLED = 'Too many failed sign-ins with this email from your address; try again later.';
 
 export type AuthGroup = {
   kind: 'admin' | 'customer';
@@ -66,12 +76,12 @@ export function authRoutes(group: AuthGroup, services: Services['identity']): Fa
         noStore(reply);
         const result = await services.login.login(group.kind, req.body.email, req.body.password, meta(req));
         if (!result.ok) {
-          throw new AppError(
-            'UNAUTHENTICATED',
-            LOGIN_REFUSED,
-            undefined,
-            result.retryAfterSeconds ? { 'retry-after': String(result.retryAfterSeconds) } : undefined,
-          );
+          if (result.throttledForSeconds !== undefined)
+            throw new AppError('RATE_LIMITED', LOGIN_THROTTLED, undefined, {
+              'retry-after': String(result.throttledForSeconds),
+            });
+          // No Retry-After, ever: it would tell a locked (so existing) account from an unknown one.
+          throw new AppError('UNAUTHENTICATED', LOGIN_REFUSED);
         }
         const { session, account: acc } = result;
         void reply.header('set-cookie', sessionCookie(group.cookie, session.token, Math.floor(SESSION_MAX_MS / 1000)));

@@ -16,9 +16,9 @@ import {
 import { countSeatedAgents, insertAgent, isCustomerActive } from '../../db/agents-repo';
 import { getLicense } from '../../db/licenses-repo';
 import { licenseDocumentFor } from '../licenses/license-service';
+import { licenseStandingAt } from '../licenses/license-standing';
 import {
   fingerprintCommitment,
-  GOOD_LICENSE_STATES,
   newId,
   newSecret,
   signLicense,
@@ -99,10 +99,11 @@ export function createActivationService(deps: ActivationServiceDeps) {
       const license = await findLicenseForToken(deps.pool, input.licenseId);
       if (!license || (input.customerId !== undefined && license.customer_id !== input.customerId))
         throw new AppError('NOT_FOUND', 'No such license.');
-      if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state))
-        throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
-      const token = newSecret('act');
       const now = deps.clock.now();
+      const standing = licenseStandingAt(license.state, license, now);
+      if (!standing.good)
+        throw new AppError('CONFLICT', `The license is ${standing.state}; no agent can be activated on it.`);
+      const token = newSecret('act');
       const ttl = input.ttlSeconds ?? ACTIVATION_TOKEN_DEFAULT_TTL_S;
       const row = await withTransaction(deps.pool, async (tx) => {
         const inserted = await insertActivationToken(tx, {
@@ -211,12 +212,14 @@ export function createActivationService(deps: ActivationServiceDeps) {
         if (!license) throw new AppError('NOT_FOUND', 'No such license.');
         if (!(await isCustomerActive(tx, license.customer_id)))
           throw new AppError('CONFLICT', 'The customer account of this license is deactivated.');
-        if (!(GOOD_LICENSE_STATES as readonly string[]).includes(license.state))
-          throw new AppError('CONFLICT', `The license is ${license.state}; no agent can be activated on it.`);
+        // Judged by the dates too: the lifecycle may not have moved the row yet (worker stopped).
+        const now = deps.clock.now();
+        const standing = licenseStandingAt(license.state, license, now);
+        if (!standing.good)
+          throw new AppError('CONFLICT', `The license is ${standing.state}; no agent can be activated on it.`);
         const seated = await countSeatedAgents(tx, license.id);
         if (seated >= license.max_agents)
           throw new AppError('CONFLICT', `The license already has its maximum of ${license.max_agents} agent(s).`);
-        const now = deps.clock.now();
         await insertAgent(tx, {
           id: agentId,
           licenseId: license.id,

@@ -2,7 +2,8 @@ import type { Pool } from 'pg';
 import { readAgentStatuses, type AgentStatusRow } from '../../db/agents-repo';
 import {
   effectiveGraceDays,
-  GOOD_LICENSE_STATES,
+  graceEndMs,
+  termEndMs,
   type Clock,
   type LicenseState,
   type SignedStatus,
@@ -12,6 +13,7 @@ import {
   signedStatusSchema,
   type AgentStatus,
 } from '../../protocol';
+import { licenseStandingAt, type DatedLicenseRow } from '../licenses/license-standing';
 import { createBatchLoader } from './batch-loader';
 import type { StatusListener } from './status-listener';
 
@@ -53,13 +55,16 @@ export function statusVersion(row: Pick<AgentStatusRow, 'license_version' | 'sta
 }
 
 export function statusPayloadOf(row: AgentStatusRow, now: Date): StatusPayload {
-  const licenseGood = (GOOD_LICENSE_STATES as readonly string[]).includes(row.license_state);
+  // The license's standing now, from its dates as well as its state: a lifecycle that has not
+  // caught up (worker stopped) must not keep an expired license good.
+  const license = licenseStandingAt(row.license_state, row, now);
+  const licenseGood = license.good;
   const agentGood = AGENT_GOOD.has(row.agent_status);
   const payload: StatusPayload = {
     kind: 'agentina.status/v1',
     licenseId: row.license_id,
     agentId: row.agent_id,
-    licenseState: row.license_state as LicenseState,
+    licenseState: license.state as LicenseState,
     agentStatus: row.agent_status as AgentStatus,
     good: licenseGood && agentGood,
     version: statusVersion(row),
@@ -72,10 +77,30 @@ export function statusPayloadOf(row: AgentStatusRow, now: Date): StatusPayload {
       trialEndState: row.trial_end_state,
     }),
   };
-  if (!licenseGood) payload.reason = (row.license_reason ?? `license ${row.license_state}`).slice(0, 500);
+  if (!licenseGood)
+    payload.reason = (
+      license.overdue ? `license ${license.state}` : (row.license_reason ?? `license ${license.state}`)
+    ).slice(0, 500);
   else if (!agentGood) payload.reason = (row.agent_reason ?? `agent ${row.agent_status}`).slice(0, 500);
   return payload;
 }
+
+/**
+ * Milliseconds until the license's dates next change its standing (its term ends, then its grace),
+ * plus a little so the answer is signed past the boundary; Infinity when they no longer will.
+ */
+export function msUntilDatesChange(row: DatedLicenseRow, now: Date): number {
+  const terms = {
+    expiresAt: row.expires_at,
+    trialEndsAt: row.trial_ends_at,
+    graceDays: row.grace_days,
+    trialEndState: row.trial_end_state,
+  };
+  const t = now.getTime();
+  const next = [termEndMs(terms), graceEndMs(terms)].find((at) => at > t);
+  return next === undefined ? Infinity : next - t + DATE_WAKE_SLACK_MS;
+}
+const DATE_WAKE_SLACK_MS = 50;
 
 /** A one-shot flag a parked request waits on; a wake before the wait is not lost. */
 function createWakeable() {
@@ -128,7 +153,8 @@ export function createStatusService(deps: StatusServiceDeps) {
    */
   function signedEntry(row: AgentStatusRow): SignedEntry {
     const now = deps.clock.now();
-    const key = `${statusVersion(row)}|${row.license_state}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.trial_ends_at?.getTime() ?? ''}|${row.grace_days}|${row.trial_end_state}`;
+    const standing = licenseStandingAt(row.license_state, row, now).state;
+    const key = `${statusVersion(row)}|${row.license_state}|${standing}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.trial_ends_at?.getTime() ?? ''}|${row.grace_days}|${row.trial_end_state}`;
     const hit = signed.get(row.agent_id);
     const age = hit ? now.getTime() - hit.at : Infinity;
     if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit;
@@ -208,17 +234,29 @@ export function createStatusService(deps: StatusServiceDeps) {
       try {
         let row = await readRow(input.agentId);
         if (!row) return undefined;
+        // A license's dates end it even when no notice comes (its lifecycle may be behind): a
+        // parked request also wakes when the dates change its standing, and answers then.
+        const standingAt = (r: AgentStatusRow) => licenseStandingAt(r.license_state, r, deps.clock.now()).state;
+        const standing = standingAt(row);
+        let datesMoved = false;
         while (statusVersion(row) === input.since && !closing && !input.signal?.aborted) {
           const remaining = deadline - performance.now();
           if (remaining <= 0) break;
           const listening = deps.listener?.connected === true;
-          await wakeable.wait(listening ? remaining : Math.min(remaining, STATUS_FALLBACK_POLL_MS));
+          const untilDates = msUntilDatesChange(row, deps.clock.now());
+          await wakeable.wait(
+            Math.min(listening ? remaining : Math.min(remaining, STATUS_FALLBACK_POLL_MS), untilDates),
+          );
           if (closing || input.signal?.aborted) break;
           row = await readRow(input.agentId);
           if (!row) return undefined;
+          if (standingAt(row) !== standing) {
+            datesMoved = true;
+            break;
+          }
         }
         const entry = signedEntry(row);
-        const changed = entry.version !== input.since;
+        const changed = entry.version !== input.since || datesMoved;
         return { json: `{"status":${entry.json},"changed":${changed}}`, response: { status: entry.answer, changed } };
       } finally {
         input.signal?.removeEventListener('abort', onAbort);

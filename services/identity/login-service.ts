@@ -4,20 +4,41 @@ import { appendAudit, loginAccountsRepo, withTransaction, type AccountKind, type
 import type { Clock } from '../../protocol';
 import { ACCOUNT_LOCKOUT_WORKFLOW, lockoutWorkflowId, type AccountLockoutInput } from '../../workflows/account-lockout';
 import type { TemporalDeps } from '../temporal';
+import { clientAddressKey, createFailureBudget } from './failure-budget';
 import { PASSWORD_MAX_BYTES, type PasswordHasher } from './passwords';
 import type { IssuedSession, SessionService } from './session-service';
 
+/** LOCKOUT_THRESHOLD failed logins within LOCKOUT_WINDOW_MS lock the account for LOCKOUT_MS. */
 export const LOCKOUT_THRESHOLD = 5;
+export const LOCKOUT_WINDOW_MS = 15 * 60_000;
 export const LOCKOUT_MS = 15 * 60_000;
-/** How long a failed login's answer waits for the timer to start, and how long the start may try. */
-const LOCKOUT_START_WAIT_MS = 2000;
+/**
+ * Failed logins one client address may spend on one email within the lockout window: fewer than
+ * the threshold, so no single address can lock an account (SECURITY.md, "Lockout and guessing").
+ */
+export const ADDRESS_FAILURES_PER_ACCOUNT = LOCKOUT_THRESHOLD - 1;
+/** How many recent failure times an account row keeps (the threshold, with room for reordering). */
+const FAILURE_TIMES_KEPT = 2 * LOCKOUT_THRESHOLD;
+/** How long the lockout timer's start may try before giving up (the lock holds without it). */
 const LOCKOUT_START_DEADLINE_MS = 10_000;
 
 export type LoginMeta = { ip: string; userAgent: string | null };
-/** Every refusal looks the same to the caller; `retryAfterSeconds` is set while the account is locked. */
+/**
+ * Every refusal looks the same to the caller, whether the email is unknown, the password wrong,
+ * the account inactive or locked. `throttledForSeconds` is set only when this address has spent
+ * its failures on this email (the same for an unknown email as for a real one).
+ */
 export type LoginResult =
-  { ok: true; account: LoginAccount; session: IssuedSession } | { ok: false; retryAfterSeconds?: number };
+  { ok: true; account: LoginAccount; session: IssuedSession } | { ok: false; throttledForSeconds?: number };
 type Refusal = Extract<LoginResult, { ok: false }>;
+
+/** Whether `threshold` of the (sorted) failure times fall within one window: the lock rule. */
+export function lockDue(sortedTimes: readonly number[], threshold = LOCKOUT_THRESHOLD, windowMs = LOCKOUT_WINDOW_MS) {
+  for (let i = 0; i + threshold - 1 < sortedTimes.length; i++) {
+    if (sortedTimes[i + threshold - 1]! - sortedTimes[i]! < windowMs) return true;
+  }
+  return false;
+}
 
 /** Audit actor for attempts made before anyone is authenticated. */
 const ANONYMOUS = { kind: 'system' as const, id: 'anonymous' };
@@ -40,22 +61,28 @@ export type LoginServiceDeps = {
 };
 
 /**
- * Password login for admins and customer users. Timing: every path that reaches a password check
- * runs exactly one scrypt at the current parameters (a dummy hash stands in for unknown emails),
- * and the row lock is taken only after scrypt, never held across it.
+ * Password login for admins and customer users. No existence oracle: unknown, wrong-password,
+ * inactive and locked accounts all run exactly one scrypt (a dummy hash stands in for unknown
+ * emails; a locked account's own hash is checked and ignored) and get the one refusal, with the
+ * same headers. The row lock is taken only after scrypt, never held across it.
+ *
+ * Lockout abuse is bounded per client address: each (address, email) pair may fail
+ * ADDRESS_FAILURES_PER_ACCOUNT times per window, spent before scrypt and forgiven on success,
+ * and the lock needs LOCKOUT_THRESHOLD failures within the same window: one address alone never
+ * locks an account out.
  */
 export function createLoginService(deps: LoginServiceDeps) {
   const { passwords, sessions } = deps;
   let dummyHash: Promise<string> | undefined;
   const dummy = () => (dummyHash ??= passwords.hash('agentina-dummy-password-for-timing'));
+  const addressBudget = createFailureBudget({
+    max: ADDRESS_FAILURES_PER_ACCOUNT,
+    windowMs: LOCKOUT_WINDOW_MS,
+    now: () => deps.clock.now().getTime(),
+  });
+  const pendingTimerStarts = new Set<Promise<void>>();
 
-  function refused(lockedUntil?: Date): Refusal {
-    if (!lockedUntil) return { ok: false };
-    return {
-      ok: false,
-      retryAfterSeconds: Math.max(1, Math.ceil((lockedUntil.getTime() - deps.clock.now().getTime()) / 1000)),
-    };
-  }
+  const refused = (): Refusal => ({ ok: false });
 
   async function startLockoutTimer(input: AccountLockoutInput): Promise<void> {
     try {
@@ -78,10 +105,18 @@ export function createLoginService(deps: LoginServiceDeps) {
     }
   }
 
+  /** Started in the background: the refusal that locks must not take longer than any other. */
+  function startLockoutTimerSoon(input: AccountLockoutInput): void {
+    const started: Promise<void> = startLockoutTimer(input).finally(() => pendingTimerStarts.delete(started));
+    pendingTimerStarts.add(started);
+  }
+
+  /** `startedAt`: when the attempt began (and spent its address budget), in the clock's ms. */
   async function recordFailure(
     account: LoginAccount,
     meta: LoginMeta,
     reason: 'wrong_password' | 'inactive',
+    startedAt: number,
   ): Promise<Refusal> {
     const outcome = await withTransaction(deps.pool, async (tx) => {
       const now = deps.clock.now();
@@ -109,11 +144,22 @@ export function createLoginService(deps: LoginServiceDeps) {
         );
         return { lockedUntil: undefined, lockedNow: false };
       }
-      // A lock that has run out no longer counts, whether or not its timer has tidied up yet.
-      const previous = row.lockedUntil ? 0 : row.failedLogins;
-      const failures = previous + 1;
-      const lockedUntil = failures >= LOCKOUT_THRESHOLD ? new Date(now.getTime() + LOCKOUT_MS) : null;
-      await loginAccountsRepo.setLoginCounters(tx, account.kind, account.id, failures, lockedUntil, now);
+      // Failures count within the window only; a lock that has run out no longer counts at all,
+      // whether or not its timer has tidied up yet.
+      const earlier = row.lockedUntil
+        ? []
+        : row.failureTimes.map((d) => d.getTime()).filter((t) => Math.abs(startedAt - t) < LOCKOUT_WINDOW_MS);
+      const times = [...earlier, startedAt].sort((a, b) => a - b).slice(-FAILURE_TIMES_KEPT);
+      const failures = times.length;
+      const lockedUntil = lockDue(times) ? new Date(now.getTime() + LOCKOUT_MS) : null;
+      await loginAccountsRepo.setLoginCounters(
+        tx,
+        account.kind,
+        account.id,
+        times.map((t) => new Date(t)),
+        lockedUntil,
+        now,
+      );
       await appendAudit(
         tx,
         { actor: ANONYMOUS, action: 'login.failed', subject, data: { ip: meta.ip, reason, failures } },
@@ -134,51 +180,48 @@ export function createLoginService(deps: LoginServiceDeps) {
       return { lockedUntil: lockedUntil ?? undefined, lockedNow: lockedUntil !== null };
     });
     if (outcome.lockedNow && outcome.lockedUntil) {
-      // Bounded: a slow or absent Temporal must not hold the answer; the start goes on in the background.
-      const started = startLockoutTimer({
+      startLockoutTimerSoon({
         kind: account.kind,
         accountId: account.id,
         lockedUntil: outcome.lockedUntil.toISOString(),
       });
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        started,
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, LOCKOUT_START_WAIT_MS))),
-      ]);
-      clearTimeout(timer);
     }
-    return refused(outcome.lockedUntil);
+    return refused();
   }
 
   return {
     /** A fresh session, or the one refusal (the same for unknown email, wrong password, inactive, locked). */
     async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginResult> {
-      const account =
-        email.length <= 254 ? await loginAccountsRepo.findAccountByEmail(deps.pool, kind, email) : undefined;
-      if (!account) {
-        await passwords.verify(password, await dummy());
-        return refused();
-      }
-      const now = deps.clock.now();
-      if (account.lockedUntil && account.lockedUntil > now) {
-        // The right password changes nothing while locked; no scrypt is spent on a locked account.
-        return recordFailure(account, meta, 'wrong_password');
-      }
-      const ok =
+      const { normalizedEmail, account } =
+        email.length <= 254
+          ? await loginAccountsRepo.findLoginCandidate(deps.pool, kind, email)
+          : { normalizedEmail: email, account: undefined };
+      // Spent before scrypt, so parallel attempts cannot all pass; keyed on the email as written
+      // (normalized), never on whether an account answers to it.
+      const budgetKey = `${kind}\u0000${clientAddressKey(meta.ip)}\u0000${normalizedEmail}`;
+      const taken = addressBudget.take(budgetKey);
+      if (!taken.ok) return { ok: false, throttledForSeconds: Math.ceil(taken.retryAfterMs / 1000) };
+
+      // One scrypt on every path: the account's own hash (locked or not) or the dummy.
+      const matches =
         Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES &&
-        (await passwords.verify(password, account.passwordHash));
-      if (!ok) return recordFailure(account, meta, 'wrong_password');
-      if (!account.active) return recordFailure(account, meta, 'inactive');
+        (await passwords.verify(password, account?.passwordHash ?? (await dummy())));
+      if (!account) return refused();
+      // The right password changes nothing while locked.
+      if (account.lockedUntil && account.lockedUntil > deps.clock.now())
+        return recordFailure(account, meta, 'wrong_password', taken.at);
+      if (!matches) return recordFailure(account, meta, 'wrong_password', taken.at);
+      if (!account.active) return recordFailure(account, meta, 'inactive', taken.at);
       const rehashed = passwords.needsRehash(account.passwordHash) ? await passwords.hash(password) : undefined;
 
       // Re-checked under the row lock: a lock or deactivation may have landed during scrypt.
-      return withTransaction(deps.pool, async (tx): Promise<LoginResult> => {
+      const result = await withTransaction(deps.pool, async (tx): Promise<LoginResult> => {
         const row = await loginAccountsRepo.lockAccount(tx, kind, account.id);
         const at = deps.clock.now();
         if (!row || !row.active) return refused();
-        if (row.lockedUntil && row.lockedUntil > at) return refused(row.lockedUntil);
-        if (row.failedLogins > 0 || row.lockedUntil)
-          await loginAccountsRepo.setLoginCounters(tx, kind, account.id, 0, null, at);
+        if (row.lockedUntil && row.lockedUntil > at) return refused();
+        if (row.failedLogins > 0 || row.lockedUntil || row.failureTimes.length > 0)
+          await loginAccountsRepo.setLoginCounters(tx, kind, account.id, [], null, at);
         if (rehashed && row.passwordHash === account.passwordHash) {
           await loginAccountsRepo.setPasswordHash(tx, kind, account.id, rehashed, row.mustChangePassword, at);
         }
@@ -200,6 +243,14 @@ export function createLoginService(deps: LoginServiceDeps) {
         );
         return { ok: true, session, account: row };
       });
+      // Whoever signs in from this address knows the password: its failures here are forgiven.
+      if (result.ok) addressBudget.forget(budgetKey);
+      return result;
+    },
+
+    /** Waits for lockout timers still being started (process shutdown). */
+    async settle(): Promise<void> {
+      await Promise.all([...pendingTimerStarts]);
     },
 
     /**

@@ -13,18 +13,12 @@ import {
   listTasks,
   lockAgentTask,
   notifyTaskQueued,
+  type AgentForLease,
   type TaskRow,
   type TaskState,
 } from '../../db/tasks-repo';
-import {
-  GOOD_LICENSE_STATES,
-  newId,
-  redactDeep,
-  redactString,
-  type AgentTask,
-  type Clock,
-  type TaskResultRequest,
-} from '../../protocol';
+import { licenseStandingAt } from '../licenses/license-standing';
+import { newId, redactDeep, redactString, type AgentTask, type Clock, type TaskResultRequest } from '../../protocol';
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TaskWaker } from './task-waker';
@@ -100,21 +94,24 @@ export function createTasksService(deps: TasksServiceDeps) {
     }
   }
 
-  /** Leases one task if the agent may work now: active (or offline) and its license good. */
+  /** The calling agent and its license, share-locked; a dead or moved credential is refused. */
+  async function lockAgentOf(tx: Tx, agent: AgentPrincipal): Promise<AgentForLease> {
+    const row = await lockAgentForLease(tx, agent.id);
+    if (!row || row.status === 'deregistered' || row.license_id !== agent.licenseId) {
+      throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
+    }
+    return row;
+  }
+
+  /** Leases one task if the agent may work now: active (or offline) and its license good, by state and dates. */
   async function tryLease(agent: AgentPrincipal): Promise<TaskRow | null> {
     return withTransaction(deps.pool, async (tx) => {
       // FOR SHARE of agent and license: a revocation or quarantine committing now waits for this
       // lease, and a lease never goes to an agent whose license has already turned bad.
-      const row = await lockAgentForLease(tx, agent.id);
-      if (!row || row.status === 'deregistered' || row.license_id !== agent.licenseId) {
-        throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
-      }
-      if (
-        !['active', 'offline'].includes(row.status) ||
-        !(GOOD_LICENSE_STATES as readonly string[]).includes(row.license_state)
-      )
-        return null;
+      const row = await lockAgentOf(tx, agent);
       const now = deps.clock.now();
+      if (!['active', 'offline'].includes(row.status) || !licenseStandingAt(row.license_state, row, now).good)
+        return null;
       await auditFailedLeases(tx, await failExhaustedLeases(tx, agent.id, now));
       return leaseNextTask(tx, agent.id, now, deps.leaseMs);
     });
@@ -260,6 +257,12 @@ export function createTasksService(deps: TasksServiceDeps) {
       if (body.error?.includes('\u0000'))
         throw new AppError('BAD_REQUEST', 'The error may not contain NUL characters.');
       return withTransaction(deps.pool, async (tx) => {
+        // A license that is no longer good (by its state or, with the lifecycle behind, its dates)
+        // takes no more results: its work is over. 409, which the agent drops rather than retries.
+        const row = await lockAgentOf(tx, agent);
+        const standing = licenseStandingAt(row.license_state, row, deps.clock.now());
+        if (!standing.good)
+          throw new AppError('CONFLICT', `The license is ${standing.state}; task results are no longer accepted.`);
         const task = await lockAgentTask(tx, taskId, agent.id);
         if (!task) throw TASK_NOT_FOUND();
         if (task.state !== 'leased') {

@@ -13,9 +13,9 @@ import { startTestStack } from '../support/stack';
 /**
  * `npm run bench:login`: the API in its own process (`agentina serve`, as in production), 50
  * concurrent logins (each from its own loopback address, so the per-IP login limit does not
- * interfere) while another client calls GET /livez in a loop; then unknown-email against
- * wrong-password timing. Options: --logins N (50), --threadpool N (UV_THREADPOOL_SIZE for the
- * server; default: the server's own default), --samples N (timing pairs, 30).
+ * interfere) while another client calls GET /livez in a loop; then unknown-email, wrong-password
+ * and locked-account timing (goal: each ratio 0.8–1.25). Options: --logins N (50), --threadpool N (UV_THREADPOOL_SIZE for the
+ * server; default: the server's own default), --samples N (timing triples, 30).
  */
 function arg(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -99,12 +99,18 @@ export async function main(args: string[]): Promise<object> {
     const password = 'bench password that is long enough';
     const hash = await hashPassword(password);
     const emails: string[] = [];
-    for (let i = 0; i < logins + samples; i++) {
+    for (let i = 0; i < logins + 2 * samples; i++) {
       const email = `bench-${i}@example.test`;
       await adminsRepo.insertAdmin(db.pool, { id: newId('adm'), email, passwordHash: hash });
       emails.push(email);
     }
-    log(`seeded ${emails.length} admins`);
+    // The last `samples` accounts are locked, as five failed guesses would leave them.
+    const lockedEmails = emails.slice(logins + samples);
+    await db.pool.query(
+      `UPDATE admins SET failed_logins = 5, locked_until = now() + interval '1 hour' WHERE email = ANY($1)`,
+      [lockedEmails],
+    );
+    log(`seeded ${emails.length} admins (${lockedEmails.length} locked)`);
 
     const port = await freePort();
     const env: NodeJS.ProcessEnv = {
@@ -157,31 +163,30 @@ export async function main(args: string[]): Promise<object> {
       `${logins} logins in ${Math.round(wall)} ms: p50 ${Math.round(pct(loginMs, 50))} ms, max ${Math.round(Math.max(...loginMs))} ms; /livez meanwhile: ${busy.length} calls, p99 ${round(pct(busy, 99))} ms`,
     );
 
-    // Unknown email against wrong password, interleaved, one at a time; each wrong guess on its own account.
+    // Unknown email, wrong password and locked account (the right password), interleaved in a
+    // rotating order, one at a time; each wrong guess and each locked try on its own account.
     const unknown: number[] = [];
     const wrong: number[] = [];
+    const locked: number[] = [];
     for (let i = 0; i < samples; i++) {
       const ip = `127.0.9.${2 + i}`;
-      const a = await call(
-        port,
-        'POST',
-        '/v1/admin/login',
-        { email: `nobody-${i}@example.test`, password: 'not the password at all' },
-        { localAddress: ip },
-      );
-      const b = await call(
-        port,
-        'POST',
-        '/v1/admin/login',
-        { email: emails[logins + i]!, password: 'not the password at all' },
-        { localAddress: ip },
-      );
-      if (a.status !== 401 || b.status !== 401) throw new Error(`expected 401/401, got ${a.status}/${b.status}`);
-      unknown.push(a.ms);
-      wrong.push(b.ms);
+      const tries: Array<[number[], object]> = [
+        [unknown, { email: `nobody-${i}@example.test`, password: 'not the password at all' }],
+        [wrong, { email: emails[logins + i]!, password: 'not the password at all' }],
+        [locked, { email: lockedEmails[i]!, password }],
+      ];
+      for (let k = 0; k < tries.length; k++) {
+        const [into, body] = tries[(i + k) % tries.length]!;
+        const r = await call(port, 'POST', '/v1/admin/login', body, { localAddress: ip });
+        if (r.status !== 401) throw new Error(`expected 401, got ${r.status}`);
+        into.push(r.ms);
+      }
     }
-    const ratio = pct(unknown, 50) / pct(wrong, 50);
-    log(`unknown email p50 ${round(pct(unknown, 50))} ms, wrong password p50 ${round(pct(wrong, 50))} ms`);
+    const median = (xs: number[]) => pct(xs, 50);
+    const ratio = (a: number[], b: number[]) => Math.round((median(a) / median(b)) * 100) / 100;
+    log(
+      `p50: unknown email ${round(median(unknown))} ms, wrong password ${round(median(wrong))} ms, locked account ${round(median(locked))} ms`,
+    );
 
     return {
       bench: 'login',
@@ -189,7 +194,12 @@ export async function main(args: string[]): Promise<object> {
       login_p50_ms: Math.round(pct(loginMs, 50)),
       livez_p99_ms: round(pct(busy, 99)),
       livez_p99_idle_ms: round(pct(idle, 99)),
-      unknown_vs_wrong_ratio: Math.round(ratio * 100) / 100,
+      unknown_p50_ms: round(median(unknown)),
+      wrong_p50_ms: round(median(wrong)),
+      locked_p50_ms: round(median(locked)),
+      unknown_vs_wrong_ratio: ratio(unknown, wrong),
+      locked_vs_wrong_ratio: ratio(locked, wrong),
+      locked_vs_unknown_ratio: ratio(locked, unknown),
       threadpool: threadpool ? Number(threadpool) : 'default',
       cores: (await import('node:os')).availableParallelism(),
     };

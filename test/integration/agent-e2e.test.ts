@@ -124,7 +124,7 @@ describe('agent against the real control plane', () => {
     expect(done.result).toEqual({ echo: { hello: 'e2e' } });
   });
 
-  it('an admin revoke makes the agent terminal while the task in flight completes; the queued task never starts', async () => {
+  it('an admin revoke makes the agent terminal while the task in flight completes, its result refused; the queued task never starts', async () => {
     const inflight = (await stack.admin('POST', '/v1/admin/tasks', { agentId, kind: 'sleep', payload: { ms: 3000 } }))
       .id as string;
     await eventually(
@@ -146,14 +146,24 @@ describe('agent against the real control plane', () => {
     const terminalAfterMs = Date.now() - revokedAt;
     process.stderr.write(`[agent e2e] revoke → agent terminal (journaled) in ${terminalAfterMs} ms\n`);
     expect(journal()).toMatch(/LICENSE_REVOKED/);
-    // The task in flight was not cut short by the revocation.
-    const finished = await eventually(
-      () => task(inflight),
-      (t) => t.state !== 'leased' && t.state !== 'queued',
-      30_000,
-      'in-flight task result',
-    );
-    expect(finished.state).toBe('succeeded');
+    // The task in flight was not cut short by the revocation: the agent ran it to the end. A
+    // license that is no longer good takes no results, so the control plane refused it (409) and
+    // the agent dropped it rather than retry.
+    const events = (
+      await eventually(
+        async () => journal(),
+        (j) => j.includes(`"taskId":"${inflight}"`) && j.includes('"event":"task.report_refused"'),
+        30_000,
+        'in-flight task finished and its result refused',
+      )
+    )
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; taskId?: string })
+      .filter((e) => e.taskId === inflight);
+    expect(events.find((e) => e.event === 'task.finished')).toMatchObject({ outcome: 'succeeded' });
+    expect(events.find((e) => e.event === 'task.report_refused')).toMatchObject({ status: 409 });
+    expect((await task(inflight)).state).toBe('leased');
     expect((await task(queued)).state).toBe('queued');
     const status = await runAgentCommand(user, home, ['status', '--user', '--prefix', prefix], { entry: stack.entry });
     expect(JSON.parse(status.stdout).runtime.terminal.code).toBe('LICENSE_REVOKED');

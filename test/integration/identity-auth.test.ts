@@ -86,20 +86,42 @@ describe('identity: login and sessions', () => {
     expect(rows[0].n).toBe(2);
   });
 
-  it('unknown email, wrong password and deactivated account get the very same answer', async () => {
+  it('unknown email, wrong password, deactivated and locked accounts get byte-identical answers (but the request id)', async () => {
     const admin = await seedAdmin(db.pool);
     const off = await seedAdmin(db.pool, { active: false });
-    const answers = [
-      await login('admin', { email: 'nobody@example.test', password: TEST_PASSWORD }),
-      await login('admin', { email: admin.email, password: 'wrong password here' }),
-      await login('admin', { email: off.email, password: TEST_PASSWORD }),
-    ];
-    for (const a of answers) {
-      expect(a.statusCode).toBe(401);
-      expect(a.headers['set-cookie']).toBeUndefined();
-      const { code, message } = a.json().error;
-      expect({ code, message }).toEqual({ code: 'UNAUTHENTICATED', message: 'The email or password is not correct.' });
-      expect(a.headers['retry-after']).toBeUndefined();
+    const locked = await seedAdmin(db.pool);
+    // Locked as five failures from five addresses leave it (a lock the attacker may have caused).
+    for (let i = 0; i < 5; i++)
+      expect((await login('admin', { email: locked.email, password: `bad ${i}` })).statusCode).toBe(401);
+    expect(
+      (await db.pool.query('SELECT locked_until FROM admins WHERE id = $1', [locked.id])).rows[0].locked_until,
+    ).not.toBeNull();
+
+    const answers = {
+      unknown: await login('admin', { email: 'nobody@example.test', password: TEST_PASSWORD }),
+      wrong: await login('admin', { email: admin.email, password: 'wrong password here' }),
+      deactivated: await login('admin', { email: off.email, password: TEST_PASSWORD }),
+      lockedRightPassword: await login('admin', { email: locked.email, password: TEST_PASSWORD }),
+      lockedWrongPassword: await login('admin', { email: locked.email, password: 'still guessing' }),
+    };
+    const shape = (a: (typeof answers)['unknown']) => {
+      const id = a.headers['x-request-id'] as string;
+      const headers = Object.fromEntries(
+        Object.entries(a.headers).filter(([name]) => !['x-request-id', 'date'].includes(name)),
+      );
+      return { status: a.statusCode, headers, body: a.body.replaceAll(id, '<request id>') };
+    };
+    const expected = shape(answers.unknown);
+    expect(expected.status).toBe(401);
+    expect(JSON.parse(expected.body).error).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: 'The email or password is not correct.',
+    });
+    expect(expected.headers['retry-after']).toBeUndefined();
+    expect(expected.headers['set-cookie']).toBeUndefined();
+    for (const [name, a] of Object.entries(answers)) {
+      expect([name, Object.keys(a.headers).sort()]).toEqual([name, Object.keys(answers.unknown.headers).sort()]);
+      expect([name, shape(a)]).toEqual([name, expected]);
     }
   });
 

@@ -17,6 +17,7 @@ import {
   seedCustomer,
   seedCustomerUser,
 } from '../support/identity';
+import { eventually } from '../support/license-helpers';
 import { quietTemporalRuntime, runWorkerInBackground, testTemporalDeps } from '../support/temporal';
 
 /** Five failures lock for 15 minutes; the accountLockout workflow ends the lock on the time-skipping server. */
@@ -60,14 +61,25 @@ describe('identity: lockout', () => {
     clock.set(new Date(await env.currentTimeMs()));
   });
 
-  const attempt = (kind: 'admin' | 'portal', email: string, password: string) =>
+  const attempt = (kind: 'admin' | 'portal', email: string, password: string, ip = nextIp()) =>
     app.inject({
       method: 'POST',
       url: `/v1/${kind}/login`,
-      remoteAddress: nextIp(),
+      remoteAddress: ip,
       headers: { 'content-type': 'application/json' },
       payload: { email, password },
     });
+  /** The lockout timer's handle, once its (background) start has happened. */
+  const timerOf = async (kind: 'admin' | 'customer', id: string) => {
+    const handle = env.client.workflow.getHandle(lockoutWorkflowId(kind, id));
+    await eventually(
+      () => handle.describe(),
+      () => true,
+      20000,
+      `lockout timer of ${id}`,
+    );
+    return handle;
+  };
   const account = async (table: string, id: string) =>
     (await db.pool.query(`SELECT failed_logins, locked_until FROM ${table} WHERE id = $1`, [id])).rows[0];
   const audits = async (subjectId: string) =>
@@ -77,7 +89,7 @@ describe('identity: lockout', () => {
       ])
     ).rows;
 
-  it('locks on the 5th failure, refuses even the right password with Retry-After, and the workflow unlocks after 15 minutes', async () => {
+  it('locks on the 5th failure, refuses even the right password the same way, and the workflow unlocks after 15 minutes', async () => {
     const admin = await seedAdmin(db.pool);
     for (let i = 1; i <= 4; i++) {
       const r = await attempt('admin', admin.email, `wrong password ${i}`);
@@ -88,19 +100,21 @@ describe('identity: lockout', () => {
 
     const fifth = await attempt('admin', admin.email, 'wrong password 5');
     expect(fifth.statusCode).toBe(401);
-    expect(fifth.headers['retry-after']).toBe('900');
+    // No Retry-After: it would tell a locked (so real) account from an unknown email.
+    expect(fifth.headers['retry-after']).toBeUndefined();
     const locked = await account('admins', admin.id);
     expect(locked.locked_until.getTime()).toBe(clock.now().getTime() + 15 * 60_000);
 
+    // The timer is started in the background (the locking answer takes no longer than another).
     const handle = env.client.workflow.getHandle(lockoutWorkflowId('admin', admin.id));
-    const firstRun = (await handle.describe()).runId;
+    const firstRun = (await timerOf('admin', admin.id).then((h) => h.describe())).runId;
 
-    // While locked the right password gets the wrong password's answer (plus Retry-After), and is audited.
+    // While locked the right password gets the wrong password's answer, and is audited.
     clock.advance(60_000);
     const right = await attempt('admin', admin.email, TEST_PASSWORD);
     expect(right.statusCode).toBe(401);
     expect(right.json().error.message).toBe(fifth.json().error.message);
-    expect(right.headers['retry-after']).toBe('840');
+    expect(right.headers['retry-after']).toBeUndefined();
     expect(right.headers['set-cookie']).toBeUndefined();
     expect((await attempt('admin', admin.email, 'wrong again')).statusCode).toBe(401);
     expect((await account('admins', admin.id)).failed_logins).toBe(5);
@@ -152,7 +166,7 @@ describe('identity: lockout', () => {
     expect(res.json()).toEqual({ unlocked: true });
     expect((await attempt('portal', user.email, TEST_PASSWORD)).statusCode).toBe(200);
 
-    expect(await env.client.workflow.getHandle(lockoutWorkflowId('customer', user.id)).result()).toBe('already_clear');
+    expect(await (await timerOf('customer', user.id)).result()).toBe('already_clear');
     const trail = await audits(user.id);
     expect(trail.filter((a) => a.action === 'customer_user.unlocked')).toEqual([
       { action: 'customer_user.unlocked', actor_kind: 'admin', actor_id: admin.id },
@@ -176,7 +190,55 @@ describe('identity: lockout', () => {
     );
     expect(counts).toEqual({ 'login.failed': 5, 'account.locked': 1, 'login.refused_locked': 4 });
     expect((await account('admins', admin.id)).failed_logins).toBe(5);
-    expect(await env.client.workflow.getHandle(lockoutWorkflowId('admin', admin.id)).result()).toBe('unlocked');
+    expect(await (await timerOf('admin', admin.id)).result()).toBe('unlocked');
+  });
+
+  it('one address cannot lock an account: 4 failures per window, then 429 alike for a real and an unknown email', async () => {
+    const victim = await seedAdmin(db.pool);
+    const attacker = nextIp();
+    const throttled: Awaited<ReturnType<typeof attempt>>[] = [];
+    // Two windows: ten attempts, all this address may make in a minute anyway (LOGIN_RATE_LIMIT).
+    for (let window = 0; window < 2; window++) {
+      for (let i = 0; i < 4; i++)
+        expect((await attempt('admin', victim.email, `guess ${window}.${i}`, attacker)).statusCode).toBe(401);
+      // The 5th in the window is refused before any password is checked, for any spelling.
+      throttled.push(await attempt('admin', victim.email.toUpperCase(), TEST_PASSWORD, attacker));
+      expect(await account('admins', victim.id)).toEqual({ failed_logins: 4, locked_until: null });
+      clock.advance(15 * 60_000);
+    }
+    // An email nobody has is throttled the same way: the 429 tells nothing about existence.
+    const other = nextIp();
+    const unknown = `nobody-${victim.id}@example.test`;
+    for (let i = 0; i < 4; i++) expect((await attempt('admin', unknown, 'guess', other)).statusCode).toBe(401);
+    throttled.push(await attempt('admin', unknown, 'guess', other));
+    const shape = (r: (typeof throttled)[number]) => {
+      const id = r.headers['x-request-id'] as string;
+      const { 'x-request-id': _id, date: _date, ...headers } = r.headers;
+      return { status: r.statusCode, headers, body: r.body.replaceAll(id, '<request id>') };
+    };
+    expect(shape(throttled[0]!)).toMatchObject({ status: 429, headers: { 'retry-after': '900' } });
+    expect(JSON.parse(shape(throttled[0]!).body).error.code).toBe('RATE_LIMITED');
+    for (const r of throttled) expect(shape(r)).toEqual(shape(throttled[0]!));
+
+    // The victim, from its own address, signs in at once: the attacker's budget is not its own.
+    expect((await attempt('admin', victim.email, TEST_PASSWORD)).statusCode).toBe(200);
+    expect(await account('admins', victim.id)).toEqual({ failed_logins: 0, locked_until: null });
+    // The lock itself is unchanged: five failures in the window from more than one address lock.
+    const third = nextIp();
+    for (let i = 0; i < 4; i++) await attempt('admin', victim.email, `again ${i}`, third);
+    expect((await attempt('admin', victim.email, 'from elsewhere', nextIp())).statusCode).toBe(401);
+    expect((await account('admins', victim.id)).locked_until).not.toBeNull();
+    expect(await (await timerOf('admin', victim.id)).result()).toBe('unlocked');
+  });
+
+  it('a sign-in forgives its address: the budget is for failures only', async () => {
+    const admin = await seedAdmin(db.pool);
+    const ip = nextIp();
+    for (let i = 0; i < 3; i++) await attempt('admin', admin.email, `typo ${i}`, ip);
+    expect((await attempt('admin', admin.email, TEST_PASSWORD, ip)).statusCode).toBe(200);
+    for (let i = 0; i < 4; i++)
+      expect((await attempt('admin', admin.email, `typo again ${i}`, ip)).statusCode).toBe(401);
+    expect((await attempt('admin', admin.email, TEST_PASSWORD, ip)).statusCode).toBe(429);
   });
 
   it('a success before the 5th failure resets the counter; a lock that ran out no longer counts', async () => {
@@ -190,7 +252,7 @@ describe('identity: lockout', () => {
       admin.id,
       new Date(clock.now().getTime() - 1000),
     ]);
-    expect((await attempt('admin', admin.email, 'bad again')).headers['retry-after']).toBeUndefined();
+    expect((await attempt('admin', admin.email, 'bad again')).statusCode).toBe(401);
     expect((await account('admins', admin.id)).failed_logins).toBe(1);
   });
 

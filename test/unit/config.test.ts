@@ -50,6 +50,19 @@ describe('config', () => {
     expect(msg).toMatch(/LOG_LEVEL/);
   });
 
+  it('trusts no proxy by default; TRUST_PROXY takes a hop count or proxy addresses and CIDRs', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, 192.0.2.7 ,fd00::/8,loopback' }).trustProxy).toEqual([
+      '10.0.0.0/8',
+      '192.0.2.7',
+      'fd00::/8',
+      'loopback',
+    ]);
+    for (const bad of ['0', '11', 'true', '*', '10.0.0.0/33', 'fd00::/129', '10.0.0.1/8/8', 'proxy.example', '1,,2'])
+      expect(() => loadConfig({ TRUST_PROXY: bad })).toThrow(/TRUST_PROXY: (a hop count|must be a hop count)/);
+  });
+
   it('refuses half a TLS configuration', () => {
     expect(() => loadConfig({ TLS_CERT_FILE: '/c.pem' })).toThrow(
       /TLS_CERT_FILE and TLS_KEY_FILE must be set together/,

@@ -1,4 +1,4 @@
-import { effectiveGraceDays, graceEndMs } from '../../protocol/license-terms';
+import { effectiveGraceDays, graceEndMs, licenseStateAt } from '../../protocol/license-terms';
 import { type LicenseSnapshot } from '../../workflows/license-contract';
 import {
   checkConvertTrial,
@@ -168,6 +168,35 @@ describe('the one grace rule (protocol/license-terms.ts)', () => {
         );
         expect(scheduledState(terms, graceEnd)).toBe('expired');
       }
+    }
+  });
+});
+
+describe('the control plane judges a license by its dates as well as its state (licenseStateAt)', () => {
+  const day = 24 * 3600_000;
+  const end = Date.parse('2027-01-01T00:00:00.000Z');
+  const paid = { expiresAt: new Date(end), trialEndsAt: null, graceDays: 7, trialEndState: 'expired' as const };
+  const trial = { expiresAt: new Date(end + 30 * day), trialEndsAt: new Date(end), graceDays: 7 };
+
+  it.each([
+    ['active row before its end', 'active', paid, end - 1, 'active'],
+    ['active row past its end, lifecycle behind', 'active', paid, end, 'grace'],
+    ['active row past its grace, lifecycle stopped', 'active', paid, end + 7 * day, 'expired'],
+    ['grace row past its grace', 'grace', paid, end + 7 * day, 'expired'],
+    ['grace row is never made better by its dates', 'grace', paid, end - day, 'grace'],
+    ['trial ending in expired has no grace', 'trial', { ...trial, trialEndState: 'expired' as const }, end, 'expired'],
+    ['trial ending in grace gets it', 'trial', { ...trial, trialEndState: 'grace' as const }, end, 'grace'],
+    ['suspended stays suspended', 'suspended', paid, end + 30 * day, 'suspended'],
+    ['revoked stays revoked', 'revoked', paid, end - day, 'revoked'],
+    ['expired stays expired (a renewal moves row and dates together)', 'expired', paid, end - day, 'expired'],
+  ] as const)('%s', (_n, state, terms, now, expected) => {
+    expect(licenseStateAt(state, terms, now)).toBe(expected);
+  });
+
+  it('agrees with the lifecycle timers on every boundary', () => {
+    for (const t of [end - 1, end, end + 7 * day - 1, end + 7 * day]) {
+      const at = licenseStateAt('active', paid, t);
+      expect(at).toBe(scheduledState({ ...paid, expiresAt: paid.expiresAt.toISOString() }, t));
     }
   });
 });

@@ -1,0 +1,202 @@
+import type { InjectOptions } from 'fastify';
+import { AUTH_FAILURES_PER_ADDRESS } from '../../api/app';
+import { ADMIN_COOKIE, PORTAL_COOKIE } from '../../api/identity/cookies';
+import { LOGIN_RATE_LIMIT } from '../../api/identity/auth-routes';
+import { createFixedClock, newSecret } from '../../protocol';
+import { buildTestApp, testConfig } from '../support/app';
+import { createAgentWithLicense } from '../support/agent-server-fixtures';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { nextIp, seedServiceAccount } from '../support/identity';
+
+const BUDGET = AUTH_FAILURES_PER_ADDRESS.max;
+
+/**
+ * Rate limits run before authentication, for every kind of credential: an anonymous guesser's
+ * failed bearer tokens and cookies spend its address's budget, and past it nothing is looked up.
+ * Behind a reverse proxy (TRUST_PROXY) the budget is the client's, never the proxy's, and nobody
+ * else's X-Forwarded-For is believed.
+ */
+describe('failed authentications are limited per client address, before any lookup', () => {
+  let db: TestDatabase;
+  let direct: Awaited<ReturnType<typeof buildTestApp>>;
+  let proxied: Awaited<ReturnType<typeof buildTestApp>>;
+  const clock = createFixedClock(new Date());
+  const PROXY = '10.77.0.1';
+  /** Credential lookups the app sent to PostgreSQL (service tokens, sessions, agent credentials). */
+  let lookups = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('authlimit');
+    const query = db.pool.query.bind(db.pool) as (...args: unknown[]) => unknown;
+    jest.spyOn(db.pool, 'query').mockImplementation((...args: unknown[]) => {
+      const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string })?.text ?? '');
+      if (/FROM service_accounts WHERE token_hash|_sessions s JOIN|WHERE credential_hash = ANY/.test(text)) lookups++;
+      return query(...args);
+    });
+    direct = await buildTestApp({ pool: db.pool, clock });
+    proxied = await buildTestApp({ pool: db.pool, clock, config: testConfig({ TRUST_PROXY: `${PROXY},fd00::/8` }) });
+  });
+  afterAll(async () => {
+    await direct?.close();
+    await proxied?.close();
+    jest.restoreAllMocks();
+    await db?.drop();
+  });
+
+  const guess = (app = direct.app, opts: Partial<InjectOptions> & { ip: string; headers: Record<string, string> }) =>
+    app.inject({ method: 'GET', url: '/v1/admin/customers', remoteAddress: opts.ip, headers: opts.headers });
+  const svcGuess = () => ({ authorization: `Bearer ${newSecret('svc')}` });
+
+  it(`${BUDGET} bad service tokens from one address, then 429 with no lookup; other addresses unaffected`, async () => {
+    const ip = nextIp();
+    const before = lookups;
+    for (let i = 0; i < BUDGET; i++)
+      expect((await guess(direct.app, { ip, headers: svcGuess() })).statusCode).toBe(401);
+    expect(lookups - before).toBe(BUDGET);
+
+    const refused = [];
+    for (let i = 0; i < 20; i++) refused.push(await guess(direct.app, { ip, headers: svcGuess() }));
+    for (const r of refused) {
+      expect(r.statusCode).toBe(429);
+      expect(r.json().error.code).toBe('RATE_LIMITED');
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    expect(lookups - before).toBe(BUDGET); // nothing looked up past the budget
+
+    // A real credential from that address waits too (it cannot be told from a guess unlooked).
+    const service = await seedServiceAccount(db.pool);
+    expect((await guess(direct.app, { ip, headers: { authorization: `Bearer ${service.token}` } })).statusCode).toBe(
+      429,
+    );
+    // A public route is still served, as anonymous and without a lookup.
+    const livez = await direct.app.inject({ method: 'GET', url: '/livez', remoteAddress: ip, headers: svcGuess() });
+    expect(livez.statusCode).toBe(200);
+    expect(lookups - before).toBe(BUDGET);
+    // Another address is unaffected, and this one recovers when the window has passed.
+    expect(
+      (await guess(direct.app, { ip: nextIp(), headers: { authorization: `Bearer ${service.token}` } })).statusCode,
+    ).toBe(200);
+    clock.advance(AUTH_FAILURES_PER_ADDRESS.windowMs);
+    expect((await guess(direct.app, { ip, headers: { authorization: `Bearer ${service.token}` } })).statusCode).toBe(
+      200,
+    );
+  });
+
+  it('every credential kind spends the same budget: cookies, agent credentials, malformed bearers', async () => {
+    const ip = nextIp();
+    const kinds = [
+      { cookie: `${ADMIN_COOKIE}=${newSecret('sess')}` },
+      { cookie: `${PORTAL_COOKIE}=${newSecret('sess')}` },
+      { authorization: `Bearer ${newSecret('agc')}` },
+      { authorization: 'Bearer not-even-a-token' },
+      svcGuess(),
+    ];
+    for (let i = 0; i < BUDGET; i++) {
+      const url = i % 2 ? '/v1/portal/licenses' : '/v1/admin/customers';
+      const r = await direct.app.inject({ method: 'GET', url, remoteAddress: ip, headers: kinds[i % kinds.length]! });
+      expect(r.statusCode).toBe(401);
+    }
+    const before = lookups;
+    for (const headers of kinds) {
+      expect((await guess(direct.app, { ip, headers })).statusCode).toBe(429);
+      const agent = await direct.app.inject({ method: 'GET', url: '/v1/agent/status', remoteAddress: ip, headers });
+      expect(agent.statusCode).toBe(429);
+    }
+    expect(lookups).toBe(before);
+    // A request without any credential costs no lookup and is simply unauthenticated.
+    expect((await guess(direct.app, { ip, headers: {} })).statusCode).toBe(401);
+  });
+
+  it('a burst of concurrent guesses cannot all slip past the budget', async () => {
+    const ip = nextIp();
+    const before = lookups;
+    const answers = await Promise.all(
+      Array.from({ length: 4 * BUDGET }, () => guess(direct.app, { ip, headers: svcGuess() })),
+    );
+    const codes = answers.map((a) => a.statusCode);
+    expect(codes.filter((c) => c === 401)).toHaveLength(BUDGET);
+    expect(codes.filter((c) => c === 429)).toHaveLength(3 * BUDGET);
+    expect(lookups - before).toBe(BUDGET);
+  });
+
+  it('valid credentials spend nothing: an address with many working agents is never limited', async () => {
+    const ip = nextIp();
+    const agent = await createAgentWithLicense(db.pool);
+    for (let i = 0; i < 3 * BUDGET; i++) {
+      const r = await direct.app.inject({
+        method: 'GET',
+        url: '/v1/agent/status',
+        remoteAddress: ip,
+        headers: { authorization: `Bearer ${agent.credential}` },
+      });
+      expect(r.statusCode).toBe(200);
+    }
+  });
+
+  describe('behind a reverse proxy (TRUST_PROXY)', () => {
+    const viaProxy = (client: string, headers: Record<string, string>, from = PROXY) =>
+      guess(proxied.app, { ip: from, headers: { ...headers, 'x-forwarded-for': client } });
+
+    it("X-Forwarded-For from the trusted proxy separates clients' budgets", async () => {
+      const [a, b] = ['198.51.100.7', '198.51.100.8'];
+      for (let i = 0; i < BUDGET; i++) expect((await viaProxy(a, svcGuess())).statusCode).toBe(401);
+      expect((await viaProxy(a, svcGuess())).statusCode).toBe(429);
+      // Client B, through the same proxy, has its own budget; so does the proxy itself.
+      expect((await viaProxy(b, svcGuess())).statusCode).toBe(401);
+      // A client cannot escape by forging earlier hops: the proxy appends the address it saw.
+      expect((await viaProxy(`203.0.113.99, ${a}`, svcGuess())).statusCode).toBe(429);
+      // IPv6 clients are budgeted per /64: rotating addresses inside one block buys nothing.
+      for (let i = 0; i < BUDGET; i++)
+        expect((await viaProxy(`2001:db8:7:7::${i.toString(16)}`, svcGuess())).statusCode).toBe(401);
+      expect((await viaProxy('2001:db8:7:7:ffff::1', svcGuess())).statusCode).toBe(429);
+      expect((await viaProxy('2001:db8:7:8::1', svcGuess())).statusCode).toBe(401);
+      // A trusted block (fd00::/8) is a proxy too: the client it names is the one budgeted.
+      expect((await viaProxy(a, svcGuess(), 'fd00::5')).statusCode).toBe(429);
+    });
+
+    it("an untrusted sender's X-Forwarded-For is ignored: rotating it changes nothing", async () => {
+      const sender = '203.0.113.50';
+      for (let i = 0; i < BUDGET; i++)
+        expect((await viaProxy(`192.0.2.${i + 1}`, svcGuess(), sender)).statusCode).toBe(401);
+      expect((await viaProxy('192.0.2.200', svcGuess(), sender)).statusCode).toBe(429);
+      // Without TRUST_PROXY nobody's X-Forwarded-For is believed.
+      const ip = nextIp();
+      for (let i = 0; i < BUDGET; i++)
+        expect(
+          (await guess(direct.app, { ip, headers: { ...svcGuess(), 'x-forwarded-for': `192.0.2.${i + 1}` } }))
+            .statusCode,
+        ).toBe(401);
+      expect(
+        (await guess(direct.app, { ip, headers: { ...svcGuess(), 'x-forwarded-for': '192.0.2.250' } })).statusCode,
+      ).toBe(429);
+    });
+
+    it('a hop count (TRUST_PROXY=1) takes the address the one proxy in front saw', async () => {
+      const hops = await buildTestApp({ pool: db.pool, clock, config: testConfig({ TRUST_PROXY: '1' }) });
+      try {
+        const via = (xff: string) =>
+          guess(hops.app, { ip: nextIp(), headers: { ...svcGuess(), 'x-forwarded-for': xff } });
+        for (let i = 0; i < BUDGET; i++) expect((await via(`192.0.2.${i}, 198.51.100.30`)).statusCode).toBe(401);
+        expect((await via('192.0.2.250, 198.51.100.30')).statusCode).toBe(429);
+        expect((await via('198.51.100.31')).statusCode).toBe(401);
+      } finally {
+        await hops.close();
+      }
+    });
+
+    it('the per-address login limit is per client behind the proxy, not one global limit', async () => {
+      let n = 0;
+      const login = (client: string) =>
+        proxied.app.inject({
+          method: 'POST',
+          url: '/v1/admin/login',
+          remoteAddress: PROXY,
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+          payload: { email: `nobody-${client}-${n++}@example.test`, password: 'not a password' },
+        });
+      for (let i = 0; i < LOGIN_RATE_LIMIT.max; i++) expect((await login('198.51.100.20')).statusCode).toBe(401);
+      expect((await login('198.51.100.20')).statusCode).toBe(429);
+      expect((await login('198.51.100.21')).statusCode).toBe(401);
+    });
+  });
+});
