@@ -17,6 +17,7 @@ import type { Clock } from '../protocol';
 import { installAccessControl, type Authenticate } from './auth/access';
 import { createAuthenticator } from './auth/authenticate';
 import { installErrorHandling } from './errors';
+import { frameworkErrorHandler, installInputRules } from './input-rules';
 import { securityHeaders, SECURITY_HEADER_OPTIONS } from './security-headers';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
@@ -109,6 +110,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     logger: input.logger ?? createLogger(input.config.logLevel),
     authenticate: input.authenticate ?? createAuthenticator(input.services, input.config.publicOrigin),
   };
+  const headers = securityHeaders(SECURITY_HEADER_OPTIONS);
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,
     genReqId: (req) => {
@@ -118,13 +120,14 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,
     trustProxy: false,
+    frameworkErrors: frameworkErrorHandler(headers),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  installInputRules(app);
   // Before access control, so refusals carry the security headers and the request id too.
-  const headers = securityHeaders(SECURITY_HEADER_OPTIONS);
   app.addHook('onRequest', (req, reply, done) => {
     void reply.headers(headers).header('x-request-id', req.id);
     done();
