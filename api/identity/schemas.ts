@@ -7,7 +7,8 @@ export const email = safeString(254)
   .trim()
   .min(3)
   .regex(/^[^\s@]{1,64}@[^\s@]{1,189}$/, 'must be an email address');
-export const password = safeString(PASSWORD_MAX_BYTES).min(1);
+/** Free text: tab and line feed are kept, so no password that worked before stops working. */
+export const password = safeString(PASSWORD_MAX_BYTES, { multiline: true }).min(1);
 export const displayName = safeString(200).trim();
 
 export const loginBody = z.object({ email: safeString(254), password }).strict();

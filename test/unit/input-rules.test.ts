@@ -68,7 +68,6 @@ describe('jsonValue', () => {
     ['a lone surrogate', ['\ud800']],
     ['an infinite number', { n: Infinity }],
     ['NaN', [NaN]],
-    ['an over-long string', { s: 'x'.repeat(64 * 1024 + 1) }],
     ['deep nesting', JSON.parse(nested(MAX_JSON_DEPTH + 1))],
     ['a __proto__ key', JSON.parse('{"__proto__": {"polluted": true}}')],
     ['a function', { f: () => 1 }],
