@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import {
   LicenseNotFound,
+  TransitionNotStorable,
   type LicenseTransitionInput,
   type LicenseTransitionResult,
 } from '../services/licenses/license-transitions';
@@ -17,6 +18,9 @@ export function createLicenseActivities(services: Pick<ActivityServices, 'transi
         return await services.transitions.apply(input);
       } catch (err) {
         if (err instanceof LicenseNotFound) throw ApplicationFailure.nonRetryable(err.message, 'LICENSE_NOT_FOUND');
+        // Retrying would only keep the lifecycle busy, and every later change waiting behind it.
+        if (err instanceof TransitionNotStorable)
+          throw ApplicationFailure.nonRetryable(err.message, err.failureType, { sqlState: err.sqlState });
         throw err;
       }
     },

@@ -18,6 +18,7 @@ import { installAccessControl, type Authenticate } from './auth/access';
 import { createAuthenticator, presentsCredential } from './auth/authenticate';
 import { clientAddressKey, createFailureBudget } from '../services/identity/failure-budget';
 import { installErrorHandling } from './errors';
+import { frameworkErrorHandler, installInputRules } from './input-rules';
 import { securityHeaders, SECURITY_HEADER_OPTIONS } from './security-headers';
 import { healthRoutes } from './health/routes';
 import { wellKnownRoutes } from './well-known/routes';
@@ -127,6 +128,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     logger: input.logger ?? createLogger(input.config.logLevel),
     authenticate: input.authenticate ?? createAuthenticator(input.services, input.config.publicOrigin),
   };
+  const headers = securityHeaders(SECURITY_HEADER_OPTIONS);
   const app = Fastify<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>({
     loggerInstance: deps.logger,
     genReqId: (req) => {
@@ -137,13 +139,14 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     bodyLimit: 1024 * 1024,
     // Per-address limits and audited IPs see the client behind trusted proxies only (TRUST_PROXY).
     trustProxy: trustProxyOption(deps.config.trustProxy),
+    frameworkErrors: frameworkErrorHandler(headers),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  installInputRules(app);
   // Before access control, so refusals carry the security headers and the request id too.
-  const headers = securityHeaders(SECURITY_HEADER_OPTIONS);
   app.addHook('onRequest', (req, reply, done) => {
     void reply.headers(headers).header('x-request-id', req.id);
     done();

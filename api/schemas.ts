@@ -10,3 +10,9 @@ export const errorSchema = z.object({
     details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   }),
 });
+
+/**
+ * The body of a state-changing route that takes no payload: nothing, or `{}` (browsers send `{}`,
+ * as JSON is part of the CSRF rule). Anything else is refused rather than ignored.
+ */
+export const emptyBody = z.strictObject({}).nullish();

@@ -4,6 +4,7 @@ import { TASK_KINDS } from './enums';
 export { TASK_KINDS };
 import { fingerprintHashesSchema, fingerprintSaltSchema, FINGERPRINT_COMPONENTS } from './fingerprint';
 import { signedLicenseSchema } from './license';
+import { jsonValue, safeString } from './input';
 import {
   agentId,
   AGENT_STATUSES,
@@ -21,17 +22,19 @@ import {
  * with these schemas; the agent authenticates with `Authorization: Bearer agc_…` after activation.
  */
 
+const semver = safeString(80).regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/);
+
 // ---- activation: POST /v1/agent/activate (no auth header; the act_ token is the credential)
-export const activationTokenSchema = z.string().regex(/^act_[A-Za-z0-9_-]{22,64}$/, 'must be an act_ token');
-export const agentCredentialSchema = z.string().regex(/^agc_[A-Za-z0-9_-]{22,64}$/, 'must be an agc_ credential');
+export const activationTokenSchema = safeString(80).regex(/^act_[A-Za-z0-9_-]{22,64}$/, 'must be an act_ token');
+export const agentCredentialSchema = safeString(80).regex(/^agc_[A-Za-z0-9_-]{22,64}$/, 'must be an agc_ credential');
 
 export const activateRequestSchema = z.strictObject({
   token: activationTokenSchema,
   /** The agent's Ed25519 public key (SPKI PEM). */
-  publicKey: z.string().min(40).max(1000),
+  publicKey: safeString(1000, { multiline: true }).min(40),
   fingerprint: z.strictObject({ salt: fingerprintSaltSchema, components: fingerprintHashesSchema }),
-  agentVersion: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
-  hostnameHint: boundedText(255).optional(),
+  agentVersion: semver,
+  hostnameHint: safeString(255).optional(),
 });
 export type ActivateRequest = z.infer<typeof activateRequestSchema>;
 
@@ -80,7 +83,7 @@ export type StatusResponse = z.infer<typeof statusResponseSchema>;
 
 // ---- POST /v1/agent/heartbeat
 export const heartbeatRequestSchema = z.strictObject({
-  agentVersion: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
+  agentVersion: semver,
   /** SHA-256 over the runtime files' manifest (agent/integrity). */
   runtimeHash: hex64,
   fingerprint: fingerprintHashesSchema,
@@ -88,7 +91,7 @@ export const heartbeatRequestSchema = z.strictObject({
   changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)).max(FINGERPRINT_COMPONENTS.length),
   inFlightTasks: z.number().int().min(0).max(10000),
   /** Set when the agent has gone terminal: why (journaled reason code). */
-  terminalReason: boundedText(200).optional(),
+  terminalReason: safeString(200).optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
 export const heartbeatResponseSchema = z.strictObject({
@@ -110,8 +113,8 @@ export const nextTaskQuerySchema = z.strictObject({ wait: z.coerce.number().int(
 export const nextTaskResponseSchema = z.strictObject({ task: agentTaskSchema.nullable() });
 export const taskResultRequestSchema = z.strictObject({
   outcome: z.enum(['succeeded', 'failed', 'interrupted', 'rejected']),
-  result: z.unknown().optional(),
-  error: boundedText(2000).optional(),
+  result: jsonValue.optional(),
+  error: safeString(2000, { multiline: true }).optional(),
 });
 export type TaskResultRequest = z.infer<typeof taskResultRequestSchema>;
 export const taskResultResponseSchema = z.strictObject({
@@ -151,13 +154,13 @@ export const signedRevocationsSchema = z.strictObject({
 
 // ---- GET /v1/agent/releases/latest: a signed release manifest
 export const releaseFileSchema = z.strictObject({
-  path: z.string().min(1).max(300),
+  path: safeString(300).min(1),
   sha256: hex64,
   size: z.number().int().min(0),
 });
 export const releaseManifestSchema = z.strictObject({
   kind: z.literal('agentina.release/v1'),
-  version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/),
+  version: semver,
   files: z.array(releaseFileSchema).max(10000),
   /** sha256 over the canonical JSON of `files`: what heartbeats report as runtimeHash. */
   runtimeHash: hex64,

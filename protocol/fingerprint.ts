@@ -2,6 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from './canonical-json';
 import { hex64 } from './schemas';
+import { safeString } from './input';
 
 /**
  * Machine fingerprint as it crosses the wire: each component normalised on the machine and
@@ -21,7 +22,7 @@ export const DEFAULT_FINGERPRINT_WEIGHTS: Readonly<Record<FingerprintComponent, 
 };
 export const DEFAULT_FINGERPRINT_THRESHOLD = 70;
 
-export const fingerprintSaltSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/);
+export const fingerprintSaltSchema = safeString(64).regex(/^[A-Za-z0-9_-]{16,64}$/);
 export const fingerprintHashesSchema = z.strictObject({
   baseboard: hex64,
   disk: hex64,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import { safeString } from './input';
 
 /**
  * Public ids and secrets carry a prefix, so a leaked string says what it is.
@@ -17,5 +17,5 @@ export function newSecret(prefix: 'act' | 'svc' | 'agc' | 'sess'): string {
 }
 
 export function idSchema(prefix: IdPrefix) {
-  return z.string().regex(new RegExp(`^${prefix}_[A-Za-z0-9_-]{16,64}$`), `must be a ${prefix}_ id`);
+  return safeString(72).regex(new RegExp(`^${prefix}_[A-Za-z0-9_-]{16,64}$`), `must be a ${prefix}_ id`);
 }

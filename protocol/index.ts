@@ -10,6 +10,7 @@ export type { IdPrefix } from './ids';
 export { auditHash, auditCanonicalParts, GENESIS_HASH, ACTOR_KINDS } from './audit-chain';
 export type { Actor, ActorKind, Subject, AuditContent, CheckpointStatement } from './audit-chain';
 export * from './schemas';
+export * from './input';
 export * from './fingerprint';
 export * from './license';
 export * from './license-terms';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { safeString } from './input';
 import { agentId, customerId, hex64, isoTime, licenseId, signatureSchema } from './schemas';
 import type { KeySet, Signer, VerifyResult } from './signer';
 import { verifySignature } from './signer';
@@ -9,8 +10,13 @@ import { verifySignature } from './signer';
  * once the license is bound to an agent at activation.
  */
 export const featureValue = z.union([z.boolean(), z.number().finite(), z.string().max(200)]);
+const FEATURE_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
 export const featuresSchema = z
-  .record(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/), featureValue)
+  .record(z.string().regex(FEATURE_NAME), featureValue)
+  .refine((f) => Object.keys(f).length <= 100, 'at most 100 features');
+/** Features as a request gives them: the same shape, every string by safeString. */
+export const featuresInputSchema = z
+  .record(safeString(64).regex(FEATURE_NAME), z.union([z.boolean(), z.number().finite(), safeString(200)]))
   .refine((f) => Object.keys(f).length <= 100, 'at most 100 features');
 
 export const licenseDocumentSchema = z.strictObject({

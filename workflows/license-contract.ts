@@ -40,6 +40,8 @@ export type LicenseLifecycleInput = {
   continueAsNewAtHistoryLength?: number;
   /** How many local tries a transition gets before the server retries it (LOCAL_TRANSITION_ATTEMPTS); lowered by tests. */
   localTransitionAttempts?: number;
+  /** How long a timer transition the database refused waits before its next try (REFUSED_TIMER_RETRY_MS); lowered by tests. */
+  refusedTimerRetryMs?: number;
 };
 
 /** What the query answers and every update returns (protocol/views.ts: the API shows it as is). */
@@ -61,3 +63,11 @@ export const licenseStateQuery = defineQuery<LicenseSnapshot>('licenseState');
 /** ApplicationFailure types the API maps to HTTP: InvalidTransition → 409, InvalidArgument → 400. */
 export const INVALID_TRANSITION = 'InvalidTransition';
 export const INVALID_ARGUMENT = 'InvalidArgument';
+/**
+ * A transition PostgreSQL refused for a reason no retry can fix (non-retryable, from the activity):
+ * its data cannot be stored (SQLSTATE class 22, e.g. a NUL character) → 400, or it breaks a
+ * constraint (class 23) → 409. The update fails; the lifecycle goes on.
+ */
+export const TRANSITION_INVALID_DATA = 'TransitionInvalidData';
+export const TRANSITION_CONSTRAINT_VIOLATION = 'TransitionConstraintViolation';
+export const TRANSITION_REFUSALS: readonly string[] = [TRANSITION_INVALID_DATA, TRANSITION_CONSTRAINT_VIOLATION];

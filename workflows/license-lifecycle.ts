@@ -19,6 +19,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -39,6 +40,7 @@ import {
   resumeUpdate,
   revokeUpdate,
   suspendUpdate,
+  TRANSITION_REFUSALS,
   type LicenseLifecycleInput,
   type LicenseSnapshot,
 } from './license-contract';
@@ -70,6 +72,24 @@ export const TRANSITION_RETRY = {
 export const LOCAL_TRANSITION_ATTEMPTS = 6;
 /** Lifecycles that record this patch run their transitions as local activities. */
 export const LOCAL_TRANSITION_PATCH = 'transition-as-local-activity';
+/**
+ * Lifecycles that record this patch outlive a timer transition the database refused for good
+ * (license-contract.ts TRANSITION_REFUSALS): they try it again later and keep serving updates,
+ * where before the patch the refusal failed the workflow.
+ */
+export const REFUSED_TIMER_PATCH = 'refused-timer-transition-retried';
+/** How long a lifecycle waits before trying a refused timer transition again (unless a change comes first). */
+export const REFUSED_TIMER_RETRY_MS = 60 * 60 * 1000;
+
+/** A transition the database refused for good: no retry of the same write can succeed. */
+function refusedForGood(err: unknown): boolean {
+  const failure = err instanceof ActivityFailure ? err.cause : err;
+  return (
+    failure instanceof ApplicationFailure &&
+    failure.nonRetryable === true &&
+    TRANSITION_REFUSALS.includes(failure.type ?? '')
+  );
+}
 
 type TransitionActivity = { applyLicenseTransition(input: LicenseTransitionInput): Promise<LicenseTransitionResult> };
 
@@ -301,38 +321,58 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
 
   const timerActor: Actor = { kind: 'workflow', id: workflowId };
   const historyLimit = input.continueAsNewAtHistoryLength;
+  /** A refused timer transition is not tried again before this (workflow) time. */
+  let timerRefusedUntil: number | null = null;
 
   for (;;) {
     const seen = changes;
     const deadline = nextDeadline(s.state, s);
-    if (deadline !== null && deadline <= now()) {
-      await transition((cur) => {
-        const d = nextDeadline(cur.state, cur);
-        if (d === null || d > now()) return {}; // an update moved the deadline meanwhile
-        const to = scheduledState(cur, now());
-        if (to === cur.state) return {};
-        return {
-          next: {
-            action: timerAction(to),
-            to,
-            expiresAt: cur.expiresAt,
-            trialEndsAt: cur.trialEndsAt,
-            reason: null,
-            actor: timerActor,
-          },
-        };
-      });
+    if (deadline !== null && deadline <= now() && (timerRefusedUntil === null || timerRefusedUntil <= now())) {
+      try {
+        await timerTransition();
+        timerRefusedUntil = null;
+      } catch (err) {
+        if (!refusedForGood(err) || !patched(REFUSED_TIMER_PATCH)) throw err;
+        // Failing here would end the lifecycle (no later revoke could land); retrying at once
+        // would spin. Wait, serving updates meanwhile: an update may make the transition moot.
+        log.warn('timer transition refused by the database; trying again later', {
+          licenseId: s.licenseId,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        timerRefusedUntil = now() + (input.refusedTimerRetryMs ?? REFUSED_TIMER_RETRY_MS);
+      }
       continue;
     }
     const wake = () => changes !== seen || (wantsContinueAsNew() && !busy);
-    if (deadline === null) await condition(wake);
-    else await condition(wake, deadline - now());
+    const wakeAt = deadline === null ? null : Math.max(deadline, timerRefusedUntil ?? deadline);
+    if (wakeAt === null) await condition(wake);
+    else await condition(wake, wakeAt - now());
+    if (changes !== seen) timerRefusedUntil = null; // the change may have made the refusal moot
 
     if (wantsContinueAsNew() && !busy) {
       await condition(() => allHandlersFinished() && !busy);
       // Handlers may have changed the state while we waited; the next run starts from it.
       await continueAsNew<typeof licenseLifecycle>({ ...input, carried: s });
     }
+  }
+
+  function timerTransition(): Promise<LicenseSnapshot> {
+    return transition((cur) => {
+      const d = nextDeadline(cur.state, cur);
+      if (d === null || d > now()) return {}; // an update moved the deadline meanwhile
+      const to = scheduledState(cur, now());
+      if (to === cur.state) return {};
+      return {
+        next: {
+          action: timerAction(to),
+          to,
+          expiresAt: cur.expiresAt,
+          trialEndsAt: cur.trialEndsAt,
+          reason: null,
+          actor: timerActor,
+        },
+      };
+    });
   }
 
   function wantsContinueAsNew(): boolean {

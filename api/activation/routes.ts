@@ -8,6 +8,7 @@ import {
   licenseId,
   customerId,
   agentId,
+  safeString,
 } from '../../protocol';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
@@ -38,7 +39,7 @@ export const issueTokenBodySchema = z.strictObject({
   licenseId,
   /** Time to live in seconds (default 24 h). */
   ttlSeconds: z.number().int().min(ACTIVATION_TOKEN_MIN_TTL_S).max(ACTIVATION_TOKEN_MAX_TTL_S).optional(),
-  label: z.string().min(1).max(200).optional(),
+  label: safeString(200).min(1).optional(),
 });
 export const issuedTokenSchema = z.strictObject({
   /** Shown once: only its sha256 is stored. */

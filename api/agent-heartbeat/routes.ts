@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { deregisterResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
-import { errorSchema } from '../schemas';
+import { emptyBody, errorSchema } from '../schemas';
 
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
 
@@ -45,6 +45,7 @@ export function agentHeartbeatRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         schema: {
           tags: ['agent'],
           summary: 'Deregister this agent: frees its license seat; its credential stops working',
+          body: emptyBody,
           response: { 200: deregisterResponseSchema, ...agentErrors },
         },
         config: { access: ['agent'], rateLimit },

@@ -11,7 +11,7 @@ import {
 } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
-import { errorSchema } from '../schemas';
+import { emptyBody, errorSchema } from '../schemas';
 
 const isoOut = z.string().max(40);
 export const agentViewSchema = z.strictObject({
@@ -84,6 +84,7 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           tags: ['admin'],
           summary: 'Release a quarantined agent (audited agent.released)',
           params: idParams,
+          body: emptyBody,
           response: { 200: agentViewSchema, ...errors, 409: errorSchema, 503: errorSchema },
         },
         config: { access: ['admin'] },
@@ -103,6 +104,7 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             summary:
               'Deregister an agent (lost or retired machine): frees its license seat, cancels its open tasks, its credential stops working',
             params: idParams,
+            body: emptyBody,
             response: { 200: agentViewSchema, ...errors, 409: errorSchema },
           },
           config: { access: [kind] },

@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AUDIT_ACTIONS } from '../../protocol/audit-actions';
-import { ACTOR_KINDS, BREAK_CODES, hex64, isoTime } from '../../protocol';
+import { ACTOR_KINDS, BREAK_CODES, hex64, isoTime, safeString } from '../../protocol';
 import type { AppDeps } from '../app';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
 import { AUDIT_PAGE_MAX } from '../../services/audit/audit-service';
 
-const text = (max: number) => z.string().min(1).max(max);
-const seqCursor = z.string().regex(/^[1-9]\d{0,14}$/, 'must be a sequence number');
+const text = (max: number) => safeString(max).min(1);
+const seqCursor = safeString(15).regex(/^[1-9]\d{0,14}$/, 'must be a sequence number');
 
 const eventSchema = z.strictObject({
   seq: z.number().int().min(1),

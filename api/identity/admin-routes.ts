@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { idSchema } from '../../protocol';
+import { idSchema, safeString } from '../../protocol';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
 import {
@@ -22,6 +22,7 @@ const customerParams = z.object({ id: idSchema('cus') }).strict();
 const userParams = z.object({ id: idSchema('cus'), userId: idSchema('usr') }).strict();
 const serviceAccountParams = z.object({ id: idSchema('svcacct') }).strict();
 const newAccountBody = z.object({ email, displayName: displayName.optional(), password: password.optional() }).strict();
+const nameBody = z.object({ name: safeString(200).trim().min(1) }).strict();
 const unlockedSchema = z.object({ unlocked: z.boolean() });
 
 /**
@@ -121,7 +122,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           tags: ['customers'],
           summary: 'Create a customer',
           security,
-          body: z.object({ name: z.string().trim().min(1).max(200) }).strict(),
+          body: nameBody,
           response: { 201: customerSchema, ...errors },
         },
         config: { access: ['admin', 'service'] },
@@ -256,7 +257,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           tags: ['service accounts'],
           summary: 'Create a service account; its svc_ token is shown in this answer only',
           security,
-          body: z.object({ name: z.string().trim().min(1).max(200) }).strict(),
+          body: nameBody,
           response: { 201: z.object({ serviceAccount: serviceAccountSchema, token: z.string() }), ...errors },
         },
         config: { access: ['admin'] },

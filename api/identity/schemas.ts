@@ -1,18 +1,17 @@
 import { z } from 'zod';
-import { idSchema } from '../../protocol';
+import { idSchema, safeString } from '../../protocol';
 import { PASSWORD_MAX_BYTES } from '../../services/identity/passwords';
 
 /** Request and response schemas shared by the admin-auth, portal-auth and admin identity routes. */
-export const email = z
-  .string()
+export const email = safeString(254)
   .trim()
   .min(3)
-  .max(254)
   .regex(/^[^\s@]{1,64}@[^\s@]{1,189}$/, 'must be an email address');
-export const password = z.string().min(1).max(PASSWORD_MAX_BYTES);
-export const displayName = z.string().trim().max(200);
+/** Free text: tab and line feed are kept, so no password that worked before stops working. */
+export const password = safeString(PASSWORD_MAX_BYTES, { multiline: true }).min(1);
+export const displayName = safeString(200).trim();
 
-export const loginBody = z.object({ email: z.string().max(254), password }).strict();
+export const loginBody = z.object({ email: safeString(254), password }).strict();
 export const changePasswordBody = z.object({ currentPassword: password, newPassword: password }).strict();
 /** State-changing routes without a payload still take `{}` (JSON is part of the CSRF rule). */
 export const emptyBody = z.object({}).strict().nullish();

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { customerId, featuresSchema, isoTime, LICENSE_STATES, licenseId } from '../../protocol';
+import { customerId, featuresInputSchema, isoTime, LICENSE_STATES, licenseId, safeString } from '../../protocol';
 import { LICENSE_ACTIONS } from '../../protocol/views';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
@@ -66,8 +66,8 @@ export const createLicenseBody = z
       .optional()
       .describe('Optional client-chosen id: repeating the request with it cannot create a second license.'),
     customerId,
-    plan: z.string().trim().min(1).max(100),
-    features: featuresSchema.default({}),
+    plan: safeString(100).trim().min(1),
+    features: featuresInputSchema.default({}),
     maxAgents: z.number().int().min(1).max(100000),
     trial: z.strictObject({ days: z.number().int().min(1).max(365).optional(), endsAt: isoTime.optional() }).optional(),
     term: z
@@ -89,20 +89,19 @@ export type CreateLicenseBody = z.infer<typeof createLicenseBody>;
 const idParams = z.strictObject({ id: licenseId });
 /** Optional `Idempotency-Key`: a retried change with the same key is applied once. */
 const changeHeaders = z.object({
-  'idempotency-key': z
-    .string()
+  'idempotency-key': safeString(100)
     .regex(/^[A-Za-z0-9._:-]{8,100}$/, 'must be 8-100 characters of [A-Za-z0-9._:-]')
     .optional(),
 });
 const keyOf = (req: { headers: { 'idempotency-key'?: string | undefined } }) => ({
   idempotencyKey: req.headers['idempotency-key'],
 });
-const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
+const reasonBody = z.strictObject({ reason: safeString(500, { multiline: true }).trim().min(1) });
 const expiresBody = z.strictObject({ expiresAt: isoTime });
 const emptyBody = z.strictObject({}).optional();
 const listQuery = z.strictObject({
   state: z.enum(LICENSE_STATES).optional(),
-  cursor: z.string().max(300).optional(),
+  cursor: safeString(300).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 const adminListQuery = listQuery.extend({ customerId: customerId.optional() });

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { safeString } from '../../protocol';
 import { AppError } from '../../services/errors';
 import type { AppDeps } from '../app';
 import { errorSchema } from '../schemas';
@@ -13,7 +14,7 @@ import { errorSchema } from '../schemas';
  */
 export function distRoutes(deps: Pick<AppDeps, 'services'>): FastifyPluginAsyncZod {
   const repo = deps.services.releases.repository;
-  const file = z.strictObject({ file: z.string().min(1).max(200) });
+  const file = z.strictObject({ file: safeString(200).min(1) });
   return async (app) => {
     app.get(
       '/v1/dist/metadata/:file',

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { TASK_STATES } from '../../protocol';
+import { jsonValue, safeString, TASK_STATES } from '../../protocol';
 import {
   agentId,
   customerId,
@@ -14,7 +14,7 @@ import {
 } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
-import { errorSchema } from '../schemas';
+import { emptyBody, errorSchema } from '../schemas';
 
 const taskViewSchema = z.strictObject({
   id: taskId,
@@ -38,7 +38,7 @@ const createTaskBody = z.strictObject({
   kind: z.enum(TASK_KINDS),
   /** Bounded again after parsing: at most 64 KiB of JSON. */
   payload: z
-    .record(z.string().max(100), z.unknown())
+    .record(safeString(100), jsonValue)
     .refine((p) => Object.keys(p).length <= 100, 'at most 100 top-level fields'),
   maxAttempts: z.number().int().min(1).max(20).optional(),
 });
@@ -114,6 +114,7 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             tags: [scope],
             summary: 'Cancel a queued or leased task',
             params: idParams,
+            body: emptyBody,
             response: { 200: taskViewSchema, ...writeErrors },
           },
           config: { access: [kind] },

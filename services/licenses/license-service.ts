@@ -51,6 +51,8 @@ import {
   resumeUpdate,
   revokeUpdate,
   suspendUpdate,
+  TRANSITION_CONSTRAINT_VIOLATION,
+  TRANSITION_INVALID_DATA,
   type LicenseLifecycleInput,
   type LicenseSnapshot,
   type TrialEndState,
@@ -124,6 +126,8 @@ export type LicenseServiceDeps = {
   continueAsNewAtHistoryLength?: number;
   /** Tests lower how many times a transition is tried as a local activity before the server retries it. */
   localTransitionAttempts?: number;
+  /** Tests lower how long a refused timer transition waits before its next try. */
+  refusedTimerRetryMs?: number;
 };
 
 /**
@@ -170,7 +174,10 @@ export function toLicenseView(r: LicenseRow): LicenseView {
 }
 
 /** The workflow input that continues a license from its row (creation, or a lost lifecycle). */
-export type LifecycleTuning = Pick<LicenseLifecycleInput, 'continueAsNewAtHistoryLength' | 'localTransitionAttempts'>;
+export type LifecycleTuning = Pick<
+  LicenseLifecycleInput,
+  'continueAsNewAtHistoryLength' | 'localTransitionAttempts' | 'refusedTimerRetryMs'
+>;
 
 export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}): LicenseLifecycleInput {
   const base: LicenseLifecycleInput = {
@@ -184,6 +191,7 @@ export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}
       ? { continueAsNewAtHistoryLength: extra.continueAsNewAtHistoryLength }
       : {}),
     ...(extra.localTransitionAttempts !== undefined ? { localTransitionAttempts: extra.localTransitionAttempts } : {}),
+    ...(extra.refusedTimerRetryMs !== undefined ? { refusedTimerRetryMs: extra.refusedTimerRetryMs } : {}),
   };
   if (r.version === 1) return base;
   return {
@@ -255,6 +263,18 @@ function mapUpdateError(err: unknown, licenseId: string): never {
       if (cause.type === INVALID_TRANSITION) throw new AppError('CONFLICT', cause.message);
       if (cause.type === INVALID_ARGUMENT) throw new AppError('BAD_REQUEST', cause.message);
     }
+    // The database refused the transition for good (the activity's failure, local or scheduled):
+    // the same request would fail again, so it is the caller's to change, not to retry.
+    const refusal = cause instanceof ActivityFailure ? cause.cause : cause;
+    if (refusal instanceof ApplicationFailure && refusal.nonRetryable) {
+      if (refusal.type === TRANSITION_INVALID_DATA)
+        throw new AppError('BAD_REQUEST', `The change to license ${licenseId} was refused: its data cannot be stored.`);
+      if (refusal.type === TRANSITION_CONSTRAINT_VIOLATION)
+        throw new AppError(
+          'CONFLICT',
+          `The change to license ${licenseId} was refused: it conflicts with a rule of the stored data.`,
+        );
+    }
     if (cause instanceof ActivityFailure)
       throw new AppError('UNAVAILABLE', `The change to license ${licenseId} could not be recorded; try again.`);
   }
@@ -291,6 +311,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
         lifecycleInputFromRow(row, {
           continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength,
           localTransitionAttempts: deps.localTransitionAttempts,
+          refusedTimerRetryMs: deps.refusedTimerRetryMs,
         }),
       ],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

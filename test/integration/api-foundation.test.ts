@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { newSecret } from '../../protocol';
+import { newSecret, safeString } from '../../protocol';
 import { buildTestApp } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
@@ -20,7 +20,7 @@ describe('API foundation', () => {
           '/test/echo',
           {
             config: { access: ['anonymous'] },
-            schema: { body: z.strictObject({ name: z.string().min(1).max(10), count: z.number().int().min(0) }) },
+            schema: { body: z.strictObject({ name: safeString(10).min(1), count: z.number().int().min(0) }) },
           },
           async (req) => ({ got: req.body }),
         );
