@@ -22,7 +22,12 @@ export {
   loadPurposeSigner,
   loadPurposeKeySet,
   readPublicKeySetFile,
+  SECRET_PURPOSES,
+  secretKeyFile,
+  generateSecretKey,
+  readSecretKeys,
+  isSecretPurpose,
 } from './keyring';
-export type { KeyPurpose, PublicKeySetFile } from './keyring';
+export type { KeyPurpose, PublicKeySetFile, SecretPurpose, SecretKey, AnyKeyPurpose } from './keyring';
 export * from './audit-verify';
 export * from './enums';
