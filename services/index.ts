@@ -23,6 +23,7 @@ import { createLicenseTransitions } from './licenses/license-transitions';
 import type { Metrics } from './metrics';
 import { createReleasesService } from './releases/releases-service';
 import { createTaskWaker } from './tasks/task-waker';
+import { createTaskSecrets } from './tasks/task-secrets';
 import { createTasksService } from './tasks/tasks-service';
 import type { TemporalDeps } from './temporal';
 
@@ -101,7 +102,13 @@ export function createServices(deps: ServicesDeps) {
     agents: createAgentsService({ pool, temporal, clock, onWarning }),
     /** Status changes made by the quarantine and offline-sweep workflows. */
     quarantine: createQuarantineService({ pool, clock }),
-    tasks: createTasksService({ pool, clock, waker: taskWaker, leaseMs: config.agents.taskLeaseMs }),
+    tasks: createTasksService({
+      pool,
+      clock,
+      waker: taskWaker,
+      leaseMs: config.agents.taskLeaseMs,
+      secrets: createTaskSecrets(() => keys.secrets('task-secrets')),
+    }),
     releases: createReleasesService({ pool, clock, releaseKeys: () => keys.keySet('release') }),
     audit: createAuditService({ pool, keys }),
     checkpoints: createCheckpointService({ pool, clock, keys, heldDir: config.audit.checkpointDir }),
