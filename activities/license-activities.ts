@@ -1,6 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import {
   LicenseNotFound,
+  UPDATE_REFUSED,
+  UpdateRefused,
   type LicenseTransitionInput,
   type LicenseTransitionResult,
 } from '../services/licenses/license-transitions';
@@ -17,6 +19,8 @@ export function createLicenseActivities(services: Pick<ActivityServices, 'transi
         return await services.transitions.apply(input);
       } catch (err) {
         if (err instanceof LicenseNotFound) throw ApplicationFailure.nonRetryable(err.message, 'LICENSE_NOT_FOUND');
+        // The Update fails with this message; the workflow goes on unchanged.
+        if (err instanceof UpdateRefused) throw ApplicationFailure.nonRetryable(err.message, UPDATE_REFUSED);
         throw err;
       }
     },

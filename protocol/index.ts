@@ -2,7 +2,7 @@ export { canonicalJson, canonicalBytes, CanonicalJsonError } from './canonical-j
 export { createSigner, createKeySet, generateKeyFile, verifySignature, signEnvelope } from './signer';
 export type { Signature, SignedEnvelope, Signer, KeySet, KeyFile, VerifyResult } from './signer';
 export { writeNewKeyFile, readKeyFile, loadSigner, loadKeySet } from './key-files';
-export { redactDeep, redactString, isSecretKey, REDACTED } from './redact';
+export { redactDeep, redactString, scrubFreeText, isSecretKey, REDACTED } from './redact';
 export { systemClock, createFixedClock } from './clock';
 export type { Clock } from './clock';
 export { newId, newSecret, idSchema, ID_PREFIXES } from './ids';

@@ -62,7 +62,8 @@ export function secretKeyFile(dir: string, purpose: SecretPurpose): string {
 }
 
 function readSecretKeyFile(file: string, purpose: SecretPurpose): SecretKeyFile {
-  if ((statSync(file).mode & 0o077) !== 0) throw new Error(`secret file ${file} is readable by group or others; chmod 600 it`);
+  if ((statSync(file).mode & 0o077) !== 0)
+    throw new Error(`secret file ${file} is readable by group or others; chmod 600 it`);
   const raw = JSON.parse(readFileSync(file, 'utf8')) as Partial<SecretKeyFile>;
   const ok =
     raw.purpose === purpose &&
@@ -96,8 +97,7 @@ export function generateSecretKey(dir: string, purpose: SecretPurpose, now = new
 /** A purpose's secrets, the one in use last. Throws when there is none or the file is loose. */
 export function readSecretKeys(dir: string, purpose: SecretPurpose): SecretKey[] {
   const file = secretKeyFile(dir, purpose);
-  if (!existsSync(file))
-    throw new Error(`no ${purpose} secret at ${file}; run \`agentina keys ensure\``);
+  if (!existsSync(file)) throw new Error(`no ${purpose} secret at ${file}; run \`agentina keys ensure\``);
   return readSecretKeyFile(file, purpose).keys.map((k) => ({ kid: k.kid, secret: Buffer.from(k.secret, 'base64') }));
 }
 

@@ -54,6 +54,14 @@ export function redactString(s: string): string {
     );
 }
 
+/**
+ * Free text a caller gives (names, labels, reasons) as it is stored and shown: scrubbed by the
+ * policy, then cut to the column's length (a `[REDACTED]` marker may be longer than the secret).
+ */
+export function scrubFreeText(s: string, maxLength: number): string {
+  return redactString(s).slice(0, maxLength);
+}
+
 /** A redacted deep copy; never mutates its input. Depth-limited so a hostile object cannot hang it. */
 export function redactDeep(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactString(value);

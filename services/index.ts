@@ -20,6 +20,7 @@ import { createSessionService } from './identity/session-service';
 import type { KeyStore } from './keys';
 import { createLicenseService } from './licenses/license-service';
 import { createLicenseTransitions } from './licenses/license-transitions';
+import { createUpdateOrigin } from './licenses/update-origin';
 import type { Metrics } from './metrics';
 import { createReleasesService } from './releases/releases-service';
 import { createTaskWaker } from './tasks/task-waker';
@@ -37,6 +38,11 @@ export type ServicesDeps = {
   logger: Pick<Logger, 'warn' | 'info'>;
   /** Counters the services add to (quarantines started); the API serves them at /metrics. */
   metrics?: Metrics;
+  /**
+   * How old an Update's origin proof may be at the workflow's time of the transition
+   * (ORIGIN_PROOF_MAX_AGE_MS); raised by tests whose Temporal server skips time.
+   */
+  updateOriginMaxAgeMs?: number;
 };
 
 /**
@@ -57,6 +63,13 @@ export function createServices(deps: ServicesDeps) {
   const passwords = createPasswordHasher();
   const sessions = createSessionService({ pool, clock });
 
+  // The API signs its lifecycle Updates with it; the worker's transition activity checks them.
+  const origin = createUpdateOrigin({
+    secrets: () => keys.secrets('update-origin'),
+    clock,
+    ...(deps.updateOriginMaxAgeMs !== undefined ? { maxAgeMs: deps.updateOriginMaxAgeMs } : {}),
+  });
+
   const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
@@ -75,10 +88,11 @@ export function createServices(deps: ServicesDeps) {
       temporal,
       clock,
       signer: keys.license,
+      origin,
       temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
     }),
     /** The lifecycle workflow's one writer of license state (called by its activity). */
-    transitions: createLicenseTransitions({ pool, clock }),
+    transitions: createLicenseTransitions({ pool, clock, origin }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
     status,
     revocations: createRevocationService({ pool, signer: keys.license, clock }),

@@ -60,11 +60,18 @@ export type LicenseSnapshot = {
   nextTransitionAt: string | null;
 };
 
-export type RenewArgs = { expiresAt: string; actor: Actor };
-export type ConvertTrialArgs = { expiresAt: string; actor: Actor };
-export type SuspendArgs = { reason: string; actor: Actor };
-export type ResumeArgs = { actor: Actor };
-export type RevokeArgs = { reason: string; actor: Actor };
+/**
+ * The API's proof that an Update came from it (services/licenses/update-origin.ts): an HMAC over
+ * the workflow id, the Update's name, its other arguments, `issuedAt` and a single-use `nonce`.
+ * The transition activity refuses (and audits) an Update without a valid one.
+ */
+export type UpdateOrigin = { kid: string; issuedAt: string; nonce: string; mac: string };
+
+export type RenewArgs = { expiresAt: string; actor: Actor; origin?: UpdateOrigin };
+export type ConvertTrialArgs = { expiresAt: string; actor: Actor; origin?: UpdateOrigin };
+export type SuspendArgs = { reason: string; actor: Actor; origin?: UpdateOrigin };
+export type ResumeArgs = { actor: Actor; origin?: UpdateOrigin };
+export type RevokeArgs = { reason: string; actor: Actor; origin?: UpdateOrigin };
 
 export const renewUpdate = defineUpdate<LicenseSnapshot, [RenewArgs]>('renew');
 export const convertTrialUpdate = defineUpdate<LicenseSnapshot, [ConvertTrialArgs]>('convertTrial');
@@ -76,3 +83,5 @@ export const licenseStateQuery = defineQuery<LicenseSnapshot>('licenseState');
 /** ApplicationFailure types the API maps to HTTP: InvalidTransition → 409, InvalidArgument → 400. */
 export const INVALID_TRANSITION = 'InvalidTransition';
 export const INVALID_ARGUMENT = 'InvalidArgument';
+/** The transition activity's failure for an Update the API did not sign (API → 503: keys differ or too late). */
+export const UPDATE_REFUSED = 'UpdateRefused';

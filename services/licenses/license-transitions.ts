@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
 import type { AuditAction } from '../../protocol/audit-actions';
@@ -5,7 +6,12 @@ import { applyLicenseTransitionRow, getLicense } from '../../db/licenses-repo';
 import { auditKeyExists } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { insertStatusFeed, notifyStatus } from '../../db/status-feed-repo';
-import type { Actor, Clock, LicenseState } from '../../protocol';
+import { spendOriginNonce } from '../../db/update-origin-repo';
+import { ACTOR_KINDS, canonicalJson, scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
+import { licenseWorkflowId, UPDATE_REFUSED } from '../../workflows/license-contract';
+
+export { UPDATE_REFUSED };
+import type { OriginRefusal, UpdateOriginService } from './update-origin';
 
 /** One license transition, as the workflow asks for it: ids, dates, a short reason. */
 export type LicenseTransitionInput = {
@@ -23,6 +29,13 @@ export type LicenseTransitionInput = {
   actor: Actor;
   /** Workflow time at which the transition was decided (a timer's deadline or an update). */
   effectiveAt: string;
+  /**
+   * Set for a transition an Update asked for (lifecycles past the UPDATE_ORIGIN_PATCH): the
+   * Update's name and arguments as received, origin proof included. The transition is applied
+   * only if the proof verifies (update-origin.ts). Absent for timers, and in inputs recorded
+   * before the patch.
+   */
+  origin?: { update: string; args: unknown };
 };
 
 export type LicenseTransitionResult = { version: number; applied: boolean };
@@ -38,67 +51,183 @@ export class LicenseNotFound extends Error {
   }
 }
 
+/**
+ * An Update the API did not sign (sent by hand through Temporal's CLI or Web UI, or replayed):
+ * nothing was written but the `license.update_refused` audit row. Never worth a retry.
+ */
+export class UpdateRefused extends Error {
+  constructor(
+    readonly licenseId: string,
+    readonly reason: OriginRefusal,
+  ) {
+    super(
+      `Refused: this ${reason === 'expired' ? 'expired ' : ''}change to license ${licenseId} was not made through the Agentina API (origin check: ${reason}); it is recorded in the audit ledger.`,
+    );
+    this.name = 'UpdateRefused';
+  }
+}
+
+/** A proof's nonce was spent by an earlier transition: rolls the transition back. */
+class NonceSpent extends Error {}
+
+/** The claimed actor as the audit may hold it: bounded, and only of a known shape. */
+function claimedActor(a: unknown): { kind: string; id: string } | 'malformed' {
+  const x = a as Partial<Actor> | null;
+  return x &&
+    typeof x === 'object' &&
+    (ACTOR_KINDS as readonly string[]).includes(String(x.kind)) &&
+    typeof x.id === 'string' &&
+    x.id.length <= 200
+    ? { kind: String(x.kind), id: scrubFreeText(x.id, 200) }
+    : 'malformed';
+}
+
+/** What the refused Update asked for, bounded and scrubbed (its arguments are anyone's input). */
+function claimedChange(args: unknown): Record<string, string> {
+  const a = (args && typeof args === 'object' ? args : {}) as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  if (typeof a.expiresAt === 'string') out.expiresAt = a.expiresAt.slice(0, 40);
+  if (typeof a.reason === 'string') out.reason = scrubFreeText(a.reason, 500);
+  return out;
+}
+
+function argsDigest(args: unknown): string {
+  let text: string;
+  try {
+    text = canonicalJson(args);
+  } catch {
+    text = String(JSON.stringify(args));
+  }
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
 /** The one writer of a license's state after its creation: the lifecycle workflow calls it. */
-export function createLicenseTransitions(deps: { pool: Pool; clock: Clock }) {
+export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origin: UpdateOriginService }) {
+  /** Audits the refused Update (once per attempt: retries of this activity write nothing more). */
+  async function refuse(input: LicenseTransitionInput, reason: OriginRefusal): Promise<never> {
+    const origin = input.origin!;
+    const update = typeof origin.update === 'string' ? origin.update.slice(0, 40) : 'unknown';
+    await withTransaction(deps.pool, async (tx) => {
+      await appendAudit(
+        tx,
+        {
+          actor: { kind: 'workflow', id: input.workflowId.slice(0, 200) },
+          action: 'license.update_refused',
+          subject: { kind: 'license', id: input.licenseId },
+          data: {
+            update,
+            origin: 'unauthenticated',
+            reason,
+            claimedActor: claimedActor((origin.args as { actor?: unknown } | null)?.actor),
+            requested: claimedChange(origin.args),
+            state: input.from,
+            effectiveAt: input.effectiveAt,
+          },
+          idempotencyKey: `${input.workflowId}#refused#${input.effectiveAt}#${argsDigest(origin.args)}`.slice(0, 300),
+        },
+        deps.clock,
+      );
+    });
+    throw new UpdateRefused(input.licenseId, reason);
+  }
+
+  /** The spendable nonce of a verified Update; refuses (audited) any other. */
+  async function checkOrigin(input: LicenseTransitionInput): Promise<string> {
+    const origin = input.origin!;
+    if (input.workflowId !== licenseWorkflowId(input.licenseId)) return refuse(input, 'wrong_workflow');
+    const verdict = deps.origin.verify({
+      workflowId: input.workflowId,
+      update: origin.update,
+      args: origin.args,
+      at: new Date(input.effectiveAt),
+    });
+    if (!verdict.ok) return refuse(input, verdict.reason);
+    // The actor written to the audit is the one the proof covers.
+    const signedActor = (origin.args as { actor?: Actor }).actor;
+    if (canonicalJson(signedActor ?? null) !== canonicalJson(input.actor)) return refuse(input, 'bad_proof');
+    return verdict.nonce;
+  }
+
   return {
     /**
      * In ONE transaction: the row (state, version + 1), the audit event, the status feed row and
      * the NOTIFY (delivered at commit). A retry after a commit finds the row already past
-     * `transition` and writes nothing.
+     * `transition` and writes nothing. A transition an Update asked for is applied only if the
+     * API's origin proof verifies and its nonce is unspent; otherwise the refusal is audited and
+     * UpdateRefused thrown.
      */
     async apply(input: LicenseTransitionInput): Promise<LicenseTransitionResult> {
-      return withTransaction(deps.pool, async (tx) => {
-        const now = deps.clock.now();
-        const version = await applyLicenseTransitionRow(tx, {
-          id: input.licenseId,
-          expectedVersion: input.transition,
-          state: input.to,
-          expiresAt: new Date(input.expiresAt),
-          trialEndsAt: input.trialEndsAt === null ? null : new Date(input.trialEndsAt),
-          reason: input.reason,
-          now,
-        });
-        if (version === null) {
-          const row = await getLicense(tx, input.licenseId);
-          if (!row) throw new LicenseNotFound(input.licenseId);
-          // A retry whose first try committed: its audit row (same key) is there. Anything else
-          // moved the row under the workflow, which must not be papered over.
-          const committed = await auditKeyExists(tx, transitionKey(input.workflowId, input.transition));
-          if (row.version > input.transition && committed) return { version: input.transition + 1, applied: false };
-          // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
-          throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
-        }
-        const feedId = await insertStatusFeed(tx, {
-          licenseId: input.licenseId,
-          state: input.to,
-          version,
-          reason: input.reason,
-        });
-        await appendAudit(
-          tx,
-          {
-            actor: input.actor,
-            action: input.action,
-            subject: { kind: 'license', id: input.licenseId },
-            data: {
-              customerId: input.customerId,
-              from: input.from,
-              to: input.to,
-              version,
-              expiresAt: input.expiresAt,
-              trialEndsAt: input.trialEndsAt,
-              reason: input.reason,
-              effectiveAt: input.effectiveAt,
-            },
-            idempotencyKey: transitionKey(input.workflowId, input.transition),
-          },
-          deps.clock,
-        );
-        await notifyStatus(tx, { licenseId: input.licenseId, agentId: null, feedId });
-        return { version, applied: true };
-      });
+      const nonce = input.origin === undefined ? null : await checkOrigin(input);
+      try {
+        return await applyChecked(input, nonce);
+      } catch (err) {
+        if (err instanceof NonceSpent) return refuse(input, 'replayed');
+        throw err;
+      }
     },
   };
+
+  async function applyChecked(input: LicenseTransitionInput, nonce: string | null): Promise<LicenseTransitionResult> {
+    return withTransaction(deps.pool, async (tx) => {
+      const now = deps.clock.now();
+      const version = await applyLicenseTransitionRow(tx, {
+        id: input.licenseId,
+        expectedVersion: input.transition,
+        state: input.to,
+        expiresAt: new Date(input.expiresAt),
+        trialEndsAt: input.trialEndsAt === null ? null : new Date(input.trialEndsAt),
+        reason: input.reason,
+        now,
+      });
+      if (version === null) {
+        const row = await getLicense(tx, input.licenseId);
+        if (!row) throw new LicenseNotFound(input.licenseId);
+        // A retry whose first try committed: its audit row (same key) is there. Anything else
+        // moved the row under the workflow, which must not be papered over.
+        const committed = await auditKeyExists(tx, transitionKey(input.workflowId, input.transition));
+        if (row.version > input.transition && committed) return { version: input.transition + 1, applied: false };
+        // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
+        throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
+      }
+      if (nonce !== null) {
+        const spent = await spendOriginNonce(tx, {
+          nonce,
+          workflowId: input.workflowId,
+          at: now,
+          forgetBefore: new Date(now.getTime() - 2 * deps.origin.maxAgeMs),
+        });
+        if (!spent) throw new NonceSpent();
+      }
+      const feedId = await insertStatusFeed(tx, {
+        licenseId: input.licenseId,
+        state: input.to,
+        version,
+        reason: input.reason,
+      });
+      await appendAudit(
+        tx,
+        {
+          actor: input.actor,
+          action: input.action,
+          subject: { kind: 'license', id: input.licenseId },
+          data: {
+            customerId: input.customerId,
+            from: input.from,
+            to: input.to,
+            version,
+            expiresAt: input.expiresAt,
+            trialEndsAt: input.trialEndsAt,
+            reason: input.reason,
+            effectiveAt: input.effectiveAt,
+          },
+          idempotencyKey: transitionKey(input.workflowId, input.transition),
+        },
+        deps.clock,
+      );
+      await notifyStatus(tx, { licenseId: input.licenseId, agentId: null, feedId });
+      return { version, applied: true };
+    });
+  }
 }
 
 export type LicenseTransitions = ReturnType<typeof createLicenseTransitions>;

@@ -55,6 +55,12 @@ export function createTestServices(
 }
 
 /**
+ * Workflow time on the time-skipping server runs years ahead of the clocks the tests' API side
+ * signs Update origin proofs with: their workers accept proofs this old.
+ */
+export const SKIPPED_TIME_PROOF_AGE_MS = 20 * 365 * 86_400_000;
+
+/**
  * Services for tests that need no app: activities without a worker process, seeding through the
  * real rules. The Temporal client is lazy (connected only if a service starts a workflow).
  */
@@ -63,13 +69,21 @@ export function testServices(input: {
   clock?: Clock;
   keysDir?: string;
   auditCheckpointDir?: string;
+  /** For workers on the time-skipping server, whose workflow time runs far ahead of the API's proofs. */
+  updateOriginMaxAgeMs?: number;
 }): Services {
   const config = testConfig({
     ...(input.keysDir ? { AGENTINA_KEYS_DIR: input.keysDir } : {}),
     ...(input.auditCheckpointDir ? { AUDIT_CHECKPOINT_DIR: input.auditCheckpointDir } : {}),
   });
   const temporal = createTemporal({ temporal: config.temporal });
-  return createTestServices({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock });
+  return createTestServices({
+    config,
+    pool: input.pool,
+    temporal,
+    clock: input.clock ?? systemClock,
+    ...(input.updateOriginMaxAgeMs !== undefined ? { updateOriginMaxAgeMs: input.updateOriginMaxAgeMs } : {}),
+  });
 }
 
 export type TestAppInput = {
