@@ -6,7 +6,7 @@ import { systemClock } from '../protocol';
 import { createActivities, type ActivityServices } from '../activities/create-activities';
 import { createServices } from '../services';
 import { createKeyStore } from '../services/keys';
-import { createTemporal } from '../services/temporal';
+import { createTemporal, temporalConnectionOptions } from '../services/temporal';
 import { ensureSchedules } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -57,7 +57,7 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
     config,
     logger,
   });
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   try {
     const scheduled = await ensureSchedules(temporal.client, config);
     logger.info({ schedules: scheduled }, 'schedules in place');
