@@ -9,12 +9,15 @@ import { createServices } from '../services';
 import { createKeyStore } from '../services/keys';
 import { createMetrics } from '../services/metrics';
 import { createTemporal } from '../services/temporal';
+import { startMetricsListener, type MetricsListener } from './metrics-listener';
 
 /**
  * Starts the API process: connects to PostgreSQL as the application role and to Temporal
  * (lazily), then listens. When TLS files are configured the server speaks TLS 1.3 only.
  */
-export async function startApi(config: Config): Promise<{ app: App; url: string; close(): Promise<void> }> {
+export async function startApi(
+  config: Config,
+): Promise<{ app: App; url: string; metricsUrl: string | undefined; close(): Promise<void> }> {
   const logger = createLogger(config.logLevel);
   const pool = createPool(config.appDatabaseUrl, { applicationName: 'agentina-api', max: 20 });
   const temporal = createTemporal(config);
@@ -22,6 +25,11 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
   const keys = createKeyStore(config.keysDir);
   const services = createServices({ pool, temporal, clock: systemClock, keys, config, logger, metrics });
   const app = await buildApp({ config, pool, temporal, clock: systemClock, services, metrics, logger });
+  // /metrics on an address of its own when configured; the public port then answers 404 for it.
+  const metricsListener: MetricsListener | undefined = config.metrics.listener
+    ? await startMetricsListener({ config: { ...config.metrics, listener: config.metrics.listener }, metrics })
+    : undefined;
+  if (metricsListener) logger.info({ url: `${metricsListener.url}/metrics` }, 'metrics listening');
   if (config.tls) {
     // Fastify's `https` option is fixed at construction, so TLS is applied through a wrapping server.
     const tls = {
@@ -39,8 +47,10 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
     return {
       app,
       url,
+      metricsUrl: metricsListener?.url,
       async close() {
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await metricsListener?.close();
         await app.close();
         await pool.end();
         await temporal.close();
@@ -51,7 +61,9 @@ export async function startApi(config: Config): Promise<{ app: App; url: string;
   return {
     app,
     url,
+    metricsUrl: metricsListener?.url,
     async close() {
+      await metricsListener?.close();
       await app.close();
       await pool.end();
       await temporal.close();

@@ -35,7 +35,9 @@ export function temporalConnectionOptions(config: Pick<Config, 'temporal'>): Tem
       ? {
           tls: {
             ...(tls.caFile ? { serverRootCACertificate: read(tls.caFile) } : {}),
-            ...(tls.certFile && tls.keyFile ? { clientCertPair: { crt: read(tls.certFile), key: read(tls.keyFile) } } : {}),
+            ...(tls.certFile && tls.keyFile
+              ? { clientCertPair: { crt: read(tls.certFile), key: read(tls.keyFile) } }
+              : {}),
           },
         }
       : {}),

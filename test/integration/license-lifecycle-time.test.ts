@@ -47,7 +47,14 @@ describe('licenseLifecycle on the time-skipping server', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
-      activities: createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir, updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS })),
+      activities: createActivities(
+        testServices({
+          pool: db.pool,
+          clock: systemClock,
+          keysDir: keys.dir,
+          updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS,
+        }),
+      ),
     });
     stopWorker = runWorkerInBackground(worker);
   });
@@ -360,7 +367,14 @@ describe('licenseLifecycle on the time-skipping server', () => {
   it('a transition whose local tries run out continues as a scheduled activity and is written once', async () => {
     // Every local attempt commits, then loses its reply (as when the worker's link to the server
     // breaks right after the commit): only the server-scheduled retry can report the transition.
-    const real = createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir, updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS }));
+    const real = createActivities(
+      testServices({
+        pool: db.pool,
+        clock: systemClock,
+        keysDir: keys.dir,
+        updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS,
+      }),
+    );
     const lossyQueue = 'license-time-lossy';
     const localAttempts: number[] = [];
     const worker = await Worker.create({

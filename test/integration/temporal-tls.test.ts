@@ -85,11 +85,12 @@ describe('Temporal over mutual TLS', () => {
 
   it('is refused without a client certificate, without the CA, and in plaintext', async () => {
     const refusedBefore = handshakes.refused;
-    for (const extra of [
+    const attempts: Array<Record<string, string>> = [
       { TEMPORAL_TLS_CA_FILE: ca.caFile }, // server-authenticated TLS only: no client certificate
       { TEMPORAL_TLS_CERT_FILE: ca.client.certFile, TEMPORAL_TLS_KEY_FILE: ca.client.keyFile }, // unknown server CA
       {}, // plaintext gRPC to a TLS port
-    ]) {
+    ];
+    for (const extra of attempts) {
       const temporal = createTemporal(env(extra));
       try {
         await expect(temporal.ping(3000)).rejects.toThrow();

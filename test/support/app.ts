@@ -29,6 +29,9 @@ function scratchDataDir(): string {
   return scratch;
 }
 
+/** The METRICS_TOKEN of test configs: /metrics answers only to it (readMetrics below). */
+export const TEST_METRICS_TOKEN = 'test-metrics-token-0123456789abcdef';
+
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   const dataDir = scratchDataDir();
   return loadConfig({
@@ -37,8 +40,20 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
     LOG_LEVEL: 'info',
     AGENTINA_DATA_DIR: dataDir,
     AGENTINA_KEYS_DIR: path.join(dataDir, 'keys'),
+    METRICS_TOKEN: TEST_METRICS_TOKEN,
     ...overrides,
   });
+}
+
+/** The Prometheus text of an app built from testConfig(), read as a scraper holding the token does. */
+export async function readMetrics(app: Pick<App, 'inject'>): Promise<string> {
+  const res = await app.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: { authorization: `Bearer ${TEST_METRICS_TOKEN}` },
+  });
+  if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`);
+  return res.body;
 }
 
 /** The services as a process wires them, from a test's config (its keys directory) and parts. */
