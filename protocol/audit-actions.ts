@@ -44,6 +44,8 @@ export const AUDIT_ACTIONS = [
   'agent.activated',
   'agent.quarantined',
   'agent.released',
+  /** A release Update the API did not sign (made by hand through Temporal, or replayed): nothing changed. */
+  'agent.release_refused',
   'agent.offline',
   'agent.online',
   'agent.deregistered',

@@ -113,9 +113,9 @@ export function createServices(deps: ServicesDeps) {
           },
         ),
     }),
-    agents: createAgentsService({ pool, temporal, clock, onWarning }),
+    agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
     /** Status changes made by the quarantine and offline-sweep workflows. */
-    quarantine: createQuarantineService({ pool, clock }),
+    quarantine: createQuarantineService({ pool, clock, origin }),
     tasks: createTasksService({
       pool,
       clock,

@@ -13,6 +13,7 @@ import { agentDeregisteredSignal, releaseAgentUpdate, agentWorkflowId } from '..
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
+import type { UpdateOriginService } from '../licenses/update-origin';
 import type { AgentView } from '../../protocol/views';
 
 export type { AgentView };
@@ -21,6 +22,8 @@ export type AgentsServiceDeps = {
   pool: Pool;
   temporal: TemporalDeps;
   clock: Clock;
+  /** Signs the release Update, so the quarantine can tell it from one made by hand. */
+  origin: Pick<UpdateOriginService, 'sign'>;
   onWarning?: (message: string, err: unknown) => void;
 };
 type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
@@ -109,7 +112,11 @@ export function createAgentsService(deps: AgentsServiceDeps) {
       let viaWorkflow = true;
       try {
         const r = await handle.executeUpdate(releaseAgentUpdate, {
-          args: [{ actor: { kind: 'admin', id: admin.id } }],
+          args: [
+            deps.origin.sign(agentWorkflowId(agentId), 'releaseAgent', {
+              actor: { kind: 'admin' as const, id: admin.id },
+            }),
+          ],
         });
         if (!r.released) viaWorkflow = false;
       } catch (err) {

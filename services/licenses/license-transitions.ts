@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
 import type { AuditAction } from '../../protocol/audit-actions';
@@ -7,11 +6,18 @@ import { auditKeyExists } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { insertStatusFeed, notifyStatus } from '../../db/status-feed-repo';
 import { spendOriginNonce } from '../../db/update-origin-repo';
-import { ACTOR_KINDS, canonicalJson, scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
+import { canonicalJson, scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
 import { licenseWorkflowId, UPDATE_REFUSED } from '../../workflows/license-contract';
+import {
+  argsDigest,
+  claimedActor,
+  NonceSpent,
+  UpdateRefused,
+  type OriginRefusal,
+  type UpdateOriginService,
+} from './update-origin';
 
-export { UPDATE_REFUSED };
-import type { OriginRefusal, UpdateOriginService } from './update-origin';
+export { UPDATE_REFUSED, UpdateRefused };
 
 /** One license transition, as the workflow asks for it: ids, dates, a short reason. */
 export type LicenseTransitionInput = {
@@ -51,37 +57,6 @@ export class LicenseNotFound extends Error {
   }
 }
 
-/**
- * An Update the API did not sign (sent by hand through Temporal's CLI or Web UI, or replayed):
- * nothing was written but the `license.update_refused` audit row. Never worth a retry.
- */
-export class UpdateRefused extends Error {
-  constructor(
-    readonly licenseId: string,
-    readonly reason: OriginRefusal,
-  ) {
-    super(
-      `Refused: this ${reason === 'expired' ? 'expired ' : ''}change to license ${licenseId} was not made through the Agentina API (origin check: ${reason}); it is recorded in the audit ledger.`,
-    );
-    this.name = 'UpdateRefused';
-  }
-}
-
-/** A proof's nonce was spent by an earlier transition: rolls the transition back. */
-class NonceSpent extends Error {}
-
-/** The claimed actor as the audit may hold it: bounded, and only of a known shape. */
-function claimedActor(a: unknown): { kind: string; id: string } | 'malformed' {
-  const x = a as Partial<Actor> | null;
-  return x &&
-    typeof x === 'object' &&
-    (ACTOR_KINDS as readonly string[]).includes(String(x.kind)) &&
-    typeof x.id === 'string' &&
-    x.id.length <= 200
-    ? { kind: String(x.kind), id: scrubFreeText(x.id, 200) }
-    : 'malformed';
-}
-
 /** What the refused Update asked for, bounded and scrubbed (its arguments are anyone's input). */
 function claimedChange(args: unknown): Record<string, string> {
   const a = (args && typeof args === 'object' ? args : {}) as Record<string, unknown>;
@@ -89,16 +64,6 @@ function claimedChange(args: unknown): Record<string, string> {
   if (typeof a.expiresAt === 'string') out.expiresAt = a.expiresAt.slice(0, 40);
   if (typeof a.reason === 'string') out.reason = scrubFreeText(a.reason, 500);
   return out;
-}
-
-function argsDigest(args: unknown): string {
-  let text: string;
-  try {
-    text = canonicalJson(args);
-  } catch {
-    text = String(JSON.stringify(args));
-  }
-  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
 /** The one writer of a license's state after its creation: the lifecycle workflow calls it. */
@@ -128,7 +93,7 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
         deps.clock,
       );
     });
-    throw new UpdateRefused(input.licenseId, reason);
+    throw new UpdateRefused(`license ${input.licenseId}`, reason);
   }
 
   /** The spendable nonce of a verified Update; refuses (audited) any other. */

@@ -1,5 +1,13 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { canonicalBytes, type Clock, type SecretKey } from '../../protocol';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  ACTOR_KINDS,
+  canonicalBytes,
+  canonicalJson,
+  scrubFreeText,
+  type Actor,
+  type Clock,
+  type SecretKey,
+} from '../../protocol';
 import type { UpdateOrigin } from '../../workflows/license-contract';
 
 export type { UpdateOrigin };
@@ -102,3 +110,45 @@ export function createUpdateOrigin(deps: { secrets: () => SecretKey[]; clock: Cl
 }
 
 export type UpdateOriginService = ReturnType<typeof createUpdateOrigin>;
+
+/**
+ * An Update the API did not sign (sent by hand through Temporal's CLI or Web UI, or replayed):
+ * nothing was written but the refusal's audit row. Never worth a retry.
+ */
+export class UpdateRefused extends Error {
+  constructor(
+    readonly what: string,
+    readonly reason: OriginRefusal,
+  ) {
+    super(
+      `Refused: this change to ${what} was not made through the Agentina API (origin check: ${reason}); it is recorded in the audit ledger.`,
+    );
+    this.name = 'UpdateRefused';
+  }
+}
+
+/** The actor a refused Update claimed, as the audit may hold it: bounded, and only of a known shape. */
+export function claimedActor(a: unknown): { kind: string; id: string } | 'malformed' {
+  const x = a as Partial<Actor> | null;
+  return x &&
+    typeof x === 'object' &&
+    (ACTOR_KINDS as readonly string[]).includes(String(x.kind)) &&
+    typeof x.id === 'string' &&
+    x.id.length <= 200
+    ? { kind: String(x.kind), id: scrubFreeText(x.id, 200) }
+    : 'malformed';
+}
+
+/** A short digest of a refused Update's arguments: distinct attempts get distinct audit keys. */
+export function argsDigest(args: unknown): string {
+  let text: string;
+  try {
+    text = canonicalJson(args);
+  } catch {
+    text = String(JSON.stringify(args));
+  }
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/** A proof's nonce was spent before: thrown inside the transaction, so the change rolls back. */
+export class NonceSpent extends Error {}

@@ -5,11 +5,13 @@ import type { Principal } from '../../api/auth/access';
 import { createFixedClock, systemClock } from '../../protocol';
 import { createKeyStore } from '../../services/keys';
 import { createUpdateOrigin, ORIGIN_PROOF_MAX_AGE_MS } from '../../services/licenses/update-origin';
+import { agentWorkflowId, quarantinePhaseQuery } from '../../workflows/agent-quarantine';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
+import { createAgentWithLicense } from '../support/agent-server-fixtures';
 import { buildTestApp, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import { createTestCustomer, createTestKeysDir, licenseAudit } from '../support/license-helpers';
+import { createTestCustomer, createTestKeysDir, eventually, licenseAudit } from '../support/license-helpers';
 import { connectTestTemporal, type TestTemporal, runTestWorker } from '../support/temporal';
 
 const run = promisify(execFile);
@@ -33,7 +35,8 @@ async function refusalOf(p: Promise<unknown>): Promise<string> {
 /**
  * An operator who can reach Temporal's frontend sends lifecycle Updates by hand, naming an admin
  * as the actor. Only Updates the API signed are applied: the rest are refused, audited as
- * `license.update_refused`, and leave the license and its lifecycle as they were.
+ * `license.update_refused` (`agent.release_refused` for a quarantine), and leave the license, the
+ * agent and their workflows as they were.
  */
 describe('lifecycle Updates that did not come from the API', () => {
   let db: TestDatabase;
@@ -205,6 +208,89 @@ describe('lifecycle Updates that did not come from the API', () => {
     // A proof made now with this server's secret is what the API sends: accepted.
     const good = signer(keys.dir, new Date()).sign(wf, 'renew', args);
     await expect(handle(id).executeUpdate('renew', { args: [good] })).resolves.toMatchObject({ version: 2 });
+  });
+
+  it('refuses a quarantine release made by hand; the quarantine waits on, and the API’s release applies once', async () => {
+    const agent = await createAgentWithLicense(db.pool);
+    const wf = agentWorkflowId(agent.agentId);
+    const quarantine = await t.client.workflow.start('agentQuarantine', {
+      taskQueue: t.taskQueue,
+      workflowId: wf,
+      args: [{ agentId: agent.agentId, reason: 'integrity_mismatch', detectedAt: new Date().toISOString() }],
+    });
+    await eventually(
+      () => quarantine.query(quarantinePhaseQuery),
+      (p) => p === 'quarantined',
+      20000,
+      'quarantined',
+    );
+    const cli = await run(testEnv('AGENTINA_TEST_TEMPORAL_CLI'), [
+      'workflow',
+      'update',
+      'execute',
+      '--address',
+      t.address,
+      '--namespace',
+      'default',
+      '--workflow-id',
+      wf,
+      '--name',
+      'releaseAgent',
+      '--input',
+      JSON.stringify({ actor: { kind: 'admin', id: 'adm_x' } }),
+    ]).then(
+      () => 'applied',
+      (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+    );
+    expect(cli).toMatch(/not made through the Agentina API/);
+    const status = async () =>
+      (await db.pool.query<{ status: string }>('SELECT status FROM agents WHERE id = $1', [agent.agentId])).rows[0]!
+        .status;
+    const audit = async () =>
+      (
+        await db.pool.query<{ action: string; actor_id: string; data: Record<string, unknown> }>(
+          "SELECT action, actor_id, data FROM audit_events WHERE subject_kind = 'agent' AND subject_id = $1 ORDER BY seq",
+          [agent.agentId],
+        )
+      ).rows;
+    expect(await status()).toBe('quarantined');
+    expect(await quarantine.query(quarantinePhaseQuery)).toBe('quarantined');
+    expect((await audit()).map((a) => a.action)).toEqual(['agent.quarantined', 'agent.release_refused']);
+    expect((await audit())[1]).toMatchObject({
+      actor_id: wf,
+      data: { origin: 'unauthenticated', reason: 'missing_proof', claimedActor: { kind: 'admin', id: 'adm_x' } },
+    });
+
+    const released = await api('POST', `/v1/admin/agents/${agent.agentId}/release`, {});
+    expect(released.statusCode).toBe(200);
+    expect(await quarantine.result()).toEqual({ agentId: agent.agentId, outcome: 'released' });
+    expect((await audit()).filter((a) => a.action === 'agent.released')).toEqual([
+      expect.objectContaining({ actor_id: admin.id }),
+    ]);
+
+    // The API's signed release, copied from that history into the next quarantine: spent.
+    const history = await quarantine.fetchHistory();
+    const sent = (history.events ?? [])
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input)
+      .filter((i) => i?.name === 'releaseAgent')
+      .map((i) => JSON.parse(Buffer.from(i!.args!.payloads![0]!.data!).toString('utf8')) as Record<string, unknown>)
+      .find((a) => a.origin);
+    expect(sent).toBeDefined();
+    const again = await t.client.workflow.start('agentQuarantine', {
+      taskQueue: t.taskQueue,
+      workflowId: wf,
+      args: [{ agentId: agent.agentId, reason: 'integrity_mismatch', detectedAt: new Date().toISOString() }],
+    });
+    await eventually(
+      () => again.query(quarantinePhaseQuery),
+      (p) => p === 'quarantined',
+      20000,
+      'quarantined again',
+    );
+    expect(await refusalOf(again.executeUpdate('releaseAgent', { args: [sent] }))).toMatch(/replayed/);
+    expect(await status()).toBe('quarantined');
+    expect((await audit()).at(-1)).toMatchObject({ action: 'agent.release_refused', data: { reason: 'replayed' } });
+    await again.terminate('test over');
   });
 
   it('an API whose secret differs from the worker’s gets a clear 503 and changes nothing', async () => {
