@@ -138,7 +138,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const temporalTls =
     e.TEMPORAL_TLS_CERT_FILE || e.TEMPORAL_TLS_CA_FILE
       ? {
-          ...(e.TEMPORAL_TLS_CERT_FILE ? { certFile: e.TEMPORAL_TLS_CERT_FILE, keyFile: e.TEMPORAL_TLS_KEY_FILE! } : {}),
+          ...(e.TEMPORAL_TLS_CERT_FILE
+            ? { certFile: e.TEMPORAL_TLS_CERT_FILE, keyFile: e.TEMPORAL_TLS_KEY_FILE! }
+            : {}),
           ...(e.TEMPORAL_TLS_CA_FILE ? { caFile: e.TEMPORAL_TLS_CA_FILE } : {}),
         }
       : undefined;

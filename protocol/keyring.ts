@@ -11,6 +11,7 @@ import { createKeySet, type KeySet, type Signer } from './signer';
  *   license: license documents, status answers, revocation lists
  *   audit:   audit checkpoints
  *   release: release manifests
+ * Symmetric secrets of the control plane (SECRET_PURPOSES below) live beside them.
  */
 export const KEY_PURPOSES = ['license', 'audit', 'release'] as const;
 export type KeyPurpose = (typeof KEY_PURPOSES)[number];
