@@ -66,7 +66,6 @@ export function createServices(deps: ServicesDeps) {
   // The API signs its lifecycle Updates with it; the worker's transition activity checks them.
   const origin = createUpdateOrigin({
     secrets: () => keys.secrets('update-origin'),
-    clock,
     ...(deps.updateOriginMaxAgeMs !== undefined ? { maxAgeMs: deps.updateOriginMaxAgeMs } : {}),
   });
 

@@ -73,13 +73,16 @@ export async function agentQuarantine(input: AgentQuarantineInput): Promise<Agen
   setHandler(
     releaseAgentUpdate,
     async (req) => {
-      request ??= req;
-      const mine = request;
-      await condition(() => result !== undefined || phase === 'ended' || refused.has(mine));
-      const refusal = refused.get(mine);
-      if (result === undefined && refusal !== undefined)
-        throw ApplicationFailure.create({ type: UPDATE_REFUSED, message: refusal, nonRetryable: true });
-      return result ?? { agentId: input.agentId, released: false, status: null };
+      for (;;) {
+        request ??= req;
+        const pending = request;
+        await condition(() => result !== undefined || phase === 'ended' || refused.has(pending));
+        if (result !== undefined || phase === 'ended')
+          return result ?? { agentId: input.agentId, released: false, status: null };
+        if (pending === req)
+          throw ApplicationFailure.create({ type: UPDATE_REFUSED, message: refused.get(req)!, nonRetryable: true });
+        // Another request, taken first, was refused: this one is tried next.
+      }
     },
     {
       validator: (req) => {

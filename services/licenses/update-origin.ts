@@ -4,6 +4,7 @@ import {
   canonicalBytes,
   canonicalJson,
   scrubFreeText,
+  systemClock,
   type Actor,
   type Clock,
   type SecretKey,
@@ -52,8 +53,14 @@ function asSent<T>(args: T): T {
   return JSON.parse(JSON.stringify(args)) as T;
 }
 
-export function createUpdateOrigin(deps: { secrets: () => SecretKey[]; clock: Clock; maxAgeMs?: number }) {
+/**
+ * `clock` dates the proofs this process signs. It is the wall clock unless a test gives another:
+ * proofs are judged against the Temporal server's time, which is a wall clock too, whatever
+ * clock the process's own rules run on.
+ */
+export function createUpdateOrigin(deps: { secrets: () => SecretKey[]; clock?: Clock; maxAgeMs?: number }) {
   const maxAgeMs = deps.maxAgeMs ?? ORIGIN_PROOF_MAX_AGE_MS;
+  const clock = deps.clock ?? systemClock;
   return {
     maxAgeMs,
     /** The Update's arguments with their proof added. */
@@ -61,7 +68,7 @@ export function createUpdateOrigin(deps: { secrets: () => SecretKey[]; clock: Cl
       const keys = deps.secrets();
       const key = keys[keys.length - 1]!;
       const plain = asSent(args);
-      const issuedAt = deps.clock.now().toISOString();
+      const issuedAt = clock.now().toISOString();
       const nonce = randomBytes(18).toString('base64url');
       const m = mac(key.secret, { workflowId, update, args: plain, issuedAt, nonce });
       return { ...plain, origin: { kid: key.kid, issuedAt, nonce, mac: m.toString('base64url') } };

@@ -315,4 +315,41 @@ describe('lifecycle Updates that did not come from the API', () => {
     expect(await row(id)).toMatchObject({ version: 1, state: 'active' });
     expect((await refusals(id)).map((r) => r.data.reason)).toEqual(['unknown_key']);
   });
+
+  it('a quarantine release from an API with another secret is a 503, not a release behind the quarantine’s back', async () => {
+    const agent = await createAgentWithLicense(db.pool);
+    const quarantine = await t.client.workflow.start('agentQuarantine', {
+      taskQueue: t.taskQueue,
+      workflowId: agentWorkflowId(agent.agentId),
+      args: [{ agentId: agent.agentId, reason: 'integrity_mismatch', detectedAt: new Date().toISOString() }],
+    });
+    await eventually(
+      () => quarantine.query(quarantinePhaseQuery),
+      (p) => p === 'quarantined',
+      20000,
+      'quarantined',
+    );
+    const config = testConfig({
+      TEMPORAL_ADDRESS: testEnv('AGENTINA_TEST_TEMPORAL_ADDRESS'),
+      TEMPORAL_TASK_QUEUE: t.taskQueue,
+      AGENTINA_KEYS_DIR: otherKeys.dir,
+    });
+    const stray = await buildTestApp({ pool: db.pool, config, authenticate: async () => admin });
+    try {
+      const res = await stray.app.inject({
+        method: 'POST',
+        url: `/v1/admin/agents/${agent.agentId}/release`,
+        payload: {},
+      });
+      expect([res.statusCode, res.json().error?.message]).toEqual([503, expect.stringMatching(/origin proof/)]);
+    } finally {
+      await stray.close();
+    }
+    const status = await db.pool.query<{ status: string }>('SELECT status FROM agents WHERE id = $1', [agent.agentId]);
+    expect(status.rows[0]!.status).toBe('quarantined');
+    expect(await quarantine.query(quarantinePhaseQuery)).toBe('quarantined');
+    // This server's release still goes through the quarantine.
+    expect((await api('POST', `/v1/admin/agents/${agent.agentId}/release`, {})).statusCode).toBe(200);
+    expect(await quarantine.result()).toEqual({ agentId: agent.agentId, outcome: 'released' });
+  });
 });

@@ -39,7 +39,7 @@ export function testLicenseService(
     clock,
     temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
     signer: keys.license,
-    origin: createUpdateOrigin({ secrets: () => keys.secrets('update-origin'), clock }),
+    origin: createUpdateOrigin({ secrets: () => keys.secrets('update-origin') }),
     ...rest,
   });
 }
