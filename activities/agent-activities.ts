@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import { UPDATE_REFUSED, UpdateRefused } from '../services/licenses/license-transitions';
 import {
   AgentNotFound,
   type MarkStaleInput,
@@ -21,7 +22,15 @@ export function createAgentActivities(services: Pick<ActivityServices, 'quaranti
         throw err;
       }
     },
-    releaseAgent: (input: ReleaseAgentInput) => quarantine.releaseAgent(input),
+    async releaseAgent(input: ReleaseAgentInput): Promise<{ released: boolean; status: string | null }> {
+      try {
+        return await quarantine.releaseAgent(input);
+      } catch (err) {
+        // The quarantine goes on waiting; the Update that asked fails with this message.
+        if (err instanceof UpdateRefused) throw ApplicationFailure.nonRetryable(err.message, UPDATE_REFUSED);
+        throw err;
+      }
+    },
     markStaleAgentsOffline: (input: MarkStaleInput) => quarantine.markStaleAgentsOffline(input),
   };
 }

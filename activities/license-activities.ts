@@ -2,6 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   LicenseNotFound,
   TransitionNotStorable,
+  UPDATE_REFUSED,
+  UpdateRefused,
   type LicenseTransitionInput,
   type LicenseTransitionResult,
 } from '../services/licenses/license-transitions';
@@ -21,6 +23,8 @@ export function createLicenseActivities(services: Pick<ActivityServices, 'transi
         // Retrying would only keep the lifecycle busy, and every later change waiting behind it.
         if (err instanceof TransitionNotStorable)
           throw ApplicationFailure.nonRetryable(err.message, err.failureType, { sqlState: err.sqlState });
+        // The Update fails with this message; the workflow goes on unchanged.
+        if (err instanceof UpdateRefused) throw ApplicationFailure.nonRetryable(err.message, UPDATE_REFUSED);
         throw err;
       }
     },

@@ -191,6 +191,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
           adminSession: { type: 'apiKey', in: 'cookie', name: '__Host-agentina_admin' },
           portalSession: { type: 'apiKey', in: 'cookie', name: '__Host-agentina_portal' },
           serviceToken: { type: 'http', scheme: 'bearer' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' },
         },
       },
     },

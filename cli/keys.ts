@@ -1,21 +1,37 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { loadConfig } from '../config';
-import { generatePurposeKey, KEY_PURPOSES, keyFilePaths, type KeyPurpose } from '../protocol';
+import {
+  generatePurposeKey,
+  generateSecretKey,
+  isSecretPurpose,
+  KEY_PURPOSES,
+  keyFilePaths,
+  SECRET_PURPOSES,
+  secretKeyFile,
+  type AnyKeyPurpose,
+} from '../protocol';
 
-export const KEYS_USAGE = `Usage: agentina keys generate [--purpose audit|license|release]
+const ALL_PURPOSES: readonly AnyKeyPurpose[] = [...KEY_PURPOSES, ...SECRET_PURPOSES];
+
+export const KEYS_USAGE = `Usage: agentina keys generate [--purpose ${ALL_PURPOSES.join('|')}]
        agentina keys ensure
 
   With --purpose: makes a new active key for that purpose in AGENTINA_KEYS_DIR (mode 0600). A
-  previous key is retired, its public half stays in <purpose>.pub.json so old signatures verify.
+  previous signing key is retired, its public half stays in <purpose>.pub.json so old signatures
+  verify; a previous secret (update-origin, task-secrets) stays in <purpose>.secret.json so what
+  it sealed still opens. API and worker must read the same keys directory.
   Without --purpose, and \`keys ensure\` (idempotent, for deploy jobs): makes a key for every
   purpose that has none; never replaces one.
   Prints key ids and file paths, never private key material.
 `;
 
-function isPurpose(s: string): s is KeyPurpose {
-  return (KEY_PURPOSES as readonly string[]).includes(s);
+function isPurpose(s: string): s is AnyKeyPurpose {
+  return (ALL_PURPOSES as readonly string[]).includes(s);
 }
+
+const exists = (dir: string, p: AnyKeyPurpose): boolean =>
+  existsSync(isSecretPurpose(p) ? secretKeyFile(dir, p) : keyFilePaths(dir, p).privateKey);
 
 /** `agentina keys <sub>`; returns the exit code. */
 export async function keysCommand(
@@ -34,19 +50,22 @@ export async function keysCommand(
     strict: true,
   }) as { values: { purpose?: string } };
   if (values.purpose !== undefined && !isPurpose(values.purpose)) {
-    err(`--purpose must be one of ${KEY_PURPOSES.join(', ')}`);
+    err(`--purpose must be one of ${ALL_PURPOSES.join(', ')}`);
     return 2;
   }
   const { keysDir } = loadConfig();
-  const purposes: KeyPurpose[] =
-    values.purpose !== undefined
-      ? [values.purpose]
-      : KEY_PURPOSES.filter((p) => !existsSync(keyFilePaths(keysDir, p).privateKey));
+  const purposes: AnyKeyPurpose[] =
+    values.purpose !== undefined ? [values.purpose] : ALL_PURPOSES.filter((p) => !exists(keysDir, p));
   if (purposes.length === 0) {
     out(`every purpose already has a key in ${keysDir}; pass --purpose to rotate one`);
     return 0;
   }
   for (const purpose of purposes) {
+    if (isSecretPurpose(purpose)) {
+      out(`${purpose}: secret id ${generateSecretKey(keysDir, purpose)}`);
+      out(`  secrets: ${secretKeyFile(keysDir, purpose)} (0600; the API and worker read it, nobody else)`);
+      continue;
+    }
     const kid = generatePurposeKey(keysDir, purpose);
     const paths = keyFilePaths(keysDir, purpose);
     out(`${purpose}: key id ${kid}`);

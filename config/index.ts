@@ -56,6 +56,9 @@ const trustProxy = z
 
 /** `false`: no proxy is trusted; a number: hops; a list: trusted proxy addresses and blocks. */
 export type TrustProxy = false | number | string[];
+/** An empty value counts as unset, so docker-compose can pass `${VAR:-}` through. */
+const unsetIfEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema);
+const filePath = unsetIfEmpty(z.string().min(1).max(4096).optional());
 
 const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
@@ -101,6 +104,18 @@ const envSchema = z.object({
   /** How long signed timestamp metadata stays valid; the schedule re-signs it at half-life. */
   RELEASE_TIMESTAMP_EXPIRY: duration.pipe(z.number().min(120_000, 'must be at least 2m')).default(86_400_000),
   TRUST_PROXY: trustProxy.optional(),
+  /**
+   * /metrics: a bearer token callers must present, and/or an address of its own (a second small
+   * listener in the API process). With neither, the public port answers 404 for /metrics.
+   */
+  METRICS_TOKEN: unsetIfEmpty(z.string().min(32, 'must be at least 32 characters').max(512).optional()),
+  METRICS_HOST: unsetIfEmpty(z.string().min(1).max(255).optional()),
+  METRICS_PORT: unsetIfEmpty(port.optional()),
+  /** Temporal over TLS (client certificate for mTLS, CA of the server) and/or with an API key (Temporal Cloud). */
+  TEMPORAL_TLS_CERT_FILE: filePath,
+  TEMPORAL_TLS_KEY_FILE: filePath,
+  TEMPORAL_TLS_CA_FILE: filePath,
+  TEMPORAL_API_KEY: unsetIfEmpty(z.string().min(1).max(4096).optional()),
 });
 
 /** Every environment variable Agentina reads (docker-compose.yml is checked against this list). */
@@ -115,7 +130,17 @@ export type Config = {
   appDbPassword: string | undefined;
   port: number;
   host: string;
-  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number; uiUrl: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    uiPort: number;
+    uiUrl: string;
+    /** Files for TLS to the frontend; undefined means plaintext (unless an API key is set: then TLS). */
+    tls?: { certFile?: string; keyFile?: string; caFile?: string } | undefined;
+    /** Sent as a bearer token on every call (Temporal Cloud API keys); never logged. */
+    apiKey?: string | undefined;
+  };
   dataDir: string;
   keysDir: string;
   tls: { certFile: string; keyFile: string } | undefined;
@@ -141,6 +166,8 @@ export type Config = {
   };
   /** Reverse proxies whose X-Forwarded-For names the client (per-address limits, audit IPs). */
   trustProxy: TrustProxy;
+  /** Who may read /metrics, and where: see METRICS_* above. */
+  metrics: { token: string | undefined; listener: { host: string; port: number } | undefined };
 };
 
 export class ConfigError extends Error {}
@@ -181,6 +208,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'Invalid configuration in the environment:\n  RELEASE_ROOT_THRESHOLD must not exceed RELEASE_ROOT_KEYS',
     );
+  if ((e.TEMPORAL_TLS_CERT_FILE === undefined) !== (e.TEMPORAL_TLS_KEY_FILE === undefined)) {
+    throw new ConfigError(
+      'Invalid configuration in the environment:\n  TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE must be set together',
+    );
+  }
+  if (e.METRICS_HOST !== undefined && e.METRICS_PORT === undefined) {
+    throw new ConfigError('Invalid configuration in the environment:\n  METRICS_HOST needs METRICS_PORT');
+  }
+  const temporalTls =
+    e.TEMPORAL_TLS_CERT_FILE || e.TEMPORAL_TLS_CA_FILE
+      ? {
+          ...(e.TEMPORAL_TLS_CERT_FILE
+            ? { certFile: e.TEMPORAL_TLS_CERT_FILE, keyFile: e.TEMPORAL_TLS_KEY_FILE! }
+            : {}),
+          ...(e.TEMPORAL_TLS_CA_FILE ? { caFile: e.TEMPORAL_TLS_CA_FILE } : {}),
+        }
+      : undefined;
   const databaseUrl = e.DATABASE_URL ?? DEFAULT_DATABASE_URL;
   const dataDir = path.resolve(e.AGENTINA_DATA_DIR);
   const scheme = e.TLS_CERT_FILE ? 'https' : 'http';
@@ -197,6 +241,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       uiPort: e.TEMPORAL_UI_PORT,
       uiUrl: e.TEMPORAL_UI_URL ?? `http://${uiHost}:${e.TEMPORAL_UI_PORT}`,
+      tls: temporalTls,
+      apiKey: e.TEMPORAL_API_KEY,
     },
     dataDir,
     keysDir: path.resolve(e.AGENTINA_KEYS_DIR ?? path.join(dataDir, 'keys')),
@@ -230,5 +276,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timestampExpiryMs: e.RELEASE_TIMESTAMP_EXPIRY,
     },
     trustProxy: e.TRUST_PROXY ?? false,
+    metrics: {
+      token: e.METRICS_TOKEN,
+      listener:
+        e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST ?? '127.0.0.1', port: e.METRICS_PORT },
+    },
   };
 }

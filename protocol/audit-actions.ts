@@ -34,6 +34,8 @@ export const AUDIT_ACTIONS = [
   'license.revoked',
   'license.grace_started',
   'license.expired',
+  /** An Update the API did not sign (made by hand through Temporal, or replayed): nothing changed. */
+  'license.update_refused',
   'activation_token.created',
   'activation_token.redeemed',
   'activation_token.reused',
@@ -42,6 +44,8 @@ export const AUDIT_ACTIONS = [
   'agent.activated',
   'agent.quarantined',
   'agent.released',
+  /** A release Update the API did not sign (made by hand through Temporal, or replayed): nothing changed. */
+  'agent.release_refused',
   'agent.offline',
   'agent.online',
   'agent.deregistered',

@@ -2,7 +2,7 @@ export { canonicalJson, canonicalBytes, CanonicalJsonError } from './canonical-j
 export { createSigner, createKeySet, generateKeyFile, verifySignature, signEnvelope } from './signer';
 export type { Signature, SignedEnvelope, Signer, KeySet, KeyFile, VerifyResult } from './signer';
 export { writeNewKeyFile, readKeyFile, loadSigner, loadKeySet } from './key-files';
-export { redactDeep, redactString, isSecretKey, REDACTED } from './redact';
+export { redactDeep, redactString, scrubFreeText, isSecretKey, REDACTED } from './redact';
 export { systemClock, createFixedClock } from './clock';
 export type { Clock } from './clock';
 export { newId, newSecret, idSchema, ID_PREFIXES } from './ids';
@@ -23,7 +23,12 @@ export {
   loadPurposeSigner,
   loadPurposeKeySet,
   readPublicKeySetFile,
+  SECRET_PURPOSES,
+  secretKeyFile,
+  generateSecretKey,
+  readSecretKeys,
+  isSecretPurpose,
 } from './keyring';
-export type { KeyPurpose, PublicKeySetFile } from './keyring';
+export type { KeyPurpose, PublicKeySetFile, SecretPurpose, SecretKey, AnyKeyPurpose } from './keyring';
 export * from './audit-verify';
 export * from './enums';

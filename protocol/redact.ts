@@ -1,21 +1,44 @@
 /**
- * The redaction policy shared by the control plane's logs and the agent's logs and journal:
- * values under secret-looking keys are replaced, and strings are scrubbed of prefixed secrets
- * (`act_…`, `svc_…`, `agc_…`), bearer credentials and secret-looking query parameters.
+ * The redaction policy shared by the control plane's logs, answers and stored free text and the
+ * agent's logs and journal: values under secret-looking keys are replaced, and strings are scrubbed
+ * of prefixed secrets (`act_…`, `svc_…`, `agc_…`), bearer credentials, passwords in URLs
+ * (`scheme://user:pass@host`), secret-looking query parameters and `key=value` / `key: value` /
+ * `"key":"value"` pairs whose key names a secret.
  */
 export const REDACTED = '[REDACTED]';
 
-const SECRET_KEY = /(pass(word|phrase)?|secret|token|authorization|cookie|credential|api[-_]?key|private[-_]?key|otp)/i;
+const SECRET_KEY =
+  /(pass(word|wd|phrase)?|pwd|secret|token|authorization|cookie|credential|api[-_]?key|private[-_]?key|access[-_]?key|otp)/i;
 const SECRET_PREFIXES = ['act', 'svc', 'agc', 'sess'];
 const PREFIXED_SECRET = new RegExp(`\\b(?:${SECRET_PREFIXES.join('|')})_[A-Za-z0-9_-]{8,}`, 'g');
-const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
+const BEARER = /\b(Bearer|Basic|Digest|Negotiate)\s+[A-Za-z0-9._~+/=-]+/gi;
+/** The password of a URL's userinfo; an unencoded `@` in it is taken up to the last `@` of the authority. */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]{1,30}:\/\/[^\s/?#@:"'<>]{0,256}:)[^\s/?#"'<>]{0,256}@/gi;
 const SECRET_QUERY = /([?&;](?:[a-z_]*(?:token|password|secret|key))=)[^&\s#]+/gi;
-const SECRET_ASSIGNMENT =
-  /\b((?:pass(?:word|phrase)?|secret|token|api[-_]?key|credential)\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&,;]+)/gi;
-const PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
+/**
+ * A key that names a secret, quoted or not, then `=`, `:` or `=>`, then the value: a quoted
+ * string, or everything up to a separator (an auth scheme word such as `Token` is taken with the
+ * word after it). Every repetition that could rescan the text is bounded, so a hostile string
+ * costs linear time. The key must END with the secret word (`db_password`, `X-Api-Key`,
+ * `accessToken`), so `max_tokens` or `secret_name` are left alone.
+ */
+const SECRET_NAME =
+  '[A-Za-z0-9_.-]{0,40}?(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|apikey|authorization|auth|credentials?|private[-_]?key|access[-_]?key|cookie|otp)';
+const SECRET_ASSIGNMENT = new RegExp(
+  `(?<![A-Za-z0-9_.-])(["']?)(${SECRET_NAME})\\1(\\s*(?:=>|=|:)\\s*)` +
+    `(\\[REDACTED\\]|"(?:[^"\\\\\\n]|\\\\.){0,2000}"|'(?:[^'\\\\\\n]|\\\\.){0,2000}'|(?:(?:Bearer|Basic|Token|Digest|Bot|ApiKey)\\s+)?(?:\\[REDACTED\\]|[^\\s"',;&}\\]]+))`,
+  'gi',
+);
+const PEM = /-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----[\s\S]{0,8192}?-----END [A-Z ]{0,20}PRIVATE KEY-----/g;
 
 export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key);
+}
+
+function redactValue(value: string): string {
+  if (value === REDACTED) return value;
+  const q = value[0];
+  return q === '"' || q === "'" ? `${q}${REDACTED}${q}` : REDACTED;
 }
 
 export function redactString(s: string): string {
@@ -23,8 +46,20 @@ export function redactString(s: string): string {
     .replace(PEM, REDACTED)
     .replace(BEARER, `$1 ${REDACTED}`)
     .replace(PREFIXED_SECRET, REDACTED)
+    .replace(URL_PASSWORD, `$1${REDACTED}@`)
     .replace(SECRET_QUERY, `$1${REDACTED}`)
-    .replace(SECRET_ASSIGNMENT, `$1${REDACTED}`);
+    .replace(
+      SECRET_ASSIGNMENT,
+      (_m, q: string, key: string, sep: string, value: string) => `${q}${key}${q}${sep}${redactValue(value)}`,
+    );
+}
+
+/**
+ * Free text a caller gives (names, labels, reasons) as it is stored and shown: scrubbed by the
+ * policy, then cut to the column's length (a `[REDACTED]` marker may be longer than the secret).
+ */
+export function scrubFreeText(s: string, maxLength: number): string {
+  return redactString(s).slice(0, maxLength);
 }
 
 /** A redacted deep copy; never mutates its input. Depth-limited so a hostile object cannot hang it. */

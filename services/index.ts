@@ -20,11 +20,13 @@ import { createSessionService } from './identity/session-service';
 import type { KeyStore } from './keys';
 import { createLicenseService } from './licenses/license-service';
 import { createLicenseTransitions } from './licenses/license-transitions';
+import { createUpdateOrigin } from './licenses/update-origin';
 import type { Metrics } from './metrics';
 import { createReleasesService } from './releases/releases-service';
 import { releaseKeysFromConfig } from './releases/release-keys';
 import { createTufRepository } from './releases/tuf-repository';
 import { createTaskWaker } from './tasks/task-waker';
+import { createTaskSecrets } from './tasks/task-secrets';
 import { createTasksService } from './tasks/tasks-service';
 import type { TemporalDeps } from './temporal';
 
@@ -38,6 +40,11 @@ export type ServicesDeps = {
   logger: Pick<Logger, 'warn' | 'info'>;
   /** Counters the services add to (quarantines started); the API serves them at /metrics. */
   metrics?: Metrics;
+  /**
+   * How old an Update's origin proof may be at the workflow's time of the transition
+   * (ORIGIN_PROOF_MAX_AGE_MS); raised by tests whose Temporal server skips time.
+   */
+  updateOriginMaxAgeMs?: number;
 };
 
 /**
@@ -60,6 +67,12 @@ export function createServices(deps: ServicesDeps) {
   const sessions = createSessionService({ pool, clock });
   const login = createLoginService({ pool, clock, temporal, logger, passwords, sessions });
 
+  // The API signs its lifecycle Updates with it; the worker's transition activity checks them.
+  const origin = createUpdateOrigin({
+    secrets: () => keys.secrets('update-origin'),
+    ...(deps.updateOriginMaxAgeMs !== undefined ? { maxAgeMs: deps.updateOriginMaxAgeMs } : {}),
+  });
+
   const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
@@ -78,10 +91,11 @@ export function createServices(deps: ServicesDeps) {
       temporal,
       clock,
       signer: keys.license,
+      origin,
       temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
     }),
     /** The lifecycle workflow's one writer of license state (called by its activity). */
-    transitions: createLicenseTransitions({ pool, clock }),
+    transitions: createLicenseTransitions({ pool, clock, origin }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
     status,
     revocations: createRevocationService({ pool, signer: keys.license, clock }),
@@ -102,10 +116,16 @@ export function createServices(deps: ServicesDeps) {
           },
         ),
     }),
-    agents: createAgentsService({ pool, temporal, clock, onWarning }),
+    agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
     /** Status changes made by the quarantine and offline-sweep workflows. */
-    quarantine: createQuarantineService({ pool, clock }),
-    tasks: createTasksService({ pool, clock, waker: taskWaker, leaseMs: config.agents.taskLeaseMs }),
+    quarantine: createQuarantineService({ pool, clock, origin }),
+    tasks: createTasksService({
+      pool,
+      clock,
+      waker: taskWaker,
+      leaseMs: config.agents.taskLeaseMs,
+      secrets: createTaskSecrets(() => keys.secrets('task-secrets')),
+    }),
     releases: createReleasesService({
       pool,
       clock,

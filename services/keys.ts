@@ -2,7 +2,10 @@ import {
   loadPurposeKeySet,
   loadPurposeSigner,
   readPublicKeySetFile,
+  readSecretKeys,
   type KeyPurpose,
+  type SecretKey,
+  type SecretPurpose,
   type KeySet,
   type Signature,
   type Signer,
@@ -27,6 +30,11 @@ export type KeyStore = {
   keySet(purpose: KeyPurpose): KeySet;
   /** A purpose's published public key file, as served at /.well-known/agentina-keys.json. */
   publicKeySet(purpose: KeyPurpose): ReturnType<typeof readPublicKeySetFile>;
+  /**
+   * A symmetric purpose's secrets, the one in use last; read at each call so a rotation applies at
+   * once. UNAVAILABLE (with what to run) when the keys directory has none.
+   */
+  secrets(purpose: SecretPurpose): SecretKey[];
 };
 
 export function createKeyStore(dir: string): KeyStore {
@@ -56,5 +64,15 @@ export function createKeyStore(dir: string): KeyStore {
     signer: (purpose) => loadPurposeSigner(dir, purpose),
     keySet: (purpose) => loadPurposeKeySet(dir, purpose),
     publicKeySet: (purpose) => readPublicKeySetFile(dir, purpose),
+    secrets(purpose) {
+      try {
+        return readSecretKeys(dir, purpose);
+      } catch {
+        throw new AppError(
+          'UNAVAILABLE',
+          `This server has no usable ${purpose} secret; run \`agentina keys ensure\` (the file must be mode 0600).`,
+        );
+      }
+    },
   };
 }

@@ -14,3 +14,11 @@ export function hashesEqual(a: string, b: string): boolean {
   const y = Buffer.from(b, 'hex');
   return x.length === 32 && y.length === 32 && timingSafeEqual(x, y);
 }
+
+/** A presented secret against the configured one, in time independent of where they differ (or their lengths). */
+export function secretMatches(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  const x = createHash('sha256').update(given, 'utf8').digest();
+  const y = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(x, y);
+}

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { createActivities, type ActivityServices } from '../activities/create-activities';
 import { openServices } from '../services/process';
+import { temporalConnectionOptions } from '../services/temporal';
 import { ensureSchedules } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -45,7 +46,7 @@ export const WORKER_POOL_SIZE = 20;
 export async function runWorkerProcess(config: Config, logger: Logger): Promise<void> {
   const opened = openServices(config, { applicationName: 'agentina-worker', poolSize: WORKER_POOL_SIZE, logger });
   const { temporal, services } = opened;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   try {
     const scheduled = await ensureSchedules(temporal.client, config);
     logger.info({ schedules: scheduled }, 'schedules in place');

@@ -1,15 +1,19 @@
 import {
+  ActivityFailure,
   allHandlersFinished,
+  ApplicationFailure,
   condition,
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
 import type { RetryPolicy } from '@temporalio/common';
+import { UPDATE_REFUSED, type UpdateOrigin } from './license-contract';
 
 /**
  * agentQuarantine (id `agent/<agentId>`): a heartbeat reported a tampered runtime or a machine
@@ -19,7 +23,8 @@ import type { RetryPolicy } from '@temporalio/common';
  */
 export type QuarantineReason = 'integrity_mismatch' | 'fingerprint_mismatch';
 export type AgentQuarantineInput = { agentId: string; reason: QuarantineReason; detectedAt: string };
-export type AgentReleaseRequest = { actor: { kind: 'admin'; id: string } };
+/** `origin`: the API's proof that it sent the release (see license-contract.ts, UpdateOrigin). */
+export type AgentReleaseRequest = { actor: { kind: 'admin'; id: string }; origin?: UpdateOrigin };
 export type AgentReleaseResult = { agentId: string; released: boolean; status: string | null };
 export type QuarantinePhase = 'quarantining' | 'quarantined' | 'released' | 'ended';
 export type AgentQuarantineResult = { agentId: string; outcome: 'released' | 'not_quarantinable' | 'deregistered' };
@@ -28,6 +33,11 @@ export const releaseAgentUpdate = defineUpdate<AgentReleaseResult, [AgentRelease
 /** Sent when the agent deregisters while quarantined: nothing is left to release. */
 export const agentDeregisteredSignal = defineSignal('agentDeregistered');
 export const quarantinePhaseQuery = defineQuery<QuarantinePhase>('quarantinePhase');
+/**
+ * Quarantines that record this patch hand the release request (with its origin proof) to the
+ * release activity, which refuses one the API did not sign; the quarantine then waits on.
+ */
+export const RELEASE_ORIGIN_PATCH = 'release-origin-proof';
 
 export function agentWorkflowId(agentId: string): string {
   return `agent/${agentId}`;
@@ -58,12 +68,21 @@ export async function agentQuarantine(input: AgentQuarantineInput): Promise<Agen
   setHandler(agentDeregisteredSignal, () => {
     deregistered = true;
   });
+  /** Release requests the activity refused (not signed by the API), with the refusal. */
+  const refused = new Map<AgentReleaseRequest, string>();
   setHandler(
     releaseAgentUpdate,
     async (req) => {
-      request ??= req;
-      await condition(() => result !== undefined || phase === 'ended');
-      return result ?? { agentId: input.agentId, released: false, status: null };
+      for (;;) {
+        request ??= req;
+        const pending = request;
+        await condition(() => result !== undefined || phase === 'ended' || refused.has(pending));
+        if (result !== undefined || phase === 'ended')
+          return result ?? { agentId: input.agentId, released: false, status: null };
+        if (pending === req)
+          throw ApplicationFailure.create({ type: UPDATE_REFUSED, message: refused.get(req)!, nonRetryable: true });
+        // Another request, taken first, was refused: this one is tried next.
+      }
     },
     {
       validator: (req) => {
@@ -88,14 +107,33 @@ export async function agentQuarantine(input: AgentQuarantineInput): Promise<Agen
   }
   phase = 'quarantined';
 
-  await condition(() => request !== undefined || deregistered);
-  if (!request) {
-    phase = 'ended';
-    await condition(allHandlersFinished);
-    return { agentId: input.agentId, outcome: 'deregistered' };
+  for (;;) {
+    await condition(() => request !== undefined || deregistered);
+    if (!request) {
+      phase = 'ended';
+      await condition(allHandlersFinished);
+      return { agentId: input.agentId, outcome: 'deregistered' };
+    }
+    const req = request;
+    try {
+      const r = await releaseAgent({
+        agentId: input.agentId,
+        actor: req.actor,
+        idempotencyKey: key('release'),
+        ...(patched(RELEASE_ORIGIN_PATCH)
+          ? { origin: { update: 'releaseAgent', args: req, at: new Date(Date.now()).toISOString() } }
+          : {}),
+      });
+      result = { agentId: input.agentId, released: r.released, status: r.status };
+      break;
+    } catch (err) {
+      const failure = err instanceof ActivityFailure ? err.cause : err;
+      if (!(failure instanceof ApplicationFailure && failure.type === UPDATE_REFUSED)) throw err;
+      // Not from the API: that Update fails, the agent stays quarantined, and the next request is awaited.
+      refused.set(req, failure.message);
+      request = undefined;
+    }
   }
-  const r = await releaseAgent({ agentId: input.agentId, actor: request.actor, idempotencyKey: key('release') });
-  result = { agentId: input.agentId, released: r.released, status: r.status };
   phase = 'released';
   await condition(allHandlersFinished);
   return { agentId: input.agentId, outcome: 'released' };

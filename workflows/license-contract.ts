@@ -47,11 +47,18 @@ export type LicenseLifecycleInput = {
 /** What the query answers and every update returns (protocol/views.ts: the API shows it as is). */
 export type LicenseSnapshot = LicenseSnapshotView;
 
-export type RenewArgs = { expiresAt: string; actor: Actor };
-export type ConvertTrialArgs = { expiresAt: string; actor: Actor };
-export type SuspendArgs = { reason: string; actor: Actor };
-export type ResumeArgs = { actor: Actor };
-export type RevokeArgs = { reason: string; actor: Actor };
+/**
+ * The API's proof that an Update came from it (services/licenses/update-origin.ts): an HMAC over
+ * the workflow id, the Update's name, its other arguments, `issuedAt` and a single-use `nonce`.
+ * The transition activity refuses (and audits) an Update without a valid one.
+ */
+export type UpdateOrigin = { kid: string; issuedAt: string; nonce: string; mac: string };
+
+export type RenewArgs = { expiresAt: string; actor: Actor; origin?: UpdateOrigin };
+export type ConvertTrialArgs = { expiresAt: string; actor: Actor; origin?: UpdateOrigin };
+export type SuspendArgs = { reason: string; actor: Actor; origin?: UpdateOrigin };
+export type ResumeArgs = { actor: Actor; origin?: UpdateOrigin };
+export type RevokeArgs = { reason: string; actor: Actor; origin?: UpdateOrigin };
 
 export const renewUpdate = defineUpdate<LicenseSnapshot, [RenewArgs]>('renew');
 export const convertTrialUpdate = defineUpdate<LicenseSnapshot, [ConvertTrialArgs]>('convertTrial');
@@ -71,3 +78,5 @@ export const INVALID_ARGUMENT = 'InvalidArgument';
 export const TRANSITION_INVALID_DATA = 'TransitionInvalidData';
 export const TRANSITION_CONSTRAINT_VIOLATION = 'TransitionConstraintViolation';
 export const TRANSITION_REFUSALS: readonly string[] = [TRANSITION_INVALID_DATA, TRANSITION_CONSTRAINT_VIOLATION];
+/** The transition activity's failure for an Update the API did not sign (API → 503: keys differ or too late). */
+export const UPDATE_REFUSED = 'UpdateRefused';

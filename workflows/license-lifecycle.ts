@@ -91,6 +91,17 @@ function refusedForGood(err: unknown): boolean {
   );
 }
 
+/**
+ * Lifecycles that record this patch hand an Update's arguments (with the API's origin proof) to
+ * the transition activity, which refuses an Update the API did not sign.
+ */
+export const UPDATE_ORIGIN_PATCH = 'update-origin-proof';
+
+/** What the transition activity needs to check an Update's origin; nothing before the patch. */
+function originOf(update: string, args: unknown): Pick<LicenseTransitionInput, 'origin'> {
+  return patched(UPDATE_ORIGIN_PATCH) ? { origin: { update, args } } : {};
+}
+
 type TransitionActivity = { applyLicenseTransition(input: LicenseTransitionInput): Promise<LicenseTransitionResult> };
 
 /** The server schedules it, and retries it for as long as PostgreSQL is away, adding no events. */
@@ -232,6 +243,7 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
             trialEndsAt: null,
             reason: cur.state === 'suspended' ? cur.reason : null,
             actor: args.actor,
+            ...originOf('renew', args),
           },
         };
       }),
@@ -253,6 +265,7 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
             trialEndsAt: null,
             reason: cur.state === 'suspended' ? cur.reason : null,
             actor: args.actor,
+            ...originOf('convertTrial', args),
           },
         };
       }),
@@ -273,6 +286,7 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
             trialEndsAt: cur.trialEndsAt,
             reason: args.reason,
             actor: args.actor,
+            ...originOf('suspend', args),
           },
         };
       }),
@@ -293,6 +307,7 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
             trialEndsAt: cur.trialEndsAt,
             reason: null,
             actor: args.actor,
+            ...originOf('resume', args),
           },
         };
       }),
@@ -313,6 +328,7 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
             trialEndsAt: cur.trialEndsAt,
             reason: args.reason,
             actor: args.actor,
+            ...originOf('revoke', args),
           },
         };
       }),

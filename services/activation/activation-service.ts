@@ -21,6 +21,7 @@ import {
   fingerprintCommitment,
   newId,
   newSecret,
+  scrubFreeText,
   signLicense,
   type ActivateRequest,
   type ActivateResponse,
@@ -111,7 +112,7 @@ export function createActivationService(deps: ActivationServiceDeps) {
           licenseId: license.id,
           customerId: license.customer_id,
           tokenHash: sha256Hex(token),
-          label: input.label ?? null,
+          label: input.label === undefined ? null : scrubFreeText(input.label, 200),
           createdBy: input.actor,
           createdAt: now,
           expiresAt: new Date(now.getTime() + ttl * 1000),
@@ -230,7 +231,7 @@ export function createActivationService(deps: ActivationServiceDeps) {
           fingerprint: req.fingerprint.components,
           fingerprintCommitment: commitment,
           agentVersion: req.agentVersion,
-          hostnameHint: req.hostnameHint,
+          hostnameHint: req.hostnameHint === undefined ? undefined : scrubFreeText(req.hostnameHint, 255),
           at: now,
         });
         await setActivationTokenAgent(tx, token.id, agentId);

@@ -1,4 +1,5 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import {
   deregisterAgent,
@@ -10,9 +11,11 @@ import {
 import { withTransaction } from '../../db/pool';
 import type { AgentStatus, Clock } from '../../protocol';
 import { agentDeregisteredSignal, releaseAgentUpdate, agentWorkflowId } from '../../workflows/agent-quarantine';
+import { UPDATE_REFUSED } from '../../workflows/license-contract';
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TemporalDeps } from '../temporal';
+import type { UpdateOriginService } from '../licenses/update-origin';
 import type { AgentView } from '../../protocol/views';
 
 export type { AgentView };
@@ -21,9 +24,17 @@ export type AgentsServiceDeps = {
   pool: Pool;
   temporal: TemporalDeps;
   clock: Clock;
+  /** Signs the release Update, so the quarantine can tell it from one made by hand. */
+  origin: Pick<UpdateOriginService, 'sign'>;
   onWarning?: (message: string, err: unknown) => void;
 };
 type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
+
+/** An Update failure that is the origin check's refusal (raised by the handler or the activity). */
+function isOriginRefusal(cause: unknown): boolean {
+  const failure = cause instanceof ActivityFailure ? cause.cause : cause;
+  return failure instanceof ApplicationFailure && failure.type === UPDATE_REFUSED;
+}
 
 export function agentView(a: AgentWithLicense): AgentView {
   return {
@@ -109,10 +120,22 @@ export function createAgentsService(deps: AgentsServiceDeps) {
       let viaWorkflow = true;
       try {
         const r = await handle.executeUpdate(releaseAgentUpdate, {
-          args: [{ actor: { kind: 'admin', id: admin.id } }],
+          args: [
+            deps.origin.sign(agentWorkflowId(agentId), 'releaseAgent', {
+              actor: { kind: 'admin' as const, id: admin.id },
+            }),
+          ],
         });
         if (!r.released) viaWorkflow = false;
       } catch (err) {
+        // Our own release refused by the origin check (the worker reads another update-origin
+        // secret): releasing in the database behind the quarantine's back would leave it waiting
+        // on a released agent, and a later detection would join it instead of quarantining.
+        if (err instanceof WorkflowUpdateFailedError && isOriginRefusal(err.cause))
+          throw new AppError(
+            'UNAVAILABLE',
+            "The agent's quarantine did not accept this server's origin proof (the API and worker must share the update-origin secret); nothing changed.",
+          );
         if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) viaWorkflow = false;
         else throw new AppError('UNAVAILABLE', 'The workflow service did not answer; try again.');
       }

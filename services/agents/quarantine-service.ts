@@ -1,7 +1,18 @@
 import { listStaleAgentIds, lockIfStale, transitionAgentStatus } from '../../db/agent-status-repo';
+import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
+import { spendOriginNonce } from '../../db/update-origin-repo';
 import type { Pool } from 'pg';
-import type { Clock } from '../../protocol';
+import { canonicalJson, type Clock } from '../../protocol';
+import { agentWorkflowId } from '../../workflows/agent-quarantine';
+import {
+  argsDigest,
+  claimedActor,
+  NonceSpent,
+  UpdateRefused,
+  type OriginRefusal,
+  type UpdateOriginService,
+} from '../licenses/update-origin';
 
 /**
  * The status changes agentQuarantine and agentOfflineSweep make. Each is one transaction
@@ -14,7 +25,17 @@ export type QuarantineAgentInput = {
   detectedAt: string;
   idempotencyKey: string;
 };
-export type ReleaseAgentInput = { agentId: string; actor: { kind: 'admin'; id: string }; idempotencyKey: string };
+export type ReleaseAgentInput = {
+  agentId: string;
+  actor: { kind: 'admin'; id: string };
+  idempotencyKey: string;
+  /**
+   * Set by quarantines past RELEASE_ORIGIN_PATCH: the release Update's arguments as received
+   * (origin proof included) and the workflow's time. The release is applied only if the proof
+   * verifies; absent in inputs recorded before the patch.
+   */
+  origin?: { update: string; args: unknown; at: string };
+};
 export type MarkStaleInput = { staleAfterS: number; idempotencyPrefix: string };
 
 const SWEEP_BATCH = 200;
@@ -27,7 +48,48 @@ export class AgentNotFound extends Error {
   }
 }
 
-export function createQuarantineService(deps: { pool: Pool; clock: Clock }) {
+export function createQuarantineService(deps: { pool: Pool; clock: Clock; origin: UpdateOriginService }) {
+  /** Audits a release the API did not sign, and throws UpdateRefused (the agent stays quarantined). */
+  async function refuse(input: ReleaseAgentInput, reason: OriginRefusal): Promise<never> {
+    const origin = input.origin!;
+    const workflowId = agentWorkflowId(input.agentId);
+    await withTransaction(deps.pool, (tx) =>
+      appendAudit(
+        tx,
+        {
+          actor: { kind: 'workflow', id: workflowId },
+          action: 'agent.release_refused',
+          subject: { kind: 'agent', id: input.agentId },
+          data: {
+            update: 'releaseAgent',
+            origin: 'unauthenticated',
+            reason,
+            claimedActor: claimedActor((origin.args as { actor?: unknown } | null)?.actor),
+            at: origin.at,
+          },
+          idempotencyKey: `${workflowId}#release-refused#${origin.at}#${argsDigest(origin.args)}`.slice(0, 300),
+        },
+        deps.clock,
+      ),
+    );
+    throw new UpdateRefused(`agent ${input.agentId}`, reason);
+  }
+
+  /** The spendable nonce of a release the API signed; refuses (audited) any other. */
+  async function checkOrigin(input: ReleaseAgentInput): Promise<string> {
+    const origin = input.origin!;
+    const verdict = deps.origin.verify({
+      workflowId: agentWorkflowId(input.agentId),
+      update: origin.update,
+      args: origin.args,
+      at: new Date(origin.at),
+    });
+    if (!verdict.ok) return refuse(input, verdict.reason);
+    const signedActor = (origin.args as { actor?: unknown }).actor;
+    if (canonicalJson(signedActor ?? null) !== canonicalJson(input.actor)) return refuse(input, 'bad_proof');
+    return verdict.nonce;
+  }
+
   return {
     /** Quarantines an active or offline agent; `quarantined` says whether it now is. */
     async quarantineAgent(input: QuarantineAgentInput): Promise<{ quarantined: boolean }> {
@@ -53,21 +115,40 @@ export function createQuarantineService(deps: { pool: Pool; clock: Clock }) {
 
     /** Releases a quarantined agent back to active, in the admin's name. */
     async releaseAgent(input: ReleaseAgentInput): Promise<{ released: boolean; status: string | null }> {
-      const r = await withTransaction(deps.pool, (tx) =>
-        transitionAgentStatus(
-          tx,
-          {
-            agentId: input.agentId,
-            from: ['quarantined'],
-            to: 'active',
-            reason: null,
-            actor: { kind: 'admin', id: input.actor.id },
-            action: 'agent.released',
-            idempotencyKey: input.idempotencyKey,
-          },
-          deps.clock,
-        ),
-      );
+      const nonce = input.origin === undefined ? null : await checkOrigin(input);
+      let r: Awaited<ReturnType<typeof transitionAgentStatus>>;
+      try {
+        r = await withTransaction(deps.pool, async (tx) => {
+          const t = await transitionAgentStatus(
+            tx,
+            {
+              agentId: input.agentId,
+              from: ['quarantined'],
+              to: 'active',
+              reason: null,
+              actor: { kind: 'admin', id: input.actor.id },
+              action: 'agent.released',
+              idempotencyKey: input.idempotencyKey,
+            },
+            deps.clock,
+          );
+          // Spent with the release itself; a retry of a committed release changes nothing and spends nothing.
+          if (nonce !== null && t.changed) {
+            const now = deps.clock.now();
+            const spent = await spendOriginNonce(tx, {
+              nonce,
+              workflowId: agentWorkflowId(input.agentId),
+              at: now,
+              forgetBefore: new Date(now.getTime() - 2 * deps.origin.maxAgeMs),
+            });
+            if (!spent) throw new NonceSpent();
+          }
+          return t;
+        });
+      } catch (err) {
+        if (err instanceof NonceSpent) return refuse(input, 'replayed');
+        throw err;
+      }
       return { released: r.agent?.status === 'active', status: r.agent?.status ?? null };
     },
 

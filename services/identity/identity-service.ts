@@ -15,7 +15,7 @@ import {
 import type { CustomerRow } from '../../db/customers-repo';
 import type { CustomerUserRow } from '../../db/customer-users-repo';
 import type { ServiceAccountRow } from '../../db/service-accounts-repo';
-import { newId, newSecret, type Clock } from '../../protocol';
+import { newId, newSecret, scrubFreeText, type Clock } from '../../protocol';
 import { actorOf, type CliCaller, type Principal } from '../principal';
 import { AppError } from '../errors';
 import { subjectKind } from './login-service';
@@ -210,7 +210,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
             id: newId('adm'),
             email: input.email,
             passwordHash: pw.hash,
-            displayName: input.displayName ?? '',
+            displayName: scrubFreeText(input.displayName ?? '', 200),
             mustChangePassword: pw.oneTimePassword !== undefined,
           });
           await audit(
@@ -274,7 +274,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       return withTransaction(deps.pool, async (tx) => {
         const row = await customersRepo.insertCustomer(tx, {
           id: newId('cus'),
-          name: input.name,
+          name: scrubFreeText(input.name, 200),
           now: deps.clock.now(),
         });
         await audit(tx, by, 'customer.created', { kind: 'customer', id: row.id }, { name: row.name });
@@ -319,7 +319,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
             id: newId('usr'),
             customerId,
             email: input.email,
-            displayName: input.displayName ?? '',
+            displayName: scrubFreeText(input.displayName ?? '', 200),
             passwordHash: pw.hash,
             mustChangePassword: pw.oneTimePassword !== undefined,
             now: deps.clock.now(),
@@ -378,7 +378,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       return withTransaction(deps.pool, async (tx) => {
         const row = await serviceAccountsRepo.insertServiceAccount(tx, {
           id: newId('svcacct'),
-          name: input.name,
+          name: scrubFreeText(input.name, 200),
           tokenHash: sha256Hex(token),
           tokenHint: token.slice(-4),
           createdBy: `${by.kind}:${by.id}`,

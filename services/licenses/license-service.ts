@@ -28,6 +28,7 @@ import {
   effectiveGraceDays,
   graceEndMs,
   newId,
+  scrubFreeText,
   signLicense,
   type Actor,
   type Clock,
@@ -53,6 +54,7 @@ import {
   suspendUpdate,
   TRANSITION_CONSTRAINT_VIOLATION,
   TRANSITION_INVALID_DATA,
+  UPDATE_REFUSED,
   type LicenseLifecycleInput,
   type LicenseSnapshot,
   type TrialEndState,
@@ -78,6 +80,8 @@ function snapshotOfView(l: LicenseView): LicenseSnapshot {
     nextTransitionAt: null,
   };
 }
+
+import type { UpdateOriginService } from './update-origin';
 
 export type { LicenseView, WorkflowView };
 
@@ -118,6 +122,8 @@ export type LicenseServiceDeps = {
   clock: Clock;
   /** The `license` key: it signs documents (see services/keys.ts). */
   signer: Signer;
+  /** Signs every Update this service sends, so the lifecycle can tell it from one made by hand. */
+  origin: Pick<UpdateOriginService, 'sign'>;
   /** Temporal Web base URL and namespace, for links. */
   temporalUi: { url: string; namespace: string };
   /** How long an API call waits for the workflow (updates run one PostgreSQL transaction). */
@@ -259,6 +265,14 @@ function decodeCursor(cursor: string): Cursor {
 function mapUpdateError(err: unknown, licenseId: string): never {
   if (err instanceof WorkflowUpdateFailedError) {
     const cause = err.cause;
+    // A local activity's failure arrives as its cause; a scheduled one's wrapped in an ActivityFailure.
+    const failure = cause instanceof ActivityFailure ? cause.cause : cause;
+    if (failure instanceof ApplicationFailure && failure.type === UPDATE_REFUSED)
+      // Our own proof refused: the worker reads other update-origin secrets, or the change waited too long.
+      throw new AppError(
+        'UNAVAILABLE',
+        `The lifecycle of license ${licenseId} did not accept this server's origin proof (the API and worker must share the update-origin secret); nothing changed.`,
+      );
     if (cause instanceof ApplicationFailure) {
       if (cause.type === INVALID_TRANSITION) throw new AppError('CONFLICT', cause.message);
       if (cause.type === INVALID_ARGUMENT) throw new AppError('BAD_REQUEST', cause.message);
@@ -324,6 +338,10 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       ]),
     });
   }
+
+  /** An Update's arguments with this API's origin proof (signed at each try: a retry is a new proof). */
+  const signed = <A extends object>(licenseId: string, name: string, args: A) =>
+    deps.origin.sign(licenseWorkflowId(licenseId), name, args);
 
   async function requireLicense(id: string, scope?: { customerId: string }, db: Queryable = pool): Promise<LicenseRow> {
     const row = await getLicense(db, id);
@@ -493,18 +511,36 @@ export function createLicenseService(deps: LicenseServiceDeps) {
     },
 
     renewLicense: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) =>
-      update(id, (h) => h.executeUpdate(renewUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'renew') })),
+      update(id, (h) =>
+        h.executeUpdate(renewUpdate, { args: [signed(id, 'renew', { expiresAt, actor })], ...updateIdOf(o, 'renew') }),
+      ),
     convertTrial: (id: string, actor: Actor, expiresAt: string, o: ChangeOptions = {}) =>
       update(id, (h) =>
-        h.executeUpdate(convertTrialUpdate, { args: [{ expiresAt, actor }], ...updateIdOf(o, 'convertTrial') }),
+        h.executeUpdate(convertTrialUpdate, {
+          args: [signed(id, 'convertTrial', { expiresAt, actor })],
+          ...updateIdOf(o, 'convertTrial'),
+        }),
       ),
+    /** The reason is stored, audited and shown: secret-looking parts of it are scrubbed first. */
     suspendLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) =>
-      update(id, (h) => h.executeUpdate(suspendUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'suspend') })),
+      update(id, (h) =>
+        h.executeUpdate(suspendUpdate, {
+          args: [signed(id, 'suspend', { reason: scrubFreeText(reason, 500), actor })],
+          ...updateIdOf(o, 'suspend'),
+        }),
+      ),
     resumeLicense: (id: string, actor: Actor, o: ChangeOptions = {}) =>
-      update(id, (h) => h.executeUpdate(resumeUpdate, { args: [{ actor }], ...updateIdOf(o, 'resume') })),
+      update(id, (h) =>
+        h.executeUpdate(resumeUpdate, { args: [signed(id, 'resume', { actor })], ...updateIdOf(o, 'resume') }),
+      ),
     /** Returns once the revocation is committed and its NOTIFY sent. */
     revokeLicense: (id: string, actor: Actor, reason: string, o: ChangeOptions = {}) =>
-      update(id, (h) => h.executeUpdate(revokeUpdate, { args: [{ reason, actor }], ...updateIdOf(o, 'revoke') })),
+      update(id, (h) =>
+        h.executeUpdate(revokeUpdate, {
+          args: [signed(id, 'revoke', { reason: scrubFreeText(reason, 500), actor })],
+          ...updateIdOf(o, 'revoke'),
+        }),
+      ),
 
     /** Signs the document of a license row (key from the key files; never from a payload). */
     signLicenseDocument(row: LicenseRow, binding?: { agentId: string; fingerprintCommitment: string }): SignedLicense {

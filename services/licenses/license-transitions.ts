@@ -5,8 +5,24 @@ import { applyLicenseTransitionRow, getLicense } from '../../db/licenses-repo';
 import { auditKeyExists } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { insertStatusFeed, notifyStatus } from '../../db/status-feed-repo';
-import type { Actor, Clock, LicenseState } from '../../protocol';
-import { TRANSITION_CONSTRAINT_VIOLATION, TRANSITION_INVALID_DATA } from '../../workflows/license-contract';
+import { spendOriginNonce } from '../../db/update-origin-repo';
+import { canonicalJson, scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
+import {
+  licenseWorkflowId,
+  TRANSITION_CONSTRAINT_VIOLATION,
+  TRANSITION_INVALID_DATA,
+  UPDATE_REFUSED,
+} from '../../workflows/license-contract';
+import {
+  argsDigest,
+  claimedActor,
+  NonceSpent,
+  UpdateRefused,
+  type OriginRefusal,
+  type UpdateOriginService,
+} from './update-origin';
+
+export { UPDATE_REFUSED, UpdateRefused };
 
 /** One license transition, as the workflow asks for it: ids, dates, a short reason. */
 export type LicenseTransitionInput = {
@@ -24,6 +40,13 @@ export type LicenseTransitionInput = {
   actor: Actor;
   /** Workflow time at which the transition was decided (a timer's deadline or an update). */
   effectiveAt: string;
+  /**
+   * Set for a transition an Update asked for (lifecycles past the UPDATE_ORIGIN_PATCH): the
+   * Update's name and arguments as received, origin proof included. The transition is applied
+   * only if the proof verifies (update-origin.ts). Absent for timers, and in inputs recorded
+   * before the patch.
+   */
+  origin?: { update: string; args: unknown };
 };
 
 export type LicenseTransitionResult = { version: number; applied: boolean };
@@ -68,18 +91,77 @@ function permanentSqlState(err: unknown): string | null {
   return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code) ? code : null;
 }
 
+/** What the refused Update asked for, bounded and scrubbed (its arguments are anyone's input). */
+function claimedChange(args: unknown): Record<string, string> {
+  const a = (args && typeof args === 'object' ? args : {}) as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  if (typeof a.expiresAt === 'string') out.expiresAt = a.expiresAt.slice(0, 40);
+  if (typeof a.reason === 'string') out.reason = scrubFreeText(a.reason, 500);
+  return out;
+}
+
 /** The one writer of a license's state after its creation: the lifecycle workflow calls it. */
-export function createLicenseTransitions(deps: { pool: Pool; clock: Clock }) {
+export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origin: UpdateOriginService }) {
+  /** Audits the refused Update (once per attempt: retries of this activity write nothing more). */
+  async function refuse(input: LicenseTransitionInput, reason: OriginRefusal): Promise<never> {
+    const origin = input.origin!;
+    const update = typeof origin.update === 'string' ? origin.update.slice(0, 40) : 'unknown';
+    await withTransaction(deps.pool, async (tx) => {
+      await appendAudit(
+        tx,
+        {
+          actor: { kind: 'workflow', id: input.workflowId.slice(0, 200) },
+          action: 'license.update_refused',
+          subject: { kind: 'license', id: input.licenseId },
+          data: {
+            update,
+            origin: 'unauthenticated',
+            reason,
+            claimedActor: claimedActor((origin.args as { actor?: unknown } | null)?.actor),
+            requested: claimedChange(origin.args),
+            state: input.from,
+            effectiveAt: input.effectiveAt,
+          },
+          idempotencyKey: `${input.workflowId}#refused#${input.effectiveAt}#${argsDigest(origin.args)}`.slice(0, 300),
+        },
+        deps.clock,
+      );
+    });
+    throw new UpdateRefused(`license ${input.licenseId}`, reason);
+  }
+
+  /** The spendable nonce of a verified Update; refuses (audited) any other. */
+  async function checkOrigin(input: LicenseTransitionInput): Promise<string> {
+    const origin = input.origin!;
+    if (input.workflowId !== licenseWorkflowId(input.licenseId)) return refuse(input, 'wrong_workflow');
+    const verdict = deps.origin.verify({
+      workflowId: input.workflowId,
+      update: origin.update,
+      args: origin.args,
+      at: new Date(input.effectiveAt),
+    });
+    if (!verdict.ok) return refuse(input, verdict.reason);
+    // The actor written to the audit is the one the proof covers.
+    const signedActor = (origin.args as { actor?: Actor }).actor;
+    if (canonicalJson(signedActor ?? null) !== canonicalJson(input.actor)) return refuse(input, 'bad_proof');
+    return verdict.nonce;
+  }
+
   return {
     /**
      * In ONE transaction: the row (state, version + 1), the audit event, the status feed row and
      * the NOTIFY (delivered at commit). A retry after a commit finds the row already past
-     * `transition` and writes nothing.
+     * `transition` and writes nothing. A transition an Update asked for is applied only if the
+     * API's origin proof verifies and its nonce is unspent; otherwise the refusal is audited and
+     * UpdateRefused thrown.
      */
     async apply(input: LicenseTransitionInput): Promise<LicenseTransitionResult> {
+      const nonce = input.origin === undefined ? null : await checkOrigin(input);
       try {
-        return await write(input);
+        return await applyChecked(input, nonce);
       } catch (err) {
+        if (err instanceof NonceSpent) return refuse(input, 'replayed');
+        // Retrying would only keep the lifecycle busy, and every later change waiting behind it.
         const sqlState = permanentSqlState(err);
         if (sqlState) throw new TransitionNotStorable(input.licenseId, sqlState);
         throw err;
@@ -87,7 +169,7 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock }) {
     },
   };
 
-  function write(input: LicenseTransitionInput): Promise<LicenseTransitionResult> {
+  async function applyChecked(input: LicenseTransitionInput, nonce: string | null): Promise<LicenseTransitionResult> {
     return withTransaction(deps.pool, async (tx) => {
       const now = deps.clock.now();
       const version = await applyLicenseTransitionRow(tx, {
@@ -108,6 +190,15 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock }) {
         if (row.version > input.transition && committed) return { version: input.transition + 1, applied: false };
         // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
         throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
+      }
+      if (nonce !== null) {
+        const spent = await spendOriginNonce(tx, {
+          nonce,
+          workflowId: input.workflowId,
+          at: now,
+          forgetBefore: new Date(now.getTime() - 2 * deps.origin.maxAgeMs),
+        });
+        if (!spent) throw new NonceSpent();
       }
       const feedId = await insertStatusFeed(tx, {
         licenseId: input.licenseId,

@@ -22,6 +22,7 @@ import { newId, redactDeep, redactString, type AgentTask, type Clock, type TaskR
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TaskWaker } from './task-waker';
+import { httpGetHeaders, payloadView, scrubValues, type TaskSecrets } from './task-secrets';
 import type { TaskView } from '../../protocol/views';
 
 export type { TaskView };
@@ -34,8 +35,16 @@ export const DEFAULT_TASK_MAX_ATTEMPTS = 3;
 type Creator = Extract<Principal, { kind: 'admin' | 'customer' }>;
 type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
 
-export type TasksServiceDeps = { pool: Pool; clock: Clock; waker: TaskWaker; leaseMs: number };
+export type TasksServiceDeps = {
+  pool: Pool;
+  clock: Clock;
+  waker: TaskWaker;
+  leaseMs: number;
+  /** Seals http.get header values at rest and opens them for the leasing agent only. */
+  secrets: TaskSecrets;
+};
 
+/** What every answer shows of a task: never a header value, and the payload through the redaction policy. */
 export function taskView(t: TaskRow): TaskView {
   return {
     id: t.id,
@@ -43,7 +52,7 @@ export function taskView(t: TaskRow): TaskView {
     licenseId: t.license_id,
     customerId: t.customer_id,
     kind: t.kind,
-    payload: t.payload,
+    payload: payloadView(t.kind, t.payload),
     state: t.state,
     attempts: t.attempts,
     maxAttempts: t.max_attempts,
@@ -128,6 +137,15 @@ export function createTasksService(deps: TasksServiceDeps) {
           `A task payload may be at most ${MAX_TASK_PAYLOAD_BYTES} bytes of JSON.`,
         );
       refuseNul(input.payload, 'payload');
+      httpGetHeaders(input.kind, input.payload);
+      const id = newId('tsk');
+      const payload = deps.secrets.sealPayload(id, input.kind, input.payload);
+      // Sealing lengthens header values: the stored form must fit the table's bound too.
+      if (jsonBytes(payload) > MAX_TASK_PAYLOAD_BYTES)
+        throw new AppError(
+          'PAYLOAD_TOO_LARGE',
+          `A task payload may be at most ${MAX_TASK_PAYLOAD_BYTES} bytes of JSON (header values count about 1.5 times once sealed).`,
+        );
       return withTransaction(deps.pool, async (tx) => {
         const agent = await getAgentWithLicense(tx, input.agentId);
         if (!agent || (creator.kind === 'customer' && agent.customer_id !== creator.customerId))
@@ -136,12 +154,12 @@ export function createTasksService(deps: TasksServiceDeps) {
           throw new AppError('CONFLICT', 'The agent is deregistered and takes no tasks.');
         const actor = actorOf(creator);
         const task = await insertTask(tx, {
-          id: newId('tsk'),
+          id,
           agent_id: agent.id,
           license_id: agent.license_id,
           customer_id: agent.customer_id,
           kind: input.kind,
-          payload: input.payload,
+          payload,
           max_attempts: input.maxAttempts ?? DEFAULT_TASK_MAX_ATTEMPTS,
           created_by_kind: actor.kind as 'admin' | 'customer',
           created_by_id: actor.id,
@@ -228,7 +246,7 @@ export function createTasksService(deps: TasksServiceDeps) {
             return {
               id: task.id,
               kind: task.kind,
-              payload: task.payload,
+              payload: deps.secrets.openPayload(task.id, task.kind, task.payload),
               leaseExpiresAt: task.lease_expires_at!.toISOString(),
             };
           const remaining = deadline - performance.now();
@@ -250,10 +268,10 @@ export function createTasksService(deps: TasksServiceDeps) {
       taskId: string,
       body: TaskResultRequest,
     ): Promise<{ id: string; state: TaskState }> {
-      const result = body.result === undefined ? undefined : redactDeep(body.result);
-      if (result !== undefined && jsonBytes(result) > MAX_TASK_RESULT_BYTES)
+      const redacted = body.result === undefined ? undefined : redactDeep(body.result);
+      if (redacted !== undefined && jsonBytes(redacted) > MAX_TASK_RESULT_BYTES)
         throw new AppError('PAYLOAD_TOO_LARGE', `A task result may be at most ${MAX_TASK_RESULT_BYTES} bytes of JSON.`);
-      refuseNul(result, 'result');
+      refuseNul(redacted, 'result');
       if (body.error?.includes('\u0000'))
         throw new AppError('BAD_REQUEST', 'The error may not contain NUL characters.');
       return withTransaction(deps.pool, async (tx) => {
@@ -265,6 +283,9 @@ export function createTasksService(deps: TasksServiceDeps) {
           throw new AppError('CONFLICT', `The license is ${standing.state}; task results are no longer accepted.`);
         const task = await lockAgentTask(tx, taskId, agent.id);
         if (!task) throw TASK_NOT_FOUND();
+        // A target that echoes the request (or an error quoting it) must not hand the headers back.
+        const headerValues = deps.secrets.headerValues(task.id, task.kind, task.payload);
+        const result = scrubValues(redacted, headerValues);
         if (task.state !== 'leased') {
           // A retried report of the same outcome is answered again; anything else is a conflict.
           if (task.state === body.outcome) return { id: task.id, state: task.state };
@@ -274,7 +295,7 @@ export function createTasksService(deps: TasksServiceDeps) {
         const done = await completeTask(tx, task.id, {
           outcome: body.outcome,
           result,
-          error: body.error ? redactString(body.error).slice(0, 2000) : null,
+          error: body.error ? scrubValues(redactString(body.error), headerValues).slice(0, 2000) : null,
           at: deps.clock.now(),
         });
         await appendAudit(

@@ -11,7 +11,7 @@ import { createPool } from '../../db';
 import { statusResponseSchema, systemClock, verifySignature, type Actor } from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';
 import { createTestKeys, insertAgents, insertCustomer } from '../support/activation-fixtures';
-import { createTestServices, testConfig } from '../support/app';
+import { createTestServices, readMetrics, testConfig } from '../support/app';
 import { createTestDatabase } from '../support/db';
 import { startTestStack } from '../support/stack';
 import { ROOT } from '../../scripts/stack/tools';
@@ -171,8 +171,7 @@ export async function main(args: string[]): Promise<object> {
         if ((JSON.parse(r.body) as { changed: boolean }).changed) return { ...r, agent: a };
       }
     });
-    const parkedMetric = async () =>
-      Number(/agentina_status_parked (\d+)/.exec((await app!.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+    const parkedMetric = async () => Number(/agentina_status_parked (\d+)/.exec(await readMetrics(app!))![1]);
     for (let i = 0; i < 1000 && (await parkedMetric()) < all.length; i++) await new Promise((r) => setTimeout(r, 20));
     const parked = await parkedMetric();
     log(`${parked} long-polls parked on one LISTEN connection`);

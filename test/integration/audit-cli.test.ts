@@ -43,6 +43,18 @@ it('keys generate --purpose audit writes a 0600 key, prints its id and public ke
   expect(rest.stdout).toMatch(/license: key id/);
   expect(rest.stdout).toMatch(/release: key id/);
   expect(rest.stdout).not.toMatch(/audit: key id/);
+  // The symmetric secrets (origin proofs, sealed task headers): 0600, never printed.
+  for (const p of ['update-origin', 'task-secrets']) {
+    expect(rest.stdout).toMatch(new RegExp(`${p}: secret id ${p}-\\d{8}-[0-9a-f]{8}`));
+    const file = path.join(dir, `${p}.secret.json`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const { secret } = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Array<{ secret: string }> }).keys[0]!;
+    expect(rest.stdout + rest.stderr).not.toContain(secret);
+  }
+  const rotated = await cli(['keys', 'generate', '--purpose', 'update-origin'], { AGENTINA_KEYS_DIR: dir });
+  expect(rotated.code).toBe(0);
+  const origin = JSON.parse(readFileSync(path.join(dir, 'update-origin.secret.json'), 'utf8')) as { keys: unknown[] };
+  expect(origin.keys).toHaveLength(2);
   // `keys ensure` (the compose job) is idempotent.
   const ensured = await cli(['keys', 'ensure'], { AGENTINA_KEYS_DIR: dir });
   expect(ensured).toMatchObject({ code: 0 });

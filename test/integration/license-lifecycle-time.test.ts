@@ -1,4 +1,4 @@
-import { testServices } from '../support/app';
+import { SKIPPED_TIME_PROOF_AGE_MS, testServices } from '../support/app';
 import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -9,7 +9,7 @@ import { getLicense } from '../../db/licenses-repo';
 import { createFixedClock, systemClock, type Actor } from '../../protocol';
 import { licenseStateQuery, licenseWorkflowId, type LicenseSnapshot } from '../../workflows/license-contract';
 import { DAY_MS } from '../../workflows/license-rules';
-import { LOCAL_TRANSITION_PATCH } from '../../workflows/license-lifecycle';
+import { LOCAL_TRANSITION_PATCH, UPDATE_ORIGIN_PATCH } from '../../workflows/license-lifecycle';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import {
@@ -47,7 +47,14 @@ describe('licenseLifecycle on the time-skipping server', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
-      activities: createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir })),
+      activities: createActivities(
+        testServices({
+          pool: db.pool,
+          clock: systemClock,
+          keysDir: keys.dir,
+          updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS,
+        }),
+      ),
     });
     stopWorker = runWorkerInBackground(worker);
   });
@@ -360,7 +367,14 @@ describe('licenseLifecycle on the time-skipping server', () => {
   it('a transition whose local tries run out continues as a scheduled activity and is written once', async () => {
     // Every local attempt commits, then loses its reply (as when the worker's link to the server
     // breaks right after the commit): only the server-scheduled retry can report the transition.
-    const real = createActivities(testServices({ pool: db.pool, clock: systemClock, keysDir: keys.dir }));
+    const real = createActivities(
+      testServices({
+        pool: db.pool,
+        clock: systemClock,
+        keysDir: keys.dir,
+        updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS,
+      }),
+    );
     const lossyQueue = 'license-time-lossy';
     const localAttempts: number[] = [];
     const worker = await Worker.create({
@@ -409,7 +423,11 @@ describe('licenseLifecycle on the time-skipping server', () => {
             .flatMap((p) => (p.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString('utf8')))
             .join(' '),
         );
-      expect(patches).toEqual([expect.stringContaining(LOCAL_TRANSITION_PATCH)]);
+      // The revoke Update hands its origin proof to the transition; then the transition runs locally.
+      expect(patches).toEqual([
+        expect.stringContaining(UPDATE_ORIGIN_PATCH),
+        expect.stringContaining(LOCAL_TRANSITION_PATCH),
+      ]);
       expect(markers.filter((m) => m?.markerName === 'core_local_activity' && m.failure)).toHaveLength(1);
       expect(
         events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyLicenseTransition'),

@@ -10,10 +10,15 @@ import { bundleTestWorkflows } from '../support/workflow-bundle';
  * Recorded licenseLifecycle histories (test/fixtures/histories/<version>, re-record the current
  * version with `npm run histories:record`) replayed through the production bundle: a change that
  * breaks determinism for running lifecycles fails here. v1 histories ran every transition as a
- * scheduled activity; v2 (the LOCAL_TRANSITION_PATCH) as a local activity. Both must replay.
+ * scheduled activity; v2 (the LOCAL_TRANSITION_PATCH) as a local activity; v3 (the
+ * UPDATE_ORIGIN_PATCH) hands each Update's origin proof to the transition. All must replay.
  */
 const ROOT = path.join(__dirname, '..', 'fixtures', 'histories');
-const VERSIONS = { 'v1-scheduled-activity': 'scheduled', 'v2-local-activity': 'local' } as const;
+const VERSIONS = {
+  'v1-scheduled-activity': 'scheduled',
+  'v2-local-activity': 'local',
+  'v3-update-origin': 'local',
+} as const;
 const file = (version: string, name: string) => path.join(ROOT, version, `${name}.json`);
 const load = (version: string, name: string) =>
   temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(file(version, name), 'utf8')));
@@ -98,6 +103,23 @@ describe('licenseLifecycle replay', () => {
     },
   );
 
+  it('v3 records the origin patch, and an Update made by hand refused by the transition without a change', () => {
+    const history = load('v3-update-origin', 'update-by-hand-refused');
+    const events = history.events ?? [];
+    const patches = events
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .map((e) =>
+        JSON.stringify(decode(e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data)),
+      );
+    expect(patches.join(' ')).toContain('update-origin-proof');
+    const outcomes = events
+      .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.outcome)
+      .filter((o) => o)
+      .map((o) => (o?.failure ? `refused: ${o.failure.message}` : 'applied'));
+    expect(outcomes).toEqual([expect.stringMatching(/^refused: .*origin check: missing_proof/), 'applied']);
+    expect(transitions(history)).toEqual(['suspended']);
+  });
+
   it('recorded payloads carry ids, dates and reasons only: no key material or secrets', () => {
     for (const { version, name } of all) {
       const text = readFileSync(file(version, name), 'utf8');
@@ -135,13 +157,13 @@ describe('licenseLifecycle replay', () => {
       Object.keys(VERSIONS).map((version) => ({ workflowId: version, history: load(version, 'trial-expired') })),
     ))
       errors.push(r.error);
-    expect(errors).toEqual([
-      expect.objectContaining({ name: 'DeterminismViolationError' }),
-      expect.objectContaining({ name: 'DeterminismViolationError' }),
-    ]);
-    // The core forwards its logs in batches: wait for both warnings before releasing the claim.
-    for (let i = 0; i < 300 && warnings.lines.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(errors).toEqual(
+      Object.keys(VERSIONS).map(() => expect.objectContaining({ name: 'DeterminismViolationError' })),
+    );
+    // The core forwards its logs in batches: wait for every warning before releasing the claim.
+    const want = Object.keys(VERSIONS).length;
+    for (let i = 0; i < 300 && warnings.lines.length < want; i++) await new Promise((r) => setTimeout(r, 100));
     warnings.release();
-    expect(warnings.lines.length).toBeGreaterThanOrEqual(2);
+    expect(warnings.lines.length).toBeGreaterThanOrEqual(want);
   });
 });

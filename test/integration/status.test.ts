@@ -12,7 +12,7 @@ import {
   type StatusResponse,
 } from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';
-import { buildTestApp, testConfig, testServices } from '../support/app';
+import { buildTestApp, readMetrics, testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import {
   createTestKeys,
@@ -75,12 +75,9 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
   }
   const getStatus = (app: App, credential: string, query = '') =>
     app.inject({ method: 'GET', url: `/v1/agent/status${query}`, headers: { authorization: `Bearer ${credential}` } });
-  const parked = async (app: App) =>
-    Number(/agentina_status_parked (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1]);
+  const parked = async (app: App) => Number(/agentina_status_parked (\d+)/.exec(await readMetrics(app))![1]);
   const noticesSeen = async (app: App) =>
-    Number(
-      /agentina_status_notices_received (\d+)/.exec((await app.inject({ method: 'GET', url: '/metrics' })).body)![1],
-    );
+    Number(/agentina_status_notices_received (\d+)/.exec(await readMetrics(app))![1]);
   /** Runs `change` and waits until `app` has received its NOTIFY (a cached read is valid until then). */
   async function changeAndAwaitNotice(app: App, change: () => Promise<unknown>) {
     const before = await noticesSeen(app);
@@ -270,9 +267,7 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
     expect(killed.rowCount).toBe(2);
     const poll = getStatus(a.app, agents[0]!.credential, '?since=1&wait=30');
     for (let i = 0; i < 500; i++) {
-      const up = /agentina_status_listener_up (\d)/.exec(
-        (await a.app.inject({ method: 'GET', url: '/metrics' })).body,
-      )![1];
+      const up = /agentina_status_listener_up (\d)/.exec(await readMetrics(a.app))![1];
       if (up === '1' && (await parked(a.app)) >= 1) break;
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -113,6 +113,74 @@ describe('tasks: queueing, leasing, results', () => {
     ]);
   });
 
+  it('stores http.get header values sealed, shows them to nobody but the leasing agent, and scrubs them from results', async () => {
+    const a = await createAgentWithLicense(db.pool, clock.now());
+    const secret = `hdr-${Date.now().toString(36)}-q7Zk2`;
+    const headers = { Authorization: `Bearer ${secret}`, 'X-Plain': secret, Accept: 'text/plain' };
+    const created = await queue(a, {}, { kind: 'http.get', payload: { url: 'https://example.test/x', headers } });
+    expect(created.statusCode).toBe(201);
+    const id = created.json().id as string;
+    const shown = { Authorization: '[REDACTED]', 'X-Plain': '[REDACTED]', Accept: '[REDACTED]' };
+    expect(created.json().payload).toEqual({ url: 'https://example.test/x', headers: shown });
+    // At rest: sealed, so a database read (backup, dump) does not carry them.
+    const stored = await db.adminPool.query('SELECT payload::text AS p FROM agentina.tasks WHERE id = $1', [id]);
+    expect(stored.rows[0].p).not.toContain(secret);
+    expect(stored.rows[0].p).toContain('agentina-sealed:v1:');
+
+    const leased = (await next(a)).json().task;
+    expect(leased.payload.headers).toEqual(headers);
+
+    // The target echoed the headers back, and the agent reported them: scrubbed before storing.
+    const echoed = { status: 200, body: `you sent Authorization: Bearer ${secret} and X-Plain: ${secret}` };
+    expect((await report(a, id, { outcome: 'succeeded', result: echoed })).statusCode).toBe(200);
+    const answers = [
+      await inject({ method: 'GET', url: `/v1/admin/tasks/${id}`, headers: await staff.admin() }),
+      await inject({ method: 'GET', url: `/v1/portal/tasks/${id}`, headers: await staff.customer(a.customerId) }),
+      await inject({ method: 'GET', url: `/v1/admin/tasks?agentId=${a.agentId}`, headers: await staff.admin() }),
+      await inject({ method: 'GET', url: '/v1/portal/tasks', headers: await staff.customer(a.customerId) }),
+    ];
+    for (const r of answers) {
+      expect(r.statusCode).toBe(200);
+      expect(r.body).not.toContain(secret);
+    }
+    expect(answers[0]!.json().payload.headers).toEqual(shown);
+    const rows = await db.adminPool.query(
+      "SELECT t.result::text AS r, (SELECT string_agg(data::text, ' ') FROM agentina.audit_events WHERE subject_id = t.id) AS audit FROM agentina.tasks t WHERE id = $1",
+      [id],
+    );
+    expect(`${rows.rows[0].r} ${rows.rows[0].audit}`).not.toContain(secret);
+    expect(built.logs.text()).not.toContain(secret);
+  });
+
+  it('a sealed header value copied into another task does not open there', async () => {
+    const a = await createAgentWithLicense(db.pool, clock.now());
+    const first = (
+      await queue(a, {}, { kind: 'http.get', payload: { url: 'https://e.test/', headers: { 'X-K': 'v1v1v1' } } })
+    ).json().id as string;
+    const second = (
+      await queue(a, {}, { kind: 'http.get', payload: { url: 'https://e.test/', headers: { 'X-K': 'x' } } })
+    ).json().id as string;
+    // Someone with write access to the table moves a sealed value to a task of their own.
+    await db.adminPool.query(
+      "UPDATE agentina.tasks SET payload = jsonb_set(payload, '{headers,X-K}', (SELECT payload->'headers'->'X-K' FROM agentina.tasks WHERE id = $1)) WHERE id = $2",
+      [first, second],
+    );
+    await db.adminPool.query("UPDATE agentina.tasks SET state = 'cancelled' WHERE id = $1", [first]);
+    const res = await next(a);
+    expect(res.statusCode).toBe(503);
+    expect(res.body).not.toContain('v1v1v1');
+  });
+
+  it.each([
+    ['headers that are not an object', ['x']],
+    ['a header value that is not a string', { 'X-N': 5 }],
+  ])('refuses an http.get task with %s', async (_label, headers) => {
+    const a = await createAgentWithLicense(db.pool, clock.now());
+    const res = await queue(a, {}, { kind: 'http.get', payload: { url: 'https://e.test/', headers } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('BAD_REQUEST');
+  });
+
   it('gives one task to one caller even when the agent asks concurrently', async () => {
     const a = await createAgentWithLicense(db.pool, clock.now());
     const id = (await queue(a)).json().id;

@@ -29,6 +29,9 @@ function scratchDataDir(): string {
   return scratch;
 }
 
+/** The METRICS_TOKEN of test configs: /metrics answers only to it (readMetrics below). */
+export const TEST_METRICS_TOKEN = 'test-metrics-token-0123456789abcdef';
+
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   const dataDir = scratchDataDir();
   return loadConfig({
@@ -37,8 +40,20 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
     LOG_LEVEL: 'info',
     AGENTINA_DATA_DIR: dataDir,
     AGENTINA_KEYS_DIR: path.join(dataDir, 'keys'),
+    METRICS_TOKEN: TEST_METRICS_TOKEN,
     ...overrides,
   });
+}
+
+/** The Prometheus text of an app built from testConfig(), read as a scraper holding the token does. */
+export async function readMetrics(app: Pick<App, 'inject'>): Promise<string> {
+  const res = await app.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: { authorization: `Bearer ${TEST_METRICS_TOKEN}` },
+  });
+  if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`);
+  return res.body;
 }
 
 /** The services as a process wires them, from a test's config (its keys directory) and parts. */
@@ -55,6 +70,12 @@ export function createTestServices(
 }
 
 /**
+ * Workflow time on the time-skipping server runs years ahead of the clocks the tests' API side
+ * signs Update origin proofs with: their workers accept proofs this old.
+ */
+export const SKIPPED_TIME_PROOF_AGE_MS = 20 * 365 * 86_400_000;
+
+/**
  * Services for tests that need no app: activities without a worker process, seeding through the
  * real rules. The Temporal client is lazy (connected only if a service starts a workflow).
  */
@@ -63,13 +84,21 @@ export function testServices(input: {
   clock?: Clock;
   keysDir?: string;
   auditCheckpointDir?: string;
+  /** For workers on the time-skipping server, whose workflow time runs far ahead of the API's proofs. */
+  updateOriginMaxAgeMs?: number;
 }): Services {
   const config = testConfig({
     ...(input.keysDir ? { AGENTINA_KEYS_DIR: input.keysDir } : {}),
     ...(input.auditCheckpointDir ? { AUDIT_CHECKPOINT_DIR: input.auditCheckpointDir } : {}),
   });
   const temporal = createTemporal({ temporal: config.temporal });
-  return createTestServices({ config, pool: input.pool, temporal, clock: input.clock ?? systemClock });
+  return createTestServices({
+    config,
+    pool: input.pool,
+    temporal,
+    clock: input.clock ?? systemClock,
+    ...(input.updateOriginMaxAgeMs !== undefined ? { updateOriginMaxAgeMs: input.updateOriginMaxAgeMs } : {}),
+  });
 }
 
 export type TestAppInput = {

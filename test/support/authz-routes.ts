@@ -133,7 +133,9 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // health, docs, well-known (foundation)
   pub('GET /livez'),
   pub('GET /readyz'),
-  pub('GET /metrics'),
+  // Test configs set METRICS_TOKEN: no principal's credential is that token, so every one gets 401
+  // (test/integration/metrics-access.test.ts tries the token, and the 404 without one).
+  pub('GET /metrics', 401),
   pub('GET /docs'),
   pub('GET /docs/json'),
   pub('GET /docs/yaml'),

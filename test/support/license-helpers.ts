@@ -11,6 +11,7 @@ import {
   type LicenseServiceDeps,
 } from '../../services/licenses/license-service';
 import { createKeyStore } from '../../services/keys';
+import { createUpdateOrigin } from '../../services/licenses/update-origin';
 import { ensureKeys, newId, systemClock, type Clock } from '../../protocol';
 
 /** A customer of the test's own, inserted as the application role. */
@@ -29,13 +30,16 @@ export function createTestKeysDir(): { dir: string; remove(): void } {
 
 /** The license service as tests build it: the system clock unless given, and a fixed Temporal Web link. */
 export function testLicenseService(
-  deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi' | 'signer'> & { clock?: Clock; keysDir: string },
+  deps: Omit<LicenseServiceDeps, 'clock' | 'temporalUi' | 'signer' | 'origin'> & { clock?: Clock; keysDir: string },
 ): LicenseService {
   const { keysDir, ...rest } = deps;
+  const keys = createKeyStore(keysDir);
+  const clock = rest.clock ?? systemClock;
   return createLicenseService({
-    clock: systemClock,
+    clock,
     temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
-    signer: createKeyStore(keysDir).license,
+    signer: keys.license,
+    origin: createUpdateOrigin({ secrets: () => keys.secrets('update-origin') }),
     ...rest,
   });
 }

@@ -50,6 +50,27 @@ describe('config', () => {
     expect(msg).toMatch(/LOG_LEVEL/);
   });
 
+  it('serves /metrics nowhere and talks to Temporal in plaintext unless told otherwise', () => {
+    const c = loadConfig({});
+    expect(c.metrics).toEqual({ token: undefined, listener: undefined });
+    expect(c.temporal.tls).toBeUndefined();
+    expect(c.temporal.apiKey).toBeUndefined();
+    expect(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).metrics.listener).toEqual({
+      host: '0.0.0.0',
+      port: 9464,
+    });
+    expect(() => loadConfig({ METRICS_PORT: 'x' })).toThrow(/METRICS_PORT/);
+    // A bad token is named, never echoed.
+    let message = '';
+    try {
+      loadConfig({ METRICS_TOKEN: 'too-short-secret' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/METRICS_TOKEN/);
+    expect(message).not.toContain('too-short-secret');
+  });
+
   it('trusts no proxy by default; TRUST_PROXY takes a hop count or proxy addresses and CIDRs', () => {
     expect(loadConfig({}).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);

@@ -60,7 +60,10 @@ describe('docker-compose.yml', () => {
     const server = svc('temporal');
     expect(server.image).toMatch(/^temporalio\/server:/);
     expect(server.environment).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgresql' });
-    expect(server.ports).toContain('7233:7233');
+    // The frontend is admin power over every lifecycle: reachable on the compose network only.
+    expect(server.ports ?? []).toEqual([]);
+    for (const [name, s] of Object.entries(compose.services))
+      expect([name, (s.ports ?? []).filter((p) => /(^|:)7233($|:)/.test(p))]).toEqual([name, []]);
     expect(server.depends_on).toEqual({ 'temporal-schema': { condition: 'service_completed_successfully' } });
     expect(svc('temporal-setup').depends_on).toEqual({ temporal: { condition: 'service_healthy' } });
     const setupScript = readFileSync(path.join(ROOT, 'scripts/compose/temporal-setup.sh'), 'utf8');
@@ -72,8 +75,8 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('serves the Temporal UI on :8080', () => {
-    expect(svc('temporal-ui').ports).toContain('8080:8080');
+  it('serves the Temporal UI on the host loopback :8080 only', () => {
+    expect(svc('temporal-ui').ports).toEqual(['127.0.0.1:8080:8080']);
     expect(svc('temporal-ui').environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
@@ -110,6 +113,15 @@ describe('docker-compose.yml', () => {
       expect(env.AGENTINA_KEYS_DIR).toBe('/var/lib/agentina/keys');
     }
     expect(svc('agentina-api').environment).toMatchObject({ HOST: '0.0.0.0', PORT: '3000' });
+  });
+
+  it('serves /metrics on its own unpublished port, and passes the Temporal TLS settings through', () => {
+    const api = svc('agentina-api');
+    expect(api.environment).toMatchObject({ METRICS_HOST: '0.0.0.0', METRICS_PORT: '9464' });
+    expect(api.ports).toEqual(['3000:3000']);
+    for (const name of ['agentina-api', 'agentina-worker'])
+      for (const key of ['TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE', 'TEMPORAL_TLS_CA_FILE', 'TEMPORAL_API_KEY'])
+        expect([name, key, svc(name).environment?.[key]]).toEqual([name, key, expect.stringMatching(/^\$\{/)]);
   });
 
   it('keeps the superuser URL away from the long-running API and worker', () => {

@@ -30,6 +30,69 @@ describe('redaction policy', () => {
     expect(s).toContain('user=ann');
   });
 
+  it('scrubs the password of a URL, whatever its scheme, and keeps the rest of the URL', () => {
+    for (const [url, kept] of [
+      ['postgres://agentina_app:s3cretPW1@db:5432/agentina', 'postgres://agentina_app:[REDACTED]@db:5432/agentina'],
+      ['connect to redis://:s3cretPW1@cache:6379 failed', 'connect to redis://:[REDACTED]@cache:6379 failed'],
+      ['https://user:s3cret@PW1@host/x?y=1', 'https://user:[REDACTED]@host/x?y=1'],
+      ['"amqps://u:s3cretPW1@mq"', '"amqps://u:[REDACTED]@mq"'],
+    ] as const) {
+      expect(redactString(url)).toBe(kept);
+    }
+    // No userinfo: a port is not a password.
+    expect(redactString('http://host:8080/path?x=1')).toBe('http://host:8080/path?x=1');
+  });
+
+  it('scrubs key=value, key: value and JSON-ish pairs whose key names a secret, whatever the case', () => {
+    const planted = 's3cretPW1';
+    const texts = [
+      `password=${planted}`,
+      `PASSWD=${planted}`,
+      `pwd:${planted}`,
+      `PGPASSWORD=${planted} psql`,
+      `db_password = "${planted} with spaces"`,
+      `newPassword => '${planted}'`,
+      `token=${planted}`,
+      `access_token=${planted}&page=2`,
+      `X-Auth-Token: ${planted}`,
+      `secret: ${planted}`,
+      `client_secret=${planted}`,
+      `api_key=${planted}`,
+      `apikey=${planted}`,
+      `X-Api-Key: ${planted}`,
+      `Authorization: ${planted}`,
+      `authorization: Token ${planted}`,
+      `Proxy-Authorization: Basic ${planted}`,
+      `credential=${planted}`,
+      `credentials: ${planted}`,
+      `{"password":"${planted}","user":"ann"}`,
+      `{ "Api-Key" : "${planted}" }`,
+      `{'secret': '${planted}'}`,
+      `GET /v1/x?email=a@b.c&pwd=${planted}&page=2`,
+    ];
+    for (const t of texts) expect([t, redactString(t)]).toEqual([t, expect.not.stringContaining(planted)]);
+    expect(redactString(`{"password":"${planted}","user":"ann"}`)).toBe('{"password":"[REDACTED]","user":"ann"}');
+    expect(redactString(`access_token=${planted}&page=2`)).toBe('access_token=[REDACTED]&page=2');
+  });
+
+  it('leaves keys that only contain a secret word, and is stable on its own output', () => {
+    for (const t of ['max_tokens=100', 'secret_name=foo', 'author: Jane', 'user=ann', 'passes: 3'])
+      expect(redactString(t)).toBe(t);
+    const once = redactString('password=x token: "y" Authorization: Bearer z postgres://a:b@c');
+    expect(redactString(once)).toBe(once);
+    expect(once).toBe('password=[REDACTED] token: "[REDACTED]" Authorization: [REDACTED] postgres://a:[REDACTED]@c');
+  });
+
+  it('takes linear time on hostile strings (64 KiB of repeated openings)', () => {
+    const n = 64 * 1024;
+    for (const unit of ['a://', 'x://u:', 'password="', 'pwd:"\\', 'token: Token ', '-----BEGIN PRIVATE KEY-----']) {
+      const text = unit.repeat(Math.ceil(n / unit.length));
+      const started = performance.now();
+      redactString(text);
+      expect({ unit, slow: performance.now() - started > 500 }).toEqual({ unit, slow: false });
+    }
+  });
+
   it('scrubs PEM private keys', () => {
     const s = redactString('key: -----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY----- end');
     expect(s).toBe(`key: ${REDACTED} end`);
