@@ -59,7 +59,15 @@ export function redactString(s: string): string {
  * policy, then cut to the column's length (a `[REDACTED]` marker may be longer than the secret).
  */
 export function scrubFreeText(s: string, maxLength: number): string {
-  return redactString(s).slice(0, maxLength);
+  // Also storable: what PostgreSQL refuses (NUL) and what no text should carry (other controls,
+  // lone surrogates) becomes U+FFFD, so a scrubbed value can never fail the write that records it.
+  return (
+    redactString(s)
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '\uFFFD')
+      .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+      .slice(0, maxLength)
+  );
 }
 
 /** A redacted deep copy; never mutates its input. Depth-limited so a hostile object cannot hang it. */
