@@ -2,7 +2,7 @@ import './style.css';
 import { auditView } from './admin/audit';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
-import { agentsView, tasksView, tokensView } from './shared-views';
+import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
 /** The admin UI, served at `/`. */

@@ -1,7 +1,7 @@
 import './style.css';
 import { api, withQuery } from './api';
 import { h } from './dom';
-import { agentsView, tasksView, tokensView } from './shared-views';
+import { agentsView, tasksView, tokensView } from './common-views';
 import { page, startShell, type RouteContext } from './shell';
 import type { License, Page, PublicKeySets, SignedLicense } from './types';
 import { actionButton, badge, code, errorLine, featuresText, link, table, time } from './ui';

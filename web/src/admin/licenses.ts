@@ -46,7 +46,7 @@ import {
   time,
 } from '../ui';
 import { checkLicenseSignature } from '../verify';
-import { tokenColumns } from '../shared-views';
+import { tokenColumns } from '../common-views';
 
 const DAY = 86_400_000;
 
