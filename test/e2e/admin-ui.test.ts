@@ -231,6 +231,30 @@ describe('admin UI (browser)', () => {
     await page.getByRole('heading', { name: 'Customers', level: 1 }).waitFor();
   });
 
+  it('a page still loading when the address changes does not replace the page opened after it', async () => {
+    const customerId = await createCustomer(stack.db.pool);
+    const page = await newPage();
+    // Only the home page's reads are slow (a busy API, a long list): its render ends last.
+    let slowed = 0;
+    await page.route('**/v1/admin/**', async (route) => {
+      const url = route.request().url();
+      if (route.request().method() === 'GET' && !/\/v1\/admin\/(me|customers)\b/.test(url)) {
+        slowed += 1;
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+      await route.continue();
+    });
+    await signIn(page);
+    await page.getByTestId('whoami').waitFor();
+    await page.goto(`${stack.baseUrl}/#/customers/${customerId}`);
+    await page.getByText('New portal user').waitFor();
+    // The home page's answers arrive now; the customer's page must still be the one shown.
+    await page.waitForTimeout(2000);
+    expect(slowed).toBeGreaterThan(0);
+    expect(await page.getByText('New portal user').count()).toBe(1);
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+  });
+
   it('renders every section without an error, and shows new service tokens and one-time passwords once', async () => {
     const pool = stack.db.pool;
     const customerId = await createCustomer(pool);

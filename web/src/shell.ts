@@ -140,8 +140,13 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     return a;
   }
 
+  // Each render has a number; a slower, earlier render (the home page still loading when the
+  // address changes) must not replace the page the user has since moved to.
+  let latestRender = 0;
+
   async function render(moveFocus = false): Promise<void> {
     if (!me) return;
+    const thisRender = ++latestRender;
     const [path = '', qs = ''] = location.hash.replace(/^#\/?/, '').split('?');
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
     const name = parts[0] ?? '';
@@ -162,12 +167,14 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
     };
     try {
       const node = await view!(ctx);
+      if (thisRender !== latestRender) return;
       main.replaceChildren(node);
       // After navigating, start reading at the new page (not after an in-page refresh).
       if (moveFocus) main.focus();
     } catch (err) {
       // The SESSION_ENDED listener has shown the sign-in form already.
       if (err instanceof ApiError && err.status === 401) return;
+      if (thisRender !== latestRender) return;
       const line = errorLine();
       showError(line, err);
       main.replaceChildren(line);
