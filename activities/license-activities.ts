@@ -7,6 +7,7 @@ import {
   type LicenseTransitionInput,
   type LicenseTransitionResult,
 } from '../services/licenses/license-transitions';
+import { TermsRefused } from '../services/licenses/license-terms-change';
 import type { ActivityServices } from './create-activities';
 
 export type { LicenseTransitionInput, LicenseTransitionResult };
@@ -25,6 +26,7 @@ export function createLicenseActivities(services: Pick<ActivityServices, 'transi
           throw ApplicationFailure.nonRetryable(err.message, err.failureType, { sqlState: err.sqlState });
         // The Update fails with this message; the workflow goes on unchanged.
         if (err instanceof UpdateRefused) throw ApplicationFailure.nonRetryable(err.message, UPDATE_REFUSED);
+        if (err instanceof TermsRefused) throw ApplicationFailure.nonRetryable(err.message, err.failureType);
         throw err;
       }
     },

@@ -31,6 +31,7 @@ import { distRoutes } from './releases/dist-routes';
 import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
 import { licenseRoutes } from './licenses/routes';
+import { policyRoutes } from './policies/routes';
 import { agentStatusRoutes } from './agent-status/routes';
 import type { Services } from '../services';
 import { auditRoutes } from './audit/routes';
@@ -204,6 +205,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(identityRoutes(deps));
   await app.register(webRoutes());
   await app.register(licenseRoutes(deps));
+  await app.register(policyRoutes(deps));
   await app.register(activationRoutes(deps));
   await app.register(agentStatusRoutes(deps));
   await app.register(agentHeartbeatRoutes(deps));

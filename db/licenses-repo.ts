@@ -16,6 +16,8 @@ export type LicenseRow = {
   trial_end_state: 'expired' | 'grace';
   grace_days: number;
   state_reason: string | null;
+  policy_id: string | null;
+  policy_version: number | null;
   created_at: Date;
   updated_at: Date;
 };
@@ -32,11 +34,12 @@ export type NewLicense = {
   trialEndsAt: Date | null;
   trialEndState: 'expired' | 'grace';
   graceDays: number;
+  policy?: { id: string; version: number } | undefined;
   now: Date;
 };
 
 const COLUMNS = `id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
-  trial_end_state, grace_days, state_reason, created_at, updated_at`;
+  trial_end_state, grace_days, state_reason, policy_id, policy_version, created_at, updated_at`;
 
 type RawRow = Omit<LicenseRow, 'version'> & { version: string };
 const toRow = (r: RawRow): LicenseRow => ({ ...r, version: Number(r.version) });
@@ -45,8 +48,8 @@ const toRow = (r: RawRow): LicenseRow => ({ ...r, version: Number(r.version) });
 export async function insertLicense(tx: Queryable, l: NewLicense): Promise<LicenseRow | null> {
   const { rows } = await tx.query<RawRow>(
     `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
-                           trial_end_state, grace_days, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12)
+                           trial_end_state, grace_days, policy_id, policy_version, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $13, $14, $12, $12)
      ON CONFLICT (id) DO NOTHING
      RETURNING ${COLUMNS}`,
     [
@@ -62,6 +65,8 @@ export async function insertLicense(tx: Queryable, l: NewLicense): Promise<Licen
       l.trialEndState,
       l.graceDays,
       l.now,
+      l.policy?.id ?? null,
+      l.policy?.version ?? null,
     ],
   );
   return rows[0] ? toRow(rows[0]) : null;
@@ -110,6 +115,14 @@ export type LicenseTransitionWrite = {
   trialEndsAt: Date | null;
   reason: string | null;
   now: Date;
+  /** A change of terms: only the fields given are written. */
+  terms?: {
+    plan?: string;
+    features?: Record<string, boolean | number | string>;
+    maxAgents?: number;
+    graceDays?: number;
+    policy?: { id: string; version: number } | null;
+  };
 };
 
 /**
@@ -118,10 +131,29 @@ export type LicenseTransitionWrite = {
  */
 export async function applyLicenseTransitionRow(tx: Tx, w: LicenseTransitionWrite): Promise<number | null> {
   const { rows } = await tx.query<{ version: string }>(
-    `UPDATE licenses SET state = $3, version = version + 1, expires_at = $4, trial_ends_at = $5, state_reason = $6, updated_at = $7
+    `UPDATE licenses SET state = $3, version = version + 1, expires_at = $4, trial_ends_at = $5, state_reason = $6, updated_at = $7,
+            plan = COALESCE($8, plan), features = COALESCE($9::jsonb, features), max_agents = COALESCE($10, max_agents),
+            grace_days = COALESCE($11, grace_days),
+            policy_id = CASE WHEN $12::boolean THEN $13 ELSE policy_id END,
+            policy_version = CASE WHEN $12::boolean THEN $14::integer ELSE policy_version END
       WHERE id = $1 AND version = $2
       RETURNING version`,
-    [w.id, w.expectedVersion, w.state, w.expiresAt, w.trialEndsAt, w.reason, w.now],
+    [
+      w.id,
+      w.expectedVersion,
+      w.state,
+      w.expiresAt,
+      w.trialEndsAt,
+      w.reason,
+      w.now,
+      w.terms?.plan ?? null,
+      w.terms?.features === undefined ? null : JSON.stringify(w.terms.features),
+      w.terms?.maxAgents ?? null,
+      w.terms?.graceDays ?? null,
+      w.terms?.policy !== undefined,
+      w.terms?.policy?.id ?? null,
+      w.terms?.policy?.version ?? null,
+    ],
   );
   return rows[0] ? Number(rows[0].version) : null;
 }

@@ -36,6 +36,14 @@ export const AUDIT_ACTIONS = [
   'license.expired',
   /** An Update the API did not sign (made by hand through Temporal, or replayed): nothing changed. */
   'license.update_refused',
+  /** plan, features, maxAgents or graceDays changed through the lifecycle (data: before, after). */
+  'license.terms_changed',
+  // policies (license templates)
+  'policy.created',
+  'policy.updated',
+  'policy.archived',
+  /** An explicit "apply to licenses of this policy": data lists each license's outcome. */
+  'policy.applied',
   'activation_token.created',
   'activation_token.redeemed',
   'activation_token.reused',

@@ -25,3 +25,10 @@ export type FingerprintComponent = (typeof FINGERPRINT_COMPONENTS)[number];
 
 export const ACTIVATION_TOKEN_STATES = ['pending', 'spent', 'expired', 'revoked'] as const;
 export type ActivationTokenState = (typeof ACTIVATION_TOKEN_STATES)[number];
+
+/** How agents of a policy's licenses take new releases: as they are published, or when an admin asks. */
+export const UPDATE_POLICIES = ['automatic', 'manual'] as const;
+export type UpdatePolicy = (typeof UPDATE_POLICIES)[number];
+/** What a policy's license starts as. */
+export const POLICY_KINDS = ['trial', 'term'] as const;
+export type PolicyKind = (typeof POLICY_KINDS)[number];

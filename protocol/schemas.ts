@@ -12,6 +12,7 @@ export const hex64 = safeString(64).regex(/^[0-9a-f]{64}$/, 'must be 64 lowercas
 export const boundedText = (max: number) => z.string().max(max);
 
 export const licenseId = idSchema('lic');
+export const policyId = idSchema('pol');
 export const customerId = idSchema('cus');
 export const agentId = idSchema('agt');
 export const taskId = idSchema('tsk');

@@ -4,7 +4,15 @@
  * them without bundling anything.
  */
 import type { TrialEndState } from './license-terms';
-import type { ActivationTokenState, AgentStatus, FingerprintComponent, LicenseState, TaskState } from './enums';
+import type {
+  ActivationTokenState,
+  AgentStatus,
+  FingerprintComponent,
+  LicenseState,
+  PolicyKind,
+  TaskState,
+  UpdatePolicy,
+} from './enums';
 
 export type Features = Record<string, boolean | number | string>;
 export type CreatedBy = { kind: string; id: string };
@@ -26,6 +34,9 @@ export type LicenseView = {
   /** When grace ends (and the license expires) if nothing changes. */
   graceEndsAt: string;
   stateReason: string | null;
+  /** The policy (and its version) the license was created from or last had applied; null when typed in by hand. */
+  policyId: string | null;
+  policyVersion: number | null;
   createdAt: string;
   updatedAt: string;
 };
@@ -57,7 +68,7 @@ export type WorkflowView = {
 };
 
 /** The changes an operator can ask of a license, in the order the console offers them. */
-export const LICENSE_ACTIONS = ['renew', 'convertTrial', 'suspend', 'resume', 'revoke'] as const;
+export const LICENSE_ACTIONS = ['renew', 'convertTrial', 'suspend', 'resume', 'revoke', 'changeTerms'] as const;
 export type LicenseAction = (typeof LICENSE_ACTIONS)[number];
 /** Whether the lifecycle accepts `action` in the license's current state, and if not, why. */
 export type LicenseActionView = { action: LicenseAction; allowed: boolean; reason: string | null };
@@ -214,3 +225,39 @@ export type SignedLicenseView = {
 
 /** POST …/activation-tokens: the token is shown here once; only its hash is kept. */
 export type IssuedActivationTokenView = { token: string; activationToken: ActivationTokenView };
+
+/** The terms a policy gives the licenses made from it (one immutable version of them). */
+export type PolicyTermsView = {
+  plan: string;
+  kind: PolicyKind;
+  /** Length of the trial or of the paid term, in days. */
+  durationDays: number;
+  graceDays: number;
+  trialEndState: TrialEndState;
+  maxAgents: number;
+  features: Features;
+  /** Days an agent may stay offline before its seat is reclaimed; 0 = never. */
+  seatReclaimDays: number;
+  updatePolicy: UpdatePolicy;
+};
+
+export type PolicyView = PolicyTermsView & {
+  id: string;
+  name: string;
+  version: number;
+  archivedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Licenses that record this policy (any version). */
+  licenseCount: number;
+};
+
+/** One license's outcome of "apply this policy": changed, already on these terms, or refused and why. */
+export type PolicyApplyOutcomeView = {
+  licenseId: string;
+  /** refused: the lifecycle said no (message says why); failed: it could not be reached (apply again). */
+  outcome: 'changed' | 'unchanged' | 'refused' | 'failed';
+  version: number | null;
+  message: string | null;
+};
+export type PolicyApplyView = { policyId: string; policyVersion: number; results: PolicyApplyOutcomeView[] };

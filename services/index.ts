@@ -21,6 +21,7 @@ import type { KeyStore } from './keys';
 import { createLicenseService } from './licenses/license-service';
 import { createLicenseTransitions } from './licenses/license-transitions';
 import { createUpdateOrigin } from './licenses/update-origin';
+import { createPolicyService } from './policies/policy-service';
 import type { Metrics } from './metrics';
 import { createReleasesService } from './releases/releases-service';
 import { releaseKeysFromConfig } from './releases/release-keys';
@@ -77,6 +78,15 @@ export function createServices(deps: ServicesDeps) {
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
 
+  const licenses = createLicenseService({
+    pool,
+    temporal,
+    clock,
+    signer: keys.license,
+    origin,
+    temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
+  });
+
   return {
     keys,
     statusListener,
@@ -86,14 +96,9 @@ export function createServices(deps: ServicesDeps) {
       login,
       accounts: createIdentityService({ pool, clock, passwords }),
     },
-    licenses: createLicenseService({
-      pool,
-      temporal,
-      clock,
-      signer: keys.license,
-      origin,
-      temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
-    }),
+    licenses,
+    /** License templates; applying one changes its licenses through their lifecycles. */
+    policies: createPolicyService({ pool, clock, licenses }),
     /** The lifecycle workflow's one writer of license state (called by its activity). */
     transitions: createLicenseTransitions({ pool, clock, origin }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),

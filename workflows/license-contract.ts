@@ -59,12 +59,25 @@ export type ConvertTrialArgs = { expiresAt: string; actor: Actor; origin?: Updat
 export type SuspendArgs = { reason: string; actor: Actor; origin?: UpdateOrigin };
 export type ResumeArgs = { actor: Actor; origin?: UpdateOrigin };
 export type RevokeArgs = { reason: string; actor: Actor; origin?: UpdateOrigin };
+/**
+ * A change of terms: only the fields given change (`features` replaces the whole map). `policy`
+ * records the policy version the terms came from ("apply policy"); absent for a hand edit.
+ */
+export type TermsChange = {
+  plan?: string;
+  features?: Record<string, boolean | number | string>;
+  maxAgents?: number;
+  graceDays?: number;
+  policy?: { id: string; version: number };
+};
+export type ChangeTermsArgs = { terms: TermsChange; actor: Actor; origin?: UpdateOrigin };
 
 export const renewUpdate = defineUpdate<LicenseSnapshot, [RenewArgs]>('renew');
 export const convertTrialUpdate = defineUpdate<LicenseSnapshot, [ConvertTrialArgs]>('convertTrial');
 export const suspendUpdate = defineUpdate<LicenseSnapshot, [SuspendArgs]>('suspend');
 export const resumeUpdate = defineUpdate<LicenseSnapshot, [ResumeArgs]>('resume');
 export const revokeUpdate = defineUpdate<LicenseSnapshot, [RevokeArgs]>('revoke');
+export const changeTermsUpdate = defineUpdate<LicenseSnapshot, [ChangeTermsArgs]>('changeTerms');
 export const licenseStateQuery = defineQuery<LicenseSnapshot>('licenseState');
 
 /** ApplicationFailure types the API maps to HTTP: InvalidTransition → 409, InvalidArgument → 400. */
@@ -80,3 +93,9 @@ export const TRANSITION_CONSTRAINT_VIOLATION = 'TransitionConstraintViolation';
 export const TRANSITION_REFUSALS: readonly string[] = [TRANSITION_INVALID_DATA, TRANSITION_CONSTRAINT_VIOLATION];
 /** The transition activity's failure for an Update the API did not sign (API → 503: keys differ or too late). */
 export const UPDATE_REFUSED = 'UpdateRefused';
+/**
+ * The transition activity's refusals of a change of terms, judged against the row in the same
+ * transaction: maxAgents below the seated agents (API → 409), or nothing that would change (→ 400).
+ */
+export const TERMS_SEATS_IN_USE = 'TermsSeatsInUse';
+export const TERMS_UNCHANGED = 'TermsUnchanged';

@@ -31,6 +31,7 @@ import type { LicenseTransitionInput, LicenseTransitionResult } from '../activit
 import type { Actor } from '../protocol/audit-chain';
 import type { LicenseState } from '../protocol/schemas';
 import {
+  changeTermsUpdate,
   convertTrialUpdate,
   CustomerIdAttribute,
   LicenseIdAttribute,
@@ -45,6 +46,7 @@ import {
   type LicenseSnapshot,
 } from './license-contract';
 import {
+  checkChangeTerms,
   checkConvertTrial,
   checkRenew,
   checkResume,
@@ -211,6 +213,8 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
         expiresAt: p.next.expiresAt,
         trialEndsAt: p.next.trialEndsAt,
         reason: p.next.reason,
+        // A change of terms moves the grace timer; every other transition keeps it.
+        graceDays: p.next.terms?.graceDays ?? s.graceDays,
         changedAt: effectiveAt,
       };
       changes++;
@@ -333,6 +337,30 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
         };
       }),
     { validator: (args) => fail(checkRevoke(s, args)) },
+  );
+
+  setHandler(
+    changeTermsUpdate,
+    (args) =>
+      transition((cur) => {
+        const refusal = checkChangeTerms(cur, args);
+        if (refusal) return { refusal };
+        // New grace days can move the state both ways (a shorter grace may end it now).
+        const terms = { ...cur, graceDays: args.terms.graceDays ?? cur.graceDays };
+        return {
+          next: {
+            action: 'license.terms_changed',
+            to: stateAfter(cur, terms),
+            expiresAt: cur.expiresAt,
+            trialEndsAt: cur.trialEndsAt,
+            reason: cur.state === 'suspended' ? cur.reason : null,
+            actor: args.actor,
+            terms: args.terms,
+            ...originOf('changeTerms', args),
+          },
+        };
+      }),
+    { validator: (args) => fail(checkChangeTerms(s, args)) },
   );
 
   const timerActor: Actor = { kind: 'workflow', id: workflowId };

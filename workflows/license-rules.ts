@@ -16,6 +16,7 @@ import {
   type ResumeArgs,
   type RevokeArgs,
   type SuspendArgs,
+  type ChangeTermsArgs,
 } from './license-contract';
 
 export { DAY_MS };
@@ -123,6 +124,64 @@ export function checkRevoke(s: LicenseSnapshot, args: RevokeArgs): Refusal | nul
   const bad = checkActor(args?.actor) ?? checkReason(args?.reason);
   if (bad) return bad;
   if (s.state === 'revoked') return refuse(`License ${s.licenseId} is already revoked.`);
+  return null;
+}
+
+const FEATURE_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
+const isInt = (v: unknown, min: number, max: number): boolean =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+/** The shape of a change of terms (the API's schema says the same; an Update sent by hand may not). */
+function checkTermsShape(t: unknown): Refusal | null {
+  const bad = (message: string): Refusal => ({ type: INVALID_ARGUMENT, message });
+  if (!t || typeof t !== 'object' || Array.isArray(t)) return bad('terms must be an object.');
+  const terms = t as Record<string, unknown>;
+  const known = ['plan', 'features', 'maxAgents', 'graceDays', 'policy'];
+  const unknown = Object.keys(terms).filter((k) => !known.includes(k));
+  if (unknown.length) return bad(`Unknown term(s): ${unknown.slice(0, 5).join(', ').slice(0, 200)}.`);
+  if (!['plan', 'features', 'maxAgents', 'graceDays'].some((k) => terms[k] !== undefined))
+    return bad('Give at least one of plan, features, maxAgents and graceDays.');
+  if (
+    terms.plan !== undefined &&
+    (typeof terms.plan !== 'string' || terms.plan.trim().length < 1 || terms.plan.length > 100)
+  )
+    return bad('plan must be 1 to 100 characters.');
+  if (terms.maxAgents !== undefined && !isInt(terms.maxAgents, 1, 100000))
+    return bad('maxAgents must be a whole number from 1 to 100000.');
+  if (terms.graceDays !== undefined && !isInt(terms.graceDays, 0, 365))
+    return bad('graceDays must be a whole number from 0 to 365.');
+  if (terms.features !== undefined) {
+    const f = terms.features;
+    if (!f || typeof f !== 'object' || Array.isArray(f)) return bad('features must be an object.');
+    const entries = Object.entries(f as Record<string, unknown>);
+    if (entries.length > 100) return bad('At most 100 features.');
+    for (const [k, v] of entries) {
+      if (!FEATURE_NAME.test(k))
+        return bad('A feature name must be 1-64 characters of [a-z0-9_.-], starting with a letter.');
+      const ok =
+        typeof v === 'boolean' ||
+        (typeof v === 'number' && Number.isFinite(v)) ||
+        (typeof v === 'string' && v.length <= 200);
+      if (!ok) return bad(`Feature ${k} must be a boolean, a finite number or a string of at most 200 characters.`);
+    }
+  }
+  if (terms.policy !== undefined) {
+    const p = (terms.policy ?? {}) as { id?: unknown; version?: unknown };
+    if (
+      typeof p !== 'object' ||
+      typeof p.id !== 'string' ||
+      !/^pol_[A-Za-z0-9_-]{16,64}$/.test(p.id) ||
+      !isInt(p.version, 1, 2 ** 31 - 1)
+    )
+      return bad('policy must name a policy id and version.');
+  }
+  return null;
+}
+
+export function checkChangeTerms(s: LicenseSnapshot, args: ChangeTermsArgs): Refusal | null {
+  const bad = checkActor(args?.actor) ?? checkTermsShape(args?.terms);
+  if (bad) return bad;
+  if (s.state === 'revoked') return refuse(`License ${s.licenseId} is revoked; its terms cannot be changed.`);
   return null;
 }
 

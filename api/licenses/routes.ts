@@ -1,6 +1,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { customerId, featuresInputSchema, isoTime, LICENSE_STATES, licenseId, safeString } from '../../protocol';
+import {
+  customerId,
+  featuresInputSchema,
+  isoTime,
+  LICENSE_STATES,
+  licenseId,
+  policyId,
+  safeString,
+} from '../../protocol';
 import { LICENSE_ACTIONS } from '../../protocol/views';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
@@ -24,6 +32,8 @@ export const licenseViewSchema = z.strictObject({
   graceDays: z.number().int(),
   graceEndsAt: isoOut,
   stateReason: z.string().max(500).nullable(),
+  policyId: z.string().max(72).nullable(),
+  policyVersion: z.number().int().nullable(),
   createdAt: isoOut,
   updatedAt: isoOut,
 });
@@ -66,22 +76,31 @@ export const createLicenseBody = z
       .optional()
       .describe('Optional client-chosen id: repeating the request with it cannot create a second license.'),
     customerId,
-    plan: safeString(100).trim().min(1),
-    features: featuresInputSchema.default({}),
-    maxAgents: z.number().int().min(1).max(100000),
+    policyId: policyId
+      .optional()
+      .describe(
+        "Copy the policy's current terms (recorded on the license with the version); fields given here override them.",
+      ),
+    plan: safeString(100).trim().min(1).optional().describe('Required unless a policy gives it.'),
+    features: featuresInputSchema.optional().describe('Default {} (or the policy’s).'),
+    maxAgents: z.number().int().min(1).max(100000).optional().describe('Required unless a policy gives it.'),
     trial: z.strictObject({ days: z.number().int().min(1).max(365).optional(), endsAt: isoTime.optional() }).optional(),
     term: z
       .strictObject({ days: z.number().int().min(1).max(3650).optional(), expiresAt: isoTime.optional() })
       .optional(),
-    graceDays: z.number().int().min(0).max(365).default(7),
+    graceDays: z.number().int().min(0).max(365).optional().describe('Default 7 (or the policy’s).'),
     trialEndState: z
       .enum(['expired', 'grace'])
-      .default('expired')
-      .describe('Where a trial goes when it ends unconverted.'),
+      .optional()
+      .describe('Where a trial goes when it ends unconverted. Default expired (or the policy’s).'),
     notBefore: isoTime.optional(),
   })
-  .refine((b) => (b.trial === undefined) !== (b.term === undefined), {
-    message: 'Give exactly one of trial and term.',
+  .refine((b) => b.trial === undefined || b.term === undefined, {
+    message: 'Give at most one of trial and term.',
+    path: ['term'],
+  })
+  .refine((b) => b.policyId !== undefined || (b.trial === undefined) !== (b.term === undefined), {
+    message: 'Give exactly one of trial and term (or a policyId).',
     path: ['term'],
   });
 export type CreateLicenseBody = z.infer<typeof createLicenseBody>;
@@ -99,6 +118,16 @@ const keyOf = (req: { headers: { 'idempotency-key'?: string | undefined } }) => 
 const reasonBody = z.strictObject({ reason: safeString(500, { multiline: true }).trim().min(1) });
 const expiresBody = z.strictObject({ expiresAt: isoTime });
 const emptyBody = z.strictObject({}).optional();
+export const termsBody = z
+  .strictObject({
+    plan: safeString(100).trim().min(1).optional(),
+    features: featuresInputSchema.optional().describe('Replaces the whole map.'),
+    maxAgents: z.number().int().min(1).max(100000).optional(),
+    graceDays: z.number().int().min(0).max(365).optional(),
+  })
+  .refine((b) => Object.values(b).some((v) => v !== undefined), {
+    message: 'Give at least one of plan, features, maxAgents and graceDays.',
+  });
 const listQuery = z.strictObject({
   state: z.enum(LICENSE_STATES).optional(),
   cursor: safeString(300).optional(),
@@ -131,11 +160,8 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         config: admin,
       },
       async (req, reply) => {
-        const b = req.body;
-        const result = await service.createLicense(actorOf(principalOf(req, 'admin', 'service')), {
-          ...b,
-          ...(b.trial ? { trial: b.trial, term: undefined } : { term: b.term!, trial: undefined }),
-        });
+        const input = await deps.services.policies.resolveLicenseInput(req.body);
+        const result = await service.createLicense(actorOf(principalOf(req, 'admin', 'service')), input);
         return reply.status(result.created ? 201 : 200).send(result);
       },
     );
@@ -248,6 +274,23 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         config: admin,
       },
       async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
+    );
+
+    app.patch(
+      '/v1/admin/licenses/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Change plan, features, maxAgents or graceDays (the version rises; agents get the new document)',
+          params: idParams,
+          headers: changeHeaders,
+          body: termsBody,
+          response: { 200: changedSchema, ...changeErrors },
+        },
+        // Admins only: a service token may renew or suspend, not rewrite what a customer bought.
+        config: { access: ['admin'] },
+      },
+      async (req) => service.changeTerms(req.params.id, actorOf(principalOf(req, 'admin')), req.body, keyOf(req)),
     );
 
     app.get(

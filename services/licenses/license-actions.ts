@@ -1,4 +1,5 @@
 import {
+  checkChangeTerms,
   checkConvertTrial,
   checkRenew,
   checkResume,
@@ -24,6 +25,7 @@ export function licenseActions(s: LicenseSnapshot, now: number): LicenseActionVi
     suspend: () => checkSuspend(s, probe),
     resume: () => checkResume(s, probe),
     revoke: () => checkRevoke(s, probe),
+    changeTerms: () => checkChangeTerms(s, { actor: probe.actor, terms: { maxAgents: 1 } }),
   };
   return LICENSE_ACTIONS.map((action) => {
     const refusal = checks[action]();

@@ -39,6 +39,7 @@ import {
   type LicenseTerms,
 } from '../../protocol';
 import {
+  changeTermsUpdate,
   convertTrialUpdate,
   CustomerIdAttribute,
   INVALID_ARGUMENT,
@@ -55,6 +56,9 @@ import {
   TRANSITION_CONSTRAINT_VIOLATION,
   TRANSITION_INVALID_DATA,
   UPDATE_REFUSED,
+  TERMS_SEATS_IN_USE,
+  TERMS_UNCHANGED,
+  type TermsChange,
   type LicenseLifecycleInput,
   type LicenseSnapshot,
   type TrialEndState,
@@ -104,6 +108,8 @@ export type CreateLicenseInput = {
   graceDays: number;
   trialEndState: TrialEndState;
   notBefore?: string | undefined;
+  /** The policy version the terms were copied from (services/policies), recorded on the license. */
+  policy?: { id: string; version: number } | undefined;
 } & (
   | { trial: { days?: number | undefined; endsAt?: string | undefined }; term?: undefined }
   | { term: { days?: number | undefined; expiresAt?: string | undefined }; trial?: undefined }
@@ -174,6 +180,8 @@ export function toLicenseView(r: LicenseRow): LicenseView {
     graceDays: r.grace_days,
     graceEndsAt: new Date(graceEnd).toISOString(),
     stateReason: r.state_reason,
+    policyId: r.policy_id,
+    policyVersion: r.policy_version,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
   };
@@ -281,6 +289,9 @@ function mapUpdateError(err: unknown, licenseId: string): never {
     // the same request would fail again, so it is the caller's to change, not to retry.
     const refusal = cause instanceof ActivityFailure ? cause.cause : cause;
     if (refusal instanceof ApplicationFailure && refusal.nonRetryable) {
+      // The change of terms judged against the row: the activity's message names the count.
+      if (refusal.type === TERMS_SEATS_IN_USE) throw new AppError('CONFLICT', refusal.message);
+      if (refusal.type === TERMS_UNCHANGED) throw new AppError('BAD_REQUEST', refusal.message);
       if (refusal.type === TRANSITION_INVALID_DATA)
         throw new AppError('BAD_REQUEST', `The change to license ${licenseId} was refused: its data cannot be stored.`);
       if (refusal.type === TRANSITION_CONSTRAINT_VIOLATION)
@@ -436,6 +447,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
           trialEndsAt,
           trialEndState: input.trialEndState,
           graceDays: input.graceDays,
+          policy: input.policy,
           now,
         });
         if (!inserted) {
@@ -459,6 +471,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
               trialEndsAt: terms.trialEndsAt,
               graceDays: input.graceDays,
               trialEndState: input.trialEndState,
+              ...(input.policy ? { policyId: input.policy.id, policyVersion: input.policy.version } : {}),
             },
             idempotencyKey: `${licenseWorkflowId(id)}#0`,
           },
@@ -539,6 +552,19 @@ export function createLicenseService(deps: LicenseServiceDeps) {
         h.executeUpdate(revokeUpdate, {
           args: [signed(id, 'revoke', { reason: scrubFreeText(reason, 500), actor })],
           ...updateIdOf(o, 'revoke'),
+        }),
+      ),
+
+    /**
+     * Changes plan, features (the whole map), maxAgents and/or graceDays through the lifecycle.
+     * The row refuses a change that changes nothing (400) and a maxAgents below the agents that
+     * hold a seat (409); the version rises, so every bound agent gets its re-issued document.
+     */
+    changeTerms: (id: string, actor: Actor, terms: TermsChange, o: ChangeOptions = {}) =>
+      update(id, (h) =>
+        h.executeUpdate(changeTermsUpdate, {
+          args: [signed(id, 'changeTerms', { terms, actor })],
+          ...updateIdOf(o, 'changeTerms'),
         }),
       ),
 

@@ -2,17 +2,20 @@ import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
 import type { AuditAction } from '../../protocol/audit-actions';
 import { applyLicenseTransitionRow, getLicense } from '../../db/licenses-repo';
+import { countSeatedAgents } from '../../db/agents-repo';
 import { auditKeyExists } from '../../db/audit-repo';
-import { withTransaction } from '../../db/pool';
+import { withTransaction, type Tx } from '../../db/pool';
 import { insertStatusFeed, notifyStatus } from '../../db/status-feed-repo';
 import { spendOriginNonce } from '../../db/update-origin-repo';
 import { canonicalJson, scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
 import {
   licenseWorkflowId,
+  type TermsChange,
   TRANSITION_CONSTRAINT_VIOLATION,
   TRANSITION_INVALID_DATA,
   UPDATE_REFUSED,
 } from '../../workflows/license-contract';
+import { diffTerms, TermsRefused } from './license-terms-change';
 import {
   argsDigest,
   claimedActor,
@@ -47,6 +50,8 @@ export type LicenseTransitionInput = {
    * before the patch.
    */
   origin?: { update: string; args: unknown };
+  /** Set for a change of terms (the changeTerms Update): the fields that change. */
+  terms?: TermsChange;
 };
 
 export type LicenseTransitionResult = { version: number; applied: boolean };
@@ -97,6 +102,8 @@ function claimedChange(args: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof a.expiresAt === 'string') out.expiresAt = a.expiresAt.slice(0, 40);
   if (typeof a.reason === 'string') out.reason = scrubFreeText(a.reason, 500);
+  if (a.terms && typeof a.terms === 'object')
+    out.terms = scrubFreeText(Object.keys(a.terms).slice(0, 10).join(','), 200);
   return out;
 }
 
@@ -172,6 +179,9 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
   async function applyChecked(input: LicenseTransitionInput, nonce: string | null): Promise<LicenseTransitionResult> {
     return withTransaction(deps.pool, async (tx) => {
       const now = deps.clock.now();
+      // A change of terms is judged against the row it changes, under its lock (activations take
+      // the same lock, so the seat count cannot move in between).
+      const termsDiff = input.terms === undefined ? null : await judgeTerms(tx, input);
       const version = await applyLicenseTransitionRow(tx, {
         id: input.licenseId,
         expectedVersion: input.transition,
@@ -180,6 +190,7 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
         trialEndsAt: input.trialEndsAt === null ? null : new Date(input.trialEndsAt),
         reason: input.reason,
         now,
+        ...(termsDiff ? { terms: termsDiff.after } : {}),
       });
       if (version === null) {
         const row = await getLicense(tx, input.licenseId);
@@ -221,6 +232,7 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
             trialEndsAt: input.trialEndsAt,
             reason: input.reason,
             effectiveAt: input.effectiveAt,
+            ...(termsDiff ? { before: termsDiff.before, after: termsDiff.after } : {}),
           },
           idempotencyKey: transitionKey(input.workflowId, input.transition),
         },
@@ -230,6 +242,27 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
       return { version, applied: true };
     });
   }
+}
+
+/**
+ * The before and after of a change of terms, or null when the row has moved past this transition
+ * (a retry whose first try committed: the caller's version check sorts it out). Refuses a change
+ * that changes nothing, and a maxAgents below the seats in use.
+ */
+async function judgeTerms(tx: Tx, input: LicenseTransitionInput) {
+  const row = await getLicense(tx, input.licenseId, { forUpdate: true });
+  if (!row || row.version !== input.transition) return null;
+  const diff = diffTerms(row, input.terms!);
+  if (!diff) throw new TermsRefused('unchanged', `The change leaves the terms of license ${row.id} as they are.`);
+  if (diff.after.maxAgents !== undefined && diff.after.maxAgents < row.max_agents) {
+    const seated = await countSeatedAgents(tx, row.id);
+    if (seated > diff.after.maxAgents)
+      throw new TermsRefused(
+        'seats',
+        `License ${row.id} has ${seated} active agent(s); maxAgents cannot be lowered to ${diff.after.maxAgents}. Deregister agents first, or choose ${seated} or more.`,
+      );
+  }
+  return diff;
 }
 
 export type LicenseTransitions = ReturnType<typeof createLicenseTransitions>;

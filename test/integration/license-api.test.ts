@@ -147,7 +147,7 @@ describe('license API', () => {
       };
       const lic = await create({ term: { days: 30 } });
       const active = await allowedOf(lic.id);
-      expect(active.allowed).toEqual(['renew', 'suspend', 'revoke']);
+      expect(active.allowed).toEqual(['renew', 'suspend', 'revoke', 'changeTerms']);
       expect(active.refused).toEqual({
         convertTrial: expect.stringMatching(/not a trial/),
         resume: expect.stringMatching(/not suspended/),
@@ -155,13 +155,14 @@ describe('license API', () => {
       // What it advertises as refused, the API refuses; what it offers, the API does.
       expect((await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/resume`, {})).statusCode).toBe(409);
       await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/suspend`, { reason: 'overdue' });
-      expect((await allowedOf(lic.id)).allowed).toEqual(['renew', 'resume', 'revoke']);
+      expect((await allowedOf(lic.id)).allowed).toEqual(['renew', 'resume', 'revoke', 'changeTerms']);
       await call('admin', 'POST', `/v1/admin/licenses/${lic.id}/revoke`, { reason: 'contract ended' });
       const revoked = await allowedOf(lic.id);
       expect(revoked.allowed).toEqual([]);
       expect(revoked.refused.revoke).toMatch(/already revoked/);
+      expect(revoked.refused.changeTerms).toMatch(/revoked; its terms cannot be changed/);
       const trial = await create({ trial: { days: 14 } });
-      expect((await allowedOf(trial.id)).allowed).toEqual(['convertTrial', 'suspend', 'revoke']);
+      expect((await allowedOf(trial.id)).allowed).toEqual(['convertTrial', 'suspend', 'revoke', 'changeTerms']);
     });
 
     it('suspend, resume, renew and revoke all go through the workflow and are audited with the actor', async () => {

@@ -194,6 +194,42 @@ describe('licenseLifecycle on the time-skipping server', () => {
     expect(audit[2]).toMatchObject({ actor_kind: 'admin', actor_id: admin.id });
   });
 
+  it('a change of graceDays re-arms the grace timer: shorter ends grace sooner (or now), longer brings expired back', async () => {
+    const svc = await service();
+    const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 10, term: { days: 5 } });
+    const termEnd = Date.parse(license.expiresAt);
+    await env.sleep(5 * DAY_MS + HOUR);
+    await stateOf(license.id, 'grace');
+    expect(Date.parse((await query(license.id)).nextTransitionAt!)).toBe(termEnd + 10 * DAY_MS);
+    // 10 → 3 grace days: still in grace (day 5 of 8), the timer now fires on day 8, not day 15.
+    const shorter = await svc.changeTerms(license.id, admin, { graceDays: 3 });
+    expect(shorter.workflow).toMatchObject({ state: 'grace', graceDays: 3, version: 3 });
+    expect(Date.parse(shorter.workflow.nextTransitionAt!)).toBe(termEnd + 3 * DAY_MS);
+    await env.sleep(3 * DAY_MS);
+    await stateOf(license.id, 'expired');
+    // Expired on day ~8: 30 grace days make it good again, in grace until day 35.
+    const longer = await svc.changeTerms(license.id, admin, { graceDays: 30 });
+    expect(longer.license).toMatchObject({ state: 'grace', graceDays: 30, version: 5 });
+    // And 0 grace days while in grace ends it at once.
+    const none = await svc.changeTerms(license.id, admin, { graceDays: 0 });
+    expect(none.license).toMatchObject({ state: 'expired', graceDays: 0, version: 6 });
+    expect((await licenseAudit(db.pool, license.id)).map((a) => [a.action, a.data.from, a.data.to])).toEqual([
+      ['license.created', undefined, undefined],
+      ['license.grace_started', 'active', 'grace'],
+      ['license.terms_changed', 'grace', 'grace'],
+      ['license.expired', 'grace', 'expired'],
+      ['license.terms_changed', 'expired', 'grace'],
+      ['license.terms_changed', 'grace', 'expired'],
+    ]);
+    expect(await licenseFeed(db.pool, license.id)).toEqual([
+      { state: 'grace', version: 2 },
+      { state: 'grace', version: 3 },
+      { state: 'expired', version: 4 },
+      { state: 'grace', version: 5 },
+      { state: 'expired', version: 6 },
+    ]);
+  });
+
   it('renewing an expired license makes it active again; an earlier date is refused', async () => {
     const svc = await service();
     const { license } = await svc.createLicense(admin, { ...base, customerId, graceDays: 0, term: { days: 10 } });

@@ -105,6 +105,19 @@ async function licenseOfA({ pool, fixtures }: { pool: Pool; fixtures: Fixtures }
   return { licenseA: await createLicense(pool, fixtures.customerA) };
 }
 
+/** A fresh policy (version 1), so rows that change it do not affect others. */
+async function policyOfAdmin({ pool }: { pool: Pool }): Promise<Record<string, string>> {
+  const id = newId('pol');
+  await pool.query(`INSERT INTO policies (id, name, created_at, updated_at) VALUES ($1, $1, now(), now())`, [id]);
+  await pool.query(
+    `INSERT INTO policy_versions (policy_id, version, name, plan, kind, duration_days, grace_days, trial_end_state,
+       max_agents, features, seat_reclaim_days, update_policy, created_at, created_by_kind, created_by_id)
+     VALUES ($1, 1, $1, 'standard', 'term', 30, 7, 'expired', 5, '{}', 14, 'automatic', now(), 'admin', 'adm_matrix')`,
+    [id],
+  );
+  return { policyA: id };
+}
+
 /** A queued task for a fresh agent of customer A. */
 async function taskOfA(ctx: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
   const { agentA } = await agentOfA(ctx);
@@ -254,6 +267,22 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, {
     path: '/v1/admin/licenses/{licenseA}/revoke',
     setup: licenseOfA,
+  }),
+  // Terms and policies (issue 15): admins only; a service token may not rewrite what a customer bought.
+  allow('PATCH /v1/admin/licenses/:id', ADMIN_400, { path: '/v1/admin/licenses/{licenseA}', setup: licenseOfA }),
+  allow('POST /v1/admin/policies', ADMIN_400),
+  allow('GET /v1/admin/policies', ADMIN),
+  allow('GET /v1/admin/policies/:id', ADMIN, { path: '/v1/admin/policies/{policyA}', setup: policyOfAdmin }),
+  allow('PATCH /v1/admin/policies/:id', ADMIN_400, { path: '/v1/admin/policies/{policyA}', setup: policyOfAdmin }),
+  allow('POST /v1/admin/policies/:id/archive', ADMIN_400, {
+    path: '/v1/admin/policies/{policyA}/archive',
+    body: { unexpected: true },
+    setup: policyOfAdmin,
+  }),
+  allow('POST /v1/admin/policies/:id/apply', ADMIN_400, {
+    path: '/v1/admin/policies/{policyA}/apply',
+    body: { unexpected: true },
+    setup: policyOfAdmin,
   }),
   allow('GET /v1/portal/licenses', PORTAL),
   allow(

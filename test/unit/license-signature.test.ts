@@ -37,6 +37,8 @@ describe('signed license documents', () => {
     trial_end_state: 'expired',
     grace_days: 7,
     state_reason: null,
+    policy_id: null,
+    policy_version: null,
     created_at: new Date('2026-01-01T00:00:00.000Z'),
     updated_at: new Date('2026-06-01T00:00:00.000Z'),
   };

@@ -2,6 +2,7 @@ import './style.css';
 import { auditView } from './admin/audit';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
+import { policiesView, policyView } from './admin/policies';
 import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
@@ -13,6 +14,7 @@ startShell(document.getElementById('app')!, {
   whoami: (me) => `Signed in as ${me.email}`,
   nav: [
     ['#/licenses', 'Licenses'],
+    ['#/policies', 'Policies'],
     ['#/customers', 'Customers'],
     ['#/tokens', 'Activation tokens'],
     ['#/agents', 'Agents'],
@@ -23,6 +25,7 @@ startShell(document.getElementById('app')!, {
   ],
   routes: {
     licenses: (ctx: RouteContext) => (ctx.params[0] ? licenseView(ctx) : licensesView(ctx)),
+    policies: (ctx: RouteContext) => (ctx.params[0] ? policyView(ctx) : policiesView(ctx)),
     customers: (ctx: RouteContext) => (ctx.params[0] ? customerView(ctx) : customersView(ctx)),
     tokens: (ctx: RouteContext) => tokensView(ctx, 'admin'),
     agents: (ctx: RouteContext) => agentsView(ctx, 'admin'),

@@ -18,6 +18,8 @@ async function licensesView(ctx: RouteContext): Promise<Node> {
     { label: 'State', cell: (l: License) => badge(l.state) },
     { label: 'Features', cell: (l: License) => featuresText(l.features) },
     { label: 'Agents', cell: (l: License) => `up to ${l.maxAgents}` },
+    { label: 'Grace', cell: (l: License) => `${l.graceDays} days` },
+    { label: 'Version', cell: (l: License) => String(l.version) },
     { label: 'Expires', cell: (l: License) => time(l.trialEndsAt ?? l.expiresAt) },
     { label: 'Signature', cell: (l: License) => signatureCell(l.id) },
     { label: '', cell: (l: License) => link(withQuery('#/tokens', { licenseId: l.id }), 'Activation tokens') },

@@ -2,7 +2,15 @@
  * The API's answers as the UI reads them: the views and lists of protocol/ under the names the
  * pages use. Nothing is declared here, so the UI cannot drift from what the services return.
  */
-export { ACTOR_KINDS, AGENT_STATUSES, LICENSE_STATES, TASK_KINDS, TASK_STATES } from '../../protocol/enums';
+export {
+  ACTOR_KINDS,
+  AGENT_STATUSES,
+  LICENSE_STATES,
+  POLICY_KINDS,
+  TASK_KINDS,
+  TASK_STATES,
+  UPDATE_POLICIES,
+} from '../../protocol/enums';
 export type {
   AccountView as Account,
   ActivationTokenView as ActivationToken,
@@ -17,6 +25,9 @@ export type {
   LicenseSnapshotView as LicenseSnapshot,
   LicenseView as License,
   Page,
+  PolicyApplyView as PolicyApply,
+  PolicyView as Policy,
+  PolicyTermsView as PolicyTerms,
   PublicKeySetsView as PublicKeySets,
   ServiceAccountView as ServiceAccount,
   SignedLicenseView as SignedLicense,

@@ -16,6 +16,7 @@ import { LICENSE_STATES } from '../types';
 import type { LicenseAction } from '../../../protocol/views';
 import { effectiveGraceDays } from '../../../protocol/license-terms';
 import { confirmByName } from '../ui';
+import { changeTermsForm } from './license-terms';
 
 const ACTION_LABELS: Record<LicenseAction, string> = {
   renew: 'Renew',
@@ -23,6 +24,7 @@ const ACTION_LABELS: Record<LicenseAction, string> = {
   suspend: 'Suspend',
   resume: 'Resume',
   revoke: 'Revoke',
+  changeTerms: 'Change terms',
 };
 import {
   actionButton,
@@ -200,6 +202,7 @@ function renderLicense(
     ['Features', featuresText(l.features)],
     ['Max agents', h('span', {}, String(l.maxAgents), ' · ', link(`#/agents?licenseId=${l.id}`, 'Show agents'))],
     ['Version', h('span', { 'data-testid': 'license-version' }, String(wf?.version ?? l.version))],
+    ['Policy', l.policyId ? link(`#/policies/${l.policyId}`, `${l.policyId} (version ${l.policyVersion})`) : '—'],
     ['Not before', time(l.notBefore)],
     ...(l.trialEndsAt ? [['Trial ends', time(l.trialEndsAt)] as [string, string]] : []),
     ['Expires', time(l.expiresAt)],
@@ -275,6 +278,7 @@ function renderLicense(
         input('Reason for revoking', { name: 'reason', required: true, maxlength: 500 }),
         confirmByName('license id', l.id, 'Revocation is final: every agent of this license stops.'),
       ),
+    changeTerms: () => changeTermsForm(l, reload),
   };
   const allowed = d.actions.filter((a) => a.allowed);
   const refused = d.actions.filter((a) => !a.allowed);
