@@ -116,7 +116,8 @@ const changeErrors = { ...errors, 409: errorSchema, 503: errorSchema };
 export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   const service = deps.services.licenses;
   return async (app) => {
-    const admin = { access: ['admin', 'service'] as const };
+    const read = { access: ['admin', 'service'] as const, permission: 'licenses:read' as const };
+    const write = { access: ['admin', 'service'] as const, permission: 'licenses:write' as const };
     const tags = ['licenses'];
 
     app.post(
@@ -128,7 +129,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: createLicenseBody,
           response: { 200: createdSchema, 201: createdSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req, reply) => {
         const b = req.body;
@@ -149,7 +150,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: adminListQuery,
           response: { 200: listSchema, ...errors },
         },
-        config: admin,
+        config: read,
       },
       async (req) => service.listLicenses(req.query),
     );
@@ -163,7 +164,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params: idParams,
           response: { 200: detailSchema, ...errors },
         },
-        config: admin,
+        config: read,
       },
       async (req) => service.getLicense(req.params.id),
     );
@@ -181,7 +182,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: expiresBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.renewLicense(req.params.id, actor(req), req.body.expiresAt, keyOf(req)),
     );
@@ -197,7 +198,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: expiresBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.convertTrial(req.params.id, actor(req), req.body.expiresAt, keyOf(req)),
     );
@@ -213,7 +214,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: reasonBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.suspendLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
     );
@@ -229,7 +230,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: emptyBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.resumeLicense(req.params.id, actor(req), keyOf(req)),
     );
@@ -245,7 +246,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: reasonBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
     );
