@@ -13,7 +13,7 @@ module.exports = {
   // cookie@2 (light-my-request's, behind fastify.inject) ships ESM only. Node itself can require() it,
   // but Jest loads modules through its own vm-based require, which cannot unless Node runs with
   // --experimental-vm-modules; so swc compiles it to CommonJS.
-  transformIgnorePatterns: ['/node_modules/(?!cookie/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(cookie|qr)/)'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,

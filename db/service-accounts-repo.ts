@@ -1,10 +1,13 @@
 import type { Queryable } from './pool';
+import type { ServiceScope } from '../protocol/enums';
 
 export type ServiceAccountRow = {
   id: string;
   name: string;
   token_hash: string;
   token_hint: string;
+  scopes: ServiceScope[];
+  expires_at: Date | null;
   created_by: string;
   created_at: Date;
   last_used_at: Date | null;
@@ -13,11 +16,21 @@ export type ServiceAccountRow = {
 
 export async function insertServiceAccount(
   db: Queryable,
-  s: { id: string; name: string; tokenHash: string; tokenHint: string; createdBy: string; now: Date },
+  s: {
+    id: string;
+    name: string;
+    tokenHash: string;
+    tokenHint: string;
+    scopes: readonly ServiceScope[];
+    expiresAt: Date | null;
+    createdBy: string;
+    now: Date;
+  },
 ): Promise<ServiceAccountRow> {
   const { rows } = await db.query<ServiceAccountRow>(
-    `INSERT INTO service_accounts (id, name, token_hash, token_hint, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-    [s.id, s.name, s.tokenHash, s.tokenHint, s.createdBy, s.now],
+    `INSERT INTO service_accounts (id, name, token_hash, token_hint, scopes, expires_at, created_by, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+    [s.id, s.name, s.tokenHash, s.tokenHint, s.scopes, s.expiresAt, s.createdBy, s.now],
   );
   return rows[0]!;
 }

@@ -1,5 +1,6 @@
 import type { AccountKind } from './login-accounts-repo';
 import type { Queryable } from './pool';
+import type { AdminRole } from '../protocol/enums';
 
 /**
  * admin_sessions and customer_sessions: the same model in two tables that never share a row.
@@ -15,6 +16,9 @@ export type SessionRow = {
   /** The account (and its customer) is still active. */
   accountActive: boolean;
   mustChangePassword: boolean;
+  /** Admins only (null for customer users): the role, and whether it must enrol a second factor first. */
+  role: AdminRole | null;
+  mustEnrolTotp: boolean;
 };
 
 const TABLE: Record<AccountKind, string> = { admin: 'admin_sessions', customer: 'customer_sessions' };
@@ -58,6 +62,8 @@ type Row = {
   expires_at: Date;
   account_active: boolean;
   must_change_password: boolean;
+  role: AdminRole | null;
+  must_enrol_totp: boolean;
 };
 
 export async function findSessionByTokenHash(
@@ -67,9 +73,14 @@ export async function findSessionByTokenHash(
 ): Promise<SessionRow | undefined> {
   const sql =
     kind === 'admin'
-      ? `SELECT s.id, s.admin_id AS account_id, NULL::text AS customer_id, s.created_at, s.last_seen_at, s.expires_at, a.active AS account_active, a.must_change_password
-         FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = $1`
-      : `SELECT s.id, s.user_id AS account_id, s.customer_id, s.created_at, s.last_seen_at, s.expires_at, (u.active AND c.active) AS account_active, u.must_change_password
+      ? `SELECT s.id, s.admin_id AS account_id, NULL::text AS customer_id, s.created_at, s.last_seen_at, s.expires_at, a.active AS account_active, a.must_change_password,
+                a.role, (COALESCE(p.totp_required, false) AND f.confirmed_at IS NULL) AS must_enrol_totp
+         FROM admin_sessions s JOIN admins a ON a.id = s.admin_id
+         LEFT JOIN admin_role_policies p ON p.role = a.role
+         LEFT JOIN second_factors f ON f.account_kind = 'admin' AND f.account_id = a.id
+         WHERE s.token_hash = $1`
+      : `SELECT s.id, s.user_id AS account_id, s.customer_id, s.created_at, s.last_seen_at, s.expires_at, (u.active AND c.active) AS account_active, u.must_change_password,
+                NULL::text AS role, false AS must_enrol_totp
          FROM customer_sessions s JOIN customer_users u ON u.id = s.user_id JOIN customers c ON c.id = u.customer_id WHERE s.token_hash = $1`;
   const { rows } = await db.query<Row>(sql, [tokenHash]);
   const r = rows[0];
@@ -83,6 +94,8 @@ export async function findSessionByTokenHash(
       expiresAt: r.expires_at,
       accountActive: r.account_active,
       mustChangePassword: r.must_change_password,
+      role: r.role,
+      mustEnrolTotp: r.must_enrol_totp,
     }
   );
 }

@@ -32,3 +32,54 @@ export type UpdatePolicy = (typeof UPDATE_POLICIES)[number];
 /** What a policy's license starts as. */
 export const POLICY_KINDS = ['trial', 'term'] as const;
 export type PolicyKind = (typeof POLICY_KINDS)[number];
+
+/**
+ * What a route needs, named `resource:read|write`. Admin roles grant sets of these; service
+ * tokens carry an explicit subset (their scopes). Each admin or service route declares exactly one
+ * (api/auth/access.ts), and the authorization matrix checks every route against it.
+ */
+export const PERMISSIONS = [
+  'licenses:read',
+  'licenses:write',
+  'customers:read',
+  'customers:write',
+  'agents:read',
+  'agents:write',
+  'tasks:read',
+  'tasks:write',
+  'releases:read',
+  'releases:write',
+  'audit:read',
+  'webhooks:read',
+  'webhooks:write',
+  'admins:read',
+  'admins:write',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** Scopes a service token may carry: every permission but the management of admins and tokens. */
+export const SERVICE_SCOPES = PERMISSIONS.filter((p) => !p.startsWith('admins:')) as Exclude<
+  Permission,
+  'admins:read' | 'admins:write'
+>[];
+export type ServiceScope = (typeof SERVICE_SCOPES)[number];
+
+export const ADMIN_ROLES = ['owner', 'operator', 'viewer'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
+const READS = PERMISSIONS.filter((p) => p.endsWith(':read'));
+
+/**
+ * The one table of what each admin role may do. owner: everything, including admins, service
+ * tokens, releases and webhooks; operator: licenses, customers, agents and tasks, and reads;
+ * viewer: reads only (the audit ledger included).
+ */
+export const ROLE_PERMISSIONS: Readonly<Record<AdminRole, readonly Permission[]>> = {
+  owner: PERMISSIONS,
+  operator: [...READS, 'licenses:write', 'customers:write', 'agents:write', 'tasks:write'],
+  viewer: READS,
+};
+
+export function roleGrants(role: AdminRole, permission: Permission): boolean {
+  return ROLE_PERMISSIONS[role].includes(permission);
+}

@@ -6,10 +6,12 @@
 import type { TrialEndState } from './license-terms';
 import type {
   ActivationTokenState,
+  AdminRole,
   AgentStatus,
   FingerprintComponent,
   LicenseState,
   PolicyKind,
+  ServiceScope,
   TaskState,
   UpdatePolicy,
 } from './enums';
@@ -162,12 +164,18 @@ export type AccountView = {
   deactivatedAt: string | null;
 };
 export type CustomerUserView = AccountView & { customerId: string };
+/** An admin: what they may do (their role) and whether they sign in with a second factor. */
+export type AdminView = AccountView & { role: AdminRole; totpEnrolled: boolean };
 
 export type ServiceAccountView = {
   id: string;
   name: string;
   /** The token's last characters, to tell tokens apart; the token itself is shown once. */
   tokenHint: string;
+  /** What the token may do; a route needing another scope answers 403 naming it. */
+  scopes: ServiceScope[];
+  /** After this the token is refused like an unknown one; null: it does not expire. */
+  expiresAt: string | null;
   createdBy: string;
   createdAt: string;
   lastUsedAt: string | null;

@@ -15,6 +15,8 @@ import { createAuditService } from './audit/audit-service';
 import { createCheckpointService } from './audit/checkpoint-service';
 import { createIdentityService } from './identity/identity-service';
 import { createLoginService } from './identity/login-service';
+import { createSecondFactorService } from './identity/second-factor-service';
+import { createSealer } from './sealed-values';
 import { createPasswordHasher } from './identity/passwords';
 import { createSessionService } from './identity/session-service';
 import type { KeyStore } from './keys';
@@ -66,7 +68,12 @@ export function createServices(deps: ServicesDeps) {
   // One gate for every scrypt this process runs (logins, password changes, new accounts).
   const passwords = createPasswordHasher();
   const sessions = createSessionService({ pool, clock });
-  const login = createLoginService({ pool, clock, temporal, logger, passwords, sessions });
+  const secondFactors = createSecondFactorService({
+    pool,
+    clock,
+    sealer: createSealer(() => keys.secrets('totp-secrets'), 'second-factor secret'),
+  });
+  const login = createLoginService({ pool, clock, temporal, logger, passwords, sessions, secondFactors });
 
   // The API signs its lifecycle Updates with it; the worker's transition activity checks them.
   const origin = createUpdateOrigin({
@@ -94,6 +101,7 @@ export function createServices(deps: ServicesDeps) {
     identity: {
       sessions,
       login,
+      secondFactors,
       accounts: createIdentityService({ pool, clock, passwords }),
     },
     licenses,

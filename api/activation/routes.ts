@@ -87,7 +87,7 @@ export function activationRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: issueTokenBodySchema,
           response: { 201: issuedTokenSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'licenses:write' },
       },
       async (req, reply) => {
         const p = principalOf(req, 'admin', 'service');
@@ -106,7 +106,7 @@ export function activationRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: adminListQuerySchema,
           response: { 200: listResponseSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'licenses:read' },
       },
       async (req) => {
         const q = req.query;
@@ -130,7 +130,7 @@ export function activationRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params: idParams,
           response: { 200: activationTokenViewSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'licenses:read' },
       },
       async (req) => service.getToken(req.params.id),
     );
@@ -145,7 +145,7 @@ export function activationRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: revokeBodySchema,
           response: { 200: activationTokenViewSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'licenses:write' },
       },
       async (req) => service.revokeToken({ actor: actorOf(principalOf(req, 'admin', 'service')), id: req.params.id }),
     );

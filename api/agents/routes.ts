@@ -58,9 +58,9 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: adminListQuery,
           response: { 200: agentListSchema, ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin', 'service'], permission: 'agents:read' },
       },
-      async (req) => agents.list(principalOf(req, 'admin'), req.query),
+      async (req) => agents.list(principalOf(req, 'admin', 'service'), req.query),
     );
 
     app.get(
@@ -72,9 +72,9 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params: idParams,
           response: { 200: agentViewSchema, ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin', 'service'], permission: 'agents:read' },
       },
-      async (req) => agents.get(principalOf(req, 'admin'), req.params.id),
+      async (req) => agents.get(principalOf(req, 'admin', 'service'), req.params.id),
     );
 
     app.post(
@@ -87,7 +87,7 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: emptyBody,
           response: { 200: agentViewSchema, ...errors, 409: errorSchema, 503: errorSchema },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'agents:write' },
       },
       async (req) => agents.release(principalOf(req, 'admin'), req.params.id),
     );
@@ -107,9 +107,13 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             body: emptyBody,
             response: { 200: agentViewSchema, ...errors, 409: errorSchema },
           },
-          config: { access: [kind] },
+          config: kind === 'admin' ? { access: ['admin', 'service'], permission: 'agents:write' } : { access: [kind] },
         },
-        async (req) => agents.deregister(principalOf(req, kind), req.params.id),
+        async (req) =>
+          agents.deregister(
+            kind === 'admin' ? principalOf(req, 'admin', 'service') : principalOf(req, kind),
+            req.params.id,
+          ),
       );
     }
 

@@ -81,7 +81,7 @@ export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: listQuery,
           response: { 200: listSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'audit:read' },
       },
       async (req) => {
         const { since, until } = req.query;
@@ -103,7 +103,11 @@ export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: verifyQuery,
           response: { 200: verifySchema, ...errors },
         },
-        config: { access: ['admin', 'service'], rateLimit: { max: 20, timeWindow: '1 minute' } },
+        config: {
+          access: ['admin', 'service'],
+          permission: 'audit:read',
+          rateLimit: { max: 20, timeWindow: '1 minute' },
+        },
       },
       async (req) => audit.verify(req.query.from),
     );

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { roleGrants, type Permission } from '../../protocol';
 import type { FailureBudget } from '../../services/identity/failure-budget';
 import type { Principal } from '../../services/principal';
 import { AppError } from '../errors';
@@ -8,6 +9,12 @@ export { actorOf } from '../../services/principal';
 
 export type PrincipalKind = Principal['kind'];
 export type AccessKind = 'anonymous' | PrincipalKind;
+/**
+ * What an admin or service caller needs on a route: a permission (granted to admins by their
+ * role, to service tokens by their scopes), or `own-account` for an admin's routes about themself
+ * (sign out, own password, own second factor), open to every role and to no token.
+ */
+export type RoutePermission = Permission | 'own-account';
 
 /** Resolves the caller from the request (cookies, bearer tokens); null when anonymous. */
 export type Authenticate = (req: FastifyRequest) => Promise<Principal | null>;
@@ -16,6 +23,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call this route. 'anonymous' makes it public. */
     access?: readonly AccessKind[];
+    /** Required when `access` names 'admin' or 'service': what those callers need. */
+    permission?: RoutePermission;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -32,12 +41,35 @@ export function principalOf<K extends PrincipalKind>(
   return p as Extract<Principal, { kind: K }>;
 }
 
-export type RegisteredRoute = { method: string; url: string; access: readonly AccessKind[] };
+export type RegisteredRoute = {
+  method: string;
+  url: string;
+  access: readonly AccessKind[];
+  permission?: RoutePermission;
+};
 const ROUTE_REGISTRIES = new WeakMap<object, RegisteredRoute[]>();
 
 /** Every route registered on the app (HEAD twins of GET left out): the authorization matrix walks them all. */
 export function registeredRoutes(app: object): RegisteredRoute[] {
   return [...(ROUTE_REGISTRIES.get(app) ?? [])];
+}
+
+/**
+ * Whether an admin or service principal may use a route needing `need`; a 403 naming what is
+ * missing otherwise. A principal whose role or scopes were not read is refused (fail closed).
+ */
+export function refusalFor(principal: Principal, need: RoutePermission | undefined): AppError | undefined {
+  if (principal.kind !== 'admin' && principal.kind !== 'service') return undefined;
+  if (need === undefined) return new AppError('FORBIDDEN', 'Your credential does not allow this.');
+  if (principal.kind === 'admin') {
+    if (need === 'own-account') return undefined;
+    if (principal.role && roleGrants(principal.role, need)) return undefined;
+    return new AppError('FORBIDDEN', `Your role (${principal.role ?? 'none'}) does not allow this: it needs ${need}.`, [
+      { path: 'permission', message: need },
+    ]);
+  }
+  if (need !== 'own-account' && principal.scopes?.includes(need as never)) return undefined;
+  return new AppError('FORBIDDEN', `This token lacks the scope ${need}.`, [{ path: 'scope', message: need }]);
 }
 
 /** Plugin-registered routes (OpenAPI UI, static files) that are public by nature. */
@@ -58,7 +90,8 @@ export type AuthFailureLimit = {
 
 /**
  * Installs deny-by-default access control: authenticate every request to a matched route,
- * then allow it only if the principal's kind is in the route's `access` list.
+ * then allow it only if the principal's kind is in the route's `access` list and, for admins and
+ * service tokens, their role or scopes grant the route's `permission`.
  * 401 when no valid credential was presented, 403 when the credential is of the wrong kind,
  * 429 when the caller's address has failed to authenticate too often (see AuthFailureLimit).
  */
@@ -89,6 +122,7 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
   }
 
   const undeclared: string[] = [];
+  const withoutPermission: string[] = [];
   const registry: RegisteredRoute[] = [];
   ROUTE_REGISTRIES.set(app, registry);
   app.decorateRequest('principal', null);
@@ -97,13 +131,25 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
       route.config = { ...(route.config ?? {}), access: ['anonymous'] };
     }
     const access = route.config?.access;
+    const permission = route.config?.permission;
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD') registry.push({ method: String(method), url: route.url, access: access ?? [] });
+      if (method !== 'HEAD')
+        registry.push({
+          method: String(method),
+          url: route.url,
+          access: access ?? [],
+          ...(permission ? { permission } : {}),
+        });
     }
     if (!access) undeclared.push(`${String(route.method)} ${route.url}`);
+    const privileged = access?.includes('admin') || access?.includes('service');
+    if (privileged && (!permission || (permission === 'own-account' && access?.includes('service'))))
+      withoutPermission.push(`${String(route.method)} ${route.url}`);
   });
   app.addHook('onReady', async () => {
     if (undeclared.length) throw new Error(`routes without an access rule: ${undeclared.join(', ')}`);
+    if (withoutPermission.length)
+      throw new Error(`admin or service routes without a permission: ${withoutPermission.join(', ')}`);
   });
   app.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config?.access;
@@ -113,5 +159,7 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
     if (access.includes('anonymous')) return;
     if (!principal) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');
     if (!access.includes(principal.kind)) throw new AppError('FORBIDDEN', 'Your credential does not allow this.');
+    const refusal = refusalFor(principal, req.routeOptions.config?.permission);
+    if (refusal) throw refusal;
   });
 }

@@ -10,6 +10,14 @@ import { ADMIN_COOKIE, PORTAL_COOKIE, bearerToken, readCookie } from '../identit
 const PASSWORD_CHANGE_ROUTES: ReadonlySet<string> = new Set(
   ['/v1/admin', '/v1/portal'].flatMap((p) => [`GET ${p}/me`, `POST ${p}/me/password`, `POST ${p}/logout`]),
 );
+/** All an admin whose role requires a second factor may do before enrolling one. */
+const TOTP_ENROL_ROUTES: ReadonlySet<string> = new Set([
+  'GET /v1/admin/me',
+  'POST /v1/admin/logout',
+  'GET /v1/admin/me/totp',
+  'POST /v1/admin/me/totp',
+  'POST /v1/admin/me/totp/confirm',
+]);
 
 /**
  * `Authorization: Bearer svc_…`. Other bearer tokens (e.g. agent `agc_…`) are not ours: undefined
@@ -31,6 +39,7 @@ export function createServiceTokenResolver(sessions: SessionService): Credential
 export function createSessionResolver(sessions: SessionService, publicOrigin: string): CredentialResolver {
   const allowed = new Set([originOf(publicOrigin)]);
   const mustChange = new WeakSet<FastifyRequest>();
+  const mustEnrol = new WeakSet<FastifyRequest>();
 
   async function fromCookie(req: FastifyRequest, kind: 'admin' | 'customer'): Promise<Principal | null | undefined> {
     const token = readCookie(req, kind === 'admin' ? ADMIN_COOKIE : PORTAL_COOKIE);
@@ -38,8 +47,9 @@ export function createSessionResolver(sessions: SessionService, publicOrigin: st
     const s = await sessions.resolve(kind, token);
     if (!s) return null;
     if (s.mustChangePassword) mustChange.add(req);
+    if (s.mustEnrolTotp) mustEnrol.add(req);
     return kind === 'admin'
-      ? { kind: 'admin', id: s.accountId, sessionId: s.id }
+      ? { kind: 'admin', id: s.accountId, sessionId: s.id, ...(s.role ? { role: s.role } : {}) }
       : { kind: 'customer', id: s.accountId, customerId: s.customerId!, sessionId: s.id };
   }
 
@@ -74,8 +84,16 @@ export function createSessionResolver(sessions: SessionService, publicOrigin: st
       const refusal = csrfRefusal(req, allowed);
       if (refusal) await refuseCsrf(req, principal as Principal & { sessionId: string }, refusal);
       // A one-time password buys exactly one thing: choosing a real one.
-      if (mustChange.has(req) && !PASSWORD_CHANGE_ROUTES.has(`${req.method} ${req.routeOptions.url ?? ''}`)) {
+      const route = `${req.method} ${req.routeOptions.url ?? ''}`;
+      if (mustChange.has(req) && !PASSWORD_CHANGE_ROUTES.has(route)) {
         throw new AppError('FORBIDDEN', 'Change your one-time password first (POST …/me/password).');
+      }
+      // Checked after the password change, so a new admin changes the password first, then enrols.
+      if (mustEnrol.has(req) && !mustChange.has(req) && !TOTP_ENROL_ROUTES.has(route)) {
+        throw new AppError(
+          'FORBIDDEN',
+          'Your role requires a second factor: enrol one first (POST /v1/admin/me/totp).',
+        );
       }
       return principal;
     }

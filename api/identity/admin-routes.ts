@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { idSchema, safeString } from '../../protocol';
+import { idSchema, isoTime, safeString, SERVICE_SCOPES } from '../../protocol';
 import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
 import {
+  adminRole,
   adminSchema,
   customerSchema,
   customerUserSchema,
@@ -22,7 +23,16 @@ const customerParams = z.object({ id: idSchema('cus') }).strict();
 const userParams = z.object({ id: idSchema('cus'), userId: idSchema('usr') }).strict();
 const serviceAccountParams = z.object({ id: idSchema('svcacct') }).strict();
 const newAccountBody = z.object({ email, displayName: displayName.optional(), password: password.optional() }).strict();
+const newAdminBody = newAccountBody.extend({ role: adminRole.optional() }).strict();
+const roleBody = z.object({ role: adminRole }).strict();
 const nameBody = z.object({ name: safeString(200).trim().min(1) }).strict();
+const serviceAccountBody = z
+  .object({
+    name: safeString(200).trim().min(1),
+    scopes: z.array(z.enum(SERVICE_SCOPES)).min(1).max(SERVICE_SCOPES.length),
+    expiresAt: isoTime.optional(),
+  })
+  .strict();
 const unlockedSchema = z.object({ unlocked: z.boolean() });
 
 /**
@@ -43,7 +53,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           security,
           response: { 200: z.object({ admins: z.array(adminSchema) }), ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'admins:read' },
       },
       async () => ({ admins: await s.listAdmins() }),
     );
@@ -53,12 +63,13 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
       {
         schema: {
           tags: ['admins'],
-          summary: 'Create an admin; without a password, a one-time password is returned once',
+          summary:
+            'Create an admin (a viewer unless `role` says otherwise); without a password, a one-time password is returned once',
           security,
-          body: newAccountBody,
+          body: newAdminBody,
           response: { 201: z.object({ admin: adminSchema, oneTimePassword: z.string().optional() }), ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'admins:write' },
       },
       async (req, reply) => reply.status(201).send(await s.createAdmin(principalOf(req, 'admin'), req.body)),
     );
@@ -78,11 +89,27 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
             body: emptyBody,
             response: { 200: adminSchema, ...errors },
           },
-          config: { access: ['admin'] },
+          config: { access: ['admin'], permission: 'admins:write' },
         },
         async (req) => s.setAdminActive(principalOf(req, 'admin'), req.params.id, active),
       );
     }
+
+    app.post(
+      '/v1/admin/admins/:id/role',
+      {
+        schema: {
+          tags: ['admins'],
+          summary: 'Change an admin’s role (owner, operator, viewer); the last active owner cannot be demoted',
+          security,
+          params: adminParams,
+          body: roleBody,
+          response: { 200: adminSchema, ...errors },
+        },
+        config: { access: ['admin'], permission: 'admins:write' },
+      },
+      async (req) => s.setAdminRole(principalOf(req, 'admin'), req.params.id, req.body.role),
+    );
 
     app.post(
       '/v1/admin/admins/:id/unlock',
@@ -95,7 +122,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           body: emptyBody,
           response: { 200: unlockedSchema, ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'admins:write' },
       },
       async (req) => s.unlockAdmin(principalOf(req, 'admin'), req.params.id),
     );
@@ -110,7 +137,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           security,
           response: { 200: z.object({ customers: z.array(customerSchema) }), ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'customers:read' },
       },
       async () => ({ customers: await s.listCustomers() }),
     );
@@ -125,7 +152,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           body: nameBody,
           response: { 201: customerSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'customers:write' },
       },
       async (req, reply) =>
         reply.status(201).send(await s.createCustomer(principalOf(req, 'admin', 'service'), req.body)),
@@ -141,7 +168,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           params: customerParams,
           response: { 200: customerSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'customers:read' },
       },
       async (req) => s.getCustomer(req.params.id),
     );
@@ -157,7 +184,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           body: emptyBody,
           response: { 200: customerSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'customers:write' },
       },
       async (req) => s.deactivateCustomer(principalOf(req, 'admin', 'service'), req.params.id),
     );
@@ -173,7 +200,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           params: customerParams,
           response: { 200: z.object({ users: z.array(customerUserSchema) }), ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'customers:read' },
       },
       async (req) => ({ users: await s.listCustomerUsers(req.params.id) }),
     );
@@ -189,7 +216,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           body: newAccountBody,
           response: { 201: z.object({ user: customerUserSchema, oneTimePassword: z.string().optional() }), ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'customers:write' },
       },
       async (req, reply) =>
         reply
@@ -212,7 +239,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
             body: emptyBody,
             response: { 200: customerUserSchema, ...errors },
           },
-          config: { access: ['admin', 'service'] },
+          config: { access: ['admin', 'service'], permission: 'customers:write' },
         },
         async (req) =>
           s.setCustomerUserActive(principalOf(req, 'admin', 'service'), req.params.id, req.params.userId, active),
@@ -230,7 +257,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           body: emptyBody,
           response: { 200: unlockedSchema, ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'customers:write' },
       },
       async (req) => s.unlockCustomerUser(principalOf(req, 'admin'), req.params.id, req.params.userId),
     );
@@ -245,7 +272,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           security,
           response: { 200: z.object({ serviceAccounts: z.array(serviceAccountSchema) }), ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'admins:read' },
       },
       async () => ({ serviceAccounts: await s.listServiceAccounts() }),
     );
@@ -255,12 +282,13 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
       {
         schema: {
           tags: ['service accounts'],
-          summary: 'Create a service account; its svc_ token is shown in this answer only',
+          summary:
+            'Create a service account with its scopes and an optional expiry; its svc_ token is shown in this answer only',
           security,
-          body: nameBody,
+          body: serviceAccountBody,
           response: { 201: z.object({ serviceAccount: serviceAccountSchema, token: z.string() }), ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'admins:write' },
       },
       async (req, reply) => {
         void reply.header('cache-control', 'no-store');
@@ -279,7 +307,7 @@ export function adminIdentityRoutes(services: Services['identity']): FastifyPlug
           body: emptyBody,
           response: { 200: serviceAccountSchema, ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'admins:write' },
       },
       async (req) => s.revokeServiceAccount(principalOf(req, 'admin'), req.params.id),
     );

@@ -5,11 +5,11 @@ import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
 import {
-  adminSchema,
   changePasswordBody,
   customerUserSchema,
   emptyBody,
   loginBody,
+  meAdminSchema,
   okSchema,
   passwordChangedSchema,
   sessionInfoSchema,
@@ -31,6 +31,8 @@ export const LOGIN_RATE_LIMIT = {
 
 /** One answer for unknown email, wrong password, inactive account and locked account. */
 const LOGIN_REFUSED = 'The email or password is not correct.';
+/** The password was right and the account has a second factor: send again with `code`. */
+const SECOND_FACTOR_REQUIRED = 'Enter the code from your authenticator app, or a recovery code.';
 /** This address has used up its failed sign-ins for this email (known or not) for now. */
 const LOGIN_THROTTLED = 'Too many failed sign-ins with this email from your address; try again later.';
 
@@ -53,15 +55,18 @@ function meta(req: FastifyRequest) {
 
 /** login, logout, me and change-own-password for one kind of account (admin or portal user). */
 export function authRoutes(group: AuthGroup, services: Services['identity']): FastifyPluginAsyncZod {
-  const account = group.kind === 'admin' ? adminSchema : customerUserSchema.extend({ customerName: z.string() });
+  const account = group.kind === 'admin' ? meAdminSchema : customerUserSchema.extend({ customerName: z.string() });
   const security: Array<Record<string, string[]>> = [{ [group.security]: [] }];
+  // Every admin role may act on its own account (customers have no roles).
+  const ownAccount = group.kind === 'admin' ? { permission: 'own-account' as const } : {};
   return async (app) => {
     app.post(
       `${group.prefix}/login`,
       {
         schema: {
           tags: [group.tag],
-          summary: 'Sign in with email and password; sets the session cookie',
+          summary:
+            'Sign in with email and password (and `code`, a TOTP or recovery code, when a second factor is enrolled); sets the session cookie',
           body: loginBody,
           response: {
             200: z.object({ account, session: sessionInfoSchema }),
@@ -74,8 +79,17 @@ export function authRoutes(group: AuthGroup, services: Services['identity']): Fa
       },
       async (req, reply) => {
         noStore(reply);
-        const result = await services.login.login(group.kind, req.body.email, req.body.password, meta(req));
+        const result = await services.login.login(
+          group.kind,
+          req.body.email,
+          req.body.password,
+          meta(req),
+          req.body.code,
+        );
         if (!result.ok) {
+          // Only the right password of an account with a second factor gets here; it still counted as a failure.
+          if (result.secondFactorRequired)
+            throw new AppError('UNAUTHENTICATED', SECOND_FACTOR_REQUIRED, [{ path: 'body.code', message: 'required' }]);
           if (result.throttledForSeconds !== undefined)
             throw new AppError('RATE_LIMITED', LOGIN_THROTTLED, undefined, {
               'retry-after': String(result.throttledForSeconds),
@@ -106,7 +120,7 @@ export function authRoutes(group: AuthGroup, services: Services['identity']): Fa
           body: emptyBody,
           response: { 200: okSchema, 401: errorSchema, 403: errorSchema },
         },
-        config: { access: [group.kind] },
+        config: { access: [group.kind], ...ownAccount },
       },
       async (req, reply) => {
         await services.accounts.logout(principalOf(req, group.kind));
@@ -124,7 +138,7 @@ export function authRoutes(group: AuthGroup, services: Services['identity']): Fa
           security,
           response: { 200: account, 401: errorSchema, 403: errorSchema },
         },
-        config: { access: [group.kind] },
+        config: { access: [group.kind], ...ownAccount },
       },
       async (req, reply) => {
         noStore(reply);
@@ -148,7 +162,7 @@ export function authRoutes(group: AuthGroup, services: Services['identity']): Fa
             429: errorSchema,
           },
         },
-        config: { access: [group.kind], rateLimit: LOGIN_RATE_LIMIT },
+        config: { access: [group.kind], ...ownAccount, rateLimit: LOGIN_RATE_LIMIT },
       },
       async (req) => {
         return services.accounts.changeOwnPassword(

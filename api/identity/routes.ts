@@ -3,11 +3,12 @@ import type { AppDeps } from '../app';
 import { adminIdentityRoutes } from './admin-routes';
 import { authRoutes } from './auth-routes';
 import { ADMIN_COOKIE, PORTAL_COOKIE } from './cookies';
+import { secondFactorRoutes } from './second-factor-routes';
 
 /**
  * Every identity route group: sign-in, sign-out, me and password for admins (/v1/admin) and
- * customer users (/v1/portal), and the admin's management of admins, customers, their users and
- * service accounts.
+ * customer users (/v1/portal), admins' second factors, and the admin's management of admins,
+ * customers, their users and service accounts.
  */
 export function identityRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   const services = deps.services.identity;
@@ -31,5 +32,6 @@ export function identityRoutes(deps: AppDeps): FastifyPluginAsyncZod {
       ),
     );
     await app.register(adminIdentityRoutes(services));
+    await app.register(secondFactorRoutes(services));
   };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idSchema, safeString } from '../../protocol';
+import { ADMIN_ROLES, idSchema, safeString, SERVICE_SCOPES } from '../../protocol';
 import { PASSWORD_MAX_BYTES } from '../../services/identity/passwords';
 
 /** Request and response schemas shared by the admin-auth, portal-auth and admin identity routes. */
@@ -11,7 +11,9 @@ export const email = safeString(254)
 export const password = safeString(PASSWORD_MAX_BYTES, { multiline: true }).min(1);
 export const displayName = safeString(200).trim();
 
-export const loginBody = z.object({ email: safeString(254), password }).strict();
+/** `code`: a TOTP code (6 digits) or a recovery code, for an account with a second factor. */
+export const secondFactorCode = safeString(40).trim().min(1);
+export const loginBody = z.object({ email: safeString(254), password, code: secondFactorCode.optional() }).strict();
 export const changePasswordBody = z.object({ currentPassword: password, newPassword: password }).strict();
 /** State-changing routes without a payload still take `{}` (JSON is part of the CSRF rule). */
 export const emptyBody = z.object({}).strict().nullish();
@@ -30,7 +32,15 @@ const accountFields = {
   deactivatedAt: isoTime.nullable(),
 };
 
-export const adminSchema = z.object({ id: idSchema('adm'), ...accountFields });
+export const adminRole = z.enum(ADMIN_ROLES);
+export const adminSchema = z.object({
+  id: idSchema('adm'),
+  ...accountFields,
+  role: adminRole,
+  totpEnrolled: z.boolean(),
+});
+/** The signed-in admin: also whether their role requires a second factor. */
+export const meAdminSchema = adminSchema.extend({ totpRequired: z.boolean() });
 
 export const customerSchema = z.object({
   id: idSchema('cus'),
@@ -46,6 +56,8 @@ export const serviceAccountSchema = z.object({
   id: idSchema('svcacct'),
   name: z.string(),
   tokenHint: z.string(),
+  scopes: z.array(z.enum(SERVICE_SCOPES)),
+  expiresAt: isoTime.nullable(),
   createdBy: z.string(),
   createdAt: isoTime,
   lastUsedAt: isoTime.nullable(),

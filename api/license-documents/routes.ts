@@ -25,7 +25,7 @@ export function licenseDocumentRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params: idParams,
           response: { 200: signedLicenseSchema, ...errors },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'licenses:read' },
       },
       async (req, reply) => {
         void reply.header('cache-control', 'no-store');

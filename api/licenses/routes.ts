@@ -145,7 +145,8 @@ const changeErrors = { ...errors, 409: errorSchema, 503: errorSchema };
 export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   const service = deps.services.licenses;
   return async (app) => {
-    const admin = { access: ['admin', 'service'] as const };
+    const read = { access: ['admin', 'service'] as const, permission: 'licenses:read' as const };
+    const write = { access: ['admin', 'service'] as const, permission: 'licenses:write' as const };
     const tags = ['licenses'];
 
     app.post(
@@ -157,7 +158,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: createLicenseBody,
           response: { 200: createdSchema, 201: createdSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req, reply) => {
         const input = await deps.services.policies.resolveLicenseInput(req.body);
@@ -175,7 +176,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: adminListQuery,
           response: { 200: listSchema, ...errors },
         },
-        config: admin,
+        config: read,
       },
       async (req) => service.listLicenses(req.query),
     );
@@ -189,7 +190,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params: idParams,
           response: { 200: detailSchema, ...errors },
         },
-        config: admin,
+        config: read,
       },
       async (req) => service.getLicense(req.params.id),
     );
@@ -207,7 +208,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: expiresBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.renewLicense(req.params.id, actor(req), req.body.expiresAt, keyOf(req)),
     );
@@ -223,7 +224,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: expiresBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.convertTrial(req.params.id, actor(req), req.body.expiresAt, keyOf(req)),
     );
@@ -239,7 +240,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: reasonBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.suspendLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
     );
@@ -255,7 +256,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: emptyBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.resumeLicense(req.params.id, actor(req), keyOf(req)),
     );
@@ -271,7 +272,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: reasonBody,
           response: { 200: changedSchema, ...changeErrors },
         },
-        config: admin,
+        config: write,
       },
       async (req) => service.revokeLicense(req.params.id, actor(req), req.body.reason, keyOf(req)),
     );

@@ -35,7 +35,7 @@ export function releasesRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           }),
           response: { 200: z.strictObject({ items: z.array(releaseViewSchema) }), ...errors },
         },
-        config: { access: ['admin'] },
+        config: { access: ['admin', 'service'], permission: 'releases:read' },
       },
       async (req) => releases.list(req.query),
     );
@@ -56,7 +56,7 @@ export function releasesRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             503: errorSchema,
           },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'releases:write' },
         bodyLimit: 4 * 1024 * 1024,
       },
       async (req, reply) => {

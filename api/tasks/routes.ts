@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { jsonValue, safeString, TASK_STATES } from '../../protocol';
@@ -13,7 +14,7 @@ import {
   taskResultResponseSchema,
 } from '../../protocol';
 import type { AppDeps } from '../app';
-import { principalOf } from '../auth/access';
+import { principalOf, type AccessKind, type RoutePermission } from '../auth/access';
 import { emptyBody, errorSchema } from '../schemas';
 
 const taskViewSchema = z.strictObject({
@@ -65,6 +66,13 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
       ['admin', 'admin'],
       ['portal', 'customer'],
     ] as const) {
+      // Admin routes are open to service tokens with the tasks scope; portal routes to customers.
+      const rule = (
+        permission: 'tasks:read' | 'tasks:write',
+      ): { access: AccessKind[]; permission?: RoutePermission } =>
+        kind === 'admin' ? { access: ['admin', 'service'], permission } : { access: ['customer'] };
+      const caller = (req: FastifyRequest) =>
+        kind === 'admin' ? principalOf(req, 'admin', 'service') : principalOf(req, 'customer');
       app.post(
         `/v1/${scope}/tasks`,
         {
@@ -74,9 +82,9 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             body: createTaskBody,
             response: { 201: taskViewSchema, ...writeErrors },
           },
-          config: { access: [kind] },
+          config: rule('tasks:write'),
         },
-        async (req, reply) => reply.status(201).send(await tasks.create(principalOf(req, kind), req.body)),
+        async (req, reply) => reply.status(201).send(await tasks.create(caller(req), req.body)),
       );
 
       app.get(
@@ -88,9 +96,9 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             querystring: listQuery,
             response: { 200: taskListSchema, ...errors },
           },
-          config: { access: [kind] },
+          config: rule('tasks:read'),
         },
-        async (req) => tasks.list(principalOf(req, kind), req.query),
+        async (req) => tasks.list(caller(req), req.query),
       );
 
       app.get(
@@ -102,9 +110,9 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             params: idParams,
             response: { 200: taskViewSchema, ...errors },
           },
-          config: { access: [kind] },
+          config: rule('tasks:read'),
         },
-        async (req) => tasks.get(principalOf(req, kind), req.params.id),
+        async (req) => tasks.get(caller(req), req.params.id),
       );
 
       app.post(
@@ -117,9 +125,9 @@ export function tasksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             body: emptyBody,
             response: { 200: taskViewSchema, ...writeErrors },
           },
-          config: { access: [kind] },
+          config: rule('tasks:write'),
         },
-        async (req) => tasks.cancel(principalOf(req, kind), req.params.id),
+        async (req) => tasks.cancel(caller(req), req.params.id),
       );
     }
 

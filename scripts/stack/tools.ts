@@ -100,20 +100,42 @@ export function findTestServer(log?: (line: string) => void, opts: ToolLookup = 
 /** The TUF reference client (python-tuf) the interoperability test runs against the repository. */
 export const PINNED_PYTHON_TUF = ['tuf==7.0.1', 'securesystemslib==1.6.0', 'urllib3==2.8.0'];
 
-/** `.tools/python` with python-tuf (installed from its PyPI wheels when missing); returns the dir. */
-export function ensurePythonTuf(log: (line: string) => void = () => undefined, opts: ToolLookup = {}): string {
+/** The TOTP reference (pyotp) the second-factor interoperability test runs against ours. */
+export const PINNED_PYOTP = ['pyotp==2.9.0'];
+
+/**
+ * `.tools/<dirName>` with pinned Python packages (installed from their PyPI wheels when `marker`,
+ * a dist-info folder, is missing); returns the dir, for PYTHONPATH.
+ */
+function ensurePythonPackages(
+  dirName: string,
+  pins: readonly string[],
+  marker: string,
+  log: (line: string) => void,
+  opts: ToolLookup,
+): string {
   const env = opts.env ?? process.env;
-  const dir = path.join(opts.toolsDir ?? TOOLS_DIR, 'python');
-  if (existsSync(path.join(dir, 'tuf-7.0.1.dist-info'))) return dir;
+  const dir = path.join(opts.toolsDir ?? TOOLS_DIR, dirName);
+  if (existsSync(path.join(dir, marker))) return dir;
   const py = findPython(env);
-  if (!py) throw new PrerequisiteError(`Python 3 with pip is needed to install ${PINNED_PYTHON_TUF.join(' ')}`);
-  log(`installing ${PINNED_PYTHON_TUF.join(' ')} into ${path.relative(ROOT, dir)}/ with pip`);
+  if (!py) throw new PrerequisiteError(`Python 3 with pip is needed to install ${pins.join(' ')}`);
+  log(`installing ${pins.join(' ')} into ${path.relative(ROOT, dir)}/ with pip`);
   const r = spawnSync(
     py,
-    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, ...PINNED_PYTHON_TUF],
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, ...pins],
     { encoding: 'utf8', env },
   );
   if (r.status !== 0)
-    throw new PrerequisiteError(`pip could not install python-tuf:\n${(r.stderr || r.stdout).trim()}`);
+    throw new PrerequisiteError(`pip could not install ${pins.join(' ')}:\n${(r.stderr || r.stdout).trim()}`);
   return dir;
+}
+
+/** `.tools/python` with python-tuf (installed from its PyPI wheels when missing); returns the dir. */
+export function ensurePythonTuf(log: (line: string) => void = () => undefined, opts: ToolLookup = {}): string {
+  return ensurePythonPackages('python', PINNED_PYTHON_TUF, 'tuf-7.0.1.dist-info', log, opts);
+}
+
+/** `.tools/python-pyotp` with pyotp (installed from its PyPI wheel when missing); returns the dir. */
+export function ensurePythonPyotp(log: (line: string) => void = () => undefined, opts: ToolLookup = {}): string {
+  return ensurePythonPackages('python-pyotp', PINNED_PYOTP, 'pyotp-2.9.0.dist-info', log, opts);
 }

@@ -28,7 +28,8 @@ export type AgentsServiceDeps = {
   origin: Pick<UpdateOriginService, 'sign'>;
   onWarning?: (message: string, err: unknown) => void;
 };
-type Viewer = Extract<Principal, { kind: 'admin' | 'customer' }>;
+/** Admins and service tokens see every customer's agents; a customer only its own. */
+type Viewer = Extract<Principal, { kind: 'admin' | 'customer' | 'service' }>;
 
 /** An Update failure that is the origin check's refusal (raised by the handler or the activity). */
 function isOriginRefusal(cause: unknown): boolean {

@@ -15,13 +15,13 @@ import {
 import type { CustomerRow } from '../../db/customers-repo';
 import type { CustomerUserRow } from '../../db/customer-users-repo';
 import type { ServiceAccountRow } from '../../db/service-accounts-repo';
-import { newId, newSecret, scrubFreeText, type Clock } from '../../protocol';
+import { newId, newSecret, scrubFreeText, type AdminRole, type Clock, type ServiceScope } from '../../protocol';
 import { actorOf, type CliCaller, type Principal } from '../principal';
 import { AppError } from '../errors';
 import { subjectKind } from './login-service';
 import { checkPasswordRules, generateOneTimePassword, type PasswordHasher } from './passwords';
 import { sha256Hex } from '../secrets';
-import type { AccountView, CustomerUserView, CustomerView, ServiceAccountView } from '../../protocol/views';
+import type { AdminView, CustomerUserView, CustomerView, ServiceAccountView } from '../../protocol/views';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const LIST_LIMIT = 500;
@@ -42,8 +42,8 @@ function accountView(a: AdminRow | CustomerUserRow, now: Date) {
   };
 }
 
-export function adminView(a: AdminRow, now: Date): AccountView {
-  return accountView(a, now);
+export function adminView(a: AdminRow, now: Date): AdminView {
+  return { ...accountView(a, now), role: a.role, totpEnrolled: a.totp_enrolled ?? false };
 }
 
 export function customerView(c: CustomerRow): CustomerView {
@@ -66,6 +66,8 @@ export function serviceAccountView(s: ServiceAccountRow): ServiceAccountView {
     id: s.id,
     name: s.name,
     tokenHint: s.token_hint,
+    scopes: s.scopes,
+    expiresAt: iso(s.expires_at),
     createdBy: s.created_by,
     createdAt: s.created_at.toISOString(),
     lastUsedAt: iso(s.last_used_at),
@@ -113,6 +115,16 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
     return u;
   }
 
+  /**
+   * Refuses a change that would leave no active owner. The active owners' rows are locked first,
+   * so two owners demoting (or deactivating) each other at once cannot both succeed.
+   */
+  async function refuseLastOwner(tx: Tx, id: string, change: 'demoted' | 'deactivated'): Promise<void> {
+    const owners = await adminsRepo.lockActiveOwners(tx);
+    if (owners.length === 1 && owners[0] === id)
+      throw new AppError('CONFLICT', `The last active owner cannot be ${change}; make another admin an owner first.`);
+  }
+
   /** Clears the lock and the failure counter now; the sleeping timer later finds nothing to do. */
   async function unlock(by: Principal, kind: AccountKind, id: string): Promise<{ unlocked: boolean }> {
     return withTransaction(deps.pool, async (tx) => {
@@ -140,7 +152,8 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       if (p.kind === 'admin') {
         const a = await adminsRepo.findAdmin(deps.pool, p.id);
         if (!a) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');
-        return adminView(a, now);
+        const policies = await adminsRepo.listRolePolicies(deps.pool);
+        return { ...adminView(a, now), totpRequired: policies.some((r) => r.role === a.role && r.totp_required) };
       }
       const u = await customerUsersRepo.findCustomerUser(deps.pool, p.id);
       if (!u) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');
@@ -199,8 +212,14 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       return (await adminsRepo.listAdmins(deps.pool, LIST_LIMIT)).map((a) => adminView(a, now));
     },
 
-    /** An admin; without a password, with a one-time password returned once (only its hash is kept). */
-    async createAdmin(by: Principal | CliCaller, input: { email: string; displayName?: string; password?: string }) {
+    /**
+     * An admin; without a password, with a one-time password returned once (only its hash is kept).
+     * Without a role, a viewer: more power is given on purpose, never by default.
+     */
+    async createAdmin(
+      by: Principal | CliCaller,
+      input: { email: string; displayName?: string; password?: string; role?: AdminRole },
+    ) {
       const pw = await initialPassword(input.password);
       try {
         return await withTransaction(deps.pool, async (tx) => {
@@ -210,6 +229,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
             id: newId('adm'),
             email: input.email,
             passwordHash: pw.hash,
+            role: input.role ?? 'viewer',
             displayName: scrubFreeText(input.displayName ?? '', 200),
             mustChangePassword: pw.oneTimePassword !== undefined,
           });
@@ -220,6 +240,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
             { kind: 'admin', id: row.id },
             {
               email: row.email,
+              role: row.role,
               oneTimePassword: pw.oneTimePassword !== undefined,
               ...(by.kind === 'cli' ? { via: 'cli' } : {}),
             },
@@ -244,6 +265,7 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
           throw new AppError('CONFLICT', 'You cannot deactivate yourself.');
         if (!active && target.active && (await adminsRepo.countActiveAdmins(tx)) <= 1)
           throw new AppError('CONFLICT', 'The last active admin cannot be deactivated.');
+        if (!active) await refuseLastOwner(tx, id, 'deactivated');
         const now = deps.clock.now();
         if (await loginAccountsRepo.setAccountActive(tx, 'admin', id, active, now)) {
           const ended = active ? 0 : await sessionsRepo.deleteSessionsOfAccount(tx, 'admin', id);
@@ -260,6 +282,20 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
     },
 
     unlockAdmin: (by: Principal, id: string) => unlock(by, 'admin', id),
+
+    /** Gives an admin another role; the last active owner cannot be demoted (nor deactivated, above). */
+    async setAdminRole(by: Principal, id: string, role: AdminRole) {
+      return withTransaction(deps.pool, async (tx) => {
+        const target = await adminsRepo.findAdmin(tx, id);
+        if (!target) throw new AppError('NOT_FOUND', 'No such admin.');
+        if (role !== 'owner') await refuseLastOwner(tx, id, 'demoted');
+        const now = deps.clock.now();
+        if (await adminsRepo.setAdminRole(tx, id, role, now)) {
+          await audit(tx, by, 'admin.role_changed', { kind: 'admin', id }, { from: target.role, to: role });
+        }
+        return adminView((await adminsRepo.findAdmin(tx, id))!, now);
+      });
+    },
 
     // --- customers and their users ------------------------------------------------------------
     async listCustomers() {
@@ -372,8 +408,21 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
       return (await serviceAccountsRepo.listServiceAccounts(deps.pool, LIST_LIMIT)).map(serviceAccountView);
     },
 
-    /** The token is returned here once; only its sha256 is kept. */
-    async createServiceAccount(by: Principal, input: { name: string }) {
+    /**
+     * The token is returned here once; only its sha256 is kept. It may do what its scopes name and
+     * nothing else, and is refused like an unknown token from `expiresAt` on.
+     */
+    async createServiceAccount(
+      by: Principal,
+      input: { name: string; scopes: readonly ServiceScope[]; expiresAt?: string | undefined },
+    ) {
+      const now = deps.clock.now();
+      const expiresAt = input.expiresAt === undefined ? null : new Date(input.expiresAt);
+      if (expiresAt && !(expiresAt.getTime() > now.getTime()))
+        throw new AppError('VALIDATION_FAILED', 'The expiry must be in the future.', [
+          { path: 'body.expiresAt', message: 'not in the future' },
+        ]);
+      const scopes = [...new Set(input.scopes)].sort();
       const token = newSecret('svc');
       return withTransaction(deps.pool, async (tx) => {
         const row = await serviceAccountsRepo.insertServiceAccount(tx, {
@@ -381,10 +430,18 @@ export function createIdentityService(deps: { pool: Pool; clock: Clock; password
           name: scrubFreeText(input.name, 200),
           tokenHash: sha256Hex(token),
           tokenHint: token.slice(-4),
+          scopes,
+          expiresAt,
           createdBy: `${by.kind}:${by.id}`,
-          now: deps.clock.now(),
+          now,
         });
-        await audit(tx, by, 'service_account.created', { kind: 'service_account', id: row.id }, { name: row.name });
+        await audit(
+          tx,
+          by,
+          'service_account.created',
+          { kind: 'service_account', id: row.id },
+          { name: row.name, scopes, expiresAt: iso(expiresAt) },
+        );
         return { serviceAccount: serviceAccountView(row), token };
       });
     },

@@ -6,6 +6,7 @@ import { ACCOUNT_LOCKOUT_WORKFLOW, lockoutWorkflowId, type AccountLockoutInput }
 import type { TemporalDeps } from '../temporal';
 import { clientAddressKey, createFailureBudget } from './failure-budget';
 import { PASSWORD_MAX_BYTES, type PasswordHasher } from './passwords';
+import type { SecondFactorService } from './second-factor-service';
 import type { IssuedSession, SessionService } from './session-service';
 
 /** LOCKOUT_THRESHOLD failed logins within LOCKOUT_WINDOW_MS lock the account for LOCKOUT_MS. */
@@ -29,7 +30,8 @@ export type LoginMeta = { ip: string; userAgent: string | null };
  * its failures on this email (the same for an unknown email as for a real one).
  */
 export type LoginResult =
-  { ok: true; account: LoginAccount; session: IssuedSession } | { ok: false; throttledForSeconds?: number };
+  | { ok: true; account: LoginAccount; session: IssuedSession }
+  | { ok: false; throttledForSeconds?: number; secondFactorRequired?: true };
 type Refusal = Extract<LoginResult, { ok: false }>;
 
 /** Whether `threshold` of the (sorted) failure times fall within one window: the lock rule. */
@@ -58,6 +60,7 @@ export type LoginServiceDeps = {
   logger: Pick<Logger, 'warn'>;
   passwords: PasswordHasher;
   sessions: SessionService;
+  secondFactors: Pick<SecondFactorService, 'checkAtLogin'>;
 };
 
 /**
@@ -115,7 +118,7 @@ export function createLoginService(deps: LoginServiceDeps) {
   async function recordFailure(
     account: LoginAccount,
     meta: LoginMeta,
-    reason: 'wrong_password' | 'inactive',
+    reason: 'wrong_password' | 'inactive' | 'second_factor_missing' | 'wrong_second_factor',
     startedAt: number,
   ): Promise<Refusal> {
     const outcome = await withTransaction(deps.pool, async (tx) => {
@@ -190,8 +193,19 @@ export function createLoginService(deps: LoginServiceDeps) {
   }
 
   return {
-    /** A fresh session, or the one refusal (the same for unknown email, wrong password, inactive, locked). */
-    async login(kind: AccountKind, email: string, password: string, meta: LoginMeta): Promise<LoginResult> {
+    /**
+     * A fresh session, or the one refusal (the same for unknown email, wrong password, inactive,
+     * locked). An account with a second factor also needs `code` (a TOTP code or a recovery code):
+     * without one the right password gets `secondFactorRequired`, and a missing or wrong code
+     * counts as a failed login toward the same lockout.
+     */
+    async login(
+      kind: AccountKind,
+      email: string,
+      password: string,
+      meta: LoginMeta,
+      code?: string,
+    ): Promise<LoginResult> {
       const { normalizedEmail, account } =
         email.length <= 254
           ? await loginAccountsRepo.findLoginCandidate(deps.pool, kind, email)
@@ -215,11 +229,14 @@ export function createLoginService(deps: LoginServiceDeps) {
       const rehashed = passwords.needsRehash(account.passwordHash) ? await passwords.hash(password) : undefined;
 
       // Re-checked under the row lock: a lock or deactivation may have landed during scrypt.
-      const result = await withTransaction(deps.pool, async (tx): Promise<LoginResult> => {
+      type Attempt = LoginResult | { ok: false; secondFactor: 'missing' | 'wrong' };
+      const result = await withTransaction(deps.pool, async (tx): Promise<Attempt> => {
         const row = await loginAccountsRepo.lockAccount(tx, kind, account.id);
         const at = deps.clock.now();
         if (!row || !row.active) return refused();
         if (row.lockedUntil && row.lockedUntil > at) return refused();
+        const second = await deps.secondFactors.checkAtLogin(tx, kind, account.id, code);
+        if (second === 'missing' || second === 'wrong') return { ok: false, secondFactor: second };
         if (row.failedLogins > 0 || row.lockedUntil || row.failureTimes.length > 0)
           await loginAccountsRepo.setLoginCounters(tx, kind, account.id, [], null, at);
         if (rehashed && row.passwordHash === account.passwordHash) {
@@ -237,12 +254,21 @@ export function createLoginService(deps: LoginServiceDeps) {
             actor: { kind: kind === 'admin' ? 'admin' : 'customer', id: account.id },
             action: 'session.created',
             subject: { kind: 'session', id: session.id },
-            data: { ip: meta.ip, rehashed: rehashed !== undefined },
+            data: {
+              ip: meta.ip,
+              rehashed: rehashed !== undefined,
+              ...(second === 'not_enrolled' ? {} : { secondFactor: second === 'accepted' ? 'totp' : 'recovery_code' }),
+            },
           },
           deps.clock,
         );
         return { ok: true, session, account: row };
       });
+      if ('secondFactor' in result) {
+        const missing = result.secondFactor === 'missing';
+        await recordFailure(account, meta, missing ? 'second_factor_missing' : 'wrong_second_factor', taken.at);
+        return missing ? { ok: false, secondFactorRequired: true } : refused();
+      }
       // Whoever signs in from this address knows the password: its failures here are forgiven.
       if (result.ok) addressBudget.forget(budgetKey);
       return result;

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { appendAudit, serviceAccountsRepo, sessionsRepo, withTransaction, type Queryable } from '../../db';
 import type { AccountKind } from '../../db/login-accounts-repo';
-import { newSecret, type Clock } from '../../protocol';
+import { newSecret, type AdminRole, type Clock } from '../../protocol';
 import { actorOf, type Principal } from '../principal';
 import { hashesEqual, sha256Hex } from '../secrets';
 import { looksLikeToken, newSessionId } from './tokens';
@@ -19,6 +19,9 @@ export type ValidSession = {
   customerId: string | null;
   expiresAt: Date;
   mustChangePassword: boolean;
+  /** Admins only: their role, and whether their role requires a second factor they have not enrolled. */
+  role: AdminRole | null;
+  mustEnrolTotp: boolean;
 };
 export type IssuedSession = { id: string; token: string; expiresAt: Date };
 
@@ -76,23 +79,26 @@ export function createSessionService(deps: { pool: Pool; clock: Clock }) {
         customerId: row.customerId,
         expiresAt: row.expiresAt,
         mustChangePassword: row.mustChangePassword,
+        role: row.role,
+        mustEnrolTotp: row.mustEnrolTotp,
       };
     },
 
-    /** A service token (`svc_…`) → its service account, or null when unknown or revoked. */
+    /** A service token (`svc_…`) → its service account and scopes, or null when unknown, revoked or expired. */
     async resolveServiceToken(token: string): Promise<Extract<Principal, { kind: 'service' }> | null> {
       if (!looksLikeToken(token, 'svc')) return null;
       const hash = sha256Hex(token);
       const row = await serviceAccountsRepo.findServiceAccountByTokenHash(deps.pool, hash);
       if (!row || !hashesEqual(row.token_hash, hash) || row.revoked_at) return null;
       const now = deps.clock.now();
+      if (row.expires_at && row.expires_at <= now) return null;
       await serviceAccountsRepo.touchServiceAccount(
         deps.pool,
         row.id,
         now,
         new Date(now.getTime() - SERVICE_TOKEN_TOUCH_MS),
       );
-      return { kind: 'service', id: row.id };
+      return { kind: 'service', id: row.id, scopes: row.scopes };
     },
 
     /** Audits a cookie-authenticated request refused as cross-site (`request.csrf_refused`). */

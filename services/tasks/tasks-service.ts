@@ -32,7 +32,8 @@ export const MAX_TASK_PAYLOAD_BYTES = 64 * 1024;
 export const MAX_TASK_RESULT_BYTES = 64 * 1024;
 export const DEFAULT_TASK_MAX_ATTEMPTS = 3;
 
-type Creator = Extract<Principal, { kind: 'admin' | 'customer' }>;
+/** Admins and service tokens see every customer's tasks; a customer only its own. */
+type Creator = Extract<Principal, { kind: 'admin' | 'customer' | 'service' }>;
 type AgentPrincipal = Extract<Principal, { kind: 'agent' }>;
 
 export type TasksServiceDeps = {
@@ -161,7 +162,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           kind: input.kind,
           payload,
           max_attempts: input.maxAttempts ?? DEFAULT_TASK_MAX_ATTEMPTS,
-          created_by_kind: actor.kind as 'admin' | 'customer',
+          created_by_kind: actor.kind as 'admin' | 'customer' | 'system',
           created_by_id: actor.id,
           at: deps.clock.now(),
         });

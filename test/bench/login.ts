@@ -101,7 +101,7 @@ export async function main(args: string[]): Promise<object> {
     const emails: string[] = [];
     for (let i = 0; i < logins + 2 * samples; i++) {
       const email = `bench-${i}@example.test`;
-      await adminsRepo.insertAdmin(db.pool, { id: newId('adm'), email, passwordHash: hash });
+      await adminsRepo.insertAdmin(db.pool, { id: newId('adm'), email, passwordHash: hash, role: 'owner' });
       emails.push(email);
     }
     // The last `samples` accounts are locked, as five failed guesses would leave them.

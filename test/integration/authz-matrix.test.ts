@@ -15,6 +15,7 @@ import {
 import { createAgentWithLicense } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { buildWebOnce } from '../support/web-stack';
+import { SERVICE_SCOPES, type ServiceScope } from '../../protocol';
 import {
   SAME_ORIGIN,
   mintSession,
@@ -40,6 +41,8 @@ describe('authorization matrix', () => {
     app = t.app;
 
     const admin = await seedAdmin(db.pool, { cheap: true });
+    const operator = await seedAdmin(db.pool, { cheap: true, role: 'operator' });
+    const viewer = await seedAdmin(db.pool, { cheap: true, role: 'viewer' });
     const goneAdmin = await seedAdmin(db.pool, { cheap: true });
     const spareAdmin = await seedAdmin(db.pool, { cheap: true });
     const customerA = await seedCustomer(db.pool, 'Customer A');
@@ -50,6 +53,7 @@ describe('authorization matrix', () => {
     const spareUserA = await seedCustomerUser(db.pool, customerA.id, { cheap: true });
     const service = await seedServiceAccount(db.pool);
     const revoked = await seedServiceAccount(db.pool, { revoked: true });
+    const expired = await seedServiceAccount(db.pool, { expiresAt: new Date(Date.now() - 1000) });
     const spareService = await seedServiceAccount(db.pool);
 
     // The deactivated admin had a live session; deactivation (the real path) ended it.
@@ -75,11 +79,14 @@ describe('authorization matrix', () => {
     credentials = {
       anonymous: async () => ({}),
       admin: async () => ({ cookie: (await mintSession(db.pool, 'admin', admin)).cookie }),
+      operator: async () => ({ cookie: (await mintSession(db.pool, 'admin', operator)).cookie }),
+      viewer: async () => ({ cookie: (await mintSession(db.pool, 'admin', viewer)).cookie }),
       deactivatedAdmin: async () => ({ cookie: gone.cookie }),
       customerA: async () => ({ cookie: (await mintSession(db.pool, 'customer', userA)).cookie }),
       customerB: async () => ({ cookie: (await mintSession(db.pool, 'customer', userB)).cookie }),
       service: async () => ({ authorization: `Bearer ${service.token}` }),
       revokedService: async () => ({ authorization: `Bearer ${revoked.token}` }),
+      expiredService: async () => ({ authorization: `Bearer ${expired.token}` }),
       agent: async () => ({ authorization: `Bearer ${(await createAgentWithLicense(db.pool)).credential}` }),
     };
   });
@@ -104,27 +111,34 @@ describe('authorization matrix', () => {
     const extra = await buildTestApp({
       pool: db.pool,
       register: (a) => {
-        a.get('/v1/admin/unlisted-thing', { config: { access: ['admin'] } }, async () => ({ ok: true }));
+        a.get('/v1/admin/unlisted-thing', { config: { access: ['admin'], permission: 'audit:read' } }, async () => ({
+          ok: true,
+        }));
       },
     });
     try {
       const routes = registeredRoutes(extra.app);
       expect(coverageGaps(routes).missingRows).toEqual(['GET /v1/admin/unlisted-thing']);
       expect(suggestRow(routes.find((r) => r.url === '/v1/admin/unlisted-thing')!)).toBe(
-        "allow('GET /v1/admin/unlisted-thing', { admin: 200 }),",
+        "allow('GET /v1/admin/unlisted-thing', { admin: 200, operator: 200, viewer: 200 }, 'audit:read'),",
       );
     } finally {
       await extra.close();
     }
   });
 
-  async function call(row: AuthzRow, principal: PrincipalName, vars: Record<string, string>): Promise<number> {
+  async function call(
+    row: AuthzRow,
+    principal: PrincipalName | { token: string },
+    vars: Record<string, string>,
+  ): Promise<{ status: number; message?: string }> {
     const url = row.path.replace(/\{(\w+)\}/g, (_, name: string) => {
       const v = vars[name];
       if (v === undefined) throw new Error(`no fixture {${name}} for ${row.method} ${row.url}`);
       return v;
     });
-    const creds = await credentials[principal]();
+    const creds =
+      typeof principal === 'string' ? await credentials[principal]() : { authorization: `Bearer ${principal.token}` };
     const unsafe = !['GET', 'HEAD', 'OPTIONS'].includes(row.method);
     const headers: Record<string, string> = {
       ...creds,
@@ -138,7 +152,11 @@ describe('authorization matrix', () => {
       remoteAddress: nextIp(),
       ...(unsafe ? { payload: JSON.stringify(row.body ?? {}) } : {}),
     });
-    return res.statusCode;
+    const json = res.headers['content-type']?.toString().startsWith('application/json');
+    return {
+      status: res.statusCode,
+      ...(json ? { message: res.json<{ error?: { message?: string } }>().error?.message } : {}),
+    };
   }
 
   it('answers every route with the expected status for every principal', async () => {
@@ -146,10 +164,39 @@ describe('authorization matrix', () => {
     for (const row of AUTHZ_ROWS) {
       const vars = { ...fixtures, ...(row.setup ? await row.setup({ pool: db.pool, fixtures }) : {}) };
       for (const principal of PRINCIPALS) {
-        const got = await call(row, principal, vars);
+        const got = (await call(row, principal, vars)).status;
         if (got !== row.expect[principal])
           mismatches.push(`${row.method} ${row.url} as ${principal}: expected ${row.expect[principal]}, got ${got}`);
       }
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  it('every admin or service route declares the permission its row names', () => {
+    const declared = new Map(registeredRoutes(app).map((r) => [`${r.method} ${r.url}`, r.permission]));
+    const wrong = AUTHZ_ROWS.filter((row) => declared.get(`${row.method} ${row.url}`) !== row.need).map(
+      (row) => `${row.method} ${row.url}: row says ${row.need}, route says ${declared.get(`${row.method} ${row.url}`)}`,
+    );
+    expect(wrong).toEqual([]);
+  });
+
+  // The row's own setup runs once here, so a token with only the scope must get past access
+  // control (not 401/403); what it then gets is the main table's business.
+  it('a token with only the scope a route needs gets through; one with every other scope gets a 403 naming it', async () => {
+    const mismatches: string[] = [];
+    const tokenRows = AUTHZ_ROWS.filter((r) => r.need && r.expect.service !== 403);
+    expect(tokenRows.length).toBeGreaterThan(20);
+    for (const row of tokenRows) {
+      const need = row.need as ServiceScope;
+      const only = await seedServiceAccount(db.pool, { scopes: [need] });
+      const lacking = await seedServiceAccount(db.pool, { scopes: SERVICE_SCOPES.filter((s) => s !== need) });
+      const vars = { ...fixtures, ...(row.setup ? await row.setup({ pool: db.pool, fixtures }) : {}) };
+      const without = await call(row, { token: lacking.token }, vars);
+      const withOnly = await call(row, { token: only.token }, vars);
+      if (withOnly.status === 401 || withOnly.status === 403)
+        mismatches.push(`${row.method} ${row.url} with only ${need}: got ${withOnly.status} ${withOnly.message}`);
+      if (without.status !== 403 || !without.message?.includes(`lacks the scope ${need}`))
+        mismatches.push(`${row.method} ${row.url} without ${need}: got ${without.status} ${without.message}`);
     }
     expect(mismatches).toEqual([]);
   });

@@ -200,7 +200,10 @@ describe('identity: admin API', () => {
   it('service accounts: token shown once, stored as sha256, last_used_at tracked, audited as system, revocable', async () => {
     const boss = await seedAdmin(db.pool, { cheap: true });
     const bs = await mintSession(db.pool, 'admin', boss);
-    const created = await as(bs.cookie).post('/v1/admin/service-accounts', { name: 'provisioning bot' });
+    const created = await as(bs.cookie).post('/v1/admin/service-accounts', {
+      name: 'provisioning bot',
+      scopes: ['customers:read', 'customers:write'],
+    });
     expect(created.statusCode).toBe(201);
     const { serviceAccount, token } = created.json();
     expect(token).toMatch(/^svc_[A-Za-z0-9_-]{43}$/);

@@ -52,7 +52,7 @@ describe('identity: agentina create-admin', () => {
       [res.json().account.id],
     );
     expect(audit.rows).toEqual([
-      { actor_kind: 'system', actor_id: 'cli', data: { email, oneTimePassword: true, via: 'cli' } },
+      { actor_kind: 'system', actor_id: 'cli', data: { email, role: 'owner', oneTimePassword: true, via: 'cli' } },
     ]);
     expect(JSON.stringify(audit.rows)).not.toContain(otp);
   });

@@ -117,6 +117,7 @@ describe('planted secrets reach no log, audit row, workflow history or answer', 
       (
         await asAdmin('create service account', 'POST', '/v1/admin/service-accounts', {
           name: `ci apikey=${planted.serviceAccountName}`,
+          scopes: ['licenses:read'],
         })
       ).statusCode,
     ).toBe(201);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
-import type { RegisteredRoute } from '../../api/auth/access';
-import { newId } from '../../protocol';
+import type { RegisteredRoute, RoutePermission } from '../../api/auth/access';
+import { ADMIN_ROLES, newId, roleGrants } from '../../protocol';
 import { createAgent, createLicense } from './agent-server-fixtures';
 
 /**
@@ -10,20 +10,30 @@ import { createAgent, createLicense } from './agent-server-fixtures';
  * difference, on any registered route without a row, and on any row without a route.
  *
  * Adding a route = adding one line here, e.g.
- *   allow('GET /v1/admin/things', { admin: 200, service: 200 }),
+ *   allow('GET /v1/admin/things', { ...ROLES_SERVICE }, 'things:read'),
  *   allow('GET /v1/portal/things/:id', { customerA: 200, customerB: 404 }, { path: '/v1/portal/things/{thingA}', setup: makeThingForA }),
  * Principals left out of `allow` get the denial: 401 when their credential is not valid
- * (anonymous, deactivated admin, revoked service account), 403 when it is of the wrong kind.
- * Another customer's resource is a 404, never a 403.
+ * (anonymous, deactivated admin, revoked or expired service token), 403 when it is of the wrong
+ * kind, or an admin whose role does not grant the route's permission. Another customer's resource
+ * is a 404, never a 403.
+ *
+ * `admin` is an owner; `operator` and `viewer` are admins of those roles; `service` holds every
+ * scope a token may. A route open to admins or tokens names the permission it needs (the third
+ * argument): the matrix test checks the route declares exactly that, that a token holding only
+ * that scope gets what `service` gets, and that a token holding every other scope gets a 403
+ * naming it.
  */
 export const PRINCIPALS = [
   'anonymous',
   'admin',
+  'operator',
+  'viewer',
   'deactivatedAdmin',
   'customerA',
   'customerB',
   'service',
   'revokedService',
+  'expiredService',
   'agent',
 ] as const;
 export type PrincipalName = (typeof PRINCIPALS)[number];
@@ -53,10 +63,17 @@ export type AuthzRow = {
   /** Sent as JSON with unsafe methods; `{}` unless given. */
   body?: unknown;
   expect: Record<PrincipalName, number>;
+  /** What an admin or service caller needs here (routes open to them only). */
+  need?: RoutePermission;
   setup?: RowSetup;
 };
 
-const INVALID_CREDENTIAL: ReadonlySet<PrincipalName> = new Set(['anonymous', 'deactivatedAdmin', 'revokedService']);
+const INVALID_CREDENTIAL: ReadonlySet<PrincipalName> = new Set([
+  'anonymous',
+  'deactivatedAdmin',
+  'revokedService',
+  'expiredService',
+]);
 
 type RowOptions = { path?: string; body?: unknown; setup?: RowSetup };
 
@@ -67,7 +84,14 @@ function parse(route: string): { method: string; url: string } {
 }
 
 /** Only the listed principals get through, with the given status; the rest are refused. */
-export function allow(route: string, allowed: Partial<Record<PrincipalName, number>>, opts: RowOptions = {}): AuthzRow {
+export function allow(
+  route: string,
+  allowed: Partial<Record<PrincipalName, number>>,
+  needOrOpts: RoutePermission | RowOptions = {},
+  moreOpts: RowOptions = {},
+): AuthzRow {
+  const need = typeof needOrOpts === 'string' ? needOrOpts : undefined;
+  const opts = typeof needOrOpts === 'string' ? moreOpts : needOrOpts;
   const { method, url } = parse(route);
   const expect = Object.fromEntries(
     PRINCIPALS.map((p) => [p, allowed[p] ?? (INVALID_CREDENTIAL.has(p) ? 401 : 403)]),
@@ -77,6 +101,7 @@ export function allow(route: string, allowed: Partial<Record<PrincipalName, numb
     url,
     path: opts.path ?? url,
     expect,
+    ...(need ? { need } : {}),
     ...(opts.body !== undefined ? { body: opts.body } : {}),
     ...(opts.setup ? { setup: opts.setup } : {}),
   };
@@ -87,12 +112,21 @@ export function pub(route: string, status = 200, opts: RowOptions = {}): AuthzRo
   return allow(route, Object.fromEntries(PRINCIPALS.map((p) => [p, status])), opts);
 }
 
-const ADMIN = { admin: 200 };
-const ADMIN_SERVICE = { admin: 200, service: 200 };
+/** Owners only (admins, service tokens, policies). */
+const OWNER = { admin: 200 };
+/** Every admin role (reads, and one's own account). */
+const ROLES = { admin: 200, operator: 200, viewer: 200 };
+const ROLES_SERVICE = { ...ROLES, service: 200 };
+/** Owners and operators (licenses, customers, agents, tasks). */
+const OPERATORS = { admin: 200, operator: 200 };
+const OPERATORS_SERVICE = { ...OPERATORS, service: 200 };
+/** A change the owner (called first) makes to the row's one resource; the others find it made. */
+const AFTER_THE_OWNER = { admin: 200, operator: 409, service: 409 };
 const PORTAL = { customerA: 200, customerB: 200 };
 /** Authorized callers whose `{}` body is rejected: proves they got past access control. */
-const ADMIN_400 = { admin: 400 };
-const ADMIN_SERVICE_400 = { admin: 400, service: 400 };
+const OWNER_400 = { admin: 400 };
+const ROLES_400 = { admin: 400, operator: 400, viewer: 400 };
+const OPERATORS_SERVICE_400 = { admin: 400, operator: 400, service: 400 };
 
 /** A fresh agent of customer A (its own license), so rows that change it do not affect others. */
 async function agentOfA({ pool, fixtures }: { pool: Pool; fixtures: Fixtures }): Promise<Record<string, string>> {
@@ -164,53 +198,75 @@ export const AUTHZ_ROWS: AuthzRow[] = [
 
   // identity: admin auth
   pub('POST /v1/admin/login', 400),
-  allow('POST /v1/admin/logout', ADMIN),
-  allow('GET /v1/admin/me', ADMIN),
-  allow('POST /v1/admin/me/password', ADMIN_400),
+  allow('POST /v1/admin/logout', ROLES, 'own-account'),
+  allow('GET /v1/admin/me', ROLES, 'own-account'),
+  allow('POST /v1/admin/me/password', ROLES_400, 'own-account'),
   // identity: portal auth
   pub('POST /v1/portal/login', 400),
   allow('POST /v1/portal/logout', PORTAL),
   allow('GET /v1/portal/me', PORTAL),
   allow('POST /v1/portal/me/password', { customerA: 400, customerB: 400 }),
   // identity: admins
-  allow('GET /v1/admin/admins', ADMIN),
-  allow('POST /v1/admin/admins', ADMIN_400),
-  allow('POST /v1/admin/admins/:id/deactivate', ADMIN, { path: '/v1/admin/admins/{spareAdmin}/deactivate' }),
-  allow('POST /v1/admin/admins/:id/reactivate', ADMIN, { path: '/v1/admin/admins/{spareAdmin}/reactivate' }),
-  allow('POST /v1/admin/admins/:id/unlock', ADMIN, { path: '/v1/admin/admins/{spareAdmin}/unlock' }),
+  allow('GET /v1/admin/admins', ROLES, 'admins:read'),
+  allow('POST /v1/admin/admins', OWNER_400, 'admins:write'),
+  allow('POST /v1/admin/admins/:id/deactivate', OWNER, 'admins:write', {
+    path: '/v1/admin/admins/{spareAdmin}/deactivate',
+  }),
+  allow('POST /v1/admin/admins/:id/reactivate', OWNER, 'admins:write', {
+    path: '/v1/admin/admins/{spareAdmin}/reactivate',
+  }),
+  allow('POST /v1/admin/admins/:id/unlock', OWNER, 'admins:write', { path: '/v1/admin/admins/{spareAdmin}/unlock' }),
+  allow('POST /v1/admin/admins/:id/role', OWNER_400, 'admins:write', { path: '/v1/admin/admins/{spareAdmin}/role' }),
+  // identity: second factors (each role's own; the policy and resets are owners')
+  allow('GET /v1/admin/me/totp', ROLES, 'own-account'),
+  allow('POST /v1/admin/me/totp', { admin: 201, operator: 201, viewer: 201 }, 'own-account'),
+  allow('POST /v1/admin/me/totp/confirm', ROLES_400, 'own-account'),
+  allow('POST /v1/admin/admins/:id/totp/reset', OWNER, 'admins:write', {
+    path: '/v1/admin/admins/{spareAdmin}/totp/reset',
+  }),
+  allow('GET /v1/admin/totp-policy', ROLES, 'admins:read'),
+  allow('POST /v1/admin/totp-policy', OWNER_400, 'admins:write'),
   // identity: customers and their users
-  allow('GET /v1/admin/customers', ADMIN_SERVICE),
-  allow('POST /v1/admin/customers', ADMIN_SERVICE_400),
-  allow('GET /v1/admin/customers/:id', ADMIN_SERVICE, { path: '/v1/admin/customers/{customerA}' }),
-  allow('POST /v1/admin/customers/:id/deactivate', ADMIN_SERVICE, {
+  allow('GET /v1/admin/customers', ROLES_SERVICE, 'customers:read'),
+  allow('POST /v1/admin/customers', OPERATORS_SERVICE_400, 'customers:write'),
+  allow('GET /v1/admin/customers/:id', ROLES_SERVICE, 'customers:read', { path: '/v1/admin/customers/{customerA}' }),
+  allow('POST /v1/admin/customers/:id/deactivate', OPERATORS_SERVICE, 'customers:write', {
     path: '/v1/admin/customers/{spareCustomer}/deactivate',
   }),
-  allow('GET /v1/admin/customers/:id/users', ADMIN_SERVICE, { path: '/v1/admin/customers/{customerA}/users' }),
-  allow('POST /v1/admin/customers/:id/users', ADMIN_SERVICE_400, { path: '/v1/admin/customers/{customerA}/users' }),
-  allow('POST /v1/admin/customers/:id/users/:userId/deactivate', ADMIN_SERVICE, {
+  allow('GET /v1/admin/customers/:id/users', ROLES_SERVICE, 'customers:read', {
+    path: '/v1/admin/customers/{customerA}/users',
+  }),
+  allow('POST /v1/admin/customers/:id/users', OPERATORS_SERVICE_400, 'customers:write', {
+    path: '/v1/admin/customers/{customerA}/users',
+  }),
+  allow('POST /v1/admin/customers/:id/users/:userId/deactivate', OPERATORS_SERVICE, 'customers:write', {
     path: '/v1/admin/customers/{customerA}/users/{spareUserA}/deactivate',
   }),
-  allow('POST /v1/admin/customers/:id/users/:userId/reactivate', ADMIN_SERVICE, {
+  allow('POST /v1/admin/customers/:id/users/:userId/reactivate', OPERATORS_SERVICE, 'customers:write', {
     path: '/v1/admin/customers/{customerA}/users/{spareUserA}/reactivate',
   }),
-  allow('POST /v1/admin/customers/:id/users/:userId/unlock', ADMIN, {
+  allow('POST /v1/admin/customers/:id/users/:userId/unlock', OPERATORS, 'customers:write', {
     path: '/v1/admin/customers/{customerA}/users/{spareUserA}/unlock',
   }),
   // identity: service accounts
-  allow('GET /v1/admin/service-accounts', ADMIN),
-  allow('POST /v1/admin/service-accounts', ADMIN_400),
-  allow('POST /v1/admin/service-accounts/:id/revoke', ADMIN, {
+  allow('GET /v1/admin/service-accounts', ROLES, 'admins:read'),
+  allow('POST /v1/admin/service-accounts', OWNER_400, 'admins:write'),
+  allow('POST /v1/admin/service-accounts/:id/revoke', OWNER, 'admins:write', {
     path: '/v1/admin/service-accounts/{spareServiceAccount}/revoke',
   }),
   // agents (issue 7, control-plane side)
-  allow('GET /v1/admin/agents', ADMIN),
-  allow('GET /v1/admin/agents/:id', ADMIN, { path: '/v1/admin/agents/{agentA}', setup: agentOfA }),
-  allow(
-    'POST /v1/admin/agents/:id/release',
-    { admin: 409 },
-    { path: '/v1/admin/agents/{agentA}/release', setup: agentOfA },
-  ),
-  allow('POST /v1/admin/agents/:id/deregister', ADMIN, {
+  allow('GET /v1/admin/agents', ROLES_SERVICE, 'agents:read'),
+  allow('GET /v1/admin/agents/:id', ROLES_SERVICE, 'agents:read', {
+    path: '/v1/admin/agents/{agentA}',
+    setup: agentOfA,
+  }),
+  allow('POST /v1/admin/agents/:id/release', { admin: 409, operator: 409 }, 'agents:write', {
+    path: '/v1/admin/agents/{agentA}/release',
+    setup: agentOfA,
+  }),
+  // One agent per row: the owner (called first) deregisters it, later callers get past access
+  // control and find it done (409).
+  allow('POST /v1/admin/agents/:id/deregister', AFTER_THE_OWNER, 'agents:write', {
     path: '/v1/admin/agents/{agentA}/deregister',
     setup: agentOfA,
   }),
@@ -226,10 +282,13 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     { path: '/v1/portal/agents/{agentA}/deregister', setup: agentOfA },
   ),
   // tasks
-  allow('GET /v1/admin/tasks', ADMIN),
-  allow('POST /v1/admin/tasks', ADMIN_400),
-  allow('GET /v1/admin/tasks/:id', ADMIN, { path: '/v1/admin/tasks/{taskA}', setup: taskOfA }),
-  allow('POST /v1/admin/tasks/:id/cancel', ADMIN, { path: '/v1/admin/tasks/{taskA}/cancel', setup: taskOfA }),
+  allow('GET /v1/admin/tasks', ROLES_SERVICE, 'tasks:read'),
+  allow('POST /v1/admin/tasks', OPERATORS_SERVICE_400, 'tasks:write'),
+  allow('GET /v1/admin/tasks/:id', ROLES_SERVICE, 'tasks:read', { path: '/v1/admin/tasks/{taskA}', setup: taskOfA }),
+  allow('POST /v1/admin/tasks/:id/cancel', AFTER_THE_OWNER, 'tasks:write', {
+    path: '/v1/admin/tasks/{taskA}/cancel',
+    setup: taskOfA,
+  }),
   allow('GET /v1/portal/tasks', PORTAL),
   allow('POST /v1/portal/tasks', { customerA: 400, customerB: 400 }),
   allow(
@@ -244,27 +303,30 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   ),
   // licenses (issue 6, part A): changes are refused at validation here (no worker runs), which
   // proves the caller got past access control; the lifecycle itself is tested in license-*.test.ts.
-  allow('POST /v1/admin/licenses', ADMIN_SERVICE_400),
-  allow('GET /v1/admin/licenses', ADMIN_SERVICE),
-  allow('GET /v1/admin/licenses/:id', ADMIN_SERVICE, { path: '/v1/admin/licenses/{licenseA}', setup: licenseOfA }),
-  allow('POST /v1/admin/licenses/:id/renew', ADMIN_SERVICE_400, {
+  allow('POST /v1/admin/licenses', OPERATORS_SERVICE_400, 'licenses:write'),
+  allow('GET /v1/admin/licenses', ROLES_SERVICE, 'licenses:read'),
+  allow('GET /v1/admin/licenses/:id', ROLES_SERVICE, 'licenses:read', {
+    path: '/v1/admin/licenses/{licenseA}',
+    setup: licenseOfA,
+  }),
+  allow('POST /v1/admin/licenses/:id/renew', OPERATORS_SERVICE_400, 'licenses:write', {
     path: '/v1/admin/licenses/{licenseA}/renew',
     setup: licenseOfA,
   }),
-  allow('POST /v1/admin/licenses/:id/convert-trial', ADMIN_SERVICE_400, {
+  allow('POST /v1/admin/licenses/:id/convert-trial', OPERATORS_SERVICE_400, 'licenses:write', {
     path: '/v1/admin/licenses/{licenseA}/convert-trial',
     setup: licenseOfA,
   }),
-  allow('POST /v1/admin/licenses/:id/suspend', ADMIN_SERVICE_400, {
+  allow('POST /v1/admin/licenses/:id/suspend', OPERATORS_SERVICE_400, 'licenses:write', {
     path: '/v1/admin/licenses/{licenseA}/suspend',
     setup: licenseOfA,
   }),
-  allow('POST /v1/admin/licenses/:id/resume', ADMIN_SERVICE_400, {
+  allow('POST /v1/admin/licenses/:id/resume', OPERATORS_SERVICE_400, 'licenses:write', {
     path: '/v1/admin/licenses/{licenseA}/resume',
     body: { unexpected: true },
     setup: licenseOfA,
   }),
-  allow('POST /v1/admin/licenses/:id/revoke', ADMIN_SERVICE_400, {
+  allow('POST /v1/admin/licenses/:id/revoke', OPERATORS_SERVICE_400, 'licenses:write', {
     path: '/v1/admin/licenses/{licenseA}/revoke',
     setup: licenseOfA,
   }),
@@ -293,7 +355,8 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // signed documents: an unknown license, so no signing key is needed here (test/integration/license-documents.test.ts signs)
   allow(
     'GET /v1/admin/licenses/:id/document',
-    { admin: 404, service: 404 },
+    { admin: 404, operator: 404, viewer: 404, service: 404 },
+    'licenses:read',
     { path: '/v1/admin/licenses/lic_authzmatrixnosuchlicense/document' },
   ),
   allow(
@@ -302,13 +365,13 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     { path: '/v1/portal/licenses/lic_authzmatrixnosuchlicense/document' },
   ),
   // activation tokens (the agent side, /v1/agent/activate, is public and tested with the agent routes)
-  allow('POST /v1/admin/activation-tokens', ADMIN_SERVICE_400),
-  allow('GET /v1/admin/activation-tokens', ADMIN_SERVICE),
-  allow('GET /v1/admin/activation-tokens/:id', ADMIN_SERVICE, {
+  allow('POST /v1/admin/activation-tokens', OPERATORS_SERVICE_400, 'licenses:write'),
+  allow('GET /v1/admin/activation-tokens', ROLES_SERVICE, 'licenses:read'),
+  allow('GET /v1/admin/activation-tokens/:id', ROLES_SERVICE, 'licenses:read', {
     path: '/v1/admin/activation-tokens/{tokenA}',
     setup: activationTokenOfA,
   }),
-  allow('POST /v1/admin/activation-tokens/:id/revoke', ADMIN_SERVICE_400, {
+  allow('POST /v1/admin/activation-tokens/:id/revoke', OPERATORS_SERVICE_400, 'licenses:write', {
     path: '/v1/admin/activation-tokens/{tokenA}/revoke',
     body: { unexpected: true },
     setup: activationTokenOfA,
@@ -326,14 +389,14 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     { path: '/v1/portal/activation-tokens/{tokenA}/revoke', setup: activationTokenOfA },
   ),
   // releases
-  allow('GET /v1/admin/releases', ADMIN),
-  allow('POST /v1/admin/releases', ADMIN_SERVICE_400),
+  allow('GET /v1/admin/releases', ROLES_SERVICE, 'releases:read'),
+  allow('POST /v1/admin/releases', { admin: 400, service: 400 }, 'releases:write'),
   // the release repository (TUF): anonymous by design; a file that is not there is a 404 for everyone
   pub('GET /v1/dist/metadata/:file', 404, { path: '/v1/dist/metadata/999.root.json' }),
   pub('GET /v1/dist/targets/:file', 404, { path: `/v1/dist/targets/${'0'.repeat(64)}.agentina-agent-0.0.1.tar.gz` }),
   // audit ledger: admins and service accounts (an auditor's script) may read
-  allow('GET /v1/admin/audit', ADMIN_SERVICE),
-  allow('GET /v1/admin/audit/verify', ADMIN_SERVICE),
+  allow('GET /v1/admin/audit', ROLES_SERVICE, 'audit:read'),
+  allow('GET /v1/admin/audit/verify', ROLES_SERVICE, 'audit:read'),
   // the agent API: only an agent credential gets through (the agent principal is a fresh agent per call)
   pub('POST /v1/agent/activate', 400),
   allow('GET /v1/agent/status', { agent: 200 }),
@@ -384,13 +447,16 @@ export function coverageGaps(
  * the row author's call.
  */
 export function suggestRow(route: RegisteredRoute): string {
+  const need = route.permission;
+  const roles = ADMIN_ROLES.filter((r) => need === 'own-account' || (need !== undefined && roleGrants(r, need)));
   const kinds: Record<string, PrincipalName[]> = {
-    admin: ['admin'],
+    admin: roles.map((r) => (r === 'owner' ? 'admin' : r)),
     customer: ['customerA', 'customerB'],
     service: ['service'],
   };
   if (route.access.includes('anonymous')) return `pub('${route.method} ${route.url}'),`;
   const allowed = route.access.flatMap((k) => kinds[k] ?? []).map((p) => `${p}: 200`);
+  const needArg = need ? `, '${need}'` : '';
   const path = route.url.includes(':') ? `, { path: '${route.url.replace(/:(\w+)/g, '{$1}')}' }` : '';
-  return `allow('${route.method} ${route.url}', { ${allowed.join(', ')} }${path}),`;
+  return `allow('${route.method} ${route.url}', { ${allowed.join(', ')} }${needArg}${path}),`;
 }

@@ -11,7 +11,15 @@ import { hashPassword, type ScryptParams } from '../../services/identity/passwor
 import { createSessionService } from '../../services/identity/session-service';
 import { ADMIN_COOKIE, PORTAL_COOKIE } from '../../api/identity/cookies';
 import { sha256Hex } from '../../services/secrets';
-import { newId, newSecret, systemClock, type Clock } from '../../protocol';
+import {
+  newId,
+  newSecret,
+  SERVICE_SCOPES,
+  systemClock,
+  type AdminRole,
+  type Clock,
+  type ServiceScope,
+} from '../../protocol';
 
 /** Fixtures for identity tests: accounts straight into the database, sessions without a login. */
 export const TEST_PASSWORD = 'correct horse battery staple';
@@ -27,11 +35,23 @@ export function uniqueEmail(label: string): string {
 
 export async function seedAdmin(
   pool: Pool,
-  opts: { email?: string; password?: string; params?: ScryptParams; active?: boolean; cheap?: boolean } = {},
+  opts: {
+    email?: string;
+    password?: string;
+    params?: ScryptParams;
+    active?: boolean;
+    cheap?: boolean;
+    role?: AdminRole;
+  } = {},
 ) {
   const email = opts.email ?? uniqueEmail('admin');
   const hash = await hashPassword(opts.password ?? TEST_PASSWORD, opts.params ?? (opts.cheap ? CHEAP : undefined));
-  const row = await adminsRepo.insertAdmin(pool, { id: newId('adm'), email, passwordHash: hash });
+  const row = await adminsRepo.insertAdmin(pool, {
+    id: newId('adm'),
+    email,
+    passwordHash: hash,
+    role: opts.role ?? 'owner',
+  });
   if (opts.active === false)
     await pool.query('UPDATE admins SET active = false, deactivated_at = now() WHERE id = $1', [row.id]);
   return { id: row.id, email };
@@ -61,13 +81,19 @@ export async function seedCustomerUser(
   return { id: row.id, email, customerId };
 }
 
-export async function seedServiceAccount(pool: Pool, opts: { revoked?: boolean } = {}) {
+/** A service account; by default with every scope a token may hold, and no expiry. */
+export async function seedServiceAccount(
+  pool: Pool,
+  opts: { revoked?: boolean; scopes?: readonly ServiceScope[]; expiresAt?: Date } = {},
+) {
   const token = newSecret('svc');
   const row = await serviceAccountsRepo.insertServiceAccount(pool, {
     id: newId('svcacct'),
     name: 'test',
     tokenHash: sha256Hex(token),
     tokenHint: token.slice(-4),
+    scopes: opts.scopes ?? SERVICE_SCOPES,
+    expiresAt: opts.expiresAt ?? null,
     createdBy: 'test',
     now: new Date(),
   });
