@@ -8,6 +8,8 @@ import { createAdmin } from './create-admin';
 import { AUDIT_USAGE, auditCommand } from './audit';
 import { KEYS_USAGE, keysCommand } from './keys';
 import { RELEASE_USAGE, releaseCommand } from './release';
+import { BACKUP_USAGE, backupCommand, restoreCommand } from './backup';
+import { RECONCILE_USAGE, reconcileCommand } from './reconcile';
 import { startApi } from '../api/server';
 import { runWorkerProcess } from '../worker';
 
@@ -30,6 +32,11 @@ Commands:
                                    write the chain as JSON lines for verification elsewhere
   release init|publish DIR|yank VERSION|export DIR|refresh
                                    the signed release repository (TUF); see docs/releases.md
+  backup --out F --passphrase-file P|-
+                                   write an encrypted archive: database, held checkpoints, keys
+  restore F --passphrase-file P|- [--force]
+                                   restore an archive into an empty database and keys directory
+  reconcile [--dry-run]            compare every license and agent row with its workflow; repair
   help, --help, -h                 show this text (\`agentina <command> --help\`: that command's)
 
 Configuration comes from the environment (DATABASE_URL, PORT, TEMPORAL_ADDRESS, …): see
@@ -43,6 +50,9 @@ const COMMAND_USAGE: Record<string, () => string> = {
   keys: () => KEYS_USAGE,
   audit: () => AUDIT_USAGE,
   release: () => RELEASE_USAGE,
+  backup: () => BACKUP_USAGE,
+  restore: () => BACKUP_USAGE,
+  reconcile: () => RECONCILE_USAGE,
   'create-admin': () =>
     'Usage: agentina create-admin --email E [--password-stdin]\n  Creates an admin and prints a one-time password (or reads one line of stdin as the password).\n',
 };
@@ -114,6 +124,9 @@ const commands: Record<string, Command> = {
   keys: (args) => keysCommand(args),
   release: (args) => releaseCommand(args),
   audit: (args) => auditCommand(args),
+  backup: (args) => backupCommand(args),
+  restore: (args) => restoreCommand(args),
+  reconcile: (args) => reconcileCommand(args),
   async help() {
     process.stdout.write(USAGE);
     return 0;

@@ -141,3 +141,36 @@ export async function listRevocationsForLicense(
   );
   return rows.map((r) => ({ ...r, id: Number(r.id), version: Number(r.version) }));
 }
+
+export type AgentReconcileRow = {
+  id: string;
+  license_id: string;
+  customer_id: string;
+  status: string;
+  status_reason: string | null;
+  updated_at: Date;
+};
+
+/** Agents in id order after `afterId` (reconcile pages through every agent that is not deregistered). */
+export async function listAgentsForReconcile(
+  db: Queryable,
+  afterId: string | null,
+  limit: number,
+): Promise<AgentReconcileRow[]> {
+  const { rows } = await db.query<AgentReconcileRow>(
+    `SELECT id, license_id, customer_id, status, status_reason, updated_at FROM agents
+      WHERE status <> 'deregistered' AND ($1::text IS NULL OR id > $1)
+      ORDER BY id LIMIT $2`,
+    [afterId, limit],
+  );
+  return rows;
+}
+
+/** The agents among `ids` that are quarantined now. */
+export async function quarantinedAmong(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM agents WHERE id = ANY($1::text[]) AND status = 'quarantined'`,
+    [ids],
+  );
+  return new Set(rows.map((r) => r.id));
+}

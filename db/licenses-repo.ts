@@ -168,3 +168,9 @@ export async function getCustomerForLicense(
   ]);
   return rows[0] ?? null;
 }
+
+/** Which of `ids` have a license row. */
+export async function existingLicenseIds(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(`SELECT id FROM licenses WHERE id = ANY($1::text[])`, [ids]);
+  return new Set(rows.map((r) => r.id));
+}

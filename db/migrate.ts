@@ -61,9 +61,10 @@ ALTER TABLE ${SCHEMA}.schema_migrations OWNER TO ${OWNER_ROLE};
  */
 export async function migrate(
   url: string,
-  opts: { dir?: string; log?: (line: string) => void; appPassword?: string } = {},
+  opts: { dir?: string; log?: (line: string) => void; appPassword?: string; upTo?: number } = {},
 ): Promise<MigrateResult> {
-  const migrations = loadMigrations(opts.dir);
+  // `upTo`: stop after that version (restore loads an archive into the schema it was taken from).
+  const migrations = loadMigrations(opts.dir).filter((m) => opts.upTo === undefined || m.version <= opts.upTo);
   const client = new Client({ connectionString: url, application_name: 'agentina-migrate' });
   await client.connect();
   try {

@@ -72,6 +72,13 @@ export const AUDIT_ACTIONS = [
   'release.yanked',
   // the ledger itself
   'audit.checkpoint_signed',
+  // operations
+  /** `agentina restore` loaded a backup archive into this database (the first row after the archive's). */
+  'backup.restored',
+  /** Reconcile found a lifecycle missing or out of step with its row and restarted it from the row. */
+  'license.lifecycle_repaired',
+  /** Reconcile found an agent's quarantine workflow missing, or one left for an agent no longer quarantined. */
+  'agent.quarantine_repaired',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -25,6 +25,7 @@ import { createLicenseTransitions } from './licenses/license-transitions';
 import { createUpdateOrigin } from './licenses/update-origin';
 import { createPolicyService } from './policies/policy-service';
 import type { Metrics } from './metrics';
+import { createReconcileService } from './operations/reconcile-service';
 import { createReleasesService } from './releases/releases-service';
 import { releaseKeysFromConfig } from './releases/release-keys';
 import { createTufRepository } from './releases/tuf-repository';
@@ -81,6 +82,15 @@ export function createServices(deps: ServicesDeps) {
     ...(deps.updateOriginMaxAgeMs !== undefined ? { maxAgeMs: deps.updateOriginMaxAgeMs } : {}),
   });
 
+  const licenses = createLicenseService({
+    pool,
+    temporal,
+    clock,
+    signer: keys.license,
+    origin,
+    temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
+  });
+
   const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
@@ -107,6 +117,8 @@ export function createServices(deps: ServicesDeps) {
     licenses,
     /** License templates; applying one changes its licenses through their lifecycles. */
     policies: createPolicyService({ pool, clock, licenses }),
+    /** Rows ⇄ workflows: repairs lifecycles and quarantines from the rows (worker start, Schedule, CLI). */
+    reconcile: createReconcileService({ pool, temporal, clock, ensureLifecycle: licenses.ensureLifecycle }),
     /** The lifecycle workflow's one writer of license state (called by its activity). */
     transitions: createLicenseTransitions({ pool, clock, origin }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),

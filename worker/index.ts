@@ -36,6 +36,27 @@ export async function createWorker(input: CreateWorkerInput): Promise<Worker> {
   });
 }
 
+/** Reconcile once the worker polls (queries need a worker); its outcome goes to the log, its repairs to the audit. */
+async function reconcileAtStart(services: Pick<ActivityServices, 'reconcile'>, logger: Logger): Promise<void> {
+  try {
+    const r = await services.reconcile.run({ dryRun: false });
+    const level = r.failed > 0 || r.findings.some((f) => f.problem === 'unanswered') ? 'warn' : 'info';
+    logger[level](
+      {
+        licenses: r.licenses,
+        agents: r.agents,
+        repaired: r.repaired,
+        failed: r.failed,
+        ms: r.ms,
+        findings: r.findings.slice(0, 50),
+      },
+      'reconcile at worker start',
+    );
+  } catch (err) {
+    logger.warn({ err }, 'reconcile at worker start failed; the agentina-reconcile Schedule tries again');
+  }
+}
+
 /** PostgreSQL connections of a worker process: transitions run as local activities in it. */
 export const WORKER_POOL_SIZE = 20;
 
@@ -59,7 +80,10 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
-    await worker.run();
+    const running = worker.run();
+    // After a restore or a lost Temporal store, lifecycles come back from the rows before anything else asks.
+    void reconcileAtStart(services, logger);
+    await running;
     logger.info('worker stopped');
   } finally {
     await connection.close();

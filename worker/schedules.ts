@@ -17,6 +17,9 @@ export type ScheduleEntry = {
   note: string;
 };
 
+/** How often the reconcile Schedule runs (it also runs at every worker start). */
+export const RECONCILE_EVERY_MS = 3600_000;
+
 /** The registry. One line per scheduled job; entries read their interval from the config. */
 export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
   (config) => ({
@@ -37,6 +40,12 @@ export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
     everyMs: config.agents.heartbeatIntervalMs,
     args: [{ staleAfterS: (3 * config.agents.heartbeatIntervalMs) / 1000 }],
     note: 'marks agents silent for 3 heartbeat intervals offline (issue 7)',
+  }),
+  () => ({
+    id: 'agentina-reconcile',
+    workflowType: 'reconcileLifecycles',
+    everyMs: RECONCILE_EVERY_MS,
+    note: 'compares every license and agent row with its workflow and repairs from the rows (issue 17)',
   }),
 ];
 
