@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
+import { appendAudit } from '../../db/audit-repo';
+import { withTransaction } from '../../db/pool';
 import { ROOT } from '../../scripts/stack/tools';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { testServices } from '../support/app';
@@ -74,5 +76,54 @@ describe('admin console (browser)', () => {
     await page.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
     await page.getByText(quarantined.agentId).first().waitFor();
     expect(await page.locator('tbody tr').count()).toBe(1);
+  });
+
+  it("tells a license's story: transitions with who and why, its agents' quarantines, where its agents stand", async () => {
+    const page = await signIn();
+    const call = (method: string, url: string, body: unknown) =>
+      page.evaluate(
+        async ([m, u, b]) => {
+          const r = await fetch(u, {
+            method: m,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(b),
+          });
+          return (await r.json()) as Record<string, unknown>;
+        },
+        [method, url, body] as const,
+      );
+    const customer = (await call('POST', '/v1/admin/customers', { name: 'Story Robotics' })) as { id: string };
+    const { license } = (await call('POST', '/v1/admin/licenses', {
+      customerId: customer.id,
+      plan: 'enterprise',
+      maxAgents: 2,
+      term: { days: 90 },
+    })) as { license: { id: string } };
+    await call('POST', `/v1/admin/licenses/${license.id}/suspend`, { reason: 'invoice 1042 overdue' });
+    await call('POST', `/v1/admin/licenses/${license.id}/resume`, {});
+    const agent = await createAgent(stack.db.pool, license.id, customer.id);
+    await stack.db.pool.query(`UPDATE agents SET hostname_hint = 'build-7' WHERE id = $1`, [agent.agentId]);
+    await withTransaction(stack.db.pool, (tx) =>
+      appendAudit(tx, {
+        actor: { kind: 'workflow', id: `agent/${agent.agentId}` },
+        action: 'agent.quarantined',
+        subject: { kind: 'agent', id: agent.agentId },
+        data: { licenseId: license.id, reason: 'fingerprint_mismatch' },
+      }),
+    );
+
+    await page.goto(`${stack.baseUrl}/#/licenses/${license.id}`);
+    const timeline = page.getByRole('list', { name: 'License timeline' });
+    await timeline.locator('li').first().waitFor();
+    const actions = await timeline.locator('li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-action')));
+    expect(actions).toEqual(['agent.quarantined', 'license.resumed', 'license.suspended', 'license.created']);
+    const suspended = timeline.locator('li[data-action="license.suspended"]');
+    expect(await textOf(suspended)).toContain('Casey Console <');
+    expect(await textOf(suspended)).toContain('invoice 1042 overdue');
+    const quarantined = timeline.locator('li[data-action="agent.quarantined"]');
+    expect(await textOf(quarantined)).toContain('build-7');
+    expect(await textOf(quarantined)).toContain('fingerprint_mismatch');
+    await page.getByRole('table', { name: 'Agents of this license' }).getByText('build-7').waitFor();
+    await shoot(page, 'license');
   });
 });

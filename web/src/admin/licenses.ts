@@ -47,6 +47,7 @@ import {
 } from '../ui';
 import { checkLicenseSignature } from '../verify';
 import { tokenColumns } from '../common-views';
+import { storySection } from './license-story';
 
 const DAY = 86_400_000;
 
@@ -299,6 +300,7 @@ function renderLicense(
     workflowNote ?? '',
     signatureSection(base),
     actions,
+    storySection(l.id),
     tokensSection(l.id),
   ];
 }
