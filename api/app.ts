@@ -35,6 +35,7 @@ import { policyRoutes } from './policies/routes';
 import { agentStatusRoutes } from './agent-status/routes';
 import type { Services } from '../services';
 import { auditRoutes } from './audit/routes';
+import { consoleRoutes } from './console/routes';
 import { publicKeyRoutes } from './public-keys/routes';
 import { licenseDocumentRoutes } from './license-documents/routes';
 import { createLogger } from './logger';
@@ -214,6 +215,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(releasesRoutes(deps));
   await app.register(distRoutes(deps));
   await app.register(auditRoutes(deps));
+  await app.register(consoleRoutes(deps));
   await app.register(publicKeyRoutes(deps));
   await app.register(licenseDocumentRoutes(deps));
 

@@ -76,8 +76,12 @@ export type AuditListFilter = {
   actorKind?: ActorKind;
   actorId?: string;
   action?: string;
+  /** Any of these actions (the overview's notable events). */
+  actions?: readonly string[];
   subjectKind?: string;
   subjectId?: string;
+  /** Rows about this license, its agents and its activation tokens (a license's story). */
+  licenseId?: string;
   since?: Date;
   until?: Date;
   /** Only rows with seq below this (the cursor: newest first). */
@@ -85,19 +89,26 @@ export type AuditListFilter = {
   limit: number;
 };
 
+// Each arm is an index scan on audit_events_subject; `?` is the license id, used three times.
+const ABOUT_LICENSE = `((subject_kind = 'license' AND subject_id = ?)
+  OR (subject_kind = 'agent' AND subject_id IN (SELECT id FROM agents WHERE license_id = ?))
+  OR (subject_kind = 'activation_token' AND subject_id IN (SELECT id FROM activation_tokens WHERE license_id = ?)))`;
+
 /** Newest first; the caller pages with beforeSeq = the last seq it saw. */
 export async function listAuditEvents(db: Queryable, f: AuditListFilter): Promise<ChainEvent[]> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, value: unknown) => {
     params.push(value);
-    where.push(sql.replace('?', `$${params.length}`));
+    where.push(sql.replaceAll('?', `$${params.length}`));
   };
   if (f.actorKind !== undefined) add('actor_kind = ?', f.actorKind);
   if (f.actorId !== undefined) add('actor_id = ?', f.actorId);
   if (f.action !== undefined) add('action = ?', f.action);
+  if (f.actions !== undefined) add('action = ANY(?::text[])', f.actions);
   if (f.subjectKind !== undefined) add('subject_kind = ?', f.subjectKind);
   if (f.subjectId !== undefined) add('subject_id = ?', f.subjectId);
+  if (f.licenseId !== undefined) add(ABOUT_LICENSE, f.licenseId);
   if (f.since !== undefined) add('time >= ?', f.since);
   if (f.until !== undefined) add('time < ?', f.until);
   if (f.beforeSeq !== undefined) add('seq < ?', f.beforeSeq);

@@ -269,3 +269,33 @@ export type PolicyApplyOutcomeView = {
   message: string | null;
 };
 export type PolicyApplyView = { policyId: string; policyVersion: number; results: PolicyApplyOutcomeView[] };
+/** Who is behind the ids an answer shows (admins, customer users, service accounts, customers, agents). */
+export type NamesView = Record<string, { name: string; email: string | null }>;
+
+export type AuditPageView = Page<AuditEventView> & { names: NamesView };
+
+/** A good license that ends soon: at its trial end, expiry or grace end, whichever comes next. */
+export type EndingLicenseView = {
+  id: string;
+  customerId: string;
+  customerName: string;
+  plan: string;
+  state: LicenseState;
+  endsAt: string;
+};
+
+/** GET /v1/admin/overview: the console's landing page. */
+export type OverviewView = {
+  generatedAt: string;
+  licenses: {
+    byState: Record<LicenseState, number>;
+    endingWithin7Days: number;
+    endingWithin30Days: number;
+    /** The soonest-ending good licenses within 30 days (at most 10). */
+    endingSoon: EndingLicenseView[];
+  };
+  agents: { byStatus: Record<AgentStatus, number> };
+  /** The newest revocations, suspensions, expiries, quarantines, mismatches and refused tokens. */
+  recentEvents: AuditEventView[];
+  names: NamesView;
+};

@@ -13,6 +13,7 @@ import { createHeartbeatService } from './agents/heartbeat-service';
 import { createQuarantineService } from './agents/quarantine-service';
 import { createAuditService } from './audit/audit-service';
 import { createCheckpointService } from './audit/checkpoint-service';
+import { createOverviewService } from './console/overview-service';
 import { createIdentityService } from './identity/identity-service';
 import { createLoginService } from './identity/login-service';
 import { createSecondFactorService } from './identity/second-factor-service';
@@ -164,6 +165,7 @@ export function createServices(deps: ServicesDeps) {
     }),
     audit: createAuditService({ pool, keys }),
     checkpoints: createCheckpointService({ pool, clock, keys, heldDir: config.audit.checkpointDir }),
+    console: createOverviewService({ pool, clock }),
 
     /** Rejects when PostgreSQL does not answer (the readiness probe). */
     pingDatabase: () => pingDatabase(pool),

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AUDIT_ACTIONS } from '../../protocol/audit-actions';
-import { ACTOR_KINDS, BREAK_CODES, hex64, isoTime, safeString } from '../../protocol';
+import { ACTOR_KINDS, BREAK_CODES, hex64, isoTime, licenseId, safeString } from '../../protocol';
 import type { AppDeps } from '../app';
 import { AppError } from '../errors';
 import { errorSchema } from '../schemas';
@@ -10,7 +10,7 @@ import { AUDIT_PAGE_MAX } from '../../services/audit/audit-service';
 const text = (max: number) => safeString(max).min(1);
 const seqCursor = safeString(15).regex(/^[1-9]\d{0,14}$/, 'must be a sequence number');
 
-const eventSchema = z.strictObject({
+export const auditEventSchema = z.strictObject({
   seq: z.number().int().min(1),
   time: z.string().max(40),
   actor: z.strictObject({ kind: z.enum(ACTOR_KINDS), id: z.string().max(200) }),
@@ -21,7 +21,12 @@ const eventSchema = z.strictObject({
   prevHash: hex64,
   hash: hex64,
 });
-export type AuditEventBody = z.infer<typeof eventSchema>;
+export type AuditEventBody = z.infer<typeof auditEventSchema>;
+/** Id → who it is, for the actors and subjects of the events answered. */
+export const namesSchema = z.record(
+  z.string().max(200),
+  z.strictObject({ name: z.string().max(255), email: z.string().max(254).nullable() }),
+);
 
 const listQuery = z.strictObject({
   actorKind: z.enum(ACTOR_KINDS).optional(),
@@ -29,12 +34,17 @@ const listQuery = z.strictObject({
   action: z.enum(AUDIT_ACTIONS).optional(),
   subjectKind: text(50).optional(),
   subjectId: text(200).optional(),
+  licenseId: licenseId.optional().describe('Events about this license, its agents and its activation tokens.'),
   since: isoTime.optional(),
   until: isoTime.optional(),
   cursor: seqCursor.optional(),
   limit: z.coerce.number().int().min(1).max(AUDIT_PAGE_MAX).optional(),
 });
-const listSchema = z.strictObject({ items: z.array(eventSchema), nextCursor: seqCursor.nullable() });
+const listSchema = z.strictObject({
+  items: z.array(auditEventSchema),
+  nextCursor: seqCursor.nullable(),
+  names: namesSchema,
+});
 
 const verifyQuery = z.strictObject({ from: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional() });
 const verifySchema = z.strictObject({

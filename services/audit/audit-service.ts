@@ -1,15 +1,33 @@
 import type { Pool } from 'pg';
 import { verifyLedger } from '../../db/audit-ledger';
 import { listAuditEvents, type AuditListFilter } from '../../db/audit-read-repo';
+import { readNames } from '../../db/names-repo';
+import type { Queryable } from '../../db/pool';
 import type { KeyStore } from '../keys';
 import type { ChainEvent, ChainVerifyResult } from '../../protocol';
+import type { NamesView } from '../../protocol/views';
 
-export type AuditListQuery = Omit<AuditListFilter, 'beforeSeq' | 'limit' | 'since' | 'until'> & {
+export type AuditListQuery = Omit<AuditListFilter, 'beforeSeq' | 'limit' | 'since' | 'until' | 'actions'> & {
   since?: string;
   until?: string;
   cursor?: string;
   limit?: number;
 };
+
+/**
+ * The names behind the actors and subjects of `events` (one query): the console shows people by
+ * name and email, with the id one hover away.
+ */
+export async function namesOf(db: Queryable, events: readonly ChainEvent[]): Promise<NamesView> {
+  const ids = new Set<string>();
+  for (const e of events) {
+    ids.add(e.actor.id);
+    ids.add(e.subject.id);
+  }
+  const names: NamesView = {};
+  for (const r of await readNames(db, [...ids])) names[r.id] = { name: r.name, email: r.email };
+  return names;
+}
 
 export const AUDIT_PAGE_DEFAULT = 50;
 export const AUDIT_PAGE_MAX = 200;
@@ -18,7 +36,7 @@ export const AUDIT_PAGE_MAX = 200;
 export function createAuditService(deps: { pool: Pool; keys: Pick<KeyStore, 'keySet'> }) {
   return {
     /** Newest first; `nextCursor` is the seq to pass back as `cursor` for the next (older) page. */
-    async list(q: AuditListQuery): Promise<{ items: ChainEvent[]; nextCursor: string | null }> {
+    async list(q: AuditListQuery): Promise<{ items: ChainEvent[]; nextCursor: string | null; names: NamesView }> {
       const limit = q.limit ?? AUDIT_PAGE_DEFAULT;
       const filter: AuditListFilter = { limit: limit + 1 };
       if (q.actorKind !== undefined) filter.actorKind = q.actorKind;
@@ -26,12 +44,17 @@ export function createAuditService(deps: { pool: Pool; keys: Pick<KeyStore, 'key
       if (q.action !== undefined) filter.action = q.action;
       if (q.subjectKind !== undefined) filter.subjectKind = q.subjectKind;
       if (q.subjectId !== undefined) filter.subjectId = q.subjectId;
+      if (q.licenseId !== undefined) filter.licenseId = q.licenseId;
       if (q.since !== undefined) filter.since = new Date(q.since);
       if (q.until !== undefined) filter.until = new Date(q.until);
       if (q.cursor !== undefined) filter.beforeSeq = Number(q.cursor);
       const rows = await listAuditEvents(deps.pool, filter);
       const items = rows.slice(0, limit);
-      return { items, nextCursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null };
+      return {
+        items,
+        nextCursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null,
+        names: await namesOf(deps.pool, items),
+      };
     },
 
     /** Re-walks the chain and checks every checkpoint against the audit public key set on disk. */

@@ -396,6 +396,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   pub('GET /v1/dist/targets/:file', 404, { path: `/v1/dist/targets/${'0'.repeat(64)}.agentina-agent-0.0.1.tar.gz` }),
   // audit ledger: admins and service accounts (an auditor's script) may read
   allow('GET /v1/admin/audit', ROLES_SERVICE, 'audit:read'),
+  allow('GET /v1/admin/overview', ROLES_SERVICE, 'licenses:read'),
   allow('GET /v1/admin/audit/verify', ROLES_SERVICE, 'audit:read'),
   // the agent API: only an agent credential gets through (the agent principal is a fresh agent per call)
   pub('POST /v1/agent/activate', 400),

@@ -1,5 +1,6 @@
 import './style.css';
 import { auditView } from './admin/audit';
+import { overviewView } from './admin/overview';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
 import { policiesView, policyView } from './admin/policies';
@@ -10,9 +11,10 @@ import { startShell, type RouteContext } from './shell';
 startShell(document.getElementById('app')!, {
   title: 'Agentina admin',
   prefix: '/v1/admin',
-  home: 'licenses',
+  home: 'overview',
   whoami: (me) => `Signed in as ${me.email}`,
   nav: [
+    ['#/overview', 'Overview'],
     ['#/licenses', 'Licenses'],
     ['#/policies', 'Policies'],
     ['#/customers', 'Customers'],
@@ -24,6 +26,7 @@ startShell(document.getElementById('app')!, {
     ['#/admins', 'Admins'],
   ],
   routes: {
+    overview: overviewView,
     licenses: (ctx: RouteContext) => (ctx.params[0] ? licenseView(ctx) : licensesView(ctx)),
     policies: (ctx: RouteContext) => (ctx.params[0] ? policyView(ctx) : policiesView(ctx)),
     customers: (ctx: RouteContext) => (ctx.params[0] ? customerView(ctx) : customersView(ctx)),

@@ -49,6 +49,7 @@ import {
 } from '../ui';
 import { checkLicenseSignature } from '../verify';
 import { tokenColumns } from '../common-views';
+import { storySection } from './license-story';
 
 const DAY = 86_400_000;
 
@@ -303,6 +304,7 @@ function renderLicense(
     workflowNote ?? '',
     signatureSection(base),
     actions,
+    storySection(l.id),
     tokensSection(l.id),
   ];
 }

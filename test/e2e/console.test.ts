@@ -1,0 +1,129 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { createAdmin } from '../../cli/create-admin';
+import { appendAudit } from '../../db/audit-repo';
+import { withTransaction } from '../../db/pool';
+import { ROOT } from '../../scripts/stack/tools';
+import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
+import { testServices } from '../support/app';
+import { uniqueEmail } from '../support/identity';
+import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
+
+/** The operator's console in Chromium: the overview, a license's story, the audit log, the tasks table. */
+const SCREENSHOTS = path.join(ROOT, '.data', 'screenshots');
+
+describe('admin console (browser)', () => {
+  let stack: WebStack;
+  const email = uniqueEmail('console-admin');
+  const password = 'a long and careful console password';
+  const pages = createPageTracker(() => stack);
+
+  beforeAll(async () => {
+    stack = await startWebStack('e2econsole');
+    const admin = await createAdmin(testServices({ pool: stack.db.pool }).identity.accounts, { email, password });
+    await stack.db.pool.query(`UPDATE admins SET display_name = 'Casey Console' WHERE email = $1`, [admin.email]);
+    mkdirSync(SCREENSHOTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await pages.closeAll();
+    await stack?.close();
+  });
+
+  afterEach(() => {
+    expect(pages.problems.splice(0)).toEqual([]);
+  });
+
+  async function signIn(hash = ''): Promise<Page> {
+    const page = await pages.newPage();
+    await page.goto(`${stack.baseUrl}/${hash}`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('whoami').waitFor();
+    return page;
+  }
+
+  /** A full-page screenshot, saved as a test artifact under .data/screenshots. */
+  async function shoot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
+  it('lands on the overview: licenses per state, what ends soon, agents per status, each linking to its list', async () => {
+    const pool = stack.db.pool;
+    const customerId = await createCustomer(pool);
+    const licenseId = await createLicense(pool, customerId);
+    await createLicense(pool, customerId, { state: 'suspended' });
+    const quarantined = await createAgent(pool, licenseId, customerId);
+    await createAgent(pool, licenseId, customerId);
+    await pool.query(`UPDATE agents SET status = 'quarantined', status_reason = 'fingerprint_mismatch' WHERE id = $1`, [
+      quarantined.agentId,
+    ]);
+
+    const page = await signIn();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    expect(
+      await page.getByRole('navigation').getByRole('link', { name: 'Overview' }).getAttribute('aria-current'),
+    ).toBe('page');
+    expect(await textOf(page.getByTestId('tile-suspended'))).toMatch(/^1\s*suspended$/);
+    // The license ends in 30 days: it is listed with its customer's name.
+    await page.getByRole('table', { name: 'Licenses ending soon' }).getByRole('link', { name: licenseId }).waitFor();
+    await shoot(page, 'overview');
+
+    await page.getByTestId('tile-quarantined').click();
+    await page.waitForURL(/#\/agents\?status=quarantined/);
+    await page.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
+    await page.getByText(quarantined.agentId).first().waitFor();
+    expect(await page.locator('tbody tr').count()).toBe(1);
+  });
+
+  it("tells a license's story: transitions with who and why, its agents' quarantines, where its agents stand", async () => {
+    const page = await signIn();
+    const call = (method: string, url: string, body: unknown) =>
+      page.evaluate(
+        async ([m, u, b]) => {
+          const r = await fetch(u, {
+            method: m,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(b),
+          });
+          return (await r.json()) as Record<string, unknown>;
+        },
+        [method, url, body] as const,
+      );
+    const customer = (await call('POST', '/v1/admin/customers', { name: 'Story Robotics' })) as { id: string };
+    const { license } = (await call('POST', '/v1/admin/licenses', {
+      customerId: customer.id,
+      plan: 'enterprise',
+      maxAgents: 2,
+      term: { days: 90 },
+    })) as { license: { id: string } };
+    await call('POST', `/v1/admin/licenses/${license.id}/suspend`, { reason: 'invoice 1042 overdue' });
+    await call('POST', `/v1/admin/licenses/${license.id}/resume`, {});
+    const agent = await createAgent(stack.db.pool, license.id, customer.id);
+    await stack.db.pool.query(`UPDATE agents SET hostname_hint = 'build-7' WHERE id = $1`, [agent.agentId]);
+    await withTransaction(stack.db.pool, (tx) =>
+      appendAudit(tx, {
+        actor: { kind: 'workflow', id: `agent/${agent.agentId}` },
+        action: 'agent.quarantined',
+        subject: { kind: 'agent', id: agent.agentId },
+        data: { licenseId: license.id, reason: 'fingerprint_mismatch' },
+      }),
+    );
+
+    await page.goto(`${stack.baseUrl}/#/licenses/${license.id}`);
+    const timeline = page.getByRole('list', { name: 'License timeline' });
+    await timeline.locator('li').first().waitFor();
+    const actions = await timeline.locator('li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-action')));
+    expect(actions).toEqual(['agent.quarantined', 'license.resumed', 'license.suspended', 'license.created']);
+    const suspended = timeline.locator('li[data-action="license.suspended"]');
+    expect(await textOf(suspended)).toContain('Casey Console <');
+    expect(await textOf(suspended)).toContain('invoice 1042 overdue');
+    const quarantined = timeline.locator('li[data-action="agent.quarantined"]');
+    expect(await textOf(quarantined)).toContain('build-7');
+    expect(await textOf(quarantined)).toContain('fingerprint_mismatch');
+    await page.getByRole('table', { name: 'Agents of this license' }).getByText('build-7').waitFor();
+    await shoot(page, 'license');
+  });
+});
