@@ -38,6 +38,12 @@ export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
     args: [{ staleAfterS: (3 * config.agents.heartbeatIntervalMs) / 1000 }],
     note: 'marks agents silent for 3 heartbeat intervals offline (issue 7)',
   }),
+  (config) => ({
+    id: 'agentina-tuf-timestamp',
+    workflowType: 'releaseMetadataRefresh',
+    everyMs: Math.floor(config.releases.timestampExpiryMs / 4),
+    note: 're-signs the release repository timestamp (and snapshot) before they expire; paused = agents see a frozen repository (issue 13)',
+  }),
 ];
 
 export type EnsureResult = { id: string; outcome: 'created' | 'updated' };

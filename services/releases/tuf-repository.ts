@@ -78,6 +78,8 @@ function keyOf(s: ReleaseSigner): Key {
 
 export type TufRepositoryDeps = { pool: Pool; clock: Clock; keys: TufKeys; expiry?: Partial<TufExpiry> };
 
+export type TufRefreshResult = { refreshed: boolean; timestampVersion: number; expires: string };
+
 export type TufWriteResult = { targetsVersion: number; snapshotVersion: number; timestampVersion: number };
 
 export function createTufRepository(deps: TufRepositoryDeps) {
@@ -223,8 +225,8 @@ export function createTufRepository(deps: TufRepositoryDeps) {
      * the timestamp's life remains, or always with `force`. Run by the timestamp schedule.
      */
     async refresh(
-      opts: { force?: boolean } = {},
-    ): Promise<{ refreshed: boolean; timestampVersion: number; expires: string }> {
+      opts: { force?: boolean; onSigned?: (tx: Tx, r: TufRefreshResult) => Promise<unknown> } = {},
+    ): Promise<TufRefreshResult> {
       return withTransaction(deps.pool, async (tx) => {
         await lockTufRepository(tx);
         const ts = await latest(tx, 'timestamp');
@@ -240,7 +242,9 @@ export function createTufRepository(deps: TufRepositoryDeps) {
           version = await writeTimestamp(tx, snap.row.version, snap.row.body);
         }
         const fresh = (await getLatestTufMetadata(tx, 'timestamp'))!;
-        return { refreshed: true, timestampVersion: version, expires: fresh.expires_at.toISOString() };
+        const result = { refreshed: true, timestampVersion: version, expires: fresh.expires_at.toISOString() };
+        await opts.onSigned?.(tx, result);
+        return result;
       });
     },
 
