@@ -4,9 +4,10 @@ import { createAuditActivities } from './audit-activities';
 import { createIdentityActivities } from './identity-activities';
 import { createLicenseActivities } from './license-activities';
 import { createReconcileActivities } from './reconcile-activities';
+import { createReleaseActivities } from './release-activities';
 
 /** What the activities call: the worker process's services (createServices, once). */
-export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile'>;
+export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile' | 'releases'>;
 
 /**
  * Builds the activity implementations registered on the worker. Activities are thin: each calls
@@ -19,6 +20,7 @@ export function createActivities(services: ActivityServices) {
     ...createLicenseActivities(services),
     ...createIdentityActivities(services),
     ...createReconcileActivities(services),
+    ...createReleaseActivities(services),
   };
 }
 

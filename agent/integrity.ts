@@ -120,6 +120,8 @@ export function verifyRuntime(input: {
   manifest: unknown;
   keys: KeySet;
   version: string;
+  /** Which files belong to the runtime (default: this process's own layout). */
+  layout?: RuntimeLayout;
 }): IntegrityResult {
   if (input.manifest === null || input.manifest === undefined)
     return { ok: false, code: 'MANIFEST_MISSING', message: 'no signed release manifest for this build' };
@@ -144,7 +146,7 @@ export function verifyRuntime(input: {
   if (runtimeHashOf(manifest.files) !== manifest.runtimeHash)
     return { ok: false, code: 'MANIFEST_INVALID', message: 'the manifest runtimeHash does not match its file list' };
   const expected = new Map(manifest.files.map((f) => [f.path, f]));
-  const present = listRuntimePaths(input.root);
+  const present = listRuntimePaths(input.root, input.layout);
   for (const p of present)
     if (!expected.has(p)) return { ok: false, code: 'FILE_EXTRA', file: p, message: `unexpected runtime file ${p}` };
   for (const f of manifest.files) {

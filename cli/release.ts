@@ -89,8 +89,12 @@ export async function releaseAction(
       return 0;
     }
     case 'refresh': {
-      const r = await releases.repository.refresh({ force: rest.includes('--force') });
-      out(`${r.refreshed ? 'signed' : 'kept'} timestamp version ${r.timestampVersion}, expires ${r.expires}`);
+      const r = await releases.refreshMetadata(OPERATOR, { force: rest.includes('--force') });
+      if (r.outcome === 'uninitialised')
+        throw new AppError('UNAVAILABLE', 'The release repository is not initialised.');
+      out(
+        `${r.outcome === 'signed' ? 'signed' : 'kept'} timestamp version ${r.timestampVersion}, expires ${r.expires}`,
+      );
       return 0;
     }
     default:

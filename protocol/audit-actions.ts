@@ -70,6 +70,7 @@ export const AUDIT_ACTIONS = [
   'task.cancelled',
   'release.published',
   'release.yanked',
+  'release.metadata_refreshed',
   // the ledger itself
   'audit.checkpoint_signed',
   // operations

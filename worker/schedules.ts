@@ -47,6 +47,12 @@ export const SCHEDULES: ReadonlyArray<(config: Config) => ScheduleEntry> = [
     everyMs: RECONCILE_EVERY_MS,
     note: 'compares every license and agent row with its workflow and repairs from the rows (issue 17)',
   }),
+  (config) => ({
+    id: 'agentina-tuf-timestamp',
+    workflowType: 'releaseMetadataRefresh',
+    everyMs: Math.floor(config.releases.timestampExpiryMs / 4),
+    note: 're-signs the release repository timestamp (and snapshot) before they expire; paused = agents see a frozen repository (issue 13)',
+  }),
 ];
 
 export type EnsureResult = { id: string; outcome: 'created' | 'updated' };

@@ -8,3 +8,4 @@ export * from './audit-checkpoint';
 export * from './agent-quarantine';
 export * from './agent-offline-sweep';
 export * from './reconcile';
+export * from './release-metadata-refresh';

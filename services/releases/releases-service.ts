@@ -36,6 +36,9 @@ export type ReleasesServiceDeps = {
   repository: TufRepository;
 };
 
+export type MetadataRefreshResult =
+  { outcome: 'signed' | 'fresh'; timestampVersion: number; expires: string } | { outcome: 'uninitialised' };
+
 /** Files a release tarball may hold besides those its manifest lists. */
 const RELEASE_EXTRAS = new Set(['agent-release.json', 'trusted-keys.json']);
 const MAX_TARBALL = 64 * 1024 * 1024;
@@ -269,6 +272,34 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
         );
         return releaseView(row);
       });
+    },
+
+    /**
+     * Re-signs timestamp (and snapshot near its half-life) before they expire; run by the
+     * `agentina-tuf-timestamp` Schedule and `agentina release refresh`. Each signing is audited in
+     * its own transaction; an uninitialised repository is an outcome, not a failure to retry.
+     */
+    async refreshMetadata(actor: Actor, opts: { force?: boolean } = {}): Promise<MetadataRefreshResult> {
+      try {
+        const r = await deps.repository.refresh({
+          ...opts,
+          onSigned: (tx, result) =>
+            appendAudit(
+              tx,
+              {
+                actor,
+                action: 'release.metadata_refreshed',
+                subject: { kind: 'release_repository', id: 'timestamp' },
+                data: { timestampVersion: result.timestampVersion, expires: result.expires },
+              },
+              deps.clock,
+            ),
+        });
+        return { outcome: r.refreshed ? 'signed' : 'fresh', timestampVersion: r.timestampVersion, expires: r.expires };
+      } catch (e) {
+        if (e instanceof AppError && e.code === 'UNAVAILABLE') return { outcome: 'uninitialised' };
+        throw e;
+      }
     },
 
     async list(q: { limit?: number; offset?: number }): Promise<{ items: ReleaseView[] }> {

@@ -78,11 +78,15 @@ function keyOf(s: ReleaseSigner): Key {
 
 export type TufRepositoryDeps = { pool: Pool; clock: Clock; keys: TufKeys; expiry?: Partial<TufExpiry> };
 
+export type TufRefreshResult = { refreshed: boolean; timestampVersion: number; expires: string };
+
 export type TufWriteResult = { targetsVersion: number; snapshotVersion: number; timestampVersion: number };
 
 export function createTufRepository(deps: TufRepositoryDeps) {
   const expiry = { ...DEFAULT_TUF_EXPIRY, ...deps.expiry };
   const now = () => deps.clock.now().getTime();
+  /** Replaced after a committed key rotation, so this process signs with the new keys. */
+  let keys = deps.keys;
 
   async function store(tx: Tx, role: TufRole, version: number, body: string, expiresMs: number): Promise<void> {
     await insertTufMetadata(tx, {
@@ -102,8 +106,11 @@ export function createTufRepository(deps: TufRepositoryDeps) {
   }
 
   /** Signs new snapshot + timestamp over the given targets version (same transaction). */
-  async function writeSnapshotAndTimestamp(tx: Tx, targetsVersion: number): Promise<TufWriteResult> {
-    const online = deps.keys.online();
+  async function writeSnapshotAndTimestamp(
+    tx: Tx,
+    targetsVersion: number,
+    online = keys.online(),
+  ): Promise<TufWriteResult> {
     const prevSnap = await getLatestTufMetadata(tx, 'snapshot');
     const snapVersion = (prevSnap?.version ?? 0) + 1;
     const snapshot = new Metadata(
@@ -116,11 +123,16 @@ export function createTufRepository(deps: TufRepositoryDeps) {
     );
     const snapBody = signWith(snapshot, [online]);
     await store(tx, 'snapshot', snapVersion, snapBody, now() + expiry.snapshotMs);
-    const timestampVersion = await writeTimestamp(tx, snapVersion, snapBody);
+    const timestampVersion = await writeTimestamp(tx, snapVersion, snapBody, online);
     return { targetsVersion, snapshotVersion: snapVersion, timestampVersion };
   }
 
-  async function writeTimestamp(tx: Tx, snapVersion: number, snapBody: string): Promise<number> {
+  async function writeTimestamp(
+    tx: Tx,
+    snapVersion: number,
+    snapBody: string,
+    online = keys.online(),
+  ): Promise<number> {
     const prev = await getLatestTufMetadata(tx, 'timestamp');
     const version = (prev?.version ?? 0) + 1;
     const ts = new Metadata(
@@ -135,7 +147,7 @@ export function createTufRepository(deps: TufRepositoryDeps) {
         }),
       }),
     );
-    await store(tx, 'timestamp', version, signWith(ts, [deps.keys.online()]), now() + expiry.timestampMs);
+    await store(tx, 'timestamp', version, signWith(ts, [online]), now() + expiry.timestampMs);
     await pruneTimestamps(tx, version);
     return version;
   }
@@ -145,11 +157,11 @@ export function createTufRepository(deps: TufRepositoryDeps) {
     await lockTufRepository(tx);
     const existing = await getLatestTufMetadata(tx, 'root');
     if (existing) return { created: false, rootKeyIds: [] };
-    const rootSigners = deps.keys.root();
-    if (rootSigners.length < deps.keys.rootThreshold || deps.keys.rootThreshold < 1)
+    const rootSigners = keys.root();
+    if (rootSigners.length < keys.rootThreshold || keys.rootThreshold < 1)
       throw new AppError('UNPROCESSABLE', 'The root threshold needs at least that many root keys.');
-    const targets = deps.keys.targets();
-    const online = deps.keys.online();
+    const targets = keys.targets();
+    const online = keys.online();
     const root = new Root({
       version: 1,
       specVersion: '1.0.31',
@@ -161,7 +173,7 @@ export function createTufRepository(deps: TufRepositoryDeps) {
     root.addKey(keyOf(online), 'snapshot');
     root.addKey(keyOf(online), 'timestamp');
     const rootJson = root.toJSON() as { roles: Record<string, { threshold: number }> };
-    rootJson.roles.root!.threshold = deps.keys.rootThreshold;
+    rootJson.roles.root!.threshold = keys.rootThreshold;
     const rootMd = new Metadata(Root.fromJSON(rootJson));
     await store(tx, 'root', 1, signWith(rootMd, rootSigners), now() + expiry.rootMs);
     const t = new Metadata(
@@ -185,7 +197,7 @@ export function createTufRepository(deps: TufRepositoryDeps) {
       change: { add?: TargetInput[]; remove?: string[] },
     ): Promise<TufWriteResult & { added: Array<{ name: string; sha256: string; length: number }> }> {
       await lockTufRepository(tx);
-      if (deps.keys.autoInit) await initIn(tx);
+      if (keys.autoInit) await initIn(tx);
       const { row, json } = await latest(tx, 'targets');
       const current = Targets.fromJSON(json.signed as never);
       const files: Record<string, TargetFile> = { ...current.targets };
@@ -214,7 +226,7 @@ export function createTufRepository(deps: TufRepositoryDeps) {
           targets: files,
         }),
       );
-      await store(tx, 'targets', version, signWith(md, [deps.keys.targets()]), now() + expiry.targetsMs);
+      await store(tx, 'targets', version, signWith(md, [keys.targets()]), now() + expiry.targetsMs);
       return { ...(await writeSnapshotAndTimestamp(tx, version)), added };
     },
 
@@ -223,8 +235,8 @@ export function createTufRepository(deps: TufRepositoryDeps) {
      * the timestamp's life remains, or always with `force`. Run by the timestamp schedule.
      */
     async refresh(
-      opts: { force?: boolean } = {},
-    ): Promise<{ refreshed: boolean; timestampVersion: number; expires: string }> {
+      opts: { force?: boolean; onSigned?: (tx: Tx, r: TufRefreshResult) => Promise<unknown> } = {},
+    ): Promise<TufRefreshResult> {
       return withTransaction(deps.pool, async (tx) => {
         await lockTufRepository(tx);
         const ts = await latest(tx, 'timestamp');
@@ -240,8 +252,70 @@ export function createTufRepository(deps: TufRepositoryDeps) {
           version = await writeTimestamp(tx, snap.row.version, snap.row.body);
         }
         const fresh = (await getLatestTufMetadata(tx, 'timestamp'))!;
-        return { refreshed: true, timestampVersion: version, expires: fresh.expires_at.toISOString() };
+        const result = { refreshed: true, timestampVersion: version, expires: fresh.expires_at.toISOString() };
+        await opts.onSigned?.(tx, result);
+        return result;
       });
+    },
+
+    /**
+     * Root rotation N → N+1: a new root naming `next.root` (threshold `next.rootThreshold`) and,
+     * when given, new targets and online keys, signed by the current root keys (the old threshold)
+     * and by the new ones (the new threshold), as TUF clients require. Targets, snapshot and
+     * timestamp are re-signed with the new keys in the same transaction. From then on the
+     * repository must be opened with the new keys; clients walk N+1.root.json and refuse anything
+     * signed by a key the new root no longer names.
+     */
+    async rotateRoot(next: {
+      root: ReleaseSigner[];
+      rootThreshold: number;
+      targets?: ReleaseSigner;
+      online?: ReleaseSigner;
+    }): Promise<{ rootVersion: number }> {
+      if (next.rootThreshold < 1 || next.root.length < next.rootThreshold)
+        throw new AppError('UNPROCESSABLE', 'The new root threshold needs at least that many root keys.');
+      const targets = next.targets ?? keys.targets();
+      const online = next.online ?? keys.online();
+      const result = await withTransaction(deps.pool, async (tx) => {
+        await lockTufRepository(tx);
+        const current = await latest(tx, 'root');
+        const old = Root.fromJSON(current.json.signed as never);
+        const version = current.row.version + 1;
+        const root = new Root({
+          version,
+          specVersion: '1.0.31',
+          expires: tufDate(now() + expiry.rootMs),
+          consistentSnapshot: true,
+        });
+        for (const s of next.root) root.addKey(keyOf(s), 'root');
+        root.addKey(keyOf(targets), 'targets');
+        root.addKey(keyOf(online), 'snapshot');
+        root.addKey(keyOf(online), 'timestamp');
+        const rootJson = root.toJSON() as { roles: Record<string, { threshold: number }> };
+        rootJson.roles.root!.threshold = next.rootThreshold;
+        const oldSigners = keys.root().filter((s) => old.roles.root!.keyIDs.includes(s.keyId));
+        const signers = [...oldSigners, ...next.root.filter((s) => !oldSigners.some((o) => o.keyId === s.keyId))];
+        await store(
+          tx,
+          'root',
+          version,
+          signWith(new Metadata(Root.fromJSON(rootJson)), signers),
+          now() + expiry.rootMs,
+        );
+        const t = await latest(tx, 'targets');
+        const md = new Metadata(
+          Targets.fromJSON({
+            ...(t.json.signed as object),
+            version: t.row.version + 1,
+            expires: tufDate(now() + expiry.targetsMs),
+          }),
+        );
+        await store(tx, 'targets', t.row.version + 1, signWith(md, [targets]), now() + expiry.targetsMs);
+        await writeSnapshotAndTimestamp(tx, t.row.version + 1, online);
+        return { rootVersion: version };
+      });
+      keys = { ...keys, targets: () => targets, online: () => online, root: () => next.root, autoInit: false };
+      return result;
     },
 
     /** The bytes of `<version>.<role>.json` or `timestamp.json`; null when there is no such file. */

@@ -1,0 +1,375 @@
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import type { Agent } from 'node:https';
+import path from 'node:path';
+import { LengthOrHashMismatchError, UnsignedMetadataError } from '@tufjs/models/dist/error';
+import { Updater } from 'tuf-js';
+import {
+  BadVersionError,
+  DownloadHTTPError,
+  DownloadLengthMismatchError,
+  ExpiredMetadataError,
+} from 'tuf-js/dist/error';
+import type { KeySet } from '../protocol';
+import { TarError, unpackTarGz } from '../protocol/tar';
+import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
+import type { Journal } from './journal';
+import { compareReleaseVersions, isReleaseVersion } from './release-version';
+import { createTufFetcher } from './tuf-fetcher';
+
+/**
+ * The agent's self-update, through tuf-js against the distribution origin (`/v1/dist` of the
+ * control plane, or a mirror). Only the versions directory is written:
+ *
+ *   versions/.tuf/            TUF metadata tuf-js trusts (starting from the pinned root)
+ *   versions/.download/       a target while it is downloaded and hash-checked
+ *   versions/.staging-<v>/    a release while its files are checked against its signed manifest
+ *   versions/<v>/             an installed release (runtime/, agent-release.json, trusted-keys.json)
+ *   versions/current          symlink to `<v>`, switched by rename (atomic)
+ *   versions/update-state.json  highest version ever installed, current, previous, failed
+ *
+ * Refused: anything TUF refuses (unsigned or under-threshold metadata, rollback of metadata
+ * versions, expired metadata = a frozen repository, mixed metadata whose hashes do not match,
+ * oversized metadata or targets, tampered bytes), a release whose manifest the pinned release key
+ * did not sign or that differs from its TUF target, and a downgrade below the highest version ever
+ * installed (persisted). A version that failed to start is never installed again.
+ */
+export type UpdaterDeps = {
+  /** The distribution origin's TUF base, e.g. https://cp.example/v1/dist. */
+  distUrl: string;
+  versionsDir: string;
+  /** The pinned TUF root (JSON text), read from a root-owned place. */
+  pinnedRoot: string;
+  /** The pinned release keys: every installed release's manifest must verify against them. */
+  releaseKeys: KeySet;
+  /** The version of the runtime that runs this code (the floor when nothing was installed yet). */
+  runningVersion: string;
+  journal: Pick<Journal, 'append'>;
+  httpsAgent?: Agent;
+  /** Largest release tarball accepted, whatever its signed length says (default 256 MiB). */
+  maxTargetBytes?: number;
+};
+
+export type UpdateRefusal =
+  | 'frozen'
+  | 'rollback'
+  | 'signature'
+  | 'untrusted'
+  | 'mixed'
+  | 'tampered'
+  | 'too_large'
+  | 'downgrade'
+  | 'bad_release'
+  | 'unavailable'
+  | 'unreachable';
+
+export type UpdateOutcome =
+  | { outcome: 'current'; version: string }
+  | { outcome: 'installed'; version: string; previous: string | null }
+  | { outcome: 'refused'; reason: UpdateRefusal; detail: string; offered?: string };
+
+export type UpdateState = {
+  highest: string;
+  current: string | null;
+  previous: string | null;
+  failed: string[];
+  lastCheck?: { at: string; outcome: UpdateOutcome['outcome']; reason?: UpdateRefusal };
+};
+
+const STATE_FILE = 'update-state.json';
+const TUF_DIR = '.tuf';
+const DOWNLOAD_DIR = '.download';
+/** TUF metadata caps (the repository's files are a few KiB; targets grows by two entries a release). */
+const METADATA_LIMITS = {
+  rootMaxLength: 64 * 1024,
+  timestampMaxLength: 16 * 1024,
+  snapshotMaxLength: 64 * 1024,
+  targetsMaxLength: 4 * 1024 * 1024,
+};
+
+export type AgentTarget = { name: string; version: string; runtimeHash: string; length: number };
+
+/** The agent releases a verified targets metadata offers (`custom.agentina.kind === 'agent'`). */
+export function agentTargetsOf(targetsJson: unknown): AgentTarget[] {
+  const targets = (targetsJson as { signed?: { targets?: Record<string, unknown> } })?.signed?.targets ?? {};
+  const out: AgentTarget[] = [];
+  for (const [name, raw] of Object.entries(targets)) {
+    const t = raw as {
+      length?: unknown;
+      custom?: { agentina?: { kind?: unknown; version?: unknown; runtimeHash?: unknown } };
+    };
+    const a = t.custom?.agentina;
+    if (a?.kind !== 'agent' || typeof a.version !== 'string' || !isReleaseVersion(a.version)) continue;
+    if (name !== `agentina-agent-${a.version}.tar.gz` || typeof a.runtimeHash !== 'string') continue;
+    out.push({ name, version: a.version, runtimeHash: a.runtimeHash, length: Number(t.length) });
+  }
+  return out.sort((x, y) => compareReleaseVersions(y.version, x.version));
+}
+
+function classify(err: unknown): { reason: UpdateRefusal; detail: string } {
+  const detail = (err instanceof Error ? err.message : String(err)).slice(0, 300);
+  if (err instanceof ExpiredMetadataError) return { reason: 'frozen', detail };
+  // Metadata from another repository state than the one the newer metadata signed for.
+  if (/does not match (snapshot|timestamp) version/.test(detail)) return { reason: 'mixed', detail };
+  if (err instanceof BadVersionError || /Expected \w+ version|version \d+ is (less than|equal to)/.test(detail))
+    return { reason: 'rollback', detail };
+  if (err instanceof UnsignedMetadataError || /signed by \d+\/\d+ keys/.test(detail))
+    return { reason: 'signature', detail };
+  // tuf-js wraps a snapshot whose bytes differ from what the timestamp signed in a plain Error.
+  if (err instanceof LengthOrHashMismatchError || /Expected (hash|length)\b/.test(detail))
+    return { reason: 'tampered', detail };
+  if (err instanceof DownloadLengthMismatchError) return { reason: 'too_large', detail };
+  if (err instanceof DownloadHTTPError) return { reason: 'unavailable', detail };
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code && /^E[A-Z]+$/.test(code) && code !== 'ENOENT' && code !== 'EACCES')
+    return { reason: 'unreachable', detail };
+  return { reason: 'untrusted', detail };
+}
+
+export function createUpdater(deps: UpdaterDeps) {
+  const dir = deps.versionsDir;
+  const tufDir = path.join(dir, TUF_DIR);
+  const maxTarget = deps.maxTargetBytes ?? 256 * 1024 * 1024;
+
+  function readState(): UpdateState {
+    try {
+      const s = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8')) as UpdateState;
+      if (isReleaseVersion(s.highest) && Array.isArray(s.failed)) return s;
+    } catch {
+      // first run, or a damaged file: the running version is the floor
+    }
+    return { highest: deps.runningVersion, current: null, previous: null, failed: [] };
+  }
+
+  function writeState(s: UpdateState): void {
+    const tmp = path.join(dir, `${STATE_FILE}.tmp`);
+    writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, path.join(dir, STATE_FILE));
+  }
+
+  /** The highest version ever installed never goes down, even when the running one is older. */
+  function floor(s: UpdateState): string {
+    return compareReleaseVersions(s.highest, deps.runningVersion) >= 0 ? s.highest : deps.runningVersion;
+  }
+
+  /** tuf-js trusts what is in .tuf/root.json: the pinned root, or a newer root it certified. */
+  function prepareTufDir(): void {
+    mkdirSync(tufDir, { recursive: true, mode: 0o700 });
+    const trusted = path.join(tufDir, 'root.json');
+    const pinnedVersion = (JSON.parse(deps.pinnedRoot) as { signed: { version: number } }).signed.version;
+    let kept = 0;
+    try {
+      kept = (JSON.parse(readFileSync(trusted, 'utf8')) as { signed: { version: number } }).signed.version;
+    } catch {
+      kept = 0;
+    }
+    if (kept < pinnedVersion) writeFileSync(trusted, deps.pinnedRoot, { mode: 0o600 });
+  }
+
+  function client(): Updater {
+    const base = deps.distUrl.replace(/\/+$/, '');
+    return new Updater({
+      metadataBaseUrl: `${base}/metadata`,
+      targetBaseUrl: `${base}/targets`,
+      metadataDir: tufDir,
+      targetDir: path.join(dir, DOWNLOAD_DIR),
+      fetcher: createTufFetcher({
+        tmpDir: path.join(dir, DOWNLOAD_DIR),
+        ...(deps.httpsAgent ? { httpsAgent: deps.httpsAgent } : {}),
+      }),
+      config: { ...METADATA_LIMITS, fetchTimeout: 30_000 },
+    });
+  }
+
+  /** Unpacks into .staging-<v>, checks every file against the pinned-key-signed manifest, moves to <v>. */
+  function installRelease(target: AgentTarget, tarball: Buffer): string | null {
+    let entries;
+    try {
+      entries = unpackTarGz(tarball, { maxBytes: maxTarget * 4, maxEntries: 10_000 });
+    } catch (e) {
+      return e instanceof TarError ? e.message : 'the release tarball cannot be read';
+    }
+    const staging = path.join(dir, `.staging-${target.version}`);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { mode: 0o700 });
+    const allowedOutside = new Set([RELEASE_LAYOUT.manifest, RELEASE_LAYOUT.trustedKeys]);
+    for (const e of entries) {
+      if (!e.path.startsWith('runtime/') && !allowedOutside.has(e.path))
+        return `the release holds ${e.path}, outside its runtime`;
+      mkdirSync(path.dirname(path.join(staging, e.path)), { recursive: true, mode: 0o700 });
+      writeFileSync(path.join(staging, e.path), e.body, { mode: 0o600 });
+      chmodSync(path.join(staging, e.path), e.mode & 0o500);
+    }
+    let manifest: unknown = null;
+    try {
+      manifest = JSON.parse(readFileSync(path.join(staging, RELEASE_LAYOUT.manifest), 'utf8'));
+    } catch {
+      manifest = null;
+    }
+    const verified = verifyRuntime({
+      root: staging,
+      manifest,
+      keys: deps.releaseKeys,
+      version: target.version,
+      layout: RELEASE_LAYOUT,
+    });
+    if (!verified.ok) return verified.message;
+    if (verified.runtimeHash !== target.runtimeHash)
+      return 'the signed manifest is not the one the TUF target names (runtimeHash differs)';
+    const final = path.join(dir, target.version);
+    rmSync(final, { recursive: true, force: true });
+    renameSync(staging, final);
+    return null;
+  }
+
+  /** Points `current` at `version` by renaming a fresh symlink over it. */
+  function switchCurrent(version: string | null): void {
+    const link = path.join(dir, 'current');
+    if (version === null) {
+      rmSync(link, { force: true });
+      return;
+    }
+    const tmp = path.join(dir, 'current.tmp');
+    rmSync(tmp, { force: true });
+    symlinkSync(version, tmp);
+    renameSync(tmp, link);
+  }
+
+  /** Keeps the current and previous versions; removes older ones and leftovers. */
+  function prune(s: UpdateState): void {
+    const keep = new Set([s.current, s.previous, TUF_DIR, STATE_FILE, 'current']);
+    for (const name of readdirSync(dir)) {
+      if (keep.has(name)) continue;
+      if (isReleaseVersion(name) || name.startsWith('.staging-') || name === DOWNLOAD_DIR)
+        rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
+
+  function record(s: UpdateState, at: Date, result: UpdateOutcome): UpdateOutcome {
+    writeState({
+      ...s,
+      lastCheck: {
+        at: at.toISOString(),
+        outcome: result.outcome,
+        ...(result.outcome === 'refused' ? { reason: result.reason } : {}),
+      },
+    });
+    if (result.outcome === 'refused')
+      deps.journal.append(
+        `update.${result.reason === 'frozen' ? 'frozen' : 'refused'}`,
+        { reason: result.reason, detail: result.detail, ...(result.offered ? { offered: result.offered } : {}) },
+        true,
+      );
+    else if (result.outcome === 'installed')
+      deps.journal.append('update.installed', { version: result.version, previous: result.previous }, true);
+    return result;
+  }
+
+  return {
+    state: readState,
+
+    /**
+     * One update check: refresh the TUF metadata, pick the highest agent release offered, and
+     * install it when it is above every version ever installed. `wanted` pins a version (an
+     * admin's choice); it is still refused when below the floor.
+     */
+    async check(now: Date, opts: { wanted?: string } = {}): Promise<UpdateOutcome> {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const s = readState();
+      prepareTufDir();
+      const tuf = client();
+      try {
+        await tuf.refresh();
+      } catch (err) {
+        return record(s, now, { outcome: 'refused', ...classify(err) });
+      }
+      let offered: AgentTarget[];
+      try {
+        offered = agentTargetsOf(JSON.parse(readFileSync(path.join(tufDir, 'targets.json'), 'utf8')));
+      } catch {
+        offered = [];
+      }
+      const candidates = offered.filter((t) => !s.failed.includes(t.version));
+      const pick = opts.wanted ? candidates.find((t) => t.version === opts.wanted) : candidates[0];
+      const low = floor(s);
+      if (!pick) {
+        if (opts.wanted)
+          return record(s, now, { outcome: 'refused', reason: 'unavailable', detail: `${opts.wanted} is not offered` });
+        return record(s, now, { outcome: 'current', version: low });
+      }
+      const cmp = compareReleaseVersions(pick.version, low);
+      if (cmp === 0) return record(s, now, { outcome: 'current', version: low });
+      if (cmp < 0)
+        return record(s, now, {
+          outcome: 'refused',
+          reason: 'downgrade',
+          offered: pick.version,
+          detail: `${pick.version} is below ${low}, the highest version installed`,
+        });
+      if (pick.length > maxTarget)
+        return record(s, now, {
+          outcome: 'refused',
+          reason: 'too_large',
+          offered: pick.version,
+          detail: `the release is ${pick.length} bytes; at most ${maxTarget} are accepted`,
+        });
+      let tarball: Buffer;
+      try {
+        const info = await tuf.getTargetInfo(pick.name);
+        if (!info) throw new DownloadHTTPError(`${pick.name} is not in the signed targets`, 404);
+        mkdirSync(path.join(dir, DOWNLOAD_DIR), { recursive: true, mode: 0o700 });
+        const file = await tuf.downloadTarget(info, path.join(dir, DOWNLOAD_DIR, pick.name));
+        tarball = readFileSync(file);
+        rmSync(file, { force: true });
+      } catch (err) {
+        return record(s, now, { outcome: 'refused', offered: pick.version, ...classify(err) });
+      }
+      const problem = installRelease(pick, tarball);
+      if (problem) {
+        rmSync(path.join(dir, `.staging-${pick.version}`), { recursive: true, force: true });
+        return record(s, now, { outcome: 'refused', reason: 'bad_release', offered: pick.version, detail: problem });
+      }
+      switchCurrent(pick.version);
+      const next: UpdateState = { ...s, highest: pick.version, previous: s.current, current: pick.version };
+      prune(next);
+      return record(next, now, { outcome: 'installed', version: pick.version, previous: s.current });
+    },
+
+    /** The installed release to run (`versions/<v>`), or null to run the pinned runtime. */
+    currentRelease(): { version: string; dir: string } | null {
+      const s = readState();
+      let linked: string;
+      try {
+        linked = readlinkSync(path.join(dir, 'current'));
+      } catch {
+        return null;
+      }
+      if (!isReleaseVersion(linked) || linked !== s.current || s.failed.includes(linked)) return null;
+      const release = path.join(dir, linked);
+      return existsSync(release) ? { version: linked, dir: release } : null;
+    },
+
+    /** The new version failed its start: back to the previous one (or the pinned runtime), never again to it. */
+    rollBack(version: string, reason: string): { to: string | null } {
+      const s = readState();
+      const to = s.current === version ? s.previous : s.current;
+      switchCurrent(to);
+      writeState({ ...s, current: to, previous: null, failed: [...new Set([...s.failed, version])].slice(-20) });
+      rmSync(path.join(dir, version), { recursive: true, force: true });
+      deps.journal.append('update.rolled_back', { version, to, reason: reason.slice(0, 300) }, true);
+      return { to };
+    },
+  };
+}
+
+export type AgentUpdater = ReturnType<typeof createUpdater>;
