@@ -3,9 +3,10 @@ import { createAgentActivities } from './agent-activities';
 import { createAuditActivities } from './audit-activities';
 import { createIdentityActivities } from './identity-activities';
 import { createLicenseActivities } from './license-activities';
+import { createWebhookActivities } from './webhook-activities';
 
 /** What the activities call: the worker process's services (createServices, once). */
-export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity'>;
+export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'webhooks'>;
 
 /**
  * Builds the activity implementations registered on the worker. Activities are thin: each calls
@@ -17,6 +18,7 @@ export function createActivities(services: ActivityServices) {
     ...createAuditActivities(services),
     ...createLicenseActivities(services),
     ...createIdentityActivities(services),
+    ...createWebhookActivities(services),
   };
 }
 

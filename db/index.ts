@@ -18,3 +18,4 @@ export * as serviceAccountsRepo from './service-accounts-repo';
 export * as agentStatusRepo from './agent-status-repo';
 export * as tasksRepo from './tasks-repo';
 export * as releasesRepo from './releases-repo';
+export * as webhooksRepo from './webhooks-repo';

@@ -25,3 +25,6 @@ export type FingerprintComponent = (typeof FINGERPRINT_COMPONENTS)[number];
 
 export const ACTIVATION_TOKEN_STATES = ['pending', 'spent', 'expired', 'revoked'] as const;
 export type ActivationTokenState = (typeof ACTIVATION_TOKEN_STATES)[number];
+
+export const WEBHOOK_DELIVERY_STATES = ['pending', 'delivering', 'succeeded', 'failed'] as const;
+export type WebhookDeliveryState = (typeof WEBHOOK_DELIVERY_STATES)[number];

@@ -59,7 +59,13 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
-    await worker.run();
+    // Starts a delivery workflow for every webhook delivery the audit fan-out records.
+    const stopDispatcher = services.webhooks.startDispatcher();
+    try {
+      await worker.run();
+    } finally {
+      await stopDispatcher();
+    }
     logger.info('worker stopped');
   } finally {
     await connection.close();

@@ -1,17 +1,7 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { REDACTED, redactDeep, type SecretKey } from '../../protocol';
 import { AppError } from '../errors';
+import { createSealedBox } from '../sealed-box';
 
-/**
- * The header values of an `http.get` task are credentials for the agent's target. They are stored
- * sealed (AES-256-GCM under the `task-secrets` key, bound to the task id and header name, so a
- * sealed value copied to another task or header does not open), opened only for the agent that
- * leases the task, and shown as [REDACTED] in every answer after creation. The rest of a payload
- * is stored as given and shown through the redaction policy.
- */
-const SEALED_PREFIX = 'agentina-sealed:v1:';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 /** Header values shorter than this are not scrubbed out of results (too likely to hit ordinary text). */
 const MIN_SCRUB_LENGTH = 4;
 
@@ -26,36 +16,19 @@ export function httpGetHeaders(kind: string, payload: Record<string, unknown>): 
   return h as TaskHeaders;
 }
 
-const aad = (taskId: string, name: string): Buffer => Buffer.from(`${taskId}\n${name}`, 'utf8');
+const aad = (taskId: string, name: string): string => `${taskId}\n${name}`;
 
+/**
+ * The header values of an `http.get` task are credentials for the agent's target. They are stored
+ * sealed (AES-256-GCM under the `task-secrets` key, bound to the task id and header name, so a
+ * sealed value copied to another task or header does not open), opened only for the agent that
+ * leases the task, and shown as [REDACTED] in every answer after creation. The rest of a payload
+ * is stored as given and shown through the redaction policy.
+ */
 export function createTaskSecrets(secrets: () => SecretKey[]) {
-  function seal(taskId: string, name: string, value: string): string {
-    const keys = secrets();
-    const key = keys[keys.length - 1]!;
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', key.secret, iv).setAAD(aad(taskId, name));
-    const ct = Buffer.concat([cipher.update(value, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    return `${SEALED_PREFIX}${key.kid}:${iv.toString('base64url')}:${ct.toString('base64url')}`;
-  }
-
-  function open(taskId: string, name: string, sealed: string): string {
-    const [kid, iv, ct] = sealed.startsWith(SEALED_PREFIX) ? sealed.slice(SEALED_PREFIX.length).split(':') : [];
-    const key = secrets().find((k) => k.kid === kid);
-    const body = Buffer.from(ct ?? '', 'base64url');
-    if (!key || !iv || body.length < TAG_BYTES)
-      throw new AppError('UNAVAILABLE', 'A sealed task header cannot be opened with this server’s task-secrets keys.');
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key.secret, Buffer.from(iv, 'base64url')).setAAD(
-        aad(taskId, name),
-      );
-      decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString(
-        'utf8',
-      );
-    } catch {
-      throw new AppError('UNAVAILABLE', 'A sealed task header cannot be opened with this server’s task-secrets keys.');
-    }
-  }
+  const box = createSealedBox(secrets, 'A sealed task header cannot be opened with this server’s task-secrets keys.');
+  const seal = (taskId: string, name: string, value: string): string => box.seal(aad(taskId, name), value);
+  const open = (taskId: string, name: string, sealed: string): string => box.open(aad(taskId, name), sealed);
 
   const mapHeaders = (payload: Record<string, unknown>, f: (name: string, v: string) => string) => {
     const headers = payload.headers as TaskHeaders;

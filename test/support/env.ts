@@ -6,7 +6,8 @@ export function testEnv(
     | 'AGENTINA_TEST_TEMPORAL_CLI'
     | 'AGENTINA_TEST_TIME_SKIPPING_SERVER'
     | 'AGENTINA_TEST_WORKFLOW_BUNDLE'
-    | 'AGENTINA_TEST_PYTHON_TUF',
+    | 'AGENTINA_TEST_PYTHON_TUF'
+    | 'AGENTINA_TEST_PYTHON_WEBHOOKS',
 ): string {
   const v = process.env[name];
   if (!v)

@@ -5,7 +5,13 @@ import { findOrStartPostgres, type PostgresServer } from '../../scripts/stack/po
 import { freePort } from '../../scripts/stack/ports';
 import type { ManagedProcess } from '../../scripts/stack/processes';
 import { startTemporalDevServer } from '../../scripts/stack/temporal';
-import { ensurePythonTuf, findTemporalCli, findTestServer, ROOT } from '../../scripts/stack/tools';
+import {
+  ensurePythonStandardWebhooks,
+  ensurePythonTuf,
+  findTemporalCli,
+  findTestServer,
+  ROOT,
+} from '../../scripts/stack/tools';
 
 export type TestStack = { pg: PostgresServer; temporal: ManagedProcess; bundlePath: string; stop(): Promise<void> };
 
@@ -19,6 +25,7 @@ export async function startTestStack(log: (line: string) => void): Promise<TestS
   mkdirSync(dataDir, { recursive: true });
   const cli = findTemporalCli(log);
   process.env.AGENTINA_TEST_PYTHON_TUF = ensurePythonTuf(log);
+  process.env.AGENTINA_TEST_PYTHON_WEBHOOKS = ensurePythonStandardWebhooks(log);
   const testServer = findTestServer(log);
   const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir, log });
   const port = await freePort();
