@@ -5,9 +5,10 @@ import { createIdentityActivities } from './identity-activities';
 import { createLicenseActivities } from './license-activities';
 import { createReconcileActivities } from './reconcile-activities';
 import { createReleaseActivities } from './release-activities';
+import { createWebhookActivities } from './webhook-activities';
 
 /** What the activities call: the worker process's services (createServices, once). */
-export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile' | 'releases'>;
+export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile' | 'releases' | 'webhooks'>;
 
 /**
  * Builds the activity implementations registered on the worker. Activities are thin: each calls
@@ -21,6 +22,7 @@ export function createActivities(services: ActivityServices) {
     ...createIdentityActivities(services),
     ...createReconcileActivities(services),
     ...createReleaseActivities(services),
+    ...createWebhookActivities(services),
   };
 }
 

@@ -27,6 +27,9 @@ import { agentHeartbeatRoutes } from './agent-heartbeat/routes';
 import { agentsRoutes } from './agents/routes';
 import { tasksRoutes } from './tasks/routes';
 import { releasesRoutes } from './releases/routes';
+import { webhooksRoutes } from './webhooks/routes';
+import { webhookEventV1Schema } from '../protocol/webhooks';
+import { z } from 'zod';
 import { distRoutes } from './releases/dist-routes';
 import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
@@ -195,6 +198,8 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
           serviceToken: { type: 'http', scheme: 'bearer' },
           metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN' },
         },
+        // What a webhook receiver gets (docs/webhooks.md): the body of every delivery.
+        schemas: { WebhookEventV1: z.toJSONSchema(webhookEventV1Schema, { target: 'openapi-3.0' }) as never },
       },
     },
     transform: jsonSchemaTransform,
@@ -218,6 +223,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(consoleRoutes(deps));
   await app.register(publicKeyRoutes(deps));
   await app.register(licenseDocumentRoutes(deps));
+  await app.register(webhooksRoutes(deps));
 
   return app;
 }

@@ -105,6 +105,33 @@ const envSchema = z.object({
   RELEASE_TIMESTAMP_EXPIRY: duration.pipe(z.number().min(120_000, 'must be at least 2m')).default(86_400_000),
   TRUST_PROXY: trustProxy.optional(),
   /**
+   * Webhook receivers that may be on private, loopback or link-local addresses (internal
+   * receivers, tests): comma-separated host names, IP addresses and CIDR blocks. Any other
+   * receiver must resolve to public addresses only, and may use plain http only when listed here.
+   */
+  WEBHOOK_ALLOW_HOSTS: z
+    .string()
+    .max(4000)
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter((h) => h.length > 0),
+    )
+    .refine(
+      (hosts) => hosts.every((h) => /^[a-z0-9.:_[\]/-]{1,255}$/.test(h)),
+      'must list host names, addresses or CIDR blocks',
+    ),
+  /** Days before a license expires at which `license.expiring_soon` is announced (comma-separated, 1–365). */
+  LICENSE_EXPIRY_NOTICE_DAYS: z
+    .string()
+    .max(100)
+    .default('30,7,1')
+    .transform((v) => (v.trim() === '' ? [] : v.split(',').map((d) => Number(d.trim()))))
+    .refine((days) => days.every((d) => Number.isInteger(d) && d >= 1 && d <= 365), 'must be whole days from 1 to 365')
+    .transform((days) => [...new Set(days)].sort((a, b) => b - a)),
+  /**
    * /metrics: a bearer token callers must present, and/or an address of its own (a second small
    * listener in the API process). With neither, the public port answers 404 for /metrics.
    */
@@ -166,6 +193,10 @@ export type Config = {
   };
   /** Reverse proxies whose X-Forwarded-For names the client (per-address limits, audit IPs). */
   trustProxy: TrustProxy;
+  /** Outbound webhook deliveries: receivers allowed on non-public addresses (WEBHOOK_ALLOW_HOSTS). */
+  webhooks: { allowHosts: string[] };
+  /** The `license.expiring_soon` notices, in days before expiry, largest first. */
+  licenses: { expiryNoticeDays: number[] };
   /** Who may read /metrics, and where: see METRICS_* above. */
   metrics: { token: string | undefined; listener: { host: string; port: number } | undefined };
 };
@@ -276,6 +307,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timestampExpiryMs: e.RELEASE_TIMESTAMP_EXPIRY,
     },
     trustProxy: e.TRUST_PROXY ?? false,
+    webhooks: { allowHosts: e.WEBHOOK_ALLOW_HOSTS },
+    licenses: { expiryNoticeDays: e.LICENSE_EXPIRY_NOTICE_DAYS },
     metrics: {
       token: e.METRICS_TOKEN,
       listener:

@@ -19,3 +19,4 @@ export * as agentStatusRepo from './agent-status-repo';
 export * as tasksRepo from './tasks-repo';
 export * as releasesRepo from './releases-repo';
 export * as secondFactorsRepo from './second-factors-repo';
+export * as webhooksRepo from './webhooks-repo';

@@ -72,7 +72,7 @@ export async function pingDatabase(db: Queryable): Promise<void> {
 }
 
 /** Notice channels this schema NOTIFYs on (status_feed and tasks). */
-export type NoticeChannel = 'agentina_status' | 'agentina_tasks';
+export type NoticeChannel = 'agentina_status' | 'agentina_tasks' | 'agentina_webhooks';
 
 /** Subscribes a dedicated connection to a notice channel. */
 export async function listen(client: PoolClient, channel: NoticeChannel): Promise<void> {

@@ -39,6 +39,8 @@ export const AUDIT_ACTIONS = [
   'license.revoked',
   'license.grace_started',
   'license.expired',
+  /** A notice fired by the lifecycle's own timer N days before expiry (nothing changed). */
+  'license.expiring_soon',
   /** An Update the API did not sign (made by hand through Temporal, or replayed): nothing changed. */
   'license.update_refused',
   /** plan, features, maxAgents or graceDays changed through the lifecycle (data: before, after). */
@@ -71,8 +73,17 @@ export const AUDIT_ACTIONS = [
   'release.published',
   'release.yanked',
   'release.metadata_refreshed',
+  // webhooks
+  'webhook_endpoint.created',
+  'webhook_endpoint.updated',
+  'webhook_endpoint.secret_rotated',
+  /** Disabled by the delivery workflow after persistent failure (an admin's disable is `updated`). */
+  'webhook_endpoint.auto_disabled',
+  'webhook.redelivery_requested',
   // the ledger itself
   'audit.checkpoint_signed',
+  /** The checkpoint workflow gave up (its retries ran out): the head is not signed this round. */
+  'audit.checkpoint_failed',
   // operations
   /** `agentina restore` loaded a backup archive into this database (the first row after the archive's). */
   'backup.restored',
@@ -88,3 +99,30 @@ const ACTION_SET: ReadonlySet<string> = new Set(AUDIT_ACTIONS);
 export function isAuditAction(s: string): s is AuditAction {
   return ACTION_SET.has(s);
 }
+
+/**
+ * Webhook event types: the audit actions a receiver may subscribe to. One delivery is made per
+ * audit row of a subscribed action, so names, ordering (`sequence`) and ids are the ledger's own.
+ * Every license and agent action but the refused Updates (nothing changed), token use and reuse,
+ * and a failed audit checkpoint.
+ */
+export type WebhookEvent =
+  | Exclude<
+      Extract<AuditAction, `license.${string}` | `agent.${string}`>,
+      'license.update_refused' | 'agent.release_refused'
+    >
+  | 'activation_token.redeemed'
+  | 'activation_token.reused'
+  | 'audit.checkpoint_failed';
+const ANNOUNCED_OTHERS: readonly string[] = [
+  'activation_token.redeemed',
+  'activation_token.reused',
+  'audit.checkpoint_failed',
+];
+export function isWebhookEvent(a: string): a is WebhookEvent {
+  return (
+    ((a.startsWith('license.') || a.startsWith('agent.')) && !a.endsWith('_refused') && isAuditAction(a)) ||
+    ANNOUNCED_OTHERS.includes(a)
+  );
+}
+export const WEBHOOK_EVENTS = AUDIT_ACTIONS.filter(isWebhookEvent) as [WebhookEvent, ...WebhookEvent[]];

@@ -83,3 +83,5 @@ export const ROLE_PERMISSIONS: Readonly<Record<AdminRole, readonly Permission[]>
 export function roleGrants(role: AdminRole, permission: Permission): boolean {
   return ROLE_PERMISSIONS[role].includes(permission);
 }
+export const WEBHOOK_DELIVERY_STATES = ['pending', 'delivering', 'succeeded', 'failed'] as const;
+export type WebhookDeliveryState = (typeof WEBHOOK_DELIVERY_STATES)[number];

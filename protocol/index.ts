@@ -32,3 +32,6 @@ export {
 export type { KeyPurpose, PublicKeySetFile, SecretPurpose, SecretKey, AnyKeyPurpose } from './keyring';
 export * from './audit-verify';
 export * from './enums';
+export * from './webhooks';
+export { WEBHOOK_EVENTS, isWebhookEvent } from './audit-actions';
+export type { WebhookEvent } from './audit-actions';

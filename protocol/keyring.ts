@@ -53,8 +53,9 @@ export function generatePurposeKey(dir: string, purpose: KeyPurpose, now = new D
  *   update-origin: HMAC of the origin proof the API puts on every workflow Update
  *   task-secrets:  AES-256-GCM sealing of task header values at rest
  *   totp-secrets:  AES-256-GCM sealing of second-factor (TOTP) secrets at rest
+ *   webhook-secrets: AES-256-GCM sealing of webhook endpoints' signing secrets at rest
  */
-export const SECRET_PURPOSES = ['update-origin', 'task-secrets', 'totp-secrets'] as const;
+export const SECRET_PURPOSES = ['update-origin', 'task-secrets', 'totp-secrets', 'webhook-secrets'] as const;
 export type SecretPurpose = (typeof SECRET_PURPOSES)[number];
 export type SecretKey = { kid: string; secret: Buffer };
 type SecretKeyFile = { purpose: SecretPurpose; keys: Array<{ kid: string; secret: string; createdAt: string }> };

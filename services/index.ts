@@ -34,6 +34,8 @@ import { createTaskWaker } from './tasks/task-waker';
 import { createTaskSecrets } from './tasks/task-secrets';
 import { createTasksService } from './tasks/tasks-service';
 import type { TemporalDeps } from './temporal';
+import { createWebhooksService } from './webhooks/webhooks-service';
+import type { SendLimits } from './webhooks/webhook-sender';
 
 export type ServicesDeps = {
   /** Pool connected as the least-privileged application role. */
@@ -41,7 +43,7 @@ export type ServicesDeps = {
   temporal: TemporalDeps;
   clock: Clock;
   keys: KeyStore;
-  config: Pick<Config, 'temporal' | 'agents' | 'audit' | 'releases' | 'keysDir'>;
+  config: Pick<Config, 'temporal' | 'agents' | 'audit' | 'releases' | 'keysDir' | 'webhooks' | 'licenses'>;
   logger: Pick<Logger, 'warn' | 'info'>;
   /** Counters the services add to (quarantines started); the API serves them at /metrics. */
   metrics?: Metrics;
@@ -50,6 +52,8 @@ export type ServicesDeps = {
    * (ORIGIN_PROOF_MAX_AGE_MS); raised by tests whose Temporal server skips time.
    */
   updateOriginMaxAgeMs?: number;
+  /** Bounds of one webhook try (time, bytes read); tests shorten them. */
+  webhookSendLimits?: SendLimits;
 };
 
 /**
@@ -166,6 +170,15 @@ export function createServices(deps: ServicesDeps) {
     audit: createAuditService({ pool, keys }),
     checkpoints: createCheckpointService({ pool, clock, keys, heldDir: config.audit.checkpointDir }),
     console: createOverviewService({ pool, clock }),
+    webhooks: createWebhooksService({
+      pool,
+      temporal,
+      clock,
+      secrets: () => keys.secrets('webhook-secrets'),
+      allowHosts: config.webhooks.allowHosts,
+      ...(deps.webhookSendLimits ? { sendLimits: deps.webhookSendLimits } : {}),
+      onWarning,
+    }),
 
     /** Rejects when PostgreSQL does not answer (the readiness probe). */
     pingDatabase: () => pingDatabase(pool),

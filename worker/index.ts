@@ -80,10 +80,16 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
       workflowBundle,
     });
     logger.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker running');
-    const running = worker.run();
-    // After a restore or a lost Temporal store, lifecycles come back from the rows before anything else asks.
-    void reconcileAtStart(services, logger);
-    await running;
+    // Starts a delivery workflow for every webhook delivery the audit fan-out records.
+    const stopDispatcher = services.webhooks.startDispatcher();
+    try {
+      const running = worker.run();
+      // After a restore or a lost Temporal store, lifecycles come back from the rows before anything else asks.
+      void reconcileAtStart(services, logger);
+      await running;
+    } finally {
+      await stopDispatcher();
+    }
     logger.info('worker stopped');
   } finally {
     await connection.close();

@@ -9,3 +9,4 @@ export * from './agent-quarantine';
 export * from './agent-offline-sweep';
 export * from './reconcile';
 export * from './release-metadata-refresh';
+export * from './webhook-delivery';

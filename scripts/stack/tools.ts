@@ -103,36 +103,55 @@ export const PINNED_PYTHON_TUF = ['tuf==7.0.1', 'securesystemslib==1.6.0', 'urll
 /** The TOTP reference (pyotp) the second-factor interoperability test runs against ours. */
 export const PINNED_PYOTP = ['pyotp==2.9.0'];
 
+/** `.tools/python` with python-tuf (installed from its PyPI wheels when missing); returns the dir. */
+export function ensurePythonTuf(log: (line: string) => void = () => undefined, opts: ToolLookup = {}): string {
+  return ensurePythonPackages('python', PINNED_PYTHON_TUF, 'tuf-7.0.1.dist-info', log, opts);
+}
+
+/** The Standard Webhooks reference verifier the webhook interoperability test signs for. */
+export const PINNED_PYTHON_STANDARDWEBHOOKS = ['standardwebhooks==1.1.0'];
+
 /**
- * `.tools/<dirName>` with pinned Python packages (installed from their PyPI wheels when `marker`,
- * a dist-info folder, is missing); returns the dir, for PYTHONPATH.
+ * `.tools/python-webhooks` with the `standardwebhooks` package alone: its verifier needs only the
+ * standard library (the package's API client, and so its dependencies, is never imported).
  */
+export function ensurePythonStandardWebhooks(
+  log: (line: string) => void = () => undefined,
+  opts: ToolLookup = {},
+): string {
+  return ensurePythonPackages(
+    'python-webhooks',
+    PINNED_PYTHON_STANDARDWEBHOOKS,
+    'standardwebhooks-1.1.0.dist-info',
+    log,
+    opts,
+    ['--no-deps'],
+  );
+}
+
+/** `.tools/<folder>` with the pinned packages, installed with pip unless `marker` is there already. */
 function ensurePythonPackages(
-  dirName: string,
+  folder: string,
   pins: readonly string[],
   marker: string,
   log: (line: string) => void,
   opts: ToolLookup,
+  pipFlags: readonly string[] = [],
 ): string {
   const env = opts.env ?? process.env;
-  const dir = path.join(opts.toolsDir ?? TOOLS_DIR, dirName);
+  const dir = path.join(opts.toolsDir ?? TOOLS_DIR, folder);
   if (existsSync(path.join(dir, marker))) return dir;
   const py = findPython(env);
   if (!py) throw new PrerequisiteError(`Python 3 with pip is needed to install ${pins.join(' ')}`);
   log(`installing ${pins.join(' ')} into ${path.relative(ROOT, dir)}/ with pip`);
   const r = spawnSync(
     py,
-    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, ...pins],
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...pipFlags, '--target', dir, ...pins],
     { encoding: 'utf8', env },
   );
   if (r.status !== 0)
     throw new PrerequisiteError(`pip could not install ${pins.join(' ')}:\n${(r.stderr || r.stdout).trim()}`);
   return dir;
-}
-
-/** `.tools/python` with python-tuf (installed from its PyPI wheels when missing); returns the dir. */
-export function ensurePythonTuf(log: (line: string) => void = () => undefined, opts: ToolLookup = {}): string {
-  return ensurePythonPackages('python', PINNED_PYTHON_TUF, 'tuf-7.0.1.dist-info', log, opts);
 }
 
 /** `.tools/python-pyotp` with pyotp (installed from its PyPI wheel when missing); returns the dir. */

@@ -86,8 +86,12 @@ export function testServices(input: {
   auditCheckpointDir?: string;
   /** For workers on the time-skipping server, whose workflow time runs far ahead of the API's proofs. */
   updateOriginMaxAgeMs?: number;
+  /** More environment (WEBHOOK_ALLOW_HOSTS, …). */
+  env?: Record<string, string>;
+  webhookSendLimits?: ServicesDeps['webhookSendLimits'];
 }): Services {
   const config = testConfig({
+    ...input.env,
     ...(input.keysDir ? { AGENTINA_KEYS_DIR: input.keysDir } : {}),
     ...(input.auditCheckpointDir ? { AUDIT_CHECKPOINT_DIR: input.auditCheckpointDir } : {}),
   });
@@ -98,6 +102,7 @@ export function testServices(input: {
     temporal,
     clock: input.clock ?? systemClock,
     ...(input.updateOriginMaxAgeMs !== undefined ? { updateOriginMaxAgeMs: input.updateOriginMaxAgeMs } : {}),
+    ...(input.webhookSendLimits ? { webhookSendLimits: input.webhookSendLimits } : {}),
   });
 }
 

@@ -176,6 +176,17 @@ async function activationTokenOfA(ctx: { pool: Pool; fixtures: Fixtures }): Prom
   return { licenseA: licenseA!, tokenA };
 }
 
+/** A webhook endpoint (written directly; its sealed secret is never opened by these rows). */
+async function webhookEndpoint({ pool }: { pool: Pool }): Promise<Record<string, string>> {
+  const id = newId('whk');
+  await pool.query(
+    `INSERT INTO webhook_endpoints (id, url, events, enabled, secret_sealed, created_by_kind, created_by_id, created_at, updated_at)
+     VALUES ($1, 'https://receiver.example/hook', '{license.revoked}', true, 'sealed', 'admin', 'adm_authzmatrix000000000', now(), now())`,
+    [id],
+  );
+  return { webhook: id };
+}
+
 export const AUTHZ_ROWS: AuthzRow[] = [
   // health, docs, well-known (foundation)
   pub('GET /livez'),
@@ -394,6 +405,24 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // the release repository (TUF): anonymous by design; a file that is not there is a 404 for everyone
   pub('GET /v1/dist/metadata/:file', 404, { path: '/v1/dist/metadata/999.root.json' }),
   pub('GET /v1/dist/targets/:file', 404, { path: `/v1/dist/targets/${'0'.repeat(64)}.agentina-agent-0.0.1.tar.gz` }),
+  // webhooks: admins only (a customer or a service token may not manage them)
+  allow('POST /v1/admin/webhooks', ADMIN_400),
+  allow('GET /v1/admin/webhooks', ADMIN),
+  allow('GET /v1/admin/webhooks/:id', ADMIN, { path: '/v1/admin/webhooks/{webhook}', setup: webhookEndpoint }),
+  allow('PATCH /v1/admin/webhooks/:id', ADMIN, { path: '/v1/admin/webhooks/{webhook}', setup: webhookEndpoint }),
+  allow('POST /v1/admin/webhooks/:id/rotate-secret', ADMIN, {
+    path: '/v1/admin/webhooks/{webhook}/rotate-secret',
+    setup: webhookEndpoint,
+  }),
+  allow('GET /v1/admin/webhooks/:id/deliveries', ADMIN, {
+    path: '/v1/admin/webhooks/{webhook}/deliveries',
+    setup: webhookEndpoint,
+  }),
+  allow(
+    'POST /v1/admin/webhooks/:id/deliveries/:eventId/redeliver',
+    { admin: 404 },
+    { path: '/v1/admin/webhooks/{webhook}/deliveries/msg_1/redeliver', setup: webhookEndpoint },
+  ),
   // audit ledger: admins and service accounts (an auditor's script) may read
   allow('GET /v1/admin/audit', ROLES_SERVICE, 'audit:read'),
   allow('GET /v1/admin/overview', ROLES_SERVICE, 'licenses:read'),

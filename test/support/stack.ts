@@ -5,7 +5,14 @@ import { findOrStartPostgres, type PostgresServer } from '../../scripts/stack/po
 import { freePort } from '../../scripts/stack/ports';
 import type { ManagedProcess } from '../../scripts/stack/processes';
 import { startTemporalDevServer } from '../../scripts/stack/temporal';
-import { ensurePythonPyotp, ensurePythonTuf, findTemporalCli, findTestServer, ROOT } from '../../scripts/stack/tools';
+import {
+  ensurePythonPyotp,
+  ensurePythonStandardWebhooks,
+  ensurePythonTuf,
+  findTemporalCli,
+  findTestServer,
+  ROOT,
+} from '../../scripts/stack/tools';
 
 export type TestStack = { pg: PostgresServer; temporal: ManagedProcess; bundlePath: string; stop(): Promise<void> };
 
@@ -20,6 +27,7 @@ export async function startTestStack(log: (line: string) => void): Promise<TestS
   const cli = findTemporalCli(log);
   process.env.AGENTINA_TEST_PYTHON_TUF = ensurePythonTuf(log);
   process.env.AGENTINA_TEST_PYTHON_PYOTP = ensurePythonPyotp(log);
+  process.env.AGENTINA_TEST_PYTHON_WEBHOOKS = ensurePythonStandardWebhooks(log);
   const testServer = findTestServer(log);
   const pg = await findOrStartPostgres({ databaseUrl: process.env.DATABASE_URL, dataDir, log });
   const port = await freePort();
