@@ -257,6 +257,12 @@ export function createAgent(deps: AgentDeps) {
     runner?.resume();
   }
 
+  /** What the agent holds, so the control plane answers with what is newer (status and license document). */
+  function heldVersions(since: number | undefined): { since?: number; license?: number } {
+    const held = license.version();
+    return { ...(since !== undefined ? { since } : {}), ...(held !== null ? { license: held } : {}) };
+  }
+
   function onControlPlaneError(err: unknown, what: string): void {
     if (err instanceof ControlPlaneError && err.credentialRejected) {
       gate.enterTerminal('CREDENTIAL_REJECTED', `the control plane refused the agent credential (${err.code})`);
@@ -271,10 +277,7 @@ export function createAgent(deps: AgentDeps) {
       const since = status.payload()?.version;
       const started = Date.now();
       try {
-        const res = await client.status(
-          { ...(since !== undefined ? { since } : {}), wait: settings.statusWaitS },
-          stopping.signal,
-        );
+        const res = await client.status({ ...heldVersions(since), wait: settings.statusWaitS }, stopping.signal);
         if (!(await receiveStatus(res.status, res.license))) {
           // A rejected (forged, replayed) answer keeps `since` where it was, so the server would
           // answer again at once: back off rather than spin against it.
@@ -307,6 +310,7 @@ export function createAgent(deps: AgentDeps) {
     const now = clock.now();
     const reading = await fingerprint.read(now);
     const t = gate.terminal();
+    const held = license.version();
     const res = await client.heartbeat({
       agentVersion: AGENT_VERSION,
       runtimeHash: deps.runtimeHash,
@@ -314,6 +318,7 @@ export function createAgent(deps: AgentDeps) {
       score: reading.score,
       changedComponents: FINGERPRINT_COMPONENTS.filter((c) => reading.changed.includes(c)),
       inFlightTasks: runner?.inFlight() ?? 0,
+      ...(held !== null ? { licenseVersion: held } : {}),
       ...(t ? { terminalReason: `${t.code}: ${t.detail}`.slice(0, 200) } : {}),
     });
     lastHeartbeatAt = clock.now().toISOString();
@@ -372,7 +377,7 @@ export function createAgent(deps: AgentDeps) {
       // One status answer first (at once, wait=0), so a fresh start judges fresh facts; offline,
       // the stored signed status and the sealed grace state decide.
       try {
-        const res = await client.status({ wait: 0 }, stopping.signal);
+        const res = await client.status({ ...heldVersions(undefined), wait: 0 }, stopping.signal);
         await receiveStatus(res.status, res.license);
       } catch (err) {
         onControlPlaneError(err, 'first status request');

@@ -168,7 +168,7 @@ export function createControlPlaneClient(input: {
     server: base.origin,
     activate: (body: ActivateRequest) =>
       call('POST', '/v1/agent/activate', activateResponseSchema, { body, anonymous: true }),
-    status: (q: { since?: number; wait?: number }, signal?: AbortSignal) =>
+    status: (q: { since?: number; wait?: number; license?: number }, signal?: AbortSignal) =>
       call('GET', '/v1/agent/status', statusResponseSchema, {
         query: q,
         extraWaitS: q.wait ?? 0,

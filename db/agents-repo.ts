@@ -112,6 +112,15 @@ export async function readAgentStatuses(db: Queryable, agentIds: readonly string
   }));
 }
 
+/** The fingerprint commitment an agent was activated with: what a re-issued license document is bound to. */
+export async function getAgentFingerprintCommitment(db: Queryable, agentId: string): Promise<string | null> {
+  const { rows } = await db.query<{ fingerprint_commitment: string }>(
+    'SELECT fingerprint_commitment FROM agents WHERE id = $1',
+    [agentId],
+  );
+  return rows[0]?.fingerprint_commitment ?? null;
+}
+
 export type RevocationFeedRow = {
   id: number;
   license_id: string;

@@ -72,11 +72,14 @@ export type ActivateResponse = z.infer<typeof activateResponseSchema>;
 export const statusQuerySchema = z.strictObject({
   since: z.coerce.number().int().min(0).optional(),
   wait: z.coerce.number().int().min(0).max(30).optional(),
+  /** The version of the license document the agent holds: a newer one comes with the answer. */
+  license: z.coerce.number().int().min(1).optional(),
 });
 export const statusResponseSchema = z.strictObject({
   status: signedStatusSchema,
   changed: z.boolean(),
-  /** Optional: a re-issued license document (e.g. after a renewal), bound to the same agent. */
+  /** The re-issued license document (a renewal, a terms change), bound to this agent: sent when
+   * its version is above the `license` the agent said it holds. */
   license: signedLicenseSchema.optional(),
 });
 export type StatusResponse = z.infer<typeof statusResponseSchema>;
@@ -90,6 +93,8 @@ export const heartbeatRequestSchema = z.strictObject({
   score: z.number().int().min(0).max(100),
   changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)).max(FINGERPRINT_COMPONENTS.length),
   inFlightTasks: z.number().int().min(0).max(10000),
+  /** The version of the license document the agent holds: a newer one comes with the answer. */
+  licenseVersion: z.number().int().min(1).optional(),
   /** Set when the agent has gone terminal: why (journaled reason code). */
   terminalReason: safeString(200).optional(),
 });
@@ -97,7 +102,7 @@ export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
 export const heartbeatResponseSchema = z.strictObject({
   status: signedStatusSchema,
   heartbeatIntervalS: z.number().int().min(5).max(3600),
-  /** Optional: a re-issued license document (e.g. after a renewal), bound to the same agent. */
+  /** As in the status answer: the re-issued document when it is newer than `licenseVersion`. */
   license: signedLicenseSchema.optional(),
 });
 

@@ -136,6 +136,7 @@ export function createServices(deps: ServicesDeps) {
       clock,
       settings: config.agents,
       currentStatus: freshStatus,
+      reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),
       onWarning,
       onQuarantineStarted: (reason) =>
         deps.metrics?.inc(

@@ -53,7 +53,7 @@ export function createLicenseCheck(input: {
       const v = verifySignedLicense(next, input.keys);
       if (!v.ok || bindingProblem(v.document)) return false;
       const cur = verifySignedLicense(license, input.keys);
-      if (cur.ok && v.document.version < cur.document.version) return false;
+      if (cur.ok && v.document.version <= cur.document.version) return false;
       license = next;
       return true;
     },

@@ -52,7 +52,7 @@ export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
       async (req, reply) => {
         const agent = principalOf(req, 'agent');
         limiter.take(agent.id);
-        const { since, wait } = req.query;
+        const { since, wait, license } = req.query;
         // Only a request that may park needs to hear about its client going away.
         let signal: AbortSignal | undefined;
         if (since !== undefined && wait) {
@@ -67,6 +67,7 @@ export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           licenseId: agent.licenseId,
           since,
           waitS: wait,
+          heldLicense: license,
           ...(signal ? { signal } : {}),
         });
         if (!answer) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
-import { readAgentStatuses, type AgentStatusRow } from '../../db/agents-repo';
+import { getAgentFingerprintCommitment, readAgentStatuses, type AgentStatusRow } from '../../db/agents-repo';
+import { getLicense } from '../../db/licenses-repo';
 import {
   effectiveGraceDays,
   graceEndMs,
@@ -11,8 +12,11 @@ import {
   type StatusPayload,
   type StatusResponse,
   signedStatusSchema,
+  signLicense,
   type AgentStatus,
+  type SignedLicense,
 } from '../../protocol';
+import { licenseDocumentFor } from '../licenses/license-service';
 import { licenseStandingAt, type DatedLicenseRow } from '../licenses/license-standing';
 import { createBatchLoader } from './batch-loader';
 import type { StatusListener } from './status-listener';
@@ -39,10 +43,13 @@ export type StatusSubject = { agentId: string; licenseId: string };
 export type AwaitStatusInput = StatusSubject & {
   since?: number | undefined;
   waitS?: number | undefined;
+  /** The license document version the agent holds; a newer re-issued one is attached. */
+  heldLicense?: number | undefined;
   signal?: AbortSignal;
 };
 
 type SignedEntry = { key: string; at: number; answer: SignedStatus; json: string; version: number };
+type LicenseEntry = { version: number; answer: SignedLicense; json: string };
 
 /** A status answer ready to send: `json` is the StatusResponse, already serialized. */
 export type StatusAnswer = { json: string; response: StatusResponse };
@@ -141,7 +148,32 @@ export function createStatusService(deps: StatusServiceDeps) {
   });
   const rows = new Map<string, { row: AgentStatusRow; mark: number; at: number; refreshing: boolean }>();
   const signed = new Map<string, SignedEntry>();
+  const documents = new Map<string, LicenseEntry>();
   let closing = false;
+
+  /**
+   * The license document re-issued for this agent (bound to its id and activation fingerprint),
+   * when the license's version is above the one the agent holds. One signature per agent and
+   * license version: a renewal costs each agent one, however often it asks.
+   */
+  async function reissuedEntry(row: AgentStatusRow, held: number | undefined): Promise<LicenseEntry | undefined> {
+    if (held === undefined || row.license_version <= held) return undefined;
+    const hit = documents.get(row.agent_id);
+    if (hit && hit.version >= row.license_version) return hit;
+    const [license, commitment] = await Promise.all([
+      getLicense(deps.pool, row.license_id),
+      getAgentFingerprintCommitment(deps.pool, row.agent_id),
+    ]);
+    if (!license || !commitment || license.version <= held) return undefined;
+    const answer = signLicense(
+      deps.signer,
+      licenseDocumentFor(license, deps.clock.now(), { agentId: row.agent_id, fingerprintCommitment: commitment }),
+    );
+    const entry: LicenseEntry = { version: license.version, answer, json: JSON.stringify(answer) };
+    if (documents.size >= SIGNED_CACHE_MAX) documents.clear();
+    documents.set(row.agent_id, entry);
+    return entry;
+  }
 
   function sign(row: AgentStatusRow): SignedStatus {
     return signedEntry(row).answer;
@@ -209,6 +241,13 @@ export function createStatusService(deps: StatusServiceDeps) {
       return row && sign(row);
     },
 
+    /** The re-issued license document when it is newer than `held` (see reissuedEntry). */
+    async reissuedLicense(agentId: string, held: number | undefined): Promise<SignedLicense | undefined> {
+      if (held === undefined) return undefined;
+      const row = await readRow(agentId);
+      return row && (await reissuedEntry(row, held))?.answer;
+    },
+
     /** As currentStatus, read from PostgreSQL itself: for answers right after this process wrote. */
     async freshStatus(agentId: string): Promise<SignedStatus | undefined> {
       const row = await load(agentId);
@@ -257,7 +296,13 @@ export function createStatusService(deps: StatusServiceDeps) {
         }
         const entry = signedEntry(row);
         const changed = entry.version !== input.since || datesMoved;
-        return { json: `{"status":${entry.json},"changed":${changed}}`, response: { status: entry.answer, changed } };
+        const license = await reissuedEntry(row, input.heldLicense);
+        if (!license)
+          return { json: `{"status":${entry.json},"changed":${changed}}`, response: { status: entry.answer, changed } };
+        return {
+          json: `{"status":${entry.json},"changed":${changed},"license":${license.json}}`,
+          response: { status: entry.answer, changed, license: license.answer },
+        };
       } finally {
         input.signal?.removeEventListener('abort', onAbort);
         unwatch?.();

@@ -17,6 +17,7 @@ import {
   type Clock,
   type FingerprintComponent,
   type HeartbeatRequest,
+  type SignedLicense,
   type SignedStatus,
 } from '../../protocol';
 import { agentWorkflowId, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
@@ -33,6 +34,8 @@ const QUARANTINE_POLL_MS = 20;
 
 /** The signed status of one agent (the status service's currentStatus). */
 export type CurrentStatus = (agentId: string) => Promise<SignedStatus | undefined>;
+/** The license document re-issued for the agent when newer than the version it holds (the status service's). */
+export type ReissuedLicense = (agentId: string, held: number | undefined) => Promise<SignedLicense | undefined>;
 
 export type HeartbeatServiceDeps = {
   pool: Pool;
@@ -40,6 +43,7 @@ export type HeartbeatServiceDeps = {
   clock: Clock;
   settings: AgentSettings;
   currentStatus: CurrentStatus;
+  reissuedLicense?: ReissuedLicense;
   onWarning?: (message: string, err: unknown) => void;
   onQuarantineStarted?: (reason: QuarantineReason) => void;
   /** How long a heartbeat that triggered a quarantine waits for it to commit (default 5 s). */
@@ -109,7 +113,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
     async heartbeat(
       principal: AgentPrincipal,
       hb: HeartbeatRequest,
-    ): Promise<{ status: SignedStatus; heartbeatIntervalS: number }> {
+    ): Promise<{ status: SignedStatus; heartbeatIntervalS: number; license?: SignedLicense }> {
       const at = deps.clock.now();
       const quarantine = await withTransaction(deps.pool, async (tx) => {
         const agent = await lockLiveAgent(tx, principal);
@@ -195,7 +199,8 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
       }
       const status = await deps.currentStatus(principal.id);
       if (!status) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
-      return { status, heartbeatIntervalS: intervalS };
+      const license = await deps.reissuedLicense?.(principal.id, hb.licenseVersion);
+      return { status, heartbeatIntervalS: intervalS, ...(license ? { license } : {}) };
     },
 
     /** Frees the license seat: the agent is deregistered, its open tasks cancelled, its credential dead. */

@@ -31,6 +31,22 @@ import {
  * self-signed certificate: the fake through a dependency that the agent's own tests run against.
  * (The end-to-end test uses the real API, worker and Temporal.)
  */
+/** Polls `probe` until it gives a truthy value (returned) or `timeoutMs` passes (thrown). */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => T | undefined | null | false,
+  timeoutMs = 20_000,
+  stepMs = 25,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
 export type TestCert = { key: string; cert: string; dir: string };
 
 export function makeSelfSignedCert(): TestCert {
@@ -379,15 +395,7 @@ export async function startFakeControlPlane(input: {
       return id;
     },
     task: (id: string) => tasks.find((t) => t.id === id),
-    async waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const v = probe();
-        if (v) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
+    waitFor: waitUntil,
     async close(): Promise<void> {
       wake();
       server.closeAllConnections();

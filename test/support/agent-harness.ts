@@ -43,18 +43,23 @@ export type InProcessAgent = {
   stop(): Promise<void>;
 };
 
+/** What an in-process agent activates against: the fake control plane, or the real one (agent-stack). */
+export type AgentTarget = Pick<FakeControlPlane, 'url' | 'origin'> & { issueToken(): string | Promise<string> };
+
 /** Activates an agent against `server` and runs it inside the test process with a fake machine and clock. */
 export async function startInProcessAgent(input: {
-  server: FakeControlPlane;
-  keys: TestKeys;
-  cert: TestCert;
+  server: AgentTarget;
+  keys: Pick<TestKeys, 'trusted'>;
+  cert: Pick<TestCert, 'cert'>;
+  clock?: ReturnType<typeof createOffsetClock>;
+  machine?: RawFingerprint;
   settings?: Partial<AgentSettings>;
   start?: boolean;
 }): Promise<InProcessAgent> {
   const dir = mkdtempSync(path.join(tmpdir(), 'agentina-agent-'));
   const store = createPrefixStore(dir);
-  const clock = createOffsetClock();
-  const source = createStaticFingerprintSource(TEST_MACHINE);
+  const clock = input.clock ?? createOffsetClock();
+  const source = createStaticFingerprintSource(input.machine ?? TEST_MACHINE);
   const journal = createJournal({ store, clock });
   const tls = { ca: input.cert.cert };
   const settings = agentSettingsSchema.parse({
@@ -70,7 +75,7 @@ export async function startInProcessAgent(input: {
   const outcome = await activateAgent({
     store,
     client: bootstrap,
-    token: input.server.issueToken(),
+    token: await input.server.issueToken(),
     settings,
     trustedKeys: input.keys.trusted,
     ca: input.cert.cert,

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import path from 'node:path';
-import { systemClock } from '../../protocol';
+import { systemClock, type Clock } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { testAuthenticate } from './activation-fixtures';
 import { makeSelfSignedCert } from './agent-fakes';
@@ -21,7 +21,8 @@ import { makePublicDir } from './agent-user';
 export type AgentStack = Awaited<ReturnType<typeof startAgentStack>>;
 export const E2E_ADMIN = 'admin:adm_agente2eadmin00000001';
 
-export async function startAgentStack(label: string) {
+/** `clock` is the API's (tests move it with the agent's); the worker keeps the wall clock. */
+export async function startAgentStack(label: string, opts: { clock?: Clock; env?: Record<string, string> } = {}) {
   const db: TestDatabase = await createTestDatabase(label);
   const t: TestTemporal = await connectTestTemporal(label);
   const keys = createTestKeysDir();
@@ -31,8 +32,14 @@ export async function startAgentStack(label: string) {
     TEMPORAL_TASK_QUEUE: t.taskQueue,
     AGENTINA_KEYS_DIR: keys.dir,
     LOG_LEVEL: 'warn',
+    ...opts.env,
   });
-  const harness = await buildTestApp({ pool: db.pool, config, authenticate: testAuthenticate(db.pool) });
+  const harness = await buildTestApp({
+    pool: db.pool,
+    config,
+    authenticate: testAuthenticate(db.pool),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
   const cert = makeSelfSignedCert();
   const server: Server = createServer({ cert: cert.cert, key: cert.key, minVersion: 'TLSv1.3' }, (req, res) =>
     harness.app.routing(req, res),
