@@ -8,7 +8,10 @@ import { createReleaseActivities } from './release-activities';
 import { createWebhookActivities } from './webhook-activities';
 
 /** What the activities call: the worker process's services (createServices, once). */
-export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile' | 'releases' | 'webhooks'>;
+export type ActivityServices = Pick<
+  Services,
+  'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile' | 'releases' | 'webhooks'
+>;
 
 /**
  * Builds the activity implementations registered on the worker. Activities are thin: each calls

@@ -5,7 +5,20 @@ import { safeString } from './input';
  * Public ids and secrets carry a prefix, so a leaked string says what it is.
  * Ids: 16 random bytes, base64url (22 chars). Secrets: 32 random bytes.
  */
-export const ID_PREFIXES = ['adm', 'cus', 'usr', 'svcacct', 'lic', 'agt', 'tsk', 'rel', 'tok', 'ckp', 'pol', 'whk'] as const;
+export const ID_PREFIXES = [
+  'adm',
+  'cus',
+  'usr',
+  'svcacct',
+  'lic',
+  'agt',
+  'tsk',
+  'rel',
+  'tok',
+  'ckp',
+  'pol',
+  'whk',
+] as const;
 export type IdPrefix = (typeof ID_PREFIXES)[number];
 
 export function newId(prefix: IdPrefix): string {

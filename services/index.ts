@@ -100,15 +100,6 @@ export function createServices(deps: ServicesDeps) {
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
 
-  const licenses = createLicenseService({
-    pool,
-    temporal,
-    clock,
-    signer: keys.license,
-    origin,
-    temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
-  });
-
   return {
     keys,
     statusListener,

@@ -46,7 +46,7 @@ export function consoleRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           summary: 'Licenses per state and ending soon, agents per status, the newest notable events',
           response: { 200: overviewSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
         },
-        config: { access: ['admin', 'service'] },
+        config: { access: ['admin', 'service'], permission: 'licenses:read' },
       },
       async () => deps.services.console.overview(),
     );

@@ -289,7 +289,7 @@ export function licenseRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           response: { 200: changedSchema, ...changeErrors },
         },
         // Admins only: a service token may renew or suspend, not rewrite what a customer bought.
-        config: { access: ['admin'] },
+        config: { access: ['admin'], permission: 'licenses:write' },
       },
       async (req) => service.changeTerms(req.params.id, actorOf(principalOf(req, 'admin')), req.body, keyOf(req)),
     );

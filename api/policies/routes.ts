@@ -97,7 +97,8 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
 export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   const service = deps.services.policies;
   return async (app) => {
-    const config = { access: ['admin'] as const };
+    const read = { access: ['admin'] as const, permission: 'licenses:read' as const };
+    const write = { access: ['admin'] as const, permission: 'licenses:write' as const };
     const tags = ['policies'];
     const actor = (req: Parameters<typeof principalOf>[0]) => actorOf(principalOf(req, 'admin'));
 
@@ -110,7 +111,7 @@ export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: createPolicyBody,
           response: { 201: policySchema, ...errors },
         },
-        config,
+        config: write,
       },
       async (req, reply) => reply.status(201).send(await service.createPolicy(actor(req), req.body)),
     );
@@ -124,7 +125,7 @@ export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           querystring: listQuery,
           response: { 200: z.strictObject({ items: z.array(policySchema) }), ...errors },
         },
-        config,
+        config: read,
       },
       async (req) => service.listPolicies({ archived: req.query.archived }),
     );
@@ -138,7 +139,7 @@ export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params: idParams,
           response: { 200: z.strictObject({ policy: policySchema, versions: z.array(versionSchema) }), ...errors },
         },
-        config,
+        config: read,
       },
       async (req) => service.getPolicy(req.params.id),
     );
@@ -153,7 +154,7 @@ export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: updatePolicyBody,
           response: { 200: policySchema, ...errors },
         },
-        config,
+        config: write,
       },
       async (req) => service.updatePolicy(actor(req), req.params.id, req.body),
     );
@@ -168,7 +169,7 @@ export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: z.strictObject({}).optional(),
           response: { 200: policySchema, ...errors },
         },
-        config,
+        config: write,
       },
       async (req) => service.archivePolicy(actor(req), req.params.id),
     );
@@ -185,7 +186,7 @@ export function policyRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: z.strictObject({}).optional(),
           response: { 200: applySchema, ...errors, 503: errorSchema },
         },
-        config,
+        config: write,
       },
       async (req) => service.applyPolicy(actor(req), req.params.id, { idempotencyKey: req.headers['idempotency-key'] }),
     );

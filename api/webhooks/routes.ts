@@ -54,7 +54,8 @@ const params = z.strictObject({ id: endpointId });
 export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
     const webhooks = deps.services.webhooks;
-    const access = { access: ['admin'] as const };
+    const read = { access: ['admin'] as const, permission: 'webhooks:read' as const };
+    const write = { access: ['admin'] as const, permission: 'webhooks:write' as const };
     const actor = (req: Parameters<typeof principalOf>[0]) => actorOf(principalOf(req, 'admin'));
 
     app.post(
@@ -71,7 +72,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           }),
           response: { 201: withSecret, ...errors, 503: errorSchema },
         },
-        config: access,
+        config: write,
       },
       async (req, reply) => reply.status(201).send(await webhooks.createEndpoint(actor(req), req.body)),
     );
@@ -84,7 +85,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           summary: 'Webhook endpoints, newest first',
           response: { 200: z.strictObject({ items: z.array(endpointSchema) }), ...errors },
         },
-        config: access,
+        config: read,
       },
       async () => webhooks.listEndpoints(),
     );
@@ -98,7 +99,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           params,
           response: { 200: endpointSchema, ...errors, 404: errorSchema },
         },
-        config: access,
+        config: read,
       },
       async (req) => webhooks.getEndpoint(req.params.id),
     );
@@ -118,7 +119,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           }),
           response: { 200: endpointSchema, ...errors, 404: errorSchema },
         },
-        config: access,
+        config: write,
       },
       async (req) => webhooks.updateEndpoint(actor(req), req.params.id, req.body),
     );
@@ -135,7 +136,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             .nullish(),
           response: { 200: withSecret, ...errors, 404: errorSchema, 503: errorSchema },
         },
-        config: access,
+        config: write,
       },
       async (req) => webhooks.rotateSecret(actor(req), req.params.id, req.body?.overlapSeconds),
     );
@@ -157,7 +158,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             404: errorSchema,
           },
         },
-        config: access,
+        config: read,
       },
       async (req) => webhooks.listDeliveries(req.params.id, req.query),
     );
@@ -177,7 +178,7 @@ export function webhooksRoutes(deps: AppDeps): FastifyPluginAsyncZod {
             409: errorSchema,
           },
         },
-        config: access,
+        config: write,
       },
       async (req, reply) =>
         reply.status(202).send(await webhooks.redeliver(actor(req), req.params.id, req.params.eventId)),

@@ -341,18 +341,27 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     path: '/v1/admin/licenses/{licenseA}/revoke',
     setup: licenseOfA,
   }),
-  // Terms and policies (issue 15): admins only; a service token may not rewrite what a customer bought.
-  allow('PATCH /v1/admin/licenses/:id', ADMIN_400, { path: '/v1/admin/licenses/{licenseA}', setup: licenseOfA }),
-  allow('POST /v1/admin/policies', ADMIN_400),
-  allow('GET /v1/admin/policies', ADMIN),
-  allow('GET /v1/admin/policies/:id', ADMIN, { path: '/v1/admin/policies/{policyA}', setup: policyOfAdmin }),
-  allow('PATCH /v1/admin/policies/:id', ADMIN_400, { path: '/v1/admin/policies/{policyA}', setup: policyOfAdmin }),
-  allow('POST /v1/admin/policies/:id/archive', ADMIN_400, {
+  // Terms and policies (issue 15): admins whose role may change licenses; a service token may not rewrite what a customer bought.
+  allow('PATCH /v1/admin/licenses/:id', { admin: 400, operator: 400 }, 'licenses:write', {
+    path: '/v1/admin/licenses/{licenseA}',
+    setup: licenseOfA,
+  }),
+  allow('POST /v1/admin/policies', { admin: 400, operator: 400 }, 'licenses:write'),
+  allow('GET /v1/admin/policies', ROLES, 'licenses:read'),
+  allow('GET /v1/admin/policies/:id', ROLES, 'licenses:read', {
+    path: '/v1/admin/policies/{policyA}',
+    setup: policyOfAdmin,
+  }),
+  allow('PATCH /v1/admin/policies/:id', { admin: 400, operator: 400 }, 'licenses:write', {
+    path: '/v1/admin/policies/{policyA}',
+    setup: policyOfAdmin,
+  }),
+  allow('POST /v1/admin/policies/:id/archive', { admin: 400, operator: 400 }, 'licenses:write', {
     path: '/v1/admin/policies/{policyA}/archive',
     body: { unexpected: true },
     setup: policyOfAdmin,
   }),
-  allow('POST /v1/admin/policies/:id/apply', ADMIN_400, {
+  allow('POST /v1/admin/policies/:id/apply', { admin: 400, operator: 400 }, 'licenses:write', {
     path: '/v1/admin/policies/{policyA}/apply',
     body: { unexpected: true },
     setup: policyOfAdmin,
@@ -405,24 +414,29 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // the release repository (TUF): anonymous by design; a file that is not there is a 404 for everyone
   pub('GET /v1/dist/metadata/:file', 404, { path: '/v1/dist/metadata/999.root.json' }),
   pub('GET /v1/dist/targets/:file', 404, { path: `/v1/dist/targets/${'0'.repeat(64)}.agentina-agent-0.0.1.tar.gz` }),
-  // webhooks: admins only (a customer or a service token may not manage them)
-  allow('POST /v1/admin/webhooks', ADMIN_400),
-  allow('GET /v1/admin/webhooks', ADMIN),
-  allow('GET /v1/admin/webhooks/:id', ADMIN, { path: '/v1/admin/webhooks/{webhook}', setup: webhookEndpoint }),
-  allow('PATCH /v1/admin/webhooks/:id', ADMIN, { path: '/v1/admin/webhooks/{webhook}', setup: webhookEndpoint }),
-  allow('POST /v1/admin/webhooks/:id/rotate-secret', ADMIN, {
+  // webhooks: admins only (a customer or a service token may not manage them); only owners change them
+  allow('POST /v1/admin/webhooks', { admin: 400 }, 'webhooks:write'),
+  allow('GET /v1/admin/webhooks', ROLES, 'webhooks:read'),
+  allow('GET /v1/admin/webhooks/:id', ROLES, 'webhooks:read', {
+    path: '/v1/admin/webhooks/{webhook}',
+    setup: webhookEndpoint,
+  }),
+  allow('PATCH /v1/admin/webhooks/:id', OWNER, 'webhooks:write', {
+    path: '/v1/admin/webhooks/{webhook}',
+    setup: webhookEndpoint,
+  }),
+  allow('POST /v1/admin/webhooks/:id/rotate-secret', OWNER, 'webhooks:write', {
     path: '/v1/admin/webhooks/{webhook}/rotate-secret',
     setup: webhookEndpoint,
   }),
-  allow('GET /v1/admin/webhooks/:id/deliveries', ADMIN, {
+  allow('GET /v1/admin/webhooks/:id/deliveries', ROLES, 'webhooks:read', {
     path: '/v1/admin/webhooks/{webhook}/deliveries',
     setup: webhookEndpoint,
   }),
-  allow(
-    'POST /v1/admin/webhooks/:id/deliveries/:eventId/redeliver',
-    { admin: 404 },
-    { path: '/v1/admin/webhooks/{webhook}/deliveries/msg_1/redeliver', setup: webhookEndpoint },
-  ),
+  allow('POST /v1/admin/webhooks/:id/deliveries/:eventId/redeliver', { admin: 404 }, 'webhooks:write', {
+    path: '/v1/admin/webhooks/{webhook}/deliveries/msg_1/redeliver',
+    setup: webhookEndpoint,
+  }),
   // audit ledger: admins and service accounts (an auditor's script) may read
   allow('GET /v1/admin/audit', ROLES_SERVICE, 'audit:read'),
   allow('GET /v1/admin/overview', ROLES_SERVICE, 'licenses:read'),

@@ -7,7 +7,7 @@ export function testEnv(
     | 'AGENTINA_TEST_TIME_SKIPPING_SERVER'
     | 'AGENTINA_TEST_WORKFLOW_BUNDLE'
     | 'AGENTINA_TEST_PYTHON_TUF'
-    | 'AGENTINA_TEST_PYTHON_PYOTP',
+    | 'AGENTINA_TEST_PYTHON_PYOTP'
     | 'AGENTINA_TEST_PYTHON_WEBHOOKS',
 ): string {
   const v = process.env[name];
