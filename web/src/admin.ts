@@ -2,6 +2,7 @@ import './style.css';
 import { auditView } from './admin/audit';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
+import { enrolmentGate, securityView } from './admin/second-factor';
 import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
@@ -10,7 +11,9 @@ startShell(document.getElementById('app')!, {
   title: 'Agentina admin',
   prefix: '/v1/admin',
   home: 'licenses',
-  whoami: (me) => `Signed in as ${me.email}`,
+  whoami: (me) => `Signed in as ${me.email}${me.role ? ` (${me.role})` : ''}`,
+  secondFactor: true,
+  interstitial: enrolmentGate,
   nav: [
     ['#/licenses', 'Licenses'],
     ['#/customers', 'Customers'],
@@ -20,6 +23,7 @@ startShell(document.getElementById('app')!, {
     ['#/audit', 'Audit log'],
     ['#/service-accounts', 'Service accounts'],
     ['#/admins', 'Admins'],
+    ['#/security', 'Security'],
   ],
   routes: {
     licenses: (ctx: RouteContext) => (ctx.params[0] ? licenseView(ctx) : licensesView(ctx)),
@@ -30,5 +34,6 @@ startShell(document.getElementById('app')!, {
     audit: auditView,
     'service-accounts': serviceAccountsView,
     admins: adminsView,
+    security: securityView,
   },
 });

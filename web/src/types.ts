@@ -2,9 +2,20 @@
  * The API's answers as the UI reads them: the views and lists of protocol/ under the names the
  * pages use. Nothing is declared here, so the UI cannot drift from what the services return.
  */
-export { ACTOR_KINDS, AGENT_STATUSES, LICENSE_STATES, TASK_KINDS, TASK_STATES } from '../../protocol/enums';
+export {
+  ACTOR_KINDS,
+  ADMIN_ROLES,
+  AGENT_STATUSES,
+  LICENSE_STATES,
+  roleGrants,
+  SERVICE_SCOPES,
+  TASK_KINDS,
+  TASK_STATES,
+} from '../../protocol/enums';
+export type { AdminRole, Permission } from '../../protocol/enums';
 export type {
   AccountView as Account,
+  AdminView as Admin,
   ActivationTokenView as ActivationToken,
   AgentView as Agent,
   AuditEventView as AuditEvent,
