@@ -91,6 +91,40 @@ describe('admin UI: access (browser)', () => {
     expect(res.status).toBe(403);
   });
 
+  it('a viewer sees every section but no way to change anything', async () => {
+    const viewerEmail = uniqueEmail('ui-viewer-reads');
+    const viewer = await createAdmin(testServices({ pool: stack.db.pool }).identity.accounts, {
+      email: viewerEmail,
+      password,
+      role: 'viewer',
+    });
+    expect(viewer.id).toMatch(/^adm_/);
+    const page = await pages.newPage();
+    await page.goto(`${stack.baseUrl}/`);
+    await page.getByLabel('Email').fill(viewerEmail);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('whoami').waitFor();
+    expect(await textOf(page.getByTestId('whoami'))).toContain('(viewer)');
+    for (const [hash, heading] of [
+      ['#/licenses', 'Licenses'],
+      ['#/customers', 'Customers'],
+      ['#/tokens', 'Activation tokens'],
+      ['#/tasks', 'Tasks'],
+      ['#/service-accounts', 'Service accounts'],
+      ['#/admins', 'Admins'],
+    ] as const) {
+      await page.goto(`${stack.baseUrl}/${hash}`);
+      await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
+      expect(await page.locator('main form:not([aria-label^="Filter"])').count()).toBe(0);
+      expect(await page.getByRole('button', { name: /^(Create|Revoke|Deactivate|Queue)/ }).count()).toBe(0);
+    }
+    // The audit log is a viewer's to read.
+    await page.goto(`${stack.baseUrl}/#/audit`);
+    await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
+    expect((await page.locator('main .error').allTextContents()).join('')).toBe('');
+  });
+
   /** Adds a known recovery code for the owner (the first test's codes stayed on its page). */
   async function freshRecoveryCode(): Promise<string> {
     const { rows } = await stack.db.adminPool.query<{ id: string }>('SELECT id FROM admins WHERE email = lower($1)', [

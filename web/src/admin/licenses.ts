@@ -47,6 +47,7 @@ import {
 } from '../ui';
 import { checkLicenseSignature } from '../verify';
 import { tokenColumns } from '../common-views';
+import { can } from './access';
 
 const DAY = 86_400_000;
 
@@ -110,9 +111,11 @@ export async function licensesView(ctx: RouteContext): Promise<Node> {
     'Licenses',
     filters,
     list,
-    names.size
-      ? createLicenseForm(ctx, names, customerId)
-      : h('p', { class: 'hint' }, 'Create a customer first, then its licenses.'),
+    !can(ctx.me, 'licenses:write')
+      ? ''
+      : names.size
+        ? createLicenseForm(ctx, names, customerId)
+        : h('p', { class: 'hint' }, 'Create a customer first, then its licenses.'),
   );
 }
 
@@ -170,7 +173,7 @@ export async function licenseView(ctx: RouteContext): Promise<Node> {
       api<LicenseDetail>('GET', `/v1/admin/licenses/${encodeURIComponent(id)}`),
       customerNames(),
     ]);
-    root.replaceChildren(...renderLicense(detail, names, load, flash));
+    root.replaceChildren(...renderLicense(detail, names, load, can(ctx.me, 'licenses:write'), flash));
   }
   await load();
   return root;
@@ -180,6 +183,8 @@ function renderLicense(
   d: LicenseDetail,
   names: Map<string, string>,
   reload: (flash?: string) => Promise<void>,
+  /** Whether the signed-in role may change licenses: without it, no action is offered. */
+  writer: boolean,
   flash?: string,
 ): Array<Node | string> {
   const l = d.license;
@@ -280,9 +285,11 @@ function renderLicense(
   const refused = d.actions.filter((a) => !a.allowed);
   const actions = section(
     'Actions',
-    allowed.length
-      ? h('div', { class: 'actions' }, ...allowed.map((a) => forms[a.action]()))
-      : h('p', { class: 'hint' }, 'The lifecycle accepts no change in this state.'),
+    !writer
+      ? h('p', { class: 'hint' }, 'Your role can read licenses, not change them.')
+      : allowed.length
+        ? h('div', { class: 'actions' }, ...allowed.map((a) => forms[a.action]()))
+        : h('p', { class: 'hint' }, 'The lifecycle accepts no change in this state.'),
     refused.length
       ? h(
           'ul',
@@ -299,7 +306,7 @@ function renderLicense(
     workflowNote ?? '',
     signatureSection(base),
     actions,
-    tokensSection(l.id),
+    tokensSection(l.id, writer),
   ];
 }
 
@@ -337,7 +344,7 @@ function signatureSection(base: string): HTMLElement {
   );
 }
 
-function tokensSection(licenseId: string): HTMLElement {
+function tokensSection(licenseId: string, writer: boolean): HTMLElement {
   const list = h('div');
   const once = h('div');
   const error = errorLine();
@@ -348,7 +355,7 @@ function tokensSection(licenseId: string): HTMLElement {
     );
     list.replaceChildren(
       table(
-        tokenColumns({ revokeBase: '/v1/admin/activation-tokens', error, reload }),
+        tokenColumns({ revokeBase: '/v1/admin/activation-tokens', writes: writer, error, reload }),
         items,
         'No activation tokens for this license yet.',
         'Activation tokens',
@@ -374,5 +381,5 @@ function tokensSection(licenseId: string): HTMLElement {
     input('Label', { name: 'label', maxlength: 200, placeholder: 'e.g. build server 3' }),
     input('Valid for (hours)', { name: 'hours', type: 'number', value: '24', min: 1, max: 720, required: true }),
   );
-  return section('Activation tokens', once, issue, list, error);
+  return section('Activation tokens', once, writer ? issue : '', list, error);
 }

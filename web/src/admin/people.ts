@@ -50,7 +50,7 @@ export async function customersView(ctx: RouteContext): Promise<Node> {
   );
   return page(
     'Customers',
-    create,
+    can(ctx.me, 'customers:write') ? create : '',
     table(
       [
         { label: 'Name', cell: (c: Customer) => link(`#/customers/${c.id}`, c.name) },
