@@ -302,6 +302,8 @@ describe('admin UI (browser)', () => {
 
     await page.getByRole('navigation').getByRole('link', { name: 'Service accounts' }).click();
     await page.getByLabel('Name').fill('billing sync');
+    // A token holds the scopes ticked for it, and nothing else.
+    await page.getByLabel('customers:read').check();
     await page.getByRole('button', { name: 'Create service account' }).click();
     const token = await textOf(page.getByTestId('secret'));
     expect(token).toMatch(/^svc_/);

@@ -1,3 +1,4 @@
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Pool } from 'pg';
 import {
   adminsRepo,
@@ -135,4 +136,29 @@ let ipCounter = 0;
 export function nextIp(): string {
   ipCounter += 1;
   return `10.${(process.pid >> 8) & 255}.${(ipCounter >> 8) & 255}.${ipCounter & 255}`;
+}
+
+type Injector = { inject: (opts: InjectOptions) => Promise<LightMyRequestResponse> };
+
+/** Requests as a signed-in browser would make them: the session cookie, same-origin JSON for POSTs. */
+export function asCookie(app: Injector, cookie: string) {
+  return {
+    get: (url: string) => app.inject({ method: 'GET', url, headers: { cookie } }),
+    post: (url: string, payload: object = {}) =>
+      app.inject({ method: 'POST', url, headers: { cookie, ...SAME_ORIGIN }, payload }),
+  };
+}
+
+/** Requests as a script with a bearer token would make them. */
+export function asBearer(app: Injector, token: string) {
+  return {
+    get: (url: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } }),
+    post: (url: string, payload: object = {}) =>
+      app.inject({
+        method: 'POST',
+        url,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        payload,
+      }),
+  };
 }

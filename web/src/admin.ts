@@ -4,6 +4,7 @@ import { overviewView } from './admin/overview';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
 import { policiesView, policyView } from './admin/policies';
+import { enrolmentGate, securityView } from './admin/second-factor';
 import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
@@ -12,7 +13,9 @@ startShell(document.getElementById('app')!, {
   title: 'Agentina admin',
   prefix: '/v1/admin',
   home: 'overview',
-  whoami: (me) => `Signed in as ${me.email}`,
+  whoami: (me) => `Signed in as ${me.email}${me.role ? ` (${me.role})` : ''}`,
+  secondFactor: true,
+  interstitial: enrolmentGate,
   nav: [
     ['#/overview', 'Overview'],
     ['#/licenses', 'Licenses'],
@@ -24,6 +27,7 @@ startShell(document.getElementById('app')!, {
     ['#/audit', 'Audit log'],
     ['#/service-accounts', 'Service accounts'],
     ['#/admins', 'Admins'],
+    ['#/security', 'Security'],
   ],
   routes: {
     overview: overviewView,
@@ -36,5 +40,6 @@ startShell(document.getElementById('app')!, {
     audit: auditView,
     'service-accounts': serviceAccountsView,
     admins: adminsView,
+    security: securityView,
   },
 });

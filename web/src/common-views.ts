@@ -2,8 +2,9 @@ import { api, withQuery } from './api';
 import { h } from './dom';
 import type { RouteContext } from './shell';
 import { page } from './shell';
-import type { ActivationToken, Agent, IssuedToken, License, Page, Task } from './types';
+import type { ActivationToken, Agent, IssuedToken, License, Page, Permission, Task } from './types';
 import { AGENT_STATUSES, TASK_KINDS, TASK_STATES } from './types';
+import { can } from './admin/access';
 import {
   actionButton,
   badge,
@@ -31,6 +32,11 @@ function licenseOptions(licenses: License[]): Array<[string, string]> {
   return licenses.map((l): [string, string] => [l.id, `${l.id} · ${l.plan} · ${l.state}`]);
 }
 
+/** Customers may change their own; an admin as their role allows (admin/access.ts). */
+function mayWrite(ctx: RouteContext, scope: Scope, permission: Permission): boolean {
+  return scope === 'portal' || can(ctx.me, permission);
+}
+
 export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const status = ctx.query.get('status') ?? '';
   const licenseId = ctx.query.get('licenseId') ?? '';
@@ -39,6 +45,7 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
   const error = errorLine();
   const list = h('div');
   const rows: Agent[] = [];
+  const writes = mayWrite(ctx, scope, 'agents:write');
   const act = (a: Agent, action: 'release' | 'deregister', text: string) =>
     actionButton(
       text,
@@ -86,8 +93,8 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
         h(
           'span',
           { class: 'row-actions' },
-          scope === 'admin' && a.status === 'quarantined' ? act(a, 'release', 'Release') : '',
-          a.status !== 'deregistered' ? act(a, 'deregister', 'Deregister') : '',
+          scope === 'admin' && a.status === 'quarantined' && writes ? act(a, 'release', 'Release') : '',
+          a.status !== 'deregistered' && writes ? act(a, 'deregister', 'Deregister') : '',
         ),
     },
   ];
@@ -152,7 +159,7 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
     {
       label: '',
       cell: (t: Task) =>
-        t.state === 'queued' || t.state === 'leased'
+        (t.state === 'queued' || t.state === 'leased') && mayWrite(ctx, scope, 'tasks:write')
           ? actionButton(
               'Cancel',
               error,
@@ -218,12 +225,20 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
     ),
     textarea('Payload (JSON)', 'payload', { placeholder: '{"message": "hello"}' }),
   );
-  return page('Tasks', filters, list, error, details('Queue a task', create));
+  return page(
+    'Tasks',
+    filters,
+    list,
+    error,
+    mayWrite(ctx, scope, 'tasks:write') ? details('Queue a task', create) : '',
+  );
 }
 
 /** Activation token columns (license page and token list): revocable while pending. */
 export function tokenColumns(o: {
   revokeBase: string;
+  /** false: no revoke buttons (a role that cannot change licenses). */
+  writes?: boolean;
   error: HTMLElement;
   reload: () => Promise<void>;
   created?: boolean;
@@ -240,7 +255,7 @@ export function tokenColumns(o: {
     {
       label: '',
       cell: (t: ActivationToken) =>
-        t.state === 'pending'
+        t.state === 'pending' && o.writes !== false
           ? actionButton(
               'Revoke',
               o.error,
@@ -310,6 +325,7 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
       table(
         tokenColumns({
           revokeBase: base,
+          writes: mayWrite(ctx, scope, 'licenses:write'),
           error,
           reload,
           created: true,
@@ -362,7 +378,7 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
   return page(
     'Activation tokens',
     once,
-    issue,
+    mayWrite(ctx, scope, 'licenses:write') ? issue : '',
     section('Issued tokens', filters, list, h('p', { class: 'hint' }, 'The 100 newest that match.')),
     error,
   );

@@ -7,7 +7,17 @@ import { errorLine, form, input, showError } from './ui';
  * navigation bar and hash routes (`#/licenses/lic_…`). The session is the HttpOnly cookie; nothing
  * about it is kept in the page.
  */
-export type Me = { id: string; email: string; displayName: string; mustChangePassword: boolean; customerName?: string };
+export type Me = {
+  id: string;
+  email: string;
+  displayName: string;
+  mustChangePassword: boolean;
+  customerName?: string;
+  /** Admins only. */
+  role?: string;
+  totpEnrolled?: boolean;
+  totpRequired?: boolean;
+};
 
 export type RouteContext = {
   me: Me;
@@ -27,6 +37,10 @@ export type ShellOptions = {
   routes: Record<string, View>;
   home: string;
   whoami(me: Me): string;
+  /** Sign-in asks for an optional second-factor code (admins). */
+  secondFactor?: boolean;
+  /** A step the signed-in account must take before anything else (null: none); `done` restarts. */
+  interstitial?(me: Me, done: () => Promise<void>): HTMLElement | null;
 };
 
 export function startShell(root: HTMLElement, o: ShellOptions): void {
@@ -45,13 +59,25 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
         class: 'card login',
         label: 'Sign in',
         action: async (v) => {
-          await api('POST', `${o.prefix}/login`, { email: v.email ?? '', password: v.password ?? '' });
+          await api('POST', `${o.prefix}/login`, {
+            email: v.email ?? '',
+            password: v.password ?? '',
+            ...(v.code ? { code: v.code } : {}),
+          });
           await start();
         },
       },
       h('h1', {}, o.title),
       input('Email', { name: 'email', type: 'email', required: true, autocomplete: 'username' }),
       input('Password', { name: 'password', type: 'password', required: true, autocomplete: 'current-password' }),
+      o.secondFactor
+        ? input('Authenticator or recovery code', {
+            name: 'code',
+            autocomplete: 'one-time-code',
+            maxlength: 40,
+            hint: 'Only if you have set up a second factor.',
+          })
+        : null,
     );
     if (notice) f.querySelector('.error')!.textContent = notice;
     mount(root, h('main', { class: 'center' }, f));
@@ -194,6 +220,8 @@ export function startShell(root: HTMLElement, o: ShellOptions): void {
       return;
     }
     if (me.mustChangePassword) return changePasswordView(me);
+    const step = o.interstitial?.(me, start);
+    if (step) return mount(root, h('main', { class: 'center' }, step, signOutButton()));
     frame(me);
     await render();
   }

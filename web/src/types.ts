@@ -4,15 +4,20 @@
  */
 export {
   ACTOR_KINDS,
+  ADMIN_ROLES,
   AGENT_STATUSES,
   LICENSE_STATES,
   POLICY_KINDS,
+  roleGrants,
+  SERVICE_SCOPES,
   TASK_KINDS,
   TASK_STATES,
   UPDATE_POLICIES,
 } from '../../protocol/enums';
+export type { AdminRole, Permission } from '../../protocol/enums';
 export type {
   AccountView as Account,
+  AdminView as Admin,
   ActivationTokenView as ActivationToken,
   AgentView as Agent,
   AuditEventView as AuditEvent,

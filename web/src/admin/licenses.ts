@@ -50,6 +50,7 @@ import {
 import { checkLicenseSignature } from '../verify';
 import { tokenColumns } from '../common-views';
 import { storySection } from './license-story';
+import { can } from './access';
 
 const DAY = 86_400_000;
 
@@ -113,9 +114,11 @@ export async function licensesView(ctx: RouteContext): Promise<Node> {
     'Licenses',
     filters,
     list,
-    names.size
-      ? createLicenseForm(ctx, names, customerId)
-      : h('p', { class: 'hint' }, 'Create a customer first, then its licenses.'),
+    !can(ctx.me, 'licenses:write')
+      ? ''
+      : names.size
+        ? createLicenseForm(ctx, names, customerId)
+        : h('p', { class: 'hint' }, 'Create a customer first, then its licenses.'),
   );
 }
 
@@ -173,7 +176,7 @@ export async function licenseView(ctx: RouteContext): Promise<Node> {
       api<LicenseDetail>('GET', `/v1/admin/licenses/${encodeURIComponent(id)}`),
       customerNames(),
     ]);
-    root.replaceChildren(...renderLicense(detail, names, load, flash));
+    root.replaceChildren(...renderLicense(detail, names, load, can(ctx.me, 'licenses:write'), flash));
   }
   await load();
   return root;
@@ -183,6 +186,8 @@ function renderLicense(
   d: LicenseDetail,
   names: Map<string, string>,
   reload: (flash?: string) => Promise<void>,
+  /** Whether the signed-in role may change licenses: without it, no action is offered. */
+  writer: boolean,
   flash?: string,
 ): Array<Node | string> {
   const l = d.license;
@@ -285,9 +290,11 @@ function renderLicense(
   const refused = d.actions.filter((a) => !a.allowed);
   const actions = section(
     'Actions',
-    allowed.length
-      ? h('div', { class: 'actions' }, ...allowed.map((a) => forms[a.action]()))
-      : h('p', { class: 'hint' }, 'The lifecycle accepts no change in this state.'),
+    !writer
+      ? h('p', { class: 'hint' }, 'Your role can read licenses, not change them.')
+      : allowed.length
+        ? h('div', { class: 'actions' }, ...allowed.map((a) => forms[a.action]()))
+        : h('p', { class: 'hint' }, 'The lifecycle accepts no change in this state.'),
     refused.length
       ? h(
           'ul',
@@ -305,7 +312,7 @@ function renderLicense(
     signatureSection(base),
     actions,
     storySection(l.id),
-    tokensSection(l.id),
+    tokensSection(l.id, writer),
   ];
 }
 
@@ -343,7 +350,7 @@ function signatureSection(base: string): HTMLElement {
   );
 }
 
-function tokensSection(licenseId: string): HTMLElement {
+function tokensSection(licenseId: string, writer: boolean): HTMLElement {
   const list = h('div');
   const once = h('div');
   const error = errorLine();
@@ -354,7 +361,7 @@ function tokensSection(licenseId: string): HTMLElement {
     );
     list.replaceChildren(
       table(
-        tokenColumns({ revokeBase: '/v1/admin/activation-tokens', error, reload }),
+        tokenColumns({ revokeBase: '/v1/admin/activation-tokens', writes: writer, error, reload }),
         items,
         'No activation tokens for this license yet.',
         'Activation tokens',
@@ -380,5 +387,5 @@ function tokensSection(licenseId: string): HTMLElement {
     input('Label', { name: 'label', maxlength: 200, placeholder: 'e.g. build server 3' }),
     input('Valid for (hours)', { name: 'hours', type: 'number', value: '24', min: 1, max: 720, required: true }),
   );
-  return section('Activation tokens', once, issue, list, error);
+  return section('Activation tokens', once, writer ? issue : '', list, error);
 }

@@ -2,7 +2,8 @@ import { api } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import { page } from '../shell';
-import type { Account, Customer, CustomerUser, ServiceAccount } from '../types';
+import { ADMIN_ROLES, type Admin, type Customer, type CustomerUser, type ServiceAccount } from '../types';
+import { can, ROLE_TEXT, scopeFields, scopesFrom } from './access';
 import {
   actionButton,
   badge,
@@ -12,9 +13,12 @@ import {
   errorLine,
   form,
   input,
+  isoFromLocal,
   link,
   secretOnce,
   section,
+  select,
+  showError,
   table,
   time,
 } from '../ui';
@@ -46,7 +50,7 @@ export async function customersView(ctx: RouteContext): Promise<Node> {
   );
   return page(
     'Customers',
-    create,
+    can(ctx.me, 'customers:write') ? create : '',
     table(
       [
         { label: 'Name', cell: (c: Customer) => link(`#/customers/${c.id}`, c.name) },
@@ -167,6 +171,7 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
 /** #/service-accounts: list, create (token shown once), revoke. */
 export async function serviceAccountsView(ctx: RouteContext): Promise<Node> {
   const { serviceAccounts } = await api<{ serviceAccounts: ServiceAccount[] }>('GET', '/v1/admin/service-accounts');
+  const owner = can(ctx.me, 'admins:write');
   const once = h('div');
   const error = errorLine();
   const list = h('div');
@@ -176,13 +181,21 @@ export async function serviceAccountsView(ctx: RouteContext): Promise<Node> {
         [
           { label: 'Name', cell: (s: ServiceAccount) => s.name },
           { label: 'Token ends in', cell: (s: ServiceAccount) => code(`…${s.tokenHint}`) },
-          { label: 'State', cell: (s: ServiceAccount) => badge(s.revokedAt ? 'revoked' : 'active') },
+          { label: 'Scopes', cell: (s: ServiceAccount) => s.scopes.join(', ') },
+          { label: 'Expires', cell: (s: ServiceAccount) => (s.expiresAt ? time(s.expiresAt) : 'never') },
+          {
+            label: 'State',
+            cell: (s: ServiceAccount) =>
+              badge(
+                s.revokedAt ? 'revoked' : s.expiresAt && Date.parse(s.expiresAt) <= Date.now() ? 'expired' : 'active',
+              ),
+          },
           { label: 'Last used', cell: (s: ServiceAccount) => time(s.lastUsedAt) },
           { label: 'Created', cell: (s: ServiceAccount) => `${time(s.createdAt)} by ${s.createdBy}` },
           {
             label: '',
             cell: (s: ServiceAccount) =>
-              s.revokedAt
+              s.revokedAt || !owner
                 ? ''
                 : actionButton(
                     'Revoke',
@@ -207,35 +220,45 @@ export async function serviceAccountsView(ctx: RouteContext): Promise<Node> {
       class: 'form inline',
       label: 'New service account',
       action: async (v) => {
+        const expiresAt = isoFromLocal(v.expiresAt);
         const res = await api<{ serviceAccount: ServiceAccount; token: string }>('POST', '/v1/admin/service-accounts', {
           name: v.name,
+          scopes: scopesFrom(v),
+          ...(expiresAt ? { expiresAt } : {}),
         });
         once.replaceChildren(secretOnce(`Token for ${res.serviceAccount.name}`, res.token));
         render((await api<{ serviceAccounts: ServiceAccount[] }>('GET', '/v1/admin/service-accounts')).serviceAccounts);
       },
     },
     input('Name', { name: 'name', required: true, maxlength: 200 }),
+    input('Expires', {
+      name: 'expiresAt',
+      type: 'datetime-local',
+      hint: 'Leave empty for a token that does not expire.',
+    }),
+    scopeFields(),
   );
   return page(
     'Service accounts',
     h(
       'p',
       { class: 'hint' },
-      'Scripts call the API with Authorization: Bearer svc_…; their actions are audited as system.',
+      'Scripts call the API with Authorization: Bearer svc_…; their actions are audited as system. A token may do what its scopes name and nothing else.',
     ),
     once,
-    create,
+    owner ? create : '',
     list,
     error,
   );
 }
 
-/** #/admins: list, create (one-time password shown once), deactivate, reactivate, unlock. */
+/** #/admins: list, create (one-time password shown once), roles, deactivate, reactivate, unlock, reset 2FA. */
 export async function adminsView(ctx: RouteContext): Promise<Node> {
-  const { admins } = await api<{ admins: Account[] }>('GET', '/v1/admin/admins');
+  const { admins } = await api<{ admins: Admin[] }>('GET', '/v1/admin/admins');
+  const owner = can(ctx.me, 'admins:write');
   const once = h('div');
   const error = errorLine();
-  const act = (a: Account, action: string, text: string) =>
+  const act = (a: Admin, action: string, text: string) =>
     actionButton(
       text,
       error,
@@ -251,8 +274,9 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
       class: 'form inline',
       label: 'New admin',
       action: async (v) => {
-        const res = await api<{ admin: Account; oneTimePassword?: string }>('POST', '/v1/admin/admins', {
+        const res = await api<{ admin: Admin; oneTimePassword?: string }>('POST', '/v1/admin/admins', {
           email: v.email,
+          role: v.role,
           ...(v.displayName ? { displayName: v.displayName } : {}),
         });
         once.replaceChildren(
@@ -264,31 +288,60 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
     },
     input('Email', { name: 'email', type: 'email', required: true, maxlength: 254 }),
     input('Display name', { name: 'displayName', maxlength: 200 }),
+    select(
+      'Role',
+      'role',
+      ADMIN_ROLES.map((r) => [r, ROLE_TEXT[r]]),
+      'viewer',
+    ),
   );
+  /** An owner's role picker for another admin; the API keeps the last owner an owner. */
+  const roleCell = (a: Admin) => {
+    if (!owner || a.id === ctx.me.id) return badge(a.role);
+    const picker = h(
+      'select',
+      { 'aria-label': `Role of ${a.email}` },
+      ...ADMIN_ROLES.map((r) => h('option', { value: r, selected: r === a.role }, r)),
+    ) as HTMLSelectElement;
+    picker.addEventListener('change', () => {
+      error.textContent = '';
+      api('POST', `/v1/admin/admins/${a.id}/role`, { role: picker.value }).then(
+        () => ctx.refresh(),
+        (err: unknown) => {
+          picker.value = a.role;
+          showError(error, err);
+        },
+      );
+    });
+    return picker;
+  };
   return page(
     'Admins',
     once,
-    create,
+    owner ? create : '',
     table(
       [
         {
           label: 'Email',
-          cell: (a: Account) => (a.id === ctx.me.id ? h('span', {}, a.email, ' ', h('small', {}, '(you)')) : a.email),
+          cell: (a: Admin) => (a.id === ctx.me.id ? h('span', {}, a.email, ' ', h('small', {}, '(you)')) : a.email),
         },
-        { label: 'Name', cell: (a: Account) => a.displayName || '—' },
-        { label: 'State', cell: (a: Account) => accountState(a) },
-        { label: 'Locked until', cell: (a: Account) => time(a.lockedUntil) },
-        { label: 'Created', cell: (a: Account) => time(a.createdAt) },
+        { label: 'Name', cell: (a: Admin) => a.displayName || '—' },
+        { label: 'Role', cell: roleCell },
+        { label: 'Second factor', cell: (a: Admin) => (a.totpEnrolled ? badge('enrolled') : '—') },
+        { label: 'State', cell: (a: Admin) => accountState(a) },
+        { label: 'Locked until', cell: (a: Admin) => time(a.lockedUntil) },
+        { label: 'Created', cell: (a: Admin) => time(a.createdAt) },
         {
           label: '',
-          cell: (a: Account) =>
-            a.id === ctx.me.id
+          cell: (a: Admin) =>
+            a.id === ctx.me.id || !owner
               ? ''
               : h(
                   'span',
                   { class: 'row-actions' },
                   a.active ? act(a, 'deactivate', 'Deactivate') : act(a, 'reactivate', 'Reactivate'),
                   a.locked ? act(a, 'unlock', 'Unlock') : '',
+                  a.totpEnrolled ? act(a, 'totp/reset', 'Reset second factor') : '',
                 ),
         },
       ],
