@@ -53,7 +53,7 @@ export function generatePurposeKey(dir: string, purpose: KeyPurpose, now = new D
  *   update-origin: HMAC of the origin proof the API puts on every workflow Update
  *   task-secrets:  AES-256-GCM sealing of task header values at rest
  */
-export const SECRET_PURPOSES = ['update-origin', 'task-secrets'] as const;
+export const SECRET_PURPOSES = ['update-origin', 'task-secrets', 'agent-sessions'] as const;
 export type SecretPurpose = (typeof SECRET_PURPOSES)[number];
 export type SecretKey = { kid: string; secret: Buffer };
 type SecretKeyFile = { purpose: SecretPurpose; keys: Array<{ kid: string; secret: string; createdAt: string }> };
