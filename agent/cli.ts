@@ -416,7 +416,12 @@ async function runCommand(layout: Layout, io: Io): Promise<number> {
   const tls = { ...(inst.ca ? { ca: inst.ca } : {}) };
   const agent = createAgent({
     store,
-    client: createControlPlaneClient({ server: inst.settings.server, tls, credential: inst.credential }),
+    client: createControlPlaneClient({
+      server: inst.settings.server,
+      tls,
+      credential: inst.credential,
+      agentKey: inst.agentKey,
+    }),
     httpsAgent: createHttpsAgent(tls),
     fingerprintSource: createSystemFingerprintSource(),
     clock: systemClock,
@@ -496,6 +501,7 @@ async function uninstallUserCommand(args: Args, prefix: string, io: Io): Promise
     server: inst.settings.server,
     tls: { ...(inst.ca ? { ca: inst.ca } : {}) },
     credential: inst.credential,
+    agentKey: inst.agentKey,
   });
   try {
     await client.deregister();

@@ -1,6 +1,15 @@
+import { createHash, createHmac, sign, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import type { z } from 'zod';
 import {
+  formatEd25519Proof,
+  formatHmacProof,
+  parseSession,
+  proofMessage,
+  PROOF_HEADER,
+  SERVER_TIME_HEADER,
+  SESSION_HEADER,
+  type AgentSession,
   activateResponseSchema,
   heartbeatResponseSchema,
   nextTaskResponseSchema,
@@ -37,6 +46,8 @@ export type HttpsJsonRequest = {
   url: URL;
   headers?: Record<string, string>;
   body?: unknown;
+  /** The body's exact JSON text, when the caller already serialized it (it signs those bytes). */
+  rawBody?: string;
   timeoutMs: number;
   signal?: AbortSignal;
   maxBytes?: number;
@@ -60,7 +71,10 @@ export function createHttpsAgent(tls: TlsOptions): Agent {
 export function httpsRequest(agent: Agent, req: HttpsJsonRequest): Promise<HttpsJsonResponse> {
   if (req.url.protocol !== 'https:') return Promise.reject(new Error('only https:// URLs are allowed'));
   const maxBytes = req.maxBytes ?? 2 * 1024 * 1024;
-  const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body), 'utf8');
+  const payload =
+    req.body === undefined
+      ? undefined
+      : Buffer.from(typeof req.rawBody === 'string' ? req.rawBody : JSON.stringify(req.body), 'utf8');
   return new Promise((resolve, reject) => {
     const r = request(
       req.url,
@@ -101,16 +115,55 @@ export function httpsRequest(agent: Agent, req: HttpsJsonRequest): Promise<Https
 
 export type ControlPlaneClient = ReturnType<typeof createControlPlaneClient>;
 
+/**
+ * Proofs of possession (protocol/agent-proof.ts): signed with the agent key, or, while a session
+ * handed out by the control plane lasts, an HMAC under the session key (held in memory only).
+ * Timestamps follow the control plane's clock once it has told its time in a refusal.
+ */
+function createProver(key: KeyObject) {
+  let session: (AgentSession & { secret: Buffer }) | null = null;
+  let offsetMs = 0;
+  const sessionMarginMs = 30_000;
+  return {
+    prove(method: string, pathAndQuery: string, body: string, forceSigned: boolean): string {
+      const t = Date.now() + offsetMs;
+      const bodySha256 = createHash('sha256').update(body).digest('hex');
+      const message = proofMessage({ method, path: pathAndQuery, bodySha256, t });
+      if (!forceSigned && session && session.expiresAt - t > sessionMarginMs) {
+        const mac = createHmac('sha256', session.secret).update(message).digest('base64url');
+        return formatHmacProof(t, session.expiresAt, mac);
+      }
+      return formatEd25519Proof(t, sign(null, Buffer.from(message), key).toString('base64url'));
+    },
+    /** A 401 that refused the proof (not the credential): forget the session, learn the server's time. */
+    refused(headers: HttpsJsonResponse['headers']): boolean {
+      const serverTime = Number(headers[SERVER_TIME_HEADER]);
+      if (!Number.isFinite(serverTime) || serverTime <= 0) return false;
+      session = null;
+      offsetMs = serverTime - Date.now();
+      return true;
+    },
+    answered(headers: HttpsJsonResponse['headers']): void {
+      const s = parseSession(headers[SESSION_HEADER]);
+      if (s) session = { ...s, secret: Buffer.from(s.key, 'base64url') };
+    },
+  };
+}
+
 export function createControlPlaneClient(input: {
   server: string;
   tls: TlsOptions;
   credential?: string;
+  /** The agent's Ed25519 key: with a credential, every request carries a proof of possession. */
+  agentKey?: KeyObject;
   timeoutMs?: number;
 }) {
   const base = new URL(input.server);
   if (base.protocol !== 'https:') throw new Error('the control plane URL must be https://');
+  if (input.credential && !input.agentKey) throw new Error('an agent credential needs the agent key');
   const agent = createHttpsAgent(input.tls);
   const timeoutMs = input.timeoutMs ?? 15_000;
+  const prover = input.agentKey ? createProver(input.agentKey) : null;
 
   async function call<S extends z.ZodType>(
     method: 'GET' | 'POST',
@@ -126,19 +179,27 @@ export function createControlPlaneClient(input: {
   ): Promise<z.infer<S>> {
     const url = new URL(route, base);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = {};
-    if (!opts.anonymous) {
-      if (!input.credential) throw new Error('the agent is not activated (no credential)');
-      headers.authorization = `Bearer ${input.credential}`;
-    }
-    const res = await httpsRequest(agent, {
-      method,
-      url,
-      headers,
-      body: opts.body,
-      timeoutMs: timeoutMs + (opts.extraWaitS ?? 0) * 1000,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const rawBody = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const send = (retry: boolean) => {
+      const headers: Record<string, string> = {};
+      if (!opts.anonymous) {
+        if (!input.credential || !prover) throw new Error('the agent is not activated (no credential)');
+        headers.authorization = `Bearer ${input.credential}`;
+        headers[PROOF_HEADER] = prover.prove(method, url.pathname + url.search, rawBody ?? '', retry);
+      }
+      return httpsRequest(agent, {
+        method,
+        url,
+        headers,
+        ...(rawBody !== undefined ? { body: opts.body, rawBody } : {}),
+        timeoutMs: timeoutMs + (opts.extraWaitS ?? 0) * 1000,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    };
+    let res = await send(false);
+    // A refused proof (a session the server no longer takes, a skewed clock): once more, signed with the key.
+    if (prover && res.status === 401 && prover.refused(res.headers)) res = await send(true);
+    prover?.answered(res.headers);
     let json: unknown = undefined;
     if (res.body.length > 0) {
       try {

@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createKeySet, type KeySet } from '../protocol';
@@ -34,7 +35,21 @@ export type AgentConfig = {
 export type Installation = AgentConfig & {
   activation: ActivationRecord;
   credential: string;
+  /** The Ed25519 key registered at activation: every request proves possession of it. */
+  agentKey: KeyObject;
 };
+
+/** The agent's private key, or null when it is missing, unreadable, or readable by others. */
+export function readAgentKey(store: PrefixStore): KeyObject | null {
+  const pem = store.readText(PREFIX_FILES.agentKey);
+  if (!pem || (store.mode(PREFIX_FILES.agentKey) ?? 0) & 0o077) return null;
+  try {
+    const key = createPrivateKey(pem);
+    return key.asymmetricKeyType === 'ed25519' ? key : null;
+  } catch {
+    return null;
+  }
+}
 
 export class InstallationError extends Error {}
 
@@ -98,7 +113,12 @@ export function loadInstallation(store: PrefixStore, config: ConfigSource): Inst
     throw new InstallationError(
       `the credential file is readable by others; chmod 600 ${store.resolve(PREFIX_FILES.credential)}`,
     );
-  return { ...loaded, activation: activation.data, credential };
+  const agentKey = readAgentKey(store);
+  if (!agentKey)
+    throw new InstallationError(
+      `the agent key ${store.resolve(PREFIX_FILES.agentKey)} is missing, damaged or readable by others (it must be mode 0600)`,
+    );
+  return { ...loaded, activation: activation.data, credential, agentKey };
 }
 
 export const DEFAULT_TRUSTED_KEYS_FILE = path.join(CODE_ROOT, LAYOUT.trustedKeys);

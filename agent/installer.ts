@@ -15,7 +15,7 @@ import path from 'node:path';
 import { createKeySet } from '../protocol';
 import { EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
 import { createControlPlaneClient } from './http-client';
-import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, loadConfig, readTrustedKeysFile } from './installation';
+import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, loadConfig, readAgentKey, readTrustedKeysFile } from './installation';
 import { BUNDLED, CODE_ROOT, RELEASE_LAYOUT } from './integrity';
 import { createPrefixStore } from './prefix-store';
 import type { ConfigSource } from './protected-config';
@@ -370,10 +370,13 @@ export async function uninstallSystem(input: { root: string | null; force: boole
     let failure: string | null = null;
     try {
       const config = loadConfig(rootReader(staged.config));
+      const agentKey = readAgentKey(store);
+      if (!agentKey) throw new Error(`the agent key under ${staged.state} is missing or damaged`);
       const client = createControlPlaneClient({
         server: config.settings.server,
         tls: { ...(config.ca ? { ca: config.ca } : {}) },
         credential,
+        agentKey,
       });
       try {
         await client.deregister();

@@ -15,6 +15,7 @@ import type { Pool } from 'pg';
 import type { Config, TrustProxy } from '../config';
 import type { Clock } from '../protocol';
 import { installAccessControl, type Authenticate } from './auth/access';
+import { installAgentProof } from './auth/agent-proof';
 import { createAuthenticator, presentsCredential } from './auth/authenticate';
 import { clientAddressKey, createFailureBudget } from '../services/identity/failure-budget';
 import { installErrorHandling } from './errors';
@@ -161,6 +162,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     keyOf: (req) => clientAddressKey(req.ip),
     budget: createFailureBudget({ ...AUTH_FAILURES_PER_ADDRESS, now: () => deps.clock.now().getTime() }),
   });
+  installAgentProof(app, deps.services.agentProof, deps.clock);
   installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {

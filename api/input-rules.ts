@@ -155,6 +155,13 @@ export function routeInputProblems(route: Pick<RouteOptions, 'method' | 'url' | 
  * - A route whose request schema lets a bare string or free-shaped value through, or that changes
  *   state without a body schema, stops the app from starting (like a route without an access rule).
  */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A JSON body's text as received (set by the JSON parser below). */
+    rawBody?: string;
+  }
+}
+
 export function installInputRules(app: FastifyInstance, opts: { maxDepth?: number } = {}): void {
   const maxDepth = opts.maxDepth ?? MAX_JSON_DEPTH;
   const parse = app.getDefaultJsonParser('error', 'error');
@@ -165,6 +172,8 @@ export function installInputRules(app: FastifyInstance, opts: { maxDepth?: numbe
       done(new AppError('BAD_REQUEST', `The JSON body is refused: ${problem}.`), undefined);
       return;
     }
+    // Kept for the agent proof of possession, which covers the body's exact bytes.
+    req.rawBody = body as string;
     void parse(req, body as string, done);
   });
 

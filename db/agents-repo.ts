@@ -68,9 +68,9 @@ export async function findAgentByCredentialHash(
 export async function findAgentsByCredentialHashes(
   db: Queryable,
   credentialHashes: readonly string[],
-): Promise<Array<AgentIdentityRow & { credential_hash: string }>> {
-  const { rows } = await db.query<AgentIdentityRow & { credential_hash: string }>(
-    `SELECT id, license_id, customer_id, credential_hash FROM agents WHERE credential_hash = ANY($1::text[]) AND status <> 'deregistered'`,
+): Promise<Array<AgentIdentityRow & { credential_hash: string; public_key: string }>> {
+  const { rows } = await db.query<AgentIdentityRow & { credential_hash: string; public_key: string }>(
+    `SELECT id, license_id, customer_id, credential_hash, public_key FROM agents WHERE credential_hash = ANY($1::text[]) AND status <> 'deregistered'`,
     [credentialHashes],
   );
   return rows;
@@ -119,36 +119,6 @@ export async function getAgentFingerprintCommitment(db: Queryable, agentId: stri
     [agentId],
   );
   return rows[0]?.fingerprint_commitment ?? null;
-}
-
-export type RevocationFeedRow = {
-  id: number;
-  license_id: string;
-  agent_id: string | null;
-  state: string;
-  version: number;
-  reason: string | null;
-  created_at: Date;
-};
-
-/**
- * Bad-news feed rows for one license after `cursor`: the license going revoked, suspended or
- * expired, and any of its agents being quarantined. Oldest first.
- */
-export async function listRevocationsForLicense(
-  db: Queryable,
-  licenseId: string,
-  cursor: number,
-  limit: number,
-): Promise<RevocationFeedRow[]> {
-  const { rows } = await db.query<RevocationFeedRow & { id: string; version: string }>(
-    `SELECT id, license_id, agent_id, state, version, reason, created_at FROM status_feed
-      WHERE license_id = $1 AND id > $2
-        AND ((agent_id IS NULL AND state IN ('revoked', 'suspended', 'expired')) OR (agent_id IS NOT NULL AND state = 'quarantined'))
-      ORDER BY id LIMIT $3`,
-    [licenseId, cursor, limit],
-  );
-  return rows.map((r) => ({ ...r, id: Number(r.id), version: Number(r.version) }));
 }
 
 export type AgentReconcileRow = {

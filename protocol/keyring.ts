@@ -54,8 +54,15 @@ export function generatePurposeKey(dir: string, purpose: KeyPurpose, now = new D
  *   task-secrets:  AES-256-GCM sealing of task header values at rest
  *   totp-secrets:  AES-256-GCM sealing of second-factor (TOTP) secrets at rest
  *   webhook-secrets: AES-256-GCM sealing of webhook endpoints' signing secrets at rest
+ *   agent-sessions: HMAC key deriving agents' proof-of-possession session keys
  */
-export const SECRET_PURPOSES = ['update-origin', 'task-secrets', 'totp-secrets', 'webhook-secrets'] as const;
+export const SECRET_PURPOSES = [
+  'update-origin',
+  'task-secrets',
+  'totp-secrets',
+  'webhook-secrets',
+  'agent-sessions',
+] as const;
 export type SecretPurpose = (typeof SECRET_PURPOSES)[number];
 export type SecretKey = { kid: string; secret: Buffer };
 type SecretKeyFile = { purpose: SecretPurpose; keys: Array<{ kid: string; secret: string; createdAt: string }> };

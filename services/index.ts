@@ -5,7 +5,7 @@ import type { Config } from '../config';
 import type { Clock } from '../protocol';
 import { createActivationService } from './activation/activation-service';
 import { createAgentCredentialLookup } from './agent-status/agent-credentials';
-import { createRevocationService } from './agent-status/revocation-service';
+import { createAgentProofVerifier } from './agent-status/agent-proof';
 import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
@@ -119,8 +119,8 @@ export function createServices(deps: ServicesDeps) {
     transitions: createLicenseTransitions({ pool, clock, origin }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
     status,
-    revocations: createRevocationService({ pool, signer: keys.license, clock }),
     agentCredentials: createAgentCredentialLookup({ pool, statusListener }),
+    agentProof: createAgentProofVerifier({ secrets: () => keys.secrets('agent-sessions'), clock }),
     heartbeats: createHeartbeatService({
       pool,
       temporal,

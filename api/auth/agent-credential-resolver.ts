@@ -1,4 +1,5 @@
 import type { AgentCredentialLookup } from '../../services/agent-status/agent-credentials';
+import { rememberProofSubject } from './agent-proof';
 import type { CredentialResolver } from './authenticate';
 
 const BEARER = /^Bearer\s+(\S+)$/i;
@@ -14,6 +15,9 @@ export function createAgentCredentialResolver(lookup: AgentCredentialLookup): Cr
     const credential = BEARER.exec(header)?.[1];
     if (!credential?.startsWith('agc_')) return undefined;
     const agent = await lookup(credential);
-    return agent ? { kind: 'agent', id: agent.id, licenseId: agent.licenseId, customerId: agent.customerId } : null;
+    if (!agent) return null;
+    // The request must still prove possession of the agent's key (api/auth/agent-proof.ts).
+    rememberProofSubject(req, agent);
+    return { kind: 'agent', id: agent.id, licenseId: agent.licenseId, customerId: agent.customerId };
   };
 }

@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Pool } from 'pg';
 import { sha256Hex } from '../secrets';
 import { findAgentsByCredentialHashes } from '../../db/agents-repo';
@@ -9,8 +10,24 @@ const AGENT_CREDENTIAL = /^agc_[A-Za-z0-9_-]{22,64}$/;
 export const CREDENTIAL_REUSE_MS = 30_000;
 const CACHE_MAX = 200_000;
 
-export type AgentIdentity = { id: string; licenseId: string; customerId: string };
-type AgentIdentityRow = { id: string; license_id: string; customer_id: string };
+export type AgentIdentity = {
+  id: string;
+  licenseId: string;
+  customerId: string;
+  credentialHash: string;
+  /** The Ed25519 key registered at activation, which proves each request (null: unusable). */
+  publicKey: KeyObject | null;
+};
+type AgentIdentityRow = AgentIdentity;
+
+function publicKeyOf(pem: string): KeyObject | null {
+  try {
+    const key = createPublicKey(pem);
+    return key.asymmetricKeyType === 'ed25519' ? key : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * An agent credential (`agc_…`) → the agent it belongs to. Only the sha256 is looked up, so the
@@ -23,7 +40,18 @@ type AgentIdentityRow = { id: string; license_id: string; customer_id: string };
 export function createAgentCredentialLookup(deps: { pool: Pool; statusListener?: StatusListener }) {
   const lookup = createBatchLoader<string, AgentIdentityRow>(async (hashes) => {
     const rows = await findAgentsByCredentialHashes(deps.pool, hashes);
-    return new Map(rows.map((r) => [r.credential_hash, r]));
+    return new Map(
+      rows.map((r) => [
+        r.credential_hash,
+        {
+          id: r.id,
+          licenseId: r.license_id,
+          customerId: r.customer_id,
+          credentialHash: r.credential_hash,
+          publicKey: publicKeyOf(r.public_key),
+        },
+      ]),
+    );
   });
   const cache = new Map<string, { agent: AgentIdentityRow; mark: number; at: number; refreshing: boolean }>();
   const listener = deps.statusListener;
@@ -58,8 +86,7 @@ export function createAgentCredentialLookup(deps: { pool: Pool; statusListener?:
   /** The agent a well-formed credential belongs to, or undefined (unknown or deregistered). */
   return async (credential: string): Promise<AgentIdentity | undefined> => {
     if (!AGENT_CREDENTIAL.test(credential)) return undefined;
-    const agent = await find(sha256Hex(credential));
-    return agent && { id: agent.id, licenseId: agent.license_id, customerId: agent.customer_id };
+    return find(sha256Hex(credential));
   };
 }
 

@@ -8,7 +8,8 @@ import { buildApp } from '../../api/app';
 import { createLogger } from '../../api/logger';
 import { createTemporal } from '../../services/temporal';
 import { createPool } from '../../db';
-import { statusResponseSchema, systemClock, verifySignature, type Actor } from '../../protocol';
+import { PROOF_HEADER, statusResponseSchema, systemClock, verifySignature, type Actor } from '../../protocol';
+import { agentProofFor } from '../support/agent-keys';
 import { testLicenseService } from '../support/license-helpers';
 import { createTestKeys, insertAgents, insertCustomer } from '../support/activation-fixtures';
 import { createTestServices, readMetrics, testConfig } from '../support/app';
@@ -139,7 +140,16 @@ export async function main(args: string[]): Promise<object> {
     const get = (credential: string, path: string) =>
       new Promise<{ body: string; at: number; wall: number }>((resolve, reject) => {
         const req = http.get(
-          { host: '127.0.0.1', port, path, agent: httpAgent, headers: { authorization: `Bearer ${credential}` } },
+          {
+            host: '127.0.0.1',
+            port,
+            path,
+            agent: httpAgent,
+            headers: {
+              authorization: `Bearer ${credential}`,
+              [PROOF_HEADER]: agentProofFor(credential, { method: 'GET', url: path }),
+            },
+          },
           (res) => {
             let body = '';
             res.setEncoding('utf8');

@@ -6,7 +6,8 @@ import Fastify from 'fastify';
 import { buildApp } from '../../api/app';
 import { createLogger } from '../../api/logger';
 import { createTemporal } from '../../services/temporal';
-import { systemClock } from '../../protocol';
+import { PROOF_HEADER, SESSION_HEADER, systemClock } from '../../protocol';
+import { agentKeyPemOf, agentProofFor } from '../support/agent-keys';
 import { findOrStartPostgres } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';
 import { createTestKeys, insertAgents, insertCustomer, insertLicense } from '../support/activation-fixtures';
@@ -18,9 +19,12 @@ import { createTestDatabase } from '../support/db';
  * in PostgreSQL, the status read from PostgreSQL, an Ed25519-signed answer) against a bare Fastify
  * hello-world route, both served from this process and driven by the same keep-alive load
  * generator in a child process, alternating over several rounds. Options: --seconds N (per phase,
- * default 4), --rounds N (default 3), --connections N (default 64), --agents N (default 1000).
+ * default 4), --rounds N (default 3), --connections N (default 64), --agents N (default 1000),
+ * --proof session|ed25519 (how requests prove possession of the agent key; default session, as the agent).
  */
 
+/** How the load generator proves possession of the agents' key (see protocol/agent-proof.ts). */
+type Proof = 'session' | 'ed25519';
 type Phase = { requests: number; errors: number; seconds: number; rps: number; p50Ms: number; p99Ms: number };
 
 /** The load generator: plain node:http with keep-alive, `connections` requests in flight. */
@@ -28,15 +32,37 @@ const LOADGEN = String.raw`
 const http = require('node:http');
 const fs = require('node:fs');
 const [port, pathsFile, seconds, connections] = process.argv.slice(1);
-const { paths, auth } = JSON.parse(fs.readFileSync(pathsFile, 'utf8'));
+const crypto = require('node:crypto');
+const { paths, auth, keyPems, keyOf, proof, sessionOf } = JSON.parse(fs.readFileSync(pathsFile, 'utf8'));
+const keys = (keyPems || []).map((pem) => crypto.createPrivateKey(pem));
+const EMPTY = crypto.createHash('sha256').update('').digest('hex');
+const sessions = new Map();
+for (const [credential, header] of Object.entries(sessionOf || {})) keepSession(credential, header);
+function keepSession(credential, header) {
+  const m = /^s=(\d{13}),key=([A-Za-z0-9_-]{43})$/.exec(header || '');
+  if (m) sessions.set(credential, { expiresAt: Number(m[1]), secret: Buffer.from(m[2], 'base64url') });
+}
+// As the agent does (agent/http-client.ts): signed with its key, or with an HMAC under the session
+// the control plane handed out for a signed request (proof=session); proof=ed25519 signs every request.
+function proofFor(n, credential, path) {
+  const t = Date.now();
+  const message = 'agentina-proof/v1\nGET\n' + path + '\n' + EMPTY + '\n' + t;
+  const s = proof === 'session' ? sessions.get(credential) : undefined;
+  if (s && s.expiresAt - t > 30000)
+    return 'hmac t=' + t + ',s=' + s.expiresAt + ',mac=' + crypto.createHmac('sha256', s.secret).update(message).digest('base64url');
+  return 'ed25519 t=' + t + ',sig=' + crypto.sign(null, Buffer.from(message), keys[keyOf[n % auth.length]]).toString('base64url');
+}
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(connections) });
 const lat = [];
 let ok = 0, errors = 0, i = 0, stopAt = 0, measuring = false;
 function one(done) {
   const n = i++;
-  const headers = auth.length ? { authorization: 'Bearer ' + auth[n % auth.length] } : {};
+  const path = paths[n % paths.length];
+  const credential = auth.length ? auth[n % auth.length] : null;
+  const headers = credential ? { authorization: 'Bearer ' + credential, 'agentina-proof': proofFor(n, credential, path) } : {};
   const t0 = process.hrtime.bigint();
-  const req = http.request({ host: '127.0.0.1', port: Number(port), path: paths[n % paths.length], agent, headers }, (res) => {
+  const req = http.request({ host: '127.0.0.1', port: Number(port), path, agent, headers }, (res) => {
+    if (credential) keepSession(credential, res.headers['agentina-session']);
     res.resume();
     res.on('end', () => {
       if (measuring) {
@@ -79,7 +105,14 @@ function option(args: string[], name: string, fallback: number): number {
 
 export async function drive(
   port: number,
-  work: { paths: string[]; auth: string[] },
+  work: {
+    paths: string[];
+    auth: string[];
+    keyPems?: string[];
+    keyOf?: number[];
+    proof?: Proof;
+    sessionOf?: Record<string, string>;
+  },
   seconds: number,
   connections: number,
   dir: string,
@@ -101,6 +134,9 @@ export async function main(args: string[]): Promise<object> {
   const rounds = option(args, 'rounds', 3);
   const connections = option(args, 'connections', 64);
   const agentCount = option(args, 'agents', 1000);
+  const proofArg = args.includes('--proof') ? args[args.indexOf('--proof') + 1] : 'session';
+  if (proofArg !== 'session' && proofArg !== 'ed25519') throw new Error('--proof must be session or ed25519');
+  const proof: Proof = proofArg;
   const log = (line: string) => console.log(`[bench:status] ${line}`);
   const work = mkdtempSync(path.join(tmpdir(), 'agentina-bench-status-'));
   const pg = await findOrStartPostgres({
@@ -136,6 +172,11 @@ export async function main(args: string[]): Promise<object> {
       `${credentials.length} agents provisioned; ${connections} keep-alive connections; ${rounds} rounds of ${seconds} s per target after 1 s warm-up each`,
     );
 
+    // The agents' private keys for the load generator: a few distinct PEMs, and which is whose.
+    const pems = credentials.map((c) => agentKeyPemOf(c));
+    const keyPems = [...new Set(pems)];
+    const agentKeys = { keyPems, keyOf: pems.map((p) => keyPems.indexOf(p)) };
+
     hello.get('/hello', async () => ({ hello: 'world' }));
     await hello.listen({ port: 0, host: '127.0.0.1' });
     const services = createTestServices({ config, pool: db.pool, temporal, clock: systemClock });
@@ -154,10 +195,33 @@ export async function main(args: string[]): Promise<object> {
     const probe = await app.inject({
       method: 'GET',
       url: '/v1/agent/status',
-      headers: { authorization: `Bearer ${credentials[0]}` },
+      headers: {
+        authorization: `Bearer ${credentials[0]}`,
+        [PROOF_HEADER]: agentProofFor(credentials[0]!, { method: 'GET', url: '/v1/agent/status' }),
+      },
     });
     if (probe.statusCode !== 200 || !probe.json().status?.signature?.sig)
       throw new Error(`status probe failed: ${probe.statusCode} ${probe.body}`);
+
+    // A running agent holds a session for 15 minutes and long-polls every few seconds: it signs with
+    // its key a few times an hour. So with --proof session each agent first buys its session with
+    // one signed request, as the agent does at start, and the measured requests carry HMAC proofs.
+    const sessionOf: Record<string, string> = {};
+    if (proof === 'session') {
+      for (const c of credentials) {
+        const r = await app.inject({
+          method: 'GET',
+          url: '/v1/agent/status',
+          headers: {
+            authorization: `Bearer ${c}`,
+            [PROOF_HEADER]: agentProofFor(c, { method: 'GET', url: '/v1/agent/status' }),
+          },
+        });
+        const header = r.headers[SESSION_HEADER];
+        if (typeof header === 'string') sessionOf[c] = header;
+      }
+      log(`${Object.keys(sessionOf).length} sessions established with one signed request each`);
+    }
 
     // Alternate the two targets, so a neighbour's load on this shared machine falls on both alike;
     // the figures are the medians over the rounds.
@@ -177,7 +241,7 @@ export async function main(args: string[]): Promise<object> {
       cpu = process.cpuUsage();
       const st = await drive(
         portOf(app),
-        { paths: ['/v1/agent/status'], auth: credentials },
+        { paths: ['/v1/agent/status'], auth: credentials, ...agentKeys, proof, sessionOf },
         seconds,
         connections,
         work,
@@ -204,6 +268,7 @@ export async function main(args: string[]): Promise<object> {
       hello_rps: helloRps,
       ratio,
       agents: credentials.length,
+      proof,
       connections,
       rounds,
       status_errors: statusErrors,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PREFIX_FILES, type TrustedKeys } from '../../agent/settings';
 import { createControlPlaneClient } from '../../agent/http-client';
+import { readAgentKey } from '../../agent/installation';
 import { AGENT_VERSION } from '../../agent/version';
 import { createKeySet, verifySignedLicense, type SignedLicense } from '../../protocol';
 import { createOffsetClock, startInProcessAgent, type InProcessAgent } from '../support/agent-harness';
@@ -132,7 +133,12 @@ describe('a renewal reaches the agent', () => {
     });
     const keys = createKeySet(trusted.license);
     for (const agent of [a, b]) {
-      const client = createControlPlaneClient({ server: stack.url, tls: { ca }, credential: agent.credential });
+      const client = createControlPlaneClient({
+        server: stack.url,
+        tls: { ca },
+        credential: agent.credential,
+        agentKey: readAgentKey(agent.store)!,
+      });
       try {
         const old = await client.status({ license: 1, wait: 0 });
         const v = verifySignedLicense(old.license, keys);

@@ -44,7 +44,7 @@ it('keys generate --purpose audit writes a 0600 key, prints its id and public ke
   expect(rest.stdout).toMatch(/release: key id/);
   expect(rest.stdout).not.toMatch(/audit: key id/);
   // The symmetric secrets (origin proofs, sealed task headers): 0600, never printed.
-  for (const p of ['update-origin', 'task-secrets', 'totp-secrets', 'webhook-secrets']) {
+  for (const p of ['update-origin', 'task-secrets', 'totp-secrets', 'webhook-secrets', 'agent-sessions']) {
     expect(rest.stdout).toMatch(new RegExp(`${p}: secret id ${p}-\\d{8}-[0-9a-f]{8}`));
     const file = path.join(dir, `${p}.secret.json`);
     expect(statSync(file).mode & 0o777).toBe(0o600);

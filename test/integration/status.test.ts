@@ -3,14 +3,7 @@ import { createActivities } from '../../activities';
 import type { App } from '../../api/app';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { createTemporal } from '../../services/temporal';
-import {
-  signedRevocationsSchema,
-  statusResponseSchema,
-  systemClock,
-  verifySignature,
-  type KeySet,
-  type StatusResponse,
-} from '../../protocol';
+import { statusResponseSchema, systemClock, verifySignature, type KeySet, type StatusResponse } from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';
 import { buildTestApp, readMetrics, testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -26,7 +19,7 @@ import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '.
 
 type TestApp = Awaited<ReturnType<typeof buildTestApp>>;
 
-describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () => {
+describe('GET /v1/agent/status (long-poll)', () => {
   let db: TestDatabase;
   let keys: ReturnType<typeof createTestKeys>;
   let keySet: KeySet;
@@ -304,58 +297,5 @@ describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () =>
       after = await listening();
     }
     expect(after).toBe(before - 1);
-  });
-
-  describe('GET /v1/agent/revocations', () => {
-    it("lists signed bad news for the agent's own license only, paged by cursor", async () => {
-      const mine = await agentsOn(2);
-      const other = await agentsOn(1);
-      await transitionLicenseByHand(db.pool, other.lic, 'revoked', 'someone else');
-      const empty = await a.app.inject({
-        method: 'GET',
-        url: '/v1/agent/revocations',
-        headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
-      });
-      expect(empty.statusCode).toBe(200);
-      const e = signedRevocationsSchema.parse(empty.json());
-      expect(verifySignature(e.payload, e.signature, keySet)).toEqual({ ok: true });
-      expect(e.payload).toMatchObject({ kind: 'agentina.revocations/v1', items: [], nextCursor: 0 });
-      await quarantineAgentByHand(db.pool, mine.agents[1]!.agentId, 'tampered');
-      await transitionLicenseByHand(db.pool, mine.lic, 'suspended', 'unpaid');
-      await transitionLicenseByHand(db.pool, mine.lic, 'active');
-      await transitionLicenseByHand(db.pool, mine.lic, 'revoked', 'terminated');
-      const page1 = signedRevocationsSchema.parse(
-        (
-          await a.app.inject({
-            method: 'GET',
-            url: '/v1/agent/revocations?since=0&limit=2',
-            headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
-          })
-        ).json(),
-      );
-      expect(verifySignature(page1.payload, page1.signature, keySet)).toEqual({ ok: true });
-      expect(page1.payload.items.map((i) => [i.state, i.agentId ?? null, i.reason])).toEqual([
-        ['quarantined', mine.agents[1]!.agentId, 'tampered'],
-        ['suspended', null, 'unpaid'],
-      ]);
-      const page2 = signedRevocationsSchema.parse(
-        (
-          await a.app.inject({
-            method: 'GET',
-            url: `/v1/agent/revocations?since=${page1.payload.nextCursor}`,
-            headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
-          })
-        ).json(),
-      );
-      expect(page2.payload.items.map((i) => i.state)).toEqual(['revoked']);
-      expect(page2.payload.items.every((i) => i.licenseId === mine.lic)).toBe(true);
-      const bad = await a.app.inject({
-        method: 'GET',
-        url: '/v1/agent/revocations?since=x',
-        headers: { authorization: `Bearer ${mine.agents[0]!.credential}` },
-      });
-      expect(bad.statusCode).toBe(400);
-      expect((await a.app.inject({ method: 'GET', url: '/v1/agent/revocations' })).statusCode).toBe(401);
-    });
   });
 });

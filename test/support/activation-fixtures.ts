@@ -1,4 +1,5 @@
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { newAgentKey, rememberAgentCredential } from './agent-keys';
 import type { FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { Principal } from '../../api/auth/access';
@@ -84,8 +85,9 @@ export function randomFingerprint(): { salt: string; components: FingerprintHash
   };
 }
 
+/** A new agent key's public half; tests acting as that agent sign with its private half (agent-keys.ts). */
 export function agentPublicKeyPem(): string {
-  return generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  return newAgentKey();
 }
 
 export function activateBody(token: string) {
@@ -131,6 +133,7 @@ export async function insertAgents(
         batch.map((b) => fingerprintCommitment(b.fp.salt, b.fp.components)),
       ],
     );
+    for (const b of batch) rememberAgentCredential(b.credential, publicKey);
     out.push(...batch.map((b) => ({ agentId: b.agentId, credential: b.credential })));
   }
   return out;

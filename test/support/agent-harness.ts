@@ -90,7 +90,12 @@ export async function startInProcessAgent(input: {
   const open = () =>
     createAgent({
       store,
-      client: createControlPlaneClient({ server: inst.settings.server, tls, credential: inst.credential }),
+      client: createControlPlaneClient({
+        server: inst.settings.server,
+        tls,
+        credential: inst.credential,
+        agentKey: inst.agentKey,
+      }),
       httpsAgent: createHttpsAgent(tls),
       fingerprintSource: source,
       clock,

@@ -10,6 +10,7 @@ import {
   type ReleaseManifest,
   type Signer,
 } from '../../protocol';
+import { newAgentKey, rememberAgentCredential } from './agent-keys';
 import { mintSession, SAME_ORIGIN, seedAdmin, seedCustomerUser } from './identity';
 
 /** Test-only data: a customer, a license and agents bound to it, written as the app role would. */
@@ -60,10 +61,12 @@ export async function createAgent(
   const credential = newSecret('agc');
   const fingerprint = randomFingerprint();
   const salt = randomBytes(16).toString('base64url');
+  const publicKey = newAgentKey();
+  rememberAgentCredential(credential, publicKey);
   await pool.query(
     `INSERT INTO agents (id, license_id, customer_id, credential_hash, public_key, fingerprint_salt, fingerprint, fingerprint_commitment,
                          agent_version, created_at, updated_at, last_seen_at)
-     VALUES ($1, $2, $3, $4, 'test-public-key', $5, $6, $7, '1.0.0', $8, $8, $8)`,
+     VALUES ($1, $2, $3, $4, $9, $5, $6, $7, '1.0.0', $8, $8, $8)`,
     [
       agentId,
       licenseId,
@@ -73,6 +76,7 @@ export async function createAgent(
       fingerprint,
       fingerprintCommitment(salt, fingerprint),
       at,
+      publicKey,
     ],
   );
   return { customerId, licenseId, agentId, credential, fingerprint };

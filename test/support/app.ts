@@ -12,6 +12,7 @@ import { createTemporal, type TemporalDeps } from '../../services/temporal';
 import { loadConfig, type Config } from '../../config';
 import { ensureKeys, systemClock, type Clock } from '../../protocol';
 import { testEnv } from './env';
+import { actAsAgents } from './agent-keys';
 import { createLogCapture } from './log-capture';
 
 let scratch: string | undefined;
@@ -140,6 +141,8 @@ export async function buildTestApp(
   });
   input.register?.(app);
   await app.ready();
+  // Requests made with an agent credential carry the agent's proof of possession, as the agent's own.
+  actAsAgents(app, () => clock.now().getTime());
   return {
     app,
     logs,

@@ -1,0 +1,44 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AgentProofVerifier, ProofSubject } from '../../services/agent-status/agent-proof';
+import { PROOF_HEADER, SERVER_TIME_HEADER, SESSION_HEADER, type Clock } from '../../protocol';
+import { AppError } from '../errors';
+
+/** The agent each request's credential named, kept for the proof check once the body is read. */
+const subjects = new WeakMap<FastifyRequest, ProofSubject>();
+export const rememberProofSubject = (req: FastifyRequest, subject: ProofSubject): void =>
+  void subjects.set(req, subject);
+
+/**
+ * Every request made with an agent credential must prove possession of the agent's key (see
+ * protocol/agent-proof.ts); checked once the body has been read and before it is validated.
+ * A refused proof is a 401 PROOF_REJECTED that leaves the address's failed-authentication budget
+ * alone: the credential was genuine, and a guess at it already spent from that budget. An agent
+ * that proved itself with its key is handed a session for cheaper proofs.
+ */
+export function installAgentProof(app: FastifyInstance, verifier: AgentProofVerifier, clock: Clock): void {
+  app.addHook('preValidation', async (req, reply) => {
+    if (req.principal?.kind !== 'agent') return;
+    const subject = subjects.get(req);
+    const verdict = subject
+      ? verifier.verify(subject, {
+          method: req.method,
+          path: req.url,
+          body: req.rawBody ?? '',
+          header: req.headers[PROOF_HEADER],
+        })
+      : ({ ok: false, reason: 'no registered key' } as const);
+    if (!verdict.ok) {
+      req.log.info({ agentId: req.principal.id, reason: verdict.reason }, 'agent proof of possession refused');
+      throw new AppError(
+        'PROOF_REJECTED',
+        `This agent request carries no valid proof of possession of the agent key (${verdict.reason}).`,
+        undefined,
+        { [SERVER_TIME_HEADER]: String(clock.now().getTime()) },
+      );
+    }
+    if (verdict.kind === 'ed25519' && subject) {
+      const session = verifier.mintSession(subject);
+      if (session) void reply.header(SESSION_HEADER, session);
+    }
+  });
+}
