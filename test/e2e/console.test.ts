@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
@@ -8,7 +9,7 @@ import { ROOT } from '../../scripts/stack/tools';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { testServices } from '../support/app';
 import { uniqueEmail } from '../support/identity';
-import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
+import { createPageTracker, pageApi, startWebStack, textOf, type WebStack } from '../support/web-stack';
 
 /** The operator's console in Chromium: the overview, a license's story, the audit log, the tasks table. */
 const SCREENSHOTS = path.join(ROOT, '.data', 'screenshots');
@@ -80,18 +81,7 @@ describe('admin console (browser)', () => {
 
   it("tells a license's story: transitions with who and why, its agents' quarantines, where its agents stand", async () => {
     const page = await signIn();
-    const call = (method: string, url: string, body: unknown) =>
-      page.evaluate(
-        async ([m, u, b]) => {
-          const r = await fetch(u, {
-            method: m,
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify(b),
-          });
-          return (await r.json()) as Record<string, unknown>;
-        },
-        [method, url, body] as const,
-      );
+    const call = pageApi(page);
     const customer = (await call('POST', '/v1/admin/customers', { name: 'Story Robotics' })) as { id: string };
     const { license } = (await call('POST', '/v1/admin/licenses', {
       customerId: customer.id,
@@ -125,5 +115,43 @@ describe('admin console (browser)', () => {
     expect(await textOf(quarantined)).toContain('fingerprint_mismatch');
     await page.getByRole('table', { name: 'Agents of this license' }).getByText('build-7').waitFor();
     await shoot(page, 'license');
+  });
+
+  it('shows the audit log readably (names, fields, one-line dates), filters with chips, and downloads what it shows', async () => {
+    const page = await signIn();
+    const created = (await pageApi(page)('POST', '/v1/admin/customers', { name: 'Ledger & Sons' })) as { id: string };
+    await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Action').selectOption('customer.created');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/action=customer.created/);
+    const row = page.getByRole('row').filter({ hasText: 'Ledger & Sons' });
+    // The actor by name and email (the id on hover), not a raw id.
+    expect(await textOf(row.locator('td').nth(2))).toContain(`Casey Console <${email}>`);
+    expect(await row.locator('td').nth(2).locator('[title]').first().getAttribute('title')).toMatch(/^admin adm_/);
+    // Data as labelled fields; the date on one line.
+    expect(await textOf(row.locator('td').nth(5).locator('dl'))).toContain('nameLedger & Sons');
+    const when = row.locator('td').nth(1);
+    // An inline element that wraps has one client rect per line.
+    const lines = await when.locator('time').evaluate((t) => t.getClientRects().length);
+    expect(lines).toBe(1);
+    await shoot(page, 'audit');
+
+    // Each filter in force is a chip that removes it.
+    const chips = page.getByRole('list', { name: 'Filters in force' });
+    await chips.getByRole('link', { name: 'Remove filter action: customer.created' }).waitFor();
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'CSV' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^agentina-audit-.*\.csv$/);
+    const csv = await readFile(await download.path(), 'utf8');
+    expect(csv.split('\r\n')[0]).toMatch(/^seq,time,actor_kind,actor_id,actor_name,action,/);
+    expect(csv).toContain(created.id);
+    expect(csv).not.toContain('session.created');
+
+    await chips.getByRole('link', { name: /^Remove filter action/ }).click();
+    await page.waitForURL((u) => !u.hash.includes('action='));
+    expect(await page.getByRole('list', { name: 'Filters in force' }).count()).toBe(0);
   });
 });

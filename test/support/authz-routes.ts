@@ -306,6 +306,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('GET /v1/admin/audit', ADMIN_SERVICE),
   allow('GET /v1/admin/overview', ADMIN_SERVICE),
   allow('GET /v1/admin/audit/verify', ADMIN_SERVICE),
+  allow('GET /v1/admin/audit/export', ADMIN_SERVICE, { path: '/v1/admin/audit/export?format=jsonl' }),
   // the agent API: only an agent credential gets through (the agent principal is a fresh agent per call)
   pub('POST /v1/agent/activate', 400),
   allow('GET /v1/agent/status', { agent: 200 }),
