@@ -5,6 +5,7 @@ import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
+import { newId } from '../../protocol';
 import { ROOT } from '../../scripts/stack/tools';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { testServices } from '../support/app';
@@ -153,5 +154,54 @@ describe('admin console (browser)', () => {
     await chips.getByRole('link', { name: /^Remove filter action/ }).click();
     await page.waitForURL((u) => !u.hash.includes('action='));
     expect(await page.getByRole('list', { name: 'Filters in force' }).count()).toBe(0);
+  });
+
+  it('keeps the Tasks table inside its box with a long outcome, shows outcomes as fields, and queues a task for an agent picked from a list', async () => {
+    const pool = stack.db.pool;
+    const customerId = await createCustomer(pool);
+    const licenseId = await createLicense(pool, customerId);
+    const { agentId } = await createAgent(pool, licenseId, customerId);
+    await pool.query(`UPDATE agents SET hostname_hint = 'render-node-3' WHERE id = $1`, [agentId]);
+    const longWord = 'x'.repeat(400);
+    const result = {
+      status: 200,
+      body: `${longWord} and then a sentence that goes on and on about the page it fetched from the network`,
+      headers: { 'content-type': 'text/html; charset=utf-8', server: 'a-very-long-server-name-'.repeat(8) },
+    };
+    await pool.query(
+      `INSERT INTO tasks (id, agent_id, license_id, customer_id, kind, payload, state, attempts, result, created_by_kind, created_by_id, created_at, updated_at, completed_at)
+       VALUES ($1, $2, $3, $4, 'http.get', $5, 'succeeded', 1, $6, 'admin', 'adm_e2econsoletasks000000', now(), now(), now())`,
+      [newId('tsk'), agentId, licenseId, customerId, { url: `https://example.test/${longWord}` }, result],
+    );
+    const page = await signIn();
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.getByRole('navigation').getByRole('link', { name: 'Tasks' }).click();
+    await page.getByRole('heading', { name: 'Tasks', level: 1 }).waitFor();
+    const row = page.getByRole('row').filter({ hasText: 'render-node-3' });
+    // The outcome as labelled fields, not raw JSON cut mid-word.
+    expect(await textOf(row.locator('td').nth(3).locator('dl'))).toContain('status200');
+    const overflow = await page.locator('.table-wrap').evaluate((el) => ({
+      scroll: el.scrollWidth,
+      client: el.clientWidth,
+    }));
+    expect(overflow.scroll).toBeLessThanOrEqual(overflow.client);
+    // The cancel column and Created are in view, not scrolled out.
+    const created = await row.locator('td').nth(4).boundingBox();
+    expect(created!.x + created!.width).toBeLessThanOrEqual(1280);
+    await shoot(page, 'tasks');
+
+    await page.getByText('Queue a task').click();
+    const form = page.getByRole('form', { name: 'New task' });
+    const options = await form.getByLabel('Agent').locator('option').allTextContents();
+    expect(options).toContain(`render-node-3 · ${agentId} · active`);
+    await form.getByLabel('Agent').selectOption(agentId);
+    await form.getByLabel('Kind').selectOption('echo');
+    await form.getByLabel('Payload (JSON)').fill('{"message": "picked from the list"}');
+    await form.getByRole('button', { name: 'Queue task' }).click();
+    await page.getByText('picked from the list', { exact: true }).waitFor();
+    const { rows } = await pool.query<{ agent_id: string }>(
+      `SELECT agent_id FROM tasks WHERE payload->>'message' = 'picked from the list'`,
+    );
+    expect(rows).toEqual([{ agent_id: agentId }]);
   });
 });
