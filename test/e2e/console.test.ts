@@ -204,4 +204,41 @@ describe('admin console (browser)', () => {
     );
     expect(rows).toEqual([{ agent_id: agentId }]);
   });
+
+  it("shows an agent's machine story, what the agent reports next to what the control plane decided, and deregisters only by name", async () => {
+    const pool = stack.db.pool;
+    const customerId = await createCustomer(pool);
+    const licenseId = await createLicense(pool, customerId, { state: 'revoked' });
+    const { agentId } = await createAgent(pool, licenseId, customerId);
+    await pool.query(
+      `UPDATE agents SET hostname_hint = 'edge-12', fingerprint_score = 80, changed_components = '{disk}', last_heartbeat_at = now(),
+              runtime_hash = $2, reported_terminal_reason = 'LICENSE_REVOKED: license revoked', reported_terminal_at = now()
+        WHERE id = $1`,
+      [agentId, 'a'.repeat(64)],
+    );
+    const page = await signIn('#/agents');
+    const row = page.getByRole('row').filter({ hasText: agentId });
+    expect(await textOf(row.getByTestId('reported'))).toBe('agent reports terminal: LICENSE_REVOKED: license revoked');
+    await row.getByRole('link', { name: agentId }).click();
+    await page.getByRole('heading', { name: `Agent ${agentId}` }).waitFor();
+    const facts = await textOf(page.locator('.facts'));
+    expect(facts).toContain('80/100 · changed: disk');
+    expect(facts).toContain('LICENSE_REVOKED: license revoked');
+    expect(await textOf(page.getByTestId('agent-status'))).toBe('active');
+    await shoot(page, 'agent');
+
+    // Deregistering wants the agent id typed in full; a near miss does nothing.
+    const confirm = page.getByLabel(/Type the agent id to confirm/);
+    await confirm.fill(agentId.slice(0, -1));
+    await page.getByRole('button', { name: 'Deregister' }).click();
+    expect(await confirm.evaluate((el) => (el as unknown as { validity: { valid: boolean } }).validity.valid)).toBe(
+      false,
+    );
+    expect((await pool.query('SELECT status FROM agents WHERE id = $1', [agentId])).rows[0]).toEqual({
+      status: 'active',
+    });
+    await confirm.fill(agentId);
+    await page.getByRole('button', { name: 'Deregister' }).click();
+    await page.getByTestId('agent-status').locator('[data-state="deregistered"]').waitFor();
+  });
 });

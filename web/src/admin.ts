@@ -1,6 +1,7 @@
 import './style.css';
 import { auditView } from './admin/audit';
 import { overviewView } from './admin/overview';
+import { agentView } from './admin/agent';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
 import { agentsView, tasksView, tokensView } from './common-views';
@@ -28,7 +29,7 @@ startShell(document.getElementById('app')!, {
     licenses: (ctx: RouteContext) => (ctx.params[0] ? licenseView(ctx) : licensesView(ctx)),
     customers: (ctx: RouteContext) => (ctx.params[0] ? customerView(ctx) : customersView(ctx)),
     tokens: (ctx: RouteContext) => tokensView(ctx, 'admin'),
-    agents: (ctx: RouteContext) => agentsView(ctx, 'admin'),
+    agents: (ctx: RouteContext) => (ctx.params[0] ? agentView(ctx) : agentsView(ctx, 'admin')),
     tasks: (ctx: RouteContext) => tasksView(ctx, 'admin'),
     audit: auditView,
     'service-accounts': serviceAccountsView,

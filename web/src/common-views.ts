@@ -59,7 +59,12 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
     {
       label: 'Agent',
       cell: (a: Agent) =>
-        h('span', {}, code(a.id), a.hostnameHint ? h('small', { class: 'block' }, a.hostnameHint) : ''),
+        h(
+          'span',
+          {},
+          scope === 'admin' ? h('a', { href: `#/agents/${a.id}` }, code(a.id)) : code(a.id),
+          a.hostnameHint ? h('small', { class: 'block' }, a.hostnameHint) : '',
+        ),
     },
     {
       label: 'License',
@@ -68,7 +73,19 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
     {
       label: 'Status',
       cell: (a: Agent) =>
-        h('span', {}, badge(a.status), a.statusReason ? h('small', { class: 'block' }, a.statusReason) : ''),
+        h(
+          'span',
+          {},
+          badge(a.status),
+          a.statusReason ? h('small', { class: 'block' }, a.statusReason) : '',
+          a.reportedTerminalReason
+            ? h(
+                'small',
+                { class: 'block', 'data-testid': 'reported' },
+                `agent reports terminal: ${a.reportedTerminalReason}`,
+              )
+            : '',
+        ),
     },
     { label: 'License state', cell: (a: Agent) => badge(a.licenseState) },
     {
