@@ -31,6 +31,9 @@ export type AgentRow = {
   runtime_hash: string | null;
   in_flight_tasks: number;
   hostname_hint: string | null;
+  /** Set while the agent's heartbeats say it is terminal: the reason its journal gives. */
+  reported_terminal_reason: string | null;
+  reported_terminal_at: Date | null;
   last_seen_at: Date | null;
   last_heartbeat_at: Date | null;
   created_at: Date;
@@ -48,7 +51,7 @@ export type AgentWithLicense = AgentRow & {
 
 const AGENT_COLUMNS = `a.id, a.license_id, a.customer_id, a.status, a.status_version, a.status_reason, a.fingerprint,
   a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.in_flight_tasks, a.hostname_hint,
-  a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
+  a.reported_terminal_reason, a.reported_terminal_at, a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
 
 type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & {
   status_version: string;
@@ -104,6 +107,8 @@ export type HeartbeatFields = {
   score: number;
   changedComponents: readonly FingerprintComponent[];
   inFlightTasks: number;
+  /** The agent's own verdict: why it is terminal, or undefined while it is not. */
+  terminalReason?: string | undefined;
   at: Date;
 };
 
@@ -111,9 +116,22 @@ export type HeartbeatFields = {
 export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFields): Promise<void> {
   await tx.query(
     `UPDATE agents SET agent_version = $2, runtime_hash = $3, fingerprint_score = $4, changed_components = $5,
-            in_flight_tasks = $6, reported_fingerprint = $8, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7
+            in_flight_tasks = $6, reported_fingerprint = $8, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7,
+            reported_terminal_at = CASE WHEN $9::text IS NULL THEN NULL
+                                        WHEN reported_terminal_reason = $9::text THEN reported_terminal_at ELSE $7 END,
+            reported_terminal_reason = $9::text
       WHERE id = $1`,
-    [agentId, hb.agentVersion, hb.runtimeHash, hb.score, hb.changedComponents, hb.inFlightTasks, hb.at, hb.fingerprint],
+    [
+      agentId,
+      hb.agentVersion,
+      hb.runtimeHash,
+      hb.score,
+      hb.changedComponents,
+      hb.inFlightTasks,
+      hb.at,
+      hb.fingerprint,
+      hb.terminalReason ?? null,
+    ],
   );
 }
 

@@ -18,7 +18,7 @@ export type LicenseCounts = {
  */
 const ENDS_AT = `CASE state
     WHEN 'trial' THEN coalesce(trial_ends_at, expires_at)
-    WHEN 'grace' THEN expires_at + make_interval(days => grace_days)
+    WHEN 'grace' THEN coalesce(trial_ends_at, expires_at) + make_interval(days => grace_days)
     ELSE expires_at END`;
 const ENDING = `state IN ('trial', 'active', 'grace')`;
 

@@ -106,6 +106,9 @@ export type AgentView = {
   fingerprintScore: number | null;
   inFlightTasks: number;
   hostnameHint: string | null;
+  /** What the agent last reported of itself: terminal, and its journal's reason (null: not terminal). */
+  reportedTerminalReason: string | null;
+  reportedTerminalAt: string | null;
   lastHeartbeatAt: string | null;
   createdAt: string;
   deregisteredAt: string | null;

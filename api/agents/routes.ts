@@ -28,6 +28,12 @@ export const agentViewSchema = z.strictObject({
   changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)),
   inFlightTasks: z.number().int().min(0),
   hostnameHint: z.string().max(255).nullable(),
+  reportedTerminalReason: z
+    .string()
+    .max(200)
+    .nullable()
+    .describe("The agent's own last word: terminal, and why (its journal's reason); null while it reports none."),
+  reportedTerminalAt: isoOut.nullable(),
   lastHeartbeatAt: isoOut.nullable(),
   createdAt: isoOut,
   deregisteredAt: isoOut.nullable(),

@@ -40,6 +40,24 @@ const listQuery = z.strictObject({
   cursor: seqCursor.optional(),
   limit: z.coerce.number().int().min(1).max(AUDIT_PAGE_MAX).optional(),
 });
+const { cursor: _cursor, limit: _limit, ...filterFields } = listQuery.shape;
+const exportQuery = z.strictObject({
+  ...filterFields,
+  format: z
+    .enum(['csv', 'jsonl'])
+    .describe('csv: one row per event with names; jsonl: the event lines of agentina audit export'),
+});
+const EXPORT_TYPES = { csv: 'text/csv; charset=utf-8', jsonl: 'application/x-ndjson; charset=utf-8' } as const;
+
+/** The time window must be a window. */
+function checkWindow(q: { since?: string | undefined; until?: string | undefined }): void {
+  if (q.since && q.until && Date.parse(q.since) >= Date.parse(q.until)) {
+    throw new AppError('VALIDATION_FAILED', 'since must be before until.', [
+      { path: 'querystring.since', message: 'must be before until' },
+    ]);
+  }
+}
+
 const listSchema = z.strictObject({
   items: z.array(auditEventSchema),
   nextCursor: seqCursor.nullable(),
@@ -94,13 +112,37 @@ export function auditRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         config: { access: ['admin', 'service'], permission: 'audit:read' },
       },
       async (req) => {
-        const { since, until } = req.query;
-        if (since && until && Date.parse(since) >= Date.parse(until)) {
-          throw new AppError('VALIDATION_FAILED', 'since must be before until.', [
-            { path: 'querystring.since', message: 'must be before until' },
-          ]);
-        }
+        checkWindow(req.query);
         return audit.list(req.query);
+      },
+    );
+
+    app.get(
+      '/v1/admin/audit/export',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Download the events the filters match, oldest first, as CSV or JSON lines',
+          querystring: exportQuery,
+          response: { 200: z.string().describe('CSV (RFC 4180) or JSON lines, as a download'), ...errors },
+        },
+        config: {
+          access: ['admin', 'service'],
+          permission: 'audit:read',
+          rateLimit: { max: 20, timeWindow: '1 minute' },
+        },
+      },
+      async (req, reply) => {
+        checkWindow(req.query);
+        const { format, ...filters } = req.query;
+        const body = await audit.export(filters, format);
+        const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+        return reply
+          .type(EXPORT_TYPES[format])
+          .header('content-disposition', `attachment; filename="agentina-audit-${stamp}.${format}"`)
+          .header('cache-control', 'no-store')
+          .serializer((payload: unknown) => String(payload))
+          .send(body);
       },
     );
 

@@ -52,6 +52,8 @@ export function agentView(a: AgentWithLicense): AgentView {
     changedComponents: a.changed_components,
     inFlightTasks: a.in_flight_tasks,
     hostnameHint: a.hostname_hint,
+    reportedTerminalReason: a.reported_terminal_reason,
+    reportedTerminalAt: a.reported_terminal_at?.toISOString() ?? null,
     lastHeartbeatAt: a.last_heartbeat_at?.toISOString() ?? null,
     createdAt: a.created_at.toISOString(),
     deregisteredAt: a.deregistered_at?.toISOString() ?? null,

@@ -130,6 +130,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
           score,
           changedComponents: changed,
           inFlightTasks: hb.inFlightTasks,
+          terminalReason: hb.terminalReason,
           at,
         });
         if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);

@@ -190,14 +190,14 @@ describe('admin UI (browser)', () => {
       });
     });
     await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
-    await page.getByRole('cell', { name: 'customer.created' }).first().waitFor();
+    await page.getByRole('cell', { name: 'customer · created' }).first().waitFor();
     await page.getByLabel('Action').selectOption('customer.created');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/action=customer.created/);
     await page.getByRole('cell', { name: 'Audited Ltd' }).first().waitFor();
     const actions = await page.locator('tbody tr td:nth-child(4)').allTextContents();
     expect(actions.length).toBeGreaterThan(0);
-    expect(new Set(actions)).toEqual(new Set(['customer.created']));
+    expect(new Set(actions)).toEqual(new Set(['customer · created']));
 
     await page.getByRole('button', { name: 'Verify chain' }).click();
     expect(await textOf(page.getByTestId('audit-verify').getByText(/^Chain intact/))).toMatch(

@@ -1,14 +1,16 @@
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
+import { newId } from '../../protocol';
 import { ROOT } from '../../scripts/stack/tools';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { testServices } from '../support/app';
 import { uniqueEmail } from '../support/identity';
-import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
+import { createPageTracker, pageApi, startWebStack, textOf, type WebStack } from '../support/web-stack';
 
 /** The operator's console in Chromium: the overview, a license's story, the audit log, the tasks table. */
 const SCREENSHOTS = path.join(ROOT, '.data', 'screenshots');
@@ -80,18 +82,7 @@ describe('admin console (browser)', () => {
 
   it("tells a license's story: transitions with who and why, its agents' quarantines, where its agents stand", async () => {
     const page = await signIn();
-    const call = (method: string, url: string, body: unknown) =>
-      page.evaluate(
-        async ([m, u, b]) => {
-          const r = await fetch(u, {
-            method: m,
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify(b),
-          });
-          return (await r.json()) as Record<string, unknown>;
-        },
-        [method, url, body] as const,
-      );
+    const call = pageApi(page);
     const customer = (await call('POST', '/v1/admin/customers', { name: 'Story Robotics' })) as { id: string };
     const { license } = (await call('POST', '/v1/admin/licenses', {
       customerId: customer.id,
@@ -125,5 +116,129 @@ describe('admin console (browser)', () => {
     expect(await textOf(quarantined)).toContain('fingerprint_mismatch');
     await page.getByRole('table', { name: 'Agents of this license' }).getByText('build-7').waitFor();
     await shoot(page, 'license');
+  });
+
+  it('shows the audit log readably (names, fields, one-line dates), filters with chips, and downloads what it shows', async () => {
+    const page = await signIn();
+    const created = (await pageApi(page)('POST', '/v1/admin/customers', { name: 'Ledger & Sons' })) as { id: string };
+    await page.getByRole('navigation').getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Action').selectOption('customer.created');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL(/action=customer.created/);
+    const row = page.getByRole('row').filter({ hasText: 'Ledger & Sons' });
+    // The actor by name and email (the id on hover), not a raw id.
+    expect(await textOf(row.locator('td').nth(2))).toContain(`Casey Console <${email}>`);
+    expect(await row.locator('td').nth(2).locator('[title]').first().getAttribute('title')).toMatch(/^admin adm_/);
+    // Data as labelled fields; the date on one line.
+    expect(await textOf(row.locator('td').nth(5).locator('dl'))).toContain('nameLedger & Sons');
+    const when = row.locator('td').nth(1);
+    // An inline element that wraps has one client rect per line.
+    const lines = await when.locator('time').evaluate((t) => t.getClientRects().length);
+    expect(lines).toBe(1);
+    await shoot(page, 'audit');
+
+    // Each filter in force is a chip that removes it.
+    const chips = page.getByRole('list', { name: 'Filters in force' });
+    await chips.getByRole('link', { name: 'Remove filter action: customer.created' }).waitFor();
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'CSV' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^agentina-audit-.*\.csv$/);
+    const csv = await readFile(await download.path(), 'utf8');
+    expect(csv.split('\r\n')[0]).toMatch(/^seq,time,actor_kind,actor_id,actor_name,action,/);
+    expect(csv).toContain(created.id);
+    expect(csv).not.toContain('session.created');
+
+    await chips.getByRole('link', { name: /^Remove filter action/ }).click();
+    await page.waitForURL((u) => !u.hash.includes('action='));
+    expect(await page.getByRole('list', { name: 'Filters in force' }).count()).toBe(0);
+  });
+
+  it('keeps the Tasks table inside its box with a long outcome, shows outcomes as fields, and queues a task for an agent picked from a list', async () => {
+    const pool = stack.db.pool;
+    const customerId = await createCustomer(pool);
+    const licenseId = await createLicense(pool, customerId);
+    const { agentId } = await createAgent(pool, licenseId, customerId);
+    await pool.query(`UPDATE agents SET hostname_hint = 'render-node-3' WHERE id = $1`, [agentId]);
+    const longWord = 'x'.repeat(400);
+    const result = {
+      status: 200,
+      body: `${longWord} and then a sentence that goes on and on about the page it fetched from the network`,
+      headers: { 'content-type': 'text/html; charset=utf-8', server: 'a-very-long-server-name-'.repeat(8) },
+    };
+    await pool.query(
+      `INSERT INTO tasks (id, agent_id, license_id, customer_id, kind, payload, state, attempts, result, created_by_kind, created_by_id, created_at, updated_at, completed_at)
+       VALUES ($1, $2, $3, $4, 'http.get', $5, 'succeeded', 1, $6, 'admin', 'adm_e2econsoletasks000000', now(), now(), now())`,
+      [newId('tsk'), agentId, licenseId, customerId, { url: `https://example.test/${longWord}` }, result],
+    );
+    const page = await signIn();
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.getByRole('navigation').getByRole('link', { name: 'Tasks' }).click();
+    await page.getByRole('heading', { name: 'Tasks', level: 1 }).waitFor();
+    const row = page.getByRole('row').filter({ hasText: 'render-node-3' });
+    // The outcome as labelled fields, not raw JSON cut mid-word.
+    expect(await textOf(row.locator('td').nth(3).locator('dl'))).toContain('status200');
+    const overflow = await page.locator('.table-wrap').evaluate((el) => ({
+      scroll: el.scrollWidth,
+      client: el.clientWidth,
+    }));
+    expect(overflow.scroll).toBeLessThanOrEqual(overflow.client);
+    // The cancel column and Created are in view, not scrolled out.
+    const created = await row.locator('td').nth(4).boundingBox();
+    expect(created!.x + created!.width).toBeLessThanOrEqual(1280);
+    await shoot(page, 'tasks');
+
+    await page.getByText('Queue a task').click();
+    const form = page.getByRole('form', { name: 'New task' });
+    const options = await form.getByLabel('Agent').locator('option').allTextContents();
+    expect(options).toContain(`render-node-3 · ${agentId} · active`);
+    await form.getByLabel('Agent').selectOption(agentId);
+    await form.getByLabel('Kind').selectOption('echo');
+    await form.getByLabel('Payload (JSON)').fill('{"message": "picked from the list"}');
+    await form.getByRole('button', { name: 'Queue task' }).click();
+    await page.getByText('picked from the list', { exact: true }).waitFor();
+    const { rows } = await pool.query<{ agent_id: string }>(
+      `SELECT agent_id FROM tasks WHERE payload->>'message' = 'picked from the list'`,
+    );
+    expect(rows).toEqual([{ agent_id: agentId }]);
+  });
+
+  it("shows an agent's machine story, what the agent reports next to what the control plane decided, and deregisters only by name", async () => {
+    const pool = stack.db.pool;
+    const customerId = await createCustomer(pool);
+    const licenseId = await createLicense(pool, customerId, { state: 'revoked' });
+    const { agentId } = await createAgent(pool, licenseId, customerId);
+    await pool.query(
+      `UPDATE agents SET hostname_hint = 'edge-12', fingerprint_score = 80, changed_components = '{disk}', last_heartbeat_at = now(),
+              runtime_hash = $2, reported_terminal_reason = 'LICENSE_REVOKED: license revoked', reported_terminal_at = now()
+        WHERE id = $1`,
+      [agentId, 'a'.repeat(64)],
+    );
+    const page = await signIn('#/agents');
+    const row = page.getByRole('row').filter({ hasText: agentId });
+    expect(await textOf(row.getByTestId('reported'))).toBe('agent reports terminal: LICENSE_REVOKED: license revoked');
+    await row.getByRole('link', { name: agentId }).click();
+    await page.getByRole('heading', { name: `Agent ${agentId}` }).waitFor();
+    const facts = await textOf(page.locator('.facts'));
+    expect(facts).toContain('80/100 · changed: disk');
+    expect(facts).toContain('LICENSE_REVOKED: license revoked');
+    expect(await textOf(page.getByTestId('agent-status'))).toBe('active');
+    await shoot(page, 'agent');
+
+    // Deregistering wants the agent id typed in full; a near miss does nothing.
+    const confirm = page.getByLabel(/Type the agent id to confirm/);
+    await confirm.fill(agentId.slice(0, -1));
+    await page.getByRole('button', { name: 'Deregister' }).click();
+    expect(await confirm.evaluate((el) => (el as unknown as { validity: { valid: boolean } }).validity.valid)).toBe(
+      false,
+    );
+    expect((await pool.query('SELECT status FROM agents WHERE id = $1', [agentId])).rows[0]).toEqual({
+      status: 'active',
+    });
+    await confirm.fill(agentId);
+    await page.getByRole('button', { name: 'Deregister' }).click();
+    await page.getByTestId('agent-status').locator('[data-state="deregistered"]').waitFor();
   });
 });

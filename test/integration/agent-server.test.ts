@@ -125,6 +125,37 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(row.last_heartbeat_at.toISOString()).toBe(clock.now().toISOString());
     });
 
+    it("keeps the agent's own verdict next to the control plane's: terminal and why, cleared when it reports none", async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const view = async () =>
+        (await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: await staff.admin() })).json<{
+          status: string;
+          reportedTerminalReason: string | null;
+          reportedTerminalAt: string | null;
+        }>();
+      expect((await heartbeat(a)).statusCode).toBe(200);
+      expect(await view()).toMatchObject({ status: 'active', reportedTerminalReason: null, reportedTerminalAt: null });
+      const since = clock.now().toISOString();
+      expect((await heartbeat(a, { terminalReason: 'LICENSE_REVOKED: license revoked' })).statusCode).toBe(200);
+      clock.advance(60_000);
+      // A repeated report keeps the time it was first made.
+      expect((await heartbeat(a, { terminalReason: 'LICENSE_REVOKED: license revoked' })).statusCode).toBe(200);
+      expect(await view()).toMatchObject({
+        status: 'active',
+        reportedTerminalReason: 'LICENSE_REVOKED: license revoked',
+        reportedTerminalAt: since,
+      });
+      // The portal sees it too, for its own agent.
+      const portal = await inject({
+        method: 'GET',
+        url: `/v1/portal/agents/${a.agentId}`,
+        headers: await staff.customer(a.customerId),
+      });
+      expect(portal.json()).toMatchObject({ reportedTerminalReason: 'LICENSE_REVOKED: license revoked' });
+      expect((await heartbeat(a)).statusCode).toBe(200);
+      expect(await view()).toMatchObject({ reportedTerminalReason: null, reportedTerminalAt: null });
+    });
+
     it.each([
       ['no credential', {}],
       ['an unknown agent credential', { authorization: `Bearer agc_${'x'.repeat(43)}` }],

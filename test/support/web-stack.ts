@@ -113,3 +113,19 @@ export async function textOf(locator: Locator): Promise<string> {
   await locator.first().waitFor({ state: 'attached' });
   return (await locator.first().textContent()) ?? '';
 }
+
+/** JSON calls to the API from inside `page`, with its session cookie, as the UI makes them. */
+export function pageApi(page: Page) {
+  return (method: string, url: string, body: unknown) =>
+    page.evaluate(
+      async ([m, u, b]) => {
+        const r = await fetch(u, {
+          method: m,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(b),
+        });
+        return (await r.json()) as Record<string, unknown>;
+      },
+      [method, url, body] as const,
+    );
+}

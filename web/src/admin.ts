@@ -1,6 +1,7 @@
 import './style.css';
 import { auditView } from './admin/audit';
 import { overviewView } from './admin/overview';
+import { agentView } from './admin/agent';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
 import { policiesView, policyView } from './admin/policies';
@@ -35,7 +36,7 @@ startShell(document.getElementById('app')!, {
     policies: (ctx: RouteContext) => (ctx.params[0] ? policyView(ctx) : policiesView(ctx)),
     customers: (ctx: RouteContext) => (ctx.params[0] ? customerView(ctx) : customersView(ctx)),
     tokens: (ctx: RouteContext) => tokensView(ctx, 'admin'),
-    agents: (ctx: RouteContext) => agentsView(ctx, 'admin'),
+    agents: (ctx: RouteContext) => (ctx.params[0] ? agentView(ctx) : agentsView(ctx, 'admin')),
     tasks: (ctx: RouteContext) => tasksView(ctx, 'admin'),
     audit: auditView,
     'service-accounts': serviceAccountsView,

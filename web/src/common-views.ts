@@ -21,6 +21,7 @@ import {
   textarea,
   time,
 } from './ui';
+import { jsonCell } from './fields';
 
 /**
  * Views both surfaces have (agents, tasks, activation tokens); the API scopes them: an admin sees
@@ -65,7 +66,12 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
     {
       label: 'Agent',
       cell: (a: Agent) =>
-        h('span', {}, code(a.id), a.hostnameHint ? h('small', { class: 'block' }, a.hostnameHint) : ''),
+        h(
+          'span',
+          {},
+          scope === 'admin' ? h('a', { href: `#/agents/${a.id}` }, code(a.id)) : code(a.id),
+          a.hostnameHint ? h('small', { class: 'block' }, a.hostnameHint) : '',
+        ),
     },
     {
       label: 'License',
@@ -74,7 +80,19 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
     {
       label: 'Status',
       cell: (a: Agent) =>
-        h('span', {}, badge(a.status), a.statusReason ? h('small', { class: 'block' }, a.statusReason) : ''),
+        h(
+          'span',
+          {},
+          badge(a.status),
+          a.statusReason ? h('small', { class: 'block' }, a.statusReason) : '',
+          a.reportedTerminalReason
+            ? h(
+                'small',
+                { class: 'block', 'data-testid': 'reported' },
+                `agent reports terminal: ${a.reportedTerminalReason}`,
+              )
+            : '',
+        ),
     },
     { label: 'License state', cell: (a: Agent) => badge(a.licenseState) },
     {
@@ -123,6 +141,13 @@ export async function agentsView(ctx: RouteContext, scope: Scope): Promise<Node>
   return page('Agents', filters, list, error);
 }
 
+/** The agents a task can be queued for, as `host · id · status` choices. */
+function agentOptions(agents: Agent[]): Array<[string, string]> {
+  return agents
+    .filter((a) => a.status !== 'deregistered')
+    .map((a): [string, string] => [a.id, `${a.hostnameHint ?? 'no host name'} · ${a.id} · ${a.status}`]);
+}
+
 export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> {
   const state = ctx.query.get('state') ?? '';
   const agentId = ctx.query.get('agentId') ?? '';
@@ -130,22 +155,23 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
   const error = errorLine();
   const list = h('div');
   const rows: Task[] = [];
+  const { items: agents } = await api<Page<Agent>>('GET', withQuery(`/v1/${scope}/agents`, { limit: 200 }));
+  const hosts = new Map(agents.map((a) => [a.id, a.hostnameHint]));
   const columns = [
-    { label: 'Task', cell: (t: Task) => code(t.id) },
-    { label: 'Agent', cell: (t: Task) => code(t.agentId) },
     {
-      label: 'Kind',
+      label: 'Task',
       cell: (t: Task) =>
-        h(
-          'span',
-          {},
-          t.kind,
-          ' ',
-          h('code', { class: 'clip block', title: JSON.stringify(t.payload) }, JSON.stringify(t.payload)),
-        ),
+        h('span', {}, h('strong', {}, t.kind), h('small', { class: 'block' }, code(t.id)), jsonCell(t.payload)),
     },
-    { label: 'State', cell: (t: Task) => badge(t.state) },
-    { label: 'Attempts', cell: (t: Task) => `${t.attempts}/${t.maxAttempts}` },
+    {
+      label: 'Agent',
+      cell: (t: Task) => h('span', {}, hosts.get(t.agentId) ?? '', h('small', { class: 'block' }, code(t.agentId))),
+    },
+    {
+      label: 'State',
+      cell: (t: Task) =>
+        h('span', {}, badge(t.state), h('small', { class: 'block' }, `attempt ${t.attempts} of ${t.maxAttempts}`)),
+    },
     {
       label: 'Outcome',
       cell: (t: Task) =>
@@ -153,9 +179,18 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
           ? h('span', { class: 'error-text' }, t.error)
           : t.result === null || t.result === undefined
             ? '—'
-            : h('code', { class: 'clip' }, JSON.stringify(t.result)),
+            : jsonCell(t.result),
     },
-    { label: 'Created', cell: (t: Task) => `${time(t.createdAt)} by ${t.createdBy.kind}` },
+    {
+      label: 'Created',
+      cell: (t: Task) =>
+        h(
+          'span',
+          {},
+          h('span', { class: 'nowrap' }, time(t.createdAt)),
+          h('small', { class: 'block' }, `by ${t.createdBy.kind}`),
+        ),
+    },
     {
       label: '',
       cell: (t: Task) =>
@@ -176,12 +211,15 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
     const res = await api<Page<Task>>('GET', withQuery(base, { state, agentId, before, limit: 50 }));
     rows.push(...res.items);
     const next = res.nextCursor;
+    const shown = table(columns, rows, 'No tasks match. Queue one below.', 'Tasks');
+    shown.querySelector('table')?.classList.add('wrapping');
     list.replaceChildren(
-      table(columns, rows, 'No tasks match.', 'Tasks'),
+      shown,
       next ? actionButton('Show more', error, () => loadPage(next), { class: 'secondary' }) : '',
     );
   }
   await loadPage();
+  const choices = agentOptions(agents);
   const filters = form(
     {
       submit: 'Filter',
@@ -190,41 +228,43 @@ export async function tasksView(ctx: RouteContext, scope: Scope): Promise<Node> 
       action: async (v) => ctx.go(withQuery('#/tasks', { state: v.state, agentId: v.agentId })),
     },
     select('State', 'state', [['', 'Any state'], ...TASK_STATES.map((s): [string, string] => [s, s])], state),
-    input('Agent id', { name: 'agentId', value: agentId, placeholder: 'agt_…' }),
+    select('Agent', 'agentId', [['', 'Any agent'], ...choices], agentId),
   );
-  const create = form(
-    {
-      submit: 'Queue task',
-      label: 'New task',
-      action: async (v) => {
-        let payload: unknown;
-        try {
-          payload = v.payload?.trim() ? JSON.parse(v.payload) : {};
-        } catch {
-          throw new Error('The payload is not valid JSON.');
-        }
-        await api('POST', base, {
-          agentId: v.agentId,
-          kind: v.kind,
-          payload,
-          ...(v.maxAttempts ? { maxAttempts: Number(v.maxAttempts) } : {}),
-        });
-        ctx.refresh();
-      },
-    },
-    h(
-      'div',
-      { class: 'grid' },
-      input('Agent id', { name: 'agentId', required: true, value: agentId, placeholder: 'agt_…' }),
-      select(
-        'Kind',
-        'kind',
-        TASK_KINDS.map((k): [string, string] => [k, k]),
-      ),
-      input('Max attempts', { name: 'maxAttempts', type: 'number', min: 1, max: 20, placeholder: 'default' }),
-    ),
-    textarea('Payload (JSON)', 'payload', { placeholder: '{"message": "hello"}' }),
-  );
+  const create = choices.length
+    ? form(
+        {
+          submit: 'Queue task',
+          label: 'New task',
+          action: async (v) => {
+            let payload: unknown;
+            try {
+              payload = v.payload?.trim() ? JSON.parse(v.payload) : {};
+            } catch {
+              throw new Error('The payload is not valid JSON.');
+            }
+            await api('POST', base, {
+              agentId: v.agentId,
+              kind: v.kind,
+              payload,
+              ...(v.maxAttempts ? { maxAttempts: Number(v.maxAttempts) } : {}),
+            });
+            ctx.refresh();
+          },
+        },
+        h(
+          'div',
+          { class: 'grid' },
+          select('Agent', 'agentId', choices, agentId),
+          select(
+            'Kind',
+            'kind',
+            TASK_KINDS.map((k): [string, string] => [k, k]),
+          ),
+          input('Max attempts', { name: 'maxAttempts', type: 'number', min: 1, max: 20, placeholder: 'default' }),
+        ),
+        textarea('Payload (JSON)', 'payload', { placeholder: '{"message": "hello"}' }),
+      )
+    : h('p', { class: 'hint' }, 'No agent can take tasks yet: activate one with an activation token first.');
   return page(
     'Tasks',
     filters,

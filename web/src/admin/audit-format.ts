@@ -1,5 +1,6 @@
-import { h, type Child } from '../dom';
+import { h } from '../dom';
 import type { AuditEvent, Names } from '../types';
+import { dataCell } from '../fields';
 import { code, time } from '../ui';
 
 /**
@@ -40,36 +41,6 @@ export function subjectCell(subject: { kind: string; id: string }, names: Names)
 export function actionText(action: string): string {
   const [resource = '', verb = ''] = action.split('.');
   return `${resource.replace(/_/g, ' ')} · ${verb.replace(/_/g, ' ')}`;
-}
-
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
-
-function value(v: unknown): Child {
-  if (v === null || v === undefined) return '—';
-  if (typeof v === 'string') return ISO.test(v) ? time(v) : v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v) && v.every((x) => typeof x !== 'object' || x === null)) return v.join(', ') || '—';
-  return code(JSON.stringify(v));
-}
-
-/** `changedComponents` → "changed components". */
-export function label(key: string): string {
-  return key
-    .replace(/([a-z])([A-Z])/g, '$1 $2')
-    .replace(/_/g, ' ')
-    .toLowerCase();
-}
-
-/** Data as labelled fields, and the exact JSON behind them in a disclosure. */
-export function dataCell(data: Record<string, unknown>): Child {
-  const entries = Object.entries(data);
-  if (entries.length === 0) return '—';
-  return h(
-    'div',
-    { class: 'data' },
-    h('dl', { class: 'kv' }, ...entries.flatMap(([k, v]) => [h('dt', {}, label(k)), h('dd', {}, value(v))])),
-    h('details', {}, h('summary', {}, 'JSON'), h('pre', { class: 'doc' }, JSON.stringify(data, null, 2))),
-  );
 }
 
 export function whenCell(iso: string): HTMLElement {

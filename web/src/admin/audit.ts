@@ -3,56 +3,84 @@ import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import { page } from '../shell';
-import type { AuditEvent, AuditVerify, Page } from '../types';
+import type { AuditEvent, AuditPage, AuditVerify, Names } from '../types';
 import { ACTOR_KINDS } from '../types';
-import { actionButton, code, errorLine, form, input, isoFromLocal, section, select, table, time } from '../ui';
+import { actionButton, errorLine, form, input, isoFromLocal, section, select, table, time } from '../ui';
+import { auditColumns } from './audit-format';
 
-const FILTERS = ['actorKind', 'actorId', 'action', 'subjectKind', 'subjectId', 'since', 'until'] as const;
+const FILTERS = ['actorKind', 'actorId', 'action', 'subjectKind', 'subjectId', 'licenseId', 'since', 'until'] as const;
+type Filters = Record<(typeof FILTERS)[number], string>;
 
-function dataText(data: Record<string, unknown>): string {
-  const s = JSON.stringify(data);
-  return s === '{}' ? '' : s;
+const FILTER_LABELS: Filters = {
+  actorKind: 'actor kind',
+  actorId: 'actor',
+  action: 'action',
+  subjectKind: 'subject kind',
+  subjectId: 'subject',
+  licenseId: 'about license',
+  since: 'since',
+  until: 'until',
+};
+
+/** The filters as the API takes them (local date inputs as ISO 8601). */
+function apiFilters(q: Filters): Record<string, string | undefined> {
+  return { ...q, since: isoFromLocal(q.since), until: isoFromLocal(q.until) };
 }
 
-const SUBJECT_PAGES: Record<string, string> = { license: '#/licenses/', customer: '#/customers/' };
-
-function subjectLink(subject: { kind: string; id: string }): HTMLElement {
-  const page = SUBJECT_PAGES[subject.kind];
-  return page ? h('a', { href: page + subject.id }, code(subject.id)) : code(subject.id);
+/** One removable chip per filter in force; each links to the same view without it. */
+function filterChips(q: Filters): HTMLElement | string {
+  const active = FILTERS.filter((k) => q[k]);
+  if (active.length === 0) return '';
+  return h(
+    'ul',
+    { class: 'chips', 'aria-label': 'Filters in force' },
+    ...active.map((k) =>
+      h(
+        'li',
+        {},
+        h(
+          'a',
+          {
+            class: 'chip',
+            href: withQuery('#/audit', { ...q, [k]: '' }),
+            'aria-label': `Remove filter ${FILTER_LABELS[k]}: ${q[k]}`,
+          },
+          `${FILTER_LABELS[k]}: ${q[k]} ✕`,
+        ),
+      ),
+    ),
+    active.length > 1 ? h('li', {}, h('a', { href: '#/audit' }, 'Clear all')) : '',
+  );
 }
 
-/** #/audit: filters, cursor paging (newest first) and a full chain verification. */
+function exportLinks(q: Filters): HTMLElement {
+  const href = (format: string) => withQuery('/v1/admin/audit/export', { ...apiFilters(q), format });
+  return h(
+    'p',
+    { class: 'export' },
+    'Download what these filters match, oldest first: ',
+    h('a', { href: href('csv'), download: '' }, 'CSV'),
+    ' · ',
+    h('a', { href: href('jsonl'), download: '' }, 'JSON lines'),
+    h('small', { class: 'block hint' }, 'JSON lines are the event lines of agentina audit export.'),
+  );
+}
+
+/** #/audit: filters as chips, cursor paging (newest first), downloads and a full chain verification. */
 export async function auditView(ctx: RouteContext): Promise<Node> {
-  const q = Object.fromEntries(FILTERS.map((k) => [k, ctx.query.get(k) ?? ''])) as Record<
-    (typeof FILTERS)[number],
-    string
-  >;
+  const q = Object.fromEntries(FILTERS.map((k) => [k, ctx.query.get(k) ?? ''])) as Filters;
   const error = errorLine();
   const list = h('div');
   const rows: AuditEvent[] = [];
-  const columns = [
-    { label: '#', cell: (e: AuditEvent) => String(e.seq) },
-    { label: 'Time', cell: (e: AuditEvent) => time(e.time) },
-    { label: 'Actor', cell: (e: AuditEvent) => h('span', {}, e.actor.kind, ' ', code(e.actor.id)) },
-    { label: 'Action', cell: (e: AuditEvent) => code(e.action) },
-    { label: 'Subject', cell: (e: AuditEvent) => h('span', {}, e.subject.kind, ' ', subjectLink(e.subject)) },
-    { label: 'Data', cell: (e: AuditEvent) => h('code', { class: 'clip', title: dataText(e.data) }, dataText(e.data)) },
-  ];
+  const names: Names = {};
+  const columns = auditColumns(names);
   async function loadPage(cursor?: string): Promise<void> {
-    const res = await api<Page<AuditEvent>>(
-      'GET',
-      withQuery('/v1/admin/audit', {
-        ...q,
-        since: isoFromLocal(q.since),
-        until: isoFromLocal(q.until),
-        cursor,
-        limit: 50,
-      }),
-    );
+    const res = await api<AuditPage>('GET', withQuery('/v1/admin/audit', { ...apiFilters(q), cursor, limit: 50 }));
+    Object.assign(names, res.names);
     rows.push(...res.items);
     const next = res.nextCursor;
     list.replaceChildren(
-      table(columns, rows, 'No audit events match.', 'Audit events'),
+      table(columns, rows, 'No audit events match these filters.', 'Audit events'),
       next ? actionButton('Older events', error, () => loadPage(next), { class: 'secondary' }) : '',
     );
   }
@@ -70,11 +98,12 @@ export async function auditView(ctx: RouteContext): Promise<Node> {
     select('Action', 'action', [['', 'Any'], ...AUDIT_ACTIONS.map((a): [string, string] => [a, a])], q.action),
     input('Subject kind', { name: 'subjectKind', value: q.subjectKind, maxlength: 50, placeholder: 'license' }),
     input('Subject id', { name: 'subjectId', value: q.subjectId, maxlength: 200 }),
+    input('About license', { name: 'licenseId', value: q.licenseId, maxlength: 100, placeholder: 'lic_…' }),
     input('Since', { name: 'since', type: 'datetime-local', value: q.since }),
     input('Until', { name: 'until', type: 'datetime-local', value: q.until }),
   );
 
-  return page('Audit log', verifySection(), filters, list, error);
+  return page('Audit log', verifySection(), filters, filterChips(q), exportLinks(q), list, error);
 }
 
 function verifySection(): HTMLElement {

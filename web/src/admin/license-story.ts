@@ -2,7 +2,8 @@ import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { Agent, AuditEvent, AuditPage, Names } from '../types';
 import { actionButton, badge, code, errorLine, section, showError, table, time } from '../ui';
-import { actionText, dataCell, subjectCell, who, whenCell } from './audit-format';
+import { dataCell } from '../fields';
+import { actionText, subjectCell, who, whenCell } from './audit-format';
 
 /**
  * A license's story on its page: every audit row about it, its agents and its activation tokens,
