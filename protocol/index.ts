@@ -32,3 +32,4 @@ export {
 export type { KeyPurpose, PublicKeySetFile, SecretPurpose, SecretKey, AnyKeyPurpose } from './keyring';
 export * from './audit-verify';
 export * from './enums';
+export * from './entitlements';

@@ -67,7 +67,11 @@ export const createLicenseBody = z
       .describe('Optional client-chosen id: repeating the request with it cannot create a second license.'),
     customerId,
     plan: safeString(100).trim().min(1),
-    features: featuresInputSchema.default({}),
+    features: featuresInputSchema
+      .optional()
+      .describe(
+        'Omitted: every task kind is granted (tasks.echo, tasks.sleep, tasks.http_get written as true). Given: exactly these, every task kind not named written as false.',
+      ),
     maxAgents: z.number().int().min(1).max(100000),
     trial: z.strictObject({ days: z.number().int().min(1).max(365).optional(), endsAt: isoTime.optional() }).optional(),
     term: z
