@@ -132,6 +132,7 @@ export function createAgent(deps: AgentDeps) {
   runner = createTaskRunner({
     client,
     gate,
+    entitles: (kind) => license.entitles(kind),
     tasks,
     handlers: deps.handlers ?? createTaskHandlers(),
     journal,

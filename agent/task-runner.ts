@@ -1,5 +1,5 @@
 import type { Agent } from 'node:https';
-import { redactDeep, type AgentTask, type Clock, type TaskResultRequest } from '../protocol';
+import { redactDeep, type AgentTask, type Clock, type EntitlementVerdict, type TaskResultRequest } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
 import type { Gate } from './enforcement';
 import type { ControlPlaneClient } from './http-client';
@@ -18,6 +18,8 @@ import type { TaskStore } from './task-store';
 export function createTaskRunner(input: {
   client: ControlPlaneClient;
   gate: Gate;
+  /** The license check's verdict on a task kind, from the signed, bound document held. */
+  entitles: (kind: string) => EntitlementVerdict;
   tasks: TaskStore;
   handlers: ReadonlyMap<string, TaskHandler>;
   journal: Journal;
@@ -171,6 +173,15 @@ export function createTaskRunner(input: {
         finish(task, { outcome: 'rejected', error: `the agent refused the task: ${atAcceptance.terminal.code}` });
         await flushOutbox();
         break;
+      }
+      // The license decides what may run, whatever the control plane (or whoever answers as it) offers.
+      // (A kind no license can grant goes on to runTask, which rejects it as unknown.)
+      const entitled = input.entitles(task.kind);
+      if (!entitled.ok && entitled.code === 'NOT_ENTITLED') {
+        journal.append('task.not_entitled', { taskId: task.id, kind: task.kind, feature: entitled.feature }, true);
+        finish(task, { outcome: 'rejected', error: `the agent refused the task: ${entitled.message}` });
+        await flushOutbox();
+        continue;
       }
       await runTask(task);
       await flushOutbox();

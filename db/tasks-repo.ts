@@ -121,11 +121,14 @@ export type AgentForLease = {
   trial_ends_at: Date | null;
   grace_days: number;
   trial_end_state: 'expired' | 'grace';
+  /** The license's features: its entitlements. */
+  features: Record<string, boolean | number | string>;
 };
 
 export async function lockAgentForLease(tx: Tx, agentId: string): Promise<AgentForLease | null> {
   const { rows } = await tx.query<AgentForLease>(
-    `SELECT a.status, a.license_id, l.state AS license_state, l.expires_at, l.trial_ends_at, l.grace_days, l.trial_end_state
+    `SELECT a.status, a.license_id, l.state AS license_state, l.expires_at, l.trial_ends_at, l.grace_days, l.trial_end_state,
+            l.features
        FROM agents a JOIN licenses l ON l.id = a.license_id
       WHERE a.id = $1 FOR SHARE OF a, l`,
     [agentId],
@@ -152,11 +155,18 @@ export async function failExhaustedLeases(tx: Tx, agentId: string, now: Date): P
  * Leases the agent's oldest offerable task: queued, or leased with an expired lease (its agent
  * crashed). SKIP LOCKED lets concurrent callers each take a different task, never the same one.
  */
-export async function leaseNextTask(tx: Tx, agentId: string, now: Date, leaseMs: number): Promise<TaskRow | null> {
+export async function leaseNextTask(
+  tx: Tx,
+  agentId: string,
+  now: Date,
+  leaseMs: number,
+  kinds: readonly string[],
+): Promise<TaskRow | null> {
   const { rows } = await tx.query<TaskRow>(
     `WITH next AS (
        SELECT id FROM tasks
         WHERE agent_id = $1 AND (state = 'queued' OR (state = 'leased' AND lease_expires_at <= $2 AND attempts < max_attempts))
+          AND kind = ANY($4::text[])
         ORDER BY created_at, id
         LIMIT 1 FOR UPDATE SKIP LOCKED)
      UPDATE tasks t SET state = 'leased', attempts = t.attempts + 1, leased_at = $2,
@@ -165,9 +175,65 @@ export async function leaseNextTask(tx: Tx, agentId: string, now: Date, leaseMs:
      RETURNING ${COLUMNS.split(',')
        .map((c) => `t.${c.trim()}`)
        .join(', ')}`,
-    [agentId, now, leaseMs],
+    [agentId, now, leaseMs, kinds],
   );
   return rows[0] ?? null;
+}
+
+/**
+ * Rejects the agent's offerable tasks whose kind its license no longer grants (queued while it
+ * did): they would otherwise wait forever.
+ */
+export async function rejectUnentitledTasks(
+  tx: Tx,
+  agentId: string,
+  now: Date,
+  kinds: readonly string[],
+): Promise<TaskRow[]> {
+  const { rows } = await tx.query<TaskRow>(
+    `UPDATE tasks SET state = 'rejected', lease_expires_at = NULL, completed_at = $2, updated_at = $2,
+            error = 'the license does not grant this task kind'
+      WHERE agent_id = $1 AND NOT (kind = ANY($3::text[]))
+        AND (state = 'queued' OR (state = 'leased' AND lease_expires_at <= $2))
+      RETURNING ${COLUMNS}`,
+    [agentId, now, kinds],
+  );
+  return rows;
+}
+
+/** Serializes the cap checks of one license's tasks (per-day queueing, concurrent leases) until commit. */
+export async function lockLicenseTaskQuota(tx: Tx, licenseId: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('agentina.task-quota/' || $1, 0))`, [licenseId]);
+}
+
+/** Tasks queued for the license since `since`. */
+export async function countTasksQueuedSince(tx: Tx, licenseId: string, since: Date): Promise<number> {
+  const { rows } = await tx.query<{ n: string }>(
+    `SELECT count(*) AS n FROM tasks WHERE license_id = $1 AND created_at > $2`,
+    [licenseId, since],
+  );
+  return Number(rows[0]!.n);
+}
+
+/** The license's tasks leased now (a lease that ran out no longer counts: its agent is gone). */
+export async function countLeasedTasks(tx: Tx, licenseId: string, now: Date): Promise<number> {
+  const { rows } = await tx.query<{ n: string }>(
+    `SELECT count(*) AS n FROM tasks WHERE license_id = $1 AND state = 'leased' AND lease_expires_at > $2`,
+    [licenseId, now],
+  );
+  return Number(rows[0]!.n);
+}
+
+/** The license's features, for the entitlement check when a task is queued. */
+export async function getLicenseFeatures(
+  tx: Tx,
+  licenseId: string,
+): Promise<Record<string, boolean | number | string> | null> {
+  const { rows } = await tx.query<{ features: Record<string, boolean | number | string> }>(
+    `SELECT features FROM licenses WHERE id = $1`,
+    [licenseId],
+  );
+  return rows[0]?.features ?? null;
 }
 
 /** Keeps a live agent's leases from running out while it reports tasks in flight. */

@@ -36,3 +36,4 @@ export * from './enums';
 export * from './webhooks';
 export { WEBHOOK_EVENTS, isWebhookEvent } from './audit-actions';
 export type { WebhookEvent } from './audit-actions';
+export * from './entitlements';

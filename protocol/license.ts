@@ -11,13 +11,14 @@ import { verifySignature } from './signer';
  */
 export const featureValue = z.union([z.boolean(), z.number().finite(), z.string().max(200)]);
 const FEATURE_NAME = /^[a-z][a-z0-9_.-]{0,63}$/;
+export const MAX_FEATURES = 100;
 export const featuresSchema = z
   .record(z.string().regex(FEATURE_NAME), featureValue)
-  .refine((f) => Object.keys(f).length <= 100, 'at most 100 features');
+  .refine((f) => Object.keys(f).length <= MAX_FEATURES, `at most ${MAX_FEATURES} features`);
 /** Features as a request gives them: the same shape, every string by safeString. */
 export const featuresInputSchema = z
   .record(safeString(64).regex(FEATURE_NAME), z.union([z.boolean(), z.number().finite(), safeString(200)]))
-  .refine((f) => Object.keys(f).length <= 100, 'at most 100 features');
+  .refine((f) => Object.keys(f).length <= MAX_FEATURES, `at most ${MAX_FEATURES} features`);
 
 export const licenseDocumentSchema = z.strictObject({
   kind: z.literal('agentina.license/v1'),

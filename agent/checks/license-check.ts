@@ -1,5 +1,10 @@
 import {
+  agentFeatures,
+  featureLimit,
   fingerprintCommitment,
+  MAX_CONCURRENT_FEATURE,
+  taskEntitlement,
+  type EntitlementVerdict,
   verifySignedLicense,
   type FingerprintHashes,
   type KeySet,
@@ -32,7 +37,12 @@ export function createLicenseCheck(input: {
     return null;
   }
 
-  const check: Check & { replace(next: SignedLicense): boolean; current(): unknown; version(): number | null } = {
+  const check: Check & {
+    replace(next: SignedLicense): boolean;
+    current(): unknown;
+    version(): number | null;
+    entitles(kind: string): EntitlementVerdict;
+  } = {
     name: 'license',
     async evaluate(now) {
       if (license === null || license === undefined) return fail('LICENSE_MISSING', 'no license document is installed');
@@ -58,6 +68,30 @@ export function createLicenseCheck(input: {
       return true;
     },
     current: () => license,
+    /**
+     * Whether the document held grants a task of this kind, read from its verified, bound bytes
+     * (a document issued before entitlements: see agentFeatures). `tasks.max_concurrent: 0`
+     * grants none; the agent runs one at a time, inside any larger cap.
+     */
+    entitles(kind) {
+      const v = verifySignedLicense(license, input.keys);
+      if (!v.ok || bindingProblem(v.document))
+        return {
+          ok: false,
+          code: 'NOT_ENTITLED',
+          feature: 'license',
+          message: 'no authentic license document is held',
+        };
+      const features = agentFeatures(v.document.features);
+      if (featureLimit(features, MAX_CONCURRENT_FEATURE) === 0)
+        return {
+          ok: false,
+          code: 'NOT_ENTITLED',
+          feature: MAX_CONCURRENT_FEATURE,
+          message: `the license grants ${MAX_CONCURRENT_FEATURE} = 0: no task may run`,
+        };
+      return taskEntitlement(features, kind);
+    },
     /** The version of the authentic document held, or null. */
     version() {
       const v = verifySignedLicense(license, input.keys);

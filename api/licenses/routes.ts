@@ -82,7 +82,11 @@ export const createLicenseBody = z
         "Copy the policy's current terms (recorded on the license with the version); fields given here override them.",
       ),
     plan: safeString(100).trim().min(1).optional().describe('Required unless a policy gives it.'),
-    features: featuresInputSchema.optional().describe('Default {} (or the policy’s).'),
+    features: featuresInputSchema
+      .optional()
+      .describe(
+        'Omitted: the policy’s features, or with no policy every task kind granted (tasks.echo, tasks.sleep, tasks.http_get written as true). Given: exactly these, every task kind not named written as false.',
+      ),
     maxAgents: z.number().int().min(1).max(100000).optional().describe('Required unless a policy gives it.'),
     trial: z.strictObject({ days: z.number().int().min(1).max(365).optional(), endsAt: isoTime.optional() }).optional(),
     term: z

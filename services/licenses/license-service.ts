@@ -26,6 +26,11 @@ import { withTransaction, type Queryable } from '../../db/pool';
 import {
   DAY_MS,
   effectiveGraceDays,
+  entitledKinds,
+  explicitTaskFeatures,
+  featureProblems,
+  MAX_FEATURES,
+  type FeatureValue,
   graceEndMs,
   newId,
   scrubFreeText,
@@ -103,7 +108,8 @@ export type CreateLicenseInput = {
   id?: string | undefined;
   customerId: string;
   plan: string;
-  features: Record<string, boolean | number | string>;
+  /** Absent: the default task grant; present: exactly these (see protocol/entitlements.ts). */
+  features?: Record<string, boolean | number | string> | undefined;
   maxAgents: number;
   graceDays: number;
   trialEndState: TrialEndState;
@@ -249,6 +255,24 @@ export function licenseDocumentFor(
 }
 
 type Cursor = { createdAt: Date; id: string };
+/**
+ * The features a license is stored and signed with (protocol/entitlements.ts): the default task
+ * grant when none are given, else exactly those with unnamed task kinds refused. A documented
+ * feature of the wrong type, or more than a document holds, is a 400.
+ */
+export function licenseFeatures(given: Record<string, FeatureValue> | undefined): Record<string, FeatureValue> {
+  const features = explicitTaskFeatures(given);
+  const problems = featureProblems(features).map(([name, message]) => ({ path: `features.${name}`, message }));
+  if (problems.length > 0)
+    throw new AppError('VALIDATION_FAILED', 'A documented feature has a value it cannot take.', problems);
+  if (Object.keys(features).length > MAX_FEATURES)
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `A license holds at most ${MAX_FEATURES} features, counting the task kinds written as false.`,
+    );
+  return features;
+}
+
 export function encodeCursor(r: Pick<LicenseRow, 'created_at' | 'id'>): string {
   return Buffer.from(JSON.stringify([r.created_at.toISOString(), r.id])).toString('base64url');
 }
@@ -408,6 +432,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       input: CreateLicenseInput,
     ): Promise<{ license: LicenseView; created: boolean; workflow: { id: string; url: string } }> {
       const now = clock.now();
+      const features = licenseFeatures(input.features);
       const notBefore = input.notBefore ? new Date(input.notBefore) : now;
       const endOf = (days: number | undefined, at: string | undefined, what: string): Date => {
         if ((days === undefined) === (at === undefined))
@@ -439,7 +464,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
           id,
           customerId: input.customerId,
           plan: input.plan,
-          features: input.features,
+          features,
           maxAgents: input.maxAgents,
           state: scheduledState(terms, now.getTime()),
           notBefore,
@@ -472,6 +497,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
               graceDays: input.graceDays,
               trialEndState: input.trialEndState,
               ...(input.policy ? { policyId: input.policy.id, policyVersion: input.policy.version } : {}),
+              taskKinds: entitledKinds(features),
             },
             idempotencyKey: `${licenseWorkflowId(id)}#0`,
           },

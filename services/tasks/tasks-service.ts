@@ -5,7 +5,12 @@ import { withTransaction, type Tx } from '../../db/pool';
 import {
   cancelTask,
   completeTask,
+  countLeasedTasks,
+  countTasksQueuedSince,
   failExhaustedLeases,
+  getLicenseFeatures,
+  lockLicenseTaskQuota,
+  rejectUnentitledTasks,
   lockAgentForLease,
   getTask,
   insertTask,
@@ -18,7 +23,21 @@ import {
   type TaskState,
 } from '../../db/tasks-repo';
 import { licenseStandingAt } from '../licenses/license-standing';
-import { newId, redactDeep, redactString, type AgentTask, type Clock, type TaskResultRequest } from '../../protocol';
+import {
+  entitledKinds,
+  featureLimit,
+  MAX_CONCURRENT_FEATURE,
+  newId,
+  PER_DAY_FEATURE,
+  PER_DAY_WINDOW_MS,
+  redactDeep,
+  redactString,
+  taskEntitlement,
+  type AgentTask,
+  type Clock,
+  type Features,
+  type TaskResultRequest,
+} from '../../protocol';
 import { actorOf, type Principal } from '../principal';
 import { AppError } from '../errors';
 import type { TaskWaker } from './task-waker';
@@ -85,11 +104,37 @@ const OUTCOME_ACTION = {
 } as const;
 
 /**
+ * Refuses a task the license does not entitle: its kind's feature not granted (403 naming it), or
+ * the per-day cap reached (403 naming it and the count). The cap is checked under the license's
+ * quota lock, so two requests at once cannot both take the last slot.
+ */
+async function checkEntitlement(tx: Tx, licenseId: string, features: Features, kind: string, now: Date) {
+  const verdict = taskEntitlement(features, kind);
+  if (!verdict.ok)
+    throw new AppError(
+      'FORBIDDEN',
+      `The license does not grant ${verdict.feature ?? kind}: it may not run ${kind} tasks.`,
+      [{ path: 'entitlement', message: verdict.feature ?? kind }],
+    );
+  const perDay = featureLimit(features, PER_DAY_FEATURE);
+  if (perDay === null) return;
+  await lockLicenseTaskQuota(tx, licenseId);
+  const queued = await countTasksQueuedSince(tx, licenseId, new Date(now.getTime() - PER_DAY_WINDOW_MS));
+  if (queued >= perDay)
+    throw new AppError(
+      'FORBIDDEN',
+      `The license's ${PER_DAY_FEATURE} entitlement allows ${perDay} tasks in any 24 hours; ${queued} were queued.`,
+      [{ path: 'entitlement', message: PER_DAY_FEATURE }],
+    );
+}
+
+/**
  * Tasks: admins and customers queue them for an agent, the agent leases one at a time and
  * reports its outcome. Audit rows name the task, agent and kind, never the payload or result.
  */
 export function createTasksService(deps: TasksServiceDeps) {
-  async function auditFailedLeases(tx: Tx, rows: TaskRow[]) {
+  /** Audits tasks the lease path ended itself: lease exhausted, or a kind the license does not grant. */
+  async function auditLeaseFailures(tx: Tx, rows: TaskRow[], outcome: 'lease_exhausted' | 'not_entitled') {
     for (const t of rows) {
       await appendAudit(
         tx,
@@ -97,7 +142,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           actor: { kind: 'system', id: 'task-lease' },
           action: 'task.failed',
           subject: { kind: 'task', id: t.id },
-          data: { agentId: t.agent_id, kind: t.kind, outcome: 'lease_exhausted', attempts: t.attempts },
+          data: { agentId: t.agent_id, kind: t.kind, outcome, attempts: t.attempts },
         },
         deps.clock,
       );
@@ -122,8 +167,17 @@ export function createTasksService(deps: TasksServiceDeps) {
       const now = deps.clock.now();
       if (!['active', 'offline'].includes(row.status) || !licenseStandingAt(row.license_state, row, now).good)
         return null;
-      await auditFailedLeases(tx, await failExhaustedLeases(tx, agent.id, now));
-      return leaseNextTask(tx, agent.id, now, deps.leaseMs);
+      await auditLeaseFailures(tx, await failExhaustedLeases(tx, agent.id, now), 'lease_exhausted');
+      // Entitlements are read at every lease: a kind the license stopped granting is never
+      // leased, and what was queued for it is rejected rather than left waiting.
+      const kinds = entitledKinds(row.features);
+      await auditLeaseFailures(tx, await rejectUnentitledTasks(tx, agent.id, now, kinds), 'not_entitled');
+      const maxConcurrent = featureLimit(row.features, MAX_CONCURRENT_FEATURE);
+      if (maxConcurrent !== null) {
+        await lockLicenseTaskQuota(tx, row.license_id);
+        if ((await countLeasedTasks(tx, row.license_id, now)) >= maxConcurrent) return null;
+      }
+      return leaseNextTask(tx, agent.id, now, deps.leaseMs, kinds);
     });
   }
 
@@ -153,6 +207,14 @@ export function createTasksService(deps: TasksServiceDeps) {
           throw new AppError('NOT_FOUND', 'No such agent.');
         if (agent.status === 'deregistered')
           throw new AppError('CONFLICT', 'The agent is deregistered and takes no tasks.');
+        const now = deps.clock.now();
+        await checkEntitlement(
+          tx,
+          agent.license_id,
+          (await getLicenseFeatures(tx, agent.license_id)) ?? {},
+          input.kind,
+          now,
+        );
         const actor = actorOf(creator);
         const task = await insertTask(tx, {
           id,
@@ -164,7 +226,7 @@ export function createTasksService(deps: TasksServiceDeps) {
           max_attempts: input.maxAttempts ?? DEFAULT_TASK_MAX_ATTEMPTS,
           created_by_kind: actor.kind as 'admin' | 'customer' | 'system',
           created_by_id: actor.id,
-          at: deps.clock.now(),
+          at: now,
         });
         await notifyTaskQueued(tx, agent.id);
         await appendAudit(

@@ -63,7 +63,7 @@ export async function insertLicense(pool: Pool, customerId: string, f: LicenseFi
   const now = Date.now();
   await pool.query(
     `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, grace_days)
-     VALUES ($1, $2, 'pro', '{"seats":5,"gpu":true}', $3, $4, $5, $6, $7, 7)`,
+     VALUES ($1, $2, 'pro', '{"seats":5,"gpu":true,"tasks.echo":true,"tasks.sleep":true,"tasks.http_get":true}', $3, $4, $5, $6, $7, 7)`,
     [
       id,
       customerId,

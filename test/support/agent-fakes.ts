@@ -129,6 +129,8 @@ export async function startFakeControlPlane(input: {
   tlsMaxVersion?: 'TLSv1.2' | 'TLSv1.3';
   graceDays?: number;
   now?: () => Date;
+  /** The features signed into every license document it hands out (default: none, a pre-entitlements document). */
+  features?: Record<string, boolean | number | string>;
 }) {
   const now = input.now ?? (() => new Date());
   const licenseId = newId('lic');
@@ -186,7 +188,7 @@ export async function startFakeControlPlane(input: {
       licenseId,
       customerId,
       plan: 'test',
-      features: {},
+      features: input.features ?? {},
       maxAgents: 5,
       notBefore,
       expiresAt,

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { runtimeHashOf } from '../../services/releases/releases-service';
 import {
+  DEFAULT_TASK_FEATURES,
   fingerprintCommitment,
   newId,
   newSecret,
@@ -40,13 +41,14 @@ export async function createCustomer(pool: Pool): Promise<string> {
 export async function createLicense(
   pool: Pool,
   customerId: string,
-  opts: { state?: string; maxAgents?: number } = {},
+  opts: { state?: string; maxAgents?: number; features?: Record<string, boolean | number | string> } = {},
 ): Promise<string> {
   const id = newId('lic');
+  // By default what a license created without features holds: every task kind granted.
   await pool.query(
-    `INSERT INTO licenses (id, customer_id, plan, max_agents, state, not_before, expires_at)
-     VALUES ($1, $2, 'standard', $3, $4, now() - interval '1 day', now() + interval '30 days')`,
-    [id, customerId, opts.maxAgents ?? 5, opts.state ?? 'active'],
+    `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, not_before, expires_at)
+     VALUES ($1, $2, 'standard', $5, $3, $4, now() - interval '1 day', now() + interval '30 days')`,
+    [id, customerId, opts.maxAgents ?? 5, opts.state ?? 'active', opts.features ?? DEFAULT_TASK_FEATURES],
   );
   return id;
 }
@@ -171,4 +173,16 @@ export function signManifest(signer: Signer, version: string, files = RELEASE_FI
     createdAt: '2026-11-01T00:00:00.000Z',
   };
   return { manifest, signature: signer.sign(manifest) };
+}
+
+/** The audit rows about one subject, oldest first (read as the owner role). */
+export async function subjectAudit(
+  adminPool: Pool,
+  subjectId: string,
+): Promise<Array<{ action: string; actor_kind: string; actor_id: string; data: Record<string, unknown> }>> {
+  const { rows } = await adminPool.query(
+    'SELECT action, actor_kind, actor_id, data FROM agentina.audit_events WHERE subject_id = $1 ORDER BY seq',
+    [subjectId],
+  );
+  return rows;
 }

@@ -15,6 +15,7 @@ import type {
 import { LICENSE_STATES } from '../types';
 import type { LicenseAction } from '../../../protocol/views';
 import { effectiveGraceDays } from '../../../protocol/license-terms';
+import { DEFAULT_TASK_FEATURES } from '../../../protocol/entitlements';
 import { confirmByName } from '../ui';
 import { changeTermsForm } from './license-terms';
 
@@ -149,7 +150,8 @@ function createLicenseForm(ctx: RouteContext, names: Map<string, string>, custom
       input('Features', {
         name: 'features',
         placeholder: 'sso, seats=10',
-        hint: 'Comma-separated; name or name=value.',
+        value: Object.keys(DEFAULT_TASK_FEATURES).join(', '),
+        hint: 'Comma-separated; name or name=value. Task kinds not named here are refused (tasks.per_day=N, tasks.max_concurrent=N cap them).',
       }),
       input('Max agents', { name: 'maxAgents', type: 'number', required: true, value: '5', min: 1, max: 100000 }),
       select('Kind', 'kind', [
