@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { appUrlFor } from '../../config';
 import { createPool } from '../../db';
 import { getLicense, type LicenseRow } from '../../db/licenses-repo';
-import { loadPurposeKeySet, systemClock, verifySignature, type Actor } from '../../protocol';
+import { loadPurposeKeySet, verifySignature, type Actor } from '../../protocol';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { quarantinePhaseQuery, agentWorkflowId } from '../../workflows/agent-quarantine';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
@@ -15,18 +15,11 @@ import { withDatabase } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';
 import { activateBody, quarantineAgentByHand } from '../support/activation-fixtures';
 import { testServices } from '../support/app';
-import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
-import {
-  createTestCustomer,
-  createTestKeysDir,
-  eventually,
-  licenseAudit,
-  testLicenseService,
-} from '../support/license-helpers';
+import { createTestCustomer, eventually, licenseAudit } from '../support/license-helpers';
+import { startLicenseBed, type LicenseBed } from '../support/license-bed';
 import { startOwnTemporal, type OwnTemporal } from '../support/own-temporal';
 import { startTestServer } from '../support/server';
-import { connectTestTemporal, runTestWorker, type TestTemporal } from '../support/temporal';
 
 type Run = { code: number; stdout: string; stderr: string };
 
@@ -58,11 +51,7 @@ describe('agentina backup, restore and reconcile', () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'agentina-backup-'));
   const archive = path.join(tmp, 'backup.agb');
   const passFile = path.join(tmp, 'passphrase');
-  let old: TestDatabase;
-  let oldKeys: ReturnType<typeof createTestKeysDir>;
-  let oldTemporal: TestTemporal;
-  let stopOldWorker: (() => Promise<void>) | undefined;
-  let licenses: LicenseService;
+  let bed: LicenseBed;
   let fresh: OwnTemporal | undefined;
   let worker: ChildProcess | undefined;
   const newDbName = `agentina_t_restored_${process.pid}`;
@@ -86,15 +75,7 @@ describe('agentina backup, restore and reconcile', () => {
 
   beforeAll(async () => {
     writeFileSync(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
-    old = await createTestDatabase('bkold');
-    oldKeys = createTestKeysDir();
-    oldTemporal = await connectTestTemporal('bkold');
-    stopOldWorker = await runTestWorker(oldTemporal, { pool: old.pool, clock: systemClock, keysDir: oldKeys.dir });
-    licenses = testLicenseService({
-      pool: old.pool,
-      temporal: { client: oldTemporal.client, taskQueue: oldTemporal.taskQueue },
-      keysDir: oldKeys.dir,
-    });
+    bed = await startLicenseBed('bkold');
     await adminQuery(testEnv('AGENTINA_TEST_PG_ADMIN_URL'), `CREATE DATABASE ${newDbName}`);
   });
 
@@ -103,18 +84,15 @@ describe('agentina backup, restore and reconcile', () => {
       worker.kill('SIGTERM');
       await new Promise((r) => worker!.once('exit', r));
     }
-    await stopOldWorker?.();
     await fresh?.stop();
-    await oldTemporal?.close();
-    await old?.drop();
+    await bed?.close();
     await adminQuery(testEnv('AGENTINA_TEST_PG_ADMIN_URL'), `DROP DATABASE IF EXISTS ${newDbName} WITH (FORCE)`);
-    oldKeys?.remove();
     rmSync(tmp, { recursive: true, force: true });
   });
 
   const create = async (customerId: string, terms: Record<string, unknown>, graceDays = 7) =>
     (
-      await licenses.createLicense(admin, {
+      await bed.licenses.createLicense(admin, {
         customerId,
         plan: 'pro',
         features: { seats: 3 },
@@ -126,30 +104,34 @@ describe('agentina backup, restore and reconcile', () => {
     ).license.id;
 
   it('backs up a running stack into one encrypted archive (passphrase from stdin, never argv)', async () => {
-    const customerId = await createTestCustomer(old.pool);
+    const customerId = await createTestCustomer(bed.db.pool);
     ids.active = await create(customerId, { term: { days: 30 } });
     ids.trial = await create(customerId, { trial: { days: 10 } });
     ids.suspended = await create(customerId, { term: { days: 60 } });
-    await licenses.suspendLicense(ids.suspended, admin, 'unpaid invoice');
+    await bed.licenses.suspendLicense(ids.suspended, admin, 'unpaid invoice');
     ids.revoked = await create(customerId, { term: { days: 60 } });
-    await licenses.revokeLicense(ids.revoked, admin, 'contract ended');
+    await bed.licenses.revokeLicense(ids.revoked, admin, 'contract ended');
     ids.renewed = await create(customerId, { term: { days: 5 } });
-    await licenses.renewLicense(ids.renewed, admin, new Date(Date.now() + 400 * 86_400_000).toISOString());
+    await bed.licenses.renewLicense(ids.renewed, admin, new Date(Date.now() + 400 * 86_400_000).toISOString());
     // Expires after the restore: its timer must fire in the restored lifecycle, once.
     ids.expiring = await create(customerId, { term: { expiresAt: new Date(Date.now() + 45_000).toISOString() } }, 0);
 
-    const services = testServices({ pool: old.pool, keysDir: oldKeys.dir, auditCheckpointDir: oldCheckpoints });
+    const services = testServices({ pool: bed.db.pool, keysDir: bed.keys.dir, auditCheckpointDir: oldCheckpoints });
     const { token } = await services.activation.issueToken({ actor: admin, licenseId: ids.active });
     const activated = await services.activation.activate(activateBody(token), '127.0.0.1');
     credential = activated.credential;
     const { token: t2 } = await services.activation.issueToken({ actor: admin, licenseId: ids.active });
     quarantinedAgent = (await services.activation.activate(activateBody(t2), '127.0.0.1')).agentId;
-    await quarantineAgentByHand(old.pool, quarantinedAgent, 'integrity_mismatch');
+    await quarantineAgentByHand(bed.db.pool, quarantinedAgent, 'integrity_mismatch');
     expect(await services.checkpoints.signCheckpoint({ workflowId: 'backup-drill-checkpoint' })).toMatchObject({
       outcome: 'signed',
     });
 
-    const env = { DATABASE_URL: old.adminUrl, AGENTINA_KEYS_DIR: oldKeys.dir, AUDIT_CHECKPOINT_DIR: oldCheckpoints };
+    const env = {
+      DATABASE_URL: bed.db.adminUrl,
+      AGENTINA_KEYS_DIR: bed.keys.dir,
+      AUDIT_CHECKPOINT_DIR: oldCheckpoints,
+    };
     // A passphrase on the command line is refused: it would be in the process list and shell history.
     const argv = await cli(['backup', '--out', archive, '--passphrase', PASSPHRASE], env);
     expect(argv.code).not.toBe(0);
@@ -161,7 +143,7 @@ describe('agentina backup, restore and reconcile', () => {
     expect(made.stdout).toMatch(/backup written to .*: \d+ row\(s\), \d+ file\(s\)/);
     // Encrypted through and through: no id, key material or checkpoint reads in the clear.
     const bytes = readFileSync(archive);
-    const licenseKey = readFileSync(path.join(oldKeys.dir, 'license.key'), 'utf8');
+    const licenseKey = readFileSync(path.join(bed.keys.dir, 'license.key'), 'utf8');
     for (const clear of [ids.active, credential, licenseKey.slice(40, 80), PASSPHRASE, 'audit_events'])
       expect(bytes.includes(Buffer.from(clear))).toBe(false);
     // The archive is never overwritten.
@@ -171,9 +153,8 @@ describe('agentina backup, restore and reconcile', () => {
     expect(readFileSync(archive)).toEqual(bytes);
 
     // What happens after the backup is not in it.
-    await licenses.suspendLicense(ids.trial, admin, 'after the backup');
-    await stopOldWorker?.();
-    stopOldWorker = undefined;
+    await bed.licenses.suspendLicense(ids.trial, admin, 'after the backup');
+    await bed.stopWorker();
   }, 90_000);
 
   const restoreEnv = () => ({
@@ -221,7 +202,7 @@ describe('agentina backup, restore and reconcile', () => {
     // Into the live database: refused without --force.
     const busy = await cli(['restore', archive, '--passphrase-file', passFile], {
       ...restoreEnv(),
-      DATABASE_URL: old.adminUrl,
+      DATABASE_URL: bed.db.adminUrl,
     });
     expect(busy.code).toBe(1);
     expect(busy.stderr).toMatch(/restore refused: the database's agentina schema holds data/);
@@ -236,7 +217,7 @@ describe('agentina backup, restore and reconcile', () => {
     expect(restored.stderr).toBe('');
     expect(restored.code).toBe(0);
     expect(readFileSync(path.join(newKeys, 'license.key'))).toEqual(
-      readFileSync(path.join(oldKeys.dir, 'license.key')),
+      readFileSync(path.join(bed.keys.dir, 'license.key')),
     );
     expect(readFileSync(path.join(newCheckpoints, 'audit-checkpoints.jsonl'))).toEqual(
       readFileSync(path.join(oldCheckpoints, 'audit-checkpoints.jsonl')),
@@ -342,7 +323,7 @@ describe('agentina backup, restore and reconcile', () => {
         const verdict = verifySignature(
           body.status.payload,
           body.status.signature,
-          loadPurposeKeySet(oldKeys.dir, 'license'),
+          loadPurposeKeySet(bed.keys.dir, 'license'),
         );
         expect(verdict).toEqual({ ok: true });
       } finally {

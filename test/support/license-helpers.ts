@@ -12,7 +12,7 @@ import {
 } from '../../services/licenses/license-service';
 import { createKeyStore } from '../../services/keys';
 import { createUpdateOrigin } from '../../services/licenses/update-origin';
-import { ensureKeys, newId, systemClock, type Clock } from '../../protocol';
+import { ensureKeys, newId, systemClock, type Actor, type Clock } from '../../protocol';
 
 /** A customer of the test's own, inserted as the application role. */
 export async function createTestCustomer(pool: Pool, name = 'Test customer'): Promise<string> {
@@ -97,4 +97,24 @@ export async function registerSearchAttributes(connection: Connection, namespace
     namespace,
     searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((a) => [a, keyword])),
   });
+}
+
+/** A paid license of `customerId` ending at `expiresAt`, no grace, one seat unless told: what fault tests start from. */
+export async function createTermLicense(
+  licenses: Pick<LicenseService, 'createLicense'>,
+  actor: Actor,
+  customerId: string,
+  expiresAt: string,
+  opts: { maxAgents?: number; graceDays?: number } = {},
+): Promise<string> {
+  const { license } = await licenses.createLicense(actor, {
+    customerId,
+    plan: 'pro',
+    features: {},
+    maxAgents: opts.maxAgents ?? 1,
+    graceDays: opts.graceDays ?? 0,
+    trialEndState: 'expired',
+    term: { expiresAt },
+  });
+  return license.id;
 }
