@@ -179,9 +179,19 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
   async function applyChecked(input: LicenseTransitionInput, nonce: string | null): Promise<LicenseTransitionResult> {
     return withTransaction(deps.pool, async (tx) => {
       const now = deps.clock.now();
+      const spend = async () => {
+        const spent = await spendOriginNonce(tx, {
+          nonce: nonce!,
+          workflowId: input.workflowId,
+          at: now,
+          forgetBefore: new Date(now.getTime() - 2 * deps.origin.maxAgeMs),
+        });
+        if (!spent) throw new NonceSpent();
+      };
       // A change of terms is judged against the row it changes, under its lock (activations take
-      // the same lock, so the seat count cannot move in between).
-      const termsDiff = input.terms === undefined ? null : await judgeTerms(tx, input);
+      // the same lock, so the seat count cannot move in between). It spends its proof first, so a
+      // replayed proof is refused as replayed (and audited), not merely found to change nothing.
+      const termsDiff = input.terms === undefined ? null : await judgeTerms(tx, input, nonce === null ? null : spend);
       const version = await applyLicenseTransitionRow(tx, {
         id: input.licenseId,
         expectedVersion: input.transition,
@@ -202,15 +212,7 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
         // Behind the workflow: something is badly wrong; keep retrying so an operator can look.
         throw new Error(`license ${input.licenseId} is at version ${row.version}, expected ${input.transition}`);
       }
-      if (nonce !== null) {
-        const spent = await spendOriginNonce(tx, {
-          nonce,
-          workflowId: input.workflowId,
-          at: now,
-          forgetBefore: new Date(now.getTime() - 2 * deps.origin.maxAgeMs),
-        });
-        if (!spent) throw new NonceSpent();
-      }
+      if (nonce !== null && input.terms === undefined) await spend();
       const feedId = await insertStatusFeed(tx, {
         licenseId: input.licenseId,
         state: input.to,
@@ -249,9 +251,10 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
  * (a retry whose first try committed: the caller's version check sorts it out). Refuses a change
  * that changes nothing, and a maxAgents below the seats in use.
  */
-async function judgeTerms(tx: Tx, input: LicenseTransitionInput) {
+async function judgeTerms(tx: Tx, input: LicenseTransitionInput, spend: (() => Promise<void>) | null) {
   const row = await getLicense(tx, input.licenseId, { forUpdate: true });
   if (!row || row.version !== input.transition) return null;
+  await spend?.();
   const diff = diffTerms(row, input.terms!);
   if (!diff) throw new TermsRefused('unchanged', `The change leaves the terms of license ${row.id} as they are.`);
   if (diff.after.maxAgents !== undefined && diff.after.maxAgents < row.max_agents) {

@@ -11,13 +11,15 @@ import { bundleTestWorkflows } from '../support/workflow-bundle';
  * version with `npm run histories:record`) replayed through the production bundle: a change that
  * breaks determinism for running lifecycles fails here. v1 histories ran every transition as a
  * scheduled activity; v2 (the LOCAL_TRANSITION_PATCH) as a local activity; v3 (the
- * UPDATE_ORIGIN_PATCH) hands each Update's origin proof to the transition. All must replay.
+ * UPDATE_ORIGIN_PATCH) hands each Update's origin proof to the transition; v4 adds the changeTerms
+ * Update (a new handler, no patch needed: older histories never received it). All must replay.
  */
 const ROOT = path.join(__dirname, '..', 'fixtures', 'histories');
 const VERSIONS = {
   'v1-scheduled-activity': 'scheduled',
   'v2-local-activity': 'local',
   'v3-update-origin': 'local',
+  'v4-terms-change': 'local',
 } as const;
 const file = (version: string, name: string) => path.join(ROOT, version, `${name}.json`);
 const load = (version: string, name: string) =>
@@ -118,6 +120,23 @@ describe('licenseLifecycle replay', () => {
       .map((o) => (o?.failure ? `refused: ${o.failure.message}` : 'applied'));
     expect(outcomes).toEqual([expect.stringMatching(/^refused: .*origin check: missing_proof/), 'applied']);
     expect(transitions(history)).toEqual(['suspended']);
+  });
+
+  it('v4 records a change of terms that re-armed the grace timer, and one sent by hand refused before the API’s applied', () => {
+    const rearmed = load('v4-terms-change', 'terms-changed-grace-rearmed');
+    // grace (timer, day 5) → grace (terms: 10 → 2 grace days) → expired (the re-armed timer, day 7).
+    expect(transitions(rearmed)).toEqual(['grace', 'grace', 'expired']);
+    const updates = (rearmed.events ?? [])
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name)
+      .filter(Boolean);
+    expect(updates).toEqual(['changeTerms']);
+    const byHand = load('v4-terms-change', 'terms-change-by-hand-refused');
+    const outcomes = (byHand.events ?? [])
+      .map((e) => e.workflowExecutionUpdateCompletedEventAttributes?.outcome)
+      .filter((o) => o)
+      .map((o) => (o?.failure ? `refused: ${o.failure.message}` : 'applied'));
+    expect(outcomes).toEqual([expect.stringMatching(/^refused: .*origin check: missing_proof/), 'applied']);
+    expect(transitions(byHand)).toEqual(['active']);
   });
 
   it('recorded payloads carry ids, dates and reasons only: no key material or secrets', () => {

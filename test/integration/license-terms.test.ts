@@ -292,6 +292,11 @@ describe('license terms and policies', () => {
       ).toContain(p.id);
       expect((await call('admin', 'PATCH', `/v1/admin/policies/${p.id}`, { maxAgents: 9 })).statusCode).toBe(409);
       expect((await call('admin', 'POST', '/v1/admin/licenses', { customerId, policyId: p.id })).statusCode).toBe(409);
+      // Versions are written once: the application's database role cannot rewrite one.
+      await expect(
+        db.pool.query('UPDATE policy_versions SET max_agents = 99 WHERE policy_id = $1', [p.id]),
+      ).rejects.toThrow(/permission denied/);
+      await expect(db.pool.query('DELETE FROM policies WHERE id = $1', [p.id])).rejects.toThrow(/permission denied/);
       // The name is free again once archived.
       expect((await call('admin', 'POST', '/v1/admin/policies', policyBody('Gold annual'))).statusCode).toBe(201);
       const audit = await policyAudit(p.id);

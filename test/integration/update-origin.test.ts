@@ -179,6 +179,44 @@ describe('lifecycle Updates that did not come from the API', () => {
     expect((await refusals(other)).map((r) => r.data.reason)).toEqual(['bad_proof']);
   });
 
+  it('refuses a change of terms sent by hand (more seats, a new plan) and an admin’s proof moved onto other terms', async () => {
+    const id = await newLicense();
+    const before = await row(id);
+    const claimed = { kind: 'admin', id: admin.id };
+    // Straight to Temporal, naming the real admin: no proof.
+    const byHand = { terms: { maxAgents: 500, plan: 'free-upgrade' }, actor: claimed };
+    expect(await refusalOf(handle(id).executeUpdate('changeTerms', { args: [byHand] }))).toMatch(
+      /not made through the Agentina API .*missing_proof/,
+    );
+    // A real admin's change, then its proof reused with more seats and sent again.
+    const patched = await harness.app.inject({
+      method: 'PATCH',
+      url: `/v1/admin/licenses/${id}`,
+      headers: { 'x-test-as': 'admin' },
+      payload: { maxAgents: 2 },
+    });
+    expect(patched.statusCode).toBe(200);
+    // Accepted by the workflow's validator (its shape is fine); the transition then refused it.
+    const accepted = (await acceptedUpdates(id)).filter((u) => u.name === 'changeTerms');
+    expect(accepted.map((u) => 'origin' in u.args)).toEqual([false, true]);
+    const signed = accepted[1]!.args;
+    expect(await refusalOf(handle(id).executeUpdate('changeTerms', { args: [signed] }))).toMatch(
+      /replayed|unchanged|leaves the terms/,
+    );
+    const more = { ...signed, terms: { maxAgents: 500 } };
+    expect(await refusalOf(handle(id).executeUpdate('changeTerms', { args: [more] }))).toMatch(/bad_proof/);
+
+    expect(await row(id)).toMatchObject({ state: before.state, version: 2 });
+    const maxAgents = await db.pool.query('SELECT max_agents, plan FROM licenses WHERE id = $1', [id]);
+    expect(maxAgents.rows[0]).toEqual({ max_agents: 2, plan: 'pro' });
+    const refused = await refusals(id);
+    expect(refused.map((r) => r.data.reason)).toEqual(['missing_proof', 'replayed', 'bad_proof']);
+    expect(refused[0]).toMatchObject({
+      data: { update: 'changeTerms', claimedActor: claimed, requested: { terms: 'maxAgents,plan' } },
+    });
+    expect((await licenseAudit(db.pool, id)).filter((a) => a.action === 'license.terms_changed')).toHaveLength(1);
+  });
+
   it('refuses proofs signed with another secret, expired ones and ones from the future', async () => {
     const id = await newLicense();
     const wf = licenseWorkflowId(id);
