@@ -58,6 +58,7 @@ export const AUDIT_ACTIONS = [
   'release.published',
   'release.yanked',
   'release.metadata_refreshed',
+  'release.keys_published',
   // the ledger itself
   'audit.checkpoint_signed',
 ] as const;
