@@ -59,6 +59,8 @@ export type UpdaterDeps = {
   httpsAgent?: Agent;
   /** Largest release tarball accepted, whatever its signed length says (default 256 MiB). */
   maxTargetBytes?: number;
+  /** Connect from this source address (a host with several; the fleet benchmark). */
+  localAddress?: string;
 };
 
 export type UpdateRefusal =
@@ -211,6 +213,7 @@ export function createUpdater(deps: UpdaterDeps) {
       fetcher: createTufFetcher({
         tmpDir: path.join(dir, DOWNLOAD_DIR),
         ...(deps.httpsAgent ? { httpsAgent: deps.httpsAgent } : {}),
+        ...(deps.localAddress ? { localAddress: deps.localAddress } : {}),
       }),
       config: { ...METADATA_LIMITS, fetchTimeout: 30_000 },
     });
