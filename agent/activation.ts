@@ -36,6 +36,8 @@ export async function activateAgent(input: {
    * they stay in the root-owned configuration directory and the state directory holds none.
    */
   configInPrefix?: boolean;
+  /** The pinned TUF root, kept in the prefix in development mode. */
+  tufRoot?: string | null;
 }): Promise<ActivationOutcome> {
   const { store, clock } = input;
   const salt = randomBytes(24).toString('base64url');
@@ -90,6 +92,7 @@ export async function activateAgent(input: {
     store.writeJson(PREFIX_FILES.settings, input.settings);
     store.writeJson(PREFIX_FILES.trustedKeys, input.trustedKeys);
     if (input.ca) store.writeText(PREFIX_FILES.ca, input.ca);
+    if (input.tufRoot) store.writeText(PREFIX_FILES.tufRoot, input.tufRoot);
   }
   store.writeText(PREFIX_FILES.credential, `${res.credential}\n`);
   store.writeText(PREFIX_FILES.agentKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());

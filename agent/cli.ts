@@ -15,6 +15,7 @@ import {
   loadInstallation,
   manifestPath,
   readTrustedKeysFile,
+  readTufRootFile,
   runtimeProtectionProblem,
   type AgentConfig,
   type Installation,
@@ -30,7 +31,9 @@ import {
   userConfig,
   type ConfigSource,
 } from './protected-config';
+import { EXIT_UPDATED, openUpdater, runInstalledRelease, runningFromVersions, watchForUpdates } from './self-update';
 import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
+import type { AgentUpdater } from './updater';
 
 /**
  * `agentina-agent install | uninstall | activate | run | status`.
@@ -52,9 +55,12 @@ export const USAGE = `usage:
     agentina-agent install --server https://HOST --token act_…|- [--ca ca.pem] [--dist https://URL]
                            [--keys trusted-keys.json] [--threshold N] [--allow-http-get https://ORIGIN]…
                            [--drain-timeout S] [--max-status-age S] [--send-hostname]
-                           [--root DIR] [--service-user NAME]
+                           [--tuf-root 1.root.json] [--root DIR] [--service-user NAME]
       --root DIR  stage the installation under DIR (packaging, tests): nothing touches the real
                   system; the useradd/systemctl steps are printed, not run
+      --tuf-root  the release repository's pinned TUF root (agentina release export writes it as
+                  metadata/1.root.json); with it the agent updates itself from --dist (default
+                  <server>/v1/dist) into the state's versions/, verified by TUF
   Uninstall (as root): deregisters the agent (frees its license seat), stops and removes the
   unit, the runtime, the configuration, the state and the user, and lists what it removed:
     agentina-agent uninstall [--force] [--root DIR]
@@ -70,7 +76,7 @@ export const USAGE = `usage:
 
   Development mode (UNPROTECTED: everything lives in a prefix the calling user owns):
     agentina-agent install --user --server https://HOST --token act_…|- [--prefix DIR] [--keys FILE] [--ca FILE]
-                           [--manifest FILE] [--threshold N] [--allow-http-get https://ORIGIN]…
+                           [--manifest FILE] [--tuf-root FILE] [--threshold N] [--allow-http-get https://ORIGIN]…
                            [--drain-timeout S] [--max-status-age S] [--send-hostname]
       (activate --user takes the same options)
     agentina-agent run --user [--prefix DIR]
@@ -90,6 +96,7 @@ const SETTINGS_FLAGS = [
   'allow-http-get',
   'drain-timeout',
   'max-status-age',
+  'tuf-root',
 ];
 const KNOWN_FLAGS: Record<string, { user: readonly string[]; system: readonly string[] }> = {
   install: {
@@ -267,6 +274,7 @@ async function activateUserCommand(args: Args, prefix: string, io: Io): Promise<
     licenseKeys: createKeySet(trustedKeys.license),
     releaseKeys: createKeySet(trustedKeys.release),
     ca,
+    tufRoot: readTufRootFile(one(args, 'tuf-root')),
   };
   const problem = prepareOwnDir(prefix, io.uid, true);
   if (problem) {
@@ -314,9 +322,17 @@ function openSystemConfig(dir: string, io: Io, journal: Journal): ConfigSource |
 }
 
 /** Integrity at start, and in system mode the protection of the runtime itself. */
-function checkCode(config: AgentConfig, source: ConfigSource | null, io: Io, journal: Journal | null) {
-  const manifest = manifestPath(config.settings);
-  if (source) {
+function checkCode(
+  config: AgentConfig,
+  source: ConfigSource | null,
+  io: Io,
+  journal: Journal | null,
+  fromVersions = false,
+) {
+  // An installed update runs from the agent's own versions/ (started and checked by the pinned
+  // runtime); it is judged by its own signed manifest against the root-owned release keys.
+  const manifest = fromVersions ? manifestPath({}) : manifestPath(config.settings);
+  if (source && !fromVersions) {
     const problem = runtimeProtectionProblem(source, manifest);
     if (problem) {
       journal?.append('agent.runtime_unprotected', { problem }, true);
@@ -367,6 +383,7 @@ async function activateInto(
       journal,
       sendHostname,
       configInPrefix: source === null,
+      tufRoot: config.tufRoot,
     });
     if (!outcome.ok) {
       journal.append('agent.activation_refused', { reason: outcome.message });
@@ -402,9 +419,46 @@ async function runCommand(layout: Layout, io: Io): Promise<number> {
     io.err(`agentina-agent: ${UNPROTECTED_NOTICE}`);
   }
   const inst: Installation = loadInstallation(store, source ?? userConfig(store));
-  const integrity = checkCode(inst, source, io, journal);
+  const fromVersions = runningFromVersions(layout.state);
+  const integrity = checkCode(inst, source, io, journal, fromVersions);
   if (!integrity.ok) return integrity.exit;
   const logger = createAgentLogger(inst.settings.logLevel);
+  const tls = { ...(inst.ca ? { ca: inst.ca } : {}) };
+  const updater = openUpdater(inst, layout.state, journal, createHttpsAgent(tls));
+  const childArgs =
+    layout.mode === 'system'
+      ? ['--config', layout.config, '--state', layout.state]
+      : ['--user', '--prefix', layout.prefix];
+  for (;;) {
+    // One check at start: an update is started at once, and the delivered key set is in force.
+    if (updater) {
+      const first = await updater.check(new Date());
+      if (first.outcome === 'refused') logger.warn({ reason: first.reason, detail: first.detail }, 'update refused');
+      if (first.outcome === 'installed' && fromVersions) return EXIT_UPDATED;
+    }
+    if (updater && !fromVersions) {
+      const handed = await runInstalledRelease({ updater, inst, childArgs, journal, logger });
+      if (handed !== null) return handed;
+    }
+    const code = await runAgentInProcess({ layout, store, journal, source, inst, integrity, logger, updater });
+    // An update was installed: the pinned runtime starts it; a release exits for its parent to do so.
+    if (code === EXIT_UPDATED && !fromVersions && updater) continue;
+    return code;
+  }
+}
+
+async function runAgentInProcess(input: {
+  layout: Layout;
+  store: PrefixStore;
+  journal: Journal;
+  source: ConfigSource | null;
+  inst: Installation;
+  integrity: { runtimeHash: string };
+  logger: ReturnType<typeof createAgentLogger>;
+  updater: AgentUpdater | null;
+}): Promise<number> {
+  const { layout, store, journal, source, inst, integrity, logger } = input;
+  const delivered = input.updater?.deliveredKeys() ?? null;
   if (source) {
     const ignored = Object.values(CONFIG_FILES).filter((f) => store.exists(f));
     if (ignored.length > 0)
@@ -428,7 +482,8 @@ async function runCommand(layout: Layout, io: Io): Promise<number> {
     logger,
     journal,
     settings: inst.settings,
-    licenseKeys: inst.licenseKeys,
+    // The key set delivered through TUF (certified by the pinned root) replaces the pinned one.
+    licenseKeys: delivered ? createKeySet(delivered.license) : inst.licenseKeys,
     activation: inst.activation,
     credential: inst.credential,
     runtimeHash: integrity.runtimeHash,
@@ -444,17 +499,28 @@ async function runCommand(layout: Layout, io: Io): Promise<number> {
     'agent starting',
   );
   await agent.start();
-  await new Promise<void>((resolve) => {
+  const watching = new AbortController();
+  const updated = input.updater
+    ? watchForUpdates({
+        updater: input.updater,
+        everyS: inst.settings.updateCheckS,
+        signal: watching.signal,
+        logger,
+      })
+    : new Promise<boolean>(() => undefined);
+  const stopped = new Promise<boolean>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'stopping: no new tasks; the task in flight may finish');
-      resolve();
+      resolve(false);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  const restartForUpdate = await Promise.race([stopped, updated]);
+  watching.abort();
   await agent.stop();
-  logger.info('agent stopped');
-  return EXIT.ok;
+  logger.info(restartForUpdate ? 'agent stopped for its update' : 'agent stopped');
+  return restartForUpdate ? EXIT_UPDATED : EXIT.ok;
 }
 
 function statusCommand(layout: Layout, io: Io): number {

@@ -31,6 +31,8 @@ export type AgentConfig = {
   licenseKeys: KeySet;
   releaseKeys: KeySet;
   ca: string | undefined;
+  /** The pinned TUF root (JSON text); null: this installation does not update itself. */
+  tufRoot: string | null;
 };
 export type Installation = AgentConfig & {
   activation: ActivationRecord;
@@ -91,13 +93,42 @@ export function loadConfig(config: ConfigSource): AgentConfig {
   const ca = settings.data.caPinned ? (config.readText(CONFIG_FILES.ca) ?? undefined) : undefined;
   if (settings.data.caPinned && !ca)
     throw new InstallationError(`the pinned CA certificate is missing under ${config.where}`);
+  const tufRootText = config.readText(CONFIG_FILES.tufRoot);
   return {
     settings: settings.data,
     trustedKeys,
     licenseKeys: createKeySet(trustedKeys.license),
     releaseKeys: createKeySet(trustedKeys.release),
     ca,
+    tufRoot: tufRootText === null ? null : parseTufRoot(tufRootText, `${config.where}/${CONFIG_FILES.tufRoot}`),
   };
+}
+
+/** A TUF root metadata file (what `agentina release export` writes as metadata/1.root.json). */
+export function parseTufRoot(text: string, source: string): string {
+  type RootShape = { signed?: { _type?: unknown; version?: unknown } } | null;
+  let md: RootShape = null;
+  try {
+    md = text.length <= 64 * 1024 ? (JSON.parse(text) as RootShape) : null;
+  } catch {
+    md = null;
+  }
+  if (md?.signed?._type !== 'root' || !Number.isSafeInteger(md.signed.version))
+    throw new InstallationError(`${source} is not TUF root metadata`);
+  return text;
+}
+
+/** `--tuf-root FILE`, or the release's own `tuf-root.json` when it ships one; null when neither. */
+export function readTufRootFile(file: string | undefined): string | null {
+  const chosen = file ? path.resolve(file) : path.join(CODE_ROOT, CONFIG_FILES.tufRoot);
+  let text: string;
+  try {
+    text = readFileSync(chosen, 'utf8');
+  } catch (err) {
+    if (!file && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new InstallationError(`cannot read the TUF root ${chosen}: ${(err as Error).message}`);
+  }
+  return parseTufRoot(text, chosen);
 }
 
 export function loadInstallation(store: PrefixStore, config: ConfigSource): Installation {

@@ -15,7 +15,14 @@ import path from 'node:path';
 import { createKeySet } from '../protocol';
 import { EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
 import { createControlPlaneClient } from './http-client';
-import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, loadConfig, readAgentKey, readTrustedKeysFile } from './installation';
+import {
+  checkRuntime,
+  DEFAULT_TRUSTED_KEYS_FILE,
+  loadConfig,
+  readAgentKey,
+  readTrustedKeysFile,
+  readTufRootFile,
+} from './installation';
 import { BUNDLED, CODE_ROOT, RELEASE_LAYOUT } from './integrity';
 import { createPrefixStore } from './prefix-store';
 import type { ConfigSource } from './protected-config';
@@ -189,6 +196,7 @@ export async function installSystem(
   const trustedKeys = readTrustedKeysFile(path.resolve(flags.get('keys')?.at(-1) ?? DEFAULT_TRUSTED_KEYS_FILE));
   const caFile = flags.get('ca')?.at(-1);
   const ca = caFile ? readFileSync(path.resolve(caFile), 'utf8') : undefined;
+  const tufRoot = readTufRootFile(flags.get('tuf-root')?.at(-1));
   const { real, staged } = systemPaths(input.root);
   for (const [p, what] of [
     [path.join(staged.config, CONFIG_FILES.settings), 'a configuration'],
@@ -261,6 +269,7 @@ export async function installSystem(
     put(CONFIG_FILES.settings, `${JSON.stringify(parsed.settings, null, 2)}\n`);
     put(CONFIG_FILES.trustedKeys, `${JSON.stringify(trustedKeys, null, 2)}\n`);
     if (ca) put(CONFIG_FILES.ca, ca);
+    if (tufRoot) put(CONFIG_FILES.tufRoot, tufRoot);
     if (asRoot) chownTree(staged.config, 0, 0);
 
     // The state directory (and versions/ for updates): the service user's, nobody else's.

@@ -19,6 +19,8 @@ export const CONFIG_FILES = {
   settings: 'settings.json',
   trustedKeys: 'trusted-keys.json',
   ca: 'ca.pem',
+  /** The pinned TUF root of the release repository (updates are off without it). */
+  tufRoot: 'tuf-root.json',
 } as const;
 /** The system layout the installer creates (each overridable for staging and tests). */
 export const SYSTEM_PATHS = {
@@ -96,8 +98,15 @@ export const agentSettingsSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** The signed runtime manifest; default beside the runtime (<release>/agent-release.json). */
   manifestFile: z.string().max(1000).optional(),
-  /** Where updates will come from (recorded at install; this version does not update itself). */
+  /** The TUF distribution origin updates come from; default `<server>/v1/dist`. */
   distUrl: z.string().url().max(500).optional(),
+  /** How often the agent checks for an update (it also checks at start). */
+  updateCheckS: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86400)
+    .default(6 * 3600),
 });
 export type AgentSettings = z.infer<typeof agentSettingsSchema>;
 

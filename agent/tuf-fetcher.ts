@@ -16,7 +16,13 @@ import { DownloadHTTPError, DownloadLengthMismatchError } from 'tuf-js/dist/erro
  * The origin may be plain HTTP (a CDN or mirror): TUF verifies every byte against the pinned root,
  * so the transport adds confidentiality of what is downloaded, not integrity.
  */
-export type TufFetcherOptions = { tmpDir: string; httpsAgent?: Agent; timeoutMs?: number };
+export type TufFetcherOptions = {
+  tmpDir: string;
+  httpsAgent?: Agent;
+  timeoutMs?: number;
+  /** The source address to connect from (hosts with several addresses; the fleet benchmark). */
+  localAddress?: string;
+};
 
 function get(url: string, opts: TufFetcherOptions): Promise<IncomingMessage> {
   const u = new URL(url);
@@ -28,6 +34,7 @@ function get(url: string, opts: TufFetcherOptions): Promise<IncomingMessage> {
       {
         method: 'GET',
         timeout: opts.timeoutMs ?? 30_000,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         ...(u.protocol === 'https:' && opts.httpsAgent ? { agent: opts.httpsAgent } : {}),
       },
       (res) => {

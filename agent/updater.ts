@@ -20,11 +20,12 @@ import {
   DownloadLengthMismatchError,
   ExpiredMetadataError,
 } from 'tuf-js/dist/error';
-import type { KeySet } from '../protocol';
+import { createKeySet, type KeySet } from '../protocol';
 import { TarError, unpackTarGz } from '../protocol/tar';
 import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
 import type { Journal } from './journal';
 import { compareReleaseVersions, isReleaseVersion } from './release-version';
+import { trustedKeysSchema, type TrustedKeys } from './settings';
 import { createTufFetcher } from './tuf-fetcher';
 
 /**
@@ -58,6 +59,8 @@ export type UpdaterDeps = {
   httpsAgent?: Agent;
   /** Largest release tarball accepted, whatever its signed length says (default 256 MiB). */
   maxTargetBytes?: number;
+  /** Connect from this source address (a host with several; the fleet benchmark). */
+  localAddress?: string;
 };
 
 export type UpdateRefusal =
@@ -87,6 +90,8 @@ export type UpdateState = {
 };
 
 const STATE_FILE = 'update-state.json';
+/** The key set target (services/releases: KEYS_TARGET). */
+export const KEYS_TARGET = 'agentina-keys.json';
 const TUF_DIR = '.tuf';
 const DOWNLOAD_DIR = '.download';
 /** TUF metadata caps (the repository's files are a few KiB; targets grows by two entries a release). */
@@ -162,19 +167,41 @@ export function createUpdater(deps: UpdaterDeps) {
     return compareReleaseVersions(s.highest, deps.runningVersion) >= 0 ? s.highest : deps.runningVersion;
   }
 
-  /** tuf-js trusts what is in .tuf/root.json: the pinned root, or a newer root it certified. */
+  /**
+   * tuf-js trusts what is in .tuf/root.json. Every check starts it from the pinned (root-owned)
+   * root and walks the signed rotations from there, so nothing the agent's own user can write
+   * (this directory) can make it trust a key the pinned root did not certify.
+   */
   function prepareTufDir(): void {
     mkdirSync(tufDir, { recursive: true, mode: 0o700 });
-    const trusted = path.join(tufDir, 'root.json');
-    const pinnedVersion = (JSON.parse(deps.pinnedRoot) as { signed: { version: number } }).signed.version;
-    let kept = 0;
-    try {
-      kept = (JSON.parse(readFileSync(trusted, 'utf8')) as { signed: { version: number } }).signed.version;
-    } catch {
-      kept = 0;
-    }
-    if (kept < pinnedVersion) writeFileSync(trusted, deps.pinnedRoot, { mode: 0o600 });
+    writeFileSync(path.join(tufDir, 'root.json'), deps.pinnedRoot, { mode: 0o600 });
   }
+
+  let delivered: TrustedKeys | null = null;
+  /** The key set target, verified by TUF in this process; a damaged or missing one keeps what was there. */
+  async function refreshKeys(tuf: Updater): Promise<void> {
+    const info = await tuf.getTargetInfo(KEYS_TARGET);
+    if (!info) return;
+    mkdirSync(path.join(dir, DOWNLOAD_DIR), { recursive: true, mode: 0o700 });
+    const file = path.join(dir, DOWNLOAD_DIR, KEYS_TARGET);
+    await tuf.downloadTarget(info, file);
+    const parsed = trustedKeysSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    rmSync(file, { force: true });
+    if (!parsed.success) {
+      deps.journal.append('keys.refused', { reason: 'the signed key set is not a trusted-keys document' }, true);
+      return;
+    }
+    if (JSON.stringify(parsed.data) !== JSON.stringify(delivered)) {
+      deps.journal.append('keys.updated', {
+        license: parsed.data.license.map((k) => k.kid),
+        release: parsed.data.release.map((k) => k.kid),
+      });
+    }
+    delivered = parsed.data;
+  }
+
+  /** Release keys: the delivered set once one arrived, else the pinned ones. */
+  const releaseKeys = () => (delivered ? createKeySet(delivered.release) : deps.releaseKeys);
 
   function client(): Updater {
     const base = deps.distUrl.replace(/\/+$/, '');
@@ -186,6 +213,7 @@ export function createUpdater(deps: UpdaterDeps) {
       fetcher: createTufFetcher({
         tmpDir: path.join(dir, DOWNLOAD_DIR),
         ...(deps.httpsAgent ? { httpsAgent: deps.httpsAgent } : {}),
+        ...(deps.localAddress ? { localAddress: deps.localAddress } : {}),
       }),
       config: { ...METADATA_LIMITS, fetchTimeout: 30_000 },
     });
@@ -219,7 +247,7 @@ export function createUpdater(deps: UpdaterDeps) {
     const verified = verifyRuntime({
       root: staging,
       manifest,
-      keys: deps.releaseKeys,
+      keys: releaseKeys(),
       version: target.version,
       layout: RELEASE_LAYOUT,
     });
@@ -278,6 +306,10 @@ export function createUpdater(deps: UpdaterDeps) {
   return {
     state: readState,
 
+    /** The license and release keys the last verified check delivered (null: none yet, use the pinned ones). */
+    deliveredKeys: (): TrustedKeys | null => delivered,
+    releaseKeys,
+
     /**
      * One update check: refresh the TUF metadata, pick the highest agent release offered, and
      * install it when it is above every version ever installed. `wanted` pins a version (an
@@ -290,6 +322,7 @@ export function createUpdater(deps: UpdaterDeps) {
       const tuf = client();
       try {
         await tuf.refresh();
+        await refreshKeys(tuf);
       } catch (err) {
         return record(s, now, { outcome: 'refused', ...classify(err) });
       }
@@ -307,6 +340,8 @@ export function createUpdater(deps: UpdaterDeps) {
           return record(s, now, { outcome: 'refused', reason: 'unavailable', detail: `${opts.wanted} is not offered` });
         return record(s, now, { outcome: 'current', version: low });
       }
+      // After a rollback the release running is below the highest installed: that is not a downgrade.
+      if (pick.version === s.current) return record(s, now, { outcome: 'current', version: pick.version });
       const cmp = compareReleaseVersions(pick.version, low);
       if (cmp === 0) return record(s, now, { outcome: 'current', version: low });
       if (cmp < 0)

@@ -30,7 +30,7 @@ Commands:
                                    re-walk the audit chain and check its signed checkpoints
   audit export [--since SEQ|TIME] [--out F]
                                    write the chain as JSON lines for verification elsewhere
-  release init|publish DIR|yank VERSION|export DIR|refresh
+  release init|publish DIR|yank VERSION|export DIR|refresh|keys
                                    the signed release repository (TUF); see docs/releases.md
   backup --out F --passphrase-file P|-
                                    write an encrypted archive: database, held checkpoints, keys

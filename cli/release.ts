@@ -13,13 +13,18 @@ export const RELEASE_USAGE = `Usage: agentina release init
        agentina release yank VERSION [--reason TEXT]
        agentina release export DIR
        agentina release refresh [--force]
+       agentina release keys
 
   init     creates the TUF repository (root, targets, snapshot, timestamp); needs the root keys
   publish  adds what \`npm run agent:build\` made in DIR (default dist/agent) as targets: a tarball
            of its files and its signed manifest (audited: release.published)
   yank     withdraws a version from the signed targets (audited: release.yanked)
   export   writes the repository as a static origin serves it: DIR/metadata, DIR/targets
-  refresh  re-signs timestamp metadata if half its life is gone (--force: always)
+  refresh  re-signs timestamp metadata if half its life is gone (--force: always; the
+           agentina-tuf-timestamp schedule does this; audited: release.metadata_refreshed)
+  keys     publishes the license and release public key sets as the signed target
+           agentina-keys.json, which agents adopt on their next check (every publish does it
+           too; audited: release.keys_published)
 `;
 
 const OPERATOR: Actor = { kind: 'system', id: 'cli' };
@@ -97,6 +102,11 @@ export async function releaseAction(
       );
       return 0;
     }
+    case 'keys': {
+      const r = await releases.publishKeySet(OPERATOR);
+      out(r.published ? 'published the key set as agentina-keys.json' : 'the published key set is current');
+      return 0;
+    }
     default:
       return -2;
   }
@@ -109,7 +119,7 @@ export async function releaseCommand(
   err: (line: string) => void = console.error,
 ): Promise<number> {
   const [sub, ...rest] = args;
-  if (!sub || !['init', 'publish', 'yank', 'export', 'refresh'].includes(sub)) {
+  if (!sub || !['init', 'publish', 'yank', 'export', 'refresh', 'keys'].includes(sub)) {
     err(RELEASE_USAGE);
     return 2;
   }

@@ -73,6 +73,7 @@ export const AUDIT_ACTIONS = [
   'release.published',
   'release.yanked',
   'release.metadata_refreshed',
+  'release.keys_published',
   // webhooks
   'webhook_endpoint.created',
   'webhook_endpoint.updated',

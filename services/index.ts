@@ -152,6 +152,7 @@ export function createServices(deps: ServicesDeps) {
       pool,
       clock,
       releaseKeys: () => keys.keySet('release'),
+      publicKeys: (purpose) => keys.publicKeySet(purpose).keys,
       repository: createTufRepository({
         pool,
         clock,

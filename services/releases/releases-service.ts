@@ -22,7 +22,7 @@ import {
   type SignedReleaseManifest,
 } from '../../protocol';
 import { TarError, unpackTarGz } from '../../protocol/tar';
-import type { TufRepository } from './tuf-repository';
+import type { TargetInput, TufRepository } from './tuf-repository';
 import { AppError } from '../errors';
 import type { ReleaseView } from '../../protocol/views';
 
@@ -34,7 +34,16 @@ export type ReleasesServiceDeps = {
   /** The `release` public key set, read when needed so rotations apply. */ releaseKeys: () => KeySet;
   /** The TUF repository every release is published into (the one source of truth). */
   repository: TufRepository;
+  /** The published public keys of a purpose (every key still trusted), for the key set target. */
+  publicKeys: (purpose: 'license' | 'release') => Array<{ kid: string; publicKeyPem: string }>;
 };
+
+/**
+ * The target agents take their license and release keys from: the same shape as the pinned
+ * `trusted-keys.json`, signed by the targets key under the pinned TUF root, so a rotated key reaches
+ * agents on their next update check and a key taken out of the set stops verifying there.
+ */
+export const KEYS_TARGET = 'agentina-keys.json';
 
 export type MetadataRefreshResult =
   { outcome: 'signed' | 'fresh'; timestampVersion: number; expires: string } | { outcome: 'uninitialised' };
@@ -160,6 +169,24 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
     return check;
   }
 
+  /** The key set target's change, or null when the published one is already current. */
+  async function keySetChange(): Promise<{ remove: string[]; add: TargetInput[] } | null> {
+    const pick = (purpose: 'license' | 'release') =>
+      deps.publicKeys(purpose).map((k) => ({ kid: k.kid, publicKeyPem: k.publicKeyPem }));
+    let body: Buffer;
+    try {
+      body = Buffer.from(`${JSON.stringify({ license: pick('license'), release: pick('release') }, null, 2)}\n`);
+    } catch {
+      throw new AppError('UNAVAILABLE', 'The license or release key set is not configured on this server.');
+    }
+    const current = (await deps.repository.currentTargets())[KEYS_TARGET];
+    if (current?.sha256 === createHash('sha256').update(body).digest('hex')) return null;
+    return {
+      remove: current ? [KEYS_TARGET] : [],
+      add: [{ name: KEYS_TARGET, body, custom: { agentina: { kind: 'keys' } } }],
+    };
+  }
+
   async function add(
     actor: Actor,
     signed: SignedReleaseManifest,
@@ -184,8 +211,12 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
           manifest: names.manifest,
         },
       };
+      // Every publish carries the current key set along (a server without key files skips it).
+      const keys = await keySetChange().catch(() => null);
       await deps.repository.changeTargets(tx, {
+        remove: keys?.remove ?? [],
         add: [
+          ...(keys?.add ?? []),
           {
             name: names.manifest,
             body: manifestBytes,
@@ -300,6 +331,27 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
         if (e instanceof AppError && e.code === 'UNAVAILABLE') return { outcome: 'uninitialised' };
         throw e;
       }
+    },
+
+    /** Publishes the current license and release key sets as the `agentina-keys.json` target (audited). */
+    async publishKeySet(actor: Actor): Promise<{ published: boolean }> {
+      return withTransaction(deps.pool, async (tx) => {
+        const change = await keySetChange();
+        if (!change) return { published: false };
+        const written = await deps.repository.changeTargets(tx, change);
+        const target = written.added[0]!;
+        await appendAudit(
+          tx,
+          {
+            actor,
+            action: 'release.keys_published',
+            subject: { kind: 'release_repository', id: KEYS_TARGET },
+            data: { sha256: target.sha256, targetsVersion: written.targetsVersion },
+          },
+          deps.clock,
+        );
+        return { published: true };
+      });
     },
 
     async list(q: { limit?: number; offset?: number }): Promise<{ items: ReleaseView[] }> {

@@ -1,11 +1,32 @@
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, existsSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canonicalize } from '@tufjs/canonical-json';
+import { runRelease, verifiedCurrentRelease } from '../../agent/launcher';
 import { createUpdater, type UpdateOutcome } from '../../agent/updater';
 import { createJournal } from '../../agent/journal';
 import { createPrefixStore } from '../../agent/prefix-store';
-import { createFixedClock, loadPurposeKeySet, loadPurposeSigner, systemClock } from '../../protocol';
+import {
+  createFixedClock,
+  createKeySet,
+  ensureKeys,
+  generatePurposeKey,
+  loadPurposeKeySet,
+  loadPurposeSigner,
+  readPublicKeySetFile,
+  systemClock,
+  verifySignature,
+} from '../../protocol';
 import { fileReleaseSigner, type ReleaseSigner } from '../../services/releases/signers';
 import { testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -54,10 +75,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function publish(version: string) {
-  const r = makeRelease(loadPurposeSigner(keys.dir, 'release'), version, {
-    'runtime/agentina-agent.js': `#!/usr/bin/env node\nconsole.log('agent ${version}');\n`,
-  });
+async function publish(version: string, runtime = `#!/usr/bin/env node\nconsole.log('agent ${version}');\n`) {
+  const r = makeRelease(loadPurposeSigner(keys.dir, 'release'), version, { 'runtime/agentina-agent.js': runtime });
   await server.services.releases.publish(SYSTEM, r);
   return r;
 }
@@ -96,6 +115,12 @@ function attackerKey(name: string): ReleaseSigner {
   return fileReleaseSigner(path.join(work, `${name}.key`), { create: true, kid: name });
 }
 const rootKey = (n: number) => fileReleaseSigner(path.join(keys.dir, `tuf-root-${n}.key`));
+
+function mkdtempKeys(): string {
+  const dir = mkdtempSync(path.join(work, 'evil-keys-'));
+  ensureKeys(dir, ['license']);
+  return dir;
+}
 
 function listTree(dir: string, out: string[] = []): string[] {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -257,6 +282,61 @@ describe('versions only go up', () => {
   });
 });
 
+describe('the license and release key set, a signed target', () => {
+  const kids = (purpose: 'license' | 'release') => readPublicKeySetFile(keys.dir, purpose).keys.map((k) => k.kid);
+
+  it('arrives with every check, verified under the pinned root', async () => {
+    const u = updater();
+    await u.check(new Date());
+    expect(u.deliveredKeys()?.license.map((k) => k.kid)).toEqual(kids('license'));
+    expect(u.deliveredKeys()?.release.map((k) => k.kid)).toEqual(kids('release'));
+  });
+
+  it('a rotated license key reaches the agent; a key taken out of the set stops verifying there', async () => {
+    const oldSigner = loadPurposeSigner(keys.dir, 'license');
+    generatePurposeKey(keys.dir, 'license');
+    expect(await server.services.releases.publishKeySet(SYSTEM)).toEqual({ published: true });
+    expect(await server.services.releases.publishKeySet(SYSTEM)).toEqual({ published: false });
+    const u = updater();
+    await u.check(new Date());
+    const newKid = loadPurposeSigner(keys.dir, 'license').kid;
+    expect(u.deliveredKeys()?.license.map((k) => k.kid)).toEqual([oldSigner.kid, newKid]);
+    expect(journal().some((e) => e.event === 'keys.updated')).toBe(true);
+    // The operator withdraws the old (say, leaked) key from the published set.
+    const pub = path.join(keys.dir, 'license.pub.json');
+    const set = JSON.parse(readFileSync(pub, 'utf8')) as { keys: Array<{ kid: string }> };
+    writeFileSync(pub, JSON.stringify({ ...set, keys: set.keys.filter((k) => k.kid !== oldSigner.kid) }));
+    await server.services.releases.publishKeySet(SYSTEM);
+    await u.check(new Date());
+    const delivered = createKeySet(u.deliveredKeys()!.license);
+    const doc = { licenseId: 'lic_x', n: 1 };
+    expect(verifySignature(doc, oldSigner.sign(doc), delivered)).toMatchObject({ ok: false, code: 'UNKNOWN_KEY' });
+    expect(verifySignature(doc, loadPurposeSigner(keys.dir, 'license').sign(doc), delivered)).toMatchObject({
+      ok: true,
+    });
+    const audits = await db.adminPool.query(
+      "SELECT actor_id FROM agentina.audit_events WHERE action = 'release.keys_published'",
+    );
+    expect(audits.rowCount).toBe(2);
+  });
+
+  it('a key set the mirror rewrites (an attacker key added) is refused and the delivered one kept', async () => {
+    const u = updater();
+    await u.check(new Date());
+    const before = u.deliveredKeys();
+    const evil = loadPurposeSigner(mkdtempKeys(), 'license');
+    mirror.attack(async (file, upstream) => {
+      if (!file.endsWith('.agentina-keys.json')) return undefined;
+      const set = JSON.parse((await upstream()).toString()) as { license: unknown[] };
+      set.license.push({ kid: evil.kid, publicKeyPem: evil.publicKeyPem });
+      return JSON.stringify(set);
+    });
+    expectRefused(await u.check(new Date()), 'too_large');
+    expect(u.deliveredKeys()).toEqual(before);
+    mirror.attack(null);
+  });
+});
+
 describe('root rotation', () => {
   it('a legitimate rotation (both thresholds) is followed; the rotated-out keys are then refused', async () => {
     const newRoot = [attackerKey('new-root-1'), attackerKey('new-root-2')];
@@ -286,5 +366,38 @@ describe('root rotation', () => {
     mirror.attack(async (file) => (file === 'metadata/3.root.json' ? back : undefined));
     expectRefused(await check(), 'signature');
     mirror.attack(null);
+  });
+});
+
+describe('starting an installed release (real processes)', () => {
+  const dir = path.join(work, 'launch', 'versions');
+  const u = () => updater('1.0.0', `${server.baseUrl}/v1/dist`, dir);
+  const deps = () => ({ updater: u(), args: [] });
+
+  it('a release that fails its start is rolled back to the previous one, which then runs', async () => {
+    await publish('1.5.0');
+    expect(await check(u())).toMatchObject({ outcome: 'installed', version: '1.5.0' });
+    await publish('2.0.0', `#!/usr/bin/env node\nconsole.error('integrity check failed');\nprocess.exit(3);\n`);
+    expect(await check(u())).toMatchObject({ outcome: 'installed', version: '2.0.0', previous: '1.5.0' });
+    const bad = verifiedCurrentRelease(deps());
+    expect(bad).toEqual({ version: '2.0.0', dir: path.join(dir, '2.0.0') });
+    const first = await runRelease(deps(), bad as { version: string; dir: string });
+    expect(first).toMatchObject({ outcome: 'rolled_back', version: '2.0.0', to: '1.5.0' });
+    const good = verifiedCurrentRelease(deps());
+    expect(good).toEqual({ version: '1.5.0', dir: path.join(dir, '1.5.0') });
+    expect(await runRelease(deps(), good as { version: string; dir: string })).toEqual({ outcome: 'exited', code: 0 });
+    // 2.0.0 is still offered, but never installed again; 1.5.0 is current, not a downgrade.
+    expect(await check(u())).toEqual({ outcome: 'current', version: '1.5.0' });
+    expect(u().state()).toMatchObject({ current: '1.5.0', failed: ['2.0.0'], highest: '2.0.0' });
+  });
+
+  it('an installed release whose files were changed is not started', () => {
+    const file = path.join(dir, '1.5.0', 'runtime', 'agentina-agent.js');
+    chmodSync(file, 0o600);
+    appendFileSync(file, '// patched\n');
+    expect(verifiedCurrentRelease(deps())).toMatchObject({
+      failed: '1.5.0',
+      reason: expect.stringMatching(/modified/),
+    });
   });
 });

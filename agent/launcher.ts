@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
+import type { AgentUpdater } from './updater';
+
+/**
+ * Runs an installed release (`versions/<v>`) as a child of the pinned runtime. The pinned
+ * runtime (root-owned in a system install) checks the release against its signed manifest before
+ * starting it; a child that exits with an error within the start-up window failed its start-up
+ * checks, and the release is rolled back (the previous release, or the pinned runtime, runs next).
+ * A child that exits with EXIT_UPDATED installed a newer release and asks to be replaced by it.
+ */
+export const EXIT_UPDATED = 75;
+export const STARTUP_WINDOW_MS = 60_000;
+
+export type ReleaseRun =
+  | { outcome: 'exited'; code: number }
+  | { outcome: 'updated' }
+  | { outcome: 'rolled_back'; version: string; to: string | null; reason: string };
+
+export type LaunchDeps = {
+  updater: AgentUpdater;
+  /** The `run` arguments the child gets (its --config/--state or --user/--prefix). */
+  args: string[];
+  startupWindowMs?: number;
+  /** Called with a stop function while the child runs (SIGTERM handling). */
+  onChild?: (stop: () => void) => void;
+};
+
+/** The release `current` names, checked file by file against its signed manifest; null if none or not intact. */
+export function verifiedCurrentRelease(
+  deps: Pick<LaunchDeps, 'updater'>,
+): { version: string; dir: string } | { failed: string; reason: string; code: string } | null {
+  const rel = deps.updater.currentRelease();
+  if (!rel) return null;
+  let manifest: unknown = null;
+  try {
+    manifest = JSON.parse(readFileSync(path.join(rel.dir, RELEASE_LAYOUT.manifest), 'utf8'));
+  } catch {
+    manifest = null;
+  }
+  const v = verifyRuntime({
+    root: rel.dir,
+    manifest,
+    keys: deps.updater.releaseKeys(),
+    version: rel.version,
+    layout: RELEASE_LAYOUT,
+  });
+  return v.ok ? rel : { failed: rel.version, reason: v.message, code: v.code };
+}
+
+/** Starts `release` and waits; an early failure rolls it back. */
+export async function runRelease(deps: LaunchDeps, release: { version: string; dir: string }): Promise<ReleaseRun> {
+  const entry = path.join(release.dir, 'runtime', 'agentina-agent.js');
+  const started = Date.now();
+  const child = spawn(process.execPath, [entry, 'run', ...deps.args], { stdio: 'inherit' });
+  deps.onChild?.(() => child.kill('SIGTERM'));
+  const code = await new Promise<number>((resolve) => {
+    child.once('error', () => resolve(127));
+    child.once('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+  });
+  if (code === EXIT_UPDATED) return { outcome: 'updated' };
+  if (code !== 0 && Date.now() - started < (deps.startupWindowMs ?? STARTUP_WINDOW_MS)) {
+    const reason = `exited with code ${code} during start-up`;
+    const { to } = deps.updater.rollBack(release.version, reason);
+    return { outcome: 'rolled_back', version: release.version, to, reason };
+  }
+  return { outcome: 'exited', code };
+}
