@@ -97,6 +97,7 @@ export function createServices(deps: ServicesDeps) {
       signer: keys.license,
       origin,
       temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
+      expiryNoticeDays: config.licenses.expiryNoticeDays,
     }),
     /** The lifecycle workflow's one writer of license state (called by its activity). */
     transitions: createLicenseTransitions({ pool, clock, origin }),

@@ -2,6 +2,7 @@ import './style.css';
 import { auditView } from './admin/audit';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
+import { webhooksView, webhookView } from './admin/webhooks';
 import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
@@ -18,6 +19,7 @@ startShell(document.getElementById('app')!, {
     ['#/agents', 'Agents'],
     ['#/tasks', 'Tasks'],
     ['#/audit', 'Audit log'],
+    ['#/webhooks', 'Webhooks'],
     ['#/service-accounts', 'Service accounts'],
     ['#/admins', 'Admins'],
   ],
@@ -28,6 +30,7 @@ startShell(document.getElementById('app')!, {
     agents: (ctx: RouteContext) => agentsView(ctx, 'admin'),
     tasks: (ctx: RouteContext) => tasksView(ctx, 'admin'),
     audit: auditView,
+    webhooks: (ctx: RouteContext) => (ctx.params[0] ? webhookView(ctx) : webhooksView(ctx)),
     'service-accounts': serviceAccountsView,
     admins: adminsView,
   },
