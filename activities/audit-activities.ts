@@ -9,6 +9,9 @@ export function createAuditActivities(services: Pick<ActivityServices, 'checkpoi
     /** Signs the chain head once per run (services/audit/checkpoint-service.ts). */
     signAuditCheckpoint: (input: AuditCheckpointInput): Promise<AuditCheckpointResult> =>
       services.checkpoints.signCheckpoint(input),
+    /** The run gave up: `audit.checkpoint_failed` (a webhook event), once per run. */
+    recordCheckpointFailure: (input: { workflowId: string; cause: string }): Promise<void> =>
+      services.checkpoints.recordFailure(input),
   };
 }
 

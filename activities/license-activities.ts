@@ -4,13 +4,14 @@ import {
   TransitionNotStorable,
   UPDATE_REFUSED,
   UpdateRefused,
+  type ExpiringSoonInput,
   type LicenseTransitionInput,
   type LicenseTransitionResult,
 } from '../services/licenses/license-transitions';
 import { TermsRefused } from '../services/licenses/license-terms-change';
 import type { ActivityServices } from './create-activities';
 
-export type { LicenseTransitionInput, LicenseTransitionResult };
+export type { ExpiringSoonInput, LicenseTransitionInput, LicenseTransitionResult };
 export { transitionKey } from '../services/licenses/license-transitions';
 
 export function createLicenseActivities(services: Pick<ActivityServices, 'transitions'>) {
@@ -30,6 +31,9 @@ export function createLicenseActivities(services: Pick<ActivityServices, 'transi
         throw err;
       }
     },
+    /** A `license.expiring_soon` notice (audit row, so a webhook event); idempotent per expiry and notice. */
+    announceLicenseExpiringSoon: (input: ExpiringSoonInput): Promise<void> =>
+      services.transitions.announceExpiringSoon(input),
   };
 }
 

@@ -94,6 +94,7 @@ export function createServices(deps: ServicesDeps) {
     signer: keys.license,
     origin,
     temporalUi: { url: config.temporal.uiUrl, namespace: config.temporal.namespace },
+    expiryNoticeDays: config.licenses.expiryNoticeDays,
   });
 
   const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });

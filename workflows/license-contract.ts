@@ -42,6 +42,10 @@ export type LicenseLifecycleInput = {
   localTransitionAttempts?: number;
   /** How long a timer transition the database refused waits before its next try (REFUSED_TIMER_RETRY_MS); lowered by tests. */
   refusedTimerRetryMs?: number;
+  /** Days before expiry at which `license.expiring_soon` is announced (LICENSE_EXPIRY_NOTICE_DAYS); [30, 7, 1] when absent. */
+  expiryNoticeDays?: number[];
+  /** The last expiry notice given, carried across continue-as-new. */
+  expiryNoticeSent?: { expiresAt: string; daysBefore: number } | null;
 };
 
 /** What the query answers and every update returns (protocol/views.ts: the API shows it as is). */

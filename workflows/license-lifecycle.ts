@@ -27,7 +27,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { LicenseTransitionInput, LicenseTransitionResult } from '../activities/license-activities';
+import type {
+  ExpiringSoonInput,
+  LicenseTransitionInput,
+  LicenseTransitionResult,
+} from '../activities/license-activities';
 import type { Actor } from '../protocol/audit-chain';
 import type { LicenseState } from '../protocol/schemas';
 import {
@@ -52,10 +56,13 @@ import {
   checkResume,
   checkRevoke,
   checkSuspend,
+  DEFAULT_EXPIRY_NOTICE_DAYS,
+  expiryNotice,
   initialSnapshot,
   nextDeadline,
   scheduledState,
   timerAction,
+  type ExpiryNoticeSent,
   type Refusal,
   type Terms,
 } from './license-rules';
@@ -103,6 +110,19 @@ export const UPDATE_ORIGIN_PATCH = 'update-origin-proof';
 function originOf(update: string, args: unknown): Pick<LicenseTransitionInput, 'origin'> {
   return patched(UPDATE_ORIGIN_PATCH) ? { origin: { update, args } } : {};
 }
+
+/**
+ * Lifecycles that record this patch announce `license.expiring_soon` from their own timers
+ * (input.expiryNoticeDays before expiry); histories recorded before it replay without them.
+ */
+export const EXPIRY_NOTICE_PATCH = 'expiry-notices';
+export const EXPIRY_NOTICE_TIMEOUT = '30 seconds';
+
+/** Notices wait out database outages like transitions do: retried without limit, each try bounded. */
+const notices = proxyActivities<{ announceLicenseExpiringSoon(input: ExpiringSoonInput): Promise<void> }>({
+  startToCloseTimeout: EXPIRY_NOTICE_TIMEOUT,
+  retry: TRANSITION_RETRY,
+});
 
 type TransitionActivity = { applyLicenseTransition(input: LicenseTransitionInput): Promise<LicenseTransitionResult> };
 
@@ -367,9 +387,27 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
   const historyLimit = input.continueAsNewAtHistoryLength;
   /** A refused timer transition is not tried again before this (workflow) time. */
   let timerRefusedUntil: number | null = null;
+  const noticeDays = input.expiryNoticeDays ?? DEFAULT_EXPIRY_NOTICE_DAYS;
+  let noticeSent: ExpiryNoticeSent | null = input.expiryNoticeSent ?? null;
 
   for (;;) {
     const seen = changes;
+    let noticeAt: number | null = null;
+    if (noticeDays.length > 0 && patched(EXPIRY_NOTICE_PATCH)) {
+      const notice = expiryNotice(s.state, s.expiresAt, now(), noticeDays, noticeSent);
+      if (notice.due !== null) {
+        const sent = { expiresAt: s.expiresAt, daysBefore: notice.due };
+        await notices.announceLicenseExpiringSoon({
+          workflowId,
+          licenseId: s.licenseId,
+          customerId: s.customerId,
+          ...sent,
+        });
+        noticeSent = sent;
+        continue;
+      }
+      noticeAt = notice.nextAt;
+    }
     const deadline = nextDeadline(s.state, s);
     if (deadline !== null && deadline <= now() && (timerRefusedUntil === null || timerRefusedUntil <= now())) {
       try {
@@ -388,7 +426,8 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
       continue;
     }
     const wake = () => changes !== seen || (wantsContinueAsNew() && !busy);
-    const wakeAt = deadline === null ? null : Math.max(deadline, timerRefusedUntil ?? deadline);
+    const timerAt = deadline === null ? null : Math.max(deadline, timerRefusedUntil ?? deadline);
+    const wakeAt = noticeAt === null ? timerAt : timerAt === null ? noticeAt : Math.min(timerAt, noticeAt);
     if (wakeAt === null) await condition(wake);
     else await condition(wake, wakeAt - now());
     if (changes !== seen) timerRefusedUntil = null; // the change may have made the refusal moot
@@ -396,7 +435,11 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
     if (wantsContinueAsNew() && !busy) {
       await condition(() => allHandlersFinished() && !busy);
       // Handlers may have changed the state while we waited; the next run starts from it.
-      await continueAsNew<typeof licenseLifecycle>({ ...input, carried: s });
+      await continueAsNew<typeof licenseLifecycle>({
+        ...input,
+        carried: s,
+        ...(noticeSent ? { expiryNoticeSent: noticeSent } : {}),
+      });
     }
   }
 

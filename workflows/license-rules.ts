@@ -47,6 +47,34 @@ export function nextDeadline(state: LicenseState, terms: Terms): number | null {
   }
 }
 
+/** `license.expiring_soon` notices, in days before expiry, when the input names none. */
+export const DEFAULT_EXPIRY_NOTICE_DAYS: readonly number[] = [30, 7, 1];
+/** The last notice a lifecycle gave: for which expiry, and how many days before it. */
+export type ExpiryNoticeSent = { expiresAt: string; daysBefore: number };
+
+/**
+ * Which expiry notice is due now (the nearest one whose time has come, so a license renewed to
+ * expire in 5 days gets the 7-day notice, not the 30-day one too), and when the next falls due.
+ * Only trial and active licenses get notices; a new expiry date re-arms all of them.
+ */
+export function expiryNotice(
+  state: LicenseState,
+  expiresAt: string,
+  now: number,
+  days: readonly number[],
+  sent: ExpiryNoticeSent | null,
+): { due: number | null; nextAt: number | null } {
+  const exp = ms(expiresAt);
+  if ((state !== 'trial' && state !== 'active') || !(exp > now)) return { due: null, nextAt: null };
+  const open = days.filter((d) => !(sent && sent.expiresAt === expiresAt && d >= sent.daysBefore));
+  const due = open.filter((d) => exp - d * DAY_MS <= now);
+  const later = open.map((d) => exp - d * DAY_MS).filter((at) => at > now);
+  return {
+    due: due.length ? Math.min(...due) : null,
+    nextAt: later.length ? Math.min(...later) : null,
+  };
+}
+
 /** The audit action of a timer-driven move. */
 export function timerAction(to: TimedState): LicenseTransitionInput['action'] {
   return to === 'grace' ? 'license.grace_started' : 'license.expired';

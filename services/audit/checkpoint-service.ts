@@ -50,6 +50,23 @@ function holdCheckpoint(dir: string, checkpoint: ChainCheckpoint): void {
 
 export function createCheckpointService(deps: CheckpointServiceDeps) {
   return {
+    /** A checkpoint run that gave up: audited once per run (and so announced to webhooks). */
+    async recordFailure(input: { workflowId: string; cause: string }): Promise<void> {
+      await withTransaction(deps.pool, (tx) =>
+        appendAudit(
+          tx,
+          {
+            actor: { kind: 'workflow', id: input.workflowId },
+            action: 'audit.checkpoint_failed',
+            subject: { kind: 'audit_checkpoint', id: input.workflowId },
+            data: { cause: input.cause },
+            idempotencyKey: `${input.workflowId}#checkpoint-failed`,
+          },
+          deps.clock,
+        ),
+      );
+    },
+
     /**
      * Signs the chain head read from audit_events itself (never the audit_head cache) with the
      * `audit` key from AGENTINA_KEYS_DIR, stores the checkpoint and chains an

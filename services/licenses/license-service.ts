@@ -146,6 +146,8 @@ export type LicenseServiceDeps = {
   localTransitionAttempts?: number;
   /** Tests lower how long a refused timer transition waits before its next try. */
   refusedTimerRetryMs?: number;
+  /** Days before expiry the lifecycles it starts announce `license.expiring_soon` (LICENSE_EXPIRY_NOTICE_DAYS). */
+  expiryNoticeDays?: number[];
 };
 
 /**
@@ -196,7 +198,7 @@ export function toLicenseView(r: LicenseRow): LicenseView {
 /** The workflow input that continues a license from its row (creation, or a lost lifecycle). */
 export type LifecycleTuning = Pick<
   LicenseLifecycleInput,
-  'continueAsNewAtHistoryLength' | 'localTransitionAttempts' | 'refusedTimerRetryMs'
+  'continueAsNewAtHistoryLength' | 'localTransitionAttempts' | 'refusedTimerRetryMs' | 'expiryNoticeDays'
 >;
 
 export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}): LicenseLifecycleInput {
@@ -212,6 +214,7 @@ export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}
       : {}),
     ...(extra.localTransitionAttempts !== undefined ? { localTransitionAttempts: extra.localTransitionAttempts } : {}),
     ...(extra.refusedTimerRetryMs !== undefined ? { refusedTimerRetryMs: extra.refusedTimerRetryMs } : {}),
+    ...(extra.expiryNoticeDays !== undefined ? { expiryNoticeDays: extra.expiryNoticeDays } : {}),
   };
   if (r.version === 1) return base;
   return {
@@ -361,6 +364,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
           continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength,
           localTransitionAttempts: deps.localTransitionAttempts,
           refusedTimerRetryMs: deps.refusedTimerRetryMs,
+          expiryNoticeDays: deps.expiryNoticeDays,
         }),
       ],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

@@ -28,6 +28,14 @@ import {
 export { UPDATE_REFUSED, UpdateRefused };
 
 /** One license transition, as the workflow asks for it: ids, dates, a short reason. */
+export type ExpiringSoonInput = {
+  workflowId: string;
+  licenseId: string;
+  customerId: string;
+  expiresAt: string;
+  daysBefore: number;
+};
+
 export type LicenseTransitionInput = {
   workflowId: string;
   licenseId: string;
@@ -155,6 +163,26 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
   }
 
   return {
+    /**
+     * A `license.expiring_soon` notice from the lifecycle's timer: an audit row (and so a webhook
+     * event) and nothing else. Once per expiry date and notice: a retry writes nothing twice.
+     */
+    async announceExpiringSoon(input: ExpiringSoonInput): Promise<void> {
+      await withTransaction(deps.pool, async (tx) => {
+        await appendAudit(
+          tx,
+          {
+            actor: { kind: 'workflow', id: input.workflowId },
+            action: 'license.expiring_soon',
+            subject: { kind: 'license', id: input.licenseId },
+            data: { customerId: input.customerId, expiresAt: input.expiresAt, daysBefore: input.daysBefore },
+            idempotencyKey: `${input.workflowId}#expiring#${input.expiresAt}#${input.daysBefore}`,
+          },
+          deps.clock,
+        );
+      });
+    },
+
     /**
      * In ONE transaction: the row (state, version + 1), the audit event, the status feed row and
      * the NOTIFY (delivered at commit). A retry after a commit finds the row already past

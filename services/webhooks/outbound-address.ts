@@ -88,12 +88,17 @@ export function createAllowList(entries: readonly string[]): AllowList {
     else if (bits === undefined) blocks.addAddress(addr!, family === 4 ? 'ipv4' : 'ipv6');
     else blocks.addSubnet(addr!, Number(bits), family === 4 ? 'ipv4' : 'ipv6');
   }
+  const address = (addr: string): boolean => {
+    const family = isIP(addr);
+    return family !== 0 && blocks.check(addr, family === 4 ? 'ipv4' : 'ipv6');
+  };
   return {
-    host: (hostname) => names.has(hostname.replace(/^\[|\]$/g, '').toLowerCase()),
-    address: (addr) => {
-      const family = isIP(addr);
-      return family !== 0 && blocks.check(addr, family === 4 ? 'ipv4' : 'ipv6');
+    // An address literal in a URL is allowed when the address is.
+    host: (hostname) => {
+      const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+      return names.has(h) || address(h);
     },
+    address,
   };
 }
 

@@ -52,6 +52,8 @@ export async function sendWebhook(input: {
   allow: AllowList;
   limits?: SendLimits;
   now?: () => number;
+  /** How names are resolved (the system resolver unless given): resolved once, then pinned. */
+  resolve?: Parameters<typeof resolveTarget>[2];
 }): Promise<SendResult> {
   const limits = input.limits ?? DEFAULT_SEND_LIMITS;
   const now = input.now ?? (() => performance.now());
@@ -68,7 +70,7 @@ export async function sendWebhook(input: {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && input.allow.host(url.hostname)))
     return refuse('refused: receivers must use https');
   if (url.username || url.password) return refuse('refused: the URL carries credentials');
-  const target = await resolveTarget(url.hostname, input.allow);
+  const target = await resolveTarget(url.hostname, input.allow, input.resolve);
   if (!target.ok) return refuse(target.error);
 
   // The connection uses the address checked above, never a second resolution.

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import {
   createAuditActivities,
@@ -67,6 +68,9 @@ beforeAll(async () => {
       async signAuditCheckpoint(input: AuditCheckpointInput) {
         const { attempt } = Context.current().info;
         attempts.push({ workflowId: input.workflowId, attempt });
+        // A run whose signing cannot succeed (as with the audit key gone): it gives up at once.
+        if (input.workflowId.includes('fails-for-good'))
+          throw ApplicationFailure.nonRetryable('the audit signing key is unavailable', 'UNAVAILABLE');
         const result = await real.signAuditCheckpoint(input);
         if (input.workflowId.includes('crash-after-commit') && attempt === 1)
           throw new Error('worker lost after commit');
@@ -119,6 +123,19 @@ it('an activity retried after its commit stores one checkpoint and one audit row
   // The workflow history carries ids only: no key material, no signature in the payloads.
   const history = JSON.stringify(await t.client.workflow.getHandle(workflowId).fetchHistory());
   expect(history).not.toMatch(/PRIVATE KEY|privateKeyPem/);
+});
+
+it('a checkpoint run that gives up is audited as audit.checkpoint_failed (a webhook event), once', async () => {
+  const workflowId = `audit-checkpoint-fails-for-good-${randomBytes(4).toString('hex')}`;
+  await expect(
+    t.client.workflow.execute('auditCheckpoint', { taskQueue: t.taskQueue, workflowId, args: [] }),
+  ).rejects.toThrow();
+  const events = await db.adminPool.query<{ actor_id: string; data: unknown; action: string }>(
+    "SELECT actor_id, data, action FROM agentina.audit_events WHERE action = 'audit.checkpoint_failed'",
+  );
+  expect(events.rows).toEqual([
+    { actor_id: workflowId, action: 'audit.checkpoint_failed', data: { cause: 'UNAVAILABLE' } },
+  ]);
 });
 
 it('ensureSchedules creates the checkpoint schedule, updates it in place, and it runs the workflow', async () => {

@@ -1,6 +1,6 @@
 import { SKIPPED_TIME_PROOF_AGE_MS, testServices } from '../support/app';
 import { Context } from '@temporalio/activity';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import type { LicenseService } from '../../services/licenses/license-service';
@@ -14,14 +14,14 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
 import {
   createTestCustomer,
-  registerSearchAttributes,
+  startTimeSkippingServer,
   createTestKeysDir,
   eventually,
   licenseAudit,
   licenseFeed,
   testLicenseService,
 } from '../support/license-helpers';
-import { quietTemporalRuntime, runWorkerInBackground } from '../support/temporal';
+import { runWorkerInBackground } from '../support/temporal';
 
 /** Lifecycle timers and updates on the time-skipping server, with real PostgreSQL writes. */
 describe('licenseLifecycle on the time-skipping server', () => {
@@ -35,11 +35,7 @@ describe('licenseLifecycle on the time-skipping server', () => {
   let customerId: string;
 
   beforeAll(async () => {
-    quietTemporalRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } },
-    });
-    await registerSearchAttributes(env.connection);
+    env = await startTimeSkippingServer();
     db = await createTestDatabase('lictime');
     keys = createTestKeysDir();
     customerId = await createTestCustomer(db.pool);

@@ -42,6 +42,8 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
     AGENTINA_DATA_DIR: dataDir,
     AGENTINA_KEYS_DIR: path.join(dataDir, 'keys'),
     METRICS_TOKEN: TEST_METRICS_TOKEN,
+    // No expiry notices unless a test asks: they would add audit rows to every short license.
+    LICENSE_EXPIRY_NOTICE_DAYS: '',
     ...overrides,
   });
 }

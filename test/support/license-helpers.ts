@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Pool } from 'pg';
+import { testEnv } from './env';
+import { quietTemporalRuntime } from './temporal';
 import { SEARCH_ATTRIBUTES } from '../../scripts/stack/temporal';
 import {
   createLicenseService,
@@ -40,6 +43,8 @@ export function testLicenseService(
     temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' },
     signer: keys.license,
     origin: createUpdateOrigin({ secrets: () => keys.secrets('update-origin') }),
+    // No expiry notices unless a test asks (webhooks-time.test.ts does).
+    expiryNoticeDays: [],
     ...rest,
   });
 }
@@ -88,6 +93,16 @@ export async function licenseFeed(pool: Pool, licenseId: string): Promise<Array<
     [licenseId],
   );
   return rows.map((r) => ({ state: r.state, version: Number(r.version) }));
+}
+
+/** A time-skipping server of this test file's own, with Agentina's search attributes. */
+export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  quietTemporalRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testEnv('AGENTINA_TEST_TIME_SKIPPING_SERVER') } },
+  });
+  await registerSearchAttributes(env.connection);
+  return env;
 }
 
 /** The time-skipping server starts without Agentina's search attributes; register them. */

@@ -6,6 +6,7 @@ import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
 import { policiesView, policyView } from './admin/policies';
 import { enrolmentGate, securityView } from './admin/second-factor';
+import { webhooksView, webhookView } from './admin/webhooks';
 import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
@@ -26,6 +27,7 @@ startShell(document.getElementById('app')!, {
     ['#/agents', 'Agents'],
     ['#/tasks', 'Tasks'],
     ['#/audit', 'Audit log'],
+    ['#/webhooks', 'Webhooks'],
     ['#/service-accounts', 'Service accounts'],
     ['#/admins', 'Admins'],
     ['#/security', 'Security'],
@@ -39,6 +41,7 @@ startShell(document.getElementById('app')!, {
     agents: (ctx: RouteContext) => (ctx.params[0] ? agentView(ctx) : agentsView(ctx, 'admin')),
     tasks: (ctx: RouteContext) => tasksView(ctx, 'admin'),
     audit: auditView,
+    webhooks: (ctx: RouteContext) => (ctx.params[0] ? webhookView(ctx) : webhooksView(ctx)),
     'service-accounts': serviceAccountsView,
     admins: adminsView,
     security: securityView,
