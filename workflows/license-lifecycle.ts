@@ -127,10 +127,12 @@ const notices = proxyActivities<{ announceLicenseExpiringSoon(input: ExpiringSoo
 type TransitionActivity = { applyLicenseTransition(input: LicenseTransitionInput): Promise<LicenseTransitionResult> };
 
 /** The server schedules it, and retries it for as long as PostgreSQL is away, adding no events. */
-const scheduled = proxyActivities<TransitionActivity>({
-  startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT,
-  retry: TRANSITION_RETRY,
-});
+const scheduled = (summary: string) =>
+  proxyActivities<TransitionActivity>({
+    startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT,
+    retry: TRANSITION_RETRY,
+    summary,
+  });
 
 /**
  * The worker runs it inside the workflow task that decided the transition: no activity task to
@@ -138,11 +140,33 @@ const scheduled = proxyActivities<TransitionActivity>({
  * project's bench that halves the server work of a timer-driven transition. Bounded, because a
  * local activity that keeps retrying keeps its workflow task alive and grows the history.
  */
-const localTransition = (attempts: number): TransitionActivity =>
-  proxyLocalActivities<TransitionActivity>({
-    startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT,
-    retry: { ...TRANSITION_RETRY, maximumAttempts: attempts },
-  });
+const localTransition =
+  (attempts: number) =>
+  (summary: string): TransitionActivity =>
+    proxyLocalActivities<TransitionActivity>({
+      startToCloseTimeout: TRANSITION_ACTIVITY_TIMEOUT,
+      retry: { ...TRANSITION_RETRY, maximumAttempts: attempts },
+      summary,
+    });
+
+/** What Temporal Web shows for a transition's activity: "apply revoke · active → revoked". */
+function transitionSummary(input: Pick<LicenseTransitionInput, 'action' | 'from' | 'to' | 'origin'>): string {
+  return `apply ${input.origin?.update ?? input.action.replace(/^license\./, '')} · ${input.from} → ${input.to}`;
+}
+
+/** What Temporal Web shows for the lifecycle's timer: which date it waits for, and that date. */
+function timerSummary(state: string, wakeAtMs: number, retrying: boolean): string {
+  const what = retrying
+    ? 'retry a refused transition'
+    : state === 'trial'
+      ? 'trial ends'
+      : state === 'active'
+        ? 'expiry'
+        : state === 'grace'
+          ? 'grace ends'
+          : 'next transition';
+  return `${what} at ${new Date(wakeAtMs).toISOString()}`;
+}
 
 /**
  * Applies one transition. Histories recorded before the patch replay their scheduled activities;
@@ -150,18 +174,19 @@ const localTransition = (attempts: number): TransitionActivity =>
  * the same input, so the same idempotency key: a transition that committed is not written twice.
  */
 async function applyTransition(
-  local: TransitionActivity,
+  local: (summary: string) => TransitionActivity,
   input: LicenseTransitionInput,
 ): Promise<LicenseTransitionResult> {
-  if (!patched(LOCAL_TRANSITION_PATCH)) return scheduled.applyLicenseTransition(input);
+  const summary = transitionSummary(input);
+  if (!patched(LOCAL_TRANSITION_PATCH)) return scheduled(summary).applyLicenseTransition(input);
   try {
-    return await local.applyLicenseTransition(input);
+    return await local(summary).applyLicenseTransition(input);
   } catch (err) {
     // A failed local activity surfaces as its cause (an ApplicationFailure, or a TimeoutFailure).
     const failure = err instanceof ActivityFailure ? err.cause : err;
     const refused = failure instanceof ApplicationFailure && failure.nonRetryable;
     if (err instanceof TemporalFailure && !(err instanceof CancelledFailure) && !refused)
-      return scheduled.applyLicenseTransition(input);
+      return scheduled(summary).applyLicenseTransition(input);
     throw err;
   }
 }
@@ -429,7 +454,10 @@ export async function licenseLifecycle(input: LicenseLifecycleInput): Promise<Li
     const timerAt = deadline === null ? null : Math.max(deadline, timerRefusedUntil ?? deadline);
     const wakeAt = noticeAt === null ? timerAt : timerAt === null ? noticeAt : Math.min(timerAt, noticeAt);
     if (wakeAt === null) await condition(wake);
-    else await condition(wake, wakeAt - now());
+    else
+      await condition(wake, wakeAt - now(), {
+        summary: timerSummary(s.state, wakeAt, timerRefusedUntil !== null && wakeAt === timerRefusedUntil),
+      });
     if (changes !== seen) timerRefusedUntil = null; // the change may have made the refusal moot
 
     if (wantsContinueAsNew() && !busy) {

@@ -22,6 +22,7 @@ import {
   listLicenses,
   type LicenseRow,
 } from '../../db/licenses-repo';
+import { findCustomer } from '../../db/customers-repo';
 import { withTransaction, type Queryable } from '../../db/pool';
 import {
   DAY_MS,
@@ -347,6 +348,26 @@ function mapUpdateError(err: unknown, licenseId: string): never {
   throw err;
 }
 
+/**
+ * What Temporal Web shows of a lifecycle without opening its input: a one-line summary as the
+ * license stood when its lifecycle started, and its terms (ids, names and dates; never a secret).
+ */
+export function lifecycleDescription(row: LicenseRow, customerName: string) {
+  const until = (row.trial_ends_at ?? row.expires_at).toISOString().slice(0, 10);
+  const features = Object.entries(row.features)
+    .map(([k, v]) => (v === true ? k : `${k}=${String(v)}`))
+    .join(', ');
+  return {
+    staticSummary: `License ${row.id} · ${customerName} · ${row.state} until ${until}`,
+    staticDetails: [
+      `**Customer** ${customerName} (${row.customer_id})`,
+      `**Plan** ${row.plan}, up to ${row.max_agents} agents${features ? `; features: ${features}` : ''}`,
+      `**Term** ${row.not_before.toISOString()} to ${row.expires_at.toISOString()}${row.trial_ends_at ? `; trial ends ${row.trial_ends_at.toISOString()} (then ${row.trial_end_state})` : ''}; grace ${row.grace_days} days`,
+      'Timers move it through trial → active → grace → expired; renew, convert-trial, suspend, resume and revoke arrive as Updates signed by the API.',
+    ].join('\n\n'),
+  };
+}
+
 export function createLicenseService(deps: LicenseServiceDeps) {
   const { pool, clock } = deps;
   const client = deps.temporal.client;
@@ -356,7 +377,9 @@ export function createLicenseService(deps: LicenseServiceDeps) {
 
   /** Starts the lifecycle of `row` unless it runs already (the workflow id is the business key). */
   async function ensureLifecycle(row: LicenseRow): Promise<WorkflowHandle> {
+    const customer = await findCustomer(pool, row.customer_id);
     return client.workflow.start(LICENSE_WORKFLOW_TYPE, {
+      ...lifecycleDescription(row, customer?.name ?? row.customer_id),
       taskQueue: deps.temporal.taskQueue,
       workflowId: licenseWorkflowId(row.id),
       args: [

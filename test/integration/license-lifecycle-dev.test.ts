@@ -1,5 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { getLicense } from '../../db/licenses-repo';
 import { systemClock, type Actor } from '../../protocol';
@@ -205,4 +207,40 @@ describe('licenseLifecycle on the dev server', () => {
     );
     expect(suspended).toEqual([licenseWorkflowId(ids[3]!)]);
   }, 60000);
+
+  const summaryOf = (meta: temporal.api.sdk.v1.IUserMetadata | null | undefined): string | undefined =>
+    meta?.summary ? defaultPayloadConverter.fromPayload<string>(meta.summary) : undefined;
+
+  it('a license lifecycle carries a static summary and details, and its timer and transitions say what they are', async () => {
+    stopWorker ??= await runTestWorker(t, { pool: db.pool, clock: systemClock, keysDir: keys.dir });
+    const customerId = await createTestCustomer(db.pool, 'Acme Robotics');
+    const { license } = await service.createLicense(admin, {
+      customerId,
+      plan: 'enterprise',
+      features: { sso: true, seats: 10 },
+      maxAgents: 3,
+      graceDays: 7,
+      trialEndState: 'expired',
+      term: { days: 365 },
+    });
+    await service.revokeLicense(license.id, admin, 'contract ended');
+
+    const handle = t.client.workflow.getHandle(licenseWorkflowId(license.id));
+    const description = await handle.describe();
+    expect(await description.staticSummary()).toBe(
+      `License ${license.id} · Acme Robotics · active until ${license.expiresAt.slice(0, 10)}`,
+    );
+    const details = (await description.staticDetails()) ?? '';
+    expect(details).toContain(`Acme Robotics (${customerId})`);
+    expect(details).toContain('enterprise, up to 3 agents; features: sso, seats=10');
+    expect(details).toContain('grace 7 days');
+
+    const { events } = await handle.fetchHistory();
+    const timers = (events ?? []).filter((e) => e.timerStartedEventAttributes).map((e) => summaryOf(e.userMetadata));
+    expect(timers[0]).toBe(`expiry at ${license.expiresAt}`);
+    const transitions = (events ?? [])
+      .filter((e) => e.markerRecordedEventAttributes || e.activityTaskScheduledEventAttributes)
+      .map((e) => summaryOf(e.userMetadata));
+    expect(transitions).toContain('apply revoke · active → revoked');
+  });
 });
