@@ -5,7 +5,7 @@ import { createIdentityActivities } from './identity-activities';
 import { createLicenseActivities } from './license-activities';
 
 /** What the activities call: the worker process's services (createServices, once). */
-export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'identity'>;
+export type ActivityServices = Pick<Services, 'transitions' | 'checkpoints' | 'quarantine' | 'seats' | 'identity'>;
 
 /**
  * Builds the activity implementations registered on the worker. Activities are thin: each calls

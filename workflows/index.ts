@@ -7,3 +7,4 @@ export * from './account-lockout';
 export * from './audit-checkpoint';
 export * from './agent-quarantine';
 export * from './agent-offline-sweep';
+export * from './agent-seat-reclaim';
