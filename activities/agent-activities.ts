@@ -6,13 +6,14 @@ import {
   type QuarantineAgentInput,
   type ReleaseAgentInput,
 } from '../services/agents/quarantine-service';
+import type { SeatReclaimInput } from '../services/agents/seat-reclaim-service';
 import type { ActivityServices } from './create-activities';
 
 export type { MarkStaleInput, QuarantineAgentInput, ReleaseAgentInput };
 
 /** Activities of agentQuarantine and agentOfflineSweep, over services/agents/quarantine-service.ts. */
-export function createAgentActivities(services: Pick<ActivityServices, 'quarantine'>) {
-  const { quarantine } = services;
+export function createAgentActivities(services: Pick<ActivityServices, 'quarantine' | 'seats'>) {
+  const { quarantine, seats } = services;
   return {
     async quarantineAgent(input: QuarantineAgentInput): Promise<{ quarantined: boolean }> {
       try {
@@ -32,6 +33,7 @@ export function createAgentActivities(services: Pick<ActivityServices, 'quaranti
       }
     },
     markStaleAgentsOffline: (input: MarkStaleInput) => quarantine.markStaleAgentsOffline(input),
+    reclaimSeatIfSilent: (input: SeatReclaimInput) => seats.reclaimSeatIfSilent(input),
   };
 }
 

@@ -10,7 +10,7 @@ import { createWebhookActivities } from './webhook-activities';
 /** What the activities call: the worker process's services (createServices, once). */
 export type ActivityServices = Pick<
   Services,
-  'transitions' | 'checkpoints' | 'quarantine' | 'identity' | 'reconcile' | 'releases' | 'webhooks'
+  'transitions' | 'checkpoints' | 'quarantine' | 'seats' | 'identity' | 'reconcile' | 'releases' | 'webhooks'
 >;
 
 /**

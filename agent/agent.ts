@@ -13,7 +13,7 @@ import { createFingerprintCheck } from './checks/fingerprint-check';
 import { createGraceCheck } from './checks/grace-check';
 import { createLicenseCheck } from './checks/license-check';
 import { createStatusCheck } from './checks/status-check';
-import { createGate, newerThan, TAMPER_CODES, type TerminalState } from './enforcement';
+import { createGate, credentialRejectedDetail, newerThan, TAMPER_CODES, type TerminalState } from './enforcement';
 import type { FingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, type ControlPlaneClient } from './http-client';
 import type { Journal } from './journal';
@@ -266,7 +266,7 @@ export function createAgent(deps: AgentDeps) {
 
   function onControlPlaneError(err: unknown, what: string): void {
     if (err instanceof ControlPlaneError && err.credentialRejected) {
-      gate.enterTerminal('CREDENTIAL_REJECTED', `the control plane refused the agent credential (${err.code})`);
+      gate.enterTerminal('CREDENTIAL_REJECTED', credentialRejectedDetail(err.code));
       return;
     }
     logger.warn({ err: err instanceof Error ? { type: err.name, message: err.message } : err }, `${what} failed`);

@@ -43,6 +43,19 @@ export const PERMANENT_CODES = new Set([
   // The sealed grace file is written at activation and never removed by the agent: gone means removed.
   'GRACE_MISSING',
 ]);
+/**
+ * What the agent records when the control plane refuses its credential: the one way a returning
+ * agent learns it was deregistered (by an admin, the customer, or its seat reclaimed after it was
+ * offline past its license's reclaim window), so it says so and what to do.
+ */
+export function credentialRejectedDetail(code: string): string {
+  return (
+    `the control plane refused the agent credential (${code}): this agent was deregistered ` +
+    "(by an admin or the customer, or its seat was reclaimed after it was offline longer than its license's " +
+    'seat-reclaim window) or its credential is no longer valid; re-activate it with a new activation token'
+  );
+}
+
 const isPermanent = (codes: readonly string[]) => codes.some((c) => PERMANENT_CODES.has(c));
 
 /** Status answers in the order they were issued: version first, then server time. */

@@ -1,7 +1,7 @@
 import type { Agent } from 'node:https';
 import { redactDeep, type AgentTask, type Clock, type EntitlementVerdict, type TaskResultRequest } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
-import type { Gate } from './enforcement';
+import { credentialRejectedDetail, type Gate } from './enforcement';
 import type { ControlPlaneClient } from './http-client';
 import { ControlPlaneError } from './http-client';
 import type { Journal } from './journal';
@@ -147,7 +147,7 @@ export function createTaskRunner(input: {
       } catch (err) {
         if (stopping.signal.aborted || gate.terminal()) break;
         if (err instanceof ControlPlaneError && err.credentialRejected) {
-          gate.enterTerminal('CREDENTIAL_REJECTED', `the control plane refused the agent credential (${err.code})`);
+          gate.enterTerminal('CREDENTIAL_REJECTED', credentialRejectedDetail(err.code));
           break;
         }
         logger.warn({ err }, 'task lease failed; backing off');

@@ -219,7 +219,15 @@ export async function transitionAgentStatus(tx: Tx, t: AgentTransition, clock: C
  */
 export async function deregisterAgent(
   tx: Tx,
-  d: { agentId: string; actor: Actor; reason: string },
+  d: {
+    agentId: string;
+    actor: Actor;
+    reason: string;
+    /** `agent.reclaimed` when the seat-reclaim timer does it. */
+    action?: 'agent.deregistered' | 'agent.reclaimed';
+    data?: Record<string, unknown>;
+    idempotencyKey?: string;
+  },
   clock: Clock,
 ): Promise<TransitionResult & { cancelledTasks: number }> {
   const cancelledTasks = await cancelOpenTasks(tx, d.agentId, clock.now());
@@ -231,12 +239,27 @@ export async function deregisterAgent(
       to: 'deregistered',
       reason: d.reason,
       actor: d.actor,
-      action: 'agent.deregistered',
-      data: { cancelledTasks },
+      action: d.action ?? 'agent.deregistered',
+      data: { cancelledTasks, ...d.data },
+      ...(d.idempotencyKey ? { idempotencyKey: d.idempotencyKey } : {}),
     },
     clock,
   );
   return { ...r, cancelledTasks };
+}
+
+/** What the seat-reclaim timer judges: the agent's status, its last sign of life and its license's window. */
+export type ReclaimSubject = { status: AgentStatus; license_id: string; silent_since: Date; seat_reclaim_days: number };
+
+/** The agent (locked FOR UPDATE) with its last sign of life (heartbeat, else activation) and its license's reclaim window. */
+export async function lockReclaimSubject(tx: Tx, agentId: string): Promise<ReclaimSubject | null> {
+  const { rows } = await tx.query<ReclaimSubject>(
+    `SELECT a.status, a.license_id, COALESCE(a.last_heartbeat_at, a.created_at) AS silent_since, l.seat_reclaim_days
+       FROM agents a JOIN licenses l ON l.id = a.license_id
+      WHERE a.id = $1 FOR UPDATE OF a`,
+    [agentId],
+  );
+  return rows[0] ?? null;
 }
 
 /** Active agents whose last sign of life (heartbeat, else activation) is older than `before`. */

@@ -64,6 +64,8 @@ export const AUDIT_ACTIONS = [
   'agent.offline',
   'agent.online',
   'agent.deregistered',
+  /** Deregistered by its seat-reclaim timer: offline for longer than its license's reclaim window. */
+  'agent.reclaimed',
   'agent.fingerprint_mismatch',
   'agent.integrity_mismatch',
   'task.created',

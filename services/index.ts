@@ -11,6 +11,7 @@ import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
 import { createHeartbeatService } from './agents/heartbeat-service';
 import { createQuarantineService } from './agents/quarantine-service';
+import { createSeatReclaimService } from './agents/seat-reclaim-service';
 import { createAuditService } from './audit/audit-service';
 import { createCheckpointService } from './audit/checkpoint-service';
 import { createOverviewService } from './console/overview-service';
@@ -142,6 +143,8 @@ export function createServices(deps: ServicesDeps) {
     agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
     /** Status changes made by the quarantine and offline-sweep workflows. */
     quarantine: createQuarantineService({ pool, clock, origin }),
+    /** Seat reclaim of agents offline past their license's window (agentSeatReclaim workflow). */
+    seats: createSeatReclaimService({ pool, clock }),
     tasks: createTasksService({
       pool,
       clock,

@@ -1,15 +1,18 @@
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
-import type { RetryPolicy } from '@temporalio/common';
+import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import { AGENT_ACTIVITY_RETRY } from './agent-quarantine';
+import { agentSeatReclaim, seatReclaimWorkflowId } from './agent-seat-reclaim';
+import { CustomerIdAttribute, LicenseIdAttribute } from './license-contract';
 
 /**
  * agentOfflineSweep: run by a Temporal Schedule. Marks active agents whose last heartbeat is
  * older than `staleAfterS` (three heartbeat intervals) as offline; their next heartbeat brings
- * them back.
+ * them back. Each agent it marks gets its seat-reclaim timer (agentSeatReclaim), which outlives
+ * the sweep; an agent whose timer already runs keeps that one.
  */
 export type AgentOfflineSweepInput = { staleAfterS: number };
-export type AgentOfflineSweepResult = { marked: number };
+export type AgentOfflineSweepResult = { marked: number; reclaimTimersStarted?: number };
 
 export const AGENT_OFFLINE_SWEEP_ID = 'agent-offline-sweep';
 
@@ -24,5 +27,29 @@ const { markStaleAgentsOffline } = proxyActivities<AgentActivities>({
 
 export async function agentOfflineSweep(input: AgentOfflineSweepInput): Promise<AgentOfflineSweepResult> {
   const { workflowId, runId } = workflowInfo();
-  return markStaleAgentsOffline({ staleAfterS: input.staleAfterS, idempotencyPrefix: `${workflowId}/${runId}` });
+  const r = await markStaleAgentsOffline({
+    staleAfterS: input.staleAfterS,
+    idempotencyPrefix: `${workflowId}/${runId}`,
+  });
+  const started = await Promise.all((r.agents ?? []).map(startSeatReclaimTimer));
+  return { marked: r.marked, reclaimTimersStarted: started.filter(Boolean).length };
+}
+
+async function startSeatReclaimTimer(a: { agentId: string; licenseId: string; customerId: string }): Promise<boolean> {
+  try {
+    await startChild(agentSeatReclaim, {
+      workflowId: seatReclaimWorkflowId(a.agentId),
+      args: [{ agentId: a.agentId }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: LicenseIdAttribute, value: a.licenseId },
+        { key: CustomerIdAttribute, value: a.customerId },
+      ]),
+    });
+    return true;
+  } catch (err) {
+    // Its timer from an earlier silence still runs, and watches this one too.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+    throw err;
+  }
 }

@@ -10,3 +10,4 @@ export * from './agent-offline-sweep';
 export * from './reconcile';
 export * from './release-metadata-refresh';
 export * from './webhook-delivery';
+export * from './agent-seat-reclaim';

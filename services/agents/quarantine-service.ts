@@ -152,17 +152,23 @@ export function createQuarantineService(deps: { pool: Pool; clock: Clock; origin
       return { released: r.agent?.status === 'active', status: r.agent?.status ?? null };
     },
 
-    /** Marks active agents silent for `staleAfterS` offline, in batches; returns how many. */
-    async markStaleAgentsOffline(input: MarkStaleInput): Promise<{ marked: number }> {
+    /**
+     * Marks active agents silent for `staleAfterS` offline, in batches; returns how many, and which
+     * (with their licenses: the sweep starts their seat-reclaim timers).
+     */
+    async markStaleAgentsOffline(
+      input: MarkStaleInput,
+    ): Promise<{ marked: number; agents: Array<{ agentId: string; licenseId: string; customerId: string }> }> {
       const before = new Date(deps.clock.now().getTime() - input.staleAfterS * 1000);
       let marked = 0;
+      const agents: Array<{ agentId: string; licenseId: string; customerId: string }> = [];
       for (;;) {
         const ids = await listStaleAgentIds(deps.pool, before, SWEEP_BATCH);
         const markedBefore = marked;
         for (const agentId of ids) {
           const r = await withTransaction(deps.pool, async (tx) => {
             // Re-checked under the row lock: a heartbeat may have arrived since the list was read.
-            if (!(await lockIfStale(tx, agentId, before))) return { changed: false };
+            if (!(await lockIfStale(tx, agentId, before))) return { changed: false, agent: null };
             return transitionAgentStatus(
               tx,
               {
@@ -178,9 +184,12 @@ export function createQuarantineService(deps: { pool: Pool; clock: Clock; origin
               deps.clock,
             );
           });
-          if (r.changed) marked += 1;
+          if (r.changed && r.agent) {
+            marked += 1;
+            agents.push({ agentId, licenseId: r.agent.license_id, customerId: r.agent.customer_id });
+          }
         }
-        if (ids.length < SWEEP_BATCH || marked === markedBefore) return { marked };
+        if (ids.length < SWEEP_BATCH || marked === markedBefore) return { marked, agents };
       }
     },
   };

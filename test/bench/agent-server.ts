@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createWorker } from '../../worker';
 import { runtimeHashOf } from '../../services/releases/releases-service';
-import { ensureKeys, loadPurposeSigner, systemClock, type ReleaseManifest } from '../../protocol';
+import {
+  DEFAULT_TASK_FEATURES,
+  ensureKeys,
+  loadPurposeSigner,
+  systemClock,
+  type ReleaseManifest,
+} from '../../protocol';
 import { startTestStack } from '../support/stack';
 import { buildTestApp, testConfig, testServices } from '../support/app';
 import {
@@ -105,7 +111,14 @@ export async function main(args: string[]): Promise<object> {
     const licenseId = await createLicense(db.pool, customerId, { maxAgents: 100000 });
     const agents: AgentFixture[] = [];
     for (let i = 0; i < agentCount; i++) agents.push(await createAgent(db.pool, licenseId, customerId));
-    log(`${agentCount} agents ready`);
+    // The same fleet on a license with both task caps set (too high to bind): what counting them costs.
+    const cappedLicenseId = await createLicense(db.pool, customerId, {
+      maxAgents: 100000,
+      features: { ...DEFAULT_TASK_FEATURES, 'tasks.per_day': 1_000_000_000, 'tasks.max_concurrent': 1_000_000 },
+    });
+    const capped: AgentFixture[] = [];
+    for (let i = 0; i < agentCount; i++) capped.push(await createAgent(db.pool, cappedLicenseId, customerId));
+    log(`${agentCount} agents ready on each of two licenses`);
 
     const beat = (a: AgentFixture, runtimeHash = manifest.runtimeHash) =>
       app.inject({
@@ -137,8 +150,8 @@ export async function main(args: string[]): Promise<object> {
     );
     log(`heartbeats: ${heartbeats.perS}/s (${heartbeats.errors} errors)`);
 
-    const roundTrips = await drive(seconds, concurrency, async (n) => {
-      const a = agents[n % agents.length]!;
+    const roundTrip = async (fleet: AgentFixture[], n: number) => {
+      const a = fleet[n % fleet.length]!;
       const q = await app.inject({
         method: 'POST',
         url: '/v1/admin/tasks',
@@ -156,8 +169,11 @@ export async function main(args: string[]): Promise<object> {
         payload: { outcome: 'succeeded', result: { n } },
       });
       return r.statusCode === 200;
-    });
+    };
+    const roundTrips = await drive(seconds, concurrency, (n) => roundTrip(agents, n));
     log(`task round trips: ${roundTrips.perS}/s (${roundTrips.errors} errors)`);
+    const cappedTrips = await drive(seconds, concurrency, (n) => roundTrip(capped, n));
+    log(`task round trips, license with tasks.per_day and tasks.max_concurrent: ${cappedTrips.perS}/s`);
 
     const latencies: number[] = [];
     for (const a of agents.slice(0, quarantines)) {
@@ -186,9 +202,11 @@ export async function main(args: string[]): Promise<object> {
       heartbeat_vs_livez: Number((heartbeats.perS / Math.max(1, baseline.perS)).toFixed(3)),
       task_round_trips_per_s: roundTrips.perS,
       task_round_trip_vs_livez: Number((roundTrips.perS / Math.max(1, baseline.perS)).toFixed(3)),
+      capped_task_round_trips_per_s: cappedTrips.perS,
+      capped_vs_uncapped_round_trip: Number((cappedTrips.perS / Math.max(1, roundTrips.perS)).toFixed(3)),
       quarantine_p50_ms: Math.round(pct(latencies, 50)),
       quarantine_p99_ms: Math.round(pct(latencies, 99)),
-      errors: heartbeats.errors + roundTrips.errors,
+      errors: heartbeats.errors + roundTrips.errors + cappedTrips.errors,
     };
   } finally {
     await built?.close();
