@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { AppError, type ErrorCode, type ErrorDetail } from '../services/errors';
+import { AppError, isDatabaseUnavailable, type ErrorCode, type ErrorDetail } from '../services/errors';
 
 export { AppError };
 export type { ErrorCode, ErrorDetail };
@@ -93,6 +93,10 @@ export function installErrorHandling(app: FastifyInstance): void {
       // Fastify's own client errors carry safe, fixed messages (e.g. "Unsupported Media Type").
       const message = err.code?.startsWith('FST_') ? err.message : 'The request could not be processed.';
       return reply.status(status).send(errorBody(codeForStatus(status), message, req.id));
+    }
+    if (isDatabaseUnavailable(err)) {
+      req.log.warn({ err }, 'database unavailable');
+      return reply.status(503).send(errorBody('UNAVAILABLE', 'The service is briefly unavailable; try again.', req.id));
     }
     req.log.error({ err }, 'unhandled error');
     return reply.status(500).send(errorBody('INTERNAL', 'Something went wrong on our side.', req.id));

@@ -25,6 +25,9 @@ export function createPool(url: string, opts: PoolOptions = {}): Pool {
   const pool = new Pool(config);
   // An idle client that loses its server must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  // Nor may a checked-out one between two queries (the pool listens only while a client is idle):
+  // its next query fails, the caller answers 503, and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -41,3 +41,30 @@ export class AppError extends Error {
     this.name = 'AppError';
   }
 }
+
+/** Socket errors of a database connection that could not be made or was cut. */
+const CONNECTION_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** SQLSTATEs of a server shutting down, starting up, or out of connections (classes 08 and 57P, 53300). */
+const TRANSIENT_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[1-3]|53300)$/;
+const CONNECTION_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+/**
+ * True when `err` says PostgreSQL could not be reached (down, restarting, out of connections),
+ * not that the request was wrong: the API answers 503 (try again) instead of 500.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_ERRNOS.has(code) || TRANSIENT_SQLSTATE.test(code))) return true;
+  const message = (err as { message?: unknown }).message;
+  return typeof message === 'string' && CONNECTION_MESSAGES.test(message);
+}
