@@ -1,40 +1,19 @@
 import { testServices } from '../support/app';
-import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
 import { newId } from '../../protocol';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { uniqueEmail } from '../support/identity';
-import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
+import { useAdminWeb } from '../support/admin-web';
+import { textOf, type WebStack } from '../support/web-stack';
 
 /** The admin UI in Debian's Chromium against the real API, PostgreSQL, Temporal and a worker. */
 describe('admin UI (browser)', () => {
+  const ui = useAdminWeb('e2eadmin', 'ui-admin');
+  const { email, password, newPage, signIn } = ui;
   let stack: WebStack;
-  const email = uniqueEmail('ui-admin');
-  const password = 'a long and careful admin password';
-  /** Uncaught page errors and CSP refusals: none may happen in any test. */
-  const pages = createPageTracker(() => stack);
-  const newPage = () => pages.newPage();
-
-  beforeAll(async () => {
-    stack = await startWebStack('e2eadmin');
-    await createAdmin(testServices({ pool: stack.db.pool }).identity.accounts, { email, password });
+  beforeAll(() => {
+    stack = ui.stack;
   });
-
-  afterAll(async () => {
-    await pages.closeAll();
-    await stack?.close();
-  });
-
-  afterEach(() => {
-    expect(pages.problems.splice(0)).toEqual([]);
-  });
-
-  async function signIn(page: Page, pw = password): Promise<void> {
-    await page.goto(`${stack.baseUrl}/`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(pw);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
 
   it("shows the API's own message for a wrong password and stays on the sign-in form", async () => {
     const page = await newPage();

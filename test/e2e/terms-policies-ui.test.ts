@@ -1,49 +1,29 @@
-import { testServices } from '../support/app';
 import type { Page } from 'playwright-core';
-import { createAdmin } from '../../cli/create-admin';
 import { createAgent, createCustomer } from '../support/agent-server-fixtures';
-import { uniqueEmail } from '../support/identity';
-import { createPageTracker, startWebStack, textOf, type WebStack } from '../support/web-stack';
+import { useAdminWeb } from '../support/admin-web';
+import { textOf } from '../support/web-stack';
 
 /** Policies and a license's terms in the admin UI, in Debian's Chromium against the real stack. */
 describe('terms and policies (browser)', () => {
-  let stack: WebStack;
-  const email = uniqueEmail('ui-terms');
-  const password = 'a long and careful admin password';
-  const pages = createPageTracker(() => stack);
-
-  beforeAll(async () => {
-    stack = await startWebStack('e2eterms');
-    await createAdmin(testServices({ pool: stack.db.pool }).identity.accounts, { email, password });
-  });
-
-  afterAll(async () => {
-    await pages.closeAll();
-    await stack?.close();
-  });
-
-  afterEach(() => {
-    expect(pages.problems.splice(0)).toEqual([]);
-  });
-
-  async function signIn(page: Page): Promise<void> {
-    await page.goto(`${stack.baseUrl}/`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+  const ui = useAdminWeb('e2eterms', 'ui-terms');
+  const signIn = async (page: Page) => {
+    await ui.signIn(page);
     await page.getByTestId('whoami').waitFor();
-  }
+  };
+
   const row = async (id: string) =>
     (
-      await stack.db.pool.query<{ plan: string; max_agents: number; version: number; policy_version: number | null }>(
-        'SELECT plan, max_agents, version::int AS version, policy_version FROM licenses WHERE id = $1',
-        [id],
-      )
+      await ui.stack.db.pool.query<{
+        plan: string;
+        max_agents: number;
+        version: number;
+        policy_version: number | null;
+      }>('SELECT plan, max_agents, version::int AS version, policy_version FROM licenses WHERE id = $1', [id])
     ).rows[0]!;
 
   it('creates a policy, a license from it, edits the license terms (a refusal shown as the API says it), then applies a new policy version', async () => {
-    const customerId = await createCustomer(stack.db.pool);
-    const page = await pages.newPage();
+    const customerId = await createCustomer(ui.stack.db.pool);
+    const page = await ui.newPage();
     await signIn(page);
 
     await page.getByRole('navigation').getByRole('link', { name: 'Policies' }).click();
@@ -85,8 +65,8 @@ describe('terms and policies (browser)', () => {
       .waitFor();
 
     // Two agents hold seats: lowering to 1 is refused with the API's own message.
-    await createAgent(stack.db.pool, licenseId, customerId);
-    await createAgent(stack.db.pool, licenseId, customerId);
+    await createAgent(ui.stack.db.pool, licenseId, customerId);
+    await createAgent(ui.stack.db.pool, licenseId, customerId);
     const again = page.getByRole('form', { name: 'Change terms' });
     await again.getByLabel('Max agents').fill('1');
     await again.getByRole('button', { name: 'Change terms' }).click();
@@ -94,7 +74,7 @@ describe('terms and policies (browser)', () => {
     expect(await row(licenseId)).toMatchObject({ max_agents: 6, version: 2 });
 
     // A new policy version reaches the license only when applied.
-    await page.goto(`${stack.baseUrl}/#/policies`);
+    await page.goto(`${ui.stack.baseUrl}/#/policies`);
     await page.getByRole('link', { name: 'Team annual' }).click();
     await page.getByText('Edit (writes a new version)').click();
     const edit = page.getByRole('form', { name: 'Edit policy' });
