@@ -29,6 +29,7 @@ export type AgentRow = {
   changed_components: FingerprintComponent[];
   agent_version: string | null;
   runtime_hash: string | null;
+  update_report: { outcome: string; reason?: string; at: string } | null;
   in_flight_tasks: number;
   hostname_hint: string | null;
   last_seen_at: Date | null;
@@ -47,7 +48,7 @@ export type AgentWithLicense = AgentRow & {
 };
 
 const AGENT_COLUMNS = `a.id, a.license_id, a.customer_id, a.status, a.status_version, a.status_reason, a.fingerprint,
-  a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.in_flight_tasks, a.hostname_hint,
+  a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.update_report, a.in_flight_tasks, a.hostname_hint,
   a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
 
 type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & {
@@ -105,15 +106,28 @@ export type HeartbeatFields = {
   changedComponents: readonly FingerprintComponent[];
   inFlightTasks: number;
   at: Date;
+  /** Kept as it was when the heartbeat carries none. */
+  update?: { outcome: string; reason?: string; at: string };
 };
 
 /** Stores what a heartbeat reports; the reported hashes go next to the activation record, which stays the reference. */
 export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFields): Promise<void> {
   await tx.query(
     `UPDATE agents SET agent_version = $2, runtime_hash = $3, fingerprint_score = $4, changed_components = $5,
-            in_flight_tasks = $6, reported_fingerprint = $8, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7
+            in_flight_tasks = $6, reported_fingerprint = $8, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7,
+            update_report = COALESCE($9::jsonb, update_report)
       WHERE id = $1`,
-    [agentId, hb.agentVersion, hb.runtimeHash, hb.score, hb.changedComponents, hb.inFlightTasks, hb.at, hb.fingerprint],
+    [
+      agentId,
+      hb.agentVersion,
+      hb.runtimeHash,
+      hb.score,
+      hb.changedComponents,
+      hb.inFlightTasks,
+      hb.at,
+      hb.fingerprint,
+      hb.update ? JSON.stringify(hb.update) : null,
+    ],
   );
 }
 

@@ -127,6 +127,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
           changedComponents: changed,
           inFlightTasks: hb.inFlightTasks,
           at,
+          ...(hb.update ? { update: hb.update } : {}),
         });
         if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);
 
