@@ -2,6 +2,7 @@ import './style.css';
 import { auditView } from './admin/audit';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
+import { releasesView } from './admin/releases';
 import { agentsView, tasksView, tokensView } from './common-views';
 import { startShell, type RouteContext } from './shell';
 
@@ -17,6 +18,7 @@ startShell(document.getElementById('app')!, {
     ['#/tokens', 'Activation tokens'],
     ['#/agents', 'Agents'],
     ['#/tasks', 'Tasks'],
+    ['#/releases', 'Releases'],
     ['#/audit', 'Audit log'],
     ['#/service-accounts', 'Service accounts'],
     ['#/admins', 'Admins'],
@@ -27,6 +29,7 @@ startShell(document.getElementById('app')!, {
     tokens: (ctx: RouteContext) => tokensView(ctx, 'admin'),
     agents: (ctx: RouteContext) => agentsView(ctx, 'admin'),
     tasks: (ctx: RouteContext) => tasksView(ctx, 'admin'),
+    releases: releasesView,
     audit: auditView,
     'service-accounts': serviceAccountsView,
     admins: adminsView,

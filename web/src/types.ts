@@ -18,6 +18,7 @@ export type {
   LicenseView as License,
   Page,
   PublicKeySetsView as PublicKeySets,
+  ReleaseView as Release,
   ServiceAccountView as ServiceAccount,
   SignedLicenseView as SignedLicense,
   TaskView as Task,
