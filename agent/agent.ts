@@ -6,6 +6,7 @@ import {
   type SignedLicense,
   type SignedStatus,
   type StatusPayload,
+  type UpdateReport,
 } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
 import type { CheckName, CheckResult } from './checks/check';
@@ -41,6 +42,8 @@ export type AgentDeps = {
   activation: ActivationRecord;
   credential: string;
   runtimeHash: string;
+  /** The last update check, sent with each heartbeat (absent when the agent does not update itself). */
+  updateReport?: () => UpdateReport | undefined;
   handlers?: ReadonlyMap<string, TaskHandler>;
   random?: () => number;
   heartbeatIntervalS?: number;
@@ -312,6 +315,7 @@ export function createAgent(deps: AgentDeps) {
     const reading = await fingerprint.read(now);
     const t = gate.terminal();
     const held = license.version();
+    const update = deps.updateReport?.();
     const res = await client.heartbeat({
       agentVersion: AGENT_VERSION,
       runtimeHash: deps.runtimeHash,
@@ -321,6 +325,7 @@ export function createAgent(deps: AgentDeps) {
       inFlightTasks: runner?.inFlight() ?? 0,
       ...(held !== null ? { licenseVersion: held } : {}),
       ...(t ? { terminalReason: `${t.code}: ${t.detail}`.slice(0, 200) } : {}),
+      ...(update ? { update } : {}),
     });
     lastHeartbeatAt = clock.now().toISOString();
     if (t && !reportedTerminal) {

@@ -487,6 +487,7 @@ async function runAgentInProcess(input: {
     activation: inst.activation,
     credential: inst.credential,
     runtimeHash: integrity.runtimeHash,
+    ...(input.updater ? { updateReport: () => input.updater?.report() } : {}),
   });
   logger.info(
     {

@@ -20,7 +20,7 @@ import {
   DownloadLengthMismatchError,
   ExpiredMetadataError,
 } from 'tuf-js/dist/error';
-import { createKeySet, type KeySet } from '../protocol';
+import { createKeySet, type KeySet, type UpdateRefusal, type UpdateReport } from '../protocol';
 import { TarError, unpackTarGz } from '../protocol/tar';
 import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
 import type { Journal } from './journal';
@@ -63,18 +63,7 @@ export type UpdaterDeps = {
   localAddress?: string;
 };
 
-export type UpdateRefusal =
-  | 'frozen'
-  | 'rollback'
-  | 'signature'
-  | 'untrusted'
-  | 'mixed'
-  | 'tampered'
-  | 'too_large'
-  | 'downgrade'
-  | 'bad_release'
-  | 'unavailable'
-  | 'unreachable';
+export type { UpdateRefusal };
 
 export type UpdateOutcome =
   | { outcome: 'current'; version: string }
@@ -305,6 +294,12 @@ export function createUpdater(deps: UpdaterDeps) {
 
   return {
     state: readState,
+
+    /** What heartbeats report: the last check's outcome (and refusal reason). */
+    report(): UpdateReport | undefined {
+      const last = readState().lastCheck;
+      return last ? { outcome: last.outcome, at: last.at, ...(last.reason ? { reason: last.reason } : {}) } : undefined;
+    },
 
     /** The license and release keys the last verified check delivered (null: none yet, use the pinned ones). */
     deliveredKeys: (): TrustedKeys | null => delivered,

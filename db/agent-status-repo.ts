@@ -29,6 +29,7 @@ export type AgentRow = {
   changed_components: FingerprintComponent[];
   agent_version: string | null;
   runtime_hash: string | null;
+  update_report: { outcome: string; reason?: string; at: string } | null;
   in_flight_tasks: number;
   hostname_hint: string | null;
   /** Set while the agent's heartbeats say it is terminal: the reason its journal gives. */
@@ -50,7 +51,7 @@ export type AgentWithLicense = AgentRow & {
 };
 
 const AGENT_COLUMNS = `a.id, a.license_id, a.customer_id, a.status, a.status_version, a.status_reason, a.fingerprint,
-  a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.in_flight_tasks, a.hostname_hint,
+  a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.update_report, a.in_flight_tasks, a.hostname_hint,
   a.reported_terminal_reason, a.reported_terminal_at, a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
 
 type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & {
@@ -110,6 +111,8 @@ export type HeartbeatFields = {
   /** The agent's own verdict: why it is terminal, or undefined while it is not. */
   terminalReason?: string | undefined;
   at: Date;
+  /** Kept as it was when the heartbeat carries none. */
+  update?: { outcome: string; reason?: string; at: string };
 };
 
 /** Stores what a heartbeat reports; the reported hashes go next to the activation record, which stays the reference. */
@@ -119,7 +122,8 @@ export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFiel
             in_flight_tasks = $6, reported_fingerprint = $8, last_heartbeat_at = $7, last_seen_at = $7, updated_at = $7,
             reported_terminal_at = CASE WHEN $9::text IS NULL THEN NULL
                                         WHEN reported_terminal_reason = $9::text THEN reported_terminal_at ELSE $7 END,
-            reported_terminal_reason = $9::text
+            reported_terminal_reason = $9::text,
+            update_report = COALESCE($10::jsonb, update_report)
       WHERE id = $1`,
     [
       agentId,
@@ -131,6 +135,7 @@ export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFiel
       hb.at,
       hb.fingerprint,
       hb.terminalReason ?? null,
+      hb.update ? JSON.stringify(hb.update) : null,
     ],
   );
 }

@@ -85,6 +85,28 @@ export const statusResponseSchema = z.strictObject({
 export type StatusResponse = z.infer<typeof statusResponseSchema>;
 
 // ---- POST /v1/agent/heartbeat
+/** Why an agent's last update check refused what the distribution origin offered. */
+export const UPDATE_REFUSALS = [
+  'frozen',
+  'rollback',
+  'signature',
+  'untrusted',
+  'mixed',
+  'tampered',
+  'too_large',
+  'downgrade',
+  'bad_release',
+  'unavailable',
+  'unreachable',
+] as const;
+export type UpdateRefusal = (typeof UPDATE_REFUSALS)[number];
+/** The agent's last update check, reported with each heartbeat (a frozen repository shows here). */
+export const updateReportSchema = z.strictObject({
+  outcome: z.enum(['current', 'installed', 'refused']),
+  reason: z.enum(UPDATE_REFUSALS).optional(),
+  at: isoTime,
+});
+export type UpdateReport = z.infer<typeof updateReportSchema>;
 export const heartbeatRequestSchema = z.strictObject({
   agentVersion: semver,
   /** SHA-256 over the runtime files' manifest (agent/integrity). */
@@ -97,6 +119,8 @@ export const heartbeatRequestSchema = z.strictObject({
   licenseVersion: z.number().int().min(1).optional(),
   /** Set when the agent has gone terminal: why (journaled reason code). */
   terminalReason: safeString(200).optional(),
+  /** The last update check (absent when the agent does not update itself). */
+  update: updateReportSchema.optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
 export const heartbeatResponseSchema = z.strictObject({

@@ -103,6 +103,8 @@ export type AgentView = {
   changedComponents: FingerprintComponent[];
   agentVersion: string | null;
   runtimeHash: string | null;
+  /** The agent's last update check as it reported it; `reason: 'frozen'` = the repository stopped being re-signed. */
+  update: { outcome: string; reason: string | null; at: string } | null;
   fingerprintScore: number | null;
   inFlightTasks: number;
   hostnameHint: string | null;

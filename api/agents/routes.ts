@@ -24,6 +24,7 @@ export const agentViewSchema = z.strictObject({
   licenseState: z.enum(LICENSE_STATES),
   agentVersion: z.string().max(50).nullable(),
   runtimeHash: hex64.nullable(),
+  update: z.strictObject({ outcome: z.string().max(20), reason: z.string().max(20).nullable(), at: isoOut }).nullable(),
   fingerprintScore: z.number().int().min(0).max(100).nullable(),
   changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)),
   inFlightTasks: z.number().int().min(0),

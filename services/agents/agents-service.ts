@@ -48,6 +48,9 @@ export function agentView(a: AgentWithLicense): AgentView {
     licenseState: a.license_state,
     agentVersion: a.agent_version,
     runtimeHash: a.runtime_hash,
+    update: a.update_report
+      ? { outcome: a.update_report.outcome, reason: a.update_report.reason ?? null, at: a.update_report.at }
+      : null,
     fingerprintScore: a.fingerprint_score,
     changedComponents: a.changed_components,
     inFlightTasks: a.in_flight_tasks,

@@ -132,6 +132,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
           inFlightTasks: hb.inFlightTasks,
           terminalReason: hb.terminalReason,
           at,
+          ...(hb.update ? { update: hb.update } : {}),
         });
         if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);
 

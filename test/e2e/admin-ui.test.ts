@@ -244,6 +244,11 @@ describe('admin UI (browser)', () => {
        VALUES ($1, $2, $3, $4, 'echo', '{"message":"hi"}', 'admin', 'adm_e2eadminuitest0000000', now(), now())`,
       [newId('tsk'), agentId, licenseId, customerId],
     );
+    // The agent's last heartbeat reported a frozen release repository: the releases page says so.
+    await pool.query(`UPDATE agents SET update_report = $2 WHERE id = $1`, [
+      agentId,
+      { outcome: 'refused', reason: 'frozen', at: new Date().toISOString() },
+    ]);
     const page = await newPage();
     await signIn(page);
     await page.getByTestId('whoami').waitFor();
@@ -252,6 +257,7 @@ describe('admin UI (browser)', () => {
       ['Activation tokens', 'Activation tokens', 'Create activation token'],
       ['Agents', 'Agents', agentId],
       ['Tasks', 'Tasks', 'echo'],
+      ['Releases', 'Releases', '1 agent(s) report a frozen repository'],
       ['Audit log', 'Audit log', 'Verify chain'],
       ['Service accounts', 'Service accounts', 'Create service account'],
       ['Admins', 'Admins', email],

@@ -156,6 +156,20 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(await view()).toMatchObject({ reportedTerminalReason: null, reportedTerminalAt: null });
     });
 
+    it('stores the update check an agent reports (a frozen repository shows on its admin view); a bad report is a 400', async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const at = clock.now().toISOString();
+      expect((await heartbeat(a, { update: { outcome: 'refused', reason: 'frozen', at } })).statusCode).toBe(200);
+      const view = async () =>
+        (await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: await staff.admin() })).json();
+      expect((await view()).update).toEqual({ outcome: 'refused', reason: 'frozen', at });
+      // A heartbeat without a report keeps the last one; a malformed one changes nothing.
+      expect((await heartbeat(a)).statusCode).toBe(200);
+      const bad = await heartbeat(a, { update: { outcome: 'refused', reason: 'hacked' as 'frozen', at } });
+      expect(bad.statusCode).toBe(400);
+      expect((await view()).update).toEqual({ outcome: 'refused', reason: 'frozen', at });
+    });
+
     it.each([
       ['no credential', {}],
       ['an unknown agent credential', { authorization: `Bearer agc_${'x'.repeat(43)}` }],

@@ -5,6 +5,7 @@ import { agentView } from './admin/agent';
 import { licenseView, licensesView } from './admin/licenses';
 import { adminsView, customersView, customerView, serviceAccountsView } from './admin/people';
 import { policiesView, policyView } from './admin/policies';
+import { releasesView } from './admin/releases';
 import { enrolmentGate, securityView } from './admin/second-factor';
 import { webhooksView, webhookView } from './admin/webhooks';
 import { agentsView, tasksView, tokensView } from './common-views';
@@ -26,6 +27,7 @@ startShell(document.getElementById('app')!, {
     ['#/tokens', 'Activation tokens'],
     ['#/agents', 'Agents'],
     ['#/tasks', 'Tasks'],
+    ['#/releases', 'Releases'],
     ['#/audit', 'Audit log'],
     ['#/webhooks', 'Webhooks'],
     ['#/service-accounts', 'Service accounts'],
@@ -40,6 +42,7 @@ startShell(document.getElementById('app')!, {
     tokens: (ctx: RouteContext) => tokensView(ctx, 'admin'),
     agents: (ctx: RouteContext) => (ctx.params[0] ? agentView(ctx) : agentsView(ctx, 'admin')),
     tasks: (ctx: RouteContext) => tasksView(ctx, 'admin'),
+    releases: releasesView,
     audit: auditView,
     webhooks: (ctx: RouteContext) => (ctx.params[0] ? webhookView(ctx) : webhooksView(ctx)),
     'service-accounts': serviceAccountsView,

@@ -37,6 +37,7 @@ export type {
   PolicyView as Policy,
   PolicyTermsView as PolicyTerms,
   PublicKeySetsView as PublicKeySets,
+  ReleaseView as Release,
   ServiceAccountView as ServiceAccount,
   SignedLicenseView as SignedLicense,
   TaskView as Task,
