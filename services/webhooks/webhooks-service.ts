@@ -35,6 +35,7 @@ export const MAX_ROTATION_OVERLAP_S = 7 * 24 * 3600;
 /** The dispatcher looks for deliveries whose notice it missed (a restart, a dropped connection). */
 export const DISPATCH_POLL_MS = 5_000;
 const DISPATCH_BATCH = 200;
+const DISPATCH_CONCURRENCY = 16;
 const AUTO_DISABLED_REASON = 'persistent delivery failure';
 
 /** A delivery workflow's input: two ids, never the payload or a secret. */
@@ -141,12 +142,18 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     let started = 0;
     for (;;) {
       const rows = await repo.listUndispatched(pool, DISPATCH_BATCH);
-      for (const r of rows) {
-        // Already started (a pass that died before marking it): the id refuses a twin.
-        await startDelivery(r.endpoint_id, r.event_seq, false);
-        await repo.markDispatched(pool, r.endpoint_id, r.event_seq, clock.now());
-        started++;
-      }
+      // Several starts in flight at once: each is a round trip to Temporal, then one to PostgreSQL.
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < rows.length; i = next++) {
+          const r = rows[i]!;
+          // Already started (a pass that died before marking it): the id refuses a twin.
+          await startDelivery(r.endpoint_id, r.event_seq, false);
+          await repo.markDispatched(pool, r.endpoint_id, r.event_seq, clock.now());
+          started++;
+        }
+      };
+      await Promise.all(Array.from({ length: DISPATCH_CONCURRENCY }, lane));
       if (rows.length < DISPATCH_BATCH) return started;
     }
   }
