@@ -42,9 +42,10 @@ export type Column<T> = { label: string; cell: (row: T) => Child };
 
 export function table<T>(columns: Array<Column<T>>, rows: T[], empty: string, caption?: string): HTMLElement {
   if (rows.length === 0) return h('p', { class: 'empty' }, empty);
+  // A wide table scrolls inside its own box, which keyboard users can focus and scroll too.
   return h(
     'div',
-    { class: 'table-wrap' },
+    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption ?? 'Table' },
     h(
       'table',
       {},
