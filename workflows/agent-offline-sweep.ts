@@ -1,4 +1,4 @@
-import { ParentClosePolicy, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, patched, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agent-activities';
 import { TypedSearchAttributes, WorkflowExecutionAlreadyStartedError, type RetryPolicy } from '@temporalio/common';
 import { AGENT_ACTIVITY_RETRY } from './agent-quarantine';
@@ -15,6 +15,8 @@ export type AgentOfflineSweepInput = { staleAfterS: number };
 export type AgentOfflineSweepResult = { marked: number; reclaimTimersStarted?: number };
 
 export const AGENT_OFFLINE_SWEEP_ID = 'agent-offline-sweep';
+/** Sweeps that record this patch start seat-reclaim timers; one running across the upgrade replays without. */
+export const SEAT_RECLAIM_PATCH = 'seat-reclaim-timers';
 
 export const SWEEP_START_TO_CLOSE = '2 minutes';
 /** A sweep that keeps failing gives up: the schedule runs the next one anyway. */
@@ -31,6 +33,7 @@ export async function agentOfflineSweep(input: AgentOfflineSweepInput): Promise<
     staleAfterS: input.staleAfterS,
     idempotencyPrefix: `${workflowId}/${runId}`,
   });
+  if (!patched(SEAT_RECLAIM_PATCH)) return { marked: r.marked };
   const started = await Promise.all((r.agents ?? []).map(startSeatReclaimTimer));
   return { marked: r.marked, reclaimTimersStarted: started.filter(Boolean).length };
 }
