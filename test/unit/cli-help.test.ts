@@ -28,6 +28,9 @@ describe('--help and -h', () => {
   it.each([
     ['audit', /agentina audit verify/],
     ['keys', /agentina keys generate/],
+    ['backup', /agentina backup --out FILE --passphrase-file P\|-/],
+    ['restore', /agentina restore FILE --passphrase-file P\|- \[--force\]/],
+    ['reconcile', /agentina reconcile \[--dry-run\]/],
   ])('agentina %s --help shows that command without running it', (cmd, usage) => {
     const r = run('agentina.js', [cmd, '--help']);
     expect(r.code).toBe(0);
