@@ -1,6 +1,7 @@
 import { effectiveGraceDays, graceEndMs, licenseStateAt } from '../../protocol/license-terms';
 import { type LicenseSnapshot } from '../../workflows/license-contract';
 import {
+  checkChangeTerms,
   checkConvertTrial,
   checkRenew,
   checkResume,
@@ -141,6 +142,65 @@ describe('license lifecycle rules', () => {
     ],
   ])('accepts: %s', (_n, checks) => {
     expect(checks().every((r) => r === null)).toBe(true);
+  });
+});
+
+/** The changeTerms validator: what an Update sent by hand (not through the API's schema) may carry. */
+describe('changeTerms validator', () => {
+  const actor = { kind: 'admin' as const, id: 'adm_x' };
+  const snap = (state: LicenseSnapshot['state']): LicenseSnapshot => ({
+    licenseId: 'lic_rules0000000000000001',
+    customerId: 'cus_rules0000000000000001',
+    state,
+    version: 1,
+    expiresAt: '2027-01-01T00:00:00.000Z',
+    trialEndsAt: null,
+    graceDays: 7,
+    trialEndState: 'expired',
+    reason: null,
+    changedAt: '2026-01-01T00:00:00.000Z',
+    nextTransitionAt: null,
+  });
+  const check = (terms: unknown, state: LicenseSnapshot['state'] = 'active') =>
+    checkChangeTerms(snap(state), { terms: terms as never, actor });
+
+  it.each([
+    ['no terms', undefined],
+    ['an array', [{ maxAgents: 2 }]],
+    ['nothing to change', {}],
+    ['only a policy', { policy: { id: 'pol_aaaaaaaaaaaaaaaaaaaaaa', version: 1 } }],
+    ['a field that is not a term', { maxAgents: 2, state: 'active' }],
+    ['an expiry', { expiresAt: '2099-01-01T00:00:00Z' }],
+    ['0 agents', { maxAgents: 0 }],
+    ['a fractional seat', { maxAgents: 1.5 }],
+    ['seats as a string', { maxAgents: '9' }],
+    ['366 grace days', { graceDays: 366 }],
+    ['an empty plan', { plan: '  ' }],
+    ['a long plan', { plan: 'x'.repeat(101) }],
+    ['a bad feature name', { features: { 'Not Valid': true } }],
+    ['a nested feature', { features: { ok: { a: 1 } } }],
+    ['an infinite feature', { features: { ok: Infinity } }],
+    ['101 features', { features: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`f${i}`, 1])) }],
+    ['a malformed policy', { maxAgents: 2, policy: { id: 'lic_aaaaaaaaaaaaaaaaaaaaaa', version: 1 } }],
+    ['a null policy', { maxAgents: 2, policy: null }],
+  ])('refuses %s as an invalid argument', (_n, terms) => {
+    expect(check(terms)).toMatchObject({ type: 'InvalidArgument' });
+  });
+
+  it('refuses any change to a revoked license, accepts one in every other state', () => {
+    expect(check({ maxAgents: 2 }, 'revoked')).toMatchObject({ type: 'InvalidTransition' });
+    for (const s of ['trial', 'active', 'grace', 'expired', 'suspended'] as const)
+      expect(
+        check({ maxAgents: 2, plan: 'p', graceDays: 0, features: { 'tasks.per_day': 5, sso: true } }, s),
+      ).toBeNull();
+  });
+
+  it('refuses a missing or forged actor', () => {
+    expect(
+      checkChangeTerms(snap('active'), { terms: { maxAgents: 2 }, actor: { kind: 'root', id: 'x' } as never }),
+    ).toMatchObject({
+      type: 'InvalidArgument',
+    });
   });
 });
 
