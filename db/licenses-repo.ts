@@ -35,6 +35,7 @@ export type NewLicense = {
   trialEndState: 'expired' | 'grace';
   graceDays: number;
   policy?: { id: string; version: number } | undefined;
+  seatReclaimDays: number;
   now: Date;
 };
 
@@ -48,8 +49,8 @@ const toRow = (r: RawRow): LicenseRow => ({ ...r, version: Number(r.version) });
 export async function insertLicense(tx: Queryable, l: NewLicense): Promise<LicenseRow | null> {
   const { rows } = await tx.query<RawRow>(
     `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
-                           trial_end_state, grace_days, policy_id, policy_version, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $13, $14, $12, $12)
+                           trial_end_state, grace_days, policy_id, policy_version, seat_reclaim_days, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12)
      ON CONFLICT (id) DO NOTHING
      RETURNING ${COLUMNS}`,
     [
@@ -67,6 +68,7 @@ export async function insertLicense(tx: Queryable, l: NewLicense): Promise<Licen
       l.now,
       l.policy?.id ?? null,
       l.policy?.version ?? null,
+      l.seatReclaimDays,
     ],
   );
   return rows[0] ? toRow(rows[0]) : null;

@@ -61,3 +61,6 @@ export function licenseStateAt<S extends string>(
   const dated = datedState(terms, nowMs);
   return DATED_ORDER[dated] > DATED_ORDER[rowState] ? dated : state;
 }
+
+/** Days an offline agent keeps its seat before the reclaim timer frees it (0: never); the licenses column's default too (migration 0096). */
+export const DEFAULT_SEAT_RECLAIM_DAYS = 14;

@@ -25,6 +25,7 @@ import {
 import { findCustomer } from '../../db/customers-repo';
 import { withTransaction, type Queryable } from '../../db/pool';
 import {
+  DEFAULT_SEAT_RECLAIM_DAYS,
   DAY_MS,
   effectiveGraceDays,
   entitledKinds,
@@ -117,6 +118,8 @@ export type CreateLicenseInput = {
   notBefore?: string | undefined;
   /** The policy version the terms were copied from (services/policies), recorded on the license. */
   policy?: { id: string; version: number } | undefined;
+  /** Days an offline agent keeps its seat (the policy's); absent: DEFAULT_SEAT_RECLAIM_DAYS. */
+  seatReclaimDays?: number | undefined;
 } & (
   | { trial: { days?: number | undefined; endsAt?: string | undefined }; term?: undefined }
   | { term: { days?: number | undefined; expiresAt?: string | undefined }; trial?: undefined }
@@ -500,6 +503,7 @@ export function createLicenseService(deps: LicenseServiceDeps) {
           trialEndState: input.trialEndState,
           graceDays: input.graceDays,
           policy: input.policy,
+          seatReclaimDays: input.seatReclaimDays ?? DEFAULT_SEAT_RECLAIM_DAYS,
           now,
         });
         if (!inserted) {
@@ -616,7 +620,13 @@ export function createLicenseService(deps: LicenseServiceDeps) {
     changeTerms: (id: string, actor: Actor, terms: TermsChange, o: ChangeOptions = {}) =>
       update(id, (h) =>
         h.executeUpdate(changeTermsUpdate, {
-          args: [signed(id, 'changeTerms', { terms, actor })],
+          // Features go through the same rule as at creation: task kinds not named are written as false.
+          args: [
+            signed(id, 'changeTerms', {
+              terms: terms.features ? { ...terms, features: licenseFeatures(terms.features) } : terms,
+              actor,
+            }),
+          ],
           ...updateIdOf(o, 'changeTerms'),
         }),
       ),

@@ -17,6 +17,7 @@ import { withTransaction, type Tx } from '../../db/pool';
 import type { AuditAction } from '../../protocol/audit-actions';
 import {
   canonicalJson,
+  DEFAULT_SEAT_RECLAIM_DAYS,
   newId,
   type Actor,
   type Clock,
@@ -32,7 +33,7 @@ import type {
   PolicyView,
 } from '../../protocol/views';
 import { AppError } from '../errors';
-import type { CreateLicenseInput, LicenseService } from '../licenses/license-service';
+import { licenseFeatures, type CreateLicenseInput, type LicenseService } from '../licenses/license-service';
 import { diffTerms } from '../licenses/license-terms-change';
 
 export type PolicyInput = {
@@ -66,7 +67,6 @@ export type LicenseRequest = {
 
 /** Defaults of a policy (and of a license typed in by hand). */
 export const DEFAULT_GRACE_DAYS = 7;
-export const DEFAULT_SEAT_RECLAIM_DAYS = 14;
 const APPLY_CONCURRENCY = 4;
 const MAX_POLICY_VERSIONS = 10_000;
 
@@ -190,7 +190,7 @@ export function createPolicyService(deps: {
         graceDays: input.graceDays ?? DEFAULT_GRACE_DAYS,
         trialEndState: input.trialEndState ?? 'expired',
         maxAgents: input.maxAgents,
-        features: input.features ?? {},
+        features: licenseFeatures(input.features),
         seatReclaimDays: input.seatReclaimDays ?? DEFAULT_SEAT_RECLAIM_DAYS,
         updatePolicy: input.updatePolicy ?? 'automatic',
       });
@@ -253,7 +253,7 @@ export function createPolicyService(deps: {
             graceDays: patch.graceDays ?? before.graceDays,
             trialEndState: patch.trialEndState ?? before.trialEndState,
             maxAgents: patch.maxAgents ?? before.maxAgents,
-            features: patch.features ?? before.features,
+            features: patch.features ? licenseFeatures(patch.features) : before.features,
             seatReclaimDays: patch.seatReclaimDays ?? before.seatReclaimDays,
             updatePolicy: patch.updatePolicy ?? before.updatePolicy,
           };
@@ -374,7 +374,8 @@ export function createPolicyService(deps: {
         id: r.id,
         customerId: r.customerId,
         plan,
-        features: r.features ?? p?.features ?? {},
+        features: r.features ?? p?.features,
+        ...(p ? { seatReclaimDays: p.seat_reclaim_days } : {}),
         maxAgents,
         graceDays: r.graceDays ?? p?.grace_days ?? DEFAULT_GRACE_DAYS,
         trialEndState: r.trialEndState ?? p?.trial_end_state ?? 'expired',

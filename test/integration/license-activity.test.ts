@@ -37,6 +37,7 @@ describe('applyLicenseTransition', () => {
       trialEndsAt: null,
       trialEndState: 'expired',
       graceDays: 7,
+      seatReclaimDays: 14,
       now,
     });
     return id;

@@ -10,7 +10,7 @@ import { createKeyStore } from '../../services/keys';
 import { createMetrics } from '../../services/metrics';
 import { createTemporal, type TemporalDeps } from '../../services/temporal';
 import { loadConfig, type Config } from '../../config';
-import { ensureKeys, systemClock, type Clock } from '../../protocol';
+import { ensureKeys, SERVICE_SCOPES, systemClock, type Clock } from '../../protocol';
 import { testEnv } from './env';
 import { actAsAgents } from './agent-keys';
 import { createLogCapture } from './log-capture';
@@ -118,6 +118,20 @@ export type TestAppInput = {
   /** Registers extra (test-only) routes before the app is ready. */ register?: (app: App) => void;
 };
 
+/**
+ * Principals made by hand in a test name no role or scopes: they act as an owner and as a token
+ * holding every scope. Roles and scopes themselves are tried with real credentials
+ * (admin-roles.test.ts, second-factor.test.ts, the authorization matrix).
+ */
+function withFullPowers(authenticate: Authenticate): Authenticate {
+  return async (req) => {
+    const p = await authenticate(req);
+    if (p?.kind === 'admin' && !p.role) return { ...p, role: 'owner' };
+    if (p?.kind === 'service' && !p.scopes) return { ...p, scopes: SERVICE_SCOPES };
+    return p;
+  };
+}
+
 /** The real app on a real database and the shared Temporal dev server, logging into memory. */
 export async function buildTestApp(
   input: TestAppInput,
@@ -139,7 +153,7 @@ export async function buildTestApp(
     services,
     metrics,
     logger,
-    ...(input.authenticate ? { authenticate: input.authenticate } : {}),
+    ...(input.authenticate ? { authenticate: withFullPowers(input.authenticate) } : {}),
   });
   input.register?.(app);
   await app.ready();
