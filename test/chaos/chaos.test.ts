@@ -383,8 +383,11 @@ describe('chaos: PostgreSQL restarted during a burst of revokes and renewals', (
         });
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
         if (res.statusCode === 200) return;
-        if (res.statusCode !== 503) throw new Error(`${res.statusCode}: ${res.body}`);
-        await sleep(300);
+        // 503: the database is away. 429: at full scale, requests parked on the outage hold the
+        // address's failed-authentication reservations (auth-rate-limit), with a Retry-After.
+        if (res.statusCode !== 503 && !(res.statusCode === 429 && res.headers['retry-after']))
+          throw new Error(`${res.statusCode}: ${res.body}`);
+        await sleep(res.statusCode === 429 ? 1000 * Number(res.headers['retry-after']) : 300);
       }
     };
     const burst = Promise.all(
@@ -401,7 +404,8 @@ describe('chaos: PostgreSQL restarted during a burst of revokes and renewals', (
     process.stderr.write(
       `[chaos pg] ${n} changes; answers by status: ${JSON.stringify(Object.fromEntries(statuses))}\n`,
     );
-    expect([...statuses.keys()].sort()).toEqual([200, 503]);
+    expect(statuses.get(503)).toBeGreaterThan(0);
+    expect([...statuses.keys()].filter((c) => ![200, 429, 503].includes(c))).toEqual([]);
 
     const transitions = await transitionsOf({ pool }, ids);
     ids.forEach((id, i) =>
