@@ -6,7 +6,7 @@ import { createPool, migrate } from '../../db';
 import os from 'node:os';
 import path from 'node:path';
 import { verifyLedger } from '../../db/audit-ledger';
-import { loadPurposeKeySet, systemClock, verifySignature, type Actor } from '../../protocol';
+import { loadPurposeKeySet, PROOF_HEADER, systemClock, verifySignature, type Actor } from '../../protocol';
 import { AppError } from '../../services/errors';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { licenseWorkflowId } from '../../workflows/license-contract';
@@ -15,6 +15,7 @@ import { withDatabase } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';
 import { createWorker } from '../../worker';
 import { insertAgents } from '../support/activation-fixtures';
+import { agentProofFor } from '../support/agent-keys';
 import { testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { testEnv } from '../support/env';
@@ -263,8 +264,13 @@ describe('chaos: the API process killed with agents parked, a revocation issued 
       let since = 0;
       while (!stop) {
         try {
-          const res = await fetch(`http://127.0.0.1:${port}/v1/agent/status?since=${since}&wait=30`, {
-            headers: { authorization: `Bearer ${a.credential}` },
+          // As the real agent: the credential with a proof of possession of the agent's key.
+          const url = `/v1/agent/status?since=${since}&wait=30`;
+          const res = await fetch(`http://127.0.0.1:${port}${url}`, {
+            headers: {
+              authorization: `Bearer ${a.credential}`,
+              [PROOF_HEADER]: agentProofFor(a.credential, { method: 'GET', url }),
+            },
           });
           if (res.status !== 200) throw new Error(`status ${res.status}`);
           const body = JSON.parse(await res.text()) as {
