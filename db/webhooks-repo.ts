@@ -173,20 +173,29 @@ export type WebhookAttemptRow = {
   response_excerpt: string | null;
 };
 
-export async function insertAttempt(db: Queryable, row: Omit<WebhookAttemptRow, 'id'>): Promise<void> {
-  await db.query(
+/**
+ * Written before the request goes out, so a try whose worker dies before it can report still
+ * shows in the log (with UNFINISHED_ATTEMPT as its error); finishAttempt fills in the outcome.
+ */
+export const UNFINISHED_ATTEMPT = 'no outcome recorded (in flight, or its worker stopped during the try)';
+
+export async function startAttempt(db: Queryable, endpointId: string, seq: string, startedAt: Date): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(
     `INSERT INTO webhook_attempts (endpoint_id, event_seq, started_at, status_code, latency_ms, ok, error, response_excerpt)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [
-      row.endpoint_id,
-      row.event_seq,
-      row.started_at,
-      row.status_code,
-      row.latency_ms,
-      row.ok,
-      row.error,
-      row.response_excerpt,
-    ],
+     VALUES ($1, $2, $3, NULL, 0, false, $4, NULL) RETURNING id`,
+    [endpointId, seq, startedAt, UNFINISHED_ATTEMPT],
+  );
+  return rows[0]!.id;
+}
+
+export async function finishAttempt(
+  db: Queryable,
+  id: string,
+  r: Pick<WebhookAttemptRow, 'status_code' | 'latency_ms' | 'ok' | 'error' | 'response_excerpt'>,
+): Promise<void> {
+  await db.query(
+    'UPDATE webhook_attempts SET status_code = $2, latency_ms = $3, ok = $4, error = $5, response_excerpt = $6 WHERE id = $1',
+    [id, r.status_code, r.latency_ms, r.ok, r.error, r.response_excerpt],
   );
 }
 

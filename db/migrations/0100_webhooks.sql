@@ -70,4 +70,4 @@ ALTER TABLE audit_events ENABLE ALWAYS TRIGGER audit_events_webhook_fan_out;
 
 GRANT SELECT, INSERT, UPDATE ON webhook_endpoints TO agentina_app;
 GRANT SELECT, INSERT, UPDATE ON webhook_deliveries TO agentina_app;
-GRANT SELECT, INSERT ON webhook_attempts TO agentina_app;
+GRANT SELECT, INSERT, UPDATE ON webhook_attempts TO agentina_app;

@@ -380,6 +380,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
       const timestamp = Math.floor(now.getTime() / 1000);
       const body = JSON.stringify(webhookPayload(event));
       await repo.setDeliveryState(pool, endpoint.id, input.eventSeq, 'delivering', null);
+      const attemptId = await repo.startAttempt(pool, endpoint.id, input.eventSeq, now);
       const r = await sendWebhook({
         url: endpoint.url,
         body,
@@ -395,10 +396,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
       });
       const error = r.error === null ? null : scrubFreeText(r.error, 500);
       await withTransaction(pool, async (tx) => {
-        await repo.insertAttempt(tx, {
-          endpoint_id: endpoint.id,
-          event_seq: input.eventSeq,
-          started_at: now,
+        await repo.finishAttempt(tx, attemptId, {
           status_code: r.statusCode,
           latency_ms: r.latencyMs,
           ok: r.ok,

@@ -1,4 +1,4 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
@@ -7,6 +7,7 @@ import { getLicense } from '../../db/licenses-repo';
 import { systemClock, type Actor } from '../../protocol';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
 import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startChildWorker } from '../support/child-worker';
 import { testEnv } from '../support/env';
 import {
   createTestCustomer,
@@ -49,33 +50,17 @@ describe('licenseLifecycle on the dev server', () => {
     keys?.remove();
   });
 
-  function startChildWorker(killAfterAction: string): Promise<ChildProcess> {
-    const args = {
+  const startChild = (killAfterAction: string): Promise<ChildProcess> =>
+    startChildWorker({
       address: t.address,
       taskQueue: t.taskQueue,
       appDatabaseUrl: db.appUrl,
       keysDir: keys.dir,
-      bundlePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE'),
       killAfterAction,
-    };
-    const proc = spawn(
-      process.execPath,
-      ['-r', 'tsx/cjs', require.resolve('../support/license-worker.ts'), JSON.stringify(args)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    return new Promise((resolve, reject) => {
-      let out = '';
-      proc.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('worker ready')) resolve(proc);
-      });
-      proc.stderr.on('data', (c: Buffer) => void (out += c.toString()));
-      proc.on('exit', (code, signal) => reject(new Error(`child worker exited early (${code ?? signal}): ${out}`)));
     });
-  }
 
   it('a worker SIGKILLed right after a transition commits: a new worker finishes, nothing lost or doubled', async () => {
-    child = await startChildWorker('license.expired');
+    child = await startChild('license.expired');
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child!.on('exit', (_code, signal) => resolve(signal)),
     );

@@ -20,6 +20,8 @@ type Args = {
   keysDir: string;
   bundlePath: string;
   killAfterAction?: string;
+  /** More environment for its services (WEBHOOK_ALLOW_HOSTS, …). */
+  env?: Record<string, string>;
   pollers?: { workflow: number; nonStickyRatio: number };
 };
 
@@ -28,7 +30,9 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const pool = createPool(args.appDatabaseUrl, { applicationName: 'license-worker-child', max: WORKER_POOL_SIZE });
   const connection = await NativeConnection.connect({ address: args.address });
-  const activities = createActivities(testServices({ pool, clock: systemClock, keysDir: args.keysDir }));
+  const activities = createActivities(
+    testServices({ pool, clock: systemClock, keysDir: args.keysDir, ...(args.env ? { env: args.env } : {}) }),
+  );
   const worker = await Worker.create({
     connection,
     taskQueue: args.taskQueue,
