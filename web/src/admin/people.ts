@@ -4,6 +4,7 @@ import type { RouteContext } from '../shell';
 import { page } from '../shell';
 import type { Account, Customer, CustomerUser, ServiceAccount } from '../types';
 import {
+  confirmedAction,
   actionButton,
   badge,
   code,
@@ -60,6 +61,8 @@ export async function customersView(ctx: RouteContext): Promise<Node> {
     ),
   );
 }
+
+const DEACTIVATE_WARNING = 'All its portal sessions end at once.';
 
 /** #/customers/cus_…: the customer, its portal users, and a way to its licenses. */
 export async function customerView(ctx: RouteContext): Promise<Node> {
@@ -137,16 +140,17 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
       'Portal users',
     );
   const usersTable = h('div', {}, renderUsers(users));
+  // Destructive: the customer's name typed in full, so a slip on the wrong customer's page cannot do it.
   const deactivate = customer.active
-    ? actionButton(
+    ? details(
         'Deactivate customer',
-        error,
-        async () => {
-          if (!confirm(`Deactivate ${customer.name}? All its portal sessions end at once.`)) return;
-          await api('POST', `${base}/deactivate`);
-          ctx.refresh();
-        },
-        { class: 'danger' },
+        confirmedAction(
+          'Deactivate customer',
+          ['customer name', customer.name],
+          DEACTIVATE_WARNING,
+          `${base}/deactivate`,
+          () => ctx.refresh(),
+        ),
       )
     : '';
   return page(
