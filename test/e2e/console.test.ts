@@ -291,4 +291,29 @@ describe('admin console (browser)', () => {
     }
     expect(found).toEqual([]);
   }, 180_000);
+
+  it('deactivates a customer only when its name is typed in full (regex characters in the name match only themselves)', async () => {
+    const page = await signIn();
+    const name = 'Acme (Robotics) Inc.*';
+    const customer = (await pageApi(page)('POST', '/v1/admin/customers', { name })) as { id: string };
+    await page.goto(`${stack.baseUrl}/#/customers/${customer.id}`);
+    await page.getByText('Deactivate customer').first().click();
+    const confirm = page.getByLabel(/Type the customer name to confirm/);
+    const submit = page.getByRole('form', { name: 'Deactivate customer' }).getByRole('button');
+    for (const nearMiss of ['Acme (Robotics) Inc.', 'Acme xRoboticsx Incxx']) {
+      await confirm.fill(nearMiss);
+      await submit.click();
+      expect(await confirm.evaluate((el) => (el as unknown as { validity: { valid: boolean } }).validity.valid)).toBe(
+        false,
+      );
+    }
+    const active = async () =>
+      (await stack.db.pool.query<{ active: boolean }>('SELECT active FROM customers WHERE id = $1', [customer.id]))
+        .rows[0]!.active;
+    expect(await active()).toBe(true);
+    await confirm.fill(name);
+    await submit.click();
+    await page.locator('.facts [data-state="deactivated"]').waitFor();
+    expect(await active()).toBe(false);
+  });
 });

@@ -1,4 +1,4 @@
-import { ApiError } from './api';
+import { api, ApiError } from './api';
 import { formValues, h, type Child } from './dom';
 
 /** Shared pieces of the admin UI and the portal: error lines, forms, tables, badges, dates. */
@@ -266,4 +266,29 @@ export function confirmByName(what: string, name: string, warning: string): HTML
   control.setAttribute('pattern', name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
   control.setAttribute('title', `Type ${name} exactly`);
   return h('div', { class: 'confirm' }, h('p', { class: 'hint' }, warning), field);
+}
+
+/**
+ * A destructive action's form: it submits only once the object's name is typed in full, then
+ * POSTs to `path` and calls `done`.
+ */
+export function confirmedAction(
+  label: string,
+  [what, name]: [what: string, name: string],
+  warning: string,
+  path: string,
+  done: () => void,
+): HTMLFormElement {
+  return form(
+    {
+      submit: label,
+      label,
+      class: 'form danger',
+      action: async () => {
+        await api('POST', path);
+        done();
+      },
+    },
+    confirmByName(what, name, warning),
+  );
 }

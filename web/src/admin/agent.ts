@@ -2,8 +2,10 @@ import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import type { Agent, AuditPage } from '../types';
-import { actionButton, badge, code, confirmByName, dl, errorLine, form, link, section, table, time } from '../ui';
+import { actionButton, badge, code, confirmedAction, dl, errorLine, link, section, table, time } from '../ui';
 import { auditColumns } from './audit-format';
+
+const DEREGISTER_WARNING = 'Its credential stops working and its seat is freed; this cannot be undone.';
 
 /** What the agent said of itself at its last heartbeat, beside what the control plane decided. */
 export function reportedVerdict(a: Agent): HTMLElement | string {
@@ -83,21 +85,8 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
                 ctx.refresh();
               })
             : '',
-          form(
-            {
-              submit: 'Deregister',
-              label: 'Deregister',
-              class: 'form danger',
-              action: async () => {
-                await api('POST', `${base}/deregister`);
-                ctx.refresh();
-              },
-            },
-            confirmByName(
-              'agent id',
-              a.id,
-              'Its credential stops working and its seat is freed; this cannot be undone.',
-            ),
+          confirmedAction('Deregister', ['agent id', a.id], DEREGISTER_WARNING, `${base}/deregister`, () =>
+            ctx.refresh(),
           ),
         );
   return h(

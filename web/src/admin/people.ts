@@ -5,6 +5,7 @@ import { page } from '../shell';
 import { ADMIN_ROLES, type Admin, type Customer, type CustomerUser, type ServiceAccount } from '../types';
 import { can, ROLE_TEXT, scopeFields, scopesFrom } from './access';
 import {
+  confirmedAction,
   actionButton,
   badge,
   code,
@@ -64,6 +65,8 @@ export async function customersView(ctx: RouteContext): Promise<Node> {
     ),
   );
 }
+
+const DEACTIVATE_WARNING = 'All its portal sessions end at once.';
 
 /** #/customers/cus_…: the customer, its portal users, and a way to its licenses. */
 export async function customerView(ctx: RouteContext): Promise<Node> {
@@ -141,16 +144,17 @@ export async function customerView(ctx: RouteContext): Promise<Node> {
       'Portal users',
     );
   const usersTable = h('div', {}, renderUsers(users));
+  // Destructive: the customer's name typed in full, so a slip on the wrong customer's page cannot do it.
   const deactivate = customer.active
-    ? actionButton(
+    ? details(
         'Deactivate customer',
-        error,
-        async () => {
-          if (!confirm(`Deactivate ${customer.name}? All its portal sessions end at once.`)) return;
-          await api('POST', `${base}/deactivate`);
-          ctx.refresh();
-        },
-        { class: 'danger' },
+        confirmedAction(
+          'Deactivate customer',
+          ['customer name', customer.name],
+          DEACTIVATE_WARNING,
+          `${base}/deactivate`,
+          () => ctx.refresh(),
+        ),
       )
     : '';
   return page(
