@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { appUrlFor } from '../../config';
 import { createPool } from '../../db';
 import { getLicense, type LicenseRow } from '../../db/licenses-repo';
-import { loadPurposeKeySet, verifySignature, type Actor } from '../../protocol';
+import { loadPurposeKeySet, PROOF_HEADER, verifySignature, type Actor } from '../../protocol';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { quarantinePhaseQuery, agentWorkflowId } from '../../workflows/agent-quarantine';
 import { licenseStateQuery, licenseWorkflowId } from '../../workflows/license-contract';
@@ -14,6 +14,7 @@ import { nextDeadline } from '../../workflows/license-rules';
 import { withDatabase } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';
 import { activateBody, quarantineAgentByHand } from '../support/activation-fixtures';
+import { agentProofFor, rememberAgentCredential } from '../support/agent-keys';
 import { testServices } from '../support/app';
 import { testEnv } from '../support/env';
 import { createTestCustomer, eventually, licenseAudit } from '../support/license-helpers';
@@ -118,8 +119,10 @@ describe('agentina backup, restore and reconcile', () => {
 
     const services = testServices({ pool: bed.db.pool, keysDir: bed.keys.dir, auditCheckpointDir: oldCheckpoints });
     const { token } = await services.activation.issueToken({ actor: admin, licenseId: ids.active });
-    const activated = await services.activation.activate(activateBody(token), '127.0.0.1');
+    const body = activateBody(token);
+    const activated = await services.activation.activate(body, '127.0.0.1');
     credential = activated.credential;
+    rememberAgentCredential(credential, body.publicKey);
     const { token: t2 } = await services.activation.issueToken({ actor: admin, licenseId: ids.active });
     quarantinedAgent = (await services.activation.activate(activateBody(t2), '127.0.0.1')).agentId;
     await quarantineAgentByHand(bed.db.pool, quarantinedAgent, 'integrity_mismatch');
@@ -311,8 +314,12 @@ describe('agentina backup, restore and reconcile', () => {
         env: { AGENTINA_KEYS_DIR: newKeys, TEMPORAL_ADDRESS: fresh.address, TEMPORAL_TASK_QUEUE: 'restored' },
       });
       try {
+        // As the real agent: the credential with a proof of possession of its key.
         const res = await fetch(`${api.baseUrl}/v1/agent/status`, {
-          headers: { authorization: `Bearer ${credential}` },
+          headers: {
+            authorization: `Bearer ${credential}`,
+            [PROOF_HEADER]: agentProofFor(credential, { method: 'GET', url: '/v1/agent/status' }),
+          },
         });
         expect(res.status).toBe(200);
         // Parsed here, so canonical JSON sees this realm's plain objects.
