@@ -115,8 +115,13 @@ export function createAgent(deps: AgentDeps) {
       .then(
         () => undefined,
         (err: unknown) => {
-          feedOwed = true;
-          if (!stopping.signal.aborted) onControlPlaneError(err, 'license feed');
+          if (stopping.signal.aborted) return;
+          // A control plane without the feed: asked again after the next lost contact, not every poll.
+          if (err instanceof ControlPlaneError && err.status === 404) {
+            logger.warn({ code: err.code }, 'the control plane has no license feed');
+            return;
+          }
+          onControlPlaneError(err, 'license feed');
         },
       )
       .finally(() => {
