@@ -18,6 +18,7 @@ import { createGate, credentialRejectedDetail, newerThan, TAMPER_CODES, type Ter
 import type { FingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, type ControlPlaneClient } from './http-client';
 import type { Journal } from './journal';
+import { createLicenseFeed } from './license-feed';
 import type { AgentLogger } from './logger';
 import type { PrefixStore } from './prefix-store';
 import { PREFIX_FILES, type ActivationRecord, type AgentSettings } from './settings';
@@ -94,6 +95,39 @@ export function createAgent(deps: AgentDeps) {
   });
 
   const tasks = createTaskStore(store);
+
+  // The journal's record of bad news missed while out of contact; owed at start and after every lost contact.
+  const feed = createLicenseFeed({
+    store,
+    read: (q, signal) => client.revocations(q, signal),
+    keys: deps.licenseKeys,
+    licenseId: activation.licenseId,
+    journal,
+    logger,
+  });
+  let feedOwed = true;
+  let feedReading: Promise<void> | null = null;
+  function readFeedIfOwed(): void {
+    if (!feedOwed || feedReading || stopping.signal.aborted) return;
+    feedOwed = false;
+    feedReading = feed
+      .catchUp(stopping.signal)
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          if (stopping.signal.aborted) return;
+          // A control plane without the feed: asked again after the next lost contact, not every poll.
+          if (err instanceof ControlPlaneError && err.status === 404) {
+            logger.warn({ code: err.code }, 'the control plane has no license feed');
+            return;
+          }
+          onControlPlaneError(err, 'license feed');
+        },
+      )
+      .finally(() => {
+        feedReading = null;
+      });
+  }
   let runner: ReturnType<typeof createTaskRunner> | null = null;
 
   const gate = createGate({
@@ -229,6 +263,8 @@ export function createAgent(deps: AgentDeps) {
     writeRuntime();
     // Any successful contact is the moment to report a terminal reason not yet delivered.
     if (gate.terminal() && !reportedTerminal && !heartbeatInFlight) void heartbeat().catch(() => undefined);
+    // In contact again: what happened to the license meanwhile goes into the journal.
+    readFeedIfOwed();
     return true;
   }
 
@@ -272,6 +308,7 @@ export function createAgent(deps: AgentDeps) {
       gate.enterTerminal('CREDENTIAL_REJECTED', credentialRejectedDetail(err.code));
       return;
     }
+    feedOwed = true;
     logger.warn({ err: err instanceof Error ? { type: err.name, message: err.message } : err }, `${what} failed`);
   }
 
@@ -398,6 +435,7 @@ export function createAgent(deps: AgentDeps) {
       stopping.abort();
       await runner.stop();
       await loops;
+      await feedReading;
       running = false;
       journal.append('agent.stopped', { pid: process.pid });
       writeRuntime();

@@ -13,6 +13,7 @@ import {
   activateResponseSchema,
   heartbeatResponseSchema,
   nextTaskResponseSchema,
+  signedRevocationsSchema,
   statusResponseSchema,
   type ActivateRequest,
   type HeartbeatRequest,
@@ -235,6 +236,8 @@ export function createControlPlaneClient(input: {
         extraWaitS: q.wait ?? 0,
         ...(signal ? { signal } : {}),
       }),
+    revocations: (q: { since: number; limit: number }, signal?: AbortSignal) =>
+      call('GET', '/v1/agent/revocations', signedRevocationsSchema, { query: q, ...(signal ? { signal } : {}) }),
     heartbeat: (body: HeartbeatRequest) => call('POST', '/v1/agent/heartbeat', heartbeatResponseSchema, { body }),
     nextTask: (q: { wait?: number }, signal?: AbortSignal) =>
       call('GET', '/v1/agent/tasks/next', nextTaskResponseSchema, {

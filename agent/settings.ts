@@ -39,6 +39,8 @@ export const PREFIX_FILES = {
   status: 'status.json',
   tasks: 'tasks.json',
   runtime: 'runtime.json',
+  /** How far the agent has read the signed bad-news feed into its journal. */
+  feedCursor: 'feed-cursor.json',
 } as const;
 
 const keyEntry = z

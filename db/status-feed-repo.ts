@@ -54,3 +54,23 @@ export async function listStatusFeedSince(
   );
   return rows.map((r) => ({ ...r, id: Number(r.id), version: Number(r.version) }));
 }
+
+/**
+ * Bad-news feed rows for one license after `cursor`: the license going revoked, suspended or
+ * expired, and any of its agents being quarantined. Oldest first.
+ */
+export async function listRevocationsForLicense(
+  db: Queryable,
+  licenseId: string,
+  cursor: number,
+  limit: number,
+): Promise<StatusFeedRow[]> {
+  const { rows } = await db.query<StatusFeedRow & { id: string; version: string }>(
+    `SELECT id, license_id, agent_id, state, version, reason, created_at FROM status_feed
+      WHERE license_id = $1 AND id > $2
+        AND ((agent_id IS NULL AND state IN ('revoked', 'suspended', 'expired')) OR (agent_id IS NOT NULL AND state = 'quarantined'))
+      ORDER BY id LIMIT $3`,
+    [licenseId, cursor, limit],
+  );
+  return rows.map((r) => ({ ...r, id: Number(r.id), version: Number(r.version) }));
+}

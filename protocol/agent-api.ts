@@ -156,6 +156,32 @@ export type TaskResultResponse = z.infer<typeof taskResultResponseSchema>;
 export const deregisterResponseSchema = z.strictObject({ agentId, status: z.literal('deregistered') });
 export type DeregisterResponse = z.infer<typeof deregisterResponseSchema>;
 
+// ---- GET /v1/agent/revocations?since=<cursor>
+export const revocationsQuerySchema = z.strictObject({
+  since: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+export const revocationItemSchema = z.strictObject({
+  cursor: z.number().int().min(1),
+  licenseId,
+  agentId: agentId.optional(),
+  state: z.string().max(30),
+  version: z.number().int().min(0),
+  reason: boundedText(500).optional(),
+  at: isoTime,
+});
+export const revocationsPayloadSchema = z.strictObject({
+  kind: z.literal('agentina.revocations/v1'),
+  items: z.array(revocationItemSchema),
+  nextCursor: z.number().int().min(0),
+  serverTime: isoTime,
+});
+export const signedRevocationsSchema = z.strictObject({
+  payload: revocationsPayloadSchema,
+  signature: signatureSchema,
+});
+export type SignedRevocations = z.infer<typeof signedRevocationsSchema>;
+
 // ---- GET /v1/agent/releases/latest: a signed release manifest
 export const releaseFileSchema = z.strictObject({
   path: safeString(300).min(1),

@@ -6,6 +6,7 @@ import type { Clock } from '../protocol';
 import { createActivationService } from './activation/activation-service';
 import { createAgentCredentialLookup } from './agent-status/agent-credentials';
 import { createAgentProofVerifier } from './agent-status/agent-proof';
+import { createRevocationService } from './agent-status/revocation-service';
 import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
@@ -121,6 +122,8 @@ export function createServices(deps: ServicesDeps) {
     transitions: createLicenseTransitions({ pool, clock, origin }),
     activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
     status,
+    /** The signed bad-news feed of one license, read by an agent back from a time out of contact. */
+    revocations: createRevocationService({ pool, signer: keys.license, clock }),
     agentCredentials: createAgentCredentialLookup({ pool, statusListener }),
     agentProof: createAgentProofVerifier({ secrets: () => keys.secrets('agent-sessions'), clock }),
     heartbeats: createHeartbeatService({

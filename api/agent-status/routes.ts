@@ -1,5 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { statusQuerySchema, statusResponseSchema, type StatusResponse } from '../../protocol';
+import {
+  revocationsQuerySchema,
+  signedRevocationsSchema,
+  statusQuerySchema,
+  statusResponseSchema,
+  type StatusResponse,
+} from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
 import { AppError } from '../errors';
@@ -12,12 +18,13 @@ const PER_AGENT_PER_MINUTE = 1200;
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
 
 /**
- * GET /v1/agent/status (long-poll). Owns this process's one
+ * GET /v1/agent/status (long-poll) and GET /v1/agent/revocations (the signed bad-news feed an
+ * agent reads when it is back in contact, for its journal). Owns this process's one
  * LISTEN connection; it is opened when the app is ready and closed with the app.
  */
 export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const { status, statusListener: listener } = deps.services;
+    const { status, revocations, statusListener: listener } = deps.services;
 
     deps.metrics.gauge('agentina_status_parked', 'Status long-polls parked in this process', () => listener.waiting);
     deps.metrics.gauge(
@@ -71,6 +78,26 @@ export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           .header('cache-control', 'no-store')
           .type('application/json; charset=utf-8')
           .send(answer.json as unknown as StatusResponse);
+      },
+    );
+
+    app.get(
+      '/v1/agent/revocations',
+      {
+        schema: {
+          tags: ['agent'],
+          summary:
+            "Signed list of bad news for the agent's license since a cursor: revoked, suspended, expired, quarantined",
+          querystring: revocationsQuerySchema,
+          response: { 200: signedRevocationsSchema, ...agentErrors },
+        },
+        config: { access: ['agent'], rateLimit: false },
+      },
+      async (req, reply) => {
+        const agent = principalOf(req, 'agent');
+        limiter.take(agent.id);
+        void reply.header('cache-control', 'no-store');
+        return revocations.listSince(agent.licenseId, req.query.since ?? 0, req.query.limit ?? 100);
       },
     );
   };

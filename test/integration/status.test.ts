@@ -3,7 +3,15 @@ import { createActivities } from '../../activities';
 import type { App } from '../../api/app';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { createTemporal } from '../../services/temporal';
-import { statusResponseSchema, systemClock, verifySignature, type KeySet, type StatusResponse } from '../../protocol';
+import {
+  PROOF_HEADER,
+  signedRevocationsSchema,
+  statusResponseSchema,
+  systemClock,
+  verifySignature,
+  type KeySet,
+  type StatusResponse,
+} from '../../protocol';
 import { testLicenseService } from '../support/license-helpers';
 import { buildTestApp, readMetrics, testConfig, testServices } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -19,7 +27,7 @@ import { connectTestTemporal, runWorkerInBackground, type TestTemporal } from '.
 
 type TestApp = Awaited<ReturnType<typeof buildTestApp>>;
 
-describe('GET /v1/agent/status (long-poll)', () => {
+describe('GET /v1/agent/status (long-poll) and GET /v1/agent/revocations', () => {
   let db: TestDatabase;
   let keys: ReturnType<typeof createTestKeys>;
   let keySet: KeySet;
@@ -297,5 +305,53 @@ describe('GET /v1/agent/status (long-poll)', () => {
       after = await listening();
     }
     expect(after).toBe(before - 1);
+  });
+
+  describe('GET /v1/agent/revocations', () => {
+    // Its own address: the 401 probes of the tests above spent 127.0.0.1's failed-authentication budget.
+    const FEED_CALLER = '192.0.2.77';
+    const readFeed = (credential: string | null, query = '', headers: Record<string, string | undefined> = {}) =>
+      a.app.inject({
+        method: 'GET',
+        remoteAddress: FEED_CALLER,
+        url: `/v1/agent/revocations${query}`,
+        headers: { ...(credential ? { authorization: `Bearer ${credential}` } : {}), ...headers },
+      });
+    const page = async (credential: string, query: string) => {
+      const signed = signedRevocationsSchema.parse((await readFeed(credential, query)).json());
+      expect(verifySignature(signed.payload, signed.signature, keySet)).toEqual({ ok: true });
+      return signed.payload;
+    };
+
+    it("lists signed bad news for the agent's own license only, paged by cursor", async () => {
+      const mine = await agentsOn(2);
+      const other = await agentsOn(1);
+      const credential = mine.agents[0]!.credential;
+      await transitionLicenseByHand(db.pool, other.lic, 'revoked', 'someone else');
+      expect((await readFeed(credential)).statusCode).toBe(200);
+      expect(await page(credential, '')).toMatchObject({ kind: 'agentina.revocations/v1', items: [], nextCursor: 0 });
+      await quarantineAgentByHand(db.pool, mine.agents[1]!.agentId, 'tampered');
+      await transitionLicenseByHand(db.pool, mine.lic, 'suspended', 'unpaid');
+      await transitionLicenseByHand(db.pool, mine.lic, 'active');
+      await transitionLicenseByHand(db.pool, mine.lic, 'revoked', 'terminated');
+      const page1 = await page(credential, '?since=0&limit=2');
+      expect(page1.items.map((i) => [i.state, i.agentId ?? null, i.reason])).toEqual([
+        ['quarantined', mine.agents[1]!.agentId, 'tampered'],
+        ['suspended', null, 'unpaid'],
+      ]);
+      const page2 = await page(credential, `?since=${page1.nextCursor}`);
+      expect(page2.items.map((i) => i.state)).toEqual(['revoked']);
+      expect(page2.items.every((i) => i.licenseId === mine.lic)).toBe(true);
+      // The other license's agent sees only its own license's revocation.
+      const theirs = await page(other.agents[0]!.credential, '');
+      expect(theirs.items.map((i) => [i.licenseId, i.reason])).toEqual([[other.lic, 'someone else']]);
+      for (const q of ['?since=x', '?since=-1', '?limit=0', '?limit=1001', '?since=1e400', '?licenseId=x'])
+        expect((await readFeed(credential, q)).statusCode).toBe(400);
+      expect((await readFeed(null)).statusCode).toBe(401);
+      // A leaked credential without the agent's key (no proof of possession) reads nothing.
+      const thief = await readFeed(credential, '', { [PROOF_HEADER]: undefined });
+      expect(thief.statusCode).toBe(401);
+      expect(thief.body).not.toContain('terminated');
+    });
   });
 });

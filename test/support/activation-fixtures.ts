@@ -26,7 +26,7 @@ export function createTestKeys(): { dir: string; keySet: KeySet; remove(): void 
 
 /**
  * Admin, service and customer principals come from the identity area; these tests stand them in
- * with a header (`x-test-principal: admin:<id>` | `service:<id>` | `customer:<userId>:<customerId>`),
+ * with a header (`x-test-principal: admin:<id>` (an owner) | `service:<id>` | `customer:<userId>:<customerId>`),
  * chained before the real agent-credential resolver.
  */
 export function testPrincipalResolver(): CredentialResolver {
@@ -34,7 +34,8 @@ export function testPrincipalResolver(): CredentialResolver {
     const h = req.headers['x-test-principal'];
     if (typeof h !== 'string') return undefined;
     const [kind, id, customerId] = h.split(':');
-    if (kind === 'admin') return { kind: 'admin', id: id!, sessionId: 'test' } satisfies Principal;
+    // A stand-in admin is an owner (every permission), as admins were before roles.
+    if (kind === 'admin') return { kind: 'admin', id: id!, sessionId: 'test', role: 'owner' } satisfies Principal;
     if (kind === 'service') return { kind: 'service', id: id! } satisfies Principal;
     if (kind === 'customer')
       return { kind: 'customer', id: id!, customerId: customerId!, sessionId: 'test' } satisfies Principal;

@@ -285,6 +285,17 @@ export async function startFakeControlPlane(input: {
       return send(res, 200, { status: signedStatus(a), changed: since === undefined || versionOf(a) > since });
     }
     if (freeze) return error(res, 503, 'UNAVAILABLE');
+    if (req.method === 'GET' && url.pathname === '/v1/agent/revocations') {
+      // No bad news to record: an empty page, signed, at the cursor asked for.
+      const since = Number(url.searchParams.get('since') ?? 0);
+      const payload = {
+        kind: 'agentina.revocations/v1',
+        items: [],
+        nextCursor: since,
+        serverTime: now().toISOString(),
+      };
+      return send(res, 200, { payload, signature: input.keys.license.sign(payload) });
+    }
     if (req.method === 'POST' && url.pathname === '/v1/agent/heartbeat') {
       const body = heartbeatRequestSchema.safeParse(await readBody(req));
       if (!body.success) return error(res, 400, 'VALIDATION');

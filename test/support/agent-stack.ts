@@ -74,6 +74,8 @@ export async function startAgentStack(label: string, opts: { clock?: Clock; env?
     manifestFile: built.manifestFile,
     keysFile: built.trustedKeysFile,
     caFile,
+    /** The API's certificate and key (a test's man in the middle presents the same). */
+    cert,
     customerId,
     admin,
     async createLicense(): Promise<string> {

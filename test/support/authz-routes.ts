@@ -445,6 +445,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // the agent API: only an agent credential gets through (the agent principal is a fresh agent per call)
   pub('POST /v1/agent/activate', 400),
   allow('GET /v1/agent/status', { agent: 200 }),
+  allow('GET /v1/agent/revocations', { agent: 200 }),
   allow('GET /v1/agent/tasks/next', { agent: 200 }),
   allow(
     'POST /v1/agent/tasks/:id/result',

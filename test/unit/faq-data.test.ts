@@ -6,6 +6,7 @@ import {
   heartbeatRequestSchema,
   nextTaskQuerySchema,
   PROOF_HEADER,
+  revocationsQuerySchema,
   statusQuerySchema,
   taskResultRequestSchema,
 } from '../../protocol';
@@ -18,6 +19,7 @@ import {
 const SENT: Record<string, z.ZodType> = {
   'POST /v1/agent/activate': activateRequestSchema,
   'GET /v1/agent/status': statusQuerySchema,
+  'GET /v1/agent/revocations': revocationsQuerySchema,
   'POST /v1/agent/heartbeat': heartbeatRequestSchema,
   'GET /v1/agent/tasks/next': nextTaskQuerySchema,
   'POST /v1/agent/tasks/:id/result': taskResultRequestSchema,
