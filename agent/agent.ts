@@ -6,6 +6,7 @@ import {
   type SignedLicense,
   type SignedStatus,
   type StatusPayload,
+  type HeartbeatResponse,
   type UpdateReport,
 } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
@@ -45,6 +46,8 @@ export type AgentDeps = {
   runtimeHash: string;
   /** The last update check, sent with each heartbeat (absent when the agent does not update itself). */
   updateReport?: () => UpdateReport | undefined;
+  /** The heartbeat answer's update policy and wanted release (for the updater). */
+  onUpdateDirective?: (d: NonNullable<HeartbeatResponse['update']>) => void;
   handlers?: ReadonlyMap<string, TaskHandler>;
   random?: () => number;
   heartbeatIntervalS?: number;
@@ -370,6 +373,7 @@ export function createAgent(deps: AgentDeps) {
       journal.append('agent.terminal_reported', { code: t.code });
     }
     heartbeatIntervalS = res.heartbeatIntervalS;
+    if (res.update) deps.onUpdateDirective?.(res.update);
     await receiveStatus(res.status, res.license);
     await runner?.flushOutbox();
   }

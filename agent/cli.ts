@@ -468,6 +468,8 @@ async function runAgentInProcess(input: {
       );
   } else logger.warn({ prefix: layout.state }, UNPROTECTED_NOTICE);
   const tls = { ...(inst.ca ? { ca: inst.ca } : {}) };
+  // A heartbeat answer naming a release not installed yet wakes the update watcher at once.
+  const wake = new EventTarget();
   const agent = createAgent({
     store,
     client: createControlPlaneClient({
@@ -487,7 +489,14 @@ async function runAgentInProcess(input: {
     activation: inst.activation,
     credential: inst.credential,
     runtimeHash: integrity.runtimeHash,
-    ...(input.updater ? { updateReport: () => input.updater?.report() } : {}),
+    ...(input.updater
+      ? {
+          updateReport: () => input.updater?.report(),
+          onUpdateDirective: (d) => {
+            if (input.updater?.direct(d)) wake.dispatchEvent(new Event('wake'));
+          },
+        }
+      : {}),
   });
   logger.info(
     {
@@ -507,6 +516,7 @@ async function runAgentInProcess(input: {
         everyS: inst.settings.updateCheckS,
         signal: watching.signal,
         logger,
+        wake,
       })
     : new Promise<boolean>(() => undefined);
   const stopped = new Promise<boolean>((resolve) => {

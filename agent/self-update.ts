@@ -88,16 +88,24 @@ export async function runInstalledRelease(input: {
   return null;
 }
 
-/** Checks every `updateCheckS` (`run` checks once at start); resolves when an update or a new key set arrived. */
+/**
+ * Checks every `updateCheckS` (`run` checks once at start), and at once when `wake` fires (a
+ * heartbeat answer named a wanted release); resolves when an update or a new key set arrived.
+ */
 export function watchForUpdates(input: {
   updater: AgentUpdater;
   everyS: number;
   signal: AbortSignal;
   logger: AgentLogger;
+  wake?: EventTarget;
 }): Promise<boolean> {
   return (async () => {
     while (!input.signal.aborted) {
-      await sleepUnlessAborted(input.everyS * 1000, input.signal);
+      const nap = new AbortController();
+      const wakeUp = () => nap.abort();
+      input.wake?.addEventListener('wake', wakeUp, { once: true });
+      await sleepUnlessAborted(input.everyS * 1000, AbortSignal.any([input.signal, nap.signal]));
+      input.wake?.removeEventListener('wake', wakeUp);
       if (input.signal.aborted) return false;
       const keysBefore = JSON.stringify(input.updater.deliveredKeys());
       const r = await input.updater.check(new Date()).catch((err: unknown) => ({

@@ -20,7 +20,7 @@ import {
   DownloadLengthMismatchError,
   ExpiredMetadataError,
 } from 'tuf-js/dist/error';
-import { createKeySet, type KeySet, type UpdateRefusal, type UpdateReport } from '../protocol';
+import { createKeySet, type HeartbeatResponse, type KeySet, type UpdateRefusal, type UpdateReport } from '../protocol';
 import { TarError, unpackTarGz } from '../protocol/tar';
 import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
 import type { Journal } from './journal';
@@ -70,12 +70,17 @@ export type UpdateOutcome =
   | { outcome: 'installed'; version: string; previous: string | null }
   | { outcome: 'refused'; reason: UpdateRefusal; detail: string; offered?: string };
 
+/** What the control plane's heartbeat answer says: the license's update policy and an admin's wanted release. */
+export type UpdateDirective = NonNullable<HeartbeatResponse['update']>;
+
 export type UpdateState = {
   highest: string;
   current: string | null;
   previous: string | null;
   failed: string[];
   lastCheck?: { at: string; outcome: UpdateOutcome['outcome']; reason?: UpdateRefusal };
+  /** The last directive heard (kept across restarts, so a `manual` agent does not update at start). */
+  directive?: UpdateDirective;
 };
 
 const STATE_FILE = 'update-state.json';
@@ -306,9 +311,24 @@ export function createUpdater(deps: UpdaterDeps) {
     releaseKeys,
 
     /**
+     * Keeps the heartbeat answer's directive; true when it asks for a release not yet installed
+     * (check now rather than at the next scheduled check).
+     */
+    direct(d: UpdateDirective): boolean {
+      const s = readState();
+      const next: UpdateDirective = { policy: d.policy, ...(d.wanted ? { wanted: d.wanted } : {}) };
+      if (JSON.stringify(next) === JSON.stringify(s.directive)) return false;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeState({ ...s, directive: next });
+      return next.wanted !== undefined && next.wanted !== s.current;
+    },
+
+    /**
      * One update check: refresh the TUF metadata, pick the highest agent release offered, and
      * install it when it is above every version ever installed. `wanted` pins a version (an
-     * admin's choice); it is still refused when below the floor.
+     * admin's choice, else the one the last directive named); it is still refused when below the
+     * floor. Under a `manual` policy nothing but a wanted version is installed (the key set still
+     * arrives).
      */
     async check(now: Date, opts: { wanted?: string } = {}): Promise<UpdateOutcome> {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -327,12 +347,14 @@ export function createUpdater(deps: UpdaterDeps) {
       } catch {
         offered = [];
       }
-      const candidates = offered.filter((t) => !s.failed.includes(t.version));
-      const pick = opts.wanted ? candidates.find((t) => t.version === opts.wanted) : candidates[0];
+      const wanted = opts.wanted ?? s.directive?.wanted;
       const low = floor(s);
+      if (!wanted && s.directive?.policy === 'manual') return record(s, now, { outcome: 'current', version: low });
+      const candidates = offered.filter((t) => !s.failed.includes(t.version));
+      const pick = wanted ? candidates.find((t) => t.version === wanted) : candidates[0];
       if (!pick) {
-        if (opts.wanted)
-          return record(s, now, { outcome: 'refused', reason: 'unavailable', detail: `${opts.wanted} is not offered` });
+        if (wanted)
+          return record(s, now, { outcome: 'refused', reason: 'unavailable', detail: `${wanted} is not offered` });
         return record(s, now, { outcome: 'current', version: low });
       }
       // After a rollback the release running is below the highest installed: that is not a downgrade.

@@ -30,6 +30,8 @@ export type AgentRow = {
   agent_version: string | null;
   runtime_hash: string | null;
   update_report: { outcome: string; reason?: string; at: string } | null;
+  /** The release an admin asked it to install; null once it runs that version (or none was asked). */
+  wanted_version: string | null;
   in_flight_tasks: number;
   hostname_hint: string | null;
   /** Set while the agent's heartbeats say it is terminal: the reason its journal gives. */
@@ -51,7 +53,7 @@ export type AgentWithLicense = AgentRow & {
 };
 
 const AGENT_COLUMNS = `a.id, a.license_id, a.customer_id, a.status, a.status_version, a.status_reason, a.fingerprint,
-  a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.update_report, a.in_flight_tasks, a.hostname_hint,
+  a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.update_report, a.wanted_version, a.in_flight_tasks, a.hostname_hint,
   a.reported_terminal_reason, a.reported_terminal_at, a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
 
 type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & {
@@ -113,6 +115,8 @@ export type HeartbeatFields = {
   at: Date;
   /** Kept as it was when the heartbeat carries none. */
   update?: { outcome: string; reason?: string; at: string };
+  /** The agent runs the wanted version (or a later one): the request is done. */
+  reachedWanted?: boolean;
 };
 
 /** Stores what a heartbeat reports; the reported hashes go next to the activation record, which stays the reference. */
@@ -123,7 +127,8 @@ export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFiel
             reported_terminal_at = CASE WHEN $9::text IS NULL THEN NULL
                                         WHEN reported_terminal_reason = $9::text THEN reported_terminal_at ELSE $7 END,
             reported_terminal_reason = $9::text,
-            update_report = COALESCE($10::jsonb, update_report)
+            update_report = COALESCE($10::jsonb, update_report),
+            wanted_version = CASE WHEN $11::boolean THEN NULL ELSE wanted_version END
       WHERE id = $1`,
     [
       agentId,
@@ -136,8 +141,29 @@ export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFiel
       hb.fingerprint,
       hb.terminalReason ?? null,
       hb.update ? JSON.stringify(hb.update) : null,
+      hb.reachedWanted ?? false,
     ],
   );
+}
+
+/** Sets (or clears, with null) the release an admin asked the agent to install. */
+export async function setWantedVersion(tx: Tx, agentId: string, version: string | null): Promise<void> {
+  await tx.query(`UPDATE agents SET wanted_version = $2 WHERE id = $1`, [agentId, version]);
+}
+
+/** What the agent's updater is told: the wanted release and its license's update policy (automatic without a policy). */
+export async function getUpdateDirective(
+  db: Queryable,
+  agentId: string,
+): Promise<{ wanted: string | null; policy: 'automatic' | 'manual' }> {
+  const { rows } = await db.query<{ wanted_version: string | null; update_policy: 'automatic' | 'manual' | null }>(
+    `SELECT a.wanted_version, pv.update_policy
+       FROM agents a JOIN licenses l ON l.id = a.license_id
+       LEFT JOIN policy_versions pv ON pv.policy_id = l.policy_id AND pv.version = l.policy_version
+      WHERE a.id = $1`,
+    [agentId],
+  );
+  return { wanted: rows[0]?.wanted_version ?? null, policy: rows[0]?.update_policy ?? 'automatic' };
 }
 
 export type AgentTransition = {

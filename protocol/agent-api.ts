@@ -22,7 +22,7 @@ import {
  * with these schemas; the agent authenticates with `Authorization: Bearer agc_…` after activation.
  */
 
-const semver = safeString(80).regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/);
+export const releaseVersionSchema = safeString(80).regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]{1,40})?$/);
 
 // ---- activation: POST /v1/agent/activate (no auth header; the act_ token is the credential)
 export const activationTokenSchema = safeString(80).regex(/^act_[A-Za-z0-9_-]{22,64}$/, 'must be an act_ token');
@@ -33,7 +33,7 @@ export const activateRequestSchema = z.strictObject({
   /** The agent's Ed25519 public key (SPKI PEM). */
   publicKey: safeString(1000, { multiline: true }).min(40),
   fingerprint: z.strictObject({ salt: fingerprintSaltSchema, components: fingerprintHashesSchema }),
-  agentVersion: semver,
+  agentVersion: releaseVersionSchema,
   hostnameHint: safeString(255).optional(),
 });
 export type ActivateRequest = z.infer<typeof activateRequestSchema>;
@@ -108,7 +108,7 @@ export const updateReportSchema = z.strictObject({
 });
 export type UpdateReport = z.infer<typeof updateReportSchema>;
 export const heartbeatRequestSchema = z.strictObject({
-  agentVersion: semver,
+  agentVersion: releaseVersionSchema,
   /** SHA-256 over the runtime files' manifest (agent/integrity). */
   runtimeHash: hex64,
   fingerprint: fingerprintHashesSchema,
@@ -128,7 +128,15 @@ export const heartbeatResponseSchema = z.strictObject({
   heartbeatIntervalS: z.number().int().min(5).max(3600),
   /** As in the status answer: the re-issued document when it is newer than `licenseVersion`. */
   license: signedLicenseSchema.optional(),
+  /** Sent only to agents that report an update check (`update` in the request), which read it:
+   * the license's update policy (`manual`: install only a wanted version) and the release an
+   * admin asked this agent to install. The updater still verifies it through TUF and refuses a
+   * downgrade, so this only chooses among signed releases. */
+  update: z
+    .strictObject({ policy: z.enum(['automatic', 'manual']), wanted: releaseVersionSchema.optional() })
+    .optional(),
 });
+export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>;
 
 // ---- tasks: GET /v1/agent/tasks/next?wait=<s>, POST /v1/agent/tasks/:id/result
 export const agentTaskSchema = z.strictObject({
@@ -190,7 +198,7 @@ export const releaseFileSchema = z.strictObject({
 });
 export const releaseManifestSchema = z.strictObject({
   kind: z.literal('agentina.release/v1'),
-  version: semver,
+  version: releaseVersionSchema,
   files: z.array(releaseFileSchema).max(10000),
   /** sha256 over the canonical JSON of `files`: what heartbeats report as runtimeHash. */
   runtimeHash: hex64,

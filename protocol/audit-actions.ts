@@ -68,6 +68,8 @@ export const AUDIT_ACTIONS = [
   'agent.reclaimed',
   'agent.fingerprint_mismatch',
   'agent.integrity_mismatch',
+  /** An admin asked the agent to install one published release (POST /v1/admin/agents/:id/update). */
+  'agent.update_requested',
   'task.created',
   'task.completed',
   'task.failed',

@@ -105,6 +105,8 @@ export type AgentView = {
   runtimeHash: string | null;
   /** The agent's last update check as it reported it; `reason: 'frozen'` = the repository stopped being re-signed. */
   update: { outcome: string; reason: string | null; at: string } | null;
+  /** The release an admin asked it to install, until it runs it (null: none asked). */
+  wantedVersion: string | null;
   fingerprintScore: number | null;
   inFlightTasks: number;
   hostnameHint: string | null;

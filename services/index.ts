@@ -10,6 +10,7 @@ import { createRevocationService } from './agent-status/revocation-service';
 import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
+import { createAgentUpdateService } from './agents/agent-update-service';
 import { createHeartbeatService } from './agents/heartbeat-service';
 import { createQuarantineService } from './agents/quarantine-service';
 import { createSeatReclaimService } from './agents/seat-reclaim-service';
@@ -102,6 +103,7 @@ export function createServices(deps: ServicesDeps) {
   const status = createStatusService({ pool, signer: keys.license, clock, listener: statusListener });
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
+  const agentUpdates = createAgentUpdateService({ pool, clock });
 
   return {
     keys,
@@ -133,6 +135,7 @@ export function createServices(deps: ServicesDeps) {
       settings: config.agents,
       currentStatus: freshStatus,
       reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),
+      updateDirective: (agentId) => agentUpdates.directive(agentId),
       onWarning,
       onQuarantineStarted: (reason) =>
         deps.metrics?.inc(
@@ -144,6 +147,8 @@ export function createServices(deps: ServicesDeps) {
         ),
     }),
     agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
+    /** Admin-approved agent updates: the wanted release the heartbeat answer carries. */
+    agentUpdates,
     /** Status changes made by the quarantine and offline-sweep workflows. */
     quarantine: createQuarantineService({ pool, clock, origin }),
     /** Seat reclaim of agents offline past their license's window (agentSeatReclaim workflow). */

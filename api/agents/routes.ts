@@ -8,6 +8,7 @@ import {
   hex64,
   LICENSE_STATES,
   licenseId,
+  releaseVersionSchema,
 } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
@@ -25,6 +26,11 @@ export const agentViewSchema = z.strictObject({
   agentVersion: z.string().max(50).nullable(),
   runtimeHash: hex64.nullable(),
   update: z.strictObject({ outcome: z.string().max(20), reason: z.string().max(20).nullable(), at: isoOut }).nullable(),
+  wantedVersion: z
+    .string()
+    .max(80)
+    .nullable()
+    .describe('The release an admin asked this agent to install (POST /:id/update), until it reports running it.'),
   fingerprintScore: z.number().int().min(0).max(100).nullable(),
   changedComponents: z.array(z.enum(FINGERPRINT_COMPONENTS)),
   inFlightTasks: z.number().int().min(0),
@@ -51,7 +57,7 @@ const adminListQuery = listQuery.extend({ customerId: customerId.optional() });
 const idParams = z.strictObject({ id: agentId });
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema };
 
-/** GET /v1/admin/agents (+ /:id, POST /:id/release) and GET /v1/portal/agents (+ /:id): a customer sees only its own. */
+/** GET /v1/admin/agents (+ /:id, POST /:id/release|update) and GET /v1/portal/agents (+ /:id): a customer sees only its own. */
 export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
   return async (app) => {
     const agents = deps.services.agents;
@@ -97,6 +103,23 @@ export function agentsRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         config: { access: ['admin'], permission: 'agents:write' },
       },
       async (req) => agents.release(principalOf(req, 'admin'), req.params.id),
+    );
+
+    app.post(
+      '/v1/admin/agents/:id/update',
+      {
+        schema: {
+          tags: ['admin'],
+          summary:
+            'Ask the agent to install one published release (audited agent.update_requested); never a yanked one, never a downgrade',
+          params: idParams,
+          body: z.strictObject({ version: releaseVersionSchema }),
+          response: { 200: agentViewSchema, ...errors, 409: errorSchema },
+        },
+        config: { access: ['admin'], permission: 'agents:write' },
+      },
+      async (req) =>
+        deps.services.agentUpdates.requestUpdate(principalOf(req, 'admin'), req.params.id, req.body.version),
     );
 
     for (const [scope, kind] of [

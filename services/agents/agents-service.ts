@@ -48,6 +48,7 @@ export function agentView(a: AgentWithLicense): AgentView {
     licenseState: a.license_state,
     agentVersion: a.agent_version,
     runtimeHash: a.runtime_hash,
+    wantedVersion: a.wanted_version,
     update: a.update_report
       ? { outcome: a.update_report.outcome, reason: a.update_report.reason ?? null, at: a.update_report.at }
       : null,

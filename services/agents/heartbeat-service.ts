@@ -12,11 +12,14 @@ import { withTransaction } from '../../db/pool';
 import { getReleaseByVersion, hasAnyRelease } from '../../db/releases-repo';
 import { extendLeases } from '../../db/tasks-repo';
 import {
+  compareReleaseVersions,
   FINGERPRINT_COMPONENTS,
+  isReleaseVersion,
   scoreFingerprint,
   type Clock,
   type FingerprintComponent,
   type HeartbeatRequest,
+  type HeartbeatResponse,
   type SignedLicense,
   type SignedStatus,
 } from '../../protocol';
@@ -44,6 +47,8 @@ export type HeartbeatServiceDeps = {
   settings: AgentSettings;
   currentStatus: CurrentStatus;
   reissuedLicense?: ReissuedLicense;
+  /** The update policy and wanted release, for agents that update themselves (the agent-update service's). */
+  updateDirective?: (agentId: string) => Promise<NonNullable<HeartbeatResponse['update']>>;
   onWarning?: (message: string, err: unknown) => void;
   onQuarantineStarted?: (reason: QuarantineReason) => void;
   /** How long a heartbeat that triggered a quarantine waits for it to commit (default 5 s). */
@@ -110,10 +115,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
   return {
     heartbeatIntervalS: intervalS,
 
-    async heartbeat(
-      principal: AgentPrincipal,
-      hb: HeartbeatRequest,
-    ): Promise<{ status: SignedStatus; heartbeatIntervalS: number; license?: SignedLicense }> {
+    async heartbeat(principal: AgentPrincipal, hb: HeartbeatRequest): Promise<HeartbeatResponse> {
       const at = deps.clock.now();
       const quarantine = await withTransaction(deps.pool, async (tx) => {
         const agent = await lockLiveAgent(tx, principal);
@@ -133,6 +135,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
           terminalReason: hb.terminalReason,
           at,
           ...(hb.update ? { update: hb.update } : {}),
+          reachedWanted: reached(agent.wanted_version, hb.agentVersion),
         });
         if (hb.inFlightTasks > 0) await extendLeases(tx, agent.id, at, deps.settings.taskLeaseMs);
 
@@ -202,7 +205,9 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
       const status = await deps.currentStatus(principal.id);
       if (!status) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');
       const license = await deps.reissuedLicense?.(principal.id, hb.licenseVersion);
-      return { status, heartbeatIntervalS: intervalS, ...(license ? { license } : {}) };
+      // Only an agent that reports update checks reads the answer's `update` (older ones refuse unknown fields).
+      const update = hb.update ? await deps.updateDirective?.(principal.id) : undefined;
+      return { status, heartbeatIntervalS: intervalS, ...(license ? { license } : {}), ...(update ? { update } : {}) };
     },
 
     /** Frees the license seat: the agent is deregistered, its open tasks cancelled, its credential dead. */
@@ -219,6 +224,11 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
       return { agentId: principal.id, status: 'deregistered' };
     },
   };
+}
+
+/** The agent runs the release an admin asked for (or a later one): the request is done. */
+function reached(wanted: string | null, running: string): boolean {
+  return wanted !== null && isReleaseVersion(running) && compareReleaseVersions(running, wanted) >= 0;
 }
 
 /**

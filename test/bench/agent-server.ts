@@ -18,6 +18,7 @@ import {
   createCustomer,
   createLicense,
   createStaff,
+  heartbeatRequest,
   type AgentFixture,
 } from '../support/agent-server-fixtures';
 import { createTestDatabase } from '../support/db';
@@ -120,20 +121,7 @@ export async function main(args: string[]): Promise<object> {
     for (let i = 0; i < agentCount; i++) capped.push(await createAgent(db.pool, cappedLicenseId, customerId));
     log(`${agentCount} agents ready on each of two licenses`);
 
-    const beat = (a: AgentFixture, runtimeHash = manifest.runtimeHash) =>
-      app.inject({
-        method: 'POST',
-        url: '/v1/agent/heartbeat',
-        headers: asAgent(a),
-        payload: {
-          agentVersion: '1.0.0',
-          runtimeHash,
-          fingerprint: a.fingerprint,
-          score: 100,
-          changedComponents: [],
-          inFlightTasks: 0,
-        },
-      });
+    const beat = (a: AgentFixture, runtimeHash = manifest.runtimeHash) => app.inject(heartbeatRequest(a, runtimeHash));
 
     // Baseline in the same run and process: the cheapest route (no database), so figures taken on a busy machine can be compared.
     const baseline = await drive(

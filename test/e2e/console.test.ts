@@ -227,6 +227,15 @@ describe('admin console (browser)', () => {
     expect(await textOf(page.getByTestId('agent-status'))).toBe('active');
     await shoot(page, 'agent');
 
+    // "Update to…" sends the version; the API's refusal is shown and nothing is wanted.
+    expect(await textOf(page.getByTestId('wanted-version'))).toMatch(/^none asked/);
+    await page.getByLabel(/Published release to install/).fill('9.9.9');
+    await page.getByRole('button', { name: 'Update' }).click();
+    await page.getByText('No release 9.9.9 is published.').waitFor();
+    expect((await pool.query('SELECT wanted_version FROM agents WHERE id = $1', [agentId])).rows[0]).toEqual({
+      wanted_version: null,
+    });
+
     // Deregistering wants the agent id typed in full; a near miss does nothing.
     const confirm = page.getByLabel(/Type the agent id to confirm/);
     await confirm.fill(agentId.slice(0, -1));

@@ -18,6 +18,7 @@ import {
   createStaff,
   eventually,
   GOOD_HASH,
+  heartbeatRequest,
   signManifest,
   type Staff,
   withJsonBody,
@@ -39,20 +40,7 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
 
   const inject = (opts: InjectOptions) => built.app.inject(withJsonBody(opts));
   const heartbeat = (a: AgentFixture, over: Partial<HeartbeatRequest> = {}) =>
-    inject({
-      method: 'POST',
-      url: '/v1/agent/heartbeat',
-      headers: asAgent(a),
-      payload: {
-        agentVersion: '1.0.0',
-        runtimeHash: GOOD_HASH,
-        fingerprint: a.fingerprint,
-        score: 100,
-        changedComponents: [],
-        inFlightTasks: 0,
-        ...over,
-      },
-    });
+    inject(heartbeatRequest(a, GOOD_HASH, over));
   const agentRow = async (id: string) =>
     (await db.adminPool.query('SELECT * FROM agentina.agents WHERE id = $1', [id])).rows[0];
   const audits = async (subjectId: string) =>

@@ -8,6 +8,7 @@ import {
   newSecret,
   type Clock,
   type FingerprintHashes,
+  type HeartbeatRequest,
   type ReleaseManifest,
   type Signer,
 } from '../../protocol';
@@ -140,6 +141,24 @@ export function withJsonBody<T extends { method?: string; payload?: unknown; hea
 }
 
 export const asAgent = (a: Pick<AgentFixture, 'credential'>) => ({ authorization: `Bearer ${a.credential}` });
+
+/** POST /v1/agent/heartbeat as `a`: a healthy report of `runtimeHash`, changed by `over`. */
+export function heartbeatRequest(a: AgentFixture, runtimeHash: string, over: Partial<HeartbeatRequest> = {}) {
+  return {
+    method: 'POST' as const,
+    url: '/v1/agent/heartbeat',
+    headers: asAgent(a),
+    payload: {
+      agentVersion: '1.0.0',
+      runtimeHash,
+      fingerprint: a.fingerprint,
+      score: 100,
+      changedComponents: [],
+      inFlightTasks: 0,
+      ...over,
+    },
+  };
+}
 
 /** Polls `probe` until it returns a value; for state that a workflow writes asynchronously. */
 export async function eventually<T>(

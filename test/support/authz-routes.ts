@@ -275,6 +275,12 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     path: '/v1/admin/agents/{agentA}/release',
     setup: agentOfA,
   }),
+  // No release 999.0.0 is published: callers past access control get its 404.
+  allow('POST /v1/admin/agents/:id/update', { admin: 404, operator: 404 }, 'agents:write', {
+    path: '/v1/admin/agents/{agentA}/update',
+    body: { version: '999.0.0' },
+    setup: agentOfA,
+  }),
   // One agent per row: the owner (called first) deregisters it, later callers get past access
   // control and find it done (409).
   allow('POST /v1/admin/agents/:id/deregister', AFTER_THE_OWNER, 'agents:write', {

@@ -2,7 +2,20 @@ import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import type { Agent, AuditPage } from '../types';
-import { actionButton, badge, code, confirmedAction, dl, errorLine, link, section, table, time } from '../ui';
+import {
+  actionButton,
+  badge,
+  code,
+  confirmedAction,
+  dl,
+  errorLine,
+  form,
+  input,
+  link,
+  section,
+  table,
+  time,
+} from '../ui';
 import { auditColumns } from './audit-format';
 
 const DEREGISTER_WARNING = 'Its credential stops working and its seat is freed; this cannot be undone.';
@@ -51,6 +64,14 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
     ],
     ['Version', a.agentVersion ?? '—'],
     [
+      'Wanted version',
+      h(
+        'span',
+        { 'data-testid': 'wanted-version' },
+        a.wantedVersion ?? 'none asked (its license’s update policy decides)',
+      ),
+    ],
+    [
       'Runtime hash',
       a.runtimeHash
         ? h(
@@ -85,6 +106,22 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
                 ctx.refresh();
               })
             : '',
+          form(
+            {
+              submit: 'Update',
+              label: 'Update to…',
+              action: async (values) => {
+                await api('POST', `${base}/update`, { version: values.version ?? '' });
+                ctx.refresh();
+              },
+            },
+            input('Published release to install (never below the one it runs)', {
+              name: 'version',
+              required: true,
+              placeholder: '1.4.0',
+              maxlength: 80,
+            }),
+          ),
           confirmedAction('Deregister', ['agent id', a.id], DEREGISTER_WARNING, `${base}/deregister`, () =>
             ctx.refresh(),
           ),
