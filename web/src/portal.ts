@@ -62,6 +62,7 @@ startShell(document.getElementById('app')!, {
   title: 'Agentina portal',
   prefix: '/v1/portal',
   home: 'licenses',
+  secondFactor: true,
   whoami: (me) => `${me.email} · ${me.customerName ?? ''}`,
   nav: [
     ['#/licenses', 'Licenses'],
