@@ -23,6 +23,8 @@ export const AUDIT_ACTIONS = [
   'admin.totp_reset',
   'admin.recovery_code_used',
   'admin.totp_policy_changed',
+  'customer_user.totp_enrolled',
+  'customer_user.recovery_code_used',
   'session.created',
   'session.deleted',
   'login.failed',

@@ -5,6 +5,7 @@ import { principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
 import { emptyBody, secondFactorCode } from './schemas';
 import type { Services } from '../../services';
+import type { AuthGroup } from './auth-routes';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema };
 const security: Array<Record<string, string[]>> = [{ adminSession: [] }];
@@ -14,31 +15,34 @@ const policySchema = z.object(
 const policyBody = policySchema.strict();
 
 /**
- * An admin's own second factor (enrol, confirm, status), an owner's reset of another's, and which
- * roles must have one. The secret is in the enrolment answer only; nothing answers it again.
+ * Your own second factor (status, enrol, confirm), for an admin (/v1/admin/me/totp) or a portal user
+ * (/v1/portal/me/totp). The secret is in the enrolment answer only; nothing answers it again.
  */
-export function secondFactorRoutes(services: Services['identity']): FastifyPluginAsyncZod {
+export function ownSecondFactorRoutes(group: AuthGroup, services: Services['identity']): FastifyPluginAsyncZod {
   const f = services.secondFactors;
+  const security: Array<Record<string, string[]>> = [{ [group.security]: [] }];
+  // Every admin role may act on its own account (customers have no roles).
+  const ownAccount = group.kind === 'admin' ? { permission: 'own-account' as const } : {};
   return async (app) => {
     app.get(
-      '/v1/admin/me/totp',
+      `${group.prefix}/me/totp`,
       {
         schema: {
-          tags: ['admin auth'],
+          tags: [group.tag],
           summary: 'Whether you have a second factor, and how many recovery codes are left',
           security,
           response: { 200: z.object({ enrolled: z.boolean(), recoveryCodesLeft: z.number().int() }), ...errors },
         },
-        config: { access: ['admin'], permission: 'own-account' },
+        config: { access: [group.kind], ...ownAccount },
       },
-      async (req) => f.status('admin', principalOf(req, 'admin').id),
+      async (req) => f.status(group.kind, principalOf(req, group.kind).id),
     );
 
     app.post(
-      '/v1/admin/me/totp',
+      `${group.prefix}/me/totp`,
       {
         schema: {
-          tags: ['admin auth'],
+          tags: [group.tag],
           summary:
             'Start enrolling a TOTP second factor: the secret, shown once as an otpauth URI and a QR code; confirm with a first code',
           security,
@@ -48,32 +52,38 @@ export function secondFactorRoutes(services: Services['identity']): FastifyPlugi
             ...errors,
           },
         },
-        config: { access: ['admin'], permission: 'own-account' },
+        config: { access: [group.kind], ...ownAccount },
       },
       async (req, reply) => {
         void reply.header('cache-control', 'no-store');
-        return reply.status(201).send(await f.beginEnrolment(principalOf(req, 'admin')));
+        return reply.status(201).send(await f.beginEnrolment(principalOf(req, group.kind)));
       },
     );
 
     app.post(
-      '/v1/admin/me/totp/confirm',
+      `${group.prefix}/me/totp/confirm`,
       {
         schema: {
-          tags: ['admin auth'],
+          tags: [group.tag],
           summary: 'Confirm enrolment with a first code; answers ten single-use recovery codes, once',
           security,
           body: z.object({ code: secondFactorCode }).strict(),
           response: { 200: z.object({ recoveryCodes: z.array(z.string()) }), ...errors },
         },
-        config: { access: ['admin'], permission: 'own-account' },
+        config: { access: [group.kind], ...ownAccount },
       },
       async (req, reply) => {
         void reply.header('cache-control', 'no-store');
-        return f.confirmEnrolment(principalOf(req, 'admin'), req.body.code);
+        return f.confirmEnrolment(principalOf(req, group.kind), req.body.code);
       },
     );
+  };
+}
 
+/** An owner's reset of an admin's second factor, and which admin roles must have one. */
+export function secondFactorRoutes(services: Services['identity']): FastifyPluginAsyncZod {
+  const f = services.secondFactors;
+  return async (app) => {
     app.post(
       '/v1/admin/admins/:id/totp/reset',
       {

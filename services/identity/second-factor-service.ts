@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { Secret, TOTP } from 'otpauth';
 import { encodeQR } from 'qr';
-import { adminsRepo, appendAudit, secondFactorsRepo, withTransaction, type AccountKind, type Tx } from '../../db';
+import {
+  adminsRepo,
+  appendAudit,
+  customerUsersRepo,
+  secondFactorsRepo,
+  withTransaction,
+  type AccountKind,
+  type Tx,
+} from '../../db';
 import { ADMIN_ROLES, type AdminRole, type Clock } from '../../protocol';
 import { AppError } from '../errors';
 import { actorOf, type Principal } from '../principal';
@@ -32,7 +40,18 @@ const RECOVERY_CODE = /^[a-z0-9]{5}-?[a-z0-9]{5}$/i;
 /** What login learns from the second factor: nothing to check, accepted, or refused (missing or wrong). */
 export type SecondFactorCheck = 'not_enrolled' | 'accepted' | 'recovery_code_used' | 'missing' | 'wrong';
 
-type AdminPrincipal = Extract<Principal, { kind: 'admin' }>;
+/** Who enrols their own factor: an admin, or a customer's portal user. */
+type AccountPrincipal = Extract<Principal, { kind: 'admin' | 'customer' }>;
+
+/** The audit subject and the actions of each kind of account. */
+const ACCOUNT = {
+  admin: { subject: 'admin', enrolled: 'admin.totp_enrolled', recoveryUsed: 'admin.recovery_code_used' },
+  customer: {
+    subject: 'customer_user',
+    enrolled: 'customer_user.totp_enrolled',
+    recoveryUsed: 'customer_user.recovery_code_used',
+  },
+} as const;
 
 /**
  * TOTP second factors (RFC 6238, through the otpauth library) and their recovery codes. The secret
@@ -67,7 +86,7 @@ export function createSecondFactorService(deps: { pool: Pool; clock: Clock; seal
   async function audit(
     tx: Tx,
     by: Principal,
-    action: 'admin.totp_enrolled' | 'admin.totp_reset' | 'admin.recovery_code_used' | 'admin.totp_policy_changed',
+    action: 'admin.totp_enrolled' | 'customer_user.totp_enrolled' | 'admin.totp_reset' | 'admin.totp_policy_changed',
     subject: { kind: string; id: string },
     data?: Record<string, unknown>,
   ) {
@@ -90,37 +109,52 @@ export function createSecondFactorService(deps: { pool: Pool; clock: Clock; seal
      * Starts (or restarts) enrolment: a new secret, kept sealed and unconfirmed until a first code
      * proves the app holds it. Refused while a confirmed factor exists (an owner resets it first).
      */
-    async beginEnrolment(p: AdminPrincipal): Promise<{ otpauthUri: string; secret: string; qrCode: string }> {
-      const admin = await adminsRepo.findAdmin(deps.pool, p.id);
-      if (!admin) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');
+    async beginEnrolment(p: AccountPrincipal): Promise<{ otpauthUri: string; secret: string; qrCode: string }> {
+      const account =
+        p.kind === 'admin'
+          ? await adminsRepo.findAdmin(deps.pool, p.id)
+          : await customerUsersRepo.findCustomerUser(deps.pool, p.id);
+      if (!account) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');
       const secret = new Secret({ size: 20 }).base32;
       const stored = await secondFactorsRepo.putPendingFactor(
         deps.pool,
-        'admin',
+        p.kind,
         p.id,
-        deps.sealer.seal(sealContext('admin', p.id), secret),
+        deps.sealer.seal(sealContext(p.kind, p.id), secret),
         deps.clock.now(),
       );
       if (!stored)
-        throw new AppError('CONFLICT', 'A second factor is already enrolled; an owner can reset it to enrol anew.');
-      const otpauthUri = totpOf(secret, admin.email).toString();
+        throw new AppError(
+          'CONFLICT',
+          p.kind === 'admin'
+            ? 'A second factor is already enrolled; an owner can reset it to enrol anew.'
+            : 'A second factor is already enrolled.',
+        );
+      const otpauthUri = totpOf(secret, account.email).toString();
       return { otpauthUri, secret, qrCode: encodeQR(otpauthUri, 'data-url', { ecc: 'medium' }) };
     },
 
     /** Confirms enrolment with a first code; answers the ten recovery codes, once. */
-    async confirmEnrolment(p: AdminPrincipal, code: string): Promise<{ recoveryCodes: string[] }> {
+    async confirmEnrolment(p: AccountPrincipal, code: string): Promise<{ recoveryCodes: string[] }> {
       return withTransaction(deps.pool, async (tx) => {
-        const factor = await secondFactorsRepo.findFactor(tx, 'admin', p.id, { forUpdate: true });
-        if (!factor) throw new AppError('CONFLICT', 'Start enrolment first (POST /v1/admin/me/totp).');
+        const factor = await secondFactorsRepo.findFactor(tx, p.kind, p.id, { forUpdate: true });
+        if (!factor) throw new AppError('CONFLICT', 'Start enrolment first (POST .../me/totp).');
         if (factor.confirmed_at) throw new AppError('CONFLICT', 'A second factor is already enrolled.');
-        const step = stepOf(deps.sealer.open(sealContext('admin', p.id), factor.sealed_secret), code);
+        const step = stepOf(deps.sealer.open(sealContext(p.kind, p.id), factor.sealed_secret), code);
         if (step === null)
           throw new AppError('VALIDATION_FAILED', 'The code is not correct; check the time on your device.', [
             { path: 'body.code', message: 'not correct' },
           ]);
-        await secondFactorsRepo.confirmFactor(tx, 'admin', p.id, step, deps.clock.now());
-        const recoveryCodes = await issueRecoveryCodes(tx, 'admin', p.id);
-        await audit(tx, p, 'admin.totp_enrolled', { kind: 'admin', id: p.id }, { recoveryCodes: RECOVERY_CODE_COUNT });
+        await secondFactorsRepo.confirmFactor(tx, p.kind, p.id, step, deps.clock.now());
+        const recoveryCodes = await issueRecoveryCodes(tx, p.kind, p.id);
+        const account = ACCOUNT[p.kind];
+        await audit(
+          tx,
+          p,
+          account.enrolled,
+          { kind: account.subject, id: p.id },
+          { recoveryCodes: RECOVERY_CODE_COUNT },
+        );
         return { recoveryCodes };
       });
     },
@@ -166,9 +200,9 @@ export function createSecondFactorService(deps: { pool: Pool; clock: Clock; seal
         await appendAudit(
           tx,
           {
-            actor: { kind: kind === 'admin' ? 'admin' : 'customer', id },
-            action: 'admin.recovery_code_used',
-            subject: { kind: kind === 'admin' ? 'admin' : 'customer_user', id },
+            actor: { kind, id },
+            action: ACCOUNT[kind].recoveryUsed,
+            subject: { kind: ACCOUNT[kind].subject, id },
             data: { left: await secondFactorsRepo.countUnusedRecoveryCodes(tx, kind, id) },
           },
           deps.clock,

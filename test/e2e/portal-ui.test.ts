@@ -1,3 +1,4 @@
+import { URI } from 'otpauth';
 import { testServices } from '../support/app';
 import type { Page } from 'playwright-core';
 import { createAdmin } from '../../cli/create-admin';
@@ -165,5 +166,29 @@ describe('customer portal (browser)', () => {
       (await fetch('/v1/admin/licenses')).status,
     ]);
     expect(asCustomer).toEqual([403, 403]);
+  });
+
+  it('a portal user sets up a second factor on the Security page; then signs in with a code from the app', async () => {
+    const user = await seedCustomerUser(stack.db.pool, userA.customerId);
+    const page = await newPage();
+    await signIn(page, '/portal', user.email, TEST_PASSWORD);
+    await page.getByRole('link', { name: 'Security' }).click();
+    await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+    await page.getByRole('img', { name: 'QR code of your authenticator secret' }).waitFor();
+    const secret = await textOf(page.getByTestId('secret'));
+    const app = URI.parse(`otpauth://totp/Agentina:${encodeURIComponent(user.email)}?secret=${secret}&issuer=Agentina`);
+    await page.getByLabel('Code from the app').fill(app.generate());
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('Your second factor is set up.').waitFor();
+    expect((await textOf(page.getByTestId('secret'))).split(/\s+/)).toHaveLength(10);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, '/portal', user.email, TEST_PASSWORD);
+    await page.getByRole('alert').filter({ hasText: 'authenticator app' }).waitFor();
+    expect(await page.getByTestId('whoami').count()).toBe(0);
+    // The confirming code's step is spent: the next step's code signs in.
+    await page.getByLabel('Authenticator or recovery code').fill(app.generate({ timestamp: Date.now() + 30_000 }));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('whoami').waitFor();
   });
 });

@@ -1,6 +1,8 @@
 import type { App } from '../../api/app';
 import { LOGIN_RATE_LIMIT } from '../../api/identity/auth-routes';
 import { sha256Hex } from '../../services/secrets';
+import { createFixedClock } from '../../protocol';
+import { createSessionService, SERVICE_TOKEN_TOUCH_MS } from '../../services/identity/session-service';
 import { createTemporal } from '../../services/temporal';
 import { freePort } from '../../scripts/stack/ports';
 import { buildTestApp, testConfig } from '../support/app';
@@ -341,5 +343,42 @@ describe('identity: admin API', () => {
       await down.close();
       await temporal.close();
     }
+  });
+
+  it('a service token records when it was last used, written at most once a minute per token', async () => {
+    const clock = createFixedClock(new Date('2031-01-01T00:00:00Z'));
+    const sessions = createSessionService({ pool: db.pool, clock });
+    const a = await seedServiceAccount(db.pool);
+    const b = await seedServiceAccount(db.pool);
+    const lastUsed = async (id: string) =>
+      (
+        await db.adminPool.query<{ last_used_at: Date | null }>(
+          'SELECT last_used_at FROM service_accounts WHERE id = $1',
+          [id],
+        )
+      ).rows[0]!.last_used_at;
+    expect(await lastUsed(a.id)).toBeNull();
+    const first = clock.now();
+    expect(await sessions.resolveServiceToken(a.token)).toMatchObject({ kind: 'service', id: a.id });
+    expect(await lastUsed(a.id)).toEqual(first);
+    // A burst within the minute writes nothing more (no write load per request)...
+    for (let i = 0; i < 5; i++) {
+      clock.advance(10_000);
+      await sessions.resolveServiceToken(a.token);
+    }
+    expect(await lastUsed(a.id)).toEqual(first);
+    // ...and the other token's use is its own.
+    expect(await lastUsed(b.id)).toBeNull();
+    // Past the minute, the next use is recorded.
+    clock.advance(SERVICE_TOKEN_TOUCH_MS);
+    await sessions.resolveServiceToken(a.token);
+    expect(await lastUsed(a.id)).toEqual(clock.now());
+    // A near-miss token records nothing.
+    clock.advance(SERVICE_TOKEN_TOUCH_MS + 1);
+    const seen = await lastUsed(a.id);
+    expect(
+      await sessions.resolveServiceToken(`${a.token.slice(0, -1)}${a.token.endsWith('A') ? 'B' : 'A'}`),
+    ).toBeNull();
+    expect(await lastUsed(a.id)).toEqual(seen);
   });
 });

@@ -3,13 +3,15 @@ import { createFixedClock } from '../../protocol';
 import { buildTestApp } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { asCookie, TEST_PASSWORD, cookieFrom, mintSession, nextIp, seedAdmin } from '../support/identity';
+import { seedCustomer, seedCustomerUser } from '../support/identity';
 import { pyotpCode, pyotpVerifies } from '../support/pyotp';
 import { URI } from 'otpauth';
 
 /**
  * TOTP second factor for admins, as an attacker would try it: a stolen password without the
  * code, a guessed code, a code seen over a shoulder replayed in its window, a spent recovery
- * code; and interoperability with pyotp, the reference implementation, both ways.
+ * code; and interoperability with pyotp, the reference implementation, both ways. Portal users
+ * have the same factor (under /v1/portal/me/totp); another customer's user cannot reach it.
  */
 describe('identity: TOTP second factor', () => {
   let db: TestDatabase;
@@ -270,5 +272,101 @@ describe('identity: TOTP second factor', () => {
     const res = await login(victim.email, TEST_PASSWORD, '123456');
     expect(res.statusCode).toBe(503);
     expect(res.body).not.toContain('agentina-sealed');
+  });
+
+  // Portal users: the same service and routes as admins', under /v1/portal/me/totp.
+  const portalLogin = (email: string, code?: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/portal/login',
+      remoteAddress: nextIp(),
+      headers: { 'content-type': 'application/json' },
+      payload: { email, password: TEST_PASSWORD, ...(code !== undefined ? { code } : {}) },
+    });
+
+  async function portalUser(name: string) {
+    const customer = await seedCustomer(db.pool, name);
+    const user = await seedCustomerUser(db.pool, customer.id);
+    const { cookie } = await mintSession(db.pool, 'customer', user);
+    return { user, cookie };
+  }
+
+  it('portal: a portal user enrols with a pyotp code, then must sign in with a code; a replayed code is refused', async () => {
+    const { user, cookie } = await portalUser('Acme');
+    expect((await as(cookie).get('/v1/portal/me/totp')).json()).toEqual({ enrolled: false, recoveryCodesLeft: 0 });
+    const begun = await as(cookie).post('/v1/portal/me/totp');
+    expect(begun.statusCode).toBe(201);
+    expect(begun.headers['cache-control']).toBe('no-store');
+    const { otpauthUri, secret, qrCode } = begun.json<{ otpauthUri: string; secret: string; qrCode: string }>();
+    expect(otpauthUri).toMatch(/^otpauth:\/\/totp\/Agentina:/);
+    expect(decodeURIComponent(otpauthUri)).toContain(user.email);
+    expect(qrCode).toMatch(/^data:image\/gif;base64,/);
+    // Not enrolled until confirmed; a wrong first code is refused.
+    expect((await portalLogin(user.email)).statusCode).toBe(200);
+    expect((await as(cookie).post('/v1/portal/me/totp/confirm', { code: '000000' })).statusCode).toBe(400);
+    const confirmed = await as(cookie).post('/v1/portal/me/totp/confirm', {
+      code: await pyotpCode(otpauthUri, clock.now()),
+    });
+    expect(confirmed.statusCode).toBe(200);
+    const { recoveryCodes } = confirmed.json<{ recoveryCodes: string[] }>();
+    expect(recoveryCodes).toHaveLength(10);
+    expect((await as(cookie).get('/v1/portal/me/totp')).json()).toEqual({ enrolled: true, recoveryCodesLeft: 10 });
+    // No second secret while one is enrolled.
+    expect((await as(cookie).post('/v1/portal/me/totp')).statusCode).toBe(409);
+
+    // The stolen password alone no longer signs in; nor does a guessed code.
+    clock.advance(30_000);
+    expect((await portalLogin(user.email)).statusCode).toBe(401);
+    expect((await portalLogin(user.email, '123456')).statusCode).toBe(401);
+    const code = await pyotpCode(otpauthUri, clock.now());
+    expect((await portalLogin(user.email, code)).statusCode).toBe(200);
+    // The same code, seen over a shoulder and replayed in its window, is refused.
+    expect((await portalLogin(user.email, code)).statusCode).toBe(401);
+
+    // A recovery code works once.
+    expect((await portalLogin(user.email, recoveryCodes[0])).statusCode).toBe(200);
+    expect((await portalLogin(user.email, recoveryCodes[0])).statusCode).toBe(401);
+    expect((await as(cookie).get('/v1/portal/me/totp')).json()).toEqual({ enrolled: true, recoveryCodesLeft: 9 });
+
+    // Audited as the customer's user; the secret and the codes reached no log and no audit row.
+    expect(await audits('customer_user.totp_enrolled', user.id)).toEqual([
+      { actor_kind: 'customer', data: { recoveryCodes: 10 } },
+    ]);
+    expect(await audits('customer_user.recovery_code_used', user.id)).toEqual([
+      { actor_kind: 'customer', data: { left: 9 } },
+    ]);
+    const ledger = JSON.stringify((await db.adminPool.query('SELECT * FROM audit_events')).rows);
+    expect(ledger).not.toContain(secret);
+    expect(t.logs.text()).not.toContain(secret);
+    for (const c of recoveryCodes) expect(ledger).not.toContain(c);
+  });
+
+  it("portal: another customer's user cannot confirm, read or spend a user's factor", async () => {
+    const victim = await portalUser('Victim');
+    const attacker = await portalUser('Attacker');
+    const begun = (await as(victim.cookie).post('/v1/portal/me/totp')).json<{ otpauthUri: string }>();
+    // The attacker, holding a valid code of the victim's secret, can only reach their own account:
+    // there is no id to name, and their own (unstarted) enrolment is what the code is checked against.
+    const victimsCode = await pyotpCode(begun.otpauthUri, clock.now());
+    const hijack = await as(attacker.cookie).post('/v1/portal/me/totp/confirm', { code: victimsCode });
+    expect(hijack.statusCode).toBe(409);
+    expect((await as(attacker.cookie).get('/v1/portal/me/totp')).json()).toEqual({
+      enrolled: false,
+      recoveryCodesLeft: 0,
+    });
+    // A portal session is no admin session: the admin routes refuse it (forbidden, never reached).
+    expect((await as(attacker.cookie).get('/v1/admin/me/totp')).statusCode).toBe(403);
+    expect((await as(attacker.cookie).post(`/v1/admin/admins/${victim.user.id}/totp/reset`)).statusCode).toBe(403);
+    // The victim's enrolment is still theirs to confirm.
+    const confirmed = await as(victim.cookie).post('/v1/portal/me/totp/confirm', { code: victimsCode });
+    expect(confirmed.statusCode).toBe(200);
+    clock.advance(30_000);
+    // The attacker's recovery-code guess at sign-in spends nothing of the victim's.
+    const { recoveryCodes } = confirmed.json<{ recoveryCodes: string[] }>();
+    expect((await portalLogin(attacker.user.email, recoveryCodes[0])).statusCode).toBe(200);
+    expect((await as(victim.cookie).get('/v1/portal/me/totp')).json()).toEqual({
+      enrolled: true,
+      recoveryCodesLeft: 10,
+    });
   });
 });

@@ -217,6 +217,9 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   allow('POST /v1/portal/logout', PORTAL),
   allow('GET /v1/portal/me', PORTAL),
   allow('POST /v1/portal/me/password', { customerA: 400, customerB: 400 }),
+  allow('GET /v1/portal/me/totp', PORTAL),
+  allow('POST /v1/portal/me/totp', { customerA: 201, customerB: 201 }),
+  allow('POST /v1/portal/me/totp/confirm', { customerA: 400, customerB: 400 }),
   // identity: admins
   allow('GET /v1/admin/admins', ROLES, 'admins:read'),
   allow('POST /v1/admin/admins', OWNER_400, 'admins:write'),

@@ -6,6 +6,7 @@ import { page, startShell, type RouteContext } from './shell';
 import type { License, Page, PublicKeySets, SignedLicense } from './types';
 import { actionButton, badge, code, errorLine, featuresText, link, table, time } from './ui';
 import { checkLicenseSignature } from './verify';
+import { portalSecurityView } from './portal-security';
 
 /** The customer portal, served at `/portal`: the signed-in customer's own licenses, agents, tokens and tasks. */
 async function licensesView(ctx: RouteContext): Promise<Node> {
@@ -61,17 +62,20 @@ startShell(document.getElementById('app')!, {
   title: 'Agentina portal',
   prefix: '/v1/portal',
   home: 'licenses',
+  secondFactor: true,
   whoami: (me) => `${me.email} · ${me.customerName ?? ''}`,
   nav: [
     ['#/licenses', 'Licenses'],
     ['#/agents', 'Agents'],
     ['#/tokens', 'Activation tokens'],
     ['#/tasks', 'Tasks'],
+    ['#/security', 'Security'],
   ],
   routes: {
     licenses: licensesView,
     agents: (ctx) => agentsView(ctx, 'portal'),
     tokens: (ctx) => tokensView(ctx, 'portal'),
     tasks: (ctx) => tasksView(ctx, 'portal'),
+    security: portalSecurityView,
   },
 });

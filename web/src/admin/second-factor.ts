@@ -11,12 +11,16 @@ type Enrolment = { otpauthUri: string; secret: string; qrCode: string };
 /**
  * Enrolling a TOTP second factor: the secret is shown once (QR code, otpauth URI and the bare
  * secret for typing in), a first code confirms it, and the ten recovery codes are shown once.
+ * The same card serves admins and portal users (`prefix`).
  */
-export function enrolmentCard(onDone: () => void | Promise<void>): HTMLElement {
+export function enrolmentCard(
+  onDone: () => void | Promise<void>,
+  prefix: '/v1/admin' | '/v1/portal' = '/v1/admin',
+): HTMLElement {
   const body = h('div', { class: 'enrolment' });
   const error = errorLine();
   const start = actionButton('Set up an authenticator app', error, async () => {
-    const e = await api<Enrolment>('POST', '/v1/admin/me/totp');
+    const e = await api<Enrolment>('POST', `${prefix}/me/totp`);
     body.replaceChildren(
       h('p', {}, 'Scan this QR code with your authenticator app, or enter the secret by hand.'),
       h('img', { src: e.qrCode, alt: 'QR code of your authenticator secret', class: 'qr', width: '200' }),
@@ -31,7 +35,7 @@ export function enrolmentCard(onDone: () => void | Promise<void>): HTMLElement {
       class: 'form',
       label: 'Confirm the authenticator',
       action: async (v) => {
-        const { recoveryCodes } = await api<{ recoveryCodes: string[] }>('POST', '/v1/admin/me/totp/confirm', {
+        const { recoveryCodes } = await api<{ recoveryCodes: string[] }>('POST', `${prefix}/me/totp/confirm`, {
           code: v.code ?? '',
         });
         const done = h('button', { type: 'button' }, 'I have saved them — continue');
@@ -67,18 +71,29 @@ export function enrolmentGate(me: Me, done: () => Promise<void>): HTMLElement | 
   );
 }
 
-/** #/security: your second factor, and (owners) which roles must have one. */
-export async function securityView(ctx: RouteContext): Promise<Node> {
-  const status = await api<{ enrolled: boolean; recoveryCodesLeft: number }>('GET', '/v1/admin/me/totp');
-  const own = section(
+/** Your own second factor: its state, and the enrolment card until it is set up (admins and portal users). */
+export async function ownFactorSection(
+  ctx: RouteContext,
+  prefix: '/v1/admin' | '/v1/portal',
+  enrolledHint: string,
+): Promise<HTMLElement> {
+  const status = await api<{ enrolled: boolean; recoveryCodesLeft: number }>('GET', `${prefix}/me/totp`);
+  return section(
     'Your second factor',
     dl([
       ['State', badge(status.enrolled ? 'enrolled' : 'not enrolled')],
       ['Recovery codes left', String(status.recoveryCodesLeft)],
     ]),
-    status.enrolled
-      ? h('p', { class: 'hint' }, 'Lost your device? An owner can reset your second factor; you then set it up again.')
-      : enrolmentCard(() => ctx.refresh()),
+    status.enrolled ? h('p', { class: 'hint' }, enrolledHint) : enrolmentCard(() => ctx.refresh(), prefix),
+  );
+}
+
+/** #/security: your second factor, and (owners) which roles must have one. */
+export async function securityView(ctx: RouteContext): Promise<Node> {
+  const own = await ownFactorSection(
+    ctx,
+    '/v1/admin',
+    'Lost your device? An owner can reset your second factor; you then set it up again.',
   );
   const policy = await api<Record<AdminRole, boolean>>('GET', '/v1/admin/totp-policy');
   const owner = can(ctx.me, 'admins:write');
