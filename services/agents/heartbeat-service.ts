@@ -131,6 +131,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
           changedComponents: changed,
           inFlightTasks: hb.inFlightTasks,
           terminalReason: hb.terminalReason,
+          statusVersion: hb.statusVersion,
           at,
           ...(hb.update ? { update: hb.update } : {}),
         });

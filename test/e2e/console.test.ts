@@ -212,7 +212,8 @@ describe('admin console (browser)', () => {
     const { agentId } = await createAgent(pool, licenseId, customerId);
     await pool.query(
       `UPDATE agents SET hostname_hint = 'edge-12', fingerprint_score = 80, changed_components = '{disk}', last_heartbeat_at = now(),
-              runtime_hash = $2, reported_terminal_reason = 'LICENSE_REVOKED: license revoked', reported_terminal_at = now()
+              runtime_hash = $2, reported_terminal_reason = 'LICENSE_REVOKED: license revoked', reported_terminal_at = now(),
+              acknowledged_status_version = 1
         WHERE id = $1`,
       [agentId, 'a'.repeat(64)],
     );
@@ -225,6 +226,7 @@ describe('admin console (browser)', () => {
     expect(facts).toContain('80/100 · changed: disk');
     expect(facts).toContain('LICENSE_REVOKED: license revoked');
     expect(await textOf(page.getByTestId('agent-status'))).toBe('active');
+    expect(await textOf(page.getByTestId('status-version'))).toMatch(/^\d+ here · 1 acknowledged by the agent$/);
     await shoot(page, 'agent');
 
     // Deregistering wants the agent id typed in full; a near miss does nothing.
