@@ -355,6 +355,7 @@ export function createAgent(deps: AgentDeps) {
     const reading = await fingerprint.read(now);
     const t = gate.terminal();
     const held = license.version();
+    const accepted = status.payload()?.version;
     const update = deps.updateReport?.();
     const res = await client.heartbeat({
       agentVersion: AGENT_VERSION,
@@ -364,6 +365,7 @@ export function createAgent(deps: AgentDeps) {
       changedComponents: FINGERPRINT_COMPONENTS.filter((c) => reading.changed.includes(c)),
       inFlightTasks: runner?.inFlight() ?? 0,
       ...(held !== null ? { licenseVersion: held } : {}),
+      ...(accepted !== undefined ? { statusVersion: accepted } : {}),
       ...(t ? { terminalReason: `${t.code}: ${t.detail}`.slice(0, 200) } : {}),
       ...(update ? { update } : {}),
     });

@@ -37,6 +37,8 @@ export type AgentRow = {
   /** Set while the agent's heartbeats say it is terminal: the reason its journal gives. */
   reported_terminal_reason: string | null;
   reported_terminal_at: Date | null;
+  /** The status version the agent's last heartbeat said it had accepted. */
+  acknowledged_status_version: number | null;
   last_seen_at: Date | null;
   last_heartbeat_at: Date | null;
   created_at: Date;
@@ -54,15 +56,21 @@ export type AgentWithLicense = AgentRow & {
 
 const AGENT_COLUMNS = `a.id, a.license_id, a.customer_id, a.status, a.status_version, a.status_reason, a.fingerprint,
   a.fingerprint_score, a.changed_components, a.agent_version, a.runtime_hash, a.update_report, a.wanted_version, a.in_flight_tasks, a.hostname_hint,
-  a.reported_terminal_reason, a.reported_terminal_at, a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
+  a.reported_terminal_reason, a.reported_terminal_at, a.acknowledged_status_version, a.last_seen_at, a.last_heartbeat_at, a.created_at, a.updated_at, a.deregistered_at`;
 
-type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version'> & {
+type RawAgent = Omit<AgentWithLicense, 'status_version' | 'license_version' | 'acknowledged_status_version'> & {
   status_version: string;
   license_version: string;
+  acknowledged_status_version: string | null;
 };
 
 function toAgent(r: RawAgent): AgentWithLicense {
-  return { ...r, status_version: Number(r.status_version), license_version: Number(r.license_version) };
+  return {
+    ...r,
+    status_version: Number(r.status_version),
+    license_version: Number(r.license_version),
+    acknowledged_status_version: r.acknowledged_status_version === null ? null : Number(r.acknowledged_status_version),
+  };
 }
 
 /** One agent joined with its license; `lock` takes row locks on the agent (FOR UPDATE) inside `tx`. */
@@ -113,6 +121,8 @@ export type HeartbeatFields = {
   /** The agent's own verdict: why it is terminal, or undefined while it is not. */
   terminalReason?: string | undefined;
   at: Date;
+  /** The status version the agent has accepted (null when it reports none). */
+  statusVersion?: number | undefined;
   /** Kept as it was when the heartbeat carries none. */
   update?: { outcome: string; reason?: string; at: string };
   /** The agent runs the wanted version (or a later one): the request is done. */
@@ -128,7 +138,8 @@ export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFiel
                                         WHEN reported_terminal_reason = $9::text THEN reported_terminal_at ELSE $7 END,
             reported_terminal_reason = $9::text,
             update_report = COALESCE($10::jsonb, update_report),
-            wanted_version = CASE WHEN $11::boolean THEN NULL ELSE wanted_version END
+            wanted_version = CASE WHEN $11::boolean THEN NULL ELSE wanted_version END,
+            acknowledged_status_version = $12
       WHERE id = $1`,
     [
       agentId,
@@ -142,6 +153,7 @@ export async function recordHeartbeat(tx: Tx, agentId: string, hb: HeartbeatFiel
       hb.terminalReason ?? null,
       hb.update ? JSON.stringify(hb.update) : null,
       hb.reachedWanted ?? false,
+      hb.statusVersion ?? null,
     ],
   );
 }

@@ -117,6 +117,8 @@ export const heartbeatRequestSchema = z.strictObject({
   inFlightTasks: z.number().int().min(0).max(10000),
   /** The version of the license document the agent holds: a newer one comes with the answer. */
   licenseVersion: z.number().int().min(1).optional(),
+  /** The version of the signed status the agent last accepted (absent before its first). */
+  statusVersion: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   /** Set when the agent has gone terminal: why (journaled reason code). */
   terminalReason: safeString(200).optional(),
   /** The last update check (absent when the agent does not update itself). */

@@ -113,6 +113,8 @@ export type AgentView = {
   /** What the agent last reported of itself: terminal, and its journal's reason (null: not terminal). */
   reportedTerminalReason: string | null;
   reportedTerminalAt: string | null;
+  /** The status version the agent's last heartbeat said it had accepted (null: none reported). */
+  acknowledgedStatusVersion: number | null;
   lastHeartbeatAt: string | null;
   createdAt: string;
   deregisteredAt: string | null;

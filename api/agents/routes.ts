@@ -41,6 +41,12 @@ export const agentViewSchema = z.strictObject({
     .nullable()
     .describe("The agent's own last word: terminal, and why (its journal's reason); null while it reports none."),
   reportedTerminalAt: isoOut.nullable(),
+  acknowledgedStatusVersion: z
+    .number()
+    .int()
+    .min(0)
+    .nullable()
+    .describe('The status version the agent last accepted, from its heartbeat; null while it reports none.'),
   lastHeartbeatAt: isoOut.nullable(),
   createdAt: isoOut,
   deregisteredAt: isoOut.nullable(),

@@ -58,6 +58,7 @@ export function agentView(a: AgentWithLicense): AgentView {
     hostnameHint: a.hostname_hint,
     reportedTerminalReason: a.reported_terminal_reason,
     reportedTerminalAt: a.reported_terminal_at?.toISOString() ?? null,
+    acknowledgedStatusVersion: a.acknowledged_status_version,
     lastHeartbeatAt: a.last_heartbeat_at?.toISOString() ?? null,
     createdAt: a.created_at.toISOString(),
     deregisteredAt: a.deregistered_at?.toISOString() ?? null,

@@ -133,6 +133,7 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
           changedComponents: changed,
           inFlightTasks: hb.inFlightTasks,
           terminalReason: hb.terminalReason,
+          statusVersion: hb.statusVersion,
           at,
           ...(hb.update ? { update: hb.update } : {}),
           reachedWanted: reached(agent.wanted_version, hb.agentVersion),

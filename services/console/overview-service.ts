@@ -10,7 +10,10 @@ const DAY_MS = 86_400_000;
 const ENDING_SHOWN = 10;
 const EVENTS_SHOWN = 10;
 
-/** What an operator wants to hear about first: licenses and agents that stopped being good, and refusals. */
+/**
+ * What an operator wants to hear about first: licenses and agents that stopped being good, refusals,
+ * a webhook endpoint switched off after failing, and an audit checkpoint run that gave up.
+ */
 export const NOTABLE_ACTIONS: readonly AuditAction[] = [
   'license.revoked',
   'license.suspended',
@@ -23,6 +26,8 @@ export const NOTABLE_ACTIONS: readonly AuditAction[] = [
   'agent.integrity_mismatch',
   'agent.release_refused',
   'agent.offline',
+  'webhook_endpoint.auto_disabled',
+  'audit.checkpoint_failed',
 ];
 
 /** The overview as the service builds it: events with their chain links (the route's schema shows them). */

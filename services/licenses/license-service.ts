@@ -375,8 +375,9 @@ export function createLicenseService(deps: LicenseServiceDeps) {
   const { pool, clock } = deps;
   const client = deps.temporal.client;
 
-  const workflowUrl = (licenseId: string): string =>
-    `${deps.temporalUi.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${encodeURIComponent(licenseWorkflowId(licenseId))}`;
+  /** Temporal Web page of the lifecycle: of the exact run when its id is known, else of the latest run. */
+  const workflowUrl = (licenseId: string, runId?: string): string =>
+    `${deps.temporalUi.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${encodeURIComponent(licenseWorkflowId(licenseId))}${runId ? `/${encodeURIComponent(runId)}/history` : ''}`;
 
   /** Starts the lifecycle of `row` unless it runs already (the workflow id is the business key). */
   async function ensureLifecycle(row: LicenseRow): Promise<WorkflowHandle> {
@@ -422,6 +423,18 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       );
     } catch {
       return null; // no worker, or Temporal down: the row still answers
+    }
+  }
+
+  /** The id of the lifecycle's current run, or undefined when Temporal cannot say right now. */
+  async function currentRunId(id: string): Promise<string | undefined> {
+    try {
+      const d = await client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
+        client.workflow.getHandle(licenseWorkflowId(id)).describe(),
+      );
+      return d.runId;
+    } catch {
+      return undefined; // the link then opens the workflow id's latest run
     }
   }
 
@@ -568,10 +581,10 @@ export function createLicenseService(deps: LicenseServiceDeps) {
     async getLicense(id: string, scope?: { customerId: string }): Promise<LicenseDetailView> {
       const row = await requireLicense(id, scope);
       const license = toLicenseView(row);
-      const current = await queryWorkflow(id);
+      const [current, runId] = await Promise.all([queryWorkflow(id), currentRunId(id)]);
       return {
         license,
-        workflow: { id: licenseWorkflowId(id), url: workflowUrl(id), current },
+        workflow: { id: licenseWorkflowId(id), url: workflowUrl(id, runId), current },
         actions: licenseActions(current ?? snapshotOfView(license), clock.now().getTime()),
       };
     },

@@ -212,7 +212,8 @@ describe('admin console (browser)', () => {
     const { agentId } = await createAgent(pool, licenseId, customerId);
     await pool.query(
       `UPDATE agents SET hostname_hint = 'edge-12', fingerprint_score = 80, changed_components = '{disk}', last_heartbeat_at = now(),
-              runtime_hash = $2, reported_terminal_reason = 'LICENSE_REVOKED: license revoked', reported_terminal_at = now()
+              runtime_hash = $2, reported_terminal_reason = 'LICENSE_REVOKED: license revoked', reported_terminal_at = now(),
+              acknowledged_status_version = 1
         WHERE id = $1`,
       [agentId, 'a'.repeat(64)],
     );
@@ -225,6 +226,7 @@ describe('admin console (browser)', () => {
     expect(facts).toContain('80/100 · changed: disk');
     expect(facts).toContain('LICENSE_REVOKED: license revoked');
     expect(await textOf(page.getByTestId('agent-status'))).toBe('active');
+    expect(await textOf(page.getByTestId('status-version'))).toMatch(/^\d+ here · 1 acknowledged by the agent$/);
     await shoot(page, 'agent');
 
     // "Update to…" sends the version; the API's refusal is shown and nothing is wanted.
@@ -249,6 +251,48 @@ describe('admin console (browser)', () => {
     await confirm.fill(agentId);
     await page.getByRole('button', { name: 'Deregister' }).click();
     await page.getByTestId('agent-status').locator('[data-state="deregistered"]').waitFor();
+  });
+
+  it('deactivates an admin and a customer only when their email or name is typed in full', async () => {
+    const pool = stack.db.pool;
+    const other = await createAdmin(testServices({ pool }).identity.accounts, {
+      email: uniqueEmail('console-other'),
+      password: 'another long and careful password',
+      role: 'viewer',
+    });
+    const customerId = await createCustomer(pool);
+    const page = await signIn('#/admins');
+    const row = page.getByRole('row').filter({ hasText: other.email });
+    await row.getByText('Deactivate…').click();
+    const form = row.getByRole('form', { name: `Deactivate ${other.email}` });
+    const confirm = form.getByLabel(/Type the email to confirm/);
+    await confirm.fill(other.email.slice(1));
+    await form.getByRole('button', { name: 'Deactivate' }).click();
+    expect(await confirm.evaluate((el) => (el as unknown as { validity: { valid: boolean } }).validity.valid)).toBe(
+      false,
+    );
+    const active = async (table: string, id: string) =>
+      (
+        await pool.query<{ active: boolean }>(`SELECT deactivated_at IS NULL AS active FROM ${table} WHERE id = $1`, [
+          id,
+        ])
+      ).rows[0]?.active;
+    expect(await active('admins', other.id)).toBe(true);
+    await confirm.fill(other.email);
+    await form.getByRole('button', { name: 'Deactivate' }).click();
+    await row.getByRole('button', { name: `Reactivate ${other.email}` }).waitFor();
+    expect(await active('admins', other.id)).toBe(false);
+
+    await page.goto(`${stack.baseUrl}/#/customers/${customerId}`);
+    const { rows } = await pool.query<{ name: string }>('SELECT name FROM customers WHERE id = $1', [customerId]);
+    const customerForm = page.getByRole('form', { name: 'Deactivate customer' });
+    await customerForm.getByLabel(/Type the customer name to confirm/).fill(`${rows[0]!.name} `);
+    await customerForm.getByRole('button', { name: 'Deactivate customer' }).click();
+    expect(await active('customers', customerId)).toBe(true);
+    await customerForm.getByLabel(/Type the customer name to confirm/).fill(rows[0]!.name);
+    await customerForm.getByRole('button', { name: 'Deactivate customer' }).click();
+    await page.locator('.facts [data-state="deactivated"]').waitFor();
+    expect(await active('customers', customerId)).toBe(false);
   });
 
   it('every page passes an axe-core scan with no serious or critical violation, fits 1280×800 and 390×844, and is screenshotted', async () => {

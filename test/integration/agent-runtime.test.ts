@@ -69,6 +69,8 @@ describe('tasks', () => {
     });
     expect(Object.keys(hb.body.fingerprint).sort()).toEqual(['baseboard', 'cpu', 'disk', 'hostname', 'mac']);
     expect(JSON.stringify(hb.body)).not.toContain('agent-host-7');
+    // The status version it has accepted: the one the server signed for it.
+    expect(hb.body.statusVersion).toBe(server.signedStatusFor(a.agentId).payload.version);
   });
 });
 

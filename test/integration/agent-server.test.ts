@@ -144,6 +144,38 @@ describe('agents on the control plane: heartbeat, quarantine, offline sweep, der
       expect(await view()).toMatchObject({ reportedTerminalReason: null, reportedTerminalAt: null });
     });
 
+    it("stores the status version the agent last accepted next to the control plane's; a malformed one is a 400 and changes nothing", async () => {
+      const a = await createAgentWithLicense(db.pool, clock.now());
+      const view = async () =>
+        (await inject({ method: 'GET', url: `/v1/admin/agents/${a.agentId}`, headers: await staff.admin() })).json<{
+          statusVersion: number;
+          acknowledgedStatusVersion: number | null;
+        }>();
+      const first = await heartbeat(a);
+      expect(first.statusCode).toBe(200);
+      const version = signedStatusSchema.parse(first.json().status).payload.version;
+      expect(await view()).toEqual(
+        expect.objectContaining({ statusVersion: version, acknowledgedStatusVersion: null }),
+      );
+      expect((await heartbeat(a, { statusVersion: version })).statusCode).toBe(200);
+      expect(await view()).toEqual(
+        expect.objectContaining({ statusVersion: version, acknowledgedStatusVersion: version }),
+      );
+      for (const bad of [-1, 1.5, '7', 2 ** 53, null]) {
+        const res = await heartbeat(a, { statusVersion: bad as number });
+        expect(res.statusCode).toBe(400);
+        expect(res.json().error.code).toBe('VALIDATION_FAILED');
+      }
+      expect((await view()).acknowledgedStatusVersion).toBe(version);
+      // The portal shows it to the customer for its own agent.
+      const portal = await inject({
+        method: 'GET',
+        url: `/v1/portal/agents/${a.agentId}`,
+        headers: await staff.customer(a.customerId),
+      });
+      expect(portal.json()).toMatchObject({ acknowledgedStatusVersion: version });
+    });
+
     it('stores the update check an agent reports (a frozen repository shows on its admin view); a bad report is a 400', async () => {
       const a = await createAgentWithLicense(db.pool, clock.now());
       const at = clock.now().toISOString();

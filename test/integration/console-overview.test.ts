@@ -80,6 +80,15 @@ beforeAll(async () => {
   await audit({ kind: 'admin', id: admin.id }, 'license.renewed', { kind: 'license', id: endsIn3 });
   await audit({ kind: 'agent', id: a1.agentId }, 'agent.fingerprint_mismatch', { kind: 'agent', id: a1.agentId });
   await audit({ kind: 'workflow', id: `agent/${a1.agentId}` }, 'agent.quarantined', { kind: 'agent', id: a1.agentId });
+  await audit({ kind: 'workflow', id: 'webhook/whe_x/evt_1' }, 'webhook_endpoint.auto_disabled', {
+    kind: 'webhook_endpoint',
+    id: 'whe_x',
+  });
+  await audit({ kind: 'workflow', id: 'audit-checkpoint/1' }, 'audit.checkpoint_failed', {
+    kind: 'audit_checkpoint',
+    id: 'audit-checkpoint/1',
+  });
+  await audit({ kind: 'admin', id: admin.id }, 'webhook_endpoint.updated', { kind: 'webhook_endpoint', id: 'whe_x' });
 
   built = await buildTestApp({ pool: db.pool, clock });
 });
@@ -107,8 +116,10 @@ describe('GET /v1/admin/overview', () => {
     ]);
     expect(o.licenses.endingSoon[0]!.customerName).toBe('Acme Robotics');
     expect(o.agents.byStatus).toEqual({ active: 1, offline: 1, quarantined: 1, deregistered: 0 });
-    // Newest first; a renewal is not notable.
+    // Newest first; a renewal and an endpoint's edit are not notable, its switching off after failures is.
     expect(o.recentEvents.map((e) => e.action)).toEqual([
+      'audit.checkpoint_failed',
+      'webhook_endpoint.auto_disabled',
       'agent.quarantined',
       'agent.fingerprint_mismatch',
       'license.revoked',

@@ -132,7 +132,9 @@ describe('license API', () => {
         version: 1,
         nextTransitionAt: body.license.expiresAt,
       });
-      expect(body.workflow.url).toBe(`${uiUrl}/namespaces/default/workflows/license%2F${lic.id}`);
+      // The exact run, as Temporal describes it, not whichever run is latest when the link is opened.
+      const { runId } = await t.client.workflow.getHandle(`license/${lic.id}`).describe();
+      expect(body.workflow.url).toBe(`${uiUrl}/namespaces/default/workflows/license%2F${lic.id}/${runId}/history`);
     });
 
     it('GET lists the changes the lifecycle accepts in this state, with the reason for the others', async () => {
@@ -403,6 +405,8 @@ describe('license API', () => {
         const get = await down.app.inject({ method: 'GET', url: `/v1/admin/licenses/${lic.id}` });
         expect(get.statusCode).toBe(200);
         expect(get.json()).toMatchObject({ license: { id: lic.id, state: 'active' }, workflow: { current: null } });
+        // No run id to be had: the link opens the workflow id's latest run.
+        expect(get.json().workflow.url).toMatch(new RegExp(`/workflows/license%2F${lic.id}$`));
       } finally {
         await down.close();
         await dead.close();

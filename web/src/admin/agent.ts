@@ -88,7 +88,14 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
           )
         : '—',
     ],
-    ['Status version', String(a.statusVersion)],
+    [
+      'Status version',
+      h(
+        'span',
+        { 'data-testid': 'status-version' },
+        `${a.statusVersion} here · ${a.acknowledgedStatusVersion === null ? 'none acknowledged yet' : `${a.acknowledgedStatusVersion} acknowledged by the agent`}`,
+      ),
+    ],
     ['Tasks in flight', h('span', {}, String(a.inFlightTasks), ' · ', link(`#/tasks?agentId=${a.id}`, 'Show tasks'))],
     ['Last heartbeat', time(a.lastHeartbeatAt)],
     ['Activated', time(a.createdAt)],

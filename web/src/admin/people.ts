@@ -9,6 +9,7 @@ import {
   actionButton,
   badge,
   code,
+  confirmByName,
   details,
   dl,
   errorLine,
@@ -272,6 +273,23 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
       },
       { class: 'secondary small', 'aria-label': `${text} ${a.email}` },
     );
+  /** Deactivating wants the admin's email typed in full, so a slip onto the wrong row does nothing. */
+  const deactivateAdmin = (a: Admin) =>
+    details(
+      'Deactivate…',
+      form(
+        {
+          submit: 'Deactivate',
+          label: `Deactivate ${a.email}`,
+          class: 'form danger',
+          action: async () => {
+            await api('POST', `/v1/admin/admins/${a.id}/deactivate`);
+            ctx.refresh();
+          },
+        },
+        confirmByName('email', a.email, 'Every session of this admin ends at once; they can no longer sign in.'),
+      ),
+    );
   const create = form(
     {
       submit: 'Create admin',
@@ -343,7 +361,7 @@ export async function adminsView(ctx: RouteContext): Promise<Node> {
               : h(
                   'span',
                   { class: 'row-actions' },
-                  a.active ? act(a, 'deactivate', 'Deactivate') : act(a, 'reactivate', 'Reactivate'),
+                  a.active ? deactivateAdmin(a) : act(a, 'reactivate', 'Reactivate'),
                   a.locked ? act(a, 'unlock', 'Unlock') : '',
                   a.totpEnrolled ? act(a, 'totp/reset', 'Reset second factor') : '',
                 ),
