@@ -27,7 +27,7 @@ describe('admin UI: access (browser)', () => {
 
   async function signIn(page: Page, code?: string): Promise<void> {
     await page.goto(`${stack.baseUrl}/`);
-    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password').fill(password);
     if (code) await page.getByLabel('Authenticator or recovery code').fill(code);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -74,8 +74,10 @@ describe('admin UI: access (browser)', () => {
     await page.reload();
     const picker = page.getByLabel(`Role of ${viewerEmail}`);
     expect(await picker.inputValue()).toBe('viewer');
+    // Listen before choosing: the answer can arrive before a listener added afterwards.
+    const changed = page.waitForResponse((r) => r.url().includes('/role') && r.status() === 200);
     await picker.selectOption('operator');
-    await page.waitForResponse((r) => r.url().includes('/role') && r.status() === 200);
+    await changed;
     await page.getByLabel(`Role of ${viewerEmail}`).waitFor();
     expect(await page.getByLabel(`Role of ${viewerEmail}`).inputValue()).toBe('operator');
 
@@ -101,7 +103,7 @@ describe('admin UI: access (browser)', () => {
     expect(viewer.id).toMatch(/^adm_/);
     const page = await pages.newPage();
     await page.goto(`${stack.baseUrl}/`);
-    await page.getByLabel('Email').fill(viewerEmail);
+    await page.getByLabel('Email', { exact: true }).fill(viewerEmail);
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByTestId('whoami').waitFor();

@@ -34,7 +34,7 @@ describe('admin UI (browser)', () => {
     expect(first.oneTimePassword).toBeDefined();
     const page = await newPage();
     await page.goto(`${stack.baseUrl}/#/audit`);
-    await page.getByLabel('Email').fill(first.email);
+    await page.getByLabel('Email', { exact: true }).fill(first.email);
     await page.getByLabel('Password').fill(first.oneTimePassword!);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
@@ -205,7 +205,7 @@ describe('admin UI (browser)', () => {
       'Your session has ended; sign in again.',
     );
     await page.getByLabel('Password').fill(password);
-    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Customers', level: 1 }).waitFor();
   });
@@ -304,7 +304,7 @@ describe('admin UI (browser)', () => {
 
     await page.getByRole('navigation').getByRole('link', { name: 'Admins' }).click();
     const second = uniqueEmail('second-admin');
-    await page.getByLabel('Email').fill(second);
+    await page.getByLabel('Email', { exact: true }).fill(second);
     await page.getByRole('button', { name: 'Create admin' }).click();
     expect((await textOf(page.getByTestId('secret'))).length).toBeGreaterThanOrEqual(12);
   });

@@ -40,7 +40,7 @@ describe('admin console (browser)', () => {
   async function signIn(hash = ''): Promise<Page> {
     const page = await pages.newPage();
     await page.goto(`${stack.baseUrl}/${hash}`);
-    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByTestId('whoami').waitFor();
@@ -285,6 +285,8 @@ describe('admin console (browser)', () => {
 
     await page.goto(`${stack.baseUrl}/#/customers/${customerId}`);
     const { rows } = await pool.query<{ name: string }>('SELECT name FROM customers WHERE id = $1', [customerId]);
+    // The customer's deactivation sits folded away under its own summary.
+    await page.locator('summary', { hasText: 'Deactivate customer' }).click();
     const customerForm = page.getByRole('form', { name: 'Deactivate customer' });
     await customerForm.getByLabel(/Type the customer name to confirm/).fill(`${rows[0]!.name} `);
     await customerForm.getByRole('button', { name: 'Deactivate customer' }).click();

@@ -48,7 +48,7 @@ describe('customer portal (browser)', () => {
 
   async function signIn(page: Page, path: string, email: string, password: string): Promise<void> {
     await page.goto(`${stack.baseUrl}${path}`);
-    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
@@ -115,7 +115,7 @@ describe('customer portal (browser)', () => {
     await adminPage.goto(`${stack.baseUrl}/#/customers/${userA.customerId}`);
     await adminPage.getByText('New portal user').click();
     const email = uniqueEmail('otp-user');
-    await adminPage.getByLabel('Email').fill(email);
+    await adminPage.getByLabel('Email', { exact: true }).fill(email);
     await adminPage.getByRole('button', { name: 'Create portal user' }).click();
     const oneTime = await textOf(adminPage.getByTestId('secret'));
     expect(oneTime.length).toBeGreaterThanOrEqual(12);
