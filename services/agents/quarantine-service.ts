@@ -3,7 +3,7 @@ import { appendAudit } from '../../db/audit-repo';
 import { withTransaction } from '../../db/pool';
 import { spendOriginNonce } from '../../db/update-origin-repo';
 import type { Pool } from 'pg';
-import { canonicalJson, type Clock } from '../../protocol';
+import type { Clock } from '../../protocol';
 import { agentWorkflowId } from '../../workflows/agent-quarantine';
 import {
   argsDigest,
@@ -83,11 +83,9 @@ export function createQuarantineService(deps: { pool: Pool; clock: Clock; origin
       update: origin.update,
       args: origin.args,
       at: new Date(origin.at),
+      actor: input.actor,
     });
-    if (!verdict.ok) return refuse(input, verdict.reason);
-    const signedActor = (origin.args as { actor?: unknown }).actor;
-    if (canonicalJson(signedActor ?? null) !== canonicalJson(input.actor)) return refuse(input, 'bad_proof');
-    return verdict.nonce;
+    return verdict.ok ? verdict.nonce : refuse(input, verdict.reason);
   }
 
   return {

@@ -7,7 +7,7 @@ import { auditKeyExists } from '../../db/audit-repo';
 import { withTransaction, type Tx } from '../../db/pool';
 import { insertStatusFeed, notifyStatus } from '../../db/status-feed-repo';
 import { spendOriginNonce } from '../../db/update-origin-repo';
-import { canonicalJson, scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
+import { scrubFreeText, type Actor, type Clock, type LicenseState } from '../../protocol';
 import {
   licenseWorkflowId,
   type TermsChange,
@@ -154,12 +154,10 @@ export function createLicenseTransitions(deps: { pool: Pool; clock: Clock; origi
       update: origin.update,
       args: origin.args,
       at: new Date(input.effectiveAt),
+      // The actor written to the audit is the one the proof covers.
+      actor: input.actor,
     });
-    if (!verdict.ok) return refuse(input, verdict.reason);
-    // The actor written to the audit is the one the proof covers.
-    const signedActor = (origin.args as { actor?: Actor }).actor;
-    if (canonicalJson(signedActor ?? null) !== canonicalJson(input.actor)) return refuse(input, 'bad_proof');
-    return verdict.nonce;
+    return verdict.ok ? verdict.nonce : refuse(input, verdict.reason);
   }
 
   return {

@@ -74,8 +74,18 @@ export function createUpdateOrigin(deps: { secrets: () => SecretKey[]; clock?: C
       return { ...plain, origin: { kid: key.kid, issuedAt, nonce, mac: m.toString('base64url') } };
     },
 
-    /** Checks the proof carried in `args.origin` for this workflow, Update and (the rest of) `args`, at workflow time `at`. */
-    verify(input: { workflowId: string; update: string; args: unknown; at: Date }): OriginVerdict {
+    /**
+     * Checks the proof carried in `args.origin` for this workflow, Update and (the rest of) `args`,
+     * at workflow time `at`; with `actor`, also that it is the actor the proof covers (the one the
+     * audit will name).
+     */
+    verify(input: {
+      workflowId: string;
+      update: string;
+      args: unknown;
+      at: Date;
+      actor?: Actor | undefined;
+    }): OriginVerdict {
       const args = input.args;
       if (args === null || typeof args !== 'object' || Array.isArray(args))
         return { ok: false, reason: 'missing_proof' };
@@ -111,6 +121,8 @@ export function createUpdateOrigin(deps: { secrets: () => SecretKey[]; clock?: C
       const at = input.at.getTime();
       if (issued < at - maxAgeMs) return { ok: false, reason: 'expired' };
       if (issued > at + ORIGIN_PROOF_MAX_SKEW_MS) return { ok: false, reason: 'issued_in_future' };
+      if ('actor' in input && canonicalJson(claimed.actor ?? null) !== canonicalJson(input.actor ?? null))
+        return { ok: false, reason: 'bad_proof' };
       return { ok: true, nonce: o.nonce };
     },
   };
