@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -25,6 +24,7 @@ import {
   type Signer,
   type TaskResultRequest,
 } from '../../protocol';
+import { makeSelfSignedCert as makeCertFiles } from './tls';
 
 /**
  * A small in-test control plane speaking the /v1/agent/* protocol schemas over HTTPS with a
@@ -49,37 +49,11 @@ export async function waitUntil<T>(
 
 export type TestCert = { key: string; cert: string; dir: string };
 
+/** A throw-away self-signed certificate for 127.0.0.1/localhost, as PEM text (the files are removed). */
 export function makeSelfSignedCert(): TestCert {
-  const dir = mkdtempSync(path.join(tmpdir(), 'agentina-cert-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'key.pem'),
-      '-out',
-      path.join(dir, 'cert.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  const out = {
-    key: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
-    cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
-    dir,
-  };
-  rmSync(dir, { recursive: true, force: true });
+  const made = makeCertFiles();
+  const out = { key: readFileSync(made.keyFile, 'utf8'), cert: readFileSync(made.certFile, 'utf8'), dir: made.dir };
+  rmSync(made.dir, { recursive: true, force: true });
   return out;
 }
 
