@@ -26,6 +26,7 @@ import { wellKnownRoutes } from './well-known/routes';
 import { identityRoutes } from './identity/routes';
 import { agentHeartbeatRoutes } from './agent-heartbeat/routes';
 import { agentsRoutes } from './agents/routes';
+import { updatePolicyRoutes } from './agents/update-policy-routes';
 import { tasksRoutes } from './tasks/routes';
 import { releasesRoutes } from './releases/routes';
 import { webhooksRoutes } from './webhooks/routes';
@@ -218,6 +219,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(agentStatusRoutes(deps));
   await app.register(agentHeartbeatRoutes(deps));
   await app.register(agentsRoutes(deps));
+  await app.register(updatePolicyRoutes(deps));
   await app.register(tasksRoutes(deps));
   await app.register(releasesRoutes(deps));
   await app.register(distRoutes(deps));

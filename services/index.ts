@@ -11,6 +11,7 @@ import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
 import { createAgentUpdateService } from './agents/agent-update-service';
+import { createUpdatePolicyService } from './agents/update-policy-service';
 import { createHeartbeatService } from './agents/heartbeat-service';
 import { createQuarantineService } from './agents/quarantine-service';
 import { createSeatReclaimService } from './agents/seat-reclaim-service';
@@ -104,6 +105,7 @@ export function createServices(deps: ServicesDeps) {
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
   const agentUpdates = createAgentUpdateService({ pool, clock });
+  const updatePolicies = createUpdatePolicyService({ pool, clock });
 
   return {
     keys,
@@ -135,7 +137,7 @@ export function createServices(deps: ServicesDeps) {
       settings: config.agents,
       currentStatus: freshStatus,
       reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),
-      updateDirective: (agentId) => agentUpdates.directive(agentId),
+      updateDirective: (agentId) => updatePolicies.directive(agentId),
       onWarning,
       onQuarantineStarted: (reason) =>
         deps.metrics?.inc(
@@ -149,6 +151,8 @@ export function createServices(deps: ServicesDeps) {
     agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
     /** Admin-approved agent updates: the wanted release the heartbeat answer carries. */
     agentUpdates,
+    /** Update policy per license or agent (automatic, manual, pinned), and the heartbeat answer's `update`. */
+    updatePolicies,
     /** Status changes made by the quarantine and offline-sweep workflows. */
     quarantine: createQuarantineService({ pool, clock, origin }),
     /** Seat reclaim of agents offline past their license's window (agentSeatReclaim workflow). */
