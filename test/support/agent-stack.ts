@@ -53,7 +53,7 @@ export async function startAgentStack(label: string, opts: { clock?: Clock; env?
   writeFileSync(caFile, cert.cert, { mode: 0o644 });
   const customerId = await createTestCustomer(db.pool, `Agent ${label}`);
 
-  const admin = async (method: 'GET' | 'POST', url: string, payload?: object) => {
+  const admin = async (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) => {
     const res = await harness.app.inject({
       method,
       url,
