@@ -166,11 +166,14 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {
-    deps.metrics.inc('agentina_http_requests_total', 'HTTP requests answered', {
-      method: req.method,
-      route: req.routeOptions.url ?? 'unmatched',
-      status: String(reply.statusCode),
-    });
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    deps.metrics.inc('agentina_http_requests_total', 'HTTP requests answered', labels);
+    deps.metrics.observe(
+      'agentina_http_request_duration_seconds',
+      'Time from request to answer (status long-polls include their wait)',
+      labels,
+      reply.elapsedTime / 1000,
+    );
     done();
   });
   deps.metrics.gauge('agentina_db_pool_total', 'PostgreSQL connections open in the pool', () => deps.pool.totalCount);

@@ -59,6 +59,9 @@ export type ServicesDeps = {
   webhookSendLimits?: SendLimits;
 };
 
+const QUARANTINES_STARTED = 'agentina_agent_quarantines_started_total';
+const QUARANTINES_STARTED_HELP = 'agentQuarantine workflows started by heartbeats';
+
 /**
  * Every business rule of the control plane, wired once per process (API server, worker, CLI).
  * Nothing else constructs a service. `start()` opens the LISTEN connection for status notices
@@ -68,6 +71,7 @@ export type ServicesDeps = {
 export function createServices(deps: ServicesDeps) {
   const { pool, temporal, clock, keys, config, logger } = deps;
   const releaseKeys = releaseKeysFromConfig(config);
+  deps.metrics?.declareCounter(QUARANTINES_STARTED, QUARANTINES_STARTED_HELP, ['reason']);
   const onWarning = (message: string, err: unknown) => logger.warn({ err }, message);
 
   // This process's one LISTEN connection for status notices: long-polls and the agent caches.
@@ -137,14 +141,7 @@ export function createServices(deps: ServicesDeps) {
       reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),
       updateDirective: (agentId) => agentUpdates.directive(agentId),
       onWarning,
-      onQuarantineStarted: (reason) =>
-        deps.metrics?.inc(
-          'agentina_agent_quarantines_started_total',
-          'agentQuarantine workflows started by heartbeats',
-          {
-            reason,
-          },
-        ),
+      onQuarantineStarted: (reason) => deps.metrics?.inc(QUARANTINES_STARTED, QUARANTINES_STARTED_HELP, { reason }),
     }),
     agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
     /** Admin-approved agent updates: the wanted release the heartbeat answer carries. */
