@@ -43,7 +43,8 @@ export type AgentDeps = {
   licenseKeys: KeySet;
   activation: ActivationRecord;
   credential: string;
-  runtimeHash: string;
+  /** The runtime hash each heartbeat reports: computed afresh per call (the runtime hasher), or fixed (tests). */
+  runtimeHash: string | (() => string);
   /** The last update check, sent with each heartbeat (absent when the agent does not update itself). */
   updateReport?: () => UpdateReport | undefined;
   /** The heartbeat answer's update policy and wanted release (for the updater). */
@@ -60,6 +61,7 @@ export type AgentDeps = {
 export function createAgent(deps: AgentDeps) {
   const { store, client, clock, logger, journal, settings, activation } = deps;
   const random = deps.random ?? Math.random;
+  const runtimeHash = typeof deps.runtimeHash === 'function' ? deps.runtimeHash : () => deps.runtimeHash as string;
   const stopping = new AbortController();
   let heartbeatIntervalS = deps.heartbeatIntervalS ?? activation.heartbeatIntervalS ?? 60;
   let lastHeartbeatAt: string | null = null;
@@ -359,7 +361,7 @@ export function createAgent(deps: AgentDeps) {
     const update = deps.updateReport?.();
     const res = await client.heartbeat({
       agentVersion: AGENT_VERSION,
-      runtimeHash: deps.runtimeHash,
+      runtimeHash: runtimeHash(),
       fingerprint: reading.hashes,
       score: reading.score,
       changedComponents: FINGERPRINT_COMPONENTS.filter((c) => reading.changed.includes(c)),
@@ -383,15 +385,18 @@ export function createAgent(deps: AgentDeps) {
   async function heartbeatLoop(): Promise<void> {
     const backoff = createBackoff({ random });
     while (!stopping.signal.aborted) {
-      let nextMs = Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2));
+      // Computed after the heartbeat: the period its answer just asked for, not the one before it.
+      const period = () => Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2));
+      let nextMs: number;
       try {
         await heartbeat();
         backoff.reset();
+        nextMs = period();
       } catch (err) {
         if (stopping.signal.aborted) return;
         onControlPlaneError(err, 'heartbeat');
         // Unreachable: try again sooner (1-30 s, jittered), so the next contact comes soon after recovery.
-        nextMs = Math.min(nextMs, backoff.next());
+        nextMs = Math.min(period(), backoff.next());
       }
       // Between heartbeats the gate still runs, so the grace high-water mark and expiry move with time.
       if (!gate.terminal()) await gate.admit();
@@ -407,7 +412,7 @@ export function createAgent(deps: AgentDeps) {
     tasks,
     async start(): Promise<void> {
       running = true;
-      journal.append('agent.started', { pid: process.pid, version: AGENT_VERSION, runtimeHash: deps.runtimeHash });
+      journal.append('agent.started', { pid: process.pid, version: AGENT_VERSION, runtimeHash: runtimeHash() });
       // What the record keeps across restarts: the newest status accepted, and a terminal state.
       const kept = await grace.snapshot(clock.now());
       if (kept.record) {

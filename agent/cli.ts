@@ -32,6 +32,7 @@ import {
   userConfig,
   type ConfigSource,
 } from './protected-config';
+import { createRuntimeHasher } from './runtime-hash';
 import { EXIT_UPDATED, openUpdater, runInstalledRelease, runningFromVersions, watchForUpdates } from './self-update';
 import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
 import type { AgentUpdater } from './updater';
@@ -381,6 +382,7 @@ async function runAgentInProcess(input: {
       );
   } else logger.warn({ prefix: layout.state }, UNPROTECTED_NOTICE);
   const tls = { ...(inst.ca ? { ca: inst.ca } : {}) };
+  const hasher = createRuntimeHasher();
   // A heartbeat answer naming a release not installed yet wakes the update watcher at once.
   const wake = new EventTarget();
   const agent = createAgent({
@@ -401,7 +403,8 @@ async function runAgentInProcess(input: {
     licenseKeys: delivered ? createKeySet(delivered.license) : inst.licenseKeys,
     activation: inst.activation,
     credential: inst.credential,
-    runtimeHash: integrity.runtimeHash,
+    // Hashed again over the files on disk at every heartbeat, not taken from the manifest checked at start.
+    runtimeHash: () => hasher.current(),
     ...(input.updater
       ? {
           updateReport: () => input.updater?.report(),

@@ -26,6 +26,7 @@ import { wellKnownRoutes } from './well-known/routes';
 import { identityRoutes } from './identity/routes';
 import { agentHeartbeatRoutes } from './agent-heartbeat/routes';
 import { agentsRoutes } from './agents/routes';
+import { updatePolicyRoutes } from './agents/update-policy-routes';
 import { tasksRoutes } from './tasks/routes';
 import { releasesRoutes } from './releases/routes';
 import { webhooksRoutes } from './webhooks/routes';
@@ -166,11 +167,14 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {
-    deps.metrics.inc('agentina_http_requests_total', 'HTTP requests answered', {
-      method: req.method,
-      route: req.routeOptions.url ?? 'unmatched',
-      status: String(reply.statusCode),
-    });
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    deps.metrics.inc('agentina_http_requests_total', 'HTTP requests answered', labels);
+    deps.metrics.observe(
+      'agentina_http_request_duration_seconds',
+      'Time from request to answer (status long-polls include their wait)',
+      labels,
+      reply.elapsedTime / 1000,
+    );
     done();
   });
   deps.metrics.gauge('agentina_db_pool_total', 'PostgreSQL connections open in the pool', () => deps.pool.totalCount);
@@ -218,6 +222,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(agentStatusRoutes(deps));
   await app.register(agentHeartbeatRoutes(deps));
   await app.register(agentsRoutes(deps));
+  await app.register(updatePolicyRoutes(deps));
   await app.register(tasksRoutes(deps));
   await app.register(releasesRoutes(deps));
   await app.register(distRoutes(deps));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config';
 import type { Metrics } from '../services/metrics';
@@ -16,9 +16,10 @@ export type MetricsListener = { url: string; close(): Promise<void> };
  */
 export async function startMetricsListener(input: {
   config: Config['metrics'] & { listener: { host: string; port: number } };
-  metrics: Pick<Metrics, 'render'>;
+  metrics: Pick<Metrics, 'render' | 'contentType'>;
 }): Promise<MetricsListener> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((req, res) => void answer(req, res));
+  async function answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = `met_${randomBytes(6).toString('base64url')}`;
     const send = (status: number, body: string, type: string, headers: Record<string, string> = {}) => {
       res.writeHead(status, {
@@ -31,7 +32,7 @@ export async function startMetricsListener(input: {
     };
     const json = (
       status: number,
-      code: 'NOT_FOUND' | 'UNAUTHENTICATED',
+      code: 'NOT_FOUND' | 'UNAUTHENTICATED' | 'UNAVAILABLE',
       message: string,
       headers?: Record<string, string>,
     ) => send(status, JSON.stringify(errorBody(code, message, requestId)), 'application/json; charset=utf-8', headers);
@@ -43,8 +44,12 @@ export async function startMetricsListener(input: {
       return json(401, 'UNAUTHENTICATED', 'Present the metrics bearer token.', {
         'www-authenticate': 'Bearer realm="metrics"',
       });
-    return send(200, input.metrics.render(), 'text/plain; version=0.0.4');
-  });
+    try {
+      send(200, await input.metrics.render(), input.metrics.contentType);
+    } catch {
+      json(503, 'UNAVAILABLE', 'The metrics could not be read.');
+    }
+  }
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
   const { host, port } = input.config.listener;

@@ -16,7 +16,7 @@ export async function startApi(
   config: Config,
 ): Promise<{ app: App; url: string; metricsUrl: string | undefined; close(): Promise<void> }> {
   const logger = createLogger(config.logLevel);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ processMetrics: true });
   const opened = openServices(config, { applicationName: 'agentina-api', poolSize: 20, logger, metrics });
   const { pool, temporal, services } = opened;
   const app = await buildApp({ config, pool, temporal, clock: systemClock, services, metrics, logger });

@@ -138,6 +138,11 @@ const envSchema = z.object({
   METRICS_TOKEN: unsetIfEmpty(z.string().min(32, 'must be at least 32 characters').max(512).optional()),
   METRICS_HOST: unsetIfEmpty(z.string().min(1).max(255).optional()),
   METRICS_PORT: unsetIfEmpty(port.optional()),
+  /** The worker's own /metrics listener (its counters, fleet gauges and Temporal's worker metrics); unset: none. */
+  WORKER_METRICS_HOST: unsetIfEmpty(z.string().min(1).max(255).optional()),
+  WORKER_METRICS_PORT: unsetIfEmpty(port.optional()),
+  /** How often the worker re-verifies the whole audit chain for its metrics (0 turns it off). */
+  AUDIT_VERIFY_INTERVAL: unsetIfEmpty(z.union([z.literal('0'), duration]).optional()),
   /** Temporal over TLS (client certificate for mTLS, CA of the server) and/or with an API key (Temporal Cloud). */
   TEMPORAL_TLS_CERT_FILE: filePath,
   TEMPORAL_TLS_KEY_FILE: filePath,
@@ -198,7 +203,14 @@ export type Config = {
   /** The `license.expiring_soon` notices, in days before expiry, largest first. */
   licenses: { expiryNoticeDays: number[] };
   /** Who may read /metrics, and where: see METRICS_* above. */
-  metrics: { token: string | undefined; listener: { host: string; port: number } | undefined };
+  metrics: {
+    token: string | undefined;
+    listener: { host: string; port: number } | undefined;
+    /** The worker process's /metrics listener (WORKER_METRICS_HOST:WORKER_METRICS_PORT). */
+    worker: { host: string; port: number } | undefined;
+    /** How often the worker verifies the audit chain for `agentina_audit_verify_ok` (0: never). */
+    auditVerifyIntervalMs: number;
+  };
 };
 
 export class ConfigError extends Error {}
@@ -246,6 +258,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (e.METRICS_HOST !== undefined && e.METRICS_PORT === undefined) {
     throw new ConfigError('Invalid configuration in the environment:\n  METRICS_HOST needs METRICS_PORT');
+  }
+  if (e.WORKER_METRICS_HOST !== undefined && e.WORKER_METRICS_PORT === undefined) {
+    throw new ConfigError('Invalid configuration in the environment:\n  WORKER_METRICS_HOST needs WORKER_METRICS_PORT');
   }
   const temporalTls =
     e.TEMPORAL_TLS_CERT_FILE || e.TEMPORAL_TLS_CA_FILE
@@ -313,6 +328,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       token: e.METRICS_TOKEN,
       listener:
         e.METRICS_PORT === undefined ? undefined : { host: e.METRICS_HOST ?? '127.0.0.1', port: e.METRICS_PORT },
+      worker:
+        e.WORKER_METRICS_PORT === undefined
+          ? undefined
+          : { host: e.WORKER_METRICS_HOST ?? '127.0.0.1', port: e.WORKER_METRICS_PORT },
+      auditVerifyIntervalMs:
+        e.AUDIT_VERIFY_INTERVAL === undefined
+          ? 3_600_000
+          : e.AUDIT_VERIFY_INTERVAL === '0'
+            ? 0
+            : e.AUDIT_VERIFY_INTERVAL,
     },
   };
 }

@@ -163,21 +163,6 @@ export async function setWantedVersion(tx: Tx, agentId: string, version: string 
   await tx.query(`UPDATE agents SET wanted_version = $2 WHERE id = $1`, [agentId, version]);
 }
 
-/** What the agent's updater is told: the wanted release and its license's update policy (automatic without a policy). */
-export async function getUpdateDirective(
-  db: Queryable,
-  agentId: string,
-): Promise<{ wanted: string | null; policy: 'automatic' | 'manual' }> {
-  const { rows } = await db.query<{ wanted_version: string | null; update_policy: 'automatic' | 'manual' | null }>(
-    `SELECT a.wanted_version, pv.update_policy
-       FROM agents a JOIN licenses l ON l.id = a.license_id
-       LEFT JOIN policy_versions pv ON pv.policy_id = l.policy_id AND pv.version = l.policy_version
-      WHERE a.id = $1`,
-    [agentId],
-  );
-  return { wanted: rows[0]?.wanted_version ?? null, policy: rows[0]?.update_policy ?? 'automatic' };
-}
-
 export type AgentTransition = {
   agentId: string;
   to: AgentStatus;

@@ -72,6 +72,10 @@ export const AUDIT_ACTIONS = [
   'agent.integrity_mismatch',
   /** An admin asked the agent to install one published release (POST /v1/admin/agents/:id/update). */
   'agent.update_requested',
+  /** An admin set (or cleared, to inherit) one agent's update policy: automatic, manual or a pinned version. */
+  'agent.update_policy_set',
+  /** An admin set (or cleared) a license's update policy, over its policy version's. */
+  'license.update_policy_set',
   'task.created',
   'task.completed',
   'task.failed',

@@ -29,6 +29,12 @@ export type ActivationTokenState = (typeof ACTIVATION_TOKEN_STATES)[number];
 /** How agents of a policy's licenses take new releases: as they are published, or when an admin asks. */
 export const UPDATE_POLICIES = ['automatic', 'manual'] as const;
 export type UpdatePolicy = (typeof UPDATE_POLICIES)[number];
+/**
+ * What a license or one agent may set over its policy's: also `pinned` (exactly one version, never
+ * beyond; on the wire to the agent it is `manual` with that version wanted).
+ */
+export const UPDATE_POLICY_MODES = ['automatic', 'manual', 'pinned'] as const;
+export type UpdatePolicyMode = (typeof UPDATE_POLICY_MODES)[number];
 /** What a policy's license starts as. */
 export const POLICY_KINDS = ['trial', 'term'] as const;
 export type PolicyKind = (typeof POLICY_KINDS)[number];

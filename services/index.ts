@@ -11,6 +11,7 @@ import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
 import { createAgentsService } from './agents/agents-service';
 import { createAgentUpdateService } from './agents/agent-update-service';
+import { createUpdatePolicyService } from './agents/update-policy-service';
 import { createHeartbeatService } from './agents/heartbeat-service';
 import { createQuarantineService } from './agents/quarantine-service';
 import { createSeatReclaimService } from './agents/seat-reclaim-service';
@@ -59,6 +60,9 @@ export type ServicesDeps = {
   webhookSendLimits?: SendLimits;
 };
 
+const QUARANTINES_STARTED = 'agentina_agent_quarantines_started_total';
+const QUARANTINES_STARTED_HELP = 'agentQuarantine workflows started by heartbeats';
+
 /**
  * Every business rule of the control plane, wired once per process (API server, worker, CLI).
  * Nothing else constructs a service. `start()` opens the LISTEN connection for status notices
@@ -68,6 +72,7 @@ export type ServicesDeps = {
 export function createServices(deps: ServicesDeps) {
   const { pool, temporal, clock, keys, config, logger } = deps;
   const releaseKeys = releaseKeysFromConfig(config);
+  deps.metrics?.declareCounter(QUARANTINES_STARTED, QUARANTINES_STARTED_HELP, ['reason']);
   const onWarning = (message: string, err: unknown) => logger.warn({ err }, message);
 
   // This process's one LISTEN connection for status notices: long-polls and the agent caches.
@@ -104,6 +109,7 @@ export function createServices(deps: ServicesDeps) {
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
   const agentUpdates = createAgentUpdateService({ pool, clock });
+  const updatePolicies = createUpdatePolicyService({ pool, clock });
 
   return {
     keys,
@@ -135,20 +141,15 @@ export function createServices(deps: ServicesDeps) {
       settings: config.agents,
       currentStatus: freshStatus,
       reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),
-      updateDirective: (agentId) => agentUpdates.directive(agentId),
+      updateDirective: (agentId) => updatePolicies.directive(agentId),
       onWarning,
-      onQuarantineStarted: (reason) =>
-        deps.metrics?.inc(
-          'agentina_agent_quarantines_started_total',
-          'agentQuarantine workflows started by heartbeats',
-          {
-            reason,
-          },
-        ),
+      onQuarantineStarted: (reason) => deps.metrics?.inc(QUARANTINES_STARTED, QUARANTINES_STARTED_HELP, { reason }),
     }),
     agents: createAgentsService({ pool, temporal, clock, onWarning, origin }),
     /** Admin-approved agent updates: the wanted release the heartbeat answer carries. */
     agentUpdates,
+    /** Update policy per license or agent (automatic, manual, pinned), and the heartbeat answer's `update`. */
+    updatePolicies,
     /** Status changes made by the quarantine and offline-sweep workflows. */
     quarantine: createQuarantineService({ pool, clock, origin }),
     /** Seat reclaim of agents offline past their license's window (agentSeatReclaim workflow). */

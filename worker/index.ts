@@ -4,7 +4,8 @@ import type { Config } from '../config';
 import { createActivities, type ActivityServices } from '../activities/create-activities';
 import { openServices } from '../services/process';
 import { temporalConnectionOptions } from '../services/temporal';
-import { ensureSchedules } from './schedules';
+import { installTemporalMetrics, startWorkerMetrics } from './metrics';
+import { ensureSchedules, SCHEDULES } from './schedules';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -65,9 +66,25 @@ export const WORKER_POOL_SIZE = 20;
  * SIGINT/SIGTERM and drains the worker gracefully; then the pool is closed.
  */
 export async function runWorkerProcess(config: Config, logger: Logger): Promise<void> {
+  const metricsAt = config.metrics.worker;
+  // The SDK's metrics come from its core runtime, which must be installed before the first connection.
+  const temporalMetricsUrl = metricsAt ? await installTemporalMetrics() : undefined;
   const opened = openServices(config, { applicationName: 'agentina-worker', poolSize: WORKER_POOL_SIZE, logger });
   const { temporal, services } = opened;
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
+  const metrics = metricsAt
+    ? await startWorkerMetrics({
+        config,
+        listener: metricsAt,
+        services,
+        pool: opened.pool,
+        client: temporal.client,
+        schedules: SCHEDULES.map((make) => make(config)),
+        temporalMetricsUrl,
+        logger,
+      })
+    : undefined;
+  if (metrics) logger.info({ url: `${metrics.url}/metrics` }, 'worker metrics listening');
   try {
     const scheduled = await ensureSchedules(temporal.client, config);
     logger.info({ schedules: scheduled }, 'schedules in place');
@@ -92,6 +109,8 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
     }
     logger.info('worker stopped');
   } finally {
+    metrics?.stopWatch();
+    await metrics?.close();
     await connection.close();
     await opened.close();
   }

@@ -94,7 +94,7 @@ export function healthRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           throw new AppError('UNAUTHENTICATED', 'Present the metrics bearer token.', undefined, {
             'www-authenticate': 'Bearer realm="metrics"',
           });
-        return reply.type('text/plain; version=0.0.4').send(deps.metrics.render());
+        return reply.type(deps.metrics.contentType).send(await deps.metrics.render());
       },
     );
   };

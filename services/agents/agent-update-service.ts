@@ -1,19 +1,28 @@
 import type { Pool } from 'pg';
-import { getAgentWithLicense, getUpdateDirective, setWantedVersion } from '../../db/agent-status-repo';
+import { getAgentWithLicense, setWantedVersion } from '../../db/agent-status-repo';
 import { appendAudit } from '../../db/audit-repo';
-import { withTransaction } from '../../db/pool';
+import { withTransaction, type Queryable } from '../../db/pool';
 import { getReleaseByVersion } from '../../db/releases-repo';
-import { compareReleaseVersions, type Clock, type HeartbeatResponse } from '../../protocol';
+import { compareReleaseVersions, type Clock } from '../../protocol';
 import type { Principal } from '../principal';
 import { AppError } from '../errors';
 import { agentView, type AgentView } from './agents-service';
+
+/** A release agents can be sent to: published, not yanked, with an artifact in the repository (else 404/409). */
+export async function requireOfferedRelease(tx: Queryable, version: string): Promise<void> {
+  const release = await getReleaseByVersion(tx, version);
+  if (!release) throw new AppError('NOT_FOUND', `No release ${version} is published.`);
+  if (release.yanked_at) throw new AppError('CONFLICT', `Release ${version} was yanked; it is offered to no agent.`);
+  if (!release.tarball_target)
+    throw new AppError('CONFLICT', `Release ${version} has no artifact in the distribution repository to install.`);
+}
 
 export type AgentUpdateServiceDeps = { pool: Pool; clock: Clock };
 type Admin = Extract<Principal, { kind: 'admin' }>;
 
 /**
  * Admin-approved updates (issue 13): an admin names the published release one agent installs.
- * The wanted version rides on the agent's heartbeat answers until the agent reports running it;
+ * The wanted version rides on the agent's heartbeat answers (update-policy-service.ts) until the agent reports running it;
  * the agent's updater installs it only through its TUF-verified path, never below what it ran.
  */
 export function createAgentUpdateService(deps: AgentUpdateServiceDeps) {
@@ -24,15 +33,7 @@ export function createAgentUpdateService(deps: AgentUpdateServiceDeps) {
         if (!agent) throw new AppError('NOT_FOUND', 'No such agent.');
         if (agent.status === 'deregistered')
           throw new AppError('CONFLICT', 'The agent is deregistered; it will not update again.');
-        const release = await getReleaseByVersion(tx, version);
-        if (!release) throw new AppError('NOT_FOUND', `No release ${version} is published.`);
-        if (release.yanked_at)
-          throw new AppError('CONFLICT', `Release ${version} was yanked; it is offered to no agent.`);
-        if (!release.tarball_target)
-          throw new AppError(
-            'CONFLICT',
-            `Release ${version} has no artifact in the distribution repository to install.`,
-          );
+        await requireOfferedRelease(tx, version);
         if (agent.agent_version && compareReleaseVersions(version, agent.agent_version) <= 0)
           throw new AppError(
             'CONFLICT',
@@ -58,12 +59,6 @@ export function createAgentUpdateService(deps: AgentUpdateServiceDeps) {
         );
         return agentView({ ...agent, wanted_version: version });
       });
-    },
-
-    /** The heartbeat answer's `update`: the license's update policy and the wanted release, if any. */
-    async directive(agentId: string): Promise<NonNullable<HeartbeatResponse['update']>> {
-      const d = await getUpdateDirective(deps.pool, agentId);
-      return { policy: d.policy, ...(d.wanted ? { wanted: d.wanted } : {}) };
     },
   };
 }

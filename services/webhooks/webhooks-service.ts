@@ -36,7 +36,7 @@ export const MAX_ROTATION_OVERLAP_S = 7 * 24 * 3600;
 export const DISPATCH_POLL_MS = 5_000;
 const DISPATCH_BATCH = 200;
 const DISPATCH_CONCURRENCY = 16;
-const AUTO_DISABLED_REASON = 'persistent delivery failure';
+export const AUTO_DISABLED_REASON = 'persistent delivery failure';
 
 /** A delivery workflow's input: two ids, never the payload or a secret. */
 export type WebhookDeliveryInput = { endpointId: string; eventSeq: string };

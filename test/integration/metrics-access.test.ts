@@ -75,7 +75,7 @@ describe('who may read /metrics', () => {
   it('refuses a METRICS_TOKEN shorter than 32 characters, and METRICS_HOST without a port', () => {
     expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN: must be at least 32 characters/);
     expect(() => loadConfig({ METRICS_HOST: '0.0.0.0' })).toThrow(/METRICS_HOST needs METRICS_PORT/);
-    expect(loadConfig({}).metrics).toEqual({ token: undefined, listener: undefined });
+    expect(loadConfig({}).metrics).toMatchObject({ token: undefined, listener: undefined, worker: undefined });
     expect(loadConfig({ METRICS_PORT: '9464' }).metrics.listener).toEqual({ host: '127.0.0.1', port: 9464 });
   });
 

@@ -53,7 +53,7 @@ export async function startAgentStack(label: string, opts: { clock?: Clock; env?
   writeFileSync(caFile, cert.cert, { mode: 0o644 });
   const customerId = await createTestCustomer(db.pool, `Agent ${label}`);
 
-  const admin = async (method: 'GET' | 'POST', url: string, payload?: object) => {
+  const admin = async (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) => {
     const res = await harness.app.inject({
       method,
       url,
@@ -87,6 +87,23 @@ export async function startAgentStack(label: string, opts: { clock?: Clock; env?
         graceDays: 7,
       });
       return r.license.id as string;
+    },
+    /** `agentina-agent activate` in development mode against this control plane, into `prefix`. */
+    activateArgs(prefix: string, token: string): string[] {
+      return [
+        'activate',
+        '--user',
+        '--server',
+        url,
+        '--token',
+        token,
+        '--prefix',
+        prefix,
+        '--keys',
+        built.trustedKeysFile,
+        '--ca',
+        caFile,
+      ];
     },
     async issueToken(licenseId: string): Promise<string> {
       const r = await admin('POST', '/v1/admin/activation-tokens', { licenseId });

@@ -284,6 +284,23 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     body: { version: '999.0.0' },
     setup: agentOfA,
   }),
+  // Update policy per agent and per license: readable by every role and service tokens; set by
+  // owners and operators (an empty body gets past access control to its 400).
+  ...(
+    [
+      ['agents', 'agentA', agentOfA],
+      ['licenses', 'licenseA', licenseOfA],
+    ] as const
+  ).flatMap(([resource, fixture, setup]) => [
+    allow(`GET /v1/admin/${resource}/:id/update-policy`, ROLES_SERVICE, `${resource}:read`, {
+      path: `/v1/admin/${resource}/{${fixture}}/update-policy`,
+      setup,
+    }),
+    allow(`PUT /v1/admin/${resource}/:id/update-policy`, { admin: 400, operator: 400 }, `${resource}:write`, {
+      path: `/v1/admin/${resource}/{${fixture}}/update-policy`,
+      setup,
+    }),
+  ]),
   // One agent per row: the owner (called first) deregisters it, later callers get past access
   // control and find it done (409).
   allow('POST /v1/admin/agents/:id/deregister', AFTER_THE_OWNER, 'agents:write', {

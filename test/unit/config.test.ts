@@ -52,7 +52,19 @@ describe('config', () => {
 
   it('serves /metrics nowhere and talks to Temporal in plaintext unless told otherwise', () => {
     const c = loadConfig({});
-    expect(c.metrics).toEqual({ token: undefined, listener: undefined });
+    expect(c.metrics).toEqual({
+      token: undefined,
+      listener: undefined,
+      worker: undefined,
+      auditVerifyIntervalMs: 3_600_000,
+    });
+    expect(loadConfig({ WORKER_METRICS_PORT: '9465', AUDIT_VERIFY_INTERVAL: '0' }).metrics).toMatchObject({
+      worker: { host: '127.0.0.1', port: 9465 },
+      auditVerifyIntervalMs: 0,
+    });
+    expect(() => loadConfig({ WORKER_METRICS_HOST: '0.0.0.0' })).toThrow(
+      /WORKER_METRICS_HOST needs WORKER_METRICS_PORT/,
+    );
     expect(c.temporal.tls).toBeUndefined();
     expect(c.temporal.apiKey).toBeUndefined();
     expect(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).metrics.listener).toEqual({
