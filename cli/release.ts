@@ -1,11 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config';
+import { loadConfig, type Config } from '../config';
 import { signedReleaseManifestSchema, type Actor } from '../protocol';
 import { packTarGz, type TarEntry } from '../protocol/tar';
 import type { Services } from '../services';
 import { AppError } from '../services/errors';
+import { rotateAction } from './release-rotation';
 import { withServices } from './services';
 
 export const RELEASE_USAGE = `Usage: agentina release init
@@ -14,6 +15,8 @@ export const RELEASE_USAGE = `Usage: agentina release init
        agentina release export DIR
        agentina release refresh [--force]
        agentina release keys
+       agentina release rotate-root [--keys N] [--threshold K]
+       agentina release rotate-targets
 
   init     creates the TUF repository (root, targets, snapshot, timestamp); needs the root keys
   publish  adds what \`npm run agent:build\` made in DIR (default dist/agent) as targets: a tarball
@@ -25,6 +28,12 @@ export const RELEASE_USAGE = `Usage: agentina release init
   keys     publishes the license and release public key sets as the signed target
            agentina-keys.json, which agents adopt on their next check (every publish does it
            too; audited: release.keys_published)
+  rotate-root     writes root N+1 with N new root keys (default RELEASE_ROOT_KEYS), K of them
+                  to sign (default RELEASE_ROOT_THRESHOLD), signed by the current root keys and
+                  the new ones; the old key files are kept as tuf-root-<n>.key.retired-v<N>
+                  (audited: release.root_rotated). Run where the root keys are.
+  rotate-targets  a new targets key (key file), named by root N+1, which the current root keys
+                  sign; the old file is kept as tuf-targets.key.retired-v<N> (audited)
 `;
 
 const OPERATOR: Actor = { kind: 'system', id: 'cli' };
@@ -54,6 +63,7 @@ export async function releaseAction(
   sub: string,
   rest: string[],
   out: (line: string) => void,
+  config: Pick<Config, 'keysDir' | 'releases'> = loadConfig(),
 ): Promise<number> {
   const releases = services.releases;
   switch (sub) {
@@ -107,6 +117,9 @@ export async function releaseAction(
       out(r.published ? 'published the key set as agentina-keys.json' : 'the published key set is current');
       return 0;
     }
+    case 'rotate-root':
+    case 'rotate-targets':
+      return rotateAction(services, config, sub === 'rotate-root' ? 'root' : 'targets', rest, OPERATOR, out);
     default:
       return -2;
   }
@@ -119,12 +132,16 @@ export async function releaseCommand(
   err: (line: string) => void = console.error,
 ): Promise<number> {
   const [sub, ...rest] = args;
-  if (!sub || !['init', 'publish', 'yank', 'export', 'refresh', 'keys'].includes(sub)) {
+  if (
+    !sub ||
+    !['init', 'publish', 'yank', 'export', 'refresh', 'keys', 'rotate-root', 'rotate-targets'].includes(sub)
+  ) {
     err(RELEASE_USAGE);
     return 2;
   }
   try {
-    const code = await withServices(loadConfig(), (services) => releaseAction(services, sub, rest, out));
+    const config = loadConfig();
+    const code = await withServices(config, (services) => releaseAction(services, sub, rest, out, config));
     if (code === -2) {
       err(RELEASE_USAGE);
       return 2;

@@ -84,6 +84,8 @@ export const AUDIT_ACTIONS = [
   'release.yanked',
   'release.metadata_refreshed',
   'release.keys_published',
+  /** Root N → N+1 (agentina release rotate-root / rotate-targets): new root keys or a new targets key. */
+  'release.root_rotated',
   // webhooks
   'webhook_endpoint.created',
   'webhook_endpoint.updated',

@@ -23,6 +23,7 @@ import {
 } from '../../protocol';
 import { TarError, unpackTarGz } from '../../protocol/tar';
 import type { TargetInput, TufRepository } from './tuf-repository';
+import type { ReleaseSigner } from './signers';
 import { AppError } from '../errors';
 import type { ReleaseView } from '../../protocol/views';
 
@@ -157,6 +158,14 @@ export function checkTarball(tarball: Buffer, manifest: ReleaseManifest): string
  * which heartbeats and the admin list read. A yanked version leaves the targets.
  */
 export function createReleasesService(deps: ReleasesServiceDeps) {
+  /** An audit row about the repository itself (a role's metadata), not one release. */
+  const auditRepository = (
+    tx: Tx,
+    actor: Actor,
+    action: 'release.metadata_refreshed' | 'release.root_rotated',
+    id: string,
+    data: Record<string, unknown>,
+  ) => appendAudit(tx, { actor, action, subject: { kind: 'release_repository', id }, data }, deps.clock);
   function verify(signed: SignedReleaseManifest) {
     let keys: KeySet;
     try {
@@ -315,22 +324,36 @@ export function createReleasesService(deps: ReleasesServiceDeps) {
         const r = await deps.repository.refresh({
           ...opts,
           onSigned: (tx, result) =>
-            appendAudit(
-              tx,
-              {
-                actor,
-                action: 'release.metadata_refreshed',
-                subject: { kind: 'release_repository', id: 'timestamp' },
-                data: { timestampVersion: result.timestampVersion, expires: result.expires },
-              },
-              deps.clock,
-            ),
+            auditRepository(tx, actor, 'release.metadata_refreshed', 'timestamp', {
+              timestampVersion: result.timestampVersion,
+              expires: result.expires,
+            }),
         });
         return { outcome: r.refreshed ? 'signed' : 'fresh', timestampVersion: r.timestampVersion, expires: r.expires };
       } catch (e) {
         if (e instanceof AppError && e.code === 'UNAVAILABLE') return { outcome: 'uninitialised' };
         throw e;
       }
+    },
+
+    /**
+     * Root rotation N → N+1 (new root keys and threshold, and a new targets key when given), signed
+     * by both thresholds; audited `release.root_rotated` in the same transaction.
+     */
+    async rotateRoot(
+      actor: Actor,
+      next: { root: ReleaseSigner[]; rootThreshold: number; targets?: ReleaseSigner },
+    ): Promise<{ rootVersion: number }> {
+      return deps.repository.rotateRoot({
+        ...next,
+        onRotated: (tx, r) =>
+          auditRepository(tx, actor, 'release.root_rotated', 'root', {
+            rootVersion: r.rootVersion,
+            rootKeyIds: next.root.map((k) => k.keyId),
+            rootThreshold: next.rootThreshold,
+            ...(next.targets ? { targetsKeyId: next.targets.keyId } : {}),
+          }),
+      });
     },
 
     /** Publishes the current license and release key sets as the `agentina-keys.json` target (audited). */

@@ -271,6 +271,8 @@ export function createTufRepository(deps: TufRepositoryDeps) {
       rootThreshold: number;
       targets?: ReleaseSigner;
       online?: ReleaseSigner;
+      /** Runs in the rotation's transaction (the audit row). */
+      onRotated?: (tx: Tx, r: { rootVersion: number }) => Promise<unknown>;
     }): Promise<{ rootVersion: number }> {
       if (next.rootThreshold < 1 || next.root.length < next.rootThreshold)
         throw new AppError('UNPROCESSABLE', 'The new root threshold needs at least that many root keys.');
@@ -312,6 +314,7 @@ export function createTufRepository(deps: TufRepositoryDeps) {
         );
         await store(tx, 'targets', t.row.version + 1, signWith(md, [targets]), now() + expiry.targetsMs);
         await writeSnapshotAndTimestamp(tx, t.row.version + 1, online);
+        await next.onRotated?.(tx, { rootVersion: version });
         return { rootVersion: version };
       });
       keys = { ...keys, targets: () => targets, online: () => online, root: () => next.root, autoInit: false };

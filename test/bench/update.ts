@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { get } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createJournal } from '../../agent/journal';
 import { createPrefixStore } from '../../agent/prefix-store';
 import { createUpdater } from '../../agent/updater';
 import { buildApp } from '../../api/app';
+import { WEB_DIST } from '../../api/web/routes';
 import { createLogger } from '../../api/logger';
 import { loadPurposeKeySet, loadPurposeSigner, systemClock } from '../../protocol';
 import { findOrStartPostgres } from '../../scripts/stack/postgres';
@@ -17,14 +18,17 @@ import { createTestKeys } from '../support/activation-fixtures';
 import { createTestServices, testConfig } from '../support/app';
 import { createTestDatabase } from '../support/db';
 import { makeRelease } from '../support/tuf';
+import { measureRealAgentUpdate } from './update-agent';
 
 /**
  * `npm run bench:update`: the agent's update path (tuf-js: timestamp → snapshot → targets → the
  * release tarball, hash-checked, unpacked, every file checked against its signed manifest,
  * `current` switched) against a plain HTTP download of the same tarball from the same server in
  * the same run; then N agents checking for an update at once (a check that finds nothing new)
- * against N plain GETs of timestamp.json. Options: --rounds N (default 5), --agents N (default
- * 200), --size-mb N (release size, default 2, about the real bundle).
+ * against N plain GETs of the same files; metadata answers per second against a static file the
+ * same server serves; then one real agent process updating itself (update-agent.ts). Options:
+ * --rounds N (default 5), --agents N (default 200), --size-mb N (release size, default 2, about
+ * the real bundle).
  */
 function option(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
@@ -44,6 +48,27 @@ function plainGet(url: string, localAddress: string): Promise<number> {
       );
     }).on('error', reject);
   });
+}
+
+/** N requests spread over `workers` clients (each from its own loopback address), every answer a 200: answers per second. */
+async function answersPerS(url: string, total: number, workers: number, addressOf: (i: number) => string) {
+  const each = Math.ceil(total / workers);
+  const [ms] = await timed(() =>
+    Promise.all(
+      Array.from({ length: workers }, async (_, w) => {
+        for (let i = 0; i < each; i++)
+          await new Promise<void>((resolve, reject) => {
+            get(url, { localAddress: addressOf(w) }, (res) => {
+              res.resume();
+              res.on('end', () =>
+                res.statusCode === 200 ? resolve() : reject(new Error(`${url}: ${res.statusCode}`)),
+              );
+            }).on('error', reject);
+          });
+      }),
+    ),
+  );
+  return ((each * workers) / ms) * 1000;
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -75,6 +100,7 @@ export async function main(args: string[]): Promise<object> {
   const logger = createLogger('warn');
   const services = createTestServices({ config, pool: db.pool, temporal, clock: systemClock, logger });
   const app = await buildApp({ config, pool: db.pool, temporal, clock: systemClock, services, logger });
+  let figures: Record<string, number | string>;
   try {
     await app.listen({ port, host: '127.0.0.1' });
     const dist = `http://127.0.0.1:${port}/v1/dist`;
@@ -152,9 +178,18 @@ export async function main(args: string[]): Promise<object> {
       `${agents} agents at once: ${checksMs.toFixed(0)} ms for their update checks, ` +
         `${getsMs.toFixed(0)} ms for the same ${plainUrls.length} files fetched plainly by each`,
     );
+    // 3. Metadata answers per second (timestamp.json: read from PostgreSQL, the file every check
+    // starts with) against a static file the same server serves (the admin UI's index.html).
+    if (!existsSync(path.join(WEB_DIST, 'index.html'))) throw new Error('the web UI is not built: npm run build:web');
+    const requests = agents * 10;
+    const metadataPerS = await answersPerS(`${dist}/metadata/timestamp.json`, requests, 50, addressOf);
+    const staticPerS = await answersPerS(`http://127.0.0.1:${port}/`, requests, 50, addressOf);
+    log(
+      `${requests} GETs by 50 clients: timestamp.json ${metadataPerS.toFixed(0)}/s, a static file ${staticPerS.toFixed(0)}/s`,
+    );
     const update = median(updateMs);
     const download = median(downloadMs);
-    return {
+    figures = {
       bench: 'update',
       tarball_bytes: release.tarball.length,
       update_ms: round(update),
@@ -167,6 +202,9 @@ export async function main(args: string[]): Promise<object> {
       fleet_checks_per_s: round((agents / checksMs) * 1000),
       plain_fetches_ms: round(getsMs),
       fleet_vs_plain_ratio: round(checksMs / getsMs, 2),
+      metadata_answers_per_s: round(metadataPerS),
+      static_file_answers_per_s: round(staticPerS),
+      metadata_vs_static_ratio: round(metadataPerS / staticPerS, 2),
       rounds,
     };
   } finally {
@@ -177,4 +215,6 @@ export async function main(args: string[]): Promise<object> {
     keys.remove();
     rmSync(work, { recursive: true, force: true });
   }
+  // 4. One real agent process updating itself, on its own stack (the API over HTTPS, Temporal).
+  return { ...figures, ...(await measureRealAgentUpdate({ sizeMb, log })) };
 }

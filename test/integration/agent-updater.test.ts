@@ -11,7 +11,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { canonicalize } from '@tufjs/canonical-json';
 import { runRelease, verifiedCurrentRelease } from '../../agent/launcher';
 import { createUpdater, type UpdateOutcome } from '../../agent/updater';
 import { createJournal } from '../../agent/journal';
@@ -33,17 +32,14 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startHostileMirror } from '../support/hostile-mirror';
 import { createTestKeysDir } from '../support/license-helpers';
 import { startTestServer } from '../support/server';
-import { makeRelease } from '../support/tuf';
+import { makeRelease, resign, type SignedMetadata } from '../support/tuf';
 
 /**
  * The agent's updater (tuf-js) against the real repository, through a mirror the attacker
  * controls. Each refusal is provoked the way that attacker would: by serving other bytes.
  */
 const SYSTEM = { kind: 'system' as const, id: 'updater-test' };
-type Signed = {
-  signed: Record<string, unknown> & { version: number };
-  signatures: Array<{ keyid: string; sig: string }>;
-};
+type Signed = SignedMetadata;
 
 let db: TestDatabase;
 let keys: ReturnType<typeof createTestKeysDir>;
@@ -100,16 +96,6 @@ const journal = () =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { event: string; reason?: string });
-
-function resign(md: Signed, signers: ReleaseSigner[], change: (s: Signed['signed']) => void): string {
-  const signed = structuredClone(md.signed);
-  change(signed);
-  const bytes = Buffer.from(canonicalize(signed));
-  return JSON.stringify({
-    signed,
-    signatures: signers.map((s) => ({ keyid: s.keyId, sig: s.sign(bytes).toString('hex') })),
-  });
-}
 
 function attackerKey(name: string): ReleaseSigner {
   return fileReleaseSigner(path.join(work, `${name}.key`), { create: true, kid: name });

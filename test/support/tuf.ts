@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
+import { canonicalize } from '@tufjs/canonical-json';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { packTarGz } from '../../protocol/tar';
 import { runtimeHashOf } from '../../services/releases/releases-service';
+import type { ReleaseSigner } from '../../services/releases/signers';
 import type { ReleaseManifest, Signer } from '../../protocol';
 import { testEnv } from './env';
 
@@ -48,4 +50,25 @@ export function makeRelease(signer: Signer, version: string, files: Record<strin
     { path: 'agent-release.json', mode: 0o644, body: Buffer.from(JSON.stringify(signed)) },
   ]);
   return { signed, tarball, files: all };
+}
+
+/** TUF metadata as served: the signed part and its signatures. */
+export type SignedMetadata = {
+  signed: Record<string, unknown> & { version: number };
+  signatures: Array<{ keyid: string; sig: string }>;
+};
+
+/** `md` changed by `change` and signed by `signers` (the attacker's forgeries, or a legitimate re-sign). */
+export function resign(
+  md: SignedMetadata,
+  signers: ReleaseSigner[],
+  change: (s: SignedMetadata['signed']) => void,
+): string {
+  const signed = structuredClone(md.signed);
+  change(signed);
+  const bytes = Buffer.from(canonicalize(signed));
+  return JSON.stringify({
+    signed,
+    signatures: signers.map((s) => ({ keyid: s.keyId, sig: s.sign(bytes).toString('hex') })),
+  });
 }
