@@ -17,11 +17,7 @@ import type { Clock } from '../protocol';
 import { installAccessControl, type Authenticate } from './auth/access';
 import { installAgentProof } from './auth/agent-proof';
 import { createAuthenticator, presentsCredential } from './auth/authenticate';
-import {
-  clientAddressKey,
-  createFailureBudget,
-  createProvenCredentials,
-} from '../services/identity/failure-budget';
+import { clientAddressKey, createFailureBudget, createProvenCredentials } from '../services/identity/failure-budget';
 import { installErrorHandling } from './errors';
 import { frameworkErrorHandler, installInputRules } from './input-rules';
 import { securityHeaders, SECURITY_HEADER_OPTIONS } from './security-headers';
