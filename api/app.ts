@@ -17,7 +17,7 @@ import type { Clock } from '../protocol';
 import { installAccessControl, type Authenticate } from './auth/access';
 import { installAgentProof } from './auth/agent-proof';
 import { createAuthenticator, presentsCredential } from './auth/authenticate';
-import { clientAddressKey, createFailureBudget } from '../services/identity/failure-budget';
+import { clientAddressKey, createFailureBudget, createProvenCredentials } from '../services/identity/failure-budget';
 import { installErrorHandling } from './errors';
 import { frameworkErrorHandler, installInputRules } from './input-rules';
 import { securityHeaders, SECURITY_HEADER_OPTIONS } from './security-headers';
@@ -69,6 +69,11 @@ export type BuildAppInput = Omit<AppDeps, 'metrics' | 'logger' | 'authenticate'>
  * may make per window; past it, credentials from that address are not looked up at all.
  */
 export const AUTH_FAILURES_PER_ADDRESS = { max: 30, windowMs: 60_000 };
+/**
+ * How long a credential that authenticated is remembered as not a guess (it then skips the
+ * budget): a day covers an outage and the reconnection of a whole fleet behind one address.
+ */
+export const PROVEN_CREDENTIAL_MS = 86_400_000;
 
 /** How long start-up waits for the status LISTEN connection before serving anyway. */
 const LISTEN_START_WAIT_MS = 2000;
@@ -158,10 +163,12 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     void reply.headers(headers).header('x-request-id', req.id);
     done();
   });
+  const now = () => deps.clock.now().getTime();
   installAccessControl(app, deps.authenticate, {
     presented: presentsCredential,
     keyOf: (req) => clientAddressKey(req.ip),
-    budget: createFailureBudget({ ...AUTH_FAILURES_PER_ADDRESS, now: () => deps.clock.now().getTime() }),
+    budget: createFailureBudget({ ...AUTH_FAILURES_PER_ADDRESS, now }),
+    proven: createProvenCredentials({ ttlMs: PROVEN_CREDENTIAL_MS, now }),
   });
   installAgentProof(app, deps.services.agentProof, deps.clock);
   installServiceLifecycle(app, deps.services);

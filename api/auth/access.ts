@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { roleGrants, type Permission } from '../../protocol';
-import type { FailureBudget } from '../../services/identity/failure-budget';
+import type { FailureBudget, ProvenCredentials } from '../../services/identity/failure-budget';
 import type { Principal } from '../../services/principal';
 import { AppError } from '../errors';
 
@@ -81,12 +82,19 @@ const PUBLIC_PREFIXES = ['/docs'];
  * served as anonymous where the route is public.
  */
 export type AuthFailureLimit = {
-  /** Whether the request carries a credential the authenticator would look up. */
-  presented(req: FastifyRequest): boolean;
+  /**
+   * The credential material the request carries (authorization header, session cookies), or
+   * undefined when it carries none the authenticator would look up.
+   */
+  presented(req: FastifyRequest): string | undefined;
   /** The budget's key for this request's client (its address, behind trusted proxies). */
   keyOf(req: FastifyRequest): string;
-  budget: Pick<FailureBudget, 'reserve'>;
+  budget: Pick<FailureBudget, 'reserve' | 'spend'>;
+  /** Credentials that authenticated lately: not guesses, so they spend no place (see ProvenCredentials). */
+  proven: Pick<ProvenCredentials, 'has' | 'add' | 'forget'>;
 };
+
+const digestOf = (material: string): string => createHash('sha256').update(material).digest('hex');
 
 /**
  * Installs deny-by-default access control: authenticate every request to a matched route,
@@ -97,7 +105,17 @@ export type AuthFailureLimit = {
  */
 export function installAccessControl(app: FastifyInstance, authenticate: Authenticate, limit?: AuthFailureLimit): void {
   async function resolve(req: FastifyRequest, access: readonly AccessKind[]): Promise<Principal | null> {
-    if (!limit?.presented(req)) return authenticate(req);
+    const material = limit?.presented(req);
+    if (!limit || material === undefined) return authenticate(req);
+    const digest = digestOf(material);
+    if (limit.proven.has(digest)) {
+      // An outage (a throw) says nothing about the credential: it stays proven.
+      const principal = await authenticate(req);
+      if (principal) return principal;
+      limit.proven.forget(digest);
+      limit.budget.spend(limit.keyOf(req));
+      return null;
+    }
     const place = limit.budget.reserve(limit.keyOf(req));
     if (!place.ok) {
       if (access.includes('anonymous')) return null;
@@ -116,8 +134,10 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
       place.pass();
       throw err;
     }
-    if (principal) place.pass();
-    else place.fail();
+    if (principal) {
+      place.pass();
+      limit.proven.add(digest);
+    } else place.fail();
     return principal;
   }
 

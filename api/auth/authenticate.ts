@@ -37,14 +37,12 @@ export function createAuthenticator(
 }
 
 /**
- * Whether the request carries a credential the production authenticator looks up: an
- * Authorization header or a session cookie. Only these can cost a lookup, so only these spend the
- * failed-authentication budget (api/auth/access.ts).
+ * The credential the request carries that the production authenticator looks up (an
+ * Authorization header, session cookies), or undefined. Only these can cost a lookup, so only
+ * these spend the failed-authentication budget (api/auth/access.ts).
  */
-export function presentsCredential(req: FastifyRequest): boolean {
-  return (
-    req.headers.authorization !== undefined ||
-    readCookie(req, ADMIN_COOKIE) !== undefined ||
-    readCookie(req, PORTAL_COOKIE) !== undefined
-  );
+export function presentsCredential(req: FastifyRequest): string | undefined {
+  const parts = [req.headers.authorization, readCookie(req, ADMIN_COOKIE), readCookie(req, PORTAL_COOKIE)];
+  if (parts.every((p) => p === undefined)) return undefined;
+  return parts.map((p) => p ?? '').join('\n');
 }

@@ -124,6 +124,39 @@ export function createFailureBudget(opts: FailureBudgetOptions) {
 }
 
 /**
+ * Credentials (by a digest, never the secret) that authenticated lately. A request presenting one
+ * is not a guess: it takes no place in its address's failure budget and is looked up even when
+ * the address is out of budget, so a fleet behind one address reconnecting at once after an
+ * outage (its lookups all in flight together) is not told to slow down, nor locked out by a
+ * guesser sharing its address. One that then fails is forgotten, and its failure is spent.
+ */
+export type ProvenCredentials = ReturnType<typeof createProvenCredentials>;
+
+export function createProvenCredentials(opts: { ttlMs: number; now: () => number; maxKeys?: number }) {
+  const seen = new Map<string, number>();
+  const maxKeys = opts.maxKeys ?? DEFAULT_MAX_KEYS;
+  return {
+    has(digest: string): boolean {
+      const at = seen.get(digest);
+      if (at === undefined) return false;
+      if (opts.now() - at < opts.ttlMs) return true;
+      seen.delete(digest);
+      return false;
+    },
+    /** Remembers (or refreshes) one that just authenticated; the least recently proven go first. */
+    add(digest: string): void {
+      seen.delete(digest);
+      if (seen.size >= maxKeys) seen.delete(seen.keys().next().value!);
+      seen.set(digest, opts.now());
+    },
+    forget(digest: string): void {
+      seen.delete(digest);
+    },
+    size: () => seen.size,
+  };
+}
+
+/**
  * The key a client address is budgeted under. IPv6 clients are taken per /64, the block one
  * subscriber usually holds (budgets per single IPv6 address would be free to evade); IPv4-mapped
  * IPv6 addresses count as the IPv4 address they carry.

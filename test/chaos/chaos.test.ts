@@ -1,17 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { Client, type Pool } from 'pg';
-import { appUrlFor } from '../../config';
-import { createPool, migrate } from '../../db';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { verifyLedger } from '../../db/audit-ledger';
-import { loadPurposeKeySet, PROOF_HEADER, systemClock, verifySignature, type Actor } from '../../protocol';
-import { AppError } from '../../services/errors';
+import { loadPurposeKeySet, PROOF_HEADER, systemClock, verifySignature } from '../../protocol';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { licenseWorkflowId } from '../../workflows/license-contract';
 import { freePort } from '../../scripts/stack/ports';
-import { withDatabase } from '../../scripts/stack/postgres';
 import { ROOT } from '../../scripts/stack/tools';
 import { createWorker } from '../../worker';
 import { insertAgents } from '../support/activation-fixtures';
@@ -27,59 +21,16 @@ import {
   testLicenseService,
 } from '../support/license-helpers';
 import { startOwnTemporal, type OwnTemporal } from '../support/own-temporal';
-import { connectTestTemporal, runTestWorker, runWorkerInBackground, type TestTemporal } from '../support/temporal';
-import { createStaff } from '../support/agent-server-fixtures';
-import { startEmbeddedChild } from '../support/embedded-postgres';
-import { startTestServer } from '../support/server';
+import { runWorkerInBackground } from '../support/temporal';
+import { admin, expectLedgerVerifies, scale, sleep, transitionsOf, untilLanded } from './chaos-support';
 
 /**
  * Faults survived with nothing lost: each scenario ends with the ledger verifying, every
  * transition recorded exactly once, and every agent on the right status. `npm run chaos` runs them
- * at full scale (CHAOS_SCALE=full); `npm test` (and CI) at a tenth. The worker SIGKILL scenario
- * is test/integration/license-lifecycle-dev.test.ts.
+ * at full scale (CHAOS_SCALE=full); `npm test` (and CI) at a tenth. The other scenarios:
+ * chaos-postgres.test.ts (PostgreSQL restarted), chaos-agent-cutoff.test.ts (an agent cut off
+ * through its grace period); the worker SIGKILL is test/integration/license-lifecycle-dev.test.ts.
  */
-const FULL = process.env.CHAOS_SCALE === 'full';
-const scale = (full: number, small: number) => (FULL ? full : small);
-const admin: Actor = { kind: 'admin', id: 'adm_chaosmonkey000000001' };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Retries a change the way a client holding an Idempotency-Key does, while the API answers 503. */
-async function untilLanded<T>(fn: () => Promise<T>, seen: { unavailable: number; other: string[] }): Promise<T> {
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'UNAVAILABLE') {
-        seen.unavailable++;
-        await sleep(300);
-        continue;
-      }
-      // Anything else would reach the caller as a 500 (or a wrong 4xx): the scenario fails.
-      seen.other.push(err instanceof Error ? `${err.constructor.name}: ${err.message}` : String(err));
-      throw err;
-    }
-  }
-}
-
-/** Every license's audited transitions: one row per version, none twice, none missing. */
-async function transitionsOf(db: Pick<TestDatabase, 'pool'>, ids: string[]): Promise<Map<string, string[]>> {
-  const { rows } = await db.pool.query<{ subject_id: string; action: string; idempotency_key: string }>(
-    `SELECT subject_id, action, idempotency_key FROM audit_events
-      WHERE subject_kind = 'license' AND subject_id = ANY($1) AND action LIKE 'license.%' ORDER BY seq`,
-    [ids],
-  );
-  const out = new Map<string, string[]>(ids.map((id) => [id, []]));
-  for (const r of rows) out.get(r.subject_id)!.push(r.action);
-  const keys = rows.map((r) => r.idempotency_key);
-  expect(new Set(keys).size).toBe(keys.length);
-  return out;
-}
-
-async function expectLedgerVerifies(db: Pick<TestDatabase, 'adminPool'>, keysDir: string): Promise<void> {
-  const result = await verifyLedger(db.adminPool, loadPurposeKeySet(keysDir, 'audit'));
-  expect(result.ok).toBe(true);
-}
-
 describe('chaos: the Temporal server SIGKILLed mid-burst and restarted on its file', () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'agentina-chaos-temporal-'));
   let db: TestDatabase;
@@ -321,112 +272,5 @@ describe('chaos: the API process killed with agents parked, a revocation issued 
     const transitions = await transitionsOf(db, [licenseId]);
     expect(transitions.get(licenseId)).toEqual(['license.created', 'license.revoked']);
     await expectLedgerVerifies(db, keys.dir);
-  }, 300_000);
-});
-
-describe('chaos: PostgreSQL restarted during a burst of revokes and renewals', () => {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'agentina-chaos-pg-'));
-  let pg: { url: string; stop(): Promise<void> } | undefined;
-  let pool: Pool;
-  let adminPool: Pool;
-  let t: TestTemporal;
-  let keys: ReturnType<typeof createTestKeysDir>;
-  let stopWorker: (() => Promise<void>) | undefined;
-  let api: Awaited<ReturnType<typeof startTestServer>> | undefined;
-
-  beforeAll(async () => {
-    // PostgreSQL runs as its own OS user, which must reach the data directory.
-    chmodSync(base, 0o755);
-    pg = await startEmbeddedChild(path.join(base, 'pg'));
-    const c = new Client({ connectionString: pg.url });
-    await c.connect();
-    await c.query('CREATE DATABASE chaos');
-    await c.end();
-    const dbUrl = withDatabase(pg.url, 'chaos');
-    await migrate(dbUrl);
-    pool = createPool(appUrlFor(dbUrl), { max: 10 });
-    adminPool = createPool(dbUrl, { max: 2 });
-    keys = createTestKeysDir();
-    t = await connectTestTemporal('chaospg');
-    stopWorker = await runTestWorker(t, { pool, clock: systemClock, keysDir: keys.dir });
-    api = await startTestServer({ pool, env: { AGENTINA_KEYS_DIR: keys.dir, TEMPORAL_TASK_QUEUE: t.taskQueue } });
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await stopWorker?.();
-    await t?.close();
-    await pool?.end();
-    await adminPool?.end();
-    await pg?.stop();
-    keys?.remove();
-    rmSync(base, { recursive: true, force: true });
-  });
-
-  it('the API answers 503 (never 500) while it is down; every change lands once after', async () => {
-    const n = scale(200, 20);
-    const customerId = await createTestCustomer(pool);
-    const licenses = testLicenseService({
-      pool,
-      temporal: { client: t.client, taskQueue: t.taskQueue },
-      keysDir: keys.dir,
-    });
-    const farOff = new Date(Date.now() + 30 * 86_400_000).toISOString();
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++)
-      ids.push(await createTermLicense(licenses, admin, customerId, farOff, { graceDays: 3 }));
-    const headers = await createStaff(pool, systemClock).admin();
-    const renewedTo = new Date(Date.now() + 400 * 86_400_000).toISOString();
-    const statuses = new Map<number, number>();
-    const send = async (id: string, i: number) => {
-      const revoke = i % 2 === 0;
-      for (;;) {
-        const res = await api!.app.inject({
-          method: 'POST',
-          url: `/v1/admin/licenses/${id}/${revoke ? 'revoke' : 'renew'}`,
-          headers: { ...headers, 'idempotency-key': `chaos-pg-${i}` },
-          payload: revoke ? { reason: 'chaos' } : { expiresAt: renewedTo },
-        });
-        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-        if (res.statusCode === 200) return;
-        // 503: the database is away. 429: at full scale, requests parked on the outage hold the
-        // address's failed-authentication reservations (auth-rate-limit), with a Retry-After.
-        if (res.statusCode !== 503 && !(res.statusCode === 429 && res.headers['retry-after']))
-          throw new Error(`${res.statusCode}: ${res.body}`);
-        await sleep(res.statusCode === 429 ? 1000 * Number(res.headers['retry-after']) : 300);
-      }
-    };
-    const burst = Promise.all(
-      ids.map(async (id, i) => {
-        await sleep((3000 * i) / ids.length);
-        await send(id, i);
-      }),
-    );
-    await sleep(700);
-    await pg!.stop();
-    await sleep(4000);
-    pg = await startEmbeddedChild(path.join(base, 'pg'));
-    await burst;
-    process.stderr.write(
-      `[chaos pg] ${n} changes; answers by status: ${JSON.stringify(Object.fromEntries(statuses))}\n`,
-    );
-    expect(statuses.get(503)).toBeGreaterThan(0);
-    expect([...statuses.keys()].filter((c) => ![200, 429, 503].includes(c))).toEqual([]);
-
-    const transitions = await transitionsOf({ pool }, ids);
-    ids.forEach((id, i) =>
-      expect([id, transitions.get(id)]).toEqual([
-        id,
-        ['license.created', i % 2 === 0 ? 'license.revoked' : 'license.renewed'],
-      ]),
-    );
-    const { rows } = await pool.query<{ id: string; state: string; version: string }>(
-      'SELECT id, state, version FROM licenses WHERE id = ANY($1)',
-      [ids],
-    );
-    expect(rows.every((r) => r.version === '2')).toBe(true);
-    const h = t.client.workflow.getHandle(licenseWorkflowId(ids[1]!));
-    expect(await h.query('licenseState')).toMatchObject({ state: 'active', version: 2, expiresAt: renewedTo });
-    await expectLedgerVerifies({ adminPool }, keys.dir);
   }, 300_000);
 });

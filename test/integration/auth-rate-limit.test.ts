@@ -4,6 +4,8 @@ import { ADMIN_COOKIE, PORTAL_COOKIE } from '../../api/identity/cookies';
 import { LOGIN_RATE_LIMIT } from '../../api/identity/auth-routes';
 import { createFixedClock, newSecret } from '../../protocol';
 import { buildTestApp, testConfig } from '../support/app';
+import { revokeServiceAccount } from '../../db/service-accounts-repo';
+import { insertAgents } from '../support/activation-fixtures';
 import { createAgentWithLicense } from '../support/agent-server-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { nextIp, seedServiceAccount } from '../support/identity';
@@ -131,6 +133,40 @@ describe('failed authentications are limited per client address, before any look
       });
       expect(r.statusCode).toBe(200);
     }
+  });
+
+  it('credentials that authenticated lately are no guesses: a burst of them in flight, or from an address out of budget, is served', async () => {
+    const ip = nextIp();
+    const first = await createAgentWithLicense(db.pool);
+    const agents = [first, ...(await insertAgents(db.pool, first.licenseId, first.customerId, 4 * BUDGET - 1))];
+    const status = (credential: string) =>
+      direct.app.inject({
+        method: 'GET',
+        url: '/v1/agent/status',
+        remoteAddress: ip,
+        headers: { authorization: `Bearer ${credential}` },
+      });
+    // A fleet behind one address, each agent known: all of it at once (a reconnection after an
+    // outage), every lookup in flight together, none held back.
+    for (const a of agents) expect((await status(a.credential)).statusCode).toBe(200);
+    const burst = await Promise.all(agents.map((a) => status(a.credential)));
+    expect(burst.map((r) => r.statusCode).filter((c) => c !== 200)).toEqual([]);
+    // A guesser behind the same address spends its budget: the known agents go on working.
+    for (let i = 0; i < BUDGET; i++)
+      expect((await guess(direct.app, { ip, headers: svcGuess() })).statusCode).toBe(401);
+    expect((await guess(direct.app, { ip, headers: svcGuess() })).statusCode).toBe(429);
+    expect((await status(agents[1]!.credential)).statusCode).toBe(200);
+    // One that dies (a revoked service token) is looked up once more, fails, and is a stranger from then on.
+    const service = await seedServiceAccount(db.pool);
+    const bearer = { authorization: `Bearer ${service.token}` };
+    expect((await guess(direct.app, { ip: nextIp(), headers: bearer })).statusCode).toBe(200);
+    expect((await guess(direct.app, { ip, headers: bearer })).statusCode).toBe(200);
+    await revokeServiceAccount(db.pool, service.id, new Date());
+    const before = lookups;
+    expect((await guess(direct.app, { ip, headers: bearer })).statusCode).toBe(401);
+    expect(lookups - before).toBe(1);
+    expect((await guess(direct.app, { ip, headers: bearer })).statusCode).toBe(429);
+    expect(lookups - before).toBe(1);
   });
 
   describe('behind a reverse proxy (TRUST_PROXY)', () => {

@@ -119,6 +119,9 @@ describe('docker-compose.yml', () => {
     const api = svc('agentina-api');
     expect(api.environment).toMatchObject({ METRICS_HOST: '0.0.0.0', METRICS_PORT: '9464' });
     expect(api.ports).toEqual(['3000:3000']);
+    const worker = svc('agentina-worker');
+    expect(worker.environment).toMatchObject({ WORKER_METRICS_HOST: '0.0.0.0', WORKER_METRICS_PORT: '9465' });
+    expect(worker.ports).toBeUndefined();
     for (const name of ['agentina-api', 'agentina-worker'])
       for (const key of ['TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE', 'TEMPORAL_TLS_CA_FILE', 'TEMPORAL_API_KEY'])
         expect([name, key, svc(name).environment?.[key]]).toEqual([name, key, expect.stringMatching(/^\$\{/)]);

@@ -1,4 +1,4 @@
-import { clientAddressKey, createFailureBudget } from '../../services/identity/failure-budget';
+import { clientAddressKey, createFailureBudget, createProvenCredentials } from '../../services/identity/failure-budget';
 import {
   ADDRESS_FAILURES_PER_ACCOUNT,
   LOCKOUT_THRESHOLD,
@@ -39,6 +39,24 @@ describe('failure budgets', () => {
     expect(third.ok).toBe(true);
     if (third.ok) third.fail();
     expect(b.reserve('ip')).toEqual({ ok: false, retryAfterMs: 60_000 });
+  });
+
+  it('remembers proven credentials for their time to live, forgets one on request, and stays bounded', () => {
+    let now = 0;
+    const p = createProvenCredentials({ ttlMs: 1000, now: () => now, maxKeys: 3 });
+    p.add('a');
+    now = 999;
+    expect(p.has('a')).toBe(true);
+    now = 1000;
+    expect(p.has('a')).toBe(false);
+    p.add('a');
+    p.forget('a');
+    expect(p.has('a')).toBe(false);
+    for (const k of ['b', 'c', 'd']) p.add(k);
+    p.add('b'); // refreshed: now the most recent
+    p.add('e');
+    expect(p.size()).toBe(3);
+    expect(['b', 'c', 'd', 'e'].filter((k) => p.has(k))).toEqual(['b', 'd', 'e']);
   });
 
   it('stays bounded in keys, forgetting the oldest first', () => {
