@@ -57,6 +57,8 @@ export const AUDIT_ACTIONS = [
   'activation_token.redeemed',
   'activation_token.reused',
   'activation_token.revoked',
+  /** An admin or customer turned an air-gapped agent's request into a signed response (the token was spent). */
+  'activation_token.offline_response',
   // agents and tasks
   'agent.activated',
   'agent.quarantined',
@@ -72,6 +74,8 @@ export const AUDIT_ACTIONS = [
   'agent.integrity_mismatch',
   /** An admin asked the agent to install one published release (POST /v1/admin/agents/:id/update). */
   'agent.update_requested',
+  /** A signed, agent-bound status file for an air-gapped site (data: version, validForDays, validUntil). */
+  'agent.status_file_issued',
   'task.created',
   'task.completed',
   'task.failed',
