@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createKeySet, type Clock } from '../protocol';
+import { createKeySet, type ActivateResponse, type Clock, type FingerprintHashes } from '../protocol';
 import { createLicenseCheck } from './checks/license-check';
 import { createGraceCheck } from './checks/grace-check';
 import { createStatusCheck } from './checks/status-check';
@@ -39,7 +39,6 @@ export async function activateAgent(input: {
   /** The pinned TUF root, kept in the prefix in development mode. */
   tufRoot?: string | null;
 }): Promise<ActivationOutcome> {
-  const { store, clock } = input;
   const salt = randomBytes(24).toString('base64url');
   const raw = await input.fingerprintSource.read();
   const components = hashFingerprint(salt, raw);
@@ -51,7 +50,39 @@ export async function activateAgent(input: {
     agentVersion: AGENT_VERSION,
     ...(input.sendHostname ? { hostnameHint: hostname().slice(0, 255) } : {}),
   });
+  return completeActivation({
+    ...input,
+    res,
+    salt,
+    components,
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    server: input.client.server,
+  });
+}
 
+/**
+ * Verifies an activation answer (license signature and binding to this salt and fingerprint,
+ * signed status) against the pinned keys and only then writes the agent's state. Shared by
+ * online activation and the air-gapped response (agent/offline-activation.ts).
+ */
+export async function completeActivation(input: {
+  store: PrefixStore;
+  res: ActivateResponse;
+  salt: string;
+  components: FingerprintHashes;
+  privateKeyPem: string;
+  server: string;
+  settings: AgentSettings;
+  trustedKeys: TrustedKeys;
+  ca: string | undefined;
+  clock: Clock;
+  journal: Journal;
+  configInPrefix?: boolean;
+  tufRoot?: string | null;
+  /** Journaled with the activation: it came from a response file, not over the network. */
+  offline?: boolean;
+}): Promise<ActivationOutcome> {
+  const { store, clock, res, salt, components } = input;
   const licenseKeys = createKeySet(input.trustedKeys.license);
   const licenseId = res.license.document.licenseId;
   const now = clock.now();
@@ -83,7 +114,7 @@ export async function activateAgent(input: {
     licenseId,
     salt,
     components,
-    server: input.client.server,
+    server: input.server,
     agentVersion: AGENT_VERSION,
     activatedAt: now.toISOString(),
     heartbeatIntervalS: res.heartbeatIntervalS,
@@ -95,7 +126,7 @@ export async function activateAgent(input: {
     if (input.tufRoot) store.writeText(PREFIX_FILES.tufRoot, input.tufRoot);
   }
   store.writeText(PREFIX_FILES.credential, `${res.credential}\n`);
-  store.writeText(PREFIX_FILES.agentKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  store.writeText(PREFIX_FILES.agentKey, input.privateKeyPem);
   store.writeJson(PREFIX_FILES.license, res.license);
   store.writeJson(PREFIX_FILES.status, res.status);
   const grace = createGraceCheck({ store, credential: res.credential, currentHashes: async () => components });
@@ -113,7 +144,13 @@ export async function activateAgent(input: {
   store.writeJson(PREFIX_FILES.activation, record);
   input.journal.append(
     'agent.activated',
-    { agentId: res.agentId, licenseId, server: input.client.server, agentVersion: AGENT_VERSION },
+    {
+      agentId: res.agentId,
+      licenseId,
+      server: input.server,
+      agentVersion: AGENT_VERSION,
+      ...(input.offline ? { offline: true } : {}),
+    },
     true,
   );
   return { ok: true, agentId: res.agentId, licenseId };

@@ -26,6 +26,7 @@ import { PREFIX_FILES, type ActivationRecord, type AgentSettings } from './setti
 import { createTaskHandlers, type TaskHandler } from './task-handlers';
 import { createTaskRunner } from './task-runner';
 import { createTaskStore } from './task-store';
+import { takeImportedStatus } from './status-import';
 import { AGENT_VERSION } from './version';
 
 const DAY_MS = 86_400_000;
@@ -341,6 +342,18 @@ export function createAgent(deps: AgentDeps) {
     }
   }
 
+  /** A status file imported by `status --import` (air-gapped sites): judged like any status answer. */
+  async function adoptImportedStatus(): Promise<void> {
+    const imported = takeImportedStatus(store);
+    if (imported === null) return;
+    const adopted = await receiveStatus(imported);
+    journal.append(
+      adopted ? 'status.imported' : 'status.import_refused',
+      { version: imported.payload?.version ?? null },
+      true,
+    );
+  }
+
   let heartbeatInFlight = false;
   async function heartbeat(): Promise<void> {
     if (heartbeatInFlight) return;
@@ -388,6 +401,7 @@ export function createAgent(deps: AgentDeps) {
       // Computed after the heartbeat: the period its answer just asked for, not the one before it.
       const period = () => Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2));
       let nextMs: number;
+      await adoptImportedStatus();
       try {
         await heartbeat();
         backoff.reset();
@@ -428,6 +442,7 @@ export function createAgent(deps: AgentDeps) {
         }
       }
       writeRuntime();
+      await adoptImportedStatus();
       // One status answer first (at once, wait=0), so a fresh start judges fresh facts; offline,
       // the stored signed status and the sealed grace state decide.
       try {

@@ -13,6 +13,9 @@ export const USAGE = `usage:
                            [--keys trusted-keys.json] [--threshold N] [--allow-http-get https://ORIGIN]…
                            [--drain-timeout S] [--max-status-age S] [--send-hostname]
                            [--tuf-root 1.root.json] [--root DIR] [--service-user NAME]
+    agentina-agent install --server https://HOST --offline-request FILE --token-id tok_… [the same options]
+      (air-gapped: installs as above, writes the activation request to FILE instead of redeeming a
+      token, and enables the unit without starting it; see "Air-gapped sites" below)
       --root DIR  stage the installation under DIR (packaging, tests): nothing touches the real
                   system; the useradd/systemctl steps are printed, not run
       --tuf-root  the release repository's pinned TUF root (agentina release export writes it as
@@ -40,6 +43,19 @@ export const USAGE = `usage:
     agentina-agent status --user [--prefix DIR]
     agentina-agent uninstall --user [--prefix DIR] [--force]
 
+  Air-gapped sites (no route to the control plane; the token never reaches this machine):
+    agentina-agent activate --offline-request FILE --token-id tok_… [--config DIR] [--state DIR]
+      writes a request (public key, salted fingerprint, version, the token's public id; no
+      secret, 0600) and keeps the pending key; an admin or the customer answers it with the
+      token (agentina license activate-offline, the admin UI or the portal), then:
+    agentina-agent activate --offline-response FILE [--config DIR] [--state DIR]
+      verifies the response (signed by a trusted license key, bound to this machine's pending
+      request and fingerprint) and completes the activation; the agent then runs on its grace
+    agentina-agent status --import FILE [--config DIR] [--state DIR]
+      a signed status file (agentina license status-file) for this agent: verified (signature,
+      agent, window, not older than the status held) and adopted by the agent to extend its grace
+    (with --user, --offline-request also takes --server, --keys, --ca as activate does)
+
   --token - reads the token from stdin, so it never shows in the process list.
   See docs/agent-install.md.`;
 
@@ -55,17 +71,19 @@ const SETTINGS_FLAGS = [
   'max-status-age',
   'tuf-root',
 ];
+/** Air-gapped activation: two steps, with a request and a response file carried by hand. */
+const OFFLINE_FLAGS = ['offline-request', 'offline-response', 'token-id'];
 export const KNOWN_FLAGS: Record<string, { user: readonly string[]; system: readonly string[] }> = {
   install: {
     user: ['user', 'prefix', 'manifest', 'send-hostname', ...SETTINGS_FLAGS],
-    system: ['root', 'service-user', 'dist', 'send-hostname', ...SETTINGS_FLAGS],
+    system: ['root', 'service-user', 'dist', 'send-hostname', 'offline-request', 'token-id', ...SETTINGS_FLAGS],
   },
   activate: {
-    user: ['user', 'prefix', 'manifest', 'send-hostname', ...SETTINGS_FLAGS],
-    system: ['config', 'state', 'token', 'send-hostname'],
+    user: ['user', 'prefix', 'manifest', 'send-hostname', ...SETTINGS_FLAGS, ...OFFLINE_FLAGS],
+    system: ['config', 'state', 'token', 'send-hostname', ...OFFLINE_FLAGS],
   },
   run: { user: ['user', 'prefix'], system: ['config', 'state'] },
-  status: { user: ['user', 'prefix'], system: ['config', 'state'] },
+  status: { user: ['user', 'prefix', 'import'], system: ['config', 'state', 'import'] },
   uninstall: { user: ['user', 'prefix', 'force'], system: ['root', 'force'] },
 };
 const BOOLEAN_FLAGS = new Set(['force', 'help', 'send-hostname', 'user']);

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statSync, mkdirSync } from 'node:fs';
+import { rmSync, statSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { createKeySet, systemClock } from '../protocol';
@@ -10,18 +10,16 @@ import { createSystemFingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, createControlPlaneClient, createHttpsAgent } from './http-client';
 import {
   checkRuntime,
-  DEFAULT_TRUSTED_KEYS_FILE,
   InstallationError,
   loadConfig,
   loadInstallation,
   manifestPath,
-  readTrustedKeysFile,
-  readTufRootFile,
   runtimeProtectionProblem,
   type AgentConfig,
   type Installation,
 } from './installation';
 import { installSystem, uninstallSystem } from './installer';
+import { configFromFlags, offlineActivateCommand, statusImportCommand } from './offline-commands';
 import { createJournal, type Journal } from './journal';
 import { createAgentLogger } from './logger';
 import { createPrefixStore, type PrefixStore } from './prefix-store';
@@ -143,11 +141,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         if (layout.mode === 'user') return await uninstallUserCommand(args, layout.prefix, io);
         return await uninstallSystem({ root: one(args, 'root') ?? null, force: args.flags.has('force') }, io);
       case 'activate':
+        if (args.flags.has('offline-request') || args.flags.has('offline-response'))
+          return await offlineActivateCommand(args, layout, io, { prepareOwnDir, openSystemConfig, checkCode });
         if (layout.mode === 'user') return await activateUserCommand(args, layout.prefix, io);
         return await activateSystemCommand(args, layout, io);
       case 'run':
         return await runCommand(layout, io);
       default:
+        if (args.flags.has('import')) return statusImportCommand(args, layout, io);
         return statusCommand(layout, io);
     }
   } catch (err) {
@@ -178,18 +179,7 @@ async function activateUserCommand(args: Args, prefix: string, io: Io): Promise<
     io.err(`agentina-agent: ${settings.message}`);
     return EXIT.usage;
   }
-  const keysFile = path.resolve(one(args, 'keys') ?? DEFAULT_TRUSTED_KEYS_FILE);
-  const trustedKeys = readTrustedKeysFile(keysFile);
-  const caFile = one(args, 'ca');
-  const ca = caFile ? readFileSync(path.resolve(caFile), 'utf8') : undefined;
-  const config: AgentConfig = {
-    settings: settings.settings,
-    trustedKeys,
-    licenseKeys: createKeySet(trustedKeys.license),
-    releaseKeys: createKeySet(trustedKeys.release),
-    ca,
-    tufRoot: readTufRootFile(one(args, 'tuf-root')),
-  };
+  const config = configFromFlags(args, settings.settings);
   const problem = prepareOwnDir(prefix, io.uid, true);
   if (problem) {
     io.err(`agentina-agent: ${problem}`);

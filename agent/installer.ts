@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { createKeySet } from '../protocol';
+import { activationTokenIdSchema, createKeySet } from '../protocol';
 import { EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
 import { createControlPlaneClient } from './http-client';
 import {
@@ -147,6 +147,9 @@ function runAs(
   });
 }
 
+/** Where the agent user writes an install's offline request before root copies it out. */
+const OFFLINE_REQUEST_COPY = 'offline-request.json';
+
 export async function installSystem(
   input: {
     settings: Map<string, string[]>;
@@ -171,7 +174,15 @@ export async function installSystem(
     return EXIT.usage;
   }
   let token: string | null = null;
-  if (flags.has('token')) {
+  // Air-gapped: the agent writes a request instead of redeeming a token; the unit waits for the response.
+  const offlineRequest = flags.get('offline-request')?.at(-1);
+  const tokenId = flags.get('token-id')?.at(-1);
+  if (offlineRequest) {
+    if (flags.has('token') || !activationTokenIdSchema.safeParse(tokenId).success) {
+      io.err('agentina-agent install --offline-request FILE needs --token-id tok_… and no --token');
+      return EXIT.usage;
+    }
+  } else if (flags.has('token')) {
     const t = tokenFrom(flags, input.readStdin);
     if (typeof t !== 'string') {
       io.err(`agentina-agent: ${t.error}`);
@@ -311,21 +322,27 @@ export async function installSystem(
       staged.config,
       '--state',
       staged.state,
-      '--token',
-      '-',
+      ...(offlineRequest
+        ? ['--offline-request', path.join(staged.state, OFFLINE_REQUEST_COPY), '--token-id', tokenId!]
+        : ['--token', '-']),
       ...(input.sendHostname ? ['--send-hostname'] : []),
     ];
-    if (user && token && asRoot) {
-      const r = await runAs(user, activate, `${token}\n`, staged.state);
+    if (user && (token || offlineRequest) && asRoot) {
+      const r = await runAs(user, activate, token ? `${token}\n` : '', staged.state);
       if (r.stdout.trim()) io.out(r.stdout.trim());
       if (r.code !== 0) throw new Error(`activation as ${input.serviceUser} failed: ${r.stderr.trim()}`);
+      if (offlineRequest) {
+        copyFileSync(path.join(staged.state, OFFLINE_REQUEST_COPY), path.resolve(offlineRequest));
+        chmodSync(path.resolve(offlineRequest), 0o600);
+      }
     } else {
       io.out(
         `would run: runuser -u ${input.serviceUser} -- ${process.execPath} ${activate.join(' ')}  (the token on stdin)`,
       );
     }
     sys.run('systemctl', ['daemon-reload']);
-    sys.run('systemctl', ['enable', '--now', UNIT_NAME]);
+    // Not activated yet (air-gapped): enabled, started once the response is in.
+    sys.run('systemctl', offlineRequest ? ['enable', UNIT_NAME] : ['enable', '--now', UNIT_NAME]);
   } catch (err) {
     io.err(`agentina-agent: install failed: ${(err as Error).message}; undoing what it wrote`);
     rollback();
@@ -335,6 +352,12 @@ export async function installSystem(
   io.out(`installed: configuration and trust anchors ${staged.config} (root-owned)`);
   io.out(`installed: state ${staged.state} and ${staged.versions} (owned by ${input.serviceUser}, 0700)`);
   io.out(`installed: systemd unit ${staged.unit}`);
+  if (offlineRequest)
+    io.out(
+      `offline activation pending: the request is in ${path.resolve(offlineRequest)}; once answered, run ` +
+        `runuser -u ${input.serviceUser} -- ${process.execPath} ${path.join(real.runtime, ENTRY)} activate --offline-response FILE, ` +
+        `then systemctl start ${UNIT_NAME}`,
+    );
   return EXIT.ok;
 }
 

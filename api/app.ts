@@ -35,6 +35,7 @@ import { z } from 'zod';
 import { distRoutes } from './releases/dist-routes';
 import { webRoutes } from './web/routes';
 import { activationRoutes } from './activation/routes';
+import { offlineRoutes } from './activation/offline-routes';
 import { licenseRoutes } from './licenses/routes';
 import { policyRoutes } from './policies/routes';
 import { agentStatusRoutes } from './agent-status/routes';
@@ -226,6 +227,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
   await app.register(licenseRoutes(deps));
   await app.register(policyRoutes(deps));
   await app.register(activationRoutes(deps));
+  await app.register(offlineRoutes(deps));
   await app.register(agentStatusRoutes(deps));
   await app.register(agentHeartbeatRoutes(deps));
   await app.register(agentsRoutes(deps));

@@ -10,6 +10,7 @@ import { KEYS_USAGE, keysCommand } from './keys';
 import { RELEASE_USAGE, releaseCommand } from './release';
 import { BACKUP_USAGE, backupCommand, restoreCommand } from './backup';
 import { RECONCILE_USAGE, reconcileCommand } from './reconcile';
+import { LICENSE_USAGE, licenseCommand } from './license';
 import { startApi } from '../api/server';
 import { runWorkerProcess } from '../worker';
 
@@ -37,6 +38,10 @@ Commands:
   restore F --passphrase-file P|- [--force]
                                    restore an archive into an empty database and keys directory
   reconcile [--dry-run]            compare every license and agent row with its workflow; repair
+  license activate-offline --request F --token act_…|- --out F
+                                   answer an air-gapped agent's activation request (signed, bound)
+  license status-file --agent ID --valid-for 30d --out F
+                                   a signed status file that extends an air-gapped agent's grace
   help, --help, -h                 show this text (\`agentina <command> --help\`: that command's)
 
 Configuration comes from the environment (DATABASE_URL, PORT, TEMPORAL_ADDRESS, …): see
@@ -53,6 +58,7 @@ const COMMAND_USAGE: Record<string, () => string> = {
   backup: () => BACKUP_USAGE,
   restore: () => BACKUP_USAGE,
   reconcile: () => RECONCILE_USAGE,
+  license: () => LICENSE_USAGE,
   'create-admin': () =>
     'Usage: agentina create-admin --email E [--password-stdin]\n  Creates an admin and prints a one-time password (or reads one line of stdin as the password).\n',
 };
@@ -127,6 +133,7 @@ const commands: Record<string, Command> = {
   backup: (args) => backupCommand(args),
   restore: (args) => restoreCommand(args),
   reconcile: (args) => reconcileCommand(args),
+  license: (args) => licenseCommand(args),
   async help() {
     process.stdout.write(USAGE);
     return 0;

@@ -57,6 +57,8 @@ export const AUDIT_ACTIONS = [
   'activation_token.redeemed',
   'activation_token.reused',
   'activation_token.revoked',
+  /** An admin or customer turned an air-gapped agent's request into a signed response (the token was spent). */
+  'activation_token.offline_response',
   // agents and tasks
   'agent.activated',
   'agent.quarantined',
@@ -76,6 +78,8 @@ export const AUDIT_ACTIONS = [
   'agent.update_policy_set',
   /** An admin set (or cleared) a license's update policy, over its policy version's. */
   'license.update_policy_set',
+  /** A signed, agent-bound status file for an air-gapped site (data: version, validForDays, validUntil). */
+  'agent.status_file_issued',
   'task.created',
   'task.completed',
   'task.failed',

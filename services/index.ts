@@ -4,11 +4,13 @@ import { pingDatabase } from '../db/pool';
 import type { Config } from '../config';
 import type { Clock } from '../protocol';
 import { createActivationService } from './activation/activation-service';
+import { createOfflineActivationService } from './activation/offline-activation-service';
 import { createAgentCredentialLookup } from './agent-status/agent-credentials';
 import { createAgentProofVerifier } from './agent-status/agent-proof';
 import { createRevocationService } from './agent-status/revocation-service';
 import { createStatusListener } from './agent-status/status-listener';
 import { createStatusService } from './agent-status/status-service';
+import { createStatusFileService } from './agent-status/status-file-service';
 import { createAgentsService } from './agents/agents-service';
 import { createAgentUpdateService } from './agents/agent-update-service';
 import { createUpdatePolicyService } from './agents/update-policy-service';
@@ -110,6 +112,7 @@ export function createServices(deps: ServicesDeps) {
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
   const agentUpdates = createAgentUpdateService({ pool, clock });
   const updatePolicies = createUpdatePolicyService({ pool, clock });
+  const activation = createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus });
 
   return {
     keys,
@@ -128,7 +131,11 @@ export function createServices(deps: ServicesDeps) {
     reconcile: createReconcileService({ pool, temporal, clock, ensureLifecycle: licenses.ensureLifecycle }),
     /** The lifecycle workflow's one writer of license state (called by its activity). */
     transitions: createLicenseTransitions({ pool, clock, origin }),
-    activation: createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus }),
+    activation,
+    /** Air-gapped activation: a request file and a token in, a signed response bound to that request out. */
+    offlineActivation: createOfflineActivationService({ pool, clock, signer: keys.license, activation }),
+    /** Signed, agent-bound status files for sites that never connect. */
+    statusFiles: createStatusFileService({ pool, clock, signer: keys.license }),
     status,
     /** The signed bad-news feed of one license, read by an agent back from a time out of contact. */
     revocations: createRevocationService({ pool, signer: keys.license, clock }),

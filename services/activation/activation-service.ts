@@ -181,9 +181,14 @@ export function createActivationService(deps: ActivationServiceDeps) {
      * Redeems a token exactly once (one conditional UPDATE), creates the agent bound to the
      * license and the fingerprint, and returns its credential (once) with the signed license and
      * status. A refused token (used, expired, revoked) is audited with the presenting IP in a
-     * transaction that commits even though the request fails.
+     * transaction that commits even though the request fails. `offlineBy` names the admin or
+     * customer who turned an air-gapped agent's request into a response: audited beside the rest.
      */
-    async activate(req: ActivateRequest, ip: string): Promise<ActivateResponse> {
+    async activate(
+      req: ActivateRequest,
+      ip: string,
+      opts: { offlineBy?: Actor; requestId?: string } = {},
+    ): Promise<ActivateResponse> {
       assertEd25519PublicKey(req.publicKey);
       const tokenHash = sha256Hex(req.token);
       const commitment = fingerprintCommitment(req.fingerprint.salt, req.fingerprint.components);
@@ -258,10 +263,27 @@ export function createActivationService(deps: ActivationServiceDeps) {
               fingerprintCommitment: commitment,
               agentVersion: req.agentVersion,
               ip,
+              ...(opts.offlineBy ? { offline: true } : {}),
             },
           },
           deps.clock,
         );
+        if (opts.offlineBy)
+          await appendAudit(
+            tx,
+            {
+              actor: opts.offlineBy,
+              action: 'activation_token.offline_response',
+              subject: { kind: 'activation_token', id: token.id },
+              data: {
+                licenseId: license.id,
+                customerId: license.customer_id,
+                agentId,
+                requestId: opts.requestId ?? null,
+              },
+            },
+            deps.clock,
+          );
         return { ok: true as const, license, now };
       });
       if (!outcome.ok) {

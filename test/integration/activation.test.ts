@@ -125,6 +125,44 @@ describe('activation tokens and POST /v1/agent/activate', () => {
       });
     });
 
+    it("answers a customer's offline request with their own token only: another tenant's token is a 404 and stays unspent", async () => {
+      const mine = await insertCustomer(db.pool);
+      const theirs = await insertCustomer(db.pool);
+      const me = `customer:usr_testcustomer000000002:${mine}`;
+      const myIssued = (await issue(await insertLicense(db.pool, mine))).json();
+      const theirIssued = (await issue(await insertLicense(db.pool, theirs))).json();
+      const requestFor = (tokenId: string) => {
+        const { token: _token, hostnameHint: _hint, ...rest } = activateBody('act_unused000000000000000000');
+        return {
+          format: 'agentina.offline-activation-request/v1',
+          requestId: 'r'.repeat(32),
+          tokenId,
+          ...rest,
+          createdAt: new Date().toISOString(),
+        };
+      };
+      const respond = (tokenId: string, token: string) =>
+        app.inject({
+          method: 'POST',
+          url: '/v1/portal/activation-tokens/offline-response',
+          headers: { 'x-test-principal': me },
+          payload: { request: requestFor(tokenId), token },
+        });
+      const other = await respond(theirIssued.activationToken.id, theirIssued.token);
+      expect(other.statusCode).toBe(404);
+      expect(other.body).not.toContain(theirIssued.token);
+      const { rows } = await db.pool.query('SELECT spent_at FROM activation_tokens WHERE id = $1', [
+        theirIssued.activationToken.id,
+      ]);
+      expect(rows[0].spent_at).toBeNull();
+      const ok = await respond(myIssued.activationToken.id, myIssued.token);
+      expect(ok.statusCode).toBe(200);
+      expect(ok.headers['cache-control']).toBe('no-store');
+      const audit = await auditRows('activation_token.offline_response', myIssued.activationToken.id);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]).toMatchObject({ actor_kind: 'customer', actor_id: 'usr_testcustomer000000002' });
+    });
+
     it('lets a customer issue, list and revoke tokens for their own licenses only (another tenant is a 404)', async () => {
       const mine = await insertCustomer(db.pool);
       const theirs = await insertCustomer(db.pool);

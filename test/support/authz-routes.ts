@@ -412,6 +412,11 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   ),
   // activation tokens (the agent side, /v1/agent/activate, is public and tested with the agent routes)
   allow('POST /v1/admin/activation-tokens', OPERATORS_SERVICE_400, 'licenses:write'),
+  allow('POST /v1/admin/activation-tokens/offline-response', OPERATORS_SERVICE_400, 'licenses:write'),
+  allow('POST /v1/admin/agents/:id/status-file', OPERATORS_SERVICE_400, 'agents:write', {
+    path: '/v1/admin/agents/{agentA}/status-file',
+    setup: agentOfA,
+  }),
   allow('GET /v1/admin/activation-tokens', ROLES_SERVICE, 'licenses:read'),
   allow('GET /v1/admin/activation-tokens/:id', ROLES_SERVICE, 'licenses:read', {
     path: '/v1/admin/activation-tokens/{tokenA}',
@@ -423,6 +428,7 @@ export const AUTHZ_ROWS: AuthzRow[] = [
     setup: activationTokenOfA,
   }),
   allow('POST /v1/portal/activation-tokens', { customerA: 400, customerB: 400 }),
+  allow('POST /v1/portal/activation-tokens/offline-response', { customerA: 400, customerB: 400 }),
   allow('GET /v1/portal/activation-tokens', PORTAL),
   allow(
     'GET /v1/portal/activation-tokens/:id',

@@ -1,4 +1,5 @@
 import { api, withQuery } from './api';
+import { offlineActivationSection } from './offline-files';
 import { h } from './dom';
 import type { RouteContext } from './shell';
 import { page } from './shell';
@@ -419,6 +420,7 @@ export async function tokensView(ctx: RouteContext, scope: Scope): Promise<Node>
     'Activation tokens',
     once,
     mayWrite(ctx, scope, 'licenses:write') ? issue : '',
+    mayWrite(ctx, scope, 'licenses:write') ? offlineActivationSection(scope) : '',
     section('Issued tokens', filters, list, h('p', { class: 'hint' }, 'The 100 newest that match.')),
     error,
   );

@@ -17,6 +17,7 @@ import {
   time,
 } from '../ui';
 import { auditColumns } from './audit-format';
+import { statusFileForm } from '../offline-files';
 
 const DEREGISTER_WARNING = 'Its credential stops working and its seat is freed; this cannot be undone.';
 
@@ -129,6 +130,7 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
               maxlength: 80,
             }),
           ),
+          statusFileForm(a.id),
           confirmedAction('Deregister', ['agent id', a.id], DEREGISTER_WARNING, `${base}/deregister`, () =>
             ctx.refresh(),
           ),
