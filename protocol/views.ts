@@ -14,6 +14,7 @@ import type {
   ServiceScope,
   TaskState,
   UpdatePolicy,
+  UpdatePolicyMode,
 } from './enums';
 
 export type Features = Record<string, boolean | number | string>;
@@ -307,4 +308,18 @@ export type OverviewView = {
   /** The newest revocations, suspensions, expiries, quarantines, mismatches and refused tokens. */
   recentEvents: AuditEventView[];
   names: NamesView;
+};
+
+/** How a license's agents, or one agent, take new releases (GET/PUT /v1/admin/{licenses,agents}/:id/update-policy). */
+export type UpdatePolicyView = {
+  kind: 'license' | 'agent';
+  id: string;
+  /** This level's own setting (null: inherited). */
+  own: { policy: UpdatePolicyMode; pinnedVersion: string | null } | null;
+  /** The one in force, and which level decided: the agent's own, its license's, its policy version's, or the default. */
+  effective: {
+    policy: UpdatePolicyMode;
+    pinnedVersion: string | null;
+    source: 'agent' | 'license' | 'policy' | 'default';
+  };
 };

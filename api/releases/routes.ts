@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { hex64, signedReleaseManifestSchema } from '../../protocol';
+import { hex64, releaseVersionSchema, safeString, signedReleaseManifestSchema } from '../../protocol';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
@@ -64,6 +64,22 @@ export function releasesRoutes(deps: AppDeps): FastifyPluginAsyncZod {
         const r = await releases.register(actorOf(principal), req.body);
         return reply.status(r.created ? 201 : 200).send(r.release);
       },
+    );
+
+    app.post(
+      '/v1/admin/releases/:version/yank',
+      {
+        schema: {
+          tags: ['admin'],
+          summary:
+            'Withdraw a version from the signed targets (audited release.yanked): no agent is offered it again; its row stays',
+          params: z.strictObject({ version: releaseVersionSchema }),
+          body: z.strictObject({ reason: safeString(500).optional() }),
+          response: { 200: releaseViewSchema, ...errors, 404: errorSchema, 409: errorSchema },
+        },
+        config: { access: ['admin', 'service'], permission: 'releases:write' },
+      },
+      async (req) => releases.yank(actorOf(principalOf(req, 'admin', 'service')), req.params.version, req.body.reason),
     );
 
     app.get(

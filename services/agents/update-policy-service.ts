@@ -17,25 +17,15 @@ import {
   type HeartbeatResponse,
   type UpdatePolicyMode,
 } from '../../protocol';
+import type { UpdatePolicyView } from '../../protocol/views';
 import { AppError } from '../errors';
 import type { Principal } from '../principal';
 import { requireOfferedRelease } from './agent-update-service';
 
 type Admin = Extract<Principal, { kind: 'admin' }>;
 export type UpdatePolicyTarget = { kind: 'license' | 'agent'; id: string };
-export type EffectiveUpdatePolicy = {
-  policy: UpdatePolicyMode;
-  pinnedVersion: string | null;
-  /** Which level decided: the agent's own, its license's, the license's policy version, or the default. */
-  source: 'agent' | 'license' | 'policy' | 'default';
-};
-export type UpdatePolicyView = {
-  kind: 'license' | 'agent';
-  id: string;
-  /** This level's own setting (null: inherited). */
-  own: UpdatePolicySetting;
-  effective: EffectiveUpdatePolicy;
-};
+export type EffectiveUpdatePolicy = UpdatePolicyView['effective'];
+export type { UpdatePolicyView };
 
 /** The agent's own setting, else its license's, else the policy version's, else automatic. */
 export function effectiveUpdatePolicy(l: UpdatePolicyLevels): EffectiveUpdatePolicy {

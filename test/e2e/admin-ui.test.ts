@@ -1,10 +1,11 @@
 import { testServices } from '../support/app';
 import { createAdmin } from '../../cli/create-admin';
-import { newId } from '../../protocol';
+import { loadPurposeSigner, newId } from '../../protocol';
 import { createAgent, createCustomer, createLicense } from '../support/agent-server-fixtures';
 import { uniqueEmail } from '../support/identity';
 import { useAdminWeb } from '../support/admin-web';
 import { textOf, type WebStack } from '../support/web-stack';
+import { makeRelease } from '../support/tuf';
 
 /** The admin UI in Debian's Chromium against the real API, PostgreSQL, Temporal and a worker. */
 describe('admin UI (browser)', () => {
@@ -307,5 +308,37 @@ describe('admin UI (browser)', () => {
     await page.getByLabel('Email', { exact: true }).fill(second);
     await page.getByRole('button', { name: 'Create admin' }).click();
     expect((await textOf(page.getByTestId('secret'))).length).toBeGreaterThanOrEqual(12);
+  });
+
+  it('yanks a release from the releases page only when its version is typed in full', async () => {
+    const services = testServices({ pool: stack.db.pool, keysDir: stack.keysDir });
+    await services.releases.publish(
+      { kind: 'system', id: 'admin-ui-test' },
+      makeRelease(loadPurposeSigner(stack.keysDir, 'release'), '7.0.0'),
+    );
+    const page = await newPage();
+    await signIn(page);
+    await page.getByTestId('whoami').waitFor();
+    await page.getByRole('navigation').getByRole('link', { name: 'Releases' }).click();
+    const row = page.getByRole('row').filter({ hasText: '7.0.0' });
+    await row.locator('[data-state="published"]').waitFor();
+    await row.getByText('Yank…').click();
+    await row.getByLabel('Reason (kept in the audit)').fill('bad build');
+    const confirm = row.getByLabel(/Type the version to confirm: 7\.0\.0/);
+    await confirm.fill('7.0');
+    await row.getByRole('button', { name: 'Yank' }).click();
+    expect(await confirm.evaluate((el) => (el as unknown as { validity: { valid: boolean } }).validity.valid)).toBe(
+      false,
+    );
+    expect((await stack.db.pool.query(`SELECT yanked_at FROM releases WHERE version = '7.0.0'`)).rows[0]).toEqual({
+      yanked_at: null,
+    });
+    await confirm.fill('7.0.0');
+    await row.getByRole('button', { name: 'Yank' }).click();
+    await page.getByRole('row').filter({ hasText: '7.0.0' }).locator('[data-state="yanked"]').waitFor();
+    const audit = await stack.db.pool.query<{ actor_kind: string; data: { version: string; reason: string } }>(
+      `SELECT actor_kind, data FROM audit_events WHERE action = 'release.yanked'`,
+    );
+    expect(audit.rows).toEqual([{ actor_kind: 'admin', data: { version: '7.0.0', reason: 'bad build' } }]);
   });
 });

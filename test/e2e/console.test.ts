@@ -239,6 +239,21 @@ describe('admin console (browser)', () => {
       wanted_version: null,
     });
 
+    // Its update policy and where it comes from, its last update check; the policy set here.
+    expect(await textOf(page.getByTestId('update-policy'))).toBe('automaticthe default');
+    expect(await textOf(page.getByTestId('update-state'))).toMatch(/^no update check reported/);
+    await page.getByLabel('Update policy of this agent').selectOption('manual');
+    await page.getByRole('button', { name: 'Set policy' }).click();
+    await page.getByTestId('update-policy').getByText('set on this agent').waitFor();
+    expect(await textOf(page.getByTestId('update-policy'))).toBe('manualset on this agent');
+    expect((await pool.query('SELECT update_policy FROM agents WHERE id = $1', [agentId])).rows[0]).toEqual({
+      update_policy: 'manual',
+    });
+    await page.getByLabel('Update policy of this agent').selectOption('pinned');
+    await page.getByLabel('Pinned release (only with pinned)').fill('8.8.8');
+    await page.getByRole('button', { name: 'Set policy' }).click();
+    await page.getByText('No release 8.8.8 is published.').waitFor();
+
     // Deregistering wants the agent id typed in full; a near miss does nothing.
     const confirm = page.getByLabel(/Type the agent id to confirm/);
     await confirm.fill(agentId.slice(0, -1));

@@ -170,4 +170,28 @@ describe('agent releases: signed manifests registered by admins, the newest serv
         .slice(0, 3),
     ).toEqual(['1.10.0', '1.10.0-rc.1', '1.2.0']);
   });
+
+  it('POST /v1/admin/releases/:version/yank withdraws a version once, audited; unknown, repeated or malformed is a clear 4xx', async () => {
+    const signer = loadPurposeSigner(keysDir, 'release');
+    const m = signManifest(signer, '3.1.0');
+    const admin = await staff.admin();
+    expect((await inject({ method: 'POST', url: '/v1/admin/releases', headers: admin, payload: m })).statusCode).toBe(
+      201,
+    );
+    const yank = (version: string, payload: object = {}) =>
+      inject({ method: 'POST', url: `/v1/admin/releases/${version}/yank`, headers: admin, payload });
+    const res = await yank('3.1.0', { reason: 'bad build' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ version: '3.1.0', yankedAt: clock.now().toISOString() });
+    const again = await yank('3.1.0');
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.message).toMatch(/already yanked/);
+    expect((await yank('9.8.7')).statusCode).toBe(404);
+    expect((await yank('latest')).statusCode).toBe(400);
+    expect((await yank('3.1.0', { reason: 'x'.repeat(501) })).statusCode).toBe(400);
+    const audit = await db.pool.query(
+      `SELECT actor_kind, data FROM audit_events WHERE action = 'release.yanked' AND data->>'version' = '3.1.0'`,
+    );
+    expect(audit.rows).toEqual([{ actor_kind: 'admin', data: { version: '3.1.0', reason: 'bad build' } }]);
+  });
 });

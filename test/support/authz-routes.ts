@@ -443,6 +443,10 @@ export const AUTHZ_ROWS: AuthzRow[] = [
   // releases
   allow('GET /v1/admin/releases', ROLES_SERVICE, 'releases:read'),
   allow('POST /v1/admin/releases', { admin: 400, service: 400 }, 'releases:write'),
+  // No release 9.9.9 is published: callers past access control get its 404.
+  allow('POST /v1/admin/releases/:version/yank', { admin: 404, service: 404 }, 'releases:write', {
+    path: '/v1/admin/releases/9.9.9/yank',
+  }),
   // the release repository (TUF): anonymous by design; a file that is not there is a 404 for everyone
   pub('GET /v1/dist/metadata/:file', 404, { path: '/v1/dist/metadata/999.root.json' }),
   pub('GET /v1/dist/targets/:file', 404, { path: `/v1/dist/targets/${'0'.repeat(64)}.agentina-agent-0.0.1.tar.gz` }),

@@ -13,6 +13,7 @@ export {
   TASK_KINDS,
   TASK_STATES,
   UPDATE_POLICIES,
+  UPDATE_POLICY_MODES,
 } from '../../protocol/enums';
 export type { AdminRole, Permission } from '../../protocol/enums';
 export type {
@@ -38,6 +39,7 @@ export type {
   PolicyTermsView as PolicyTerms,
   PublicKeySetsView as PublicKeySets,
   ReleaseView as Release,
+  UpdatePolicyView as UpdatePolicy,
   ServiceAccountView as ServiceAccount,
   SignedLicenseView as SignedLicense,
   TaskView as Task,

@@ -1,7 +1,8 @@
 import { api, withQuery } from '../api';
 import { h } from '../dom';
 import type { RouteContext } from '../shell';
-import type { Agent, AuditPage } from '../types';
+import type { Agent, AuditPage, UpdatePolicy } from '../types';
+import { UPDATE_POLICY_MODES } from '../types';
 import {
   actionButton,
   badge,
@@ -13,11 +14,81 @@ import {
   input,
   link,
   section,
+  select,
   table,
   time,
 } from '../ui';
 import { auditColumns } from './audit-format';
 import { statusFileForm } from '../offline-files';
+
+const SOURCES: Record<UpdatePolicy['effective']['source'], string> = {
+  agent: 'set on this agent',
+  license: 'from its license',
+  policy: 'from its license’s policy',
+  default: 'the default',
+};
+
+/** The update policy in force, where it comes from, and the last update check the agent reported. */
+function updateFacts(a: Agent, p: UpdatePolicy): Array<[string, HTMLElement]> {
+  const e = p.effective;
+  return [
+    [
+      'Update policy',
+      h(
+        'span',
+        { 'data-testid': 'update-policy' },
+        e.policy === 'pinned' ? `pinned to ${e.pinnedVersion ?? ''}` : e.policy,
+        h('small', { class: 'block' }, SOURCES[e.source]),
+      ),
+    ],
+    [
+      'Update state',
+      h(
+        'span',
+        { 'data-testid': 'update-state' },
+        a.update
+          ? h(
+              'span',
+              {},
+              badge(a.update.outcome),
+              a.update.reason ? ` ${a.update.reason}` : '',
+              h('small', { class: 'block' }, `last check ${time(a.update.at)}`),
+            )
+          : 'no update check reported (it does not update itself, or has not checked yet)',
+      ),
+    ],
+  ];
+}
+
+/** Sets this agent's own update policy (or back to inheriting its license's). */
+function policyForm(base: string, p: UpdatePolicy, done: () => void): HTMLFormElement {
+  return form(
+    {
+      submit: 'Set policy',
+      label: 'Update policy',
+      action: async (v) => {
+        const policy = v.policy ?? 'inherit';
+        await api('PUT', `${base}/update-policy`, {
+          policy,
+          ...(policy === 'pinned' ? { version: v.version ?? '' } : {}),
+        });
+        done();
+      },
+    },
+    select(
+      'Update policy of this agent',
+      'policy',
+      [['inherit', 'inherit (its license’s)'], ...UPDATE_POLICY_MODES.map((m): [string, string] => [m, m])],
+      p.own?.policy ?? 'inherit',
+    ),
+    input('Pinned release (only with pinned)', {
+      name: 'version',
+      placeholder: '1.4.0',
+      maxlength: 80,
+      value: p.own?.pinnedVersion ?? '',
+    }),
+  );
+}
 
 const DEREGISTER_WARNING = 'Its credential stops working and its seat is freed; this cannot be undone.';
 
@@ -39,8 +110,9 @@ export function reportedVerdict(a: Agent): HTMLElement | string {
 export async function agentView(ctx: RouteContext): Promise<Node> {
   const id = ctx.params[0] ?? '';
   const base = `/v1/admin/agents/${encodeURIComponent(id)}`;
-  const [a, history] = await Promise.all([
+  const [a, policy, history] = await Promise.all([
     api<Agent>('GET', base),
+    api<UpdatePolicy>('GET', `${base}/update-policy`),
     api<AuditPage>('GET', withQuery('/v1/admin/audit', { subjectKind: 'agent', subjectId: id, limit: 100 })),
   ]);
   const error = errorLine();
@@ -66,12 +138,9 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
     ['Version', a.agentVersion ?? '—'],
     [
       'Wanted version',
-      h(
-        'span',
-        { 'data-testid': 'wanted-version' },
-        a.wantedVersion ?? 'none asked (its license’s update policy decides)',
-      ),
+      h('span', { 'data-testid': 'wanted-version' }, a.wantedVersion ?? 'none asked (its update policy decides)'),
     ],
+    ...updateFacts(a, policy),
     [
       'Runtime hash',
       a.runtimeHash
@@ -131,6 +200,7 @@ export async function agentView(ctx: RouteContext): Promise<Node> {
             }),
           ),
           statusFileForm(a.id),
+          policyForm(base, policy, () => ctx.refresh()),
           confirmedAction('Deregister', ['agent id', a.id], DEREGISTER_WARNING, `${base}/deregister`, () =>
             ctx.refresh(),
           ),

@@ -3,7 +3,8 @@ import { h } from '../dom';
 import type { RouteContext } from '../shell';
 import { page } from '../shell';
 import type { Agent, Page, Release } from '../types';
-import { badge, code, section, table, time } from '../ui';
+import { badge, code, confirmByName, form, input, section, table, time } from '../ui';
+import { can } from './access';
 
 /** How many agents the first page of the agent list shows per reported version (and update outcome). */
 function countByVersion(agents: Agent[]): Map<string, number> {
@@ -12,8 +13,36 @@ function countByVersion(agents: Agent[]): Map<string, number> {
   return counts;
 }
 
-/** #/releases: every published version, whether it is yanked, and how many agents run it. */
-export async function releasesView(_ctx: RouteContext): Promise<Node> {
+/** Withdraws one published version, once its version is typed in full (like revoking a license). */
+function yankForm(r: Release, done: () => void): HTMLElement {
+  return h(
+    'details',
+    { class: 'yank' },
+    h('summary', {}, 'Yank…'),
+    form(
+      {
+        submit: 'Yank',
+        label: `Yank ${r.version}`,
+        class: 'form danger',
+        action: async (v) => {
+          await api('POST', `/v1/admin/releases/${encodeURIComponent(r.version)}/yank`, {
+            ...(v.reason ? { reason: v.reason } : {}),
+          });
+          done();
+        },
+      },
+      input('Reason (kept in the audit)', { name: 'reason', maxlength: 500 }),
+      confirmByName(
+        'version',
+        r.version,
+        'No agent is offered it again (agents already running it keep it until a newer release).',
+      ),
+    ),
+  );
+}
+
+/** #/releases: every published version, whether it is yanked, how many agents run it, and yank. */
+export async function releasesView(ctx: RouteContext): Promise<Node> {
   const [releases, agents] = await Promise.all([
     api<{ items: Release[] }>('GET', '/v1/admin/releases?limit=200'),
     api<Page<Agent>>('GET', '/v1/admin/agents?limit=200'),
@@ -28,6 +57,9 @@ export async function releasesView(_ctx: RouteContext): Promise<Node> {
     { label: 'Yanked', cell: (r: Release) => time(r.yankedAt) },
     { label: 'Target', cell: (r: Release) => (r.tarballTarget ? code(r.tarballTarget) : '— (manifest only)') },
     { label: 'Runtime hash', cell: (r: Release) => h('code', { class: 'clip', title: r.runtimeHash }, r.runtimeHash) },
+    ...(can(ctx.me, 'releases:write')
+      ? [{ label: 'Actions', cell: (r: Release) => (r.yankedAt ? '' : yankForm(r, () => ctx.refresh())) }]
+      : []),
   ];
   return page(
     'Releases',
@@ -36,8 +68,10 @@ export async function releasesView(_ctx: RouteContext): Promise<Node> {
       {},
       'Signed releases in the TUF repository (',
       code('/v1/dist'),
-      '). Publish and yank with ',
-      code('agentina release publish|yank'),
+      '). Publish with ',
+      code('agentina release publish'),
+      '; yank here or with ',
+      code('agentina release yank'),
       '.',
     ),
     table(columns, releases.items, 'No release has been published.', 'Releases'),
