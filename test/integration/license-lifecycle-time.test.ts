@@ -21,6 +21,7 @@ import {
   licenseFeed,
   testLicenseService,
 } from '../support/license-helpers';
+import { runSkippedTimeWorker } from '../support/skipped-time-worker';
 import { runWorkerInBackground } from '../support/temporal';
 
 /** Lifecycle timers and updates on the time-skipping server, with real PostgreSQL writes. */
@@ -39,20 +40,7 @@ describe('licenseLifecycle on the time-skipping server', () => {
     db = await createTestDatabase('lictime');
     keys = createTestKeysDir();
     customerId = await createTestCustomer(db.pool);
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
-      activities: createActivities(
-        testServices({
-          pool: db.pool,
-          clock: systemClock,
-          keysDir: keys.dir,
-          updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS,
-        }),
-      ),
-    });
-    stopWorker = runWorkerInBackground(worker);
+    stopWorker = await runSkippedTimeWorker({ server: env, pool: db.pool, keysDir: keys.dir, taskQueue });
   });
 
   afterAll(async () => {

@@ -2,17 +2,14 @@ import http from 'node:http';
 import { temporal } from '@temporalio/proto';
 import type { AddressInfo } from 'node:net';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
 import { createFixedClock, systemClock, type Actor } from '../../protocol';
 import type { LicenseService } from '../../services/licenses/license-service';
 import { DAY_MS } from '../../workflows/license-rules';
 import { EXPIRY_NOTICE_PATCH } from '../../workflows/license-lifecycle';
 import { licenseWorkflowId } from '../../workflows/license-contract';
 import { webhookEventId, webhookWorkflowId } from '../../workflows/webhook-delivery';
-import { createTestServices, SKIPPED_TIME_PROOF_AGE_MS, testConfig, testServices } from '../support/app';
+import { createTestServices, testConfig } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { testEnv } from '../support/env';
 import {
   createTestCustomer,
   createTestKeysDir,
@@ -20,7 +17,8 @@ import {
   eventually,
   testLicenseService,
 } from '../support/license-helpers';
-import { runWorkerInBackground, testTemporalDeps } from '../support/temporal';
+import { runSkippedTimeWorker } from '../support/skipped-time-worker';
+import { testTemporalDeps } from '../support/temporal';
 
 /**
  * On the time-skipping server: `license.expiring_soon` from the lifecycle's own timers (30, 7 and
@@ -51,21 +49,7 @@ describe('webhooks on the time-skipping server', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    const worker = await Worker.create({
-      connection: tenv.nativeConnection,
-      taskQueue,
-      workflowBundle: { codePath: testEnv('AGENTINA_TEST_WORKFLOW_BUNDLE') },
-      activities: createActivities(
-        testServices({
-          pool: db.pool,
-          clock: systemClock,
-          keysDir: keys.dir,
-          updateOriginMaxAgeMs: SKIPPED_TIME_PROOF_AGE_MS,
-          env,
-        }),
-      ),
-    });
-    stopWorker = runWorkerInBackground(worker);
+    stopWorker = await runSkippedTimeWorker({ server: tenv, pool: db.pool, keysDir: keys.dir, taskQueue, env });
   });
 
   afterAll(async () => {

@@ -38,6 +38,15 @@ export function agentProofFor(
 ): string {
   const key = byCredential.get(credential);
   if (!key) throw new Error('no key is known for this agent credential');
+  return proofWithKey(key, req, t);
+}
+
+/** The same proof from the private key itself (a load generator in another process holds the PEM). */
+export function proofWithKey(
+  key: KeyObject,
+  req: { method: string; url: string; body?: string },
+  t = Date.now(),
+): string {
   const bodySha256 = createHash('sha256')
     .update(req.body ?? '')
     .digest('hex');

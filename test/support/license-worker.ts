@@ -12,6 +12,7 @@ import { WORKER_POOL_SIZE } from '../../worker';
 import { createPool } from '../../db';
 import { systemClock } from '../../protocol';
 import type { LicenseTransitionInput } from '../../activities/license-activities';
+import { serveWorkerProcess } from './worker-process';
 
 type Args = {
   address: string;
@@ -25,7 +26,7 @@ type Args = {
   pollers?: { workflow: number; nonStickyRatio: number };
 };
 
-async function main(): Promise<void> {
+serveWorkerProcess(async () => {
   const args = JSON.parse(process.argv[2] ?? '{}') as Args;
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const pool = createPool(args.appDatabaseUrl, { applicationName: 'license-worker-child', max: WORKER_POOL_SIZE });
@@ -56,14 +57,11 @@ async function main(): Promise<void> {
       },
     },
   });
-  process.stdout.write('worker ready\n');
-  // SIGTERM/SIGINT drain the worker (Temporal's runtime traps them); then close up and exit.
-  await worker.run();
-  await connection.close();
-  await pool.end();
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${String(err)}\n`);
-  process.exit(1);
+  return {
+    worker,
+    async close() {
+      await connection.close();
+      await pool.end();
+    },
+  };
 });
