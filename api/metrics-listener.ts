@@ -9,7 +9,8 @@ import { errorBody } from './errors';
 export type MetricsListener = { url: string; close(): Promise<void> };
 
 /**
- * The second, small listener of the API process for Prometheus (METRICS_HOST:METRICS_PORT): it
+ * A small listener for Prometheus, the API's second (METRICS_HOST:METRICS_PORT) or the worker's
+ * only one (WORKER_METRICS_HOST:WORKER_METRICS_PORT, with worker/metrics.ts): it
  * answers `GET /metrics` (with METRICS_TOKEN, only to its bearer) and 404 to anything else, in the
  * API's error shape. Keeping it off the public port lets a firewall or network policy decide who
  * scrapes.

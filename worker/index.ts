@@ -72,8 +72,10 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
   const opened = openServices(config, { applicationName: 'agentina-worker', poolSize: WORKER_POOL_SIZE, logger });
   const { temporal, services } = opened;
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
-  const metrics = metricsAt
-    ? await startWorkerMetrics({
+  let metrics: Awaited<ReturnType<typeof startWorkerMetrics>> | undefined;
+  try {
+    if (metricsAt) {
+      metrics = await startWorkerMetrics({
         config,
         listener: metricsAt,
         services,
@@ -82,10 +84,9 @@ export async function runWorkerProcess(config: Config, logger: Logger): Promise<
         schedules: SCHEDULES.map((make) => make(config)),
         temporalMetricsUrl,
         logger,
-      })
-    : undefined;
-  if (metrics) logger.info({ url: `${metrics.url}/metrics` }, 'worker metrics listening');
-  try {
+      });
+      logger.info({ url: `${metrics.url}/metrics` }, 'worker metrics listening');
+    }
     const scheduled = await ensureSchedules(temporal.client, config);
     logger.info({ schedules: scheduled }, 'schedules in place');
     const workflowBundle = await bundleWorkflows();

@@ -162,3 +162,18 @@ export function runScriptAs(user: AgentUser, script: string): { code: number | n
   });
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
+
+/** Activates an agent in development mode (`activate --user`) as `user`; returns its id, or throws with its output. */
+export async function activateUserAgent(
+  user: AgentUser,
+  home: string,
+  input: { server: string; token: string; prefix: string; keysFile: string; caFile: string; entry: string },
+): Promise<string> {
+  const flags = { '--server': input.server, '--token': input.token, '--prefix': input.prefix };
+  const files = { '--keys': input.keysFile, '--ca': input.caFile };
+  const args = ['activate', '--user', ...Object.entries({ ...flags, ...files }).flat()];
+  const r = await runAgentCommand(user, home, args, { entry: input.entry });
+  const id = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(r.stdout)?.[1];
+  if (r.code !== 0 || !id) throw new Error(`activation failed (${r.code}): ${r.output}`);
+  return id;
+}
