@@ -224,6 +224,7 @@ describe('air-gapped activation', () => {
     let agentB: string;
     const statusFile = async (agentId: string, validForDays: number) =>
       inject(`/v1/admin/agents/${agentId}/status-file`, { validForDays });
+    let older: { status: unknown };
     const graceDeadline = async (name: string) => {
       const r = await agent(['status', '--user', '--prefix', prefixOf(name)]);
       return JSON.parse(r.stdout).graceDeadline as string;
@@ -276,7 +277,7 @@ describe('air-gapped activation', () => {
 
       skewMs = -3 * DAY;
       const old = await statusFile(agentA, 1);
-      const older = await statusFile(agentA, 30);
+      older = (await statusFile(agentA, 30)).body as { status: unknown };
       skewMs = 0;
       const expired = await importStatus('a', publish('status-expired.json', old.body));
       expect(expired.code).toBe(1);
@@ -285,7 +286,7 @@ describe('air-gapped activation', () => {
       const fresh = await statusFile(agentA, 30);
       expect((await importStatus('a', publish('status-fresh.json', fresh.body))).code).toBe(0);
       // Still valid (30 days from 3 days ago), but older than the one now held: a replay.
-      const replay = await importStatus('a', publish('status-older.json', older.body));
+      const replay = await importStatus('a', publish('status-older.json', older));
       expect(replay.code).toBe(1);
       expect(replay.stderr).toMatch(/older than the status this agent holds/);
 
@@ -313,6 +314,26 @@ describe('air-gapped activation', () => {
       expect(Date.parse(after) - Date.parse(before)).toBeGreaterThan(20 * DAY);
       expect(Date.parse(after)).toBeGreaterThan(Date.now() + 29 * DAY);
       expect(run.output()).not.toMatch(/act_/);
+    });
+
+    it('an older status planted past the import command is refused by the agent itself', async () => {
+      const before = await graceDeadline('a');
+      const count = (event: string) => journalOf('a').split(`"event":"${event}"`).length - 1;
+      const [refused, imported] = [count('status.import_refused'), count('status.imported')];
+      // The older (still valid, authentic) status put straight into the state, as the agent's user could.
+      writeFileSync(path.join(prefixOf('a'), 'status-import.json'), JSON.stringify(older.status), { mode: 0o644 });
+      const run = spawnAgent(user, home, ['run', '--user', '--prefix', prefixOf('a')], { entry: stack.entry });
+      runs.push(run);
+      await eventually(
+        async () => journalOf('a'),
+        () => count('status.import_refused') > refused && !existsSync(path.join(prefixOf('a'), 'status-import.json')),
+        60_000,
+        'the planted status refused',
+      );
+      run.child.kill('SIGTERM');
+      await run.exited;
+      expect(count('status.imported')).toBe(imported);
+      expect(await graceDeadline('a')).toBe(before);
     });
   });
 
