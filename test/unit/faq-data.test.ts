@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import {
   activateRequestSchema,
+  offlineActivationRequestSchema,
   heartbeatRequestSchema,
   nextTaskQuerySchema,
   PROOF_HEADER,
@@ -23,6 +24,8 @@ const SENT: Record<string, z.ZodType> = {
   'POST /v1/agent/heartbeat': heartbeatRequestSchema,
   'GET /v1/agent/tasks/next': nextTaskQuerySchema,
   'POST /v1/agent/tasks/:id/result': taskResultRequestSchema,
+  /** Carried by hand from an air-gapped machine (agentina-agent activate --offline-request). */
+  'offline request file': offlineActivationRequestSchema,
 };
 const HEADERS = ['authorization', PROOF_HEADER];
 
