@@ -131,6 +131,11 @@ export default tseslint.config(
     'api/ holds routes, schemas and auth over services/: no SQL (db/), no activities, worker or CLI.',
   ),
   layer(
+    ['worker/**/*.ts'],
+    ['services', 'activities', 'workflows', 'protocol', 'config'],
+    'worker/ wires Temporal to activities and services: no SQL (db/), no api/, cli/ or web/.',
+  ),
+  layer(
     ['activities/**/*.ts'],
     ['services', 'protocol'],
     'activities/ are thin: each calls a service (no SQL, no api/, no worker or CLI).',

@@ -1,8 +1,9 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { AppError, isDatabaseUnavailable, type ErrorCode, type ErrorDetail } from '../services/errors';
+import { AppError, errorBody, isDatabaseUnavailable, type ErrorCode, type ErrorDetail } from '../services/errors';
 
-export { AppError };
+export { AppError, errorBody };
+export type { ErrorBody } from '../services/errors';
 export type { ErrorCode, ErrorDetail };
 
 /**
@@ -28,12 +29,6 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   NOT_READY: 503,
   UNAVAILABLE: 503,
 };
-
-export type ErrorBody = { error: { code: ErrorCode; message: string; requestId: string; details?: ErrorDetail[] } };
-
-export function errorBody(code: ErrorCode, message: string, requestId: string, details?: ErrorDetail[]): ErrorBody {
-  return { error: details && details.length ? { code, message, requestId, details } : { code, message, requestId } };
-}
 
 /** Fastify's own 4xx errors (bad JSON, wrong content type, body too large) mapped onto our codes. */
 function codeForStatus(status: number): ErrorCode {

@@ -6,7 +6,7 @@ import { buildApp, type App } from './app';
 import { createLogger } from './logger';
 import { createMetrics } from '../services/metrics';
 import { openServices } from '../services/process';
-import { startMetricsListener, type MetricsListener } from './metrics-listener';
+import { startMetricsListener, type MetricsListener } from '../services/metrics-listener';
 
 /**
  * Starts the API process: connects to PostgreSQL as the application role and to Temporal

@@ -68,3 +68,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const message = (err as { message?: unknown }).message;
   return typeof message === 'string' && CONNECTION_MESSAGES.test(message);
 }
+
+/** The one shape of every error answer: `{ error: { code, message, requestId, details? } }`. */
+export type ErrorBody = { error: { code: ErrorCode; message: string; requestId: string; details?: ErrorDetail[] } };
+
+export function errorBody(code: ErrorCode, message: string, requestId: string, details?: ErrorDetail[]): ErrorBody {
+  return { error: details && details.length ? { code, message, requestId, details } : { code, message, requestId } };
+}

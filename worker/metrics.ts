@@ -3,7 +3,7 @@ import { Runtime } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
-import { startMetricsListener, type MetricsListener } from '../api/metrics-listener';
+import { startMetricsListener, type MetricsListener } from '../services/metrics-listener';
 import { createMetrics, type LabelledValue, type Metrics } from '../services/metrics';
 import { registerFleetGauges } from '../services/metrics-fleet';
 import type { Services } from '../services';

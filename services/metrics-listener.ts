@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config';
-import type { Metrics } from '../services/metrics';
-import { metricsAccess } from '../services/metrics-access';
+import type { Metrics } from './metrics';
+import { metricsAccess } from './metrics-access';
 import { errorBody } from './errors';
 
 export type MetricsListener = { url: string; close(): Promise<void> };
