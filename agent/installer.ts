@@ -23,7 +23,7 @@ import {
   readTrustedKeysFile,
   readTufRootFile,
 } from './installation';
-import { BUNDLED, CODE_ROOT, RELEASE_LAYOUT } from './integrity';
+import { BUNDLED, CODE_ROOT, RELEASE_LAYOUT, RELEASE_NODE } from './integrity';
 import { createPrefixStore } from './prefix-store';
 import type { ConfigSource } from './protected-config';
 import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
@@ -31,7 +31,8 @@ import { systemdUnit } from './systemd-unit';
 
 /**
  * `agentina-agent install` and `uninstall` in system mode (root). The installer lays out:
- *   /opt/agentina-agent/            the signed runtime, root-owned and read-only (0555/0444)
+ *   /opt/agentina-agent/            the signed runtime (with its own runtime/bin/node, which the
+ *                                   unit starts), root-owned and read-only (0555/0444)
  *   /etc/agentina-agent/            settings.json, trusted-keys.json, ca.pem: root-owned, 0755/0644
  *   /var/lib/agentina-agent/        the agent's state, owned by the service user, 0700
  *   /var/lib/agentina-agent/versions/  where updates will be written (owned by the service user)
@@ -263,7 +264,8 @@ export async function installSystem(
     mkdirSync(path.dirname(staged.runtime), { recursive: true, mode: 0o755 });
     created.push(staged.runtime);
     mkdirSync(staged.runtime, { mode: 0o755 });
-    const entryOf = (p: string) => p === path.join(staged.runtime, ENTRY);
+    const entryOf = (p: string) =>
+      p === path.join(staged.runtime, ENTRY) || p === path.join(staged.runtime, RELEASE_NODE);
     for (const part of [...RELEASE_LAYOUT.dirs, RELEASE_LAYOUT.manifest])
       copyTree(path.join(CODE_ROOT, part), path.join(staged.runtime, part), (f, dir) =>
         dir || entryOf(f) ? 0o555 : 0o444,
@@ -304,7 +306,10 @@ export async function installSystem(
     writeFileSync(
       staged.unit,
       systemdUnit({
-        node: process.execPath,
+        // The Node the release carries (root-owned with the rest of the runtime), else the one running this.
+        node: existsSync(path.join(staged.runtime, RELEASE_NODE))
+          ? path.join(real.runtime, RELEASE_NODE)
+          : process.execPath,
         entry: path.join(real.runtime, ENTRY),
         config: real.config,
         state: real.state,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   canonicalJson,
@@ -14,7 +14,8 @@ import {
  * SHA-256 and size, and `runtimeHash` (sha256 of the canonical JSON of that list) is what
  * heartbeats report. Two layouts:
  *  - a release (what ships; `npm run agent:build`): <release>/runtime/agentina-agent.js, one
- *    self-contained bundle, with <release>/agent-release.json and <release>/trusted-keys.json;
+ *    self-contained bundle, and <release>/runtime/bin/node, the pinned Node interpreter that runs
+ *    it, with <release>/agent-release.json and <release>/trusted-keys.json;
  *  - a source checkout (bin/agentina-agent.js through tsx): agent/, protocol/ and the launcher,
  *    with dist/agent-release.json and dist/trusted-keys.json.
  */
@@ -73,10 +74,25 @@ export function listRuntimePaths(root: string, layout: RuntimeLayout = LAYOUT): 
   return out.sort();
 }
 
+/** A file's SHA-256 and size, read 1 MiB at a time (the release's interpreter alone is 127 MB). */
 export function hashFile(file: string): { sha256: string; size: number } {
-  const bytes = readFileSync(file);
-  return { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(file, 'r');
+  let size = 0;
+  try {
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) {
+      hash.update(buf.subarray(0, n));
+      size += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { sha256: hash.digest('hex'), size };
 }
+
+/** Where a release carries its own Node interpreter (covered by the runtime hash like every file in runtime/). */
+export const RELEASE_NODE = path.posix.join('runtime', 'bin', 'node');
 
 export function runtimeHashOf(files: RuntimeFile[]): string {
   return createHash('sha256').update(canonicalJson(files)).digest('hex');

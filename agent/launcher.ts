@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
+import { RELEASE_LAYOUT, RELEASE_NODE, verifyRuntime } from './integrity';
 import type { AgentUpdater } from './updater';
 
 /**
- * Runs an installed release (`versions/<v>`) as a child of the pinned runtime. The pinned
- * runtime (root-owned in a system install) checks the release against its signed manifest before
- * starting it; a child that exits with an error within the start-up window failed its start-up
- * checks, and the release is rolled back (the previous release, or the pinned runtime, runs next).
+ * Runs an installed release (`versions/<v>`), on the Node interpreter it carries, as a child of the
+ * pinned runtime. The pinned runtime (root-owned in a system install) checks the release, that
+ * interpreter included, against its signed manifest before starting it; a child that exits with
+ * an error within the start-up window failed its start-up checks, and the release is rolled back
+ * (the previous release, or the pinned runtime, runs next).
  * A child that exits with EXIT_UPDATED installed a newer release and asks to be replaced by it.
  */
 export const EXIT_UPDATED = 75;
@@ -50,11 +51,20 @@ export function verifiedCurrentRelease(
   return v.ok ? rel : { failed: rel.version, reason: v.message, code: v.code };
 }
 
+/**
+ * The interpreter a release runs on: the Node it carries (runtime/bin/node, checked with its
+ * other files against the signed manifest), else (a release built without one) this process's.
+ */
+export function releaseNode(releaseDir: string): string {
+  const own = path.join(releaseDir, RELEASE_NODE);
+  return existsSync(own) ? own : process.execPath;
+}
+
 /** Starts `release` and waits; an early failure rolls it back. */
 export async function runRelease(deps: LaunchDeps, release: { version: string; dir: string }): Promise<ReleaseRun> {
   const entry = path.join(release.dir, 'runtime', 'agentina-agent.js');
   const started = Date.now();
-  const child = spawn(process.execPath, [entry, 'run', ...deps.args], { stdio: 'inherit' });
+  const child = spawn(releaseNode(release.dir), [entry, 'run', ...deps.args], { stdio: 'inherit' });
   deps.onChild?.(() => child.kill('SIGTERM'));
   const code = await new Promise<number>((resolve) => {
     child.once('error', () => resolve(127));

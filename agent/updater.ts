@@ -1,5 +1,4 @@
 import {
-  chmodSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -21,12 +20,13 @@ import {
   ExpiredMetadataError,
 } from 'tuf-js/dist/error';
 import { createKeySet, type HeartbeatResponse, type KeySet, type UpdateRefusal, type UpdateReport } from '../protocol';
-import { TarError, unpackTarGz } from '../protocol/tar';
+import { TarError } from '../protocol/tar';
 import { RELEASE_LAYOUT, verifyRuntime } from './integrity';
 import type { Journal } from './journal';
 import { compareReleaseVersions, isReleaseVersion } from './release-version';
 import { trustedKeysSchema, type TrustedKeys } from './settings';
 import { createTufFetcher } from './tuf-fetcher';
+import { unpackTarGzFile } from './unpack';
 
 /**
  * The agent's self-update, through tuf-js against the distribution origin (`/v1/dist` of the
@@ -35,7 +35,8 @@ import { createTufFetcher } from './tuf-fetcher';
  *   versions/.tuf/            TUF metadata tuf-js trusts (starting from the pinned root)
  *   versions/.download/       a target while it is downloaded and hash-checked
  *   versions/.staging-<v>/    a release while its files are checked against its signed manifest
- *   versions/<v>/             an installed release (runtime/, agent-release.json, trusted-keys.json)
+ *   versions/<v>/             an installed release (runtime/ with its own bin/node, agent-release.json,
+ *                             trusted-keys.json)
  *   versions/current          symlink to `<v>`, switched by rename (atomic)
  *   versions/update-state.json  highest version ever installed, current, previous, failed
  *
@@ -213,24 +214,26 @@ export function createUpdater(deps: UpdaterDeps) {
     });
   }
 
-  /** Unpacks into .staging-<v>, checks every file against the pinned-key-signed manifest, moves to <v>. */
-  function installRelease(target: AgentTarget, tarball: Buffer): string | null {
-    let entries;
-    try {
-      entries = unpackTarGz(tarball, { maxBytes: maxTarget * 4, maxEntries: 10_000 });
-    } catch (e) {
-      return e instanceof TarError ? e.message : 'the release tarball cannot be read';
-    }
+  /**
+   * Unpacks the downloaded tarball into .staging-<v> as a stream (never the whole release in
+   * memory), checks every file against the pinned-key-signed manifest, moves it to <v>.
+   */
+  async function installRelease(target: AgentTarget, tarball: string): Promise<string | null> {
     const staging = path.join(dir, `.staging-${target.version}`);
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { mode: 0o700 });
     const allowedOutside = new Set([RELEASE_LAYOUT.manifest, RELEASE_LAYOUT.trustedKeys]);
-    for (const e of entries) {
-      if (!e.path.startsWith('runtime/') && !allowedOutside.has(e.path))
-        return `the release holds ${e.path}, outside its runtime`;
-      mkdirSync(path.dirname(path.join(staging, e.path)), { recursive: true, mode: 0o700 });
-      writeFileSync(path.join(staging, e.path), e.body, { mode: 0o600 });
-      chmodSync(path.join(staging, e.path), e.mode & 0o500);
+    try {
+      await unpackTarGzFile(tarball, staging, {
+        maxBytes: maxTarget * 4,
+        maxEntries: 10_000,
+        refuse: (p) =>
+          p.startsWith('runtime/') || allowedOutside.has(p) ? null : `the release holds ${p}, outside its runtime`,
+      });
+    } catch (e) {
+      return e instanceof TarError ? e.message : 'the release tarball cannot be read';
+    } finally {
+      rmSync(tarball, { force: true });
     }
     let manifest: unknown = null;
     try {
@@ -375,18 +378,16 @@ export function createUpdater(deps: UpdaterDeps) {
           offered: pick.version,
           detail: `the release is ${pick.length} bytes; at most ${maxTarget} are accepted`,
         });
-      let tarball: Buffer;
+      let tarball: string;
       try {
         const info = await tuf.getTargetInfo(pick.name);
         if (!info) throw new DownloadHTTPError(`${pick.name} is not in the signed targets`, 404);
         mkdirSync(path.join(dir, DOWNLOAD_DIR), { recursive: true, mode: 0o700 });
-        const file = await tuf.downloadTarget(info, path.join(dir, DOWNLOAD_DIR, pick.name));
-        tarball = readFileSync(file);
-        rmSync(file, { force: true });
+        tarball = await tuf.downloadTarget(info, path.join(dir, DOWNLOAD_DIR, pick.name));
       } catch (err) {
         return record(s, now, { outcome: 'refused', offered: pick.version, ...classify(err) });
       }
-      const problem = installRelease(pick, tarball);
+      const problem = await installRelease(pick, tarball);
       if (problem) {
         rmSync(path.join(dir, `.staging-${pick.version}`), { recursive: true, force: true });
         return record(s, now, { outcome: 'refused', reason: 'bad_release', offered: pick.version, detail: problem });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { RELEASE_NODE } from '../../agent/integrity';
 import { loadPurposeSigner } from '../../protocol';
 import { startAgentStack } from '../support/agent-stack';
 import { ensureAgentUser, makeUserDir, runAgentCommand, spawnAgent } from '../support/agent-user';
@@ -16,9 +17,11 @@ const peakKib = (pid: number) =>
  * One real agent process (`agentina-agent run`, the unprivileged test user, the release bundle)
  * against the real API over HTTPS with Temporal and PostgreSQL: a release of `sizeMb` is published
  * and approved for it at t0; its next heartbeat answer (every 5 s here) wants it, the agent
- * downloads it through tuf-js, verifies it, switches `current` and starts it. Measured: t0 → the
- * new release running (it records so, then idles), and the peak resident memory (VmHWM) of the
- * agent process that did the update, read while the new release runs as its child.
+ * downloads it through tuf-js, verifies it, switches `current` and starts it. The release carries
+ * the pinned Node interpreter (127 MB) as every real release does, and runs on it; the agent runs
+ * on the interpreter its own release carries. Measured: t0 → the new release running (it records
+ * so, then idles), the artifact's size, and the peak resident memory (VmHWM) of the agent process
+ * that did the update, read while the new release runs as its child.
  */
 export async function measureRealAgentUpdate(opts: { sizeMb: number; log: (line: string) => void }) {
   const { log } = opts;
@@ -44,7 +47,8 @@ export async function measureRealAgentUpdate(opts: { sizeMb: number; log: (line:
     if (act.code !== 0) throw new Error(`activation failed: ${act.stderr}`);
     const agentId = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(act.stdout)![1]!;
     await stack.admin('PUT', `/v1/admin/agents/${agentId}/update-policy`, { policy: 'manual' });
-    agent = spawnAgent(user, home, ['run', '--user', '--prefix', prefix], { entry: stack.entry });
+    const node = path.join(stack.pub, RELEASE_NODE);
+    agent = spawnAgent(user, home, ['run', '--user', '--prefix', prefix], { entry: stack.entry, node });
     const state = path.join(prefix, 'versions', 'update-state.json');
     for (let i = 0; !(existsSync(state) && readFileSync(state, 'utf8').includes('"manual"')); i++) {
       if (i > 1200) throw new Error('the agent never heard its update policy');
@@ -57,11 +61,12 @@ export async function measureRealAgentUpdate(opts: { sizeMb: number; log: (line:
       `#!/usr/bin/env node\n// ${randomBytes(opts.sizeMb * 1024 * 1024).toString('base64')}\n` +
       `const p = process.argv[process.argv.indexOf('--prefix') + 1];\n` +
       `require('node:fs').writeFileSync(p + '/ran.log', String(process.pid));\nsetInterval(() => {}, 60000);\n`;
+    const release = makeRelease(loadPurposeSigner(stack.keysDir, 'release'), '9.0.0', {
+      'runtime/agentina-agent.js': runtime,
+      [RELEASE_NODE]: readFileSync(node),
+    });
     const t0 = performance.now();
-    await repo.services.releases.publish(
-      { kind: 'system', id: 'bench' },
-      makeRelease(loadPurposeSigner(stack.keysDir, 'release'), '9.0.0', { 'runtime/agentina-agent.js': runtime }),
-    );
+    await repo.services.releases.publish({ kind: 'system', id: 'bench' }, release);
     await stack.admin('POST', `/v1/admin/agents/${agentId}/update`, { version: '9.0.0' });
     for (let i = 0; !existsSync(ran) || readFileSync(ran, 'utf8') === ''; i++) {
       if (i > 12_000) throw new Error('the new release never ran');
@@ -72,12 +77,14 @@ export async function measureRealAgentUpdate(opts: { sizeMb: number; log: (line:
     const peakMb = peakKib(agent.child.pid!) / 1024;
     log(
       `publish → the agent running 9.0.0: ${publishToRunningMs.toFixed(0)} ms (heartbeat every ${heartbeatS} s); ` +
-        `peak RSS of the updating agent ${peakMb.toFixed(1)} MB`,
+        `peak RSS of the updating agent ${peakMb.toFixed(1)} MB; artifact ${release.tarball.length} bytes ` +
+        `(with its ${release.signed.manifest.files.find((f) => f.path === RELEASE_NODE)!.size}-byte interpreter)`,
     );
     return {
       publish_to_running_ms: Math.round(publishToRunningMs),
       heartbeat_interval_s: heartbeatS,
       agent_update_peak_rss_mb: Math.round(peakMb * 10) / 10,
+      artifact_bytes: release.tarball.length,
       goal_update_peak_rss_mb: 120,
     };
   } finally {

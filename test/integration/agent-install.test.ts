@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { hashFile, RELEASE_NODE } from '../../agent/integrity';
 import { generateKeyFile } from '../../protocol';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
 import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
@@ -104,9 +105,12 @@ const installArgs = (r: string, extra: string[] = []) => [
   ...extra,
 ];
 
-/** `run` in system mode from the staged tree, as the unprivileged user. */
+/** `run` in system mode from the staged tree, as the unprivileged user, on the installed Node (as the unit starts it). */
 function runSystem(config = CONFIG(), state = STATE(), agentEntry = installedEntry()): AgentProcess {
-  const p = spawnAgent(user, home, ['run', '--config', config, '--state', state], { entry: agentEntry });
+  const p = spawnAgent(user, home, ['run', '--config', config, '--state', state], {
+    entry: agentEntry,
+    node: path.join(RUNTIME(), RELEASE_NODE),
+  });
   procs.push(p);
   return p;
 }
@@ -154,6 +158,9 @@ describe('install --root (staged)', () => {
     expect(owner(RUNTIME())).toBe('0:555');
     expect(owner(path.join(RUNTIME(), 'runtime'))).toBe('0:555');
     expect(owner(installedEntry())).toBe('0:555');
+    // The release's own interpreter (the pinned Node), which the unit starts: root's, read-only.
+    expect(owner(path.join(RUNTIME(), RELEASE_NODE))).toBe('0:555');
+    expect(hashFile(path.join(RUNTIME(), RELEASE_NODE))).toEqual(hashFile(path.join(pub, RELEASE_NODE)));
     expect(owner(path.join(RUNTIME(), 'agent-release.json'))).toBe('0:444');
     expect(owner(CONFIG())).toBe('0:755');
     for (const f of ['settings.json', 'trusted-keys.json', 'ca.pem'])
@@ -172,7 +179,7 @@ describe('install --root (staged)', () => {
     const unit = readFileSync(UNIT(), 'utf8');
     expect(unit).toContain(`User=${user.name}`);
     expect(unit).toContain(
-      `ExecStart=${process.execPath} /opt/agentina-agent/runtime/agentina-agent.js run --config /etc/agentina-agent --state /var/lib/agentina-agent`,
+      `ExecStart=/opt/agentina-agent/runtime/bin/node /opt/agentina-agent/runtime/agentina-agent.js run --config /etc/agentina-agent --state /var/lib/agentina-agent`,
     );
     expect(unit).toMatch(/^ReadWritePaths=\/var\/lib\/agentina-agent$/m);
   });
@@ -195,6 +202,7 @@ describe('install --root (staged)', () => {
        t('rename config', () => fs.renameSync(${JSON.stringify(CONFIG())}, ${JSON.stringify(CONFIG() + '.old')}));
        t('patch runtime', () => fs.appendFileSync(${JSON.stringify(installedEntry())}, '//'));
        t('chmod runtime', () => fs.chmodSync(${JSON.stringify(installedEntry())}, 0o777));
+       t('patch node', () => fs.appendFileSync(${JSON.stringify(path.join(RUNTIME(), RELEASE_NODE))}, '//'));
        console.log(out.join('\\n'));`,
     );
     expect(r.output.trim().split('\n')).toEqual([
@@ -205,6 +213,7 @@ describe('install --root (staged)', () => {
       'rename config: EACCES',
       'patch runtime: EACCES',
       'chmod runtime: EPERM',
+      'patch node: EACCES',
     ]);
   });
 
@@ -372,11 +381,20 @@ describe('the systemd unit', () => {
     return which.stdout.trim();
   };
 
-  it('passes systemd-analyze verify', () => {
+  it('passes systemd-analyze verify (its interpreter where the staged runtime put it)', () => {
     const bin = analyze();
-    const r = spawnSync(bin, ['verify', UNIT()], { encoding: 'utf8' });
-    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
-    expect(r.status).toBe(0);
+    // verify checks that ExecStart's program exists: the copy names the staged runtime's node.
+    const dir = mkdtempSync(path.join(tmpdir(), 'agent-unit-verify-'));
+    try {
+      const unit = path.join(dir, 'agentina-agent.service');
+      writeFileSync(unit, readFileSync(UNIT(), 'utf8').replaceAll('/opt/agentina-agent/', `${RUNTIME()}/`));
+      expect(readFileSync(unit, 'utf8')).toContain(`ExecStart=${path.join(RUNTIME(), RELEASE_NODE)} `);
+      const r = spawnSync(bin, ['verify', unit], { encoding: 'utf8' });
+      expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rates an overall exposure of at most 2.0 ("OK") with systemd-analyze security --offline', () => {

@@ -1,6 +1,18 @@
-import { chownSync, existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
+import { hashFile, RELEASE_LAYOUT, RELEASE_NODE } from '../../agent/integrity';
+import { createRuntimeHasher } from '../../agent/runtime-hash';
 import { buildAgentRelease } from '../../scripts/build-agent-manifest';
+import { PINNED } from '../../scripts/node-runtime';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
 import { ensureAgentUser, makePublicDir, makeUserDir, runAgentCommand, type AgentUser } from '../support/agent-user';
@@ -11,7 +23,8 @@ import { makeRelease } from '../support/tuf';
  * `agentina-agent run` updating itself, as a real process of an unprivileged user: the check at
  * start installs the newer release from the TUF repository, the pinned runtime starts it, and a
  * release that fails its start is rolled back to the previous one, which then runs. The releases
- * here are small stand-ins that record that they ran and exit (0, or 3 for a failed start).
+ * here are small stand-ins that record that they ran and exit (0, or 3 for a failed start); the
+ * last one carries the real pinned Node interpreter, which runs it.
  */
 jest.setTimeout(120_000);
 
@@ -137,4 +150,45 @@ it('a release that fails its start is rolled back, and the previous one runs', a
       .filter(Boolean)
       .map((l) => l.split(' ')[0]),
   ).toEqual(['9.0.0']);
+});
+
+it('a release carrying the pinned Node runs on that interpreter, and its runtime hash covers it', async () => {
+  rmSync(path.join(prefix, 'ran.log'), { force: true });
+  // The interpreter `npm run agent:build` put into the pinned runtime: the project's own Node.
+  const pinnedNode = path.join(pub, RELEASE_NODE);
+  const runtime =
+    `#!/usr/bin/env node\nconst fs = require('node:fs');\nconst p = process.argv[process.argv.indexOf('--prefix') + 1];\n` +
+    `fs.appendFileSync(p + '/ran.log', '9.2.0 ' + process.execPath + ' ' + process.version + '\\n');\n`;
+  await repo.services.releases.publish(
+    { kind: 'system', id: 'self-update-test' },
+    makeRelease(keys.release, '9.2.0', {
+      'runtime/agentina-agent.js': runtime,
+      [RELEASE_NODE]: readFileSync(pinnedNode),
+    }),
+  );
+  // The pinned runtime itself runs on the interpreter it carries, as the systemd unit starts it.
+  const r = await runAgentCommand(user, home, ['run', '--user', '--prefix', prefix], { entry, node: pinnedNode });
+  expect(r.code).toBe(0);
+  const dir = path.join(prefix, 'versions', '9.2.0');
+  expect(readlinkSync(path.join(prefix, 'versions', 'current'))).toBe('9.2.0');
+  expect(ran()).toBe(`9.2.0 ${realpathSync(path.join(dir, RELEASE_NODE))} v${PINNED.version}\n`);
+  expect(hashFile(path.join(dir, RELEASE_NODE))).toEqual(hashFile(pinnedNode));
+
+  // The runtime hash heartbeats report, over the running version's files, is the signed one...
+  const signed = JSON.parse(readFileSync(path.join(dir, RELEASE_LAYOUT.manifest), 'utf8')) as {
+    manifest: { runtimeHash: string; files: Array<{ path: string }> };
+  };
+  expect(signed.manifest.files.map((f) => f.path)).toContain(RELEASE_NODE);
+  const hasher = createRuntimeHasher({ root: dir, layout: RELEASE_LAYOUT });
+  expect(hasher.current()).toBe(signed.manifest.runtimeHash);
+  // ...until one byte of the interpreter changes: then the hash differs, and the pinned runtime
+  // refuses to start the release again (rolled back to the previous one, which runs).
+  appendFileSync(path.join(dir, RELEASE_NODE), Buffer.from([0]));
+  expect(hasher.current()).not.toBe(signed.manifest.runtimeHash);
+  rmSync(path.join(prefix, 'ran.log'));
+  expect(
+    (await runAgentCommand(user, home, ['run', '--user', '--prefix', prefix], { entry, node: pinnedNode })).code,
+  ).toBe(0);
+  expect(ran().split(' ')[0]).toBe('9.0.0');
+  expect(events().find((e) => e.event === 'update.rolled_back' && e.version === '9.2.0')).toBeDefined();
 });

@@ -71,10 +71,10 @@ export function spawnAgent(
   user: AgentUser,
   home: string,
   args: string[],
-  opts: { stdin?: string; entry?: string } = {},
+  opts: { stdin?: string; entry?: string; node?: string } = {},
 ): AgentProcess {
   const stdin = opts.stdin;
-  const child = spawn(process.execPath, [opts.entry ?? AGENT_BIN, ...args], {
+  const child = spawn(opts.node ?? process.execPath, [opts.entry ?? AGENT_BIN, ...args], {
     uid: user.uid,
     gid: user.gid,
     cwd: home,
@@ -97,7 +97,7 @@ export async function runAgentCommand(
   user: AgentUser,
   home: string,
   args: string[],
-  opts: { stdin?: string; entry?: string } = {},
+  opts: { stdin?: string; entry?: string; node?: string } = {},
 ) {
   const p = spawnAgent(user, home, args, opts);
   const { code } = await p.exited;

@@ -30,10 +30,10 @@ export async function pythonTufDownload(input: {
   return JSON.parse(stdout.trim().split('\n').pop()!) as PythonTufResult;
 }
 
-/** A small release of `version`: its files, the signed manifest and the tarball publish takes. */
-export function makeRelease(signer: Signer, version: string, files: Record<string, string> = {}) {
+/** A small release of `version` (or one carrying a real interpreter): its files, the signed manifest and the tarball publish takes. */
+export function makeRelease(signer: Signer, version: string, files: Record<string, string | Buffer> = {}) {
   const body = files['runtime/agentina-agent.js'] ?? `#!/usr/bin/env node\nconsole.log('agent ${version}');\n`;
-  const all: Record<string, string> = { 'runtime/agentina-agent.js': body, ...files };
+  const all: Record<string, string | Buffer> = { 'runtime/agentina-agent.js': body, ...files };
   const manifest: ReleaseManifest = {
     kind: 'agentina.release/v1',
     version,
@@ -46,7 +46,11 @@ export function makeRelease(signer: Signer, version: string, files: Record<strin
   manifest.runtimeHash = runtimeHashOf(manifest.files);
   const signed = { manifest, signature: signer.sign(manifest) };
   const tarball = packTarGz([
-    ...Object.entries(all).map(([p, b]) => ({ path: p, mode: 0o755, body: Buffer.from(b) })),
+    ...Object.entries(all).map(([p, b]) => ({
+      path: p,
+      mode: 0o755,
+      body: typeof b === 'string' ? Buffer.from(b) : b,
+    })),
     { path: 'agent-release.json', mode: 0o644, body: Buffer.from(JSON.stringify(signed)) },
   ]);
   return { signed, tarball, files: all };
