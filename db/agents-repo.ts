@@ -113,12 +113,16 @@ export async function readAgentStatuses(db: Queryable, agentIds: readonly string
 }
 
 /** The fingerprint commitment an agent was activated with: what a re-issued license document is bound to. */
-export async function getAgentFingerprintCommitment(db: Queryable, agentId: string): Promise<string | null> {
-  const { rows } = await db.query<{ fingerprint_commitment: string }>(
-    'SELECT fingerprint_commitment FROM agents WHERE id = $1',
-    [agentId],
+/** The activation fingerprint commitments of these agents (fixed at activation), by agent id. */
+export async function readFingerprintCommitments(
+  db: Queryable,
+  agentIds: readonly string[],
+): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ id: string; fingerprint_commitment: string }>(
+    'SELECT id, fingerprint_commitment FROM agents WHERE id = ANY($1::text[])',
+    [agentIds],
   );
-  return rows[0]?.fingerprint_commitment ?? null;
+  return new Map(rows.map((r) => [r.id, r.fingerprint_commitment]));
 }
 
 export type AgentReconcileRow = {

@@ -19,6 +19,8 @@ const TARGETS = ['README.md', path.join('docs', 'benchmarks.md')];
 
 /** Each bench's goals, as the issue tracker set them; a bench without one says so. */
 const GOALS = {
+  audit: '≥ 1,000 appends/s with 8 writers',
+  status: 'ratio ≥ 0.5',
   lifecycles: 'ratio ≥ 0.8 of the ceiling; burst: every license expired; agent heartbeats cost 0 Temporal actions',
   revocation: 'every agent answered; fan-out p99 < 500 ms; storm p99 < 1 s',
 };

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
-import { getAgentFingerprintCommitment, readAgentStatuses, type AgentStatusRow } from '../../db/agents-repo';
-import { getLicense } from '../../db/licenses-repo';
+import { readAgentStatuses, readFingerprintCommitments, type AgentStatusRow } from '../../db/agents-repo';
+import { getLicense, type LicenseRow } from '../../db/licenses-repo';
 import {
   effectiveGraceDays,
   graceEndMs,
@@ -149,20 +149,34 @@ export function createStatusService(deps: StatusServiceDeps) {
   const rows = new Map<string, { row: AgentStatusRow; mark: number; at: number; refreshing: boolean }>();
   const signed = new Map<string, SignedEntry>();
   const documents = new Map<string, LicenseEntry>();
+  // A license change wakes all of its parked agents at once: the license row is read once per
+  // license version (each version's row is what every agent's document is made from), and the
+  // agents' fingerprint commitments (fixed at activation) in batches.
+  const commitments = createBatchLoader<string, string>((ids) => readFingerprintCommitments(deps.pool, ids));
+  const licenseReads = new Map<string, { version: number; read: Promise<LicenseRow | null> }>();
+  function licenseAtVersion(licenseId: string, version: number): Promise<LicenseRow | null> {
+    const hit = licenseReads.get(licenseId);
+    if (hit && hit.version === version) return hit.read;
+    const read = getLicense(deps.pool, licenseId);
+    if (licenseReads.size >= SIGNED_CACHE_MAX) licenseReads.clear();
+    licenseReads.set(licenseId, { version, read });
+    read.catch(() => licenseReads.delete(licenseId));
+    return read;
+  }
   let closing = false;
 
   /**
    * The license document re-issued for this agent (bound to its id and activation fingerprint),
    * when the license's version is above the one the agent holds. One signature per agent and
-   * license version: a renewal costs each agent one, however often it asks.
+   * license version: a renewal costs each agent one, however often it asks; the reads are shared.
    */
   async function reissuedEntry(row: AgentStatusRow, held: number | undefined): Promise<LicenseEntry | undefined> {
     if (held === undefined || row.license_version <= held) return undefined;
     const hit = documents.get(row.agent_id);
     if (hit && hit.version >= row.license_version) return hit;
     const [license, commitment] = await Promise.all([
-      getLicense(deps.pool, row.license_id),
-      getAgentFingerprintCommitment(deps.pool, row.agent_id),
+      licenseAtVersion(row.license_id, row.license_version),
+      commitments(row.agent_id),
     ]);
     if (!license || !commitment || license.version <= held) return undefined;
     const answer = signLicense(

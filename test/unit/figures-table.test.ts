@@ -18,7 +18,8 @@ describe('the figures table', () => {
   it('every record is a bench run: its name, options, date and figures line', () => {
     expect(records.length).toBeGreaterThan(0);
     for (const r of records) {
-      expect(r.figures.bench).toBe(r.bench);
+      // Most benches name themselves in their line; a line that does not is filed under the bench that printed it.
+      expect([undefined, r.bench]).toContain(r.figures.bench);
       expect(Array.isArray(r.args)).toBe(true);
       expect(Number.isNaN(Date.parse(r.measuredAt))).toBe(false);
     }
