@@ -162,7 +162,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     keyOf: (req) => clientAddressKey(req.ip),
     budget: createFailureBudget({ ...AUTH_FAILURES_PER_ADDRESS, now: () => deps.clock.now().getTime() }),
   });
-  installAgentProof(app, deps.services.agentProof, deps.clock);
+  installAgentProof(app, deps.services.agentProof, deps.services.credentialRotation, deps.clock);
   installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {

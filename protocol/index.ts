@@ -17,6 +17,7 @@ export * from './license-terms';
 export * from './agent-api';
 export * from './release-version';
 export * from './agent-proof';
+export * from './agent-credential';
 export {
   KEY_PURPOSES,
   keyFilePaths,

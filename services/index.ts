@@ -37,6 +37,7 @@ import { createTaskWaker } from './tasks/task-waker';
 import { createTaskSecrets } from './tasks/task-secrets';
 import { createTasksService } from './tasks/tasks-service';
 import type { TemporalDeps } from './temporal';
+import { createCredentialRotation } from './agents/credential-rotation';
 import { createWebhooksService } from './webhooks/webhooks-service';
 import type { SendLimits } from './webhooks/webhook-sender';
 
@@ -104,6 +105,18 @@ export function createServices(deps: ServicesDeps) {
   // Answers right after a write (activation, heartbeat) read the row itself, never a cached one.
   const freshStatus = (agentId: string) => status.freshStatus(agentId);
   const agentUpdates = createAgentUpdateService({ pool, clock });
+  const agentCredentials = createAgentCredentialLookup({ pool, statusListener });
+  const credentialRotation = createCredentialRotation({
+    pool,
+    temporal,
+    clock,
+    onWarning,
+    onPromoted: (agentId) => agentCredentials.forgetAgent(agentId),
+    onQuarantineStarted: () =>
+      deps.metrics?.inc('agentina_agent_quarantines_started_total', 'agentQuarantine workflows started by heartbeats', {
+        reason: 'clone_detected',
+      }),
+  });
 
   return {
     keys,
@@ -126,12 +139,14 @@ export function createServices(deps: ServicesDeps) {
     status,
     /** The signed bad-news feed of one license, read by an agent back from a time out of contact. */
     revocations: createRevocationService({ pool, signer: keys.license, clock }),
-    agentCredentials: createAgentCredentialLookup({ pool, statusListener }),
+    agentCredentials,
     agentProof: createAgentProofVerifier({ secrets: () => keys.secrets('agent-sessions'), clock }),
+    credentialRotation,
     heartbeats: createHeartbeatService({
       pool,
       temporal,
       clock,
+      credentialRotation,
       settings: config.agents,
       currentStatus: freshStatus,
       reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),
