@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { createKeySet, type ActivateResponse, type Clock, type FingerprintHashes } from '../protocol';
 import { createLicenseCheck } from './checks/license-check';
 import { createGraceCheck } from './checks/grace-check';
+import { openSealKey } from './seal-key';
 import { createStatusCheck } from './checks/status-check';
 import { hashFingerprint, type FingerprintSource } from './fingerprint-source';
 import type { ControlPlaneClient } from './http-client';
@@ -129,7 +130,13 @@ export async function completeActivation(input: {
   store.writeText(PREFIX_FILES.agentKey, input.privateKeyPem);
   store.writeJson(PREFIX_FILES.license, res.license);
   store.writeJson(PREFIX_FILES.status, res.status);
-  const grace = createGraceCheck({ store, credential: res.credential, currentHashes: async () => components });
+  // The records are sealed under a secret of the state directory, not the credential (which rotates).
+  const { key: sealKey } = await openSealKey({
+    store,
+    legacySecret: res.credential,
+    currentHashes: async () => components,
+  });
+  const grace = createGraceCheck({ store, sealKey, currentHashes: async () => components });
   const p = res.status.payload;
   await grace.observe(
     {

@@ -10,6 +10,7 @@ import {
   type UpdateReport,
 } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
+import { createCredentialHolder } from './credential-holder';
 import type { CheckName, CheckResult } from './checks/check';
 import { createFingerprintCheck } from './checks/fingerprint-check';
 import { createGraceCheck } from './checks/grace-check';
@@ -43,7 +44,10 @@ export type AgentDeps = {
   settings: AgentSettings;
   licenseKeys: KeySet;
   activation: ActivationRecord;
+  /** The credential the client starts with; each heartbeat answer brings the next generation. */
   credential: string;
+  /** The state directory's seal key (agent/seal-key.ts). */
+  sealKey: Buffer;
   /** The runtime hash each heartbeat reports: computed afresh per call (the runtime hasher), or fixed (tests). */
   runtimeHash: string | (() => string);
   /** The last update check, sent with each heartbeat (absent when the agent does not update itself). */
@@ -96,11 +100,18 @@ export function createAgent(deps: AgentDeps) {
   });
   const grace = createGraceCheck({
     store,
-    credential: deps.credential,
+    sealKey: deps.sealKey,
     currentHashes: async (now) => (await fingerprint.current(now)).hashes,
   });
 
   const tasks = createTaskStore(store);
+  const credential = createCredentialHolder({
+    store,
+    agentId: activation.agentId,
+    credential: deps.credential,
+    use: (next) => client.useCredential(next),
+    logger,
+  });
 
   // The journal's record of bad news missed while out of contact; owed at start and after every lost contact.
   const feed = createLicenseFeed({
@@ -318,13 +329,20 @@ export function createAgent(deps: AgentDeps) {
     logger.warn({ err: err instanceof Error ? { type: err.name, message: err.message } : err }, `${what} failed`);
   }
 
+  // Aborted when the credential rotates: the parked long-poll is asked again at once with the new
+  // generation, whose first use supersedes the old one (a clone still holding it is then caught).
+  let pollRound = new AbortController();
   async function pollStatus(): Promise<void> {
     const backoff = createBackoff({ random });
     while (!stopping.signal.aborted) {
       const since = status.payload()?.version;
       const started = Date.now();
+      const round = (pollRound = new AbortController());
       try {
-        const res = await client.status({ ...heldVersions(since), wait: settings.statusWaitS }, stopping.signal);
+        const res = await client.status(
+          { ...heldVersions(since), wait: settings.statusWaitS },
+          AbortSignal.any([stopping.signal, round.signal]),
+        );
         if (!(await receiveStatus(res.status, res.license))) {
           // A rejected (forged, replayed) answer keeps `since` where it was, so the server would
           // answer again at once: back off rather than spin against it.
@@ -336,6 +354,7 @@ export function createAgent(deps: AgentDeps) {
         if (!res.changed && Date.now() - started < 1000) await sleepUnlessAborted(1000, stopping.signal);
       } catch (err) {
         if (stopping.signal.aborted) return;
+        if (round.signal.aborted) continue;
         onControlPlaneError(err, 'status long-poll');
         await sleepUnlessAborted(backoff.next(), stopping.signal);
       }
@@ -383,8 +402,11 @@ export function createAgent(deps: AgentDeps) {
       ...(accepted !== undefined ? { statusVersion: accepted } : {}),
       ...(t ? { terminalReason: `${t.code}: ${t.detail}`.slice(0, 200) } : {}),
       ...(update ? { update } : {}),
+      credentialGeneration: credential.generation(),
     });
     lastHeartbeatAt = clock.now().toISOString();
+    // Written before it is used; then used at once, so the old generation is superseded now.
+    if (res.nextCredential && credential.adopt(res.nextCredential)) pollRound.abort();
     if (t && !reportedTerminal) {
       reportedTerminal = true;
       journal.append('agent.terminal_reported', { code: t.code });
@@ -398,20 +420,20 @@ export function createAgent(deps: AgentDeps) {
   async function heartbeatLoop(): Promise<void> {
     const backoff = createBackoff({ random });
     while (!stopping.signal.aborted) {
-      // Computed after the heartbeat: the period its answer just asked for, not the one before it.
-      const period = () => Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2));
-      let nextMs: number;
+      let failed = false;
       await adoptImportedStatus();
       try {
         await heartbeat();
         backoff.reset();
-        nextMs = period();
       } catch (err) {
         if (stopping.signal.aborted) return;
         onControlPlaneError(err, 'heartbeat');
-        // Unreachable: try again sooner (1-30 s, jittered), so the next contact comes soon after recovery.
-        nextMs = Math.min(period(), backoff.next());
+        failed = true;
       }
+      // The interval the answer just named (not the one held before it), jittered.
+      let nextMs = Math.round(heartbeatIntervalS * 1000 * (0.9 + random() * 0.2));
+      // Unreachable: try again sooner (1-30 s, jittered), so the next contact comes soon after recovery.
+      if (failed) nextMs = Math.min(nextMs, backoff.next());
       // Between heartbeats the gate still runs, so the grace high-water mark and expiry move with time.
       if (!gate.terminal()) await gate.admit();
       writeRuntime();

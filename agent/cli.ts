@@ -6,7 +6,8 @@ import { activateAgent } from './activation';
 import { defaultIo, EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
 import { createAgent } from './agent';
 import { KNOWN_FLAGS, one, parseArgs, USAGE, type Args } from './cli-args';
-import { createSystemFingerprintSource } from './fingerprint-source';
+import { createSystemFingerprintSource, hashFingerprint } from './fingerprint-source';
+import { openSealKey } from './seal-key';
 import { ControlPlaneError, createControlPlaneClient, createHttpsAgent } from './http-client';
 import {
   checkRuntime,
@@ -375,6 +376,14 @@ async function runAgentInProcess(input: {
   const hasher = createRuntimeHasher();
   // A heartbeat answer naming a release not installed yet wakes the update watcher at once.
   const wake = new EventTarget();
+  const fingerprintSource = createSystemFingerprintSource();
+  const seal = await openSealKey({
+    store,
+    legacySecret: inst.credential,
+    currentHashes: async () => hashFingerprint(inst.activation.salt, await fingerprintSource.read()),
+  });
+  if (seal.resealed.length > 0)
+    journal.append('state.resealed', { files: seal.resealed, reason: 'the seal key moved off the credential' }, true);
   const agent = createAgent({
     store,
     client: createControlPlaneClient({
@@ -384,7 +393,7 @@ async function runAgentInProcess(input: {
       agentKey: inst.agentKey,
     }),
     httpsAgent: createHttpsAgent(tls),
-    fingerprintSource: createSystemFingerprintSource(),
+    fingerprintSource,
     clock: systemClock,
     logger,
     journal,
@@ -393,6 +402,7 @@ async function runAgentInProcess(input: {
     licenseKeys: delivered ? createKeySet(delivered.license) : inst.licenseKeys,
     activation: inst.activation,
     credential: inst.credential,
+    sealKey: seal.key,
     // Hashed again over the files on disk at every heartbeat, not taken from the manifest checked at start.
     runtimeHash: () => hasher.current(),
     ...(input.updater

@@ -49,6 +49,12 @@ export const PERMANENT_CODES = new Set([
  * offline past its license's reclaim window), so it says so and what to do.
  */
 export function credentialRejectedDetail(code: string): string {
+  if (code === 'CREDENTIAL_SUPERSEDED')
+    return (
+      'the control plane refused the agent credential (CREDENTIAL_SUPERSEDED): a newer generation of it was ' +
+      'used elsewhere, so another machine runs with a copy of this agent (or this state directory was restored ' +
+      'from a backup); the agent is quarantined; re-activate this machine with a new activation token'
+    );
   return (
     `the control plane refused the agent credential (${code}): this agent was deregistered ` +
     "(by an admin or the customer, or its seat was reclaimed after it was offline longer than its license's " +

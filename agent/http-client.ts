@@ -148,6 +148,10 @@ function createProver(key: KeyObject) {
       const s = parseSession(headers[SESSION_HEADER]);
       if (s) session = { ...s, secret: Buffer.from(s.key, 'base64url') };
     },
+    /** A session is bound to the credential it was handed out for: a new credential needs a new one. */
+    forgetSession(): void {
+      session = null;
+    },
   };
 }
 
@@ -165,6 +169,7 @@ export function createControlPlaneClient(input: {
   const agent = createHttpsAgent(input.tls);
   const timeoutMs = input.timeoutMs ?? 15_000;
   const prover = input.agentKey ? createProver(input.agentKey) : null;
+  let credential = input.credential;
 
   async function call<S extends z.ZodType>(
     method: 'GET' | 'POST',
@@ -184,8 +189,8 @@ export function createControlPlaneClient(input: {
     const send = (retry: boolean) => {
       const headers: Record<string, string> = {};
       if (!opts.anonymous) {
-        if (!input.credential || !prover) throw new Error('the agent is not activated (no credential)');
-        headers.authorization = `Bearer ${input.credential}`;
+        if (!credential || !prover) throw new Error('the agent is not activated (no credential)');
+        headers.authorization = `Bearer ${credential}`;
         headers[PROOF_HEADER] = prover.prove(method, url.pathname + url.search, rawBody ?? '', retry);
       }
       return httpsRequest(agent, {
@@ -248,6 +253,11 @@ export function createControlPlaneClient(input: {
     reportResult: (taskId: string, body: TaskResultRequest) =>
       call('POST', `/v1/agent/tasks/${encodeURIComponent(taskId)}/result`, null, { body }),
     deregister: () => call('POST', '/v1/agent/deregister', null, { body: {} }),
+    /** The next generation of the credential (rotation): every request from now on uses it. */
+    useCredential(next: string): void {
+      credential = next;
+      prover?.forgetSession();
+    },
     close: () => agent.destroy(),
   };
 }

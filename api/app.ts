@@ -171,7 +171,7 @@ export async function buildApp(input: BuildAppInput): Promise<App> {
     budget: createFailureBudget({ ...AUTH_FAILURES_PER_ADDRESS, now }),
     proven: createProvenCredentials({ ttlMs: PROVEN_CREDENTIAL_MS, now }),
   });
-  installAgentProof(app, deps.services.agentProof, deps.clock);
+  installAgentProof(app, deps.services.agentProof, deps.services.credentialRotation, deps.clock);
   installServiceLifecycle(app, deps.services);
 
   app.addHook('onResponse', (req, reply, done) => {

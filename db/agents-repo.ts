@@ -50,32 +50,6 @@ export async function insertAgent(tx: Tx, a: NewAgent): Promise<void> {
   );
 }
 
-/** The principal behind an agent credential; deregistered agents' credentials are dead. */
-export type AgentIdentityRow = { id: string; license_id: string; customer_id: string };
-
-export async function findAgentByCredentialHash(
-  db: Queryable,
-  credentialHash: string,
-): Promise<AgentIdentityRow | undefined> {
-  const { rows } = await db.query<AgentIdentityRow>(
-    `SELECT id, license_id, customer_id FROM agents WHERE credential_hash = $1 AND status <> 'deregistered'`,
-    [credentialHash],
-  );
-  return rows[0];
-}
-
-/** Batched form of findAgentByCredentialHash (one round trip for many concurrent requests). */
-export async function findAgentsByCredentialHashes(
-  db: Queryable,
-  credentialHashes: readonly string[],
-): Promise<Array<AgentIdentityRow & { credential_hash: string; public_key: string }>> {
-  const { rows } = await db.query<AgentIdentityRow & { credential_hash: string; public_key: string }>(
-    `SELECT id, license_id, customer_id, credential_hash, public_key FROM agents WHERE credential_hash = ANY($1::text[]) AND status <> 'deregistered'`,
-    [credentialHashes],
-  );
-  return rows;
-}
-
 /** Everything a signed status answer is made of, for one agent. */
 export type AgentStatusRow = {
   agent_id: string;

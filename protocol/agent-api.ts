@@ -123,6 +123,9 @@ export const heartbeatRequestSchema = z.strictObject({
   terminalReason: safeString(200).optional(),
   /** The last update check (absent when the agent does not update itself). */
   update: updateReportSchema.optional(),
+  /** The generation of the credential this request is made with: an agent that sends it rotates
+   * its credential at every heartbeat (the answer's `nextCredential`). */
+  credentialGeneration: z.number().int().min(0).max(0xffff_ffff).optional(),
 });
 export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
 export const heartbeatResponseSchema = z.strictObject({
@@ -136,6 +139,14 @@ export const heartbeatResponseSchema = z.strictObject({
    * downgrade, so this only chooses among signed releases. */
   update: z
     .strictObject({ policy: z.enum(['automatic', 'manual']), wanted: releaseVersionSchema.optional() })
+    .optional(),
+  /** Sent only to agents that send `credentialGeneration`: the credential's next generation. The
+   * agent writes it to its state before it uses it and then uses it for every request; until its
+   * first use the one this heartbeat was made with still works (a repeated heartbeat is issued
+   * another next generation; the first one used wins), so a lost answer costs nothing. Once it has been
+   * used, the older one is superseded: presenting it is how a clone is detected. */
+  nextCredential: z
+    .strictObject({ credential: agentCredentialSchema, generation: z.number().int().min(1).max(0xffff_ffff) })
     .optional(),
 });
 export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>;

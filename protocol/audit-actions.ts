@@ -72,6 +72,8 @@ export const AUDIT_ACTIONS = [
   'agent.reclaimed',
   'agent.fingerprint_mismatch',
   'agent.integrity_mismatch',
+  /** A superseded credential generation was presented with the agent's key: two machines share its identity. */
+  'agent.clone_detected',
   /** An admin asked the agent to install one published release (POST /v1/admin/agents/:id/update). */
   'agent.update_requested',
   /** An admin set (or cleared, to inherit) one agent's update policy: automatic, manual or a pinned version. */

@@ -18,6 +18,7 @@ export * from './agent-api';
 export * from './offline';
 export * from './release-version';
 export * from './agent-proof';
+export * from './agent-credential';
 export {
   KEY_PURPOSES,
   keyFilePaths,

@@ -8,6 +8,8 @@ export const ERROR_CODES = [
   'UNAUTHENTICATED',
   // An agent credential without a valid proof of possession of the agent's key (a 401).
   'PROOF_REJECTED',
+  // An agent credential of a superseded generation, presented with a valid proof: a clone (a 401).
+  'CREDENTIAL_SUPERSEDED',
   'FORBIDDEN',
   'NOT_FOUND',
   'METHOD_NOT_ALLOWED',

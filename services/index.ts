@@ -40,6 +40,7 @@ import { createTaskWaker } from './tasks/task-waker';
 import { createTaskSecrets } from './tasks/task-secrets';
 import { createTasksService } from './tasks/tasks-service';
 import type { TemporalDeps } from './temporal';
+import { createCredentialRotation } from './agents/credential-rotation';
 import { createWebhooksService } from './webhooks/webhooks-service';
 import type { SendLimits } from './webhooks/webhook-sender';
 
@@ -113,6 +114,18 @@ export function createServices(deps: ServicesDeps) {
   const agentUpdates = createAgentUpdateService({ pool, clock });
   const updatePolicies = createUpdatePolicyService({ pool, clock });
   const activation = createActivationService({ pool, clock, signer: keys.license, currentStatus: freshStatus });
+  const agentCredentials = createAgentCredentialLookup({ pool, statusListener });
+  const credentialRotation = createCredentialRotation({
+    pool,
+    temporal,
+    clock,
+    onWarning,
+    onPromoted: (agentId) => agentCredentials.forgetAgent(agentId),
+    onQuarantineStarted: () =>
+      deps.metrics?.inc('agentina_agent_quarantines_started_total', 'agentQuarantine workflows started by heartbeats', {
+        reason: 'clone_detected',
+      }),
+  });
 
   return {
     keys,
@@ -139,12 +152,14 @@ export function createServices(deps: ServicesDeps) {
     status,
     /** The signed bad-news feed of one license, read by an agent back from a time out of contact. */
     revocations: createRevocationService({ pool, signer: keys.license, clock }),
-    agentCredentials: createAgentCredentialLookup({ pool, statusListener }),
+    agentCredentials,
     agentProof: createAgentProofVerifier({ secrets: () => keys.secrets('agent-sessions'), clock }),
+    credentialRotation,
     heartbeats: createHeartbeatService({
       pool,
       temporal,
       clock,
+      credentialRotation,
       settings: config.agents,
       currentStatus: freshStatus,
       reissuedLicense: (agentId, held) => status.reissuedLicense(agentId, held),

@@ -17,11 +17,12 @@ import { UPDATE_REFUSED, type UpdateOrigin } from './license-contract';
 
 /**
  * agentQuarantine (id `agent/<agentId>`): a heartbeat reported a tampered runtime or a machine
- * that no longer matches its activation record. Quarantine the agent (one activity, one
+ * that no longer matches its activation record, or a superseded credential generation showed that
+ * two machines share the agent's identity (`clone_detected`). Quarantine the agent (one activity, one
  * transaction: row, status feed, NOTIFY, audit), then wait for an admin to release it.
  * Payloads carry ids, codes and dates only.
  */
-export type QuarantineReason = 'integrity_mismatch' | 'fingerprint_mismatch';
+export type QuarantineReason = 'integrity_mismatch' | 'fingerprint_mismatch' | 'clone_detected';
 export type AgentQuarantineInput = { agentId: string; reason: QuarantineReason; detectedAt: string };
 /** `origin`: the API's proof that it sent the release (see license-contract.ts, UpdateOrigin). */
 export type AgentReleaseRequest = { actor: { kind: 'admin'; id: string }; origin?: UpdateOrigin };

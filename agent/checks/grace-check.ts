@@ -9,6 +9,22 @@ export const HIGH_WATER_FILE = 'highwater.json';
 export const CLOCK_TOLERANCE_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 
+export const machineOf = (hashes: FingerprintHashes) =>
+  createHash('sha256').update(canonicalJson(hashes)).digest('hex');
+/** grace.json's key: bound to the machine's component hashes, so the file cannot move to another machine. */
+export function graceKeyOf(sealKey: Buffer | string, hashes: FingerprintHashes): Buffer {
+  return createHmac('sha256', sealKey)
+    .update(`agentina-grace/v1\0${canonicalJson(hashes)}`)
+    .digest();
+}
+/** highwater.json's key: the seal key alone, so the record survives a hardware change. */
+export const highWaterKeyOf = (sealKey: Buffer | string) =>
+  createHmac('sha256', sealKey).update('agentina-highwater/v1').digest();
+export const macOf = (key: Buffer, value: unknown) =>
+  createHmac('sha256', key).update(canonicalJson(value)).digest('hex');
+export const macOk = (key: Buffer, value: unknown, mac: string) =>
+  timingSafeEqual(Buffer.from(macOf(key, value), 'hex'), Buffer.from(mac, 'hex'));
+
 /** A terminal state as it is kept across restarts. */
 export const terminalRecordSchema = z.strictObject({
   code: z.string().max(64),
@@ -38,7 +54,7 @@ const graceStateSchema = z.strictObject({
   terminal: terminalRecordSchema.nullable(),
 });
 export type GraceState = z.infer<typeof graceStateSchema>;
-const graceFileSchema = z.strictObject({
+export const graceFileSchema = z.strictObject({
   v: z.literal(1),
   state: graceStateSchema,
   mac: z.string().regex(/^[0-9a-f]{64}$/),
@@ -50,7 +66,7 @@ const highWaterBodySchema = z.strictObject({
   prevGraceCounter: z.number().int().min(0),
 });
 type HighWaterBody = z.infer<typeof highWaterBodySchema>;
-const highWaterFileSchema = z.strictObject({
+export const highWaterFileSchema = z.strictObject({
   v: z.literal(1),
   body: highWaterBodySchema,
   mac: z.string().regex(/^[0-9a-f]{64}$/),
@@ -69,9 +85,10 @@ export type Observation = {
  *
  * The record (deadline, last verified server time, wall-clock high-water mark, newest status
  * version accepted, terminal state) is kept in two places that must agree: grace.json, sealed
- * with HMAC-SHA256 under a key derived from the agent credential and the machine's current
- * fingerprint (so it cannot be edited, nor carried to another machine), and highwater.json,
- * sealed under a key derived from the credential alone (so it survives a hardware change). Each
+ * with HMAC-SHA256 under a key derived from the state directory's seal key and the machine's
+ * current fingerprint (so it cannot be edited, nor carried to another machine), and
+ * highwater.json, sealed under a key derived from the seal key alone (so it survives a hardware
+ * change). The seal key is not the credential, which rotates at every heartbeat. Each
  * write goes to highwater.json first, then grace.json, with one rising counter; highwater.json
  * names the counter of the grace.json that must be beside it. An older copy of either file put
  * back (after a restart too) no longer agrees and is a replay; an edited one fails its seal.
@@ -82,7 +99,8 @@ export type Observation = {
  */
 export function createGraceCheck(input: {
   store: PrefixStore;
-  credential: string;
+  /** The stable secret of the agent's state directory (agent/seal-key.ts) the seals are keyed by. */
+  sealKey: Buffer | string;
   /** The machine's current component hashes (the key is bound to them). */
   currentHashes: (now: Date) => Promise<FingerprintHashes>;
   /** The deadline is never closer than this to the last server time (short outages with graceDays 0). */
@@ -99,16 +117,8 @@ export function createGraceCheck(input: {
     return next;
   }
 
-  const machineOf = (hashes: FingerprintHashes) => createHash('sha256').update(canonicalJson(hashes)).digest('hex');
-  function graceKey(hashes: FingerprintHashes): Buffer {
-    return createHmac('sha256', input.credential)
-      .update(`agentina-grace/v1\0${canonicalJson(hashes)}`)
-      .digest();
-  }
-  const highWaterKey = createHmac('sha256', input.credential).update('agentina-highwater/v1').digest();
-  const macOf = (key: Buffer, value: unknown) => createHmac('sha256', key).update(canonicalJson(value)).digest('hex');
-  const macOk = (key: Buffer, value: unknown, mac: string) =>
-    timingSafeEqual(Buffer.from(macOf(key, value), 'hex'), Buffer.from(mac, 'hex'));
+  const graceKey = (hashes: FingerprintHashes) => graceKeyOf(input.sealKey, hashes);
+  const highWaterKey = highWaterKeyOf(input.sealKey);
 
   type Problem = { code: string; detail: string };
   type Loaded = {

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { deregisterResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema } from '../../protocol';
 import type { AppDeps } from '../app';
 import { principalOf } from '../auth/access';
+import { presentedAgentCredential } from '../auth/agent-proof';
 import { emptyBody, errorSchema } from '../schemas';
 
 const agentErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema };
@@ -26,14 +27,15 @@ export function agentHeartbeatRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           body: heartbeatRequestSchema,
           response: { 200: heartbeatResponseSchema, ...agentErrors },
         },
-        config: { access: ['agent'], rateLimit },
+        config: { access: ['agent'], rateLimit, rotatesCredential: true },
       },
       async (req, reply) => {
         const agent = principalOf(req, 'agent');
+        const presented = presentedAgentCredential(req);
         if (req.body.terminalReason)
           req.log.info({ agentId: agent.id, terminalReason: req.body.terminalReason }, 'agent reports it is terminal');
         void reply.header('cache-control', 'no-store');
-        const answer = await heartbeats.heartbeat(agent, req.body);
+        const answer = await heartbeats.heartbeat(agent, req.body, presented);
         deps.metrics.inc('agentina_agent_heartbeats_total', 'Agent heartbeats accepted');
         return answer;
       },

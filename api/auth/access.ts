@@ -26,6 +26,8 @@ declare module 'fastify' {
     access?: readonly AccessKind[];
     /** Required when `access` names 'admin' or 'service': what those callers need. */
     permission?: RoutePermission;
+    /** Agent routes: this request is made to rotate the agent's credential (the heartbeat). */
+    rotatesCredential?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;

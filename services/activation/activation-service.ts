@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { sha256Hex } from '../secrets';
 import { appendAudit, withTransaction } from '../../db';
@@ -21,6 +21,8 @@ import {
   fingerprintCommitment,
   newId,
   newSecret,
+  formatAgentCredential,
+  CREDENTIAL_SECRET_BYTES,
   scrubFreeText,
   signLicense,
   type ActivateRequest,
@@ -192,8 +194,9 @@ export function createActivationService(deps: ActivationServiceDeps) {
       assertEd25519PublicKey(req.publicKey);
       const tokenHash = sha256Hex(req.token);
       const commitment = fingerprintCommitment(req.fingerprint.salt, req.fingerprint.components);
-      const credential = newSecret('agc');
       const agentId = newId('agt');
+      // Generation 0, naming its agent: a copy of it still presented after rotation is recognised (clone detection).
+      const credential = formatAgentCredential(agentId, 0, randomBytes(CREDENTIAL_SECRET_BYTES));
       const outcome = await withTransaction(deps.pool, async (tx) => {
         const token = await spendActivationToken(tx, tokenHash, ip);
         if (!token) {

@@ -1,4 +1,3 @@
-import { TypedSearchAttributes } from '@temporalio/common';
 import type { Pool } from 'pg';
 import {
   deregisterAgent,
@@ -23,8 +22,10 @@ import {
   type SignedLicense,
   type SignedStatus,
 } from '../../protocol';
-import { agentWorkflowId, type AgentQuarantineInput, type QuarantineReason } from '../../workflows/agent-quarantine';
-import { CustomerIdAttribute, LicenseIdAttribute } from '../../workflows/license-contract';
+import type { QuarantineReason } from '../../workflows/agent-quarantine';
+import { startAgentQuarantine } from './start-quarantine';
+import type { CredentialRotation, NextCredential } from './credential-rotation';
+import type { AgentIdentity } from '../agent-status/agent-credentials';
 import { endQuarantineOnDeregistration } from './agents-service';
 import type { Principal } from '../principal';
 import { AppError } from '../errors';
@@ -47,6 +48,8 @@ export type HeartbeatServiceDeps = {
   settings: AgentSettings;
   currentStatus: CurrentStatus;
   reissuedLicense?: ReissuedLicense;
+  /** Rotates the credential of agents that ask for it (absent: no rotation). */
+  credentialRotation?: Pick<CredentialRotation, 'rotate' | 'detectClone'>;
   /** The update policy and wanted release, for agents that update themselves (the agent-update service's). */
   updateDirective?: (agentId: string) => Promise<NonNullable<HeartbeatResponse['update']>>;
   onWarning?: (message: string, err: unknown) => void;
@@ -79,19 +82,8 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
   }
 
   async function startQuarantine(principal: AgentPrincipal, reason: QuarantineReason, detectedAt: Date): Promise<void> {
-    const input: AgentQuarantineInput = { agentId: principal.id, reason, detectedAt: detectedAt.toISOString() };
     try {
-      await deps.temporal.client.workflow.start('agentQuarantine', {
-        workflowId: agentWorkflowId(principal.id),
-        taskQueue: deps.temporal.taskQueue,
-        args: [input],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        // Operators find an agent's quarantines next to its license's lifecycle in Temporal Web.
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: LicenseIdAttribute, value: principal.licenseId },
-          { key: CustomerIdAttribute, value: principal.customerId },
-        ]),
-      });
+      await startAgentQuarantine(deps.temporal, principal, reason, detectedAt);
       deps.onQuarantineStarted?.(reason);
     } catch {
       // The detection is audited; the agent's next heartbeat detects again and retries the start.
@@ -115,10 +107,29 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
   return {
     heartbeatIntervalS: intervalS,
 
-    async heartbeat(principal: AgentPrincipal, hb: HeartbeatRequest): Promise<HeartbeatResponse> {
+    /**
+     * `presenter`: the credential the heartbeat was made with and the client's address (its
+     * credential is rotated when the agent sends `credentialGeneration`).
+     */
+    async heartbeat(
+      principal: AgentPrincipal,
+      hb: HeartbeatRequest,
+      presenter?: { credential: string; ip: string; identity: Pick<AgentIdentity, 'credentialHash' | 'generation'> },
+    ): Promise<HeartbeatResponse> {
       const at = deps.clock.now();
-      const quarantine = await withTransaction(deps.pool, async (tx) => {
+      let next: NextCredential | null = null;
+      const outcome = await withTransaction(deps.pool, async (tx) => {
         const agent = await lockLiveAgent(tx, principal);
+        if (presenter && deps.credentialRotation) {
+          const rotated = await deps.credentialRotation.rotate(tx, {
+            agentId: agent.id,
+            presented: presenter.credential,
+            ip: presenter.ip,
+            wanted: hb.credentialGeneration !== undefined,
+          });
+          if (rotated === 'clone') return 'clone' as const;
+          next = rotated;
+        }
         // The score is recomputed here from the activation record; the agent's own figure can only lower it.
         const server = scoreFingerprint(agent.fingerprint, hb.fingerprint);
         const score = Math.min(server.score, hb.score);
@@ -199,6 +210,16 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
         }
         return watching && reason ? reason : null;
       });
+      if (outcome === 'clone')
+        return deps.credentialRotation!.detectClone(
+          {
+            ...principal,
+            ...presenter!.identity,
+            generation: { ...presenter!.identity.generation, role: 'superseded' },
+          },
+          presenter!.ip,
+        );
+      const quarantine = outcome;
       if (quarantine) {
         await startQuarantine(principal, quarantine, at);
         await awaitQuarantined(principal.id);
@@ -208,7 +229,14 @@ export function createHeartbeatService(deps: HeartbeatServiceDeps) {
       const license = await deps.reissuedLicense?.(principal.id, hb.licenseVersion);
       // Only an agent that reports update checks reads the answer's `update` (older ones refuse unknown fields).
       const update = hb.update ? await deps.updateDirective?.(principal.id) : undefined;
-      return { status, heartbeatIntervalS: intervalS, ...(license ? { license } : {}), ...(update ? { update } : {}) };
+      const nextCredential = next as NextCredential | null;
+      return {
+        status,
+        heartbeatIntervalS: intervalS,
+        ...(license ? { license } : {}),
+        ...(update ? { update } : {}),
+        ...(nextCredential ? { nextCredential } : {}),
+      };
     },
 
     /** Frees the license seat: the agent is deregistered, its open tasks cancelled, its credential dead. */

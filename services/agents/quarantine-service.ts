@@ -4,7 +4,7 @@ import { withTransaction } from '../../db/pool';
 import { spendOriginNonce } from '../../db/update-origin-repo';
 import type { Pool } from 'pg';
 import type { Clock } from '../../protocol';
-import { agentWorkflowId } from '../../workflows/agent-quarantine';
+import { agentWorkflowId, type QuarantineReason } from '../../workflows/agent-quarantine';
 import {
   argsDigest,
   claimedActor,
@@ -21,7 +21,7 @@ import {
  */
 export type QuarantineAgentInput = {
   agentId: string;
-  reason: 'integrity_mismatch' | 'fingerprint_mismatch';
+  reason: QuarantineReason;
   detectedAt: string;
   idempotencyKey: string;
 };

@@ -24,6 +24,7 @@ export const NOTABLE_ACTIONS: readonly AuditAction[] = [
   'agent.quarantined',
   'agent.fingerprint_mismatch',
   'agent.integrity_mismatch',
+  'agent.clone_detected',
   'agent.release_refused',
   'agent.offline',
   'webhook_endpoint.auto_disabled',

@@ -216,7 +216,9 @@ export function createReconcileService(deps: ReconcileServiceDeps) {
     if (dryRun) return;
     try {
       const reason: QuarantineReason =
-        a.status_reason === 'fingerprint_mismatch' ? 'fingerprint_mismatch' : 'integrity_mismatch';
+        a.status_reason === 'fingerprint_mismatch' || a.status_reason === 'clone_detected'
+          ? a.status_reason
+          : 'integrity_mismatch';
       const input: AgentQuarantineInput = { agentId: a.id, reason, detectedAt: a.updated_at.toISOString() };
       // Quarantining a quarantined agent changes nothing; the workflow then waits for the admin's release.
       await client.workflow.start('agentQuarantine', {

@@ -8,6 +8,7 @@ import {
   ensureKeys,
   loadPurposeSigner,
   systemClock,
+  type HeartbeatResponse,
   type ReleaseManifest,
 } from '../../protocol';
 import { startTestStack } from '../support/stack';
@@ -28,7 +29,8 @@ import { connectTestTemporal, runWorkerInBackground, testTemporalDeps } from '..
  * `npm run bench:agent-server`: the control plane's side of the agent, in process (app.inject,
  * real PostgreSQL, real Temporal): heartbeats per second (credential lookup, fingerprint score,
  * manifest check, signed status), full task round trips per second (queue → lease with
- * SKIP LOCKED → result), and the time from a tampered heartbeat to the agent's quarantine being
+ * SKIP LOCKED → result), heartbeats that rotate the agent's credential (promote the generation the
+ * previous answer issued, issue the next) against plain ones, and the time from a tampered heartbeat to the agent's quarantine being
  * committed by the agentQuarantine workflow, against GET /livez in the same run. Options: --seconds N (per phase, default 4),
  * --concurrency N (default 32), --agents N (default 200), --quarantines N (default 20).
  */
@@ -119,7 +121,10 @@ export async function main(args: string[]): Promise<object> {
     });
     const capped: AgentFixture[] = [];
     for (let i = 0; i < agentCount; i++) capped.push(await createAgent(db.pool, cappedLicenseId, customerId));
-    log(`${agentCount} agents ready on each of two licenses`);
+    // A third fleet whose credentials rotate at every heartbeat (the others keep theirs for the task phases).
+    const rotating: AgentFixture[] = [];
+    for (let i = 0; i < agentCount; i++) rotating.push(await createAgent(db.pool, licenseId, customerId));
+    log(`${agentCount} agents ready on each of two licenses, and ${agentCount} that rotate their credential`);
 
     const beat = (a: AgentFixture, runtimeHash = manifest.runtimeHash) => app.inject(heartbeatRequest(a, runtimeHash));
 
@@ -137,6 +142,30 @@ export async function main(args: string[]): Promise<object> {
       async (n) => (await beat(agents[n % agents.length]!)).statusCode === 200,
     );
     log(`heartbeats: ${heartbeats.perS}/s (${heartbeats.errors} errors)`);
+
+    // As a real agent does: each heartbeat made with the generation the previous answer handed out,
+    // so every one promotes that generation and issues the next. One agent is never in two heartbeats at once.
+    const held = new Map(rotating.map((a) => [a.agentId, a.credential]));
+    const busy = new Set<number>();
+    const rotated = await drive(seconds, concurrency, async (n) => {
+      let i = n % rotating.length;
+      while (busy.has(i)) i = (i + 1) % rotating.length;
+      busy.add(i);
+      try {
+        const a = rotating[i]!;
+        const res = await app.inject(
+          heartbeatRequest({ ...a, credential: held.get(a.agentId)! }, manifest.runtimeHash, {
+            credentialGeneration: 0,
+          }),
+        );
+        const next = res.statusCode === 200 ? res.json<HeartbeatResponse>().nextCredential : undefined;
+        if (next) held.set(a.agentId, next.credential);
+        return next !== undefined;
+      } finally {
+        busy.delete(i);
+      }
+    });
+    log(`heartbeats that rotate the credential: ${rotated.perS}/s (${rotated.errors} errors)`);
 
     const roundTrip = async (fleet: AgentFixture[], n: number) => {
       const a = fleet[n % fleet.length]!;
@@ -188,13 +217,15 @@ export async function main(args: string[]): Promise<object> {
       livez_per_s: baseline.perS,
       heartbeats_per_s: heartbeats.perS,
       heartbeat_vs_livez: Number((heartbeats.perS / Math.max(1, baseline.perS)).toFixed(3)),
+      rotating_heartbeats_per_s: rotated.perS,
+      rotating_vs_plain_heartbeat: Number((rotated.perS / Math.max(1, heartbeats.perS)).toFixed(3)),
       task_round_trips_per_s: roundTrips.perS,
       task_round_trip_vs_livez: Number((roundTrips.perS / Math.max(1, baseline.perS)).toFixed(3)),
       capped_task_round_trips_per_s: cappedTrips.perS,
       capped_vs_uncapped_round_trip: Number((cappedTrips.perS / Math.max(1, roundTrips.perS)).toFixed(3)),
       quarantine_p50_ms: Math.round(pct(latencies, 50)),
       quarantine_p99_ms: Math.round(pct(latencies, 99)),
-      errors: heartbeats.errors + roundTrips.errors + cappedTrips.errors,
+      errors: heartbeats.errors + rotated.errors + roundTrips.errors + cappedTrips.errors,
     };
   } finally {
     await built?.close();

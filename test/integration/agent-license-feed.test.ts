@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:https';
-import type { Socket } from 'node:net';
 import { PREFIX_FILES, type TrustedKeys } from '../../agent/settings';
 import type { JournalEntry } from '../../agent/journal';
 import { startInProcessAgent, type InProcessAgent } from '../support/agent-harness';
 import { waitUntil } from '../support/agent-fakes';
 import { startAgentStack, type AgentStack } from '../support/agent-stack';
+import { startMitm } from '../support/agent-mitm';
 
 /**
  * The signed bad-news feed (GET /v1/agent/revocations) as the agent uses it: after a time out of
@@ -19,12 +18,11 @@ jest.setTimeout(150_000);
 type Mode = 'pass' | 'cut' | 'tamper' | 'strip' | 'replay';
 let stack: AgentStack;
 let trusted: TrustedKeys;
-let proxy: Server;
+let proxy: Awaited<ReturnType<typeof startMitm>> | undefined;
 let proxyUrl: string;
 let mode: Mode = 'pass';
 /** The last authentic feed answer with items seen (signed, about the first test's license), for the replay. */
 let answerWithItems: string | null = null;
-const sockets = new Set<Socket>();
 const running: InProcessAgent[] = [];
 
 function rewrite(path: string, body: string): string {
@@ -44,49 +42,21 @@ function rewrite(path: string, body: string): string {
 beforeAll(async () => {
   stack = await startAgentStack('agentfeed');
   trusted = JSON.parse(readFileSync(stack.keysFile, 'utf8')) as TrustedKeys;
-  const upstream = new URL(stack.url);
-  proxy = createServer({ cert: stack.cert.cert, key: stack.cert.key, minVersion: 'TLSv1.3' }, (req, res) => {
-    if (mode === 'cut') {
-      req.socket.destroy();
-      return;
-    }
-    const out = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        path: req.url,
-        method: req.method,
-        headers: req.headers,
-        ca: stack.cert.cert,
-      },
-      (answer) => {
-        const chunks: Buffer[] = [];
-        answer.on('data', (c: Buffer) => chunks.push(c));
-        answer.on('end', () => {
-          const raw = Buffer.concat(chunks).toString('utf8');
-          const body = answer.statusCode === 200 ? rewrite(req.url ?? '', raw) : raw;
-          const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) };
-          res.writeHead(answer.statusCode ?? 502, headers).end(body);
-        });
-      },
-    );
-    out.on('error', () => res.destroy());
-    req.pipe(out);
+  proxy = await startMitm({
+    upstream: stack.url,
+    cert: stack.cert,
+    onRequest: () => (mode === 'cut' ? 'cut' : undefined),
+    onAnswer: (req, answer) =>
+      answer.status === 200 ? { body: rewrite(req.url ?? '', answer.body.toString('utf8')) } : undefined,
   });
-  proxy.on('secureConnection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  proxyUrl = `https://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  proxyUrl = proxy.url;
 });
 afterEach(async () => {
   mode = 'pass';
   for (const a of running.splice(0)) await a.stop().catch(() => undefined);
 });
 afterAll(async () => {
-  proxy?.closeAllConnections();
-  await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+  await proxy?.close();
   await stack?.close();
 });
 
@@ -111,7 +81,7 @@ const events = (a: InProcessAgent, name: string): JournalEntry[] =>
 async function whileCutOff(a: InProcessAgent, meanwhile: () => Promise<void>, back: Mode = 'pass'): Promise<void> {
   mode = 'cut';
   const failedBefore = a.logs.lines.filter((l) => l.includes('failed')).length;
-  for (const s of sockets) s.destroy();
+  for (const s of proxy!.sockets) s.destroy();
   await waitUntil(
     'the agent to notice it is cut off',
     () => a.logs.lines.filter((l) => l.includes('failed')).length > failedBefore,

@@ -133,6 +133,8 @@ describe('a renewal reaches the agent', () => {
     });
     const keys = createKeySet(trusted.license);
     for (const agent of [a, b]) {
+      // The test speaks as the agent: the agent itself stops first (two users of one identity are a clone).
+      await agent.agent.stop();
       const client = createControlPlaneClient({
         server: stack.url,
         tls: { ca },

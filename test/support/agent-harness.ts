@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { activateAgent } from '../../agent/activation';
 import { createAgent, type RunningAgent } from '../../agent/agent';
-import { createStaticFingerprintSource, type RawFingerprint } from '../../agent/fingerprint-source';
+import { createStaticFingerprintSource, hashFingerprint, type RawFingerprint } from '../../agent/fingerprint-source';
+import { openSealKey } from '../../agent/seal-key';
 import { createControlPlaneClient, createHttpsAgent } from '../../agent/http-client';
 import { loadInstallation } from '../../agent/installation';
 import { createJournal, type Journal } from '../../agent/journal';
@@ -37,7 +38,8 @@ export type InProcessAgent = {
   clock: ReturnType<typeof createOffsetClock>;
   logs: ReturnType<typeof createLogCapture>;
   agentId: string;
-  credential: string;
+  /** The credential as the agent holds it now (it rotates with every heartbeat). */
+  readonly credential: string;
   /** Stops the agent and starts a new one over the same prefix (a process restart). */
   restart(whileStopped?: () => void): Promise<void>;
   stop(): Promise<void>;
@@ -87,13 +89,20 @@ export async function startInProcessAgent(input: {
   if (!outcome.ok) throw new Error(outcome.message);
   const inst = loadInstallation(store, userConfig(store));
   const logs = createLogCapture();
-  const open = () =>
+  const { key: sealKey } = await openSealKey({
+    store,
+    legacySecret: inst.credential,
+    currentHashes: async () => hashFingerprint(inst.activation.salt, await source.read()),
+  });
+  // A restart reads the credential again: it rotated with the heartbeats.
+  const credentialNow = () => loadInstallation(store, userConfig(store)).credential;
+  const open = (credential = credentialNow()) =>
     createAgent({
       store,
       client: createControlPlaneClient({
         server: inst.settings.server,
         tls,
-        credential: inst.credential,
+        credential,
         agentKey: inst.agentKey,
       }),
       httpsAgent: createHttpsAgent(tls),
@@ -104,7 +113,8 @@ export async function startInProcessAgent(input: {
       settings: inst.settings,
       licenseKeys: inst.licenseKeys,
       activation: inst.activation,
-      credential: inst.credential,
+      credential,
+      sealKey,
       runtimeHash: 'c'.repeat(64),
     });
   const handle: InProcessAgent = {
@@ -115,7 +125,9 @@ export async function startInProcessAgent(input: {
     clock,
     logs,
     agentId: inst.activation.agentId,
-    credential: inst.credential,
+    get credential() {
+      return credentialNow();
+    },
     async restart(whileStopped) {
       await handle.agent.stop();
       whileStopped?.();

@@ -23,6 +23,12 @@ export function rememberAgentCredential(credential: string, publicKeyPem: string
   if (key) byCredential.set(credential, key);
 }
 
+/** A rotated credential (a heartbeat answer's `nextCredential`) proves with the key of the one it replaced. */
+export function rememberRotatedCredential(previous: string, next: string): void {
+  const key = byCredential.get(previous);
+  if (key) byCredential.set(next, key);
+}
+
 /** The private key (PKCS#8 PEM) of an agent credential, for a load generator in another process. */
 export function agentKeyPemOf(credential: string): string {
   const key = byCredential.get(credential);
@@ -79,6 +85,12 @@ export function actAsAgents<T extends { inject: (...args: never[]) => unknown }>
   const inject = async (opts: InjectOptions) => {
     const sent = withProof(opts, now());
     const res = await original(sent);
+    if (sent.url === '/v1/agent/heartbeat' && res.statusCode === 200) {
+      const next = (res.json() as { nextCredential?: { credential: string } }).nextCredential?.credential;
+      const auth = (sent.headers ?? {}).authorization;
+      const held = typeof auth === 'string' ? AGENT_BEARER.exec(auth)?.[1] : undefined;
+      if (next && held) rememberRotatedCredential(held, next);
+    }
     if (sent.url === '/v1/agent/activate' && res.statusCode === 200) {
       const credential = (res.json() as { credential?: string }).credential;
       const publicKey = (JSON.parse(String(sent.payload)) as { publicKey?: string }).publicKey;

@@ -78,6 +78,12 @@ export async function startAgentStack(label: string, opts: { clock?: Clock; env?
     cert,
     customerId,
     admin,
+    /** `agentina-agent activate` in development mode against this stack (or `server`, a man in the middle). */
+    activateArgs(p: { token: string; prefix: string; server?: string }): string[] {
+      const server = p.server ?? url;
+      const pinned = ['--keys', built.trustedKeysFile, '--ca', caFile];
+      return ['activate', '--user', '--server', server, '--token', p.token, '--prefix', p.prefix, ...pinned];
+    },
     async createLicense(): Promise<string> {
       const r = await admin('POST', '/v1/admin/licenses', {
         customerId,

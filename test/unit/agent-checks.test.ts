@@ -327,7 +327,7 @@ describe('check 4: signed offline grace', () => {
   const credential = newSecret('agc');
   function make(store = tempStore(), raw: RawFingerprint = MACHINE, cred = credential) {
     const hashes = hashFingerprint(salt, raw);
-    return { store, check: createGraceCheck({ store, credential: cred, currentHashes: async () => hashes }) };
+    return { store, check: createGraceCheck({ store, sealKey: cred, currentHashes: async () => hashes }) };
   }
 
   it('passes until the deadline measured from the last server-signed time, then fails closed', async () => {
@@ -437,7 +437,7 @@ describe('check 4: the record kept in two places', () => {
   const hashes = hashFingerprint(salt, MACHINE);
   const make = (store = tempStore()) => ({
     store,
-    check: createGraceCheck({ store, credential, currentHashes: async () => hashes }),
+    check: createGraceCheck({ store, sealKey: credential, currentHashes: async () => hashes }),
   });
   const at = (ms: number) => new Date(T0.getTime() + ms);
   const copyOf = (store: ReturnType<typeof tempStore>, f: string) => readFileSync(store.resolve(f), 'utf8');
@@ -689,7 +689,7 @@ describe('the gate: all four, every time', () => {
     const st = createStatusCheck({ keys: licenseKeys, agentId, licenseId, maxAgeMs: () => 7 * DAY, initial: status() });
     const grace = createGraceCheck({
       store,
-      credential,
+      sealKey: credential,
       currentHashes: async (now) => (await fingerprint.current(now)).hashes,
     });
     await grace.seal(T0, 7, T0);
