@@ -41,7 +41,11 @@ export async function measureRealAgentUpdate(opts: { sizeMb: number; log: (line:
     const act = await runAgentCommand(
       user,
       home,
-      [...stack.activateArgs(prefix, await stack.issueToken(await stack.createLicense())), '--tuf-root', tufRoot],
+      [
+        ...stack.activateArgs({ prefix, token: await stack.issueToken(await stack.createLicense()) }),
+        '--tuf-root',
+        tufRoot,
+      ],
       { entry: stack.entry },
     );
     if (act.code !== 0) throw new Error(`activation failed: ${act.stderr}`);

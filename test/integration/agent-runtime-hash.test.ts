@@ -60,7 +60,9 @@ it('a runtime file changed while the agent runs changes the next heartbeat’s h
   const entry = path.join(release, 'runtime', 'agentina-agent.js');
   const prefix = path.join(home, 'prefix');
   const lic = await stack.createLicense();
-  const act = await runAgentCommand(user, home, stack.activateArgs(prefix, await stack.issueToken(lic)), { entry });
+  const act = await runAgentCommand(user, home, stack.activateArgs({ prefix, token: await stack.issueToken(lic) }), {
+    entry,
+  });
   expect(act.code).toBe(0);
   const agentId = /activated agent (agt_[A-Za-z0-9_-]+)/.exec(act.stdout)![1]!;
   const row = async () =>

@@ -67,7 +67,7 @@ it('a real agent installs and restarts into the release an admin approves, and o
   const act = await runAgentCommand(
     user,
     home,
-    [...stack.activateArgs(prefix, await stack.issueToken(lic)), '--tuf-root', tufRoot],
+    [...stack.activateArgs({ prefix, token: await stack.issueToken(lic) }), '--tuf-root', tufRoot],
     { entry: stack.entry },
   );
   expect(act.code).toBe(0);

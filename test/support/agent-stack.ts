@@ -94,23 +94,6 @@ export async function startAgentStack(label: string, opts: { clock?: Clock; env?
       });
       return r.license.id as string;
     },
-    /** `agentina-agent activate` in development mode against this control plane, into `prefix`. */
-    activateArgs(prefix: string, token: string): string[] {
-      return [
-        'activate',
-        '--user',
-        '--server',
-        url,
-        '--token',
-        token,
-        '--prefix',
-        prefix,
-        '--keys',
-        built.trustedKeysFile,
-        '--ca',
-        caFile,
-      ];
-    },
     async issueToken(licenseId: string): Promise<string> {
       const r = await admin('POST', '/v1/admin/activation-tokens', { licenseId });
       return r.token as string;
