@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { RELEASE_LAYOUT, RELEASE_NODE, verifyRuntime } from './integrity';
 import type { AgentUpdater } from './updater';
+import { AGENT_NODE_FLAGS } from './process-tuning';
 
 /**
  * Runs an installed release (`versions/<v>`), on the Node interpreter it carries, as a child of the
@@ -64,7 +65,10 @@ export function releaseNode(releaseDir: string): string {
 export async function runRelease(deps: LaunchDeps, release: { version: string; dir: string }): Promise<ReleaseRun> {
   const entry = path.join(release.dir, 'runtime', 'agentina-agent.js');
   const started = Date.now();
-  const child = spawn(releaseNode(release.dir), [entry, 'run', ...deps.args], { stdio: 'inherit' });
+  // The environment (AGENT_PROCESS_ENV among it) is inherited from this process.
+  const child = spawn(releaseNode(release.dir), [...AGENT_NODE_FLAGS, entry, 'run', ...deps.args], {
+    stdio: 'inherit',
+  });
   deps.onChild?.(() => child.kill('SIGTERM'));
   const code = await new Promise<number>((resolve) => {
     child.once('error', () => resolve(127));

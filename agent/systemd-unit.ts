@@ -1,3 +1,5 @@
+import { AGENT_NODE_FLAGS, AGENT_PROCESS_ENV } from './process-tuning';
+
 /**
  * The systemd unit the installer writes. The agent runs as its own system user with no
  * capabilities, a read-only view of the system (its state directory excepted), no access to home
@@ -23,7 +25,10 @@ Wants=network-online.target
 Type=simple
 User=${input.user}
 Group=${input.user}
-ExecStart=${q(input.node)} ${q(input.entry)} run --config ${q(input.config)} --state ${q(input.state)}
+${Object.entries(AGENT_PROCESS_ENV)
+  .map(([k, v]) => `Environment=${k}=${v}`)
+  .join('\n')}
+ExecStart=${q(input.node)} ${AGENT_NODE_FLAGS.join(' ')} ${q(input.entry)} run --config ${q(input.config)} --state ${q(input.state)}
 Restart=on-failure
 RestartSec=5s
 # Let a task in flight drain (drain timeout, default 300 s) before SIGKILL.

@@ -179,9 +179,11 @@ describe('install --root (staged)', () => {
     const unit = readFileSync(UNIT(), 'utf8');
     expect(unit).toContain(`User=${user.name}`);
     expect(unit).toContain(
-      `ExecStart=/opt/agentina-agent/runtime/bin/node /opt/agentina-agent/runtime/agentina-agent.js run --config /etc/agentina-agent --state /var/lib/agentina-agent`,
+      `ExecStart=/opt/agentina-agent/runtime/bin/node --max-semi-space-size=1 /opt/agentina-agent/runtime/agentina-agent.js run --config /etc/agentina-agent --state /var/lib/agentina-agent`,
     );
     expect(unit).toMatch(/^ReadWritePaths=\/var\/lib\/agentina-agent$/m);
+    // Started for a small footprint, as the launcher and the benchmarks start it (agent/process-tuning.ts).
+    expect(unit).toMatch(/^Environment=MALLOC_TRIM_THRESHOLD_=131072$/m);
   });
 
   it('refuses a second install over the first', async () => {
@@ -388,7 +390,9 @@ describe('the systemd unit', () => {
     try {
       const unit = path.join(dir, 'agentina-agent.service');
       writeFileSync(unit, readFileSync(UNIT(), 'utf8').replaceAll('/opt/agentina-agent/', `${RUNTIME()}/`));
-      expect(readFileSync(unit, 'utf8')).toContain(`ExecStart=${path.join(RUNTIME(), RELEASE_NODE)} `);
+      expect(readFileSync(unit, 'utf8')).toContain(
+        `ExecStart=${path.join(RUNTIME(), RELEASE_NODE)} --max-semi-space-size=1 `,
+      );
       const r = spawnSync(bin, ['verify', unit], { encoding: 'utf8' });
       expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
       expect(r.status).toBe(0);

@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
+import { AGENT_NODE_FLAGS, AGENT_PROCESS_ENV } from '../../agent/process-tuning';
 
 /**
  * The agent refuses to run as root, and the test machines run tests as root: process-level agent
@@ -74,13 +75,19 @@ export function spawnAgent(
   opts: { stdin?: string; entry?: string; node?: string } = {},
 ): AgentProcess {
   const stdin = opts.stdin;
-  const child = spawn(opts.node ?? process.execPath, [opts.entry ?? AGENT_BIN, ...args], {
-    uid: user.uid,
-    gid: user.gid,
-    cwd: home,
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  // `run` starts the way the systemd unit starts it (node flags and environment for its footprint).
+  const running = args[0] === 'run';
+  const child = spawn(
+    opts.node ?? process.execPath,
+    [...(running ? AGENT_NODE_FLAGS : []), opts.entry ?? AGENT_BIN, ...args],
+    {
+      uid: user.uid,
+      gid: user.gid,
+      cwd: home,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', ...(running ? AGENT_PROCESS_ENV : {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   const stdout: string[] = [];
   const stderr: string[] = [];
   child.stdout.on('data', (c: Buffer) => stdout.push(c.toString('utf8')));
