@@ -111,3 +111,7 @@ export function parseArgs(argv: string[]): Args | string {
 }
 
 export const one = (a: Args, name: string) => a.flags.get(name)?.at(-1);
+
+/** Where a command finds its configuration and state: system mode, or a development prefix (--user). */
+export type Layout =
+  { mode: 'user'; prefix: string; state: string } | { mode: 'system'; config: string; state: string };

@@ -1,13 +1,11 @@
 import { rmSync, statSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { createKeySet, systemClock } from '../protocol';
+import { systemClock } from '../protocol';
 import { activateAgent } from './activation';
 import { defaultIo, EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
-import { createAgent } from './agent';
-import { KNOWN_FLAGS, one, parseArgs, USAGE, type Args } from './cli-args';
-import { createSystemFingerprintSource, hashFingerprint } from './fingerprint-source';
-import { openSealKey } from './seal-key';
+import { KNOWN_FLAGS, one, parseArgs, USAGE, type Args, type Layout } from './cli-args';
+import { createSystemFingerprintSource } from './fingerprint-source';
 import { ControlPlaneError, createControlPlaneClient, createHttpsAgent } from './http-client';
 import {
   checkRuntime,
@@ -31,10 +29,9 @@ import {
   userConfig,
   type ConfigSource,
 } from './protected-config';
-import { createRuntimeHasher } from './runtime-hash';
-import { EXIT_UPDATED, openUpdater, runInstalledRelease, runningFromVersions, watchForUpdates } from './self-update';
+import { runAgentInProcess } from './run-agent';
+import { EXIT_UPDATED, openUpdater, runInstalledRelease, runningFromVersions } from './self-update';
 import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
-import type { AgentUpdater } from './updater';
 
 /**
  * `agentina-agent install | uninstall | activate | run | status`.
@@ -65,7 +62,6 @@ function prepareOwnDir(dir: string, uid: number, create: boolean): string | null
 }
 
 /** Where this invocation's configuration and state are. */
-type Layout = { mode: 'user'; prefix: string; state: string } | { mode: 'system'; config: string; state: string };
 
 function layoutOf(args: Args): Layout {
   if (args.flags.has('user')) {
@@ -350,104 +346,6 @@ async function runCommand(layout: Layout, io: Io): Promise<number> {
     if (code === EXIT_UPDATED && !fromVersions && updater) continue;
     return code;
   }
-}
-
-async function runAgentInProcess(input: {
-  layout: Layout;
-  store: PrefixStore;
-  journal: Journal;
-  source: ConfigSource | null;
-  inst: Installation;
-  integrity: { runtimeHash: string };
-  logger: ReturnType<typeof createAgentLogger>;
-  updater: AgentUpdater | null;
-}): Promise<number> {
-  const { layout, store, journal, source, inst, integrity, logger } = input;
-  const delivered = input.updater?.deliveredKeys() ?? null;
-  if (source) {
-    const ignored = Object.values(CONFIG_FILES).filter((f) => store.exists(f));
-    if (ignored.length > 0)
-      logger.warn(
-        { ignored, config: source.where },
-        'configuration files in the state directory are ignored: the agent reads its configuration only from the root-owned directory',
-      );
-  } else logger.warn({ prefix: layout.state }, UNPROTECTED_NOTICE);
-  const tls = { ...(inst.ca ? { ca: inst.ca } : {}) };
-  const hasher = createRuntimeHasher();
-  // A heartbeat answer naming a release not installed yet wakes the update watcher at once.
-  const wake = new EventTarget();
-  const fingerprintSource = createSystemFingerprintSource();
-  const seal = await openSealKey({
-    store,
-    legacySecret: inst.credential,
-    currentHashes: async () => hashFingerprint(inst.activation.salt, await fingerprintSource.read()),
-  });
-  if (seal.resealed.length > 0)
-    journal.append('state.resealed', { files: seal.resealed, reason: 'the seal key moved off the credential' }, true);
-  const agent = createAgent({
-    store,
-    client: createControlPlaneClient({
-      server: inst.settings.server,
-      tls,
-      credential: inst.credential,
-      agentKey: inst.agentKey,
-    }),
-    httpsAgent: createHttpsAgent(tls),
-    fingerprintSource,
-    clock: systemClock,
-    logger,
-    journal,
-    settings: inst.settings,
-    // The key set delivered through TUF (certified by the pinned root) replaces the pinned one.
-    licenseKeys: delivered ? createKeySet(delivered.license) : inst.licenseKeys,
-    activation: inst.activation,
-    credential: inst.credential,
-    sealKey: seal.key,
-    // Hashed again over the files on disk at every heartbeat, not taken from the manifest checked at start.
-    runtimeHash: () => hasher.current(),
-    ...(input.updater
-      ? {
-          updateReport: () => input.updater?.report(),
-          onUpdateDirective: (d) => {
-            if (input.updater?.direct(d)) wake.dispatchEvent(new Event('wake'));
-          },
-        }
-      : {}),
-  });
-  logger.info(
-    {
-      agentId: inst.activation.agentId,
-      server: inst.settings.server,
-      runtimeHash: integrity.runtimeHash,
-      mode: layout.mode,
-      config: source?.where ?? layout.state,
-    },
-    'agent starting',
-  );
-  await agent.start();
-  const watching = new AbortController();
-  const updated = input.updater
-    ? watchForUpdates({
-        updater: input.updater,
-        everyS: inst.settings.updateCheckS,
-        signal: watching.signal,
-        logger,
-        wake,
-      })
-    : new Promise<boolean>(() => undefined);
-  const stopped = new Promise<boolean>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping: no new tasks; the task in flight may finish');
-      resolve(false);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  const restartForUpdate = await Promise.race([stopped, updated]);
-  watching.abort();
-  await agent.stop();
-  logger.info(restartForUpdate ? 'agent stopped for its update' : 'agent stopped');
-  return restartForUpdate ? EXIT_UPDATED : EXIT.ok;
 }
 
 function statusCommand(layout: Layout, io: Io): number {

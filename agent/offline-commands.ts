@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { activationTokenIdSchema, createKeySet, systemClock } from '../protocol';
 import { EXIT, settingsFromFlags, type Io } from './cli-options';
-import { one, USAGE, type Args } from './cli-args';
+import { one, USAGE, type Args, type Layout } from './cli-args';
 import { createSystemFingerprintSource } from './fingerprint-source';
 import {
   DEFAULT_TRUSTED_KEYS_FILE,
@@ -24,8 +24,6 @@ import { importStatusFile } from './status-import';
  * `activate --offline-response FILE` and `status --import FILE`. The command line's own helpers
  * (directory ownership, the protected configuration, integrity at start) come in as `helpers`.
  */
-export type Layout =
-  { mode: 'user'; prefix: string; state: string } | { mode: 'system'; config: string; state: string };
 export type CommandHelpers = {
   prepareOwnDir(dir: string, uid: number, create: boolean): string | null;
   openSystemConfig(dir: string, io: Io, journal: Journal): ConfigSource | null;
