@@ -177,7 +177,7 @@ export function createControlPlaneClient(input: {
     schema: S | null,
     opts: {
       body?: unknown;
-      query?: Record<string, number | undefined>;
+      query?: Record<string, number | string | undefined>;
       extraWaitS?: number;
       signal?: AbortSignal;
       anonymous?: boolean;
@@ -235,9 +235,10 @@ export function createControlPlaneClient(input: {
     server: base.origin,
     activate: (body: ActivateRequest) =>
       call('POST', '/v1/agent/activate', activateResponseSchema, { body, anonymous: true }),
+    // This agent verifies batch signatures (protocol/batch-signature.ts): say so on every status request.
     status: (q: { since?: number; wait?: number; license?: number }, signal?: AbortSignal) =>
       call('GET', '/v1/agent/status', statusResponseSchema, {
-        query: q,
+        query: { ...q, signatures: 'batch' },
         extraWaitS: q.wait ?? 0,
         ...(signal ? { signal } : {}),
       }),

@@ -2,7 +2,7 @@ import {
   signedStatusSchema,
   statusFileSchema,
   statusFileValidUntil,
-  verifySignature,
+  verifyBatchableSignature,
   type KeySet,
   type SignedStatus,
 } from '../protocol';
@@ -33,7 +33,7 @@ export function importStatusFile(input: {
   const parsed = readCarriedFile(input.file, statusFileSchema, 'status file');
   if (!parsed.ok) return parsed;
   const { status } = parsed.value;
-  const v = verifySignature(status.payload, status.signature, input.keys);
+  const v = verifyBatchableSignature(status.payload, status.signature, input.keys);
   if (!v.ok) return { ok: false, message: `the status file's signature is rejected (${v.code})` };
   const p = status.payload;
   if (p.agentId !== input.activation.agentId || p.licenseId !== input.activation.licenseId)

@@ -3,6 +3,7 @@ import { TASK_KINDS } from './enums';
 
 export { TASK_KINDS };
 import { fingerprintHashesSchema, fingerprintSaltSchema, FINGERPRINT_COMPONENTS } from './fingerprint';
+import { batchableSignatureSchema } from './batch-signature';
 import { signedLicenseSchema } from './license';
 import { jsonValue, safeString } from './input';
 import {
@@ -55,7 +56,8 @@ export const statusPayloadSchema = z.strictObject({
   reason: boundedText(500).optional(),
 });
 export type StatusPayload = z.infer<typeof statusPayloadSchema>;
-export const signedStatusSchema = z.strictObject({ payload: statusPayloadSchema, signature: signatureSchema });
+/** Signed alone, or (the long-poll, when the agent asks for it) in a batch: protocol/batch-signature.ts. */
+export const signedStatusSchema = z.strictObject({ payload: statusPayloadSchema, signature: batchableSignatureSchema });
 export type SignedStatus = z.infer<typeof signedStatusSchema>;
 
 export const activateResponseSchema = z.strictObject({
@@ -74,6 +76,8 @@ export const statusQuerySchema = z.strictObject({
   wait: z.coerce.number().int().min(0).max(30).optional(),
   /** The version of the license document the agent holds: a newer one comes with the answer. */
   license: z.coerce.number().int().min(1).optional(),
+  /** `batch`: the agent verifies batch signatures, so a change waking many agents is signed once. */
+  signatures: z.literal('batch').optional(),
 });
 export const statusResponseSchema = z.strictObject({
   status: signedStatusSchema,

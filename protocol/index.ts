@@ -15,6 +15,7 @@ export * from './fingerprint';
 export * from './license';
 export * from './license-terms';
 export * from './agent-api';
+export * from './batch-signature';
 export * from './offline';
 export * from './release-version';
 export * from './agent-proof';

@@ -1,6 +1,6 @@
 import {
   signedStatusSchema,
-  verifySignature,
+  verifyBatchableSignature,
   type KeySet,
   type SignedStatus,
   type StatusPayload,
@@ -59,7 +59,7 @@ export function createStatusCheck(input: {
   function authentic(value: unknown): StatusPayload | string {
     const parsed = signedStatusSchema.safeParse(value);
     if (!parsed.success) return 'malformed status answer';
-    const v = verifySignature(parsed.data.payload, parsed.data.signature, input.keys);
+    const v = verifyBatchableSignature(parsed.data.payload, parsed.data.signature, input.keys);
     if (!v.ok) return `status signature rejected: ${v.code}`;
     const p = parsed.data.payload;
     if (p.agentId !== input.agentId || p.licenseId !== input.licenseId) return 'status answer is about another agent';

@@ -36,6 +36,17 @@ export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
       listener.connected ? 1 : 0,
     );
 
+    deps.metrics.gauge(
+      'agentina_status_batch_signatures',
+      'Batch signatures made for status answers since start (one covers every answer of a turn)',
+      () => status.batchStats().batches,
+    );
+    deps.metrics.gauge(
+      'agentina_status_batch_signed_answers',
+      'Status answers covered by batch signatures since start',
+      () => status.batchStats().signed,
+    );
+
     // Per agent, not per IP: a site's agents share one address. The plugin limiter is off for these routes.
     const limiter = createAgentRateLimit(PER_AGENT_PER_MINUTE);
 
@@ -53,7 +64,7 @@ export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
       async (req, reply) => {
         const agent = principalOf(req, 'agent');
         limiter.take(agent.id);
-        const { since, wait, license } = req.query;
+        const { since, wait, license, signatures } = req.query;
         // Only a request that may park needs to hear about its client going away.
         let signal: AbortSignal | undefined;
         if (since !== undefined && wait) {
@@ -69,6 +80,7 @@ export function agentStatusRoutes(deps: AppDeps): FastifyPluginAsyncZod {
           since,
           waitS: wait,
           heldLicense: license,
+          batch: signatures === 'batch',
           ...(signal ? { signal } : {}),
         });
         if (!answer) throw new AppError('UNAUTHENTICATED', 'This agent credential is no longer valid.');

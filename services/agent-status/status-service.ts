@@ -12,6 +12,7 @@ import {
   type StatusPayload,
   type StatusResponse,
   signedStatusSchema,
+  statusPayloadSchema,
   signLicense,
   type AgentStatus,
   type SignedLicense,
@@ -19,6 +20,7 @@ import {
 import { licenseDocumentFor } from '../licenses/license-service';
 import { licenseStandingAt, type DatedLicenseRow } from '../licenses/license-standing';
 import { createBatchLoader } from './batch-loader';
+import { createBatchSigner } from './status-batches';
 import type { StatusListener } from './status-listener';
 
 /** While the LISTEN connection is down, parked requests re-read this often instead. */
@@ -45,6 +47,8 @@ export type AwaitStatusInput = StatusSubject & {
   waitS?: number | undefined;
   /** The license document version the agent holds; a newer re-issued one is attached. */
   heldLicense?: number | undefined;
+  /** The agent verifies batch signatures: its answer may share one signature with others'. */
+  batch?: boolean | undefined;
   signal?: AbortSignal;
 };
 
@@ -148,6 +152,8 @@ export function createStatusService(deps: StatusServiceDeps) {
   });
   const rows = new Map<string, { row: AgentStatusRow; mark: number; at: number; refreshing: boolean }>();
   const signed = new Map<string, SignedEntry>();
+  const batchSigned = new Map<string, SignedEntry>();
+  const batches = createBatchSigner(deps.signer);
   const documents = new Map<string, LicenseEntry>();
   // A license change wakes all of its parked agents at once: the license row is read once per
   // license version (each version's row is what every agent's document is made from), and the
@@ -193,29 +199,62 @@ export function createStatusService(deps: StatusServiceDeps) {
     return signedEntry(row).answer;
   }
 
+  /** What an answer depends on besides its time: an answer with the same key says the same. */
+  function answerKey(row: AgentStatusRow, now: Date): string {
+    const standing = licenseStandingAt(row.license_state, row, now).state;
+    return `${statusVersion(row)}|${row.license_state}|${standing}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.trial_ends_at?.getTime() ?? ''}|${row.grace_days}|${row.trial_end_state}`;
+  }
+
+  /** A cached answer for `agentId` that may be served again: same key, under a second old. */
+  function reusable(cache: Map<string, SignedEntry>, agentId: string, key: string, now: Date): SignedEntry | undefined {
+    const hit = cache.get(agentId);
+    const age = hit ? now.getTime() - hit.at : Infinity;
+    return hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS ? hit : undefined;
+  }
+
+  function remember(cache: Map<string, SignedEntry>, agentId: string, entry: SignedEntry): SignedEntry {
+    if (cache.size >= SIGNED_CACHE_MAX) cache.clear();
+    cache.set(agentId, entry);
+    return entry;
+  }
+
+  /** The entry for a signed payload: checked against the wire schema once, serialized once. */
+  function entryOf(key: string, now: Date, payload: StatusPayload, signature: SignedStatus['signature']): SignedEntry {
+    const answer = signedStatusSchema.parse({ payload, signature });
+    return { key, at: now.getTime(), answer, json: JSON.stringify(answer), version: payload.version };
+  }
+
   /**
    * The signed answer for this row, and its JSON: checked against the wire schema once when it is
    * made, so serving it again costs neither a signature nor a serialization.
    */
   function signedEntry(row: AgentStatusRow): SignedEntry {
     const now = deps.clock.now();
-    const standing = licenseStandingAt(row.license_state, row, now).state;
-    const key = `${statusVersion(row)}|${row.license_state}|${standing}|${row.agent_status}|${row.license_reason ?? ''}|${row.agent_reason ?? ''}|${row.expires_at.getTime()}|${row.trial_ends_at?.getTime() ?? ''}|${row.grace_days}|${row.trial_end_state}`;
-    const hit = signed.get(row.agent_id);
-    const age = hit ? now.getTime() - hit.at : Infinity;
-    if (hit && hit.key === key && age >= 0 && age < SIGNED_STATUS_REUSE_MS) return hit;
+    const key = answerKey(row, now);
+    const hit = reusable(signed, row.agent_id, key, now);
+    if (hit) return hit;
     const payload = statusPayloadOf(row, now);
-    const answer = signedStatusSchema.parse({ payload, signature: deps.signer.sign(payload) });
-    const entry: SignedEntry = {
+    return remember(signed, row.agent_id, entryOf(key, now, payload, deps.signer.sign(payload)));
+  }
+
+  /** As signedEntry, the signature shared with every answer made in the same turn (status-batches.ts). */
+  async function batchedEntry(row: AgentStatusRow): Promise<SignedEntry> {
+    const now = deps.clock.now();
+    const key = answerKey(row, now);
+    const hit = reusable(batchSigned, row.agent_id, key, now);
+    if (hit) return hit;
+    // The payload is checked against the wire schema as in entryOf; the signature is made by
+    // signBatch, whose output the schema is tested to take (test/unit/batch-signature.test.ts):
+    // checking its path again for every one of 10,000 answers cost more than the batch's hashing.
+    const payload = statusPayloadSchema.parse(statusPayloadOf(row, now));
+    const answer: SignedStatus = { payload, signature: await batches.sign(payload) };
+    return remember(batchSigned, row.agent_id, {
       key,
       at: now.getTime(),
       answer,
       json: JSON.stringify(answer),
       version: payload.version,
-    };
-    if (signed.size >= SIGNED_CACHE_MAX) signed.clear();
-    signed.set(row.agent_id, entry);
-    return entry;
+    });
   }
 
   async function readRow(agentId: string): Promise<AgentStatusRow | undefined> {
@@ -308,7 +347,7 @@ export function createStatusService(deps: StatusServiceDeps) {
             break;
           }
         }
-        const entry = signedEntry(row);
+        const entry = input.batch ? await batchedEntry(row) : signedEntry(row);
         const changed = entry.version !== input.since || datesMoved;
         const license = await reissuedEntry(row, input.heldLicense);
         if (!license)
@@ -322,6 +361,9 @@ export function createStatusService(deps: StatusServiceDeps) {
         unwatch?.();
       }
     },
+
+    /** Batch signatures made, and the answers they covered, since start. */
+    batchStats: () => batches.stats(),
 
     /** Makes every parked request answer now (app shutdown). */
     close(): void {

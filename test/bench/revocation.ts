@@ -1,5 +1,5 @@
 import { Client as PgClient } from 'pg';
-import { statusResponseSchema, verifySignature, verifySignedLicense } from '../../protocol';
+import { statusResponseSchema, verifyBatchableSignature, verifySignedLicense } from '../../protocol';
 import {
   inBatches,
   nowMs,
@@ -15,12 +15,17 @@ import {
  * the agents parked on GET /v1/agent/status from a fleet process:
  * - the storm: `--agents` (1,000) agents, half on `--big-licenses` (2) licenses and half on licenses
  *   of one agent each; every license revoked through its workflow, 16 revokes at a time;
- * - the fan-out: `--fanout` (10,000) agents on ONE license, revoked once;
+ * - the fan-out: `--fanout` (10,000) agents on ONE license, revoked once: first with the agents
+ *   asking for batch signatures (this release's agent), then, as the baseline, a second license
+ *   whose agents do not (each answer signed alone, as for older agents);
  * - the terms fan-out: `--terms-fanout` (1,000) agents on one license whose terms are edited
  *   (PATCH /v1/admin/licenses/:id); each agent holds document version 1 and must receive the new one.
  * Times run from sending the request (revoke call or PATCH) to each agent holding its signed answer;
  * the storm also reports them from the revoke call's reply and from the NOTIFY. 0 skips a run.
  */
+
+/** Added to the parked request by agents of this release (see protocol/batch-signature.ts). */
+const BATCH = '&signatures=batch';
 
 /** Admins revoking at once; the workflow updates queue in Temporal beyond a handful. */
 const REVOKE_CONCURRENCY = 16;
@@ -53,7 +58,8 @@ function revokedAnswer(rig: RevocationRig, a: Answer): boolean {
   return (
     s.changed &&
     s.status.payload.licenseState === 'revoked' &&
-    verifySignature(s.status.payload, s.status.signature, rig.keySet).ok
+    s.status.payload.agentId === a.agent.agentId &&
+    verifyBatchableSignature(s.status.payload, s.status.signature, rig.keySet).ok
   );
 }
 
@@ -68,7 +74,10 @@ async function storm(rig: RevocationRig, agentCount: number, bigLicenses: number
   log(
     `storm: ${fleets.length} licenses (${bigLicenses} with ${plan[0]} agents, the rest with 1), ${agentCount} agents`,
   );
-  const { answers } = await rig.park(fleets.flatMap((f) => f.agents));
+  const { answers } = await rig.park(
+    fleets.flatMap((f) => f.agents),
+    BATCH,
+  );
   const observer = await notifyObserver(rig.appUrl);
   const started = new Map<string, number>();
   const returned = new Map<string, number>();
@@ -103,10 +112,15 @@ async function storm(rig: RevocationRig, agentCount: number, bigLicenses: number
   };
 }
 
-async function fanout(rig: RevocationRig, n: number, log: (l: string) => void) {
+/**
+ * One license with `n` agents parked, revoked once. `batch`: the agents ask for batch signatures,
+ * as this release's agent does; without it each answer is signed alone, as for older agents.
+ */
+async function fanout(rig: RevocationRig, n: number, batch: boolean, log: (l: string) => void) {
   const fleet = await rig.licenseWithAgents(n);
-  log(`fan-out: one license with ${n} agents`);
-  const { answers } = await rig.park(fleet.agents);
+  const how = batch ? 'batch-signed' : 'signed one by one';
+  log(`fan-out: one license with ${n} agents, answers ${how}`);
+  const { answers } = await rig.park(fleet.agents, batch ? BATCH : '');
   const observer = await notifyObserver(rig.appUrl);
   const sent = nowMs();
   await rig.licenses.revokeLicense(fleet.licenseId, rig.admin, 'bench: contract terminated');
@@ -115,23 +129,25 @@ async function fanout(rig: RevocationRig, n: number, log: (l: string) => void) {
   await observer.end();
   const ms = sorted(results.map((r) => r.at - sent));
   const notified = (observer.heard.get(fleet.licenseId) ?? sent) - sent;
+  const signatures = new Set(results.map((r) => statusResponseSchema.parse(JSON.parse(r.body)).status.signature.sig))
+    .size;
   log(
-    `fan-out: ${results.length}/${n} answered "revoked" (signed); from the request p50 ${quantile(ms, 0.5)} ms, p99 ${quantile(ms, 0.99)} ms, last ${quantile(ms, 1)} ms; the NOTIFY at ${notified.toFixed(0)} ms, the reply at ${replied.toFixed(0)} ms`,
+    `fan-out (${how}): ${results.length}/${n} answered "revoked" (signed, each naming its agent) under ${signatures} signatures; from the request p50 ${quantile(ms, 0.5)} ms, p99 ${quantile(ms, 0.99)} ms, last ${quantile(ms, 1)} ms; the NOTIFY at ${notified.toFixed(0)} ms, the reply at ${replied.toFixed(0)} ms`,
   );
   return {
-    fanout_agents: n,
-    fanout_answered: results.length,
-    fanout_p50_ms: quantile(ms, 0.5),
-    fanout_p99_ms: quantile(ms, 0.99),
-    fanout_last_ms: quantile(ms, 1),
-    fanout_notify_ms: Math.round(notified),
+    answered: results.length,
+    signatures,
+    p50: quantile(ms, 0.5),
+    p99: quantile(ms, 0.99),
+    last: quantile(ms, 1),
+    notify: Math.round(notified),
   };
 }
 
 async function termsFanout(rig: RevocationRig, n: number, log: (l: string) => void) {
   const fleet = await rig.licenseWithAgents(n);
   log(`terms fan-out: one license with ${n} agents, each holding document version 1`);
-  const { answers } = await rig.park(fleet.agents, '&license=1');
+  const { answers } = await rig.park(fleet.agents, `&license=1${BATCH}`);
   const sent = nowMs();
   const r = await rig.app.inject({
     method: 'PATCH',
@@ -164,6 +180,24 @@ async function termsFanout(rig: RevocationRig, n: number, log: (l: string) => vo
   };
 }
 
+/** The fan-out as this release's agents see it, and (the baseline, same run) as older agents do. */
+async function fanouts(rig: RevocationRig, n: number, log: (l: string) => void) {
+  const batched = await fanout(rig, n, true, log);
+  const alone = await fanout(rig, n, false, log);
+  return {
+    fanout_agents: n,
+    fanout_answered: batched.answered,
+    fanout_signatures: batched.signatures,
+    fanout_p50_ms: batched.p50,
+    fanout_p99_ms: batched.p99,
+    fanout_last_ms: batched.last,
+    fanout_notify_ms: batched.notify,
+    fanout_unbatched_answered: alone.answered,
+    fanout_unbatched_p99_ms: alone.p99,
+    fanout_batched_vs_unbatched_p99: alone.p99 > 0 ? Math.round((batched.p99 / alone.p99) * 100) / 100 : 0,
+  };
+}
+
 export async function main(args: string[]): Promise<object> {
   const agentCount = option(args, 'agents', 1000);
   const bigLicenses = Math.max(1, option(args, 'big-licenses', 2));
@@ -175,7 +209,7 @@ export async function main(args: string[]): Promise<object> {
     return {
       bench: 'revocation',
       ...(agentCount ? await storm(rig, agentCount, bigLicenses, log) : {}),
-      ...(fanoutCount ? await fanout(rig, fanoutCount, log) : {}),
+      ...(fanoutCount ? await fanouts(rig, fanoutCount, log) : {}),
       ...(termsCount ? await termsFanout(rig, termsCount, log) : {}),
     };
   } finally {
