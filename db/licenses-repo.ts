@@ -45,33 +45,71 @@ const COLUMNS = `id, customer_id, plan, features, max_agents, state, version, no
 type RawRow = Omit<LicenseRow, 'version'> & { version: string };
 const toRow = (r: RawRow): LicenseRow => ({ ...r, version: Number(r.version) });
 
+const INSERT_COLUMNS = `id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
+  trial_end_state, grace_days, policy_id, policy_version, seat_reclaim_days, created_at, updated_at`;
+
+/** The parameters of both inserts, numbered as their statements use them. */
+const insertParams = (l: NewLicense) => [
+  l.id,
+  l.customerId,
+  l.plan,
+  JSON.stringify(l.features),
+  l.maxAgents,
+  l.state,
+  l.notBefore,
+  l.expiresAt,
+  l.trialEndsAt,
+  l.trialEndState,
+  l.graceDays,
+  l.now,
+  l.policy?.id ?? null,
+  l.policy?.version ?? null,
+  l.seatReclaimDays,
+];
+
 /** Inserts a new license at version 1; returns null when the id is taken (a retried create). */
 export async function insertLicense(tx: Queryable, l: NewLicense): Promise<LicenseRow | null> {
   const { rows } = await tx.query<RawRow>(
-    `INSERT INTO licenses (id, customer_id, plan, features, max_agents, state, version, not_before, expires_at, trial_ends_at,
-                           trial_end_state, grace_days, policy_id, policy_version, seat_reclaim_days, created_at, updated_at)
+    `INSERT INTO licenses (${INSERT_COLUMNS})
      VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12)
      ON CONFLICT (id) DO NOTHING
      RETURNING ${COLUMNS}`,
-    [
-      l.id,
-      l.customerId,
-      l.plan,
-      JSON.stringify(l.features),
-      l.maxAgents,
-      l.state,
-      l.notBefore,
-      l.expiresAt,
-      l.trialEndsAt,
-      l.trialEndState,
-      l.graceDays,
-      l.now,
-      l.policy?.id ?? null,
-      l.policy?.version ?? null,
-      l.seatReclaimDays,
-    ],
+    insertParams(l),
   );
   return rows[0] ? toRow(rows[0]) : null;
+}
+
+/** What insertLicenseForCustomer found: the customer (absent: none) and the new row (null: not inserted). */
+export type LicenseInsertForCustomer = {
+  customer: { name: string; active: boolean } | null;
+  inserted: LicenseRow | null;
+};
+
+/**
+ * insertLicense in the same statement as the read of its customer, so creating a license costs one
+ * round trip, not two: the row is inserted only if the customer exists and is active, and the
+ * customer's name and state come back either way (for the caller's NOT_FOUND / CONFLICT, and for the
+ * lifecycle's summary). `inserted` is null when the customer is missing or inactive, or the id is
+ * taken (a retried create).
+ */
+export async function insertLicenseForCustomer(tx: Queryable, l: NewLicense): Promise<LicenseInsertForCustomer> {
+  const { rows } = await tx.query<RawRow & { customer_name: string; customer_active: boolean }>(
+    `WITH customer AS (SELECT id, name, active FROM customers WHERE id = $2),
+     inserted AS (
+       INSERT INTO licenses (${INSERT_COLUMNS})
+       SELECT $1, customer.id, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $13, $14, $15, $12, $12
+         FROM customer WHERE customer.active
+       ON CONFLICT (id) DO NOTHING
+       RETURNING ${COLUMNS}
+     )
+     SELECT customer.name AS customer_name, customer.active AS customer_active, inserted.*
+       FROM customer LEFT JOIN inserted ON true`,
+    insertParams(l),
+  );
+  const r = rows[0];
+  if (!r) return { customer: null, inserted: null };
+  const { customer_name: name, customer_active: active, ...row } = r;
+  return { customer: { name, active }, inserted: row.id === null ? null : toRow(row) };
 }
 
 export async function getLicense(
@@ -158,17 +196,6 @@ export async function applyLicenseTransitionRow(tx: Tx, w: LicenseTransitionWrit
     ],
   );
   return rows[0] ? Number(rows[0].version) : null;
-}
-
-/** The customer a license may be created for: exists and is active. */
-export async function getCustomerForLicense(
-  db: Queryable,
-  customerId: string,
-): Promise<{ id: string; active: boolean } | null> {
-  const { rows } = await db.query<{ id: string; active: boolean }>('SELECT id, active FROM customers WHERE id = $1', [
-    customerId,
-  ]);
-  return rows[0] ?? null;
 }
 
 /** Which of `ids` have a license row. */

@@ -15,13 +15,7 @@ import {
 } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
-import {
-  getCustomerForLicense,
-  getLicense,
-  insertLicense,
-  listLicenses,
-  type LicenseRow,
-} from '../../db/licenses-repo';
+import { getLicense, insertLicenseForCustomer, listLicenses, type LicenseRow } from '../../db/licenses-repo';
 import { findCustomer } from '../../db/customers-repo';
 import { withTransaction, type Queryable } from '../../db/pool';
 import {
@@ -379,11 +373,15 @@ export function createLicenseService(deps: LicenseServiceDeps) {
   const workflowUrl = (licenseId: string, runId?: string): string =>
     `${deps.temporalUi.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(deps.temporalUi.namespace)}/workflows/${encodeURIComponent(licenseWorkflowId(licenseId))}${runId ? `/${encodeURIComponent(runId)}/history` : ''}`;
 
-  /** Starts the lifecycle of `row` unless it runs already (the workflow id is the business key). */
-  async function ensureLifecycle(row: LicenseRow): Promise<WorkflowHandle> {
-    const customer = await findCustomer(pool, row.customer_id);
+  /**
+   * Starts the lifecycle of `row` unless it runs already (the workflow id is the business key).
+   * `customerName` is for its summary; a caller that has just read the customer passes it, and
+   * saves the query that reads it otherwise.
+   */
+  async function ensureLifecycle(row: LicenseRow, customerName?: string): Promise<WorkflowHandle> {
+    const name = customerName ?? (await findCustomer(pool, row.customer_id))?.name ?? row.customer_id;
     return client.workflow.start(LICENSE_WORKFLOW_TYPE, {
-      ...lifecycleDescription(row, customer?.name ?? row.customer_id),
+      ...lifecycleDescription(row, name),
       taskQueue: deps.temporal.taskQueue,
       workflowId: licenseWorkflowId(row.id),
       args: [
@@ -493,17 +491,15 @@ export function createLicenseService(deps: LicenseServiceDeps) {
       const expiresAt = input.term ? endOf(input.term.days, input.term.expiresAt, 'term') : trialEndsAt!;
       const id = input.id ?? newId('lic');
 
-      const { row, created } = await withTransaction(pool, async (tx) => {
-        const customer = await getCustomerForLicense(tx, input.customerId);
-        if (!customer) throw new AppError('NOT_FOUND', `No customer ${input.customerId}.`);
-        if (!customer.active) throw new AppError('CONFLICT', `Customer ${input.customerId} is deactivated.`);
+      const { row, created, customerName } = await withTransaction(pool, async (tx) => {
         const terms = {
           expiresAt: expiresAt.toISOString(),
           trialEndsAt: trialEndsAt?.toISOString() ?? null,
           graceDays: input.graceDays,
           trialEndState: input.trialEndState,
         };
-        const inserted = await insertLicense(tx, {
+        // One statement reads the customer and inserts the row only if it exists and is active.
+        const { customer, inserted } = await insertLicenseForCustomer(tx, {
           id,
           customerId: input.customerId,
           plan: input.plan,
@@ -519,11 +515,13 @@ export function createLicenseService(deps: LicenseServiceDeps) {
           seatReclaimDays: input.seatReclaimDays ?? DEFAULT_SEAT_RECLAIM_DAYS,
           now,
         });
+        if (!customer) throw new AppError('NOT_FOUND', `No customer ${input.customerId}.`);
+        if (!customer.active) throw new AppError('CONFLICT', `Customer ${input.customerId} is deactivated.`);
         if (!inserted) {
           const existing = await getLicense(tx, id);
           if (!existing || existing.customer_id !== input.customerId)
             throw new AppError('CONFLICT', `License id ${id} is already in use.`);
-          return { row: existing, created: false };
+          return { row: existing, created: false, customerName: customer.name };
         }
         await appendAudit(
           tx,
@@ -547,10 +545,10 @@ export function createLicenseService(deps: LicenseServiceDeps) {
           },
           clock,
         );
-        return { row: inserted, created: true };
+        return { row: inserted, created: true, customerName: customer.name };
       });
       try {
-        await ensureLifecycle(row);
+        await ensureLifecycle(row, customerName);
       } catch {
         throw new AppError(
           'UNAVAILABLE',

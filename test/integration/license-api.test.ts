@@ -340,6 +340,23 @@ describe('license API', () => {
       expect(unknown.statusCode).toBe(404);
     });
 
+    it('a deactivated customer → 409, and nothing is written', async () => {
+      const gone = await createTestCustomer(db.pool, 'Deactivated customer');
+      await db.pool.query('UPDATE customers SET active = false, deactivated_at = now() WHERE id = $1', [gone]);
+      const id = 'lic_fordeactivatedcustomer01';
+      const res = await call('admin', 'POST', '/v1/admin/licenses', {
+        id,
+        customerId: gone,
+        plan: 'p',
+        maxAgents: 1,
+        term: { days: 3 },
+      });
+      expect(res.statusCode).toBe(409);
+      expect(res.json().error).toMatchObject({ code: 'CONFLICT', message: `Customer ${gone} is deactivated.` });
+      expect((await db.pool.query('SELECT id FROM licenses WHERE customer_id = $1', [gone])).rows).toEqual([]);
+      expect(await licenseAudit(db.pool, id)).toEqual([]);
+    });
+
     it('a license id reused for another customer is a 409, not a takeover', async () => {
       const lic = await create({ term: { days: 3 } });
       const res = await call('admin', 'POST', '/v1/admin/licenses', {
