@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { roleGrants, type Permission } from '../../protocol';
 import type { FailureBudget, ProvenCredentials } from '../../services/identity/failure-budget';
 import type { Principal } from '../../services/principal';
@@ -81,7 +81,8 @@ const PUBLIC_PREFIXES = ['/docs'];
 /**
  * Failed authentications spend their client address's budget, checked before any credential is
  * looked up: past it, a request that carries a credential is refused (429) without a lookup, or
- * served as anonymous where the route is public.
+ * served as anonymous where the route is public. While only lookups in flight fill it, the request
+ * waits for one of them to end (see FailureBudget's `reserve`).
  */
 export type AuthFailureLimit = {
   /**
@@ -103,10 +104,29 @@ const digestOf = (material: string): string => createHash('sha256').update(mater
  * then allow it only if the principal's kind is in the route's `access` list and, for admins and
  * service tokens, their role or scopes grant the route's `permission`.
  * 401 when no valid credential was presented, 403 when the credential is of the wrong kind,
- * 429 when the caller's address has failed to authenticate too often (see AuthFailureLimit).
+ * 429 when the caller's address has failed to authenticate too often, or has too many credentials
+ * waiting to be looked up (see AuthFailureLimit).
  */
 export function installAccessControl(app: FastifyInstance, authenticate: Authenticate, limit?: AuthFailureLimit): void {
-  async function resolve(req: FastifyRequest, access: readonly AccessKind[]): Promise<Principal | null> {
+  /** A place in the budget of `req`'s address; a client that goes away while waiting leaves the queue. */
+  async function placeFor(guard: AuthFailureLimit, req: FastifyRequest, reply: FastifyReply) {
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableEnded) gone.abort();
+    };
+    reply.raw.once('close', onClose);
+    try {
+      return await guard.budget.reserve(guard.keyOf(req), gone.signal);
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+  }
+
+  async function resolve(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    access: readonly AccessKind[],
+  ): Promise<Principal | null> {
     const material = limit?.presented(req);
     if (!limit || material === undefined) return authenticate(req);
     const digest = digestOf(material);
@@ -118,12 +138,14 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
       limit.budget.spend(limit.keyOf(req));
       return null;
     }
-    const place = limit.budget.reserve(limit.keyOf(req));
+    const place = await placeFor(limit, req, reply);
     if (!place.ok) {
       if (access.includes('anonymous')) return null;
       throw new AppError(
         'RATE_LIMITED',
-        'Too many failed authentications from your address; try again later.',
+        place.why === 'failures'
+          ? 'Too many failed authentications from your address; try again later.'
+          : 'Too many credentials from your address are being checked at once; try again shortly.',
         undefined,
         { 'retry-after': String(Math.ceil(place.retryAfterMs / 1000)) },
       );
@@ -173,10 +195,10 @@ export function installAccessControl(app: FastifyInstance, authenticate: Authent
     if (withoutPermission.length)
       throw new Error(`admin or service routes without a permission: ${withoutPermission.join(', ')}`);
   });
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     const access = req.routeOptions.config?.access;
     if (!access) return; // unmatched route: the 404 handler answers
-    const principal = await resolve(req, access);
+    const principal = await resolve(req, reply, access);
     req.principal = principal;
     if (access.includes('anonymous')) return;
     if (!principal) throw new AppError('UNAUTHENTICATED', 'Sign in or present a valid credential.');

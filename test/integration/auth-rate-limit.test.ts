@@ -1,4 +1,8 @@
-import type { InjectOptions } from 'fastify';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type InjectOptions } from 'fastify';
+import { installAccessControl } from '../../api/auth/access';
+import { installErrorHandling } from '../../api/errors';
 import { AUTH_FAILURES_PER_ADDRESS } from '../../api/app';
 import { ADMIN_COOKIE, PORTAL_COOKIE } from '../../api/identity/cookies';
 import { LOGIN_RATE_LIMIT } from '../../api/identity/auth-routes';
@@ -7,6 +11,7 @@ import { buildTestApp, testConfig } from '../support/app';
 import { revokeServiceAccount } from '../../db/service-accounts-repo';
 import { insertAgents } from '../support/activation-fixtures';
 import { createAgentWithLicense } from '../support/agent-server-fixtures';
+import { createFailureBudget, createProvenCredentials } from '../../services/identity/failure-budget';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { nextIp, seedServiceAccount } from '../support/identity';
 
@@ -26,14 +31,20 @@ describe('failed authentications are limited per client address, before any look
   const PROXY = '10.77.0.1';
   /** Credential lookups the app sent to PostgreSQL (service tokens, sessions, agent credentials). */
   let lookups = 0;
+  /** Of those, how many are in flight now, and the most ever in flight at once since last reset. */
+  let inFlight = 0;
+  let peakInFlight = 0;
 
   beforeAll(async () => {
     db = await createTestDatabase('authlimit');
     const query = db.pool.query.bind(db.pool) as (...args: unknown[]) => unknown;
     jest.spyOn(db.pool, 'query').mockImplementation((...args: unknown[]) => {
       const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string })?.text ?? '');
-      if (/FROM service_accounts WHERE token_hash|_sessions s JOIN|WHERE credential_hash = ANY/.test(text)) lookups++;
-      return query(...args);
+      if (!/FROM service_accounts WHERE token_hash|_sessions s JOIN|WHERE credential_hash = ANY/.test(text))
+        return query(...args);
+      lookups++;
+      peakInFlight = Math.max(peakInFlight, ++inFlight);
+      return (query(...args) as Promise<unknown>).finally(() => inFlight--);
     });
     direct = await buildTestApp({ pool: db.pool, clock });
     proxied = await buildTestApp({ pool: db.pool, clock, config: testConfig({ TRUST_PROXY: `${PROXY},fd00::/8` }) });
@@ -119,6 +130,55 @@ describe('failed authentications are limited per client address, before any look
     expect(codes.filter((c) => c === 401)).toHaveLength(BUDGET);
     expect(codes.filter((c) => c === 429)).toHaveLength(3 * BUDGET);
     expect(lookups - before).toBe(BUDGET);
+  });
+
+  it(`a fleet of ${2 * BUDGET} agents behind one address, first contact after a restart, all at once: none is told 429`, async () => {
+    // A fresh API remembers no credential as proven, so every one of them is looked up under the
+    // address's budget: the first ${BUDGET} hold its places, the rest wait for one, none is refused.
+    const fresh = await buildTestApp({ pool: db.pool, clock });
+    try {
+      const ip = nextIp();
+      const first = await createAgentWithLicense(db.pool);
+      const fleet = [first, ...(await insertAgents(db.pool, first.licenseId, first.customerId, 2 * BUDGET - 1))];
+      const answers = await Promise.all(
+        fleet.map((a) =>
+          fresh.app.inject({
+            method: 'GET',
+            url: '/v1/agent/status',
+            remoteAddress: ip,
+            headers: { authorization: `Bearer ${a.credential}` },
+          }),
+        ),
+      );
+      expect(answers.map((a) => a.statusCode)).toEqual(Array<number>(fleet.length).fill(200));
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it(`a guesser sending ${2 * BUDGET} bad credentials at once from one address: ${BUDGET} lookups at most, never more in flight, then 429`, async () => {
+    const fresh = await buildTestApp({ pool: db.pool, clock });
+    try {
+      const ip = nextIp();
+      const before = lookups;
+      peakInFlight = inFlight;
+      const answers = await Promise.all(
+        Array.from({ length: 2 * BUDGET }, () => guess(fresh.app, { ip, headers: svcGuess() })),
+      );
+      const codes = answers.map((a) => a.statusCode);
+      expect(codes.filter((c) => c === 401)).toHaveLength(BUDGET);
+      expect(codes.filter((c) => c === 429)).toHaveLength(BUDGET);
+      expect(lookups - before).toBe(BUDGET);
+      expect(peakInFlight).toBeLessThanOrEqual(BUDGET);
+      for (const r of answers.filter((a) => a.statusCode === 429)) {
+        expect(r.json().error.code).toBe('RATE_LIMITED');
+        expect(Number(r.headers['retry-after'])).toBe(AUTH_FAILURES_PER_ADDRESS.windowMs / 1000);
+      }
+      expect((await guess(fresh.app, { ip, headers: svcGuess() })).statusCode).toBe(429);
+      expect(lookups - before).toBe(BUDGET);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('valid credentials spend nothing: an address with many working agents is never limited', async () => {
@@ -234,5 +294,66 @@ describe('failed authentications are limited per client address, before any look
       expect((await login('198.51.100.20')).statusCode).toBe(429);
       expect((await login('198.51.100.21')).statusCode).toBe(401);
     });
+  });
+});
+
+describe('a request waiting for a place whose client goes away', () => {
+  it('leaves the queue; one that stays is refused, unlooked, when the lookup ahead of it fails', async () => {
+    // One place; the lookup holding it is stalled until released, so the next request must wait.
+    const budget = createFailureBudget({ max: 1, windowMs: 60_000, now: Date.now });
+    let release = () => {};
+    const stalled = new Promise<void>((r) => (release = r));
+    let looked = 0;
+    const app = Fastify();
+    installErrorHandling(app);
+    installAccessControl(
+      app,
+      async () => {
+        looked++;
+        await stalled;
+        return null;
+      },
+      {
+        presented: (req) => req.headers.authorization,
+        keyOf: (req) => req.ip,
+        budget,
+        proven: createProvenCredentials({ ttlMs: 60_000, now: Date.now }),
+      },
+    );
+    app.get('/x', { config: { access: ['agent'] } }, () => 'unreachable');
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(ok()).toBe(true);
+    };
+    const send = () => {
+      const req = request({ host: '127.0.0.1', port, path: '/x', headers: { authorization: 'Bearer guess' } });
+      const answered = new Promise<number>((resolve) => {
+        req.on('response', (res) => resolve(res.resume().statusCode!));
+        req.on('error', () => resolve(0));
+      });
+      req.end();
+      return { req, answered };
+    };
+    try {
+      const holder = send();
+      await until(() => looked === 1);
+      const leaver = send();
+      await until(() => budget.waiting('127.0.0.1') === 1);
+      leaver.req.destroy();
+      await until(() => budget.waiting() === 0);
+      expect(await leaver.answered).toBe(0);
+      const stayer = send();
+      await until(() => budget.waiting('127.0.0.1') === 1);
+      release(); // the holder fails: one failure fills the budget of 1, and the waiter is refused
+      expect(await holder.answered).toBe(401);
+      expect(await stayer.answered).toBe(429);
+      expect(budget.waiting()).toBe(0);
+      expect(looked).toBe(1);
+    } finally {
+      release();
+      await app.close();
+    }
   });
 });

@@ -1,10 +1,23 @@
-import { clientAddressKey, createFailureBudget, createProvenCredentials } from '../../services/identity/failure-budget';
+import {
+  clientAddressKey,
+  createFailureBudget,
+  createProvenCredentials,
+  WAIT_BOUNDS,
+  type FailureBudget,
+  type NoPlace,
+  type Place,
+} from '../../services/identity/failure-budget';
 import {
   ADDRESS_FAILURES_PER_ACCOUNT,
   LOCKOUT_THRESHOLD,
   LOCKOUT_WINDOW_MS,
   lockDue,
 } from '../../services/identity/login-service';
+
+/** Lets every promise already settled run its callbacks (a few turns of the microtask queue). */
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+};
 
 describe('failure budgets', () => {
   it('allows max spends in any window, then says when the next one may come', () => {
@@ -24,21 +37,152 @@ describe('failure budgets', () => {
     expect(b.blockedFor('a')).toBe(0);
   });
 
-  it('counts places held by lookups in flight, spends them on failure and gives them back on success', () => {
+  it('counts places held by lookups in flight, spends them on failure and gives them back on success', async () => {
     const now = 0;
     const b = createFailureBudget({ max: 2, windowMs: 60_000, now: () => now });
-    const first = b.reserve('ip');
-    const second = b.reserve('ip');
-    expect(first.ok && second.ok).toBe(true);
-    expect(b.reserve('ip')).toEqual({ ok: false, retryAfterMs: 1000 });
-    if (!first.ok || !second.ok) throw new Error('unreachable');
+    const first = await b.reserve('ip');
+    const second = await b.reserve('ip');
+    if (!first.ok || !second.ok) throw new Error('both places were free');
+    let third: Place | NoPlace | undefined;
+    void b.reserve('ip').then((r) => (third = r));
+    await flush();
+    expect(third).toBeUndefined(); // only places held fill the budget: it waits
+    expect(b.waiting('ip')).toBe(1);
     first.pass();
     first.pass(); // settling twice changes nothing
+    await flush();
+    expect(third?.ok).toBe(true);
     second.fail();
-    const third = b.reserve('ip');
-    expect(third.ok).toBe(true);
-    if (third.ok) third.fail();
-    expect(b.reserve('ip')).toEqual({ ok: false, retryAfterMs: 60_000 });
+    if (third?.ok) third.fail();
+    expect(await b.reserve('ip')).toEqual({ ok: false, retryAfterMs: 60_000, why: 'failures' });
+    expect(b.waiting()).toBe(0);
+  });
+
+  describe('a burst of lookups from one address (max 30)', () => {
+    const max = 30;
+    /** 100 reserves at once; `inFlight` counts the places held, `peak` the most ever held at once. */
+    function burst(b: FailureBudget, n = 100) {
+      const state = { inFlight: 0, peak: 0, lookups: 0, answers: [] as (Place | NoPlace)[] };
+      const all = Array.from({ length: n }, () =>
+        b.reserve('nat').then((r) => {
+          state.answers.push(r);
+          if (r.ok) {
+            state.lookups++;
+            state.peak = Math.max(state.peak, ++state.inFlight);
+          }
+          return r;
+        }),
+      );
+      return { state, all };
+    }
+
+    it('a fleet whose lookups pass: all 100 get a place in turn, never more than 30 in flight', async () => {
+      const now = 0;
+      const b = createFailureBudget({ max, windowMs: 60_000, now: () => now });
+      const { state, all } = burst(b);
+      // Each lookup ends (passes) a tick after it got its place, freeing it for the next waiter.
+      const served = all.map(async (p) => {
+        const r = await p;
+        await flush();
+        if (r.ok) {
+          state.inFlight--;
+          r.pass();
+        }
+        return r.ok;
+      });
+      expect(await Promise.all(served)).toEqual(Array<boolean>(100).fill(true));
+      expect(state.lookups).toBe(100);
+      expect(state.peak).toBe(max);
+      expect(b.waiting()).toBe(0);
+    });
+
+    it('a guesser whose first 30 fail: the 70 waiting are refused with no further lookup', async () => {
+      const now = 0;
+      const b = createFailureBudget({ max, windowMs: 60_000, now: () => now });
+      const { state } = burst(b);
+      await flush();
+      expect(state.lookups).toBe(max);
+      expect(b.waiting('nat')).toBe(70);
+      for (const r of [...state.answers]) if (r.ok) r.fail();
+      await flush();
+      expect(state.lookups).toBe(max);
+      const refused = state.answers.filter((r) => !r.ok);
+      expect(refused).toHaveLength(70);
+      expect(new Set(refused.map((r) => !r.ok && r.why))).toEqual(new Set(['failures']));
+      expect(refused.every((r) => !r.ok && r.retryAfterMs === 60_000)).toBe(true);
+      expect(b.waiting()).toBe(0);
+    });
+
+    it('with 29 failures recorded, one lookup at a time; the waiters are refused once it fails too', async () => {
+      const now = 0;
+      const b = createFailureBudget({ max, windowMs: 60_000, now: () => now });
+      for (let i = 0; i < max - 1; i++) b.spend('nat');
+      const { state } = burst(b, 5);
+      await flush();
+      expect(state.lookups).toBe(1);
+      const first = state.answers[0]!;
+      if (first.ok) first.pass();
+      await flush();
+      expect(state.lookups).toBe(2); // the next in line, and still only one in flight
+      const second = state.answers[1]!;
+      if (second.ok) second.fail();
+      await flush();
+      expect(state.lookups).toBe(2);
+      expect(state.answers.filter((r) => !r.ok)).toHaveLength(3);
+    });
+
+    it('bounds the queue per key and in all; past a bound, refused at once', async () => {
+      const now = 0;
+      const b = createFailureBudget({
+        max: 2,
+        windowMs: 60_000,
+        now: () => now,
+        waitBounds: { perKey: 3, total: 5, waitMs: 5000 },
+      });
+      const held = await Promise.all([b.reserve('a'), b.reserve('a'), b.reserve('b'), b.reserve('b')]);
+      const queued = [1, 2, 3].map(() => b.reserve('a'));
+      expect(await b.reserve('a')).toEqual({ ok: false, retryAfterMs: 1000, why: 'queue-full' });
+      queued.push(b.reserve('b'), b.reserve('b'));
+      expect(await b.reserve('b')).toEqual({ ok: false, retryAfterMs: 1000, why: 'queue-full' });
+      expect(await b.reserve('c')).toMatchObject({ ok: true }); // a free key waits for nothing
+      expect(b.waiting()).toBe(5);
+      const answers: (Place | NoPlace)[] = [];
+      for (const q of queued) void q.then((r) => answers.push(r));
+      for (const h of held) if (h.ok) h.pass();
+      await flush();
+      expect(answers.map((r) => r.ok)).toEqual([true, true, true, true]); // 2 of a's 3, both of b's
+      expect(b.waiting()).toBe(1);
+      for (const r of [...answers]) if (r.ok) r.pass();
+      await flush();
+      expect(answers.map((r) => r.ok)).toEqual([true, true, true, true, true]);
+      expect(b.waiting()).toBe(0);
+    });
+
+    it('a wait that runs out is refused, and a caller that goes away leaves the queue', async () => {
+      jest.useFakeTimers();
+      try {
+        const now = 0;
+        const b = createFailureBudget({ max: 1, windowMs: 60_000, now: () => now });
+        const held = await b.reserve('a');
+        const gone = new AbortController();
+        const leaving = b.reserve('a', gone.signal);
+        const waiting = b.reserve('a');
+        expect(b.waiting('a')).toBe(2);
+        gone.abort();
+        expect(await leaving).toEqual({ ok: false, retryAfterMs: 1000, why: 'aborted' });
+        expect(b.waiting('a')).toBe(1);
+        jest.advanceTimersByTime(WAIT_BOUNDS.waitMs);
+        expect(await waiting).toEqual({ ok: false, retryAfterMs: 1000, why: 'timeout' });
+        expect(b.waiting()).toBe(0);
+        expect(jest.getTimerCount()).toBe(0);
+        // The place is still held, and given back as usual; nobody is left to hand it to.
+        if (held.ok) held.pass();
+        expect((await b.reserve('a', AbortSignal.abort())).ok).toBe(false);
+        expect((await b.reserve('a')).ok).toBe(true);
+      } finally {
+        jest.useRealTimers();
+      }
+    });
   });
 
   it('remembers proven credentials for their time to live, forgets one on request, and stays bounded', () => {
