@@ -170,6 +170,8 @@ export function createControlPlaneClient(input: {
   const timeoutMs = input.timeoutMs ?? 15_000;
   const prover = input.agentKey ? createProver(input.agentKey) : null;
   let credential = input.credential;
+  /** The control plane refused `signatures=batch` (an older API): status requests go without it. */
+  let batchRefused = false;
 
   async function call<S extends z.ZodType>(
     method: 'GET' | 'POST',
@@ -235,13 +237,28 @@ export function createControlPlaneClient(input: {
     server: base.origin,
     activate: (body: ActivateRequest) =>
       call('POST', '/v1/agent/activate', activateResponseSchema, { body, anonymous: true }),
-    // This agent verifies batch signatures (protocol/batch-signature.ts): say so on every status request.
-    status: (q: { since?: number; wait?: number; license?: number }, signal?: AbortSignal) =>
-      call('GET', '/v1/agent/status', statusResponseSchema, {
-        query: { ...q, signatures: 'batch' },
-        extraWaitS: q.wait ?? 0,
-        ...(signal ? { signal } : {}),
-      }),
+    /**
+     * This agent verifies batch signatures (protocol/batch-signature.ts) and says so on each status
+     * request, unless the control plane refused the field (an older API answers 400 to a query
+     * field it does not know): then it asks as older agents do, for as long as this process runs.
+     */
+    async status(q: { since?: number; wait?: number; license?: number }, signal?: AbortSignal) {
+      const ask = (batch: boolean) =>
+        call('GET', '/v1/agent/status', statusResponseSchema, {
+          query: batch ? { ...q, signatures: 'batch' } : q,
+          extraWaitS: q.wait ?? 0,
+          ...(signal ? { signal } : {}),
+        });
+      if (!batchRefused) {
+        try {
+          return await ask(true);
+        } catch (err) {
+          if (!(err instanceof ControlPlaneError && err.status === 400)) throw err;
+          batchRefused = true;
+        }
+      }
+      return ask(false);
+    },
     revocations: (q: { since: number; limit: number }, signal?: AbortSignal) =>
       call('GET', '/v1/agent/revocations', signedRevocationsSchema, { query: q, ...(signal ? { signal } : {}) }),
     heartbeat: (body: HeartbeatRequest) => call('POST', '/v1/agent/heartbeat', heartbeatResponseSchema, { body }),
