@@ -13,7 +13,7 @@ import { LICENSE_ACTIONS } from '../../protocol/views';
 import type { AppDeps } from '../app';
 import { actorOf, principalOf } from '../auth/access';
 import { errorSchema } from '../schemas';
-import { toLicenseView } from '../../services/licenses/license-service';
+import { toLicenseView } from '../../services/licenses/license-views';
 
 const isoOut = z.string().max(40);
 

@@ -15,7 +15,7 @@ import {
 } from '../../db/activation-tokens-repo';
 import { countSeatedAgents, insertAgent, isCustomerActive } from '../../db/agents-repo';
 import { getLicense } from '../../db/licenses-repo';
-import { licenseDocumentFor } from '../licenses/license-service';
+import { licenseDocumentFor } from '../licenses/license-views';
 import { licenseStandingAt } from '../licenses/license-standing';
 import {
   fingerprintCommitment,

@@ -17,7 +17,7 @@ import {
   type AgentStatus,
   type SignedLicense,
 } from '../../protocol';
-import { licenseDocumentFor } from '../licenses/license-service';
+import { licenseDocumentFor } from '../licenses/license-views';
 import { licenseStandingAt, type DatedLicenseRow } from '../licenses/license-standing';
 import { createBatchLoader } from './batch-loader';
 import { createBatchSigner } from './status-batches';

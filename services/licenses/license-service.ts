@@ -1,18 +1,4 @@
-import {
-  WorkflowIdConflictPolicy,
-  WorkflowIdReusePolicy,
-  TypedSearchAttributes,
-  ApplicationFailure,
-  ActivityFailure,
-} from '@temporalio/common';
-import {
-  ServiceError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { appendAudit } from '../../db/audit-repo';
 import { getLicense, insertLicenseForCustomer, listLicenses, type LicenseRow } from '../../db/licenses-repo';
@@ -21,46 +7,27 @@ import { withTransaction, type Queryable } from '../../db/pool';
 import {
   DEFAULT_SEAT_RECLAIM_DAYS,
   DAY_MS,
-  effectiveGraceDays,
   entitledKinds,
-  explicitTaskFeatures,
-  featureProblems,
-  MAX_FEATURES,
-  type FeatureValue,
-  graceEndMs,
   newId,
   scrubFreeText,
   signLicense,
   type Actor,
   type Clock,
-  type LicenseDocument,
   type LicenseState,
   type SignedLicense,
   type Signer,
-  type LicenseTerms,
 } from '../../protocol';
 import {
   changeTermsUpdate,
   convertTrialUpdate,
-  CustomerIdAttribute,
-  INVALID_ARGUMENT,
-  INVALID_TRANSITION,
   LICENSE_WORKFLOW_TYPE,
-  LicenseIdAttribute,
   licenseStateQuery,
-  LicenseStateAttribute,
   licenseWorkflowId,
   renewUpdate,
   resumeUpdate,
   revokeUpdate,
   suspendUpdate,
-  TRANSITION_CONSTRAINT_VIOLATION,
-  TRANSITION_INVALID_DATA,
-  UPDATE_REFUSED,
-  TERMS_SEATS_IN_USE,
-  TERMS_UNCHANGED,
   type TermsChange,
-  type LicenseLifecycleInput,
   type LicenseSnapshot,
   type TrialEndState,
 } from '../../workflows/license-contract';
@@ -68,24 +35,11 @@ import { scheduledState } from '../../workflows/license-rules';
 import { AppError } from '../errors';
 import type { LicenseDetailView, LicenseView, WorkflowView } from '../../protocol/views';
 import { licenseActions } from './license-actions';
-
-/** The row's view in the workflow's shape, for when the workflow does not answer. */
-function snapshotOfView(l: LicenseView): LicenseSnapshot {
-  return {
-    licenseId: l.id,
-    customerId: l.customerId,
-    state: l.state,
-    version: l.version,
-    expiresAt: l.expiresAt,
-    trialEndsAt: l.trialEndsAt,
-    graceDays: l.graceDays,
-    trialEndState: l.trialEndState,
-    reason: l.stateReason,
-    changedAt: l.updatedAt,
-    nextTransitionAt: null,
-  };
-}
-
+import { licenseFeatures } from './license-features';
+import { decodeCursor, encodeCursor } from './license-cursor';
+import { lifecycleStartOptions } from './license-lifecycle-start';
+import { licenseDocumentFor, snapshotOfView, toLicenseView } from './license-views';
+import { mapUpdateError } from './update-errors';
 import type { UpdateOriginService } from './update-origin';
 
 export type { LicenseView, WorkflowView };
@@ -159,212 +113,6 @@ const updateIdOf = (o: ChangeOptions, action: string): { updateId?: string } =>
 const QUERY_TIMEOUT_MS = 3000;
 const DEFAULT_UPDATE_TIMEOUT_MS = 20000;
 
-/** A row's terms, as the grace rule (protocol/license-terms.ts) reads them. */
-export function termsOfRow(r: LicenseRow): LicenseTerms<Date> {
-  return {
-    expiresAt: r.expires_at,
-    trialEndsAt: r.trial_ends_at,
-    graceDays: r.grace_days,
-    trialEndState: r.trial_end_state,
-  };
-}
-
-export function toLicenseView(r: LicenseRow): LicenseView {
-  const graceEnd = graceEndMs(termsOfRow(r));
-  return {
-    id: r.id,
-    customerId: r.customer_id,
-    plan: r.plan,
-    features: r.features,
-    maxAgents: r.max_agents,
-    state: r.state,
-    version: r.version,
-    notBefore: r.not_before.toISOString(),
-    expiresAt: r.expires_at.toISOString(),
-    trialEndsAt: r.trial_ends_at?.toISOString() ?? null,
-    trialEndState: r.trial_end_state,
-    graceDays: r.grace_days,
-    graceEndsAt: new Date(graceEnd).toISOString(),
-    stateReason: r.state_reason,
-    policyId: r.policy_id,
-    policyVersion: r.policy_version,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString(),
-  };
-}
-
-/** The workflow input that continues a license from its row (creation, or a lost lifecycle). */
-export type LifecycleTuning = Pick<
-  LicenseLifecycleInput,
-  'continueAsNewAtHistoryLength' | 'localTransitionAttempts' | 'refusedTimerRetryMs' | 'expiryNoticeDays'
->;
-
-export function lifecycleInputFromRow(r: LicenseRow, extra: LifecycleTuning = {}): LicenseLifecycleInput {
-  const base: LicenseLifecycleInput = {
-    licenseId: r.id,
-    customerId: r.customer_id,
-    expiresAt: r.expires_at.toISOString(),
-    trialEndsAt: r.trial_ends_at?.toISOString() ?? null,
-    graceDays: r.grace_days,
-    trialEndState: r.trial_end_state,
-    ...(extra.continueAsNewAtHistoryLength !== undefined
-      ? { continueAsNewAtHistoryLength: extra.continueAsNewAtHistoryLength }
-      : {}),
-    ...(extra.localTransitionAttempts !== undefined ? { localTransitionAttempts: extra.localTransitionAttempts } : {}),
-    ...(extra.refusedTimerRetryMs !== undefined ? { refusedTimerRetryMs: extra.refusedTimerRetryMs } : {}),
-    ...(extra.expiryNoticeDays !== undefined ? { expiryNoticeDays: extra.expiryNoticeDays } : {}),
-  };
-  if (r.version === 1) return base;
-  return {
-    ...base,
-    carried: {
-      licenseId: r.id,
-      customerId: r.customer_id,
-      state: r.state,
-      version: r.version,
-      expiresAt: base.expiresAt,
-      trialEndsAt: base.trialEndsAt,
-      graceDays: r.grace_days,
-      trialEndState: r.trial_end_state,
-      reason: r.state_reason,
-      changedAt: r.updated_at.toISOString(),
-      nextTransitionAt: null,
-    },
-  };
-}
-
-/** Builds the unsigned license document for a row, optionally bound to one agent. */
-export function licenseDocumentFor(
-  r: LicenseRow,
-  issuedAt: Date,
-  binding?: { agentId: string; fingerprintCommitment: string },
-): LicenseDocument {
-  return {
-    kind: 'agentina.license/v1',
-    licenseId: r.id,
-    customerId: r.customer_id,
-    plan: r.plan,
-    features: r.features,
-    maxAgents: r.max_agents,
-    notBefore: r.not_before.toISOString(),
-    expiresAt: (r.trial_ends_at ?? r.expires_at).toISOString(),
-    graceDays: effectiveGraceDays(termsOfRow(r)),
-    issuedAt: issuedAt.toISOString(),
-    version: r.version,
-    ...(binding ? { agentId: binding.agentId, fingerprintCommitment: binding.fingerprintCommitment } : {}),
-  };
-}
-
-type Cursor = { createdAt: Date; id: string };
-/**
- * The features a license is stored and signed with (protocol/entitlements.ts): the default task
- * grant when none are given, else exactly those with unnamed task kinds refused. A documented
- * feature of the wrong type, or more than a document holds, is a 400.
- */
-export function licenseFeatures(given: Record<string, FeatureValue> | undefined): Record<string, FeatureValue> {
-  const features = explicitTaskFeatures(given);
-  const problems = featureProblems(features).map(([name, message]) => ({ path: `features.${name}`, message }));
-  if (problems.length > 0)
-    throw new AppError('VALIDATION_FAILED', 'A documented feature has a value it cannot take.', problems);
-  if (Object.keys(features).length > MAX_FEATURES)
-    throw new AppError(
-      'VALIDATION_FAILED',
-      `A license holds at most ${MAX_FEATURES} features, counting the task kinds written as false.`,
-    );
-  return features;
-}
-
-export function encodeCursor(r: Pick<LicenseRow, 'created_at' | 'id'>): string {
-  return Buffer.from(JSON.stringify([r.created_at.toISOString(), r.id])).toString('base64url');
-}
-function decodeCursor(cursor: string): Cursor {
-  try {
-    const [c, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    const createdAt = new Date(String(c));
-    if (
-      typeof c !== 'string' ||
-      typeof id !== 'string' ||
-      !Number.isFinite(createdAt.getTime()) ||
-      !/^lic_[A-Za-z0-9_-]{16,64}$/.test(id)
-    )
-      throw new Error('bad');
-    return { createdAt, id };
-  } catch {
-    throw new AppError('BAD_REQUEST', 'The cursor is not valid; use nextCursor from a previous page.');
-  }
-}
-
-/** Maps a failed update to the one error shape; refusals carry the workflow's own message. */
-function mapUpdateError(err: unknown, licenseId: string): never {
-  if (err instanceof WorkflowUpdateFailedError) {
-    const cause = err.cause;
-    // A local activity's failure arrives as its cause; a scheduled one's wrapped in an ActivityFailure.
-    const failure = cause instanceof ActivityFailure ? cause.cause : cause;
-    if (failure instanceof ApplicationFailure && failure.type === UPDATE_REFUSED)
-      // Our own proof refused: the worker reads other update-origin secrets, or the change waited too long.
-      throw new AppError(
-        'UNAVAILABLE',
-        `The lifecycle of license ${licenseId} did not accept this server's origin proof (the API and worker must share the update-origin secret); nothing changed.`,
-      );
-    if (cause instanceof ApplicationFailure) {
-      if (cause.type === INVALID_TRANSITION) throw new AppError('CONFLICT', cause.message);
-      if (cause.type === INVALID_ARGUMENT) throw new AppError('BAD_REQUEST', cause.message);
-    }
-    // The database refused the transition for good (the activity's failure, local or scheduled):
-    // the same request would fail again, so it is the caller's to change, not to retry.
-    const refusal = cause instanceof ActivityFailure ? cause.cause : cause;
-    if (refusal instanceof ApplicationFailure && refusal.nonRetryable) {
-      // The change of terms judged against the row: the activity's message names the count.
-      if (refusal.type === TERMS_SEATS_IN_USE) throw new AppError('CONFLICT', refusal.message);
-      if (refusal.type === TERMS_UNCHANGED) throw new AppError('BAD_REQUEST', refusal.message);
-      if (refusal.type === TRANSITION_INVALID_DATA)
-        throw new AppError('BAD_REQUEST', `The change to license ${licenseId} was refused: its data cannot be stored.`);
-      if (refusal.type === TRANSITION_CONSTRAINT_VIOLATION)
-        throw new AppError(
-          'CONFLICT',
-          `The change to license ${licenseId} was refused: it conflicts with a rule of the stored data.`,
-        );
-    }
-    if (cause instanceof ActivityFailure)
-      throw new AppError('UNAVAILABLE', `The change to license ${licenseId} could not be recorded; try again.`);
-  }
-  // Temporal unreachable, or the workflow did not answer in time: the change may still apply, so
-  // the caller retries (with the same Idempotency-Key to be safe).
-  const code = (err as { code?: unknown } | null)?.code;
-  if (
-    err instanceof ServiceError ||
-    err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-    code === 4 ||
-    code === 14
-  ) {
-    throw new AppError(
-      'UNAVAILABLE',
-      `License ${licenseId}'s lifecycle did not answer in time; retry the request (with the same Idempotency-Key).`,
-    );
-  }
-  throw err;
-}
-
-/**
- * What Temporal Web shows of a lifecycle without opening its input: a one-line summary as the
- * license stood when its lifecycle started, and its terms (ids, names and dates; never a secret).
- */
-export function lifecycleDescription(row: LicenseRow, customerName: string) {
-  const until = (row.trial_ends_at ?? row.expires_at).toISOString().slice(0, 10);
-  const features = Object.entries(row.features)
-    .map(([k, v]) => (v === true ? k : `${k}=${String(v)}`))
-    .join(', ');
-  return {
-    staticSummary: `License ${row.id} · ${customerName} · ${row.state} until ${until}`,
-    staticDetails: [
-      `**Customer** ${customerName} (${row.customer_id})`,
-      `**Plan** ${row.plan}, up to ${row.max_agents} agents${features ? `; features: ${features}` : ''}`,
-      `**Term** ${row.not_before.toISOString()} to ${row.expires_at.toISOString()}${row.trial_ends_at ? `; trial ends ${row.trial_ends_at.toISOString()} (then ${row.trial_end_state})` : ''}; grace ${row.grace_days} days`,
-      'Timers move it through trial → active → grace → expired; renew, convert-trial, suspend, resume and revoke arrive as Updates signed by the API.',
-    ].join('\n\n'),
-  };
-}
-
 export function createLicenseService(deps: LicenseServiceDeps) {
   const { pool, clock } = deps;
   const client = deps.temporal.client;
@@ -380,27 +128,15 @@ export function createLicenseService(deps: LicenseServiceDeps) {
    */
   async function ensureLifecycle(row: LicenseRow, customerName?: string): Promise<WorkflowHandle> {
     const name = customerName ?? (await findCustomer(pool, row.customer_id))?.name ?? row.customer_id;
-    return client.workflow.start(LICENSE_WORKFLOW_TYPE, {
-      ...lifecycleDescription(row, name),
-      taskQueue: deps.temporal.taskQueue,
-      workflowId: licenseWorkflowId(row.id),
-      args: [
-        lifecycleInputFromRow(row, {
-          continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength,
-          localTransitionAttempts: deps.localTransitionAttempts,
-          refusedTimerRetryMs: deps.refusedTimerRetryMs,
-          expiryNoticeDays: deps.expiryNoticeDays,
-        }),
-      ],
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-      // A lifecycle that was terminated by hand restarts from the row, which holds its state.
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      typedSearchAttributes: new TypedSearchAttributes([
-        { key: LicenseIdAttribute, value: row.id },
-        { key: CustomerIdAttribute, value: row.customer_id },
-        { key: LicenseStateAttribute, value: row.state },
-      ]),
-    });
+    return client.workflow.start(
+      LICENSE_WORKFLOW_TYPE,
+      lifecycleStartOptions(row, name, deps.temporal.taskQueue, {
+        continueAsNewAtHistoryLength: deps.continueAsNewAtHistoryLength,
+        localTransitionAttempts: deps.localTransitionAttempts,
+        refusedTimerRetryMs: deps.refusedTimerRetryMs,
+        expiryNoticeDays: deps.expiryNoticeDays,
+      }),
+    );
   }
 
   /** An Update's arguments with this API's origin proof (signed at each try: a retry is a new proof). */

@@ -33,7 +33,8 @@ import type {
   PolicyView,
 } from '../../protocol/views';
 import { AppError } from '../errors';
-import { licenseFeatures, type CreateLicenseInput, type LicenseService } from '../licenses/license-service';
+import { licenseFeatures } from '../licenses/license-features';
+import type { CreateLicenseInput, LicenseService } from '../licenses/license-service';
 import { diffTerms } from '../licenses/license-terms-change';
 
 export type PolicyInput = {

@@ -1,6 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { licenseDocumentFor } from '../../services/licenses/license-service';
+import { licenseDocumentFor } from '../../services/licenses/license-views';
 import type { LicenseRow } from '../../db/licenses-repo';
 import {
   canonicalBytes,
