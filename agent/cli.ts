@@ -17,7 +17,7 @@ import {
   type AgentConfig,
   type Installation,
 } from './installation';
-import { installSystem, uninstallSystem } from './installer';
+import { installSystem } from './installer';
 import { configFromFlags, offlineActivateCommand, statusImportCommand } from './offline-commands';
 import { createJournal, type Journal } from './journal';
 import { createAgentLogger } from './logger';
@@ -32,6 +32,7 @@ import {
 import { runAgentInProcess } from './run-agent';
 import { EXIT_UPDATED, openUpdater, runInstalledRelease, runningFromVersions } from './self-update';
 import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
+import { uninstallSystem } from './uninstaller';
 
 /**
  * `agentina-agent install | uninstall | activate | run | status`.

@@ -1,33 +1,25 @@
-import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
   copyFileSync,
   existsSync,
-  lstatSync,
   mkdirSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { activationTokenIdSchema, createKeySet } from '../protocol';
-import { EXIT, processAliveOf, settingsFromFlags, tokenFrom, type Io } from './cli-options';
-import { createControlPlaneClient } from './http-client';
-import {
-  checkRuntime,
-  DEFAULT_TRUSTED_KEYS_FILE,
-  loadConfig,
-  readAgentKey,
-  readTrustedKeysFile,
-  readTufRootFile,
-} from './installation';
+import { EXIT, settingsFromFlags, tokenFrom, type Io } from './cli-options';
+import { checkRuntime, DEFAULT_TRUSTED_KEYS_FILE, readTrustedKeysFile, readTufRootFile } from './installation';
 import { BUNDLED, CODE_ROOT, RELEASE_LAYOUT, RELEASE_NODE } from './integrity';
-import { createPrefixStore } from './prefix-store';
-import type { ConfigSource } from './protected-config';
-import { CONFIG_FILES, PREFIX_FILES, SYSTEM_PATHS } from './settings';
+import { CONFIG_FILES, PREFIX_FILES } from './settings';
+import { lookupUser, runAs, systemActions } from './system-commands';
+import { chownTree, copyTree, ENTRY, systemPaths, UNIT_NAME, writable } from './system-layout';
 import { systemdUnit } from './systemd-unit';
+
+/** Where the agent user writes an install's offline request before root copies it out. */
+const OFFLINE_REQUEST_COPY = 'offline-request.json';
 
 /**
  * `agentina-agent install` and `uninstall` in system mode (root). The installer lays out:
@@ -41,116 +33,6 @@ import { systemdUnit } from './systemd-unit';
  * --root DIR everything is written under DIR and the commands that would change the real system
  * (useradd, systemctl, userdel) are printed instead of run.
  */
-export const UNIT_NAME = 'agentina-agent.service';
-const ENTRY = path.join(RELEASE_LAYOUT.dirs[0]!, 'agentina-agent.js');
-
-type Paths = { runtime: string; config: string; state: string; versions: string; unit: string };
-function systemPaths(root: string | null): { real: Paths; staged: Paths } {
-  const real: Paths = {
-    runtime: SYSTEM_PATHS.runtime,
-    config: SYSTEM_PATHS.config,
-    state: SYSTEM_PATHS.state,
-    versions: path.join(SYSTEM_PATHS.state, 'versions'),
-    unit: SYSTEM_PATHS.unit,
-  };
-  const at = (p: string) => (root ? path.join(path.resolve(root), p) : p);
-  return {
-    real,
-    staged: {
-      runtime: at(real.runtime),
-      config: at(real.config),
-      state: at(real.state),
-      versions: at(real.versions),
-      unit: at(real.unit),
-    },
-  };
-}
-
-type Sys = { staging: boolean; run(cmd: string, args: string[], opts?: { tolerate?: boolean }): void };
-function systemActions(staging: boolean, io: Io): Sys {
-  return {
-    staging,
-    run(cmd, args, opts = {}) {
-      const line = [cmd, ...args].join(' ');
-      if (staging) {
-        io.out(`would run: ${line}`);
-        return;
-      }
-      try {
-        execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        io.out(`ran: ${line}`);
-      } catch (err) {
-        const detail = (err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message;
-        if (!opts.tolerate) throw new Error(`${line} failed: ${detail}`);
-        io.err(`agentina-agent: ${line} failed (${detail}); continuing`);
-      }
-    },
-  };
-}
-
-export function lookupUser(name: string): { uid: number; gid: number } | null {
-  try {
-    const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: 'pipe' }).trim());
-    return { uid: id('-u'), gid: id('-g') };
-  } catch {
-    return null;
-  }
-}
-
-/** Copies a file or directory tree; `mode` picks each copy's permission bits. */
-function copyTree(from: string, to: string, mode: (file: string, isDir: boolean) => number): void {
-  if (lstatSync(from).isDirectory()) {
-    mkdirSync(to, { recursive: true, mode: 0o755 });
-    for (const e of readdirSync(from)) copyTree(path.join(from, e), path.join(to, e), mode);
-    chmodSync(to, mode(to, true));
-  } else {
-    copyFileSync(from, to);
-    chmodSync(to, mode(to, false));
-  }
-}
-
-function chownTree(p: string, uid: number, gid: number): void {
-  chownSync(p, uid, gid);
-  if (lstatSync(p).isDirectory()) for (const e of readdirSync(p)) chownTree(path.join(p, e), uid, gid);
-}
-
-function writable(p: string): void {
-  if (!existsSync(p)) return;
-  if (lstatSync(p).isDirectory()) {
-    chmodSync(p, 0o755);
-    for (const e of readdirSync(p)) writable(path.join(p, e));
-  }
-}
-
-function runAs(
-  user: { uid: number; gid: number },
-  argv: string[],
-  stdin: string,
-  cwd: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, argv, {
-      uid: user.uid,
-      gid: user.gid,
-      cwd,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('exit', (code) =>
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
-    );
-    child.stdin.end(stdin);
-  });
-}
-
-/** Where the agent user writes an install's offline request before root copies it out. */
-const OFFLINE_REQUEST_COPY = 'offline-request.json';
-
 export async function installSystem(
   input: {
     settings: Map<string, string[]>;
@@ -363,86 +245,5 @@ export async function installSystem(
         `runuser -u ${input.serviceUser} -- ${process.execPath} ${path.join(real.runtime, ENTRY)} activate --offline-response FILE, ` +
         `then systemctl start ${UNIT_NAME}`,
     );
-  return EXIT.ok;
-}
-
-/** A plain reader of the configuration directory, for root (uninstall). */
-function rootReader(dir: string): ConfigSource {
-  return {
-    mode: 'system',
-    where: dir,
-    readText: (name) => {
-      try {
-        return readFileSync(path.join(dir, name), 'utf8');
-      } catch {
-        return null;
-      }
-    },
-    problemWith: () => null,
-  };
-}
-
-export async function uninstallSystem(input: { root: string | null; force: boolean }, io: Io): Promise<number> {
-  const staging = input.root !== null;
-  const { staged } = systemPaths(input.root);
-  const present = [staged.unit, staged.runtime, staged.config, staged.state].filter((p) => existsSync(p));
-  if (present.length === 0) {
-    io.err(`agentina-agent: no system installation found${staging ? ` under ${input.root}` : ''}; nothing removed`);
-    return EXIT.error;
-  }
-  const sys = systemActions(staging, io);
-  const unitText = existsSync(staged.unit) ? readFileSync(staged.unit, 'utf8') : '';
-  const serviceUser = /^User=(.+)$/m.exec(unitText)?.[1]?.trim() ?? SYSTEM_PATHS.user;
-  const store = createPrefixStore(staged.state);
-  if (staging) {
-    const runtime = store.readJson(PREFIX_FILES.runtime) as { pid?: unknown; running?: unknown } | null;
-    if (runtime?.running === true && typeof runtime.pid === 'number' && processAliveOf(runtime.pid)) {
-      io.err(`agentina-agent: the agent is running (pid ${runtime.pid}); stop it first`);
-      return EXIT.error;
-    }
-  }
-  const credential = store.readText(PREFIX_FILES.credential)?.trim();
-  const activation = store.readJson(PREFIX_FILES.activation) as { agentId?: string } | null;
-  if (credential) {
-    let failure: string | null = null;
-    try {
-      const config = loadConfig(rootReader(staged.config));
-      const agentKey = readAgentKey(store);
-      if (!agentKey) throw new Error(`the agent key under ${staged.state} is missing or damaged`);
-      const client = createControlPlaneClient({
-        server: config.settings.server,
-        tls: { ...(config.ca ? { ca: config.ca } : {}) },
-        credential,
-        agentKey,
-      });
-      try {
-        await client.deregister();
-        io.out(`deregistered agent ${activation?.agentId ?? '(unknown id)'}: its license seat is free`);
-      } finally {
-        client.close();
-      }
-    } catch (err) {
-      failure = (err as Error).message;
-    }
-    if (failure !== null) {
-      if (!input.force) {
-        io.err(
-          `agentina-agent: could not deregister (${failure}); nothing was removed. Use --force to remove the installation anyway (the seat then stays taken until an administrator deregisters the agent).`,
-        );
-        return EXIT.error;
-      }
-      io.err(`agentina-agent: could not deregister (${failure}); removing the installation anyway (--force)`);
-    }
-  } else io.out('no activated agent found: nothing to deregister');
-  sys.run('systemctl', ['disable', '--now', UNIT_NAME], { tolerate: true });
-  for (const p of [staged.unit, staged.runtime, staged.config, staged.state]) {
-    if (!existsSync(p)) continue;
-    writable(p);
-    rmSync(p, { recursive: true, force: true });
-    io.out(`removed ${p}`);
-  }
-  sys.run('systemctl', ['daemon-reload'], { tolerate: true });
-  if (staging || lookupUser(serviceUser)) sys.run('userdel', [serviceUser], { tolerate: true });
-  io.out(`uninstalled${staging ? ` (staged under ${input.root})` : ''}`);
   return EXIT.ok;
 }
