@@ -8,7 +8,7 @@ export type { WebhookDeliveryInput, WebhookDeliveryResult };
 export function createWebhookActivities(services: Pick<ActivityServices, 'webhooks'>) {
   return {
     /**
-     * One try (services/webhooks/webhooks-service.ts): signs with the secret read from the
+     * One try (services/webhooks/webhook-deliveries.ts): signs with the secret read from the
      * database here, sends, logs the attempt. A failed try throws, for the retry policy.
      */
     async deliverWebhook(input: WebhookDeliveryInput): Promise<WebhookDeliveryResult> {
