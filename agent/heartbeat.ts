@@ -1,6 +1,6 @@
+import type { AgentParts } from './agent-parts';
 import {
   FINGERPRINT_COMPONENTS,
-  type Clock,
   type HeartbeatResponse,
   type SignedLicense,
   type SignedStatus,
@@ -8,14 +8,7 @@ import {
 } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
 import type { createFingerprintCheck } from './checks/fingerprint-check';
-import type { createLicenseCheck } from './checks/license-check';
-import type { createStatusCheck } from './checks/status-check';
 import type { CredentialHolder } from './credential-holder';
-import type { Gate } from './enforcement';
-import type { ControlPlaneClient } from './http-client';
-import type { Journal } from './journal';
-import type { LostContact } from './lost-contact';
-import type { TaskRunner } from './task-runner';
 import { AGENT_VERSION } from './version';
 
 /**
@@ -23,30 +16,21 @@ import { AGENT_VERSION } from './version';
  * reason, the last update check), and what each answer brings back (the next credential, the
  * interval, the update directive, a status answer). Its loop also runs the gate between beats.
  */
-export function createHeartbeat(ctx: {
-  client: ControlPlaneClient;
-  clock: Clock;
-  journal: Journal;
-  random: () => number;
-  stopping: AbortSignal;
-  license: ReturnType<typeof createLicenseCheck>;
-  fingerprint: ReturnType<typeof createFingerprintCheck>;
-  status: ReturnType<typeof createStatusCheck>;
-  gate: Gate;
-  credential: CredentialHolder;
-  contact: LostContact;
-  runtimeHash: () => string;
-  /** The interval until the first answer names one. */
-  intervalS: number;
-  updateReport?: () => UpdateReport | undefined;
-  onUpdateDirective?: (d: NonNullable<HeartbeatResponse['update']>) => void;
-  receiveStatus: (signed: SignedStatus, renewed?: SignedLicense) => Promise<boolean>;
-  adoptImportedStatus: () => Promise<void>;
-  /** The credential rotated: the parked status long-poll asks again with the new one. */
-  restartPollRound: () => void;
-  writeRuntime: () => void;
-  runner: () => TaskRunner | null;
-}) {
+export function createHeartbeat(
+  ctx: AgentParts & {
+    fingerprint: ReturnType<typeof createFingerprintCheck>;
+    credential: CredentialHolder;
+    runtimeHash: () => string;
+    /** The interval until the first answer names one. */
+    intervalS: number;
+    updateReport?: () => UpdateReport | undefined;
+    onUpdateDirective?: (d: NonNullable<HeartbeatResponse['update']>) => void;
+    receiveStatus: (signed: SignedStatus, renewed?: SignedLicense) => Promise<boolean>;
+    adoptImportedStatus: () => Promise<void>;
+    /** The credential rotated: the parked status long-poll asks again with the new one. */
+    restartPollRound: () => void;
+  },
+) {
   const { client, clock, journal, random, stopping, license, fingerprint, status, gate, credential, contact } = ctx;
   let heartbeatIntervalS = ctx.intervalS;
   let lastHeartbeatAt: string | null = null;

@@ -1,43 +1,29 @@
-import type { Clock, SignedLicense, SignedStatus, StatusPayload } from '../protocol';
+import type { AgentParts } from './agent-parts';
+import type { SignedLicense, SignedStatus, StatusPayload } from '../protocol';
 import { createBackoff, sleepUnlessAborted } from './backoff';
 import type { createGraceCheck } from './checks/grace-check';
-import type { createLicenseCheck } from './checks/license-check';
-import type { createStatusCheck } from './checks/status-check';
-import { newerThan, type Gate } from './enforcement';
+import { newerThan } from './enforcement';
 import type { Heartbeat } from './heartbeat';
-import type { ControlPlaneClient } from './http-client';
-import type { Journal } from './journal';
-import type { LostContact } from './lost-contact';
 import type { AgentLogger } from './logger';
 import type { PrefixStore } from './prefix-store';
 import { PREFIX_FILES, type AgentSettings } from './settings';
 import { takeImportedStatus } from './status-import';
-import type { TaskRunner } from './task-runner';
 
 /**
  * Status answers in: the long-poll that waits for the next one, the file `status --import` leaves,
  * and what is done with each answer (from here or from a heartbeat), including leaving a terminal
  * state whose cause is over.
  */
-export function createStatusPoll(ctx: {
-  store: PrefixStore;
-  client: ControlPlaneClient;
-  clock: Clock;
-  logger: AgentLogger;
-  journal: Journal;
-  settings: AgentSettings;
-  random: () => number;
-  stopping: AbortSignal;
-  license: ReturnType<typeof createLicenseCheck>;
-  status: ReturnType<typeof createStatusCheck>;
-  grace: ReturnType<typeof createGraceCheck>;
-  gate: Gate;
-  contact: LostContact;
-  writeRuntime: () => void;
-  /** Bound late: the heartbeat is built after this, from its answers. */
-  heartbeat: () => Heartbeat;
-  runner: () => TaskRunner | null;
-}) {
+export function createStatusPoll(
+  ctx: AgentParts & {
+    store: PrefixStore;
+    logger: AgentLogger;
+    settings: AgentSettings;
+    grace: ReturnType<typeof createGraceCheck>;
+    /** Bound late: the heartbeat is built after this, from its answers. */
+    heartbeat: () => Heartbeat;
+  },
+) {
   const { store, client, clock, logger, journal, settings, random, stopping } = ctx;
   const { license, status, grace, gate, contact, writeRuntime } = ctx;
 
