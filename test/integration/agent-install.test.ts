@@ -1,48 +1,23 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { hashFile, RELEASE_NODE } from '../../agent/integrity';
 import { generateKeyFile } from '../../protocol';
-import { buildAgentRelease } from '../../scripts/build-agent-manifest';
-import { makeSelfSignedCert, makeTestKeys, startFakeControlPlane, type FakeControlPlane } from '../support/agent-fakes';
-import {
-  ensureAgentUser,
-  makePublicDir,
-  makeUserDir,
-  runAgentAsRoot,
-  runAgentCommand,
-  runScriptAs,
-  spawnAgent,
-  STAGING_ROOT_PREFIX,
-  type AgentProcess,
-  type AgentUser,
-} from '../support/agent-user';
+import type { FakeControlPlane } from '../support/agent-fakes';
+import { runAgentAsRoot, runAgentCommand, runScriptAs, type AgentUser } from '../support/agent-user';
+import { useStagedInstall } from '../support/staged-install';
 
 /**
  * The system installation, staged under a --root directory (no useradd or systemctl against this
- * machine), then run from the staged tree in system mode as the unprivileged test user: the trust
- * anchors and check settings sit in a root-owned directory that user cannot move, and the agent
- * refuses to start when anything there (or the runtime) is within that user's reach. The unit is
- * checked with systemd-analyze.
+ * machine), then run from the staged tree in system mode as the unprivileged test user, revoked,
+ * and uninstalled. What the agent refuses once installed, and the unit's hardening, are checked in
+ * agent-install-hardening.test.ts.
  */
 jest.setTimeout(120_000);
 
-const cert = makeSelfSignedCert();
-const keys = makeTestKeys();
+const install = useStagedInstall('agent-install');
+const { CONFIG, STATE, RUNTIME, UNIT, installedEntry, journalText, agentIds, makeRoot, installArgs, runSystem } =
+  install;
 let server: FakeControlPlane;
 let decoy: FakeControlPlane;
 let user: AgentUser;
@@ -50,77 +25,7 @@ let home: string;
 let pub: string;
 let entry: string;
 let root: string;
-const procs: AgentProcess[] = [];
-
-const staged = (p: string) => path.join(root, p);
-const CONFIG = () => staged('etc/agentina-agent');
-const STATE = () => staged('var/lib/agentina-agent');
-const RUNTIME = () => staged('opt/agentina-agent');
-const UNIT = () => staged('etc/systemd/system/agentina-agent.service');
-const installedEntry = () => path.join(RUNTIME(), 'runtime', 'agentina-agent.js');
-const journalText = (state = STATE()) => {
-  const f = path.join(state, 'journal', 'journal.jsonl');
-  return existsSync(f) ? readFileSync(f, 'utf8') : '';
-};
-const agentIds = () => [...server.agents.values()].map((a) => a.agentId);
-
-function makeRoot(label: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), `${STAGING_ROOT_PREFIX}${label}-`));
-  chmodSync(dir, 0o755);
-  return dir;
-}
-
-beforeAll(async () => {
-  user = ensureAgentUser();
-  server = await startFakeControlPlane({ keys, cert });
-  decoy = await startFakeControlPlane({ keys, cert });
-  home = makeUserDir(user, 'agent-install');
-  pub = makePublicDir('agent-install-pub');
-  entry = buildAgentRelease({ keysDir: keys.dir, outDir: pub }).entry;
-  writeFileSync(path.join(pub, 'ca.pem'), cert.cert, { mode: 0o644 });
-  root = makeRoot('main');
-});
-
-afterAll(async () => {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await Promise.all(procs.map((p) => p.exited));
-  await server.close();
-  await decoy.close();
-  for (const d of [home, pub, root]) rmSync(d, { recursive: true, force: true });
-  keys.remove();
-});
-
-const installArgs = (r: string, extra: string[] = []) => [
-  'install',
-  '--root',
-  r,
-  '--server',
-  server.url,
-  '--ca',
-  path.join(pub, 'ca.pem'),
-  '--service-user',
-  user.name,
-  '--allow-http-get',
-  server.origin,
-  ...extra,
-];
-
-/** `run` in system mode from the staged tree, as the unprivileged user, on the installed Node (as the unit starts it). */
-function runSystem(config = CONFIG(), state = STATE(), agentEntry = installedEntry()): AgentProcess {
-  const p = spawnAgent(user, home, ['run', '--config', config, '--state', state], {
-    entry: agentEntry,
-    node: path.join(RUNTIME(), RELEASE_NODE),
-  });
-  procs.push(p);
-  return p;
-}
-async function refusedToStart(config = CONFIG(), state = STATE()) {
-  const p = runSystem(config, state);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 20_000);
-  const { code } = await p.exited;
-  clearTimeout(timer);
-  return { code, stderr: p.stderr.join('') };
-}
+beforeAll(() => ({ server, decoy, user, home, pub, entry, root } = install));
 
 describe('install --root (staged)', () => {
   let agentId: string;
@@ -277,150 +182,6 @@ describe('install --root (staged)', () => {
     server.task(queued)!.state = 'done';
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
-  });
-});
-
-describe('refuses to start when the agent user could move its trust boundary', () => {
-  it('a --config directory the agent user owns (its own keys and a weaker threshold)', async () => {
-    const own = path.join(home, 'my-config');
-    const r = runScriptAs(
-      user,
-      `const fs = require('fs'); fs.mkdirSync(${JSON.stringify(own)});
-       for (const f of fs.readdirSync(${JSON.stringify(CONFIG())})) fs.copyFileSync(${JSON.stringify(CONFIG())} + '/' + f, ${JSON.stringify(own)} + '/' + f);
-       const s = JSON.parse(fs.readFileSync(${JSON.stringify(own)} + '/settings.json', 'utf8'));
-       fs.writeFileSync(${JSON.stringify(own)} + '/settings.json', JSON.stringify({ ...s, fingerprintThreshold: 1, maxStatusAgeS: 31536000 }));
-       console.log('ok');`,
-    );
-    expect(r.output.trim()).toBe('ok');
-    const before = server.heartbeats.length;
-    const refused = await refusedToStart(own);
-    expect(refused.code).toBe(5);
-    expect(refused.stderr).toMatch(/refusing to start: .*my-config.* is owned by the agent's own user/);
-    expect(journalText()).toMatch(/"event":"agent.config_unprotected"/);
-    expect(server.heartbeats.length).toBe(before);
-  });
-
-  it('a configuration file writable by group or others', async () => {
-    const f = path.join(CONFIG(), 'settings.json');
-    chmodSync(f, 0o664);
-    try {
-      const refused = await refusedToStart();
-      expect(refused.code).toBe(5);
-      expect(refused.stderr).toMatch(/settings\.json is writable by group or others \(mode 0664\)/);
-    } finally {
-      chmodSync(f, 0o644);
-    }
-  });
-
-  it('a trust anchor that is a symlink to a file the agent user owns', async () => {
-    const f = path.join(CONFIG(), 'trusted-keys.json');
-    const mine = path.join(home, 'keys.json');
-    const r = runScriptAs(
-      user,
-      `require('fs').copyFileSync(${JSON.stringify(f)}, ${JSON.stringify(mine)}); console.log('ok')`,
-    );
-    expect(r.output.trim()).toBe('ok');
-    const saved = readFileSync(f);
-    rmSync(f);
-    symlinkSync(mine, f);
-    try {
-      const refused = await refusedToStart();
-      expect(refused.code).toBe(5);
-      expect(refused.stderr).toMatch(/keys\.json .*points there.* owned by the agent's own user/);
-    } finally {
-      rmSync(f);
-      writeFileSync(f, saved, { mode: 0o644 });
-    }
-  });
-
-  it('a parent directory the agent user owns: it could swap the whole directory, and when it does, it is refused too', async () => {
-    const r2 = makeRoot('parent');
-    try {
-      const etc = path.join(r2, 'etc');
-      mkdirSync(etc);
-      cpSync(CONFIG(), path.join(etc, 'agentina-agent'), { recursive: true });
-      chownSync(etc, user.uid, user.gid);
-      let refused = await refusedToStart(path.join(etc, 'agentina-agent'));
-      expect(refused.code).toBe(5);
-      expect(refused.stderr).toMatch(/etc, a parent directory of .* is owned by the agent's own user/);
-      // The swap itself: rename root's directory away, put its own in place.
-      const swap = runScriptAs(
-        user,
-        `const fs = require('fs'); const d = ${JSON.stringify(path.join(etc, 'agentina-agent'))};
-         fs.renameSync(d, d + '.root'); fs.mkdirSync(d);
-         for (const f of fs.readdirSync(d + '.root')) fs.copyFileSync(d + '.root/' + f, d + '/' + f);
-         console.log('swapped');`,
-      );
-      expect(swap.output.trim()).toBe('swapped');
-      refused = await refusedToStart(path.join(etc, 'agentina-agent'));
-      expect(refused.code).toBe(5);
-      expect(refused.stderr).toMatch(/agentina-agent is owned by the agent's own user/);
-    } finally {
-      rmSync(r2, { recursive: true, force: true });
-    }
-  });
-
-  it('a runtime the agent user could rewrite', async () => {
-    chownSync(installedEntry(), user.uid, user.gid);
-    try {
-      const refused = await refusedToStart();
-      expect(refused.code).toBe(5);
-      expect(refused.stderr).toMatch(/agentina-agent\.js is owned by the agent's own user.*runtime must be root-owned/);
-      expect(journalText()).toMatch(/"event":"agent.runtime_unprotected"/);
-    } finally {
-      chownSync(installedEntry(), 0, 0);
-    }
-  });
-});
-
-describe('the systemd unit', () => {
-  const analyze = () => {
-    const which = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { encoding: 'utf8' });
-    if (which.status !== 0)
-      throw new Error(
-        'systemd-analyze is not installed: the unit cannot be checked. Install it (Debian: apt-get install -y systemd).',
-      );
-    return which.stdout.trim();
-  };
-
-  it('passes systemd-analyze verify (its interpreter where the staged runtime put it)', () => {
-    const bin = analyze();
-    // verify checks that ExecStart's program exists: the copy names the staged runtime's node.
-    const dir = mkdtempSync(path.join(tmpdir(), 'agent-unit-verify-'));
-    try {
-      const unit = path.join(dir, 'agentina-agent.service');
-      writeFileSync(unit, readFileSync(UNIT(), 'utf8').replaceAll('/opt/agentina-agent/', `${RUNTIME()}/`));
-      expect(readFileSync(unit, 'utf8')).toContain(
-        `ExecStart=${path.join(RUNTIME(), RELEASE_NODE)} --max-semi-space-size=1 `,
-      );
-      const r = spawnSync(bin, ['verify', unit], { encoding: 'utf8' });
-      expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
-      expect(r.status).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('rates an overall exposure of at most 2.0 ("OK") with systemd-analyze security --offline', () => {
-    const bin = analyze();
-    const r = spawnSync(bin, ['security', '--offline=yes', '--no-pager', UNIT()], { encoding: 'utf8' });
-    const m = /Overall exposure level for agentina-agent\.service: (\d+\.\d+) (\w+)/.exec(r.stdout);
-    expect(m).not.toBeNull();
-    const exposure = Number(m![1]);
-    process.stderr.write(`[agent unit] systemd-analyze security: exposure ${exposure} ${m![2]}\n`);
-    expect(exposure).toBeLessThanOrEqual(2.0);
-    expect(m![2]).toBe('OK');
-    // The settings the unit promises, each as systemd reads it.
-    for (const [what, mark] of [
-      ['NoNewPrivileges=', '✓'],
-      ['ProtectSystem=', '✓'],
-      ['ProtectHome=', '✓'],
-      ['PrivateTmp=', '✓'],
-      ['CapabilityBoundingSet=~CAP_SYS_ADMIN', '✓'],
-      ['RestrictAddressFamilies=~AF_PACKET', '✓'],
-      ['User=/DynamicUser=', '✓'],
-    ])
-      expect(r.stdout.split('\n').some((l) => l.startsWith(`${mark} ${what}`))).toBe(true);
   });
 });
 
